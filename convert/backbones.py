@@ -1,0 +1,121 @@
+"""The backbone registry: one row per Keras application we fine-tune, and the builder that puts a
+classifier head on it.
+
+The table imports nothing heavy, so `edge convert --list-models` and option checks are instant;
+TensorFlow is imported only when a model is built.
+"""
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from edge.errors import EdgeError, choose
+
+
+@dataclass(frozen=True)
+class Backbone:
+    name: str
+    builder: str  # class name in keras.applications
+    input_size: int  # default (and the size its ImageNet weights were trained at)
+    min_size: int  # smallest input Keras accepts for it
+    params_m: float  # published parameter count in millions, with the ImageNet classifier
+    preprocessing: str  # "caffe" | "tf" | "torch" (added in front), or "built-in" (inside the application)
+    fine_tune_layers: int  # default count of top layers unfrozen in fine-tuning: about the last block
+    alpha: bool = False  # takes a width multiplier
+
+
+BACKBONES = {b.name: b for b in (
+    Backbone("vgg16", "VGG16", 224, 32, 138.4, "caffe", 4),
+    Backbone("resnet50", "ResNet50", 224, 32, 25.6, "caffe", 33),
+    Backbone("inceptionv3", "InceptionV3", 299, 75, 23.9, "tf", 62),
+    Backbone("xception", "Xception", 299, 71, 22.9, "tf", 16),
+    Backbone("mobilenetv2", "MobileNetV2", 224, 32, 3.5, "tf", 54, alpha=True),
+    Backbone("mobilenetv3small", "MobileNetV3Small", 224, 32, 2.5, "built-in", 30, alpha=True),
+    Backbone("mobilenetv3large", "MobileNetV3Large", 224, 32, 5.4, "built-in", 40, alpha=True),
+    Backbone("efficientnetb0", "EfficientNetB0", 224, 32, 5.3, "built-in", 20),
+)}
+
+
+def get_backbone(name: str) -> Backbone:
+    return BACKBONES[choose("model", name.lower(), BACKBONES)]
+
+
+@dataclass
+class Classifier:
+    model: object  # keras.Model: RGB pixels 0..255 -> class probabilities
+    features: object  # keras.Model: pixels -> pooled backbone features
+    head: object  # keras.Model: pooled features -> probabilities; shares its layers with `model`
+    backbone_layers: list  # the backbone's layers, bottom to top: what fine-tuning may unfreeze
+
+
+def build_classifier(spec: Backbone, n_classes: int, input_size: int, weights: str = "imagenet",
+                     alpha: float = 1.0, dropout: float = 0.2) -> Classifier:
+    """A flat functional model (tfmot cannot prune a nested application): pixels -> preprocessing ->
+    backbone -> global average pooling -> dropout -> softmax."""
+    from convert.layers import Preprocess
+    from convert.tfkeras import keras
+
+    pixels = keras.Input((input_size, input_size, 3), name="pixels")
+    saved = _load_saved_model(weights) if weights not in ("imagenet", "none") else None
+    has_own_preprocess = saved is not None and any(isinstance(layer, Preprocess) for layer in saved.layers)
+    x = pixels if spec.preprocessing == "built-in" or has_own_preprocess else Preprocess(spec.preprocessing)(pixels)
+    trunk = _trunk_of(saved, x, input_size) if saved is not None else _application(spec, x, input_size, weights, alpha)
+    pooled = keras.layers.GlobalAveragePooling2D(name="pool")(trunk.output)
+    drop = keras.layers.Dropout(dropout, name="head_dropout")
+    dense = keras.layers.Dense(n_classes, activation="softmax", name="head")
+    model = keras.Model(pixels, dense(drop(pooled)), name=f"edge_{spec.name}")
+    features_in = keras.Input(pooled.shape[1:], name="features")
+    head = keras.Model(features_in, dense(drop(features_in)), name="head")
+    body = [layer for layer in trunk.layers if not isinstance(layer, (keras.layers.InputLayer, Preprocess))]
+    return Classifier(model, keras.Model(pixels, pooled, name="features"), head, body)
+
+
+def _application(spec: Backbone, x, input_size: int, weights: str, alpha: float):
+    from convert.tfkeras import keras
+
+    kwargs = {"alpha": alpha} if spec.alpha else {}
+    source = {"imagenet": "imagenet", "none": None}.get(weights, weights)
+    try:
+        return getattr(keras.applications, spec.builder)(
+            include_top=False, weights=source, input_tensor=x, input_shape=(input_size, input_size, 3), **kwargs)
+    except Exception as e:  # Keras raises a bare Exception for a failed download
+        url = re.search(r"URL fetch failure on (\S+?):", str(e))
+        if url:
+            name = url.group(1).rsplit("/", 1)[-1]
+            folder = Path(os.environ.get("KERAS_HOME", Path.home() / ".keras")) / "models"
+            raise EdgeError(f"ImageNet weights for {spec.name} are not cached and cannot be downloaded: "
+                            f"put {name} (from {url.group(1)}) in {folder}/, or use --weights none or "
+                            "--weights PATH") from None
+        if isinstance(e, (ValueError, OSError)):
+            raise EdgeError(f"cannot build {spec.name} with weights {weights!r}: {str(e).splitlines()[0]}") from None
+        raise
+
+
+def _load_saved_model(path: str):
+    """A saved Keras model to use as backbone, or None when `path` is a weights file."""
+    from convert.tfkeras import keras
+
+    p = Path(path)
+    if not p.exists():
+        raise EdgeError(f"--weights {path}: no such file; use imagenet, none, or a weights/model file")
+    try:
+        return keras.models.load_model(p, compile=False)
+    except Exception:  # not a whole model: Keras gets it as a weights file for the application
+        return None
+
+
+def _trunk_of(saved, x, input_size: int):
+    """The saved model up to its last spatial feature map (its classifier head cut off), rebuilt on
+    `x` with the same layer objects so the result stays flat and keeps its weights."""
+    from convert.tfkeras import keras
+
+    shape = saved.input_shape
+    if isinstance(shape, list) or len(shape) != 4:
+        raise EdgeError("--weights model must take one image input (batch, height, width, 3)")
+    if shape[1] not in (None, input_size):
+        raise EdgeError(f"--weights model takes {shape[1]}x{shape[2]} images: pass --input-size {shape[1]}")
+    spatial = [layer for layer in saved.layers if len(layer.output_shape) == 4 and layer is not saved.layers[0]]
+    if not spatial:
+        raise EdgeError("--weights model has no convolutional feature map to use as a backbone")
+    trunk = keras.Model(saved.inputs, spatial[-1].output)
+    return keras.models.clone_model(trunk, input_tensors=[x], clone_function=lambda layer: layer)

@@ -1,0 +1,122 @@
+"""Image folders (one sub-folder per class) -> uint8 arrays at the model's input size, with a
+stratified, seeded validation split. Bad files are skipped and reported; bad folders are errors."""
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from edge.errors import EdgeError
+from edge.images import BadImage, is_image_file, read_rgb
+from edge.preprocess import resize
+
+MIN_IMAGES_PER_CLASS = 2  # one to train on, one to validate with
+
+
+@dataclass
+class ImageFolder:
+    root: Path
+    classes: list[str]
+    paths: list[Path]
+    labels: np.ndarray  # index into classes, one per path
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (path, why)
+
+
+@dataclass
+class Split:
+    """Loaded images ready for training: uint8 RGB, N x size x size x 3."""
+    classes: list[str]
+    train_x: np.ndarray
+    train_y: np.ndarray
+    val_x: np.ndarray
+    val_y: np.ndarray
+    skipped: list[tuple[str, str]]
+
+
+def scan(root, classes: list[str] | None = None) -> ImageFolder:
+    """List the images under root/<class>/. With `classes`, the folder must use those class names."""
+    root = Path(root)
+    if not root.is_dir():
+        raise EdgeError(f"data folder {root} does not exist: give a folder with one sub-folder of images per class")
+    found = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if classes is None:
+        if not found:
+            raise EdgeError(f"{root} has no class sub-folders: put each class's images in {root}/<class name>/")
+        if len(found) == 1:
+            raise EdgeError(f"{root} has one class ({found[0]}): a classifier needs at least two class folders")
+        classes = found
+    else:
+        extra = sorted(set(found) - set(classes))
+        if extra:
+            raise EdgeError(f"{root} has classes the training data lacks: {', '.join(extra)}; "
+                            "use the same class folder names as --data")
+    paths, labels, skipped = [], [], []
+    for index, name in enumerate(classes):
+        folder = root / name
+        files = sorted(p for p in folder.iterdir() if not p.name.startswith(".")) if folder.is_dir() else []
+        for path in files:
+            if path.is_file() and is_image_file(path):
+                paths.append(path)
+                labels.append(index)
+            elif path.is_file():
+                skipped.append((str(path), "not an image file"))
+    return ImageFolder(root, classes, paths, np.array(labels, dtype=np.int64), skipped)
+
+
+def stratified_split(labels: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Indices (train, val): `fraction` of every class (at least one image) goes to validation."""
+    rng = np.random.default_rng(seed)
+    train, val = [], []
+    for c in np.unique(labels):
+        idx = rng.permutation(np.flatnonzero(labels == c))
+        n_val = min(max(1, round(len(idx) * fraction)), len(idx) - 1)
+        val.extend(idx[:n_val])
+        train.extend(idx[n_val:])
+    return np.sort(np.array(train, dtype=np.int64)), np.sort(np.array(val, dtype=np.int64))
+
+
+def load_images(paths, size: int, progress=None) -> tuple[np.ndarray, np.ndarray, list[tuple[str, str]]]:
+    """Decode and resize; returns (images, indices of the paths that loaded, skipped)."""
+    images, kept, skipped = [], [], []
+    for i, path in enumerate(paths):
+        try:
+            images.append(resize(read_rgb(path), size, size))
+            kept.append(i)
+        except BadImage as e:
+            skipped.append((str(path), str(e)))
+        if progress:
+            progress(1)
+    array = np.stack(images) if images else np.zeros((0, size, size, 3), np.uint8)
+    return array, np.array(kept, dtype=np.int64), skipped
+
+
+def load_split(data, size: int, val=None, val_split: float = 0.2, seed: int = 0, progress=None) -> Split:
+    """Scan, split and load the training (and validation) folders."""
+    train_folder = scan(data)
+    if val is not None:
+        val_folder = scan(val, train_folder.classes)
+        parts = [(train_folder.paths, train_folder.labels), (val_folder.paths, val_folder.labels)]
+        skipped = train_folder.skipped + val_folder.skipped
+    else:
+        _check_counts(train_folder.classes, train_folder.labels, f"{train_folder.root}")
+        train_idx, val_idx = stratified_split(train_folder.labels, val_split, seed)
+        paths = np.array(train_folder.paths, dtype=object)
+        parts = [(list(paths[train_idx]), train_folder.labels[train_idx]),
+                 (list(paths[val_idx]), train_folder.labels[val_idx])]
+        skipped = list(train_folder.skipped)
+    loaded = []
+    for paths, labels in parts:
+        images, kept, bad = load_images(paths, size, progress)
+        skipped += bad
+        loaded.append((images, labels[kept]))
+    (train_x, train_y), (val_x, val_y) = loaded
+    _check_counts(train_folder.classes, train_y, "the training images", minimum=1)
+    _check_counts(train_folder.classes, val_y, "the validation images", minimum=1)
+    return Split(train_folder.classes, train_x, train_y, val_x, val_y, skipped)
+
+
+def _check_counts(classes, labels, where: str, minimum: int = MIN_IMAGES_PER_CLASS) -> None:
+    counts = np.bincount(labels, minlength=len(classes))
+    few = [f"{classes[c]} ({counts[c]})" for c in range(len(classes)) if counts[c] < minimum]
+    if few:
+        raise EdgeError(f"too few readable images in {where} for: {', '.join(few)}; "
+                        f"each class needs at least {minimum}: add images or remove the class folder")

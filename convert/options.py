@@ -1,0 +1,75 @@
+"""Options of `edge convert`, checked against their tables before any TensorFlow is imported."""
+import math
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from edge.errors import EdgeError, choose
+from convert.backbones import get_backbone
+from convert.quantize import IO_TYPES, QUANTIZATIONS
+
+
+@dataclass
+class ConvertOptions:
+    model: str
+    data: Path
+    out: Path
+    val: Path | None = None
+    val_split: float = 0.2
+    seed: int = 0
+    weights: str = "imagenet"  # imagenet | none | PATH
+    input_size: int | None = None  # None: the backbone's default
+    alpha: float = 1.0
+    epochs: int = 5  # head on the frozen backbone (or everything, with weights none)
+    fine_tune_epochs: int = 5
+    fine_tune_layers: int | None = None  # None: the backbone's default
+    lr: float = 1e-3
+    fine_tune_lr: float | None = None  # None: lr / 10
+    batch_size: int = 32
+    augment: bool = True
+    prune: float | None = None  # target sparsity
+    quantize: str = "int8"
+    io_type: str | None = None  # None: uint8 for int8, float32 otherwise
+    qat: bool = False
+    max_drop: float = 0.01
+    calibration_images: int = 200
+
+    def resolved(self) -> "ConvertOptions":
+        """A copy with defaults filled in from the tables; raises EdgeError on nonsense."""
+        spec = get_backbone(self.model)
+        quant = QUANTIZATIONS[choose("quantization", self.quantize, QUANTIZATIONS)]
+        io_type = choose("io type", self.io_type or quant.io_types[0], IO_TYPES)
+        if io_type not in quant.io_types:
+            raise EdgeError(f"--io-type {io_type} does not go with --quantize {quant.name}: "
+                            f"use {' or '.join(quant.io_types)}")
+        size = self.input_size or spec.input_size
+        weights = self.weights if self.weights in ("imagenet", "none") else str(self.weights)
+        if weights not in ("imagenet", "none") and not Path(weights).exists():
+            raise EdgeError(f"--weights {weights}: no such file; use imagenet, none, or a weights/model file")
+        _check(size >= spec.min_size, f"--input-size {size} is below {spec.name}'s minimum of {spec.min_size}")
+        _check(size <= 1024, f"--input-size {size} is too large: edge exports models up to 1024 pixels")
+        _check(0 < self.val_split < 1, f"--val-split {self.val_split} must be between 0 and 1 (e.g. 0.2)")
+        _check(self.alpha > 0, f"--alpha {self.alpha} must be positive (e.g. 1.0, 0.75, 0.35)")
+        _check(self.alpha == 1.0 or spec.alpha, f"--alpha applies to MobileNets only, not {spec.name}")
+        _check(self.epochs >= 0 and self.fine_tune_epochs >= 0, "--epochs and --fine-tune-epochs cannot be negative")
+        _check(self.epochs + self.fine_tune_epochs > 0, "nothing to train: give --epochs or --fine-tune-epochs above 0")
+        _check(self.batch_size >= 1, f"--batch-size {self.batch_size} must be at least 1")
+        _check(self.lr > 0 and math.isfinite(self.lr), f"--lr {self.lr} must be a positive number (e.g. 0.001)")
+        _check(self.fine_tune_lr is None or self.fine_tune_lr > 0, "--fine-tune-lr must be a positive number")
+        _check(self.fine_tune_layers is None or self.fine_tune_layers >= 0, "--fine-tune-layers cannot be negative")
+        _check(self.prune is None or 0 < self.prune < 1, f"--prune {self.prune} must be a sparsity between 0 and 1 (e.g. 0.5)")
+        pruning_epochs = self.fine_tune_epochs if weights != "none" else self.epochs + self.fine_tune_epochs
+        _check(self.prune is None or pruning_epochs > 0, "--prune needs --fine-tune-epochs above 0: it prunes while fine-tuning")
+        _check(not self.qat or quant.name == "int8", "--qat trains for int8: use it with --quantize int8")
+        _check(0 <= self.max_drop <= 1, f"--max-drop {self.max_drop} must be between 0 and 1 (e.g. 0.01)")
+        _check(self.calibration_images >= 1, "--calibration-images must be at least 1")
+        return ConvertOptions(**{
+            **asdict(self), "model": spec.name, "data": Path(self.data), "out": Path(self.out),
+            "val": Path(self.val) if self.val is not None else None, "weights": weights, "input_size": size,
+            "quantize": quant.name, "io_type": io_type,
+            "fine_tune_layers": spec.fine_tune_layers if self.fine_tune_layers is None else self.fine_tune_layers,
+            "fine_tune_lr": self.fine_tune_lr or self.lr / 10})
+
+
+def _check(ok: bool, message: str) -> None:
+    if not ok:
+        raise EdgeError(message)

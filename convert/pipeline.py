@@ -1,0 +1,117 @@
+"""`edge convert`, end to end: image folders -> fine-tuned Keras model -> quantized TFLite -> bundle.
+
+The exported file is checked with the same interpreter code the device runs, on the validation split,
+and those numbers go into the manifest beside the Keras model's.
+"""
+import platform
+import time
+from datetime import datetime, timezone
+
+import numpy as np
+
+import edge
+from convert.backbones import get_backbone
+from convert.datasets import load_split, scan
+from convert.options import ConvertOptions
+from convert.quantize import QUANTIZATIONS, calibration_images, to_tflite
+from edge.bundle import check_destination, write_bundle
+from edge.interpreter import classify, io_facts, make_interpreter
+from edge.preprocess import RESIZE
+from edge.progress import Log
+from eval.metrics import accuracy, confusion_matrix, macro_f1
+
+
+def convert(options: ConvertOptions, log: Log | None = None) -> dict:
+    """Run the whole conversion; returns the summary (the manifest plus the bundle's path)."""
+    log = log or Log(enabled=False)
+    opts = options.resolved()
+    check_destination(opts.out)
+    spec = get_backbone(opts.model)
+    started = time.perf_counter()
+
+    count = len(scan(opts.data).paths) + (len(scan(opts.val).paths) if opts.val else 0)
+    bar = log.bar(count, "reading images")
+    split = load_split(opts.data, opts.input_size, opts.val, opts.val_split, opts.seed, bar.update)
+    bar.finish()
+    log(f"{len(split.train_y)} training and {len(split.val_y)} validation images, "
+        f"{len(split.classes)} classes: {', '.join(split.classes)}")
+    if split.skipped:
+        log(f"skipped {len(split.skipped)} unreadable file(s):")
+        for path, why in split.skipped:
+            log(f"  {path}: {why}")
+
+    from convert.backbones import build_classifier  # TensorFlow is imported from here on
+    from convert.train import train, train_qat
+
+    clf = build_classifier(spec, len(split.classes), opts.input_size, opts.weights, opts.alpha)
+    model, training = train(clf, split, opts, log)
+    if opts.qat:
+        model, phase = train_qat(model, split, opts, log)
+        training["phases"].append(phase)
+
+    log(f"exporting {opts.quantize} TFLite (io {opts.io_type})")
+    quant = QUANTIZATIONS[opts.quantize]
+    calibration = calibration_images(split.train_x, opts.calibration_images, opts.seed) if quant.calibrate else None
+    tflite = to_tflite(model, opts.quantize, opts.io_type, calibration)
+
+    log("checking the exported model on the validation images")
+    keras_scores = model.predict(split.val_x.astype(np.float32), batch_size=opts.batch_size, verbose=0)
+    interpreter = make_interpreter(tflite)
+    tflite_scores = np.stack([classify(interpreter, image) for image in split.val_x])
+    metrics = _compare(split.val_y, keras_scores, tflite_scores, len(split.classes), opts.max_drop)
+    warnings = []
+    if metrics["drop_exceeded"]:
+        hint = "" if opts.qat else "; try --qat (quantization-aware training)"
+        warnings.append(f"{opts.quantize} accuracy {metrics['tflite']['accuracy']:.4f} is {metrics['drop']:.4f} "
+                        f"below the Keras model's {metrics['keras']['accuracy']:.4f} (more than --max-drop "
+                        f"{opts.max_drop}){hint}")
+
+    sparsity = None
+    if opts.prune:
+        from convert.prune import tflite_sparsity
+
+        sparsity = {"target": opts.prune, **tflite_sparsity(tflite)}
+
+    io = io_facts(interpreter)
+    manifest = {
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "edge_version": edge.__version__,
+        "backbone": {"name": spec.name, "weights": opts.weights, "input_size": opts.input_size,
+                     "alpha": opts.alpha if spec.alpha else None, "preprocessing": spec.preprocessing},
+        "labels": split.classes,
+        "input": {**io["input"], "color": "RGB", "range": [0, 255], "resize": RESIZE},
+        "output": {**io["output"], "activation": "softmax"},
+        "quantization": {"mode": opts.quantize, "io_type": opts.io_type, "qat": opts.qat,
+                         "calibration_images": 0 if calibration is None else len(calibration)},
+        "sparsity": sparsity,
+        "metrics": metrics,
+        "warnings": warnings,
+        "training": {
+            "options": _settings(opts),
+            "images": {"train": len(split.train_y), "validation": len(split.val_y),
+                       "skipped": [{"path": p, "why": w} for p, w in split.skipped]},
+            **training,
+            "seconds": round(time.perf_counter() - started, 1),
+            "host": {"python": platform.python_version(), "machine": platform.machine()},
+        },
+    }
+    bundle = write_bundle(opts.out, tflite, manifest)
+    return {"bundle": str(bundle.path), **bundle.manifest}
+
+
+def _compare(y_true, keras_scores, tflite_scores, n_classes: int, max_drop: float) -> dict:
+    def scores(pred):
+        cm = confusion_matrix(y_true, pred, n_classes)
+        return {"accuracy": accuracy(cm), "macro_f1": macro_f1(cm)}
+
+    keras_pred, tflite_pred = keras_scores.argmax(1), tflite_scores.argmax(1)
+    k, t = scores(keras_pred), scores(tflite_pred)
+    drop = k["accuracy"] - t["accuracy"]
+    return {"split": "validation", "n": int(len(y_true)), "keras": k, "tflite": t,
+            "agreement": float(np.mean(keras_pred == tflite_pred)),
+            "drop": drop, "max_drop": max_drop, "drop_exceeded": bool(drop > max_drop)}
+
+
+def _settings(opts: ConvertOptions) -> dict:
+    return {k: (str(v) if v is not None and not isinstance(v, (int, float, bool, str)) else v)
+            for k, v in vars(opts).items() if k != "out"}

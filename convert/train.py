@@ -1,0 +1,157 @@
+"""Transfer learning in two phases: a new head on the frozen backbone, then fine-tuning of its top
+layers at a lower learning rate with BatchNorm kept in inference mode. With nothing to transfer
+(`--weights none`) the whole network trains from the first epoch instead."""
+import time
+
+import numpy as np
+
+from convert import prune as pruning
+from convert.augment import augmenter
+from convert.tfkeras import keras, tf
+
+PATIENCE = 3  # epochs without a better validation loss before early stopping
+SCRATCH_BN_MOMENTUM = 0.9  # FIELD-NOTES: 0.999 leaves BN statistics unconverged on small data
+
+
+def class_weights(labels: np.ndarray, n_classes: int) -> dict[int, float] | None:
+    """Balanced weights (n / (k * count)) when class sizes differ by more than 20%, else None."""
+    counts = np.bincount(labels, minlength=n_classes)
+    if counts.max() <= 1.2 * counts.min():
+        return None
+    return {c: float(len(labels) / (n_classes * counts[c])) for c in range(n_classes)}
+
+
+def train(clf, split, opts, log=None) -> tuple[object, dict]:
+    """Train `clf` on `split` as `opts` say; returns (the trained Keras model, a report)."""
+    keras.utils.set_random_seed(opts.seed)
+    weights = class_weights(split.train_y, len(split.classes))
+    report = {"class_weight": weights, "phases": []}
+    fit = _Fitter(split, opts, weights, log)
+    if opts.weights == "none":
+        for layer in clf.model.layers:
+            if isinstance(layer, keras.layers.BatchNormalization):
+                layer.momentum = SCRATCH_BN_MOMENTUM
+        model, phase = fit.full("scratch", clf.model, opts.epochs + opts.fine_tune_epochs, opts.lr, opts.prune)
+        report["phases"].append(phase)
+        return model, report
+
+    _set_trainable(clf.backbone_layers, 0)
+    if opts.epochs:
+        if opts.augment:
+            _, phase = fit.full("head", clf.model, opts.epochs, opts.lr)
+        else:
+            phase = fit.head_on_features(clf, opts.epochs, opts.lr)
+        report["phases"].append(phase)
+    model = clf.model
+    if opts.fine_tune_epochs:
+        # Pruned weights must be retrained to recover, so pruning unfreezes the whole backbone.
+        top = len(clf.backbone_layers) if opts.prune else opts.fine_tune_layers
+        unfrozen = _set_trainable(clf.backbone_layers, top)
+        model, phase = fit.full("fine-tune", clf.model, opts.fine_tune_epochs, opts.fine_tune_lr, opts.prune)
+        report["phases"].append({**phase, "unfrozen_layers": unfrozen})
+    return model, report
+
+
+def _set_trainable(layers: list, top: int) -> int:
+    """Freeze all but the top `top` layers; BatchNorm stays frozen (inference mode) throughout."""
+    count = 0
+    for i, layer in enumerate(layers):
+        layer.trainable = i >= len(layers) - top and not isinstance(layer, keras.layers.BatchNormalization)
+        count += layer.trainable
+    return count
+
+
+class _Fitter:
+    """Compiles and fits one phase; holds what every phase shares (data, options, progress)."""
+
+    def __init__(self, split, opts, class_weight, log):
+        self.split, self.opts, self.class_weight, self.log = split, opts, class_weight, log
+
+    def _dataset(self, x, y, training: bool):
+        ds = tf.data.Dataset.from_tensor_slices((x, y))
+        if training:
+            ds = ds.shuffle(len(x), seed=self.opts.seed, reshuffle_each_iteration=True)
+        ds = ds.batch(self.opts.batch_size).map(lambda a, b: (tf.cast(a, tf.float32), b))
+        if training and self.opts.augment and x.ndim == 4:
+            augment = augmenter(self.opts.seed)
+            ds = ds.map(lambda a, b: (augment(a, training=True), b), num_parallel_calls=tf.data.AUTOTUNE)
+        return ds.prefetch(tf.data.AUTOTUNE)
+
+    def _fit(self, name, model, train_xy, val_xy, epochs, lr, extra_callbacks=(), start_from_epoch=0) -> dict:
+        model.compile(optimizer=keras.optimizers.Adam(lr), loss="sparse_categorical_crossentropy",
+                      metrics=["accuracy"])
+        steps = -(-len(train_xy[0]) // self.opts.batch_size)
+        stop = keras.callbacks.EarlyStopping(monitor="val_loss", patience=PATIENCE, restore_best_weights=True,
+                                             start_from_epoch=start_from_epoch)
+        start = time.perf_counter()
+        history = model.fit(self._dataset(*train_xy, training=True), validation_data=self._dataset(*val_xy, False),
+                            epochs=epochs, class_weight=self.class_weight, verbose=0,
+                            callbacks=[stop, *extra_callbacks, _Progress(name, epochs, steps, self.log)])
+        h = history.history
+        best = int(np.argmin(h["val_loss"][start_from_epoch:])) + start_from_epoch if h["val_loss"] else 0
+        return {"phase": name, "epochs": len(h["loss"]), "lr": lr, "seconds": round(time.perf_counter() - start, 2),
+                "best_epoch": best + 1, "val_loss": float(h["val_loss"][best]),
+                "val_accuracy": float(h["val_accuracy"][best])}
+
+    def full(self, name, model, epochs, lr, sparsity=None):
+        """Fit the whole model (trainable layers as set), pruning it on the way if asked."""
+        s = self.split
+        if not sparsity:
+            return model, self._fit(name, model, (s.train_x, s.train_y), (s.val_x, s.val_y), epochs, lr)
+        steps = -(-len(s.train_x) // self.opts.batch_size)
+        wrapped, callbacks, full_epoch = pruning.wrap(model, sparsity, steps, epochs)
+        phase = self._fit(name, wrapped, (s.train_x, s.train_y), (s.val_x, s.val_y), epochs, lr, callbacks,
+                          start_from_epoch=full_epoch)
+        return pruning.strip(wrapped), {**phase, "prune_schedule_epochs": full_epoch}
+
+    def head_on_features(self, clf, epochs, lr) -> dict:
+        """The backbone is frozen and inputs are not augmented, so its features never change:
+        compute them once and train the head on them instead of re-running the backbone each epoch."""
+        s = self.split
+        start = time.perf_counter()
+        train_f = clf.features.predict(s.train_x.astype(np.float32), batch_size=self.opts.batch_size, verbose=0)
+        val_f = clf.features.predict(s.val_x.astype(np.float32), batch_size=self.opts.batch_size, verbose=0)
+        extract = time.perf_counter() - start
+        phase = self._fit("head (cached features)", clf.head, (train_f, s.train_y), (val_f, s.val_y), epochs, lr)
+        # Recomputing would cost one extraction per epoch run; the head's own time is the same either way.
+        estimate = phase["epochs"] * extract + phase["seconds"]
+        phase["feature_cache"] = {"extract_seconds": round(extract, 2),
+                                  "estimated_speedup": round(estimate / (extract + phase["seconds"]), 2)}
+        phase["seconds"] = round(extract + phase["seconds"], 2)
+        return phase
+
+
+class _Progress(keras.callbacks.Callback):
+    """A progress bar per epoch on stderr, then one line with the epoch's numbers."""
+
+    def __init__(self, name, epochs, steps, log):
+        super().__init__()
+        self.name, self.epochs, self.steps, self.log = name, epochs, steps, log
+        self.bar = None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if self.log:
+            self.bar = self.log.bar(self.steps, f"{self.name} {epoch + 1}/{self.epochs}")
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.bar:
+            self.bar.update(1)
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.bar:
+            self.bar.finish()
+            logs = logs or {}
+            self.log(f"  {self.name} {epoch + 1}/{self.epochs}: loss {logs.get('loss', 0):.4f} "
+                     f"acc {logs.get('accuracy', 0):.4f}  val_loss {logs.get('val_loss', 0):.4f} "
+                     f"val_acc {logs.get('val_accuracy', 0):.4f}")
+
+
+def train_qat(model, split, opts, log=None) -> tuple[object, dict]:
+    """Quantization-aware training: fine-tune with fake-quantized weights and activations so the int8
+    model loses less accuracy than with post-training quantization."""
+    from convert.quantize import quantization_aware
+
+    qat_model = quantization_aware(model, preserve_sparsity=bool(opts.prune))
+    fit = _Fitter(split, opts, class_weights(split.train_y, len(split.classes)), log)
+    _, phase = fit.full("qat", qat_model, max(1, opts.fine_tune_epochs), opts.fine_tune_lr)
+    return qat_model, phase

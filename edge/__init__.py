@@ -1,0 +1,25 @@
+"""edge: take a vision model from a laptop to a Raspberry Pi or a Coral board, and prove how well it
+works there.
+
+    images -> edge.convert(...) -> bundle (model.tflite, labels.txt, edge.json) -> eval / run
+
+Nothing imported here needs TensorFlow; `convert` imports it when called.
+"""
+__version__ = "0.1.0"
+
+from edge.bundle import Bundle, read_bundle  # noqa: E402
+from edge.errors import EdgeError  # noqa: E402
+
+
+def convert(model: str, data, out, log=None, **options) -> dict:
+    """Fine-tune `model` on the image folders in `data`, quantize it and write a bundle to `out`.
+
+    Options are those of `edge convert` (see `convert.options.ConvertOptions`); returns the summary.
+    """
+    from convert.options import ConvertOptions
+    from convert.pipeline import convert as run
+
+    return run(ConvertOptions(model=model, data=data, out=out, **options), log)
+
+
+__all__ = ["Bundle", "EdgeError", "convert", "read_bundle"]

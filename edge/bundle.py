@@ -1,0 +1,110 @@
+"""The bundle: model.tflite + labels.txt + edge.json, the one contract between host and device.
+
+One writer (used by convert) and one reader (used by eval and run), so the schema lives in one place.
+`format_version` changes whenever a reader of the old layout would misread the new one.
+"""
+import gzip
+import hashlib
+import json
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from edge.errors import EdgeError
+
+FORMAT_VERSION = 1
+MANIFEST = "edge.json"
+LABELS = "labels.txt"
+MODEL = "model.tflite"
+
+
+@dataclass(frozen=True)
+class Bundle:
+    path: Path
+    manifest: dict
+
+    @property
+    def labels(self) -> list[str]:
+        return self.manifest["labels"]
+
+    @property
+    def model_path(self) -> Path:
+        return self.path / self.manifest["model"]["file"]
+
+
+def model_facts(data: bytes) -> dict:
+    """File size, compressed size (what pruning shrinks) and sha256 of a model."""
+    return {"file": MODEL, "bytes": len(data), "gzip_bytes": len(gzip.compress(data, 9, mtime=0)),
+            "sha256": hashlib.sha256(data).hexdigest()}
+
+
+def check_destination(out) -> Path:
+    """Refuse to write over anything that is not an earlier bundle; called before any long work."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise EdgeError(f"--out {out} is a file: give a folder for the bundle")
+    if out.is_dir() and any(out.iterdir()) and not (out / MANIFEST).is_file():
+        raise EdgeError(f"--out {out} is a non-empty folder that is not a bundle: choose a new or empty folder")
+    return out
+
+
+def write_bundle(out, model: bytes, manifest: dict) -> Bundle:
+    """Write the bundle atomically: it appears whole at `out`, or not at all.
+
+    Files go to a hidden sibling folder first and are renamed into place; an earlier bundle at `out`
+    is replaced only once the new one is complete.
+    """
+    out = check_destination(out)
+    manifest = {"format_version": FORMAT_VERSION, **manifest, "model": model_facts(model)}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.parent / f".{out.name}.tmp-{os.getpid()}"
+    old = out.parent / f".{out.name}.old-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    try:
+        _write(tmp / MODEL, model)
+        _write(tmp / LABELS, "".join(f"{label}\n" for label in manifest["labels"]).encode())
+        _write(tmp / MANIFEST, (json.dumps(manifest, indent=2) + "\n").encode())
+        if out.exists():
+            out.rename(old)
+        tmp.rename(out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if old.exists() and not out.exists():
+            old.rename(out)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
+    return Bundle(out, manifest)
+
+
+def _write(path: Path, data: bytes) -> None:
+    with open(path, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def read_bundle(path) -> Bundle:
+    """Read and check a bundle folder; refuse one whose model file does not match its manifest."""
+    path = Path(path)
+    manifest_path = path / MANIFEST
+    if not manifest_path.is_file():
+        raise EdgeError(f"{path} is not a bundle (no {MANIFEST}): give a folder written by 'edge convert'")
+    try:
+        manifest = json.loads(manifest_path.read_text())
+    except (ValueError, UnicodeDecodeError) as e:
+        raise EdgeError(f"{manifest_path} is not valid JSON ({e}): re-run 'edge convert'") from None
+    version = manifest.get("format_version") if isinstance(manifest, dict) else None
+    if version != FORMAT_VERSION:
+        raise EdgeError(f"{manifest_path} has format_version {version!r}; this edge reads {FORMAT_VERSION}: "
+                        "upgrade edge or re-run 'edge convert'")
+    bundle = Bundle(path, manifest)
+    try:
+        data = bundle.model_path.read_bytes()
+    except OSError:
+        raise EdgeError(f"{bundle.model_path} is missing: copy the whole bundle folder") from None
+    if hashlib.sha256(data).hexdigest() != manifest["model"]["sha256"]:
+        raise EdgeError(f"{bundle.model_path} does not match the sha256 in {MANIFEST}: "
+                        "the bundle was changed or copied incompletely; copy it again")
+    return bundle

@@ -1,0 +1,20 @@
+"""User errors: bad data, bad model files, bad options.
+
+Anything raised as `EdgeError` is the user's to fix; its message says what is wrong and what to do.
+The CLI prints it as one line and exits with code 2. Every other exception is a bug.
+"""
+import difflib
+
+
+class EdgeError(Exception):
+    """A problem with the user's input, with a message that says how to fix it."""
+
+
+def choose(kind: str, value: str, choices) -> str:
+    """Return `value` if it is one of `choices`, else raise an EdgeError that suggests the closest ones."""
+    choices = list(choices)
+    if value in choices:
+        return value
+    close = difflib.get_close_matches(value.lower(), choices, n=3, cutoff=0.4)
+    hint = f"did you mean {' or '.join(close)}?" if close else f"choose one of {', '.join(choices)}"
+    raise EdgeError(f"unknown {kind} '{value}': {hint}")
