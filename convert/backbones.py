@@ -79,7 +79,7 @@ def _application(spec: Backbone, x, input_size: int, weights: str, alpha: float)
         return getattr(keras.applications, spec.builder)(
             include_top=False, weights=source, input_tensor=x, input_shape=(input_size, input_size, 3), **kwargs)
     except Exception as e:  # Keras raises a bare Exception for a failed download
-        url = re.search(r"URL fetch failure on (\S+?):", str(e))
+        url = re.search(r"URL fetch failure on (\S+): ", str(e))
         if url:
             name = url.group(1).rsplit("/", 1)[-1]
             folder = Path(os.environ.get("KERAS_HOME", Path.home() / ".keras")) / "models"

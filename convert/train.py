@@ -31,7 +31,9 @@ def train(clf, split, opts, log=None) -> tuple[object, dict]:
         for layer in clf.model.layers:
             if isinstance(layer, keras.layers.BatchNormalization):
                 layer.momentum = SCRATCH_BN_MOMENTUM
-        model, phase = fit.full("scratch", clf.model, opts.epochs + opts.fine_tune_epochs, opts.lr, opts.prune)
+        epochs = opts.epochs + opts.fine_tune_epochs
+        # Validation loss means little until BN statistics settle: no early stop in the first half.
+        model, phase = fit.full("scratch", clf.model, epochs, opts.lr, opts.prune, patient_until=epochs // 2)
         report["phases"].append(phase)
         return model, report
 
@@ -81,7 +83,7 @@ class _Fitter:
         model.compile(optimizer=keras.optimizers.Adam(lr), loss="sparse_categorical_crossentropy",
                       metrics=["accuracy"])
         steps = -(-len(train_xy[0]) // self.opts.batch_size)
-        stop = keras.callbacks.EarlyStopping(monitor="val_loss", patience=PATIENCE, restore_best_weights=True,
+        stop = _EarlyStopping(monitor="val_loss", patience=PATIENCE, restore_best_weights=True,
                                              start_from_epoch=start_from_epoch)
         start = time.perf_counter()
         history = model.fit(self._dataset(*train_xy, training=True), validation_data=self._dataset(*val_xy, False),
@@ -93,15 +95,17 @@ class _Fitter:
                 "best_epoch": best + 1, "val_loss": float(h["val_loss"][best]),
                 "val_accuracy": float(h["val_accuracy"][best])}
 
-    def full(self, name, model, epochs, lr, sparsity=None):
+    def full(self, name, model, epochs, lr, sparsity=None, patient_until=0):
         """Fit the whole model (trainable layers as set), pruning it on the way if asked."""
         s = self.split
         if not sparsity:
-            return model, self._fit(name, model, (s.train_x, s.train_y), (s.val_x, s.val_y), epochs, lr)
+            return model, self._fit(name, model, (s.train_x, s.train_y), (s.val_x, s.val_y), epochs, lr,
+                                    start_from_epoch=patient_until)
         steps = -(-len(s.train_x) // self.opts.batch_size)
         wrapped, callbacks, full_epoch = pruning.wrap(model, sparsity, steps, epochs)
+        # Weights from before the schedule ends are not sparse enough: never stop or restore there.
         phase = self._fit(name, wrapped, (s.train_x, s.train_y), (s.val_x, s.val_y), epochs, lr, callbacks,
-                          start_from_epoch=full_epoch)
+                          start_from_epoch=max(full_epoch, patient_until))
         return pruning.strip(wrapped), {**phase, "prune_schedule_epochs": full_epoch}
 
     def head_on_features(self, clf, epochs, lr) -> dict:
@@ -119,6 +123,16 @@ class _Fitter:
                                   "estimated_speedup": round(estimate / (extract + phase["seconds"]), 2)}
         phase["seconds"] = round(extract + phase["seconds"], 2)
         return phase
+
+
+class _EarlyStopping(keras.callbacks.EarlyStopping):
+    """Restores the best epoch's weights also when training runs to its last epoch (Keras 2 keeps
+    the last epoch's then), so the reported best epoch is the model that is exported."""
+
+    def on_train_end(self, logs=None):
+        if self.restore_best_weights and self.stopped_epoch == 0 and self.best_weights is not None:
+            self.model.set_weights(self.best_weights)
+        super().on_train_end(logs)
 
 
 class _Progress(keras.callbacks.Callback):

@@ -1,0 +1,37 @@
+"""Fixtures: tiny real image sets (scikit-learn's scanned digits) and bundles converted from them."""
+import os
+
+import pytest
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+@pytest.fixture(scope="session")
+def digits(tmp_path_factory):
+    """400 real 48x48 digit scans, 4 classes: the separable set the end-to-end run must learn."""
+    from convert.demo import write_digits
+
+    return write_digits(tmp_path_factory.mktemp("digits"), per_class=100, size=48)
+
+
+@pytest.fixture(scope="session")
+def few_digits(tmp_path_factory):
+    """48 real 32x32 digit scans, 3 classes: for runs that test plumbing, not learning."""
+    from convert.demo import write_digits
+
+    return write_digits(tmp_path_factory.mktemp("few"), digits=(0, 1, 7), per_class=16, size=32)
+
+
+FAST = dict(weights="none", input_size=32, alpha=0.35, epochs=1, fine_tune_epochs=0, augment=False, batch_size=16,
+            calibration_images=16)
+
+
+@pytest.fixture(scope="session")
+def e2e(digits, tmp_path_factory):
+    """The real end-to-end run: MobileNetV2 from scratch on the digits, exported as a full-int8 bundle."""
+    import edge
+
+    out = tmp_path_factory.mktemp("bundles") / "digits-int8"
+    return edge.convert("mobilenetv2", digits, out, weights="none", input_size=48, alpha=0.35, epochs=8,
+                        fine_tune_epochs=0, augment=False, batch_size=16)

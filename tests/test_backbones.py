@@ -1,0 +1,73 @@
+import numpy as np
+import pytest
+
+from convert.backbones import BACKBONES, build_classifier, get_backbone
+from convert.quantize import to_tflite
+from edge.errors import EdgeError
+from edge.interpreter import classify, make_interpreter
+
+# Slow to build and trace on 2 cores; run with -m slow.
+BIG = {"vgg16", "resnet50", "inceptionv3", "xception", "mobilenetv3large"}
+
+
+def _images(n, size):
+    from sklearn.datasets import load_digits
+    import cv2
+
+    scans = load_digits().images[:n]
+    return np.stack([np.dstack([cv2.resize((s * 15).astype(np.uint8), (size, size))] * 3) for s in scans])
+
+
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n in BIG else n for n in BACKBONES])
+def test_every_backbone_builds_trains_one_step_and_converts(name):
+    spec = BACKBONES[name]
+    size = max(spec.min_size, 32)
+    clf = build_classifier(spec, 3, size, weights="none", alpha=0.35 if spec.alpha else 1.0)
+    images = _images(8, size)
+    before = [w.copy() for w in clf.model.get_weights()]
+    clf.model.compile("adam", "sparse_categorical_crossentropy")
+    clf.model.fit(images.astype(np.float32), np.arange(8) % 3, batch_size=8, epochs=1, verbose=0)
+    assert any(not np.array_equal(a, b) for a, b in zip(before, clf.model.get_weights()))
+    tflite = to_tflite(clf.model, "int8", "uint8", images.astype(np.float32))
+    interpreter = make_interpreter(tflite)
+    scores = classify(interpreter, images[0])
+    assert scores.shape == (3,) and abs(scores.sum() - 1) < 0.05
+    # flat: nothing nested, so tfmot can wrap the layers
+    assert not any(hasattr(layer, "layers") for layer in clf.model.layers)
+
+
+def test_unknown_backbone_suggests_close_names():
+    with pytest.raises(EdgeError, match="did you mean efficientnetb0"):
+        get_backbone("efficientnet-b0")
+
+
+def test_imagenet_offline_names_the_file_and_folder(tmp_path, monkeypatch):
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))
+    monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:9")  # offline, even where a network exists
+    with pytest.raises(EdgeError) as e:
+        build_classifier(get_backbone("mobilenetv2"), 2, 96, weights="imagenet", alpha=0.35)
+    message = str(e.value)
+    assert "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_0.35_96_no_top.h5" in message
+    assert str(tmp_path / "models") in message and "--weights none" in message
+
+
+def test_weights_file_is_loaded(tmp_path):
+    from convert.tfkeras import keras
+
+    donor = keras.applications.MobileNetV2(include_top=False, weights=None, input_shape=(32, 32, 3), alpha=0.35)
+    donor.save_weights(tmp_path / "backbone.h5")
+    clf = build_classifier(get_backbone("mobilenetv2"), 2, 32, weights=str(tmp_path / "backbone.h5"), alpha=0.35)
+    assert np.array_equal(clf.model.get_layer("Conv1").get_weights()[0], donor.get_layer("Conv1").get_weights()[0])
+
+
+def test_saved_model_is_used_as_backbone_with_its_head_cut_off(tmp_path):
+    spec = get_backbone("mobilenetv2")
+    first = build_classifier(spec, 5, 32, weights="none", alpha=0.35)
+    first.model.save(tmp_path / "mine.keras")
+    clf = build_classifier(spec, 2, 32, weights=str(tmp_path / "mine.keras"))
+    assert clf.model.output_shape == (None, 2)
+    assert np.array_equal(clf.model.get_layer("Conv1").get_weights()[0], first.model.get_layer("Conv1").get_weights()[0])
+    assert sum(type(layer).__name__ == "Preprocess" for layer in clf.model.layers) == 1  # not applied twice
+    assert not any(hasattr(layer, "layers") for layer in clf.model.layers)
+    with pytest.raises(EdgeError, match="--input-size 32"):
+        build_classifier(spec, 2, 48, weights=str(tmp_path / "mine.keras"))

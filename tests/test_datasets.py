@@ -1,0 +1,72 @@
+import shutil
+
+import numpy as np
+import pytest
+
+from convert.datasets import load_split, scan, stratified_split
+from edge.errors import EdgeError
+
+
+@pytest.fixture
+def folder(tmp_path, few_digits):
+    shutil.copytree(few_digits, tmp_path / "data")
+    return tmp_path / "data"
+
+
+def test_scan_lists_classes_in_sorted_order(folder):
+    found = scan(folder)
+    assert found.classes == ["0", "1", "7"]
+    assert len(found.paths) == 48 and np.array_equal(np.bincount(found.labels), [16, 16, 16])
+
+
+def test_stratified_split_is_deterministic_and_keeps_proportions():
+    labels = np.repeat([0, 1, 2], [50, 30, 20])
+    train, val = stratified_split(labels, 0.2, seed=3)
+    again_train, again_val = stratified_split(labels, 0.2, seed=3)
+    assert np.array_equal(val, again_val) and np.array_equal(train, again_train)
+    assert np.array_equal(np.bincount(labels[val]), [10, 6, 4])
+    assert not set(train) & set(val) and len(train) + len(val) == 100
+    assert not np.array_equal(stratified_split(labels, 0.2, seed=4)[1], val)
+
+
+def test_load_split_resizes_and_skips_bad_files(folder):
+    (folder / "0" / "broken.png").write_bytes(b"garbage")
+    (folder / "1" / "notes.txt").write_text("hello")
+    (folder / "1" / ".DS_Store").write_bytes(b"\0")
+    split = load_split(folder, 24, val_split=0.25, seed=0)
+    assert split.train_x.shape[1:] == (24, 24, 3) and split.train_x.dtype == np.uint8
+    assert len(split.train_y) + len(split.val_y) == 48
+    assert sorted(p.rsplit("/", 1)[-1] for p, _ in split.skipped) == ["broken.png", "notes.txt"]
+
+
+def test_val_folder_with_unknown_class_is_refused(folder, tmp_path):
+    val = tmp_path / "val"
+    shutil.copytree(folder / "0", val / "0")
+    shutil.copytree(folder / "1", val / "cat")
+    with pytest.raises(EdgeError, match="cat"):
+        load_split(folder, 24, val=val)
+
+
+@pytest.mark.parametrize("make,message", [
+    (lambda root: None, "does not exist"),
+    (lambda root: root.mkdir(), "no class sub-folders"),
+    (lambda root: (root / "only").mkdir(parents=True), "one class"),
+])
+def test_bad_folders(tmp_path, make, message):
+    make(tmp_path / "d")
+    with pytest.raises(EdgeError, match=message):
+        scan(tmp_path / "d")
+
+
+def test_class_with_too_few_images(folder):
+    for extra in sorted((folder / "7").iterdir())[1:]:
+        extra.unlink()
+    with pytest.raises(EdgeError, match=r"7 \(1\)"):
+        load_split(folder, 24)
+
+
+def test_class_of_only_corrupt_files(folder):
+    for path in (folder / "7").iterdir():
+        path.write_bytes(b"corrupt")
+    with pytest.raises(EdgeError, match="too few readable images.*7"):
+        load_split(folder, 24)
