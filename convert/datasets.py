@@ -109,8 +109,9 @@ def load_split(data, size: int, val=None, val_split: float = 0.2, seed: int = 0,
         skipped += bad
         loaded.append((images, labels[kept]))
     (train_x, train_y), (val_x, val_y) = loaded
-    _check_counts(train_folder.classes, train_y, "the training images", minimum=1)
-    _check_counts(train_folder.classes, val_y, "the validation images", minimum=1)
+    note = f" ({len(skipped)} unreadable files skipped, e.g. {skipped[0][0]})" if skipped else ""
+    _check_counts(train_folder.classes, train_y, f"the training images{note}", minimum=1)
+    _check_counts(train_folder.classes, val_y, f"the validation images{note}", minimum=1)
     return Split(train_folder.classes, train_x, train_y, val_x, val_y, skipped)
 
 

@@ -58,13 +58,8 @@ def convert(options: ConvertOptions, log: Log | None = None) -> dict:
     keras_scores = model.predict(split.val_x.astype(np.float32), batch_size=opts.batch_size, verbose=0)
     interpreter = make_interpreter(tflite)
     tflite_scores = np.stack([classify(interpreter, image) for image in split.val_x])
-    metrics = _compare(split.val_y, keras_scores, tflite_scores, len(split.classes), opts.max_drop)
-    warnings = []
-    if metrics["drop_exceeded"]:
-        hint = "" if opts.qat else "; try --qat (quantization-aware training)"
-        warnings.append(f"{opts.quantize} accuracy {metrics['tflite']['accuracy']:.4f} is {metrics['drop']:.4f} "
-                        f"below the Keras model's {metrics['keras']['accuracy']:.4f} (more than --max-drop "
-                        f"{opts.max_drop}){hint}")
+    metrics = compare(split.val_y, keras_scores, tflite_scores, len(split.classes), opts.max_drop)
+    warnings = [w for w in [drop_warning(metrics, opts.quantize, opts.qat)] if w]
 
     sparsity = None
     if opts.prune:
@@ -99,7 +94,8 @@ def convert(options: ConvertOptions, log: Log | None = None) -> dict:
     return {"bundle": str(bundle.path), **bundle.manifest}
 
 
-def _compare(y_true, keras_scores, tflite_scores, n_classes: int, max_drop: float) -> dict:
+def compare(y_true, keras_scores, tflite_scores, n_classes: int, max_drop: float) -> dict:
+    """Accuracy and macro F1 of both models, how often they agree, and the accuracy drop."""
     def scores(pred):
         cm = confusion_matrix(y_true, pred, n_classes)
         return {"accuracy": accuracy(cm), "macro_f1": macro_f1(cm)}
@@ -110,6 +106,14 @@ def _compare(y_true, keras_scores, tflite_scores, n_classes: int, max_drop: floa
     return {"split": "validation", "n": int(len(y_true)), "keras": k, "tflite": t,
             "agreement": float(np.mean(keras_pred == tflite_pred)),
             "drop": drop, "max_drop": max_drop, "drop_exceeded": bool(drop > max_drop)}
+
+
+def drop_warning(metrics: dict, quantize: str, qat: bool) -> str | None:
+    if not metrics["drop_exceeded"]:
+        return None
+    hint = "" if qat else "; try --qat (quantization-aware training)"
+    return (f"{quantize} accuracy {metrics['tflite']['accuracy']:.4f} is {metrics['drop']:.4f} below the Keras "
+            f"model's {metrics['keras']['accuracy']:.4f} (more than --max-drop {metrics['max_drop']}){hint}")
 
 
 def _settings(opts: ConvertOptions) -> dict:

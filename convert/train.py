@@ -90,7 +90,8 @@ class _Fitter:
                             epochs=epochs, class_weight=self.class_weight, verbose=0,
                             callbacks=[stop, *extra_callbacks, _Progress(name, epochs, steps, self.log)])
         h = history.history
-        best = int(np.argmin(h["val_loss"][start_from_epoch:])) + start_from_epoch if h["val_loss"] else 0
+        first = min(start_from_epoch, len(h["val_loss"]) - 1)  # epochs before it were not candidates
+        best = first + int(np.argmin(h["val_loss"][first:]))
         return {"phase": name, "epochs": len(h["loss"]), "lr": lr, "seconds": round(time.perf_counter() - start, 2),
                 "best_epoch": best + 1, "val_loss": float(h["val_loss"][best]),
                 "val_accuracy": float(h["val_accuracy"][best])}

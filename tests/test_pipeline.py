@@ -1,0 +1,158 @@
+"""End to end: real digit scans -> edge convert -> a bundle the device-side code reads and agrees with."""
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from edge.bundle import read_bundle
+from edge.interpreter import classify, io_facts, make_interpreter
+from edge.images import read_rgb
+from edge.preprocess import resize
+from tests.conftest import FAST
+
+
+def test_learns_a_separable_set_and_the_int8_file_agrees(e2e):
+    m = e2e["metrics"]
+    assert m["keras"]["accuracy"] >= 0.9
+    assert m["tflite"]["accuracy"] >= 0.85
+    assert m["agreement"] >= 0.9 and m["n"] == 80
+    assert e2e["training"]["phases"][0]["phase"] == "scratch"
+
+
+def test_bundle_io_matches_the_manifest(e2e):
+    bundle = read_bundle(e2e["bundle"])
+    interpreter = make_interpreter(bundle.model_path)
+    io = io_facts(interpreter)
+    assert io["input"] == {k: bundle.manifest["input"][k] for k in ("shape", "dtype", "quantization")}
+    assert io["output"] == {k: bundle.manifest["output"][k] for k in ("shape", "dtype", "quantization")}
+    assert bundle.manifest["input"]["dtype"] == "uint8" and bundle.manifest["input"]["quantization"] == [1.0, 0]
+    assert bundle.labels == ["0", "1", "2", "3"]
+    assert (bundle.path / "labels.txt").read_text().split() == bundle.labels
+
+
+def test_device_path_reproduces_the_manifest_accuracy(e2e, digits):
+    """Files -> read_rgb -> resize -> interpreter, as a device would: the same validation accuracy."""
+    from convert.datasets import scan, stratified_split
+
+    bundle = read_bundle(e2e["bundle"])
+    folder = scan(digits)
+    _, val = stratified_split(folder.labels, 0.2, seed=0)
+    interpreter = make_interpreter(bundle.model_path)
+    size = bundle.manifest["input"]["shape"][1]
+    pred = [classify(interpreter, resize(read_rgb(folder.paths[i]), size, size)).argmax() for i in val]
+    assert np.mean(np.array(pred) == folder.labels[val]) == pytest.approx(e2e["metrics"]["tflite"]["accuracy"])
+
+
+def test_manifest_records_the_contract(e2e):
+    m = read_bundle(e2e["bundle"]).manifest
+    assert m["format_version"] == 1 and m["backbone"]["name"] == "mobilenetv2"
+    assert m["input"]["color"] == "RGB" and m["input"]["resize"]["mode"] == "stretch"
+    assert m["quantization"]["mode"] == "int8" and m["quantization"]["calibration_images"] == 200
+    assert m["model"]["bytes"] == os.path.getsize(os.path.join(e2e["bundle"], "model.tflite"))
+    assert 0 < m["model"]["gzip_bytes"] < m["model"]["bytes"]
+    assert m["training"]["options"]["seed"] == 0 and m["training"]["images"] == {"train": 320, "validation": 80,
+                                                                                 "skipped": []}
+
+
+def test_qat_exports_int8(few_digits, tmp_path):
+    import edge
+
+    s = edge.convert("mobilenetv2", few_digits, tmp_path / "q", qat=True, **{**FAST, "max_drop": 1.0})
+    assert s["quantization"]["qat"] and s["input"]["dtype"] == "uint8"
+    assert s["training"]["phases"][-1]["phase"] == "qat"
+    assert s["metrics"]["agreement"] >= 0.5
+
+
+def test_max_drop_flags_and_suggests_qat():
+    from convert.pipeline import compare, drop_warning
+
+    y = np.array([0, 1, 2, 0])
+    keras_scores, tflite_scores = np.eye(3)[y], np.eye(3)[[0, 1, 2, 1]]
+    m = compare(y, keras_scores, tflite_scores, 3, max_drop=0.01)
+    assert m["keras"]["accuracy"] == 1.0 and m["tflite"]["accuracy"] == 0.75 and m["agreement"] == 0.75
+    assert m["drop_exceeded"] and "--qat" in drop_warning(m, "int8", qat=False)
+    assert "--qat" not in drop_warning(m, "int8", qat=True)
+    within = compare(y, keras_scores, tflite_scores, 3, max_drop=0.3)
+    assert not within["drop_exceeded"] and drop_warning(within, "int8", False) is None
+
+
+def edge_cli(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "edge.cli", *map(str, args)], capture_output=True, text=True,
+                          cwd=cwd, timeout=600)
+
+
+def test_cli_convert_json(few_digits, tmp_path):
+    r = edge_cli("convert", "--model", "mobilenetv2", "--data", few_digits, "--out", tmp_path / "b", "--weights", "none",
+                 "--input-size", 32, "--alpha", 0.35, "--epochs", 1, "--fine-tune-epochs", 0, "--no-augment",
+                 "--quantize", "float32", "--json")
+    assert r.returncode == 0, r.stderr[-2000:]
+    summary = json.loads(r.stdout)
+    assert summary["quantization"]["mode"] == "float32" and summary["input"]["dtype"] == "float32"
+    assert summary["metrics"]["agreement"] == 1.0
+    assert read_bundle(tmp_path / "b").manifest["model"]["sha256"] == summary["model"]["sha256"]
+    assert "reading images" in r.stderr  # progress goes to stderr, JSON alone to stdout
+
+
+def test_cli_lists_models():
+    r = edge_cli("convert", "--list-models")
+    assert r.returncode == 0 and "xception" in r.stdout and "caffe" in r.stdout
+
+
+def _bad_data(tmp_path, few_digits):
+    """Folders that must be refused, each with what the error must say."""
+    cases = {}
+    cases["missing"] = (tmp_path / "nope", "does not exist")
+    (tmp_path / "empty").mkdir()
+    cases["empty"] = (tmp_path / "empty", "no class sub-folders")
+    shutil.copytree(few_digits / "0", tmp_path / "single" / "0")
+    cases["single"] = (tmp_path / "single", "one class")
+    shutil.copytree(few_digits, tmp_path / "corrupt")
+    for path in (tmp_path / "corrupt" / "7").iterdir():
+        path.write_bytes(b"\x89PNG broken")
+    cases["corrupt"] = (tmp_path / "corrupt", "too few readable images")
+    return cases
+
+
+@pytest.mark.parametrize("case", ["missing", "empty", "single", "corrupt"])
+def test_cli_bad_data_is_one_line_exit_2_and_writes_nothing(case, tmp_path, few_digits):
+    data, message = _bad_data(tmp_path, few_digits)[case]
+    r = edge_cli("convert", "--data", data, "--out", tmp_path / "out", "--weights", "none")
+    assert r.returncode == 2
+    last = r.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: ") and message in last and r.stderr.count("error") == 1
+    assert "Traceback" not in r.stderr and not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--model", "xceptoin"], "did you mean xception"),
+    (["--val-split", "2"], "between 0 and 1"),
+    (["--epochs", "many"], "'many' is not a valid integer"),
+    (["--quantize", "float16", "--io-type", "uint8"], "does not go with"),
+    (["--model", "xception", "--input-size", "32"], "minimum of 71"),
+    (["--prune", "7"], "sparsity between 0 and 1"),
+    (["--weights", "missing.h5"], "no such file"),
+])
+def test_cli_nonsense_options_are_one_line_exit_2(args, message, tmp_path, few_digits):
+    r = edge_cli("convert", "--data", few_digits, "--out", tmp_path / "out", *args)
+    assert r.returncode == 2, r.stderr
+    assert message in r.stderr and r.stderr.count("\n") == 1 and "Traceback" not in r.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_cli_refuses_to_overwrite_a_folder_that_is_not_a_bundle(tmp_path, few_digits):
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "thesis.txt").write_text("keep me")
+    r = edge_cli("convert", "--data", few_digits, "--out", tmp_path / "mine", "--weights", "none")
+    assert r.returncode == 2 and "not a bundle" in r.stderr
+    assert (tmp_path / "mine" / "thesis.txt").read_text() == "keep me"
+
+
+def test_device_import_path_does_not_import_tensorflow():
+    code = ("import sys, edge, edge.cli, edge.interpreter, edge.bundle, edge.images, eval; "
+            "print('tensorflow' in sys.modules)")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.stdout.strip() == "False"

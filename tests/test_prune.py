@@ -1,0 +1,26 @@
+import numpy as np
+import pytest
+
+from convert.prune import schedule_for, tflite_sparsity
+from tests.conftest import FAST
+
+
+@pytest.mark.parametrize("steps,epochs", [(3, 1), (7, 5), (100, 5), (1, 2)])
+def test_schedule_ends_on_a_pruning_step_before_the_last_epoch(steps, epochs):
+    args, full_epoch = schedule_for(0.5, steps, epochs)
+    assert args["end_step"] % args["frequency"] == 0 and args["end_step"] >= 1
+    assert args["end_step"] <= steps * full_epoch and full_epoch <= max(1, epochs)
+    assert args["final_sparsity"] == 0.5
+
+
+def test_pruning_reaches_the_asked_sparsity_in_the_exported_file(few_digits, tmp_path):
+    import edge
+
+    opts = {**FAST, "epochs": 2}
+    pruned = edge.convert("mobilenetv2", few_digits, tmp_path / "p", prune=0.5, **opts)
+    dense = edge.convert("mobilenetv2", few_digits, tmp_path / "d", **opts)
+    assert pruned["sparsity"]["sparsity"] == pytest.approx(0.5, abs=0.03)
+    assert pruned["sparsity"]["target"] == 0.5
+    assert tflite_sparsity((tmp_path / "d" / "model.tflite").read_bytes())["sparsity"] < 0.05
+    assert pruned["model"]["gzip_bytes"] < 0.85 * dense["model"]["gzip_bytes"]
+    assert dense["sparsity"] is None
