@@ -11,7 +11,7 @@ import numpy as np
 
 import edge
 from convert.backbones import get_backbone
-from convert.datasets import load_split, scan
+from convert.datasets import Split, load_split, scan
 from convert.options import ConvertOptions
 from convert.quantize import QUANTIZATIONS, calibration_images, to_tflite
 from edge.bundle import check_destination, write_bundle
@@ -29,36 +29,9 @@ def convert(options: ConvertOptions, log: Log | None = None) -> dict:
     spec = get_backbone(opts.model)
     started = time.perf_counter()
 
-    count = len(scan(opts.data).paths) + (len(scan(opts.val).paths) if opts.val else 0)
-    bar = log.bar(count, "reading images")
-    split = load_split(opts.data, opts.input_size, opts.val, opts.val_split, opts.seed, bar.update)
-    bar.finish()
-    log(f"{len(split.train_y)} training and {len(split.val_y)} validation images, "
-        f"{len(split.classes)} classes: {', '.join(split.classes)}")
-    if split.skipped:
-        log(f"skipped {len(split.skipped)} unreadable file(s):")
-        for path, why in split.skipped:
-            log(f"  {path}: {why}")
-
-    from convert.backbones import build_classifier  # TensorFlow is imported from here on
-    from convert.train import train, train_qat
-
-    clf = build_classifier(spec, len(split.classes), opts.input_size, opts.weights, opts.alpha)
-    model, training = train(clf, split, opts, log)
-    if opts.qat:
-        model, phase = train_qat(model, split, opts, log)
-        training["phases"].append(phase)
-
-    log(f"exporting {opts.quantize} TFLite (io {opts.io_type})")
-    quant = QUANTIZATIONS[opts.quantize]
-    calibration = calibration_images(split.train_x, opts.calibration_images, opts.seed) if quant.calibrate else None
-    tflite = to_tflite(model, opts.quantize, opts.io_type, calibration)
-
-    log("checking the exported model on the validation images")
-    keras_scores = model.predict(split.val_x.astype(np.float32), batch_size=opts.batch_size, verbose=0)
-    interpreter = make_interpreter(tflite)
-    tflite_scores = np.stack([classify(interpreter, image) for image in split.val_x])
-    metrics = compare(split.val_y, keras_scores, tflite_scores, len(split.classes), opts.max_drop)
+    split = read_images(opts, log)
+    model, training = fit(opts, split, log)
+    tflite, metrics, calibrated = export(model, split, opts.quantize, opts.io_type, opts, log)
     warnings = [w for w in [drop_warning(metrics, opts.quantize, opts.qat)] if w]
 
     sparsity = None
@@ -67,7 +40,7 @@ def convert(options: ConvertOptions, log: Log | None = None) -> dict:
 
         sparsity = {"target": opts.prune, **tflite_sparsity(tflite)}
 
-    io = io_facts(interpreter)
+    io = io_facts(make_interpreter(tflite))
     manifest = {
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "edge_version": edge.__version__,
@@ -77,7 +50,7 @@ def convert(options: ConvertOptions, log: Log | None = None) -> dict:
         "input": {**io["input"], "color": "RGB", "range": [0, 255], "resize": RESIZE},
         "output": {**io["output"], "activation": "softmax"},
         "quantization": {"mode": opts.quantize, "io_type": opts.io_type, "qat": opts.qat,
-                         "calibration_images": 0 if calibration is None else len(calibration)},
+                         "calibration_images": calibrated},
         "sparsity": sparsity,
         "metrics": metrics,
         "warnings": warnings,
@@ -92,6 +65,50 @@ def convert(options: ConvertOptions, log: Log | None = None) -> dict:
     }
     bundle = write_bundle(opts.out, tflite, manifest)
     return {"bundle": str(bundle.path), **bundle.manifest}
+
+
+def read_images(opts: ConvertOptions, log: Log) -> Split:
+    """The training and validation images at the input size; skipped files are reported."""
+    count = len(scan(opts.data).paths) + (len(scan(opts.val).paths) if opts.val else 0)
+    bar = log.bar(count, "reading images")
+    split = load_split(opts.data, opts.input_size, opts.val, opts.val_split, opts.seed, bar.update)
+    bar.finish()
+    log(f"{len(split.train_y)} training and {len(split.val_y)} validation images, "
+        f"{len(split.classes)} classes: {', '.join(split.classes)}")
+    if split.skipped:
+        log(f"skipped {len(split.skipped)} unreadable file(s):")
+        for path, why in split.skipped:
+            log(f"  {path}: {why}")
+    return split
+
+
+def fit(opts: ConvertOptions, split: Split, log: Log) -> tuple[object, dict]:
+    """Build the classifier and train it (then quantization-aware, with --qat)."""
+    from convert.backbones import build_classifier  # TensorFlow is imported from here on
+    from convert.train import train, train_qat
+
+    clf = build_classifier(get_backbone(opts.model), len(split.classes), opts.input_size, opts.weights, opts.alpha)
+    model, training = train(clf, split, opts, log)
+    if opts.qat:
+        model, phase = train_qat(model, split, opts, log)
+        training["phases"].append(phase)
+    return model, training
+
+
+def export(model, split: Split, quantize: str, io_type: str, opts: ConvertOptions,
+           log: Log) -> tuple[bytes, dict, int]:
+    """Convert to TFLite and measure the file, in the interpreter the device uses, against Keras.
+    Returns the file, its metrics and the number of calibration images used."""
+    log(f"exporting {quantize} TFLite (io {io_type})")
+    quant = QUANTIZATIONS[quantize]
+    calibration = calibration_images(split.train_x, opts.calibration_images, opts.seed) if quant.calibrate else None
+    tflite = to_tflite(model, quantize, io_type, calibration)
+    log("checking the exported model on the validation images")
+    keras_scores = model.predict(split.val_x.astype(np.float32), batch_size=opts.batch_size, verbose=0)
+    interpreter = make_interpreter(tflite)
+    tflite_scores = np.stack([classify(interpreter, image) for image in split.val_x])
+    metrics = compare(split.val_y, keras_scores, tflite_scores, len(split.classes), opts.max_drop)
+    return tflite, metrics, 0 if calibration is None else len(calibration)
 
 
 def compare(y_true, keras_scores, tflite_scores, n_classes: int, max_drop: float) -> dict:

@@ -1,14 +1,15 @@
 """Magnitude pruning with tfmot's polynomial schedule, and sparsity measured on the exported file.
 
-Only Conv2D and Dense kernels are pruned: they hold nearly all the weights, while pruning depthwise
-kernels (9 weights a channel) costs accuracy for almost no size. Pruning shrinks the compressed
+Only Conv2D, Dense and the pointwise half of SeparableConv2D (Xception's bulk) are pruned: they hold
+nearly all the weights, while pruning depthwise kernels (9 weights a channel) costs accuracy for
+almost no size. Pruning shrinks the compressed
 file, not latency (FIELD-NOTES #6), so EXPERIMENTAL_SPARSITY is never asked of the converter.
 """
 import math
 
 import numpy as np
 
-PRUNED_LAYERS = ("Conv2D", "Dense")
+PRUNED_LAYERS = ("Conv2D", "SeparableConv2D", "Dense")
 
 
 def prunable(model) -> list:

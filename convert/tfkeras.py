@@ -14,3 +14,5 @@ except ImportError as e:
     raise EdgeError(f"edge convert needs the host extra ({e.name} is missing): pip install 'edge[host]'") from None
 
 tf.get_logger().setLevel("ERROR")
+
+__all__ = ["keras", "tf"]

@@ -10,7 +10,7 @@ from convert.augment import augmenter
 from convert.tfkeras import keras, tf
 
 PATIENCE = 3  # epochs without a better validation loss before early stopping
-SCRATCH_BN_MOMENTUM = 0.9  # FIELD-NOTES: 0.999 leaves BN statistics unconverged on small data
+SHORT_BN_MOMENTUM = 0.9  # FIELD-NOTES: 0.999 leaves BN statistics unconverged after a few hundred steps
 
 
 def class_weights(labels: np.ndarray, n_classes: int) -> dict[int, float] | None:
@@ -26,18 +26,16 @@ def train(clf, split, opts, log=None) -> tuple[object, dict]:
     keras.utils.set_random_seed(opts.seed)
     weights = class_weights(split.train_y, len(split.classes))
     report = {"class_weight": weights, "phases": []}
-    fit = _Fitter(split, opts, weights, log)
+    fit = Fitter(split, opts, weights, log)
     if opts.weights == "none":
-        for layer in clf.model.layers:
-            if isinstance(layer, keras.layers.BatchNormalization):
-                layer.momentum = SCRATCH_BN_MOMENTUM
+        shorten_batchnorm_memory(clf.model)
         epochs = opts.epochs + opts.fine_tune_epochs
         # Validation loss means little until BN statistics settle: no early stop in the first half.
         model, phase = fit.full("scratch", clf.model, epochs, opts.lr, opts.prune, patient_until=epochs // 2)
         report["phases"].append(phase)
         return model, report
 
-    _set_trainable(clf.backbone_layers, 0)
+    set_trainable(clf.backbone_layers, 0)
     if opts.epochs:
         if opts.augment:
             _, phase = fit.full("head", clf.model, opts.epochs, opts.lr)
@@ -46,24 +44,37 @@ def train(clf, split, opts, log=None) -> tuple[object, dict]:
         report["phases"].append(phase)
     model = clf.model
     if opts.fine_tune_epochs:
-        # Pruned weights must be retrained to recover, so pruning unfreezes the whole backbone.
+        # Pruned weights must be retrained to recover, so pruning unfreezes the whole backbone, and
+        # BatchNorm too: frozen statistics describe the unpruned weights (accuracy fell to chance).
         top = len(clf.backbone_layers) if opts.prune else opts.fine_tune_layers
-        unfrozen = _set_trainable(clf.backbone_layers, top)
+        unfrozen = set_trainable(clf.backbone_layers, top, batchnorm=bool(opts.prune))
+        if opts.prune:
+            shorten_batchnorm_memory(clf.model)
         model, phase = fit.full("fine-tune", clf.model, opts.fine_tune_epochs, opts.fine_tune_lr, opts.prune)
         report["phases"].append({**phase, "unfrozen_layers": unfrozen})
     return model, report
 
 
-def _set_trainable(layers: list, top: int) -> int:
-    """Freeze all but the top `top` layers; BatchNorm stays frozen (inference mode) throughout."""
+def shorten_batchnorm_memory(model) -> None:
+    """BatchNorm statistics that must follow fast-changing weights (training from scratch, pruning)
+    need a shorter memory than the applications' 0.99-0.999."""
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.momentum = SHORT_BN_MOMENTUM
+
+
+def set_trainable(layers: list, top: int, batchnorm: bool = False) -> int:
+    """Freeze all but the top `top` layers. BatchNorm among them stays frozen (inference mode, what
+    fine-tuning on small data wants) unless `batchnorm`. Returns how many layers train."""
     count = 0
     for i, layer in enumerate(layers):
-        layer.trainable = i >= len(layers) - top and not isinstance(layer, keras.layers.BatchNormalization)
+        is_bn = isinstance(layer, keras.layers.BatchNormalization)
+        layer.trainable = i >= len(layers) - top and (batchnorm or not is_bn)
         count += layer.trainable
     return count
 
 
-class _Fitter:
+class Fitter:
     """Compiles and fits one phase; holds what every phase shares (data, options, progress)."""
 
     def __init__(self, split, opts, class_weight, log):
@@ -161,12 +172,21 @@ class _Progress(keras.callbacks.Callback):
                      f"val_acc {logs.get('val_accuracy', 0):.4f}")
 
 
+def prune_tune(model, split, opts, log=None) -> tuple[object, dict]:
+    """Prune an already trained model to `opts.prune` while fine-tuning all of it: a pruned variant
+    of the very same model, to compare against it."""
+    set_trainable(model.layers, len(model.layers), batchnorm=True)
+    shorten_batchnorm_memory(model)
+    fit = Fitter(split, opts, class_weights(split.train_y, len(split.classes)), log)
+    return fit.full("prune", model, max(1, opts.fine_tune_epochs), opts.fine_tune_lr, opts.prune)
+
+
 def train_qat(model, split, opts, log=None) -> tuple[object, dict]:
     """Quantization-aware training: fine-tune with fake-quantized weights and activations so the int8
     model loses less accuracy than with post-training quantization."""
     from convert.quantize import quantization_aware
 
     qat_model = quantization_aware(model, preserve_sparsity=bool(opts.prune))
-    fit = _Fitter(split, opts, class_weights(split.train_y, len(split.classes)), log)
+    fit = Fitter(split, opts, class_weights(split.train_y, len(split.classes)), log)
     _, phase = fit.full("qat", qat_model, max(1, opts.fine_tune_epochs), opts.fine_tune_lr)
     return qat_model, phase

@@ -9,10 +9,11 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 @pytest.fixture(scope="session")
 def digits(tmp_path_factory):
-    """400 real 48x48 digit scans, 4 classes: the separable set the end-to-end run must learn."""
+    """680 real 48x48 digit scans, 4 classes: the separable set the end-to-end run must learn
+    (0.96-0.99 validation accuracy over seeds 0-2; 400 scans and 8 epochs gave 0.89-0.95)."""
     from convert.demo import write_digits
 
-    return write_digits(tmp_path_factory.mktemp("digits"), per_class=100, size=48)
+    return write_digits(tmp_path_factory.mktemp("digits"), per_class=170, size=48)
 
 
 @pytest.fixture(scope="session")
@@ -33,5 +34,5 @@ def e2e(digits, tmp_path_factory):
     import edge
 
     out = tmp_path_factory.mktemp("bundles") / "digits-int8"
-    return edge.convert("mobilenetv2", digits, out, weights="none", input_size=48, alpha=0.35, epochs=8,
+    return edge.convert("mobilenetv2", digits, out, weights="none", input_size=48, alpha=0.35, epochs=10,
                         fine_tune_epochs=0, augment=False, batch_size=16)

@@ -19,7 +19,7 @@ def test_learns_a_separable_set_and_the_int8_file_agrees(e2e):
     m = e2e["metrics"]
     assert m["keras"]["accuracy"] >= 0.9
     assert m["tflite"]["accuracy"] >= 0.85
-    assert m["agreement"] >= 0.9 and m["n"] == 80
+    assert m["agreement"] >= 0.9 and m["n"] == 136
     assert e2e["training"]["phases"][0]["phase"] == "scratch"
 
 
@@ -54,7 +54,7 @@ def test_manifest_records_the_contract(e2e):
     assert m["quantization"]["mode"] == "int8" and m["quantization"]["calibration_images"] == 200
     assert m["model"]["bytes"] == os.path.getsize(os.path.join(e2e["bundle"], "model.tflite"))
     assert 0 < m["model"]["gzip_bytes"] < m["model"]["bytes"]
-    assert m["training"]["options"]["seed"] == 0 and m["training"]["images"] == {"train": 320, "validation": 80,
+    assert m["training"]["options"]["seed"] == 0 and m["training"]["images"] == {"train": 544, "validation": 136,
                                                                                  "skipped": []}
 
 

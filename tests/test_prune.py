@@ -1,7 +1,6 @@
-import numpy as np
 import pytest
 
-from convert.prune import schedule_for, tflite_sparsity
+from convert.prune import prunable, schedule_for, tflite_sparsity
 from tests.conftest import FAST
 
 
@@ -24,3 +23,15 @@ def test_pruning_reaches_the_asked_sparsity_in_the_exported_file(few_digits, tmp
     assert tflite_sparsity((tmp_path / "d" / "model.tflite").read_bytes())["sparsity"] < 0.05
     assert pruned["model"]["gzip_bytes"] < 0.85 * dense["model"]["gzip_bytes"]
     assert dense["sparsity"] is None
+
+
+def test_prunable_layers_hold_nearly_all_weights():
+    """Xception keeps its bulk in SeparableConv2D: leaving those out pruned 3% instead of 50%."""
+    from convert.backbones import build_classifier, get_backbone
+
+    model = build_classifier(get_backbone("xception"), 3, 71, weights="none").model
+    layers = prunable(model)
+    assert any(type(layer).__name__ == "SeparableConv2D" for layer in layers)
+    kernels = sum(layer.weights[0].shape.num_elements() if type(layer).__name__ != "SeparableConv2D"
+                  else layer.pointwise_kernel.shape.num_elements() for layer in layers)
+    assert kernels / model.count_params() > 0.9

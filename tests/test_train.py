@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from convert.backbones import build_classifier, get_backbone
-from convert.train import _set_trainable, class_weights
+from convert.train import set_trainable, class_weights
 from tests.conftest import FAST
 
 
@@ -16,7 +16,7 @@ def test_fine_tuning_unfreezes_the_top_layers_but_never_batchnorm():
     from convert.tfkeras import keras
 
     clf = build_classifier(get_backbone("mobilenetv2"), 2, 32, weights="none", alpha=0.35)
-    count = _set_trainable(clf.backbone_layers, 20)
+    count = set_trainable(clf.backbone_layers, 20)
     top = clf.backbone_layers[-20:]
     assert count == sum(not isinstance(layer, keras.layers.BatchNormalization) for layer in top) > 0
     assert all(not layer.trainable for layer in clf.backbone_layers[:-20])
@@ -27,7 +27,7 @@ def test_frozen_backbone_features_do_not_depend_on_training_mode():
     """What makes caching features valid: a frozen backbone (BatchNorm in inference mode) gives
     the same features whether called for training or inference."""
     clf = build_classifier(get_backbone("mobilenetv2"), 2, 32, weights="none", alpha=0.35)
-    _set_trainable(clf.backbone_layers, 0)
+    set_trainable(clf.backbone_layers, 0)
     x = np.random.default_rng(0).integers(0, 256, (4, 32, 32, 3)).astype(np.float32)
     assert np.allclose(clf.features(x, training=True), clf.features(x, training=False), atol=1e-5)
 
