@@ -5,7 +5,7 @@
 
 Data: scikit-learn's real digit scans (4 classes), trained from scratch (ImageNet weights cannot be
 downloaded here). Each variant is exported from the same trained Keras model; the pruned one is that
-model pruned to 50% while fine-tuning. Latency: LiteRT, 2 threads, batch 1, median of --runs invokes
+model pruned to 50% while fine-tuning for --prune-epochs. Latency: LiteRT, 2 threads, batch 1, median of --runs invokes
 after 5 warm-up runs. Ratios are against the float32 / unpruned int8 files of the same run.
 """
 import argparse
@@ -48,11 +48,11 @@ def latency_ms(model: bytes, image, runs: int) -> float:
 
 def bench_model(name: str, data: Path, args, log: Log) -> dict:
     opts = ConvertOptions(model=name, data=data, out=Path(tempfile.mkdtemp()), weights="none", input_size=SIZES[name],
-                          epochs=args.epochs, fine_tune_epochs=2, augment=False, batch_size=16, val_split=0.6,
+                          epochs=args.epochs, fine_tune_epochs=args.prune_epochs, augment=False, batch_size=16, val_split=0.6,
                           prune=0.5).resolved()
     split = read_images(opts, log)
     started = time.perf_counter()
-    model, _ = fit(replace(opts, prune=None), split, log)
+    model, _ = fit(replace(opts, prune=None, fine_tune_epochs=0), split, log)
     train_s = time.perf_counter() - started
     rows = []
     for variant in VARIANTS:
@@ -123,6 +123,7 @@ def main():
     parser.add_argument("--models", default="mobilenetv2,xception")
     parser.add_argument("--per-class", type=int, default=160, help="digit scans per class (4 classes)")
     parser.add_argument("--epochs", type=int, default=4)
+    parser.add_argument("--prune-epochs", type=int, default=4, help="epochs of the pruning fine-tune")
     parser.add_argument("--runs", type=int, default=50)
     parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument("--quiet", action="store_true")

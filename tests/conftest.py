@@ -24,8 +24,11 @@ def few_digits(tmp_path_factory):
     return write_digits(tmp_path_factory.mktemp("few"), digits=(0, 1, 7), per_class=16, size=32)
 
 
-FAST = dict(weights="none", input_size=32, alpha=0.35, epochs=1, fine_tune_epochs=0, augment=False, batch_size=16,
-            calibration_images=16)
+@pytest.fixture
+def fast():
+    """Convert options for runs that test plumbing: one epoch of a tiny MobileNetV2 at 32 px."""
+    return dict(weights="none", input_size=32, alpha=0.35, epochs=1, fine_tune_epochs=0, augment=False,
+                batch_size=16, calibration_images=16)
 
 
 @pytest.fixture(scope="session")

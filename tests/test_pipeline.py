@@ -12,7 +12,6 @@ from edge.bundle import read_bundle
 from edge.interpreter import classify, io_facts, make_interpreter
 from edge.images import read_rgb
 from edge.preprocess import resize
-from tests.conftest import FAST
 
 
 def test_learns_a_separable_set_and_the_int8_file_agrees(e2e):
@@ -58,10 +57,10 @@ def test_manifest_records_the_contract(e2e):
                                                                                  "skipped": []}
 
 
-def test_qat_exports_int8(few_digits, tmp_path):
+def test_qat_exports_int8(few_digits, tmp_path, fast):
     import edge
 
-    s = edge.convert("mobilenetv2", few_digits, tmp_path / "q", qat=True, **{**FAST, "max_drop": 1.0})
+    s = edge.convert("mobilenetv2", few_digits, tmp_path / "q", qat=True, **{**fast, "max_drop": 1.0})
     assert s["quantization"]["qat"] and s["input"]["dtype"] == "uint8"
     assert s["training"]["phases"][-1]["phase"] == "qat"
     assert s["metrics"]["agreement"] >= 0.5

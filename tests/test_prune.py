@@ -1,7 +1,6 @@
 import pytest
 
 from convert.prune import prunable, schedule_for, tflite_sparsity
-from tests.conftest import FAST
 
 
 @pytest.mark.parametrize("steps,epochs", [(3, 1), (7, 5), (100, 5), (1, 2)])
@@ -12,10 +11,10 @@ def test_schedule_ends_on_a_pruning_step_before_the_last_epoch(steps, epochs):
     assert args["final_sparsity"] == 0.5
 
 
-def test_pruning_reaches_the_asked_sparsity_in_the_exported_file(few_digits, tmp_path):
+def test_pruning_reaches_the_asked_sparsity_in_the_exported_file(few_digits, tmp_path, fast):
     import edge
 
-    opts = {**FAST, "epochs": 2}
+    opts = {**fast, "epochs": 2}
     pruned = edge.convert("mobilenetv2", few_digits, tmp_path / "p", prune=0.5, **opts)
     dense = edge.convert("mobilenetv2", few_digits, tmp_path / "d", **opts)
     assert pruned["sparsity"]["sparsity"] == pytest.approx(0.5, abs=0.03)

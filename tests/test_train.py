@@ -3,7 +3,6 @@ import pytest
 
 from convert.backbones import build_classifier, get_backbone
 from convert.train import set_trainable, class_weights
-from tests.conftest import FAST
 
 
 def test_class_weights_only_when_imbalanced():
@@ -42,20 +41,20 @@ def backbone_weights(tmp_path_factory):
     return str(path)
 
 
-def test_transfer_learning_runs_two_phases_with_cached_features(few_digits, tmp_path, backbone_weights):
+def test_transfer_learning_runs_two_phases_with_cached_features(few_digits, tmp_path, backbone_weights, fast):
     import edge
 
-    s = edge.convert("mobilenetv2", few_digits, tmp_path / "b", **{**FAST, "weights": backbone_weights,
+    s = edge.convert("mobilenetv2", few_digits, tmp_path / "b", **{**fast, "weights": backbone_weights,
                                                                     "epochs": 2, "fine_tune_epochs": 1})
     head, fine = s["training"]["phases"]
     assert head["phase"] == "head (cached features)" and head["feature_cache"]["extract_seconds"] > 0
     assert fine["phase"] == "fine-tune" and 0 < fine["unfrozen_layers"] <= 54
 
 
-def test_augmentation_trains_the_head_on_images(few_digits, tmp_path, backbone_weights):
+def test_augmentation_trains_the_head_on_images(few_digits, tmp_path, backbone_weights, fast):
     import edge
 
-    s = edge.convert("mobilenetv2", few_digits, tmp_path / "b", **{**FAST, "weights": backbone_weights,
+    s = edge.convert("mobilenetv2", few_digits, tmp_path / "b", **{**fast, "weights": backbone_weights,
                                                                     "augment": True})
     assert [p["phase"] for p in s["training"]["phases"]] == ["head"]
 
