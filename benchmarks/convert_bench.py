@@ -122,7 +122,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", default="mobilenetv2,xception")
     parser.add_argument("--per-class", type=int, default=160, help="digit scans per class (4 classes)")
-    parser.add_argument("--epochs", type=int, default=4)
+    parser.add_argument("--epochs", type=int, default=6, help="training epochs from scratch (4 left BN unsettled)")
     parser.add_argument("--prune-epochs", type=int, default=4, help="epochs of the pruning fine-tune")
     parser.add_argument("--runs", type=int, default=50)
     parser.add_argument("--json", type=Path, help="also write the results here")
