@@ -95,11 +95,8 @@ def _load_saved_model(path: str):
     """A saved Keras model to use as backbone, or None when `path` is a weights file."""
     from convert.tfkeras import keras
 
-    p = Path(path)
-    if not p.exists():
-        raise EdgeError(f"--weights {path}: no such file; use imagenet, none, or a weights/model file")
     try:
-        return keras.models.load_model(p, compile=False)
+        return keras.models.load_model(path, compile=False)
     except Exception:  # not a whole model: Keras gets it as a weights file for the application
         return None
 

@@ -8,6 +8,7 @@ import numpy as np
 from edge.errors import EdgeError
 from edge.images import BadImage, is_image_file, read_rgb
 from edge.preprocess import resize
+from edge.progress import Log
 
 MIN_IMAGES_PER_CLASS = 2  # one to train on, one to validate with
 
@@ -89,8 +90,8 @@ def load_images(paths, size: int, progress=None) -> tuple[np.ndarray, np.ndarray
     return array, np.array(kept, dtype=np.int64), skipped
 
 
-def load_split(data, size: int, val=None, val_split: float = 0.2, seed: int = 0, progress=None) -> Split:
-    """Scan, split and load the training (and validation) folders."""
+def load_split(data, size: int, val=None, val_split: float = 0.2, seed: int = 0, log: Log | None = None) -> Split:
+    """Scan, split and load the training (and validation) folders, with a progress bar on `log`."""
     train_folder = scan(data)
     if val is not None:
         val_folder = scan(val, train_folder.classes)
@@ -103,11 +104,13 @@ def load_split(data, size: int, val=None, val_split: float = 0.2, seed: int = 0,
         parts = [(list(paths[train_idx]), train_folder.labels[train_idx]),
                  (list(paths[val_idx]), train_folder.labels[val_idx])]
         skipped = list(train_folder.skipped)
+    bar = (log or Log(enabled=False)).bar(sum(len(paths) for paths, _ in parts), "reading images")
     loaded = []
     for paths, labels in parts:
-        images, kept, bad = load_images(paths, size, progress)
+        images, kept, bad = load_images(paths, size, bar.update)
         skipped += bad
         loaded.append((images, labels[kept]))
+    bar.finish()
     (train_x, train_y), (val_x, val_y) = loaded
     note = f" ({len(skipped)} unreadable files skipped, e.g. {skipped[0][0]})" if skipped else ""
     _check_counts(train_folder.classes, train_y, f"the training images{note}", minimum=1)

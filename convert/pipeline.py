@@ -11,7 +11,7 @@ import numpy as np
 
 import edge
 from convert.backbones import get_backbone
-from convert.datasets import Split, load_split, scan
+from convert.datasets import Split, load_split
 from convert.options import ConvertOptions
 from convert.quantize import QUANTIZATIONS, calibration_images, to_tflite
 from edge.bundle import check_destination, write_bundle
@@ -69,10 +69,7 @@ def convert(options: ConvertOptions, log: Log | None = None) -> dict:
 
 def read_images(opts: ConvertOptions, log: Log) -> Split:
     """The training and validation images at the input size; skipped files are reported."""
-    count = len(scan(opts.data).paths) + (len(scan(opts.val).paths) if opts.val else 0)
-    bar = log.bar(count, "reading images")
-    split = load_split(opts.data, opts.input_size, opts.val, opts.val_split, opts.seed, bar.update)
-    bar.finish()
+    split = load_split(opts.data, opts.input_size, opts.val, opts.val_split, opts.seed, log)
     log(f"{len(split.train_y)} training and {len(split.val_y)} validation images, "
         f"{len(split.classes)} classes: {', '.join(split.classes)}")
     if split.skipped:

@@ -1,6 +1,7 @@
 """Transfer learning in two phases: a new head on the frozen backbone, then fine-tuning of its top
 layers at a lower learning rate with BatchNorm kept in inference mode. With nothing to transfer
 (`--weights none`) the whole network trains from the first epoch instead."""
+import math
 import time
 
 import numpy as np
@@ -79,6 +80,7 @@ class Fitter:
 
     def __init__(self, split, opts, class_weight, log):
         self.split, self.opts, self.class_weight, self.log = split, opts, class_weight, log
+        self.steps = math.ceil(len(split.train_y) / opts.batch_size)  # per epoch, images or cached features
 
     def _dataset(self, x, y, training: bool):
         ds = tf.data.Dataset.from_tensor_slices((x, y))
@@ -93,13 +95,12 @@ class Fitter:
     def _fit(self, name, model, train_xy, val_xy, epochs, lr, extra_callbacks=(), start_from_epoch=0) -> dict:
         model.compile(optimizer=keras.optimizers.Adam(lr), loss="sparse_categorical_crossentropy",
                       metrics=["accuracy"])
-        steps = -(-len(train_xy[0]) // self.opts.batch_size)
         stop = _EarlyStopping(monitor="val_loss", patience=PATIENCE, restore_best_weights=True,
-                                             start_from_epoch=start_from_epoch)
+                              start_from_epoch=start_from_epoch)
         start = time.perf_counter()
         history = model.fit(self._dataset(*train_xy, training=True), validation_data=self._dataset(*val_xy, False),
                             epochs=epochs, class_weight=self.class_weight, verbose=0,
-                            callbacks=[stop, *extra_callbacks, _Progress(name, epochs, steps, self.log)])
+                            callbacks=[stop, *extra_callbacks, _Progress(name, epochs, self.steps, self.log)])
         h = history.history
         first = min(start_from_epoch, len(h["val_loss"]) - 1)  # epochs before it were not candidates
         best = first + int(np.argmin(h["val_loss"][first:]))
@@ -113,8 +114,7 @@ class Fitter:
         if not sparsity:
             return model, self._fit(name, model, (s.train_x, s.train_y), (s.val_x, s.val_y), epochs, lr,
                                     start_from_epoch=patient_until)
-        steps = -(-len(s.train_x) // self.opts.batch_size)
-        wrapped, callbacks, full_epoch = pruning.wrap(model, sparsity, steps, epochs)
+        wrapped, callbacks, full_epoch = pruning.wrap(model, sparsity, self.steps, epochs)
         # Weights from before the schedule ends are not sparse enough: never stop or restore there.
         phase = self._fit(name, wrapped, (s.train_x, s.train_y), (s.val_x, s.val_y), epochs, lr, callbacks,
                           start_from_epoch=max(full_epoch, patient_until))

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+import edge
 from edge import __version__
 from edge.errors import EdgeError
 from edge.progress import Log
@@ -52,7 +53,7 @@ def convert(data, out, as_json, list_models, **options):
     if data is None:
         raise EdgeError("--data is required: a folder with one sub-folder of images per class")
     out = out or Path("bundles") / f"{options['model']}-{options['quantize']}"
-    summary = _api_convert(data=data, out=out, log=Log(), **options)
+    summary = edge.convert(data=data, out=out, log=Log(), **options)
     click.echo(json.dumps(summary, indent=2) if as_json else summary_text(summary))
 
 
@@ -65,15 +66,9 @@ def demo(out, as_json):
 
     photos = write_digits(out / "photos")
     click.echo(f"wrote the demo images to {photos}", err=True)
-    summary = _api_convert(model="mobilenetv2", data=photos, out=out / "bundle", weights="none", input_size=96,
+    summary = edge.convert(model="mobilenetv2", data=photos, out=out / "bundle", weights="none", input_size=96,
                            epochs=8, fine_tune_epochs=0, log=Log())
     click.echo(json.dumps(summary, indent=2) if as_json else summary_text(summary))
-
-
-def _api_convert(**kwargs):
-    from edge import convert as api_convert
-
-    return api_convert(**kwargs)
 
 
 def models_table() -> str:

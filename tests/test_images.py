@@ -51,7 +51,7 @@ def test_corrupt_files_raise_bad_image(tmp_path, content):
         read_rgb(path)
 
 
-def test_truncated_jpeg_raises_or_decodes_without_crash(tmp_path, photo):
+def test_truncated_jpeg_raises_bad_image(tmp_path, photo):
     ok, data = cv2.imencode(".jpg", photo)
     (tmp_path / "t.jpg").write_bytes(data.tobytes()[:20])
     with pytest.raises(BadImage):
