@@ -1,25 +1,16 @@
 """Image folders (one sub-folder per class) -> uint8 arrays at the model's input size, with a
 stratified, seeded validation split. Bad files are skipped and reported; bad folders are errors."""
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 
 import numpy as np
 
 from edge.errors import EdgeError
-from edge.images import BadImage, is_image_file, read_rgb
+from edge.folders import scan
+from edge.images import BadImage, read_rgb
 from edge.preprocess import resize
 from edge.progress import Log
 
 MIN_IMAGES_PER_CLASS = 2  # one to train on, one to validate with
-
-
-@dataclass
-class ImageFolder:
-    root: Path
-    classes: list[str]
-    paths: list[Path]
-    labels: np.ndarray  # index into classes, one per path
-    skipped: list[tuple[str, str]] = field(default_factory=list)  # (path, why)
 
 
 @dataclass
@@ -31,36 +22,6 @@ class Split:
     val_x: np.ndarray
     val_y: np.ndarray
     skipped: list[tuple[str, str]]
-
-
-def scan(root, classes: list[str] | None = None) -> ImageFolder:
-    """List the images under root/<class>/. With `classes`, the folder must use those class names."""
-    root = Path(root)
-    if not root.is_dir():
-        raise EdgeError(f"data folder {root} does not exist: give a folder with one sub-folder of images per class")
-    found = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
-    if classes is None:
-        if not found:
-            raise EdgeError(f"{root} has no class sub-folders: put each class's images in {root}/<class name>/")
-        if len(found) == 1:
-            raise EdgeError(f"{root} has one class ({found[0]}): a classifier needs at least two class folders")
-        classes = found
-    else:
-        extra = sorted(set(found) - set(classes))
-        if extra:
-            raise EdgeError(f"{root} has classes the training data lacks: {', '.join(extra)}; "
-                            "use the same class folder names as --data")
-    paths, labels, skipped = [], [], []
-    for index, name in enumerate(classes):
-        folder = root / name
-        files = sorted(p for p in folder.iterdir() if not p.name.startswith(".")) if folder.is_dir() else []
-        for path in files:
-            if path.is_file() and is_image_file(path):
-                paths.append(path)
-                labels.append(index)
-            elif path.is_file():
-                skipped.append((str(path), "not an image file"))
-    return ImageFolder(root, classes, paths, np.array(labels, dtype=np.int64), skipped)
 
 
 def stratified_split(labels: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:

@@ -22,4 +22,15 @@ def convert(model: str, data, out, log=None, **options) -> dict:
     return run(ConvertOptions(model=model, data=data, out=out, **options), log)
 
 
-__all__ = ["Bundle", "EdgeError", "convert", "read_bundle"]
+def evaluate(model, data, **options):
+    """Evaluate a bundle folder or .tflite file on image folders (one per class); returns an
+    `eval.evaluate.Evaluation` whose `report` is what `edge eval --json` writes.
+
+    Options are those of `edge eval`: labels, input_range, threads, top_k, batch, warmup, log.
+    """
+    from eval.evaluate import evaluate as run
+
+    return run(model, data, **options)
+
+
+__all__ = ["Bundle", "EdgeError", "convert", "evaluate", "read_bundle"]

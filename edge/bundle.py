@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edge.errors import EdgeError
+from edge.files import write_file
 
 FORMAT_VERSION = 1
 MANIFEST = "edge.json"
@@ -63,9 +64,9 @@ def write_bundle(out, model: bytes, manifest: dict) -> Bundle:
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
     try:
-        _write(tmp / MODEL, model)
-        _write(tmp / LABELS, "".join(f"{label}\n" for label in manifest["labels"]).encode())
-        _write(tmp / MANIFEST, (json.dumps(manifest, indent=2) + "\n").encode())
+        write_file(tmp / MODEL, model)
+        write_file(tmp / LABELS, "".join(f"{label}\n" for label in manifest["labels"]).encode())
+        write_file(tmp / MANIFEST, (json.dumps(manifest, indent=2) + "\n").encode())
         if out.exists():
             out.rename(old)
         tmp.rename(out)
@@ -76,13 +77,6 @@ def write_bundle(out, model: bytes, manifest: dict) -> Bundle:
         raise
     shutil.rmtree(old, ignore_errors=True)
     return Bundle(out, manifest)
-
-
-def _write(path: Path, data: bytes) -> None:
-    with open(path, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
 
 
 def read_bundle(path) -> Bundle:

@@ -11,6 +11,7 @@ import click
 import edge
 from edge import __version__
 from edge.errors import EdgeError
+from edge.files import check_writable, write_atomic
 from edge.progress import Log
 
 
@@ -69,6 +70,78 @@ def demo(out, as_json):
     summary = edge.convert(model="mobilenetv2", data=photos, out=out / "bundle", weights="none", input_size=96,
                            epochs=8, fine_tune_epochs=0, log=Log())
     click.echo(json.dumps(summary, indent=2) if as_json else summary_text(summary))
+
+
+@cli.command("eval")
+@click.argument("model", type=click.Path(path_type=Path))
+@click.option("--data", required=True, type=click.Path(path_type=Path),
+              help="Folder with one sub-folder of images per class, named as the model's labels.")
+@click.option("--labels", type=click.Path(path_type=Path), help="Class names of a bare .tflite, one a line in output order.")
+@click.option("--input-range", help="Float range a bare .tflite expects for pixels 0..255, e.g. -1,1 or 0,1 [0,255].")
+@click.option("--threads", type=int, help="Interpreter threads [all cores].")
+@click.option("--top-k", type=int, help="Also report top-K accuracy [top-1, and top-5 with at least 5 classes].")
+@click.option("--batch", default=1, show_default=True, help="Images per invoke.")
+@click.option("--warmup", default=5, show_default=True, help="Runs after the first left out of the latency statistics.")
+@click.option("--json", "json_path", help="Write the report as JSON to this file (- for stdout).")
+@click.option("--plot", type=click.Path(path_type=Path), help="Write the confusion matrices and latency histogram "
+              "to this .png/.svg/.pdf.")
+def eval_command(model, data, labels, input_range, threads, top_k, batch, warmup, json_path, plot):
+    """Accuracy, precision, recall, F1, confusion matrix, top-k and latency of a bundle or a .tflite file."""
+    from eval.plots import check_plot_path, save_plot
+
+    if threads is not None and threads < 1:
+        raise EdgeError(f"--threads {threads} must be at least 1")
+    plot = check_plot_path(plot) if plot else None
+    json_file = check_writable(json_path, "--json") if json_path not in (None, "-") else None
+    result = edge.evaluate(model, data, labels=labels, input_range=parse_range(input_range), threads=threads,
+                           top_k=top_k, batch=batch, warmup=warmup, log=Log())
+    if json_file:
+        write_atomic(json_file, (json.dumps(result.report, indent=2) + "\n").encode())
+    if plot:
+        save_plot(result.report, result.times_ms, plot)
+    if json_path == "-":
+        click.echo(json.dumps(result.report, indent=2))
+    else:
+        click.echo(eval_text(result.report))
+
+
+def parse_range(text: str | None) -> tuple[float, float] | None:
+    if text is None:
+        return None
+    try:
+        lo, hi = (float(part) for part in text.split(","))
+    except ValueError:
+        raise EdgeError(f"--input-range {text}: give two numbers LO,HI, e.g. -1,1 or 0,1 or 0,255") from None
+    return lo, hi
+
+
+def eval_text(r: dict) -> str:
+    rows = [("class", "precision", "recall", "f1", "support")]
+    rows += [(label, f"{c['precision']:.4f}", f"{c['recall']:.4f}", f"{c['f1']:.4f}", str(c["support"]))
+             for label, c in r["per_class"].items()]
+    rows.append(("", "", "", "", ""))
+    rows += [(f"{name} avg", f"{r[name]['precision']:.4f}", f"{r[name]['recall']:.4f}", f"{r[name]['f1']:.4f}",
+              str(r["n"])) for name in ("macro", "weighted")]
+    top = ", ".join(f"top-{k} {v:.4f}" for k, v in r["top_k_accuracy"].items() if k != "1")
+    lat = r["latency_ms"]
+    lines = [table(rows), "",
+             f"accuracy   {r['accuracy']:.4f} on {r['n']} images" + (f" ({top})" if top else "")]
+    if lat["runs"]:
+        lines.append(f"latency    p50 {lat['p50']:.2f} ms, p90 {lat['p90']:.2f}, p99 {lat['p99']:.2f}, "
+                     f"mean {lat['mean']:.2f} ({r['fps']:.1f} images/s); first {lat['first']:.2f} ms, "
+                     f"{lat['runs']} runs after {lat['warmup']} warm-up")
+    else:
+        lines.append(f"latency    first {lat['first']:.2f} ms; too few images for steady-state numbers")
+    lines.append(f"model      {r['model']}: {r['model_bytes']:,} bytes, {r['input']['dtype']} input "
+                 f"{r['input']['size'][0]}x{r['input']['size'][1]}, {r['runtime']}, {r['threads']} threads, "
+                 f"batch {r['batch']}; reading an image {r['preprocess_ms']['mean']:.2f} ms")
+    skipped = r["skipped"]
+    if skipped["count"]:
+        shown = "; ".join(f"{f['path']} ({f['why']})" for f in skipped["files"][:3])
+        more = f" and {skipped['count'] - 3} more" if skipped["count"] > 3 else ""
+        lines.append(f"skipped    {skipped['count']} file(s): {shown}{more}")
+    lines += [f"note       {note}" for note in r["notes"]]
+    return "\n".join(lines)
 
 
 def models_table() -> str:

@@ -15,6 +15,11 @@ def choose(kind: str, value: str, choices) -> str:
     choices = list(choices)
     if value in choices:
         return value
-    close = difflib.get_close_matches(value.lower(), choices, n=3, cutoff=0.4)
+    close = close_matches(value.lower(), choices)
     hint = f"did you mean {' or '.join(close)}?" if close else f"choose one of {', '.join(choices)}"
     raise EdgeError(f"unknown {kind} '{value}': {hint}")
+
+
+def close_matches(value: str, choices) -> list[str]:
+    """Up to three of `choices` that look like `value`, closest first."""
+    return difflib.get_close_matches(value, list(choices), n=3, cutoff=0.4)

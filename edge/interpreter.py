@@ -12,6 +12,8 @@ import numpy as np
 from edge.errors import EdgeError
 from edge.preprocess import output_to_scores, pixels_to_input
 
+RUNTIMES = {"ai_edge_litert": "ai-edge-litert", "tflite_runtime": "tflite-runtime", "tensorflow": "tensorflow"}
+
 
 def _interpreter_class():
     try:
@@ -30,7 +32,7 @@ def _interpreter_class():
 def make_interpreter(model, threads: int | None = None):
     """An allocated interpreter for a .tflite path or the model's bytes."""
     Interpreter = _interpreter_class()
-    threads = threads or os.cpu_count() or 1
+    threads = resolve_threads(threads)
     source = {"model_content": bytes(model)} if isinstance(model, (bytes, bytearray)) else {"model_path": str(model)}
     name = "the model" if "model_content" in source else str(model)
     if "model_path" in source and not Path(model).is_file():
@@ -44,6 +46,11 @@ def make_interpreter(model, threads: int | None = None):
     return interpreter
 
 
+def resolve_threads(threads: int | None) -> int:
+    """Threads to run with: all cores unless told."""
+    return threads or os.cpu_count() or 1
+
+
 def input_detail(interpreter) -> dict:
     details = interpreter.get_input_details()
     if len(details) != 1:
@@ -53,6 +60,35 @@ def input_detail(interpreter) -> dict:
 
 def output_detail(interpreter) -> dict:
     return interpreter.get_output_details()[0]
+
+
+def n_classes(interpreter) -> int:
+    """Scores per image: the output's size past the batch dimension."""
+    return int(np.prod(output_detail(interpreter)["shape"][1:]))
+
+
+def set_batch(interpreter, batch: int) -> None:
+    """Make the model take `batch` images per invoke."""
+    detail = input_detail(interpreter)
+    if detail["shape"][0] == batch:
+        return
+    try:
+        interpreter.resize_tensor_input(detail["index"], [batch, *detail["shape"][1:]])
+        interpreter.allocate_tensors()
+    except (ValueError, RuntimeError):
+        raise EdgeError(f"the model takes a fixed batch of {detail['shape'][0]}: use --batch "
+                        f"{detail['shape'][0]}") from None
+
+
+def runtime(interpreter) -> str:
+    """Which TFLite runtime runs the model, and its version (reports say what was measured)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    package = type(interpreter).__module__.split(".")[0]
+    try:
+        return f"{package} {version(RUNTIMES.get(package, package))}"
+    except PackageNotFoundError:
+        return package
 
 
 def input_size(interpreter) -> tuple[int, int]:
@@ -68,9 +104,19 @@ def classify(interpreter, pixels: np.ndarray, input_range=(0.0, 255.0)) -> np.nd
     inp = input_detail(interpreter)
     out = output_detail(interpreter)
     tensor = pixels_to_input(pixels[None], inp["dtype"], inp["quantization"], input_range)
-    interpreter.set_tensor(inp["index"], tensor)
-    interpreter.invoke()
-    return output_to_scores(interpreter.get_tensor(out["index"])[0], out["quantization"])
+    return output_to_scores(invoker(interpreter)(tensor)[0], out["quantization"])
+
+
+def invoker(interpreter):
+    """A function: input tensor (already in the input's dtype) -> a copy of the raw output, with the
+    tensor indices looked up once. Its calls are what `edge eval` times as latency."""
+    input_index, output_index = input_detail(interpreter)["index"], output_detail(interpreter)["index"]
+
+    def call(tensor: np.ndarray) -> np.ndarray:
+        interpreter.set_tensor(input_index, tensor)
+        interpreter.invoke()
+        return interpreter.get_tensor(output_index)
+    return call
 
 
 def io_facts(interpreter) -> dict:

@@ -1,4 +1,1 @@
-"""Metrics from predictions and timings, in numpy alone: shared by host and device."""
-from eval.metrics import accuracy, confusion_matrix, macro_f1, precision_recall_f1
-
-__all__ = ["accuracy", "confusion_matrix", "macro_f1", "precision_recall_f1"]
+"""Evaluation: metrics and latency in numpy alone (host and device), and `edge eval` / `edge bench`."""

@@ -11,8 +11,8 @@ BIG = {"vgg16", "resnet50", "inceptionv3", "xception", "mobilenetv3large"}
 
 
 def _images(n, size):
-    from sklearn.datasets import load_digits
     import cv2
+    from sklearn.datasets import load_digits
 
     scans = load_digits().images[:n]
     return np.stack([np.dstack([cv2.resize((s * 15).astype(np.uint8), (size, size))] * 3) for s in scans])

@@ -3,8 +3,9 @@ import shutil
 import numpy as np
 import pytest
 
-from convert.datasets import load_split, scan, stratified_split
+from convert.datasets import load_split, stratified_split
 from edge.errors import EdgeError
+from edge.folders import scan
 
 
 @pytest.fixture

@@ -2,16 +2,15 @@
 import json
 import os
 import shutil
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 
 from edge.bundle import read_bundle
-from edge.interpreter import classify, io_facts, make_interpreter
 from edge.images import read_rgb
+from edge.interpreter import classify, io_facts, make_interpreter
 from edge.preprocess import resize
+from tests.cli import edge_cli
 
 
 def test_learns_a_separable_set_and_the_int8_file_agrees(e2e):
@@ -35,7 +34,8 @@ def test_bundle_io_matches_the_manifest(e2e):
 
 def test_device_path_reproduces_the_manifest_accuracy(e2e, digits):
     """Files -> read_rgb -> resize -> interpreter, as a device would: the same validation accuracy."""
-    from convert.datasets import scan, stratified_split
+    from convert.datasets import stratified_split
+    from edge.folders import scan
 
     bundle = read_bundle(e2e["bundle"])
     folder = scan(digits)
@@ -77,11 +77,6 @@ def test_max_drop_flags_and_suggests_qat():
     assert "--qat" not in drop_warning(m, "int8", qat=True)
     within = compare(y, keras_scores, tflite_scores, 3, max_drop=0.3)
     assert not within["drop_exceeded"] and drop_warning(within, "int8", False) is None
-
-
-def edge_cli(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "edge.cli", *map(str, args)], capture_output=True, text=True,
-                          cwd=cwd, timeout=600)
 
 
 def test_cli_convert_json(few_digits, tmp_path):
@@ -148,10 +143,3 @@ def test_cli_refuses_to_overwrite_a_folder_that_is_not_a_bundle(tmp_path, few_di
     r = edge_cli("convert", "--data", few_digits, "--out", tmp_path / "mine", "--weights", "none")
     assert r.returncode == 2 and "not a bundle" in r.stderr
     assert (tmp_path / "mine" / "thesis.txt").read_text() == "keep me"
-
-
-def test_device_import_path_does_not_import_tensorflow():
-    code = ("import sys, edge, edge.cli, edge.interpreter, edge.bundle, edge.images, eval; "
-            "print('tensorflow' in sys.modules)")
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert r.stdout.strip() == "False"

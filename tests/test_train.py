@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from convert.backbones import build_classifier, get_backbone
-from convert.train import set_trainable, class_weights
+from convert.train import class_weights, set_trainable
 
 
 def test_class_weights_only_when_imbalanced():

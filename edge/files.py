@@ -1,0 +1,35 @@
+"""Writing result files so that a crash or a bad path never leaves half a file behind."""
+import os
+from pathlib import Path
+
+from edge.errors import EdgeError
+
+
+def check_writable(path, option: str) -> Path:
+    """Refuse an output path before any long work, not after it."""
+    path = Path(path)
+    if path.is_dir():
+        raise EdgeError(f"{option} {path} is a folder: give a file name")
+    if not path.parent.is_dir():
+        raise EdgeError(f"{option} {path}: folder {path.parent} does not exist; create it or choose another path")
+    return path
+
+
+def write_file(path, data: bytes) -> None:
+    """Write and flush to the disk."""
+    with open(path, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def write_atomic(path, data: bytes) -> Path:
+    """The file appears whole at `path` or not at all (an older one stays until then)."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        write_file(tmp, data)
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path

@@ -1,0 +1,62 @@
+"""Image folders: one sub-folder of images per class, on host and device alike.
+
+Used by `edge convert` to read training data and by `edge eval` / `edge bench` to read test data.
+"""
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from edge.errors import EdgeError, close_matches
+from edge.images import is_image_file
+
+
+@dataclass
+class ImageFolder:
+    root: Path
+    classes: list[str]
+    paths: list[Path]
+    labels: np.ndarray  # index into classes, one per path
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (path, why)
+
+
+def scan(root, classes: list[str] | None = None) -> ImageFolder:
+    """List the images under root/<class>/.
+
+    Without `classes`, the sorted sub-folder names are the classes. With `classes` (a model's labels),
+    every sub-folder must be one of them and labels index into them; classes may lack a folder.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise EdgeError(f"data folder {root} does not exist: give a folder with one sub-folder of images per class")
+    found = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if not found:
+        raise EdgeError(f"{root} has no class sub-folders: put each class's images in {root}/<class name>/")
+    if classes is None:
+        if len(found) == 1:
+            raise EdgeError(f"{root} has one class ({found[0]}): a classifier needs at least two class folders")
+        classes = found
+    else:
+        unknown = [name for name in found if name not in classes]
+        if unknown:
+            hints = [f"{name} (did you mean {', '.join(close_matches(name, classes))}?)" if close_matches(name, classes)
+                     else name for name in unknown]
+            raise EdgeError(f"{root} has class folders the model does not know: {'; '.join(hints)}. "
+                            f"Name the folders after its classes: {_preview(classes)}")
+    paths, labels, skipped = [], [], []
+    for index, name in enumerate(classes):
+        folder = root / name
+        if not folder.is_dir():
+            continue
+        for path in sorted(p for p in folder.iterdir() if not p.name.startswith(".")):
+            if path.is_file() and is_image_file(path):
+                paths.append(path)
+                labels.append(index)
+            elif path.is_file():
+                skipped.append((str(path), "not an image file"))
+    return ImageFolder(root, list(classes), paths, np.array(labels, dtype=np.int64), skipped)
+
+
+def _preview(names: list[str], limit: int = 12) -> str:
+    shown = ", ".join(names[:limit])
+    return shown + (f", ... ({len(names)} in all)" if len(names) > limit else "")

@@ -1,0 +1,204 @@
+"""`edge eval`: run a model (a bundle, or a bare third-party .tflite file) over labelled image folders
+and measure what it gets right and how long it takes, with the interpreter code the device runs.
+
+Latency is the model call alone (set the input tensor, invoke, copy the output), timed per invoke;
+reading and resizing images is timed apart, as `preprocess_ms`.
+"""
+import re
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from edge.bundle import MANIFEST, read_bundle
+from edge.errors import EdgeError
+from edge.folders import scan
+from edge.images import BadImage, read_rgb
+from edge.interpreter import (
+    input_detail,
+    input_size,
+    invoker,
+    make_interpreter,
+    n_classes,
+    output_detail,
+    resolve_threads,
+    runtime,
+    set_batch,
+)
+from edge.preprocess import output_to_scores, pixels_to_input, resize
+from edge.progress import Log
+from eval.accumulator import Accumulator
+from eval.latency import latency_stats
+
+WARMUP = 5  # untimed-for-the-stats runs after the first: enough for caches and thread pools to settle
+
+
+@dataclass(frozen=True)
+class ModelFile:
+    """A model to evaluate: its .tflite file, class names in output order, and input pixel range."""
+    path: Path
+    labels: list[str] | None  # None: a bare file without --labels (known once the model is loaded)
+    input_range: tuple[float, float]
+    source: str  # "bundle" or "tflite"
+
+
+@dataclass
+class Evaluation:
+    report: dict  # what `--json` writes
+    y_true: np.ndarray  # class index per evaluated image
+    y_pred: np.ndarray
+    paths: list[str]  # the evaluated images, in order
+    times_ms: list[float]  # one per invoke: the first, the warm-up runs, then one per batch
+
+
+def open_model(model, labels=None, input_range=None) -> ModelFile:
+    """A bundle folder carries its labels and input range; a bare .tflite file takes them as options."""
+    path = Path(model)
+    if path.is_dir():
+        if labels is not None or input_range is not None:
+            raise EdgeError(f"{path} is a bundle: it carries its labels and input range; "
+                            "--labels and --input-range are for bare .tflite files")
+        bundle = read_bundle(path)
+        lo, hi = bundle.manifest["input"]["range"]
+        return ModelFile(bundle.model_path, bundle.labels, (float(lo), float(hi)), "bundle")
+    if not path.is_file():
+        raise EdgeError(f"model {path} does not exist: give a bundle folder (with {MANIFEST}) or a .tflite file")
+    lo, hi = input_range if input_range is not None else (0.0, 255.0)
+    if not lo < hi:
+        raise EdgeError(f"--input-range {lo},{hi}: the low end must be below the high end (e.g. -1,1 or 0,1)")
+    return ModelFile(path, read_labels(labels) if labels is not None else None, (float(lo), float(hi)), "tflite")
+
+
+def read_labels(path) -> list[str]:
+    """Class names, one a line in output order; also Coral's "0 name" / "0: name" files, whose
+    indices may skip (missing ones are named by their index)."""
+    path = Path(path)
+    try:
+        lines = [line.strip() for line in path.read_text(encoding="utf-8-sig").splitlines()]
+    except (OSError, UnicodeDecodeError) as e:
+        raise EdgeError(f"cannot read --labels {path} ({e}): give a text file with one class name a line") from None
+    lines = [line for line in lines if line]
+    if not lines:
+        raise EdgeError(f"--labels {path} is empty: give one class name a line, in the model's output order")
+    numbered = [re.fullmatch(r"(\d+)[:\s]\s*(.+)", line) for line in lines]
+    if all(numbered):
+        names = {int(m.group(1)): m.group(2).strip() for m in numbered}
+        return [names.get(i, str(i)) for i in range(max(names) + 1)]
+    return lines
+
+
+def evaluate(model, data, labels=None, input_range=None, threads: int | None = None, top_k=None, batch: int = 1,
+             warmup: int = WARMUP, log: Log | None = None) -> Evaluation:
+    """Evaluate `model` (bundle folder or .tflite file) on `data` (one sub-folder of images per class,
+    named as the model's labels)."""
+    log = log or Log(enabled=False)
+    if batch < 1 or warmup < 0:
+        raise EdgeError("--batch must be at least 1 and --warmup at least 0")
+    target = open_model(model, labels, input_range)
+    threads = resolve_threads(threads)
+    interpreter = make_interpreter(target.path, threads)
+    classes = n_classes(interpreter)
+    names = target.labels
+    if names is None:
+        raise EdgeError(f"{target.path} is a bare .tflite file: give --labels FILE with its {classes} class names, "
+                        "one a line in output order")
+    if len(names) != classes:
+        raise EdgeError(f"--labels has {len(names)} class names but the model has {classes} outputs: "
+                        "give one name per output, in output order")
+    top_k = default_top_k(classes) if top_k is None else _check_top_k(top_k, classes)
+    set_batch(interpreter, batch)
+    folder = scan(data, names)
+    if not folder.paths:
+        raise EdgeError(f"{data} has no images in its class folders ({', '.join(sorted(set(folder.classes)))[:200]}): "
+                        "put images in <data>/<class name>/")
+    height, width = input_size(interpreter)
+
+    skipped = list(folder.skipped)
+    read_ms, paths = [], []
+    bar = log.bar(len(folder.paths), "evaluating")
+
+    def images() -> Iterator[tuple[np.ndarray, int]]:
+        for path, label in zip(folder.paths, folder.labels):
+            start = time.perf_counter()
+            try:
+                pixels = resize(read_rgb(path), height, width)
+            except BadImage as e:
+                skipped.append((str(path), str(e)))
+                continue
+            finally:
+                bar.update(1)
+            read_ms.append((time.perf_counter() - start) * 1000)
+            paths.append(str(path))
+            yield pixels, int(label)
+
+    acc = Accumulator(names, top_k)
+    y_true, y_pred, times = [], [], []
+    for scores, label in classify_all(interpreter, images(), target.input_range, batch, warmup, times):
+        y_pred.append(acc.add(label, scores))
+        y_true.append(label)
+    bar.finish()
+    if not acc.n:
+        raise EdgeError(f"none of the {len(folder.paths)} images in {data} could be read "
+                        f"(e.g. {skipped[0][0]}: {skipped[0][1]}): check the files")
+
+    latency = latency_stats(times, warmup, batch)
+    fps = latency.pop("fps")
+    report = {
+        "model": str(target.path), "source": target.source, "model_bytes": target.path.stat().st_size,
+        "data": str(data), **acc.report(), "latency_ms": latency, "fps": fps,
+        "preprocess_ms": {"mean": float(np.mean(read_ms)), "p50": float(np.median(read_ms))},
+        "skipped": {"count": len(skipped), "files": [{"path": p, "why": w} for p, w in skipped]},
+        "input": {"size": [height, width], "dtype": np.dtype(input_detail(interpreter)["dtype"]).name,
+                  "range": list(target.input_range)},
+        "runtime": runtime(interpreter), "threads": threads, "batch": batch,
+    }
+    if acc.n >= 2 * classes and len(set(y_pred)) == 1:
+        hint = "check --input-range: a wrong input range" if target.source == "tflite" else "a broken export"
+        report["notes"].append(f"every image was classified as {names[y_pred[0]]}: {hint} gives one-class outputs")
+    return Evaluation(report, np.array(y_true), np.array(y_pred), paths, times)
+
+
+def classify_all(interpreter, items: Iterable[tuple[np.ndarray, object]], input_range=(0.0, 255.0), batch: int = 1,
+                 warmup: int = 0, times: list | None = None) -> Iterator[tuple[np.ndarray, object]]:
+    """For each (uint8 RGB image at the input size, tag), yield (float scores, tag), `batch` images per
+    invoke (a short last batch is padded). Appends each invoke's milliseconds to `times`: the first,
+    then `warmup` repeats of the first batch (whose results are not yielded twice), then the rest."""
+    inp, out = input_detail(interpreter), output_detail(interpreter)
+    call = invoker(interpreter)
+    times = [] if times is None else times
+    first = True
+    for chunk in _chunks(items, batch):
+        pixels = np.stack([image for image, _ in chunk] + [chunk[-1][0]] * (batch - len(chunk)))
+        tensor = pixels_to_input(pixels, inp["dtype"], inp["quantization"], input_range)
+        for _ in range(1 + warmup if first else 1):
+            start = time.perf_counter()
+            raw = call(tensor)
+            times.append((time.perf_counter() - start) * 1000)
+        first = False
+        scores = output_to_scores(raw, out["quantization"]).reshape(batch, -1)
+        yield from ((row, tag) for row, (_, tag) in zip(scores, chunk))
+
+
+def _chunks(items: Iterable, size: int) -> Iterator[list]:
+    chunk = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def default_top_k(n_classes: int) -> tuple[int, ...]:
+    """Top-1, and top-5 when there are at least 5 classes."""
+    return (1, 5) if n_classes >= 5 else (1,)
+
+
+def _check_top_k(top_k, classes: int) -> tuple[int, ...]:
+    ks = (top_k,) if isinstance(top_k, int) else tuple(top_k)
+    if any(k < 1 or k > classes for k in ks):
+        raise EdgeError(f"--top-k {','.join(map(str, ks))}: k must be between 1 and the {classes} classes")
+    return tuple(sorted({1, *ks}))
