@@ -3,16 +3,16 @@ import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from edge.errors import EdgeError, choose
 from convert.backbones import get_backbone
 from convert.quantize import IO_TYPES, QUANTIZATIONS
+from edge.errors import EdgeError, choose
 
 
 @dataclass
 class ConvertOptions:
     model: str
     data: Path
-    out: Path
+    out: Path | None = None  # the bundle folder; None when nothing is written (edge bench)
     val: Path | None = None
     val_split: float = 0.2
     seed: int = 0
@@ -63,7 +63,8 @@ class ConvertOptions:
         _check(0 <= self.max_drop <= 1, f"--max-drop {self.max_drop} must be between 0 and 1 (e.g. 0.01)")
         _check(self.calibration_images >= 1, "--calibration-images must be at least 1")
         return ConvertOptions(**{
-            **asdict(self), "model": spec.name, "data": Path(self.data), "out": Path(self.out),
+            **asdict(self), "model": spec.name, "data": Path(self.data),
+            "out": Path(self.out) if self.out is not None else None,
             "val": Path(self.val) if self.val is not None else None, "weights": weights, "input_size": size,
             "quantize": quant.name, "io_type": io_type,
             "fine_tune_layers": spec.fine_tune_layers if self.fine_tune_layers is None else self.fine_tune_layers,

@@ -15,9 +15,11 @@ from convert.datasets import Split, load_split
 from convert.options import ConvertOptions
 from convert.quantize import QUANTIZATIONS, calibration_images, to_tflite
 from edge.bundle import check_destination, write_bundle
-from edge.interpreter import classify, io_facts, make_interpreter
+from edge.interpreter import io_facts, make_interpreter
 from edge.preprocess import RESIZE
 from edge.progress import Log
+from eval.evaluate import WARMUP, classify_all
+from eval.latency import latency_stats
 from eval.metrics import accuracy, confusion_matrix, macro_f1
 
 
@@ -81,7 +83,9 @@ def read_images(opts: ConvertOptions, log: Log) -> Split:
 
 def fit(opts: ConvertOptions, split: Split, log: Log) -> tuple[object, dict]:
     """Build the classifier and train it (then quantization-aware, with --qat)."""
-    from convert.backbones import build_classifier  # TensorFlow is imported from here on
+    from convert.backbones import (
+        build_classifier,  # TensorFlow is imported from here on
+    )
     from convert.train import train, train_qat
 
     clf = build_classifier(get_backbone(opts.model), len(split.classes), opts.input_size, opts.weights, opts.alpha)
@@ -92,19 +96,22 @@ def fit(opts: ConvertOptions, split: Split, log: Log) -> tuple[object, dict]:
     return model, training
 
 
-def export(model, split: Split, quantize: str, io_type: str, opts: ConvertOptions,
-           log: Log) -> tuple[bytes, dict, int]:
-    """Convert to TFLite and measure the file, in the interpreter the device uses, against Keras.
-    Returns the file, its metrics and the number of calibration images used."""
+def export(model, split: Split, quantize: str, io_type: str, opts: ConvertOptions, log: Log,
+           threads: int | None = None) -> tuple[bytes, dict, int]:
+    """Convert to TFLite and measure the file, in the interpreter the device uses, against Keras on
+    the validation images (with its latency on this host). Returns the file, its metrics and the
+    number of calibration images used."""
     log(f"exporting {quantize} TFLite (io {io_type})")
     quant = QUANTIZATIONS[quantize]
     calibration = calibration_images(split.train_x, opts.calibration_images, opts.seed) if quant.calibrate else None
     tflite = to_tflite(model, quantize, io_type, calibration)
     log("checking the exported model on the validation images")
     keras_scores = model.predict(split.val_x.astype(np.float32), batch_size=opts.batch_size, verbose=0)
-    interpreter = make_interpreter(tflite)
-    tflite_scores = np.stack([classify(interpreter, image) for image in split.val_x])
+    times = []
+    rows = classify_all(make_interpreter(tflite, threads), ((x, None) for x in split.val_x), warmup=WARMUP, times=times)
+    tflite_scores = np.stack([scores for scores, _ in rows])
     metrics = compare(split.val_y, keras_scores, tflite_scores, len(split.classes), opts.max_drop)
+    metrics["host_latency_ms"] = latency_stats(times, WARMUP)
     return tflite, metrics, 0 if calibration is None else len(calibration)
 
 

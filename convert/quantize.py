@@ -59,22 +59,3 @@ def to_tflite(model, quantization: str, io_type: str = "float32", calibration: n
         converter.inference_output_type = getattr(tf, io_type)
     return bytes(converter.convert())
 
-
-def quantization_aware(model, preserve_sparsity: bool = False):
-    """The model with tfmot's fake-quantization on every layer tfmot supports (the rest, like the
-    preprocessing layer, are calibrated at conversion). With `preserve_sparsity`, pruned zeros stay 0."""
-    import tensorflow_model_optimization as tfmot
-    from tensorflow_model_optimization.python.core.quantization.keras.default_8bit import (
-        default_8bit_quantize_registry)
-
-    from convert.tfkeras import keras
-
-    registry = default_8bit_quantize_registry.Default8BitQuantizeRegistry()
-    quant = tfmot.quantization.keras
-
-    def annotate(layer):
-        return quant.quantize_annotate_layer(layer) if registry.supports(layer) else layer
-
-    annotated = keras.models.clone_model(model, clone_function=annotate)
-    scheme = tfmot.experimental.combine.Default8BitPrunePreserveQuantizeScheme() if preserve_sparsity else None
-    return quant.quantize_apply(annotated, scheme) if scheme else quant.quantize_apply(annotated)

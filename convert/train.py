@@ -184,7 +184,7 @@ def prune_tune(model, split, opts, log=None) -> tuple[object, dict]:
 def train_qat(model, split, opts, log=None) -> tuple[object, dict]:
     """Quantization-aware training: fine-tune with fake-quantized weights and activations so the int8
     model loses less accuracy than with post-training quantization."""
-    from convert.quantize import quantization_aware
+    from convert.qat import quantization_aware
 
     qat_model = quantization_aware(model, preserve_sparsity=bool(opts.prune))
     fit = Fitter(split, opts, class_weights(split.train_y, len(split.classes)), log)

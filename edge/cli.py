@@ -13,6 +13,7 @@ from edge import __version__
 from edge.errors import EdgeError
 from edge.files import check_writable, write_atomic
 from edge.progress import Log
+from eval.bench import DEFAULT_VARIANTS, VARIANTS
 
 
 @click.group()
@@ -21,25 +22,46 @@ def cli():
     """Take a vision model from a laptop to a Raspberry Pi or a Coral board, and prove how well it works there."""
 
 
+def options(*decorators):
+    """Apply a list of click options, so commands that share options declare them once."""
+    def apply(f):
+        for decorator in reversed(decorators):
+            f = decorator(f)
+        return f
+    return apply
+
+
+DATA = click.option("--data", type=click.Path(path_type=Path), help="Folder with one sub-folder of images per class.")
+TRAINING = options(
+    click.option("--model", default="mobilenetv2", show_default=True, help="Backbone (see --list-models)."),
+    click.option("--val", type=click.Path(path_type=Path), help="Validation folder (same classes); else --val-split."),
+    click.option("--val-split", default=0.2, show_default=True, help="Fraction of each class held out for validation."),
+    click.option("--seed", default=0, show_default=True, help="Seed for the split, shuffling and augmentation."),
+    click.option("--weights", default="imagenet", show_default=True, help="imagenet, none, or a weights/Keras model file."),
+    click.option("--input-size", type=int, help="Square input size in pixels [the backbone's default]."),
+    click.option("--alpha", default=1.0, show_default=True, help="Width multiplier (MobileNets)."),
+    click.option("--epochs", default=5, show_default=True, help="Epochs training the head on the frozen backbone."),
+    click.option("--fine-tune-epochs", default=5, show_default=True, help="Epochs fine-tuning the top layers."),
+    click.option("--fine-tune-layers", type=int, help="Top backbone layers to unfreeze [backbone-specific]."),
+    click.option("--lr", default=1e-3, show_default=True, help="Learning rate of the head phase."),
+    click.option("--fine-tune-lr", type=float, help="Learning rate of fine-tuning [--lr / 10]."),
+    click.option("--batch-size", default=32, show_default=True),
+    click.option("--augment/--no-augment", default=True, show_default=True, help="Flips, rotation, zoom, shifts, "
+                 "brightness/contrast, cutout while training."),
+    click.option("--prune", type=float, help="Prune to this sparsity (0-1) while fine-tuning."),
+)
+MODEL_FILE = options(
+    click.option("--labels", type=click.Path(path_type=Path),
+                 help="Class names of a bare .tflite, one a line in output order."),
+    click.option("--input-range", help="Float range a bare .tflite expects for pixels 0..255, e.g. -1,1 or 0,1 [0,255]."),
+    click.option("--threads", type=int, help="Interpreter threads [all cores]."),
+)
+
+
 @cli.command()
-@click.option("--model", default="mobilenetv2", show_default=True, help="Backbone (see --list-models).")
-@click.option("--data", type=click.Path(path_type=Path), help="Folder with one sub-folder of images per class.")
+@DATA
+@TRAINING
 @click.option("--out", type=click.Path(path_type=Path), help="Bundle folder to write [bundles/MODEL-QUANTIZE].")
-@click.option("--val", type=click.Path(path_type=Path), help="Validation folder (same classes); else --val-split.")
-@click.option("--val-split", default=0.2, show_default=True, help="Fraction of each class held out for validation.")
-@click.option("--seed", default=0, show_default=True, help="Seed for the split, shuffling and augmentation.")
-@click.option("--weights", default="imagenet", show_default=True, help="imagenet, none, or a weights/Keras model file.")
-@click.option("--input-size", type=int, help="Square input size in pixels [the backbone's default].")
-@click.option("--alpha", default=1.0, show_default=True, help="Width multiplier (MobileNets).")
-@click.option("--epochs", default=5, show_default=True, help="Epochs training the head on the frozen backbone.")
-@click.option("--fine-tune-epochs", default=5, show_default=True, help="Epochs fine-tuning the top layers.")
-@click.option("--fine-tune-layers", type=int, help="Top backbone layers to unfreeze [backbone-specific].")
-@click.option("--lr", default=1e-3, show_default=True, help="Learning rate of the head phase.")
-@click.option("--fine-tune-lr", type=float, help="Learning rate of fine-tuning [--lr / 10].")
-@click.option("--batch-size", default=32, show_default=True)
-@click.option("--augment/--no-augment", default=True, show_default=True, help="Flips, rotation, zoom, shifts, "
-              "brightness/contrast, cutout while training.")
-@click.option("--prune", type=float, help="Prune to this sparsity (0-1) while fine-tuning.")
 @click.option("--quantize", default="int8", show_default=True, help="float32, float16, dynamic or int8.")
 @click.option("--io-type", help="uint8, int8 or float32 [uint8 for int8, else float32].")
 @click.option("--qat", is_flag=True, help="Quantization-aware training instead of post-training quantization.")
@@ -51,8 +73,7 @@ def convert(data, out, as_json, list_models, **options):
     if list_models:
         click.echo(models_table())
         return
-    if data is None:
-        raise EdgeError("--data is required: a folder with one sub-folder of images per class")
+    need_data(data)
     out = out or Path("bundles") / f"{options['model']}-{options['quantize']}"
     summary = edge.convert(data=data, out=out, log=Log(), **options)
     click.echo(json.dumps(summary, indent=2) if as_json else summary_text(summary))
@@ -74,11 +95,8 @@ def demo(out, as_json):
 
 @cli.command("eval")
 @click.argument("model", type=click.Path(path_type=Path))
-@click.option("--data", required=True, type=click.Path(path_type=Path),
-              help="Folder with one sub-folder of images per class, named as the model's labels.")
-@click.option("--labels", type=click.Path(path_type=Path), help="Class names of a bare .tflite, one a line in output order.")
-@click.option("--input-range", help="Float range a bare .tflite expects for pixels 0..255, e.g. -1,1 or 0,1 [0,255].")
-@click.option("--threads", type=int, help="Interpreter threads [all cores].")
+@DATA
+@MODEL_FILE
 @click.option("--top-k", type=int, help="Also report top-K accuracy [top-1, and top-5 with at least 5 classes].")
 @click.option("--batch", default=1, show_default=True, help="Images per invoke.")
 @click.option("--warmup", default=5, show_default=True, help="Runs after the first left out of the latency statistics.")
@@ -89,8 +107,8 @@ def eval_command(model, data, labels, input_range, threads, top_k, batch, warmup
     """Accuracy, precision, recall, F1, confusion matrix, top-k and latency of a bundle or a .tflite file."""
     from eval.plots import check_plot_path, save_plot
 
-    if threads is not None and threads < 1:
-        raise EdgeError(f"--threads {threads} must be at least 1")
+    check_threads(threads)
+    need_data(data)
     plot = check_plot_path(plot) if plot else None
     json_file = check_writable(json_path, "--json") if json_path not in (None, "-") else None
     result = edge.evaluate(model, data, labels=labels, input_range=parse_range(input_range), threads=threads,
@@ -103,6 +121,73 @@ def eval_command(model, data, labels, input_range, threads, top_k, batch, warmup
         click.echo(json.dumps(result.report, indent=2))
     else:
         click.echo(eval_text(result.report))
+
+
+@cli.command()
+@click.argument("models", nargs=-1, type=click.Path(path_type=Path))
+@DATA
+@TRAINING
+@click.option("--variants", default=",".join(DEFAULT_VARIANTS), show_default=True,
+              help=f"Exports of one trained --model to compare: {', '.join(VARIANTS)}.")
+@MODEL_FILE
+@click.option("--out", default=".", show_default=True, type=click.Path(path_type=Path),
+              help="Folder for bench.json and bench.csv.")
+@click.option("--json", "as_json", is_flag=True, help="Print the results as JSON on stdout.")
+@click.pass_context
+def bench(ctx, models, data, variants, labels, input_range, threads, out, as_json, **training):
+    """Compare exports: train --model once and export each of --variants, or compare existing bundles and
+    .tflite files (MODELS) on --data. Prints one table; writes bench.json and bench.csv."""
+    from eval.bench import check_out, write_results
+
+    check_threads(threads)
+    need_data(data)
+    out = check_out(out)
+    given = [name for name in ("variants", *training) if ctx.get_parameter_source(name).name != "DEFAULT"]
+    if models and given:
+        raise EdgeError(f"--{given[0].replace('_', '-')} is for training a --model; with bundle or .tflite "
+                        "arguments, leave it out")
+    if not models and (labels or input_range):
+        raise EdgeError("--labels and --input-range are for bare .tflite arguments, not for --model")
+    result = edge.bench(models, data, variants=variants, labels=labels, input_range=parse_range(input_range),
+                        threads=threads, log=Log(), **training)
+    json_file, csv_file = write_results(result, out)
+    click.echo(json.dumps(result, indent=2) if as_json else f"{bench_text(result)}\n\nwrote {json_file} and {csv_file}")
+
+
+def bench_text(result: dict) -> str:
+    rows = [("variant" if result["kind"] == "variants" else "model", "status", "bytes", "gzip", "accuracy",
+             "macro F1", "agreement", "p50 ms", "FPS", "smaller", "faster")]
+    ok = [r for r in result["rows"] if r["status"] == "ok"]
+    base = ok[0] if ok else None
+    for r in result["rows"]:
+        if r["status"] != "ok":
+            rows.append((r["name"], "failed", *[""] * 9))
+            continue
+        agreement = "" if r["agreement"] is None else f"{r['agreement']:.4f}"
+        rows.append((r["name"], "ok", f"{r['bytes']:,}", f"{r['gzip_bytes']:,}", f"{r['accuracy']:.4f}",
+                     f"{r['macro_f1']:.4f}", agreement, f"{r['p50_ms']:.2f}", f"{r['fps']:.1f}",
+                     f"{base['bytes'] / r['bytes']:.2f}x", f"{base['p50_ms'] / r['p50_ms']:.2f}x"))
+    if result["kind"] == "variants":
+        head = (f"{result['model']} @ {result['input_size']}px: trained on {result['images']['train']} images, "
+                f"evaluated on {result['images']['validation']} validation images")
+    else:
+        head = f"on {result['data']}"
+    lines = [head, table(rows)]
+    if base:
+        lines.append(f"smaller / faster: against {base['name']}; agreement: with {result['agreement_with']}")
+    lines += [f"{r['name']} failed: {r['reason']}" for r in result["rows"] if r["status"] != "ok"]
+    lines += [f"{r['name']}: measured sparsity {r['sparsity']:.3f}" for r in ok if r.get("sparsity") is not None]
+    return "\n".join(lines)
+
+
+def check_threads(threads) -> None:
+    if threads is not None and threads < 1:
+        raise EdgeError(f"--threads {threads} must be at least 1")
+
+
+def need_data(data) -> None:
+    if data is None:
+        raise EdgeError("--data is required: a folder with one sub-folder of images per class")
 
 
 def parse_range(text: str | None) -> tuple[float, float] | None:
@@ -170,6 +255,7 @@ def summary_text(s: dict) -> str:
                ("keras", f"{m['keras']['accuracy']:.4f}", f"{m['keras']['macro_f1']:.4f}"),
                (f"tflite {q['mode']}", f"{m['tflite']['accuracy']:.4f}", f"{m['tflite']['macro_f1']:.4f}")]),
         f"agreement  {m['agreement']:.4f} on {m['n']} images",
+        f"latency    p50 {m['host_latency_ms']['p50']:.2f} ms on this host (edge eval measures it on a device)",
     ]
     if s["sparsity"]:
         lines.append(f"sparsity   {s['sparsity']['sparsity']:.3f} (target {s['sparsity']['target']})")

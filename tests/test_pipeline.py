@@ -60,9 +60,12 @@ def test_manifest_records_the_contract(e2e):
 def test_qat_exports_int8(few_digits, tmp_path, fast):
     import edge
 
-    s = edge.convert("mobilenetv2", few_digits, tmp_path / "q", qat=True, **{**fast, "max_drop": 1.0})
+    # pruned too: the prune-preserving scheme is the one that needs every layer configured
+    s = edge.convert("mobilenetv2", few_digits, tmp_path / "q", qat=True, prune=0.5,
+                     **{**fast, "max_drop": 1.0, "fine_tune_epochs": 1})
     assert s["quantization"]["qat"] and s["input"]["dtype"] == "uint8"
     assert s["training"]["phases"][-1]["phase"] == "qat"
+    assert s["sparsity"]["sparsity"] >= 0.45  # QAT kept the pruned zeros
     assert s["metrics"]["agreement"] >= 0.5
 
 

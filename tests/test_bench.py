@@ -1,0 +1,82 @@
+"""`edge bench`: variants of one trained model, and existing files, compared on the same images."""
+import csv
+import json
+import shutil
+
+import pytest
+from click.testing import CliRunner
+
+from edge.cli import cli
+from edge.errors import EdgeError
+from eval.bench import bench_files, parse_variants, write_results
+from tests.cli import edge_cli
+
+
+def test_compares_files_and_keeps_going_past_a_broken_one(e2e, digits, tmp_path):
+    bare = tmp_path / "copy.tflite"
+    shutil.copy(e2e["bundle"] + "/model.tflite", bare)
+    (tmp_path / "labels.txt").write_text("0\n1\n2\n3\n")
+    (tmp_path / "broken.tflite").write_bytes(b"\x00" * 64)
+    result = bench_files([e2e["bundle"], tmp_path / "broken.tflite"], digits, threads=1)
+    ok, broken = result["rows"]
+    assert ok["status"] == "ok" and ok["agreement"] == 1.0 and ok["bytes"] == e2e["model"]["bytes"]
+    assert ok["gzip_bytes"] == e2e["model"]["gzip_bytes"] and ok["p50_ms"] > 0 and ok["fps"] > 0
+    assert broken["status"] == "failed" and "not a usable TFLite model" in broken["reason"]
+    json_file, csv_file = write_results(result, tmp_path / "out")
+    assert json.loads(json_file.read_text())["rows"][1]["status"] == "failed"
+    rows = list(csv.DictReader(csv_file.open()))
+    assert [r["status"] for r in rows] == ["ok", "failed"] and float(rows[0]["accuracy"]) == ok["accuracy"]
+
+    same = bench_files([bare, bare], digits, labels=tmp_path / "labels.txt")  # a bare file, given twice
+    assert [r["agreement"] for r in same["rows"]] == [1.0, 1.0]
+    assert same["rows"][0]["accuracy"] == ok["accuracy"]
+
+
+def bench_cli(data, out, variants):
+    """`edge bench` in this process (TensorFlow is imported once per test session, not per run)."""
+    args = ["bench", "--data", data, "--weights", "none", "--input-size", 32, "--alpha", 0.35, "--epochs", 1,
+            "--fine-tune-epochs", 1, "--no-augment", "--batch-size", 16, "--threads", 1, "--variants", variants,
+            "--out", out]
+    r = CliRunner().invoke(cli, list(map(str, args)))
+    assert r.exit_code == 0, r.output
+    return json.loads((out / "bench.json").read_text()), r.output
+
+
+def test_variants_share_one_trained_model(few_digits, tmp_path):
+    """A float32 and a pruned int8 export of one tiny model, through the CLI."""
+    result, output = bench_cli(few_digits, tmp_path, "float32,int8-pruned")
+    rows = {row["name"]: row for row in result["rows"]}
+    assert list(rows) == ["float32", "int8-pruned"]
+    assert all(row["status"] == "ok" for row in rows.values()), rows
+    assert rows["float32"]["agreement"] == 1.0  # the float32 file computes what its Keras model does
+    assert rows["int8-pruned"]["sparsity"] == pytest.approx(0.5, abs=0.02)
+    assert rows["int8-pruned"]["gzip_bytes"] < rows["float32"]["gzip_bytes"] / 4
+    assert result["images"] == {"train": 39, "validation": 9}
+    for word in ("variant", "int8-pruned", "macro F1", "measured sparsity 0.5", "bench.csv"):
+        assert word in output
+
+
+@pytest.mark.slow
+def test_quantization_aware_variant(few_digits, tmp_path):
+    result, _ = bench_cli(few_digits, tmp_path, "int8,int8-qat")
+    int8, qat = result["rows"]
+    assert int8["status"] == qat["status"] == "ok", result["rows"]
+    assert qat["bytes"] == pytest.approx(int8["bytes"], rel=0.05) and qat["sparsity"] is None
+
+
+def test_unknown_variant_suggests_a_close_one():
+    with pytest.raises(EdgeError, match="did you mean int8"):
+        parse_variants("float32,int9")
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--variants", "fp33"], "unknown variant"),
+    (["{bundle}", "--epochs", "3"], "--epochs is for training"),
+    (["--labels", "{bundle}/labels.txt"], "for bare .tflite arguments"),
+    (["{bundle}", "--out", "{bundle}/labels.txt"], "is a file"),
+    (["{bundle}", "--data", "{bundle}/nowhere"], "does not exist"),
+])
+def test_bad_options(e2e, digits, args, message):
+    args = [a.format(bundle=e2e["bundle"]) for a in args]
+    r = edge_cli("bench", "--data", digits, *args)
+    assert r.returncode == 2 and message in r.stderr and "Traceback" not in r.stderr, r.stderr
