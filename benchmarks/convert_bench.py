@@ -4,75 +4,37 @@
     python benchmarks/convert_bench.py --models mobilenetv2 --per-class 40 --epochs 2   # quick look
 
 Data: scikit-learn's real digit scans (4 classes), trained from scratch (ImageNet weights cannot be
-downloaded here). Each variant is exported from the same trained Keras model; the pruned one is that
-model pruned to 50% while fine-tuning for --prune-epochs. Latency: LiteRT, 2 threads, batch 1, median of --runs invokes
-after 5 warm-up runs. Ratios are against the float32 / unpruned int8 files of the same run.
+downloaded here). The variants come from `edge bench`: each is exported from the same trained Keras
+model; the pruned one is that model pruned to 50% while fine-tuning for --prune-epochs. Latency: LiteRT,
+2 threads, batch 1, p50 over the validation images after 5 warm-up runs (as `edge eval`). Ratios are
+against the float32 / unpruned int8 files of the same run.
 """
 import argparse
 import json
-import statistics
 import sys
 import tempfile
 import time
-from dataclasses import replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import edge  # noqa: E402
 from convert.demo import write_digits  # noqa: E402
 from convert.options import ConvertOptions  # noqa: E402
-from convert.pipeline import export, fit, read_images  # noqa: E402
-from convert.prune import tflite_sparsity  # noqa: E402
-from edge.bundle import model_facts  # noqa: E402
-from edge.interpreter import input_detail, make_interpreter  # noqa: E402
-from edge.preprocess import pixels_to_input  # noqa: E402
+from convert.pipeline import read_images  # noqa: E402
 from edge.progress import Log  # noqa: E402
 
 SIZES = {"mobilenetv2": 224, "xception": 299}
-VARIANTS = ("float32", "float16", "dynamic", "int8")
-
-
-def latency_ms(model: bytes, image, runs: int) -> float:
-    interpreter = make_interpreter(model, threads=2)
-    detail = input_detail(interpreter)
-    interpreter.set_tensor(detail["index"], pixels_to_input(image[None], detail["dtype"], detail["quantization"]))
-    for _ in range(5):
-        interpreter.invoke()
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        interpreter.invoke()
-        times.append((time.perf_counter() - start) * 1000)
-    return statistics.median(times)
+VARIANTS = "float32,float16,dynamic,int8,int8-pruned"
 
 
 def bench_model(name: str, data: Path, args, log: Log) -> dict:
-    opts = ConvertOptions(model=name, data=data, out=Path(tempfile.mkdtemp()), weights="none", input_size=SIZES[name],
-                          epochs=args.epochs, fine_tune_epochs=args.prune_epochs, augment=False, batch_size=16, val_split=0.6,
-                          prune=0.5).resolved()
-    split = read_images(opts, log)
+    """`edge bench` of every variant: one model trained from scratch, then pruned to 50% for the last."""
     started = time.perf_counter()
-    model, _ = fit(replace(opts, prune=None, fine_tune_epochs=0), split, log)
-    train_s = time.perf_counter() - started
-    rows = []
-    for variant in VARIANTS:
-        io = "uint8" if variant == "int8" else "float32"
-        tflite, metrics, _ = export(model, split, variant, io, opts, log)
-        rows.append(row(variant, tflite, metrics, split, args))
-    from convert.train import prune_tune
-
-    pruned, _ = prune_tune(model, split, opts, log)
-    tflite, metrics, _ = export(pruned, split, "int8", "uint8", opts, log)
-    rows.append({**row("int8-pruned50", tflite, metrics, split, args), "sparsity": tflite_sparsity(tflite)["sparsity"]})
-    return {"model": name, "input_size": SIZES[name], "train_images": len(split.train_y),
-            "val_images": len(split.val_y), "train_seconds": round(train_s, 1), "rows": rows}
-
-
-def row(variant, tflite, metrics, split, args) -> dict:
-    facts = model_facts(tflite)
-    return {"variant": variant, "bytes": facts["bytes"], "gzip_bytes": facts["gzip_bytes"],
-            "keras_accuracy": metrics["keras"]["accuracy"], "accuracy": metrics["tflite"]["accuracy"],
-            "agreement": metrics["agreement"], "latency_ms": latency_ms(tflite, split.val_x[0], args.runs)}
+    result = edge.bench((), data, variants=VARIANTS, model=name, weights="none", input_size=SIZES[name],
+                        epochs=args.epochs, fine_tune_epochs=args.prune_epochs, augment=False, batch_size=16,
+                        val_split=0.6, prune=0.5, threads=2, log=log)
+    return {**result, "seconds": round(time.perf_counter() - started, 1)}
 
 
 def bench_feature_cache(data: Path, args, log: Log) -> dict:
@@ -80,7 +42,7 @@ def bench_feature_cache(data: Path, args, log: Log) -> dict:
     from convert.backbones import build_classifier, get_backbone
     from convert.train import Fitter, set_trainable
 
-    opts = ConvertOptions(model="mobilenetv2", data=data, out=Path(tempfile.mkdtemp()), weights="none",
+    opts = ConvertOptions(model="mobilenetv2", data=data, weights="none",
                           input_size=224, epochs=args.epochs, augment=False, batch_size=16, val_split=0.6).resolved()
     split = read_images(opts, log)
     fitter = Fitter(split, opts, None, log)
@@ -97,21 +59,24 @@ def bench_feature_cache(data: Path, args, log: Log) -> dict:
 
 
 def print_table(result: dict) -> None:
-    print(f"\n{result['model']} @ {result['input_size']}px: {result['train_images']} training / "
-          f"{result['val_images']} validation images, trained in {result['train_seconds']} s")
-    print(f"{'variant':<15}{'bytes':>12}{'gzip':>12}{'keras acc':>11}{'acc':>8}{'agree':>8}{'p50 ms':>9}")
+    print(f"\n{result['model']} @ {result['input_size']}px: {result['images']['train']} training / "
+          f"{result['images']['validation']} validation images, {result['seconds']} s in all")
+    print(f"{'variant':<13}{'bytes':>12}{'gzip':>12}{'keras acc':>11}{'acc':>8}{'agree':>8}{'p50 ms':>9}")
     for r in result["rows"]:
-        print(f"{r['variant']:<15}{r['bytes']:>12,}{r['gzip_bytes']:>12,}{r['keras_accuracy']:>11.4f}"
-              f"{r['accuracy']:>8.4f}{r['agreement']:>8.4f}{r['latency_ms']:>9.2f}")
-    by = {r["variant"]: r for r in result["rows"]}
-    f32, i8, pr = by["float32"], by["int8"], by["int8-pruned50"]
+        if r["status"] != "ok":
+            print(f"{r['name']:<13} failed: {r['reason']}")
+            continue
+        print(f"{r['name']:<13}{r['bytes']:>12,}{r['gzip_bytes']:>12,}{r['keras_accuracy']:>11.4f}"
+              f"{r['accuracy']:>8.4f}{r['agreement']:>8.4f}{r['p50_ms']:>9.2f}")
+    by = {r["name"]: r for r in result["rows"]}
+    f32, i8, pr = by["float32"], by["int8"], by["int8-pruned"]
     checks = [
         ("int8 file smaller than float32", f32["bytes"] / i8["bytes"], ">= 3.9x", f32["bytes"] / i8["bytes"] >= 3.9),
         ("int8 accuracy minus Keras (pp)", 100 * (i8["accuracy"] - i8["keras_accuracy"]), ">= -0.5",
          i8["accuracy"] - i8["keras_accuracy"] >= -0.005),
         ("pruned int8 gzip smaller than int8 gzip", i8["gzip_bytes"] / pr["gzip_bytes"], ">= 1.4x",
          i8["gzip_bytes"] / pr["gzip_bytes"] >= 1.4),
-        ("int8 faster than float32", f32["latency_ms"] / i8["latency_ms"], "(ratio)", True),
+        ("int8 faster than float32", f32["p50_ms"] / i8["p50_ms"], "(ratio)", True),
     ]
     for label, value, target, ok in checks:
         print(f"  {label:<42}{value:>8.2f}  target {target:<9}{'' if target == '(ratio)' else ('PASS' if ok else 'FAIL')}")
@@ -124,7 +89,6 @@ def main():
     parser.add_argument("--per-class", type=int, default=160, help="digit scans per class (4 classes)")
     parser.add_argument("--epochs", type=int, default=6, help="training epochs from scratch (4 left BN unsettled)")
     parser.add_argument("--prune-epochs", type=int, default=4, help="epochs of the pruning fine-tune")
-    parser.add_argument("--runs", type=int, default=50)
     parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args()

@@ -41,8 +41,8 @@ VARIANTS = {v.name: v for v in (
 )}
 DEFAULT_VARIANTS = ("float32", "float16", "dynamic", "int8", "int8-pruned")
 DEFAULT_SPARSITY = 0.5
-COLUMNS = ("name", "status", "reason", "bytes", "gzip_bytes", "accuracy", "macro_f1", "agreement", "p50_ms", "fps",
-           "sparsity")
+COLUMNS = ("name", "status", "reason", "bytes", "gzip_bytes", "accuracy", "macro_f1", "keras_accuracy", "agreement",
+           "p50_ms", "fps", "sparsity")
 
 
 def parse_variants(text) -> list[str]:
@@ -83,8 +83,9 @@ def bench_variants(options, variants=DEFAULT_VARIANTS, threads: int | None = Non
         except Exception as e:  # noqa: BLE001 -- one variant failing to convert must not sink the others
             rows[name] = _failed(name, e, log)
             continue
-        rows[name] = _row(name, tflite, metrics["tflite"]["accuracy"], metrics["tflite"]["macro_f1"],
-                          metrics["agreement"], metrics["host_latency_ms"])
+        rows[name] = {**_row(name, tflite, metrics["tflite"]["accuracy"], metrics["tflite"]["macro_f1"],
+                             metrics["agreement"], metrics["host_latency_ms"]),
+                      "keras_accuracy": metrics["keras"]["accuracy"]}
         if variant.pruned:
             from convert.prune import tflite_sparsity
 
@@ -131,7 +132,7 @@ def _row(name: str, tflite: bytes, accuracy: float, macro_f1: float, agreement, 
     facts = model_facts(tflite)
     return {"name": name, "status": "ok", "reason": None, "bytes": facts["bytes"], "gzip_bytes": facts["gzip_bytes"],
             "accuracy": accuracy, "macro_f1": macro_f1, "agreement": agreement, "p50_ms": latency["p50"],
-            "fps": latency["fps"], "sparsity": None}
+            "fps": latency["fps"], "keras_accuracy": None, "sparsity": None}
 
 
 def _failed(name: str, error: Exception, log: Log) -> dict:
