@@ -6,8 +6,9 @@
 For each model, in the same run and on the same interpreter, alternating for --rounds rounds:
 - edge eval: the timing core `edge eval` uses (`classify_all`), fed images read from files and resized
   between invokes exactly as `edge eval` does; each invoke timed (set input, invoke, copy output).
-- bare: the input set once, then `invoke()` in a tight loop, each call timed; and the loop's wall
-  time / count, which has no per-call timer at all.
+- bare: the input set once, then `invoke()` in a tight loop, each call timed; the loop's wall
+  time / count, which has no per-call timer at all; and set input + invoke + copy output in a tight
+  loop (`+io`), which splits the overhead into tensor copies and the effect of reading images between.
 Overhead = edge eval p50 / bare p50 (1.00 = no overhead). Models built here have untrained weights:
 latency does not depend on them.
 """
@@ -25,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from edge.folders import scan  # noqa: E402
 from edge.images import read_rgb  # noqa: E402
-from edge.interpreter import input_detail, input_size, make_interpreter  # noqa: E402
+from edge.interpreter import input_detail, input_size, invoker, make_interpreter  # noqa: E402
 from edge.preprocess import pixels_to_input, resize  # noqa: E402
 from eval.evaluate import WARMUP, classify_all, open_model  # noqa: E402
 from eval.latency import latency_stats  # noqa: E402
@@ -59,8 +60,8 @@ def eval_round(interpreter, paths, input_range) -> dict:
 
 def bare_round(interpreter, image, input_range, runs: int) -> dict:
     detail = input_detail(interpreter)
-    interpreter.set_tensor(detail["index"], pixels_to_input(image[None], detail["dtype"], detail["quantization"],
-                                                           input_range))
+    tensor = pixels_to_input(image[None], detail["dtype"], detail["quantization"], input_range)
+    interpreter.set_tensor(detail["index"], tensor)
     for _ in range(WARMUP + 1):
         interpreter.invoke()
     times = []
@@ -72,7 +73,13 @@ def bare_round(interpreter, image, input_range, runs: int) -> dict:
     for _ in range(runs):
         interpreter.invoke()
     wall = (time.perf_counter() - start) * 1000 / runs
-    return {"p50": statistics.median(times), "mean": statistics.fmean(times), "wall_mean": wall}
+    call, copies = invoker(interpreter), []  # what edge eval times, minus reading images in between
+    for _ in range(runs):
+        start = time.perf_counter()
+        call(tensor)
+        copies.append((time.perf_counter() - start) * 1000)
+    return {"p50": statistics.median(times), "mean": statistics.fmean(times), "wall_mean": wall,
+            "io_p50": statistics.median(copies)}
 
 
 def bench(name, path, input_range, paths, threads, rounds) -> dict:
@@ -89,7 +96,8 @@ def bench(name, path, input_range, paths, threads, rounds) -> dict:
               "eval_p99": statistics.median(r["p99"] for r in ours),
               "bare_p50": statistics.median(r["p50"] for r in bare),
               "bare_mean": statistics.median(r["mean"] for r in bare),
-              "bare_wall_mean": statistics.median(r["wall_mean"] for r in bare)}
+              "bare_wall_mean": statistics.median(r["wall_mean"] for r in bare),
+              "bare_io_p50": statistics.median(r["io_p50"] for r in bare)}
     result["overhead_p50"] = result["eval_p50"] / result["bare_p50"]
     result["overhead_mean"] = result["eval_mean"] / result["bare_wall_mean"]
     return result
@@ -117,11 +125,13 @@ def main():
 
     print(f"\n{args.images} images x {args.rounds} rounds, {args.threads} threads; ms, median over rounds")
     print(f"{'model':<34}{'eval p50':>10}{'bare p50':>10}{'p50 ratio':>11}{'eval mean':>11}{'bare wall':>11}"
-          f"{'mean ratio':>12}{'eval p99':>10}")
+          f"{'mean ratio':>12}{'eval p99':>10}{'+io p50':>9}")
     for r in results:
         print(f"{r['model'][-34:]:<34}{r['eval_p50']:>10.3f}{r['bare_p50']:>10.3f}{r['overhead_p50']:>11.3f}"
-              f"{r['eval_mean']:>11.3f}{r['bare_wall_mean']:>11.3f}{r['overhead_mean']:>12.3f}{r['eval_p99']:>10.3f}")
+              f"{r['eval_mean']:>11.3f}{r['bare_wall_mean']:>11.3f}{r['overhead_mean']:>12.3f}{r['eval_p99']:>10.3f}"
+              f"{r['bare_io_p50']:>9.3f}")
     print("ratio = edge eval / bare invoke loop on the same interpreter (1.000 = no overhead)")
+    print("+io p50 = set input + invoke + copy output in a tight loop: the timed call without images read between")
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
 

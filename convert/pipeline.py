@@ -33,7 +33,8 @@ def convert(options: ConvertOptions, log: Log | None = None) -> dict:
 
     split = read_images(opts, log)
     model, training = fit(opts, split, log)
-    tflite, metrics, calibrated = export(model, split, opts.quantize, opts.io_type, opts, log)
+    tflite, keras_scores, calibrated = export(model, split, opts.quantize, opts.io_type, opts, log)
+    metrics = check(tflite, keras_scores, split, opts.max_drop, log)
     warnings = [w for w in [drop_warning(metrics, opts.quantize, opts.qat)] if w]
 
     sparsity = None
@@ -96,23 +97,29 @@ def fit(opts: ConvertOptions, split: Split, log: Log) -> tuple[object, dict]:
     return model, training
 
 
-def export(model, split: Split, quantize: str, io_type: str, opts: ConvertOptions, log: Log,
-           threads: int | None = None) -> tuple[bytes, dict, int]:
-    """Convert to TFLite and measure the file, in the interpreter the device uses, against Keras on
-    the validation images (with its latency on this host). Returns the file, its metrics and the
-    number of calibration images used."""
+def export(model, split: Split, quantize: str, io_type: str, opts: ConvertOptions,
+           log: Log) -> tuple[bytes, np.ndarray, int]:
+    """Convert to TFLite. Returns the file, the Keras model's scores on the validation images (what
+    the file is checked against) and the number of calibration images used."""
     log(f"exporting {quantize} TFLite (io {io_type})")
     quant = QUANTIZATIONS[quantize]
     calibration = calibration_images(split.train_x, opts.calibration_images, opts.seed) if quant.calibrate else None
     tflite = to_tflite(model, quantize, io_type, calibration)
-    log("checking the exported model on the validation images")
     keras_scores = model.predict(split.val_x.astype(np.float32), batch_size=opts.batch_size, verbose=0)
+    return tflite, keras_scores, 0 if calibration is None else len(calibration)
+
+
+def check(tflite: bytes, keras_scores: np.ndarray, split: Split, max_drop: float, log: Log,
+          threads: int | None = None) -> dict:
+    """Run the file in the interpreter the device uses on the validation images: its accuracy against
+    the Keras model's, and its latency on this host."""
+    log("checking the exported model on the validation images")
     times = []
     rows = classify_all(make_interpreter(tflite, threads), ((x, None) for x in split.val_x), warmup=WARMUP, times=times)
     tflite_scores = np.stack([scores for scores, _ in rows])
-    metrics = compare(split.val_y, keras_scores, tflite_scores, len(split.classes), opts.max_drop)
+    metrics = compare(split.val_y, keras_scores, tflite_scores, len(split.classes), max_drop)
     metrics["host_latency_ms"] = latency_stats(times, WARMUP)
-    return tflite, metrics, 0 if calibration is None else len(calibration)
+    return metrics
 
 
 def compare(y_true, keras_scores, tflite_scores, n_classes: int, max_drop: float) -> dict:

@@ -33,17 +33,17 @@ def evaluate(model, data, **options):
     return run(model, data, **options)
 
 
-def bench(models=(), data=None, variants=None, labels=None, input_range=None, threads=None, log=None,
+def bench(models=(), data=None, variants=None, labels=None, input_range=None, threads=None, rounds=5, log=None,
           **options) -> dict:
     """Compare exports on one data set: existing bundles / .tflite files (`models`), or, without them,
     the `variants` of one model trained with the options of `edge convert`. Returns what bench.json holds."""
     from eval.bench import DEFAULT_VARIANTS, bench_files, bench_variants
 
     if models:
-        return bench_files(models, data, labels, input_range, threads, log)
+        return bench_files(models, data, labels, input_range, threads, rounds, log)
     from convert.options import ConvertOptions
 
-    return bench_variants(ConvertOptions(data=data, **options), variants or DEFAULT_VARIANTS, threads, log)
+    return bench_variants(ConvertOptions(data=data, **options), variants or DEFAULT_VARIANTS, threads, rounds, log)
 
 
 __all__ = ["Bundle", "EdgeError", "bench", "convert", "evaluate", "read_bundle"]

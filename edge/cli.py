@@ -130,11 +130,13 @@ def eval_command(model, data, labels, input_range, threads, top_k, batch, warmup
 @click.option("--variants", default=",".join(DEFAULT_VARIANTS), show_default=True,
               help=f"Exports of one trained --model to compare: {', '.join(VARIANTS)}.")
 @MODEL_FILE
+@click.option("--rounds", default=5, show_default=True, help="Latency rounds in which the models take turns "
+              "(50 images each); 0: one pass, during evaluation.")
 @click.option("--out", default=".", show_default=True, type=click.Path(path_type=Path),
               help="Folder for bench.json and bench.csv.")
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON on stdout.")
 @click.pass_context
-def bench(ctx, models, data, variants, labels, input_range, threads, out, as_json, **training):
+def bench(ctx, models, data, variants, labels, input_range, threads, rounds, out, as_json, **training):
     """Compare exports: train --model once and export each of --variants, or compare existing bundles and
     .tflite files (MODELS) on --data. Prints one table; writes bench.json and bench.csv."""
     from eval.bench import check_out, write_results
@@ -142,6 +144,8 @@ def bench(ctx, models, data, variants, labels, input_range, threads, out, as_jso
     check_threads(threads)
     need_data(data)
     out = check_out(out)
+    if rounds < 0:
+        raise EdgeError(f"--rounds {rounds} cannot be negative")
     given = [name for name in ("variants", *training) if ctx.get_parameter_source(name).name != "DEFAULT"]
     if models and given:
         raise EdgeError(f"--{given[0].replace('_', '-')} is for training a --model; with bundle or .tflite "
@@ -149,22 +153,25 @@ def bench(ctx, models, data, variants, labels, input_range, threads, out, as_jso
     if not models and (labels or input_range):
         raise EdgeError("--labels and --input-range are for bare .tflite arguments, not for --model")
     result = edge.bench(models, data, variants=variants, labels=labels, input_range=parse_range(input_range),
-                        threads=threads, log=Log(), **training)
+                        threads=threads, rounds=rounds, log=Log(), **training)
     json_file, csv_file = write_results(result, out)
     click.echo(json.dumps(result, indent=2) if as_json else f"{bench_text(result)}\n\nwrote {json_file} and {csv_file}")
 
 
 def bench_text(result: dict) -> str:
-    rows = [("variant" if result["kind"] == "variants" else "model", "status", "bytes", "gzip", "accuracy",
-             "macro F1", "agreement", "p50 ms", "FPS", "smaller", "faster")]
     ok = [r for r in result["rows"] if r["status"] == "ok"]
     base = ok[0] if ok else None
+    keras = any(r["keras_accuracy"] is not None for r in ok)  # variants: the Keras model each came from
+    rows = [("variant" if result["kind"] == "variants" else "model", "status", "bytes", "gzip",
+             *(("Keras acc",) if keras else ()), "accuracy", "macro F1", "agreement", "p50 ms", "FPS", "smaller",
+             "faster")]
     for r in result["rows"]:
         if r["status"] != "ok":
-            rows.append((r["name"], "failed", *[""] * 9))
+            rows.append((r["name"], "failed", *[""] * (len(rows[0]) - 2)))
             continue
         agreement = "" if r["agreement"] is None else f"{r['agreement']:.4f}"
-        rows.append((r["name"], "ok", f"{r['bytes']:,}", f"{r['gzip_bytes']:,}", f"{r['accuracy']:.4f}",
+        rows.append((r["name"], "ok", f"{r['bytes']:,}", f"{r['gzip_bytes']:,}",
+                     *((f"{r['keras_accuracy']:.4f}",) if keras else ()), f"{r['accuracy']:.4f}",
                      f"{r['macro_f1']:.4f}", agreement, f"{r['p50_ms']:.2f}", f"{r['fps']:.1f}",
                      f"{base['bytes'] / r['bytes']:.2f}x", f"{base['p50_ms'] / r['p50_ms']:.2f}x"))
     if result["kind"] == "variants":

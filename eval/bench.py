@@ -19,7 +19,11 @@ from edge.bundle import model_facts
 from edge.errors import EdgeError, choose
 from edge.files import write_atomic
 from edge.progress import Log
-from eval.evaluate import evaluate
+from edge.images import read_rgb
+from edge.interpreter import input_size, make_interpreter
+from edge.preprocess import resize
+from eval.evaluate import WARMUP, classify_all, evaluate
+from eval.latency import latency_stats
 
 
 @dataclass(frozen=True)
@@ -41,6 +45,8 @@ VARIANTS = {v.name: v for v in (
 )}
 DEFAULT_VARIANTS = ("float32", "float16", "dynamic", "int8", "int8-pruned")
 DEFAULT_SPARSITY = 0.5
+ROUNDS = 5  # latency rounds, models in turns
+PER_ROUND = 50  # images per model per round
 COLUMNS = ("name", "status", "reason", "bytes", "gzip_bytes", "accuracy", "macro_f1", "keras_accuracy", "agreement",
            "p50_ms", "fps", "sparsity")
 
@@ -52,10 +58,11 @@ def parse_variants(text) -> list[str]:
     return list(dict.fromkeys(choose("variant", name, VARIANTS) for name in names))
 
 
-def bench_variants(options, variants=DEFAULT_VARIANTS, threads: int | None = None, log: Log | None = None) -> dict:
+def bench_variants(options, variants=DEFAULT_VARIANTS, threads: int | None = None, rounds: int = ROUNDS,
+                   log: Log | None = None) -> dict:
     """Train `options.model` once, export each variant of it and evaluate every file on the validation
     images. Agreement is with the Keras model the file was exported from."""
-    from convert.pipeline import export, fit, read_images
+    from convert.pipeline import check, export, fit, read_images
     from convert.train import prune_tune, train_qat
 
     log = log or Log(enabled=False)
@@ -66,7 +73,7 @@ def bench_variants(options, variants=DEFAULT_VARIANTS, threads: int | None = Non
     split = read_images(opts, log)
     model, training = fit(replace(opts, prune=None), split, log)
     trained = model.get_weights()
-    rows = {}
+    exported, rows = {}, {}
     # Variants that train further go last, each starting again from the shared weights.
     for name in sorted(names, key=lambda n: VARIANTS[n].pruned or VARIANTS[n].qat):
         variant = VARIANTS[name]
@@ -79,24 +86,29 @@ def bench_variants(options, variants=DEFAULT_VARIANTS, threads: int | None = Non
                     source, _ = prune_tune(model, split, opts, log)
                 else:  # QAT of the unpruned model: nothing to preserve
                     source, _ = train_qat(model, split, replace(opts, prune=None), log)
-            tflite, metrics, _ = export(source, split, variant.quantize, variant.io_type, opts, log, threads)
+            exported[name] = export(source, split, variant.quantize, variant.io_type, opts, log)[:2]
         except Exception as e:  # noqa: BLE001 -- one variant failing to convert must not sink the others
             rows[name] = _failed(name, e, log)
-            continue
+    # Every file is measured after all training has ended, so no training work competes for the cores.
+    turns = {}
+    for name, (tflite, keras_scores) in exported.items():
+        metrics = check(tflite, keras_scores, split, opts.max_drop, log, threads)
+        turns[name] = (make_interpreter(tflite, threads), split.val_x[:PER_ROUND], (0.0, 255.0))
         rows[name] = {**_row(name, tflite, metrics["tflite"]["accuracy"], metrics["tflite"]["macro_f1"],
                              metrics["agreement"], metrics["host_latency_ms"]),
                       "keras_accuracy": metrics["keras"]["accuracy"]}
-        if variant.pruned:
+        if VARIANTS[name].pruned:
             from convert.prune import tflite_sparsity
 
             rows[name]["sparsity"] = tflite_sparsity(tflite)["sparsity"]
+    _time_in_turns(rows, turns, rounds, log)
     return {**_header("variants", threads), "model": opts.model, "input_size": opts.input_size,
             "data": str(opts.data), "images": {"train": len(split.train_y), "validation": len(split.val_y)},
             "agreement_with": "the Keras model each file was exported from", "training": training,
             "rows": [rows[n] for n in names]}
 
 
-def bench_files(models, data, labels=None, input_range=None, threads: int | None = None,
+def bench_files(models, data, labels=None, input_range=None, threads: int | None = None, rounds: int = ROUNDS,
                 log: Log | None = None) -> dict:
     """Evaluate each bundle or .tflite file on `data`. Agreement is with the first file that ran."""
     log = log or Log(enabled=False)
@@ -104,22 +116,49 @@ def bench_files(models, data, labels=None, input_range=None, threads: int | None
         raise EdgeError("nothing to compare: give bundle folders or .tflite files, or --model to train one")
     if not Path(data).is_dir():
         raise EdgeError(f"data folder {data} does not exist: give a folder with one sub-folder of images per class")
-    rows, reference = [], None
-    for model in models:
+    rows, reference, turns = {}, None, {}  # keyed by position: the same file may be given twice
+    for i, model in enumerate(models):
         log(f"evaluating {model}")
         try:
             result = evaluate(model, data, labels=labels, input_range=input_range, threads=threads, log=log)
         except EdgeError as e:
-            rows.append(_failed(str(model), e, log))
+            rows[i] = _failed(str(model), e, log)
             continue
         predictions = dict(zip(result.paths, result.y_pred.tolist()))
         reference = reference or predictions
         common = [p for p in predictions if p in reference]
         agreement = float(np.mean([predictions[p] == reference[p] for p in common])) if common else None
         r = result.report
-        rows.append(_row(str(model), Path(r["model"]).read_bytes(), r["accuracy"], r["macro"]["f1"], agreement,
-                         {**r["latency_ms"], "fps": r["fps"]}))
-    return {**_header("files", threads), "data": str(data), "agreement_with": "the first file that ran", "rows": rows}
+        rows[i] = _row(str(model), Path(r["model"]).read_bytes(), r["accuracy"], r["macro"]["f1"], agreement,
+                           {**r["latency_ms"], "fps": r["fps"]})
+        interpreter = make_interpreter(r["model"], threads)
+        height, width = input_size(interpreter)
+        images = np.stack([resize(read_rgb(p), height, width) for p in result.paths[:PER_ROUND]])
+        turns[i] = (interpreter, images, tuple(r["input"]["range"]))
+    _time_in_turns(rows, turns, rounds, log)
+    return {**_header("files", threads), "data": str(data), "agreement_with": "the first file that ran",
+            "rows": list(rows.values())}
+
+
+def _time_in_turns(rows: dict, turns: dict, rounds: int, log: Log) -> None:
+    """Measure latency again, the models taking turns for `rounds` rounds of PER_ROUND images each, and
+    pool each model's runs. A shared or throttling machine drifts (p50 of one file moved 0.40-0.67 ms
+    between back-to-back runs here); in turns, drift hits every model alike and the comparison holds."""
+    if rounds < 1:
+        return
+    pooled = {name: [] for name in turns}
+    bar = log.bar(rounds * len(turns), f"timing in turns ({rounds} rounds)")
+    for turn in range(rounds):
+        for name, (interpreter, images, input_range) in turns.items():
+            times = []
+            for _ in classify_all(interpreter, ((x, None) for x in images), input_range, warmup=WARMUP, times=times):
+                pass
+            pooled[name] += times if turn == 0 else times[1 + WARMUP:]
+            bar.update(1)
+    bar.finish()
+    for name, times in pooled.items():
+        stats = latency_stats(times, WARMUP)
+        rows[name].update(p50_ms=stats["p50"], fps=stats["fps"], latency_ms=stats)
 
 
 def _header(kind: str, threads) -> dict:
@@ -132,7 +171,7 @@ def _row(name: str, tflite: bytes, accuracy: float, macro_f1: float, agreement, 
     facts = model_facts(tflite)
     return {"name": name, "status": "ok", "reason": None, "bytes": facts["bytes"], "gzip_bytes": facts["gzip_bytes"],
             "accuracy": accuracy, "macro_f1": macro_f1, "agreement": agreement, "p50_ms": latency["p50"],
-            "fps": latency["fps"], "keras_accuracy": None, "sparsity": None}
+            "fps": latency["fps"], "keras_accuracy": None, "sparsity": None, "latency_ms": latency}
 
 
 def _failed(name: str, error: Exception, log: Log) -> dict:

@@ -22,13 +22,15 @@ def test_compares_files_and_keeps_going_past_a_broken_one(e2e, digits, tmp_path)
     assert ok["status"] == "ok" and ok["agreement"] == 1.0 and ok["bytes"] == e2e["model"]["bytes"]
     assert ok["gzip_bytes"] == e2e["model"]["gzip_bytes"] and ok["p50_ms"] > 0 and ok["fps"] > 0
     assert broken["status"] == "failed" and "not a usable TFLite model" in broken["reason"]
+    assert ok["latency_ms"]["runs"] == 5 * 49  # timed in 5 rounds of 50 images, the first of each left out
     json_file, csv_file = write_results(result, tmp_path / "out")
     assert json.loads(json_file.read_text())["rows"][1]["status"] == "failed"
     rows = list(csv.DictReader(csv_file.open()))
     assert [r["status"] for r in rows] == ["ok", "failed"] and float(rows[0]["accuracy"]) == ok["accuracy"]
 
-    same = bench_files([bare, bare], digits, labels=tmp_path / "labels.txt")  # a bare file, given twice
+    same = bench_files([bare, bare], digits, labels=tmp_path / "labels.txt", rounds=0)  # a bare file, twice
     assert [r["agreement"] for r in same["rows"]] == [1.0, 1.0]
+    assert same["rows"][1]["latency_ms"]["runs"] == 679  # no rounds: the evaluation pass's own timing
     assert same["rows"][0]["accuracy"] == ok["accuracy"]
 
 
