@@ -43,11 +43,12 @@ def scan(root, classes: list[str] | None = None) -> ImageFolder:
                      else name for name in unknown]
             raise EdgeError(f"{root} has class folders the model does not know: {'; '.join(hints)}. "
                             f"Name the folders after its classes: {_preview(classes)}")
-    paths, labels, skipped = [], [], []
+    paths, labels, skipped, seen = [], [], [], set()
     for index, name in enumerate(classes):
         folder = root / name
-        if not folder.is_dir():
+        if not folder.is_dir() or name in seen:  # a name twice in a labels file: its images count once
             continue
+        seen.add(name)
         for path in sorted(p for p in folder.iterdir() if not p.name.startswith(".")):
             if path.is_file() and is_image_file(path):
                 paths.append(path)

@@ -27,7 +27,7 @@ def _pyplot():
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        raise EdgeError("--plot needs matplotlib: pip install matplotlib (or leave out --plot)") from None
+        raise EdgeError("--plot needs matplotlib: pip install 'edge[plot]' (or leave out --plot)") from None
     return plt
 
 

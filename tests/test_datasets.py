@@ -5,19 +5,12 @@ import pytest
 
 from convert.datasets import load_split, stratified_split
 from edge.errors import EdgeError
-from edge.folders import scan
 
 
 @pytest.fixture
 def folder(tmp_path, few_digits):
     shutil.copytree(few_digits, tmp_path / "data")
     return tmp_path / "data"
-
-
-def test_scan_lists_classes_in_sorted_order(folder):
-    found = scan(folder)
-    assert found.classes == ["0", "1", "7"]
-    assert len(found.paths) == 48 and np.array_equal(np.bincount(found.labels), [16, 16, 16])
 
 
 def test_stratified_split_is_deterministic_and_keeps_proportions():
@@ -46,17 +39,6 @@ def test_val_folder_with_unknown_class_is_refused(folder, tmp_path):
     shutil.copytree(folder / "1", val / "cat")
     with pytest.raises(EdgeError, match="cat"):
         load_split(folder, 24, val=val)
-
-
-@pytest.mark.parametrize("make,message", [
-    (lambda root: None, "does not exist"),
-    (lambda root: root.mkdir(), "no class sub-folders"),
-    (lambda root: (root / "only").mkdir(parents=True), "one class"),
-])
-def test_bad_folders(tmp_path, make, message):
-    make(tmp_path / "d")
-    with pytest.raises(EdgeError, match=message):
-        scan(tmp_path / "d")
 
 
 def test_class_with_too_few_images(folder):

@@ -1,0 +1,48 @@
+import shutil
+
+import numpy as np
+import pytest
+
+from edge.errors import EdgeError
+from edge.folders import scan
+
+
+@pytest.fixture
+def folder(tmp_path, few_digits):
+    shutil.copytree(few_digits, tmp_path / "data")
+    return tmp_path / "data"
+
+
+def test_scan_lists_classes_in_sorted_order(folder):
+    found = scan(folder)
+    assert found.classes == ["0", "1", "7"]
+    assert len(found.paths) == 48 and np.array_equal(np.bincount(found.labels), [16, 16, 16])
+
+
+def test_folders_map_to_a_models_labels_by_name(folder):
+    found = scan(folder, ["7", "x", "1", "0"])  # output order, with a class that has no folder
+    assert found.classes == ["7", "x", "1", "0"]
+    assert np.array_equal(np.bincount(found.labels, minlength=4), [16, 0, 16, 16])
+    assert all(p.parent.name == found.classes[c] for p, c in zip(found.paths, found.labels))
+
+
+def test_a_label_listed_twice_counts_its_images_once(folder):
+    found = scan(folder, ["0", "1", "7", "1"])  # ImageNet's labels name "crane" twice
+    assert len(found.paths) == 48 and np.array_equal(np.bincount(found.labels, minlength=4), [16, 16, 16, 0])
+
+
+def test_unknown_folder_names_the_closest_label(folder):
+    shutil.move(folder / "7", folder / "seven")
+    with pytest.raises(EdgeError, match=r"does not know: seven \(did you mean Seven\?\)"):
+        scan(folder, ["0", "1", "Seven"])
+
+
+@pytest.mark.parametrize("make,message", [
+    (lambda root: None, "does not exist"),
+    (lambda root: root.mkdir(), "no class sub-folders"),
+    (lambda root: (root / "only").mkdir(parents=True), "one class"),
+])
+def test_bad_folders(tmp_path, make, message):
+    make(tmp_path / "d")
+    with pytest.raises(EdgeError, match=message):
+        scan(tmp_path / "d")
