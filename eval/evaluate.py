@@ -111,8 +111,7 @@ def evaluate(model, data, labels=None, input_range=None, threads: int | None = N
     set_batch(interpreter, batch)
     folder = scan(data, names)
     if not folder.paths:
-        raise EdgeError(f"{data} has no images in its class folders ({', '.join(sorted(set(folder.classes)))[:200]}): "
-                        "put images in <data>/<class name>/")
+        raise EdgeError(f"{data} has no images in its class folders: put .jpg/.png files in {data}/<class name>/")
     height, width = input_size(interpreter)
 
     skipped = list(folder.skipped)

@@ -142,6 +142,7 @@ def test_cli_bad_models_and_data(third_party, e2e, digits, tmp_path):
     (tmp_path / "three.txt").write_text("a\nb\nc\n")
     wrong_names = tmp_path / "wrong"
     shutil.copytree(digits / "0", wrong_names / "zero")
+    (tmp_path / "empty" / "0").mkdir(parents=True)
     cases = [
         (["eval", tmp_path / "junk.tflite", "--data", digits, "--labels", third_party["labels"]], "not a usable TFLite"),
         (["eval", third_party["files"]["uint8"], "--data", digits], "give --labels"),
@@ -152,6 +153,7 @@ def test_cli_bad_models_and_data(third_party, e2e, digits, tmp_path):
           "--input-range", "x"], "two numbers"),
         (["eval", e2e["bundle"], "--data", wrong_names], "does not know: zero"),
         (["eval", e2e["bundle"], "--data", tmp_path / "nowhere"], "does not exist"),
+        (["eval", e2e["bundle"], "--data", tmp_path / "empty"], "has no images"),
         (["eval", tmp_path / "nothing.tflite", "--data", digits], "does not exist"),
     ]
     for args, message in cases:
