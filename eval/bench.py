@@ -18,10 +18,10 @@ import edge
 from edge.bundle import model_facts
 from edge.errors import EdgeError, choose
 from edge.files import write_atomic
-from edge.progress import Log
 from edge.images import read_rgb
 from edge.interpreter import input_size, make_interpreter
 from edge.preprocess import resize
+from edge.progress import Log
 from eval.evaluate import WARMUP, classify_all, evaluate
 from eval.latency import latency_stats
 
