@@ -1,0 +1,252 @@
+"""Frames from a camera, a video file, a stream, a folder of images or a GStreamer pipeline.
+
+A reader thread decodes (and prepares) frames while the model runs on the previous one.
+- Live sources (cameras, streams, pipelines, and files with `realtime`) keep only the newest frame:
+  OpenCV's own buffer would otherwise hand back frames seconds old (FIELD-NOTES #10). Frames replaced
+  before the runner took them are counted as `dropped`.
+- Files and folders are read in order with nothing dropped: the reader waits for the runner.
+- A live source that fails, or keeps returning the very same frame (an unplugged USB camera can,
+  FIELD-NOTES #11), is reopened with backoff; the runner never dies of a flaky camera.
+"""
+import queue
+import re
+import threading
+import time
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from edge.errors import EdgeError
+from edge.images import BadImage, is_image_file, read_rgb
+from edge.preprocess import bgr_to_rgb
+
+STREAM = re.compile(r"^(rtsp|rtsps|http|https|udp|tcp|rtmp)://", re.IGNORECASE)
+BACKOFF = (0.5, 1.0, 2.0, 4.0, 8.0)  # seconds between reopen attempts; the last repeats
+STALE_AFTER = 2.0  # seconds of identical frames from a live source before it counts as dead
+QUEUE = 8  # frames read ahead from files and folders
+
+
+@dataclass(frozen=True)
+class Source:
+    kind: str  # camera | device | file | stream | folder | gstreamer
+    target: object  # camera index, or path / URL / pipeline text
+    live: bool
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.target}"
+
+
+@dataclass
+class Frame:
+    index: int  # position in the source: 0, 1, 2, ... (gaps are dropped frames)
+    seconds: float  # since the source started (video position for files)
+    rgb: np.ndarray  # HxWx3 uint8 RGB
+    captured: float  # time.perf_counter() when read
+    name: str = ""  # the file name, for folder sources
+    prepared: object = None  # what `prepare(rgb)` returned, computed on the reader thread
+
+
+@dataclass
+class CaptureStats:
+    read: int = 0  # frames decoded
+    dropped: int = 0  # replaced by a newer frame before the runner took them (live sources)
+    failures: int = 0  # failed reads, stale streams and unreadable files
+    reopens: int = 0
+    skipped: list = field(default_factory=list)  # (file, why) for folder sources
+
+
+def parse_source(text) -> Source:
+    """Tell what `--source` names: 0 / /dev/video0 / a file / a URL / a folder / a GStreamer pipeline."""
+    text = str(text).strip()
+    if re.fullmatch(r"\d+", text):
+        return Source("camera", int(text), live=True)
+    if STREAM.match(text):
+        return Source("stream", text, live=True)
+    if "!" in text:  # "libcamerasrc ! video/x-raw,width=640 ! videoconvert ! appsink"
+        return Source("gstreamer", text, live=True)
+    path = Path(text)
+    if text.startswith("/dev/"):
+        if not path.exists():
+            raise EdgeError(f"--source {text}: no such device; list cameras with 'ls /dev/video*'")
+        return Source("device", text, live=True)
+    if path.is_dir():
+        return Source("folder", path, live=False)
+    if path.is_file():
+        return Source("file", path, live=False)
+    raise EdgeError(f"--source {text}: not a camera index, device, file, folder, stream URL or GStreamer pipeline")
+
+
+def open_video(source: Source) -> cv2.VideoCapture:
+    """An opened cv2.VideoCapture for a non-folder source, or EdgeError."""
+    if source.kind == "gstreamer":
+        if "GStreamer:                   YES" not in cv2.getBuildInformation().replace("YES (", "YES"):
+            raise EdgeError("--source is a GStreamer pipeline but this OpenCV has no GStreamer (pip wheels do not): "
+                            "use the system OpenCV (sudo apt install python3-opencv) in a venv with "
+                            "--system-site-packages")
+        capture = cv2.VideoCapture(source.target, cv2.CAP_GSTREAMER)
+    elif source.kind in ("camera", "device"):
+        capture = cv2.VideoCapture(source.target, cv2.CAP_V4L2) if _linux() else cv2.VideoCapture(source.target)
+        capture.set(cv2.CAP_PROP_BUFFERSIZE, 1)  # often ignored; the newest-frame slot is what counts
+    else:
+        capture = cv2.VideoCapture(str(source.target), cv2.CAP_FFMPEG)
+    if not capture.isOpened():
+        capture.release()
+        raise EdgeError(f"cannot open {source}: check that it exists and that nothing else is using it")
+    return capture
+
+
+def _linux() -> bool:
+    return Path("/dev").is_dir() and Path("/proc").is_dir()
+
+
+class FrameReader:
+    """Iterate over a source's frames, read on a thread. `prepare(rgb)` runs there too (resizing,
+    quantizing), so it overlaps inference. Stop with `close()` or by leaving a `with` block."""
+
+    def __init__(self, source: Source, prepare=None, realtime: bool = False, log=None):
+        self.source = source
+        self.prepare = prepare
+        self.live = source.live or realtime
+        self.paced = realtime and not source.live
+        self.log = log or (lambda message: None)
+        self.stats = CaptureStats()
+        self._stop = threading.Event()
+        self._queue = queue.Queue(maxsize=1 if self.live else QUEUE)
+        self._capture = open_video(source) if source.kind != "folder" else None  # fail now, on the caller's thread
+        if source.kind == "folder":
+            self._files = sorted(p for p in Path(source.target).iterdir() if p.is_file() and is_image_file(p))
+            if not self._files:
+                raise EdgeError(f"--source {source.target} has no image files (.jpg, .png, ...)")
+        self._thread = threading.Thread(target=self._run, name="edge-capture", daemon=True)
+        self._thread.start()
+
+    def __iter__(self):
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+
+    def close(self) -> None:
+        self._stop.set()
+        while True:  # unblock a reader waiting on a full queue
+            try:
+                self._queue.get_nowait()
+            except queue.Empty:
+                break
+        self._thread.join(timeout=5)
+        if self._capture is not None:
+            self._capture.release()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    # -- reader thread --
+
+    def _run(self) -> None:
+        try:
+            if self.source.kind == "folder":
+                self._read_folder()
+            elif self.source.live:
+                self._read_live()
+            else:
+                self._read_file()
+        except BaseException as e:  # noqa: BLE001 -- handed to the consumer, raised there
+            self._put(e)
+        self._put(None, final=True)
+
+    def _emit(self, index: int, seconds: float, rgb: np.ndarray, name: str = "") -> None:
+        self.stats.read += 1
+        prepared = self.prepare(rgb) if self.prepare else None
+        self._put(Frame(index, seconds, rgb, time.perf_counter(), name, prepared))
+
+    def _put(self, item, final: bool = False) -> None:
+        if not self.live or final or not isinstance(item, Frame):
+            while not self._stop.is_set():
+                try:
+                    self._queue.put(item, timeout=0.1)
+                    return
+                except queue.Full:
+                    if self.live:  # make room for the end marker or an error
+                        self._take_stale()
+            return
+        if self._take_stale():
+            self.stats.dropped += 1
+        self._queue.put(item)
+
+    def _take_stale(self) -> bool:
+        try:
+            self._queue.get_nowait()
+            return True
+        except queue.Empty:
+            return False
+
+    def _read_folder(self) -> None:
+        for index, path in enumerate(self._files):
+            if self._stop.is_set():
+                return
+            try:
+                rgb = read_rgb(path)
+            except BadImage as e:
+                self.stats.failures += 1
+                self.stats.skipped.append((str(path), str(e)))
+                continue
+            self._emit(index, float(index), rgb, path.name)
+
+    def _read_file(self) -> None:
+        fps = self._capture.get(cv2.CAP_PROP_FPS) or 30.0
+        start, index = time.perf_counter(), 0
+        while not self._stop.is_set():
+            ok, bgr = self._capture.read()
+            if not ok:
+                return
+            seconds = index / fps
+            if self.paced:  # play the file like a camera: a frame every 1/fps seconds
+                time.sleep(max(0.0, start + seconds - time.perf_counter()))
+            self._emit(index, seconds, bgr_to_rgb(bgr))
+            index += 1
+
+    def _read_live(self) -> None:
+        start, index, attempt = time.perf_counter(), 0, 0
+        last_sum, same_since = None, None
+        while not self._stop.is_set():
+            ok, bgr = self._capture.read() if self._capture is not None else (False, None)
+            now = time.perf_counter()
+            if ok:
+                checksum = zlib.crc32(np.ascontiguousarray(bgr[::8, ::8]).data)
+                if checksum == last_sum:
+                    same_since = same_since or now
+                    if now - same_since < STALE_AFTER:
+                        continue  # a repeat is not a new frame
+                    ok = False
+                else:
+                    last_sum, same_since, attempt = checksum, None, 0
+                    self._emit(index, now - start, bgr_to_rgb(bgr))
+                    index += 1
+                    continue
+            self.stats.failures += 1
+            last_sum, same_since = None, None
+            self._reopen(attempt)
+            attempt += 1
+
+    def _reopen(self, attempt: int) -> None:
+        delay = BACKOFF[min(attempt, len(BACKOFF) - 1)]
+        self.log(f"{self.source} stopped delivering frames; reopening in {delay:g} s")
+        if self._capture is not None:
+            self._capture.release()
+            self._capture = None
+        if self._stop.wait(delay):
+            return
+        try:
+            self._capture = open_video(self.source)
+            self.stats.reopens += 1
+        except EdgeError:
+            self._capture = None

@@ -1,0 +1,167 @@
+"""Frame sources, with real video files written by OpenCV (FFV1 lossless, MJPG) and real image folders."""
+import threading
+import time
+
+import cv2
+import numpy as np
+import pytest
+
+from edge.capture import FrameReader, parse_source
+from edge.errors import EdgeError
+
+N = 40
+
+
+def write_video(path, fourcc="FFV1", fps=30.0, n=N, size=(64, 48)):
+    """Frame i: a gradient whose brightness encodes i, plus a moving bar: every frame differs."""
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), fps, size)
+    assert writer.isOpened(), fourcc
+    frames = []
+    for i in range(n):
+        bgr = np.zeros((size[1], size[0], 3), np.uint8)
+        bgr[:, :, 0] = (i * 5) % 256
+        bgr[:, :, 1] = np.linspace(0, 255, size[0], dtype=np.uint8)[None, :]
+        bgr[:, i % size[0], 2] = 255
+        writer.write(bgr)
+        frames.append(bgr)
+    writer.release()
+    return path, frames
+
+
+@pytest.mark.parametrize("text,kind,live", [
+    ("0", "camera", True), ("rtsp://cam.local/stream", "stream", True), ("http://x/video.mjpg", "stream", True),
+    ("libcamerasrc ! videoconvert ! appsink", "gstreamer", True),
+])
+def test_parse_live_sources(text, kind, live):
+    source = parse_source(text)
+    assert (source.kind, source.live) == (kind, live)
+
+
+def test_parse_files_folders_and_nonsense(tmp_path):
+    (tmp_path / "v.avi").write_bytes(b"x")
+    assert parse_source(tmp_path / "v.avi").kind == "file"
+    assert parse_source(tmp_path).kind == "folder" and not parse_source(tmp_path).live
+    with pytest.raises(EdgeError, match="not a camera index"):
+        parse_source(tmp_path / "missing.avi")
+    with pytest.raises(EdgeError, match="no such device"):
+        parse_source("/dev/video97")
+
+
+def test_lossless_file_gives_every_frame_in_order(tmp_path):
+    path, written = write_video(tmp_path / "v.avi")
+    with FrameReader(parse_source(path)) as reader:
+        frames = list(reader)
+    assert [f.index for f in frames] == list(range(N))
+    assert all(np.array_equal(f.rgb, cv2.cvtColor(w, cv2.COLOR_BGR2RGB)) for f, w in zip(frames, written))
+    assert frames[1].seconds == pytest.approx(1 / 30)
+    assert reader.stats.read == N and reader.stats.dropped == 0
+
+
+def test_a_slow_consumer_loses_nothing_from_a_file(tmp_path):
+    path, _ = write_video(tmp_path / "v.avi", fourcc="MJPG")
+    seen = []
+    with FrameReader(parse_source(path), prepare=lambda rgb: threading.current_thread().name) as reader:
+        for frame in reader:
+            time.sleep(0.005)
+            seen.append(frame)
+    assert [f.index for f in seen] == list(range(N)) and reader.stats.dropped == 0
+    assert {f.prepared for f in seen} == {"edge-capture"}  # preparation overlapped, on the reader thread
+
+
+def test_realtime_keeps_the_newest_frame_and_counts_the_rest(tmp_path):
+    path, _ = write_video(tmp_path / "v.avi", fps=200.0, n=60)  # a frame every 5 ms
+    seen = []
+    with FrameReader(parse_source(path), realtime=True) as reader:
+        for frame in reader:
+            time.sleep(0.02)  # a model four times slower than the camera
+            seen.append(frame.index)
+    assert reader.stats.dropped > 20 and seen == sorted(seen)
+    assert len(seen) + reader.stats.dropped == reader.stats.read == 60  # every frame accounted for
+
+
+def test_folder_source_skips_and_counts_unreadable_files(tmp_path):
+    for i in range(3):
+        cv2.imwrite(str(tmp_path / f"{i}.png"), np.full((8, 8, 3), i * 40, np.uint8))
+    (tmp_path / "1b.jpg").write_bytes(b"not a jpeg")
+    (tmp_path / "notes.txt").write_text("ignored: not an image name")
+    with FrameReader(parse_source(tmp_path)) as reader:
+        frames = list(reader)
+    assert [f.name for f in frames] == ["0.png", "1.png", "2.png"]
+    assert reader.stats.failures == 1 and reader.stats.skipped[0][0].endswith("1b.jpg")
+
+
+def test_unopenable_sources_fail_clearly(tmp_path):
+    (tmp_path / "junk.avi").write_bytes(b"\0" * 100)
+    with pytest.raises(EdgeError, match="cannot open"):
+        FrameReader(parse_source(tmp_path / "junk.avi"))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(EdgeError, match="no image files"):
+        FrameReader(parse_source(tmp_path / "empty"))
+    if "GStreamer:                   NO" in cv2.getBuildInformation():
+        with pytest.raises(EdgeError, match="no GStreamer"):
+            FrameReader(parse_source("videotestsrc ! appsink"))
+
+
+class MjpegStream:
+    """A real MJPEG-over-HTTP camera stream (what many IP cameras serve). Each connection sends
+    `frames` JPEGs, then either closes ("break") or repeats its last frame forever ("freeze")."""
+
+    def __init__(self, mode: str, frames: int = 30):
+        import http.server
+        import socketserver
+
+        stream = self
+        self.connections = 0
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                stream.connections += 1
+                connection = stream.connections
+                self.send_response(200)
+                self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=frame")
+                self.end_headers()
+                i = 0
+                while not stream.closed:
+                    level = connection * 100 + (min(i, frames - 1) if mode == "freeze" else i)
+                    jpeg = cv2.imencode(".jpg", np.full((48, 64, 3), level % 256, np.uint8))[1].tobytes()
+                    try:
+                        self.wfile.write(b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n%s\r\n"
+                                         % (len(jpeg), jpeg))
+                    except OSError:
+                        return
+                    i += 1
+                    if mode == "break" and i == frames:
+                        return
+                    time.sleep(0.02)
+
+            def log_message(self, *args):
+                pass
+
+        self.closed = False
+        self.server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/video.mjpg"
+
+    def close(self):
+        self.closed = True
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.mark.parametrize("mode", ["break", "freeze"])
+def test_a_stream_that_breaks_or_freezes_is_reopened(mode):
+    stream = MjpegStream(mode, frames=20)
+    levels = []
+    try:
+        with FrameReader(parse_source(stream.url)) as reader:
+            for frame in reader:
+                levels.append(int(frame.rgb[0, 0, 0]))
+                if levels[-1] >= 200:  # a frame from the second connection
+                    break
+    finally:
+        stream.close()
+    assert reader.stats.reopens >= 1 and reader.stats.failures >= 1 and stream.connections >= 2
+    first = [level for level in levels if level < 200]
+    # the first connection's 20 distinct frames, each once (a repeated frame is not a new one), or dropped
+    assert len(first) <= 20 <= len(first) + reader.stats.dropped
