@@ -163,6 +163,46 @@ def bench(ctx, models, data, variants, labels, input_range, threads, rounds, out
     click.echo(json.dumps(result, indent=2) if as_json else f"{bench_text(result)}\n\nwrote {json_file} and {csv_file}")
 
 
+@cli.command("run")
+@click.argument("model", type=click.Path(path_type=Path))
+@click.option("--source", default="0", show_default=True, help="Camera index, /dev/videoN, video file, stream URL "
+              "(rtsp://, http://), folder of images, or GStreamer pipeline.")
+@MODEL_FILE
+@click.option("--top-k", default=3, show_default=True, help="Classes per frame in the log.")
+@click.option("--threshold", type=float, help="Below this score the frame is 'unknown'.")
+@click.option("--smooth", default=1, show_default=True, help="Average the scores of the last N frames.")
+@click.option("--max-frames", type=int, help="Stop after N frames.")
+@click.option("--duration", type=float, help="Stop after S seconds.")
+@click.option("--realtime", is_flag=True, help="Pace a video file like a camera (newest frame only, drops counted).")
+@click.option("--truth", help="Field evaluation: the label of everything seen in this session.")
+@click.option("--truth-schedule", type=click.Path(path_type=Path),
+              help='Field evaluation: JSON list of {"start_frame", "end_frame", "label"} or {"start_s", "end_s", "label"}.')
+@click.option("--log", "log_file", type=click.Path(path_type=Path), help="Write one JSON record a frame (JSONL).")
+@click.option("--json", "json_path", help="Write the summary as JSON to this file (- for stdout).")
+def run_command(model, source, labels, input_range, json_path, **options):
+    """Classify camera frames on the device, and evaluate live against ground truth."""
+    from edge.run import RunOptions, run, write_summary
+
+    json_file = check_writable(json_path, "--json") if json_path not in (None, "-") else None
+    summary = run(model, source, RunOptions(labels=labels, input_range=parse_range(input_range), **options), Log())
+    if json_file:
+        write_summary(summary, json_file)
+    click.echo(json.dumps(summary, indent=2) if json_path == "-" else run_text(summary))
+
+
+def run_text(s: dict) -> str:
+    inference, frame = s["latency_ms"]["inference"], s["latency_ms"]["frame"]
+    lines = [f"frames     {s['frames']} from {s['source']} in {s['seconds']:.1f} s ({s['fps']:.1f} fps); "
+             f"dropped {s['dropped']}, failed reads {s['failures']}, reopened {s['reopens']}"]
+    if inference["runs"]:
+        lines.append(f"latency    inference p50 {inference['p50']:.2f} ms (p99 {inference['p99']:.2f}); "
+                     f"capture to result p50 {frame['p50']:.2f} ms (p99 {frame['p99']:.2f})")
+    if s["evaluated"]:
+        lines += ["", metrics_text(s)]
+    lines += [f"note       {note}" for note in s["notes"]]
+    return "\n".join(lines)
+
+
 def bench_text(result: dict) -> str:
     ok = [r for r in result["rows"] if r["status"] == "ok"]
     base = ok[0] if ok else None
@@ -212,7 +252,8 @@ def parse_range(text: str | None) -> tuple[float, float] | None:
     return lo, hi
 
 
-def eval_text(r: dict) -> str:
+def metrics_text(r: dict) -> str:
+    """The per-class table, the averages and the accuracy line, as `edge eval` and `edge run` print them."""
     rows = [("class", "precision", "recall", "f1", "support")]
     rows += [(label, f"{c['precision']:.4f}", f"{c['recall']:.4f}", f"{c['f1']:.4f}", str(c["support"]))
              for label, c in r["per_class"].items()]
@@ -220,9 +261,12 @@ def eval_text(r: dict) -> str:
     rows += [(f"{name} avg", f"{r[name]['precision']:.4f}", f"{r[name]['recall']:.4f}", f"{r[name]['f1']:.4f}",
               str(r["n"])) for name in ("macro", "weighted")]
     top = ", ".join(f"top-{k} {v:.4f}" for k, v in r["top_k_accuracy"].items() if k != "1")
+    return f"{table(rows)}\n\naccuracy   {r['accuracy']:.4f} on {r['n']} images" + (f" ({top})" if top else "")
+
+
+def eval_text(r: dict) -> str:
     lat = r["latency_ms"]
-    lines = [table(rows), "",
-             f"accuracy   {r['accuracy']:.4f} on {r['n']} images" + (f" ({top})" if top else "")]
+    lines = [metrics_text(r)]
     if lat["runs"]:
         lines.append(f"latency    p50 {lat['p50']:.2f} ms, p90 {lat['p90']:.2f}, p99 {lat['p99']:.2f}, "
                      f"mean {lat['mean']:.2f} ({r['fps']:.1f} images/s); first {lat['first']:.2f} ms, "

@@ -71,6 +71,18 @@ def open_model(model, labels=None, input_range=None) -> ModelFile:
     return ModelFile(path, read_labels(labels) if labels is not None else None, (float(lo), float(hi)), "tflite")
 
 
+def model_labels(target: ModelFile, interpreter) -> list[str]:
+    """The class names, one per output of the loaded model."""
+    classes = n_classes(interpreter)
+    if target.labels is None:
+        raise EdgeError(f"{target.path} is a bare .tflite file: give --labels FILE with its {classes} class names, "
+                        "one a line in output order")
+    if len(target.labels) != classes:
+        raise EdgeError(f"--labels has {len(target.labels)} class names but the model has {classes} outputs: "
+                        "give one name per output, in output order")
+    return target.labels
+
+
 def read_labels(path) -> list[str]:
     """Class names, one a line in output order; also Coral's "0 name" / "0: name" files, whose
     indices may skip (missing ones are named by their index)."""
@@ -99,14 +111,8 @@ def evaluate(model, data, labels=None, input_range=None, threads: int | None = N
     target = open_model(model, labels, input_range)
     threads = resolve_threads(threads)
     interpreter = make_interpreter(target.path, threads)
-    classes = n_classes(interpreter)
-    names = target.labels
-    if names is None:
-        raise EdgeError(f"{target.path} is a bare .tflite file: give --labels FILE with its {classes} class names, "
-                        "one a line in output order")
-    if len(names) != classes:
-        raise EdgeError(f"--labels has {len(names)} class names but the model has {classes} outputs: "
-                        "give one name per output, in output order")
+    names = model_labels(target, interpreter)
+    classes = len(names)
     top_k = default_top_k(classes) if top_k is None else _check_top_k(top_k, classes)
     set_batch(interpreter, batch)
     folder = scan(data, names)
