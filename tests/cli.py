@@ -6,3 +6,18 @@ import sys
 def edge_cli(*args, cwd=None):
     return subprocess.run([sys.executable, "-m", "edge.cli", *map(str, args)], capture_output=True, text=True,
                           cwd=cwd, timeout=600, check=False)
+
+
+def edge_cli_without_tensorflow(*args):
+    """`edge ...` in a process where importing TensorFlow, Keras or tfmot fails, as on a device install."""
+    code = (
+        "import importlib.abc, sys\n"
+        "class NoTensorFlow(importlib.abc.MetaPathFinder):\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] in ('tensorflow', 'tf_keras', 'keras', 'tensorflow_model_optimization'):\n"
+        "            raise ImportError('no TensorFlow on this device')\n"
+        "sys.meta_path.insert(0, NoTensorFlow())\n"
+        f"sys.argv = ['edge', *{[str(a) for a in args]!r}]\n"
+        "from edge.cli import main\n"
+        "main()\n")
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=False)

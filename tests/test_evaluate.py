@@ -2,8 +2,6 @@
 with real digit scans; answers checked against the Keras model and a plain interpreter loop."""
 import json
 import shutil
-import subprocess
-import sys
 
 import cv2
 import numpy as np
@@ -14,7 +12,7 @@ from edge.images import read_rgb
 from edge.interpreter import classify, make_interpreter
 from edge.preprocess import resize
 from eval.evaluate import evaluate, read_labels
-from tests.cli import edge_cli
+from tests.cli import edge_cli, edge_cli_without_tensorflow
 
 SIZE = 32
 
@@ -163,17 +161,7 @@ def test_cli_bad_models_and_data(third_party, e2e, digits, tmp_path):
 
 def test_eval_runs_where_tensorflow_cannot_be_imported(e2e, digits):
     """The device side: numpy, OpenCV, click and LiteRT only. TensorFlow and Keras are made unimportable."""
-    code = (
-        "import importlib.abc, sys\n"
-        "class NoTensorFlow(importlib.abc.MetaPathFinder):\n"
-        "    def find_spec(self, name, path=None, target=None):\n"
-        "        if name.split('.')[0] in ('tensorflow', 'tf_keras', 'keras', 'tensorflow_model_optimization'):\n"
-        "            raise ImportError('no TensorFlow on this device')\n"
-        "sys.meta_path.insert(0, NoTensorFlow())\n"
-        f"sys.argv = ['edge', 'eval', {e2e['bundle']!r}, '--data', {str(digits)!r}, '--json', '-']\n"
-        "from edge.cli import main\n"
-        "main()\n")
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=False)
+    r = edge_cli_without_tensorflow("eval", e2e["bundle"], "--data", digits, "--json", "-")
     assert r.returncode == 0, r.stderr
     report = json.loads(r.stdout)
     assert report["n"] == 680 and report["runtime"].startswith("ai_edge_litert")

@@ -2,17 +2,14 @@
 accounted for, and field metrics equal to `edge eval` on the same frames."""
 import json
 import shutil
-import subprocess
-import sys
 
 import cv2
-import numpy as np
 import pytest
 
 from edge.folders import scan
 from edge.run import RunOptions, run
 from eval.evaluate import evaluate
-from tests.cli import edge_cli
+from tests.cli import edge_cli, edge_cli_without_tensorflow
 
 PER_CLASS = 12
 
@@ -104,18 +101,7 @@ def test_bad_schedules(e2e, walk, tmp_path):
 
 def test_run_works_where_tensorflow_cannot_be_imported(e2e, walk):
     """The device install: numpy, OpenCV, click and LiteRT only."""
-    code = (
-        "import importlib.abc, sys\n"
-        "class NoTensorFlow(importlib.abc.MetaPathFinder):\n"
-        "    def find_spec(self, name, path=None, target=None):\n"
-        "        if name.split('.')[0] in ('tensorflow', 'tf_keras', 'keras', 'tensorflow_model_optimization'):\n"
-        "            raise ImportError('no TensorFlow on this device')\n"
-        "sys.meta_path.insert(0, NoTensorFlow())\n"
-        f"sys.argv = ['edge', 'run', {e2e['bundle']!r}, '--source', {str(walk / 'walk.avi')!r}, '--truth', '0',"
-        " '--json', '-']\n"
-        "from edge.cli import main\n"
-        "main()\n")
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=False)
+    r = edge_cli_without_tensorflow("run", e2e["bundle"], "--source", walk / "walk.avi", "--truth", "0", "--json", "-")
     assert r.returncode == 0, r.stderr
     summary = json.loads(r.stdout)
-    assert summary["frames"] == 4 * PER_CLASS and np.isclose(summary["per_class"]["0"]["support"], 4 * PER_CLASS)
+    assert summary["frames"] == summary["per_class"]["0"]["support"] == 4 * PER_CLASS
