@@ -192,8 +192,9 @@ def run_command(model, source, labels, input_range, json_path, **options):
 
 def run_text(s: dict) -> str:
     inference, frame = s["latency_ms"]["inference"], s["latency_ms"]["frame"]
-    lines = [f"frames     {s['frames']} from {s['source']} in {s['seconds']:.1f} s ({s['fps']:.1f} fps); "
-             f"dropped {s['dropped']}, failed reads {s['failures']}, reopened {s['reopens']}"]
+    fps = f"{s['fps']:.1f} fps" if s["fps"] else "one frame"
+    lines = [f"frames     {s['frames']} from {s['source']} in {s['seconds']:.1f} s ({fps}); dropped {s['dropped']}, "
+             f"failed reads {s['failures']}, reopened {s['reopens']}; peak memory {s['peak_rss_mb']:.0f} MB"]
     if inference["runs"]:
         lines.append(f"latency    inference p50 {inference['p50']:.2f} ms (p99 {inference['p99']:.2f}); "
                      f"capture to result p50 {frame['p50']:.2f} ms (p99 {frame['p99']:.2f})")

@@ -6,6 +6,7 @@ frame n. Field metrics stream through the same accumulator as `edge eval`, so th
 metric keys as `edge eval --json`.
 """
 import json
+import re
 import sys
 import time
 from collections import deque
@@ -89,7 +90,7 @@ def run(model, source, options: RunOptions | None = None, log: Log | None = None
     call = invoker(interpreter)
     acc = Accumulator(labels, sorted({*default_top_k(len(labels)), top_k}))
     recent = deque(maxlen=opts.smooth)
-    inference_ms, frame_ms = [], []
+    inference_ms, frame_ms, done = [], [], []
     live = _LiveLine(log)
     started = time.perf_counter()
     reader = FrameReader(parse_source(source), prepare=prepare, realtime=opts.realtime, log=log)
@@ -106,7 +107,8 @@ def run(model, source, options: RunOptions | None = None, log: Log | None = None
             true = truth.at(frame.index, frame.seconds) if truth else None
             if true is not None:
                 acc.add(true, scores)
-            frame_ms.append((time.perf_counter() - frame.captured) * 1000)
+            done.append(time.perf_counter())
+            frame_ms.append((done[-1] - frame.captured) * 1000)
             if records:
                 records.write(json.dumps({
                     "frame": frame.index, "t": round(frame.seconds, 4), **({"file": frame.name} if frame.name else {}),
@@ -141,11 +143,26 @@ def run(model, source, options: RunOptions | None = None, log: Log | None = None
         "model": str(target.path), "model_bytes": target.path.stat().st_size, "source": str(source), **report, "frames": len(inference_ms),
         "evaluated": acc.n, "dropped": stats.dropped, "failures": stats.failures, "reopens": stats.reopens,
         "skipped": {"count": len(stats.skipped), "files": [{"path": p, "why": w} for p, w in stats.skipped]},
-        "fps": len(inference_ms) / seconds if seconds > 0 else None, "seconds": seconds,
+        # The pace a long session keeps: start-up (opening the source, the first invoke) is not in it.
+        "fps": (len(done) - 1) / (done[-1] - done[0]) if len(done) > 1 and done[-1] > done[0] else None,
+        "seconds": seconds, "peak_rss_mb": peak_rss_mb(),
         "latency_ms": {"inference": inference, "frame": frame},
         "runtime": runtime(interpreter), "threads": threads,
         "options": {"top_k": top_k, "threshold": opts.threshold, "smooth": opts.smooth, "realtime": opts.realtime},
     }
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident memory (what the device has to have free). On Linux from VmHWM:
+    getrusage's maxrss survives exec, so a runner started by a big process would report the parent's."""
+    try:
+        status = Path("/proc/self/status").read_text()
+        return int(re.search(r"VmHWM:\s+(\d+) kB", status).group(1)) / 1024
+    except (OSError, AttributeError):
+        import resource
+
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024  # bytes on macOS, KiB elsewhere
 
 
 def write_summary(summary: dict, path) -> Path:

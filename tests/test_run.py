@@ -48,6 +48,7 @@ def test_field_metrics_equal_edge_eval_on_the_same_frames(e2e, walk, tmp_path):
     assert [r["frame"] for r in records] == list(range(4 * PER_CLASS))
     assert records[PER_CLASS]["truth"] == "1" and len(records[0]["top_k"]) == 3
     assert summary["latency_ms"]["inference"]["p50"] > 0 and summary["latency_ms"]["frame"]["p50"] > 0
+    assert 10 < summary["peak_rss_mb"] < 4000 and summary["fps"] > 0
 
 
 def test_frames_outside_the_schedule_are_not_evaluated(e2e, walk, tmp_path):
