@@ -112,7 +112,8 @@ def main():
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
 
-    from convert.demo import write_digits  # scikit-learn's digits; the only part needing the host extra
+    # scikit-learn's digits: the only part that needs the host extra.
+    from convert.demo import write_digits
 
     work = Path(tempfile.mkdtemp())
     data = write_digits(work / "digits", per_class=-(-args.images // 4), size=64)

@@ -84,9 +84,8 @@ def read_images(opts: ConvertOptions, log: Log) -> Split:
 
 def fit(opts: ConvertOptions, split: Split, log: Log) -> tuple[object, dict]:
     """Build the classifier and train it (then quantization-aware, with --qat)."""
-    from convert.backbones import (
-        build_classifier,  # TensorFlow is imported from here on
-    )
+    # TensorFlow is imported from here on.
+    from convert.backbones import build_classifier
     from convert.train import train, train_qat
 
     clf = build_classifier(get_backbone(opts.model), len(split.classes), opts.input_size, opts.weights, opts.alpha)

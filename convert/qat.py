@@ -1,7 +1,9 @@
 """Quantization-aware training set-up (tfmot): fake-quantized weights and activations while
 fine-tuning, so the int8 file loses less accuracy than with post-training quantization."""
 import tensorflow_model_optimization as tfmot
-from tensorflow_model_optimization.python.core.quantization.keras.default_8bit import default_8bit_quantize_registry
+from tensorflow_model_optimization.python.core.quantization.keras.default_8bit import (
+    default_8bit_quantize_registry,
+)
 
 from convert.layers import Preprocess
 from convert.tfkeras import keras

@@ -33,11 +33,13 @@ def evaluate(model, data, **options):
     return run(model, data, **options)
 
 
-def bench(models=(), data=None, variants=None, labels=None, input_range=None, threads=None, rounds=5, log=None,
+def bench(models=(), data=None, variants=None, labels=None, input_range=None, threads=None, rounds=None, log=None,
           **options) -> dict:
     """Compare exports on one data set: existing bundles / .tflite files (`models`), or, without them,
     the `variants` of one model trained with the options of `edge convert`. Returns what bench.json holds."""
-    from eval.bench import DEFAULT_VARIANTS, bench_files, bench_variants
+    from eval.bench import DEFAULT_VARIANTS, ROUNDS, bench_files, bench_variants
+
+    rounds = ROUNDS if rounds is None else rounds
 
     if models:
         return bench_files(models, data, labels, input_range, threads, rounds, log)

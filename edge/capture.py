@@ -82,7 +82,7 @@ def parse_source(text) -> Source:
 def open_video(source: Source) -> cv2.VideoCapture:
     """An opened cv2.VideoCapture for a non-folder source, or EdgeError."""
     if source.kind == "gstreamer":
-        if "GStreamer:                   YES" not in cv2.getBuildInformation().replace("YES (", "YES"):
+        if not has_gstreamer():
             raise EdgeError("--source is a GStreamer pipeline but this OpenCV has no GStreamer (pip wheels do not): "
                             "use the system OpenCV (sudo apt install python3-opencv) in a venv with "
                             "--system-site-packages")
@@ -96,6 +96,11 @@ def open_video(source: Source) -> cv2.VideoCapture:
         capture.release()
         raise EdgeError(f"cannot open {source}: check that it exists and that nothing else is using it")
     return capture
+
+
+def has_gstreamer() -> bool:
+    """pip's OpenCV wheels are built without GStreamer; Pi OS's python3-opencv has it."""
+    return re.search(r"GStreamer:\s+YES", cv2.getBuildInformation()) is not None
 
 
 def _linux() -> bool:

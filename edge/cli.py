@@ -11,9 +11,10 @@ import click
 import edge
 from edge import __version__
 from edge.errors import EdgeError
-from edge.files import check_writable, write_atomic
+from edge.files import check_writable, write_json
 from edge.progress import Log
-from eval.bench import DEFAULT_VARIANTS, VARIANTS
+from eval.bench import DEFAULT_VARIANTS, ROUNDS, VARIANTS
+from eval.evaluate import WARMUP
 
 
 @click.group()
@@ -104,7 +105,7 @@ def demo(out, as_json):
 @MODEL_FILE
 @click.option("--top-k", type=int, help="Also report top-K accuracy [top-1, and top-5 with at least 5 classes].")
 @click.option("--batch", default=1, show_default=True, help="Images per invoke.")
-@click.option("--warmup", default=5, show_default=True, help="Runs after the first left out of the latency statistics.")
+@click.option("--warmup", default=WARMUP, show_default=True, help="Runs after the first left out of the latency statistics.")
 @click.option("--json", "json_path", help="Write the report as JSON to this file (- for stdout).")
 @click.option("--plot", type=click.Path(path_type=Path), help="Write the confusion matrices and latency histogram "
               "to this .png/.svg/.pdf.")
@@ -112,20 +113,14 @@ def eval_command(model, data, labels, input_range, threads, top_k, batch, warmup
     """Accuracy, precision, recall, F1, confusion matrix, top-k and latency of a bundle or a .tflite file."""
     from eval.plots import check_plot_path, save_plot
 
-    check_threads(threads)
     need_data(data)
     plot = check_plot_path(plot) if plot else None
-    json_file = check_writable(json_path, "--json") if json_path not in (None, "-") else None
+    json_file = json_destination(json_path)
     result = edge.evaluate(model, data, labels=labels, input_range=parse_range(input_range), threads=threads,
                            top_k=top_k, batch=batch, warmup=warmup, log=Log())
-    if json_file:
-        write_atomic(json_file, (json.dumps(result.report, indent=2) + "\n").encode())
     if plot:
         save_plot(result.report, result.times_ms, plot)
-    if json_path == "-":
-        click.echo(json.dumps(result.report, indent=2))
-    else:
-        click.echo(eval_text(result.report))
+    emit(result.report, json_path, json_file, eval_text)
 
 
 @cli.command()
@@ -135,7 +130,7 @@ def eval_command(model, data, labels, input_range, threads, top_k, batch, warmup
 @click.option("--variants", default=",".join(DEFAULT_VARIANTS), show_default=True,
               help=f"Exports of one trained --model to compare: {', '.join(VARIANTS)}.")
 @MODEL_FILE
-@click.option("--rounds", default=5, show_default=True, help="Latency rounds in which the models take turns "
+@click.option("--rounds", default=ROUNDS, show_default=True, help="Latency rounds in which the models take turns "
               "(50 images each); 0: one pass, during evaluation.")
 @click.option("--out", default=".", show_default=True, type=click.Path(path_type=Path),
               help="Folder for bench.json and bench.csv.")
@@ -146,7 +141,6 @@ def bench(ctx, models, data, variants, labels, input_range, threads, rounds, out
     .tflite files (MODELS) on --data. Prints one table; writes bench.json and bench.csv."""
     from eval.bench import check_out, write_results
 
-    check_threads(threads)
     need_data(data)
     out = check_out(out)
     if rounds < 0:
@@ -181,13 +175,11 @@ def bench(ctx, models, data, variants, labels, input_range, threads, rounds, out
 @click.option("--json", "json_path", help="Write the summary as JSON to this file (- for stdout).")
 def run_command(model, source, labels, input_range, json_path, **options):
     """Classify camera frames on the device, and evaluate live against ground truth."""
-    from edge.run import RunOptions, run, write_summary
+    from edge.run import RunOptions, run
 
-    json_file = check_writable(json_path, "--json") if json_path not in (None, "-") else None
+    json_file = json_destination(json_path)
     summary = run(model, source, RunOptions(labels=labels, input_range=parse_range(input_range), **options), Log())
-    if json_file:
-        write_summary(summary, json_file)
-    click.echo(json.dumps(summary, indent=2) if json_path == "-" else run_text(summary))
+    emit(summary, json_path, json_file, run_text)
 
 
 def run_text(s: dict) -> str:
@@ -233,9 +225,16 @@ def bench_text(result: dict) -> str:
     return "\n".join(lines)
 
 
-def check_threads(threads) -> None:
-    if threads is not None and threads < 1:
-        raise EdgeError(f"--threads {threads} must be at least 1")
+def json_destination(json_path: str | None) -> Path | None:
+    """The file --json names, checked before any work; None for none or stdout (-)."""
+    return check_writable(json_path, "--json") if json_path not in (None, "-") else None
+
+
+def emit(result: dict, json_path: str | None, json_file: Path | None, as_text) -> None:
+    """Write the result to the --json file, and print it: as JSON for --json -, else as text."""
+    if json_file:
+        write_json(json_file, result)
+    click.echo(json.dumps(result, indent=2) if json_path == "-" else as_text(result))
 
 
 def need_data(data) -> None:

@@ -1,4 +1,5 @@
 """Writing result files so that a crash or a bad path never leaves half a file behind."""
+import json
 import os
 from pathlib import Path
 
@@ -21,6 +22,11 @@ def write_file(path, data: bytes) -> None:
         f.write(data)
         f.flush()
         os.fsync(f.fileno())
+
+
+def write_json(path, data) -> Path:
+    """`data` as indented JSON, written atomically."""
+    return write_atomic(path, (json.dumps(data, indent=2) + "\n").encode())
 
 
 def write_atomic(path, data: bytes) -> Path:

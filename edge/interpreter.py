@@ -48,6 +48,8 @@ def make_interpreter(model, threads: int | None = None):
 
 def resolve_threads(threads: int | None) -> int:
     """Threads to run with: all cores unless told."""
+    if threads is not None and threads < 1:
+        raise EdgeError(f"--threads {threads} must be at least 1")
     return threads or os.cpu_count() or 1
 
 

@@ -17,7 +17,7 @@ import numpy as np
 
 from edge.capture import FrameReader, parse_source
 from edge.errors import EdgeError
-from edge.files import check_writable, write_atomic
+from edge.files import check_writable
 from edge.interpreter import (
     input_detail,
     input_size,
@@ -33,6 +33,7 @@ from edge.truth import read_schedule, whole_session
 from eval.accumulator import Accumulator
 from eval.evaluate import WARMUP, default_top_k, model_labels, open_model
 from eval.latency import latency_stats
+from eval.metrics import accuracy
 
 UNKNOWN = "unknown"
 
@@ -60,7 +61,6 @@ class RunOptions:
             (self.max_frames is not None and self.max_frames < 1, "--max-frames must be at least 1"),
             (self.duration is not None and self.duration <= 0, "--duration must be positive (seconds)"),
             (self.truth is not None and self.truth_schedule is not None, "give --truth or --truth-schedule, not both"),
-            (self.threads is not None and self.threads < 1, f"--threads {self.threads} must be at least 1"),
         ]
         for bad, message in problems:
             if bad:
@@ -140,8 +140,8 @@ def run(model, source, options: RunOptions | None = None, log: Log | None = None
     frame.pop("fps")
     stats = reader.stats
     return {
-        "model": str(target.path), "model_bytes": target.path.stat().st_size, "source": str(source), **report, "frames": len(inference_ms),
-        "evaluated": acc.n, "dropped": stats.dropped, "failures": stats.failures, "reopens": stats.reopens,
+        "model": str(target.path), "model_bytes": target.path.stat().st_size, "source": str(source), **report,
+        "frames": len(inference_ms), "evaluated": acc.n, "dropped": stats.dropped, "failures": stats.failures, "reopens": stats.reopens,
         "skipped": {"count": len(stats.skipped), "files": [{"path": p, "why": w} for p, w in stats.skipped]},
         # The pace a long session keeps: start-up (opening the source, the first invoke) is not in it.
         "fps": (len(done) - 1) / (done[-1] - done[0]) if len(done) > 1 and done[-1] > done[0] else None,
@@ -165,10 +165,6 @@ def peak_rss_mb() -> float:
         return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024  # bytes on macOS, KiB elsewhere
 
 
-def write_summary(summary: dict, path) -> Path:
-    return write_atomic(path, (json.dumps(summary, indent=2) + "\n").encode())
-
-
 class _LiveLine:
     """The running line on a terminal (top class, score, FPS, latency, field accuracy), redrawn a few
     times a second; nothing when stderr is not a terminal."""
@@ -182,7 +178,7 @@ class _LiveLine:
         if not self.enabled or now - self.last < 0.2:
             return
         self.last = now
-        field = f"  field acc {acc.report()['accuracy']:.3f} on {acc.n}" if acc.n else ""
+        field = f"  field acc {accuracy(acc.cm):.3f} on {acc.n}" if acc.n else ""
         sys.stderr.write(f"\r{label[:24]:<24} {score:.3f}  {frames / (now - started):6.1f} fps  "
                          f"{latency:7.2f} ms{field}   ")
         sys.stderr.flush()

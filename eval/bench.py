@@ -6,7 +6,6 @@ fails gets a row saying why; the others still run. Results go to bench.json and 
 """
 import csv
 import io
-import json
 import platform
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
@@ -17,9 +16,9 @@ import numpy as np
 import edge
 from edge.bundle import model_facts
 from edge.errors import EdgeError, choose
-from edge.files import write_atomic
+from edge.files import write_atomic, write_json
 from edge.images import read_rgb
-from edge.interpreter import input_size, make_interpreter
+from edge.interpreter import input_size, make_interpreter, resolve_threads
 from edge.preprocess import resize
 from edge.progress import Log
 from eval.evaluate import WARMUP, classify_all, evaluate
@@ -66,6 +65,7 @@ def bench_variants(options, variants=DEFAULT_VARIANTS, threads: int | None = Non
     from convert.train import prune_tune, train_qat
 
     log = log or Log(enabled=False)
+    resolve_threads(threads)  # a bad value fails now, not after training
     names = parse_variants(variants)
     wants_pruning = any(VARIANTS[n].pruned for n in names)
     opts = replace(options, quantize="int8", io_type=None, qat=False,
@@ -114,6 +114,7 @@ def bench_files(models, data, labels=None, input_range=None, threads: int | None
     log = log or Log(enabled=False)
     if not models:
         raise EdgeError("nothing to compare: give bundle folders or .tflite files, or --model to train one")
+    resolve_threads(threads)  # a bad value is the command's error, not one row's
     if not Path(data).is_dir():
         raise EdgeError(f"data folder {data} does not exist: give a folder with one sub-folder of images per class")
     rows, reference, turns = {}, None, {}  # keyed by position: the same file may be given twice
@@ -176,8 +177,8 @@ def _row(name: str, tflite: bytes, accuracy: float, macro_f1: float, agreement, 
 
 def _failed(name: str, error: Exception, log: Log) -> dict:
     lines = str(error).strip().splitlines()
-    reason = f"{type(error).__name__}: {lines[0] if lines else ''}"[:300] if not isinstance(error, EdgeError) \
-        else lines[0]
+    first = lines[0] if lines else ""
+    reason = first if isinstance(error, EdgeError) else f"{type(error).__name__}: {first}"[:300]
     log(f"  {name} failed: {reason}")
     return {**dict.fromkeys(COLUMNS), "name": name, "status": "failed", "reason": reason}
 
@@ -190,7 +191,7 @@ def write_results(result: dict, out) -> tuple[Path, Path]:
     writer = csv.DictWriter(table, fieldnames=COLUMNS, extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
     writer.writerows(result["rows"])
-    return (write_atomic(out / "bench.json", (json.dumps(result, indent=2) + "\n").encode()),
+    return (write_json(out / "bench.json", result),
             write_atomic(out / "bench.csv", table.getvalue().encode()))
 
 
