@@ -26,7 +26,8 @@ def evaluate(model, data, **options):
     """Evaluate a bundle folder or .tflite file on image folders (one per class); returns an
     `eval.evaluate.Evaluation` whose `report` is what `edge eval --json` writes.
 
-    Options are those of `edge eval`: labels, input_range, threads, top_k, batch, warmup, log.
+    Options are those of `edge eval`: labels, input_range, threads, top_k, batch, warmup,
+    delegate, log.
     """
     from eval.evaluate import evaluate as run
 

@@ -109,10 +109,12 @@ def _linux() -> bool:
 
 class FrameReader:
     """Iterate over a source's frames, read on a thread. `prepare(rgb)` runs there too (resizing,
-    quantizing), so it overlaps inference. Stop with `close()` or by leaving a `with` block."""
+    quantizing), so it overlaps inference. With `tick`, None comes every `tick` seconds without a frame
+    (time-based work goes on while a camera is down). Stop with `close()` or by leaving a `with` block."""
 
-    def __init__(self, source: Source, prepare=None, realtime: bool = False, log=None):
+    def __init__(self, source: Source, prepare=None, realtime: bool = False, log=None, tick: float | None = None):
         self.source = source
+        self.tick = tick
         self.prepare = prepare
         self.live = source.live or realtime
         self.paced = realtime and not source.live
@@ -130,7 +132,11 @@ class FrameReader:
 
     def __iter__(self):
         while True:
-            item = self._queue.get()
+            try:
+                item = self._queue.get(timeout=self.tick)
+            except queue.Empty:
+                yield None
+                continue
             if item is None:
                 return
             if isinstance(item, BaseException):

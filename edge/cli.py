@@ -4,6 +4,7 @@ User errors (EdgeError, bad options) print one line on stderr and exit with code
 """
 import json
 import sys
+import time
 from pathlib import Path
 
 import click
@@ -13,6 +14,7 @@ from edge import __version__
 from edge.errors import EdgeError
 from edge.files import check_writable, write_json
 from edge.progress import Log
+from edge.reporter import DEFAULT_OUTBOX, ReportOptions
 from eval.bench import DEFAULT_VARIANTS, ROUNDS, VARIANTS
 from eval.evaluate import WARMUP
 
@@ -57,6 +59,8 @@ MODEL_FILE = options(
     click.option("--input-range", help="Float range a bare .tflite expects for pixels 0..255, e.g. -1,1 or 0,1 [0,255]."),
     click.option("--threads", type=int, help="Interpreter threads [all cores]."),
 )
+DELEGATE = click.option("--delegate", help="Run on a hardware accelerator: edgetpu [the CPU; the Edge TPU for "
+                        "*_edgetpu.tflite files].")
 
 
 @cli.command()
@@ -103,13 +107,14 @@ def demo(out, as_json):
 @click.argument("model", type=click.Path(path_type=Path))
 @DATA
 @MODEL_FILE
+@DELEGATE
 @click.option("--top-k", type=int, help="Also report top-K accuracy [top-1, and top-5 with at least 5 classes].")
 @click.option("--batch", default=1, show_default=True, help="Images per invoke.")
 @click.option("--warmup", default=WARMUP, show_default=True, help="Runs after the first left out of the latency statistics.")
 @click.option("--json", "json_path", help="Write the report as JSON to this file (- for stdout).")
 @click.option("--plot", type=click.Path(path_type=Path), help="Write the confusion matrices and latency histogram "
               "to this .png/.svg/.pdf.")
-def eval_command(model, data, labels, input_range, threads, top_k, batch, warmup, json_path, plot):
+def eval_command(model, data, labels, input_range, threads, delegate, top_k, batch, warmup, json_path, plot):
     """Accuracy, precision, recall, F1, confusion matrix, top-k and latency of a bundle or a .tflite file."""
     from eval.plots import check_plot_path, save_plot
 
@@ -117,7 +122,7 @@ def eval_command(model, data, labels, input_range, threads, top_k, batch, warmup
     plot = check_plot_path(plot) if plot else None
     json_file = json_destination(json_path)
     result = edge.evaluate(model, data, labels=labels, input_range=parse_range(input_range), threads=threads,
-                           top_k=top_k, batch=batch, warmup=warmup, log=Log())
+                           top_k=top_k, batch=batch, warmup=warmup, delegate=delegate, log=Log())
     if plot:
         save_plot(result.report, result.times_ms, plot)
     emit(result.report, json_path, json_file, eval_text)
@@ -162,6 +167,7 @@ def bench(ctx, models, data, variants, labels, input_range, threads, rounds, out
 @click.option("--source", default="0", show_default=True, help="Camera index, /dev/videoN, video file, stream URL "
               "(rtsp://, http://), folder of images, or GStreamer pipeline.")
 @MODEL_FILE
+@DELEGATE
 @click.option("--top-k", default=3, show_default=True, help="Classes per frame in the log.")
 @click.option("--threshold", type=float, help="Below this score the frame is 'unknown'.")
 @click.option("--smooth", default=1, show_default=True, help="Average the scores of the last N frames.")
@@ -171,15 +177,92 @@ def bench(ctx, models, data, variants, labels, input_range, threads, rounds, out
 @click.option("--truth", help="Field evaluation: the label of everything seen in this session.")
 @click.option("--truth-schedule", type=click.Path(path_type=Path),
               help='Field evaluation: JSON list of {"start_frame", "end_frame", "label"} or {"start_s", "end_s", "label"}.')
+@click.option("--preview", is_flag=True, help="Show the frames with the prediction in a window; number keys set the "
+              "truth (1 = first label, 0 = none), q quits. Needs a display and a non-headless OpenCV.")
 @click.option("--log", "log_file", type=click.Path(path_type=Path), help="Write one JSON record a frame (JSONL).")
 @click.option("--json", "json_path", help="Write the summary as JSON to this file (- for stdout).")
-def run_command(model, source, labels, input_range, json_path, **options):
+@click.option("--report-to", help="Send a report every --report-every seconds to this edge serve host, "
+              "e.g. http://192.168.1.10:8765.")
+@click.option("--token", envvar="EDGE_TOKEN", help="The device's token (edge token create on the host) [$EDGE_TOKEN].")
+@click.option("--device-id", envvar="EDGE_DEVICE_ID", help="The name the token was made for [$EDGE_DEVICE_ID].")
+@click.option("--report-every", default=10.0, show_default=True, help="Seconds each report covers.")
+@click.option("--outbox", default=str(DEFAULT_OUTBOX), show_default=True, type=click.Path(path_type=Path),
+              help="Where reports wait until the host has them.")
+def run_command(model, source, labels, input_range, json_path, report_to, token, device_id, report_every, outbox,
+                **options):
     """Classify camera frames on the device, and evaluate live against ground truth."""
     from edge.run import RunOptions, run
 
     json_file = json_destination(json_path)
-    summary = run(model, source, RunOptions(labels=labels, input_range=parse_range(input_range), **options), Log())
+    reporting = ReportOptions(report_to, token, device_id, report_every, outbox) if report_to else None
+    if not report_to and (token or device_id):
+        raise EdgeError("--token and --device-id are for reporting: add --report-to URL")
+    summary = run(model, source, RunOptions(labels=labels, input_range=parse_range(input_range), **options), Log(),
+                  reporting)
     emit(summary, json_path, json_file, run_text)
+
+
+@cli.command()
+@click.option("--db", default="edge.db", show_default=True, type=click.Path(path_type=Path),
+              help="SQLite file the reports go into (created if new).")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (0.0.0.0: every interface).")
+@click.option("--port", default=8765, show_default=True)
+@click.option("--max-body", default=1_000_000, show_default=True, help="Largest request body taken, in bytes.")
+@click.option("--protect-reads", is_flag=True, help="The dashboard and read API need a token too (edge token create "
+              "NAME --reader).")
+def serve(db, host, port, max_body, protect_reads):
+    """Collect device reports and show them: the HTTP API and dashboard."""
+    try:
+        from edge.server.app import ServeOptions, run_server
+    except ImportError:
+        raise EdgeError("edge serve needs the serve extra: pip install 'edge[serve]'") from None
+    run_server(ServeOptions(db, max_body, protect_reads), host, port, log=lambda m: click.echo(m, err=True))
+
+
+@cli.group()
+def token():
+    """Tokens for devices (to send reports) and readers (of a --protect-reads dashboard)."""
+
+
+DB = click.option("--db", default="edge.db", show_default=True, type=click.Path(path_type=Path))
+
+
+@token.command("create")
+@click.argument("name")
+@DB
+@click.option("--reader", is_flag=True, help="A token that reads the dashboard and API, and cannot write.")
+def token_create(name, db, reader):
+    """Make a token for device NAME (or reader NAME), printed once: only its hash is kept."""
+    from edge.server import store
+
+    secret = store.create_token(store.open_db(db), name, "reader" if reader else "device")
+    click.echo(secret)
+    if not reader:
+        click.echo(f"on the device: edge run BUNDLE --report-to http://HOST:8765 --device-id {name} "
+                   "--token TOKEN (or EDGE_TOKEN=TOKEN); it is not shown again", err=True)
+
+
+@token.command("revoke")
+@click.argument("name")
+@DB
+def token_revoke(name, db):
+    """Revoke NAME's token at once: its requests get 401 from then on."""
+    from edge.server import store
+
+    store.revoke_token(store.open_db(db), name)
+    click.echo(f"revoked {name}", err=True)
+
+
+@token.command("list")
+@DB
+def token_list(db):
+    """Names and roles that have tokens (never the tokens)."""
+    from edge.server import store
+
+    rows = [("name", "role", "created")]
+    rows += [(t["name"], t["role"], time.strftime("%Y-%m-%d %H:%M", time.localtime(t["created"])))
+             for t in store.list_tokens(store.open_db(db))]
+    click.echo(table(rows))
 
 
 def run_text(s: dict) -> str:
@@ -190,6 +273,11 @@ def run_text(s: dict) -> str:
     if inference["runs"]:
         lines.append(f"latency    inference p50 {inference['p50']:.2f} ms (p99 {inference['p99']:.2f}); "
                      f"capture to result p50 {frame['p50']:.2f} ms (p99 {frame['p99']:.2f})")
+    if s.get("reporting"):
+        r = s["reporting"]
+        lines.append(f"reported   {r['reports']} reports; sent {r['sent']}, waiting {r['pending']} in {r['outbox']}, "
+                     f"dropped {r['dropped']}, refused {r['rejected']}"
+                     + (f"; last error: {r['last_error']}" if r["last_error"] else ""))
     if s["evaluated"]:
         lines += ["", metrics_text(s)]
     lines += [f"note       {note}" for note in s["notes"]]

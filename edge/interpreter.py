@@ -4,46 +4,89 @@ LiteRT (`ai_edge_litert`) first; then `tflite_runtime` (supported, never require
 numpy 2 and cannot load ops from newer TensorFlow); then `tf.lite` from a full TensorFlow.
 Tensors are read by index and quantization parameters from the interpreter, never by name.
 """
+import ctypes
 import os
+import platform
 from pathlib import Path
 
 import numpy as np
 
-from edge.errors import EdgeError
+from edge.errors import EdgeError, choose
 from edge.preprocess import output_to_scores, pixels_to_input
 
 RUNTIMES = {"ai_edge_litert": "ai-edge-litert", "tflite_runtime": "tflite-runtime", "tensorflow": "tensorflow"}
 
+# Hardware delegates: the shared library each OS names it by, and how to get it.
+DELEGATES = {
+    "edgetpu": {
+        "library": {"Linux": "libedgetpu.so.1", "Darwin": "libedgetpu.1.dylib", "Windows": "edgetpu.dll"},
+        "install": "install the Edge TPU runtime: add Coral's apt repository "
+                   "(https://coral.ai/docs/accelerator/get-started) and 'sudo apt install libedgetpu1-std'",
+        "no_device": "plug in the Coral USB Accelerator (lsusb shows 1a6e:089a or 18d1:9302), preferably on a "
+                     "USB 3 port, or on a Dev Board check that the apex driver is loaded (ls /dev/apex_0)",
+        "suffix": "_edgetpu.tflite",  # what edgetpu_compiler names its output; such a model needs the delegate
+    },
+}
 
-def _interpreter_class():
+
+def _runtime():
+    """(Interpreter, load_delegate) of the first runtime installed."""
     try:
-        from ai_edge_litert.interpreter import Interpreter
+        from ai_edge_litert.interpreter import Interpreter, load_delegate
     except ImportError:
         try:
-            from tflite_runtime.interpreter import Interpreter
+            from tflite_runtime.interpreter import Interpreter, load_delegate
         except ImportError:
             try:
                 from tensorflow.lite import Interpreter
+                from tensorflow.lite.experimental import load_delegate
             except ImportError:
                 raise EdgeError("no TFLite interpreter installed: pip install ai-edge-litert") from None
-    return Interpreter
+    return Interpreter, load_delegate
 
 
-def make_interpreter(model, threads: int | None = None):
-    """An allocated interpreter for a .tflite path or the model's bytes."""
-    Interpreter = _interpreter_class()
+def make_interpreter(model, threads: int | None = None, delegate: str | None = None):
+    """An allocated interpreter for a .tflite path or the model's bytes; on `delegate` (a DELEGATES name)
+    if given, and on the Edge TPU for a compiled `*_edgetpu.tflite` file."""
+    Interpreter, load_delegate = _runtime()
     threads = resolve_threads(threads)
     source = {"model_content": bytes(model)} if isinstance(model, (bytes, bytearray)) else {"model_path": str(model)}
     name = "the model" if "model_content" in source else str(model)
     if "model_path" in source and not Path(model).is_file():
         raise EdgeError(f"model file {model} does not exist: give a .tflite file or a bundle folder")
+    delegate = pick_delegate(name, delegate)
+    delegates = [_load(delegate, load_delegate)] if delegate else []
     try:
-        interpreter = Interpreter(**source, num_threads=threads)
+        interpreter = Interpreter(**source, num_threads=threads, experimental_delegates=delegates)
         interpreter.allocate_tensors()
     except (ValueError, RuntimeError) as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        if "edgetpu-custom-op" in str(e):
+            raise EdgeError(f"{name} is compiled for the Edge TPU: run it with --delegate edgetpu") from None
         raise EdgeError(f"{name} is not a usable TFLite model ({first}): re-export it or check the file") from None
     return interpreter
+
+
+def pick_delegate(model_name: str, delegate: str | None) -> str | None:
+    """The delegate asked for (checked against DELEGATES), or the one a compiled model's name implies."""
+    if delegate is None:
+        return next((d for d, facts in DELEGATES.items() if model_name.endswith(facts["suffix"])), None)
+    return choose("--delegate", delegate, DELEGATES)
+
+
+def _load(delegate: str, load_delegate):
+    """The delegate, or EdgeError naming what is missing: the runtime library, or the device itself."""
+    facts = DELEGATES[delegate]
+    library = facts["library"].get(platform.system(), facts["library"]["Linux"])
+    try:
+        ctypes.CDLL(library)
+    except OSError:
+        raise EdgeError(f"--delegate {delegate}: {library} is not installed; {facts['install']}") from None
+    try:
+        return load_delegate(library)
+    except (ValueError, RuntimeError, OSError) as e:
+        raise EdgeError(f"--delegate {delegate}: {library} found no {delegate} device ({str(e).strip()}); "
+                        f"{facts['no_device']}") from None
 
 
 def resolve_threads(threads: int | None) -> int:

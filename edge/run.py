@@ -5,17 +5,19 @@ The reader thread captures and prepares frame n+1 (colour, resize, quantize) whi
 frame n. Field metrics stream through the same accumulator as `edge eval`, so the summary has the same
 metric keys as `edge eval --json`.
 """
+import hashlib
 import json
 import re
 import sys
 import time
+import uuid
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from edge.capture import FrameReader, parse_source
+from edge.capture import CaptureStats, FrameReader, parse_source
 from edge.errors import EdgeError
 from edge.files import check_writable
 from edge.interpreter import (
@@ -24,12 +26,16 @@ from edge.interpreter import (
     invoker,
     make_interpreter,
     output_detail,
+    pick_delegate,
     resolve_threads,
     runtime,
 )
 from edge.preprocess import output_to_scores, pixels_to_input, resize
+from edge.preview import Preview, key_action, overlay
 from edge.progress import Log
-from edge.truth import read_schedule, whole_session
+from edge.report import make_report
+from edge.reporter import Reporter, ReportOptions
+from edge.truth import KeyedTruth, read_schedule, whole_session
 from eval.accumulator import Accumulator
 from eval.evaluate import WARMUP, default_top_k, model_labels, open_model
 from eval.latency import latency_stats
@@ -43,6 +49,7 @@ class RunOptions:
     labels: Path | None = None  # bare .tflite files
     input_range: tuple[float, float] | None = None
     threads: int | None = None
+    delegate: str | None = None  # "edgetpu"; automatic for *_edgetpu.tflite
     top_k: int = 3
     threshold: float | None = None  # below it the frame is "unknown"
     smooth: int = 1  # average the scores of the last N frames
@@ -52,6 +59,7 @@ class RunOptions:
     truth: str | None = None  # the label of everything seen in this session
     truth_schedule: Path | None = None
     log_file: Path | None = None  # one JSON record a frame
+    preview: bool = False  # show the frames in a window; number keys set the truth
 
     def check(self) -> None:
         problems = [
@@ -67,19 +75,26 @@ class RunOptions:
                 raise EdgeError(message)
 
 
-def run(model, source, options: RunOptions | None = None, log: Log | None = None) -> dict:
+def run(model, source, options: RunOptions | None = None, log: Log | None = None,
+        report_options: ReportOptions | None = None) -> dict:
     """Run `model` (bundle or .tflite) on `source` until it ends, --max-frames, --duration or Ctrl-C;
-    returns the summary."""
+    returns the summary. With `report_options`, a report a window goes to the host (`edge serve`)."""
     opts = options or RunOptions()
     opts.check()
+    if report_options:
+        report_options.check()
     log = log or Log(enabled=False)
     target = open_model(model, opts.labels, opts.input_range)
     threads = resolve_threads(opts.threads)
-    interpreter = make_interpreter(target.path, threads)
+    delegate = pick_delegate(target.path.name, opts.delegate)
+    interpreter = make_interpreter(target.path, threads, delegate)
     labels = model_labels(target, interpreter)
     truth = (whole_session(opts.truth, labels) if opts.truth else
              read_schedule(opts.truth_schedule, labels) if opts.truth_schedule else None)
     log_file = check_writable(opts.log_file, "--log") if opts.log_file else None
+    preview = Preview() if opts.preview else None
+    if preview:
+        truth = KeyedTruth(truth)
     top_k = min(opts.top_k, len(labels))
     height, width = input_size(interpreter)
     inp, out = input_detail(interpreter), output_detail(interpreter)
@@ -88,68 +103,154 @@ def run(model, source, options: RunOptions | None = None, log: Log | None = None
         return pixels_to_input(resize(rgb, height, width)[None], inp["dtype"], inp["quantization"], target.input_range)
 
     call = invoker(interpreter)
-    acc = Accumulator(labels, sorted({*default_top_k(len(labels)), top_k}))
+    top_ks = sorted({*default_top_k(len(labels)), top_k})
     recent = deque(maxlen=opts.smooth)
-    inference_ms, frame_ms, done = [], [], []
     live = _LiveLine(log)
-    started = time.perf_counter()
-    reader = FrameReader(parse_source(source), prepare=prepare, realtime=opts.realtime, log=log)
+    about = {"model": str(target.path), "model_bytes": target.path.stat().st_size, "source": str(source),
+             "runtime": runtime(interpreter), "delegate": delegate, "threads": threads,
+             "options": {"top_k": top_k, "threshold": opts.threshold, "smooth": opts.smooth, "realtime": opts.realtime}}
+    reporter = Reporter(report_options, log) if report_options else None  # starts draining an old backlog now
+    try:
+        reader = FrameReader(parse_source(source), prepare=prepare, realtime=opts.realtime, log=log,
+                             tick=1.0 if reporter else None)
+    except BaseException:
+        if reporter:
+            reporter.close()
+        raise
+    whole = Tally(labels, top_ks, reader.stats, WARMUP)
+    reports = Windows(reporter, report_options, about, labels, top_ks, reader.stats, target.path) if reporter else None
     records = open(log_file, "w", encoding="utf-8") if log_file else None  # noqa: SIM115 -- closed below
+    reporting = None
     try:
         for frame in reader:
+            if frame is None:  # no frame for a while: a report may still be due
+                reports.tick(reader.stats)
+                continue
             start = time.perf_counter()
             raw = call(frame.prepared)
-            inference_ms.append((time.perf_counter() - start) * 1000)
+            inference_ms = (time.perf_counter() - start) * 1000
             recent.append(output_to_scores(raw, out["quantization"]).reshape(-1))
             scores = recent[0] if opts.smooth == 1 else np.mean(recent, axis=0)
             top = np.argsort(-scores, kind="stable")[:top_k]
             label = labels[top[0]] if opts.threshold is None or scores[top[0]] >= opts.threshold else UNKNOWN
             true = truth.at(frame.index, frame.seconds) if truth else None
-            if true is not None:
-                acc.add(true, scores)
-            done.append(time.perf_counter())
-            frame_ms.append((done[-1] - frame.captured) * 1000)
+            done = time.perf_counter()
+            frame_ms = (done - frame.captured) * 1000
+            whole.add(true, scores, inference_ms, frame_ms, done)
+            if reports:
+                reports.add(true, scores, inference_ms, frame_ms, done, reader.stats)
             if records:
                 records.write(json.dumps({
                     "frame": frame.index, "t": round(frame.seconds, 4), **({"file": frame.name} if frame.name else {}),
                     "label": label, "score": float(scores[top[0]]),
                     "top_k": [[labels[c], float(scores[c])] for c in top],
                     "truth": labels[true] if true is not None else None,
-                    "latency_ms": round(inference_ms[-1], 3), "frame_ms": round(frame_ms[-1], 3)}) + "\n")
-            live.show(label, float(scores[top[0]]), len(inference_ms), started, inference_ms[-1], acc)
-            if opts.max_frames and len(inference_ms) >= opts.max_frames:
+                    "latency_ms": round(inference_ms, 3), "frame_ms": round(frame_ms, 3)}) + "\n")
+            live.show(label, float(scores[top[0]]), whole, inference_ms)
+            if preview:
+                shown = overlay(frame.rgb, label, float(scores[top[0]]), whole.frames / (done - whole.started),
+                                labels[true] if true is not None else None)
+                action = key_action(preview.show(shown), labels)
+                if action and action[0] == "quit":
+                    break
+                if action:
+                    truth.set(action[1])
+            if opts.max_frames and whole.frames >= opts.max_frames:
                 break
-            if opts.duration and time.perf_counter() - started >= opts.duration:
+            if opts.duration and done - whole.started >= opts.duration:
                 break
     except KeyboardInterrupt:
         log("interrupted: writing the summary")
     finally:
         reader.close()
         live.end()
+        if preview:
+            preview.close()
         if records:
             records.close()
-    seconds = time.perf_counter() - started
-    if not inference_ms:
+        if reports:
+            reporting = reports.close(reader.stats)
+    if not whole.frames:
         raise EdgeError(f"{source} gave no frames: check the source")
-    report = acc.report()
-    if truth is None:
-        report["notes"].append("no --truth or --truth-schedule: predictions only, nothing evaluated")
-    inference = latency_stats(inference_ms, WARMUP)
-    inference.pop("fps")
-    frame = latency_stats(frame_ms, WARMUP)
-    frame.pop("fps")
-    stats = reader.stats
-    return {
-        "model": str(target.path), "model_bytes": target.path.stat().st_size, "source": str(source), **report,
-        "frames": len(inference_ms), "evaluated": acc.n, "dropped": stats.dropped, "failures": stats.failures, "reopens": stats.reopens,
-        "skipped": {"count": len(stats.skipped), "files": [{"path": p, "why": w} for p, w in stats.skipped]},
-        # The pace a long session keeps: start-up (opening the source, the first invoke) is not in it.
-        "fps": (len(done) - 1) / (done[-1] - done[0]) if len(done) > 1 and done[-1] > done[0] else None,
-        "seconds": seconds, "peak_rss_mb": peak_rss_mb(),
-        "latency_ms": {"inference": inference, "frame": frame},
-        "runtime": runtime(interpreter), "threads": threads,
-        "options": {"top_k": top_k, "threshold": opts.threshold, "smooth": opts.smooth, "realtime": opts.realtime},
-    }
+    summary = {**whole.summary(reader.stats), "peak_rss_mb": peak_rss_mb(), **about}
+    if not whole.acc.n:
+        summary["notes"].append("no frame had a truth (--truth, --truth-schedule or a number key in --preview): "
+                                "predictions only, nothing evaluated")
+    if reporting:
+        summary["reporting"] = reporting
+    return summary
+
+
+class Tally:
+    """What a run saw over a stretch of frames: field metrics, timings, and what capture lost meanwhile."""
+
+    def __init__(self, labels, top_ks, stats: CaptureStats, warmup: int):
+        self.acc = Accumulator(labels, top_ks)
+        self.warmup = warmup
+        self.started, self.wall_start = time.perf_counter(), time.time()
+        self.at_start = (stats.dropped, stats.failures, stats.reopens, len(stats.skipped))
+        self.inference_ms, self.frame_ms, self.done = [], [], []
+
+    @property
+    def frames(self) -> int:
+        return len(self.done)
+
+    def add(self, true, scores, inference_ms: float, frame_ms: float, done: float) -> None:
+        if true is not None:
+            self.acc.add(true, scores)
+        self.inference_ms.append(inference_ms)
+        self.frame_ms.append(frame_ms)
+        self.done.append(done)
+
+    def summary(self, stats: CaptureStats) -> dict:
+        """The `edge run --json` keys for these frames (the metric keys of `edge eval --json` among them)."""
+        dropped, failures, reopens, skipped = self.at_start
+        inference, frame = (latency_stats(times, self.warmup) for times in (self.inference_ms, self.frame_ms))
+        inference.pop("fps")
+        frame.pop("fps")
+        done = self.done
+        return {
+            **self.acc.report(), "frames": self.frames, "evaluated": self.acc.n, "dropped": stats.dropped - dropped,
+            "failures": stats.failures - failures, "reopens": stats.reopens - reopens,
+            "skipped": {"count": len(stats.skipped) - skipped,
+                        "files": [{"path": p, "why": w} for p, w in stats.skipped[skipped:]]},
+            # The pace a long session keeps: start-up (opening the source, the first invoke) is not in it.
+            "fps": (len(done) - 1) / (done[-1] - done[0]) if len(done) > 1 and done[-1] > done[0] else None,
+            "seconds": time.perf_counter() - self.started, "latency_ms": {"inference": inference, "frame": frame},
+        }
+
+
+class Windows:
+    """Reporting: a Tally a window of `every` seconds, each closed into a report for the Reporter."""
+
+    def __init__(self, reporter: Reporter, options: ReportOptions, about: dict, labels, top_ks, stats, model: Path):
+        self.reporter, self.options, self.about = reporter, options, about
+        self.labels, self.top_ks = labels, top_ks
+        self.run_id, self.seq = uuid.uuid4().hex, 0
+        self.model_sha256 = hashlib.sha256(model.read_bytes()).hexdigest()
+        self.current = Tally(labels, top_ks, stats, WARMUP)
+
+    def add(self, true, scores, inference_ms, frame_ms, done, stats) -> None:
+        self.current.add(true, scores, inference_ms, frame_ms, done)
+        self.tick(stats)
+
+    def tick(self, stats) -> None:
+        if time.time() - self.current.wall_start >= self.options.every:
+            self._send(stats)
+
+    def _send(self, stats) -> None:
+        window = self.current
+        summary = {**window.summary(stats), "peak_rss_mb": peak_rss_mb(), **self.about}
+        self.reporter.submit(make_report(summary, self.options.device_id, self.run_id, self.seq, self.model_sha256,
+                                         window.wall_start, time.time()))
+        self.seq += 1
+        self.current = Tally(self.labels, self.top_ks, stats, 0)
+
+    def close(self, stats) -> dict:
+        """Send the last (partial) window, then stop the reporter; its tally for the run summary."""
+        if self.current.frames or self.seq == 0:
+            self._send(stats)
+        return {"run_id": self.run_id, "reports": self.seq, **self.reporter.close()}
 
 
 def peak_rss_mb() -> float:
@@ -173,13 +274,14 @@ class _LiveLine:
         self.enabled = bool(log) and sys.stderr.isatty()
         self.last = 0.0
 
-    def show(self, label, score, frames, started, latency, acc) -> None:
+    def show(self, label, score, tally, latency) -> None:
         now = time.perf_counter()
         if not self.enabled or now - self.last < 0.2:
             return
         self.last = now
+        acc = tally.acc
         field = f"  field acc {accuracy(acc.cm):.3f} on {acc.n}" if acc.n else ""
-        sys.stderr.write(f"\r{label[:24]:<24} {score:.3f}  {frames / (now - started):6.1f} fps  "
+        sys.stderr.write(f"\r{label[:24]:<24} {score:.3f}  {tally.frames / (now - tally.started):6.1f} fps  "
                          f"{latency:7.2f} ms{field}   ")
         sys.stderr.flush()
 

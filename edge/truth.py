@@ -4,7 +4,8 @@ by frame or time ranges from a schedule file (`--truth-schedule walk.json`):
     [{"start_frame": 0, "end_frame": 99, "label": "cat"},      frames 0..99, both ends included
      {"start_s": 4.0, "end_s": 9.5, "label": "dog"}]           seconds 4.0 <= t < 9.5 since the start
 
-Frames outside every range have no truth and are not evaluated.
+Frames outside every range have no truth and are not evaluated. With `--preview`, number keys set the
+truth from the moment they are pressed (`KeyedTruth`).
 """
 import json
 from dataclasses import dataclass
@@ -34,6 +35,22 @@ class Truth:
             if span.covers(frame, seconds):
                 return span.label
         return None
+
+
+@dataclass
+class KeyedTruth:
+    """Truth set by number keys during a run: from the first key press on it replaces `base`."""
+    base: Truth | None
+    pressed: bool = False
+    current: int | None = None  # None: nothing to evaluate right now
+
+    def set(self, label: int | None) -> None:
+        self.pressed, self.current = True, label
+
+    def at(self, frame: int, seconds: float) -> int | None:
+        if self.pressed:
+            return self.current
+        return self.base.at(frame, seconds) if self.base else None
 
 
 def label_index(label: str, labels: list[str], option: str) -> int:

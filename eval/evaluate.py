@@ -23,6 +23,7 @@ from edge.interpreter import (
     make_interpreter,
     n_classes,
     output_detail,
+    pick_delegate,
     resolve_threads,
     runtime,
     set_batch,
@@ -102,7 +103,7 @@ def read_labels(path) -> list[str]:
 
 
 def evaluate(model, data, labels=None, input_range=None, threads: int | None = None, top_k=None, batch: int = 1,
-             warmup: int = WARMUP, log: Log | None = None) -> Evaluation:
+             warmup: int = WARMUP, delegate: str | None = None, log: Log | None = None) -> Evaluation:
     """Evaluate `model` (bundle folder or .tflite file) on `data` (one sub-folder of images per class,
     named as the model's labels)."""
     log = log or Log(enabled=False)
@@ -110,7 +111,8 @@ def evaluate(model, data, labels=None, input_range=None, threads: int | None = N
         raise EdgeError("--batch must be at least 1 and --warmup at least 0")
     target = open_model(model, labels, input_range)
     threads = resolve_threads(threads)
-    interpreter = make_interpreter(target.path, threads)
+    delegate = pick_delegate(target.path.name, delegate)
+    interpreter = make_interpreter(target.path, threads, delegate)
     names = model_labels(target, interpreter)
     classes = len(names)
     top_k = default_top_k(classes) if top_k is None else _check_top_k(top_k, classes)
@@ -157,7 +159,7 @@ def evaluate(model, data, labels=None, input_range=None, threads: int | None = N
         "skipped": {"count": len(skipped), "files": [{"path": p, "why": w} for p, w in skipped]},
         "input": {"size": [height, width], "dtype": np.dtype(input_detail(interpreter)["dtype"]).name,
                   "range": list(target.input_range)},
-        "runtime": runtime(interpreter), "threads": threads, "batch": batch,
+        "runtime": runtime(interpreter), "delegate": delegate, "threads": threads, "batch": batch,
     }
     if acc.n >= 2 * classes and len(set(y_pred)) == 1:
         hint = "check --input-range: a wrong input range" if target.source == "tflite" else "a broken export"

@@ -1,11 +1,14 @@
 """Running the `edge` command as a user does: a separate process, its exit code and its output."""
+import os
 import subprocess
 import sys
 
 
 def edge_cli(*args, cwd=None):
+    """`edge ARGS` as its own process; EDGE_TOKEN and EDGE_DEVICE_ID from this environment are not passed on."""
+    env = {k: v for k, v in os.environ.items() if k not in ("EDGE_TOKEN", "EDGE_DEVICE_ID")}
     return subprocess.run([sys.executable, "-m", "edge.cli", *map(str, args)], capture_output=True, text=True,
-                          cwd=cwd, timeout=600, check=False)
+                          cwd=cwd, env=env, timeout=600, check=False)
 
 
 def edge_cli_without_tensorflow(*args):

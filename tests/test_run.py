@@ -7,6 +7,7 @@ import cv2
 import pytest
 
 from edge.folders import scan
+from edge.preview import has_gui
 from edge.run import RunOptions, run
 from eval.evaluate import evaluate
 from tests.cli import edge_cli, edge_cli_without_tensorflow
@@ -48,7 +49,7 @@ def test_field_metrics_equal_edge_eval_on_the_same_frames(e2e, walk, tmp_path):
     assert [r["frame"] for r in records] == list(range(4 * PER_CLASS))
     assert records[PER_CLASS]["truth"] == "1" and len(records[0]["top_k"]) == 3
     assert summary["latency_ms"]["inference"]["p50"] > 0 and summary["latency_ms"]["frame"]["p50"] > 0
-    assert 10 < summary["peak_rss_mb"] < 4000 and summary["fps"] > 0
+    assert summary["peak_rss_mb"] > 10 and summary["fps"] > 0  # memory targets: benchmarks/run_bench.py
 
 
 def test_frames_outside_the_schedule_are_not_evaluated(e2e, walk, tmp_path):
@@ -79,6 +80,7 @@ def test_smoothing_and_threshold(e2e, walk, tmp_path):
     (["--truth-schedule", "{walk}/frames"], "cannot read"),
     (["--smooth", "0"], "--smooth 0"),
     (["--source", "{walk}/missing.avi"], "not a camera index"),
+    pytest.param(["--preview"], "--preview needs", marks=pytest.mark.skipif(has_gui(), reason="this OpenCV has a GUI")),
 ])
 def test_cli_bad_options(e2e, walk, args, message):
     args = [a.format(walk=walk) for a in args]

@@ -1,0 +1,151 @@
+"""Sending field reports to `edge serve`, off the frame loop.
+
+`submit` hands a report to a sender thread and returns at once. The thread writes it to the outbox
+first, then posts the oldest reports in batches. A batch leaves the outbox only when the host answers
+that it stored it; the host keeps each report id once, so a resend after a lost answer duplicates
+nothing. Failures back off exponentially with jitter (0.5 s doubling to 60 s, times 0.5-1.5), so a
+fleet coming back after an outage does not hammer the host in step.
+"""
+import json
+import queue
+import random
+import re
+import threading
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+from edge.errors import EdgeError
+from edge.outbox import LIMIT, Outbox
+from edge.report import DEVICE
+
+BATCH = 50  # reports a POST
+BACKOFF_START, BACKOFF_MAX = 0.5, 60.0  # seconds
+TIMEOUT = 10.0  # seconds for one POST
+DEFAULT_OUTBOX = Path("~/.local/state/edge/outbox.db")
+
+
+@dataclass
+class ReportOptions:
+    url: str  # the host, e.g. http://192.168.1.10:8765
+    token: str
+    device_id: str
+    every: float = 10.0  # seconds a report covers
+    outbox: Path = DEFAULT_OUTBOX
+    outbox_limit: int = LIMIT
+    flush: float = 10.0  # seconds to keep sending at the end of a run; what is left waits in the outbox
+
+    def check(self) -> None:
+        if not re.match(r"^https?://[^/\s]+", self.url or ""):
+            raise EdgeError(f"--report-to {self.url}: give the host's URL, e.g. http://192.168.1.10:8765")
+        if not self.token:
+            raise EdgeError("--report-to needs --token: make one on the host with 'edge token create DEVICE'")
+        if not DEVICE.match(self.device_id or ""):
+            raise EdgeError(f"--device-id '{self.device_id}': letters, digits, '.', '_' and '-', up to 64 "
+                            "(the name the token was made for)")
+        if self.every <= 0 or self.flush < 0:
+            raise EdgeError("--report-every must be positive and the flush time at least 0 (seconds)")
+
+
+class Reporter:
+    def __init__(self, options: ReportOptions, log=None):
+        options.check()
+        self.options = options
+        self.endpoint = options.url.rstrip("/") + "/api/v1/reports"
+        self.log = log or (lambda message: None)
+        self.outbox = Outbox(Path(options.outbox).expanduser(), options.outbox_limit)  # fails here, not later
+        self.sent = 0
+        self.last_error = None
+        self._queue = queue.Queue()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="edge-reporter", daemon=True)
+        self._thread.start()
+
+    def submit(self, report: dict) -> None:
+        """Queue a report; never blocks."""
+        self._queue.put(json.dumps(report, separators=(",", ":")))
+
+    def close(self) -> dict:
+        """Stop after trying to send what is left for up to `flush` seconds; what the outbox still holds is
+        sent by the next run. Returns the tally for the run summary."""
+        self._stop.set()
+        self._thread.join(self.options.flush + TIMEOUT + 5)
+        self._keep_queued()
+        stats = {"sent": self.sent, "pending": len(self.outbox), "dropped": self.outbox.counter("dropped"),
+                 "rejected": self.outbox.counter("rejected"), "last_error": self.last_error,
+                 "outbox": str(self.outbox.path)}
+        self.outbox.close()
+        return stats
+
+    # -- sender thread --
+
+    def _keep_queued(self, wait: float = 0.0) -> None:
+        """Move submitted reports into the outbox, waiting up to `wait` seconds for the first."""
+        while True:
+            try:
+                body = self._queue.get(timeout=wait) if wait > 0 else self._queue.get_nowait()
+            except queue.Empty:
+                return
+            wait = 0.0
+            if self.outbox.add(body):
+                self.log(f"outbox full ({self.options.outbox_limit} reports): dropped the oldest")
+
+    def _run(self) -> None:
+        attempt, wait_until, size = 0, 0.0, BATCH
+        deadline = None
+        while True:
+            now = time.monotonic()
+            if self._stop.is_set():
+                self._keep_queued()
+                deadline = deadline or now + self.options.flush
+                if now >= deadline or not len(self.outbox):
+                    return
+            if now >= wait_until and len(self.outbox):
+                batch = self.outbox.oldest(size)
+                outcome = self._post([body for _, body in batch])
+                if outcome == "stored":
+                    self.outbox.remove([seq for seq, _ in batch])
+                    self.sent += len(batch)
+                    attempt, size = 0, BATCH
+                    continue
+                if outcome == "refused" and len(batch) > 1:
+                    size = max(1, len(batch) // 2)  # find the report the host refuses
+                    continue
+                if outcome == "refused":
+                    self.outbox.remove([batch[0][0]], counter="rejected")
+                    self.log(f"the host refused a report for good: {self.last_error}")
+                    size = BATCH
+                    continue
+                attempt += 1
+                size = max(1, len(batch) // 2)  # a batch too big for the host may only ever see a reset
+                delay = min(BACKOFF_MAX, BACKOFF_START * 2 ** (attempt - 1)) * random.uniform(0.5, 1.5)
+                wait_until = now + delay
+                self.log(f"reporting to {self.options.url} failed ({self.last_error}); {len(self.outbox)} waiting, "
+                         f"retrying in {delay:.1f} s")
+            pending = len(self.outbox) and wait_until > now
+            self._keep_queued(wait=min(0.2, wait_until - now) if pending else 0.2)
+
+    def _post(self, bodies: list[str]) -> str:
+        """'stored', 'refused' (this batch will never be taken: 400/413/422) or 'failed' (try again later)."""
+        data = ('{"reports":[' + ",".join(bodies) + "]}").encode()
+        request = urllib.request.Request(self.endpoint, data=data, method="POST", headers={
+            "Content-Type": "application/json", "Authorization": f"Bearer {self.options.token}"})
+        try:
+            with urllib.request.urlopen(request, timeout=TIMEOUT) as response:
+                response.read()
+            return "stored"
+        except urllib.error.HTTPError as e:
+            self.last_error = f"HTTP {e.code}: {_error_text(e)}"
+            return "refused" if e.code in (400, 413, 422) else "failed"  # 401/403: a token the host may yet accept
+        except (urllib.error.URLError, OSError, ValueError) as e:
+            self.last_error = str(getattr(e, "reason", e))
+            return "failed"
+
+
+def _error_text(error: urllib.error.HTTPError) -> str:
+    try:
+        return json.loads(error.read() or b"{}").get("error", error.reason)
+    except (ValueError, AttributeError, OSError):
+        return str(error.reason)

@@ -1,0 +1,71 @@
+"""The real `edge serve` process on loopback, for tests: start it, wait for /healthz, kill it."""
+import json
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    def __init__(self, db, port=None, *args):
+        self.db, self.port, self.args = db, port or free_port(), args
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.process = None
+
+    def start(self) -> "Server":
+        self.process = subprocess.Popen([sys.executable, "-m", "edge.cli", "serve", "--db", str(self.db), "--port",
+                                         str(self.port), *self.args], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        for _ in range(200):
+            if self.process.poll() is not None:
+                raise RuntimeError(f"edge serve died: {self.process.stderr.read().decode()}")
+            try:
+                self.get("/healthz")
+                return self
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError("edge serve did not answer /healthz in 10 s")
+
+    def kill(self) -> None:
+        """As a crash or power cut would: no shutdown handlers."""
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(10)
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(10)
+
+    def alive(self) -> bool:
+        return self.process.poll() is None and self.get("/healthz") == (200, {"status": "ok"})
+
+    def request(self, method, path, body=None, token=None, headers=None):
+        """(status, parsed JSON or text) of one request."""
+        data = body if isinstance(body, bytes) or body is None else json.dumps(body).encode()
+        request = urllib.request.Request(self.url + path, data=data, method=method, headers={
+            **({"Authorization": f"Bearer {token}"} if token else {}), "Content-Type": "application/json",
+            **(headers or {})})
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                status, raw = response.status, response.read()
+        except urllib.error.HTTPError as e:
+            status, raw = e.code, e.read()
+        try:
+            return status, json.loads(raw)
+        except ValueError:
+            return status, raw.decode()
+
+    def get(self, path, token=None):
+        return self.request("GET", path, token=token)
+
+    def post(self, reports_or_body, token):
+        body = {"reports": reports_or_body} if isinstance(reports_or_body, list) else reports_or_body
+        return self.request("POST", "/api/v1/reports", body, token)

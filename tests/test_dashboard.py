@@ -1,0 +1,51 @@
+"""The dashboard in a real headless browser (Debian's chromium): after a device has reported, the page
+shows the device, its latency and FPS over time, and the confusion matrix of its field evaluation."""
+import re
+import shutil
+import subprocess
+
+import pytest
+
+from edge.reporter import ReportOptions
+from edge.run import RunOptions, run
+from tests.cli import edge_cli
+from tests.server import Server
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="needs chromium (apt install chromium)")
+
+
+def render(url: str, profile, *args: str) -> str:
+    """The page's DOM once its scripts have run and its requests have been answered."""
+    r = subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                        "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                        f"--user-data-dir={profile}", "--virtual-time-budget=10000", *args, url],
+                       capture_output=True, text=True, timeout=120, check=False)
+    assert r.returncode == 0, r.stderr[-2000:]
+    return r.stdout
+
+
+def test_dashboard_shows_what_the_device_reported(e2e, digits, tmp_path):
+    db = tmp_path / "edge.db"
+    token = edge_cli("token", "create", "pi-kitchen", "--db", db).stdout.strip()
+    server = Server(db).start()
+    try:
+        summary = run(e2e["bundle"], digits / "2", RunOptions(truth="2"), None, ReportOptions(
+            server.url, token, "pi-kitchen", every=0.02, outbox=tmp_path / "outbox.db"))
+        dom = render(server.url + "/", tmp_path / "profile", "--dump-dom")
+        render(server.url + "/", tmp_path / "profile2", "--window-size=1100,900",
+               f"--screenshot={tmp_path / 'dashboard.png'}")
+    finally:
+        server.stop()
+    reports = summary["reporting"]["reports"]
+    assert reports >= 2 and 'data-loaded="yes"' in dom
+    assert re.search(r'<tr data-device="pi-kitchen"[^>]*>', dom)
+    # latency p50 and p99, and FPS: one point a report (FPS: the windows with two frames or more)
+    points = [int(n) for n in re.findall(r'data-points="(\d+)"', dom)]
+    assert points[:2] == [reports, reports] and 1 <= points[2] <= reports
+    cells = dict(((t, p), int(n)) for t, p, n in re.findall(
+        r'data-truth="([^"]+)" data-predicted="([^"]+)"[^>]*>(\d+)<', dom))
+    labels = summary["labels"]
+    assert [[cells[(t, p)] for p in labels] for t in labels] == summary["confusion_matrix"]
+    assert f"accuracy {summary['accuracy']:.4f} on {summary['evaluated']} frames" in dom
+    assert (tmp_path / "dashboard.png").stat().st_size > 10_000

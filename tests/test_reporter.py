@@ -1,0 +1,128 @@
+"""Device reporting against the real `edge serve` process: the outbox keeps every report until the
+host has stored it, a host killed and restarted mid-run loses nothing and duplicates nothing, and a
+backlog left by an earlier run drains when the host is back."""
+import json
+import sqlite3
+import subprocess
+import sys
+import time
+
+import cv2
+import numpy as np
+import pytest
+
+from edge.errors import EdgeError
+from edge.outbox import Outbox
+from edge.reporter import ReportOptions
+from edge.run import RunOptions, run
+from tests.cli import edge_cli
+from tests.server import Server, free_port
+
+
+def stored(db, run_id) -> list[dict]:
+    rows = sqlite3.connect(db).execute("SELECT body FROM reports WHERE run = ? ORDER BY window_end", (run_id,))
+    return [json.loads(body) for (body,) in rows]
+
+
+def assert_all_arrived(db, summary):
+    """Every report of the run is on the host, once, and together they hold every frame of the run."""
+    reporting = summary["reporting"]
+    reports = stored(db, reporting["run_id"])
+    assert reporting["pending"] == 0 and reporting["reports"] == len(reports)
+    assert sorted(r["seq"] for r in reports) == list(range(len(reports)))
+    assert sum(r["frames"] for r in reports) == summary["frames"]
+    assert sum(r["evaluated"] for r in reports) == summary["evaluated"]
+    assert np.sum([r["confusion_matrix"] for r in reports], axis=0).tolist() == summary["confusion_matrix"]
+
+
+def test_outbox_keeps_the_newest_within_its_limit(tmp_path):
+    box = Outbox(tmp_path / "outbox.db", limit=3)
+    assert [box.add(f'{{"n": {n}}}') for n in range(5)] == [0, 0, 0, 1, 1]
+    assert [body for _, body in box.oldest(10)] == ['{"n": 2}', '{"n": 3}', '{"n": 4}']
+    box.remove([seq for seq, _ in box.oldest(1)])
+    box.close()
+    again = Outbox(tmp_path / "outbox.db", limit=3)  # a reboot keeps what was not sent
+    assert len(again) == 2 and again.counter("dropped") == 2
+
+
+@pytest.fixture(scope="module")
+def device(tmp_path_factory):
+    """A host database with a token for pi-kitchen."""
+    db = tmp_path_factory.mktemp("host") / "edge.db"
+    r = edge_cli("token", "create", "pi-kitchen", "--db", db)
+    assert r.returncode == 0, r.stderr
+    return db, r.stdout.strip()
+
+
+@pytest.fixture(scope="module")
+def five_seconds(digits, tmp_path_factory):
+    """150 frames of real scans of a 2 at 30 fps (FFV1), played in real time: a run that lasts 5 s."""
+    path = tmp_path_factory.mktemp("video") / "twos.avi"
+    frames = [cv2.imread(str(p)) for p in sorted((digits / "2").iterdir())]
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"FFV1"), 30.0, (48, 48))
+    for i in range(150):
+        writer.write(frames[i % len(frames)])
+    writer.release()
+    return path
+
+
+def test_host_killed_and_restarted_mid_run_loses_and_duplicates_nothing(e2e, device, five_seconds, tmp_path):
+    db, token = device
+    server = Server(db).start()
+    summary_file = tmp_path / "summary.json"
+    runner = subprocess.Popen([
+        sys.executable, "-m", "edge.cli", "run", e2e["bundle"], "--source", str(five_seconds), "--realtime",
+        "--truth", "2", "--report-to", server.url, "--token", token, "--device-id", "pi-kitchen",
+        "--report-every", "0.25", "--outbox", str(tmp_path / "outbox.db"), "--json", str(summary_file)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        time.sleep(1.5)
+        server.kill()  # mid-run, maybe mid-request
+        time.sleep(2.0)
+        server.start()  # same port, same database
+        _, errors = runner.communicate(timeout=120)
+    finally:
+        server.stop()
+    assert runner.returncode == 0, errors
+    assert "failed" in errors  # the outage was seen and retried
+    summary = json.loads(summary_file.read_text())
+    assert summary["reporting"]["reports"] >= 12 and summary["reporting"]["sent"] == summary["reporting"]["reports"]
+    assert_all_arrived(db, summary)
+
+
+def test_backlog_of_an_earlier_run_drains_when_the_host_is_back(e2e, digits, device, tmp_path):
+    db, token = device
+    port = free_port()
+    options = dict(url=f"http://127.0.0.1:{port}", token=token, device_id="pi-kitchen", every=0.05,
+                   outbox=tmp_path / "outbox.db")
+    offline = run(e2e["bundle"], digits / "1", RunOptions(truth="1", realtime=True), None,
+                  ReportOptions(**options, flush=0))
+    assert offline["reporting"]["sent"] == 0 and offline["reporting"]["pending"] == offline["reporting"]["reports"]
+    server = Server(db, port).start()
+    try:
+        online = run(e2e["bundle"], digits / "3", RunOptions(truth="3", max_frames=20), None, ReportOptions(**options))
+    finally:
+        server.stop()
+    assert online["reporting"]["sent"] == offline["reporting"]["reports"] + online["reporting"]["reports"]
+    assert len(stored(db, offline["reporting"]["run_id"])) == offline["reporting"]["reports"]
+    assert_all_arrived(db, online)
+
+
+@pytest.mark.parametrize("options,message", [
+    (dict(url="192.168.1.10:8765"), "give the host's URL"),
+    (dict(token=""), "needs --token"),
+    (dict(device_id="../x"), "--device-id"),
+    (dict(every=0), "--report-every"),
+])
+def test_bad_report_options(options, message, tmp_path):
+    good = dict(url="http://127.0.0.1:1", token="t", device_id="pi", outbox=tmp_path / "o.db")
+    with pytest.raises(EdgeError, match=message):
+        ReportOptions(**{**good, **options}).check()
+
+
+def test_cli_reporting_options(e2e, digits):
+    r = edge_cli("run", e2e["bundle"], "--source", digits / "2", "--token", "abc")
+    assert r.returncode == 2 and "add --report-to" in r.stderr
+    r = edge_cli("run", e2e["bundle"], "--source", digits / "2", "--report-to", "http://127.0.0.1:1",
+                 "--device-id", "pi-kitchen")
+    assert r.returncode == 2 and "needs --token" in r.stderr
