@@ -5,6 +5,7 @@ from pathlib import Path
 
 from convert.backbones import get_backbone
 from convert.quantize import IO_TYPES, QUANTIZATIONS
+from devices.profiles import get_profile
 from edge.errors import EdgeError, choose
 
 
@@ -27,8 +28,9 @@ class ConvertOptions:
     batch_size: int = 32
     augment: bool = True
     prune: float | None = None  # target sparsity
-    quantize: str = "int8"
+    quantize: str | None = None  # None: the --device profile's, else int8
     io_type: str | None = None  # None: uint8 for int8, float32 otherwise
+    device: str | None = None  # a devices.profiles name: its quantization, and its compiler
     qat: bool = False
     max_drop: float = 0.01
     calibration_images: int = 200
@@ -36,8 +38,14 @@ class ConvertOptions:
     def resolved(self) -> "ConvertOptions":
         """A copy with defaults filled in from the tables; raises EdgeError on nonsense."""
         spec = get_backbone(self.model)
-        quant = QUANTIZATIONS[choose("quantization", self.quantize, QUANTIZATIONS)]
-        io_type = choose("io type", self.io_type or quant.io_types[0], IO_TYPES)
+        profile = get_profile(self.device) if self.device else None
+        quant = QUANTIZATIONS[choose("quantization", self.quantize or (profile.quantize if profile else "int8"),
+                                     QUANTIZATIONS)]
+        io_type = choose("io type", self.io_type or (profile.io_type if profile and quant.name == profile.quantize
+                                                     else quant.io_types[0]), IO_TYPES)
+        if profile and profile.requires_int8 and (quant.name, io_type) != (profile.quantize, profile.io_type):
+            raise EdgeError(f"--device {profile.name} runs only full {profile.quantize} models with {profile.io_type} IO: "
+                            f"leave out --quantize/--io-type, or choose another device")
         if io_type not in quant.io_types:
             raise EdgeError(f"--io-type {io_type} does not go with --quantize {quant.name}: "
                             f"use {' or '.join(quant.io_types)}")
@@ -66,7 +74,7 @@ class ConvertOptions:
             **asdict(self), "model": spec.name, "data": Path(self.data),
             "out": Path(self.out) if self.out is not None else None,
             "val": Path(self.val) if self.val is not None else None, "weights": weights, "input_size": size,
-            "quantize": quant.name, "io_type": io_type,
+            "quantize": quant.name, "io_type": io_type, "device": profile.name if profile else None,
             "fine_tune_layers": spec.fine_tune_layers if self.fine_tune_layers is None else self.fine_tune_layers,
             "fine_tune_lr": self.fine_tune_lr or self.lr / 10})
 

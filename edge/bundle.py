@@ -18,6 +18,7 @@ FORMAT_VERSION = 1
 MANIFEST = "edge.json"
 LABELS = "labels.txt"
 MODEL = "model.tflite"
+EDGETPU_MODEL = "model_edgetpu.tflite"  # the same model compiled by edgetpu_compiler, when the device has one
 
 
 @dataclass(frozen=True)
@@ -33,10 +34,15 @@ class Bundle:
     def model_path(self) -> Path:
         return self.path / self.manifest["model"]["file"]
 
+    @property
+    def edgetpu_path(self) -> Path | None:
+        compiled = (self.manifest.get("edgetpu") or {}).get("model")
+        return self.path / compiled["file"] if compiled else None
 
-def model_facts(data: bytes) -> dict:
+
+def model_facts(data: bytes, file: str = MODEL) -> dict:
     """File size, compressed size (what pruning shrinks) and sha256 of a model."""
-    return {"file": MODEL, "bytes": len(data), "gzip_bytes": len(gzip.compress(data, 9, mtime=0)),
+    return {"file": file, "bytes": len(data), "gzip_bytes": len(gzip.compress(data, 9, mtime=0)),
             "sha256": hashlib.sha256(data).hexdigest()}
 
 
@@ -50,14 +56,17 @@ def check_destination(out) -> Path:
     return out
 
 
-def write_bundle(out, model: bytes, manifest: dict) -> Bundle:
-    """Write the bundle atomically: it appears whole at `out`, or not at all.
+def write_bundle(out, model: bytes, manifest: dict, edgetpu: bytes | None = None) -> Bundle:
+    """Write the bundle atomically: it appears whole at `out`, or not at all. `edgetpu`: the model
+    compiled for the Edge TPU, kept beside it.
 
     Files go to a hidden sibling folder first and are renamed into place; an earlier bundle at `out`
     is replaced only once the new one is complete.
     """
     out = check_destination(out)
     manifest = {"format_version": FORMAT_VERSION, **manifest, "model": model_facts(model)}
+    if edgetpu is not None:
+        manifest["edgetpu"] = {**manifest.get("edgetpu", {}), "model": model_facts(edgetpu, EDGETPU_MODEL)}
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.parent / f".{out.name}.tmp-{os.getpid()}"
     old = out.parent / f".{out.name}.old-{os.getpid()}"
@@ -65,6 +74,8 @@ def write_bundle(out, model: bytes, manifest: dict) -> Bundle:
     tmp.mkdir()
     try:
         write_file(tmp / MODEL, model)
+        if edgetpu is not None:
+            write_file(tmp / EDGETPU_MODEL, edgetpu)
         write_file(tmp / LABELS, "".join(f"{label}\n" for label in manifest["labels"]).encode())
         write_file(tmp / MANIFEST, (json.dumps(manifest, indent=2) + "\n").encode())
         if out.exists():
@@ -94,11 +105,15 @@ def read_bundle(path) -> Bundle:
         raise EdgeError(f"{manifest_path} has format_version {version!r}; this edge reads {FORMAT_VERSION}: "
                         "upgrade edge or re-run 'edge convert'")
     bundle = Bundle(path, manifest)
-    try:
-        data = bundle.model_path.read_bytes()
-    except OSError:
-        raise EdgeError(f"{bundle.model_path} is missing: copy the whole bundle folder") from None
-    if hashlib.sha256(data).hexdigest() != manifest["model"]["sha256"]:
-        raise EdgeError(f"{bundle.model_path} does not match the sha256 in {MANIFEST}: "
-                        "the bundle was changed or copied incompletely; copy it again")
+    compiled = (manifest.get("edgetpu") or {}).get("model")
+    for file, facts in ((bundle.model_path, manifest["model"]), (bundle.edgetpu_path, compiled)):
+        if file is None:
+            continue
+        try:
+            data = file.read_bytes()
+        except OSError:
+            raise EdgeError(f"{file} is missing: copy the whole bundle folder") from None
+        if hashlib.sha256(data).hexdigest() != facts["sha256"]:
+            raise EdgeError(f"{file} does not match the sha256 in {MANIFEST}: "
+                            "the bundle was changed or copied incompletely; copy it again")
     return bundle

@@ -67,7 +67,9 @@ DELEGATE = click.option("--delegate", help="Run on a hardware accelerator: edget
 @DATA
 @TRAINING
 @click.option("--out", type=click.Path(path_type=Path), help="Bundle folder to write [bundles/MODEL-QUANTIZE].")
-@click.option("--quantize", default="int8", show_default=True, help="float32, float16, dynamic or int8.")
+@click.option("--quantize", help="float32, float16, dynamic or int8 [the --device's, else int8].")
+@click.option("--device", help="Convert for this device profile (edge devices list): its quantization, and for "
+              "Coral the Edge TPU compiler.")
 @click.option("--io-type", help="uint8, int8 or float32 [uint8 for int8, else float32].")
 @click.option("--qat", is_flag=True, help="Quantization-aware training instead of post-training quantization.")
 @click.option("--max-drop", default=0.01, show_default=True, help="Warn if int8 accuracy falls more than this below Keras.")
@@ -79,7 +81,7 @@ def convert(data, out, as_json, list_models, **options):
         click.echo(models_table())
         return
     need_data(data)
-    out = out or Path("bundles") / f"{options['model']}-{options['quantize']}"
+    out = out or Path("bundles") / f"{options['model']}-{options['device'] or options['quantize'] or 'int8'}"
     summary = edge.convert(data=data, out=out, log=Log(), **options)
     click.echo(json.dumps(summary, indent=2) if as_json else summary_text(summary))
 
@@ -217,6 +219,84 @@ def serve(db, host, port, max_body, protect_reads):
     except ImportError:
         raise EdgeError("edge serve needs the serve extra: pip install 'edge[serve]'") from None
     run_server(ServeOptions(db, max_body, protect_reads), host, port, log=lambda m: click.echo(m, err=True))
+
+
+@cli.group()
+def devices():
+    """The boards edge knows: what each needs and gets."""
+
+
+@devices.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print the table as JSON.")
+def devices_list(as_json):
+    """One line a device profile."""
+    from dataclasses import asdict
+
+    from devices.profiles import PROFILES
+
+    if as_json:
+        click.echo(json.dumps([asdict(p) for p in PROFILES.values()], indent=2))
+        return
+    rows = [("name", "board", "arch", "runtime", "model", "threads")]
+    rows += [(p.name, p.title, p.arch, p.runtime, f"{p.quantize}, {p.io_type} IO" + (" (required)" if p.requires_int8
+             else ""), "all" if p.threads is None else str(p.threads)) for p in PROFILES.values()]
+    click.echo(table(rows))
+
+
+@devices.command("show")
+@click.argument("name")
+@click.option("--json", "as_json", is_flag=True, help="Print the profile as JSON.")
+def devices_show(name, as_json):
+    """Everything about one device profile, with published reference latencies."""
+    from dataclasses import asdict
+
+    from devices.profiles import get_profile
+
+    p = get_profile(name)
+    if as_json:
+        click.echo(json.dumps(asdict(p), indent=2))
+        return
+    lines = [f"{p.name}: {p.title}", f"arch       {p.arch}", f"os         {p.os}, Python {p.python}",
+             f"runtime    {p.runtime}" + (f", delegate {p.delegate}" if p.delegate else ""),
+             f"model      {p.quantize} with {p.io_type} IO" + (", required" if p.requires_int8 else ", recommended")
+             + (f"; compiled by {p.compiler}" if p.compiler else ""),
+             f"threads    {'all cores' if p.threads is None else p.threads}", f"camera     {p.camera}",
+             f"setup      apt: {' '.join(p.apt)}", f"notes      {p.notes}", "", "reference latencies (published):"]
+    rows = [("model", "input", "ms", "on", "source")]
+    rows += [(r.model, str(r.input), f"{r.ms:g}", r.where, r.source) for r in p.references]
+    click.echo("\n".join(lines) + "\n" + table(rows))
+
+
+@devices.command("compile")
+@click.argument("bundle", type=click.Path(path_type=Path))
+def devices_compile(bundle):
+    """Compile a full-int8 bundle for the Edge TPU with edgetpu_compiler, keeping model_edgetpu.tflite in it."""
+    from devices.edgetpu import compile_bundle
+
+    record = compile_bundle(bundle)
+    log = record["compiler"]
+    click.echo(f"{bundle}: {log['on_tpu']} of {log['operations']} operations on the Edge TPU, "
+               f"{log['on_chip_bytes'] / 2**20:.2f} MiB on-chip, {log['off_chip_bytes'] / 2**20:.2f} MiB streamed")
+
+
+@cli.command("package")
+@click.argument("bundle", type=click.Path(path_type=Path))
+@click.option("--device", required=True, help="Device profile (edge devices list).")
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="The .tar.gz to write.")
+@click.option("--report-to", required=True, help="The edge serve host the device reports to.")
+@click.option("--device-id", required=True, help="The device's name (edge token create NAME on the host).")
+@click.option("--token", default="", envvar="EDGE_TOKEN", help="The device's token [$EDGE_TOKEN; or later in "
+              "/etc/edge/edge.conf].")
+@click.option("--source", default="0", show_default=True, help="The camera or stream edge run reads.")
+@click.option("--args", "extra", default="", help="More edge run options, e.g. '--truth mug --smooth 5'.")
+def package_command(bundle, device, out, report_to, device_id, token, source, extra):
+    """One .tar.gz that sets a device up: bundle, device install, setup script, systemd unit, config."""
+    from devices.package import package
+
+    result = package(bundle, device, out, source, report_to, device_id, token, extra,
+                     log=lambda m: click.echo(m, err=True))
+    click.echo(f"wrote {result['package']} ({result['bytes']:,} bytes) for {result['device']}; on the device: "
+               f"tar xzf {Path(result['package']).name} && cd {result['top']} && sudo ./setup.sh")
 
 
 @cli.group()

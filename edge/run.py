@@ -84,7 +84,7 @@ def run(model, source, options: RunOptions | None = None, log: Log | None = None
     if report_options:
         report_options.check()
     log = log or Log(enabled=False)
-    target = open_model(model, opts.labels, opts.input_range)
+    target = open_model(model, opts.labels, opts.input_range, opts.delegate)
     threads = resolve_threads(opts.threads)
     delegate = pick_delegate(target.path.name, opts.delegate)
     interpreter = make_interpreter(target.path, threads, delegate)

@@ -54,8 +54,9 @@ class Evaluation:
     times_ms: list[float]  # one per invoke: the first, the warm-up runs, then one per batch
 
 
-def open_model(model, labels=None, input_range=None) -> ModelFile:
-    """A bundle folder carries its labels and input range; a bare .tflite file takes them as options."""
+def open_model(model, labels=None, input_range=None, delegate=None) -> ModelFile:
+    """A bundle folder carries its labels and input range; a bare .tflite file takes them as options.
+    On the Edge TPU a bundle's compiled model is used, if it has one."""
     path = Path(model)
     if path.is_dir():
         if labels is not None or input_range is not None:
@@ -63,7 +64,8 @@ def open_model(model, labels=None, input_range=None) -> ModelFile:
                             "--labels and --input-range are for bare .tflite files")
         bundle = read_bundle(path)
         lo, hi = bundle.manifest["input"]["range"]
-        return ModelFile(bundle.model_path, bundle.labels, (float(lo), float(hi)), "bundle")
+        file = bundle.edgetpu_path if delegate == "edgetpu" and bundle.edgetpu_path else bundle.model_path
+        return ModelFile(file, bundle.labels, (float(lo), float(hi)), "bundle")
     if not path.is_file():
         raise EdgeError(f"model {path} does not exist: give a bundle folder (with {MANIFEST}) or a .tflite file")
     lo, hi = input_range if input_range is not None else (0.0, 255.0)
@@ -109,7 +111,7 @@ def evaluate(model, data, labels=None, input_range=None, threads: int | None = N
     log = log or Log(enabled=False)
     if batch < 1 or warmup < 0:
         raise EdgeError("--batch must be at least 1 and --warmup at least 0")
-    target = open_model(model, labels, input_range)
+    target = open_model(model, labels, input_range, delegate)
     threads = resolve_threads(threads)
     delegate = pick_delegate(target.path.name, delegate)
     interpreter = make_interpreter(target.path, threads, delegate)

@@ -39,3 +39,11 @@ def e2e(digits, tmp_path_factory):
     out = tmp_path_factory.mktemp("bundles") / "digits-int8"
     return edge.convert("mobilenetv2", digits, out, weights="none", input_size=48, alpha=0.35, epochs=10,
                         fine_tune_epochs=0, augment=False, batch_size=16)
+
+
+@pytest.fixture(scope="session")
+def device_site(tmp_path_factory):
+    """A site-packages with only what `pip install edge` brings (tests/device.py)."""
+    from tests.device import build_site
+
+    return build_site(tmp_path_factory.mktemp("device-site"))

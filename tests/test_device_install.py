@@ -2,55 +2,9 @@
 edge's own installed requirements (and theirs, recursively), extras left out, so TensorFlow, Keras and
 scikit-learn are not there at all; `edge eval` and `edge run` must work in it and agree with the host."""
 import json
-import os
-import subprocess
-import sys
-from importlib.metadata import PackageNotFoundError, distribution
-from pathlib import Path
-
-import pytest
-from packaging.requirements import Requirement
 
 from eval.evaluate import evaluate
-
-REPO = Path(__file__).resolve().parents[1]
-
-
-def device_packages() -> set[str]:
-    """The distributions `pip install edge` pulls in, without extras."""
-    wanted = [Requirement(r) for r in distribution("edge").requires]
-    seen = set()
-    while wanted:
-        req = wanted.pop()
-        if req.marker and not req.marker.evaluate({"extra": ""}):
-            continue
-        name = req.name.lower().replace("_", "-")
-        if name in seen:
-            continue
-        seen.add(name)
-        try:
-            wanted += [Requirement(r) for r in distribution(name).requires or []]
-        except PackageNotFoundError:
-            pytest.fail(f"{name}, a device dependency, is not installed here")
-    return seen
-
-
-@pytest.fixture(scope="module")
-def device_site(tmp_path_factory) -> Path:
-    site = tmp_path_factory.mktemp("device-site")
-    for name in device_packages():
-        dist = distribution(name)
-        for top in {f.parts[0] for f in dist.files or [] if f.parts[0] != ".."}:
-            if not (site / top).exists() and dist.locate_file(top).exists():
-                (site / top).symlink_to(dist.locate_file(top))
-    return site
-
-
-def on_device(site: Path, *args: str) -> subprocess.CompletedProcess:
-    """Python without its site-packages (-S), with only the device packages and this repo on the path."""
-    env = {**os.environ, "PYTHONPATH": f"{site}{os.pathsep}{REPO}", "PYTHONNOUSERSITE": "1"}
-    return subprocess.run([sys.executable, "-S", *args], capture_output=True, text=True, env=env, timeout=300,
-                          check=False)
+from tests.device import device_packages, on_device
 
 
 def test_device_install_has_no_tensorflow(device_site):

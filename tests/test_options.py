@@ -38,3 +38,14 @@ def test_nonsense_is_refused_with_a_hint(kw, message):
 
 def test_pruning_from_scratch_uses_the_training_epochs():
     assert opts(weights="none", prune=0.5, fine_tune_epochs=0).resolved().prune == 0.5
+
+
+def test_a_device_profile_sets_the_quantization():
+    coral = opts(device="coral-usb").resolved()
+    assert (coral.quantize, coral.io_type, coral.device) == ("int8", "uint8", "coral-usb")
+    assert opts(device="rpi4", quantize="float16").resolved().quantize == "float16"  # the CPU runs anything
+    for kw in ({"quantize": "float32"}, {"io_type": "int8"}, {"quantize": "dynamic"}):
+        with pytest.raises(EdgeError, match="coral-usb runs only full int8 models with uint8 IO"):
+            opts(device="coral-usb", **kw).resolved()
+    with pytest.raises(EdgeError, match="did you mean rpi5 or rpi4"):
+        opts(device="rpi").resolved()

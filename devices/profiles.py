@@ -1,0 +1,99 @@
+"""What each board is, needs and gets: one table. `edge devices list`, `edge devices show NAME`,
+`edge convert --device NAME` (its quantization), `edge package --device NAME` (its setup).
+
+Reference latencies are published figures for common models, with their source, to hold field
+numbers against; they were not measured by edge.
+"""
+from dataclasses import dataclass
+
+from edge.errors import choose
+
+CORAL = "coral.ai/docs/edgetpu/benchmarks (Table 1, C++ benchmark, model only)"
+PI_SSD = "published TFLite CPU benchmark of SSD MobileNetV2 300x300, as quoted in shared/FIELD-NOTES.md"
+EDGETPU_SRAM_MB = 8  # on-chip parameter memory; weights beyond it stream from the host each inference
+
+
+@dataclass(frozen=True)
+class Reference:
+    model: str
+    input: int  # pixels
+    ms: float
+    where: str  # the hardware the figure is for
+    source: str
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    title: str
+    arch: str  # what `uname -m` says
+    os: str
+    python: str
+    runtime: str
+    delegate: str | None  # an edge.interpreter.DELEGATES name
+    quantize: str  # what `edge convert --device` exports
+    io_type: str
+    requires_int8: bool  # True: nothing else runs on it
+    threads: int | None  # default interpreter threads; None: all cores
+    compiler: str | None  # a program that must compile the model for the board
+    camera: str
+    apt: tuple[str, ...]  # system packages the setup script installs
+    notes: str
+    references: tuple[Reference, ...]
+
+
+PI_CAMERA = ("USB cameras: /dev/video0 (V4L2, most send MJPG). CSI cameras on Bookworm go through libcamera: "
+             "rpicam-vid MJPG over tcp://127.0.0.1:8888, or a libcamerasrc GStreamer pipeline with Pi OS's OpenCV.")
+CORAL_REFERENCES = (
+    Reference("MobileNet v2", 224, 2.6, "desktop CPU + USB Accelerator (USB 3.0)", CORAL),
+    Reference("Inception v1", 224, 3.4, "desktop CPU + USB Accelerator (USB 3.0)", CORAL),
+    Reference("Inception v4", 299, 85, "desktop CPU + USB Accelerator (USB 3.0)", CORAL),
+    Reference("ResNet-50 V1", 299, 49, "desktop CPU + USB Accelerator (USB 3.0)", CORAL),
+    Reference("VGG16", 224, 296, "desktop CPU + USB Accelerator (USB 3.0)", CORAL),
+)
+
+PROFILES = {p.name: p for p in (
+    Profile(
+        "rpi4", "Raspberry Pi 4 Model B (4x Cortex-A72)", "aarch64", "Raspberry Pi OS 64-bit (Bookworm)", "3.11",
+        "ai-edge-litert", None, "int8", "uint8", False, 4, None, PI_CAMERA, ("python3-venv",),
+        "Full int8 is about twice as fast as float32 on the CPU; dynamic-range is slower than float32.",
+        (Reference("SSD MobileNetV2", 300, 112.6, "Raspberry Pi 4 CPU", PI_SSD),)),
+    Profile(
+        "rpi5", "Raspberry Pi 5 (4x Cortex-A76)", "aarch64", "Raspberry Pi OS 64-bit (Bookworm)", "3.11",
+        "ai-edge-litert", None, "int8", "uint8", False, 4, None, PI_CAMERA, ("python3-venv",),
+        "Full int8 is about twice as fast as float32 on the CPU; use active cooling for long runs.",
+        (Reference("SSD MobileNetV2", 300, 23.5, "Raspberry Pi 5 CPU", PI_SSD),)),
+    Profile(
+        "coral-usb", "Coral USB Accelerator (Edge TPU) on a Pi or a PC", "aarch64 or x86_64",
+        "Raspberry Pi OS 64-bit (Bookworm) or Debian/Ubuntu", "3.11", "ai-edge-litert + libedgetpu1-std",
+        "edgetpu", "int8", "uint8", True, 4, "edgetpu_compiler",
+        PI_CAMERA, ("python3-venv", "libedgetpu1-std"),
+        f"Needs full int8 with uint8 IO, compiled by edgetpu_compiler (x86-64 Linux only). {EDGETPU_SRAM_MB} MB of "
+        "on-chip memory: bigger models stream weights over USB each inference. Use a USB 3 port.",
+        CORAL_REFERENCES + (Reference("MobileNet v2", 224, 4.55, "Raspberry Pi 4 + USB Accelerator",
+                                      "pycoral reference, as quoted in shared/FIELD-NOTES.md"),)),
+    Profile(
+        "coral-devboard", "Coral Dev Board (NXP i.MX 8M, 4x Cortex-A53 + Edge TPU)", "aarch64",
+        "Mendel Linux 5 (Debian 10); it ships Python 3.7, edge needs 3.10+ (install one, e.g. with pyenv)", "3.10+",
+        "ai-edge-litert + libedgetpu1-std", "edgetpu", "int8", "uint8", True, 4, "edgetpu_compiler",
+        "USB cameras: /dev/video1 and up (the Coral camera is /dev/video0 via the MIPI-CSI driver).",
+        ("python3-venv", "libedgetpu1-std"),
+        f"Edge TPU on the PCIe bus (/dev/apex_0). Same model requirements as the USB Accelerator; "
+        f"{EDGETPU_SRAM_MB} MB on-chip memory.",
+        (Reference("MobileNet v2", 224, 2.6, "Dev Board Edge TPU", CORAL),
+         Reference("ResNet-50 V1", 299, 56, "Dev Board Edge TPU", CORAL),
+         Reference("VGG16", 224, 343, "Dev Board Edge TPU", CORAL),
+         Reference("MobileNet v2", 224, 122, "Dev Board CPU only (Cortex-A53)", CORAL))),
+    Profile(
+        "linux-x86", "Any x86-64 Linux machine", "x86_64", "Debian/Ubuntu or similar", "3.10+", "ai-edge-litert",
+        None, "int8", "uint8", False, None, None,
+        "USB cameras: /dev/videoN; IP cameras: rtsp:// or http:// URLs.", ("python3-venv",),
+        "Full int8 is about twice as fast as float32 here (XNNPACK).",
+        (Reference("MobileNet v2", 224, 51, "desktop CPU (Coral's comparison column)", CORAL),
+         Reference("MobileNetV2 int8", 224, 1.8, "2-core x86 VM, 2 threads, LiteRT 2.3",
+                   "measured by edge: python benchmarks/eval_latency_bench.py"))),
+)}
+
+
+def get_profile(name: str) -> Profile:
+    return PROFILES[choose("device", name, PROFILES)]

@@ -1,0 +1,86 @@
+"""`edge package`: what goes into the .tar.gz, that its script and unit pass their checkers, and that
+the device code inside it installs and runs `edge eval` on a device Python with no TensorFlow."""
+import json
+import shutil
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from eval.evaluate import evaluate
+from tests.cli import edge_cli
+from tests.device import on_device
+
+
+@pytest.fixture(scope="module")
+def packed(e2e, tmp_path_factory):
+    out = tmp_path_factory.mktemp("package")
+    r = edge_cli("package", e2e["bundle"], "--device", "rpi5", "--out", out / "pi-kitchen.tar.gz", "--report-to",
+                 "http://192.168.1.10:8765", "--device-id", "pi-kitchen", "--token", "secret-token", "--source",
+                 "libcamerasrc ! videoconvert ! appsink", "--args", "--truth 2")
+    assert r.returncode == 0, r.stderr
+    with tarfile.open(out / "pi-kitchen.tar.gz") as tar:
+        tar.extractall(out, filter="data")
+    return out / "pi-kitchen"
+
+
+def test_package_contents(packed, e2e):
+    names = {str(p.relative_to(packed)) for p in packed.rglob("*") if p.is_file()}
+    assert {"setup.sh", "edge-run.service", "edge.conf", "requirements.txt", "README.txt", "edge-src/pyproject.toml",
+            "bundle/model.tflite", "bundle/labels.txt", "bundle/edge.json", "edge-src/edge/run.py",
+            "edge-src/eval/metrics.py", "edge-src/devices/profiles.py"} <= names
+    assert not any(n.startswith("edge-src/convert") or "__pycache__" in n for n in names)  # the host side stays home
+    requirements = (packed / "requirements.txt").read_text()
+    assert "ai-edge-litert" in requirements and "tensorflow" not in requirements
+    conf = dict(line.split("=", 1) for line in (packed / "edge.conf").read_text().splitlines()
+                if line and not line.startswith("#"))
+    assert conf["EDGE_SOURCE"] == '"libcamerasrc ! videoconvert ! appsink"'
+    assert conf["EDGE_TOKEN"] == "secret-token" and conf["EDGE_DEVICE_ID"] == "pi-kitchen"
+    assert conf["EDGE_ARGS"] == '"--threads 4 --truth 2"'
+    assert (packed / "edge.conf").stat().st_mode & 0o077 == 0  # the token is not for other users
+    assert (packed / "setup.sh").stat().st_mode & 0o100
+    assert json.loads((packed / "bundle/edge.json").read_text())["model"]["sha256"] == e2e["model"]["sha256"]
+
+
+def test_setup_script_passes_bash_and_shellcheck(packed):
+    assert subprocess.run(["bash", "-n", packed / "setup.sh"], capture_output=True).returncode == 0
+    if shutil.which("shellcheck"):
+        r = subprocess.run(["shellcheck", packed / "setup.sh"], capture_output=True, text=True)
+        assert r.returncode == 0, r.stdout
+
+
+@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="needs systemd-analyze")
+def test_service_unit_passes_systemd_analyze(packed, tmp_path):
+    # verify insists that ExecStart exists: point it at this machine's edge instead of /opt/edge's
+    edge = shutil.which("edge") or str(Path(sys.executable).with_name("edge"))
+    unit = tmp_path / "edge-run.service"
+    unit.write_text((packed / "edge-run.service").read_text().replace("/opt/edge/venv/bin/edge", edge))
+    r = subprocess.run(["systemd-analyze", "verify", unit], capture_output=True, text=True)
+    assert r.returncode == 0 and not r.stderr.strip() and not r.stdout.strip(), r.stderr
+
+
+def test_the_packaged_code_installs_and_evaluates_without_tensorflow(packed, device_site, digits, e2e, tmp_path):
+    target = tmp_path / "installed"
+    r = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
+                        "--target", target, packed / "edge-src"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert not (target / "convert").exists()
+    r = on_device(device_site, "-m", "edge.cli", "eval", packed / "bundle", "--data", digits, "--json", "-",
+                  code=target)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["confusion_matrix"] == evaluate(e2e["bundle"], digits).report["confusion_matrix"]
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--device", "coral-usb"], "no model compiled for the Edge TPU"),
+    (["--device", "rpi5", "--report-to", "192.168.1.10"], "give the edge serve host's URL"),
+    (["--device", "rpi9"], "did you mean"),
+])
+def test_package_warnings_and_errors(e2e, tmp_path, args, message):
+    base = {"--out": str(tmp_path / "p.tar.gz"), "--report-to": "http://h:8765", "--device-id": "pi-kitchen"}
+    given = dict(zip(args[::2], args[1::2]))
+    r = edge_cli("package", e2e["bundle"], *[x for k, v in {**base, **given}.items() for x in (k, v)])
+    assert message in r.stderr, r.stderr
+    assert r.returncode == (0 if "Edge TPU" in message else 2)
