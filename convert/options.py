@@ -5,7 +5,7 @@ from pathlib import Path
 
 from convert.backbones import get_backbone
 from convert.quantize import IO_TYPES, QUANTIZATIONS
-from devices.profiles import get_profile
+from devices.profiles import check_model, get_profile
 from edge.errors import EdgeError, choose
 
 
@@ -43,9 +43,9 @@ class ConvertOptions:
                                      QUANTIZATIONS)]
         io_type = choose("io type", self.io_type or (profile.io_type if profile and quant.name == profile.quantize
                                                      else quant.io_types[0]), IO_TYPES)
-        if profile and profile.requires_int8 and (quant.name, io_type) != (profile.quantize, profile.io_type):
-            raise EdgeError(f"--device {profile.name} runs only full {profile.quantize} models with {profile.io_type} IO: "
-                            f"leave out --quantize/--io-type, or choose another device")
+        if profile:
+            check_model(profile, quant.name, io_type, f"--device {profile.name}",
+                        "leave out --quantize and --io-type, or choose another device")
         if io_type not in quant.io_types:
             raise EdgeError(f"--io-type {io_type} does not go with --quantize {quant.name}: "
                             f"use {' or '.join(quant.io_types)}")

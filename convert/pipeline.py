@@ -15,7 +15,7 @@ from convert.backbones import get_backbone
 from convert.datasets import Split, load_split
 from convert.options import ConvertOptions
 from convert.quantize import QUANTIZATIONS, calibration_images, to_tflite
-from devices.profiles import EDGETPU_SRAM_MB, get_profile
+from devices.profiles import EDGETPU_CACHE_MIB, EDGETPU_SRAM_MB, get_profile
 from edge.bundle import check_destination, write_bundle
 from edge.errors import EdgeError
 from edge.interpreter import io_facts, make_interpreter
@@ -44,7 +44,6 @@ def convert(options: ConvertOptions, log: Log | None = None) -> dict:
     metrics = check(tflite, keras_scores, split, opts.max_drop, log)
     warnings += [w for w in [drop_warning(metrics, opts.quantize, opts.qat)] if w]
     edgetpu, compiled = compile_for(profile, tflite, opts.out, log)
-    warnings += edgetpu.pop("warnings", [])
 
     sparsity = None
     if opts.prune:
@@ -82,28 +81,27 @@ def convert(options: ConvertOptions, log: Log | None = None) -> dict:
 
 
 def sram_warning(parameters: int, profile) -> str | None:
-    """Full-int8 weights take about a byte a parameter; the Edge TPU caches 8 MB of them on the chip."""
-    if not profile or profile.delegate != "edgetpu" or parameters <= EDGETPU_SRAM_MB * 2**20:
+    """Full-int8 weights take about a byte a parameter; the Edge TPU caches about 7 MiB of them on the chip."""
+    if not profile or profile.delegate != "edgetpu" or parameters <= EDGETPU_CACHE_MIB * 2**20:
         return None
-    return (f"about {parameters / 2**20:.0f} MB of int8 weights: more than the Edge TPU's {EDGETPU_SRAM_MB} MB on-chip "
-            "memory, so the rest streams from the host every inference (Coral's figures: MobileNet v2 2.6 ms, "
+    return (f"about {parameters / 2**20:.0f} MB of int8 weights: more than fit in the Edge TPU's {EDGETPU_SRAM_MB} MB "
+            "on-chip memory, so the rest streams from the host every inference (Coral's figures: MobileNet v2 2.6 ms, "
             "ResNet-50 49 ms, VGG16 296 ms); smaller backbones: mobilenetv2, mobilenetv3small, efficientnetb0")
 
 
 def compile_for(profile, tflite: bytes, out: Path, log: Log) -> tuple[dict, bytes | None]:
-    """Run the device's compiler if it needs one: ({compiler facts, warnings}, compiled model or None).
+    """Run the device's compiler if it needs one: (the manifest's record, the compiled model or None).
     Without the compiler the bundle is still written, with how to compile it later."""
     if not profile or not profile.compiler:
         return {}, None
-    from devices.edgetpu import compile_model, concerns
+    from devices.edgetpu import compile_record
 
     log(f"compiling for {profile.name} with {profile.compiler}")
     try:
-        compiled, compiler_log = compile_model(tflite)
+        return compile_record(tflite)
     except EdgeError as e:
         return {"compiled": False, "warnings": [f"not compiled for the Edge TPU: {e} Then: edge devices compile "
                                                 f"{out}"]}, None
-    return {"compiled": True, "compiler": compiler_log, "warnings": concerns(compiler_log)}, compiled
 
 
 def read_images(opts: ConvertOptions, log: Log) -> Split:

@@ -20,9 +20,10 @@ INSTALL = ("edgetpu_compiler runs on x86-64 Debian/Ubuntu only: add Coral's apt 
 UNITS = {"B": 1, "KiB": 1024, "MiB": 1024 ** 2, "GiB": 1024 ** 3}
 
 
-def _bytes(text: str) -> int:
-    number, unit = re.fullmatch(r"([\d.]+)\s*([KMG]?i?B)", text.strip()).groups()
-    return round(float(number) * UNITS[unit])
+def _bytes(text: str) -> int | None:
+    """'3.01MiB' -> bytes; None for a size this parser does not know (the rest of the summary still counts)."""
+    match = re.fullmatch(r"([\d.]+)\s*(B|KiB|MiB|GiB)", text.strip())
+    return round(float(match.group(1)) * UNITS[match.group(2)]) if match else None
 
 
 def parse_log(text: str) -> dict:
@@ -35,8 +36,9 @@ def parse_log(text: str) -> dict:
         reason = next((line.strip() for line in text.splitlines() if "rror" in line), "no 'compiled successfully'")
         raise EdgeError(f"{COMPILER} did not compile the model: {reason}")
     version = re.search(r"^Edge TPU Compiler version (\S+)", text, re.MULTILINE)
-    operators = [{"op": op, "count": int(count), "status": status.strip()}
-                 for op, count, status in re.findall(r"^([A-Z][A-Z0-9_]+)\s+(\d+)\s+(\S.*)$", text, re.MULTILINE)]
+    table = text.split("\nOperator", 1)[1] if "\nOperator" in text else ""  # rows follow the header
+    operators = [{"op": op, "count": int(count), "status": status.strip()}  # ops may be custom: TFLite_Detection_...
+                 for op, count, status in re.findall(r"^(\S+)\s+(\d+)\s+(\S.*)$", table, re.MULTILINE)]
     total = field("Total number of operations", int)
     on_tpu = field("Number of operations that will run on Edge TPU", int)
     if on_tpu is None:  # printed only when something is left on the CPU
@@ -57,36 +59,40 @@ def parse_log(text: str) -> dict:
     }
 
 
-def concerns(log: dict) -> list[str]:
+def concerns(summary: dict) -> list[str]:
     """What a user should know from a compile: work left on the CPU, weights streamed from the host."""
     found = []
-    if log["on_cpu"]:
-        ops = ", ".join(sorted({o["op"] for o in log["not_mapped"]})) or "see the operation log"
-        found.append(f"{log['on_cpu']} of {log['operations']} operations run on the CPU ({ops}): slower")
-    if log["off_chip_bytes"]:
-        found.append(f"{log['off_chip_bytes'] / 2**20:.1f} MiB of weights do not fit on the chip and stream from the "
-                     "host every inference: try a smaller backbone (mobilenetv2, mobilenetv3small, efficientnetb0)")
-    if log["subgraphs"] and log["subgraphs"] > 1:
-        found.append(f"{log['subgraphs']} Edge TPU subgraphs: only the first runs on the TPU")
+    if summary["on_cpu"]:
+        ops = ", ".join(sorted({o["op"] for o in summary["not_mapped"]})) or "see the operation log"
+        found.append(f"{summary['on_cpu']} of {summary['operations']} operations run on the CPU ({ops}): slower")
+    if summary["off_chip_bytes"]:
+        found.append(f"{summary['off_chip_bytes'] / 2**20:.1f} MiB of weights do not fit on the chip and stream from "
+                     "the host every inference: try a smaller backbone (mobilenetv2, mobilenetv3small, efficientnetb0)")
+    if summary["subgraphs"] and summary["subgraphs"] > 1:
+        found.append(f"{summary['subgraphs']} Edge TPU subgraphs: only the first runs on the TPU")
     return found
 
 
 def compile_bundle(path) -> dict:
     """Compile a bundle's model for the Edge TPU and keep it in the bundle (`edge devices compile`, for
-    bundles converted where the compiler was missing); returns the manifest's `edgetpu` record."""
+    bundles converted where the compiler was missing); returns the manifest's new `edgetpu` record."""
+    from devices.profiles import check_model, get_profile
     from edge.bundle import read_bundle, write_bundle
 
     bundle = read_bundle(path)
     quantization = bundle.manifest.get("quantization", {})
-    if (quantization.get("mode"), quantization.get("io_type")) != ("int8", "uint8"):
-        raise EdgeError(f"{bundle.path} is {quantization.get('mode')} with {quantization.get('io_type')} IO; the Edge TPU "
-                        "runs only full int8 with uint8 IO: edge convert ... --device coral-usb")
+    check_model(get_profile("coral-usb"), quantization.get("mode"), quantization.get("io_type"), str(bundle.path))
     model = bundle.model_path.read_bytes()
-    compiled, log = compile_model(model)
+    record, compiled = compile_record(model)
     manifest = {k: v for k, v in bundle.manifest.items() if k not in ("format_version", "model")}
-    manifest["edgetpu"] = {"compiled": True, "compiler": log}
-    manifest["warnings"] = [*manifest.get("warnings", []), *concerns(log)]
+    manifest["edgetpu"] = record  # replaces an earlier record: its "not compiled" warning, or an older compile
     return write_bundle(bundle.path, model, manifest, edgetpu=compiled).manifest["edgetpu"]
+
+
+def compile_record(model: bytes) -> tuple[dict, bytes]:
+    """(the manifest's `edgetpu` record: the compiler's summary and what to worry about, the compiled model)."""
+    compiled, summary = compile_model(model)
+    return {"compiled": True, "compiler": summary, "warnings": concerns(summary)}, compiled
 
 
 def compile_model(model: bytes, timeout: int = 600) -> tuple[bytes, dict]:
@@ -97,10 +103,15 @@ def compile_model(model: bytes, timeout: int = 600) -> tuple[bytes, dict]:
     with tempfile.TemporaryDirectory() as work:
         source = Path(work) / "model.tflite"
         source.write_bytes(model)
-        r = subprocess.run([program, "-s", "-o", work, str(source)], capture_output=True, text=True, timeout=timeout,
-                           check=False)
-        log = parse_log(r.stdout + r.stderr)
+        try:
+            r = subprocess.run([program, "-s", "-o", work, str(source)], capture_output=True, text=True,
+                               timeout=timeout, check=False)
+        except subprocess.TimeoutExpired:
+            raise EdgeError(f"{COMPILER} took over {timeout} s; run it by hand: {COMPILER} -s MODEL") from None
+        except OSError as e:  # e.g. an x86-64 compiler on an arm64 machine: "Exec format error"
+            raise EdgeError(f"{program} does not run here ({e.strerror}). {INSTALL}") from None
+        summary = parse_log(r.stdout + r.stderr)
         compiled = Path(work) / "model_edgetpu.tflite"
         if r.returncode != 0 or not compiled.is_file():
             raise EdgeError(f"{COMPILER} failed (exit {r.returncode}): {(r.stderr or r.stdout).strip()[-300:]}")
-        return compiled.read_bytes(), log
+        return compiled.read_bytes(), summary

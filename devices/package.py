@@ -11,7 +11,7 @@ from importlib.metadata import distribution
 from pathlib import Path
 
 import edge
-from devices.profiles import get_profile
+from devices.profiles import check_model, get_profile
 from edge.bundle import read_bundle
 from edge.errors import EdgeError
 from edge.files import check_writable, write_atomic
@@ -58,9 +58,7 @@ def package(bundle_path, device: str, out, source: str = "0", report_to: str = "
     top = out.name.removesuffix(".tar.gz").removesuffix(".tgz")
     warnings = []
     quantization = bundle.manifest.get("quantization", {})
-    if profile.requires_int8 and (quantization.get("mode"), quantization.get("io_type")) != ("int8", "uint8"):
-        raise EdgeError(f"{bundle.path} is {quantization.get('mode')} with {quantization.get('io_type')} IO; "
-                        f"{profile.name} runs only full int8 with uint8 IO: edge convert ... --device {profile.name}")
+    check_model(profile, quantization.get("mode"), quantization.get("io_type"), str(bundle.path))
     if profile.delegate == "edgetpu":
         args = f"--delegate edgetpu {args}".strip()
         if bundle.edgetpu_path is None:
@@ -73,15 +71,15 @@ def package(bundle_path, device: str, out, source: str = "0", report_to: str = "
 
     files = {
         "setup.sh": (_fill("setup.sh", {"DEVICE": profile.name, "ARCH": profile.arch.replace(" or ", " "),
-                                        "APT": " ".join(profile.apt),
+                                        "APT": " ".join(profile.apt), "GROUPS": " ".join(profile.groups),
                                         "EDGETPU": "yes" if profile.delegate == "edgetpu" else "no"}), 0o755),
-        "edge-run.service": (_fill("edge-run.service", {}), 0o644),
+        "edge-run.service": (_fill("edge-run.service", {"GROUPS": " ".join(profile.groups)}), 0o644),
         "edge.conf": (_fill("edge.conf", {"SOURCE": _conf_value(source), "REPORT_TO": _conf_value(report_to),
                                           "TOKEN": _conf_value(token), "DEVICE_ID": device_id,
                                           "ARGS": _conf_value(args)}), 0o600),
         "requirements.txt": ("".join(f"{r}\n" for r in device_requirements()), 0o644),
         "edge-src/pyproject.toml": (_device_pyproject(), 0o644),
-        "README.txt": (_readme(profile, bundle, device_id, top), 0o644),
+        "README.txt": (_readme(profile, bundle, device_id, out.name, top), 0o644),
     }
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
@@ -134,12 +132,12 @@ devices = ["templates/*"]
 """
 
 
-def _readme(profile, bundle, device_id: str, top: str) -> str:
+def _readme(profile, bundle, device_id: str, archive: str, top: str) -> str:
     return f"""edge package for {profile.title} ({profile.name}), device {device_id}
 bundle: {bundle.path.name}, {bundle.manifest['backbone']['name']}, {len(bundle.labels)} classes
 
 On the device ({profile.os}, Python {profile.python}):
-  tar xzf {top}.tar.gz && cd {top} && sudo ./setup.sh
+  tar xzf {archive} && cd {top} && sudo ./setup.sh
 Then: journalctl -u edge-run -f          (what it sees)
       sudo nano /etc/edge/edge.conf      (source, host, token, more options), then sudo systemctl restart edge-run
 Camera: {profile.camera}

@@ -6,11 +6,16 @@ numbers against; they were not measured by edge.
 """
 from dataclasses import dataclass
 
-from edge.errors import choose
+from edge.errors import EdgeError, choose
 
 CORAL = "coral.ai/docs/edgetpu/benchmarks (Table 1, C++ benchmark, model only)"
 PI_SSD = "published TFLite CPU benchmark of SSD MobileNetV2 300x300, as quoted in shared/FIELD-NOTES.md"
-EDGETPU_SRAM_MB = 8  # on-chip parameter memory; weights beyond it stream from the host each inference
+EDGETPU_SRAM_MB = 8  # on-chip memory; weights that do not fit stream from the host every inference
+EDGETPU_CACHE_MIB = 7  # what of it caches parameters: a full chip reports about 7 MiB used, a few bytes free
+UNVERIFIED_RUNTIME = ("Not yet run on Edge TPU hardware by edge: Coral's libedgetpu1-std was built against an older "
+                      "TFLite; if the delegate fails to load or prepare with ai-edge-litert, try tflite-runtime or a "
+                      "libedgetpu build for your runtime, and compile with edgetpu_compiler -m 13 if it says "
+                      "'requires runtime version'.")
 
 
 @dataclass(frozen=True)
@@ -38,12 +43,14 @@ class Profile:
     compiler: str | None  # a program that must compile the model for the board
     camera: str
     apt: tuple[str, ...]  # system packages the setup script installs
+    groups: tuple[str, ...]  # the service user's groups: cameras, and the Edge TPU's device node
     notes: str
     references: tuple[Reference, ...]
 
 
-PI_CAMERA = ("USB cameras: /dev/video0 (V4L2, most send MJPG). CSI cameras on Bookworm go through libcamera: "
-             "rpicam-vid MJPG over tcp://127.0.0.1:8888, or a libcamerasrc GStreamer pipeline with Pi OS's OpenCV.")
+PI_CAMERA = ("USB cameras: /dev/video0 (V4L2; ask for MJPG: --camera-mode 640x480@30/MJPG). CSI cameras on "
+             "Bookworm go through libcamera: rpicam-vid MJPG over tcp://127.0.0.1:8888, or a libcamerasrc GStreamer "
+             "pipeline with Pi OS's OpenCV.")
 CORAL_REFERENCES = (
     Reference("MobileNet v2", 224, 2.6, "desktop CPU + USB Accelerator (USB 3.0)", CORAL),
     Reference("Inception v1", 224, 3.4, "desktop CPU + USB Accelerator (USB 3.0)", CORAL),
@@ -55,21 +62,21 @@ CORAL_REFERENCES = (
 PROFILES = {p.name: p for p in (
     Profile(
         "rpi4", "Raspberry Pi 4 Model B (4x Cortex-A72)", "aarch64", "Raspberry Pi OS 64-bit (Bookworm)", "3.11",
-        "ai-edge-litert", None, "int8", "uint8", False, 4, None, PI_CAMERA, ("python3-venv",),
+        "ai-edge-litert", None, "int8", "uint8", False, 4, None, PI_CAMERA, ("python3-venv",), ("video",),
         "Full int8 is about twice as fast as float32 on the CPU; dynamic-range is slower than float32.",
         (Reference("SSD MobileNetV2", 300, 112.6, "Raspberry Pi 4 CPU", PI_SSD),)),
     Profile(
         "rpi5", "Raspberry Pi 5 (4x Cortex-A76)", "aarch64", "Raspberry Pi OS 64-bit (Bookworm)", "3.11",
-        "ai-edge-litert", None, "int8", "uint8", False, 4, None, PI_CAMERA, ("python3-venv",),
+        "ai-edge-litert", None, "int8", "uint8", False, 4, None, PI_CAMERA, ("python3-venv",), ("video",),
         "Full int8 is about twice as fast as float32 on the CPU; use active cooling for long runs.",
         (Reference("SSD MobileNetV2", 300, 23.5, "Raspberry Pi 5 CPU", PI_SSD),)),
     Profile(
         "coral-usb", "Coral USB Accelerator (Edge TPU) on a Pi or a PC", "aarch64 or x86_64",
         "Raspberry Pi OS 64-bit (Bookworm) or Debian/Ubuntu", "3.11", "ai-edge-litert + libedgetpu1-std",
         "edgetpu", "int8", "uint8", True, 4, "edgetpu_compiler",
-        PI_CAMERA, ("python3-venv", "libedgetpu1-std"),
+        PI_CAMERA, ("python3-venv", "libedgetpu1-std"), ("video", "plugdev"),  # libedgetpu's udev rule: plugdev
         f"Needs full int8 with uint8 IO, compiled by edgetpu_compiler (x86-64 Linux only). {EDGETPU_SRAM_MB} MB of "
-        "on-chip memory: bigger models stream weights over USB each inference. Use a USB 3 port.",
+        f"on-chip memory: bigger models stream weights over USB each inference. Use a USB 3 port. {UNVERIFIED_RUNTIME}",
         CORAL_REFERENCES + (Reference("MobileNet v2", 224, 4.55, "Raspberry Pi 4 + USB Accelerator",
                                       "pycoral reference, as quoted in shared/FIELD-NOTES.md"),)),
     Profile(
@@ -77,9 +84,9 @@ PROFILES = {p.name: p for p in (
         "Mendel Linux 5 (Debian 10); it ships Python 3.7, edge needs 3.10+ (install one, e.g. with pyenv)", "3.10+",
         "ai-edge-litert + libedgetpu1-std", "edgetpu", "int8", "uint8", True, 4, "edgetpu_compiler",
         "USB cameras: /dev/video1 and up (the Coral camera is /dev/video0 via the MIPI-CSI driver).",
-        ("python3-venv", "libedgetpu1-std"),
+        ("python3-venv", "libedgetpu1-std"), ("video", "apex"),  # /dev/apex_0 belongs to apex
         f"Edge TPU on the PCIe bus (/dev/apex_0). Same model requirements as the USB Accelerator; "
-        f"{EDGETPU_SRAM_MB} MB on-chip memory.",
+        f"{EDGETPU_SRAM_MB} MB on-chip memory. {UNVERIFIED_RUNTIME}",
         (Reference("MobileNet v2", 224, 2.6, "Dev Board Edge TPU", CORAL),
          Reference("ResNet-50 V1", 299, 56, "Dev Board Edge TPU", CORAL),
          Reference("VGG16", 224, 343, "Dev Board Edge TPU", CORAL),
@@ -87,7 +94,7 @@ PROFILES = {p.name: p for p in (
     Profile(
         "linux-x86", "Any x86-64 Linux machine", "x86_64", "Debian/Ubuntu or similar", "3.10+", "ai-edge-litert",
         None, "int8", "uint8", False, None, None,
-        "USB cameras: /dev/videoN; IP cameras: rtsp:// or http:// URLs.", ("python3-venv",),
+        "USB cameras: /dev/videoN; IP cameras: rtsp:// or http:// URLs.", ("python3-venv",), ("video",),
         "Full int8 is about twice as fast as float32 here (XNNPACK).",
         (Reference("MobileNet v2", 224, 51, "desktop CPU (Coral's comparison column)", CORAL),
          Reference("MobileNetV2 int8", 224, 1.8, "2-core x86 VM, 2 threads, LiteRT 2.3",
@@ -97,3 +104,11 @@ PROFILES = {p.name: p for p in (
 
 def get_profile(name: str) -> Profile:
     return PROFILES[choose("device", name, PROFILES)]
+
+
+def check_model(profile: Profile, mode: str | None, io_type: str | None, what: str, fix: str = "") -> None:
+    """EdgeError if a board that runs only one kind of model (the Edge TPU: full int8, uint8 IO) is given
+    another; `what` names the model or the options that made it."""
+    if profile.requires_int8 and (mode, io_type) != (profile.quantize, profile.io_type):
+        raise EdgeError(f"{what}: {mode} with {io_type} IO, but {profile.name} runs only full {profile.quantize} "
+                        f"with {profile.io_type} IO: {fix or f'edge convert ... --device {profile.name}'}")

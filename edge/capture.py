@@ -30,10 +30,31 @@ QUEUE = 8  # frames read ahead from files and folders
 
 
 @dataclass(frozen=True)
+class CameraMode:
+    """What to ask a camera for; None leaves the camera's default. USB cameras often open in YUYV,
+    whose bandwidth caps the frame rate at larger sizes; MJPG does not."""
+    width: int | None = None
+    height: int | None = None
+    fps: float | None = None
+    fourcc: str | None = None  # MJPG, YUYV, ...
+
+    def __str__(self) -> str:
+        parts = [f"{self.width}x{self.height}" if self.width else "", self.fourcc or "", f"@{self.fps:g}" if self.fps else ""]
+        return " ".join(p for p in parts if p)
+
+    def unmet_by(self, got: "CameraMode") -> bool:
+        """True if `got` differs in anything this mode asks for."""
+        return any(want is not None and want != have for want, have in
+                   ((self.width, got.width), (self.height, got.height), (self.fourcc, got.fourcc and got.fourcc.upper()),
+                    (self.fps and round(self.fps), got.fps and round(got.fps))))
+
+
+@dataclass(frozen=True)
 class Source:
     kind: str  # camera | device | file | stream | folder | gstreamer
     target: object  # camera index, or path / URL / pipeline text
     live: bool
+    mode: CameraMode | None = None  # cameras only
 
     def __str__(self) -> str:
         return f"{self.kind} {self.target}"
@@ -58,9 +79,28 @@ class CaptureStats:
     skipped: list = field(default_factory=list)  # (file, why) for folder sources
 
 
-def parse_source(text) -> Source:
+def parse_camera_mode(text: str) -> CameraMode:
+    """'1280x720', '1280x720@30', '640x480/MJPG', '@15/MJPG': any of size, frame rate and FOURCC."""
+    match = re.fullmatch(r"(?:(\d+)x(\d+))?(?:@(\d+(?:\.\d+)?))?(?:/([A-Za-z0-9]{4}))?", text.strip())
+    if not text.strip() or not match:
+        raise EdgeError(f"--camera-mode {text!r}: give WIDTHxHEIGHT[@FPS][/FOURCC], e.g. 1280x720@30/MJPG")
+    width, height, fps, fourcc = match.groups()
+    return CameraMode(int(width) if width else None, int(height) if height else None, float(fps) if fps else None,
+                      fourcc.upper() if fourcc else None)
+
+
+def parse_source(text, mode: CameraMode | None = None) -> Source:
     """Tell what `--source` names: 0 / /dev/video0 / a file / a URL / a folder / a GStreamer pipeline."""
-    text = str(text).strip()
+    source = _parse_source(str(text).strip())
+    if mode is None:
+        return source
+    if source.kind not in ("camera", "device"):
+        raise EdgeError(f"--camera-mode is for cameras (0, /dev/videoN), not a {source.kind}: leave it out"
+                        + (" and set the caps in the pipeline" if source.kind == "gstreamer" else ""))
+    return Source(source.kind, source.target, source.live, mode)
+
+
+def _parse_source(text: str) -> Source:
     if re.fullmatch(r"\d+", text):
         return Source("camera", int(text), live=True)
     if STREAM.match(text):
@@ -90,12 +130,34 @@ def open_video(source: Source) -> cv2.VideoCapture:
     elif source.kind in ("camera", "device"):
         capture = cv2.VideoCapture(source.target, cv2.CAP_V4L2) if _linux() else cv2.VideoCapture(source.target)
         capture.set(cv2.CAP_PROP_BUFFERSIZE, 1)  # often ignored; the newest-frame slot is what counts
+        if source.mode:
+            _ask(capture, source.mode)
     else:
         capture = cv2.VideoCapture(str(source.target), cv2.CAP_FFMPEG)
     if not capture.isOpened():
         capture.release()
         raise EdgeError(f"cannot open {source}: check that it exists and that nothing else is using it")
     return capture
+
+
+def _ask(capture: cv2.VideoCapture, mode: CameraMode) -> None:
+    """The FOURCC first: V4L2 drivers offer sizes and rates per pixel format."""
+    if mode.fourcc:
+        capture.set(cv2.CAP_PROP_FOURCC, cv2.VideoWriter_fourcc(*mode.fourcc))
+    if mode.width:
+        capture.set(cv2.CAP_PROP_FRAME_WIDTH, mode.width)
+        capture.set(cv2.CAP_PROP_FRAME_HEIGHT, mode.height)
+    if mode.fps:
+        capture.set(cv2.CAP_PROP_FPS, mode.fps)
+
+
+def delivered(capture: cv2.VideoCapture) -> CameraMode:
+    """What the source actually delivers, as the driver reports it (0 and empty read as unknown)."""
+    code = int(capture.get(cv2.CAP_PROP_FOURCC))
+    fourcc = "".join(chr((code >> 8 * i) & 0xFF) for i in range(4)).strip("\0 ") if code > 0 else ""
+    return CameraMode(int(capture.get(cv2.CAP_PROP_FRAME_WIDTH)) or None,
+                      int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT)) or None, capture.get(cv2.CAP_PROP_FPS) or None,
+                      fourcc or None)
 
 
 def has_gstreamer() -> bool:
@@ -123,6 +185,10 @@ class FrameReader:
         self._stop = threading.Event()
         self._queue = queue.Queue(maxsize=1 if self.live else QUEUE)
         self._capture = open_video(source) if source.kind != "folder" else None  # fail now, on the caller's thread
+        self.delivers = delivered(self._capture) if self._capture is not None else None
+        if source.mode and source.mode.unmet_by(self.delivers):
+            self.log(f"asked {source} for {source.mode}; it delivers {self.delivers} (v4l2-ctl --list-formats-ext "
+                     "lists what it can)")
         if source.kind == "folder":
             self._files = sorted(p for p in Path(source.target).iterdir() if p.is_file() and is_image_file(p))
             if not self._files:

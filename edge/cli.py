@@ -66,7 +66,8 @@ DELEGATE = click.option("--delegate", help="Run on a hardware accelerator: edget
 @cli.command()
 @DATA
 @TRAINING
-@click.option("--out", type=click.Path(path_type=Path), help="Bundle folder to write [bundles/MODEL-QUANTIZE].")
+@click.option("--out", type=click.Path(path_type=Path),
+              help="Bundle folder to write [bundles/MODEL-DEVICE, else bundles/MODEL-QUANTIZE].")
 @click.option("--quantize", help="float32, float16, dynamic or int8 [the --device's, else int8].")
 @click.option("--device", help="Convert for this device profile (edge devices list): its quantization, and for "
               "Coral the Edge TPU compiler.")
@@ -168,6 +169,8 @@ def bench(ctx, models, data, variants, labels, input_range, threads, rounds, out
 @click.argument("model", type=click.Path(path_type=Path))
 @click.option("--source", default="0", show_default=True, help="Camera index, /dev/videoN, video file, stream URL "
               "(rtsp://, http://), folder of images, or GStreamer pipeline.")
+@click.option("--camera-mode", help="Ask the camera for WIDTHxHEIGHT[@FPS][/FOURCC], e.g. 1280x720@30/MJPG "
+              "(USB cameras: MJPG reaches higher rates than the default YUYV).")
 @MODEL_FILE
 @DELEGATE
 @click.option("--top-k", default=3, show_default=True, help="Classes per frame in the log.")
@@ -221,12 +224,12 @@ def serve(db, host, port, max_body, protect_reads):
     run_server(ServeOptions(db, max_body, protect_reads), host, port, log=lambda m: click.echo(m, err=True))
 
 
-@cli.group()
-def devices():
+@cli.group("devices")
+def devices_group():
     """The boards edge knows: what each needs and gets."""
 
 
-@devices.command("list")
+@devices_group.command("list")
 @click.option("--json", "as_json", is_flag=True, help="Print the table as JSON.")
 def devices_list(as_json):
     """One line a device profile."""
@@ -243,7 +246,7 @@ def devices_list(as_json):
     click.echo(table(rows))
 
 
-@devices.command("show")
+@devices_group.command("show")
 @click.argument("name")
 @click.option("--json", "as_json", is_flag=True, help="Print the profile as JSON.")
 def devices_show(name, as_json):
@@ -261,22 +264,26 @@ def devices_show(name, as_json):
              f"model      {p.quantize} with {p.io_type} IO" + (", required" if p.requires_int8 else ", recommended")
              + (f"; compiled by {p.compiler}" if p.compiler else ""),
              f"threads    {'all cores' if p.threads is None else p.threads}", f"camera     {p.camera}",
-             f"setup      apt: {' '.join(p.apt)}", f"notes      {p.notes}", "", "reference latencies (published):"]
+             f"setup      apt: {' '.join(p.apt)}; groups: {' '.join(p.groups)}", f"notes      {p.notes}", "",
+             "reference latencies (published):"]
     rows = [("model", "input", "ms", "on", "source")]
     rows += [(r.model, str(r.input), f"{r.ms:g}", r.where, r.source) for r in p.references]
     click.echo("\n".join(lines) + "\n" + table(rows))
 
 
-@devices.command("compile")
+@devices_group.command("compile")
 @click.argument("bundle", type=click.Path(path_type=Path))
 def devices_compile(bundle):
     """Compile a full-int8 bundle for the Edge TPU with edgetpu_compiler, keeping model_edgetpu.tflite in it."""
     from devices.edgetpu import compile_bundle
 
     record = compile_bundle(bundle)
-    log = record["compiler"]
-    click.echo(f"{bundle}: {log['on_tpu']} of {log['operations']} operations on the Edge TPU, "
-               f"{log['on_chip_bytes'] / 2**20:.2f} MiB on-chip, {log['off_chip_bytes'] / 2**20:.2f} MiB streamed")
+    summary = record["compiler"]
+    click.echo(f"{bundle}: {summary['on_tpu']} of {summary['operations']} operations on the Edge TPU, "
+               f"{(summary['on_chip_bytes'] or 0) / 2**20:.2f} MiB on-chip, "
+               f"{(summary['off_chip_bytes'] or 0) / 2**20:.2f} MiB streamed")
+    for warning in record["warnings"]:
+        click.echo(f"warning: {warning}", err=True)
 
 
 @cli.command("package")
@@ -285,7 +292,7 @@ def devices_compile(bundle):
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="The .tar.gz to write.")
 @click.option("--report-to", required=True, help="The edge serve host the device reports to.")
 @click.option("--device-id", required=True, help="The device's name (edge token create NAME on the host).")
-@click.option("--token", default="", envvar="EDGE_TOKEN", help="The device's token [$EDGE_TOKEN; or later in "
+@click.option("--token", default="", help="The device's token (one per device: edge token create) [or later in "
               "/etc/edge/edge.conf].")
 @click.option("--source", default="0", show_default=True, help="The camera or stream edge run reads.")
 @click.option("--args", "extra", default="", help="More edge run options, e.g. '--truth mug --smooth 5'.")
@@ -348,7 +355,8 @@ def token_list(db):
 def run_text(s: dict) -> str:
     inference, frame = s["latency_ms"]["inference"], s["latency_ms"]["frame"]
     fps = f"{s['fps']:.1f} fps" if s["fps"] else "one frame"
-    lines = [f"frames     {s['frames']} from {s['source']} in {s['seconds']:.1f} s ({fps}); dropped {s['dropped']}, "
+    mode = f" ({s['source_mode']})" if s.get("source_mode") else ""
+    lines = [f"frames     {s['frames']} from {s['source']}{mode} in {s['seconds']:.1f} s ({fps}); dropped {s['dropped']}, "
              f"failed reads {s['failures']}, reopened {s['reopens']}; peak memory {s['peak_rss_mb']:.0f} MB"]
     if inference["runs"]:
         lines.append(f"latency    inference p50 {inference['p50']:.2f} ms (p99 {inference['p99']:.2f}); "
@@ -488,7 +496,7 @@ def summary_text(s: dict) -> str:
         extra = f", cached features ~{cache['estimated_speedup']}x faster" if cache else ""
         lines.append(f"trained    {phase['phase']}: {phase['epochs']} epochs, {phase['seconds']} s{extra}")
     lines.append(f"time       {s['training']['seconds']} s")
-    lines += [f"WARNING    {w}" for w in s["warnings"]]
+    lines += [f"WARNING    {w}" for w in s["warnings"] + (s.get("edgetpu") or {}).get("warnings", [])]
     return "\n".join(lines)
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edge.capture import CaptureStats, FrameReader, parse_source
+from edge.capture import CaptureStats, FrameReader, parse_camera_mode, parse_source
 from edge.errors import EdgeError
 from edge.files import check_writable
 from edge.interpreter import (
@@ -60,6 +60,7 @@ class RunOptions:
     truth_schedule: Path | None = None
     log_file: Path | None = None  # one JSON record a frame
     preview: bool = False  # show the frames in a window; number keys set the truth
+    camera_mode: str | None = None  # "1280x720@30/MJPG": what to ask a camera for
 
     def check(self) -> None:
         problems = [
@@ -81,6 +82,7 @@ def run(model, source, options: RunOptions | None = None, log: Log | None = None
     returns the summary. With `report_options`, a report a window goes to the host (`edge serve`)."""
     opts = options or RunOptions()
     opts.check()
+    mode = parse_camera_mode(opts.camera_mode) if opts.camera_mode else None
     if report_options:
         report_options.check()
     log = log or Log(enabled=False)
@@ -111,7 +113,7 @@ def run(model, source, options: RunOptions | None = None, log: Log | None = None
              "options": {"top_k": top_k, "threshold": opts.threshold, "smooth": opts.smooth, "realtime": opts.realtime}}
     reporter = Reporter(report_options, log) if report_options else None  # starts draining an old backlog now
     try:
-        reader = FrameReader(parse_source(source), prepare=prepare, realtime=opts.realtime, log=log,
+        reader = FrameReader(parse_source(source, mode), prepare=prepare, realtime=opts.realtime, log=log,
                              tick=1.0 if reporter else None)
     except BaseException:
         if reporter:
@@ -172,7 +174,8 @@ def run(model, source, options: RunOptions | None = None, log: Log | None = None
             reporting = reports.close(reader.stats)
     if not whole.frames:
         raise EdgeError(f"{source} gave no frames: check the source")
-    summary = {**whole.summary(reader.stats), "peak_rss_mb": peak_rss_mb(), **about}
+    summary = {**whole.summary(reader.stats), "peak_rss_mb": peak_rss_mb(), **about,
+               "source_mode": str(reader.delivers) if reader.delivers else None}
     if not whole.acc.n:
         summary["notes"].append("no frame had a truth (--truth, --truth-schedule or a number key in --preview): "
                                 "predictions only, nothing evaluated")

@@ -9,12 +9,14 @@ from pathlib import Path
 import pytest
 from packaging.requirements import Requirement
 
+from devices.package import device_requirements
+
 REPO = Path(__file__).resolve().parents[1]
 
 
 def device_packages() -> set[str]:
     """The distributions `pip install edge` pulls in, without extras."""
-    wanted = [Requirement(r) for r in distribution("edge").requires]
+    wanted = [Requirement(r) for r in device_requirements()]
     seen = set()
     while wanted:
         req = wanted.pop()

@@ -23,6 +23,7 @@ pytestmark = [
     pytest.mark.slow,
     pytest.mark.skipif(not (shutil.which("debootstrap") and shutil.which("qemu-aarch64-static")),
                        reason="needs debootstrap and qemu-user-static (sudo apt install debootstrap qemu-user-static)"),
+    pytest.mark.skipif(os.geteuid() != 0, reason="debootstrap runs as root only"),
 ]
 
 

@@ -61,3 +61,17 @@ def test_refuses_other_format_versions_and_non_bundles(tmp_path):
         read_bundle(tmp_path / "b")
     with pytest.raises(EdgeError, match="not a bundle"):
         read_bundle(tmp_path)
+
+
+def test_keeps_the_model_compiled_for_the_edge_tpu_and_checks_it_too(tmp_path):
+    written = write_bundle(tmp_path / "b", b"model", {**MANIFEST_IN, "edgetpu": {"compiled": True}}, edgetpu=b"tpu")
+    bundle = read_bundle(tmp_path / "b")
+    assert bundle.edgetpu_path.read_bytes() == b"tpu" and bundle.model_path.read_bytes() == b"model"
+    assert written.manifest["edgetpu"]["compiled"] and written.manifest["edgetpu"]["model"]["bytes"] == 3
+    (tmp_path / "b" / "model_edgetpu.tflite").write_bytes(b"tampered")
+    with pytest.raises(EdgeError, match="model_edgetpu.tflite does not match the sha256"):
+        read_bundle(tmp_path / "b")
+    (tmp_path / "b" / "model_edgetpu.tflite").unlink()
+    with pytest.raises(EdgeError, match="model_edgetpu.tflite is missing"):
+        read_bundle(tmp_path / "b")
+    assert read_bundle(write_bundle(tmp_path / "plain", b"model", MANIFEST_IN).path).edgetpu_path is None

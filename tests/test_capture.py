@@ -6,7 +6,13 @@ import cv2
 import numpy as np
 import pytest
 
-from edge.capture import FrameReader, has_gstreamer, parse_source
+from edge.capture import (
+    CameraMode,
+    FrameReader,
+    has_gstreamer,
+    parse_camera_mode,
+    parse_source,
+)
 from edge.errors import EdgeError
 
 N = 40
@@ -45,6 +51,36 @@ def test_parse_files_folders_and_nonsense(tmp_path):
         parse_source(tmp_path / "missing.avi")
     with pytest.raises(EdgeError, match="no such device"):
         parse_source("/dev/video97")
+
+
+@pytest.mark.parametrize("text,mode", [
+    ("1280x720@30/mjpg", CameraMode(1280, 720, 30.0, "MJPG")), ("640x480", CameraMode(640, 480)),
+    ("@15", CameraMode(fps=15.0)), ("/YUYV", CameraMode(fourcc="YUYV")), ("320x240@7.5", CameraMode(320, 240, 7.5)),
+])
+def test_parse_camera_modes(text, mode):
+    assert parse_camera_mode(text) == mode
+    assert parse_source("0", mode).mode == mode
+
+
+@pytest.mark.parametrize("text", ["", "640x", "640x480@", "1280x720/MJPEG", "x480", "30fps"])
+def test_bad_camera_modes(text):
+    with pytest.raises(EdgeError, match="give WIDTHxHEIGHT"):
+        parse_camera_mode(text)
+
+
+def test_the_reader_says_what_the_source_delivers(tmp_path):
+    path = tmp_path / "m.avi"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 15.0, (64, 48))
+    for i in range(3):
+        writer.write(np.full((48, 64, 3), 80 * i, np.uint8))
+    writer.release()
+    with FrameReader(parse_source(path)) as reader:
+        assert reader.delivers == CameraMode(64, 48, 15.0, "MJPG")
+    assert not parse_camera_mode("64x48@15/MJPG").unmet_by(reader.delivers)
+    assert parse_camera_mode("640x480/MJPG").unmet_by(reader.delivers)
+    assert parse_camera_mode("@30").unmet_by(reader.delivers)
+    with pytest.raises(EdgeError, match="--camera-mode is for cameras"):
+        parse_source(path, CameraMode(640, 480))
 
 
 def test_lossless_file_gives_every_frame_in_order(tmp_path):

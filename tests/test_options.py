@@ -45,7 +45,7 @@ def test_a_device_profile_sets_the_quantization():
     assert (coral.quantize, coral.io_type, coral.device) == ("int8", "uint8", "coral-usb")
     assert opts(device="rpi4", quantize="float16").resolved().quantize == "float16"  # the CPU runs anything
     for kw in ({"quantize": "float32"}, {"io_type": "int8"}, {"quantize": "dynamic"}):
-        with pytest.raises(EdgeError, match="coral-usb runs only full int8 models with uint8 IO"):
+        with pytest.raises(EdgeError, match="coral-usb runs only full int8 with uint8 IO"):
             opts(device="coral-usb", **kw).resolved()
     with pytest.raises(EdgeError, match="did you mean rpi5 or rpi4"):
         opts(device="rpi").resolved()

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from eval.evaluate import evaluate
+from edge.bundle import read_bundle, write_bundle
+from eval.evaluate import evaluate, open_model
 from tests.cli import edge_cli
 from tests.device import on_device
 
@@ -74,13 +75,44 @@ def test_the_packaged_code_installs_and_evaluates_without_tensorflow(packed, dev
 
 
 @pytest.mark.parametrize("args,message", [
-    (["--device", "coral-usb"], "no model compiled for the Edge TPU"),
     (["--device", "rpi5", "--report-to", "192.168.1.10"], "give the edge serve host's URL"),
     (["--device", "rpi9"], "did you mean"),
+    (["--device", "rpi5", "--out", "pi.zip"], "give a .tar.gz file name"),
+    (["--device", "rpi5", "--device-id", "pi kitchen"], "--device-id 'pi kitchen'"),
+    (["--device", "rpi5", "--source", 'rtsp://cam/"1"'], "cannot go into edge.conf"),
 ])
-def test_package_warnings_and_errors(e2e, tmp_path, args, message):
+def test_package_refuses_bad_options_and_writes_nothing(e2e, tmp_path, args, message):
     base = {"--out": str(tmp_path / "p.tar.gz"), "--report-to": "http://h:8765", "--device-id": "pi-kitchen"}
     given = dict(zip(args[::2], args[1::2]))
-    r = edge_cli("package", e2e["bundle"], *[x for k, v in {**base, **given}.items() for x in (k, v)])
-    assert message in r.stderr, r.stderr
-    assert r.returncode == (0 if "Edge TPU" in message else 2)
+    r = edge_cli("package", e2e["bundle"], *[x for k, v in {**base, **given}.items() for x in (k, v)], cwd=tmp_path)
+    assert r.returncode == 2 and message in r.stderr and "Traceback" not in r.stderr, r.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def unpack(archive: Path) -> Path:
+    with tarfile.open(archive) as tar:
+        tar.extractall(archive.parent, filter="data")
+    return archive.parent / archive.name.removesuffix(".tar.gz")
+
+
+def test_a_coral_package_runs_on_the_edge_tpu_and_may_use_the_plugdev_device(e2e, tmp_path):
+    args = ("--report-to", "http://h:8765", "--device-id", "coral-1", "--token", "t")
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    r = edge_cli("package", e2e["bundle"], "--device", "coral-usb", "--out", tmp_path / "a" / "coral.tar.gz", *args)
+    assert r.returncode == 0 and "no model compiled for the Edge TPU: it will run on the CPU" in r.stderr
+    packed = unpack(tmp_path / "a" / "coral.tar.gz")
+    assert 'EDGE_ARGS="--threads 4 --delegate edgetpu"' in (packed / "edge.conf").read_text()
+    assert "SupplementaryGroups=video plugdev" in (packed / "edge-run.service").read_text()
+    assert 'GROUPS_NEEDED="video plugdev"' in (packed / "setup.sh").read_text()
+
+    # a bundle with its compiled model (here the same bytes: no compiler here) packs it, and no warning
+    bundle = read_bundle(e2e["bundle"])
+    manifest = {k: v for k, v in bundle.manifest.items() if k not in ("format_version", "model")}
+    compiled = write_bundle(tmp_path / "compiled", bundle.model_path.read_bytes(),
+                            {**manifest, "edgetpu": {"compiled": True}}, edgetpu=bundle.model_path.read_bytes())
+    r = edge_cli("package", compiled.path, "--device", "coral-usb", "--out", tmp_path / "b" / "coral.tar.gz", *args)
+    assert r.returncode == 0 and "no model compiled" not in r.stderr, r.stderr
+    assert (unpack(tmp_path / "b" / "coral.tar.gz") / "bundle" / "model_edgetpu.tflite").is_file()
+    assert open_model(compiled.path, delegate="edgetpu").path == compiled.edgetpu_path
+    assert open_model(compiled.path).path == compiled.model_path

@@ -17,6 +17,8 @@ def test_every_profile_is_consistent():
         assert p.references and all(r.ms > 0 and r.source for r in p.references), p.name
         assert (p.delegate == "edgetpu") == p.requires_int8 == (p.compiler == "edgetpu_compiler"), p.name
         assert (p.delegate == "edgetpu") == ("libedgetpu1-std" in p.apt), p.name
+        assert "video" in p.groups, p.name  # cameras
+    assert "plugdev" in PROFILES["coral-usb"].groups and "apex" in PROFILES["coral-devboard"].groups  # TPU nodes
 
 
 def test_devices_cli():

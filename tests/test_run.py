@@ -42,6 +42,7 @@ def test_field_metrics_equal_edge_eval_on_the_same_frames(e2e, walk, tmp_path):
                   RunOptions(truth_schedule=walk / "walk.json", log_file=tmp_path / "log.jsonl", threads=2))
     assert summary["frames"] == summary["evaluated"] == 4 * PER_CLASS
     assert summary["dropped"] == summary["failures"] == 0
+    assert summary["source_mode"].lower() == "48x48 ffv1 @30"  # what the source delivers, as OpenCV reports it
     offline = evaluate(e2e["bundle"], walk / "frames", threads=2).report
     for key in ("n", "labels", "accuracy", "per_class", "macro", "weighted", "micro", "confusion_matrix"):
         assert summary[key] == offline[key], key
@@ -80,6 +81,8 @@ def test_smoothing_and_threshold(e2e, walk, tmp_path):
     (["--truth-schedule", "{walk}/frames"], "cannot read"),
     (["--smooth", "0"], "--smooth 0"),
     (["--source", "{walk}/missing.avi"], "not a camera index"),
+    (["--camera-mode", "640x480"], "--camera-mode is for cameras (0, /dev/videoN), not a file"),
+    (["--camera-mode", "640*480", "--source", "0"], "give WIDTHxHEIGHT[@FPS][/FOURCC]"),
     pytest.param(["--preview"], "--preview needs", marks=pytest.mark.skipif(has_gui(), reason="this OpenCV has a GUI")),
 ])
 def test_cli_bad_options(e2e, walk, args, message):

@@ -2,11 +2,14 @@
 # Sets up edge on this device (profile @DEVICE@): a venv in /opt/edge with the device install (no
 # TensorFlow), the bundle, /etc/edge/edge.conf, and the edge-run service, which runs `edge run` with
 # reporting and restarts it. Run it as root from the unpacked package: sudo ./setup.sh
+# Another Python than python3 (edge needs 3.10+): sudo PYTHON=/path/to/python3.11 ./setup.sh
 set -euo pipefail
 cd "$(dirname "$0")"
 PREFIX=/opt/edge
+PYTHON=${PYTHON:-python3}
 ARCHES="@ARCH@"  # what this package was made for
 EDGETPU=@EDGETPU@  # yes: install Coral's Edge TPU runtime
+GROUPS_NEEDED="@GROUPS@"  # the service's groups: cameras, and the Edge TPU's device node
 
 fail() { echo "setup: $*" >&2; exit 2; }
 [ "$(id -u)" -eq 0 ] || fail "run it as root: sudo ./setup.sh"
@@ -14,31 +17,39 @@ case " $ARCHES " in
   *" $(uname -m) "*) ;;
   *) echo "setup: warning: this package is for $ARCHES, this machine is $(uname -m)" >&2 ;;
 esac
-python3 -c 'import sys; sys.exit(sys.version_info < (3, 10))' \
-  || fail "edge needs Python 3.10 or newer; python3 here is $(python3 -V 2>&1)"
+"$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 10))' 2>/dev/null \
+  || fail "edge needs Python 3.10 or newer; $PYTHON here is $("$PYTHON" -V 2>&1): install one, then sudo PYTHON=/path/to/python3.11 ./setup.sh"
 
-if [ "$EDGETPU" = yes ] && [ ! -f /etc/apt/sources.list.d/coral-edgetpu.list ]; then
-  # The Edge TPU runtime comes from Coral's apt repository.
+apt-get update
+# The Edge TPU runtime comes from Coral's apt repository (Mendel already has it).
+if [ "$EDGETPU" = yes ] && ! grep -rqs coral-edgetpu /etc/apt/sources.list /etc/apt/sources.list.d/; then
   apt-get install -y curl gnupg
   curl -fsSL https://packages.cloud.google.com/apt/doc/apt-key.gpg | gpg --dearmor --yes -o /usr/share/keyrings/coral-edgetpu.gpg
   echo "deb [signed-by=/usr/share/keyrings/coral-edgetpu.gpg] https://packages.cloud.google.com/apt coral-edgetpu-stable main" \
     > /etc/apt/sources.list.d/coral-edgetpu.list
+  apt-get update
 fi
-apt-get update
 apt-get install -y @APT@
+if [ "$EDGETPU" = yes ] && command -v udevadm >/dev/null; then
+  # libedgetpu's udev rule gives the USB Accelerator to plugdev; apply it without a replug.
+  udevadm control --reload-rules && udevadm trigger
+fi
 
+for group in $GROUPS_NEEDED; do
+  getent group "$group" >/dev/null || groupadd --system "$group"  # the unit refuses to start without them
+done
 id -u edge >/dev/null 2>&1 || useradd --system --home-dir /var/lib/edge --shell /usr/sbin/nologin edge
-usermod -a -G video edge  # cameras
-python3 -m venv "$PREFIX/venv"
+"$PYTHON" -m venv "$PREFIX/venv"
 "$PREFIX/venv/bin/pip" install --quiet --upgrade pip
-"$PREFIX/venv/bin/pip" install --quiet ./edge-src
-# Swap the bundle in whole: a half-copied bundle is refused by its sha256 anyway, but never leave one.
+"$PREFIX/venv/bin/pip" install --quiet -r requirements.txt
+"$PREFIX/venv/bin/pip" install --quiet --no-deps ./edge-src
+# Check the new bundle, then swap it in whole: the running one stays until its successor is known good.
 rm -rf "$PREFIX/bundle.new"
 cp -r bundle "$PREFIX/bundle.new"
+"$PREFIX/venv/bin/python" -c "import sys; from edge import read_bundle; read_bundle(sys.argv[1])" "$PREFIX/bundle.new" \
+  || fail "the bundle in this package does not load (see above); $PREFIX/bundle is unchanged"
 rm -rf "$PREFIX/bundle"
 mv "$PREFIX/bundle.new" "$PREFIX/bundle"
-"$PREFIX/venv/bin/python" -c "from edge import read_bundle; read_bundle('$PREFIX/bundle')" \
-  || fail "the bundle in $PREFIX/bundle does not load"
 
 install -d -m 755 /etc/edge
 if [ -f /etc/edge/edge.conf ]; then
@@ -48,10 +59,11 @@ else
 fi
 install -m 644 edge-run.service /etc/systemd/system/edge-run.service
 systemctl daemon-reload
-systemctl enable edge-run
+# Enabled only with a token: without one edge run refuses to start, and the unit would restart forever.
 if grep -q '^EDGE_TOKEN=.\+' /etc/edge/edge.conf; then
+  systemctl enable edge-run
   systemctl restart edge-run
   echo "setup: edge-run is running; follow it with: journalctl -u edge-run -f"
 else
-  echo "setup: put the device's token in /etc/edge/edge.conf (EDGE_TOKEN=...), then: systemctl start edge-run"
+  echo "setup: put the device's token in /etc/edge/edge.conf (EDGE_TOKEN=...), then: systemctl enable --now edge-run"
 fi
