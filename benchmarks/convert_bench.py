@@ -19,9 +19,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import edge  # noqa: E402
-from convert.demo import write_digits  # noqa: E402
-from convert.options import ConvertOptions  # noqa: E402
-from convert.pipeline import read_images  # noqa: E402
+from edge.converter.demo import write_digits  # noqa: E402
+from edge.converter.options import ConvertOptions  # noqa: E402
+from edge.converter.pipeline import read_images  # noqa: E402
 from edge.progress import Log  # noqa: E402
 
 SIZES = {"mobilenetv2": 224, "xception": 299}
@@ -39,8 +39,8 @@ def bench_model(name: str, data: Path, args, log: Log) -> dict:
 
 def bench_feature_cache(data: Path, args, log: Log) -> dict:
     """The head phase on a frozen backbone: features cached once vs recomputed every epoch."""
-    from convert.backbones import build_classifier, get_backbone
-    from convert.train import Fitter, set_trainable
+    from edge.converter.backbones import build_classifier, get_backbone
+    from edge.converter.train import Fitter, set_trainable
 
     opts = ConvertOptions(model="mobilenetv2", data=data, weights="none",
                           input_size=224, epochs=args.epochs, augment=False, batch_size=16, val_split=0.6).resolved()

@@ -24,19 +24,20 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from edge.eval.evaluate import WARMUP, classify_all  # noqa: E402
+from edge.eval.latency import latency_stats  # noqa: E402
 from edge.folders import scan  # noqa: E402
 from edge.images import read_rgb  # noqa: E402
 from edge.interpreter import input_detail, input_size, invoker, make_interpreter  # noqa: E402
+from edge.model import load_model  # noqa: E402
 from edge.preprocess import pixels_to_input, resize  # noqa: E402
-from eval.evaluate import WARMUP, classify_all, open_model  # noqa: E402
-from eval.latency import latency_stats  # noqa: E402
 
 BUILT = (("mobilenetv2", 224, 1.0, "float32"), ("mobilenetv2", 224, 1.0, "int8"), ("mobilenetv2", 96, 0.35, "int8"))
 
 
 def build_models(out: Path, images: np.ndarray) -> list[tuple[str, Path, tuple]]:
-    from convert.backbones import build_classifier, get_backbone
-    from convert.quantize import calibration_images, to_tflite
+    from edge.converter.backbones import build_classifier, get_backbone
+    from edge.converter.quantize import calibration_images, to_tflite
 
     models = []
     for name, size, alpha, quantize in BUILT:
@@ -113,13 +114,13 @@ def main():
     args = parser.parse_args()
 
     # scikit-learn's digits: the only part that needs the host extra.
-    from convert.demo import write_digits
+    from edge.converter.demo import write_digits
 
     work = Path(tempfile.mkdtemp())
     data = write_digits(work / "digits", per_class=-(-args.images // 4), size=64)
     paths = scan(data).paths[:args.images]
     if args.models:
-        models = [(str(m), f.path, f.input_range) for m, f in ((m, open_model(m)) for m in args.models)]
+        models = [(str(m), f.path, f.input_range) for m, f in ((m, load_model(m)) for m in args.models)]
     else:
         models = build_models(work, np.stack([read_rgb(p) for p in paths[:100]]))
     results = [bench(name, path, rng, paths, args.threads, args.rounds) for name, path, rng in models]

@@ -32,8 +32,8 @@ SIZES = {"mobilenetv2": 224, "xception": 299}
 
 
 def build(name: str, size: int, images: np.ndarray, out: Path) -> Path:
-    from convert.backbones import build_classifier, get_backbone
-    from convert.quantize import calibration_images, to_tflite
+    from edge.converter.backbones import build_classifier, get_backbone
+    from edge.converter.quantize import calibration_images, to_tflite
 
     clf = build_classifier(get_backbone(name), 4, size, weights="none")
     path = out / f"{name}-{size}-int8.tflite"

@@ -1,5 +1,5 @@
 """Training-time augmentation on batches of float pixels 0..255 (never part of the exported model)."""
-from convert.tfkeras import keras, tf
+from edge.converter.tfkeras import keras, tf
 
 
 def augmenter(seed: int = 0):

@@ -52,8 +52,8 @@ def build_classifier(spec: Backbone, n_classes: int, input_size: int, weights: s
                      alpha: float = 1.0, dropout: float = 0.2) -> Classifier:
     """A flat functional model (tfmot cannot prune a nested application): pixels -> preprocessing ->
     backbone -> global average pooling -> dropout -> softmax."""
-    from convert.layers import Preprocess
-    from convert.tfkeras import keras
+    from edge.converter.layers import Preprocess
+    from edge.converter.tfkeras import keras
 
     pixels = keras.Input((input_size, input_size, 3), name="pixels")
     saved = _load_saved_model(weights) if weights not in ("imagenet", "none") else None
@@ -71,7 +71,7 @@ def build_classifier(spec: Backbone, n_classes: int, input_size: int, weights: s
 
 
 def _application(spec: Backbone, x, input_size: int, weights: str, alpha: float):
-    from convert.tfkeras import keras
+    from edge.converter.tfkeras import keras
 
     kwargs = {"alpha": alpha} if spec.alpha else {}
     source = {"imagenet": "imagenet", "none": None}.get(weights, weights)
@@ -93,7 +93,7 @@ def _application(spec: Backbone, x, input_size: int, weights: str, alpha: float)
 
 def _load_saved_model(path: str):
     """A saved Keras model to use as backbone, or None when `path` is a weights file."""
-    from convert.tfkeras import keras
+    from edge.converter.tfkeras import keras
 
     try:
         return keras.models.load_model(path, compile=False)
@@ -104,7 +104,7 @@ def _load_saved_model(path: str):
 def _trunk_of(saved, x, input_size: int):
     """The saved model up to its last spatial feature map (its classifier head cut off), rebuilt on
     `x` with the same layer objects so the result stays flat and keeps its weights."""
-    from convert.tfkeras import keras
+    from edge.converter.tfkeras import keras
 
     shape = saved.input_shape
     if isinstance(shape, list) or len(shape) != 4:

@@ -1,6 +1,6 @@
 """The backbone's input normalisation as a layer, so it travels inside the exported graph and the
 device only feeds RGB pixels (FIELD-NOTES #9: caffe vs tf vs torch modes, BGR vs RGB)."""
-from convert.tfkeras import keras, tf
+from edge.converter.tfkeras import keras, tf
 
 CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
 TORCH_MEAN = (0.485, 0.456, 0.406)

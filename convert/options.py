@@ -3,16 +3,17 @@ import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from convert.backbones import get_backbone
-from convert.quantize import IO_TYPES, QUANTIZATIONS
-from devices.profiles import check_model, get_profile
+from edge.converter.backbones import get_backbone
+from edge.converter.quantize import IO_TYPES, QUANTIZATIONS
+from edge.devices.profiles import check_model, get_profile
 from edge.errors import EdgeError, choose
+from edge.folders import DATA_REQUIRED
 
 
 @dataclass
 class ConvertOptions:
-    model: str
-    data: Path
+    model: str = "mobilenetv2"  # a backbone (edge.converter.backbones)
+    data: Path | None = None  # one sub-folder of images per class
     out: Path | None = None  # the bundle folder; None when nothing is written (edge bench)
     val: Path | None = None
     val_split: float = 0.2
@@ -30,13 +31,14 @@ class ConvertOptions:
     prune: float | None = None  # target sparsity
     quantize: str | None = None  # None: the --device profile's, else int8
     io_type: str | None = None  # None: uint8 for int8, float32 otherwise
-    device: str | None = None  # a devices.profiles name: its quantization, and its compiler
+    device: str | None = None  # an edge.devices.profiles name: its quantization, and its compiler
     qat: bool = False
     max_drop: float = 0.01
     calibration_images: int = 200
 
     def resolved(self) -> "ConvertOptions":
         """A copy with defaults filled in from the tables; raises EdgeError on nonsense."""
+        _check(self.data is not None, DATA_REQUIRED)
         spec = get_backbone(self.model)
         profile = get_profile(self.device) if self.device else None
         quant = QUANTIZATIONS[choose("quantization", self.quantize or (profile.quantize if profile else "int8"),

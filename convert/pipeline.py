@@ -3,34 +3,34 @@
 The exported file is checked with the same interpreter code the device runs, on the validation split,
 and those numbers go into the manifest beside the Keras model's.
 """
-import platform
 import time
+from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
 
-import edge
-from convert.backbones import get_backbone
-from convert.datasets import Split, load_split
-from convert.options import ConvertOptions
-from convert.quantize import QUANTIZATIONS, calibration_images, to_tflite
-from devices.profiles import EDGETPU_CACHE_MIB, EDGETPU_SRAM_MB, get_profile
 from edge.bundle import check_destination, write_bundle
+from edge.converter.backbones import get_backbone
+from edge.converter.datasets import Split, load_split
+from edge.converter.options import ConvertOptions
+from edge.converter.quantize import QUANTIZATIONS, calibration_images, to_tflite
+from edge.devices.profiles import EDGETPU_CACHE_MIB, EDGETPU_SRAM_MB, get_profile
 from edge.errors import EdgeError
+from edge.eval.evaluate import WARMUP, classify_all
+from edge.eval.latency import latency_stats
+from edge.eval.metrics import accuracy, confusion_matrix, macro_f1
 from edge.interpreter import io_facts, make_interpreter
 from edge.preprocess import RESIZE
 from edge.progress import Log
-from eval.evaluate import WARMUP, classify_all
-from eval.latency import latency_stats
-from eval.metrics import accuracy, confusion_matrix, macro_f1
+from edge.version import made_by
 
 
 def convert(options: ConvertOptions, log: Log | None = None) -> dict:
     """Run the whole conversion; returns the summary (the manifest plus the bundle's path)."""
     log = log or Log(enabled=False)
     opts = options.resolved()
-    check_destination(opts.out)
+    opts = replace(opts, out=check_destination(opts.out or Path("bundles") / f"{opts.model}-{opts.device or opts.quantize}"))
     spec = get_backbone(opts.model)
     started = time.perf_counter()
 
@@ -41,20 +41,22 @@ def convert(options: ConvertOptions, log: Log | None = None) -> dict:
     for warning in warnings:  # before the export: the user may rather stop here
         log(f"warning: {warning}")
     tflite, keras_scores, calibrated = export(model, split, opts.quantize, opts.io_type, opts, log)
-    metrics = check(tflite, keras_scores, split, opts.max_drop, log)
+    interpreter = make_interpreter(tflite)
+    metrics = check(interpreter, keras_scores, split, opts.max_drop, log)
     warnings += [w for w in [drop_warning(metrics, opts.quantize, opts.qat)] if w]
     edgetpu, compiled = compile_for(profile, tflite, opts.out, log)
 
     sparsity = None
     if opts.prune:
-        from convert.prune import tflite_sparsity
+        from edge.converter.prune import tflite_sparsity
 
         sparsity = {"target": opts.prune, **tflite_sparsity(tflite)}
 
-    io = io_facts(make_interpreter(tflite))
+    io = io_facts(interpreter)
+    about = made_by()
     manifest = {
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "edge_version": edge.__version__,
+        "edge_version": about["edge_version"],
         "backbone": {"name": spec.name, "weights": opts.weights, "input_size": opts.input_size,
                      "alpha": opts.alpha if spec.alpha else None, "preprocessing": spec.preprocessing},
         "labels": split.classes,
@@ -73,7 +75,7 @@ def convert(options: ConvertOptions, log: Log | None = None) -> dict:
                        "skipped": [{"path": p, "why": w} for p, w in split.skipped]},
             **training,
             "seconds": round(time.perf_counter() - started, 1),
-            "host": {"python": platform.python_version(), "machine": platform.machine()},
+            "host": about["host"],
         },
     }
     bundle = write_bundle(opts.out, tflite, manifest, edgetpu=compiled)
@@ -94,7 +96,7 @@ def compile_for(profile, tflite: bytes, out: Path, log: Log) -> tuple[dict, byte
     Without the compiler the bundle is still written, with how to compile it later."""
     if not profile or not profile.compiler:
         return {}, None
-    from devices.edgetpu import compile_record
+    from edge.devices.edgetpu import compile_record
 
     log(f"compiling for {profile.name} with {profile.compiler}")
     try:
@@ -119,8 +121,8 @@ def read_images(opts: ConvertOptions, log: Log) -> Split:
 def fit(opts: ConvertOptions, split: Split, log: Log) -> tuple[object, dict]:
     """Build the classifier and train it (then quantization-aware, with --qat)."""
     # TensorFlow is imported from here on.
-    from convert.backbones import build_classifier
-    from convert.train import train, train_qat
+    from edge.converter.backbones import build_classifier
+    from edge.converter.train import train, train_qat
 
     clf = build_classifier(get_backbone(opts.model), len(split.classes), opts.input_size, opts.weights, opts.alpha)
     model, training = train(clf, split, opts, log)
@@ -142,13 +144,12 @@ def export(model, split: Split, quantize: str, io_type: str, opts: ConvertOption
     return tflite, keras_scores, 0 if calibration is None else len(calibration)
 
 
-def check(tflite: bytes, keras_scores: np.ndarray, split: Split, max_drop: float, log: Log,
-          threads: int | None = None) -> dict:
-    """Run the file in the interpreter the device uses on the validation images: its accuracy against
-    the Keras model's, and its latency on this host."""
+def check(interpreter, keras_scores: np.ndarray, split: Split, max_drop: float, log: Log) -> dict:
+    """Run the exported file (loaded in the interpreter the device uses) on the validation images: its
+    accuracy against the Keras model's, and its latency on this host."""
     log("checking the exported model on the validation images")
     times = []
-    rows = classify_all(make_interpreter(tflite, threads), ((x, None) for x in split.val_x), warmup=WARMUP, times=times)
+    rows = classify_all(interpreter, ((x, None) for x in split.val_x), warmup=WARMUP, times=times)
     tflite_scores = np.stack([scores for scores, _ in rows])
     metrics = compare(split.val_y, keras_scores, tflite_scores, len(split.classes), max_drop)
     metrics["host_latency_ms"] = latency_stats(times, WARMUP)

@@ -33,7 +33,7 @@ def wrap(model, sparsity: float, steps_per_epoch: int, epochs: int):
     their weights with `model`; the rest are the same layer objects."""
     import tensorflow_model_optimization as tfmot
 
-    from convert.tfkeras import keras
+    from edge.converter.tfkeras import keras
 
     arguments, full_epoch = schedule_for(sparsity, steps_per_epoch, epochs)
     schedule = tfmot.sparsity.keras.PolynomialDecay(**arguments)

@@ -5,8 +5,8 @@ from tensorflow_model_optimization.python.core.quantization.keras.default_8bit i
     default_8bit_quantize_registry,
 )
 
-from convert.layers import Preprocess
-from convert.tfkeras import keras
+from edge.converter.layers import Preprocess
+from edge.converter.tfkeras import keras
 
 quant = tfmot.quantization.keras
 

@@ -1,7 +1,10 @@
 """The quantization table and the TFLite conversion it drives."""
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
+
+from edge.quiet import quiet_stderr
 
 IO_TYPES = ("uint8", "int8", "float32")
 
@@ -40,7 +43,7 @@ def calibration_images(images: np.ndarray, count: int, seed: int) -> np.ndarray:
 
 def to_tflite(model, quantization: str, io_type: str = "float32", calibration: np.ndarray | None = None) -> bytes:
     """Convert a Keras model (taking float pixels 0..255) to TFLite bytes."""
-    from convert.tfkeras import tf
+    from edge.converter.tfkeras import tf
 
     quant = QUANTIZATIONS[quantization]
     if io_type not in quant.io_types:
@@ -57,5 +60,8 @@ def to_tflite(model, quantization: str, io_type: str = "float32", calibration: n
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
         converter.inference_input_type = getattr(tf, io_type)
         converter.inference_output_type = getattr(tf, io_type)
-    return bytes(converter.convert())
+    with quiet_stderr(), warnings.catch_warnings():
+        # uint8/int8 IO with no input statistics is what we ask for: the input scale comes from calibration
+        warnings.filterwarnings("ignore", message="Statistics for quantized inputs were expected")
+        return bytes(converter.convert())
 

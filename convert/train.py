@@ -6,9 +6,9 @@ import time
 
 import numpy as np
 
-from convert import prune as pruning
-from convert.augment import augmenter
-from convert.tfkeras import keras, tf
+from edge.converter import prune as pruning
+from edge.converter.augment import augmenter
+from edge.converter.tfkeras import keras, tf
 
 PATIENCE = 3  # epochs without a better validation loss before early stopping
 SHORT_BN_MOMENTUM = 0.9  # FIELD-NOTES: 0.999 leaves BN statistics unconverged after a few hundred steps
@@ -184,7 +184,7 @@ def prune_tune(model, split, opts, log=None) -> tuple[object, dict]:
 def train_qat(model, split, opts, log=None) -> tuple[object, dict]:
     """Quantization-aware training: fine-tune with fake-quantized weights and activations so the int8
     model loses less accuracy than with post-training quantization."""
-    from convert.qat import quantization_aware
+    from edge.converter.qat import quantization_aware
 
     qat_model = quantization_aware(model, preserve_sparsity=bool(opts.prune))
     fit = Fitter(split, opts, class_weights(split.train_y, len(split.classes)), log)

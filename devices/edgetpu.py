@@ -76,8 +76,8 @@ def concerns(summary: dict) -> list[str]:
 def compile_bundle(path) -> dict:
     """Compile a bundle's model for the Edge TPU and keep it in the bundle (`edge devices compile`, for
     bundles converted where the compiler was missing); returns the manifest's new `edgetpu` record."""
-    from devices.profiles import check_model, get_profile
     from edge.bundle import read_bundle, write_bundle
+    from edge.devices.profiles import check_model, get_profile
 
     bundle = read_bundle(path)
     quantization = bundle.manifest.get("quantization", {})

@@ -1,29 +1,82 @@
 """`edge package`: everything a device needs, in one .tar.gz, to go from a fresh OS to `edge run` as a
-service: the bundle, edge's device code (no convert/, no TensorFlow) as an installable folder, the
-device requirements, a setup script, a systemd unit and a config file.
+service: the bundle, edge's device install as a wheel (every layer but the host's: no convert, no
+server, no compiler wrapper, no TensorFlow), a setup script, a systemd unit and a config file.
 """
+import base64
+import hashlib
 import io
-import json
 import re
 import tarfile
 import time
-from importlib.metadata import distribution
+import zipfile
+from importlib.metadata import PackageNotFoundError, distribution
+from importlib.util import find_spec
 from pathlib import Path
 
-import edge
-from devices.profiles import check_model, get_profile
 from edge.bundle import read_bundle
+from edge.devices.profiles import check_model, get_profile
 from edge.errors import EdgeError
 from edge.files import check_writable, write_atomic
-from edge.report import DEVICE
+from edge.layers import LAYERS, on_device
+from edge.report import check_name
+from edge.version import DISTRIBUTION
 
 TEMPLATES = Path(__file__).with_name("templates")
-DEVICE_PACKAGES = ("edge", "eval", "devices")  # what runs on the device; convert/ stays on the host
 
 
 def device_requirements() -> list[str]:
-    """edge's own requirements without extras: exactly what `pip install edge` brings."""
-    return [r for r in distribution("edge").requires or [] if "extra ==" not in r]
+    """edge's own requirements without extras: what a device install brings."""
+    return [r for r in _distribution().requires or [] if "extra ==" not in r]
+
+
+def _distribution():
+    try:
+        return distribution(DISTRIBUTION)
+    except PackageNotFoundError:
+        raise EdgeError(f"edge package builds the device install from the installed {DISTRIBUTION}, and it is not "
+                        "installed here: pip install -e . in a clone of edge") from None
+
+
+def device_modules() -> dict[str, bytes]:
+    """The device layers' source files, by their path in the wheel (edge/run.py, edge/eval/metrics.py, ...)."""
+    files = {}
+    for package in (name for names in LAYERS.values() for name in names if on_device(name)):
+        spec = find_spec(package)
+        for root in (spec.submodule_search_locations or []) if spec else []:
+            for file in sorted(Path(root).rglob("*.py")):
+                parts = (*package.split("."), *file.relative_to(root).with_suffix("").parts)
+                module = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+                if "__pycache__" not in file.parts and on_device(module):
+                    files["/".join((*package.split("."), *file.relative_to(root).parts))] = file.read_bytes()
+    return files
+
+
+def device_wheel() -> tuple[str, bytes]:
+    """(file name, bytes) of a wheel of edge's device layers, with the installed distribution's own
+    name, version, requirements (extras left out) and commands."""
+    dist = _distribution()
+    meta = dist.metadata
+    tag = f"{meta['Name'].replace('-', '_')}-{meta['Version']}"
+    metadata = "".join(f"{key}: {meta[key]}\n" for key in ("Name", "Version", "Summary", "Requires-Python") if meta[key])
+    files = {**device_modules(),
+             f"{tag}.dist-info/METADATA": ("Metadata-Version: 2.1\n" + metadata + "".join(
+                 f"Requires-Dist: {r}\n" for r in device_requirements())).encode(),
+             f"{tag}.dist-info/WHEEL": b"Wheel-Version: 1.0\nGenerator: edge package\nRoot-Is-Purelib: true\n"
+                                       b"Tag: py3-none-any\n",
+             f"{tag}.dist-info/entry_points.txt": "".join(
+                 f"[{group}]\n" + "".join(f"{e.name} = {e.value}\n" for e in dist.entry_points if e.group == group)
+                 for group in sorted({e.group for e in dist.entry_points})).encode()}
+    record = f"{tag}.dist-info/RECORD"
+    lines = [f"{name},sha256={base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b'=').decode()},"
+             f"{len(data)}" for name, data in files.items()]
+    files[record] = ("\n".join([*lines, f"{record},,"]) + "\n").encode()
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as wheel:
+        for name, data in files.items():
+            info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
+            info.external_attr = 0o644 << 16
+            wheel.writestr(info, data, zipfile.ZIP_DEFLATED)
+    return f"{tag}-py3-none-any.whl", buffer.getvalue()
 
 
 def _fill(template: str, values: dict) -> str:
@@ -48,13 +101,10 @@ def package(bundle_path, device: str, out, source: str = "0", report_to: str = "
     log = log or (lambda message: None)
     profile = get_profile(device)
     bundle = read_bundle(bundle_path)
-    out = check_writable(out, "--out")
-    if not str(out).endswith((".tar.gz", ".tgz")):
-        raise EdgeError(f"--out {out}: give a .tar.gz file name, e.g. pi-kitchen.tar.gz")
+    out = check_writable(out, "--out", (".tar.gz", ".tgz"))
     if not report_to.startswith(("http://", "https://")):
         raise EdgeError("--report-to: give the edge serve host's URL, e.g. http://192.168.1.10:8765")
-    if not DEVICE.match(device_id):
-        raise EdgeError(f"--device-id '{device_id}': letters, digits, '.', '_' and '-', up to 64, e.g. pi-kitchen")
+    check_name(device_id)
     top = out.name.removesuffix(".tar.gz").removesuffix(".tgz")
     warnings = []
     quantization = bundle.manifest.get("quantization", {})
@@ -69,67 +119,35 @@ def package(bundle_path, device: str, out, source: str = "0", report_to: str = "
     if not token:
         warnings.append(f"no --token: put it in /etc/edge/edge.conf on the device (edge token create {device_id})")
 
+    wheel_name, wheel = device_wheel()
     files = {
-        "setup.sh": (_fill("setup.sh", {"DEVICE": profile.name, "ARCH": profile.arch.replace(" or ", " "),
+        "setup.sh": (_fill("setup.sh", {"WHEEL": wheel_name, "DEVICE": profile.name, "ARCH": profile.arch.replace(" or ", " "),
                                         "APT": " ".join(profile.apt), "GROUPS": " ".join(profile.groups),
                                         "EDGETPU": "yes" if profile.delegate == "edgetpu" else "no"}), 0o755),
         "edge-run.service": (_fill("edge-run.service", {"GROUPS": " ".join(profile.groups)}), 0o644),
         "edge.conf": (_fill("edge.conf", {"SOURCE": _conf_value(source), "REPORT_TO": _conf_value(report_to),
                                           "TOKEN": _conf_value(token), "DEVICE_ID": device_id,
                                           "ARGS": _conf_value(args)}), 0o600),
-        "requirements.txt": ("".join(f"{r}\n" for r in device_requirements()), 0o644),
-        "edge-src/pyproject.toml": (_device_pyproject(), 0o644),
         "README.txt": (_readme(profile, bundle, device_id, out.name, top), 0o644),
     }
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
         for name, (text, mode) in files.items():
             _add(tar, f"{top}/{name}", text.encode(), mode)
+        _add(tar, f"{top}/{wheel_name}", wheel, 0o644)
         for file in sorted(p for p in bundle.path.iterdir() if p.is_file()):
             _add(tar, f"{top}/bundle/{file.name}", file.read_bytes(), 0o644)
-        for name in DEVICE_PACKAGES:
-            root = Path(__import__(name).__file__).parent
-            for file in sorted(root.rglob("*")):
-                if file.is_file() and "__pycache__" not in file.parts:
-                    _add(tar, f"{top}/edge-src/{name}/{file.relative_to(root)}", file.read_bytes(), 0o644)
     write_atomic(out, buffer.getvalue())
     for warning in warnings:
         log(f"warning: {warning}")
     return {"package": str(out), "bytes": out.stat().st_size, "device": profile.name, "bundle": str(bundle.path),
-            "top": top, "warnings": warnings}
+            "wheel": wheel_name, "top": top, "warnings": warnings}
 
 
 def _add(tar: tarfile.TarFile, name: str, data: bytes, mode: int) -> None:
     info = tarfile.TarInfo(name)
     info.size, info.mode, info.mtime = len(data), mode, int(time.time())
     tar.addfile(info, io.BytesIO(data))
-
-
-def _device_pyproject() -> str:
-    requirements = ",\n".join(f"    {json.dumps(r)}" for r in device_requirements())  # a JSON string is a TOML one
-    return f"""[build-system]
-requires = ["setuptools>=68"]
-build-backend = "setuptools.build_meta"
-
-[project]
-name = "edge"
-version = "{edge.__version__}"
-description = "edge, device install: edge run and edge eval, no TensorFlow."
-requires-python = ">=3.10"
-dependencies = [
-{requirements},
-]
-
-[project.scripts]
-edge = "edge.cli:main"
-
-[tool.setuptools.packages.find]
-include = [{", ".join(f'"{p}*"' for p in DEVICE_PACKAGES)}]
-
-[tool.setuptools.package-data]
-"edge.server" = ["dashboard.html"]
-devices = ["templates/*"]
-"""
 
 
 def _readme(profile, bundle, device_id: str, archive: str, top: str) -> str:

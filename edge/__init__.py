@@ -1,52 +1,84 @@
 """edge: take a vision model from a laptop to a Raspberry Pi or a Coral board, and prove how well it
 works there.
 
-    images -> edge.convert(...) -> bundle (model.tflite, labels.txt, edge.json) -> eval / run
+    images -> edge.convert(...) -> bundle (model.tflite, labels.txt, edge.json) -> evaluate / bench / run
 
-Nothing imported here needs TensorFlow; `convert` imports it when called.
+The API does, and refuses, exactly what the `edge` command does: a bad argument raises `EdgeError` with
+the message the command prints. Nothing imported here needs TensorFlow; `convert` and `bench` of a
+`model` import it when called, and only a host install has them.
 """
-__version__ = "0.1.0"
+from edge.bundle import Bundle, read_bundle
+from edge.errors import EdgeError, check_keywords
+from edge.layers import host_only
+from edge.version import VERSION as __version__
 
-from edge.bundle import Bundle, read_bundle  # noqa: E402
-from edge.errors import EdgeError  # noqa: E402
 
-
-def convert(model: str, data, out, log=None, **options) -> dict:
-    """Fine-tune `model` on the image folders in `data`, quantize it and write a bundle to `out`.
-
-    Options are those of `edge convert` (see `convert.options.ConvertOptions`); returns the summary.
-    """
-    from convert.options import ConvertOptions
-    from convert.pipeline import convert as run
-
+def convert(model: str = "mobilenetv2", data=None, out=None, log=None, **options) -> dict:
+    """Fine-tune `model` on the image folders in `data`, quantize it and write a bundle to `out`
+    [bundles/MODEL-DEVICE, else bundles/MODEL-QUANTIZE]. Options are those of `edge convert` (the fields
+    of `edge.converter.options.ConvertOptions`); returns the summary."""
+    with host_only("edge convert"):
+        from edge.converter.options import ConvertOptions
+        from edge.converter.pipeline import convert as run
+    check_keywords(options, ConvertOptions.__dataclass_fields__, "edge convert")
     return run(ConvertOptions(model=model, data=data, out=out, **options), log)
 
 
-def evaluate(model, data, **options):
+def demo(out="edge-demo", log=None) -> dict:
+    """`edge demo`: convert the embedded digit scans to an int8 bundle in out/bundle and evaluate it on the
+    scans it never saw; returns {"convert": summary, "eval": report, "test_data": folder}."""
+    with host_only("edge demo"):
+        from edge.converter.demo import demo as run
+    return run(out, log)
+
+
+def evaluate(model, data, labels=None, input_range=None, threads=None, top_k=None, batch=1, warmup=None,
+             delegate=None, log=None):
     """Evaluate a bundle folder or .tflite file on image folders (one per class); returns an
-    `eval.evaluate.Evaluation` whose `report` is what `edge eval --json` writes.
+    `edge.eval.evaluate.Evaluation` whose `report` is what `edge eval --json` writes."""
+    from edge.eval.evaluate import WARMUP
+    from edge.eval.evaluate import evaluate as run
 
-    Options are those of `edge eval`: labels, input_range, threads, top_k, batch, warmup,
-    delegate, log.
-    """
-    from eval.evaluate import evaluate as run
-
-    return run(model, data, **options)
+    return run(model, data, labels, input_range, threads, top_k, batch, WARMUP if warmup is None else warmup,
+               delegate, log)
 
 
 def bench(models=(), data=None, variants=None, labels=None, input_range=None, threads=None, rounds=None, log=None,
-          **options) -> dict:
-    """Compare exports on one data set: existing bundles / .tflite files (`models`), or, without them,
+          **training) -> dict:
+    """Compare exports on one data set: existing bundles and .tflite files (`models`), or, without them,
     the `variants` of one model trained with the options of `edge convert`. Returns what bench.json holds."""
-    from eval.bench import DEFAULT_VARIANTS, ROUNDS, bench_files, bench_variants
+    from edge.eval.bench import ROUNDS, bench_files
 
     rounds = ROUNDS if rounds is None else rounds
-
     if models:
+        given = [*training, *(["variants"] if variants is not None else [])]
+        if given:
+            raise EdgeError(f"--{given[0].replace('_', '-')} is for training a --model; with bundle or .tflite "
+                            "arguments, leave it out")
         return bench_files(models, data, labels, input_range, threads, rounds, log)
-    from convert.options import ConvertOptions
+    if labels is not None or input_range is not None:
+        raise EdgeError("--labels and --input-range are for bare .tflite arguments, not for --model")
+    with host_only("edge bench --model"):
+        from edge.converter.options import ConvertOptions
+        from edge.converter.variants import DEFAULT_VARIANTS, bench_variants
+    check_keywords(training, ConvertOptions.__dataclass_fields__, "edge bench")
+    return bench_variants(ConvertOptions(data=data, **training), variants or DEFAULT_VARIANTS, threads, rounds, log)
 
-    return bench_variants(ConvertOptions(data=data, **options), variants or DEFAULT_VARIANTS, threads, rounds, log)
+
+def run(model, source="0", log=None, report_to=None, token=None, device_id=None, report_every=10.0, outbox=None,
+        **options) -> dict:
+    """Classify frames from `source` (camera, file, stream, folder, GStreamer pipeline) with `model`, and
+    evaluate live against the truth given; with `report_to`, report to an `edge serve` host. Options are
+    those of `edge run` (the fields of `edge.runner.RunOptions`); returns the summary."""
+    from edge.reporter import DEFAULT_OUTBOX, ReportOptions
+    from edge.runner import RunOptions
+    from edge.runner import run as run_frames
+
+    check_keywords(options, RunOptions.__dataclass_fields__, "edge run")
+    if not report_to and (token or device_id):
+        raise EdgeError("--token and --device-id are for reporting: add --report-to URL")
+    reporting = ReportOptions(report_to, token, device_id, report_every, outbox or DEFAULT_OUTBOX) if report_to else None
+    return run_frames(model, source, RunOptions(**options), log, reporting)
 
 
-__all__ = ["Bundle", "EdgeError", "bench", "convert", "evaluate", "read_bundle"]
+__all__ = ["Bundle", "EdgeError", "__version__", "bench", "convert", "demo", "evaluate", "read_bundle", "run"]

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edge.errors import EdgeError
-from edge.files import write_file
+from edge.files import check_folder, write_file
 
 FORMAT_VERSION = 1
 MANIFEST = "edge.json"
@@ -48,9 +48,7 @@ def model_facts(data: bytes, file: str = MODEL) -> dict:
 
 def check_destination(out) -> Path:
     """Refuse to write over anything that is not an earlier bundle; called before any long work."""
-    out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise EdgeError(f"--out {out} is a file: give a folder for the bundle")
+    out = check_folder(out, "--out", "the bundle")
     if out.is_dir() and any(out.iterdir()) and not (out / MANIFEST).is_file():
         raise EdgeError(f"--out {out} is a non-empty folder that is not a bundle: choose a new or empty folder")
     return out

@@ -39,14 +39,14 @@ class CameraMode:
     fourcc: str | None = None  # MJPG, YUYV, ...
 
     def __str__(self) -> str:
-        parts = [f"{self.width}x{self.height}" if self.width else "", self.fourcc or "", f"@{self.fps:g}" if self.fps else ""]
-        return " ".join(p for p in parts if p)
+        size = f"{self.width}x{self.height}" if self.width else ""
+        return " ".join(p for p in (size, self.fourcc or "", f"@{self.fps:g}" if self.fps else "") if p)
 
     def unmet_by(self, got: "CameraMode") -> bool:
         """True if `got` differs in anything this mode asks for."""
-        return any(want is not None and want != have for want, have in
-                   ((self.width, got.width), (self.height, got.height), (self.fourcc, got.fourcc and got.fourcc.upper()),
-                    (self.fps and round(self.fps), got.fps and round(got.fps))))
+        pairs = ((self.width, got.width), (self.height, got.height), (self.fourcc, got.fourcc and got.fourcc.upper()),
+                 (self.fps and round(self.fps), got.fps and round(got.fps)))
+        return any(want is not None and want != have for want, have in pairs)
 
 
 @dataclass(frozen=True)

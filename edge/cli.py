@@ -1,26 +1,30 @@
-"""The `edge` command: a thin click layer over the Python API.
+"""The `edge` command: a thin click layer over the Python API (`edge.convert`, `edge.evaluate`,
+`edge.bench`, `edge.run`, ...), which checks every argument; the text comes from `edge.render`.
 
 User errors (EdgeError, bad options) print one line on stderr and exit with code 2, no traceback.
+`--json` means the same on every command: alone (or `--json -`) the result goes to stdout as JSON
+instead of text; `--json FILE` writes it to FILE as well as printing the text.
 """
 import json
 import sys
-import time
 from pathlib import Path
 
 import click
 
 import edge
-from edge import __version__
+from edge import render
 from edge.errors import EdgeError
+from edge.eval.bench import ROUNDS
+from edge.eval.evaluate import WARMUP
 from edge.files import check_writable, write_json
+from edge.layers import host_only
 from edge.progress import Log
-from edge.reporter import DEFAULT_OUTBOX, ReportOptions
-from eval.bench import DEFAULT_VARIANTS, ROUNDS, VARIANTS
-from eval.evaluate import WARMUP
+from edge.reporter import DEFAULT_OUTBOX
+from edge.version import VERSION
 
 
 @click.group()
-@click.version_option(__version__, prog_name="edge")
+@click.version_option(VERSION, prog_name="edge")
 def cli():
     """Take a vision model from a laptop to a Raspberry Pi or a Coral board, and prove how well it works there."""
 
@@ -34,6 +38,14 @@ def options(*decorators):
     return apply
 
 
+def given(ctx: click.Context, values: dict) -> dict:
+    """The options the user typed: the API's defaults (which --help shows) fill in the rest."""
+    return {name: value for name, value in values.items()
+            if ctx.get_parameter_source(name) != click.core.ParameterSource.DEFAULT}
+
+
+JSON = click.option("--json", "json_to", is_flag=False, flag_value="-", metavar="[FILE|-]",
+                    help="The result as JSON: alone or with -, on stdout instead of the text; with FILE, into FILE.")
 DATA = click.option("--data", type=click.Path(path_type=Path), help="Folder with one sub-folder of images per class.")
 TRAINING = options(
     click.option("--model", default="mobilenetv2", show_default=True, help="Backbone (see --list-models)."),
@@ -63,6 +75,18 @@ DELEGATE = click.option("--delegate", help="Run on a hardware accelerator: edget
                         "*_edgetpu.tflite files].")
 
 
+def json_destination(json_to: str | None) -> Path | None:
+    """The file --json names, checked before any work; None for none or stdout (-)."""
+    return check_writable(json_to, "--json") if json_to not in (None, "-") else None
+
+
+def emit(result, json_to: str | None, as_text) -> None:
+    """Write the result to the --json file, and print it: as JSON for --json / --json -, else as text."""
+    if json_to not in (None, "-"):
+        write_json(json_to, result)
+    click.echo(json.dumps(result, indent=2) if json_to == "-" else as_text(result))
+
+
 @cli.command()
 @DATA
 @TRAINING
@@ -74,36 +98,29 @@ DELEGATE = click.option("--delegate", help="Run on a hardware accelerator: edget
 @click.option("--io-type", help="uint8, int8 or float32 [uint8 for int8, else float32].")
 @click.option("--qat", is_flag=True, help="Quantization-aware training instead of post-training quantization.")
 @click.option("--max-drop", default=0.01, show_default=True, help="Warn if int8 accuracy falls more than this below Keras.")
-@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON on stdout.")
+@JSON
 @click.option("--list-models", is_flag=True, help="List the backbones and exit.")
-def convert(data, out, as_json, list_models, **options):
+@click.pass_context
+def convert(ctx, json_to, list_models, **options):
     """Fine-tune a backbone on image folders, prune, quantize, and export a TFLite bundle."""
+    with host_only("edge convert"):
+        from edge.converter.backbones import BACKBONES
     if list_models:
-        click.echo(models_table())
+        click.echo(render.models_text(BACKBONES.values()))
         return
-    need_data(data)
-    out = out or Path("bundles") / f"{options['model']}-{options['device'] or options['quantize'] or 'int8'}"
-    summary = edge.convert(data=data, out=out, log=Log(), **options)
-    click.echo(json.dumps(summary, indent=2) if as_json else summary_text(summary))
+    json_destination(json_to)
+    emit(edge.convert(log=Log(), **given(ctx, options)), json_to, render.convert_text)
 
 
 @cli.command()
 @click.option("--out", default="edge-demo", show_default=True, type=click.Path(path_type=Path))
-@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON on stdout.")
-def demo(out, as_json):
+@JSON
+def demo(out, json_to):
     """The embedded demo end to end: convert 600 scanned digits (4 classes) with MobileNetV2 to an int8
     bundle, then evaluate it on the 120 scans it never saw."""
-    from convert.demo import write_digits
-
-    photos, unseen = write_digits(out / "photos"), write_digits(out / "test", per_class=None, skip=150)
-    click.echo(f"wrote the demo images to {photos} (training) and {unseen} (test)", err=True)
-    summary = edge.convert(model="mobilenetv2", data=photos, out=out / "bundle", weights="none", input_size=96,
-                           epochs=8, fine_tune_epochs=0, log=Log())
-    report = edge.evaluate(out / "bundle", unseen, log=Log()).report
-    if as_json:
-        click.echo(json.dumps({"convert": summary, "eval": report}, indent=2))
-    else:
-        click.echo(f"{summary_text(summary)}\n\n$ edge eval {out / 'bundle'} --data {unseen}\n{eval_text(report)}")
+    json_destination(json_to)
+    result = edge.demo(out, log=Log())
+    emit(result, json_to, lambda r: render.demo_text(r["convert"], r["eval"], r["convert"]["bundle"], r["test_data"]))
 
 
 @cli.command("eval")
@@ -114,55 +131,45 @@ def demo(out, as_json):
 @click.option("--top-k", type=int, help="Also report top-K accuracy [top-1, and top-5 with at least 5 classes].")
 @click.option("--batch", default=1, show_default=True, help="Images per invoke.")
 @click.option("--warmup", default=WARMUP, show_default=True, help="Runs after the first left out of the latency statistics.")
-@click.option("--json", "json_path", help="Write the report as JSON to this file (- for stdout).")
+@JSON
 @click.option("--plot", type=click.Path(path_type=Path), help="Write the confusion matrices and latency histogram "
               "to this .png/.svg/.pdf.")
-def eval_command(model, data, labels, input_range, threads, delegate, top_k, batch, warmup, json_path, plot):
+def eval_command(model, data, json_to, plot, **options):
     """Accuracy, precision, recall, F1, confusion matrix, top-k and latency of a bundle or a .tflite file."""
-    from eval.plots import check_plot_path, save_plot
+    from edge.eval.plots import check_plot_path, save_plot
 
-    need_data(data)
     plot = check_plot_path(plot) if plot else None
-    json_file = json_destination(json_path)
-    result = edge.evaluate(model, data, labels=labels, input_range=parse_range(input_range), threads=threads,
-                           top_k=top_k, batch=batch, warmup=warmup, delegate=delegate, log=Log())
+    json_destination(json_to)
+    result = edge.evaluate(model, data, log=Log(), **options)
     if plot:
         save_plot(result.report, result.times_ms, plot)
-    emit(result.report, json_path, json_file, eval_text)
+    emit(result.report, json_to, render.eval_text)
 
 
 @cli.command()
 @click.argument("models", nargs=-1, type=click.Path(path_type=Path))
 @DATA
 @TRAINING
-@click.option("--variants", default=",".join(DEFAULT_VARIANTS), show_default=True,
-              help=f"Exports of one trained --model to compare: {', '.join(VARIANTS)}.")
+@click.option("--variants", help="Exports of one trained --model to compare: float32, float16, dynamic, int8, "
+              "int8-pruned, int8-qat [all but int8-qat].")
 @MODEL_FILE
 @click.option("--rounds", default=ROUNDS, show_default=True, help="Latency rounds in which the models take turns "
               "(50 images each); 0: one pass, during evaluation.")
 @click.option("--out", default=".", show_default=True, type=click.Path(path_type=Path),
               help="Folder for bench.json and bench.csv.")
-@click.option("--json", "as_json", is_flag=True, help="Print the results as JSON on stdout.")
+@JSON
 @click.pass_context
-def bench(ctx, models, data, variants, labels, input_range, threads, rounds, out, as_json, **training):
+def bench(ctx, models, data, variants, labels, input_range, threads, rounds, out, json_to, **training):
     """Compare exports: train --model once and export each of --variants, or compare existing bundles and
     .tflite files (MODELS) on --data. Prints one table; writes bench.json and bench.csv."""
-    from eval.bench import check_out, write_results
+    from edge.eval.bench import check_out, write_results
 
-    need_data(data)
     out = check_out(out)
-    if rounds < 0:
-        raise EdgeError(f"--rounds {rounds} cannot be negative")
-    given = [name for name in ("variants", *training) if ctx.get_parameter_source(name).name != "DEFAULT"]
-    if models and given:
-        raise EdgeError(f"--{given[0].replace('_', '-')} is for training a --model; with bundle or .tflite "
-                        "arguments, leave it out")
-    if not models and (labels or input_range):
-        raise EdgeError("--labels and --input-range are for bare .tflite arguments, not for --model")
-    result = edge.bench(models, data, variants=variants, labels=labels, input_range=parse_range(input_range),
-                        threads=threads, rounds=rounds, log=Log(), **training)
+    json_destination(json_to)
+    result = edge.bench(models, data, variants=variants, labels=labels, input_range=input_range, threads=threads,
+                        rounds=rounds, log=Log(), **given(ctx, training))
     json_file, csv_file = write_results(result, out)
-    click.echo(json.dumps(result, indent=2) if as_json else f"{bench_text(result)}\n\nwrote {json_file} and {csv_file}")
+    emit(result, json_to, lambda r: f"{render.bench_text(r)}\n\nwrote {json_file} and {csv_file}")
 
 
 @cli.command("run")
@@ -185,7 +192,7 @@ def bench(ctx, models, data, variants, labels, input_range, threads, rounds, out
 @click.option("--preview", is_flag=True, help="Show the frames with the prediction in a window; number keys set the "
               "truth (1 = first label, 0 = none), q quits. Needs a display and a non-headless OpenCV.")
 @click.option("--log", "log_file", type=click.Path(path_type=Path), help="Write one JSON record a frame (JSONL).")
-@click.option("--json", "json_path", help="Write the summary as JSON to this file (- for stdout).")
+@JSON
 @click.option("--report-to", help="Send a report every --report-every seconds to this edge serve host, "
               "e.g. http://192.168.1.10:8765.")
 @click.option("--token", envvar="EDGE_TOKEN", help="The device's token (edge token create on the host) [$EDGE_TOKEN].")
@@ -193,18 +200,10 @@ def bench(ctx, models, data, variants, labels, input_range, threads, rounds, out
 @click.option("--report-every", default=10.0, show_default=True, help="Seconds each report covers.")
 @click.option("--outbox", default=str(DEFAULT_OUTBOX), show_default=True, type=click.Path(path_type=Path),
               help="Where reports wait until the host has them.")
-def run_command(model, source, labels, input_range, json_path, report_to, token, device_id, report_every, outbox,
-                **options):
+def run_command(model, json_to, **options):
     """Classify camera frames on the device, and evaluate live against ground truth."""
-    from edge.run import RunOptions, run
-
-    json_file = json_destination(json_path)
-    reporting = ReportOptions(report_to, token, device_id, report_every, outbox) if report_to else None
-    if not report_to and (token or device_id):
-        raise EdgeError("--token and --device-id are for reporting: add --report-to URL")
-    summary = run(model, source, RunOptions(labels=labels, input_range=parse_range(input_range), **options), Log(),
-                  reporting)
-    emit(summary, json_path, json_file, run_text)
+    json_destination(json_to)
+    emit(edge.run(model, log=Log(), **options), json_to, render.run_text)
 
 
 @cli.command()
@@ -217,10 +216,9 @@ def run_command(model, source, labels, input_range, json_path, report_to, token,
               "NAME --reader).")
 def serve(db, host, port, max_body, protect_reads):
     """Collect device reports and show them: the HTTP API and dashboard."""
-    try:
+    with host_only("edge serve", extra="serve"):
         from edge.server.app import ServeOptions, run_server
-    except ImportError:
-        raise EdgeError("edge serve needs the serve extra: pip install 'edge[serve]'") from None
+
     run_server(ServeOptions(db, max_body, protect_reads), host, port, log=lambda m: click.echo(m, err=True))
 
 
@@ -230,58 +228,40 @@ def devices_group():
 
 
 @devices_group.command("list")
-@click.option("--json", "as_json", is_flag=True, help="Print the table as JSON.")
-def devices_list(as_json):
+@JSON
+def devices_list(json_to):
     """One line a device profile."""
     from dataclasses import asdict
 
-    from devices.profiles import PROFILES
+    from edge.devices.profiles import PROFILES
 
-    if as_json:
-        click.echo(json.dumps([asdict(p) for p in PROFILES.values()], indent=2))
-        return
-    rows = [("name", "board", "arch", "runtime", "model", "threads")]
-    rows += [(p.name, p.title, p.arch, p.runtime, f"{p.quantize}, {p.io_type} IO" + (" (required)" if p.requires_int8
-             else ""), "all" if p.threads is None else str(p.threads)) for p in PROFILES.values()]
-    click.echo(table(rows))
+    json_destination(json_to)
+    emit([asdict(p) for p in PROFILES.values()], json_to, lambda _: render.profiles_text(PROFILES.values()))
 
 
 @devices_group.command("show")
 @click.argument("name")
-@click.option("--json", "as_json", is_flag=True, help="Print the profile as JSON.")
-def devices_show(name, as_json):
+@JSON
+def devices_show(name, json_to):
     """Everything about one device profile, with published reference latencies."""
     from dataclasses import asdict
 
-    from devices.profiles import get_profile
+    from edge.devices.profiles import get_profile
 
-    p = get_profile(name)
-    if as_json:
-        click.echo(json.dumps(asdict(p), indent=2))
-        return
-    lines = [f"{p.name}: {p.title}", f"arch       {p.arch}", f"os         {p.os}, Python {p.python}",
-             f"runtime    {p.runtime}" + (f", delegate {p.delegate}" if p.delegate else ""),
-             f"model      {p.quantize} with {p.io_type} IO" + (", required" if p.requires_int8 else ", recommended")
-             + (f"; compiled by {p.compiler}" if p.compiler else ""),
-             f"threads    {'all cores' if p.threads is None else p.threads}", f"camera     {p.camera}",
-             f"setup      apt: {' '.join(p.apt)}; groups: {' '.join(p.groups)}", f"notes      {p.notes}", "",
-             "reference latencies (published):"]
-    rows = [("model", "input", "ms", "on", "source")]
-    rows += [(r.model, str(r.input), f"{r.ms:g}", r.where, r.source) for r in p.references]
-    click.echo("\n".join(lines) + "\n" + table(rows))
+    json_destination(json_to)
+    profile = get_profile(name)
+    emit(asdict(profile), json_to, lambda _: render.profile_text(profile))
 
 
 @devices_group.command("compile")
 @click.argument("bundle", type=click.Path(path_type=Path))
 def devices_compile(bundle):
     """Compile a full-int8 bundle for the Edge TPU with edgetpu_compiler, keeping model_edgetpu.tflite in it."""
-    from devices.edgetpu import compile_bundle
+    with host_only("edge devices compile"):
+        from edge.devices.edgetpu import compile_bundle
 
     record = compile_bundle(bundle)
-    summary = record["compiler"]
-    click.echo(f"{bundle}: {summary['on_tpu']} of {summary['operations']} operations on the Edge TPU, "
-               f"{(summary['on_chip_bytes'] or 0) / 2**20:.2f} MiB on-chip, "
-               f"{(summary['off_chip_bytes'] or 0) / 2**20:.2f} MiB streamed")
+    click.echo(render.compile_text(bundle, record))
     for warning in record["warnings"]:
         click.echo(f"warning: {warning}", err=True)
 
@@ -298,12 +278,12 @@ def devices_compile(bundle):
 @click.option("--args", "extra", default="", help="More edge run options, e.g. '--truth mug --smooth 5'.")
 def package_command(bundle, device, out, report_to, device_id, token, source, extra):
     """One .tar.gz that sets a device up: bundle, device install, setup script, systemd unit, config."""
-    from devices.package import package
+    with host_only("edge package"):
+        from edge.devices.package import package
 
     result = package(bundle, device, out, source, report_to, device_id, token, extra,
                      log=lambda m: click.echo(m, err=True))
-    click.echo(f"wrote {result['package']} ({result['bytes']:,} bytes) for {result['device']}; on the device: "
-               f"tar xzf {Path(result['package']).name} && cd {result['top']} && sudo ./setup.sh")
+    click.echo(render.package_text(result))
 
 
 @cli.group()
@@ -320,7 +300,8 @@ DB = click.option("--db", default="edge.db", show_default=True, type=click.Path(
 @click.option("--reader", is_flag=True, help="A token that reads the dashboard and API, and cannot write.")
 def token_create(name, db, reader):
     """Make a token for device NAME (or reader NAME), printed once: only its hash is kept."""
-    from edge.server import store
+    with host_only("edge token"):
+        from edge.server import store
 
     secret = store.create_token(store.open_db(db), name, "reader" if reader else "device")
     click.echo(secret)
@@ -334,7 +315,8 @@ def token_create(name, db, reader):
 @DB
 def token_revoke(name, db):
     """Revoke NAME's token at once: its requests get 401 from then on."""
-    from edge.server import store
+    with host_only("edge token"):
+        from edge.server import store
 
     store.revoke_token(store.open_db(db), name)
     click.echo(f"revoked {name}", err=True)
@@ -344,160 +326,10 @@ def token_revoke(name, db):
 @DB
 def token_list(db):
     """Names and roles that have tokens (never the tokens)."""
-    from edge.server import store
+    with host_only("edge token"):
+        from edge.server import store
 
-    rows = [("name", "role", "created")]
-    rows += [(t["name"], t["role"], time.strftime("%Y-%m-%d %H:%M", time.localtime(t["created"])))
-             for t in store.list_tokens(store.open_db(db))]
-    click.echo(table(rows))
-
-
-def run_text(s: dict) -> str:
-    inference, frame = s["latency_ms"]["inference"], s["latency_ms"]["frame"]
-    fps = f"{s['fps']:.1f} fps" if s["fps"] else "one frame"
-    mode = f" ({s['source_mode']})" if s.get("source_mode") else ""
-    lines = [f"frames     {s['frames']} from {s['source']}{mode} in {s['seconds']:.1f} s ({fps}); dropped {s['dropped']}, "
-             f"failed reads {s['failures']}, reopened {s['reopens']}; peak memory {s['peak_rss_mb']:.0f} MB"]
-    if inference["runs"]:
-        lines.append(f"latency    inference p50 {inference['p50']:.2f} ms (p99 {inference['p99']:.2f}); "
-                     f"capture to result p50 {frame['p50']:.2f} ms (p99 {frame['p99']:.2f})")
-    if s.get("reporting"):
-        r = s["reporting"]
-        lines.append(f"reported   {r['reports']} reports; sent {r['sent']}, waiting {r['pending']} in {r['outbox']}, "
-                     f"dropped {r['dropped']}, refused {r['rejected']}"
-                     + (f"; last error: {r['last_error']}" if r["last_error"] else ""))
-    if s["evaluated"]:
-        lines += ["", metrics_text(s)]
-    lines += [f"note       {note}" for note in s["notes"]]
-    return "\n".join(lines)
-
-
-def bench_text(result: dict) -> str:
-    ok = [r for r in result["rows"] if r["status"] == "ok"]
-    base = ok[0] if ok else None
-    keras = any(r["keras_accuracy"] is not None for r in ok)  # variants: the Keras model each came from
-    rows = [("variant" if result["kind"] == "variants" else "model", "status", "bytes", "gzip",
-             *(("Keras acc",) if keras else ()), "accuracy", "macro F1", "agreement", "p50 ms", "FPS", "smaller",
-             "faster")]
-    for r in result["rows"]:
-        if r["status"] != "ok":
-            rows.append((r["name"], "failed", *[""] * (len(rows[0]) - 2)))
-            continue
-        agreement = "" if r["agreement"] is None else f"{r['agreement']:.4f}"
-        rows.append((r["name"], "ok", f"{r['bytes']:,}", f"{r['gzip_bytes']:,}",
-                     *((f"{r['keras_accuracy']:.4f}",) if keras else ()), f"{r['accuracy']:.4f}",
-                     f"{r['macro_f1']:.4f}", agreement, f"{r['p50_ms']:.2f}", f"{r['fps']:.1f}",
-                     f"{base['bytes'] / r['bytes']:.2f}x", f"{base['p50_ms'] / r['p50_ms']:.2f}x"))
-    if result["kind"] == "variants":
-        head = (f"{result['model']} @ {result['input_size']}px: trained on {result['images']['train']} images, "
-                f"evaluated on {result['images']['validation']} validation images")
-    else:
-        head = f"on {result['data']}"
-    lines = [head, table(rows)]
-    if base:
-        lines.append(f"smaller / faster: against {base['name']}; agreement: with {result['agreement_with']}")
-    lines += [f"{r['name']} failed: {r['reason']}" for r in result["rows"] if r["status"] != "ok"]
-    lines += [f"{r['name']}: measured sparsity {r['sparsity']:.3f}" for r in ok if r.get("sparsity") is not None]
-    return "\n".join(lines)
-
-
-def json_destination(json_path: str | None) -> Path | None:
-    """The file --json names, checked before any work; None for none or stdout (-)."""
-    return check_writable(json_path, "--json") if json_path not in (None, "-") else None
-
-
-def emit(result: dict, json_path: str | None, json_file: Path | None, as_text) -> None:
-    """Write the result to the --json file, and print it: as JSON for --json -, else as text."""
-    if json_file:
-        write_json(json_file, result)
-    click.echo(json.dumps(result, indent=2) if json_path == "-" else as_text(result))
-
-
-def need_data(data) -> None:
-    if data is None:
-        raise EdgeError("--data is required: a folder with one sub-folder of images per class")
-
-
-def parse_range(text: str | None) -> tuple[float, float] | None:
-    if text is None:
-        return None
-    try:
-        lo, hi = (float(part) for part in text.split(","))
-    except ValueError:
-        raise EdgeError(f"--input-range {text}: give two numbers LO,HI, e.g. -1,1 or 0,1 or 0,255") from None
-    return lo, hi
-
-
-def metrics_text(r: dict) -> str:
-    """The per-class table, the averages and the accuracy line, as `edge eval` and `edge run` print them."""
-    rows = [("class", "precision", "recall", "f1", "support")]
-    rows += [(label, f"{c['precision']:.4f}", f"{c['recall']:.4f}", f"{c['f1']:.4f}", str(c["support"]))
-             for label, c in r["per_class"].items()]
-    rows.append(("", "", "", "", ""))
-    rows += [(f"{name} avg", f"{r[name]['precision']:.4f}", f"{r[name]['recall']:.4f}", f"{r[name]['f1']:.4f}",
-              str(r["n"])) for name in ("macro", "weighted")]
-    top = ", ".join(f"top-{k} {v:.4f}" for k, v in r["top_k_accuracy"].items() if k != "1")
-    return f"{table(rows)}\n\naccuracy   {r['accuracy']:.4f} on {r['n']} images" + (f" ({top})" if top else "")
-
-
-def eval_text(r: dict) -> str:
-    lat = r["latency_ms"]
-    lines = [metrics_text(r)]
-    if lat["runs"]:
-        lines.append(f"latency    p50 {lat['p50']:.2f} ms, p90 {lat['p90']:.2f}, p99 {lat['p99']:.2f}, "
-                     f"mean {lat['mean']:.2f} ({r['fps']:.1f} images/s); first {lat['first']:.2f} ms, "
-                     f"{lat['runs']} runs after {lat['warmup']} warm-up")
-    else:
-        lines.append(f"latency    first {lat['first']:.2f} ms; too few images for steady-state numbers")
-    lines.append(f"model      {r['model']}: {r['model_bytes']:,} bytes, {r['input']['dtype']} input "
-                 f"{r['input']['size'][0]}x{r['input']['size'][1]}, {r['runtime']}, {r['threads']} threads, "
-                 f"batch {r['batch']}; reading an image {r['preprocess_ms']['mean']:.2f} ms")
-    skipped = r["skipped"]
-    if skipped["count"]:
-        shown = "; ".join(f"{f['path']} ({f['why']})" for f in skipped["files"][:3])
-        more = f" and {skipped['count'] - 3} more" if skipped["count"] > 3 else ""
-        lines.append(f"skipped    {skipped['count']} file(s): {shown}{more}")
-    lines += [f"note       {note}" for note in r["notes"]]
-    return "\n".join(lines)
-
-
-def models_table() -> str:
-    from convert.backbones import BACKBONES
-
-    rows = [("name", "input", "params", "preprocessing", "fine-tune layers")]
-    rows += [(b.name, str(b.input_size), f"{b.params_m:.1f}M", b.preprocessing, str(b.fine_tune_layers))
-             for b in BACKBONES.values()]
-    return table(rows)
-
-
-def table(rows) -> str:
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    return "\n".join("  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))).rstrip()
-                     for r in rows)
-
-
-def summary_text(s: dict) -> str:
-    m, q, b = s["metrics"], s["quantization"], s["backbone"]
-    lines = [
-        f"bundle     {s['bundle']}",
-        f"model      {b['name']} {b['input_size']}px, {q['mode']} (io {q['io_type']}), "
-        f"{s['model']['bytes']:,} bytes (gzip {s['model']['gzip_bytes']:,})",
-        "",
-        table([("validation", "accuracy", "macro F1"),
-               ("keras", f"{m['keras']['accuracy']:.4f}", f"{m['keras']['macro_f1']:.4f}"),
-               (f"tflite {q['mode']}", f"{m['tflite']['accuracy']:.4f}", f"{m['tflite']['macro_f1']:.4f}")]),
-        f"agreement  {m['agreement']:.4f} on {m['n']} images",
-        f"latency    p50 {m['host_latency_ms']['p50']:.2f} ms on this host (run 'edge eval' on the device for its own)",
-    ]
-    if s["sparsity"]:
-        lines.append(f"sparsity   {s['sparsity']['sparsity']:.3f} (target {s['sparsity']['target']})")
-    for phase in s["training"]["phases"]:
-        cache = phase.get("feature_cache")
-        extra = f", cached features ~{cache['estimated_speedup']}x faster" if cache else ""
-        lines.append(f"trained    {phase['phase']}: {phase['epochs']} epochs, {phase['seconds']} s{extra}")
-    lines.append(f"time       {s['training']['seconds']} s")
-    lines += [f"WARNING    {w}" for w in s["warnings"] + (s.get("edgetpu") or {}).get("warnings", [])]
-    return "\n".join(lines)
+    click.echo(render.tokens_text(store.list_tokens(store.open_db(db))))
 
 
 def main():

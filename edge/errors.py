@@ -23,3 +23,12 @@ def choose(kind: str, value: str, choices) -> str:
 def close_matches(value: str, choices) -> list[str]:
     """Up to three of `choices` that look like `value`, closest first."""
     return difflib.get_close_matches(value, list(choices), n=3, cutoff=0.4)
+
+
+def check_keywords(given, known, what: str) -> None:
+    """Refuse an option `what` does not have, suggesting the closest ones."""
+    for name in given:
+        if name not in known:
+            close = close_matches(name, known)
+            hint = f"did you mean {' or '.join(close)}?" if close else f"its options: {', '.join(sorted(known))}"
+            raise EdgeError(f"{what} has no option '{name}': {hint}")

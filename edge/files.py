@@ -6,13 +6,23 @@ from pathlib import Path
 from edge.errors import EdgeError
 
 
-def check_writable(path, option: str) -> Path:
-    """Refuse an output path before any long work, not after it."""
+def check_writable(path, option: str, suffixes: tuple[str, ...] = ()) -> Path:
+    """A file to write, refused before any long work, not after it."""
     path = Path(path)
+    if suffixes and not path.name.lower().endswith(suffixes):
+        raise EdgeError(f"{option} {path}: give a file name ending in {' or '.join(suffixes)}")
     if path.is_dir():
         raise EdgeError(f"{option} {path} is a folder: give a file name")
     if not path.parent.is_dir():
         raise EdgeError(f"{option} {path}: folder {path.parent} does not exist; create it or choose another path")
+    return path
+
+
+def check_folder(path, option: str, holds: str) -> Path:
+    """A folder to write `holds` into (made if new), refused before any long work if it is a file."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise EdgeError(f"{option} {path} is a file: give a folder for {holds}")
     return path
 
 

@@ -10,6 +10,8 @@ import numpy as np
 from edge.errors import EdgeError, close_matches
 from edge.images import is_image_file
 
+DATA_REQUIRED = "--data is required: a folder with one sub-folder of images per class"
+
 
 @dataclass
 class ImageFolder:
@@ -26,9 +28,7 @@ def scan(root, classes: list[str] | None = None) -> ImageFolder:
     Without `classes`, the sorted sub-folder names are the classes. With `classes` (a model's labels),
     every sub-folder must be one of them and labels index into them; classes may lack a folder.
     """
-    root = Path(root)
-    if not root.is_dir():
-        raise EdgeError(f"data folder {root} does not exist: give a folder with one sub-folder of images per class")
+    root = check_data(root)
     found = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
     if not found:
         raise EdgeError(f"{root} has no class sub-folders: put each class's images in {root}/<class name>/")
@@ -56,6 +56,16 @@ def scan(root, classes: list[str] | None = None) -> ImageFolder:
             elif path.is_file():
                 skipped.append((str(path), "not an image file"))
     return ImageFolder(root, list(classes), paths, np.array(labels, dtype=np.int64), skipped)
+
+
+def check_data(root) -> Path:
+    """An image-folder root that exists; called before any long work."""
+    if root is None:
+        raise EdgeError(DATA_REQUIRED)
+    root = Path(root)
+    if not root.is_dir():
+        raise EdgeError(f"data folder {root} does not exist: give a folder with one sub-folder of images per class")
+    return root
 
 
 def _preview(names: list[str], limit: int = 12) -> str:

@@ -13,6 +13,7 @@ import numpy as np
 
 from edge.errors import EdgeError, choose
 from edge.preprocess import output_to_scores, pixels_to_input
+from edge.quiet import quiet_stderr
 
 RUNTIMES = {"ai_edge_litert": "ai-edge-litert", "tflite_runtime": "tflite-runtime", "tensorflow": "tensorflow"}
 
@@ -57,8 +58,9 @@ def make_interpreter(model, threads: int | None = None, delegate: str | None = N
     delegate = pick_delegate(name, delegate)
     delegates = [_load(delegate, load_delegate)] if delegate else []
     try:
-        interpreter = Interpreter(**source, num_threads=threads, experimental_delegates=delegates)
-        interpreter.allocate_tensors()
+        with quiet_stderr():  # "Created TensorFlow Lite XNNPACK delegate for CPU."
+            interpreter = Interpreter(**source, num_threads=threads, experimental_delegates=delegates)
+            interpreter.allocate_tensors()
     except (ValueError, RuntimeError) as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         if "edgetpu-custom-op" in str(e):

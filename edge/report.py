@@ -8,10 +8,12 @@ import math
 import re
 import uuid
 
+from edge.errors import EdgeError
+
 FORMAT_VERSION = 1
-ID = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
-DEVICE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
-SHA256 = re.compile(r"^[0-9a-f]{64}$")
+ID = re.compile(r"[A-Za-z0-9_-]{8,64}")
+NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")  # device and reader names: safe in URLs, file names, logs
+SHA256 = re.compile(r"[0-9a-f]{64}")
 MAX_CLASSES = 1000
 
 
@@ -20,6 +22,14 @@ def make_report(summary: dict, device_id: str, run_id: str, seq: int, model_sha2
     """A report from a window's run summary. `start`/`end`: Unix seconds."""
     return {"format_version": FORMAT_VERSION, "id": uuid.uuid4().hex, "device_id": device_id, "run_id": run_id,
             "seq": seq, "model_sha256": model_sha256, "window": {"start": start, "end": end}, **summary}
+
+
+def check_name(value, what: str = "--device-id") -> str:
+    """A device's (or reader's) name, the one rule host and device hold names to."""
+    if not isinstance(value, str) or not NAME.fullmatch(value):
+        raise EdgeError(f"{what} '{value}': letters, digits, '.', '_' and '-', up to 64, starting with a letter or "
+                        "digit, e.g. pi-kitchen")
+    return value
 
 
 def _number(value, lo=-math.inf, hi=math.inf, null=False) -> bool:
@@ -33,7 +43,7 @@ def _count(value) -> bool:
 
 
 def _text(pattern):
-    return lambda value: isinstance(value, str) and pattern.match(value) is not None
+    return lambda value: isinstance(value, str) and pattern.fullmatch(value) is not None
 
 
 def _window(value) -> bool:
@@ -51,7 +61,7 @@ def _latency(value) -> bool:
 REQUIRED = {
     "format_version": (lambda v: _count(v) and v == FORMAT_VERSION, f"{FORMAT_VERSION}"),
     "id": (_text(ID), "8-64 letters, digits, '_' or '-'"),
-    "device_id": (_text(DEVICE), "a device name"),
+    "device_id": (_text(NAME), "a device name"),
     "run_id": (_text(ID), "8-64 letters, digits, '_' or '-'"),
     "seq": (_count, "a count"),
     "model_sha256": (_text(SHA256), "64 lower-case hex digits"),

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from edge.errors import EdgeError
 from edge.outbox import LIMIT, Outbox
-from edge.report import DEVICE
+from edge.report import check_name
 
 BATCH = 50  # reports a POST
 BACKOFF_START, BACKOFF_MAX = 0.5, 60.0  # seconds
@@ -42,9 +42,7 @@ class ReportOptions:
             raise EdgeError(f"--report-to {self.url}: give the host's URL, e.g. http://192.168.1.10:8765")
         if not self.token:
             raise EdgeError("--report-to needs --token: make one on the host with 'edge token create DEVICE'")
-        if not DEVICE.match(self.device_id or ""):
-            raise EdgeError(f"--device-id '{self.device_id}': letters, digits, '.', '_' and '-', up to 64 "
-                            "(the name the token was made for)")
+        check_name(self.device_id)
         if self.every <= 0 or self.flush < 0:
             raise EdgeError("--report-every must be positive and the flush time at least 0 (seconds)")
 

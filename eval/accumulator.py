@@ -1,11 +1,11 @@
 """Metrics that grow one prediction at a time (live evaluation on the device, and `edge eval`).
 
-Reading the metrics at any moment gives exactly what the batch functions in `eval.metrics` give for
+Reading the metrics at any moment gives exactly what the batch functions in `edge.eval.metrics` give for
 the predictions added so far: both are computed from the same confusion matrix and top-k counts.
 """
 import numpy as np
 
-from eval.metrics import report, true_class_ranks
+from edge.eval.metrics import report, true_class_ranks
 
 
 class Accumulator:

@@ -4,45 +4,23 @@ and measure what it gets right and how long it takes, with the interpreter code 
 Latency is the model call alone (set the input tensor, invoke, copy the output), timed per invoke;
 reading and resizing images is timed apart, as `preprocess_ms`.
 """
-import re
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
-from edge.bundle import MANIFEST, read_bundle
 from edge.errors import EdgeError
+from edge.eval.accumulator import Accumulator
+from edge.eval.latency import latency_stats
 from edge.folders import scan
 from edge.images import BadImage, read_rgb
-from edge.interpreter import (
-    input_detail,
-    input_size,
-    invoker,
-    make_interpreter,
-    n_classes,
-    output_detail,
-    pick_delegate,
-    resolve_threads,
-    runtime,
-    set_batch,
-)
+from edge.interpreter import input_detail, input_size, invoker, output_detail, set_batch
+from edge.model import Model, load_model
 from edge.preprocess import output_to_scores, pixels_to_input, resize
 from edge.progress import Log
-from eval.accumulator import Accumulator
-from eval.latency import latency_stats
 
 WARMUP = 5  # untimed-for-the-stats runs after the first: enough for caches and thread pools to settle
-
-
-@dataclass(frozen=True)
-class ModelFile:
-    """A model to evaluate: its .tflite file, class names in output order, and input pixel range."""
-    path: Path
-    labels: list[str] | None  # None: a bare file without --labels (known once the model is loaded)
-    input_range: tuple[float, float]
-    source: str  # "bundle" or "tflite"
 
 
 @dataclass
@@ -52,56 +30,7 @@ class Evaluation:
     y_pred: np.ndarray
     paths: list[str]  # the evaluated images, in order
     times_ms: list[float]  # one per invoke: the first, the warm-up runs, then one per batch
-
-
-def open_model(model, labels=None, input_range=None, delegate=None) -> ModelFile:
-    """A bundle folder carries its labels and input range; a bare .tflite file takes them as options.
-    On the Edge TPU a bundle's compiled model is used, if it has one."""
-    path = Path(model)
-    if path.is_dir():
-        if labels is not None or input_range is not None:
-            raise EdgeError(f"{path} is a bundle: it carries its labels and input range; "
-                            "--labels and --input-range are for bare .tflite files")
-        bundle = read_bundle(path)
-        lo, hi = bundle.manifest["input"]["range"]
-        file = bundle.edgetpu_path if delegate == "edgetpu" and bundle.edgetpu_path else bundle.model_path
-        return ModelFile(file, bundle.labels, (float(lo), float(hi)), "bundle")
-    if not path.is_file():
-        raise EdgeError(f"model {path} does not exist: give a bundle folder (with {MANIFEST}) or a .tflite file")
-    lo, hi = input_range if input_range is not None else (0.0, 255.0)
-    if not lo < hi:
-        raise EdgeError(f"--input-range {lo},{hi}: the low end must be below the high end (e.g. -1,1 or 0,1)")
-    return ModelFile(path, read_labels(labels) if labels is not None else None, (float(lo), float(hi)), "tflite")
-
-
-def model_labels(target: ModelFile, interpreter) -> list[str]:
-    """The class names, one per output of the loaded model."""
-    classes = n_classes(interpreter)
-    if target.labels is None:
-        raise EdgeError(f"{target.path} is a bare .tflite file: give --labels FILE with its {classes} class names, "
-                        "one a line in output order")
-    if len(target.labels) != classes:
-        raise EdgeError(f"--labels has {len(target.labels)} class names but the model has {classes} outputs: "
-                        "give one name per output, in output order")
-    return target.labels
-
-
-def read_labels(path) -> list[str]:
-    """Class names, one a line in output order; also Coral's "0 name" / "0: name" files, whose
-    indices may skip (missing ones are named by their index)."""
-    path = Path(path)
-    try:
-        lines = [line.strip() for line in path.read_text(encoding="utf-8-sig").splitlines()]
-    except (OSError, UnicodeDecodeError) as e:
-        raise EdgeError(f"cannot read --labels {path} ({e}): give a text file with one class name a line") from None
-    lines = [line for line in lines if line]
-    if not lines:
-        raise EdgeError(f"--labels {path} is empty: give one class name a line, in the model's output order")
-    numbered = [re.fullmatch(r"(\d+)[:\s]\s*(.+)", line) for line in lines]
-    if all(numbered):
-        names = {int(m.group(1)): m.group(2).strip() for m in numbered}
-        return [names.get(i, str(i)) for i in range(max(names) + 1)]
-    return lines
+    model: Model  # the model as loaded, ready to run again
 
 
 def evaluate(model, data, labels=None, input_range=None, threads: int | None = None, top_k=None, batch: int = 1,
@@ -111,11 +40,8 @@ def evaluate(model, data, labels=None, input_range=None, threads: int | None = N
     log = log or Log(enabled=False)
     if batch < 1 or warmup < 0:
         raise EdgeError("--batch must be at least 1 and --warmup at least 0")
-    target = open_model(model, labels, input_range, delegate)
-    threads = resolve_threads(threads)
-    delegate = pick_delegate(target.path.name, delegate)
-    interpreter = make_interpreter(target.path, threads, delegate)
-    names = model_labels(target, interpreter)
+    target = load_model(model, labels, input_range, threads, delegate)
+    interpreter, names = target.interpreter, target.labels
     classes = len(names)
     top_k = default_top_k(classes) if top_k is None else _check_top_k(top_k, classes)
     set_batch(interpreter, batch)
@@ -155,18 +81,17 @@ def evaluate(model, data, labels=None, input_range=None, threads: int | None = N
     latency = latency_stats(times, warmup, batch)
     fps = latency.pop("fps")
     report = {
-        "model": str(target.path), "source": target.source, "model_bytes": target.path.stat().st_size,
-        "data": str(data), **acc.report(), "latency_ms": latency, "fps": fps,
+        **target.facts(), "data": str(data), **acc.report(), "latency_ms": latency, "fps": fps,
         "preprocess_ms": {"mean": float(np.mean(read_ms)), "p50": float(np.median(read_ms))},
         "skipped": {"count": len(skipped), "files": [{"path": p, "why": w} for p, w in skipped]},
         "input": {"size": [height, width], "dtype": np.dtype(input_detail(interpreter)["dtype"]).name,
                   "range": list(target.input_range)},
-        "runtime": runtime(interpreter), "delegate": delegate, "threads": threads, "batch": batch,
+        "batch": batch,
     }
     if acc.n >= 2 * classes and len(set(y_pred)) == 1:
         hint = "check --input-range: a wrong input range" if target.source == "tflite" else "a broken export"
         report["notes"].append(f"every image was classified as {names[y_pred[0]]}: {hint} gives one-class outputs")
-    return Evaluation(report, np.array(y_true), np.array(y_pred), paths, times)
+    return Evaluation(report, np.array(y_true), np.array(y_pred), paths, times, target)
 
 
 def classify_all(interpreter, items: Iterable[tuple[np.ndarray, object]], input_range=(0.0, 255.0), batch: int = 1,

@@ -6,16 +6,16 @@ from pathlib import Path
 import numpy as np
 
 from edge.errors import EdgeError
-from edge.files import write_atomic
+from edge.files import check_writable, write_atomic
+from edge.version import install_hint
 
 FORMATS = (".png", ".svg", ".pdf")
 ANNOTATE_UP_TO = 20  # classes; beyond that the numbers in the cells are unreadable
 
 
 def check_plot_path(path) -> Path:
-    path = Path(path)
-    if path.suffix.lower() not in FORMATS:
-        raise EdgeError(f"--plot {path}: give a file name ending in {', '.join(FORMATS)}")
+    """A file the plot can go to, and matplotlib to draw it: checked before any long work."""
+    path = check_writable(path, "--plot", FORMATS)
     _pyplot()
     return path
 
@@ -27,7 +27,7 @@ def _pyplot():
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        raise EdgeError("--plot needs matplotlib: pip install 'edge[plot]' (or leave out --plot)") from None
+        raise EdgeError(f"--plot needs matplotlib: {install_hint('plot')} (or leave out --plot)") from None
     return plt
 
 

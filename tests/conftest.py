@@ -11,7 +11,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 def digits(tmp_path_factory):
     """680 real 48x48 digit scans, 4 classes: the separable set the end-to-end run must learn
     (0.96-0.99 validation accuracy over seeds 0-2; 400 scans and 8 epochs gave 0.89-0.95)."""
-    from convert.demo import write_digits
+    from edge.converter.demo import write_digits
 
     return write_digits(tmp_path_factory.mktemp("digits"), per_class=170, size=48)
 
@@ -19,7 +19,7 @@ def digits(tmp_path_factory):
 @pytest.fixture(scope="session")
 def few_digits(tmp_path_factory):
     """48 real 32x32 digit scans, 3 classes: for runs that test plumbing, not learning."""
-    from convert.demo import write_digits
+    from edge.converter.demo import write_digits
 
     return write_digits(tmp_path_factory.mktemp("few"), digits=(0, 1, 7), per_class=16, size=32)
 
@@ -43,7 +43,15 @@ def e2e(digits, tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def device_site(tmp_path_factory):
-    """A site-packages with only what `pip install edge` brings (tests/device.py)."""
+    """A site-packages with only the requirements a device install brings (tests/device.py)."""
     from tests.device import build_site
 
     return build_site(tmp_path_factory.mktemp("device-site"))
+
+
+@pytest.fixture(scope="session")
+def device_code(tmp_path_factory):
+    """edge's device layers as a device gets them: the wheel `edge package` ships, unpacked."""
+    from tests.device import unpacked_device_wheel
+
+    return unpacked_device_wheel(tmp_path_factory.mktemp("device-code"))

@@ -9,9 +9,7 @@ from pathlib import Path
 import pytest
 from packaging.requirements import Requirement
 
-from devices.package import device_requirements
-
-REPO = Path(__file__).resolve().parents[1]
+from edge.devices.package import device_requirements
 
 
 def device_packages() -> set[str]:
@@ -43,9 +41,34 @@ def build_site(site: Path) -> Path:
     return site
 
 
-def on_device(site: Path, *args: str, code: Path = REPO) -> subprocess.CompletedProcess:
-    """Python without its site-packages (-S), with only the device packages and edge's code (this repo,
-    or where a package installed it) on the path."""
+def unpacked_device_wheel(folder: Path) -> Path:
+    import io
+    import zipfile
+
+    from edge.devices.package import device_wheel
+
+    zipfile.ZipFile(io.BytesIO(device_wheel()[1])).extractall(folder)
+    return folder
+
+
+def on_device(site: Path, *args: str, code: Path) -> subprocess.CompletedProcess:
+    """Python without its site-packages (-S), with only the device packages and edge's device code (or
+    where a package installed it) on the path."""
     env = {**os.environ, "PYTHONPATH": f"{site}{os.pathsep}{code}", "PYTHONNOUSERSITE": "1"}
     return subprocess.run([sys.executable, "-S", *args], capture_output=True, text=True, env=env, timeout=300,
                           check=False)
+
+
+def new_venv(path: Path) -> tuple[Path, Path]:
+    """A fresh venv: (its python, its site-packages)."""
+    subprocess.run([sys.executable, "-m", "venv", path], check=True, capture_output=True)
+    python = path / "bin" / "python"
+    site = subprocess.run([python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"], check=True,
+                          capture_output=True, text=True).stdout.strip()
+    return python, Path(site)
+
+
+def top_level_names(site: Path) -> set[str]:
+    """The import names a site-packages folder offers (packages and modules, not their metadata)."""
+    return {p.name.removesuffix(".py") for p in site.iterdir()
+            if p.name != "__pycache__" and not p.name.endswith((".dist-info", ".pth"))}

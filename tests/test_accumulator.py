@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from eval.accumulator import Accumulator
-from eval.metrics import classification_report
+from edge.eval.accumulator import Accumulator
+from edge.eval.metrics import classification_report
 from tests.test_metrics import random_case
 
 

@@ -7,7 +7,7 @@ import subprocess
 import pytest
 
 from edge.reporter import ReportOptions
-from edge.run import RunOptions, run
+from edge.runner import RunOptions, run
 from tests.cli import edge_cli
 from tests.server import Server
 

@@ -3,7 +3,7 @@ import shutil
 import numpy as np
 import pytest
 
-from convert.datasets import load_split, stratified_split
+from edge.converter.datasets import load_split, stratified_split
 from edge.errors import EdgeError
 
 

@@ -4,9 +4,9 @@ import shutil
 
 import pytest
 
-from convert.pipeline import sram_warning
-from devices.edgetpu import COMPILER, concerns, parse_log
-from devices.profiles import get_profile
+from edge.converter.pipeline import sram_warning
+from edge.devices.edgetpu import COMPILER, concerns, parse_log
+from edge.devices.profiles import get_profile
 from edge.errors import EdgeError
 from tests.cli import edge_cli
 

@@ -7,11 +7,12 @@ import cv2
 import numpy as np
 import pytest
 
+from edge.eval.evaluate import evaluate
 from edge.folders import scan
 from edge.images import read_rgb
 from edge.interpreter import classify, make_interpreter
+from edge.model import read_labels
 from edge.preprocess import resize
-from eval.evaluate import evaluate, read_labels
 from tests.cli import edge_cli, edge_cli_without_tensorflow
 
 SIZE = 32
@@ -21,9 +22,9 @@ SIZE = 32
 def third_party(digits, tmp_path_factory):
     """A small CNN the way other tools export one: takes pixels scaled to [-1, 1] itself, no
     preprocessing in the graph, labels in a separate file. Exported with float32, int8 and uint8 IO."""
-    from convert.datasets import load_split
-    from convert.quantize import to_tflite
-    from convert.tfkeras import keras
+    from edge.converter.datasets import load_split
+    from edge.converter.quantize import to_tflite
+    from edge.converter.tfkeras import keras
 
     split = load_split(digits, SIZE, seed=0)
     scale = lambda x: x.astype(np.float32) / 127.5 - 1  # noqa: E731

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from eval.latency import latency_stats
+from edge.eval.latency import latency_stats
 
 
 def test_first_and_warmup_are_kept_out_of_the_steady_state():

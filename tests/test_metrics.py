@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 from sklearn import metrics as sk
 
-from eval.metrics import (
+from edge.eval.metrics import (
     classification_report,
     confusion_matrix,
     top_k_accuracy,

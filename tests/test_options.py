@@ -1,6 +1,6 @@
 import pytest
 
-from convert.options import ConvertOptions
+from edge.converter.options import ConvertOptions
 from edge.errors import EdgeError
 
 

@@ -1,18 +1,24 @@
 """`edge package`: what goes into the .tar.gz, that its script and unit pass their checkers, and that
-the device code inside it installs and runs `edge eval` on a device Python with no TensorFlow."""
+the device wheel inside it installs into a fresh venv as one import name and runs `edge eval` with no
+TensorFlow."""
 import json
 import shutil
 import subprocess
 import sys
 import tarfile
+import zipfile
 from pathlib import Path
 
 import pytest
 
 from edge.bundle import read_bundle, write_bundle
-from eval.evaluate import evaluate, open_model
+from edge.eval.evaluate import evaluate
+from edge.model import load_model
+from edge.version import VERSION
 from tests.cli import edge_cli
-from tests.device import on_device
+from tests.device import new_venv, top_level_names
+
+WHEEL = f"edge_vision-{VERSION}-py3-none-any.whl"
 
 
 @pytest.fixture(scope="module")
@@ -29,12 +35,18 @@ def packed(e2e, tmp_path_factory):
 
 def test_package_contents(packed, e2e):
     names = {str(p.relative_to(packed)) for p in packed.rglob("*") if p.is_file()}
-    assert {"setup.sh", "edge-run.service", "edge.conf", "requirements.txt", "README.txt", "edge-src/pyproject.toml",
-            "bundle/model.tflite", "bundle/labels.txt", "bundle/edge.json", "edge-src/edge/run.py",
-            "edge-src/eval/metrics.py", "edge-src/devices/profiles.py"} <= names
-    assert not any(n.startswith("edge-src/convert") or "__pycache__" in n for n in names)  # the host side stays home
-    requirements = (packed / "requirements.txt").read_text()
-    assert "ai-edge-litert" in requirements and "tensorflow" not in requirements
+    assert names == {"setup.sh", "edge-run.service", "edge.conf", "README.txt", WHEEL, "bundle/model.tflite",
+                     "bundle/labels.txt", "bundle/edge.json"}
+    with zipfile.ZipFile(packed / WHEEL) as wheel:
+        inside = set(wheel.namelist())
+        metadata = wheel.read(f"edge_vision-{VERSION}.dist-info/METADATA").decode()
+        commands = wheel.read(f"edge_vision-{VERSION}.dist-info/entry_points.txt").decode()
+    assert {"edge/runner.py", "edge/cli.py", "edge/eval/metrics.py", "edge/devices/profiles.py"} <= inside
+    # the host side stays home: no convert, no server, no compiler wrapper, no packager
+    assert not [n for n in inside if n.startswith(("edge/convert", "edge/server", "edge/devices/edgetpu",
+                                                   "edge/devices/package")) or "__pycache__" in n]
+    assert "Name: edge-vision" in metadata and "Requires-Dist: ai-edge-litert" in metadata
+    assert "tensorflow" not in metadata and "edge = edge.cli:main" in commands
     conf = dict(line.split("=", 1) for line in (packed / "edge.conf").read_text().splitlines()
                 if line and not line.startswith("#"))
     assert conf["EDGE_SOURCE"] == '"libcamerasrc ! videoconvert ! appsink"'
@@ -62,22 +74,28 @@ def test_service_unit_passes_systemd_analyze(packed, tmp_path):
     assert r.returncode == 0 and not r.stderr.strip() and not r.stdout.strip(), r.stderr
 
 
-def test_the_packaged_code_installs_and_evaluates_without_tensorflow(packed, device_site, digits, e2e, tmp_path):
-    target = tmp_path / "installed"
-    r = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
-                        "--target", target, packed / "edge-src"], capture_output=True, text=True)
+def test_the_device_wheel_installs_one_name_and_evaluates_without_tensorflow(packed, device_site, digits, e2e,
+                                                                             tmp_path):
+    """setup.sh's pip install, in a fresh venv (its dependencies come from the device site: no download)."""
+    python, site = new_venv(tmp_path / "venv")
+    before = top_level_names(site)
+    r = subprocess.run([python, "-m", "pip", "install", "--quiet", "--no-deps", "--no-index", packed / WHEEL],
+                       capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
-    assert not (target / "convert").exists()
-    r = on_device(device_site, "-m", "edge.cli", "eval", packed / "bundle", "--data", digits, "--json", "-",
-                  code=target)
+    assert top_level_names(site) - before == {"edge"}
+    (site / "device-deps.pth").write_text(f"{device_site}\n")
+    r = subprocess.run([tmp_path / "venv" / "bin" / "edge", "eval", packed / "bundle", "--data", digits, "--json"],
+                       capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["confusion_matrix"] == evaluate(e2e["bundle"], digits).report["confusion_matrix"]
+    r = subprocess.run([tmp_path / "venv" / "bin" / "edge", "convert", "--data", digits], capture_output=True, text=True)
+    assert r.returncode == 2 and "runs on a host, and this is a device install" in r.stderr, r.stderr
 
 
 @pytest.mark.parametrize("args,message", [
     (["--device", "rpi5", "--report-to", "192.168.1.10"], "give the edge serve host's URL"),
     (["--device", "rpi9"], "did you mean"),
-    (["--device", "rpi5", "--out", "pi.zip"], "give a .tar.gz file name"),
+    (["--device", "rpi5", "--out", "pi.zip"], "give a file name ending in .tar.gz"),
     (["--device", "rpi5", "--device-id", "pi kitchen"], "--device-id 'pi kitchen'"),
     (["--device", "rpi5", "--source", 'rtsp://cam/"1"'], "cannot go into edge.conf"),
 ])
@@ -114,5 +132,8 @@ def test_a_coral_package_runs_on_the_edge_tpu_and_may_use_the_plugdev_device(e2e
     r = edge_cli("package", compiled.path, "--device", "coral-usb", "--out", tmp_path / "b" / "coral.tar.gz", *args)
     assert r.returncode == 0 and "no model compiled" not in r.stderr, r.stderr
     assert (unpack(tmp_path / "b" / "coral.tar.gz") / "bundle" / "model_edgetpu.tflite").is_file()
-    assert open_model(compiled.path, delegate="edgetpu").path == compiled.edgetpu_path
-    assert open_model(compiled.path).path == compiled.model_path
+    # (the compiled bytes here are the CPU model's, so the delegate is left out of loading)
+    from edge.model import _locate
+
+    assert _locate(compiled.path, None, None, "edgetpu")[0] == compiled.edgetpu_path
+    assert load_model(compiled.path).path == compiled.model_path

@@ -34,7 +34,7 @@ def test_bundle_io_matches_the_manifest(e2e):
 
 def test_device_path_reproduces_the_manifest_accuracy(e2e, digits):
     """Files -> read_rgb -> resize -> interpreter, as a device would: the same validation accuracy."""
-    from convert.datasets import stratified_split
+    from edge.converter.datasets import stratified_split
     from edge.folders import scan
 
     bundle = read_bundle(e2e["bundle"])
@@ -57,6 +57,7 @@ def test_manifest_records_the_contract(e2e):
                                                                                  "skipped": []}
 
 
+@pytest.mark.slow  # pruning and QAT on one model: 140 s on 2 cores
 def test_qat_exports_int8(few_digits, tmp_path, fast):
     import edge
 
@@ -70,7 +71,7 @@ def test_qat_exports_int8(few_digits, tmp_path, fast):
 
 
 def test_max_drop_flags_and_suggests_qat():
-    from convert.pipeline import compare, drop_warning
+    from edge.converter.pipeline import compare, drop_warning
 
     y = np.array([0, 1, 2, 0])
     keras_scores, tflite_scores = np.eye(3)[y], np.eye(3)[[0, 1, 2, 1]]

@@ -1,8 +1,8 @@
 """The device profile table: every entry names things edge knows, and the CLI shows it."""
 import json
 
-from convert.quantize import IO_TYPES, QUANTIZATIONS
-from devices.profiles import PROFILES
+from edge.converter.quantize import IO_TYPES, QUANTIZATIONS
+from edge.devices.profiles import PROFILES
 from edge.interpreter import DELEGATES
 from tests.cli import edge_cli
 

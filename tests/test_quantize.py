@@ -1,9 +1,9 @@
 import numpy as np
 import pytest
 
-from convert.backbones import build_classifier, get_backbone
-from convert.datasets import load_split
-from convert.quantize import QUANTIZATIONS, calibration_images, to_tflite
+from edge.converter.backbones import build_classifier, get_backbone
+from edge.converter.datasets import load_split
+from edge.converter.quantize import QUANTIZATIONS, calibration_images, to_tflite
 from edge.interpreter import classify, input_detail, make_interpreter
 
 
@@ -22,7 +22,9 @@ def _tflite_scores(model_bytes, images):
     return np.stack([classify(interpreter, image) for image in images])
 
 
-@pytest.mark.parametrize("mode,tolerance", [("float32", 1e-4), ("float16", 2e-2), ("dynamic", 0.1)])
+# float32 and float16 exports are also compared with their Keras model by edge bench's default test.
+@pytest.mark.parametrize("mode,tolerance", [pytest.param("float32", 1e-4, marks=pytest.mark.slow),
+                                            pytest.param("float16", 2e-2, marks=pytest.mark.slow), ("dynamic", 0.1)])
 def test_float_io_modes_match_keras(trained, mode, tolerance):
     model, split = trained
     keras_scores = model.predict(split.val_x.astype(np.float32), verbose=0)
@@ -30,6 +32,7 @@ def test_float_io_modes_match_keras(trained, mode, tolerance):
     assert np.abs(scores - keras_scores).max() < tolerance
 
 
+@pytest.mark.slow  # three int8 conversions; the default suite's uint8 IO is the end-to-end fixture's
 def test_int8_io_types_carry_their_quantization(trained):
     model, split = trained
     calibration = calibration_images(split.train_x, 16, seed=0)

@@ -14,7 +14,7 @@ import pytest
 from edge.errors import EdgeError
 from edge.outbox import Outbox
 from edge.reporter import ReportOptions
-from edge.run import RunOptions, run
+from edge.runner import RunOptions, run
 from tests.cli import edge_cli
 from tests.server import Server, free_port
 

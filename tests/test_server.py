@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from edge.report import make_report
-from edge.run import RunOptions, run
+from edge.runner import RunOptions, run
 from tests.cli import edge_cli
 from tests.server import Server
 
@@ -192,7 +192,7 @@ def test_token_cli(tmp_path):
     r = edge_cli("token", "create", "pi-kitchen", "--db", db)
     assert r.returncode == 2 and "already has a token" in r.stderr
     r = edge_cli("token", "create", "../etc", "--db", db)
-    assert r.returncode == 2 and "not a usable name" in r.stderr
+    assert r.returncode == 2 and "'../etc': letters, digits" in r.stderr
     r = edge_cli("token", "list", "--db", db)
     assert "pi-kitchen" in r.stdout and first not in r.stdout
     r = edge_cli("token", "revoke", "nobody", "--db", db)

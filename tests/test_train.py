@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from convert.backbones import build_classifier, get_backbone
-from convert.train import class_weights, set_trainable
+from edge.converter.backbones import build_classifier, get_backbone
+from edge.converter.train import class_weights, set_trainable
 
 
 def test_class_weights_only_when_imbalanced():
@@ -12,7 +12,7 @@ def test_class_weights_only_when_imbalanced():
 
 
 def test_fine_tuning_unfreezes_the_top_layers_but_never_batchnorm():
-    from convert.tfkeras import keras
+    from edge.converter.tfkeras import keras
 
     clf = build_classifier(get_backbone("mobilenetv2"), 2, 32, weights="none", alpha=0.35)
     count = set_trainable(clf.backbone_layers, 20)
@@ -34,7 +34,7 @@ def test_frozen_backbone_features_do_not_depend_on_training_mode():
 @pytest.fixture(scope="module")
 def backbone_weights(tmp_path_factory):
     """A weights file standing in for a pretrained backbone (no downloads here)."""
-    from convert.tfkeras import keras
+    from edge.converter.tfkeras import keras
 
     path = tmp_path_factory.mktemp("w") / "mobilenetv2.h5"
     keras.applications.MobileNetV2(include_top=False, weights=None, input_shape=(32, 32, 3), alpha=0.35).save_weights(path)
@@ -51,6 +51,7 @@ def test_transfer_learning_runs_two_phases_with_cached_features(few_digits, tmp_
     assert fine["phase"] == "fine-tune" and 0 < fine["unfrozen_layers"] <= 54
 
 
+@pytest.mark.slow
 def test_augmentation_trains_the_head_on_images(few_digits, tmp_path, backbone_weights, fast):
     import edge
 
@@ -60,7 +61,7 @@ def test_augmentation_trains_the_head_on_images(few_digits, tmp_path, backbone_w
 
 
 def test_augmenter_keeps_shape_and_pixel_range():
-    from convert.augment import augmenter
+    from edge.converter.augment import augmenter
 
     x = np.random.default_rng(0).integers(0, 256, (6, 32, 32, 3)).astype(np.float32)
     out = augmenter(seed=1)(x, training=True).numpy()

@@ -9,7 +9,6 @@
 set -euo pipefail
 WORK=${1:?usage: check.sh WORK EDGE-ARGS...}
 shift
-REPO=$(cd "$(dirname "$0")/../.." && pwd)
 ROOT=$WORK/root
 SITE=$WORK/site
 MIRROR=${MIRROR:-http://deb.debian.org/debian}
@@ -44,8 +43,8 @@ fi
 
 if [ ! -f "$SITE/.complete" ]; then
   rm -rf "$SITE" "$WORK/wheels"
-  mapfile -t REQUIREMENTS < <(PYTHONPATH="$REPO" "$PYTHON" -c \
-    'from devices.package import device_requirements; print("\n".join(device_requirements()))')
+  mapfile -t REQUIREMENTS < <("$PYTHON" -c \
+    'from edge.devices.package import device_requirements; print("\n".join(device_requirements()))')
   "$PYTHON" -m pip download --quiet --only-binary=:all: --python-version 3.11 --implementation cp "${PLATFORMS[@]}" \
     -d "$WORK/wheels" "${REQUIREMENTS[@]}" >&2
   "$PYTHON" -m pip install --quiet --no-index --no-deps --python-version 3.11 --implementation cp "${PLATFORMS[@]}" \
@@ -53,5 +52,10 @@ if [ ! -f "$SITE/.complete" ]; then
   touch "$SITE/.complete"
 fi
 
-PYTHONPATH="$SITE:$REPO" PYTHONNOUSERSITE=1 exec qemu-aarch64-static -cpu "$CPU" -L "$ROOT" \
+# edge's device layers, as `edge package` ships them (a wheel, unpacked), from the edge installed here.
+rm -rf "$WORK/code"
+"$PYTHON" -c 'import io, sys, zipfile; from edge.devices.package import device_wheel
+zipfile.ZipFile(io.BytesIO(device_wheel()[1])).extractall(sys.argv[1])' "$WORK/code"
+
+PYTHONPATH="$SITE:$WORK/code" PYTHONNOUSERSITE=1 exec qemu-aarch64-static -cpu "$CPU" -L "$ROOT" \
   "$ROOT/usr/bin/python3.11" -m edge.cli "$@"

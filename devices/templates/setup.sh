@@ -41,8 +41,10 @@ done
 id -u edge >/dev/null 2>&1 || useradd --system --home-dir /var/lib/edge --shell /usr/sbin/nologin edge
 "$PYTHON" -m venv "$PREFIX/venv"
 "$PREFIX/venv/bin/pip" install --quiet --upgrade pip
-"$PREFIX/venv/bin/pip" install --quiet -r requirements.txt
-"$PREFIX/venv/bin/pip" install --quiet --no-deps ./edge-src
+# edge's device install and what it requires (numpy, OpenCV, click, LiteRT); then its code again, for a
+# package of the same version with newer code, which pip would otherwise take as already installed.
+"$PREFIX/venv/bin/pip" install --quiet ./@WHEEL@
+"$PREFIX/venv/bin/pip" install --quiet --force-reinstall --no-deps ./@WHEEL@
 # Check the new bundle, then swap it in whole: the running one stays until its successor is known good.
 rm -rf "$PREFIX/bundle.new"
 cp -r bundle "$PREFIX/bundle.new"

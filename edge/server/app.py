@@ -24,9 +24,9 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, StreamingResponse
 from starlette.routing import Route
 
+from edge.eval.metrics import report as metrics_report
 from edge.report import check_report
 from edge.server import store
-from eval.metrics import report as metrics_report
 
 MAX_BATCH = 500  # reports in one POST
 DRAIN = 8  # bodies up to this many times max_body are read to the end before the 413

@@ -7,18 +7,17 @@ once by its id, so a device may retry a batch as often as it likes.
 import hashlib
 import hmac
 import json
-import re
 import secrets
 import sqlite3
 import time
-from pathlib import Path
 
 import numpy as np
 
 from edge.errors import EdgeError
+from edge.files import check_writable
+from edge.report import check_name
 
 ROLES = ("device", "reader")
-NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")  # device ids: safe in URLs, file names and logs
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS tokens (
@@ -32,11 +31,7 @@ CREATE INDEX IF NOT EXISTS reports_by_device ON reports (device, window_end);
 
 def open_db(path) -> sqlite3.Connection:
     """The store, created if new. One connection per thread (sqlite3's rule)."""
-    path = Path(path)
-    if path.is_dir():
-        raise EdgeError(f"--db {path} is a folder: give a file name, e.g. {path / 'edge.db'}")
-    if not path.parent.is_dir():
-        raise EdgeError(f"--db {path}: folder {path.parent} does not exist; create it first")
+    path = check_writable(path, "--db")
     try:
         db = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
         db.execute("PRAGMA journal_mode=WAL")
@@ -53,8 +48,7 @@ def hash_token(token: str) -> str:
 
 def create_token(db, name: str, role: str = "device") -> str:
     """A new token for `name`; the only time it is ever shown."""
-    if not NAME.match(name):
-        raise EdgeError(f"'{name}' is not a usable name: letters, digits, '.', '_' and '-', up to 64, e.g. pi-kitchen")
+    check_name(name, "name")
     if role not in ROLES:
         raise EdgeError(f"unknown role '{role}': choose one of {', '.join(ROLES)}")
     token = secrets.token_urlsafe(32)

@@ -1,4 +1,4 @@
-"""`edge run`: classify frames from a camera (or a file, stream, folder) on the device, and evaluate
+"""`edge run`, the loop: classify frames from a camera (or a file, stream, folder) on the device, and evaluate
 live against ground truth in the field. numpy, OpenCV and the TFLite interpreter only.
 
 The reader thread captures and prepares frame n+1 (colour, resize, quantize) while the model runs on
@@ -19,27 +19,19 @@ import numpy as np
 
 from edge.capture import CaptureStats, FrameReader, parse_camera_mode, parse_source
 from edge.errors import EdgeError
+from edge.eval.accumulator import Accumulator
+from edge.eval.evaluate import WARMUP, default_top_k
+from edge.eval.latency import latency_stats
+from edge.eval.metrics import accuracy
 from edge.files import check_writable
-from edge.interpreter import (
-    input_detail,
-    input_size,
-    invoker,
-    make_interpreter,
-    output_detail,
-    pick_delegate,
-    resolve_threads,
-    runtime,
-)
+from edge.interpreter import input_detail, input_size, invoker, output_detail
+from edge.model import load_model
 from edge.preprocess import output_to_scores, pixels_to_input, resize
 from edge.preview import Preview, key_action, overlay
 from edge.progress import Log
 from edge.report import make_report
 from edge.reporter import Reporter, ReportOptions
 from edge.truth import KeyedTruth, read_schedule, whole_session
-from eval.accumulator import Accumulator
-from eval.evaluate import WARMUP, default_top_k, model_labels, open_model
-from eval.latency import latency_stats
-from eval.metrics import accuracy
 
 UNKNOWN = "unknown"
 
@@ -82,15 +74,12 @@ def run(model, source, options: RunOptions | None = None, log: Log | None = None
     returns the summary. With `report_options`, a report a window goes to the host (`edge serve`)."""
     opts = options or RunOptions()
     opts.check()
-    mode = parse_camera_mode(opts.camera_mode) if opts.camera_mode else None
+    frames_from = parse_source(source, parse_camera_mode(opts.camera_mode) if opts.camera_mode else None)
     if report_options:
         report_options.check()
     log = log or Log(enabled=False)
-    target = open_model(model, opts.labels, opts.input_range, opts.delegate)
-    threads = resolve_threads(opts.threads)
-    delegate = pick_delegate(target.path.name, opts.delegate)
-    interpreter = make_interpreter(target.path, threads, delegate)
-    labels = model_labels(target, interpreter)
+    target = load_model(model, opts.labels, opts.input_range, opts.threads, opts.delegate)
+    interpreter, labels = target.interpreter, target.labels
     truth = (whole_session(opts.truth, labels) if opts.truth else
              read_schedule(opts.truth_schedule, labels) if opts.truth_schedule else None)
     log_file = check_writable(opts.log_file, "--log") if opts.log_file else None
@@ -108,12 +97,11 @@ def run(model, source, options: RunOptions | None = None, log: Log | None = None
     top_ks = sorted({*default_top_k(len(labels)), top_k})
     recent = deque(maxlen=opts.smooth)
     live = _LiveLine(log)
-    about = {"model": str(target.path), "model_bytes": target.path.stat().st_size, "source": str(source),
-             "runtime": runtime(interpreter), "delegate": delegate, "threads": threads,
+    about = {**target.facts(), "source": str(source),
              "options": {"top_k": top_k, "threshold": opts.threshold, "smooth": opts.smooth, "realtime": opts.realtime}}
     reporter = Reporter(report_options, log) if report_options else None  # starts draining an old backlog now
     try:
-        reader = FrameReader(parse_source(source, mode), prepare=prepare, realtime=opts.realtime, log=log,
+        reader = FrameReader(frames_from, prepare=prepare, realtime=opts.realtime, log=log,
                              tick=1.0 if reporter else None)
     except BaseException:
         if reporter:
@@ -174,8 +162,7 @@ def run(model, source, options: RunOptions | None = None, log: Log | None = None
             reporting = reports.close(reader.stats)
     if not whole.frames:
         raise EdgeError(f"{source} gave no frames: check the source")
-    summary = {**whole.summary(reader.stats), "peak_rss_mb": peak_rss_mb(), **about,
-               "source_mode": str(reader.delivers) if reader.delivers else None}
+    summary = {**whole.summary(reader.stats, about), "source_mode": str(reader.delivers) if reader.delivers else None}
     if not whole.acc.n:
         summary["notes"].append("no frame had a truth (--truth, --truth-schedule or a number key in --preview): "
                                 "predictions only, nothing evaluated")
@@ -205,8 +192,9 @@ class Tally:
         self.frame_ms.append(frame_ms)
         self.done.append(done)
 
-    def summary(self, stats: CaptureStats) -> dict:
-        """The `edge run --json` keys for these frames (the metric keys of `edge eval --json` among them)."""
+    def summary(self, stats: CaptureStats, about: dict) -> dict:
+        """The `edge run --json` keys for these frames (the metric keys of `edge eval --json` among them),
+        with `about`: the model and the run's settings."""
         dropped, failures, reopens, skipped = self.at_start
         inference, frame = (latency_stats(times, self.warmup) for times in (self.inference_ms, self.frame_ms))
         inference.pop("fps")
@@ -220,6 +208,7 @@ class Tally:
             # The pace a long session keeps: start-up (opening the source, the first invoke) is not in it.
             "fps": (len(done) - 1) / (done[-1] - done[0]) if len(done) > 1 and done[-1] > done[0] else None,
             "seconds": time.perf_counter() - self.started, "latency_ms": {"inference": inference, "frame": frame},
+            "peak_rss_mb": peak_rss_mb(), **about,
         }
 
 
@@ -243,7 +232,7 @@ class Windows:
 
     def _send(self, stats) -> None:
         window = self.current
-        summary = {**window.summary(stats), "peak_rss_mb": peak_rss_mb(), **self.about}
+        summary = window.summary(stats, self.about)
         self.reporter.submit(make_report(summary, self.options.device_id, self.run_id, self.seq, self.model_sha256,
                                          window.wall_start, time.time()))
         self.seq += 1

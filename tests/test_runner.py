@@ -6,10 +6,10 @@ import shutil
 import cv2
 import pytest
 
+from edge.eval.evaluate import evaluate
 from edge.folders import scan
 from edge.preview import has_gui
-from edge.run import RunOptions, run
-from eval.evaluate import evaluate
+from edge.runner import RunOptions, run
 from tests.cli import edge_cli, edge_cli_without_tensorflow
 
 PER_CLASS = 12

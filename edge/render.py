@@ -1,0 +1,183 @@
+"""Text for people: the result dicts of the API (what `--json` prints) rendered as tables and lines.
+Pure functions, no I/O; the CLI prints what they return."""
+import re
+import time
+
+NUMBER = re.compile(r"[-+]?[\d.,]+\s?(%|x|ms|MB|M|k)?|-|")
+
+
+def run_text(s: dict) -> str:
+    """`edge run`: frames, latency, reporting, field metrics and notes."""
+    inference, frame = s["latency_ms"]["inference"], s["latency_ms"]["frame"]
+    fps = f"{s['fps']:.1f} fps" if s["fps"] else "one frame"
+    mode = f" ({s['source_mode']})" if s.get("source_mode") else ""
+    lines = [f"frames     {s['frames']} from {s['source']}{mode} in {s['seconds']:.1f} s ({fps}); dropped {s['dropped']}, "
+             f"failed reads {s['failures']}, reopened {s['reopens']}; peak memory {s['peak_rss_mb']:.0f} MB"]
+    if inference["runs"]:
+        lines.append(f"latency    inference p50 {inference['p50']:.2f} ms (p99 {inference['p99']:.2f}); "
+                     f"capture to result p50 {frame['p50']:.2f} ms (p99 {frame['p99']:.2f})")
+    if s.get("reporting"):
+        r = s["reporting"]
+        lines.append(f"reported   {r['reports']} reports; sent {r['sent']}, waiting {r['pending']} in {r['outbox']}, "
+                     f"dropped {r['dropped']}, refused {r['rejected']}"
+                     + (f"; last error: {r['last_error']}" if r["last_error"] else ""))
+    if s["evaluated"]:
+        lines += ["", metrics_text(s)]
+    lines += [f"note       {note}" for note in s["notes"]]
+    return "\n".join(lines)
+
+
+def bench_text(result: dict) -> str:
+    """`edge bench`: one row a variant or file, against the first that ran."""
+    ok = [r for r in result["rows"] if r["status"] == "ok"]
+    base = ok[0] if ok else None
+    keras = any(r["keras_accuracy"] is not None for r in ok)  # variants: the Keras model each came from
+    rows = [("variant" if result["kind"] == "variants" else "model", "status", "bytes", "gzip",
+             *(("Keras acc",) if keras else ()), "accuracy", "macro F1", "agreement", "p50 ms", "FPS", "smaller",
+             "faster")]
+    for r in result["rows"]:
+        if r["status"] != "ok":
+            rows.append((r["name"], "failed", *[""] * (len(rows[0]) - 2)))
+            continue
+        agreement = "" if r["agreement"] is None else f"{r['agreement']:.4f}"
+        rows.append((r["name"], "ok", f"{r['bytes']:,}", f"{r['gzip_bytes']:,}",
+                     *((f"{r['keras_accuracy']:.4f}",) if keras else ()), f"{r['accuracy']:.4f}",
+                     f"{r['macro_f1']:.4f}", agreement, f"{r['p50_ms']:.2f}", f"{r['fps']:.1f}",
+                     f"{base['bytes'] / r['bytes']:.2f}x", f"{base['p50_ms'] / r['p50_ms']:.2f}x"))
+    if result["kind"] == "variants":
+        head = (f"{result['model']} @ {result['input_size']}px: trained on {result['images']['train']} images, "
+                f"evaluated on {result['images']['validation']} validation images")
+    else:
+        head = f"on {result['data']}"
+    lines = [head, table(rows)]
+    if base:
+        lines.append(f"smaller / faster: against {base['name']}; agreement: with {result['agreement_with']}")
+    lines += [f"{r['name']} failed: {r['reason']}" for r in result["rows"] if r["status"] != "ok"]
+    lines += [f"{r['name']}: measured sparsity {r['sparsity']:.3f}" for r in ok if r.get("sparsity") is not None]
+    return "\n".join(lines)
+
+
+
+def metrics_text(r: dict) -> str:
+    """The per-class table, the averages and the accuracy line, as `edge eval` and `edge run` print them."""
+    rows = [("class", "precision", "recall", "f1", "support")]
+    rows += [(label, f"{c['precision']:.4f}", f"{c['recall']:.4f}", f"{c['f1']:.4f}", str(c["support"]))
+             for label, c in r["per_class"].items()]
+    rows.append(("", "", "", "", ""))
+    rows += [(f"{name} avg", f"{r[name]['precision']:.4f}", f"{r[name]['recall']:.4f}", f"{r[name]['f1']:.4f}",
+              str(r["n"])) for name in ("macro", "weighted")]
+    top = ", ".join(f"top-{k} {v:.4f}" for k, v in r["top_k_accuracy"].items() if k != "1")
+    return f"{table(rows)}\n\naccuracy   {r['accuracy']:.4f} on {r['n']} images" + (f" ({top})" if top else "")
+
+
+def eval_text(r: dict) -> str:
+    """`edge eval`: the metrics, latency, the model and skipped files."""
+    lat = r["latency_ms"]
+    lines = [metrics_text(r)]
+    if lat["runs"]:
+        lines.append(f"latency    p50 {lat['p50']:.2f} ms, p90 {lat['p90']:.2f}, p99 {lat['p99']:.2f}, "
+                     f"mean {lat['mean']:.2f} ({r['fps']:.1f} images/s); first {lat['first']:.2f} ms, "
+                     f"{lat['runs']} runs after {lat['warmup']} warm-up")
+    else:
+        lines.append(f"latency    first {lat['first']:.2f} ms; too few images for steady-state numbers")
+    lines.append(f"model      {r['model']}: {r['model_bytes']:,} bytes, {r['input']['dtype']} input "
+                 f"{r['input']['size'][0]}x{r['input']['size'][1]}, {r['runtime']}, {r['threads']} threads, "
+                 f"batch {r['batch']}; reading an image {r['preprocess_ms']['mean']:.2f} ms")
+    skipped = r["skipped"]
+    if skipped["count"]:
+        shown = "; ".join(f"{f['path']} ({f['why']})" for f in skipped["files"][:3])
+        more = f" and {skipped['count'] - 3} more" if skipped["count"] > 3 else ""
+        lines.append(f"skipped    {skipped['count']} file(s): {shown}{more}")
+    lines += [f"note       {note}" for note in r["notes"]]
+    return "\n".join(lines)
+
+
+def models_text(backbones) -> str:
+    """`edge convert --list-models`: the backbones table."""
+    rows = [("name", "input", "params", "preprocessing", "fine-tune layers")]
+    rows += [(b.name, str(b.input_size), f"{b.params_m:.1f}M", b.preprocessing, str(b.fine_tune_layers))
+             for b in backbones]
+    return table(rows)
+
+
+
+def table(rows) -> str:
+    """Rows of strings (the first is the header): numbers right-aligned, text left-aligned."""
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    numeric = [i > 0 and all(NUMBER.fullmatch(r[i]) for r in rows[1:]) for i in range(len(widths))]
+    return "\n".join("  ".join(c.rjust(w) if num else c.ljust(w) for c, w, num in zip(r, widths, numeric)).rstrip()
+                     for r in rows)
+
+
+def convert_text(s: dict) -> str:
+    """`edge convert`: the bundle, its validation metrics, training and warnings."""
+    m, q, b = s["metrics"], s["quantization"], s["backbone"]
+    lines = [
+        f"bundle     {s['bundle']}",
+        f"model      {b['name']} {b['input_size']}px, {q['mode']} (io {q['io_type']}), "
+        f"{s['model']['bytes']:,} bytes (gzip {s['model']['gzip_bytes']:,})",
+        "",
+        table([("validation", "accuracy", "macro F1"),
+               ("keras", f"{m['keras']['accuracy']:.4f}", f"{m['keras']['macro_f1']:.4f}"),
+               (f"tflite {q['mode']}", f"{m['tflite']['accuracy']:.4f}", f"{m['tflite']['macro_f1']:.4f}")]),
+        f"agreement  {m['agreement']:.4f} on {m['n']} images",
+        f"latency    p50 {m['host_latency_ms']['p50']:.2f} ms on this host (run 'edge eval' on the device for its own)",
+    ]
+    if s["sparsity"]:
+        lines.append(f"sparsity   {s['sparsity']['sparsity']:.3f} (target {s['sparsity']['target']})")
+    for phase in s["training"]["phases"]:
+        cache = phase.get("feature_cache")
+        extra = f", cached features ~{cache['estimated_speedup']}x faster" if cache else ""
+        lines.append(f"trained    {phase['phase']}: {phase['epochs']} epochs, {phase['seconds']} s{extra}")
+    lines.append(f"time       {s['training']['seconds']} s")
+    lines += [f"WARNING    {w}" for w in s["warnings"] + (s.get("edgetpu") or {}).get("warnings", [])]
+    return "\n".join(lines)
+
+
+def demo_text(summary: dict, report: dict, bundle, unseen) -> str:
+    """`edge demo`: what convert printed, then what eval printed for the images the model never saw."""
+    return f"{convert_text(summary)}\n\n$ edge eval {bundle} --data {unseen}\n{eval_text(report)}"
+
+
+def profiles_text(profiles) -> str:
+    """`edge devices list`: one line a profile."""
+    rows = [("name", "board", "arch", "runtime", "model", "threads")]
+    rows += [(p.name, p.title, p.arch, p.runtime, f"{p.quantize}, {p.io_type} IO" + (" (required)" if p.requires_int8
+             else ""), "all" if p.threads is None else str(p.threads)) for p in profiles]
+    return table(rows)
+
+
+def profile_text(p) -> str:
+    """`edge devices show NAME`: one profile, with its published reference latencies."""
+    lines = [f"{p.name}: {p.title}", f"arch       {p.arch}", f"os         {p.os}, Python {p.python}",
+             f"runtime    {p.runtime}" + (f", delegate {p.delegate}" if p.delegate else ""),
+             f"model      {p.quantize} with {p.io_type} IO" + (", required" if p.requires_int8 else ", recommended")
+             + (f"; compiled by {p.compiler}" if p.compiler else ""),
+             f"threads    {'all cores' if p.threads is None else p.threads}", f"camera     {p.camera}",
+             f"setup      apt: {' '.join(p.apt)}; groups: {' '.join(p.groups)}", f"notes      {p.notes}", "",
+             "reference latencies (published):"]
+    rows = [("model", "input", "ms", "on", "source")]
+    rows += [(r.model, str(r.input), f"{r.ms:g}", r.where, r.source) for r in p.references]
+    return "\n".join(lines) + "\n" + table(rows)
+
+
+def compile_text(bundle, record: dict) -> str:
+    """`edge devices compile`: how much of the model the Edge TPU runs."""
+    summary = record["compiler"]
+    return (f"{bundle}: {summary['on_tpu']} of {summary['operations']} operations on the Edge TPU, "
+            f"{(summary['on_chip_bytes'] or 0) / 2**20:.2f} MiB on-chip, "
+            f"{(summary['off_chip_bytes'] or 0) / 2**20:.2f} MiB streamed")
+
+
+def package_text(result: dict) -> str:
+    """`edge package`: what was written and the one command to run on the device."""
+    archive = result["package"].rsplit("/", 1)[-1]
+    return (f"wrote {result['package']} ({result['bytes']:,} bytes) for {result['device']}; on the device: "
+            f"tar xzf {archive} && cd {result['top']} && sudo ./setup.sh")
+
+
+def tokens_text(tokens) -> str:
+    """`edge token list`: names and roles, never the tokens."""
+    rows = [("name", "role", "created")]
+    rows += [(t["name"], t["role"], time.strftime("%Y-%m-%d %H:%M", time.localtime(t["created"]))) for t in tokens]
+    return table(rows)
