@@ -1,5 +1,6 @@
 """The backbone's input normalisation as a layer, so it travels inside the exported graph and the
-device only feeds RGB pixels (FIELD-NOTES #9: caffe vs tf vs torch modes, BGR vs RGB)."""
+device only feeds RGB pixels. Keras applications differ: caffe mode is BGR minus the ImageNet means, tf
+mode scales to [-1, 1], torch mode normalises by the ImageNet mean and deviation."""
 from edge.converter.tfkeras import keras, tf
 
 CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)

@@ -3,7 +3,7 @@
 `edgetpu_compiler -s` prints what it mapped: sizes, on-chip and off-chip parameter memory, subgraphs,
 and a table of operators with counts and a status ("Mapped to Edge TPU", or why not). `parse_log`
 turns that into the manifest's `edgetpu.compiler` record. Anything not "Mapped to Edge TPU" runs on
-the CPU, and only the first Edge TPU subgraph runs on the TPU (FIELD-NOTES #3).
+the CPU, and only the first Edge TPU subgraph runs on the TPU.
 """
 import re
 import shutil

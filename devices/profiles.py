@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from edge.errors import EdgeError, choose
 
 CORAL = "coral.ai/docs/edgetpu/benchmarks (Table 1, C++ benchmark, model only)"
-PI_SSD = "published TFLite CPU benchmark of SSD MobileNetV2 300x300, as quoted in shared/FIELD-NOTES.md"
+PI_SSD = "published TFLite CPU benchmark of SSD MobileNetV2 300x300 (figure not re-checked by edge)"
 EDGETPU_SRAM_MB = 8  # on-chip memory; weights that do not fit stream from the host every inference
 EDGETPU_CACHE_MIB = 7  # what of it caches parameters: a full chip reports about 7 MiB used, a few bytes free
 UNVERIFIED_RUNTIME = ("Not yet run on Edge TPU hardware by edge: Coral's libedgetpu1-std was built against an older "
@@ -78,7 +78,7 @@ PROFILES = {p.name: p for p in (
         f"Needs full int8 with uint8 IO, compiled by edgetpu_compiler (x86-64 Linux only). {EDGETPU_SRAM_MB} MB of "
         f"on-chip memory: bigger models stream weights over USB each inference. Use a USB 3 port. {UNVERIFIED_RUNTIME}",
         CORAL_REFERENCES + (Reference("MobileNet v2", 224, 4.55, "Raspberry Pi 4 + USB Accelerator",
-                                      "pycoral reference, as quoted in shared/FIELD-NOTES.md"),)),
+                                      "pycoral reference figure (not re-checked by edge)"),)),
     Profile(
         "coral-devboard", "Coral Dev Board (NXP i.MX 8M, 4x Cortex-A53 + Edge TPU)", "aarch64",
         "Mendel Linux 5 (Debian 10); it ships Python 3.7, edge needs 3.10+ (install one, e.g. with pyenv)", "3.10+",

@@ -27,7 +27,7 @@ def pixels_to_input(pixels: np.ndarray, dtype, quantization, input_range=(0.0, 2
 
     `input_range` is the float range the model expects for pixels 0..255 (our bundles: 0..255, since
     their graphs normalise inside). Quantized inputs get q = x / scale + zero_point, from the
-    interpreter's own parameters (FIELD-NOTES #4/#5: ignoring them gives all-one-class outputs).
+    interpreter's own parameters: feeding raw values to a quantized input gives all-one-class outputs.
     """
     lo, hi = input_range
     scale, zero_point = quantization

@@ -6,8 +6,10 @@ DISTRIBUTION = "edge-vision"  # the name on the package index, where "edge" is a
 
 
 def install_hint(extra: str | None = None) -> str:
-    """The pip command that brings `extra` (host, serve, plot), or the device install."""
-    return f"pip install '{DISTRIBUTION}[{extra}]'" if extra else f"pip install {DISTRIBUTION}"
+    """The pip command that brings `extra` (host, serve, plot), or the device install; and the one that
+    works before the distribution is on the package index."""
+    named, local = (f"'{DISTRIBUTION}[{extra}]'", f"'.[{extra}]'") if extra else (DISTRIBUTION, ".")
+    return f"pip install {named} (in a clone of edge: pip install {local})"
 
 
 def made_by() -> dict:

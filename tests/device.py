@@ -55,8 +55,9 @@ def on_device(site: Path, *args: str, code: Path) -> subprocess.CompletedProcess
     """Python without its site-packages (-S), with only the device packages and edge's device code (or
     where a package installed it) on the path."""
     env = {**os.environ, "PYTHONPATH": f"{site}{os.pathsep}{code}", "PYTHONNOUSERSITE": "1"}
+    # cwd: `python -m` puts the working folder first on the path, and a clone's edge/ must not be found there
     return subprocess.run([sys.executable, "-S", *args], capture_output=True, text=True, env=env, timeout=300,
-                          check=False)
+                          check=False, cwd=code)
 
 
 def new_venv(path: Path) -> tuple[Path, Path]:
