@@ -28,7 +28,8 @@ def write_digits(out, digits=(0, 1, 2, 3), per_class: int | None = 150, size: in
         scans = data.images[data.target == digit][skip:]
         for i, image in enumerate(scans[:per_class], start=skip):
             pixels = (image * (255.0 / 16.0)).astype(np.uint8)  # 17 grey levels in the original scans
-            cv2.imwrite(str(folder / f"{digit}_{i:03d}.png"), cv2.resize(pixels, (size, size), interpolation=cv2.INTER_CUBIC))
+            scaled = cv2.resize(pixels, (size, size), interpolation=cv2.INTER_CUBIC)
+            cv2.imwrite(str(folder / f"{digit}_{i:03d}.png"), scaled)
     return out
 
 

@@ -30,7 +30,8 @@ def convert(options: ConvertOptions, log: Log | None = None) -> dict:
     """Run the whole conversion; returns the summary (the manifest plus the bundle's path)."""
     log = log or Log(enabled=False)
     opts = options.resolved()
-    opts = replace(opts, out=check_destination(opts.out or Path("bundles") / f"{opts.model}-{opts.device or opts.quantize}"))
+    out = opts.out or Path("bundles") / f"{opts.model}-{opts.device or opts.quantize}"
+    opts = replace(opts, out=check_destination(out))
     spec = get_backbone(opts.model)
     started = time.perf_counter()
 

@@ -3,7 +3,8 @@
 Only Conv2D, Dense and the pointwise half of SeparableConv2D (Xception's bulk) are pruned: they hold
 nearly all the weights, while pruning depthwise kernels (9 weights a channel) costs accuracy for
 almost no size. Pruning shrinks the compressed
-file, not latency (zeros compress; dense kernels still multiply them), so EXPERIMENTAL_SPARSITY is never asked of the converter.
+file, not latency (zeros compress; dense kernels still multiply them), so EXPERIMENTAL_SPARSITY is
+never asked of the converter.
 """
 import math
 

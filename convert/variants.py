@@ -45,8 +45,6 @@ def bench_variants(options: ConvertOptions, variants=DEFAULT_VARIANTS, threads: 
                    log: Log | None = None) -> dict:
     """Train `options.model` once, export each variant of it and evaluate every file on the validation
     images. Agreement is with the Keras model the file was exported from."""
-    from edge.converter.train import prune_tune, train_qat  # TensorFlow from here on
-
     log = log or Log(enabled=False)
     resolve_threads(threads)  # a bad value fails now, not after training
     check_rounds(rounds)
@@ -54,6 +52,8 @@ def bench_variants(options: ConvertOptions, variants=DEFAULT_VARIANTS, threads: 
     wants_pruning = any(VARIANTS[n].pruned for n in names)
     opts = replace(options, quantize="int8", io_type=None, qat=False,
                    prune=(options.prune or DEFAULT_SPARSITY) if wants_pruning else None).resolved()
+    from edge.converter.train import prune_tune, train_qat  # TensorFlow from here on, once the options hold
+
     split = read_images(opts, log)
     model, training = fit(replace(opts, prune=None), split, log)
     trained = model.get_weights()

@@ -38,7 +38,8 @@ def _distribution():
 
 
 def device_modules() -> dict[str, bytes]:
-    """The device layers' source files, by their path in the wheel (edge/run.py, edge/eval/metrics.py, ...)."""
+    """The device layers' source files, by their path in the wheel (edge/runner.py, edge/eval/metrics.py, ...).
+    Installed from a wheel, edge/eval lies inside edge/: each file is read once, under its own package."""
     files = {}
     for package in (name for names in LAYERS.values() for name in names if on_device(name)):
         spec = find_spec(package)
@@ -46,8 +47,9 @@ def device_modules() -> dict[str, bytes]:
             for file in sorted(Path(root).rglob("*.py")):
                 parts = (*package.split("."), *file.relative_to(root).with_suffix("").parts)
                 module = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
-                if "__pycache__" not in file.parts and on_device(module):
-                    files["/".join((*package.split("."), *file.relative_to(root).parts))] = file.read_bytes()
+                name = "/".join((*package.split("."), *file.relative_to(root).parts))
+                if "__pycache__" not in file.parts and on_device(module) and name not in files:
+                    files[name] = file.read_bytes()
     return files
 
 
@@ -57,7 +59,8 @@ def device_wheel() -> tuple[str, bytes]:
     dist = _distribution()
     meta = dist.metadata
     tag = f"{meta['Name'].replace('-', '_')}-{meta['Version']}"
-    metadata = "".join(f"{key}: {meta[key]}\n" for key in ("Name", "Version", "Summary", "Requires-Python") if meta[key])
+    metadata = "".join(f"{key}: {meta[key]}\n" for key in ("Name", "Version", "Summary", "Requires-Python")
+                       if meta[key])
     files = {**device_modules(),
              f"{tag}.dist-info/METADATA": ("Metadata-Version: 2.1\n" + metadata + "".join(
                  f"Requires-Dist: {r}\n" for r in device_requirements())).encode(),
@@ -121,7 +124,8 @@ def package(bundle_path, device: str, out, source: str = "0", report_to: str = "
 
     wheel_name, wheel = device_wheel()
     files = {
-        "setup.sh": (_fill("setup.sh", {"WHEEL": wheel_name, "DEVICE": profile.name, "ARCH": profile.arch.replace(" or ", " "),
+        "setup.sh": (_fill("setup.sh", {"WHEEL": wheel_name, "DEVICE": profile.name,
+                                        "ARCH": profile.arch.replace(" or ", " "),
                                         "APT": " ".join(profile.apt), "GROUPS": " ".join(profile.groups),
                                         "EDGETPU": "yes" if profile.delegate == "edgetpu" else "no"}), 0o755),
         "edge-run.service": (_fill("edge-run.service", {"GROUPS": " ".join(profile.groups)}), 0o644),

@@ -77,7 +77,9 @@ def run(model, source="0", log=None, report_to=None, token=None, device_id=None,
     check_keywords(options, RunOptions.__dataclass_fields__, "edge run")
     if not report_to and (token or device_id):
         raise EdgeError("--token and --device-id are for reporting: add --report-to URL")
-    reporting = ReportOptions(report_to, token, device_id, report_every, outbox or DEFAULT_OUTBOX) if report_to else None
+    reporting = None
+    if report_to:
+        reporting = ReportOptions(report_to, token, device_id, report_every, outbox or DEFAULT_OUTBOX)
     return run_frames(model, source, RunOptions(**options), log, reporting)
 
 

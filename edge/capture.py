@@ -2,11 +2,12 @@
 
 A reader thread decodes (and prepares) frames while the model runs on the previous one.
 - Live sources (cameras, streams, pipelines, and files with `realtime`) keep only the newest frame:
-  OpenCV's own buffer would otherwise hand back frames seconds old, and CAP_PROP_BUFFERSIZE is ignored by many backends. Frames replaced
-  before the runner took them are counted as `dropped`.
+  OpenCV's own buffer would otherwise hand back frames seconds old, and many backends ignore
+  CAP_PROP_BUFFERSIZE. Frames replaced before the runner took them are counted as `dropped`.
 - Files and folders are read in order with nothing dropped: the reader waits for the runner.
-- A live source that fails, or keeps returning the very same frame (after a USB camera is
-  unplugged, read() can keep returning its last frame as a success), is reopened with backoff; the runner never dies of a flaky camera.
+- A live source that fails, or keeps returning the very same frame (after a USB camera is unplugged,
+  read() can keep returning its last frame as a success), is reopened with backoff; the runner never
+  dies of a flaky camera.
 """
 import queue
 import re

@@ -21,8 +21,8 @@ LAYERS = {
     CONTRACT: ("edge.version", "edge.layers", "edge.errors", "edge.files", "edge.bundle", "edge.report",
                "edge.devices", "edge.devices.profiles"),
     MEASURES: ("edge.eval", "edge.eval.metrics", "edge.eval.accumulator", "edge.eval.latency", "edge.eval.plots"),
-    DEVICE: ("edge.quiet", "edge.progress", "edge.images", "edge.folders", "edge.preprocess", "edge.interpreter", "edge.model",
-             "edge.capture", "edge.truth", "edge.preview", "edge.outbox", "edge.reporter", "edge.runner",
+    DEVICE: ("edge.quiet", "edge.progress", "edge.images", "edge.folders", "edge.preprocess", "edge.interpreter",
+             "edge.model", "edge.capture", "edge.truth", "edge.preview", "edge.outbox", "edge.reporter", "edge.runner",
              "edge.eval.evaluate", "edge.eval.bench"),
     HOST: ("edge.converter", "edge.devices.edgetpu", "edge.devices.package", "edge.devices.templates", "edge.server"),
     FRONT: ("edge", "edge.cli", "edge.render"),
@@ -52,9 +52,9 @@ def host_only(command: str, extra: str | None = None):
     try:
         yield
     except ModuleNotFoundError as e:
-        if extra and not (e.name or "").startswith("edge."):
+        if (e.name or "").startswith("edge."):
+            raise EdgeError(f"{command} runs on a host, and this is a device install of edge: on a laptop or "
+                            f"server, {install_hint('host')}") from None
+        if extra:
             raise EdgeError(f"{command} needs the {extra} extra ({e.name} is missing): {install_hint(extra)}") from None
-        if not (e.name or "").startswith("edge."):
-            raise
-        raise EdgeError(f"{command} runs on a host, and this is a device install of edge: on a laptop or server, "
-                        f"{install_hint('host')}") from None
+        raise

@@ -91,3 +91,11 @@ def test_bad_options(e2e, digits, args, message):
     args = [a.format(bundle=e2e["bundle"]) for a in args]
     r = edge_cli("bench", "--data", digits, *args)
     assert r.returncode == 2 and message in r.stderr and "Traceback" not in r.stderr, r.stderr
+
+
+def test_variants_help_names_the_table():
+    from edge.converter.variants import DEFAULT_VARIANTS, VARIANTS
+
+    text = CliRunner().invoke(cli, ["bench", "--help"], terminal_width=400).output
+    assert all(name in text for name in VARIANTS)
+    assert set(VARIANTS) - set(DEFAULT_VARIANTS) == {"int8-qat"} and "[all but int8-qat]" in text

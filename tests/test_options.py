@@ -49,3 +49,16 @@ def test_a_device_profile_sets_the_quantization():
             opts(device="coral-usb", **kw).resolved()
     with pytest.raises(EdgeError, match="did you mean rpi5 or rpi4"):
         opts(device="rpi").resolved()
+
+
+@pytest.mark.parametrize("command", ["convert", "bench"])
+def test_the_cli_shows_the_defaults_the_api_applies(command):
+    """The CLI passes on only what the user typed; the defaults --help shows must be ConvertOptions' own."""
+    from dataclasses import fields
+
+    from edge.cli import cli
+
+    defaults = {f.name: f.default for f in fields(ConvertOptions)}
+    shown = {p.name: p.default for p in cli.commands[command].params
+             if p.name in defaults and p.show_default and p.name != "out"}  # bench's --out is its own folder
+    assert len(shown) >= 10 and shown == {name: defaults[name] for name in shown}
