@@ -115,16 +115,3 @@ def test_without_the_compiler_it_says_how_to_get_it(e2e):
     r = edge_cli("devices", "compile", e2e["bundle"])
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert "edgetpu_compiler is not on PATH" in r.stderr and "apt install edgetpu-compiler" in r.stderr
-
-
-@pytest.mark.skipif(shutil.which(COMPILER) is not None, reason="edgetpu_compiler is installed here")
-def test_convert_for_coral_writes_the_bundle_and_says_how_to_compile(few_digits, fast, tmp_path):
-    import edge
-
-    out = tmp_path / "coral"
-    summary = edge.convert("mobilenetv2", few_digits, out, device="coral-usb", **fast)
-    assert summary["device"] == "coral-usb" and summary["edgetpu"]["compiled"] is False
-    assert (summary["quantization"]["mode"], summary["quantization"]["io_type"]) == ("int8", "uint8")
-    [warning] = summary["edgetpu"]["warnings"]  # kept in its record: a later compile replaces it
-    assert "edgetpu_compiler is not on PATH" in warning and f"edge devices compile {out}" in warning
-    assert edge.read_bundle(out).edgetpu_path is None

@@ -22,9 +22,9 @@ def _tflite_scores(model_bytes, images):
     return np.stack([classify(interpreter, image) for image in images])
 
 
-# float32 and float16 exports are also compared with their Keras model by edge bench's default test.
-@pytest.mark.parametrize("mode,tolerance", [pytest.param("float32", 1e-4, marks=pytest.mark.slow),
-                                            pytest.param("float16", 2e-2, marks=pytest.mark.slow), ("dynamic", 0.1)])
+# Slow: the default suite compares float32, float16 and dynamic exports with their Keras model in edge bench's test.
+@pytest.mark.slow
+@pytest.mark.parametrize("mode,tolerance", [("float32", 1e-4), ("float16", 2e-2), ("dynamic", 0.1)])
 def test_float_io_modes_match_keras(trained, mode, tolerance):
     model, split = trained
     keras_scores = model.predict(split.val_x.astype(np.float32), verbose=0)
