@@ -46,16 +46,15 @@ def bench_cli(data, out, variants):
 
 
 def test_variants_share_one_trained_model(few_digits, tmp_path):
-    """float32, float16 and dynamic-range exports of one tiny model, through the CLI."""
-    result, output = bench_cli(few_digits, tmp_path, "float32,float16,dynamic")
+    """float32 and dynamic-range exports of one tiny model, through the CLI (float16: -m slow)."""
+    result, output = bench_cli(few_digits, tmp_path, "float32,dynamic")
     rows = {row["name"]: row for row in result["rows"]}
-    assert list(rows) == ["float32", "float16", "dynamic"]
+    assert list(rows) == ["float32", "dynamic"]
     assert all(row["status"] == "ok" for row in rows.values()), rows
     assert rows["float32"]["agreement"] == 1.0  # the float32 file computes what its Keras model does
-    assert rows["float16"]["agreement"] >= 0.8 and rows["float16"]["bytes"] < 0.6 * rows["float32"]["bytes"]
     assert rows["dynamic"]["agreement"] >= 0.8 and rows["dynamic"]["bytes"] < 0.4 * rows["float32"]["bytes"]
     assert result["images"] == {"train": 39, "validation": 9}
-    for word in ("variant", "float16", "macro F1", "bench.csv"):
+    for word in ("variant", "dynamic", "macro F1", "bench.csv"):
         assert word in output
 
 

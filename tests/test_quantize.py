@@ -22,7 +22,7 @@ def _tflite_scores(model_bytes, images):
     return np.stack([classify(interpreter, image) for image in images])
 
 
-# Slow: the default suite compares float32, float16 and dynamic exports with their Keras model in edge bench's test.
+# Slow: the default suite compares float32 and dynamic exports with their Keras model in edge bench's test.
 @pytest.mark.slow
 @pytest.mark.parametrize("mode,tolerance", [("float32", 1e-4), ("float16", 2e-2), ("dynamic", 0.1)])
 def test_float_io_modes_match_keras(trained, mode, tolerance):
