@@ -91,10 +91,11 @@ def _fill(template: str, values: dict) -> str:
     return text
 
 
-def _conf_value(value: str) -> str:
+def _conf_value(value: str, option: str) -> str:
     """A value for a systemd EnvironmentFile: quoted when it has spaces (a GStreamer pipeline)."""
     if any(c in value for c in '"\\\n'):
-        raise EdgeError(f"{value!r}: quotes, backslashes and newlines cannot go into edge.conf")
+        # the option, not its value: that may be the token or a stream password
+        raise EdgeError(f"{option}: quotes, backslashes and newlines cannot go into edge.conf")
     return f'"{value}"' if re.search(r"\s", value) else value
 
 
@@ -108,6 +109,7 @@ def package(bundle_path, device: str, out, source: str = "0", report_to: str = "
     if not report_to.startswith(("http://", "https://")):
         raise EdgeError("--report-to: give the edge serve host's URL, e.g. http://192.168.1.10:8765")
     check_name(device_id)
+    _check_args(args)
     top = out.name.removesuffix(".tar.gz").removesuffix(".tgz")
     warnings = []
     quantization = bundle.manifest.get("quantization", {})
@@ -129,9 +131,10 @@ def package(bundle_path, device: str, out, source: str = "0", report_to: str = "
                                         "APT": " ".join(profile.apt), "GROUPS": " ".join(profile.groups),
                                         "EDGETPU": "yes" if profile.delegate == "edgetpu" else "no"}), 0o755),
         "edge-run.service": (_fill("edge-run.service", {"GROUPS": " ".join(profile.groups)}), 0o644),
-        "edge.conf": (_fill("edge.conf", {"SOURCE": _conf_value(source), "REPORT_TO": _conf_value(report_to),
-                                          "TOKEN": _conf_value(token), "DEVICE_ID": device_id,
-                                          "ARGS": _conf_value(args)}), 0o600),
+        "edge.conf": (_fill("edge.conf", {"SOURCE": _conf_value(source, "--source"),
+                                          "REPORT_TO": _conf_value(report_to, "--report-to"),
+                                          "TOKEN": _conf_value(token, "--token"), "DEVICE_ID": device_id,
+                                          "ARGS": _conf_value(args, "--args")}), 0o600),
         "README.txt": (_readme(profile, bundle, device_id, out.name, top), 0o644),
     }
     buffer = io.BytesIO()
@@ -141,11 +144,20 @@ def package(bundle_path, device: str, out, source: str = "0", report_to: str = "
         _add(tar, f"{top}/{wheel_name}", wheel, 0o644)
         for file in sorted(p for p in bundle.path.iterdir() if p.is_file()):
             _add(tar, f"{top}/bundle/{file.name}", file.read_bytes(), 0o644)
-    write_atomic(out, buffer.getvalue())
+    write_atomic(out, buffer.getvalue(), private=True)  # it holds the device's token
     for warning in warnings:
         log(f"warning: {warning}")
     return {"package": str(out), "bytes": out.stat().st_size, "device": profile.name, "bundle": str(bundle.path),
-            "wheel": wheel_name, "top": top, "warnings": warnings}
+            "wheel": wheel_name, "top": top, "holds_token": bool(token), "warnings": warnings}
+
+
+def _check_args(args: str) -> None:
+    """EDGE_ARGS lands on the service's command line, which ps shows to every user: the source (a stream URL
+    may carry a password) and the token go into edge.conf on their own."""
+    for word in args.split():  # systemd splits $EDGE_ARGS at whitespace, quotes or not
+        option = word.split("=", 1)[0]
+        if option in ("--source", "--token"):
+            raise EdgeError(f"--args {option}: give it as edge package {option}, which keeps it out of ps")
 
 
 def _add(tar: tarfile.TarFile, name: str, data: bytes, mode: int) -> None:
@@ -164,4 +176,9 @@ Then: journalctl -u edge-run -f          (what it sees)
       sudo nano /etc/edge/edge.conf      (source, host, token, more options), then sudo systemctl restart edge-run
 Camera: {profile.camera}
 {profile.notes}
+
+Secrets: the device's token and the source (a stream URL may carry a password) live only in
+/etc/edge/edge.conf, root's and mode 0600; the service hands them to edge run in its environment, never
+on its command line, which ps shows to every user. {archive} and {top}/edge.conf carry them too
+(both 0600): delete them once setup.sh has run.
 """

@@ -174,8 +174,9 @@ def bench(ctx, models, data, variants, labels, input_range, threads, rounds, out
 
 @cli.command("run")
 @click.argument("model", type=click.Path(path_type=Path))
-@click.option("--source", default="0", show_default=True, help="Camera index, /dev/videoN, video file, stream URL "
-              "(rtsp://, http://), folder of images, or GStreamer pipeline.")
+@click.option("--source", default="0", show_default=True, envvar="EDGE_SOURCE", help="Camera index, /dev/videoN, "
+              "video file, stream URL (rtsp://, http://), folder of images, or GStreamer pipeline [$EDGE_SOURCE: a URL "
+              "with a password stays out of ps].")
 @click.option("--camera-mode", help="Ask the camera for WIDTHxHEIGHT[@FPS][/FOURCC], e.g. 1280x720@30/MJPG "
               "(USB cameras: MJPG reaches higher rates than the default YUYV).")
 @MODEL_FILE
@@ -212,14 +213,15 @@ def run_command(model, json_to, **options):
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (0.0.0.0: every interface).")
 @click.option("--port", default=8765, show_default=True)
 @click.option("--max-body", default=1_000_000, show_default=True, help="Largest request body taken, in bytes.")
-@click.option("--protect-reads", is_flag=True, help="The dashboard and read API need a token too (edge token create "
-              "NAME --reader).")
+@click.option("--protect-reads/--open-reads", default=None, help="Whether the dashboard and read API need a token "
+              "(edge token create NAME --reader; a device token reads its own reports) [protected unless --host is "
+              "loopback].")
 def serve(db, host, port, max_body, protect_reads):
     """Collect device reports and show them: the HTTP API and dashboard."""
     with host_only("edge serve", extra="serve"):
         from edge.server.app import ServeOptions, run_server
 
-    run_server(ServeOptions(db, max_body, protect_reads), host, port, log=lambda m: click.echo(m, err=True))
+    run_server(ServeOptions(db, max_body, protect_reads, host, port), log=lambda m: click.echo(m, err=True))
 
 
 @cli.group("devices")

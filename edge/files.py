@@ -26,9 +26,9 @@ def check_folder(path, option: str, holds: str) -> Path:
     return path
 
 
-def write_file(path, data: bytes) -> None:
-    """Write and flush to the disk."""
-    with open(path, "wb") as f:
+def write_file(path, data: bytes, mode: int = 0o666) -> None:
+    """Write and flush to the disk; a new file gets `mode` (less the umask) from its first byte."""
+    with open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode), "wb") as f:
         f.write(data)
         f.flush()
         os.fsync(f.fileno())
@@ -39,12 +39,14 @@ def write_json(path, data) -> Path:
     return write_atomic(path, (json.dumps(data, indent=2) + "\n").encode())
 
 
-def write_atomic(path, data: bytes) -> Path:
-    """The file appears whole at `path` or not at all (an older one stays until then)."""
+def write_atomic(path, data: bytes, private: bool = False) -> Path:
+    """The file appears whole at `path` or not at all (an older one stays until then); `private`: readable
+    by its owner only (mode 0600), from the first byte."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
-        write_file(tmp, data)
+        tmp.unlink(missing_ok=True)  # a leftover of a crashed run with this pid keeps its own mode
+        write_file(tmp, data, 0o600 if private else 0o666)
         tmp.replace(path)
     finally:
         tmp.unlink(missing_ok=True)

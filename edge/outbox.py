@@ -60,6 +60,11 @@ class Outbox:
         row = self.db.execute("SELECT value FROM counters WHERE name = ?", (name,)).fetchone()
         return row[0] if row else 0
 
+    def count(self, name: str, n: int) -> None:
+        with self.db:
+            self.db.execute("BEGIN IMMEDIATE")
+            self._count(name, n)
+
     def _count(self, name: str, n: int) -> None:
         self.db.execute("INSERT INTO counters VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET value = value + ?",
                         (name, n, n))

@@ -20,6 +20,7 @@ def run_text(s: dict) -> str:
         r = s["reporting"]
         lines.append(f"reported   {r['reports']} reports; sent {r['sent']}, waiting {r['pending']} in {r['outbox']}, "
                      f"dropped {r['dropped']}, refused {r['rejected']}"
+                     + (f"; {r['empty_windows']} windows without frames not sent" if r.get("empty_windows") else "")
                      + (f"; last error: {r['last_error']}" if r["last_error"] else ""))
     if s["evaluated"]:
         lines += ["", metrics_text(s)]
@@ -172,8 +173,10 @@ def compile_text(bundle, record: dict) -> str:
 def package_text(result: dict) -> str:
     """`edge package`: what was written and the one command to run on the device."""
     archive = result["package"].rsplit("/", 1)[-1]
-    return (f"wrote {result['package']} ({result['bytes']:,} bytes) for {result['device']}; on the device: "
-            f"tar xzf {archive} && cd {result['top']} && sudo ./setup.sh")
+    private = ("0600: it holds the device's token; copy it with scp and delete it" if result["holds_token"]
+               else "0600: the source in it may carry a password")
+    return (f"wrote {result['package']} ({result['bytes']:,} bytes, {private}) for {result['device']}; "
+            f"on the device: tar xzf {archive} && cd {result['top']} && sudo ./setup.sh")
 
 
 def tokens_text(tokens) -> str:

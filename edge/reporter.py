@@ -3,10 +3,12 @@
 `submit` hands a report to a sender thread and returns at once. The thread writes it to the outbox
 first, then posts the oldest reports in batches. A batch leaves the outbox only when the host answers
 that it stored it; the host keeps each report id once, so a resend after a lost answer duplicates
-nothing. Failures back off exponentially with jitter (0.5 s doubling to 60 s, times 0.5-1.5), so a
-fleet coming back after an outage does not hammer the host in step.
+nothing. Only the host's own word counts: its answer must name the ids it now holds; a 200 from anything
+else (a proxy, a captive portal) lets nothing go. Failures back off exponentially with jitter (0.5 s
+doubling to 60 s, times 0.5-1.5), so a fleet coming back after an outage does not hammer the host in step.
 """
 import json
+import math
 import queue
 import random
 import re
@@ -43,8 +45,9 @@ class ReportOptions:
         if not self.token:
             raise EdgeError("--report-to needs --token: make one on the host with 'edge token create DEVICE'")
         check_name(self.device_id)
-        if self.every <= 0 or self.flush < 0:
-            raise EdgeError("--report-every must be positive and the flush time at least 0 (seconds)")
+        if not (math.isfinite(self.every) and self.every > 0 and math.isfinite(self.flush) and self.flush >= 0):
+            raise EdgeError(f"--report-every {self.every}: give a positive number of seconds, e.g. 10 (and a flush "
+                            "time of at least 0)")
 
 
 class Reporter:
@@ -72,7 +75,8 @@ class Reporter:
         self._thread.join(self.options.flush + TIMEOUT + 5)
         self._keep_queued()
         stats = {"sent": self.sent, "pending": len(self.outbox), "dropped": self.outbox.counter("dropped"),
-                 "rejected": self.outbox.counter("rejected"), "last_error": self.last_error,
+                 "rejected": self.outbox.counter("rejected"), "conflicts": self.outbox.counter("conflicts"),
+                 "last_error": self.last_error,
                  "outbox": str(self.outbox.path)}
         self.outbox.close()
         return stats
@@ -102,10 +106,12 @@ class Reporter:
                     return
             if now >= wait_until and len(self.outbox):
                 batch = self.outbox.oldest(size)
-                outcome = self._post([body for _, body in batch])
-                if outcome == "stored":
-                    self.outbox.remove([seq for seq, _ in batch])
-                    self.sent += len(batch)
+                outcome, held = self._post([body for _, body in batch])
+                gone = [seq for seq, body in batch if _id(body) in held]
+                if gone:
+                    self.outbox.remove(gone)
+                    self.sent += len(gone)
+                if outcome == "stored" and len(gone) == len(batch):
                     attempt, size = 0, BATCH
                     continue
                 if outcome == "refused" and len(batch) > 1:
@@ -125,21 +131,36 @@ class Reporter:
             pending = len(self.outbox) and wait_until > now
             self._keep_queued(wait=min(0.2, wait_until - now) if pending else 0.2)
 
-    def _post(self, bodies: list[str]) -> str:
-        """'stored', 'refused' (this batch will never be taken: 400/413/422) or 'failed' (try again later)."""
+    def _post(self, bodies: list[str]) -> tuple[str, set]:
+        """('stored', the ids the host says it holds), ('refused', none): this batch will never be taken
+        (400/413/422), or ('failed', none): try again later."""
         data = ('{"reports":[' + ",".join(bodies) + "]}").encode()
         request = urllib.request.Request(self.endpoint, data=data, method="POST", headers={
             "Content-Type": "application/json", "Authorization": f"Bearer {self.options.token}"})
         try:
             with urllib.request.urlopen(request, timeout=TIMEOUT) as response:
-                response.read()
-            return "stored"
+                answer = json.loads(response.read())
+            held, conflicts = set(answer["ids"]), answer["conflicts"]
         except urllib.error.HTTPError as e:
             self.last_error = f"HTTP {e.code}: {_error_text(e)}"
-            return "refused" if e.code in (400, 413, 422) else "failed"  # 401/403: a token the host may yet accept
-        except (urllib.error.URLError, OSError, ValueError) as e:
+            return ("refused" if e.code in (400, 413, 422) else "failed"), set()  # 401/403: the host may yet accept
+        except (urllib.error.URLError, OSError) as e:
             self.last_error = str(getattr(e, "reason", e))
-            return "failed"
+            return "failed", set()
+        except (ValueError, KeyError, TypeError):
+            self.last_error = "an answer that was not edge serve's (a proxy or captive portal in between?)"
+            return "failed", set()
+        if conflicts:
+            self.outbox.count("conflicts", len(conflicts))
+            self.log(f"the host already held {len(conflicts)} of these report ids with other content; it kept its "
+                     "own (two devices sharing an outbox?)")
+        if len(held) < len(bodies):
+            self.last_error = f"the host acknowledged {len(held)} of {len(bodies)} reports"
+        return "stored", held
+
+
+def _id(body: str) -> str:
+    return json.loads(body)["id"]
 
 
 def _error_text(error: urllib.error.HTTPError) -> str:

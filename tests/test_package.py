@@ -2,7 +2,10 @@
 the device wheel inside it installs into a fresh venv as one import name and runs `edge eval` with no
 TensorFlow."""
 import json
+import os
+import re
 import shutil
+import stat
 import subprocess
 import sys
 import tarfile
@@ -14,6 +17,7 @@ import pytest
 from edge.bundle import read_bundle, write_bundle
 from edge.eval.evaluate import evaluate
 from edge.model import load_model
+from edge.render import package_text
 from edge.version import VERSION
 from tests.cli import edge_cli
 from tests.device import new_venv, top_level_names
@@ -97,7 +101,8 @@ def test_the_device_wheel_installs_one_name_and_evaluates_without_tensorflow(pac
     (["--device", "rpi9"], "did you mean"),
     (["--device", "rpi5", "--out", "pi.zip"], "give a file name ending in .tar.gz"),
     (["--device", "rpi5", "--device-id", "pi kitchen"], "--device-id 'pi kitchen'"),
-    (["--device", "rpi5", "--source", 'rtsp://cam/"1"'], "cannot go into edge.conf"),
+    (["--device", "rpi5", "--source", 'rtsp://cam/"1"'], "--source: quotes, backslashes and newlines cannot go"),
+    (["--device", "rpi5", "--args", "--truth 2 --source=rtsp://u:p@cam/1"], "--args --source: give it as edge package"),
 ])
 def test_package_refuses_bad_options_and_writes_nothing(e2e, tmp_path, args, message):
     base = {"--out": str(tmp_path / "p.tar.gz"), "--report-to": "http://h:8765", "--device-id": "pi-kitchen"}
@@ -137,3 +142,97 @@ def test_a_coral_package_runs_on_the_edge_tpu_and_may_use_the_plugdev_device(e2e
 
     assert _locate(compiled.path, None, None, "edgetpu")[0] == compiled.edgetpu_path
     assert load_model(compiled.path).path == compiled.model_path
+
+
+TOKEN, PASSWORD = "tok-3f9a1c", "cam-pass-42"
+STREAM = f"rtsp://viewer:{PASSWORD}@127.0.0.1:1/stream1"  # refused at once: nothing listens on port 1
+
+
+@pytest.fixture(scope="module")
+def secret_package(e2e, tmp_path_factory):
+    """A package with a token and a stream password, written over an older world-readable one, under the most
+    permissive umask (inherited by the command): its mode must come from edge, not from the umask."""
+    out = tmp_path_factory.mktemp("secret") / "pi-door.tar.gz"
+    out.write_bytes(b"an older package")
+    out.chmod(0o644)
+    umask = os.umask(0)
+    try:
+        r = edge_cli("package", e2e["bundle"], "--device", "rpi5", "--out", out, "--report-to", "http://127.0.0.1:1",
+                     "--device-id", "pi-door", "--token", TOKEN, "--source", STREAM)
+    finally:
+        os.umask(umask)
+    assert r.returncode == 0, r.stderr
+    with tarfile.open(out) as tar:
+        files = {m.name.split("/", 1)[1]: (tar.extractfile(m).read(), m.mode) for m in tar.getmembers() if m.isfile()}
+    return out, r, files
+
+
+def test_the_package_is_0600_and_written_whole(secret_package):
+    out, r, _ = secret_package
+    assert stat.S_IMODE(out.stat().st_mode) == 0o600
+    assert os.listdir(out.parent) == [out.name]  # the temporary file was renamed, not left
+    assert f"wrote {out} (" in r.stdout
+    assert "0600: it holds the device's token; copy it with scp and delete it" in r.stdout
+    assert "0600" in package_text({"package": "p.tar.gz", "bytes": 1, "device": "rpi5", "top": "p",
+                                   "holds_token": False})
+
+
+def test_the_token_and_source_are_only_in_edge_conf(secret_package):
+    _, r, files = secret_package
+    conf, mode = files["edge.conf"]
+    assert TOKEN.encode() in conf and PASSWORD.encode() in conf and mode == 0o600
+    assert {"setup.sh", "edge-run.service", "README.txt", WHEEL} <= set(files)
+    assert [name for name, (data, _) in files.items() if TOKEN.encode() in data or PASSWORD.encode() in data] == [
+        "edge.conf"]
+    assert TOKEN not in r.stdout + r.stderr and PASSWORD not in r.stdout + r.stderr
+    readme = files["README.txt"][0].decode()
+    assert "/etc/edge/edge.conf, root's and mode 0600" in readme and "pi-door.tar.gz and pi-door/edge.conf" in readme
+    setup = files["setup.sh"][0].decode()
+    assert "install -o root -g root -m 600 edge.conf /etc/edge/edge.conf" in setup
+    # setup.sh only tests for a token (grep -q); it never echoes edge.conf's values
+    assert [line for line in setup.splitlines() if "EDGE_TOKEN" in line or "EDGE_SOURCE" in line] == [
+        "if grep -q '^EDGE_TOKEN=.\\+' /etc/edge/edge.conf; then",
+        '  echo "setup: put the device\'s token in /etc/edge/edge.conf (EDGE_TOKEN=...), then: systemctl enable --now '
+        'edge-run"']
+
+
+def systemd_conf(text: str) -> dict:
+    """An EnvironmentFile as systemd reads it: KEY=VALUE lines, one pair of double quotes taken off."""
+    pairs = (line.split("=", 1) for line in text.splitlines() if line and not line.startswith("#"))
+    return {key: value.removeprefix('"').removesuffix('"') for key, value in pairs}
+
+
+def systemd_argv(exec_start: str, env: dict) -> list[str]:
+    """ExecStart's words as systemd expands them: ${VAR} as one word, $VAR split at whitespace."""
+    argv = []
+    for word in exec_start.split():
+        if one := re.fullmatch(r"\$\{(\w+)\}", word):
+            argv.append(env.get(one[1], ""))
+        elif split := re.fullmatch(r"\$(\w+)", word):
+            argv += env.get(split[1], "").split()
+        else:
+            argv.append(word)
+    return argv
+
+
+def test_the_service_command_line_carries_no_secret_and_edge_run_takes_them_from_the_environment(
+        secret_package, e2e, tmp_path):
+    """ps shows every process's command line to every user: the unit's ExecStart, as systemd expands it, holds
+    neither the token nor the stream's password, and `edge run` started that way with edge.conf as its
+    environment still gets both (it reaches the stream, which needs the source, after its reporting checks,
+    which need the token)."""
+    _, _, files = secret_package
+    unit = files["edge-run.service"][0].decode()
+    exec_start = next(line.removeprefix("ExecStart=") for line in unit.splitlines() if line.startswith("ExecStart="))
+    assert not re.search(r"EDGE_SOURCE|EDGE_TOKEN|--source|--token", exec_start), exec_start
+    assert "EnvironmentFile=/etc/edge/edge.conf" in unit
+    conf = systemd_conf(files["edge.conf"][0].decode())
+    argv = systemd_argv(exec_start, conf)
+    assert not [word for word in argv if TOKEN in word or PASSWORD in word]
+    # this machine's edge, bundle and outbox for /opt/edge's and /var/lib/edge's
+    here = {"/opt/edge/venv/bin/edge": [sys.executable, "-m", "edge.cli"], "/opt/edge/bundle": [e2e["bundle"]],
+            "/var/lib/edge/outbox.db": [str(tmp_path / "outbox.db")]}
+    argv = [new for word in argv for new in here.get(word, [word])]
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("EDGE_")}, **conf}
+    r = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=120)
+    assert r.returncode == 2 and "cannot open stream rtsp://" in r.stderr and "Traceback" not in r.stderr, r.stderr

@@ -1,19 +1,24 @@
 """Device reporting against the real `edge serve` process: the outbox keeps every report until the
 host has stored it, a host killed and restarted mid-run loses nothing and duplicates nothing, and a
 backlog left by an earlier run drains when the host is back."""
+import http.server
 import json
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
+import uuid
 
 import cv2
 import numpy as np
 import pytest
 
 from edge.errors import EdgeError
+from edge.eval.accumulator import Accumulator
 from edge.outbox import Outbox
-from edge.reporter import ReportOptions
+from edge.report import make_report, matrix
+from edge.reporter import Reporter, ReportOptions
 from edge.runner import RunOptions, run
 from tests.cli import edge_cli
 from tests.server import Server, free_port
@@ -32,7 +37,7 @@ def assert_all_arrived(db, summary):
     assert sorted(r["seq"] for r in reports) == list(range(len(reports)))
     assert sum(r["frames"] for r in reports) == summary["frames"]
     assert sum(r["evaluated"] for r in reports) == summary["evaluated"]
-    assert np.sum([r["confusion_matrix"] for r in reports], axis=0).tolist() == summary["confusion_matrix"]
+    assert np.sum([matrix(r) for r in reports], axis=0).tolist() == summary["confusion_matrix"]
 
 
 def test_outbox_keeps_the_newest_within_its_limit(tmp_path):
@@ -113,6 +118,8 @@ def test_backlog_of_an_earlier_run_drains_when_the_host_is_back(e2e, digits, dev
     (dict(token=""), "needs --token"),
     (dict(device_id="../x"), "--device-id"),
     (dict(every=0), "--report-every"),
+    (dict(every=float("nan")), "--report-every nan: give a positive number"),
+    (dict(every=float("inf")), "--report-every inf: give a positive number"),
 ])
 def test_bad_report_options(options, message, tmp_path):
     good = dict(url="http://127.0.0.1:1", token="t", device_id="pi", outbox=tmp_path / "o.db")
@@ -126,3 +133,52 @@ def test_cli_reporting_options(e2e, digits):
     r = edge_cli("run", e2e["bundle"], "--source", digits / "2", "--report-to", "http://127.0.0.1:1",
                  "--device-id", "pi-kitchen")
     assert r.returncode == 2 and "needs --token" in r.stderr
+
+
+def window_report(device: str, seq: int, run_id: str) -> dict:
+    """A report of a real (tiny) window: two frames of class b, one taken for a."""
+    acc = Accumulator(["a", "b"])
+    acc.add(1, np.array([0.2, 0.8]))
+    acc.add(1, np.array([0.7, 0.3]))
+    summary = {**acc.report(), "frames": 2, "evaluated": 2, "dropped": 0, "fps": 30.0,
+               "latency_ms": {"inference": {"p50": 4.0}, "frame": {"p50": 6.0}}}
+    return make_report(summary, device, run_id, seq, "ab" * 32, 1.8e9 + seq, 1.8e9 + seq + 1)
+
+
+class CaptivePortal(http.server.BaseHTTPRequestHandler):
+    """What a hotel network or a misconfigured proxy answers to everything: 200 and a login page."""
+
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get("content-length", 0)))
+        page = b"<html><body>Please log in to use this network</body></html>"
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html")
+        self.send_header("Content-Length", str(len(page)))
+        self.end_headers()
+        self.wfile.write(page)
+
+    def log_message(self, *args):
+        pass
+
+
+def test_only_the_host_s_own_word_lets_a_report_go(device, tmp_path):
+    """A 200 from a captive portal is not an acknowledgement: the reports stay until edge serve names them."""
+    db, token = device
+    portal = http.server.ThreadingHTTPServer(("127.0.0.1", 0), CaptivePortal)
+    threading.Thread(target=portal.serve_forever, daemon=True).start()
+    run_id = uuid.uuid4().hex
+    options = dict(token=token, device_id="pi-kitchen", outbox=tmp_path / "outbox.db", flush=1.0)
+    try:
+        reporter = Reporter(ReportOptions(url=f"http://127.0.0.1:{portal.server_address[1]}", **options))
+        for seq in range(3):
+            reporter.submit(window_report("pi-kitchen", seq, run_id))
+        tally = reporter.close()
+    finally:
+        portal.shutdown()
+    assert tally["sent"] == 0 and tally["pending"] == 3 and "not edge serve's" in tally["last_error"]
+    server = Server(db).start()
+    try:
+        tally = Reporter(ReportOptions(url=server.url, **options)).close()
+    finally:
+        server.stop()
+    assert tally["sent"] == 3 and tally["pending"] == 0 and len(stored(db, run_id)) == 3

@@ -5,14 +5,20 @@ import hashlib
 import http.client
 import io
 import json
+import shutil
+import socket
 import sqlite3
+import subprocess
 import uuid
 
+import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from edge.report import make_report
+from edge.eval.accumulator import Accumulator
+from edge.report import make_report, matrix
+from edge.reporter import Reporter, ReportOptions
 from edge.runner import RunOptions, run
 from tests.cli import edge_cli
 from tests.server import Server
@@ -49,16 +55,25 @@ def host(tmp_path_factory):
 def test_reports_are_stored_once_and_shown(host, summary):
     server, tokens = host
     batch = reports(summary, "pi-kitchen", 3)
-    assert server.post(batch, tokens["pi-kitchen"]) == (200, {"stored": 3, "duplicates": 0})
-    assert server.post(batch, tokens["pi-kitchen"]) == (200, {"stored": 0, "duplicates": 3})  # a retry
+    ids = [r["id"] for r in batch]
+    assert server.post(batch, tokens["pi-kitchen"]) == (200, {"stored": 3, "duplicates": 0, "conflicts": [],
+                                                               "ids": ids})
+    assert server.post(batch, tokens["pi-kitchen"]) == (200, {"stored": 0, "duplicates": 3, "conflicts": [],
+                                                               "ids": ids})  # a retry
     status, body = server.get("/api/v1/devices")
     device = next(d for d in body["devices"] if d["device"] == "pi-kitchen")
-    assert status == 200 and device["reports"] == 3 and device["latest"]["seq"] == 2
-    assert device["field"]["confusion_matrix"] == (3 * __import__("numpy").array(summary["confusion_matrix"])).tolist()
-    assert device["field"]["accuracy"] == pytest.approx(summary["accuracy"])
+    assert status == 200 and device["reports"] == 3 and device["latest"]["seq"] == 2 and device["conflicts"] == 0
+    assert device["field"]["n"] == 3 * summary["n"] and device["field"]["accuracy"] == pytest.approx(summary["accuracy"])
+    status, body = server.get("/api/v1/devices/pi-kitchen/field")
+    assert status == 200 and body["field"]["reports"] == 3 and body["field"]["classes"] == len(summary["labels"])
+    seen = body["field"]["labels"]  # the classes the run saw: here truth "2" and whatever it was taken for
+    rows = [summary["labels"].index(label) for label in seen]
+    dense = np.array(summary["confusion_matrix"])[np.ix_(rows, rows)]
+    assert body["field"]["confusion_matrix"] == (3 * dense).tolist() and dense.sum() == summary["n"]
+    assert body["field"]["accuracy"] == pytest.approx(summary["accuracy"])
     status, body = server.get("/api/v1/devices/pi-kitchen/reports?limit=2")
     assert status == 200 and [r["seq"] for r in body["reports"]] == [1, 2]
-    assert body["reports"][0]["confusion_matrix"] == summary["confusion_matrix"]
+    assert (matrix(body["reports"][0]) == summary["confusion_matrix"]).all()
     status, text = server.get("/api/v1/export.csv")
     rows = list(csv.DictReader(io.StringIO(text)))
     mine = [r for r in rows if r["device"] == "pi-kitchen"]
@@ -106,7 +121,9 @@ def test_bad_bodies_get_the_right_code_and_the_server_keeps_serving(host, summar
         (b'"just a string"', 422),
         (b'{"reports": []}', 422),
         (json.dumps({"reports": [{**good, "accuracy": 2.0}]}).encode(), 422),
-        (json.dumps({"reports": [{**good, "confusion_matrix": [[1]]}]}).encode(), 422),
+        (json.dumps({"reports": [{**good, "confusion": [[0, 0, 1]]}]}).encode(), 422),
+        (json.dumps({"reports": [{**good, "confusion": [[99, 0, good["evaluated"]]]}]}).encode(), 422),
+        (json.dumps({"reports": [{**good, "format_version": 1}]}).encode(), 422),
         (json.dumps({"reports": [{k: v for k, v in good.items() if k != "window"}]}).encode(), 422),
         (json.dumps({"reports": [good] * 501}).encode(), 413),  # 501 real reports: over 200 kB
         (b"\xff\xfe\x00garbage", 400),
@@ -170,19 +187,176 @@ def test_fuzzed_fields_of_a_real_report_are_refused_never_a_500(host, summary, d
         assert report in body["reports"]
 
 
-def test_protected_reads_need_a_token(tmp_path, summary):
+def test_protected_reads_need_a_token_and_a_device_reads_only_its_own(tmp_path, summary):
     db = tmp_path / "edge.db"
-    reader, device = token(db, "alice", "--reader"), token(db, "pi-kitchen")
+    reader, kitchen, garage = token(db, "alice", "--reader"), token(db, "pi-kitchen"), token(db, "pi-garage")
     server = Server(db, None, "--protect-reads").start()
     try:
-        assert server.post(reports(summary, "pi-kitchen", 1), device)[0] == 200
+        assert server.post(reports(summary, "pi-kitchen", 1), kitchen)[0] == 200
+        assert server.post(reports(summary, "pi-garage", 2), garage)[0] == 200
         assert server.get("/api/v1/devices")[0] == 401
         assert server.get("/api/v1/export.csv")[0] == 401
         status, body = server.get("/api/v1/devices", token=reader)
-        assert status == 200 and body["devices"][0]["device"] == "pi-kitchen"
+        assert status == 200 and [d["device"] for d in body["devices"]] == ["pi-garage", "pi-kitchen"]
+        status, body = server.get("/api/v1/devices", token=kitchen)
+        assert status == 200 and [d["device"] for d in body["devices"]] == ["pi-kitchen"]
+        for path in ("reports", "field"):
+            assert server.get(f"/api/v1/devices/pi-garage/{path}", token=kitchen)[0] == 403
+            assert server.get(f"/api/v1/devices/pi-kitchen/{path}", token=kitchen)[0] == 200
+        status, text = server.get("/api/v1/export.csv", token=kitchen)
+        assert status == 200 and [r["device"] for r in csv.DictReader(io.StringIO(text))] == ["pi-kitchen"]
+        assert len(list(csv.DictReader(io.StringIO(server.get("/api/v1/export.csv", token=reader)[1])))) == 3
         assert server.get("/healthz")[0] == 200 and server.get("/")[0] == 200  # the page itself holds no data
     finally:
         server.stop()
+
+
+@pytest.mark.parametrize("args,protected,warning", [
+    ((), True, None),  # beyond loopback, reads are protected unless asked otherwise
+    (("--open-reads",), False, "--open-reads: anyone who can reach this port reads every device's reports"),
+])
+def test_reads_beyond_loopback_are_protected_unless_opened(tmp_path, args, protected, warning):
+    server = Server(tmp_path / "edge.db", None, "--host", "0.0.0.0", *args).start()
+    try:
+        assert server.get("/api/v1/devices")[0] == (401 if protected else 200)
+    finally:
+        server.stop()
+    err = server.process.stderr.read().decode()
+    assert ("reads need a token" in err) == protected and (warning is None or warning in err)
+
+
+def test_export_csv_neutralises_formulas(host, summary):
+    """Ids may start with '-': such a cell would run as a formula in a spreadsheet (-2+3 is one)."""
+    server, tokens = host
+    report = reports(summary, "pi-garage", 1)[0]
+    report["id"], report["run_id"] = "-2-3-4-5-6", "-A1-A2-B3"
+    assert server.post([report], tokens["pi-garage"])[0] == 200
+    _, text = server.get("/api/v1/export.csv")
+    rows = list(csv.reader(io.StringIO(text)))
+    assert ["'-2-3-4-5-6", "'-A1-A2-B3"] in [row[2:4] for row in rows]
+    assert not [cell for row in rows for cell in row if cell.startswith(("=", "+", "-", "@", "\t", "\r"))]
+
+
+def test_an_id_sent_again_with_other_content_is_a_conflict_and_the_first_is_kept(tmp_path, summary):
+    db = tmp_path / "edge.db"
+    kitchen, garage = token(db, "pi-kitchen"), token(db, "pi-garage")
+    server = Server(db).start()
+    try:
+        first = reports(summary, "pi-kitchen", 1)[0]
+        assert server.post([first], kitchen)[0] == 200
+        changed = {**first, "frames": first["frames"] + 1}
+        assert server.post([changed], kitchen) == (200, {"stored": 0, "duplicates": 0, "conflicts": [first["id"]],
+                                                         "ids": [first["id"]]})
+        stolen = {**first, "device_id": "pi-garage"}  # another device's id: not a retry either
+        assert server.post([stolen], garage)[1]["conflicts"] == [first["id"]]
+        assert server.get("/api/v1/devices/pi-kitchen/reports")[1]["reports"] == [first]
+        assert {d["device"]: d["conflicts"] for d in server.get("/api/v1/devices")[1]["devices"]} == {"pi-kitchen": 1}
+        assert server.get("/api/v1/devices/pi-garage/reports")[0] == 404
+    finally:
+        server.stop()
+    assert f"'pi-kitchen' sent report {first['id']} again with other content" in server.process.stderr.read().decode()
+
+
+def test_counts_are_bounded_and_sums_do_not_overflow(host, summary):
+    server, tokens = host
+    run_id = uuid.uuid4().hex
+    batch = reports(summary, "pi-counts", 3, run_id)
+    big = 10**9  # the most one report may count; three of them overflow 32 bits, and 2^53 each would 64
+    for r in batch:
+        r["frames"] = r["evaluated"] = big
+        r["confusion"] = [[2, 2, big]]
+    secret = token(server.db, "pi-counts")
+    assert server.post(batch, secret)[0] == 200
+    field = next(d for d in server.get("/api/v1/devices")[1]["devices"] if d["device"] == "pi-counts")["field"]
+    assert field["n"] == 3 * big and field["accuracy"] == 1.0
+    assert server.get("/api/v1/devices/pi-counts/field")[1]["field"]["confusion_matrix"] == [[3 * big]]
+    over = {**batch[0], "id": uuid.uuid4().hex, "frames": big + 1}
+    code, body = server.post([over], secret)
+    assert code == 422 and "'frames' must be a count up to 1000000000" in body["error"]
+
+
+def test_a_1000_class_report_fits_and_is_shown(host):
+    """A 10 s window at 30 fps of an ImageNet-sized model: compact, it is far under the default body limit."""
+    server, tokens = host
+    labels = [f"n{c:08d} a class name of imagenet size" for c in range(1000)]
+    acc = Accumulator(labels, (1, 5))
+    rng = np.random.default_rng(0)
+    for frame in range(300):
+        scores = rng.random(1000)
+        acc.add(frame % 40, scores)
+    summary = {**acc.report(), "frames": 300, "evaluated": 300, "dropped": 0, "fps": 30.0,
+               "latency_ms": {"inference": {"p50": 20.0}, "frame": {"p50": 25.0}}}
+    report = make_report(summary, "pi-imagenet", uuid.uuid4().hex, 0, "0" * 64, 1.8e9, 1.8e9 + 10)
+    size = len(json.dumps({"reports": [report]}))
+    assert size < 100_000 < len(json.dumps(summary)) / 10, size  # the dense window is over 2 MB
+    secret = token(server.db, "pi-imagenet")
+    assert server.post([report], secret)[0] == 200
+    field = server.get("/api/v1/devices/pi-imagenet/field")[1]["field"]
+    assert field["classes"] == 1000 and field["n"] == 300 and field["accuracy"] == pytest.approx(acc.report()["accuracy"])
+    assert field["macro"] == pytest.approx(acc.report()["macro"])
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A real 4 MB file system, to fill."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(disk)], capture_output=True).returncode:
+        pytest.skip("mounting a small tmpfs (a disk to fill) needs root")
+    yield disk
+    subprocess.run(["umount", "-l", str(disk)], check=True)
+
+
+def test_a_full_disk_answers_503_and_devices_keep_their_reports(small_disk, summary, tmp_path):
+    db = small_disk / "edge.db"
+    secret = token(db, "pi-kitchen")
+    server = Server(db).start()
+    filler = small_disk / "filler"
+    run_id = uuid.uuid4().hex
+    try:
+        code, body = server.post(reports(summary, "pi-kitchen", 10, run_id), secret)
+        assert code == 200
+        taken = body["ids"]
+        filler.write_bytes(b"\0" * (shutil.disk_usage(small_disk).free - 20_000))
+        code, body = server.post(reports(summary, "pi-kitchen", 40, run_id), secret)  # more than is free
+        assert code == 503 and body["error"] == "the host's disk is full: keep the reports and retry later"
+        assert server.get("/healthz") == (503, {"status": "disk full", "error": "the disk of edge.db is full: devices "
+                                                "keep their reports until space is freed"})
+        assert server.get("/api/v1/devices")[0] == 200  # reads go on
+        options = dict(url=server.url, token=secret, device_id="pi-kitchen", outbox=tmp_path / "outbox.db", flush=1.0)
+        reporter = Reporter(ReportOptions(**options))
+        late = reports(summary, "pi-kitchen", 5, run_id)
+        for report in late:
+            reporter.submit(report)
+        tally = reporter.close()
+        assert tally["pending"] == 5 and tally["sent"] == 0 and "disk is full" in tally["last_error"]
+        filler.unlink()
+        assert server.get("/healthz") == (200, {"status": "ok"})
+        assert Reporter(ReportOptions(**options)).close()["pending"] == 0
+        held = server.get("/api/v1/devices/pi-kitchen/reports?limit=10000")[1]["reports"]
+        assert sorted(r["id"] for r in held) == sorted(taken + [r["id"] for r in late])  # nothing lost or doubled
+    finally:
+        server.stop()
+    errors = server.process.stderr.read().decode()
+    assert "is full: reports are refused (503) until space is freed" in errors and "Traceback" not in errors
+
+
+@pytest.mark.parametrize("args,message", [
+    (("--port", "99999"), "--port 99999: give a port from 1 to 65535"),
+    (("--port", "0"), "--port 0: give a port from 1 to 65535"),
+    (("--max-body", "-5"), "--max-body -5: give at least 16384 bytes"),
+    (("--host", "no-such-host.invalid"), "--host no-such-host.invalid: not an address of this machine"),
+    ("taken", "cannot listen on 127.0.0.1:"),
+])
+def test_serve_option_errors(tmp_path, args, message):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        if args == "taken":
+            args = ("--port", taken.getsockname()[1])
+        r = edge_cli("serve", "--db", tmp_path / "edge.db", *args)
+    assert r.returncode == 2 and message in r.stderr and "Traceback" not in r.stderr, r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1 and "dashboard at" not in r.stderr
 
 
 def test_token_cli(tmp_path):
@@ -199,3 +373,82 @@ def test_token_cli(tmp_path):
     assert r.returncode == 2 and "has no token" in r.stderr
     r = edge_cli("serve", "--db", tmp_path)
     assert r.returncode == 2 and "is a folder" in r.stderr
+
+
+class Raw(str):
+    """A number token written into the JSON text as it is (1e999, 10**30), which json.dumps cannot make."""
+
+
+def hostile_json(value) -> str:
+    """JSON text of `value`, Raw tokens included; lone surrogates and non-finite floats go out as JSON allows
+    them to be written (\\ud800 escapes; NaN and Infinity, which the host must refuse)."""
+    marks = {}
+
+    def mark(v):
+        if isinstance(v, Raw):
+            marks[f"RAW{len(marks)}"] = str(v)
+            return f"RAW{len(marks) - 1}"
+        if isinstance(v, list):
+            return [mark(x) for x in v]
+        if isinstance(v, dict):
+            return {k: mark(x) for k, x in v.items()}
+        return v
+
+    text = json.dumps(mark(value))
+    for key, token in marks.items():
+        text = text.replace(f'"{key}"', token)
+    return text
+
+
+def nested(depth: int, leaf):
+    for _ in range(depth):
+        leaf = [leaf]
+    return leaf
+
+
+HOSTILE = st.one_of(
+    st.integers(min_value=-(10**40), max_value=10**40),
+    st.sampled_from([Raw("1e999"), Raw("-1e999"), Raw("1e308"), Raw("9" * 400), Raw("-0.0"), Raw("2e-400")]),
+    st.floats(),  # inf and nan among them
+    st.text(alphabet=st.characters(categories=["Cs", "Lu", "Cc", "So"]), max_size=8),
+    st.builds(nested, st.integers(1, 300), st.integers()),
+    st.dictionaries(st.text(alphabet=st.characters(categories=["Cs", "Ll"]), max_size=3), st.integers(), max_size=2),
+)
+PLACES = (("extra",), ("latency_ms", "inference", "p50"), ("latency_ms", "frame", "extra"), ("options", "smooth"),
+          ("labels", 0), ("per_class", "2", "f1"), ("top_k_accuracy", "1"), ("window", "start"), ("evaluated",),
+          ("model",), ("notes",))
+
+
+@pytest.fixture(scope="module")
+def fuzz_host(tmp_path_factory):
+    """A host of its own, and how many reports it has taken."""
+    db = tmp_path_factory.mktemp("fuzz") / "edge.db"
+    secret = token(db, "pi-fuzz")
+    server = Server(db).start()
+    yield server, secret, {"stored": 0}
+    server.stop()
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=list(HealthCheck))
+@given(data=st.data())
+def test_whatever_is_accepted_comes_back_out_of_every_read(fuzz_host, summary, data):
+    """Hostile values (huge integers, non-finite numbers, lone surrogates, deep nesting) put anywhere in a real
+    report: the host stores it only if every read can serve it back, and every read keeps answering."""
+    server, secret, taken = fuzz_host
+    report = reports(summary, "pi-fuzz", 1)[0]
+    for _ in range(data.draw(st.integers(1, 3))):
+        *path, last = data.draw(st.sampled_from(PLACES))
+        where = report
+        for key in path:
+            where = where[key]
+        where[last] = data.draw(HOSTILE)
+    code, answer = server.request("POST", "/api/v1/reports", hostile_json({"reports": [report]}).encode(), secret)
+    assert code in (200, 400, 422), (code, answer)
+    taken["stored"] += code == 200
+    for path in ("/api/v1/devices", "/api/v1/devices/pi-fuzz/reports?limit=10000", "/api/v1/devices/pi-fuzz/field"):
+        status, body = server.get(path)
+        assert status == (200 if taken["stored"] or path == "/api/v1/devices" else 404), (path, status, body)
+    if taken["stored"]:
+        assert len(server.get("/api/v1/devices/pi-fuzz/reports?limit=10000")[1]["reports"]) == taken["stored"]
+    status, text = server.get("/api/v1/export.csv")
+    assert status == 200 and len(list(csv.DictReader(io.StringIO(text)))) == taken["stored"]

@@ -54,10 +54,13 @@ rm -rf "$PREFIX/bundle"
 mv "$PREFIX/bundle.new" "$PREFIX/bundle"
 
 install -d -m 755 /etc/edge
+# edge.conf holds the token and the source (which may carry a password): root's, and no one else may read it.
 if [ -f /etc/edge/edge.conf ]; then
   echo "setup: keeping the existing /etc/edge/edge.conf (the new one is edge.conf here)"
+  chown root:root /etc/edge/edge.conf
+  chmod 600 /etc/edge/edge.conf
 else
-  install -m 600 edge.conf /etc/edge/edge.conf
+  install -o root -g root -m 600 edge.conf /etc/edge/edge.conf
 fi
 install -m 644 edge-run.service /etc/systemd/system/edge-run.service
 systemctl daemon-reload
@@ -66,6 +69,7 @@ if grep -q '^EDGE_TOKEN=.\+' /etc/edge/edge.conf; then
   systemctl enable edge-run
   systemctl restart edge-run
   echo "setup: edge-run is running; follow it with: journalctl -u edge-run -f"
+  echo "setup: the token is in /etc/edge/edge.conf now: delete this package (the .tar.gz and this folder)"
 else
   echo "setup: put the device's token in /etc/edge/edge.conf (EDGE_TOKEN=...), then: systemctl enable --now edge-run"
 fi

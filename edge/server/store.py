@@ -2,7 +2,12 @@
 
 Tokens are random (32 bytes), shown once, stored as SHA-256 hashes: a stolen database lets no one in.
 A device token writes only its own device's reports; a reader token only reads. Each report is stored
-once by its id, so a device may retry a batch as often as it likes.
+once by its id, so a device may retry a batch as often as it likes; an id sent again with other content
+is a conflict: the first is kept and the conflict counted.
+
+What the reads need (each device's latest report, its counts, the confusion matrix of its latest field
+evaluation) is kept up to date in `devices` as reports arrive, so a read costs the number of devices,
+not of reports, and never holds up ingestion.
 """
 import hashlib
 import hmac
@@ -10,14 +15,14 @@ import json
 import secrets
 import sqlite3
 import time
-
-import numpy as np
+from dataclasses import dataclass
 
 from edge.errors import EdgeError
 from edge.files import check_writable
 from edge.report import check_name
 
 ROLES = ("device", "reader")
+VERSION = 2  # PRAGMA user_version; 1 kept no `devices` table and dense confusion matrices
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS tokens (
@@ -26,6 +31,10 @@ CREATE TABLE IF NOT EXISTS reports (
     id TEXT PRIMARY KEY, device TEXT NOT NULL, run TEXT NOT NULL, received REAL NOT NULL,
     window_start REAL NOT NULL, window_end REAL NOT NULL, evaluated INTEGER NOT NULL, body TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS reports_by_device ON reports (device, window_end);
+CREATE TABLE IF NOT EXISTS devices (
+    device TEXT PRIMARY KEY, last_seen REAL NOT NULL, reports INTEGER NOT NULL, conflicts INTEGER NOT NULL,
+    latest_end REAL NOT NULL, latest TEXT NOT NULL,
+    field_run TEXT, field_end REAL, field_reports INTEGER, field_labels TEXT, field_cells TEXT);
 """
 
 
@@ -36,7 +45,14 @@ def open_db(path) -> sqlite3.Connection:
         db = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: a committed report survives a process crash
+        version = db.execute("PRAGMA user_version").fetchone()[0]
+        old = db.execute("SELECT 1 FROM sqlite_master WHERE name = 'reports'").fetchone()
+        if version != VERSION and (old or version):
+            db.close()
+            raise EdgeError(f"--db {path} was written by another version of edge (store version {version}, this "
+                            f"edge keeps {VERSION}): give a new file, or serve it with the edge that wrote it")
         db.executescript(SCHEMA)
+        db.execute(f"PRAGMA user_version = {VERSION}")
     except sqlite3.DatabaseError as e:
         raise EdgeError(f"--db {path} is not an edge database ({e}): give another file") from None
     return db
@@ -78,36 +94,115 @@ def who(db, token: str) -> tuple[str, str] | None:
     return row[0], row[1]
 
 
-def store_reports(db, device: str, reports: list[dict]) -> tuple[int, int]:
-    """Store a device's (validated) reports in one transaction: (stored, already there)."""
+@dataclass
+class Stored:
+    """What became of a batch: ids stored now, ids held already with the same content, and ids held already
+    with other content (or for another device): conflicts, of which the first is kept."""
+    stored: list
+    duplicates: list
+    conflicts: list
+
+
+def store_reports(db, device: str, reports: list[dict]) -> Stored:
+    """Store a device's (checked) reports, and fold them into what the reads need, in one transaction."""
     now = time.time()
-    rows = [(r["id"], device, r["run_id"], now, r["window"]["start"], r["window"]["end"], r["evaluated"],
-             json.dumps(r, separators=(",", ":"))) for r in reports]
+    outcome = Stored([], [], [])
     db.execute("BEGIN IMMEDIATE")
     try:
-        before = db.total_changes
-        db.executemany("INSERT OR IGNORE INTO reports VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
-        stored = db.total_changes - before
+        summary = _summary(db, device)
+        for r in reports:
+            body = json.dumps(r, separators=(",", ":"))
+            if db.execute("INSERT OR IGNORE INTO reports VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                          (r["id"], device, r["run_id"], now, r["window"]["start"], r["window"]["end"],
+                           r["evaluated"], body)).rowcount:
+                outcome.stored.append(r["id"])
+                summary.add(r, body, now)
+            elif db.execute("SELECT device, body FROM reports WHERE id = ?", (r["id"],)).fetchone() == (device, body):
+                outcome.duplicates.append(r["id"])
+            else:
+                outcome.conflicts.append(r["id"])
+        summary.conflicts += len(outcome.conflicts)
+        if summary.reports:  # a device is listed once it has a report stored
+            summary.save(db, device)
         db.execute("COMMIT")
     except BaseException:
-        db.execute("ROLLBACK")
+        if db.in_transaction:  # a full disk has rolled the transaction back already
+            db.execute("ROLLBACK")
         raise
-    return stored, len(rows) - stored
+    return outcome
 
 
-def devices(db) -> list[dict]:
-    """Every device that has reported, with its latest report."""
-    rows = db.execute("""
-        SELECT r.device, r.received, r.body, c.n FROM reports r
-        JOIN (SELECT device, MAX(window_end) AS last, COUNT(*) AS n FROM reports GROUP BY device) c
-          ON r.device = c.device AND r.window_end = c.last
-        GROUP BY r.device ORDER BY r.device""").fetchall()
-    return [{"device": d, "last_seen": received, "reports": n, "latest": json.loads(body)}
-            for d, received, body, n in rows]
+@dataclass
+class _Summary:
+    """A row of `devices`. The field evaluation is the latest run with ground truth: its reports' confusion
+    cells summed (Python ints: no sum overflows), keyed "truth,predicted"."""
+    last_seen: float = 0.0
+    reports: int = 0
+    conflicts: int = 0
+    latest_end: float = float("-inf")
+    latest: str = ""
+    field_run: str | None = None
+    field_end: float | None = None
+    field_reports: int = 0
+    field_labels: list | None = None
+    field_cells: dict | None = None
+
+    def add(self, report: dict, body: str, now: float) -> None:
+        self.last_seen, self.reports = now, self.reports + 1
+        end = report["window"]["end"]
+        if end >= self.latest_end:
+            self.latest_end, self.latest = end, body
+        if not report["evaluated"]:
+            return
+        if report["run_id"] != self.field_run:
+            if self.field_end is not None and end <= self.field_end:
+                return  # a late report of an earlier run
+            self.field_run, self.field_end, self.field_reports = report["run_id"], end, 0
+            self.field_labels, self.field_cells = report["labels"], {}
+        elif report["labels"] != self.field_labels:
+            return  # one run, one model: always so for reports edge run writes
+        self.field_end, self.field_reports = max(self.field_end, end), self.field_reports + 1
+        for truth, predicted, count in report["confusion"]:
+            key = f"{truth},{predicted}"
+            self.field_cells[key] = self.field_cells.get(key, 0) + count
+
+    def save(self, db, device: str) -> None:
+        db.execute("INSERT OR REPLACE INTO devices VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", (
+            device, self.last_seen, self.reports, self.conflicts, self.latest_end, self.latest, self.field_run,
+            self.field_end, self.field_reports, _json(self.field_labels), _json(self.field_cells)))
+
+
+def _json(value) -> str | None:
+    return None if value is None else json.dumps(value, separators=(",", ":"))
+
+
+def _summary(db, device: str) -> _Summary:
+    row = db.execute("SELECT last_seen, reports, conflicts, latest_end, latest, field_run, field_end, field_reports, "
+                     "field_labels, field_cells FROM devices WHERE device = ?", (device,)).fetchone()
+    if row is None:
+        return _Summary()
+    *head, labels, cells = row
+    return _Summary(*head, json.loads(labels) if labels else None, json.loads(cells) if cells else None)
+
+
+def devices(db, only: str | None = None) -> list[dict]:
+    """Every device that has reported (or just `only`): its latest report, counts, and latest field evaluation
+    as {"run_id", "reports", "labels", "cells": {(truth, predicted): count}}."""
+    rows = db.execute("SELECT device FROM devices WHERE ? IS NULL OR device = ? ORDER BY device", (only, only))
+    found = []
+    for (device,) in rows.fetchall():
+        s = _summary(db, device)
+        field = None
+        if s.field_run is not None:
+            cells = {tuple(map(int, key.split(","))): count for key, count in s.field_cells.items()}
+            field = {"run_id": s.field_run, "reports": s.field_reports, "labels": s.field_labels, "cells": cells}
+        found.append({"device": device, "last_seen": s.last_seen, "reports": s.reports, "conflicts": s.conflicts,
+                      "latest": json.loads(s.latest), "field": field})
+    return found
 
 
 def has_device(db, device: str) -> bool:
-    return db.execute("SELECT 1 FROM reports WHERE device = ? LIMIT 1", (device,)).fetchone() is not None
+    return db.execute("SELECT 1 FROM devices WHERE device = ?", (device,)).fetchone() is not None
 
 
 def device_reports(db, device: str, limit: int = 500, since: float | None = None) -> list[dict]:
@@ -119,25 +214,9 @@ def device_reports(db, device: str, limit: int = 500, since: float | None = None
     return [json.loads(body) for (body,) in rows]
 
 
-def latest_field_matrix(db, device: str) -> tuple[str, list[str], np.ndarray] | None:
-    """The device's latest run with ground truth: (run id, labels, confusion matrix summed over its reports)."""
-    row = db.execute("SELECT run FROM reports WHERE device = ? AND evaluated > 0 ORDER BY window_end DESC LIMIT 1",
-                     (device,)).fetchone()
-    if row is None:
-        return None
-    labels, total = None, None
-    for (body,) in db.execute("SELECT body FROM reports WHERE device = ? AND run = ? AND evaluated > 0",
-                              (device, row[0])):
-        report = json.loads(body)
-        cm = np.array(report["confusion_matrix"], dtype=np.int64)
-        if labels is None:
-            labels, total = report["labels"], cm
-        elif report["labels"] == labels:  # one run, one model: always so for reports edge run writes
-            total += cm
-    return row[0], labels, total
-
-
-def all_reports(db):
-    """Every report, oldest first, for the CSV export (streamed: the table may be large)."""
-    for device, received, body in db.execute("SELECT device, received, body FROM reports ORDER BY window_end"):
+def all_reports(db, only: str | None = None):
+    """Every report (or `only` that device's) in the order they arrived, for the CSV export (streamed: the
+    table may be large)."""
+    for device, received, body in db.execute(
+            "SELECT device, received, body FROM reports WHERE ? IS NULL OR device = ? ORDER BY rowid", (only, only)):
         yield device, received, json.loads(body)
