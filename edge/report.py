@@ -3,7 +3,8 @@
 A report is the `edge run --json` summary of the frames in its window, made compact, plus who sent it and
 about what: device id, run id, model sha256, the window in Unix time, and a unique id the host stores once
 (so a device may resend freely). Compact, because a 1000-class model's dense confusion matrix alone is 2 MB:
-the matrix goes as its non-zero cells and the per-class rows only for the classes seen in the window.
+the matrix goes as its non-zero cells, flat (truth, predicted, count, truth, predicted, count, ...: quick to
+parse and check), and the per-class rows only for the classes seen in the window.
 `check_report` is the schema the host holds every report to; it also refuses what the host could not serve
 back as it came (integers past 2^53, non-finite numbers, lone surrogates, deep nesting).
 """
@@ -35,7 +36,7 @@ def make_report(summary: dict, device_id: str, run_id: str, seq: int, model_sha2
     truth, predicted = np.nonzero(cm)
     seen = set(np.nonzero(cm.sum(axis=0) + cm.sum(axis=1))[0].tolist())
     compact = {key: value for key, value in summary.items() if key != "confusion_matrix"}
-    compact["confusion"] = [[int(t), int(p), int(cm[t, p])] for t, p in zip(truth, predicted)]
+    compact["confusion"] = np.stack([truth, predicted, cm[truth, predicted]], axis=1).ravel().tolist()
     compact["per_class"] = {label: row for c, (label, row) in enumerate(summary["per_class"].items()) if c in seen}
     skipped = summary.get("skipped")
     if skipped:
@@ -48,9 +49,14 @@ def matrix(report: dict) -> np.ndarray:
     """A (checked) report's confusion matrix, dense."""
     n = len(report["labels"])
     cm = np.zeros((n, n), dtype=np.int64)
-    for truth, predicted, count in report["confusion"]:
+    for truth, predicted, count in cells(report["confusion"]):
         cm[truth, predicted] = count
     return cm
+
+
+def cells(flat: list):
+    """(truth, predicted, count) of each non-zero cell of a confusion matrix kept flat, as reports keep it."""
+    return zip(flat[0::3], flat[1::3], flat[2::3])
 
 
 def check_name(value, what: str = "--device-id") -> str:
@@ -91,9 +97,11 @@ def _latency(value) -> bool:
 
 
 def _cells(value) -> bool:
-    return isinstance(value, list) and all(
-        isinstance(cell, list) and len(cell) == 3 and _count(cell[0], MAX_CLASSES) and _count(cell[1], MAX_CLASSES)
-        and _frames(cell[2]) and cell[2] > 0 for cell in value)
+    if not isinstance(value, list) or len(value) % 3 or not set(map(type, value)) <= {int}:  # type(): not bool
+        return False
+    classes, counts = value[0::3] + value[1::3], value[2::3]
+    return not value or (min(classes) >= 0 and max(classes) < MAX_CLASSES and min(counts) > 0
+                         and max(counts) <= MAX_COUNT)
 
 
 # key -> (check, what it must be); every report needs all of these, other keys are kept as sent
@@ -114,7 +122,7 @@ REQUIRED = {
     "accuracy": (lambda v: _number(v, 0, 1), "a number from 0 to 1"),
     "labels": (lambda v: isinstance(v, list) and 0 < len(v) <= MAX_CLASSES and all(isinstance(x, str) for x in v),
                f"a list of 1-{MAX_CLASSES} class names"),
-    "confusion": (_cells, "a list of [truth, predicted, count] cells, count > 0"),
+    "confusion": (_cells, "the non-zero cells, flat: [truth, predicted, count, ...], counts > 0"),
 }
 
 
@@ -130,37 +138,64 @@ def check_report(report) -> str | None:
             return f"missing '{key}'"
         if not check(report[key]):
             return f"'{key}' must be {what}"
-    n, cells = len(report["labels"]), report["confusion"]
-    if any(t >= n or p >= n for t, p, _ in cells):
+    n, flat = len(report["labels"]), report["confusion"]
+    if flat and max(flat[0::3] + flat[1::3]) >= n:
         return f"'confusion' cells must name classes 0 to {n - 1}, one per label"
-    if len({(t, p) for t, p, _ in cells}) != len(cells):
+    if len(set(zip(flat[0::3], flat[1::3]))) * 3 != len(flat):
         return "'confusion' must hold each cell once"
-    if sum(count for _, _, count in cells) != report["evaluated"]:
+    if sum(flat[2::3]) != report["evaluated"]:
         return "'confusion' must hold as many frames as 'evaluated'"
     return None
 
 
-def unservable(value, where: str = "", depth: int = 0) -> str | None:
+def unservable(value) -> str | None:
     """Where `value` holds what could not be served back as JSON exactly as it came, or None: what the host
     stores it must be able to return from every read, to every reader."""
-    if depth > MAX_DEPTH:
-        return f"'{where}' nests deeper than {MAX_DEPTH} levels"
-    if isinstance(value, bool) or value is None:
+    if _servable(value, 0):
         return None
-    if isinstance(value, int):
-        return None if -MAX_INT <= value <= MAX_INT else f"'{where}' is an integer beyond +-2^53"
-    if isinstance(value, float):
-        return None if math.isfinite(value) else f"'{where}' is not a finite number"
-    if isinstance(value, str):
-        return None if _unicode(value) else f"'{where}' is not valid Unicode text (a lone surrogate)"
-    items = value.items() if isinstance(value, dict) else enumerate(value)
-    for key, item in items:
-        if isinstance(key, str) and not _unicode(key):
-            return f"a key in {repr(where) if where else 'the report'} is not valid Unicode text (a lone surrogate)"
-        problem = unservable(item, _path(where, key), depth + 1)
-        if problem:
-            return problem
-    return None
+    where, depth = "", 0
+    while True:  # down the first branch that fails, for its path
+        if isinstance(value, (dict, list)) and depth >= MAX_DEPTH:
+            return f"'{where}' nests deeper than {MAX_DEPTH} levels"
+        if isinstance(value, int):
+            return f"'{where}' is an integer beyond +-2^53"
+        if isinstance(value, float):
+            return f"'{where}' is not a finite number"
+        if isinstance(value, str):
+            return f"'{where}' is not valid Unicode text (a lone surrogate)"
+        items = value.items() if isinstance(value, dict) else enumerate(value)
+        for key, item in items:
+            if isinstance(key, str) and not _unicode(key):
+                return f"a key in {repr(where) if where else 'the report'} is not valid Unicode text (a lone surrogate)"
+            if not _servable([item], depth):
+                where, value, depth = _path(where, key), item, depth + 1
+                break
+
+
+def _servable(value, depth: int) -> bool:
+    """The fast check, for a container (a report is a few hundred values, checked at thousands a second)."""
+    if depth >= MAX_DEPTH:
+        return False
+    is_dict = type(value) is dict
+    if is_dict and not all(key.isascii() or _unicode(key) for key in value):
+        return False
+    if not is_dict and value and set(map(type, value)) == {int}:  # a confusion matrix's cells: in one go
+        return -MAX_INT <= min(value) and max(value) <= MAX_INT
+    for item in value.values() if is_dict else value:
+        kind = type(item)
+        if kind is float:
+            if not math.isfinite(item):
+                return False
+        elif kind is int:
+            if not -MAX_INT <= item <= MAX_INT:
+                return False
+        elif kind is str:
+            if not (item.isascii() or _unicode(item)):
+                return False
+        elif kind is dict or kind is list:
+            if not _servable(item, depth + 1):
+                return False
+    return True
 
 
 def _unicode(text: str) -> bool:

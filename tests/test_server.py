@@ -121,8 +121,8 @@ def test_bad_bodies_get_the_right_code_and_the_server_keeps_serving(host, summar
         (b'"just a string"', 422),
         (b'{"reports": []}', 422),
         (json.dumps({"reports": [{**good, "accuracy": 2.0}]}).encode(), 422),
-        (json.dumps({"reports": [{**good, "confusion": [[0, 0, 1]]}]}).encode(), 422),
-        (json.dumps({"reports": [{**good, "confusion": [[99, 0, good["evaluated"]]]}]}).encode(), 422),
+        (json.dumps({"reports": [{**good, "confusion": [0, 0, 1]}]}).encode(), 422),
+        (json.dumps({"reports": [{**good, "confusion": [99, 0, good["evaluated"]]}]}).encode(), 422),
         (json.dumps({"reports": [{**good, "format_version": 1}]}).encode(), 422),
         (json.dumps({"reports": [{k: v for k, v in good.items() if k != "window"}]}).encode(), 422),
         (json.dumps({"reports": [good] * 501}).encode(), 413),  # 501 real reports: over 200 kB
@@ -264,7 +264,7 @@ def test_counts_are_bounded_and_sums_do_not_overflow(host, summary):
     big = 10**9  # the most one report may count; three of them overflow 32 bits, and 2^53 each would 64
     for r in batch:
         r["frames"] = r["evaluated"] = big
-        r["confusion"] = [[2, 2, big]]
+        r["confusion"] = [2, 2, big]
     secret = token(server.db, "pi-counts")
     assert server.post(batch, secret)[0] == 200
     field = next(d for d in server.get("/api/v1/devices")[1]["devices"] if d["device"] == "pi-counts")["field"]

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from edge.errors import EdgeError
 from edge.files import check_writable
-from edge.report import check_name
+from edge.report import cells, check_name
 
 ROLES = ("device", "reader")
 VERSION = 2  # PRAGMA user_version; 1 kept no `devices` table and dense confusion matrices
@@ -135,7 +135,7 @@ def store_reports(db, device: str, reports: list[dict]) -> Stored:
 @dataclass
 class _Summary:
     """A row of `devices`. The field evaluation is the latest run with ground truth: its reports' confusion
-    cells summed (Python ints: no sum overflows), keyed "truth,predicted"."""
+    cells summed (Python ints: no sum overflows), {(truth, predicted): count}, kept flat like a report's."""
     last_seen: float = 0.0
     reports: int = 0
     conflicts: int = 0
@@ -162,14 +162,14 @@ class _Summary:
         elif report["labels"] != self.field_labels:
             return  # one run, one model: always so for reports edge run writes
         self.field_end, self.field_reports = max(self.field_end, end), self.field_reports + 1
-        for truth, predicted, count in report["confusion"]:
-            key = f"{truth},{predicted}"
-            self.field_cells[key] = self.field_cells.get(key, 0) + count
+        for cell in cells(report["confusion"]):
+            self.field_cells[cell[:2]] = self.field_cells.get(cell[:2], 0) + cell[2]
 
     def save(self, db, device: str) -> None:
         db.execute("INSERT OR REPLACE INTO devices VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", (
             device, self.last_seen, self.reports, self.conflicts, self.latest_end, self.latest, self.field_run,
-            self.field_end, self.field_reports, _json(self.field_labels), _json(self.field_cells)))
+            self.field_end, self.field_reports, _json(self.field_labels),
+            _json(self.field_cells and [x for cell, count in self.field_cells.items() for x in (*cell, count)])))
 
 
 def _json(value) -> str | None:
@@ -181,8 +181,9 @@ def _summary(db, device: str) -> _Summary:
                      "field_labels, field_cells FROM devices WHERE device = ?", (device,)).fetchone()
     if row is None:
         return _Summary()
-    *head, labels, cells = row
-    return _Summary(*head, json.loads(labels) if labels else None, json.loads(cells) if cells else None)
+    *head, labels, flat = row
+    return _Summary(*head, json.loads(labels) if labels else None,
+                    {cell[:2]: cell[2] for cell in cells(json.loads(flat))} if flat else None)
 
 
 def devices(db, only: str | None = None) -> list[dict]:
@@ -194,8 +195,8 @@ def devices(db, only: str | None = None) -> list[dict]:
         s = _summary(db, device)
         field = None
         if s.field_run is not None:
-            cells = {tuple(map(int, key.split(","))): count for key, count in s.field_cells.items()}
-            field = {"run_id": s.field_run, "reports": s.field_reports, "labels": s.field_labels, "cells": cells}
+            field = {"run_id": s.field_run, "reports": s.field_reports, "labels": s.field_labels,
+                     "cells": s.field_cells}
         found.append({"device": device, "last_seen": s.last_seen, "reports": s.reports, "conflicts": s.conflicts,
                       "latest": json.loads(s.latest), "field": field})
     return found

@@ -1,0 +1,191 @@
+"""Do reads of a full database keep up, and keep out of the way of ingestion? `edge serve` on loopback,
+devices posting at a steady 2,000 reports/s while dashboards poll, first on an empty database (the baseline,
+same run), then on one holding 1,000,000 reports.
+
+    python benchmarks/serve_read_bench.py                         # 1,000,000 reports, 100 devices, 20 s a phase
+    python benchmarks/serve_read_bench.py --reports 200000 --seconds 10
+
+Devices are open-loop: each sends a batch on a fixed schedule and latency counts from when it was due,
+so a stalled server shows up as latency rather than as fewer requests. A dashboard does what the page
+does every 5 s (the device list, one device's last 500 reports and its field metrics), here several
+dashboards polling every second. Targets: GET /api/v1/devices p99 <= 50 ms with 1,000,000 reports,
+and POST p99 within 1.5x of the empty database's.
+"""
+import argparse
+import hashlib
+import http.client
+import json
+import multiprocessing
+import sqlite3
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.serve_bench import summary  # noqa: E402
+from edge.report import make_report  # noqa: E402
+from edge.server.store import create_token, open_db, store_reports  # noqa: E402
+from tests.server import Server  # noqa: E402  (the real server process, as the tests start it)
+
+
+def fill(db_path: Path, devices: list[str], total: int) -> float:
+    """`total` reports spread over the devices, stored as the server stores them; seconds it took."""
+    db, base, started = open_db(db_path), summary(), time.perf_counter()
+    per_device, t = total // len(devices), 1.7e9
+    for name in devices:
+        sha, run_id = hashlib.sha256(name.encode()).hexdigest(), uuid.uuid4().hex
+        for first in range(0, per_device, 500):
+            batch = [make_report(base, name, run_id, seq, sha, t + seq * 10, t + seq * 10 + 10)
+                     for seq in range(first, min(first + 500, per_device))]
+            store_reports(db, name, batch)
+    db.close()
+    return time.perf_counter() - started
+
+
+def post_loop(port, name, token, batch, rate, seconds, start_at, out):
+    """One device: a batch every batch/rate seconds, latency from when it was due."""
+    sha, run_id, base = hashlib.sha256(name.encode()).hexdigest(), uuid.uuid4().hex, summary()
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+    interval, seq, latencies, acked, errors = batch / rate, 0, [], 0, 0
+    due = start_at
+    while due < start_at + seconds:
+        time.sleep(max(0.0, due - time.time()))
+        now = time.time()
+        reports = [make_report(base, name, run_id, seq + i, sha, now, now + 1) for i in range(batch)]
+        seq += batch
+        try:
+            conn.request("POST", "/api/v1/reports", json.dumps({"reports": reports}).encode(), headers)
+            response = conn.getresponse()
+            answer = response.read()
+        except OSError:
+            errors += 1
+            conn.close()
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        else:
+            if response.status == 200:
+                acked += len(json.loads(answer)["ids"])
+            else:
+                errors += 1
+        latencies.append((time.time() - due) * 1000)
+        due += interval
+    out.append(("post", latencies, acked, errors))
+
+
+def poll_loop(port, token, device, every, seconds, start_at, out):
+    """One dashboard: what the page reads every refresh, timed per request."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    headers = {"Authorization": f"Bearer {token}"}
+    times = {"devices": [], "reports": [], "field": []}
+    due = start_at
+    while due < start_at + seconds:
+        time.sleep(max(0.0, due - time.time()))
+        for key, path in (("devices", "/api/v1/devices"), ("reports", f"/api/v1/devices/{device}/reports?limit=500"),
+                          ("field", f"/api/v1/devices/{device}/field")):
+            started = time.perf_counter()
+            conn.request("GET", path, headers=headers)
+            response = conn.getresponse()
+            response.read()
+            assert response.status == 200, (path, response.status)
+            times[key].append((time.perf_counter() - started) * 1000)
+        due += every
+    out.append(("poll", times))
+
+
+def client_process(port, posters, pollers, args, start_at, queue):
+    out, threads = [], []
+    rate = args.rate / args.devices
+    for name, token in posters:
+        threads.append(threading.Thread(target=post_loop, args=(port, name, token, args.batch, rate, args.seconds,
+                                                                start_at, out)))
+    for token, device in pollers:
+        threads.append(threading.Thread(target=poll_loop, args=(port, token, device, args.poll_every, args.seconds,
+                                                                start_at, out)))
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    queue.put(out)
+
+
+def phase(db_path: Path, posters, reader, args) -> dict:
+    """One load phase against a fresh server process on `db_path`."""
+    count = lambda: sqlite3.connect(db_path).execute("SELECT COUNT(*) FROM reports").fetchone()[0]  # noqa: E731
+    before = count()
+    server = Server(db_path).start()
+    queue, start_at = multiprocessing.Queue(), time.time() + 1.5
+    pollers = [(reader, posters[i % len(posters)][0]) for i in range(args.dashboards)]
+    groups = [(posters[i::args.processes], pollers[i::args.processes]) for i in range(args.processes)]
+    workers = [multiprocessing.Process(target=client_process, args=(server.port, p, d, args, start_at, queue))
+               for p, d in groups]
+    try:
+        for w in workers:
+            w.start()
+        results = [r for _ in workers for r in queue.get()]
+        for w in workers:
+            w.join()
+    finally:
+        server.stop()
+    posts = np.concatenate([r[1] for r in results if r[0] == "post"])
+    acked = sum(r[2] for r in results if r[0] == "post")
+    stored = count() - before
+    row = {"reports_before": before, "reports_per_s": stored / args.seconds, "acked": acked, "lost": acked - stored,
+           "post_errors": sum(r[3] for r in results if r[0] == "post"),
+           "post_p50_ms": float(np.percentile(posts, 50)), "post_p99_ms": float(np.percentile(posts, 99))}
+    for key in ("devices", "reports", "field"):
+        times = np.concatenate([r[1][key] for r in results if r[0] == "poll"])
+        row[f"get_{key}_p50_ms"], row[f"get_{key}_p99_ms"] = (float(np.percentile(times, q)) for q in (50, 99))
+    return row
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--reports", type=int, default=1_000_000, help="stored before the second phase")
+    parser.add_argument("--devices", type=int, default=100)
+    parser.add_argument("--rate", type=float, default=2000.0, help="reports/s, all devices together")
+    parser.add_argument("--batch", type=int, default=5, help="reports a POST")
+    parser.add_argument("--dashboards", type=int, default=4)
+    parser.add_argument("--poll-every", type=float, default=1.0, help="seconds between a dashboard's refreshes")
+    parser.add_argument("--seconds", type=float, default=20.0, help="a phase")
+    parser.add_argument("--processes", type=int, default=2, help="client processes")
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp())
+    names = [f"dev{i:03d}" for i in range(args.devices)]
+    tokens = {}
+    for label in ("empty", "full"):
+        db = open_db(work / f"{label}.db")
+        tokens[label] = ([(n, create_token(db, n)) for n in names], create_token(db, "dashboard", "reader"))
+        db.close()
+    empty = phase(work / "empty.db", *tokens["empty"], args)
+    filled = fill(work / "full.db", names, args.reports)
+    size = sum(f.stat().st_size for f in work.glob("full.db*")) / 1e9
+    full = phase(work / "full.db", *tokens["full"], args)
+    print(f"\n{args.devices} devices posting {args.rate:,.0f} reports/s in batches of {args.batch}; {args.dashboards} "
+          f"dashboards polling every {args.poll_every:g} s; {args.seconds:g} s a phase, loopback, "
+          f"{multiprocessing.cpu_count()} CPUs")
+    print(f"filled {full['reports_before']:,} reports in {filled:.0f} s ({size:.2f} GB)")
+    print(f"{'database':>18}{'reports/s':>11}{'lost':>6}{'POST p50':>10}{'POST p99':>10}{'devices p50':>13}"
+          f"{'devices p99':>13}{'reports p99':>13}{'field p99':>11}")
+    for label, r in (("empty", empty), (f"{full['reports_before']:,} reports", full)):
+        print(f"{label:>18}{r['reports_per_s']:>11,.0f}{r['lost']:>6}{r['post_p50_ms']:>10.2f}{r['post_p99_ms']:>10.2f}"
+              f"{r['get_devices_p50_ms']:>13.2f}{r['get_devices_p99_ms']:>13.2f}{r['get_reports_p99_ms']:>13.2f}"
+              f"{r['get_field_p99_ms']:>11.2f}")
+    ratio = full["post_p99_ms"] / empty["post_p99_ms"]
+    verdict = lambda ok: "PASS" if ok else "FAIL"  # noqa: E731
+    print(f"GET /api/v1/devices p99 at {full['reports_before']:,} reports: {full['get_devices_p99_ms']:.1f} ms "
+          f"(target <= 50): {verdict(full['get_devices_p99_ms'] <= 50)}")
+    print(f"POST p99 full / empty: {ratio:.2f} (target <= 1.5): {verdict(ratio <= 1.5)}; lost: "
+          f"{empty['lost'] + full['lost']} (must be 0)")
+    if args.json:
+        args.json.write_text(json.dumps({"empty": empty, "full": full, "post_p99_ratio": ratio}, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,56 @@
+"""Reports as the device makes them and the host checks them: compact, exact, and refused when they hold
+what could not be served back, with the field named."""
+import numpy as np
+import pytest
+
+from edge.eval.accumulator import Accumulator
+from edge.report import check_report, make_report, matrix, unservable
+
+
+def window(labels, pairs) -> dict:
+    """The summary of a real window: (truth, predicted) a frame."""
+    acc = Accumulator(labels)
+    for truth, predicted in pairs:
+        scores = np.full(len(labels), 0.01)
+        scores[predicted] = 0.9
+        acc.add(truth, scores)
+    return {**acc.report(), "frames": len(pairs), "evaluated": len(pairs), "dropped": 0, "fps": 30.0,
+            "latency_ms": {"inference": {"p50": 4.0}, "frame": {"p50": 6.0}},
+            "skipped": {"count": 30, "files": [{"path": f"{i}.jpg", "why": "corrupt"} for i in range(30)]}}
+
+
+def test_a_report_is_compact_and_exact():
+    labels = [f"class{c}" for c in range(50)]
+    summary = window(labels, [(3, 3), (3, 3), (3, 7), (12, 12)])
+    report = make_report(summary, "pi-kitchen", "run-0001", 0, "a" * 64, 1.8e9, 1.8e9 + 10)
+    assert check_report(report) is None
+    assert (matrix(report) == summary["confusion_matrix"]).all()
+    assert sorted(report["confusion"][i:i + 3] for i in range(0, 9, 3)) == [[3, 3, 2], [3, 7, 1], [12, 12, 1]]
+    assert set(report["per_class"]) == {"class3", "class7", "class12"}  # the classes the window saw
+    assert report["skipped"]["count"] == 30 and len(report["skipped"]["files"]) == 20
+    assert "confusion_matrix" not in report and report["labels"] == labels
+
+
+@pytest.mark.parametrize("change,message", [
+    (lambda r: r.update(confusion=[3, 3, 2, 3, 3, 2]), "'confusion' must hold each cell once"),
+    (lambda r: r.update(confusion=[3, 3, 4]), "'confusion' must hold as many frames as 'evaluated'"),
+    (lambda r: r.update(confusion=[3, 3, True]), "'confusion' must be the non-zero cells"),
+    (lambda r: r.update(confusion=[3, 60, 4]), "'confusion' cells must name classes 0 to 49"),
+    (lambda r: r.update(evaluated=10**9 + 1), "'evaluated' must be a count up to 1000000000"),
+    (lambda r: r.update(format_version=1), "'format_version' must be 2"),
+    (lambda r: r["latency_ms"]["inference"].update(p99=float("inf")), "'latency_ms.inference.p99' is not a finite"),
+    (lambda r: r["per_class"]["class3"].update(note="\ud800"), "'per_class.class3.note' is not valid Unicode"),
+    (lambda r: r.update({"\udfff": 1}), "a key in the report is not valid Unicode"),
+    (lambda r: r.update(extra=[1, [2, 2**53 + 1]]), "'extra[1][1]' is an integer beyond +-2^53"),
+    (lambda r: r.update(extra=[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]), "'extra[0][0][0][0][0][0][0][0][0][0][0][0][0][0]"
+                                                                   "[0]' nests deeper than 16 levels"),
+])
+def test_what_the_host_refuses_is_named(change, message):
+    report = make_report(window([f"class{c}" for c in range(50)], [(3, 3), (3, 3)]), "pi", "run-0001", 0, "a" * 64,
+                         1.8e9, 1.8e9 + 10)
+    change(report)
+    assert message in check_report(report)
+
+
+def test_anything_json_can_serve_back_is_servable():
+    assert unservable({"a": [None, True, -0.0, 2**53, -(2**53), "é \u2028 \x00", {"b": []}]}) is None
