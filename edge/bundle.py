@@ -89,7 +89,8 @@ def write_bundle(out, model: bytes, manifest: dict, edgetpu: bytes | None = None
 
 
 def read_bundle(path) -> Bundle:
-    """Read and check a bundle folder; refuse one whose model file does not match its manifest."""
+    """Read and check a bundle folder; refuse one whose model file does not match its manifest, or whose
+    labels.txt names other classes than the manifest."""
     path = Path(path)
     manifest_path = path / MANIFEST
     if not manifest_path.is_file():
@@ -103,6 +104,7 @@ def read_bundle(path) -> Bundle:
         raise EdgeError(f"{manifest_path} has format_version {version!r}; this edge reads {FORMAT_VERSION}: "
                         "upgrade edge or re-run 'edge convert'")
     bundle = Bundle(path, manifest)
+    _check_labels(bundle)
     compiled = (manifest.get("edgetpu") or {}).get("model")
     for file, facts in ((bundle.model_path, manifest["model"]), (bundle.edgetpu_path, compiled)):
         if file is None:
@@ -115,3 +117,28 @@ def read_bundle(path) -> Bundle:
             raise EdgeError(f"{file} does not match the sha256 in {MANIFEST}: "
                             "the bundle was changed or copied incompletely; copy it again")
     return bundle
+
+
+def _check_labels(bundle: Bundle) -> None:
+    """labels.txt is written from the manifest's labels; if they differ, one was edited, and which one names
+    the model's outputs rightly cannot be told."""
+    labels, manifest_path, labels_path = bundle.manifest.get("labels"), bundle.path / MANIFEST, bundle.path / LABELS
+    if not (isinstance(labels, list) and labels and all(isinstance(label, str) for label in labels)):
+        raise EdgeError(f"{manifest_path} has no list of labels: re-run 'edge convert'")
+    try:
+        listed = [line.strip() for line in labels_path.read_text(encoding="utf-8-sig").splitlines() if line.strip()]
+    except OSError:
+        raise EdgeError(f"{labels_path} is missing: copy the whole bundle folder") from None
+    except UnicodeDecodeError:
+        raise EdgeError(f"{labels_path} is not UTF-8 text: copy the bundle again or re-run 'edge convert'") from None
+    expected = [label.strip() for label in labels]
+    if listed == expected:
+        return
+    if len(listed) != len(expected):
+        what = f"{LABELS} has {len(listed)} names, {MANIFEST} {len(expected)}"
+    else:
+        line = next(i for i, (a, b) in enumerate(zip(listed, expected)) if a != b)
+        what = (f"line {line + 1} of {LABELS} is '{listed[line]}', {MANIFEST} has '{expected[line]}' there"
+                + ("; the same names in another order" if sorted(listed) == sorted(expected) else ""))
+    raise EdgeError(f"{labels_path} and {manifest_path} disagree on the labels ({what}): make them the same "
+                    f"({LABELS} holds {MANIFEST}'s labels, one a line in output order) or re-run 'edge convert'")

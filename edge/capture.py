@@ -8,6 +8,7 @@ A reader thread decodes (and prepares) frames while the model runs on the previo
 - A live source that fails, or keeps returning the very same frame (after a USB camera is unplugged,
   read() can keep returning its last frame as a success), is reopened with backoff; the runner never
   dies of a flaky camera.
+- A source is only ever shown through `redact`: stream URLs and pipelines may carry a password.
 """
 import queue
 import re
@@ -28,6 +29,12 @@ STREAM = re.compile(r"^(rtsp|rtsps|http|https|udp|tcp|rtmp)://", re.IGNORECASE)
 BACKOFF = (0.5, 1.0, 2.0, 4.0, 8.0)  # seconds between reopen attempts; the last repeats
 STALE_AFTER = 2.0  # seconds of identical frames from a live source before it counts as dead
 QUEUE = 8  # frames read ahead from files and folders
+# FFmpeg waits 30 s by default for a stream that went silent, holding the reader thread (and a reopen) that long.
+STREAM_TIMEOUTS_MS = (cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, 10_000, cv2.CAP_PROP_READ_TIMEOUT_MSEC, 5_000)
+JOIN = 1.0  # seconds close() waits for the reader thread; one blocked in a driver is left to end by itself
+# user:password@ in a URL; key=value pairs whose key names a secret, in a query string or a GStreamer pipeline
+USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/?#\s]*@")  # to the last @, as FFmpeg reads it
+SECRET = re.compile(r"(?i)(^|[?&;\s])([\w.-]*(?:pass|pw|token|secret|key|auth|sig|cred)[\w.-]*=)(\"[^\"]*\"|[^&;#\s]*)")
 
 
 @dataclass(frozen=True)
@@ -58,7 +65,7 @@ class Source:
     mode: CameraMode | None = None  # cameras only
 
     def __str__(self) -> str:
-        return f"{self.kind} {self.target}"
+        return f"{self.kind} {redact(self.target)}"
 
 
 @dataclass
@@ -78,6 +85,13 @@ class CaptureStats:
     failures: int = 0  # failed reads, stale streams and unreadable files
     reopens: int = 0
     skipped: list = field(default_factory=list)  # (file, why) for folder sources
+    notes: list = field(default_factory=list)  # what the run summary should say about the source
+
+
+def redact(source) -> str:
+    """`source` as it may be shown (summaries, reports, logs, errors): rtsp://user:pass@cam/s -> rtsp://***@cam/s,
+    ?password=x -> ?password=***, and the same inside a GStreamer pipeline (location=..., user-pw=...)."""
+    return SECRET.sub(r"\1\2***", USERINFO.sub(r"\1***@", str(source)))
 
 
 def parse_camera_mode(text: str) -> CameraMode:
@@ -92,6 +106,9 @@ def parse_camera_mode(text: str) -> CameraMode:
 
 def parse_source(text, mode: CameraMode | None = None) -> Source:
     """Tell what `--source` names: 0 / /dev/video0 / a file / a URL / a folder / a GStreamer pipeline."""
+    if not str(text).strip():  # else Path("") would read the current folder
+        raise EdgeError("--source is empty: give a camera index (0), /dev/videoN, a video file, a stream URL, "
+                        "a folder of images or a GStreamer pipeline")
     source = _parse_source(str(text).strip())
     if mode is None:
         return source
@@ -111,13 +128,14 @@ def _parse_source(text: str) -> Source:
     path = Path(text)
     if text.startswith("/dev/"):
         if not path.exists():
-            raise EdgeError(f"--source {text}: no such device; list cameras with 'ls /dev/video*'")
+            raise EdgeError(f"--source {redact(text)}: no such device; list cameras with 'ls /dev/video*'")
         return Source("device", text, live=True)
     if path.is_dir():
         return Source("folder", path, live=False)
     if path.is_file():
         return Source("file", path, live=False)
-    raise EdgeError(f"--source {text}: not a camera index, device, file, folder, stream URL or GStreamer pipeline")
+    raise EdgeError(f"--source {redact(text)}: not a camera index, device, file, folder, stream URL or GStreamer "
+                    "pipeline")
 
 
 def open_video(source: Source) -> cv2.VideoCapture:
@@ -133,6 +151,8 @@ def open_video(source: Source) -> cv2.VideoCapture:
         capture.set(cv2.CAP_PROP_BUFFERSIZE, 1)  # often ignored; the newest-frame slot is what counts
         if source.mode:
             _ask(capture, source.mode)
+    elif source.kind == "stream":
+        capture = cv2.VideoCapture(source.target, cv2.CAP_FFMPEG, STREAM_TIMEOUTS_MS)
     else:
         capture = cv2.VideoCapture(str(source.target), cv2.CAP_FFMPEG)
     if not capture.isOpened():
@@ -193,8 +213,12 @@ class FrameReader:
         if source.kind == "folder":
             self._files = sorted(p for p in Path(source.target).iterdir() if p.is_file() and is_image_file(p))
             if not self._files:
-                raise EdgeError(f"--source {source.target} has no image files (.jpg, .png, ...)")
-        self._thread = threading.Thread(target=self._run, name="edge-capture", daemon=True)
+                raise EdgeError(f"--source {redact(source.target)} has no image files (.jpg, .png, ...)")
+        # The interpreter must not end inside an OpenCV call of this thread: the thread would be torn down in C++
+        # code that cannot unwind, which aborts the process. So it waits for the thread where OpenCV's calls are
+        # bounded (files, and streams with STREAM_TIMEOUTS_MS); a camera or pipeline call may never return.
+        self._thread = threading.Thread(target=self._run, name="edge-capture",
+                                        daemon=source.kind in ("camera", "device", "gstreamer"))
         self._thread.start()
 
     def __iter__(self):
@@ -211,15 +235,17 @@ class FrameReader:
             yield item
 
     def close(self) -> None:
+        """Stop the reader thread. It releases the capture itself: releasing it here, under a read still
+        blocked in the driver, could crash the process."""
+        if self._stop.is_set():  # closed before: the wait is not repeated
+            return
         self._stop.set()
         while True:  # unblock a reader waiting on a full queue
             try:
                 self._queue.get_nowait()
             except queue.Empty:
                 break
-        self._thread.join(timeout=5)
-        if self._capture is not None:
-            self._capture.release()
+        self._thread.join(timeout=JOIN)
 
     def __enter__(self):
         return self
@@ -239,6 +265,9 @@ class FrameReader:
                 self._read_file()
         except BaseException as e:  # noqa: BLE001 -- handed to the consumer, raised there
             self._put(e)
+        finally:
+            if self._capture is not None:
+                self._capture.release()
         self._put(None, final=True)
 
     def _emit(self, index: int, seconds: float, rgb: np.ndarray, name: str = "") -> None:
@@ -281,10 +310,14 @@ class FrameReader:
 
     def _read_file(self) -> None:
         fps = self._capture.get(cv2.CAP_PROP_FPS) or 30.0
+        promised = int(self._capture.get(cv2.CAP_PROP_FRAME_COUNT))  # the container's count; 0: unknown
         start, index = time.perf_counter(), 0
         while not self._stop.is_set():
             ok, bgr = self._capture.read()
             if not ok:
+                if index < promised:  # else a truncated file would end like a whole one, with exit 0
+                    self.stats.notes.append(f"{self.source} ended early, after {index} of the {promised} frames its "
+                                            "container promised: the file may be truncated or damaged")
                 return
             seconds = index / fps
             if self.paced:  # play the file like a camera: a frame every 1/fps seconds

@@ -5,6 +5,7 @@ numpy 2 and cannot load ops from newer TensorFlow); then `tf.lite` from a full T
 Tensors are read by index and quantization parameters from the interpreter, never by name.
 """
 import ctypes
+import numbers
 import os
 import platform
 from pathlib import Path
@@ -91,11 +92,27 @@ def _load(delegate: str, load_delegate):
                         f"{facts['no_device']}") from None
 
 
+THREADS_PER_CPU = 4  # the most taken: past one a CPU inference only slows, but a profile's count may meet a
+# device with fewer CPUs than its kind usually has, and a service should still start there
+
+
 def resolve_threads(threads: int | None) -> int:
-    """Threads to run with: all cores unless told."""
-    if threads is not None and threads < 1:
-        raise EdgeError(f"--threads {threads} must be at least 1")
-    return threads or os.cpu_count() or 1
+    """Threads to run with: every CPU this process may use unless told."""
+    usable = usable_cpus()
+    most = THREADS_PER_CPU * usable
+    if threads is not None and not (isinstance(threads, numbers.Integral) and not isinstance(threads, bool)
+                                    and 1 <= threads <= most):
+        raise EdgeError(f"--threads {threads} must be at least 1 and at most {most} ({THREADS_PER_CPU} for each of "
+                        f"the {usable} CPUs this process may use; {usable} is fastest)")
+    return threads or usable
+
+
+def usable_cpus() -> int:
+    """CPUs this process may run on: a container or taskset may allow fewer than the machine has."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except (AttributeError, OSError):  # no sched_getaffinity on macOS and Windows
+        return os.cpu_count() or 1
 
 
 def input_detail(interpreter) -> dict:

@@ -22,8 +22,8 @@ LAYERS = {
                "edge.devices", "edge.devices.profiles"),
     MEASURES: ("edge.eval", "edge.eval.metrics", "edge.eval.accumulator", "edge.eval.latency", "edge.eval.plots"),
     DEVICE: ("edge.quiet", "edge.progress", "edge.images", "edge.folders", "edge.preprocess", "edge.interpreter",
-             "edge.model", "edge.capture", "edge.truth", "edge.preview", "edge.outbox", "edge.reporter", "edge.runner",
-             "edge.eval.evaluate", "edge.eval.bench"),
+             "edge.model", "edge.capture", "edge.truth", "edge.preview", "edge.signals", "edge.outbox", "edge.reporter",
+             "edge.runner", "edge.eval.evaluate", "edge.eval.bench"),
     HOST: ("edge.converter", "edge.devices.edgetpu", "edge.devices.package", "edge.devices.templates", "edge.server"),
     FRONT: ("edge", "edge.cli", "edge.render"),
 }

@@ -38,6 +38,9 @@ def load_model(model, labels=None, input_range=None, threads: int | None = None,
     if names is None:
         raise EdgeError(f"{path} is a bare .tflite file: give --labels FILE with its {classes} class names, "
                         "one a line in output order")
+    if len(names) != classes and source == "bundle":
+        raise EdgeError(f"{Path(model) / MANIFEST} names {len(names)} labels but its model has {classes} outputs: "
+                        "re-run 'edge convert'")
     if len(names) != classes:
         raise EdgeError(f"--labels has {len(names)} class names but the model has {classes} outputs: "
                         "give one name per output, in output order")
@@ -47,19 +50,55 @@ def load_model(model, labels=None, input_range=None, threads: int | None = None,
 def _locate(path: Path, labels, input_range, delegate) -> tuple[Path, list[str] | None, tuple[float, float], str]:
     """(the file to run, its labels if known, its input range, "bundle" or "tflite"), checked before loading."""
     if path.is_dir():
-        if labels is not None or input_range is not None:
-            raise EdgeError(f"{path} is a bundle: it carries its labels and input range; "
-                            "--labels and --input-range are for bare .tflite files")
+        _check_bundle_folder(path)
+        given = [name for name, value in (("--labels", labels), ("--input-range", input_range)) if value is not None]
+        if given:
+            raise EdgeError(f"{path} is a bundle: it carries its labels and input range; {' and '.join(given)} "
+                            f"{'are' if len(given) > 1 else 'is'} for bare .tflite files: leave "
+                            f"{'them' if len(given) > 1 else 'it'} out")
         bundle = read_bundle(path)
         lo, hi = bundle.manifest["input"]["range"]
         file = bundle.edgetpu_path if delegate == "edgetpu" and bundle.edgetpu_path else bundle.model_path
         return file, bundle.labels, (float(lo), float(hi)), "bundle"
     if not path.is_file():
         raise EdgeError(f"model {path} does not exist: give a bundle folder (with {MANIFEST}) or a .tflite file")
+    _check_tflite_file(path)
     lo, hi = _range(input_range) if input_range is not None else (0.0, 255.0)
     if not lo < hi:
         raise EdgeError(f"--input-range {lo},{hi}: the low end must be below the high end (e.g. -1,1 or 0,1)")
     return path, read_labels(labels) if labels is not None else None, (float(lo), float(hi)), "tflite"
+
+
+def _check_bundle_folder(path: Path) -> None:
+    """A folder given as the model must be a bundle; else say what it holds instead."""
+    if (path / MANIFEST).is_file():
+        return
+    models = sorted(path.glob("*.tflite"))
+    bundles = sorted(p for p in path.iterdir() if (p / MANIFEST).is_file())
+    if models:
+        raise EdgeError(f"{path} is not a bundle (no {MANIFEST}): give one of its .tflite files, e.g. {models[0]}, "
+                        "with --labels, or a bundle folder written by 'edge convert'")
+    if bundles:
+        raise EdgeError(f"{path} is not a bundle (no {MANIFEST}) but holds {len(bundles)} bundle folder(s): give "
+                        f"one of them, e.g. {bundles[0]}")
+    raise EdgeError(f"{path} holds no model (no {MANIFEST}, no .tflite file): give a bundle folder written by "
+                    "'edge convert', or a .tflite file")
+
+
+def _check_tflite_file(path: Path) -> None:
+    """A file given as the model must be a TFLite flatbuffer, which says so in bytes 4-8."""
+    if path.name == MANIFEST:
+        raise EdgeError(f"{path} is a bundle's manifest: give the bundle folder, {path.parent}")
+    try:
+        with open(path, "rb") as f:
+            head = f.read(8)
+    except OSError as e:
+        raise EdgeError(f"cannot read model {path} ({e.strerror}): check its permissions") from None
+    if not head:
+        raise EdgeError(f"{path} is not a usable TFLite model (it is empty, 0 bytes): copy it again, or re-export it")
+    if head[4:8] != b"TFL3":
+        raise EdgeError(f"{path} is not a usable TFLite model (it lacks the TFL3 identifier: not a .tflite file): "
+                        "give a .tflite file or a bundle folder")
 
 
 def read_labels(path) -> list[str]:

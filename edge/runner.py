@@ -7,6 +7,8 @@ metric keys as `edge eval --json`.
 """
 import hashlib
 import json
+import math
+import numbers
 import re
 import sys
 import time
@@ -17,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edge.capture import CaptureStats, FrameReader, parse_camera_mode, parse_source
+from edge.capture import CaptureStats, FrameReader, parse_camera_mode, parse_source, redact
 from edge.errors import EdgeError
 from edge.eval.accumulator import Accumulator
 from edge.eval.evaluate import WARMUP, default_top_k
@@ -31,9 +33,13 @@ from edge.preview import Preview, key_action, overlay
 from edge.progress import Log
 from edge.report import make_report
 from edge.reporter import Reporter, ReportOptions
+from edge.signals import stop_signals
 from edge.truth import KeyedTruth, read_schedule, whole_session
 
 UNKNOWN = "unknown"
+DEFAULT_TOP_K = 3
+TICK = 0.25  # seconds the loop waits for a frame before it looks at the clock and for a stop signal anyway
+MAX_SMOOTH = 1000  # frames averaged: each frame averages them all, and a longer window no longer follows the scene
 
 
 @dataclass
@@ -42,7 +48,7 @@ class RunOptions:
     input_range: tuple[float, float] | None = None
     threads: int | None = None
     delegate: str | None = None  # "edgetpu"; automatic for *_edgetpu.tflite
-    top_k: int = 3
+    top_k: int = DEFAULT_TOP_K
     threshold: float | None = None  # below it the frame is "unknown"
     smooth: int = 1  # average the scores of the last N frames
     max_frames: int | None = None
@@ -56,11 +62,17 @@ class RunOptions:
 
     def check(self) -> None:
         problems = [
-            (self.top_k < 1, f"--top-k {self.top_k} must be at least 1"),
-            (self.threshold is not None and not 0 <= self.threshold <= 1, "--threshold must be between 0 and 1"),
-            (self.smooth < 1, f"--smooth {self.smooth} must be at least 1 (1: no smoothing)"),
-            (self.max_frames is not None and self.max_frames < 1, "--max-frames must be at least 1"),
-            (self.duration is not None and self.duration <= 0, "--duration must be positive (seconds)"),
+            (not _whole(self.top_k, 1), f"--top-k {self.top_k} must be a whole number, at least 1"),
+            (self.threshold is not None and not (_number(self.threshold) and 0 <= self.threshold <= 1),
+             f"--threshold {self.threshold} must be a number from 0 to 1"),
+            (not _whole(self.smooth, 1, MAX_SMOOTH),
+             f"--smooth {self.smooth} must be at least 1 (1: no smoothing) and at most {MAX_SMOOTH} frames"),
+            (self.max_frames is not None and not _whole(self.max_frames, 1),
+             f"--max-frames {self.max_frames} must be a whole number, at least 1"),
+            (self.duration is not None and not (_number(self.duration) and self.duration > 0),
+             f"--duration {self.duration}: give a positive number of seconds, e.g. 60"),
+            (self.truth is not None and not str(self.truth).strip(),
+             "--truth is empty: give one of the model's labels, or leave --truth out"),
             (self.truth is not None and self.truth_schedule is not None, "give --truth or --truth-schedule, not both"),
         ]
         for bad, message in problems:
@@ -68,10 +80,20 @@ class RunOptions:
                 raise EdgeError(message)
 
 
+def _number(value) -> bool:
+    """A finite real number: nan and inf parse as floats, and nan compares false with everything."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _whole(value, lo: int, hi: float = math.inf) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool) and lo <= value <= hi
+
+
 def run(model, source, options: RunOptions | None = None, log: Log | None = None,
         report_options: ReportOptions | None = None) -> dict:
-    """Run `model` (bundle or .tflite) on `source` until it ends, --max-frames, --duration or Ctrl-C;
-    returns the summary. With `report_options`, a report a window goes to the host (`edge serve`)."""
+    """Run `model` (bundle or .tflite) on `source` until it ends, --max-frames, --duration, or SIGINT (Ctrl-C),
+    SIGTERM or SIGHUP (edge.signals); returns the summary. With `report_options`, a report a window with
+    frames goes to the host (`edge serve`)."""
     opts = options or RunOptions()
     opts.check()
     frames_from = parse_source(source, parse_camera_mode(opts.camera_mode) if opts.camera_mode else None)
@@ -80,6 +102,8 @@ def run(model, source, options: RunOptions | None = None, log: Log | None = None
     log = log or Log(enabled=False)
     target = load_model(model, opts.labels, opts.input_range, opts.threads, opts.delegate)
     interpreter, labels = target.interpreter, target.labels
+    if opts.top_k > max(len(labels), DEFAULT_TOP_K):  # the default shrinks to fit a model of 2 classes
+        raise EdgeError(f"--top-k {opts.top_k}: the model has {len(labels)} classes; give 1 to {len(labels)}")
     truth = (whole_session(opts.truth, labels) if opts.truth else
              read_schedule(opts.truth_schedule, labels) if opts.truth_schedule else None)
     log_file = check_writable(opts.log_file, "--log") if opts.log_file else None
@@ -97,12 +121,12 @@ def run(model, source, options: RunOptions | None = None, log: Log | None = None
     top_ks = sorted({*default_top_k(len(labels)), top_k})
     recent = deque(maxlen=opts.smooth)
     live = _LiveLine(log)
-    about = {**target.facts(), "source": str(source),
+    named = redact(source)  # a stream URL may carry a password
+    about = {**target.facts(), "source": named,
              "options": {"top_k": top_k, "threshold": opts.threshold, "smooth": opts.smooth, "realtime": opts.realtime}}
     reporter = Reporter(report_options, log) if report_options else None  # starts draining an old backlog now
     try:
-        reader = FrameReader(frames_from, prepare=prepare, realtime=opts.realtime, log=log,
-                             tick=1.0 if reporter else None)
+        reader = FrameReader(frames_from, prepare=prepare, realtime=opts.realtime, log=log, tick=TICK)
     except BaseException:
         if reporter:
             reporter.close()
@@ -110,48 +134,56 @@ def run(model, source, options: RunOptions | None = None, log: Log | None = None
     whole = Tally(labels, top_ks, reader.stats, WARMUP)
     reports = Windows(reporter, report_options, about, labels, top_ks, reader.stats, target.path) if reporter else None
     records = open(log_file, "w", encoding="utf-8") if log_file else None  # noqa: SIM115 -- closed below
+
+    def classify(frame) -> bool:
+        """Run the model on a frame and account for it everywhere; True when the run is to end here."""
+        start = time.perf_counter()
+        raw = call(frame.prepared)
+        inference_ms = (time.perf_counter() - start) * 1000
+        recent.append(output_to_scores(raw, out["quantization"]).reshape(-1))
+        scores = recent[0] if opts.smooth == 1 else np.mean(recent, axis=0)
+        top = np.argsort(-scores, kind="stable")[:top_k]
+        label = labels[top[0]] if opts.threshold is None or scores[top[0]] >= opts.threshold else UNKNOWN
+        true = truth.at(frame.index, frame.seconds) if truth else None
+        done = time.perf_counter()
+        frame_ms = (done - frame.captured) * 1000
+        whole.add(true, scores, inference_ms, frame_ms, done)
+        if reports:
+            reports.add(true, scores, inference_ms, frame_ms, done, reader.stats)
+        if records:
+            records.write(json.dumps({
+                "frame": frame.index, "t": round(frame.seconds, 4), **({"file": frame.name} if frame.name else {}),
+                "label": label, "score": float(scores[top[0]]),
+                "top_k": [[labels[c], float(scores[c])] for c in top],
+                "truth": labels[true] if true is not None else None,
+                "latency_ms": round(inference_ms, 3), "frame_ms": round(frame_ms, 3)}) + "\n")
+        live.show(label, float(scores[top[0]]), whole, inference_ms)
+        if preview:
+            shown = overlay(frame.rgb, label, float(scores[top[0]]), whole.frames / (done - whole.started),
+                            labels[true] if true is not None else None)
+            action = key_action(preview.show(shown), labels)
+            if action and action[0] == "quit":
+                return True
+            if action:
+                truth.set(action[1])
+        return bool(opts.max_frames and whole.frames >= opts.max_frames)
+
     reporting = None
     try:
-        for frame in reader:
-            if frame is None:  # no frame for a while: a report may still be due
-                reports.tick(reader.stats)
-                continue
-            start = time.perf_counter()
-            raw = call(frame.prepared)
-            inference_ms = (time.perf_counter() - start) * 1000
-            recent.append(output_to_scores(raw, out["quantization"]).reshape(-1))
-            scores = recent[0] if opts.smooth == 1 else np.mean(recent, axis=0)
-            top = np.argsort(-scores, kind="stable")[:top_k]
-            label = labels[top[0]] if opts.threshold is None or scores[top[0]] >= opts.threshold else UNKNOWN
-            true = truth.at(frame.index, frame.seconds) if truth else None
-            done = time.perf_counter()
-            frame_ms = (done - frame.captured) * 1000
-            whole.add(true, scores, inference_ms, frame_ms, done)
-            if reports:
-                reports.add(true, scores, inference_ms, frame_ms, done, reader.stats)
-            if records:
-                records.write(json.dumps({
-                    "frame": frame.index, "t": round(frame.seconds, 4), **({"file": frame.name} if frame.name else {}),
-                    "label": label, "score": float(scores[top[0]]),
-                    "top_k": [[labels[c], float(scores[c])] for c in top],
-                    "truth": labels[true] if true is not None else None,
-                    "latency_ms": round(inference_ms, 3), "frame_ms": round(frame_ms, 3)}) + "\n")
-            live.show(label, float(scores[top[0]]), whole, inference_ms)
-            if preview:
-                shown = overlay(frame.rgb, label, float(scores[top[0]]), whole.frames / (done - whole.started),
-                                labels[true] if true is not None else None)
-                action = key_action(preview.show(shown), labels)
-                if action and action[0] == "quit":
+        with stop_signals() as stop:
+            for frame in reader:
+                if frame is not None:
+                    if classify(frame):
+                        break
+                elif reports:  # no frame for a while: a report may still be due
+                    reports.tick(reader.stats)
+                # Checked on ticks too: a source that died must not keep the run past --duration.
+                if stop or (opts.duration and time.perf_counter() - whole.started >= opts.duration):
                     break
-                if action:
-                    truth.set(action[1])
-            if opts.max_frames and whole.frames >= opts.max_frames:
-                break
-            if opts.duration and done - whole.started >= opts.duration:
-                break
-    except KeyboardInterrupt:
-        log("interrupted: writing the summary")
+        if stop:
+            log(f"{stop.signal}: writing the summary")
     finally:
+        ended = time.perf_counter()  # the run's time, without closing the source (up to capture.JOIN) and flushing
         reader.close()
         live.end()
         if preview:
@@ -161,11 +193,15 @@ def run(model, source, options: RunOptions | None = None, log: Log | None = None
         if reports:
             reporting = reports.close(reader.stats)
     if not whole.frames:
-        raise EdgeError(f"{source} gave no frames: check the source")
-    summary = {**whole.summary(reader.stats, about), "source_mode": str(reader.delivers) if reader.delivers else None}
+        raise EdgeError(f"{named} gave no frames{f' before {stop.signal}' if stop else ''}: check the source")
+    summary = {**whole.summary(reader.stats, about, ended),
+               "source_mode": str(reader.delivers) if reader.delivers else None}
+    summary["notes"] += reader.stats.notes
     if not whole.acc.n:
         summary["notes"].append("no frame had a truth (--truth, --truth-schedule or a number key in --preview): "
                                 "predictions only, nothing evaluated")
+    if stop:
+        summary["notes"].append(f"stopped by {stop.signal}")
     if reporting:
         summary["reporting"] = reporting
     return summary
@@ -185,6 +221,11 @@ class Tally:
     def frames(self) -> int:
         return len(self.done)
 
+    def restart(self) -> None:
+        """Time the stretch from now on, keeping the capture counts from the start: what was lost while no
+        frame came goes into the next summary made."""
+        self.started, self.wall_start = time.perf_counter(), time.time()
+
     def add(self, true, scores, inference_ms: float, frame_ms: float, done: float) -> None:
         if true is not None:
             self.acc.add(true, scores)
@@ -192,9 +233,9 @@ class Tally:
         self.frame_ms.append(frame_ms)
         self.done.append(done)
 
-    def summary(self, stats: CaptureStats, about: dict) -> dict:
+    def summary(self, stats: CaptureStats, about: dict, end: float | None = None) -> dict:
         """The `edge run --json` keys for these frames (the metric keys of `edge eval --json` among them),
-        with `about`: the model and the run's settings."""
+        with `about`: the model and the run's settings. `end`: when the stretch ended [now]."""
         dropped, failures, reopens, skipped = self.at_start
         inference, frame = (latency_stats(times, self.warmup) for times in (self.inference_ms, self.frame_ms))
         inference.pop("fps")
@@ -207,18 +248,20 @@ class Tally:
                         "files": [{"path": p, "why": w} for p, w in stats.skipped[skipped:]]},
             # The pace a long session keeps: start-up (opening the source, the first invoke) is not in it.
             "fps": (len(done) - 1) / (done[-1] - done[0]) if len(done) > 1 and done[-1] > done[0] else None,
-            "seconds": time.perf_counter() - self.started, "latency_ms": {"inference": inference, "frame": frame},
+            "seconds": (time.perf_counter() if end is None else end) - self.started,
+            "latency_ms": {"inference": inference, "frame": frame},
             "peak_rss_mb": peak_rss_mb(), **about,
         }
 
 
 class Windows:
-    """Reporting: a Tally a window of `every` seconds, each closed into a report for the Reporter."""
+    """Reporting: a Tally a window of `every` seconds, each closed into a report for the Reporter. A window
+    without frames (the source down) is counted, not sent: a report of nothing would only look like one."""
 
     def __init__(self, reporter: Reporter, options: ReportOptions, about: dict, labels, top_ks, stats, model: Path):
         self.reporter, self.options, self.about = reporter, options, about
         self.labels, self.top_ks = labels, top_ks
-        self.run_id, self.seq = uuid.uuid4().hex, 0
+        self.run_id, self.seq, self.empty = uuid.uuid4().hex, 0, 0
         self.model_sha256 = hashlib.sha256(model.read_bytes()).hexdigest()
         self.current = Tally(labels, top_ks, stats, WARMUP)
 
@@ -227,8 +270,13 @@ class Windows:
         self.tick(stats)
 
     def tick(self, stats) -> None:
-        if time.time() - self.current.wall_start >= self.options.every:
+        if time.time() - self.current.wall_start < self.options.every:
+            return
+        if self.current.frames:
             self._send(stats)
+        else:
+            self.empty += 1
+            self.current.restart()
 
     def _send(self, stats) -> None:
         window = self.current
@@ -239,10 +287,11 @@ class Windows:
         self.current = Tally(self.labels, self.top_ks, stats, 0)
 
     def close(self, stats) -> dict:
-        """Send the last (partial) window, then stop the reporter; its tally for the run summary."""
-        if self.current.frames or self.seq == 0:
+        """Send the last (partial) window if it has frames, then stop the reporter; its tally for the run
+        summary."""
+        if self.current.frames:
             self._send(stats)
-        return {"run_id": self.run_id, "reports": self.seq, **self.reporter.close()}
+        return {"run_id": self.run_id, "reports": self.seq, "empty_windows": self.empty, **self.reporter.close()}
 
 
 def peak_rss_mb() -> float:

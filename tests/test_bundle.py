@@ -1,9 +1,12 @@
 import json
+import shutil
 
 import pytest
 
 from edge.bundle import FORMAT_VERSION, MANIFEST, read_bundle, write_bundle
 from edge.errors import EdgeError
+from edge.model import load_model
+from tests.cli import edge_cli
 
 MANIFEST_IN = {"labels": ["cat", "dog"], "backbone": {"name": "mobilenetv2"}}
 
@@ -75,3 +78,47 @@ def test_keeps_the_model_compiled_for_the_edge_tpu_and_checks_it_too(tmp_path):
     with pytest.raises(EdgeError, match="model_edgetpu.tflite is missing"):
         read_bundle(tmp_path / "b")
     assert read_bundle(write_bundle(tmp_path / "plain", b"model", MANIFEST_IN).path).edgetpu_path is None
+
+
+@pytest.mark.parametrize("labels,what", [
+    ("1\n0\n2\n3\n", "line 1 of labels.txt is '1', edge.json has '0' there; the same names in another order"),
+    ("0\n1\ntwo\n3\n", "line 3 of labels.txt is 'two', edge.json has '2' there"),
+    ("0\n1\n2\n", "labels.txt has 3 names, edge.json 4"),
+])
+def test_refuses_a_bundle_whose_labels_disagree(e2e, tmp_path, labels, what):
+    bundle = shutil.copytree(e2e["bundle"], tmp_path / "b")
+    (bundle / "labels.txt").write_text(labels)
+    with pytest.raises(EdgeError) as e:
+        load_model(bundle)
+    assert str(e.value).startswith(f"{bundle / 'labels.txt'} and {bundle / MANIFEST} disagree on the labels ({what}): ")
+    (bundle / "labels.txt").write_text("0\r\n1\r\n2\r\n3\r\n\r\n")  # Windows line ends and a blank line: the same
+    assert load_model(bundle).labels == ["0", "1", "2", "3"]
+
+
+def test_what_is_given_as_the_model_is_named(e2e, tmp_path):
+    """Each wrong thing given where a bundle or .tflite file goes is named for what it is."""
+    (tmp_path / "empty").mkdir()
+    labels = tmp_path / "labels.txt"
+    labels.write_text("0\n1\n2\n3\n")
+    bundle = shutil.copytree(e2e["bundle"], tmp_path / "bundles" / "digits")
+    (tmp_path / "models").mkdir()
+    shutil.copy(bundle / "model.tflite", tmp_path / "models" / "digits.tflite")
+    (tmp_path / "zero.tflite").write_bytes(b"")
+    cases = [
+        ((tmp_path / "empty", labels), f"{tmp_path / 'empty'} holds no model (no edge.json, no .tflite file): give "
+                                       "a bundle folder written by 'edge convert', or a .tflite file"),
+        ((tmp_path / "models",), f"{tmp_path / 'models'} is not a bundle (no edge.json): give one of its .tflite "
+                                 f"files, e.g. {tmp_path / 'models' / 'digits.tflite'}, with --labels"),
+        ((tmp_path / "bundles",), f"{tmp_path / 'bundles'} is not a bundle (no edge.json) but holds 1 bundle "
+                                  f"folder(s): give one of them, e.g. {bundle}"),
+        ((labels, labels), f"{labels} is not a usable TFLite model (it lacks the TFL3 identifier: not a .tflite file)"),
+        ((tmp_path / "zero.tflite", labels), f"{tmp_path / 'zero.tflite'} is not a usable TFLite model (it is empty"),
+        ((bundle / MANIFEST,), f"{bundle / MANIFEST} is a bundle's manifest: give the bundle folder, {bundle}"),
+        ((bundle, None, "0,1"), "--input-range is for bare .tflite files: leave it out"),
+    ]
+    for args, message in cases:
+        with pytest.raises(EdgeError) as e:
+            load_model(*args)
+        assert message in str(e.value), (args, str(e.value))
+    r = edge_cli("run", tmp_path / "empty", "--labels", labels, "--source", tmp_path)
+    assert r.returncode == 2 and r.stderr == f"error: {cases[0][1]}\n", r.stderr

@@ -7,11 +7,13 @@ import numpy as np
 import pytest
 
 from edge.capture import (
+    JOIN,
     CameraMode,
     FrameReader,
     has_gstreamer,
     parse_camera_mode,
     parse_source,
+    redact,
 )
 from edge.errors import EdgeError
 
@@ -51,6 +53,29 @@ def test_parse_files_folders_and_nonsense(tmp_path):
         parse_source(tmp_path / "missing.avi")
     with pytest.raises(EdgeError, match="no such device"):
         parse_source("/dev/video97")
+    with pytest.raises(EdgeError, match="--source is empty"):
+        parse_source(" ")  # not the current folder
+
+
+@pytest.mark.parametrize("text,shown", [
+    ("rtsp://admin:hunter2@cam.local:554/stream1", "rtsp://***@cam.local:554/stream1"),
+    ("rtsp://admin:hun@ter2@cam/s", "rtsp://***@cam/s"),  # FFmpeg reads up to the last @
+    ("http://cam/video.mjpg?user=admin&password=hunter2&channel=1",
+     "http://cam/video.mjpg?user=admin&password=***&channel=1"),
+    ("https://cam/live?token=hunter2", "https://cam/live?token=***"),
+    ("rtspsrc location=rtsp://me:hunter2@cam/s user-pw=hunter2 ! appsink",
+     "rtspsrc location=rtsp://***@cam/s user-pw=*** ! appsink"),
+    ("rtsp://cam.local/stream1", "rtsp://cam.local/stream1"), ("0", "0"),
+])
+def test_credentials_in_a_source_are_redacted(text, shown):
+    assert redact(text) == shown
+    assert str(parse_source(text)).endswith(shown)
+
+
+def test_a_mistyped_url_is_redacted_in_the_error():
+    with pytest.raises(EdgeError, match=r"--source rtps://\*\*\*@cam/s: not a camera index") as e:
+        parse_source("rtps://admin:hunter2@cam/s")
+    assert "hunter2" not in str(e.value)
 
 
 @pytest.mark.parametrize("text,mode", [
@@ -201,3 +226,33 @@ def test_a_stream_that_breaks_or_freezes_is_reopened(mode):
     first = [level for level in levels if level < 200]
     # the first connection's 20 distinct frames, each once (a repeated frame is not a new one), or dropped
     assert len(first) <= 20 <= len(first) + reader.stats.dropped
+
+
+def test_close_does_not_wait_for_a_read_blocked_in_opencv(tmp_path):
+    """A stream that stops sending without closing the connection: OpenCV's read() blocks (FFmpeg's
+    timeout). The reader thread releases the capture itself when the read returns; close() does not wait."""
+    import socket
+
+    data = write_video(tmp_path / "v.avi", fourcc="MJPG")[0].read_bytes()
+    listener = socket.create_server(("127.0.0.1", 0))
+    held = []
+
+    def serve():
+        connection, _ = listener.accept()
+        held.append(connection)
+        connection.recv(65536)
+        connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: video/x-msvideo\r\nContent-Length: %d\r\n\r\n%s"
+                           % (len(data), data[:len(data) // 2]))  # then silence, the connection open
+
+    threading.Thread(target=serve, daemon=True).start()
+    with FrameReader(parse_source(f"http://127.0.0.1:{listener.getsockname()[1]}/v.avi"), tick=0.3) as reader:
+        frames = 0
+        for frame in reader:
+            if frame is None:  # nothing for 0.3 s: the reader thread is stuck in read()
+                break
+            frames += 1
+        start = time.perf_counter()
+        reader.close()
+        took = time.perf_counter() - start
+    listener.close()
+    assert frames > 0 and took < JOIN + 0.5, took

@@ -10,7 +10,6 @@ import threading
 import time
 import uuid
 
-import cv2
 import numpy as np
 import pytest
 
@@ -22,6 +21,7 @@ from edge.reporter import Reporter, ReportOptions
 from edge.runner import RunOptions, run
 from tests.cli import edge_cli
 from tests.server import Server, free_port
+from tests.videos import scan_video
 
 
 def stored(db, run_id) -> list[dict]:
@@ -62,13 +62,7 @@ def device(tmp_path_factory):
 @pytest.fixture(scope="module")
 def five_seconds(digits, tmp_path_factory):
     """150 frames of real scans of a 2 at 30 fps (FFV1), played in real time: a run that lasts 5 s."""
-    path = tmp_path_factory.mktemp("video") / "twos.avi"
-    frames = [cv2.imread(str(p)) for p in sorted((digits / "2").iterdir())]
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"FFV1"), 30.0, (48, 48))
-    for i in range(150):
-        writer.write(frames[i % len(frames)])
-    writer.release()
-    return path
+    return scan_video(tmp_path_factory.mktemp("video") / "twos.avi", digits / "2", 150)
 
 
 def test_host_killed_and_restarted_mid_run_loses_and_duplicates_nothing(e2e, device, five_seconds, tmp_path):

@@ -1,16 +1,25 @@
 """`edge run` on real video files (FFV1, lossless) and folders, with a truth schedule: every frame
 accounted for, and field metrics equal to `edge eval` on the same frames."""
+import functools
+import http.server
 import json
+import os
 import shutil
+import subprocess
+import sys
+import threading
+import time
 
 import cv2
 import pytest
 
+from edge.errors import EdgeError
 from edge.eval.evaluate import evaluate
 from edge.folders import scan
 from edge.preview import has_gui
-from edge.runner import RunOptions, run
+from edge.runner import TICK, RunOptions, run
 from tests.cli import edge_cli, edge_cli_without_tensorflow
+from tests.server import Server, free_port
 
 PER_CLASS = 12
 
@@ -111,3 +120,121 @@ def test_run_works_where_tensorflow_cannot_be_imported(e2e, walk):
     assert r.returncode == 0, r.stderr
     summary = json.loads(r.stdout)
     assert summary["frames"] == summary["per_class"]["0"]["support"] == 4 * PER_CLASS
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--duration", "nan"], "--duration nan: give a positive number of seconds"),
+    (["--duration", "inf"], "--duration inf: give a positive number of seconds"),
+    (["--truth", ""], "--truth is empty"),
+    (["--truth", "  "], "--truth is empty"),
+    (["--threads", "10000"], "--threads 10000 must be at least 1 and at most"),
+    (["--threshold", "nan"], "--threshold nan must be a number from 0 to 1"),
+    (["--smooth", "99999999999999999999"], "--smooth 99999999999999999999 must be at least 1 (1: no smoothing) and"),
+    (["--top-k", "100"], "--top-k 100: the model has 4 classes; give 1 to 4"),
+    (["--source", ""], "--source is empty"),
+])
+def test_odd_option_values_are_one_line_errors(e2e, walk, args, message):
+    if "--source" not in args:
+        args = ["--source", walk / "walk.avi", *args]
+    r = edge_cli("run", e2e["bundle"], *args)
+    assert r.returncode == 2 and r.stderr.splitlines() == [r.stderr.strip()] and message in r.stderr, r.stderr
+    assert "Traceback" not in r.stderr
+
+
+def test_threads_are_bounded_for_every_command(e2e, walk):
+    r = edge_cli("eval", e2e["bundle"], "--data", walk / "frames", "--threads", "10000")
+    assert r.returncode == 2 and r.stderr.splitlines() == [r.stderr.strip()], r.stderr
+    cpus = len(os.sched_getaffinity(0))
+    assert f"--threads 10000 must be at least 1 and at most {4 * cpus} (4 for each of the {cpus} CPUs" in r.stderr
+
+
+def test_a_truncated_video_says_it_ended_early(e2e, digits, tmp_path):
+    """A file cut short by a full disk or an interrupted copy ends cleanly in OpenCV: only the container's
+    frame count tells."""
+    scans = [cv2.imread(str(p)) for p in sorted((digits / "3").iterdir())[:40]]
+    writer = cv2.VideoWriter(str(tmp_path / "whole.avi"), cv2.VideoWriter_fourcc(*"MJPG"), 30.0, (48, 48))
+    for image in scans:
+        writer.write(image)
+    writer.release()
+    data = (tmp_path / "whole.avi").read_bytes()
+    (tmp_path / "cut.avi").write_bytes(data[:len(data) // 2])
+    cut = run(e2e["bundle"], tmp_path / "cut.avi", RunOptions(truth="3"))
+    assert 0 < cut["frames"] < 40
+    assert f"file {tmp_path / 'cut.avi'} ended early, after {cut['frames']} of the 40 frames its container " \
+           "promised: the file may be truncated or damaged" in cut["notes"]
+    whole = run(e2e["bundle"], tmp_path / "whole.avi", RunOptions(truth="3"))
+    assert whole["frames"] == 40 and not [note for note in whole["notes"] if "ended early" in note]
+
+
+class FilesOverHttp:
+    """A folder served over HTTP from a thread: to edge, an http:// source is a live stream, like a camera's."""
+
+    def __init__(self, folder):
+        served = self
+        self.requests = 0
+
+        class Handler(http.server.SimpleHTTPRequestHandler):
+            def do_GET(self):
+                served.requests += 1
+                super().do_GET()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Handler, directory=folder))
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def stop(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_a_stream_that_dies_ends_at_the_duration_and_reports_no_empty_windows(e2e, walk, tmp_path):
+    """The stream goes down for good a moment in: edge keeps reopening it, the run still ends at --duration
+    with its summary, and the windows without frames are counted, not reported. The password in the URL
+    appears nowhere."""
+    db = tmp_path / "edge.db"
+    token = edge_cli("token", "create", "pi-door", "--db", db).stdout.strip()
+    host, stream = Server(db).start(), FilesOverHttp(walk)
+    source = f"http://edge:hunter2@127.0.0.1:{stream.port}/walk.avi?password=hunter2&channel=1"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EDGE_")}
+    runner = subprocess.Popen([
+        sys.executable, "-m", "edge.cli", "run", e2e["bundle"], "--source", source, "--duration", "3",
+        "--report-to", host.url, "--token", token, "--device-id", "pi-door", "--report-every", "1",
+        "--outbox", tmp_path / "outbox.db", "--json", tmp_path / "summary.json"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        while not stream.requests and runner.poll() is None:
+            time.sleep(0.05)
+        time.sleep(0.5)
+        stream.stop()
+        out, errors = runner.communicate(timeout=30)
+        status, answer = host.get("/api/v1/devices/pi-door/reports?limit=10000")
+    finally:
+        if runner.poll() is None:
+            runner.kill()
+        host.stop()
+    assert runner.returncode == 0, errors
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert 3 <= summary["seconds"] <= 3 + TICK + 0.1  # checked on ticks while no frame comes
+    assert "stopped delivering frames; reopening" in errors and summary["failures"] >= 1
+    reporting = summary["reporting"]
+    reports = [r for r in answer["reports"] if r["run_id"] == reporting["run_id"]]
+    assert status == 200 and reporting["pending"] == 0 and len(reports) == reporting["reports"] >= 1
+    assert [r["frames"] for r in reports if not r["frames"]] == [] and reporting["empty_windows"] >= 1
+    assert sum(r["frames"] for r in reports) == summary["frames"]
+    assert summary["source"] == f"http://***@127.0.0.1:{stream.port}/walk.avi?password=***&channel=1"
+    for shown in (out, errors, (tmp_path / "summary.json").read_text(), json.dumps(answer)):
+        assert "hunter2" not in shown
+
+
+@pytest.mark.parametrize("scheme", ["rtsp", "http"])
+def test_a_dead_stream_with_a_password_is_not_echoed(e2e, scheme):
+    source = f"{scheme}://admin:hunter2@127.0.0.1:{free_port()}/stream?token=hunter2"  # nothing listens there
+    r = edge_cli("run", e2e["bundle"], "--source", source, "--duration", "1")
+    assert r.returncode == 2 and "error: cannot open stream " in r.stderr, r.stderr
+    assert "hunter2" not in r.stdout + r.stderr and f"{scheme}://***@127.0.0.1" in r.stderr
+    with pytest.raises(EdgeError) as e:
+        run(e2e["bundle"], source, RunOptions(duration=1))
+    assert "hunter2" not in str(e.value)
