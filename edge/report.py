@@ -86,8 +86,8 @@ def _text(pattern):
 
 
 def _window(value) -> bool:
-    return (isinstance(value, dict) and _number(value.get("start"), 0) and _number(value.get("end"), 0)
-            and value["start"] <= value["end"])
+    return (isinstance(value, dict) and _number(value.get("start"), 0, MAX_INT)
+            and _number(value.get("end"), 0, MAX_INT) and value["start"] <= value["end"])
 
 
 def _latency(value) -> bool:
@@ -117,7 +117,7 @@ REQUIRED = {
     "frames": (_frames, f"a count up to {MAX_COUNT}"),
     "evaluated": (_frames, f"a count up to {MAX_COUNT}"),
     "dropped": (_frames, f"a count up to {MAX_COUNT}"),
-    "fps": (lambda v: _number(v, 0, null=True), "a number >= 0 or null"),
+    "fps": (lambda v: _number(v, 0, MAX_INT, null=True), "a number >= 0 or null"),
     "latency_ms": (_latency, '{"inference": {...}, "frame": {...}} of numbers'),
     "accuracy": (lambda v: _number(v, 0, 1), "a number from 0 to 1"),
     "labels": (lambda v: isinstance(v, list) and 0 < len(v) <= MAX_CLASSES and all(isinstance(x, str) for x in v),
@@ -126,18 +126,23 @@ REQUIRED = {
 }
 
 
+# Required keys whose check above leaves only what JSON serves back as it came: the rest is walked.
+SERVABLE = {"format_version", "id", "device_id", "run_id", "seq", "model_sha256", "window", "frames", "evaluated",
+            "dropped", "fps", "accuracy", "confusion"}
+
+
 def check_report(report) -> str | None:
     """What is wrong with a report, or None."""
     if not isinstance(report, dict):
         return "a report must be a JSON object"
-    problem = unservable(report)
-    if problem:
-        return problem
     for key, (check, what) in REQUIRED.items():
         if key not in report:
             return f"missing '{key}'"
         if not check(report[key]):
             return f"'{key}' must be {what}"
+    problem = unservable({key: value for key, value in report.items() if key not in SERVABLE})
+    if problem:
+        return problem
     n, flat = len(report["labels"]), report["confusion"]
     if flat and max(flat[0::3] + flat[1::3]) >= n:
         return f"'confusion' cells must name classes 0 to {n - 1}, one per label"

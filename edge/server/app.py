@@ -71,6 +71,7 @@ def create_app(options: ServeOptions, log=print) -> Starlette:
     options.check()
     db = store.open_db(options.db)
     full_since = None  # free bytes when a write last failed for a full disk; None once writes succeed
+    summaries = {}  # device -> its row of what reads need, as last written (this process is the only writer)
 
     def fail(status: int, message: str, headers=None):
         raise HTTPException(status, message, headers)
@@ -146,7 +147,7 @@ def create_app(options: ServeOptions, log=print) -> Starlette:
         if disk_full():  # as /healthz says, until space is freed
             fail(*full)
         try:
-            outcome = store.store_reports(db, device, reports)
+            outcome = store.store_reports(db, device, reports, summaries)
         except sqlite3.OperationalError as e:
             if e.sqlite_errorcode != sqlite3.SQLITE_FULL:
                 fail(503, f"the host's database cannot take reports now ({e}): retry later",
@@ -162,7 +163,7 @@ def create_app(options: ServeOptions, log=print) -> Starlette:
                              "ids": outcome.stored + outcome.duplicates + outcome.conflicts})
 
     async def get_devices(request: Request):
-        found = store.devices(db, readable(request))
+        found = store.devices(db, readable(request), summaries)
         for d in found:
             d["field"] = d["field"] and _field_summary(d["field"])
         return JSONResponse({"devices": found})
@@ -188,7 +189,7 @@ def create_app(options: ServeOptions, log=print) -> Starlette:
         device = request.path_params["device"]
         readable(request, device)
         known(device)
-        field = store.devices(db, device)[0]["field"]
+        field = store.devices(db, device, summaries)[0]["field"]
         return JSONResponse({"device": device, "field": field and _field_metrics(field)})
 
     async def export_csv(request: Request):

@@ -103,13 +103,16 @@ class Stored:
     conflicts: list
 
 
-def store_reports(db, device: str, reports: list[dict]) -> Stored:
-    """Store a device's (checked) reports, and fold them into what the reads need, in one transaction."""
+def store_reports(db, device: str, reports: list[dict], known: dict | None = None) -> Stored:
+    """Store a device's (checked) reports, and fold them into what the reads need, in one transaction.
+    `known`: the devices' summaries as this process last wrote them, kept by a caller that is the only
+    writer (edge serve), so a batch need not read and parse its device's row back."""
     now = time.time()
     outcome = Stored([], [], [])
+    known = {} if known is None else known
     db.execute("BEGIN IMMEDIATE")
     try:
-        summary = _summary(db, device)
+        summary = known.get(device) or _summary(db, device)
         for r in reports:
             body = json.dumps(r, separators=(",", ":"))
             if db.execute("INSERT OR IGNORE INTO reports VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -126,9 +129,12 @@ def store_reports(db, device: str, reports: list[dict]) -> Stored:
             summary.save(db, device)
         db.execute("COMMIT")
     except BaseException:
+        known.pop(device, None)  # changed for a batch that is not stored: read it back next time
         if db.in_transaction:  # a full disk has rolled the transaction back already
             db.execute("ROLLBACK")
         raise
+    if summary.reports:
+        known[device] = summary
     return outcome
 
 
@@ -146,6 +152,7 @@ class _Summary:
     field_reports: int = 0
     field_labels: list | None = None
     field_cells: dict | None = None
+    labels_text: str | None = None  # field_labels as stored: written again only when they change
 
     def add(self, report: dict, body: str, now: float) -> None:
         self.last_seen, self.reports = now, self.reports + 1
@@ -158,7 +165,7 @@ class _Summary:
             if self.field_end is not None and end <= self.field_end:
                 return  # a late report of an earlier run
             self.field_run, self.field_end, self.field_reports = report["run_id"], end, 0
-            self.field_labels, self.field_cells = report["labels"], {}
+            self.field_labels, self.field_cells, self.labels_text = report["labels"], {}, None
         elif report["labels"] != self.field_labels:
             return  # one run, one model: always so for reports edge run writes
         self.field_end, self.field_reports = max(self.field_end, end), self.field_reports + 1
@@ -166,9 +173,10 @@ class _Summary:
             self.field_cells[cell[:2]] = self.field_cells.get(cell[:2], 0) + cell[2]
 
     def save(self, db, device: str) -> None:
+        self.labels_text = self.labels_text or _json(self.field_labels)
         db.execute("INSERT OR REPLACE INTO devices VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", (
             device, self.last_seen, self.reports, self.conflicts, self.latest_end, self.latest, self.field_run,
-            self.field_end, self.field_reports, _json(self.field_labels),
+            self.field_end, self.field_reports, self.labels_text,
             _json(self.field_cells and [x for cell, count in self.field_cells.items() for x in (*cell, count)])))
 
 
@@ -183,16 +191,16 @@ def _summary(db, device: str) -> _Summary:
         return _Summary()
     *head, labels, flat = row
     return _Summary(*head, json.loads(labels) if labels else None,
-                    {cell[:2]: cell[2] for cell in cells(json.loads(flat))} if flat else None)
+                    {cell[:2]: cell[2] for cell in cells(json.loads(flat))} if flat else None, labels)
 
 
-def devices(db, only: str | None = None) -> list[dict]:
+def devices(db, only: str | None = None, known: dict | None = None) -> list[dict]:
     """Every device that has reported (or just `only`): its latest report, counts, and latest field evaluation
-    as {"run_id", "reports", "labels", "cells": {(truth, predicted): count}}."""
+    as {"run_id", "reports", "labels", "cells": {(truth, predicted): count}}. `known`: as for store_reports."""
     rows = db.execute("SELECT device FROM devices WHERE ? IS NULL OR device = ? ORDER BY device", (only, only))
     found = []
     for (device,) in rows.fetchall():
-        s = _summary(db, device)
+        s = (known or {}).get(device) or _summary(db, device)
         field = None
         if s.field_run is not None:
             field = {"run_id": s.field_run, "reports": s.field_reports, "labels": s.field_labels,
