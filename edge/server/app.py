@@ -26,7 +26,7 @@ import numpy as np
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, StreamingResponse
+from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from edge.errors import EdgeError
@@ -166,7 +166,7 @@ def create_app(options: ServeOptions, log=print) -> Starlette:
         found = store.devices(db, readable(request), summaries)
         for d in found:
             d["field"] = d["field"] and _field_summary(d["field"])
-        return JSONResponse({"devices": found})
+        return _json_response('{"devices":[' + ",".join(_with_raw(d, "latest") for d in found) + "]}")
 
     def known(device: str) -> None:
         if not store.has_device(db, device):
@@ -183,7 +183,8 @@ def create_app(options: ServeOptions, log=print) -> Starlette:
         if not 1 <= limit <= 10_000:
             fail(400, "limit must be 1 to 10000")
         known(device)
-        return JSONResponse({"device": device, "reports": store.device_reports(db, device, limit, since)})
+        reports = store.device_reports(db, device, limit, since)
+        return _json_response(_with_raw({"device": device, "reports": "[" + ",".join(reports) + "]"}, "reports"))
 
     async def get_device_field(request: Request):
         device = request.path_params["device"]
@@ -245,6 +246,17 @@ def create_app(options: ServeOptions, log=print) -> Starlette:
 
 def _no_constants(name: str):
     raise ValueError(f"{name} is not a number JSON allows")
+
+
+def _with_raw(value: dict, key: str) -> str:
+    """`value` as JSON, its `key` already JSON text: stored reports go out as they were stored (checked
+    servable at the door), never parsed and written again, which cost a read 90 ms for 500 reports."""
+    raw = value.pop(key)
+    return json.dumps(value, ensure_ascii=False, allow_nan=False)[:-1] + f',"{key}":{raw}}}'
+
+
+def _json_response(text: str) -> Response:
+    return Response(text.encode("utf-8"), media_type="application/json")
 
 
 def _field_summary(field: dict) -> dict:

@@ -195,8 +195,9 @@ def _summary(db, device: str) -> _Summary:
 
 
 def devices(db, only: str | None = None, known: dict | None = None) -> list[dict]:
-    """Every device that has reported (or just `only`): its latest report, counts, and latest field evaluation
-    as {"run_id", "reports", "labels", "cells": {(truth, predicted): count}}. `known`: as for store_reports."""
+    """Every device that has reported (or just `only`): its latest report (JSON text, as stored), counts, and
+    latest field evaluation as {"run_id", "reports", "labels", "cells": {(truth, predicted): count}}.
+    `known`: as for store_reports."""
     rows = db.execute("SELECT device FROM devices WHERE ? IS NULL OR device = ? ORDER BY device", (only, only))
     found = []
     for (device,) in rows.fetchall():
@@ -206,7 +207,7 @@ def devices(db, only: str | None = None, known: dict | None = None) -> list[dict
             field = {"run_id": s.field_run, "reports": s.field_reports, "labels": s.field_labels,
                      "cells": s.field_cells}
         found.append({"device": device, "last_seen": s.last_seen, "reports": s.reports, "conflicts": s.conflicts,
-                      "latest": json.loads(s.latest), "field": field})
+                      "latest": s.latest, "field": field})
     return found
 
 
@@ -214,13 +215,14 @@ def has_device(db, device: str) -> bool:
     return db.execute("SELECT 1 FROM devices WHERE device = ?", (device,)).fetchone() is not None
 
 
-def device_reports(db, device: str, limit: int = 500, since: float | None = None) -> list[dict]:
-    """A device's reports, oldest first: the newest `limit` of them, or those ending after `since`."""
+def device_reports(db, device: str, limit: int = 500, since: float | None = None) -> list[str]:
+    """A device's reports as stored (JSON text), oldest first: the newest `limit` of them, or those ending
+    after `since`."""
     rows = db.execute("""
         SELECT body FROM (SELECT body, window_end FROM reports WHERE device = ? AND window_end > ?
                           ORDER BY window_end DESC LIMIT ?) ORDER BY window_end""",
                       (device, since if since is not None else float("-inf"), limit)).fetchall()
-    return [json.loads(body) for (body,) in rows]
+    return [body for (body,) in rows]
 
 
 def all_reports(db, only: str | None = None):
