@@ -4,6 +4,8 @@ Anything raised as `EdgeError` is the user's to fix; its message says what is wr
 The CLI prints it as one line and exits with code 2. Every other exception is a bug.
 """
 import difflib
+import math
+import numbers
 
 
 class EdgeError(Exception):
@@ -32,3 +34,13 @@ def check_keywords(given, known, what: str) -> None:
             close = close_matches(name, known)
             hint = f"did you mean {' or '.join(close)}?" if close else f"its options: {', '.join(sorted(known))}"
             raise EdgeError(f"{what} has no option '{name}': {hint}")
+
+
+def finite(value) -> bool:
+    """A real number, not nan or infinite (both parse from option text as floats) and not a bool."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def whole(value, lo: int, hi: float = math.inf) -> bool:
+    """A whole number from `lo` to `hi`, not a bool."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool) and lo <= value <= hi

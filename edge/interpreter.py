@@ -5,14 +5,13 @@ numpy 2 and cannot load ops from newer TensorFlow); then `tf.lite` from a full T
 Tensors are read by index and quantization parameters from the interpreter, never by name.
 """
 import ctypes
-import numbers
 import os
 import platform
 from pathlib import Path
 
 import numpy as np
 
-from edge.errors import EdgeError, choose
+from edge.errors import EdgeError, choose, whole
 from edge.preprocess import output_to_scores, pixels_to_input
 from edge.quiet import quiet_stderr
 
@@ -100,8 +99,7 @@ def resolve_threads(threads: int | None) -> int:
     """Threads to run with: every CPU this process may use unless told."""
     usable = usable_cpus()
     most = THREADS_PER_CPU * usable
-    if threads is not None and not (isinstance(threads, numbers.Integral) and not isinstance(threads, bool)
-                                    and 1 <= threads <= most):
+    if threads is not None and not whole(threads, 1, most):
         raise EdgeError(f"--threads {threads} must be at least 1 and at most {most} ({THREADS_PER_CPU} for each of "
                         f"the {usable} CPUs this process may use; {usable} is fastest)")
     return threads or usable

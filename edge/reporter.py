@@ -8,7 +8,6 @@ else (a proxy, a captive portal) lets nothing go. Failures back off exponentiall
 doubling to 60 s, times 0.5-1.5), so a fleet coming back after an outage does not hammer the host in step.
 """
 import json
-import math
 import queue
 import random
 import re
@@ -19,7 +18,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from edge.errors import EdgeError
+from edge.errors import EdgeError, finite
 from edge.outbox import LIMIT, Outbox
 from edge.report import check_name
 
@@ -45,7 +44,7 @@ class ReportOptions:
         if not self.token:
             raise EdgeError("--report-to needs --token: make one on the host with 'edge token create DEVICE'")
         check_name(self.device_id)
-        if not (math.isfinite(self.every) and self.every > 0 and math.isfinite(self.flush) and self.flush >= 0):
+        if not (finite(self.every) and self.every > 0 and finite(self.flush) and self.flush >= 0):
             raise EdgeError(f"--report-every {self.every}: give a positive number of seconds, e.g. 10 (and a flush "
                             "time of at least 0)")
 

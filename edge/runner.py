@@ -7,8 +7,6 @@ metric keys as `edge eval --json`.
 """
 import hashlib
 import json
-import math
-import numbers
 import re
 import sys
 import time
@@ -20,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from edge.capture import CaptureStats, FrameReader, parse_camera_mode, parse_source, redact
-from edge.errors import EdgeError
+from edge.errors import EdgeError, finite, whole
 from edge.eval.accumulator import Accumulator
 from edge.eval.evaluate import WARMUP, default_top_k
 from edge.eval.latency import latency_stats
@@ -62,14 +60,14 @@ class RunOptions:
 
     def check(self) -> None:
         problems = [
-            (not _whole(self.top_k, 1), f"--top-k {self.top_k} must be a whole number, at least 1"),
-            (self.threshold is not None and not (_number(self.threshold) and 0 <= self.threshold <= 1),
+            (not whole(self.top_k, 1), f"--top-k {self.top_k} must be a whole number, at least 1"),
+            (self.threshold is not None and not (finite(self.threshold) and 0 <= self.threshold <= 1),
              f"--threshold {self.threshold} must be a number from 0 to 1"),
-            (not _whole(self.smooth, 1, MAX_SMOOTH),
+            (not whole(self.smooth, 1, MAX_SMOOTH),
              f"--smooth {self.smooth} must be at least 1 (1: no smoothing) and at most {MAX_SMOOTH} frames"),
-            (self.max_frames is not None and not _whole(self.max_frames, 1),
+            (self.max_frames is not None and not whole(self.max_frames, 1),
              f"--max-frames {self.max_frames} must be a whole number, at least 1"),
-            (self.duration is not None and not (_number(self.duration) and self.duration > 0),
+            (self.duration is not None and not (finite(self.duration) and self.duration > 0),
              f"--duration {self.duration}: give a positive number of seconds, e.g. 60"),
             (self.truth is not None and not str(self.truth).strip(),
              "--truth is empty: give one of the model's labels, or leave --truth out"),
@@ -78,15 +76,6 @@ class RunOptions:
         for bad, message in problems:
             if bad:
                 raise EdgeError(message)
-
-
-def _number(value) -> bool:
-    """A finite real number: nan and inf parse as floats, and nan compares false with everything."""
-    return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def _whole(value, lo: int, hi: float = math.inf) -> bool:
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool) and lo <= value <= hi
 
 
 def run(model, source, options: RunOptions | None = None, log: Log | None = None,

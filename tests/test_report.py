@@ -1,27 +1,15 @@
 """Reports as the device makes them and the host checks them: compact, exact, and refused when they hold
 what could not be served back, with the field named."""
-import numpy as np
 import pytest
 
-from edge.eval.accumulator import Accumulator
 from edge.report import check_report, make_report, matrix, unservable
-
-
-def window(labels, pairs) -> dict:
-    """The summary of a real window: (truth, predicted) a frame."""
-    acc = Accumulator(labels)
-    for truth, predicted in pairs:
-        scores = np.full(len(labels), 0.01)
-        scores[predicted] = 0.9
-        acc.add(truth, scores)
-    return {**acc.report(), "frames": len(pairs), "evaluated": len(pairs), "dropped": 0, "fps": 30.0,
-            "latency_ms": {"inference": {"p50": 4.0}, "frame": {"p50": 6.0}},
-            "skipped": {"count": 30, "files": [{"path": f"{i}.jpg", "why": "corrupt"} for i in range(30)]}}
+from tests.reports import window_summary
 
 
 def test_a_report_is_compact_and_exact():
     labels = [f"class{c}" for c in range(50)]
-    summary = window(labels, [(3, 3), (3, 3), (3, 7), (12, 12)])
+    summary = window_summary(labels, [(3, 3), (3, 3), (3, 7), (12, 12)])
+    summary["skipped"] = {"count": 30, "files": [{"path": f"{i}.jpg", "why": "corrupt"} for i in range(30)]}
     report = make_report(summary, "pi-kitchen", "run-0001", 0, "a" * 64, 1.8e9, 1.8e9 + 10)
     assert check_report(report) is None
     assert (matrix(report) == summary["confusion_matrix"]).all()
@@ -48,7 +36,7 @@ def test_a_report_is_compact_and_exact():
                                                                    "[0]' nests deeper than 16 levels"),
 ])
 def test_what_the_host_refuses_is_named(change, message):
-    report = make_report(window([f"class{c}" for c in range(50)], [(3, 3), (3, 3)]), "pi", "run-0001", 0, "a" * 64,
+    report = make_report(window_summary([f"class{c}" for c in range(50)], [(3, 3), (3, 3)]), "pi", "run-0001", 0, "a" * 64,
                          1.8e9, 1.8e9 + 10)
     change(report)
     assert message in check_report(report)

@@ -14,12 +14,12 @@ import numpy as np
 import pytest
 
 from edge.errors import EdgeError
-from edge.eval.accumulator import Accumulator
 from edge.outbox import Outbox
 from edge.report import make_report, matrix
 from edge.reporter import Reporter, ReportOptions
 from edge.runner import RunOptions, run
 from tests.cli import edge_cli
+from tests.reports import window_summary
 from tests.server import Server, free_port
 from tests.videos import scan_video
 
@@ -131,11 +131,7 @@ def test_cli_reporting_options(e2e, digits):
 
 def window_report(device: str, seq: int, run_id: str) -> dict:
     """A report of a real (tiny) window: two frames of class b, one taken for a."""
-    acc = Accumulator(["a", "b"])
-    acc.add(1, np.array([0.2, 0.8]))
-    acc.add(1, np.array([0.7, 0.3]))
-    summary = {**acc.report(), "frames": 2, "evaluated": 2, "dropped": 0, "fps": 30.0,
-               "latency_ms": {"inference": {"p50": 4.0}, "frame": {"p50": 6.0}}}
+    summary = window_summary(["a", "b"], [(1, 1), (1, 0)])
     return make_report(summary, device, run_id, seq, "ab" * 32, 1.8e9 + seq, 1.8e9 + seq + 1)
 
 
