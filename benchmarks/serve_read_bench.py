@@ -16,6 +16,7 @@ import hashlib
 import http.client
 import json
 import multiprocessing
+import os
 import shutil
 import sqlite3
 import sys
@@ -37,25 +38,33 @@ from tests.server import Server  # noqa: E402  (the real server process, as the 
 
 def fill(db_path: Path, devices: list[str], total: int) -> float:
     """`total` reports spread over the devices, stored as the server stores them; seconds it took."""
-    db, base, started = open_db(db_path), summary(), time.perf_counter()
+    db, base, started, known = open_db(db_path), summary(), time.perf_counter(), {}
     per_device, t = total // len(devices), 1.7e9
     for name in devices:
         sha, run_id = hashlib.sha256(name.encode()).hexdigest(), uuid.uuid4().hex
         for first in range(0, per_device, 500):
             batch = [make_report(base, name, run_id, seq, sha, t + seq * 10, t + seq * 10 + 10)
                      for seq in range(first, min(first + 500, per_device))]
-            store_reports(db, name, batch)
+            store_reports(db, [(name, batch)], known)
     db.close()
     return time.perf_counter() - started
 
 
-def post_loop(port, name, token, batch, rate, seconds, start_at, out):
-    """One device: a batch every batch/rate seconds, latency from when it was due."""
+def cpu_seconds(pid: int) -> float:
+    """CPU time a process has used, user and system."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def post_loop(port, name, token, batch, rate, seconds, start_at, phase, out):
+    """One device: a batch every batch/rate seconds, from `phase` (0-1) of that into the run (devices
+    started at different times, as in the field: all posting at the same instant would be a burst every
+    interval), latency from when it was due."""
     texts = report_texts(name)
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
     headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
     interval, latencies, acked, errors = batch / rate, [], 0, 0
-    due = start_at
+    due = start_at + phase * interval
     while due < start_at + seconds:
         time.sleep(max(0.0, due - time.time()))
         body = ('{"reports":[' + ",".join(next(texts) for _ in range(batch)) + "]}").encode()
@@ -100,17 +109,17 @@ def poll_loop(port, token, device, every, seconds, start_at, out):
 def client_process(port, posters, pollers, args, start_at, queue):
     out, threads = [], []
     rate = args.rate / args.devices
-    for name, token in posters:
+    for name, token, phase in posters:
         threads.append(threading.Thread(target=post_loop, args=(port, name, token, args.batch, rate, args.seconds,
-                                                                start_at, out)))
-    for token, device in pollers:
+                                                                start_at, phase, out)))
+    for token, device, phase in pollers:
         threads.append(threading.Thread(target=poll_loop, args=(port, token, device, args.poll_every, args.seconds,
-                                                                start_at, out)))
+                                                                start_at + phase * args.poll_every, out)))
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    queue.put(out)
+    queue.put(out + [("cpu", cpu_seconds(os.getpid()))])
 
 
 def phase(db_path: Path, posters, reader, args) -> dict:
@@ -119,8 +128,11 @@ def phase(db_path: Path, posters, reader, args) -> dict:
     before = count()
     server = Server(db_path).start()
     queue, start_at = multiprocessing.Queue(), time.time() + 1.5
-    pollers = [(reader, posters[i % len(posters)][0]) for i in range(args.dashboards)]
-    groups = [(posters[i::args.processes], pollers[i::args.processes]) for i in range(args.processes)]
+    pollers = [(reader, posters[i % len(posters)][0], i / args.dashboards) for i in range(args.dashboards)]
+    posters = [(name, token, i / len(posters)) for i, (name, token) in enumerate(posters)]
+    # The dashboards poll from a process of their own, as a browser elsewhere would: in a process with the
+    # posting threads, their timings would count waits for that process's own interpreter lock.
+    groups = [(posters[i::args.processes], []) for i in range(args.processes)] + [([], pollers)]
     workers = [multiprocessing.Process(target=client_process, args=(server.port, p, d, args, start_at, queue))
                for p, d in groups]
     try:
@@ -129,12 +141,14 @@ def phase(db_path: Path, posters, reader, args) -> dict:
         results = [r for _ in workers for r in queue.get()]
         for w in workers:
             w.join()
+        server_cpu = cpu_seconds(server.process.pid)
     finally:
         server.stop()
     posts = np.concatenate([r[1] for r in results if r[0] == "post"])
     acked = sum(r[2] for r in results if r[0] == "post")
     stored = count() - before
-    row = {"reports_before": before, "reports_per_s": stored / args.seconds, "acked": acked, "lost": acked - stored,
+    row = {"reports_before": before, "server_cpu": server_cpu / (args.seconds + 1.5),
+           "clients_cpu": sum(r[1] for r in results if r[0] == "cpu") / (args.seconds + 1.5), "reports_per_s": stored / args.seconds, "acked": acked, "lost": acked - stored,
            "post_errors": sum(r[3] for r in results if r[0] == "post"),
            "post_p50_ms": float(np.percentile(posts, 50)), "post_p99_ms": float(np.percentile(posts, 99))}
     for key in ("devices", "reports", "field"):
@@ -152,7 +166,7 @@ def main():
     parser.add_argument("--dashboards", type=int, default=4)
     parser.add_argument("--poll-every", type=float, default=1.0, help="seconds between a dashboard's refreshes")
     parser.add_argument("--seconds", type=float, default=20.0, help="a phase")
-    parser.add_argument("--processes", type=int, default=2, help="client processes")
+    parser.add_argument("--processes", type=int, default=2, help="client processes posting")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp())
@@ -174,11 +188,11 @@ def main():
           f"{multiprocessing.cpu_count()} CPUs")
     print(f"filled {full['reports_before']:,} reports in {filled:.0f} s ({size:.2f} GB)")
     print(f"{'database':>18}{'reports/s':>11}{'lost':>6}{'POST p50':>10}{'POST p99':>10}{'devices p50':>13}"
-          f"{'devices p99':>13}{'reports p99':>13}{'field p99':>11}")
+          f"{'devices p99':>13}{'reports p99':>13}{'field p99':>11}{'server CPU':>12}{'clients CPU':>13}")
     for label, r in (("empty", empty), (f"{full['reports_before']:,} reports", full)):
         print(f"{label:>18}{r['reports_per_s']:>11,.0f}{r['lost']:>6}{r['post_p50_ms']:>10.2f}{r['post_p99_ms']:>10.2f}"
               f"{r['get_devices_p50_ms']:>13.2f}{r['get_devices_p99_ms']:>13.2f}{r['get_reports_p99_ms']:>13.2f}"
-              f"{r['get_field_p99_ms']:>11.2f}")
+              f"{r['get_field_p99_ms']:>11.2f}{r['server_cpu']:>12.0%}{r['clients_cpu']:>13.0%}")
     ratio = full["post_p99_ms"] / empty["post_p99_ms"]
     verdict = lambda ok: "PASS" if ok else "FAIL"  # noqa: E731
     print(f"GET /api/v1/devices p99 at {full['reports_before']:,} reports: {full['get_devices_p99_ms']:.1f} ms "

@@ -9,7 +9,10 @@ import json
 import shutil
 import socket
 import sqlite3
+import struct
 import subprocess
+import threading
+import time
 import uuid
 
 import numpy as np
@@ -118,7 +121,8 @@ def test_bad_bodies_get_the_right_code_and_the_server_keeps_serving(host, summar
         (b"{not json", 400),
         (b'{"reports": [NaN]}', 400),
         (b"[" * 100_001 + b"]" * 100_001, 413),
-        (b"[" * 50_000 + b"]" * 50_000, 400),  # nested too deep to parse
+        (b"[" * 50_000 + b"]" * 50_000, 422),  # nested deep: parsed, and not {"reports": [...]}
+        (b'{"reports": [' + b"[" * 50_000 + b"]" * 50_000 + b"]}", 422),
         (b'"just a string"', 422),
         (b'{"reports": []}', 422),
         (json.dumps({"reports": [{**good, "accuracy": 2.0}]}).encode(), 422),
@@ -256,6 +260,50 @@ def test_an_id_sent_again_with_other_content_is_a_conflict_and_the_first_is_kept
     finally:
         server.stop()
     assert f"'pi-kitchen' sent report {first['id']} again with other content" in server.process.stderr.read().decode()
+
+
+def test_devices_posting_at_once_are_each_answered_for_their_own_and_the_log_starts_over(tmp_path, summary):
+    """Devices posting at the same time, some batches sent twice: their POSTs are stored together (one
+    transaction for the POSTs of a turn of the event loop), yet each answer names exactly its own ids, and
+    the write-ahead log is copied into the database and started over while writes never stop (a log never
+    started over would hold every report stored)."""
+    db = tmp_path / "edge.db"
+    names = [f"pi-{i}" for i in range(8)]
+    secrets = {name: token(db, name) for name in names}
+    server = Server(db).start()
+    answers, stop = [], threading.Event()
+
+    def device(name):
+        conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+        headers = {"Authorization": f"Bearer {secrets[name]}", "Content-Type": "application/json"}
+        while not stop.is_set():
+            batch, pair = reports(summary, name, 10), []
+            for _ in range(2):  # the second time: a retry after a lost answer
+                conn.request("POST", "/api/v1/reports", json.dumps({"reports": batch}), headers)
+                response = conn.getresponse()
+                pair.append(([r["id"] for r in batch], response.status, json.loads(response.read())))
+            answers.append(pair)
+
+    threads = [threading.Thread(target=device, args=(name,)) for name in names]
+    try:
+        for t in threads:
+            t.start()
+        time.sleep(4)  # of writes without a pause
+        # The log's header counts the times it started over (its checkpoint sequence number).
+        restarts = struct.unpack(">I", (tmp_path / "edge.db-wal").read_bytes()[12:16])[0]
+        stop.set()
+        for t in threads:
+            t.join()
+    finally:
+        server.stop()
+    first, again = [pair[0] for pair in answers], [pair[1] for pair in answers]
+    assert all(status == 200 and answer["ids"] == ids and answer["stored"] == len(ids)
+               for ids, status, answer in first), first[:3]
+    assert all(status == 200 and answer["ids"] == ids and answer["duplicates"] == len(ids)
+               for ids, status, answer in again), again[:3]
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT COUNT(*) FROM reports").fetchone()[0] == 10 * len(first) >= 1000
+    assert restarts >= 2
 
 
 def test_counts_are_bounded_and_sums_do_not_overflow(host, summary):

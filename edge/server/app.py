@@ -19,10 +19,12 @@ import json
 import shutil
 import socket
 import sqlite3
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import orjson
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -33,6 +35,7 @@ from edge.errors import EdgeError
 from edge.eval.metrics import report as metrics_report
 from edge.report import check_report
 from edge.server import store
+from edge.server.writer import Writer
 
 MAX_BATCH = 500  # reports in one POST
 MIN_BODY = 16_384  # bytes: one report of a many-class model must fit
@@ -69,9 +72,18 @@ class ServeOptions:
 
 def create_app(options: ServeOptions, log=print) -> Starlette:
     options.check()
-    db = store.open_db(options.db)
+    local = threading.local()
+
+    def db() -> sqlite3.Connection:
+        """This thread's connection (reads run in a pool of threads, beside the event loop and the writer)."""
+        if not hasattr(local, "db"):
+            local.db = store.open_reader(options.db)
+        return local.db
+
+    written = store.open_db(options.db)  # the writer's: this opens (or creates) the store and checks its version
+    summaries = store.summaries(written)  # device -> what reads need; kept up to date by the writer
+    writer = Writer(written, summaries, store.open_reader(options.db))
     full_since = None  # free bytes when a write last failed for a full disk; None once writes succeed
-    summaries = {}  # device -> its row of what reads need, as last written (this process is the only writer)
 
     def fail(status: int, message: str, headers=None):
         raise HTTPException(status, message, headers)
@@ -80,7 +92,7 @@ def create_app(options: ServeOptions, log=print) -> Starlette:
         scheme, _, token = request.headers.get("authorization", "").partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             fail(401, "missing token: send 'Authorization: Bearer TOKEN' (edge token create NAME makes one)")
-        found = store.who(db, token.strip())
+        found = store.who(db(), token.strip())
         if found is None:
             fail(401, "unknown or revoked token")
         return found
@@ -129,8 +141,8 @@ def create_app(options: ServeOptions, log=print) -> Starlette:
             fail(403, f"'{device}' has a {role} token; reports need a device token")
         data = await body(request)
         try:
-            batch = json.loads(data, parse_constant=_no_constants)
-        except (ValueError, RecursionError) as e:
+            batch = orjson.loads(data)  # refuses NaN, Infinity, numbers past a double and lone surrogates
+        except orjson.JSONDecodeError as e:
             fail(400, f"body is not JSON ({str(e)[:120]})")
         if not isinstance(batch, dict) or not isinstance(batch.get("reports"), list):
             fail(422, 'send {"reports": [report, ...]}')
@@ -147,7 +159,7 @@ def create_app(options: ServeOptions, log=print) -> Starlette:
         if disk_full():  # as /healthz says, until space is freed
             fail(*full)
         try:
-            outcome = store.store_reports(db, device, reports, summaries)
+            outcome = await writer.store(device, reports)
         except sqlite3.OperationalError as e:
             if e.sqlite_errorcode != sqlite3.SQLITE_FULL:
                 fail(503, f"the host's database cannot take reports now ({e}): retry later",
@@ -162,17 +174,19 @@ def create_app(options: ServeOptions, log=print) -> Starlette:
                              "conflicts": outcome.conflicts,
                              "ids": outcome.stored + outcome.duplicates + outcome.conflicts})
 
+    # Reads from memory run on the event loop; reads from the database are plain functions, which Starlette
+    # runs in a pool of threads.
     async def get_devices(request: Request):
-        found = store.devices(db, readable(request), summaries)
+        found = store.devices(summaries, readable(request))
         for d in found:
             d["field"] = d["field"] and _field_summary(d["field"])
         return _json_response('{"devices":[' + ",".join(_with_raw(d, "latest") for d in found) + "]}")
 
     def known(device: str) -> None:
-        if not store.has_device(db, device):
+        if device not in summaries:
             fail(404, f"no device '{device}' has reported")
 
-    async def get_device_reports(request: Request):
+    def get_device_reports(request: Request):
         device = request.path_params["device"]
         readable(request, device)
         try:
@@ -183,19 +197,19 @@ def create_app(options: ServeOptions, log=print) -> Starlette:
         if not 1 <= limit <= 10_000:
             fail(400, "limit must be 1 to 10000")
         known(device)
-        reports = store.device_reports(db, device, limit, since)
+        reports = store.device_reports(db(), device, limit, since)
         return _json_response(_with_raw({"device": device, "reports": "[" + ",".join(reports) + "]"}, "reports"))
 
     async def get_device_field(request: Request):
         device = request.path_params["device"]
         readable(request, device)
         known(device)
-        field = store.devices(db, device, summaries)[0]["field"]
+        field = store.devices(summaries, device)[0]["field"]
         return JSONResponse({"device": device, "field": field and _field_metrics(field)})
 
     async def export_csv(request: Request):
         only = readable(request)
-        reader = store.open_db(options.db)  # its own connection: streamed from a worker thread
+        reader = store.open_reader(options.db)  # its own connection: streamed from a worker thread
 
         def rows():
             try:
@@ -217,7 +231,7 @@ def create_app(options: ServeOptions, log=print) -> Starlette:
 
     async def healthz(request: Request):
         try:
-            db.execute("SELECT 1").fetchone()
+            db().execute("SELECT 1").fetchone()
         except sqlite3.Error as e:
             return JSONResponse({"status": "error", "error": str(e)}, status_code=503)
         if disk_full():
@@ -240,12 +254,7 @@ def create_app(options: ServeOptions, log=print) -> Starlette:
         Route("/api/v1/devices/{device}/field", get_device_field),
         Route("/api/v1/export.csv", export_csv),
     ], exception_handlers={HTTPException: http_error})
-    app.state.db = db
     return app
-
-
-def _no_constants(name: str):
-    raise ValueError(f"{name} is not a number JSON allows")
 
 
 def _with_raw(value: dict, key: str) -> str:

@@ -15,7 +15,9 @@ import json
 import secrets
 import sqlite3
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+
+import orjson
 
 from edge.errors import EdgeError
 from edge.files import check_writable
@@ -55,6 +57,14 @@ def open_db(path) -> sqlite3.Connection:
         db.execute(f"PRAGMA user_version = {VERSION}")
     except sqlite3.DatabaseError as e:
         raise EdgeError(f"--db {path} is not an edge database ({e}): give another file") from None
+    return db
+
+
+def open_reader(path) -> sqlite3.Connection:
+    """A connection that only reads, to a store `open_db` has opened: it neither writes the schema nor waits
+    for the writer (in WAL, readers see the last commit and never block it)."""
+    db = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
+    db.execute("PRAGMA query_only = ON")
     return db
 
 
@@ -103,39 +113,42 @@ class Stored:
     conflicts: list
 
 
-def store_reports(db, device: str, reports: list[dict], known: dict | None = None) -> Stored:
-    """Store a device's (checked) reports, and fold them into what the reads need, in one transaction.
-    `known`: the devices' summaries as this process last wrote them, kept by a caller that is the only
-    writer (edge serve), so a batch need not read and parse its device's row back."""
+def store_reports(db, batches: list[tuple[str, list[dict]]], known: dict) -> list[Stored]:
+    """Store batches of (checked) reports, [(device, reports), ...], and fold them into what the reads need,
+    all in one transaction: a group commit, one write to disk for every batch that came in meanwhile.
+    `known`: every device's summary (`summaries`), kept by the only writer. It is updated after the commit
+    with new objects, never changed in place: a transaction that fails leaves it as it was."""
     now = time.time()
-    outcome = Stored([], [], [])
-    known = {} if known is None else known
+    changed, outcomes = {}, []
     db.execute("BEGIN IMMEDIATE")
     try:
-        summary = known.get(device) or _summary(db, device)
-        for r in reports:
-            body = json.dumps(r, separators=(",", ":"))
-            if db.execute("INSERT OR IGNORE INTO reports VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                          (r["id"], device, r["run_id"], now, r["window"]["start"], r["window"]["end"],
-                           r["evaluated"], body)).rowcount:
-                outcome.stored.append(r["id"])
-                summary.add(r, body, now)
-            elif db.execute("SELECT device, body FROM reports WHERE id = ?", (r["id"],)).fetchone() == (device, body):
-                outcome.duplicates.append(r["id"])
-            else:
-                outcome.conflicts.append(r["id"])
-        summary.conflicts += len(outcome.conflicts)
-        if summary.reports:  # a device is listed once it has a report stored
-            summary.save(db, device)
+        for device, reports in batches:
+            summary = changed.get(device) or _copy(known.get(device)) or _summary(db, device)
+            outcome = Stored([], [], [])
+            for r in reports:
+                body = orjson.dumps(r).decode()
+                if db.execute("INSERT OR IGNORE INTO reports VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                              (r["id"], device, r["run_id"], now, r["window"]["start"], r["window"]["end"],
+                               r["evaluated"], body)).rowcount:
+                    outcome.stored.append(r["id"])
+                    summary.add(r, body, now)
+                elif db.execute("SELECT device, body FROM reports WHERE id = ?",
+                                (r["id"],)).fetchone() == (device, body):
+                    outcome.duplicates.append(r["id"])
+                else:
+                    outcome.conflicts.append(r["id"])
+            summary.conflicts += len(outcome.conflicts)
+            if summary.reports:  # a device is listed once it has a report stored
+                summary.save(db, device)
+                changed[device] = summary
+            outcomes.append(outcome)
         db.execute("COMMIT")
     except BaseException:
-        known.pop(device, None)  # changed for a batch that is not stored: read it back next time
         if db.in_transaction:  # a full disk has rolled the transaction back already
             db.execute("ROLLBACK")
         raise
-    if summary.reports:
-        known[device] = summary
-    return outcome
+    known.update(changed)
+    return outcomes
 
 
 @dataclass
@@ -169,39 +182,56 @@ class _Summary:
         elif report["labels"] != self.field_labels:
             return  # one run, one model: always so for reports edge run writes
         self.field_end, self.field_reports = max(self.field_end, end), self.field_reports + 1
-        for cell in cells(report["confusion"]):
-            self.field_cells[cell[:2]] = self.field_cells.get(cell[:2], 0) + cell[2]
+        field = self.field_cells
+        for truth, predicted, count in cells(report["confusion"]):
+            key = (truth, predicted)
+            field[key] = field.get(key, 0) + count
 
     def save(self, db, device: str) -> None:
         self.labels_text = self.labels_text or _json(self.field_labels)
         db.execute("INSERT OR REPLACE INTO devices VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", (
             device, self.last_seen, self.reports, self.conflicts, self.latest_end, self.latest, self.field_run,
             self.field_end, self.field_reports, self.labels_text,
-            _json(self.field_cells and [x for cell, count in self.field_cells.items() for x in (*cell, count)])))
+            _json(self.field_cells and [x for (truth, predicted), count in self.field_cells.items()
+                                        for x in (truth, predicted, count)])))
+
+
+def _copy(summary: _Summary | None) -> _Summary | None:
+    """A summary to change, leaving the original as it is should the transaction fail."""
+    return summary and replace(summary, field_cells=summary.field_cells and dict(summary.field_cells))
 
 
 def _json(value) -> str | None:
-    return None if value is None else json.dumps(value, separators=(",", ":"))
+    return None if value is None else orjson.dumps(value).decode()
 
 
-def _summary(db, device: str) -> _Summary:
-    row = db.execute("SELECT last_seen, reports, conflicts, latest_end, latest, field_run, field_end, field_reports, "
-                     "field_labels, field_cells FROM devices WHERE device = ?", (device,)).fetchone()
-    if row is None:
-        return _Summary()
+_COLUMNS = ("last_seen, reports, conflicts, latest_end, latest, field_run, field_end, field_reports, field_labels, "
+            "field_cells")
+
+
+def _from_row(row) -> _Summary:
     *head, labels, flat = row
     return _Summary(*head, json.loads(labels) if labels else None,
                     {cell[:2]: cell[2] for cell in cells(json.loads(flat))} if flat else None, labels)
 
 
-def devices(db, only: str | None = None, known: dict | None = None) -> list[dict]:
-    """Every device that has reported (or just `only`): its latest report (JSON text, as stored), counts, and
-    latest field evaluation as {"run_id", "reports", "labels", "cells": {(truth, predicted): count}}.
-    `known`: as for store_reports."""
-    rows = db.execute("SELECT device FROM devices WHERE ? IS NULL OR device = ? ORDER BY device", (only, only))
+def _summary(db, device: str) -> _Summary:
+    row = db.execute(f"SELECT {_COLUMNS} FROM devices WHERE device = ?", (device,)).fetchone()
+    return _Summary() if row is None else _from_row(row)
+
+
+def summaries(db) -> dict:
+    """Every device's summary, read once when the server starts; `store_reports` keeps it up to date."""
+    return {row[0]: _from_row(row[1:]) for row in db.execute(f"SELECT device, {_COLUMNS} FROM devices")}
+
+
+def devices(known: dict, only: str | None = None) -> list[dict]:
+    """Every device that has reported (or just `only`), from `summaries`: its latest report (JSON text, as
+    stored), counts, and latest field evaluation as {"run_id", "reports", "labels",
+    "cells": {(truth, predicted): count}}."""
     found = []
-    for (device,) in rows.fetchall():
-        s = (known or {}).get(device) or _summary(db, device)
+    for device in sorted(known) if only is None else [only] if only in known else []:
+        s = known[device]
         field = None
         if s.field_run is not None:
             field = {"run_id": s.field_run, "reports": s.field_reports, "labels": s.field_labels,
@@ -209,10 +239,6 @@ def devices(db, only: str | None = None, known: dict | None = None) -> list[dict
         found.append({"device": device, "last_seen": s.last_seen, "reports": s.reports, "conflicts": s.conflicts,
                       "latest": s.latest, "field": field})
     return found
-
-
-def has_device(db, device: str) -> bool:
-    return db.execute("SELECT 1 FROM devices WHERE device = ?", (device,)).fetchone() is not None
 
 
 def device_reports(db, device: str, limit: int = 500, since: float | None = None) -> list[str]:

@@ -1,0 +1,68 @@
+"""The one writer of `edge serve`. The POSTs handled in one turn of the event loop are stored together in
+one transaction (a group commit: one write to the log for them all, where a transaction a POST wrote each
+page again for each), then each is answered with its own outcome, or with the error that stopped the
+transaction (then none of the group is stored). A POST is answered only after the commit: an
+acknowledgement is a stored report.
+
+The writes run on the event loop itself: from a thread of their own, every statement would hand Python's
+interpreter lock back and forth with the loop, waiting for it each time. What could block the loop for
+long, copying the log into the database and syncing it to disk (a checkpoint), runs in another thread,
+about once a second, while the POSTs that come in meanwhile wait to be stored together after it. It must
+run between writes: a log written to all the time is never copied to its end, so it never starts over and
+grows without end.
+"""
+import asyncio
+import time
+
+from edge.server import store
+
+CHECKPOINT_EVERY = 1.0  # seconds
+
+
+class Writer:
+    def __init__(self, db, known: dict, checkpointer):
+        """`db`: the writer's connection; `known`: the devices' summaries, which it keeps up to date;
+        `checkpointer`: a connection for the checkpoints."""
+        self._db, self._known, self._checkpointer = db, known, checkpointer
+        self._group, self._checkpointing, self._checkpointed = [], False, time.monotonic()
+        db.execute("PRAGMA wal_autocheckpoint = 0")  # no commit checkpoints on the loop: see above
+
+    async def store(self, device: str, reports: list[dict]) -> store.Stored:
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        if not self._group and not self._checkpointing:
+            loop.call_soon(self._commit)  # after the other handlers ready in this turn of the loop
+        self._group.append((device, reports, future))
+        return await future
+
+    def _commit(self) -> None:
+        group, self._group = self._group, []
+        try:
+            outcomes = store.store_reports(self._db, [(device, reports) for device, reports, _ in group], self._known)
+        except Exception as e:  # noqa: BLE001 (every POST of the group is told, and may retry)
+            outcomes = [e] * len(group)
+        for (_, _, future), outcome in zip(group, outcomes):
+            if future.done():  # cancelled: the client went away
+                continue
+            if isinstance(outcome, Exception):
+                future.set_exception(outcome)
+            else:
+                future.set_result(outcome)
+        if time.monotonic() - self._checkpointed > CHECKPOINT_EVERY:
+            self._checkpointing = True
+            done = asyncio.get_running_loop().run_in_executor(None, _checkpoint, self._checkpointer)
+            done.add_done_callback(self._resume)
+
+    def _resume(self, done: asyncio.Future) -> None:
+        self._checkpointing, self._checkpointed = False, time.monotonic()
+        if self._group:
+            self._commit()
+
+
+def _checkpoint(db) -> None:
+    """Copy the log into the database. PASSIVE: it waits for no reader (a long CSV export keeps the log
+    from starting over until it ends); the writer starts the log over at its next write."""
+    try:
+        db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+    except Exception:  # noqa: BLE001 (a full disk, say: reports are refused with 503 and the next one retries)
+        pass
