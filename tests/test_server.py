@@ -262,6 +262,23 @@ def test_an_id_sent_again_with_other_content_is_a_conflict_and_the_first_is_kept
     assert f"'pi-kitchen' sent report {first['id']} again with other content" in server.process.stderr.read().decode()
 
 
+def test_a_retry_of_a_report_stored_by_another_json_writer_is_a_duplicate(tmp_path, summary):
+    """The same report, held as another version of the host wrote its JSON (spaces, escaped non-ASCII):
+    a retry, not a conflict."""
+    db = tmp_path / "edge.db"
+    kitchen = token(db, "pi-kitchen")
+    report = {**reports(summary, "pi-kitchen", 1)[0], "source": "caméra 0"}
+    with sqlite3.connect(db) as conn:
+        conn.execute("INSERT INTO reports VALUES (?, ?, ?, 0, 0, 1, ?, ?)", (
+            report["id"], "pi-kitchen", report["run_id"], report["evaluated"], json.dumps(report)))
+    server = Server(db).start()
+    try:
+        assert server.post([report], kitchen)[1] == {"stored": 0, "duplicates": 1, "conflicts": [],
+                                                     "ids": [report["id"]]}
+    finally:
+        server.stop()
+
+
 def test_devices_posting_at_once_are_each_answered_for_their_own_and_the_log_starts_over(tmp_path, summary):
     """Devices posting at the same time, some batches sent twice: their POSTs are stored together (one
     transaction for the POSTs of a turn of the event loop), yet each answer names exactly its own ids, and

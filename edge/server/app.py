@@ -14,6 +14,7 @@ schema or could not be served back, 503 a full disk, with a JSON {"error": "..."
 A POST's answer names the ids the host now holds (`ids`): a device lets a report go only on that word.
 """
 import csv
+import gc
 import io
 import json
 import shutil
@@ -335,4 +336,7 @@ def run_server(options: ServeOptions, log=print) -> None:
             log("--open-reads: anyone who can reach this port reads every device's reports")
     reads = "reads need a token" if options.protect_reads else "reads are open"
     log(f"edge serve: dashboard at http://{options.host}:{options.port}/ ({reads}), storing into {options.db}")
-    uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False)).run(sockets=[sock])
+    gc.freeze()  # what start-up made lives as long as the server: the collector need not walk it again
+    # proxy_headers off: a client's address is never used, and reading forwarded ones cost every request
+    uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, proxy_headers=False)).run(
+        sockets=[sock])

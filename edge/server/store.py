@@ -44,7 +44,7 @@ def open_db(path) -> sqlite3.Connection:
     """The store, created if new. One connection per thread (sqlite3's rule)."""
     path = check_writable(path, "--db")
     try:
-        db = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
+        db = _connect(path)
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: a committed report survives a process crash
         version = db.execute("PRAGMA user_version").fetchone()[0]
@@ -63,9 +63,13 @@ def open_db(path) -> sqlite3.Connection:
 def open_reader(path) -> sqlite3.Connection:
     """A connection that only reads, to a store `open_db` has opened: it neither writes the schema nor waits
     for the writer (in WAL, readers see the last commit and never block it)."""
-    db = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
+    db = _connect(path)
     db.execute("PRAGMA query_only = ON")
     return db
+
+
+def _connect(path) -> sqlite3.Connection:
+    return sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
 
 
 def hash_token(token: str) -> str:
@@ -132,8 +136,8 @@ def store_reports(db, batches: list[tuple[str, list[dict]]], known: dict) -> lis
                                r["evaluated"], body)).rowcount:
                     outcome.stored.append(r["id"])
                     summary.add(r, body, now)
-                elif db.execute("SELECT device, body FROM reports WHERE id = ?",
-                                (r["id"],)).fetchone() == (device, body):
+                elif _same(db.execute("SELECT device, body FROM reports WHERE id = ?", (r["id"],)).fetchone(),
+                           device, body, r):
                     outcome.duplicates.append(r["id"])
                 else:
                     outcome.conflicts.append(r["id"])
@@ -194,6 +198,12 @@ class _Summary:
             self.field_end, self.field_reports, self.labels_text,
             _json(self.field_cells and [x for (truth, predicted), count in self.field_cells.items()
                                         for x in (truth, predicted, count)])))
+
+
+def _same(held: tuple, device: str, body: str, report: dict) -> bool:
+    """Whether the report held is this one: the same text, or, as written by another version of the host
+    (another JSON writer), the same content."""
+    return held[0] == device and (held[1] == body or json.loads(held[1]) == report)
 
 
 def _copy(summary: _Summary | None) -> _Summary | None:
