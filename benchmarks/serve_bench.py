@@ -27,7 +27,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from edge.report import make_report  # noqa: E402
+from edge.report import make_report, new_id  # noqa: E402
 from edge.server.store import create_token, open_db  # noqa: E402
 from tests.server import Server  # noqa: E402  (the real server process, as the tests start it)
 
@@ -62,7 +62,7 @@ def report_texts(name: str):
     first_id = json.loads(template.replace("SEQ", "0").replace("START", "0").replace("END", "0"))["id"]
     seq = 0
     while True:
-        yield (template.replace(first_id, uuid.uuid4().hex).replace("SEQ", str(seq))
+        yield (template.replace(first_id, new_id()).replace("SEQ", str(seq))
                .replace("START", str(1.8e9 + seq)).replace("END", str(1.8e9 + seq + 1)))
         seq += 1
 

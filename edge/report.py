@@ -10,7 +10,8 @@ back as it came (integers past 2^53, non-finite numbers, lone surrogates, deep n
 """
 import math
 import re
-import uuid
+import secrets
+import time
 
 import numpy as np
 
@@ -41,8 +42,16 @@ def make_report(summary: dict, device_id: str, run_id: str, seq: int, model_sha2
     skipped = summary.get("skipped")
     if skipped:
         compact["skipped"] = {**skipped, "files": skipped["files"][:MAX_SKIPPED]}
-    return {"format_version": FORMAT_VERSION, "id": uuid.uuid4().hex, "device_id": device_id, "run_id": run_id,
+    return {"format_version": FORMAT_VERSION, "id": new_id(), "device_id": device_id, "run_id": run_id,
             "seq": seq, "model_sha256": model_sha256, "window": {"start": start, "end": end}, **compact}
+
+
+def new_id() -> str:
+    """A report id: 32 hex digits, the first 12 the time in milliseconds, the rest random (as a UUIDv7).
+    Ids made later sort later, so the host adds each to the end of its index of ids, not to a random page
+    of it: at a million reports, random pages made every insert, and every checkpoint, several times
+    dearer."""
+    return f"{time.time_ns() // 1_000_000:012x}{secrets.token_hex(10)}"
 
 
 def matrix(report: dict) -> np.ndarray:

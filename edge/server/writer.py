@@ -6,10 +6,11 @@ acknowledgement is a stored report.
 
 The writes run on the event loop itself: from a thread of their own, every statement would hand Python's
 interpreter lock back and forth with the loop, waiting for it each time. What could block the loop for
-long, copying the log into the database and syncing it to disk (a checkpoint), runs in another thread,
-about once a second, while the POSTs that come in meanwhile wait to be stored together after it. It must
-run between writes: a log written to all the time is never copied to its end, so it never starts over and
-grows without end.
+long, copying the log into the database and syncing it to disk (a checkpoint), runs in another thread
+about once a second, in two steps: the first while writes go on, the second, to copy what came meanwhile,
+while they wait (the POSTs that come in then are stored together after it). A log written to all the time
+is never copied to its end, so it would never start over and would grow without end; the first step keeps
+the wait short, most of the copying done.
 """
 import asyncio
 import time
@@ -17,6 +18,7 @@ import time
 from edge.server import store
 
 CHECKPOINT_EVERY = 1.0  # seconds
+MAX_GROUP = 16  # POSTs in one transaction
 
 
 class Writer:
@@ -24,19 +26,24 @@ class Writer:
         """`db`: the writer's connection; `known`: the devices' summaries, which it keeps up to date;
         `checkpointer`: a connection for the checkpoints."""
         self._db, self._known, self._checkpointer = db, known, checkpointer
-        self._group, self._checkpointing, self._checkpointed = [], False, time.monotonic()
+        self._group, self._checkpointed = [], time.monotonic()
+        self._checkpointing, self._held = False, False  # a checkpoint runs; writes wait for it
         db.execute("PRAGMA wal_autocheckpoint = 0")  # no commit checkpoints on the loop: see above
 
     async def store(self, device: str, reports: list[dict]) -> store.Stored:
         loop = asyncio.get_running_loop()
         future = loop.create_future()
-        if not self._group and not self._checkpointing:
+        if not self._group and not self._held:
             loop.call_soon(self._commit)  # after the other handlers ready in this turn of the loop
         self._group.append((device, reports, future))
         return await future
 
     def _commit(self) -> None:
-        group, self._group = self._group, []
+        if self._held or not self._group:  # held: the group goes after the checkpoint
+            return
+        group, self._group = self._group[:MAX_GROUP], self._group[MAX_GROUP:]
+        if self._group:  # the rest after what else is ready: the loop is not held long (after a checkpoint)
+            asyncio.get_running_loop().call_soon(self._commit)
         try:
             outcomes = store.store_reports(self._db, [(device, reports) for device, reports, _ in group], self._known)
         except Exception as e:  # noqa: BLE001 (every POST of the group is told, and may retry)
@@ -48,20 +55,24 @@ class Writer:
                 future.set_exception(outcome)
             else:
                 future.set_result(outcome)
-        if time.monotonic() - self._checkpointed > CHECKPOINT_EVERY:
-            self._checkpointing = True
-            done = asyncio.get_running_loop().run_in_executor(None, _checkpoint, self._checkpointer)
-            done.add_done_callback(self._resume)
+        if not self._checkpointing and time.monotonic() - self._checkpointed > CHECKPOINT_EVERY:
+            self._checkpoint(hold=False)
 
-    def _resume(self, done: asyncio.Future) -> None:
-        self._checkpointing, self._checkpointed = False, time.monotonic()
+    def _checkpoint(self, hold: bool) -> None:
+        self._checkpointing, self._held = True, hold
+        done = asyncio.get_running_loop().run_in_executor(None, _checkpoint, self._checkpointer)
+        done.add_done_callback(lambda _: self._resume() if hold else self._checkpoint(hold=True))
+
+    def _resume(self) -> None:
+        self._checkpointing, self._held, self._checkpointed = False, False, time.monotonic()
         if self._group:
             self._commit()
 
 
 def _checkpoint(db) -> None:
     """Copy the log into the database. PASSIVE: it waits for no reader (a long CSV export keeps the log
-    from starting over until it ends); the writer starts the log over at its next write."""
+    from starting over until it ends); the writer starts the log over at its next write once it is all
+    copied."""
     try:
         db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
     except Exception:  # noqa: BLE001 (a full disk, say: reports are refused with 503 and the next one retries)
