@@ -76,7 +76,8 @@ def create_app(options: ServeOptions, log=print) -> Starlette:
     local = threading.local()
 
     def db() -> sqlite3.Connection:
-        """This thread's connection (reads run in a pool of threads, beside the event loop and the writer)."""
+        """This thread's read-only connection: the event loop's, or a reading thread's (sqlite3 connections
+        are not for sharing between threads)."""
         if not hasattr(local, "db"):
             local.db = store.open_reader(options.db)
         return local.db
