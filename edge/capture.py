@@ -9,6 +9,11 @@ A reader thread decodes (and prepares) frames while the model runs on the previo
   read() can keep returning its last frame as a success), is reopened with backoff; the runner never
   dies of a flaky camera.
 - A source is only ever shown through `redact`: stream URLs and pipelines may carry a password.
+- Given the size the model needs, the reader decodes no more than that (preprocess.DECODES "fast"): MJPG
+  (what USB cameras send at 640x480 and up, and many video files) comes over undecoded, from the camera
+  driver or as the file's packets, and the JPEG decoder scales it down as it decodes; YUYV comes over
+  as it is, for one colour conversion instead of two. Decoding a 640x480 frame whole costs more than a
+  small model's inference.
 """
 import queue
 import re
@@ -23,7 +28,7 @@ import numpy as np
 
 from edge.errors import EdgeError
 from edge.images import BadImage, is_image_file, read_rgb
-from edge.preprocess import bgr_to_rgb
+from edge.preprocess import jpeg_scale, to_rgb
 
 STREAM = re.compile(r"^(rtsp|rtsps|http|https|udp|tcp|rtmp)://", re.IGNORECASE)
 BACKOFF = (0.5, 1.0, 2.0, 4.0, 8.0)  # seconds between reopen attempts; the last repeats
@@ -32,6 +37,8 @@ QUEUE = 8  # frames read ahead from files and folders
 # FFmpeg waits 30 s by default for a stream that went silent, holding the reader thread (and a reopen) that long.
 STREAM_TIMEOUTS_MS = (cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, 10_000, cv2.CAP_PROP_READ_TIMEOUT_MSEC, 5_000)
 JOIN = 1.0  # seconds close() waits for the reader thread; one blocked in a driver is left to end by itself
+MJPG = cv2.VideoWriter_fourcc(*"MJPG")
+YUYV = cv2.VideoWriter_fourcc(*"YUYV")
 # user:password@ in a URL; key=value pairs whose key names a secret, in a query string or a GStreamer pipeline
 USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/?#\s]*@")  # to the last @, as FFmpeg reads it
 SECRET = re.compile(r"(?i)(^|[?&;\s])([\w.-]*(?:pass|pw|token|secret|key|auth|sig|cred)[\w.-]*=)(\"[^\"]*\"|[^&;#\s]*)")
@@ -73,7 +80,7 @@ class Frame:
     index: int  # position in the source: 0, 1, 2, ... (gaps are dropped frames)
     seconds: float  # since the source started (video position for files)
     rgb: np.ndarray  # HxWx3 uint8 RGB
-    captured: float  # time.perf_counter() when read
+    captured: float  # time.perf_counter() when read (before decoding)
     name: str = ""  # the file name, for folder sources
     prepared: object = None  # what `prepare(rgb)` returned, computed on the reader thread
 
@@ -86,6 +93,11 @@ class CaptureStats:
     reopens: int = 0
     skipped: list = field(default_factory=list)  # (file, why) for folder sources
     notes: list = field(default_factory=list)  # what the run summary should say about the source
+    seconds: dict = field(default_factory=lambda: dict.fromkeys(("read", "decode", "prepare"), 0.0))  # in total
+
+    def per_frame_ms(self) -> dict:
+        """Where the reader's time went, a frame on average: reading the source, decoding, and `prepare`."""
+        return {step: round(total * 1000 / self.read, 3) if self.read else None for step, total in self.seconds.items()}
 
 
 def redact(source) -> str:
@@ -138,8 +150,9 @@ def _parse_source(text: str) -> Source:
                     "pipeline")
 
 
-def open_video(source: Source) -> cv2.VideoCapture:
-    """An opened cv2.VideoCapture for a non-folder source, or EdgeError."""
+def open_video(source: Source, undecoded: bool = False) -> cv2.VideoCapture:
+    """An opened cv2.VideoCapture for a non-folder source, or EdgeError. `undecoded`: MJPG frames come as
+    JPEG bytes and YUYV as it is, where the source delivers them (see `to_rgb`)."""
     if source.kind == "gstreamer":
         if not has_gstreamer():
             raise EdgeError("--source is a GStreamer pipeline but this OpenCV has no GStreamer (pip wheels do not): "
@@ -158,6 +171,12 @@ def open_video(source: Source) -> cv2.VideoCapture:
     if not capture.isOpened():
         capture.release()
         raise EdgeError(f"cannot open {source}: check that it exists and that nothing else is using it")
+    if undecoded:
+        fourcc = int(capture.get(cv2.CAP_PROP_FOURCC))
+        if source.kind in ("camera", "device") and fourcc in (MJPG, YUYV):
+            capture.set(cv2.CAP_PROP_CONVERT_RGB, 0)  # V4L2 then hands over its buffer: JPEG bytes, or YUYV
+        elif source.kind in ("file", "stream") and fourcc == MJPG:
+            capture.set(cv2.CAP_PROP_FORMAT, -1)  # FFmpeg then hands over each packet: a JPEG
     return capture
 
 
@@ -193,20 +212,28 @@ def _linux() -> bool:
 class FrameReader:
     """Iterate over a source's frames, read on a thread. `prepare(rgb)` runs there too (resizing,
     quantizing), so it overlaps inference. With `tick`, None comes every `tick` seconds without a frame
-    (time-based work goes on while a camera is down). Stop with `close()` or by leaving a `with` block."""
+    (time-based work goes on while a camera is down). With `covering` (height, width), frames may come
+    smaller than the source's, down to the smallest JPEG reduction that still covers that size. Stop
+    with `close()` or by leaving a `with` block."""
 
-    def __init__(self, source: Source, prepare=None, realtime: bool = False, log=None, tick: float | None = None):
+    def __init__(self, source: Source, prepare=None, realtime: bool = False, log=None, tick: float | None = None,
+                 covering: tuple[int, int] | None = None):
         self.source = source
         self.tick = tick
         self.prepare = prepare
+        self.covering = covering
         self.live = source.live or realtime
         self.paced = realtime and not source.live
         self.log = log or (lambda message: None)
         self.stats = CaptureStats()
         self._stop = threading.Event()
         self._queue = queue.Queue(maxsize=1 if self.live else QUEUE)
-        self._capture = open_video(source) if source.kind != "folder" else None  # fail now, on the caller's thread
+        self._capture = self._open() if source.kind != "folder" else None  # fail now, on the caller's thread
         self.delivers = delivered(self._capture) if self._capture is not None else None
+        # JPEG frames are decoded at 1/jpeg_scale of their size (reading the camera's mode: V4L2 gives no
+        # size with its buffers, and a video's frames keep the size it starts with)
+        self.jpeg_scale = (jpeg_scale(self.delivers.height or 0, self.delivers.width or 0, *covering)
+                           if covering and self.delivers else 1)
         if source.mode and source.mode.unmet_by(self.delivers):
             self.log(f"asked {source} for {source.mode}; it delivers {self.delivers} (v4l2-ctl --list-formats-ext "
                      "lists what it can)")
@@ -270,10 +297,25 @@ class FrameReader:
                 self._capture.release()
         self._put(None, final=True)
 
-    def _emit(self, index: int, seconds: float, rgb: np.ndarray, name: str = "") -> None:
-        self.stats.read += 1
+    def _open(self) -> cv2.VideoCapture:
+        return open_video(self.source, undecoded=self.covering is not None)
+
+    def _emit(self, index: int, seconds: float, frame: np.ndarray, reading: float, name: str = "") -> None:
+        """Decode and prepare a frame whose read started at `reading` (perf_counter), and hand it over."""
+        started = time.perf_counter()  # the frame's capture, as near as the reader can tell
+        rgb = frame if name else to_rgb(frame, self.jpeg_scale)
+        decoded = time.perf_counter()
+        if rgb is None:  # JPEG bytes that do not decode: a damaged frame
+            self.stats.failures += 1
+            return
         prepared = self.prepare(rgb) if self.prepare else None
-        self._put(Frame(index, seconds, rgb, time.perf_counter(), name, prepared))
+        done = time.perf_counter()
+        seconds_of = self.stats.seconds
+        seconds_of["read"] += started - reading
+        seconds_of["decode"] += decoded - started
+        seconds_of["prepare"] += done - decoded
+        self.stats.read += 1
+        self._put(Frame(index, seconds, rgb, started, name, prepared))
 
     def _put(self, item, final: bool = False) -> None:
         if not self.live or final or not isinstance(item, Frame):
@@ -300,39 +342,42 @@ class FrameReader:
         for index, path in enumerate(self._files):
             if self._stop.is_set():
                 return
+            started = time.perf_counter()
             try:
                 rgb = read_rgb(path)
             except BadImage as e:
                 self.stats.failures += 1
                 self.stats.skipped.append((str(path), str(e)))
                 continue
-            self._emit(index, float(index), rgb, path.name)
+            self._emit(index, float(index), rgb, started, path.name)
 
     def _read_file(self) -> None:
         fps = self._capture.get(cv2.CAP_PROP_FPS) or 30.0
         promised = int(self._capture.get(cv2.CAP_PROP_FRAME_COUNT))  # the container's count; 0: unknown
         start, index = time.perf_counter(), 0
         while not self._stop.is_set():
-            ok, bgr = self._capture.read()
+            seconds = index / fps
+            if self.paced:  # play the file like a camera: a frame every 1/fps seconds
+                time.sleep(max(0.0, start + seconds - time.perf_counter()))
+            started = time.perf_counter()
+            ok, frame = self._capture.read()
             if not ok:
                 if index < promised:  # else a truncated file would end like a whole one, with exit 0
                     self.stats.notes.append(f"{self.source} ended early, after {index} of the {promised} frames its "
                                             "container promised: the file may be truncated or damaged")
                 return
-            seconds = index / fps
-            if self.paced:  # play the file like a camera: a frame every 1/fps seconds
-                time.sleep(max(0.0, start + seconds - time.perf_counter()))
-            self._emit(index, seconds, bgr_to_rgb(bgr))
+            self._emit(index, seconds, frame, started)
             index += 1
 
     def _read_live(self) -> None:
         start, index, attempt = time.perf_counter(), 0, 0
         last_sum, same_since = None, None
         while not self._stop.is_set():
-            ok, bgr = self._capture.read() if self._capture is not None else (False, None)
+            started = time.perf_counter()
+            ok, frame = self._capture.read() if self._capture is not None else (False, None)
             now = time.perf_counter()
             if ok:
-                checksum = zlib.crc32(np.ascontiguousarray(bgr[::8, ::8]).data)
+                checksum = zlib.crc32(np.ascontiguousarray(frame[::8, ::8]).data)
                 if checksum == last_sum:
                     same_since = same_since or now
                     if now - same_since < STALE_AFTER:
@@ -340,7 +385,7 @@ class FrameReader:
                     ok = False
                 else:
                     last_sum, same_since, attempt = checksum, None, 0
-                    self._emit(index, now - start, bgr_to_rgb(bgr))
+                    self._emit(index, now - start, frame, started)
                     index += 1
                     continue
             self.stats.failures += 1
@@ -357,7 +402,7 @@ class FrameReader:
         if self._stop.wait(delay):
             return
         try:
-            self._capture = open_video(self.source)
+            self._capture = self._open()
             self.stats.reopens += 1
         except EdgeError:
             self._capture = None

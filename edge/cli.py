@@ -187,6 +187,9 @@ def bench(ctx, models, data, variants, labels, input_range, threads, rounds, out
 @click.option("--max-frames", type=int, help="Stop after N frames.")
 @click.option("--duration", type=float, help="Stop after S seconds.")
 @click.option("--realtime", is_flag=True, help="Pace a video file like a camera (newest frame only, drops counted).")
+@click.option("--decode", default="fast", show_default=True, help="fast: decode MJPG frames at the smallest JPEG "
+              "scale that covers the model's input and resize in steps; full: decode every frame whole and "
+              "area-resize it, as training did (slower; to check the fast path).")
 @click.option("--truth", help="Field evaluation: the label of everything seen in this session.")
 @click.option("--truth-schedule", type=click.Path(path_type=Path),
               help='Field evaluation: JSON list of {"start_frame", "end_frame", "label"} or {"start_s", "end_s", "label"}.')

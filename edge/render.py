@@ -16,6 +16,11 @@ def run_text(s: dict) -> str:
     if inference["runs"]:
         lines.append(f"latency    inference p50 {inference['p50']:.2f} ms (p99 {inference['p99']:.2f}); "
                      f"capture to result p50 {frame['p50']:.2f} ms (p99 {frame['p99']:.2f})")
+    if s.get("reader"):
+        ms, scale = s["reader"]["ms"], s["reader"]["jpeg_scale"]
+        lines.append(f"reader     a frame: read {ms['read']:.2f} ms, decode {ms['decode']:.2f}"
+                     + (f" (JPEG at 1/{scale} size)" if scale > 1 else "") + f", resize {ms['prepare']:.2f}"
+                     f" (--decode {s['options']['decode']})")
     if s.get("reporting"):
         r = s["reporting"]
         lines.append(f"reported   {r['reports']} reports; sent {r['sent']}, waiting {r['pending']} in {r['outbox']}, "

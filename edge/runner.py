@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from edge.capture import CaptureStats, FrameReader, parse_camera_mode, parse_source, redact
-from edge.errors import EdgeError, finite, whole
+from edge.errors import EdgeError, choose, finite, whole
 from edge.eval.accumulator import Accumulator
 from edge.eval.evaluate import WARMUP, default_top_k
 from edge.eval.latency import latency_stats
@@ -26,7 +26,7 @@ from edge.eval.metrics import accuracy
 from edge.files import check_writable
 from edge.interpreter import input_detail, input_size, invoker, output_detail
 from edge.model import load_model
-from edge.preprocess import output_to_scores, pixels_to_input, resize
+from edge.preprocess import DECODES, output_to_scores, pixels_to_input, resize, shrink
 from edge.preview import Preview, key_action, overlay
 from edge.progress import Log
 from edge.report import make_report
@@ -57,8 +57,10 @@ class RunOptions:
     log_file: Path | None = None  # one JSON record a frame
     preview: bool = False  # show the frames in a window; number keys set the truth
     camera_mode: str | None = None  # "1280x720@30/MJPG": what to ask a camera for
+    decode: str = "fast"  # edge.preprocess.DECODES
 
     def check(self) -> None:
+        choose("--decode", self.decode, DECODES)
         problems = [
             (not whole(self.top_k, 1), f"--top-k {self.top_k} must be a whole number, at least 1"),
             (self.threshold is not None and not (finite(self.threshold) and 0 <= self.threshold <= 1),
@@ -103,8 +105,10 @@ def run(model, source, options: RunOptions | None = None, log: Log | None = None
     height, width = input_size(interpreter)
     inp, out = input_detail(interpreter), output_detail(interpreter)
 
+    fit = shrink if opts.decode == "fast" else resize
+
     def prepare(rgb):  # on the reader thread
-        return pixels_to_input(resize(rgb, height, width)[None], inp["dtype"], inp["quantization"], target.input_range)
+        return pixels_to_input(fit(rgb, height, width)[None], inp["dtype"], inp["quantization"], target.input_range)
 
     call = invoker(interpreter)
     top_ks = sorted({*default_top_k(len(labels)), top_k})
@@ -112,10 +116,12 @@ def run(model, source, options: RunOptions | None = None, log: Log | None = None
     live = _LiveLine(log)
     named = redact(source)  # a stream URL may carry a password
     about = {**target.facts(), "source": named,
-             "options": {"top_k": top_k, "threshold": opts.threshold, "smooth": opts.smooth, "realtime": opts.realtime}}
+             "options": {"top_k": top_k, "threshold": opts.threshold, "smooth": opts.smooth, "realtime": opts.realtime,
+                         "decode": opts.decode}}
     reporter = Reporter(report_options, log) if report_options else None  # starts draining an old backlog now
     try:
-        reader = FrameReader(frames_from, prepare=prepare, realtime=opts.realtime, log=log, tick=TICK)
+        reader = FrameReader(frames_from, prepare=prepare, realtime=opts.realtime, log=log, tick=TICK,
+                             covering=(height, width) if opts.decode == "fast" else None)
     except BaseException:
         if reporter:
             reporter.close()
@@ -184,8 +190,9 @@ def run(model, source, options: RunOptions | None = None, log: Log | None = None
     if not whole.frames:
         raise EdgeError(f"{named} gave no frames{f' before {stop.signal}' if stop else ''}: check the source")
     summary = {**whole.summary(reader.stats, about, ended),
-               "source_mode": str(reader.delivers) if reader.delivers else None}
-    summary["notes"] += reader.stats.notes
+               "source_mode": str(reader.delivers) if reader.delivers else None,
+               "reader": {"jpeg_scale": reader.jpeg_scale, "ms": reader.stats.per_frame_ms()}}
+    summary["notes"] += reader.stats.notes + _reader_notes(summary, reader.live)
     if not whole.acc.n:
         summary["notes"].append("no frame had a truth (--truth, --truth-schedule or a number key in --preview): "
                                 "predictions only, nothing evaluated")
@@ -194,6 +201,18 @@ def run(model, source, options: RunOptions | None = None, log: Log | None = None
     if reporting:
         summary["reporting"] = reporting
     return summary
+
+
+def _reader_notes(summary: dict, live: bool) -> list[str]:
+    """A note when frames came slower than the model took them: the reader (read, decode, resize) shares
+    the cores with the interpreter's threads."""
+    reader_ms = sum(v or 0 for v in summary["reader"]["ms"].values())
+    inference_ms, threads = summary["latency_ms"]["inference"]["p50"], summary["threads"]
+    if live or not inference_ms or reader_ms <= inference_ms:
+        return []
+    hint = f"; --threads {threads - 1} would leave the reader a core" if threads > 1 else ""
+    return [f"the reader took {reader_ms:.2f} ms a frame (read, decode, resize), the model {inference_ms:.2f}: the "
+            f"model waited for frames{hint}"]
 
 
 class Tally:

@@ -256,3 +256,26 @@ def test_close_does_not_wait_for_a_read_blocked_in_opencv(tmp_path):
         took = time.perf_counter() - start
     listener.close()
     assert frames > 0 and took < JOIN + 0.5, took
+
+
+def test_mjpg_comes_decoded_no_larger_than_the_model_needs(tmp_path):
+    from sklearn.datasets import load_sample_image
+
+    photo = cv2.resize(load_sample_image("flower.jpg"), (640, 480), interpolation=cv2.INTER_AREA)  # RGB
+    path = tmp_path / "camera.avi"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 30.0, (640, 480))
+    for i in range(N):
+        writer.write(cv2.cvtColor(np.roll(photo, 8 * i, axis=1), cv2.COLOR_RGB2BGR))  # panning across the photo
+    writer.release()
+    with FrameReader(parse_source(path), covering=(224, 224)) as reader:
+        frames = list(reader)
+    assert reader.jpeg_scale == 2 and [f.index for f in frames] == list(range(N))
+    assert {f.rgb.shape for f in frames} == {(240, 320, 3)} and reader.stats.failures == 0
+    whole = cv2.resize(np.roll(photo, 8 * 5, axis=1), (320, 240), interpolation=cv2.INTER_AREA)
+    assert np.abs(frames[5].rgb.astype(int) - whole).mean() < 4  # the same picture, in RGB
+    assert all(reader.stats.per_frame_ms()[step] > 0 for step in ("read", "decode"))
+    with FrameReader(parse_source(path), covering=(300, 300)) as reader:  # 1/2 would not cover 300 px
+        assert next(iter(reader)).rgb.shape == (480, 640, 3) and reader.jpeg_scale == 1
+    lossless, _ = write_video(tmp_path / "v.avi", size=(640, 480), n=2)
+    with FrameReader(parse_source(lossless), covering=(224, 224)) as reader:  # not JPEG: decoded whole
+        assert [f.rgb.shape for f in reader] == [(480, 640, 3)] * 2 and reader.stats.failures == 0
