@@ -29,13 +29,15 @@ def resize(rgb: np.ndarray, height: int, width: int) -> np.ndarray:
 
 
 def shrink(rgb: np.ndarray, height: int, width: int) -> np.ndarray:
-    """`resize`, fast: each side first divided by the largest power of two (up to 8) that leaves it no
-    smaller than the input (an area resize by a whole factor is a plain average over blocks, which OpenCV
-    does ~10x faster than one by 2.86), then linear interpolation for what is left, a factor under 2, where
-    it barely aliases."""
-    fy, fx = (_power_of_two(have // want) for have, want in ((rgb.shape[0], height), (rgb.shape[1], width)))
-    if fy > 1 or fx > 1:
-        rgb = cv2.resize(rgb, (rgb.shape[1] // fx, rgb.shape[0] // fy), interpolation=cv2.INTER_AREA)
+    """`resize`, fast: each side halved while it stays at least the input's (a linear resize by exactly 2
+    is the mean of each pair of pixels, as an area resize is, and ~10x faster than an area resize by 2.86,
+    or by 2 along one side only), then linear interpolation for what is left, a factor under 2, where it
+    barely aliases."""
+    while True:
+        fy, fx = (0.5 if have >= 2 * want else 1.0 for have, want in ((rgb.shape[0], height), (rgb.shape[1], width)))
+        if fy == fx == 1.0:
+            break
+        rgb = cv2.resize(rgb, None, fx=fx, fy=fy, interpolation=cv2.INTER_LINEAR)
     if rgb.shape[0] == height and rgb.shape[1] == width:
         return rgb
     return cv2.resize(rgb, (width, height), interpolation=cv2.INTER_LINEAR)
