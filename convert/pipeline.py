@@ -14,13 +14,13 @@ from edge.bundle import check_destination, write_bundle
 from edge.converter.backbones import get_backbone
 from edge.converter.datasets import Split, load_split
 from edge.converter.options import ConvertOptions
-from edge.converter.quantize import QUANTIZATIONS, calibration_images, to_tflite
+from edge.converter.quantize import QUANTIZATIONS, calibration_images, to_tflite, tool
 from edge.devices.profiles import EDGETPU_CACHE_MIB, EDGETPU_SRAM_MB, get_profile
 from edge.errors import EdgeError
 from edge.eval.evaluate import WARMUP, classify_all
 from edge.eval.latency import latency_stats
 from edge.eval.metrics import accuracy, confusion_matrix, macro_f1
-from edge.interpreter import io_facts, make_interpreter
+from edge.interpreter import io_facts, make_interpreter, op_precisions
 from edge.preprocess import RESIZE
 from edge.progress import Log
 from edge.version import made_by
@@ -64,7 +64,8 @@ def convert(options: ConvertOptions, log: Log | None = None) -> dict:
         "input": {**io["input"], "color": "RGB", "range": [0, 255], "resize": RESIZE},
         "output": {**io["output"], "activation": "softmax"},
         "quantization": {"mode": opts.quantize, "io_type": opts.io_type, "qat": opts.qat,
-                         "calibration_images": calibrated},
+                         "calibration_images": calibrated, "tool": tool(opts.quantize, opts.qat),
+                         "operations": op_precisions(interpreter)},
         "sparsity": sparsity,
         "device": profile.name if profile else None,
         "edgetpu": edgetpu or None,
@@ -140,7 +141,7 @@ def export(model, split: Split, quantize: str, io_type: str, opts: ConvertOption
     log(f"exporting {quantize} TFLite (io {io_type})")
     quant = QUANTIZATIONS[quantize]
     calibration = calibration_images(split.train_x, opts.calibration_images, opts.seed) if quant.calibrate else None
-    tflite = to_tflite(model, quantize, io_type, calibration)
+    tflite = to_tflite(model, quantize, io_type, calibration, qat=opts.qat)
     keras_scores = model.predict(split.val_x.astype(np.float32), batch_size=opts.batch_size, verbose=0)
     return tflite, keras_scores, 0 if calibration is None else len(calibration)
 

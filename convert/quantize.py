@@ -1,4 +1,6 @@
 """The quantization table and the TFLite conversion it drives."""
+import contextlib
+import io
 import warnings
 from dataclasses import dataclass
 
@@ -7,6 +9,7 @@ import numpy as np
 from edge.quiet import quiet_stderr
 
 IO_TYPES = ("uint8", "int8", "float32")
+RECIPE = "static_wi8_ai8"  # the LiteRT Quantizer's: int8 weights and activations, every operation it can
 
 
 @dataclass(frozen=True)
@@ -41,21 +44,24 @@ def calibration_images(images: np.ndarray, count: int, seed: int) -> np.ndarray:
     return sample
 
 
-def to_tflite(model, quantization: str, io_type: str = "float32", calibration: np.ndarray | None = None) -> bytes:
-    """Convert a Keras model (taking float pixels 0..255) to TFLite bytes."""
+def to_tflite(model, quantization: str, io_type: str = "float32", calibration: np.ndarray | None = None,
+              qat: bool = False) -> bytes:
+    """Convert a Keras model (taking float pixels 0..255) to TFLite bytes. int8 goes through the LiteRT
+    Quantizer (the TFLite converter's own quantization is deprecated), from the float32 file; a
+    quantization-aware model (`qat`) through the converter, the one that reads its learned ranges."""
     from edge.converter.tfkeras import tf
 
     quant = QUANTIZATIONS[quantization]
     if io_type not in quant.io_types:
         raise ValueError(f"io type {io_type} does not go with {quantization}")
+    if quant.calibrate and (calibration is None or not len(calibration)):
+        raise ValueError("int8 quantization needs calibration images")
     converter = tf.lite.TFLiteConverter.from_keras_model(model)
-    if quant.name != "float32":
+    if quant.name in ("float16", "dynamic") or qat:
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
     if quant.name == "float16":
         converter.target_spec.supported_types = [tf.float16]
-    if quant.calibrate:
-        if calibration is None or not len(calibration):
-            raise ValueError("int8 quantization needs calibration images")
+    if quant.calibrate and qat:
         converter.representative_dataset = lambda: ([image[None]] for image in calibration)
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
         converter.inference_input_type = getattr(tf, io_type)
@@ -63,5 +69,42 @@ def to_tflite(model, quantization: str, io_type: str = "float32", calibration: n
     with quiet_stderr(), warnings.catch_warnings():
         # uint8/int8 IO with no input statistics is what we ask for: the input scale comes from calibration
         warnings.filterwarnings("ignore", message="Statistics for quantized inputs were expected")
-        return bytes(converter.convert())
+        tflite = bytes(converter.convert())
+    return quantize_int8(tflite, io_type, calibration) if quant.calibrate and not qat else tflite
 
+
+def tool(quantization: str, qat: bool) -> str:
+    """What made a file of `to_tflite`, for its manifest."""
+    from importlib.metadata import version
+
+    if QUANTIZATIONS[quantization].calibrate and not qat:
+        return f"LiteRT Quantizer (ai-edge-quantizer {version('ai-edge-quantizer')}), recipe {RECIPE}"
+    return f"TFLite converter (tensorflow {version('tensorflow')})"
+
+
+def quantize_int8(float_model: bytes, io_type: str, calibration: np.ndarray) -> bytes:
+    """Full integer (int8 weights and activations) with the LiteRT Quantizer, calibrated on `calibration`
+    (what the input takes); the input and output as `io_type`."""
+    from ai_edge_litert.interpreter import Interpreter
+    from ai_edge_quantizer import qtyping, quantizer, recipe
+
+    runner = Interpreter(model_content=float_model).get_signature_runner()
+    (name, detail), = runner.get_input_details().items()
+    q = quantizer.Quantizer(float_model, getattr(recipe, RECIPE)())
+    if io_type == "float32":
+        for edge in ("INPUT", "OUTPUT"):
+            q.update_quantization_recipe(".*", edge, algorithm_key="no_quantize")
+    elif io_type == "uint8":
+        unsigned = qtyping.OpQuantizationConfig(
+            activation_tensor_config=qtyping.TensorQuantizationConfig(
+                num_bits=8, symmetric=False, dtype=qtyping.TensorDataType.UINT),
+            compute_precision=qtyping.ComputePrecision.INTEGER)
+        for edge in ("INPUT", "OUTPUT"):
+            q.update_quantization_recipe(".*", edge, op_config=unsigned)
+    with quiet_stderr(), contextlib.redirect_stderr(io.StringIO()):  # its progress bars: seconds, not worth one
+        ranges = q.calibrate({"serving_default": [{name: image[None]} for image in calibration]}, num_threads=2)
+        # the input's range exactly as the images span it (the quantizer keeps a running average of each
+        # image's): our calibration images span 0..255, so a uint8 input takes raw pixels
+        ranges[detail["name"]] = {bound: np.full((1, 1, 1, 1), f(calibration), np.float32)
+                                  for bound, f in (("min", np.min), ("max", np.max))}
+        return bytes(q.quantize(ranges, enable_progress_bar=False, enable_progress_report=False).quantized_model)

@@ -70,7 +70,8 @@ def bench_variants(options: ConvertOptions, variants=DEFAULT_VARIANTS, threads: 
                     source, _ = prune_tune(model, split, opts, log)
                 else:  # QAT of the unpruned model: nothing to preserve
                     source, _ = train_qat(model, split, replace(opts, prune=None), log)
-            exported[name] = export(source, split, variant.quantize, variant.io_type, opts, log)[:2]
+            exported[name] = export(source, split, variant.quantize, variant.io_type, replace(opts, qat=variant.qat),
+                                    log)[:2]
         except Exception as e:  # noqa: BLE001 -- one variant failing to convert must not sink the others
             rows[name] = failed(name, e, log)
     # Every file is measured after all training has ended, so no training work competes for the cores.

@@ -188,3 +188,16 @@ def io_facts(interpreter) -> dict:
         return {"shape": [int(s) for s in d["shape"]], "dtype": np.dtype(d["dtype"]).name,
                 "quantization": [float(scale), int(zero_point)]}
     return {"input": facts(input_detail(interpreter)), "output": facts(output_detail(interpreter))}
+
+
+def op_precisions(interpreter) -> dict:
+    """How many operations compute in each dtype (their output's), leaving out the QUANTIZE and DEQUANTIZE
+    at the boundaries and the node a delegate (XNNPACK) adds for the operations it took: what a quantized
+    model actually runs in integers, and what it left in float."""
+    dtypes = {d["index"]: np.dtype(d["dtype"]).name for d in interpreter.get_tensor_details()}
+    counts: dict[str, int] = {}
+    for op in interpreter._get_ops_details():  # the only listing of operations LiteRT's Python API has
+        if op["op_name"] not in ("QUANTIZE", "DEQUANTIZE", "DELEGATE") and len(op["outputs"]):
+            dtype = dtypes[op["outputs"][0]]
+            counts[dtype] = counts.get(dtype, 0) + 1
+    return dict(sorted(counts.items()))

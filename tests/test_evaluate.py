@@ -10,7 +10,7 @@ import pytest
 from edge.eval.evaluate import evaluate
 from edge.folders import scan
 from edge.images import read_rgb
-from edge.interpreter import classify, make_interpreter
+from edge.interpreter import classify, make_interpreter, op_precisions
 from edge.model import read_labels
 from edge.preprocess import resize
 from tests.cli import edge_cli, edge_cli_without_tensorflow
@@ -61,6 +61,12 @@ def test_bare_tflite_agrees_with_its_keras_model(third_party, digits, io):
     agreement = np.mean(r.y_pred == third_party["keras_pred"])
     assert agreement >= (1.0 if io == "float32" else 0.95)
     assert r.report["accuracy"] == pytest.approx(np.mean(r.y_pred == r.y_true))
+
+
+def test_the_files_say_what_computes_in_integers(third_party):
+    precisions = {name: op_precisions(make_interpreter(path)) for name, path in third_party["files"].items()}
+    assert precisions["float32"] == {"float32": 5}  # two convolutions, the pooling, the dense layer, the softmax
+    assert precisions["int8"] == precisions["uint8"] == {"int8": 5}  # the quantizer left nothing in float
 
 
 def test_wrong_input_range_is_noticed(third_party, digits):

@@ -51,6 +51,8 @@ def test_manifest_records_the_contract(e2e):
     assert m["format_version"] == 1 and m["backbone"]["name"] == "mobilenetv2"
     assert m["input"]["color"] == "RGB" and m["input"]["resize"]["mode"] == "stretch"
     assert m["quantization"]["mode"] == "int8" and m["quantization"]["calibration_images"] == 200
+    assert m["quantization"]["tool"].startswith("LiteRT Quantizer (ai-edge-quantizer 0.10")
+    assert list(m["quantization"]["operations"]) == ["int8"] and m["quantization"]["operations"]["int8"] > 50
     assert m["model"]["bytes"] == os.path.getsize(os.path.join(e2e["bundle"], "model.tflite"))
     assert 0 < m["model"]["gzip_bytes"] < m["model"]["bytes"]
     assert m["training"]["options"]["seed"] == 0 and m["training"]["images"] == {"train": 544, "validation": 136,
@@ -65,6 +67,7 @@ def test_qat_exports_int8(few_digits, tmp_path, fast):
     s = edge.convert("mobilenetv2", few_digits, tmp_path / "q", qat=True, prune=0.5,
                      **{**fast, "max_drop": 1.0, "fine_tune_epochs": 1})
     assert s["quantization"]["qat"] and s["input"]["dtype"] == "uint8"
+    assert s["quantization"]["tool"].startswith("TFLite converter")  # the one that reads the learned ranges
     assert s["training"]["phases"][-1]["phase"] == "qat"
     assert s["sparsity"]["sparsity"] >= 0.45  # QAT kept the pruned zeros
     assert s["metrics"]["agreement"] >= 0.5
