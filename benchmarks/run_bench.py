@@ -39,6 +39,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks.machine import cpu_name  # noqa: E402
 from edge.interpreter import input_detail, make_interpreter  # noqa: E402
 from edge.preprocess import jpeg_scale, pixels_to_input, resize, shrink, to_rgb  # noqa: E402
 
@@ -115,13 +116,6 @@ def edge_run(model: Path, video: Path, threads: int, *args) -> dict:
     if r.returncode:
         raise SystemExit(f"edge run failed: {r.stderr.strip().splitlines()[-1]}")
     return json.loads(r.stdout)
-
-
-def cpu_name() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return "CPU unknown"
 
 
 def speed_row(name: str, model: Path, size: int, source: str, video: Path, frame: np.ndarray, args,

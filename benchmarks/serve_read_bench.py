@@ -34,6 +34,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks.machine import cpu_name  # noqa: E402
 from benchmarks.serve_bench import report_texts, summary  # noqa: E402
 from edge.report import make_report  # noqa: E402
 from edge.server.store import create_token, open_db, store_reports  # noqa: E402
@@ -52,13 +53,6 @@ def fill(db_path: Path, devices: list[str], total: int) -> float:
             store_reports(db, [(name, batch)], known)
     db.close()
     return time.perf_counter() - started
-
-
-def cpu_name() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return "CPU unknown"
 
 
 def cpu_seconds(pid: int) -> float:

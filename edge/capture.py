@@ -303,7 +303,7 @@ class FrameReader:
     def _emit(self, index: int, seconds: float, frame: np.ndarray, reading: float, name: str = "") -> None:
         """Decode and prepare a frame whose read started at `reading` (perf_counter), and hand it over."""
         started = time.perf_counter()  # the frame's capture, as near as the reader can tell
-        rgb = frame if name else to_rgb(frame, self.jpeg_scale)
+        rgb = frame if name else to_rgb(frame, self.jpeg_scale)  # a folder's images (named) come decoded
         decoded = time.perf_counter()
         if rgb is None:  # JPEG bytes that do not decode: a damaged frame
             self.stats.failures += 1

@@ -7,6 +7,7 @@ Tensors are read by index and quantization parameters from the interpreter, neve
 import ctypes
 import os
 import platform
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -195,9 +196,7 @@ def op_precisions(interpreter) -> dict:
     at the boundaries and the node a delegate (XNNPACK) adds for the operations it took: what a quantized
     model actually runs in integers, and what it left in float."""
     dtypes = {d["index"]: np.dtype(d["dtype"]).name for d in interpreter.get_tensor_details()}
-    counts: dict[str, int] = {}
-    for op in interpreter._get_ops_details():  # the only listing of operations LiteRT's Python API has
-        if op["op_name"] not in ("QUANTIZE", "DEQUANTIZE", "DELEGATE") and len(op["outputs"]):
-            dtype = dtypes[op["outputs"][0]]
-            counts[dtype] = counts.get(dtype, 0) + 1
+    ops = interpreter._get_ops_details()  # the only listing of operations LiteRT's Python API has
+    counts = Counter(dtypes[op["outputs"][0]] for op in ops
+                     if op["op_name"] not in ("QUANTIZE", "DEQUANTIZE", "DELEGATE") and len(op["outputs"]))
     return dict(sorted(counts.items()))
