@@ -39,9 +39,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.machine import cpu_name  # noqa: E402
 from edge.interpreter import input_detail, make_interpreter  # noqa: E402
 from edge.preprocess import jpeg_scale, pixels_to_input, resize, shrink, to_rgb  # noqa: E402
+from edge.version import cpu_name  # noqa: E402
 
 SIZES = {"mobilenetv2": 224, "xception": 299, "demo": 96}
 SOURCES = {"input": ("MJPG", None), "640x480": ("MJPG", (640, 480)), "1280x720": ("MJPG", (1280, 720)),

@@ -34,10 +34,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.machine import cpu_name  # noqa: E402
 from benchmarks.serve_bench import report_texts, summary  # noqa: E402
 from edge.report import make_report  # noqa: E402
 from edge.server.store import create_token, open_db, store_reports  # noqa: E402
+from edge.version import cpu_name  # noqa: E402
 from tests.server import Server  # noqa: E402  (the real server process, as the tests start it)
 
 

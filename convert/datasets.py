@@ -36,18 +36,21 @@ def stratified_split(labels: np.ndarray, fraction: float, seed: int) -> tuple[np
     return np.sort(np.array(train, dtype=np.int64)), np.sort(np.array(val, dtype=np.int64))
 
 
-def load_images(paths, size: int, progress=None) -> tuple[np.ndarray, np.ndarray, list[tuple[str, str]]]:
-    """Decode and resize; returns (images, indices of the paths that loaded, skipped)."""
+def load_images(paths, size: int, progress=None, width: int | None = None
+                ) -> tuple[np.ndarray, np.ndarray, list[tuple[str, str]]]:
+    """Decode and resize to size x size (size x width); returns (images, indices of the paths that loaded,
+    skipped)."""
+    width = width or size
     images, kept, skipped = [], [], []
     for i, path in enumerate(paths):
         try:
-            images.append(resize(read_rgb(path), size, size))
+            images.append(resize(read_rgb(path), size, width))
             kept.append(i)
         except BadImage as e:
             skipped.append((str(path), str(e)))
         if progress:
             progress(1)
-    array = np.stack(images) if images else np.zeros((0, size, size, 3), np.uint8)
+    array = np.stack(images) if images else np.zeros((0, size, width, 3), np.uint8)
     return array, np.array(kept, dtype=np.int64), skipped
 
 

@@ -4,7 +4,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from edge.converter.backbones import get_backbone
-from edge.converter.quantize import IO_TYPES, QUANTIZATIONS
+from edge.converter.quantize import IO_TYPES, MIN_CALIBRATION_IMAGES, QUANTIZATIONS
+from edge.converter.selective import check_fallback, check_max_drop
 from edge.devices.profiles import check_model, get_profile
 from edge.errors import EdgeError, choose
 from edge.folders import DATA_REQUIRED
@@ -33,7 +34,9 @@ class ConvertOptions:
     io_type: str | None = None  # None: uint8 for int8, float32 otherwise
     device: str | None = None  # an edge.devices.profiles name: its quantization, and its compiler
     qat: bool = False
-    max_drop: float = 0.01
+    max_drop: float = 0.01  # below the Keras model's validation accuracy; int8 keeps operations higher to hold it
+    accept_drop: bool = False  # write the bundle even when nothing holds max_drop
+    fallback: str = "float"  # what int8 keeps higher operations in (edge.converter.quantize.FALLBACKS)
     calibration_images: int = 200
 
     def resolved(self) -> "ConvertOptions":
@@ -70,13 +73,14 @@ class ConvertOptions:
         pruning_epochs = self.fine_tune_epochs if weights != "none" else self.epochs + self.fine_tune_epochs
         _check(self.prune is None or pruning_epochs > 0, "--prune needs --fine-tune-epochs above 0: it prunes while fine-tuning")
         _check(not self.qat or quant.name == "int8", "--qat trains for int8: use it with --quantize int8")
-        _check(0 <= self.max_drop <= 1, f"--max-drop {self.max_drop} must be between 0 and 1 (e.g. 0.01)")
-        _check(self.calibration_images >= 1, "--calibration-images must be at least 1")
+        check_max_drop(self.max_drop)
+        _check(self.calibration_images >= MIN_CALIBRATION_IMAGES, f"--calibration-images {self.calibration_images} "
+               f"is too few: int8 ranges from under {MIN_CALIBRATION_IMAGES} images do not hold (100-500 is usual)")
         return ConvertOptions(**{
             **asdict(self), "model": spec.name, "data": Path(self.data),
             "out": Path(self.out) if self.out is not None else None,
             "val": Path(self.val) if self.val is not None else None, "weights": weights, "input_size": size,
-            "quantize": quant.name, "io_type": io_type, "device": profile.name if profile else None,
+            "quantize": quant.name, "io_type": io_type, "fallback": check_fallback(self.fallback), "device": profile.name if profile else None,
             "fine_tune_layers": spec.fine_tune_layers if self.fine_tune_layers is None else self.fine_tune_layers,
             "fine_tune_lr": self.fine_tune_lr or self.lr / 10})
 

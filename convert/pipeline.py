@@ -4,7 +4,7 @@ The exported file is checked with the same interpreter code the device runs, on 
 and those numbers go into the manifest beside the Keras model's.
 """
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -14,7 +14,15 @@ from edge.bundle import check_destination, write_bundle
 from edge.converter.backbones import get_backbone
 from edge.converter.datasets import Split, load_split
 from edge.converter.options import ConvertOptions
-from edge.converter.quantize import QUANTIZATIONS, calibration_images, to_tflite, tool
+from edge.converter.quantize import (
+    MIN_CALIBRATION_IMAGES,
+    QUANTIZATIONS,
+    calibrate,
+    calibration_images,
+    to_tflite,
+    tool,
+)
+from edge.converter.selective import Search, keep_budget, latency_cost, off_edgetpu, record
 from edge.devices.profiles import EDGETPU_CACHE_MIB, EDGETPU_SRAM_MB, get_profile
 from edge.errors import EdgeError
 from edge.eval.evaluate import WARMUP, classify_all
@@ -41,10 +49,18 @@ def convert(options: ConvertOptions, log: Log | None = None) -> dict:
     warnings = [w for w in [sram_warning(model.count_params(), profile)] if w]
     for warning in warnings:  # before the export: the user may rather stop here
         log(f"warning: {warning}")
-    tflite, keras_scores, calibrated = export(model, split, opts.quantize, opts.io_type, opts, log)
+    exported = export(model, split, opts.quantize, opts.io_type, opts, log)
+    tflite, search = exported.model, exported.search
     interpreter = make_interpreter(tflite)
-    metrics = check(interpreter, keras_scores, split, opts.max_drop, log)
-    warnings += [w for w in [drop_warning(metrics, opts.quantize, opts.qat)] if w]
+    metrics = check(interpreter, exported.keras_scores, split, opts.max_drop, log)
+    if metrics["drop_exceeded"] and not opts.accept_drop:
+        raise EdgeError(over_budget(metrics, opts.quantize, opts.qat, search))
+    budget = None
+    if search:
+        latency = latency_cost(search, exported.float_model, split.val_x, (0.0, 255.0), log=log)
+        budget = record(search, opts.fallback, opts.max_drop, latency)
+        warnings += [w for w in [edgetpu_warning(search, profile, opts.fallback)] if w]
+    warnings += [w for w in [drop_warning(metrics, opts.quantize)] if w]
     edgetpu, compiled = compile_for(profile, tflite, opts.out, log)
 
     sparsity = None
@@ -64,15 +80,15 @@ def convert(options: ConvertOptions, log: Log | None = None) -> dict:
         "input": {**io["input"], "color": "RGB", "range": [0, 255], "resize": RESIZE},
         "output": {**io["output"], "activation": "softmax"},
         "quantization": {"mode": opts.quantize, "io_type": opts.io_type, "qat": opts.qat,
-                         "calibration_images": calibrated, "tool": tool(opts.quantize, opts.qat),
-                         "operations": op_precisions(interpreter)},
+                         "calibration_images": exported.calibration_images, "tool": tool(opts.quantize, opts.qat),
+                         "operations": op_precisions(interpreter), "budget": budget},
         "sparsity": sparsity,
         "device": profile.name if profile else None,
         "edgetpu": edgetpu or None,
         "metrics": metrics,
         "warnings": warnings,
         "training": {
-            "options": _settings(opts),
+            "options": settings(opts),
             "images": {"train": len(split.train_y), "validation": len(split.val_y),
                        "skipped": [{"path": p, "why": w} for p, w in split.skipped]},
             **training,
@@ -134,16 +150,34 @@ def fit(opts: ConvertOptions, split: Split, log: Log) -> tuple[object, dict]:
     return model, training
 
 
-def export(model, split: Split, quantize: str, io_type: str, opts: ConvertOptions,
-           log: Log) -> tuple[bytes, np.ndarray, int]:
-    """Convert to TFLite. Returns the file, the Keras model's scores on the validation images (what
-    the file is checked against) and the number of calibration images used."""
+@dataclass
+class Exported:
+    model: bytes
+    keras_scores: np.ndarray  # the Keras model's on the validation images: what the file is checked against
+    calibration_images: int
+    float_model: bytes | None = None  # int8 through the LiteRT Quantizer: the float32 file it started from
+    search: Search | None = None  # and how it kept the accuracy budget
+
+
+def export(model, split: Split, quantize: str, io_type: str, opts: ConvertOptions, log: Log) -> Exported:
+    """Convert to TFLite. int8 (unless quantization-aware) goes through the LiteRT Quantizer, keeping
+    operations higher while its validation accuracy falls more than opts.max_drop below Keras'."""
     log(f"exporting {quantize} TFLite (io {io_type})")
     quant = QUANTIZATIONS[quantize]
-    calibration = calibration_images(split.train_x, opts.calibration_images, opts.seed) if quant.calibrate else None
-    tflite = to_tflite(model, quantize, io_type, calibration, qat=opts.qat)
     keras_scores = model.predict(split.val_x.astype(np.float32), batch_size=opts.batch_size, verbose=0)
-    return tflite, keras_scores, 0 if calibration is None else len(calibration)
+    if not quant.calibrate:
+        return Exported(to_tflite(model, quantize, io_type), keras_scores, 0)
+    calibration = calibration_images(split.train_x, opts.calibration_images, opts.seed)
+    if len(calibration) < MIN_CALIBRATION_IMAGES:
+        raise EdgeError(f"{len(calibration)} training images are too few to calibrate int8 (at least "
+                        f"{MIN_CALIBRATION_IMAGES}): add images, or use --quantize float16")
+    if opts.qat:
+        return Exported(to_tflite(model, quantize, io_type, calibration, qat=True), keras_scores, len(calibration))
+    float_model = to_tflite(model, "float32")
+    reference = float(np.mean(keras_scores.argmax(1) == split.val_y))
+    search = keep_budget(calibrate(float_model, calibration), io_type, split.val_x, split.val_y, (0.0, 255.0),
+                         reference, opts.max_drop, opts.fallback, log)
+    return Exported(search.model, keras_scores, len(calibration), float_model, search)
 
 
 def check(interpreter, keras_scores: np.ndarray, split: Split, max_drop: float, log: Log) -> dict:
@@ -158,28 +192,58 @@ def check(interpreter, keras_scores: np.ndarray, split: Split, max_drop: float, 
     return metrics
 
 
-def compare(y_true, keras_scores, tflite_scores, n_classes: int, max_drop: float) -> dict:
-    """Accuracy and macro F1 of both models, how often they agree, and the accuracy drop."""
+REFERENCES = {"keras": "the Keras model's", "float32": "the float model's"}  # what a file's accuracy is held to
+
+
+def compare(y_true, reference_scores, tflite_scores, n_classes: int, max_drop: float, reference: str = "keras") -> dict:
+    """Accuracy and macro F1 of the reference model (a REFERENCES name) and the file, how often they agree,
+    and the accuracy drop."""
     def scores(pred):
         cm = confusion_matrix(y_true, pred, n_classes)
         return {"accuracy": accuracy(cm), "macro_f1": macro_f1(cm)}
 
-    keras_pred, tflite_pred = keras_scores.argmax(1), tflite_scores.argmax(1)
-    k, t = scores(keras_pred), scores(tflite_pred)
-    drop = k["accuracy"] - t["accuracy"]
-    return {"split": "validation", "n": int(len(y_true)), "keras": k, "tflite": t,
-            "agreement": float(np.mean(keras_pred == tflite_pred)),
+    reference_pred, tflite_pred = reference_scores.argmax(1), tflite_scores.argmax(1)
+    r, t = scores(reference_pred), scores(tflite_pred)
+    drop = r["accuracy"] - t["accuracy"]
+    return {"split": "validation", "n": int(len(y_true)), "reference": reference, reference: r, "tflite": t,
+            "agreement": float(np.mean(reference_pred == tflite_pred)),
             "drop": drop, "max_drop": max_drop, "drop_exceeded": bool(drop > max_drop)}
 
 
-def drop_warning(metrics: dict, quantize: str, qat: bool) -> str | None:
+def _below(metrics: dict, quantize: str) -> str:
+    reference = metrics["reference"]
+    return (f"{quantize} accuracy {metrics['tflite']['accuracy']:.4f} is {metrics['drop']:.4f} below "
+            f"{REFERENCES[reference]} {metrics[reference]['accuracy']:.4f}")
+
+
+def over_budget(metrics: dict, quantize: str, qat: bool, search: Search | None) -> str:
+    """Why nothing was written: the accuracy lost, the budget, and what to do."""
+    kept = (f" even with {len(search.kept)} of {len(search.operations)} operations kept higher (the nearest found)"
+            if search and search.kept else "")
+    steps = ["raise --max-drop", *([] if qat or quantize != "int8" or metrics["reference"] != "keras"
+                                   else ["try --qat (quantization-aware training)"]),
+             "or give --accept-drop to write it anyway"]
+    return f"{_below(metrics, quantize)}, more than --max-drop {metrics['max_drop']}{kept}; nothing written: " + \
+        ", ".join(steps)
+
+
+def drop_warning(metrics: dict, quantize: str) -> str | None:
+    """Over the budget, written because --accept-drop said so."""
     if not metrics["drop_exceeded"]:
         return None
-    hint = "" if qat else "; try --qat (quantization-aware training)"
-    return (f"{quantize} accuracy {metrics['tflite']['accuracy']:.4f} is {metrics['drop']:.4f} below the Keras "
-            f"model's {metrics['keras']['accuracy']:.4f} (more than --max-drop {metrics['max_drop']}){hint}")
+    return f"{_below(metrics, quantize)} (more than --max-drop {metrics['max_drop']}; written because of --accept-drop)"
 
 
-def _settings(opts: ConvertOptions) -> dict:
+def edgetpu_warning(search: Search, profile, fallback: str) -> str | None:
+    """Operations kept higher leave the Edge TPU, and take every later operation with them."""
+    if not (profile and profile.delegate == "edgetpu" and search.kept):
+        return None
+    return (f"{len(search.kept)} operation(s) kept {fallback} to hold --max-drop, and the Edge TPU runs only int8: "
+            f"its compiler leaves the first of them and every later one to the CPU, {off_edgetpu(search)} of "
+            f"{len(search.operations)} operations; a larger --max-drop or --qat keeps them on the TPU")
+
+
+def settings(opts) -> dict:
+    """Options as the manifest records them."""
     return {k: (str(v) if v is not None and not isinstance(v, (int, float, bool, str)) else v)
             for k, v in vars(opts).items() if k != "out"}

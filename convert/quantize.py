@@ -1,6 +1,7 @@
 """The quantization table and the TFLite conversion it drives."""
 import contextlib
 import io
+import re
 import warnings
 from dataclasses import dataclass
 
@@ -9,6 +10,7 @@ import numpy as np
 from edge.quiet import quiet_stderr
 
 IO_TYPES = ("uint8", "int8", "float32")
+MIN_CALIBRATION_IMAGES = 16  # fewer give activation ranges that the next images overrun
 RECIPE = "static_wi8_ai8"  # the LiteRT Quantizer's: int8 weights and activations, every operation it can
 
 
@@ -56,7 +58,10 @@ def to_tflite(model, quantization: str, io_type: str = "float32", calibration: n
         raise ValueError(f"io type {io_type} does not go with {quantization}")
     if quant.calibrate and (calibration is None or not len(calibration)):
         raise ValueError("int8 quantization needs calibration images")
-    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    call = tf.function(lambda x: model(x, training=False)).get_concrete_function(
+        tf.TensorSpec([None, *model.input_shape[1:]], tf.float32))
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([call], model)
+    converter.experimental_lower_to_saved_model = False  # a SavedModel round trip: 20-30 s more, the same file
     if quant.name in ("float16", "dynamic") or qat:
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
     if quant.name == "float16":
@@ -69,8 +74,29 @@ def to_tflite(model, quantization: str, io_type: str = "float32", calibration: n
     with quiet_stderr(), warnings.catch_warnings():
         # uint8/int8 IO with no input statistics is what we ask for: the input scale comes from calibration
         warnings.filterwarnings("ignore", message="Statistics for quantized inputs were expected")
-        tflite = bytes(converter.convert())
-    return quantize_int8(tflite, io_type, calibration) if quant.calibrate and not qat else tflite
+        tflite = with_signature(bytes(converter.convert()))
+    return quantize_int8(calibrate(tflite, calibration), io_type) if quant.calibrate and not qat else tflite
+
+
+def with_signature(tflite: bytes) -> bytes:
+    """The file with a "serving_default" signature (image -> scores), which a conversion that skips the
+    SavedModel leaves out, and which the LiteRT Quantizer calibrates and validates through."""
+    from ai_edge_litert import schema_py_generated as schema
+    from ai_edge_litert.tools import flatbuffer_utils
+
+    model = flatbuffer_utils.convert_bytearray_to_object(bytearray(tflite))
+    graph = model.subgraphs[0]
+
+    def tensor(name: str, index: int):
+        entry = schema.TensorMapT()
+        entry.name, entry.tensorIndex = name, index
+        return entry
+
+    signature = schema.SignatureDefT()
+    signature.signatureKey, signature.subgraphIndex = "serving_default", 0
+    signature.inputs, signature.outputs = [tensor("image", graph.inputs[0])], [tensor("scores", graph.outputs[0])]
+    model.signatureDefs = [signature]
+    return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
 
 
 def tool(quantization: str, qat: bool) -> str:
@@ -82,15 +108,45 @@ def tool(quantization: str, qat: bool) -> str:
     return f"TFLite converter (tensorflow {version('tensorflow')})"
 
 
-def quantize_int8(float_model: bytes, io_type: str, calibration: np.ndarray) -> bytes:
-    """Full integer (int8 weights and activations) with the LiteRT Quantizer, calibrated on `calibration`
-    (what the input takes); the input and output as `io_type`."""
+# What an operation kept out of int8 computes in instead.
+FALLBACKS = {
+    "float": "float32, as in the float model: fastest on a CPU (XNNPACK), its weights 4x the bytes",
+    "int16": "int16 activations and int8 weights: small, but slower than float on a CPU (16-bit kernels)",
+}
+
+
+@dataclass(frozen=True)
+class Calibrated:
+    """A float model and the activation ranges its calibration images gave: every quantization of it,
+    plain or with some operations kept higher, starts from here without calibrating again."""
+    model: bytes
+    ranges: dict
+    images: int
+
+
+def calibrate(float_model: bytes, calibration: np.ndarray) -> Calibrated:
+    """Run the float model over `calibration` (what the input takes, float32) for every activation's range."""
     from ai_edge_litert.interpreter import Interpreter
-    from ai_edge_quantizer import qtyping, quantizer, recipe
+    from ai_edge_quantizer import quantizer, recipe
 
     runner = Interpreter(model_content=float_model).get_signature_runner()
     (name, detail), = runner.get_input_details().items()
     q = quantizer.Quantizer(float_model, getattr(recipe, RECIPE)())
+    with quiet_stderr(), contextlib.redirect_stderr(io.StringIO()):  # its progress bars: seconds, not worth one
+        ranges = q.calibrate({"serving_default": [{name: image[None]} for image in calibration]}, num_threads=2)
+    # the input's range exactly as the images span it (the quantizer keeps a running average of each
+    # image's): our calibration images span 0..255, so a uint8 input takes raw pixels
+    ranges[detail["name"]] = {bound: np.full((1, 1, 1, 1), f(calibration), np.float32)
+                              for bound, f in (("min", np.min), ("max", np.max))}
+    return Calibrated(bytes(float_model), ranges, len(calibration))
+
+
+def quantize_int8(calibrated: Calibrated, io_type: str, keep: dict[str, str] | None = None) -> bytes:
+    """Full integer (int8 weights and activations) with the LiteRT Quantizer, the input and output as
+    `io_type`; except the operations in `keep` ({scope: a FALLBACKS name}), which stay higher."""
+    from ai_edge_quantizer import qtyping, quantizer, recipe
+
+    q = quantizer.Quantizer(calibrated.model, getattr(recipe, RECIPE)())
     if io_type == "float32":
         for edge in ("INPUT", "OUTPUT"):
             q.update_quantization_recipe(".*", edge, algorithm_key="no_quantize")
@@ -101,10 +157,12 @@ def quantize_int8(float_model: bytes, io_type: str, calibration: np.ndarray) -> 
             compute_precision=qtyping.ComputePrecision.INTEGER)
         for edge in ("INPUT", "OUTPUT"):
             q.update_quantization_recipe(".*", edge, op_config=unsigned)
-    with quiet_stderr(), contextlib.redirect_stderr(io.StringIO()):  # its progress bars: seconds, not worth one
-        ranges = q.calibrate({"serving_default": [{name: image[None]} for image in calibration]}, num_threads=2)
-        # the input's range exactly as the images span it (the quantizer keeps a running average of each
-        # image's): our calibration images span 0..255, so a uint8 input takes raw pixels
-        ranges[detail["name"]] = {bound: np.full((1, 1, 1, 1), f(calibration), np.float32)
-                                  for bound, f in (("min", np.min), ("max", np.max))}
-        return bytes(q.quantize(ranges, enable_progress_bar=False, enable_progress_report=False).quantized_model)
+    for scope, fallback in (keep or {}).items():
+        exactly = f"^{re.escape(scope)}$"  # a scope is its output tensors' names, ";"-joined
+        if fallback == "float":
+            q.update_quantization_recipe(exactly, "*", algorithm_key="no_quantize")
+        else:
+            q.add_static_config(exactly, "*", activation_num_bits=16, weight_num_bits=8)
+    with quiet_stderr(), contextlib.redirect_stderr(io.StringIO()):
+        return bytes(q.quantize(calibrated.ranges, enable_progress_bar=False,
+                                enable_progress_report=False).quantized_model)

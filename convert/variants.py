@@ -1,6 +1,7 @@
 """`edge bench --model`: train one model, export it as each variant an edge user chooses between
 (float32, float16, dynamic range, int8, pruned int8, quantization-aware int8), and measure every file
-on the validation images with `edge.eval.bench`. A variant that fails gets a row saying why.
+on the validation images with `edge.eval.bench`. A variant that fails gets a row saying why. int8 holds
+--max-drop as `edge convert` does, keeping operations higher where it must.
 """
 from dataclasses import dataclass, replace
 
@@ -71,14 +72,15 @@ def bench_variants(options: ConvertOptions, variants=DEFAULT_VARIANTS, threads: 
                 else:  # QAT of the unpruned model: nothing to preserve
                     source, _ = train_qat(model, split, replace(opts, prune=None), log)
             exported[name] = export(source, split, variant.quantize, variant.io_type, replace(opts, qat=variant.qat),
-                                    log)[:2]
+                                    log)
         except Exception as e:  # noqa: BLE001 -- one variant failing to convert must not sink the others
             rows[name] = failed(name, e, log)
     # Every file is measured after all training has ended, so no training work competes for the cores.
     turns = {}
-    for name, (tflite, keras_scores) in exported.items():
+    for name, result in exported.items():
+        tflite = result.model
         interpreter = make_interpreter(tflite, threads)
-        metrics = check(interpreter, keras_scores, split, opts.max_drop, log)
+        metrics = check(interpreter, result.keras_scores, split, opts.max_drop, log)
         turns[name] = (interpreter, split.val_x[:PER_ROUND], (0.0, 255.0))
         rows[name] = {**row(name, tflite, metrics["tflite"]["accuracy"], metrics["tflite"]["macro_f1"],
                              metrics["agreement"], metrics["host_latency_ms"]),

@@ -24,6 +24,16 @@ def convert(model: str = "mobilenetv2", data=None, out=None, log=None, **options
     return run(ConvertOptions(model=model, data=data, out=out, **options), log)
 
 
+def quantize(model, data=None, out=None, log=None, **options) -> dict:
+    """Quantize a float model (a float32 bundle or a bare float .tflite) to an int8 bundle at `out`, keeping
+    its accuracy on the labelled images in `data` within `max_drop` of the float model's. Options are those
+    of `edge quantize` (the fields of `edge.converter.quantize_model.QuantizeOptions`); returns the summary."""
+    with host_only("edge quantize"):
+        from edge.converter.quantize_model import QuantizeOptions, quantize_model
+    check_keywords(options, QuantizeOptions.__dataclass_fields__, "edge quantize")
+    return quantize_model(QuantizeOptions(model=model, data=data, out=out, **options), log)
+
+
 def demo(out="edge-demo", log=None) -> dict:
     """`edge demo`: convert the embedded digit scans to an int8 bundle in out/bundle and evaluate it on the
     scans it never saw; returns {"convert": summary, "eval": report, "test_data": folder}."""

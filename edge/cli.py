@@ -71,6 +71,13 @@ MODEL_FILE = options(
     click.option("--input-range", help="Float range a bare .tflite expects for pixels 0..255, e.g. -1,1 or 0,1 [0,255]."),
     click.option("--threads", type=int, help="Interpreter threads [all cores]."),
 )
+BUDGET = options(
+    click.option("--max-drop", type=float, help="Most accuracy the exported file may lose against the float model on the "
+                 "validation images; int8 keeps the operations that hurt most higher to hold it [0.01]."),
+    click.option("--fallback", help="What int8 keeps those operations in: float (fast on a CPU) or int16 (smaller, "
+                 "slower) [float]."),
+    click.option("--accept-drop", is_flag=True, help="Write the nearest result found even if it misses --max-drop."),
+)
 DELEGATE = click.option("--delegate", help="Run on a hardware accelerator: edgetpu [the CPU; the Edge TPU for "
                         "*_edgetpu.tflite files].")
 
@@ -97,7 +104,7 @@ def emit(result, json_to: str | None, as_text) -> None:
               "Coral the Edge TPU compiler.")
 @click.option("--io-type", help="uint8, int8 or float32 [uint8 for int8, else float32].")
 @click.option("--qat", is_flag=True, help="Quantization-aware training instead of post-training quantization.")
-@click.option("--max-drop", default=0.01, show_default=True, help="Warn if int8 accuracy falls more than this below Keras.")
+@BUDGET
 @JSON
 @click.option("--list-models", is_flag=True, help="List the backbones and exit.")
 @click.pass_context
@@ -110,6 +117,37 @@ def convert(ctx, json_to, list_models, **options):
         return
     json_destination(json_to)
     emit(edge.convert(log=Log(), **given(ctx, options)), json_to, render.convert_text)
+
+
+@cli.command()
+@click.argument("model", type=click.Path(path_type=Path))
+@DATA
+@click.option("--out", type=click.Path(path_type=Path), help="Bundle folder to write (required).")
+@click.option("--labels", type=click.Path(path_type=Path),
+              help="Class names of a bare .tflite, one a line in output order.")
+@click.option("--input-range", help="Float range a bare .tflite expects for pixels 0..255, e.g. -1,1 or 0,1 [0,255].")
+@click.option("--calibration", type=click.Path(path_type=Path), help="Folder of images to calibrate on [--data].")
+@click.option("--calibration-images", type=int, help="Images to calibrate on [200].")
+@click.option("--io-type", help="uint8, int8 or float32 [the --device's, else uint8].")
+@click.option("--device", help="Quantize for this device profile (edge devices list); Coral: compile for the "
+              "Edge TPU.")
+@BUDGET
+@JSON
+@click.option("--plot", type=click.Path(path_type=Path), help="Write the error per operation, those kept higher "
+              "marked, to this .png/.svg/.pdf.")
+@click.pass_context
+def quantize(ctx, model, json_to, plot, **options):
+    """Quantize a float model (a float32 bundle or .tflite file) to an int8 bundle, keeping its accuracy on
+    --data within --max-drop of the float model's: the operations that hurt most stay higher."""
+    with host_only("edge quantize"):
+        from edge.converter.plots import save_error_plot
+        from edge.eval.plots import check_plot_path
+    plot = check_plot_path(plot) if plot else None
+    json_destination(json_to)
+    result = edge.quantize(model, log=Log(), **given(ctx, options))
+    if plot:
+        save_error_plot(result, plot)
+    emit(result, json_to, render.quantize_text)
 
 
 @cli.command()

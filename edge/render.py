@@ -115,6 +115,12 @@ def table(rows) -> str:
                      for r in rows)
 
 
+def against(m: dict, title: str, reference: str, file: str) -> str:
+    """The exported file's accuracy and macro F1 under its reference model's (metrics from `compare`)."""
+    return table([(title, "accuracy", "macro F1")] + [(name, f"{m[key]['accuracy']:.4f}", f"{m[key]['macro_f1']:.4f}")
+                                                     for name, key in ((reference, m["reference"]), (file, "tflite"))])
+
+
 def convert_text(s: dict) -> str:
     """`edge convert`: the bundle, its validation metrics, training and warnings."""
     m, q, b = s["metrics"], s["quantization"], s["backbone"]
@@ -123,12 +129,11 @@ def convert_text(s: dict) -> str:
         f"model      {b['name']} {b['input_size']}px, {q['mode']} (io {q['io_type']}), "
         f"{s['model']['bytes']:,} bytes (gzip {s['model']['gzip_bytes']:,})",
         "",
-        table([("validation", "accuracy", "macro F1"),
-               ("keras", f"{m['keras']['accuracy']:.4f}", f"{m['keras']['macro_f1']:.4f}"),
-               (f"tflite {q['mode']}", f"{m['tflite']['accuracy']:.4f}", f"{m['tflite']['macro_f1']:.4f}")]),
+        against(m, "validation", "keras", f"tflite {q['mode']}"),
         f"agreement  {m['agreement']:.4f} on {m['n']} images",
         f"latency    p50 {m['host_latency_ms']['p50']:.2f} ms on this host (run 'edge eval' on the device for its own)",
     ]
+    lines += budget_lines(q.get("budget"))
     if s["sparsity"]:
         lines.append(f"sparsity   {s['sparsity']['sparsity']:.3f} (target {s['sparsity']['target']})")
     for phase in s["training"]["phases"]:
@@ -136,6 +141,45 @@ def convert_text(s: dict) -> str:
         extra = f", cached features ~{cache['estimated_speedup']}x faster" if cache else ""
         lines.append(f"trained    {phase['phase']}: {phase['epochs']} epochs, {phase['seconds']} s{extra}")
     lines.append(f"time       {s['training']['seconds']} s")
+    lines += [f"WARNING    {w}" for w in s["warnings"] + (s.get("edgetpu") or {}).get("warnings", [])]
+    return "\n".join(lines)
+
+
+def budget_lines(b: dict | None) -> list[str]:
+    """How int8 kept --max-drop: plain int8's drop, what was kept higher, its cost, the search's time."""
+    if not b:
+        return []
+    plain = b["plain_int8"]
+    lines = [f"budget     --max-drop {b['max_drop']} {'held' if b['met'] else 'MISSED'}: drop {b['drop']:.4f} "
+             f"(plain int8 {plain['accuracy']:.4f}, drop {plain['drop']:.4f})"]
+    if b["kept"]:
+        shown = ", ".join(f"{k['index']} {k['type']}" for k in b["kept"][:6])
+        more = f" and {len(b['kept']) - 6} more" if len(b["kept"]) > 6 else ""
+        lines.append(f"kept       {len(b['kept'])} of {b['operations']} operations {b['fallback']}: {shown}{more}")
+        cost = f"cost       {b['extra_bytes']:+,} bytes"
+        if b["latency_ms"]:
+            lat = b["latency_ms"]
+            cost += (f"; p50 {lat['p50']:.2f} ms against plain int8 {lat['plain_int8_p50']:.2f} ms "
+                     f"({lat['vs_plain_int8']:.2f}x) and float32 {lat['float32_p50']:.2f} ms, on this host "
+                     f"({lat['cpu']}, {lat['threads']} threads)")
+        lines.append(cost)
+    lines.append(f"search     {b['seconds']:.1f} s, {b['candidates_measured']} candidates measured")
+    return lines
+
+
+def quantize_text(s: dict) -> str:
+    """`edge quantize`: the bundle, its accuracy against the float model's, and how the budget was kept."""
+    m, q, b = s["metrics"], s["quantization"], s["backbone"]
+    lines = [
+        f"bundle     {s['bundle']}",
+        f"model      {b['name']} {b['input_size']}px, int8 (io {q['io_type']}), {s['model']['bytes']:,} bytes, "
+        f"from {s['quantized_from']['model']}",
+        "",
+        against(m, f"{m['n']} images", "float32", "int8"),
+        f"agreement  {m['agreement']:.4f} with the float model",
+        *budget_lines(q["budget"]),
+        f"time       {s['quantized_from']['seconds']} s",
+    ]
     lines += [f"WARNING    {w}" for w in s["warnings"] + (s.get("edgetpu") or {}).get("warnings", [])]
     return "\n".join(lines)
 

@@ -16,11 +16,11 @@ ANNOTATE_UP_TO = 20  # classes; beyond that the numbers in the cells are unreada
 def check_plot_path(path) -> Path:
     """A file the plot can go to, and matplotlib to draw it: checked before any long work."""
     path = check_writable(path, "--plot", FORMATS)
-    _pyplot()
+    pyplot()
     return path
 
 
-def _pyplot():
+def pyplot():
     try:
         import matplotlib
 
@@ -32,7 +32,7 @@ def _pyplot():
 
 
 def save_plot(report: dict, times_ms, path) -> Path:
-    plt = _pyplot()
+    plt = pyplot()
     cm = np.asarray(report["confusion_matrix"])
     labels = report["labels"]
     rows = cm.sum(axis=1, keepdims=True)
@@ -44,10 +44,15 @@ def save_plot(report: dict, times_ms, path) -> Path:
     _latency(axes[2], report, times_ms)
     fig.suptitle(f"{Path(report['model']).name}: accuracy {report['accuracy']:.4f}, "
                  f"macro F1 {report['macro']['f1']:.4f} on {report['n']} images")
+    return save_figure(fig, path)
+
+
+def save_figure(fig, path) -> Path:
+    """Lay out, render in the format the path's suffix names, and write atomically."""
     fig.tight_layout()
     buffer = io.BytesIO()
     fig.savefig(buffer, format=Path(path).suffix.lower()[1:], dpi=100)
-    plt.close(fig)
+    pyplot().close(fig)
     return write_atomic(path, buffer.getvalue())
 
 

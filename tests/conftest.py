@@ -55,3 +55,21 @@ def device_code(tmp_path_factory):
     from tests.device import unpacked_device_wheel
 
     return unpacked_device_wheel(tmp_path_factory.mktemp("device-code"))
+
+
+@pytest.fixture(scope="session")
+def cnn_files(digits, tmp_path_factory):
+    """Float .tflite files of a small CNN trained on the digits at 32 px, with labels.txt beside them: as
+    trained (control.tflite), with one channel scaled 1000x that plain int8 breaks (outlier.tflite), and
+    100x more, past what int16 holds too (extreme.tflite). In float all three compute the same."""
+    from edge.converter.quantize import to_tflite
+    from tests.models import add_outlier, train_cnn
+
+    out = tmp_path_factory.mktemp("cnn")
+    model, _ = train_cnn(digits, size=32, epochs=20)
+    (out / "control.tflite").write_bytes(to_tflite(model, "float32"))
+    for name, scale in (("outlier", 1000.0), ("extreme", 100.0)):  # the second on top of the first
+        add_outlier(model, scale)
+        (out / f"{name}.tflite").write_bytes(to_tflite(model, "float32"))
+    (out / "labels.txt").write_text("0\n1\n2\n3\n")
+    return out

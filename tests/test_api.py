@@ -15,7 +15,7 @@ def test_api_names_are_not_shadowed_by_modules():
     for module in modules():
         if not module.startswith("edge.server"):  # the serve extra's
             import_module(module)
-    for name in ("convert", "evaluate", "bench", "run", "demo", "read_bundle"):
+    for name in ("convert", "quantize", "evaluate", "bench", "run", "demo", "read_bundle"):
         assert isinstance(getattr(edge, name), FunctionType), name
 
 

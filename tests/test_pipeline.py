@@ -73,17 +73,22 @@ def test_qat_exports_int8(few_digits, tmp_path, fast):
     assert s["metrics"]["agreement"] >= 0.5
 
 
-def test_max_drop_flags_and_suggests_qat():
-    from edge.converter.pipeline import compare, drop_warning
+def test_over_budget_says_what_to_do():
+    from edge.converter.pipeline import compare, drop_warning, over_budget
 
     y = np.array([0, 1, 2, 0])
     keras_scores, tflite_scores = np.eye(3)[y], np.eye(3)[[0, 1, 2, 1]]
     m = compare(y, keras_scores, tflite_scores, 3, max_drop=0.01)
     assert m["keras"]["accuracy"] == 1.0 and m["tflite"]["accuracy"] == 0.75 and m["agreement"] == 0.75
-    assert m["drop_exceeded"] and "--qat" in drop_warning(m, "int8", qat=False)
-    assert "--qat" not in drop_warning(m, "int8", qat=True)
+    assert m["drop_exceeded"]
+    message = over_budget(m, "int8", qat=False, search=None)
+    assert "0.2500 below the Keras model's 1.0000" in message and "nothing written" in message
+    assert "--qat" in message and "--accept-drop" in message
+    assert "--qat" not in over_budget(m, "int8", qat=True, search=None)
+    assert "--qat" not in over_budget(m, "float16", qat=False, search=None)
+    assert "written because of --accept-drop" in drop_warning(m, "int8")
     within = compare(y, keras_scores, tflite_scores, 3, max_drop=0.3)
-    assert not within["drop_exceeded"] and drop_warning(within, "int8", False) is None
+    assert not within["drop_exceeded"] and drop_warning(within, "int8") is None
 
 
 def test_cli_convert_for_a_device_json(few_digits, tmp_path):

@@ -1,0 +1,181 @@
+"""`edge quantize`: a float model the user brings (a float32 bundle, or a bare float .tflite file) quantized
+to int8 within an accuracy budget on their labelled images, without retraining and without TensorFlow.
+
+The budget is measured on --data against the float model itself. Calibration takes a seeded sample of
+--data, or of the images under --calibration.
+"""
+import time
+from dataclasses import dataclass, replace
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+from edge.bundle import check_destination, read_bundle, write_bundle
+from edge.converter.datasets import load_images
+from edge.converter.pipeline import compare, compile_for, drop_warning, edgetpu_warning, over_budget, settings
+from edge.converter.quantize import IO_TYPES, MIN_CALIBRATION_IMAGES, calibrate, calibration_images, tool
+from edge.converter.selective import (
+    check_fallback,
+    check_max_drop,
+    keep_budget,
+    latency_cost,
+    per_operation,
+    record,
+    scores_of,
+)
+from edge.devices.profiles import check_model, get_profile
+from edge.errors import EdgeError, choose
+from edge.folders import DATA_REQUIRED, scan
+from edge.images import is_image_file
+from edge.interpreter import input_size, io_facts, make_interpreter, op_precisions
+from edge.model import load_model
+from edge.preprocess import RESIZE
+from edge.progress import Log
+from edge.version import made_by
+
+
+@dataclass
+class QuantizeOptions:
+    model: Path | None = None  # a float32 bundle folder or a float .tflite file
+    data: Path | None = None  # one sub-folder of images per class, named as the model's labels
+    out: Path | None = None  # the bundle folder to write
+    labels: Path | None = None  # a bare .tflite file's class names, one a line in output order
+    input_range: str | None = None  # what a bare .tflite file takes for pixels 0..255 [0,255]
+    calibration: Path | None = None  # a folder of images (any layout) to calibrate on [a sample of data]
+    calibration_images: int = 200
+    io_type: str | None = None  # uint8, int8 or float32 [the --device's, else uint8]
+    device: str | None = None  # a device profile: its IO type, and the Edge TPU compiler for Coral
+    max_drop: float = 0.01  # below the float model's accuracy on data
+    fallback: str = "float"
+    accept_drop: bool = False
+    seed: int = 0
+
+    def resolved(self) -> "QuantizeOptions":
+        """A copy with defaults filled in; raises EdgeError on nonsense, before any work."""
+        if self.model is None:
+            raise EdgeError("give the float model: a float32 bundle folder or a .tflite file")
+        if self.data is None:
+            raise EdgeError(DATA_REQUIRED)
+        if self.out is None:
+            raise EdgeError("--out is required: the bundle folder to write")
+        profile = get_profile(self.device) if self.device else None
+        io_type = choose("--io-type", self.io_type or (profile.io_type if profile else "uint8"), IO_TYPES)
+        if profile:
+            check_model(profile, "int8", io_type, f"--device {profile.name}", "leave out --io-type")
+        if self.calibration is not None and not Path(self.calibration).is_dir():
+            raise EdgeError(f"--calibration {self.calibration} is not a folder: give a folder of images")
+        if self.calibration_images < MIN_CALIBRATION_IMAGES:
+            raise EdgeError(f"--calibration-images {self.calibration_images} is too few: int8 ranges from under "
+                            f"{MIN_CALIBRATION_IMAGES} images do not hold (100-500 is usual)")
+        return replace(self, model=Path(self.model), data=Path(self.data), out=check_destination(self.out),
+                       io_type=io_type, device=profile.name if profile else None,
+                       max_drop=check_max_drop(self.max_drop), fallback=check_fallback(self.fallback))
+
+
+def quantize_model(options: QuantizeOptions, log: Log | None = None) -> dict:
+    """Quantize, keep the budget, write the bundle; returns the summary: the manifest, the bundle's path
+    and the per-operation report."""
+    log = log or Log(enabled=False)
+    started = time.perf_counter()
+    opts = options.resolved()
+    profile = get_profile(opts.device) if opts.device else None
+    source = load_model(opts.model, opts.labels, opts.input_range)
+    float_model = source.path.read_bytes()
+    check_float(float_model, source.path)
+    folder = scan(opts.data, source.labels)
+    height, width = input_size(source.interpreter)
+    images, labels, skipped = read_images(folder.paths, height, width, log, folder.labels)
+    if not len(images):
+        raise EdgeError(f"{opts.data} has no readable images in its class folders: put .jpg/.png files in "
+                        f"{opts.data}/<class name>/")
+    pool = images if opts.calibration is None else read_images(_image_files(opts.calibration), height, width, log)[0]
+    if len(pool) < MIN_CALIBRATION_IMAGES:
+        raise EdgeError(f"{len(pool)} images are too few to calibrate int8 (at least {MIN_CALIBRATION_IMAGES}): "
+                        f"add images to {opts.calibration or opts.data}")
+    calibration = _scaled(calibration_images(pool, opts.calibration_images, opts.seed), source.input_range)
+
+    log(f"calibrating on {len(calibration)} images")
+    calibrated = calibrate(float_model, calibration)
+    float_scores = scores_of(float_model, images, source.input_range)
+    reference = float(np.mean(float_scores.argmax(1) == labels))
+    log(f"float model: accuracy {reference:.4f} on {len(labels)} images")
+    search = keep_budget(calibrated, opts.io_type, images, labels, source.input_range, reference, opts.max_drop,
+                         opts.fallback, log)
+    metrics = compare(labels, float_scores, scores_of(search.model, images, source.input_range),
+                      len(source.labels), opts.max_drop, reference="float32")
+    if metrics["drop_exceeded"] and not opts.accept_drop:
+        raise EdgeError(over_budget(metrics, "int8", False, search))
+    latency = latency_cost(search, float_model, images, source.input_range, log=log)
+    warnings = [w for w in (drop_warning(metrics, "int8"), edgetpu_warning(search, profile, opts.fallback)) if w]
+    edgetpu, compiled = compile_for(profile, search.model, opts.out, log)
+    interpreter = make_interpreter(search.model)
+    io = io_facts(interpreter)
+    about = made_by()
+    manifest = {
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "edge_version": about["edge_version"],
+        "backbone": _backbone(source, height),
+        "labels": source.labels,
+        "input": {**io["input"], "color": "RGB", "range": list(source.input_range), "resize": RESIZE},
+        "output": {**io["output"], "activation": _activation(source)},
+        "quantization": {"mode": "int8", "io_type": opts.io_type, "qat": False,
+                         "calibration_images": calibrated.images, "tool": tool("int8", False),
+                         "operations": op_precisions(interpreter),
+                         "budget": record(search, opts.fallback, opts.max_drop, latency)},
+        "sparsity": None,
+        "device": opts.device,
+        "edgetpu": edgetpu or None,
+        "metrics": metrics,
+        "warnings": warnings,
+        "quantized_from": {
+            "model": str(source.path), "source": source.source, "data": str(opts.data),
+            "calibration": str(opts.calibration or opts.data), "options": settings(opts),
+            "images": len(labels), "skipped": [{"path": p, "why": w} for p, w in folder.skipped + skipped],
+            "seconds": round(time.perf_counter() - started, 1), "host": about["host"]},
+    }
+    bundle = write_bundle(opts.out, search.model, manifest, edgetpu=compiled)
+    return {"bundle": str(bundle.path), **bundle.manifest, "per_operation": per_operation(search)}
+
+
+def check_float(model: bytes, path: Path) -> None:
+    """The quantizer starts from float32 weights and activations: refuse a model already quantized (it would
+    only warn and leave it as it is) or holding float16 weights."""
+    from ai_edge_quantizer.utils import tfl_flatbuffer_utils as fb
+
+    flat = fb.read_model(model)
+    if not fb.is_float_model(flat):
+        raise EdgeError(f"{path} is already quantized (it has integer tensors): give the float32 model it came "
+                        "from, e.g. 'edge convert --quantize float32' writes one")
+    if any(tensor.type == 1 for tensor in flat.subgraphs[0].tensors):  # TensorType.FLOAT16
+        raise EdgeError(f"{path} has float16 weights: give the float32 model it came from")
+
+
+def read_images(paths, height: int, width: int, log: Log, labels=None) -> tuple[np.ndarray, np.ndarray, list]:
+    """(uint8 RGB images at the input size, their labels, the (path, why) of those that could not be read)."""
+    bar = log.bar(len(paths), "reading images")
+    images, kept, skipped = load_images(paths, height, bar.update, width)
+    bar.finish()
+    return images, (np.asarray(labels)[kept] if labels is not None else np.zeros(0)), skipped
+
+
+def _image_files(folder: Path) -> list[Path]:
+    return sorted(p for p in Path(folder).rglob("*") if p.is_file() and is_image_file(p))
+
+
+def _scaled(pixels: np.ndarray, input_range) -> np.ndarray:
+    """Calibration images (float pixels 0..255) as the float model's input takes them."""
+    lo, hi = input_range
+    return (pixels * np.float32((hi - lo) / 255.0) + np.float32(lo)).astype(np.float32)
+
+
+def _backbone(source, size: int) -> dict:
+    """A bundle's own record; for a bare file, what is known of it."""
+    if source.source == "bundle":
+        return read_bundle(source.path.parent).manifest["backbone"]
+    return {"name": source.path.stem, "weights": None, "input_size": size, "alpha": None,
+            "preprocessing": f"outside the model: pixels 0..255 map to {list(source.input_range)}"}
+
+
+def _activation(source) -> str | None:
+    return read_bundle(source.path.parent).manifest["output"].get("activation") if source.source == "bundle" else None

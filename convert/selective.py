@@ -1,0 +1,235 @@
+"""Selective quantization: the accuracy budget (`--max-drop`) kept, not just reported.
+
+Plain int8 first. If it falls more than the budget below the float model on the validation images,
+the operations that hurt most stay in higher precision (a `FALLBACKS` choice) until the drop holds:
+
+1. Rank. The LiteRT Quantizer's per-tensor error (cosine similarity against the float model's tensors,
+   on a few validation images) gives each operation the error it adds to what its inputs carry.
+2. Check. The top few, kept higher one at a time, are measured on the validation images plain int8
+   gets differently from float (then others, up to CHECK_IMAGES): each alone, and with the operations
+   that feed it. The second catches an activation with an outlier channel: its int8 scale is shared by
+   all channels, and only keeping both its producer and its consumer higher keeps it out of int8.
+3. Keep. The checked sets that helped, most gained per operation first, then the rest by rank: the
+   shortest prefix that holds the budget on all the validation images, found by doubling, then halving.
+"""
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from edge.converter.quantize import FALLBACKS, Calibrated, quantize_int8
+from edge.errors import EdgeError, choose
+from edge.eval.evaluate import classify_all
+from edge.interpreter import input_detail, make_interpreter, op_precisions, resolve_threads
+from edge.preprocess import pixels_to_input
+from edge.progress import Log
+from edge.quiet import quiet_stderr
+from edge.version import cpu_name
+
+TRIED_ALONE = 6  # operations checked one at a time: each costs two quantizations and runs over the check images
+CHECK_IMAGES = 100  # at most, for the one-at-a-time checks
+RANK_IMAGES = 8  # images the per-tensor error is averaged over
+# int16 activations the quantizer cannot give these; SUB's int16 kernel refuses the scales an in-graph
+# preprocessing gives it ("input1_shift <= 0")
+NO_INT16 = {"HARD_SWISH", "SQUARED_DIFFERENCE", "SPACE_TO_DEPTH", "SUB"}
+CONVERSIONS = {"QUANTIZE", "DEQUANTIZE"}  # already converting between precisions: nothing to keep higher
+
+
+@dataclass(frozen=True)
+class Operation:
+    index: int  # in the float model's execution order
+    type: str
+    scope: str  # its output tensors' names, ";"-joined: how a recipe addresses it
+    feeds: tuple[int, ...]  # the operations whose outputs it takes (constants aside)
+    error: float = 0.0  # 1 - cosine similarity of its output with the float model's, plain int8
+    added: float = 0.0  # that error less its inputs' worst: what quantizing this operation adds
+
+
+@dataclass
+class Search:
+    model: bytes  # the file chosen: within the budget, or the nearest found
+    accuracy: float
+    drop: float  # below the float model's accuracy
+    met: bool
+    kept: dict[int, str]  # operation index -> the fallback it computes in
+    operations: list[Operation]
+    plain: dict  # plain int8's accuracy, drop and bytes
+    plain_model: bytes
+    tried: list[dict] = field(default_factory=list)  # each candidate measured
+    seconds: float = 0.0
+
+
+def check_fallback(fallback: str) -> str:
+    return choose("--fallback", fallback, FALLBACKS)
+
+
+def check_max_drop(max_drop) -> float:
+    if not (isinstance(max_drop, (int, float)) and 0 <= max_drop <= 1):
+        raise EdgeError(f"--max-drop {max_drop} must be between 0 and 1: the accuracy int8 may lose, e.g. 0.01")
+    return float(max_drop)
+
+
+def operations(float_model: bytes) -> list[Operation]:
+    """The float model's operations, in execution order, with what feeds each."""
+    from ai_edge_quantizer.utils import tfl_flatbuffer_utils as fb
+
+    model = fb.read_model(float_model)
+    graph = model.subgraphs[0]
+    producer = {t: i for i, op in enumerate(graph.operators) for t in op.outputs}
+    ops = []
+    for i, op in enumerate(graph.operators):
+        code = model.operatorCodes[op.opcodeIndex]
+        kind = fb.TFL_OP_CODE_TO_NAME.get(max(code.builtinCode, code.deprecatedBuiltinCode))
+        ops.append(Operation(i, getattr(kind, "value", f"op {code.builtinCode}"), fb.get_op_scope(op, graph.tensors),
+                             tuple(sorted({producer[t] for t in op.inputs if t in producer}))))
+    return ops
+
+
+def rank(float_model: bytes, plain: bytes, ops: list[Operation], inputs: np.ndarray) -> list[Operation]:
+    """`ops` with the quantizer's per-tensor error of `plain` against `float_model` on `inputs` (float32,
+    as the float model's input takes them)."""
+    from ai_edge_litert.interpreter import Interpreter
+    from ai_edge_quantizer import model_validator
+    from ai_edge_quantizer.utils import tfl_flatbuffer_utils as fb
+    from ai_edge_quantizer.utils.validation_utils import ValidationErrorMetric
+
+    (name, _), = Interpreter(model_content=float_model).get_signature_runner().get_input_details().items()
+    with quiet_stderr():
+        result = model_validator.compare_model(
+            float_model, plain, {"serving_default": [{name: x[None]} for x in inputs]},
+            [ValidationErrorMetric.COSINE_SIMILARITY], num_threads=2)
+    cosine = {tensor: metrics["cosine_similarity"] for tensor, metrics in result.get_all_tensor_results().items()}
+    graph = fb.read_model(float_model).subgraphs[0]
+
+    def error(tensors) -> float:
+        names = (fb.get_tensor_name(graph.tensors[t]) for t in tensors if t >= 0)
+        return max((1.0 - cosine[n] for n in names if n in cosine), default=0.0)
+
+    return [Operation(op.index, op.type, op.scope, op.feeds, error(flat.outputs),
+                      max(0.0, error(flat.outputs) - error(flat.inputs)))
+            for op, flat in zip(ops, graph.operators)]
+
+
+def scores_of(model: bytes, images: np.ndarray, input_range) -> np.ndarray:
+    """Scores of every image (uint8 RGB at the input size), as the device computes them."""
+    interpreter = make_interpreter(model)
+    return np.stack([s for s, _ in classify_all(interpreter, ((x, None) for x in images), input_range)])
+
+
+def keep_budget(calibrated: Calibrated, io_type: str, images: np.ndarray, labels: np.ndarray, input_range,
+                reference: float, max_drop: float, fallback: str = "float", log: Log | None = None) -> Search:
+    """Quantize `calibrated` to int8, keeping the fewest operations higher that hold its accuracy on
+    (images, labels) within `max_drop` of `reference` (the float model's)."""
+    log = log or Log(enabled=False)
+    started = time.perf_counter()
+    ops = operations(calibrated.model)
+    quantized = {op.index for op in ops if op.type not in CONVERSIONS}
+
+    def precision(index: int) -> str:
+        return "float" if fallback == "int16" and ops[index].type in NO_INT16 else fallback
+
+    def build(kept) -> bytes:
+        return quantize_int8(calibrated, io_type, {ops[i].scope: precision(i) for i in kept})
+
+    float_scores = scores_of(calibrated.model, images, input_range)
+    plain = build(())
+    if not op_precisions(make_interpreter(plain)).get("int8"):
+        raise EdgeError(f"none of the model's operations can be quantized to int8 "
+                        f"({', '.join(sorted({op.type for op in ops}))}): keep it float32")
+    plain_scores = scores_of(plain, images, input_range)
+    plain_accuracy = float(np.mean(plain_scores.argmax(1) == labels))
+    detail = input_detail(make_interpreter(calibrated.model))
+    ops = rank(calibrated.model, plain, ops, pixels_to_input(images[:RANK_IMAGES], detail["dtype"],
+                                                             detail["quantization"], input_range))
+    search = Search(plain, plain_accuracy, reference - plain_accuracy, reference - plain_accuracy <= max_drop, {},
+                    ops, {"accuracy": plain_accuracy, "drop": reference - plain_accuracy, "bytes": len(plain)}, plain)
+    if search.met:
+        search.seconds = time.perf_counter() - started
+        return search
+
+    log(f"plain int8 is {search.drop:.4f} below float, more than --max-drop {max_drop}: finding the operations "
+        f"to keep {fallback}")
+    order = sorted((ops[i] for i in quantized), key=lambda op: -op.added)
+    changed = plain_scores.argmax(1) != float_scores.argmax(1)
+    pick = np.concatenate([np.flatnonzero(changed), np.flatnonzero(~changed)])[:CHECK_IMAGES]
+
+    def distance(model: bytes) -> float:
+        """Mean total-variation distance of its scores from float's, on the check images."""
+        return float(np.abs(scores_of(model, images[pick], input_range) - float_scores[pick]).sum(1).mean() / 2)
+
+    baseline, helped = distance(plain), []
+    for op in order[:TRIED_ALONE]:
+        for group in dict.fromkeys([(op.index,), tuple(sorted({op.index, *op.feeds} & quantized))]):
+            d = distance(build(group))
+            search.tried.append({"kept": list(group), "check_distance": d})
+            if d < baseline:
+                helped.append(((d - baseline) / len(group), group))  # the most gained per operation first
+    ranked = list(dict.fromkeys([i for _, group in sorted(helped) for i in group] + [op.index for op in order]))
+
+    def attempt(k: int) -> tuple[bytes, float, dict[int, str]] | None:
+        """Keep the first k of `ranked` higher: the result, if it holds the budget."""
+        kept = {i: precision(i) for i in ranked[:k]}
+        model = build(kept)
+        acc = float(np.mean(scores_of(model, images, input_range).argmax(1) == labels))
+        search.tried.append({"kept": list(kept), "accuracy": acc})
+        log(f"  {k} operation(s) kept {fallback}: accuracy {acc:.4f}, drop {reference - acc:.4f}")
+        if reference - acc < search.drop:  # the nearest yet, should nothing hold the budget
+            search.model, search.accuracy, search.drop, search.kept = model, acc, reference - acc, kept
+        return (model, acc, kept) if reference - acc <= max_drop else None
+
+    low, high, found = 0, None, None  # kept counts known over the budget, and within it
+    while found is None and low < len(ranked):
+        k = min(max(1, 2 * low), len(ranked))
+        found = attempt(k)
+        low, high = (low, k) if found else (k, None)
+    while found and high - low > 1:
+        mid = (low + high) // 2
+        if better := attempt(mid):
+            high, found = mid, better
+        else:
+            low = mid
+    if found:
+        search.model, search.accuracy, search.kept = found
+        search.drop, search.met = reference - search.accuracy, True
+    search.seconds = time.perf_counter() - started
+    return search
+
+
+def latency_cost(search: Search, float_model: bytes, images: np.ndarray, input_range, rounds: int = 3,
+                 log: Log | None = None) -> dict | None:
+    """p50 ms of the chosen file, plain int8 and float32, in turns (as `edge bench` times them); None when
+    nothing was kept higher (the chosen file is plain int8)."""
+    from edge.eval.bench import PER_ROUND, time_in_turns
+
+    if not search.kept:
+        return None
+    files = {"chosen": search.model, "int8": search.plain_model, "float32": float_model}
+    rows = {name: {} for name in files}
+    time_in_turns(rows, {name: (make_interpreter(model), images[:PER_ROUND], input_range)
+                         for name, model in files.items()}, rounds, log or Log(enabled=False))
+    p50 = {name: rows[name]["p50_ms"] for name in files}
+    return {"p50": p50["chosen"], "plain_int8_p50": p50["int8"], "float32_p50": p50["float32"],
+            "vs_plain_int8": round(p50["chosen"] / p50["int8"], 3), "threads": resolve_threads(None), "cpu": cpu_name()}
+
+
+def off_edgetpu(search: Search) -> int:
+    """Operations that will run on the CPU beside an Edge TPU: its compiler maps operations up to the
+    first it cannot run (anything not int8) and leaves that one and every later one to the CPU."""
+    return len(search.operations) - min(search.kept) if search.kept else 0
+
+
+def per_operation(search: Search) -> list[dict]:
+    """The per-operation report: the quantizer's error of plain int8, and what was kept higher."""
+    return [{"index": op.index, "type": op.type, "scope": op.scope.rstrip(";"), "error": round(op.error, 6),
+             "added": round(op.added, 6), "kept": search.kept.get(op.index)} for op in search.operations]
+
+
+def record(search: Search, fallback: str, max_drop: float, latency: dict | None) -> dict:
+    """What the manifest and the summary say of the search."""
+    return {"max_drop": max_drop, "met": search.met, "fallback": fallback,
+            "plain_int8": search.plain, "accuracy": search.accuracy, "drop": search.drop,
+            "kept": [{"index": i, "type": search.operations[i].type, "scope": search.operations[i].scope.rstrip(";"),
+                      "as": how} for i, how in sorted(search.kept.items())],
+            "operations": len(search.operations), "bytes": len(search.model),
+            "extra_bytes": len(search.model) - search.plain["bytes"], "latency_ms": latency,
+            "candidates_measured": len(search.tried), "seconds": round(search.seconds, 2)}

@@ -1,0 +1,122 @@
+"""`edge quantize`: a float model brought by the user (a bare .tflite, or a float32 bundle) to an int8 bundle
+within --max-drop, on a device-like install without TensorFlow; and its refusals."""
+import json
+import shutil
+
+import pytest
+
+import edge
+from edge.bundle import read_bundle
+from edge.errors import EdgeError
+from tests.cli import edge_cli, edge_cli_without_tensorflow
+
+
+def test_cli_quantizes_a_bare_tflite_within_budget_without_tensorflow(cnn_files, digits, tmp_path):
+    out = tmp_path / "q"
+    r = edge_cli_without_tensorflow("quantize", cnn_files / "outlier.tflite", "--data", digits, "--labels",
+                                    cnn_files / "labels.txt", "--max-drop", "0.02", "--out", out,
+                                    "--json", tmp_path / "q.json", "--plot", tmp_path / "errors.png")
+    assert r.returncode == 0, r.stderr[-2000:]
+    summary = json.loads((tmp_path / "q.json").read_text())
+    budget = read_bundle(out).manifest["quantization"]["budget"]
+    assert budget == summary["quantization"]["budget"]
+    assert budget["met"] and budget["drop"] <= 0.02 < budget["plain_int8"]["drop"]
+    assert [(k["index"], k["type"], k["as"]) for k in budget["kept"]] == [(0, "CONV_2D", "float"),
+                                                                        (1, "CONV_2D", "float")]
+    assert budget["extra_bytes"] > 0 and budget["latency_ms"]["plain_int8_p50"] > 0 and budget["seconds"] > 0
+    assert [row["kept"] for row in summary["per_operation"]] == ["float", "float", None, None, None]
+    assert summary["quantization"]["operations"] == {"float32": 2, "int8": 3}
+    assert summary["input"]["dtype"] == "uint8" and summary["input"]["quantization"] == [1.0, 0]
+    assert "kept       2 of 5 operations float: 0 CONV_2D, 1 CONV_2D" in r.stdout
+    assert (tmp_path / "errors.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # the bundle runs as any other: edge eval on the device path gets the accuracy the manifest records
+    report = edge.evaluate(out, digits).report
+    assert report["accuracy"] == pytest.approx(summary["metrics"]["tflite"]["accuracy"])
+
+
+def test_over_budget_writes_nothing_unless_accepted(cnn_files, digits, tmp_path):
+    out = tmp_path / "q"
+    args = ("quantize", cnn_files / "extreme.tflite", "--data", digits, "--labels", cnn_files / "labels.txt",
+            "--fallback", "int16", "--max-drop", "0.02", "--out", out)  # int16 cannot hold a 100,000x channel
+    r = edge_cli(*args)
+    assert r.returncode == 2 and not out.exists()
+    [line] = r.stderr.strip().splitlines()[-1:]
+    assert "below the float model's" in line and "nothing written" in line and "--accept-drop" in line
+    assert "Traceback" not in r.stderr
+    summary = edge.quantize(cnn_files / "extreme.tflite", digits, out, labels=cnn_files / "labels.txt",
+                            fallback="int16", max_drop=0.02, accept_drop=True)
+    assert not summary["quantization"]["budget"]["met"] and read_bundle(out).manifest["metrics"]["drop_exceeded"]
+    assert any("written because of --accept-drop" in w for w in summary["warnings"])
+
+
+def test_quantizes_a_float32_bundle(few_digits, tmp_path, fast):
+    float_bundle = tmp_path / "float"
+    edge.convert("mobilenetv2", few_digits, float_bundle, quantize="float32", **fast)
+    s = edge.quantize(float_bundle, few_digits, tmp_path / "int8", max_drop=1.0, calibration_images=16)
+    assert s["backbone"] == read_bundle(float_bundle).manifest["backbone"]
+    assert s["labels"] == ["0", "1", "7"] and s["input"]["range"] == [0, 255]
+    assert s["quantization"]["tool"].startswith("LiteRT Quantizer") and s["quantization"]["calibration_images"] == 16
+    assert s["output"]["activation"] == "softmax" and s["quantized_from"]["source"] == "bundle"
+
+
+@pytest.fixture
+def unknown_class(digits, tmp_path):
+    data = tmp_path / "data"
+    shutil.copytree(digits / "1", data / "1")
+    shutil.copytree(digits / "2", data / "seven")
+    return data
+
+
+@pytest.fixture
+def three_images(digits, tmp_path):
+    folder = tmp_path / "calibration"
+    folder.mkdir()
+    for path in sorted((digits / "1").iterdir())[:3]:
+        shutil.copy(path, folder)
+    return folder
+
+
+@pytest.mark.parametrize("case,message", [
+    ("quantized", "is already quantized"),
+    ("max_drop_high", "--max-drop 1.5 must be between 0 and 1"),
+    ("max_drop_low", "--max-drop -0.1 must be between 0 and 1"),
+    ("fallback", "did you mean int16"),
+    ("unknown_class", "class folders the model does not know: seven"),
+    ("few_calibration", "3 images are too few to calibrate int8"),
+    ("calibration_count", "--calibration-images 5 is too few"),
+    ("no_out", "--out is required"),
+    ("no_labels", "give --labels FILE"),
+])
+def test_bad_input_is_refused_before_writing(case, message, cnn_files, digits, e2e, tmp_path, request):
+    model, labels = cnn_files / "outlier.tflite", cnn_files / "labels.txt"
+    args = {"out": tmp_path / "q", "labels": labels}
+    data = digits
+    if case == "quantized":
+        model, args = e2e["bundle"], {"out": tmp_path / "q"}
+    elif case == "max_drop_high":
+        args["max_drop"] = 1.5
+    elif case == "max_drop_low":
+        args["max_drop"] = -0.1
+    elif case == "fallback":
+        args["fallback"] = "int61"
+    elif case == "unknown_class":
+        data = request.getfixturevalue("unknown_class")
+    elif case == "few_calibration":
+        args["calibration"] = request.getfixturevalue("three_images")
+    elif case == "calibration_count":
+        args["calibration_images"] = 5
+    elif case == "no_out":
+        args["out"] = None
+    elif case == "no_labels":
+        del args["labels"]
+    with pytest.raises(EdgeError, match=message):
+        edge.quantize(model, data, **args)
+    assert not (tmp_path / "q").exists()
+
+
+def test_cli_bad_input_is_one_line_exit_2(cnn_files, digits, tmp_path):
+    r = edge_cli("quantize", cnn_files / "outlier.tflite", "--data", digits, "--labels", cnn_files / "labels.txt",
+                 "--out", tmp_path / "q", "--max-drop", "2")
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert r.stderr.strip().splitlines()[-1] == "error: --max-drop 2.0 must be between 0 and 1: the accuracy int8 " \
+                                                "may lose, e.g. 0.01"

@@ -1,0 +1,75 @@
+"""The accuracy budget kept by keeping operations higher: on a real CNN that plain int8 breaks (one outlier
+channel), the search finds the two operations around it; on the same CNN unchanged, it keeps nothing."""
+import numpy as np
+import pytest
+
+from edge.converter.datasets import load_split
+from edge.converter.quantize import calibrate, calibration_images
+from edge.converter.selective import keep_budget, off_edgetpu, per_operation, scores_of
+from edge.errors import EdgeError
+from edge.interpreter import make_interpreter, op_precisions
+
+
+@pytest.fixture(scope="module")
+def images(digits):
+    split = load_split(digits, 32, val_split=0.3, seed=1)
+    return split.val_x, split.val_y, calibration_images(split.train_x, 64, seed=0)
+
+
+def search(path, images, max_drop=0.02, fallback="float", reference=None):
+    x, y, calibration = images
+    model = path.read_bytes()
+    if reference is None:
+        reference = float(np.mean(scores_of(model, x, (0, 255)).argmax(1) == y))
+    return keep_budget(calibrate(model, calibration), "uint8", x, y, (0, 255), reference, max_drop, fallback)
+
+
+def test_an_outlier_channel_is_kept_float_on_both_sides(cnn_files, images):
+    s = search(cnn_files / "outlier.tflite", images)
+    assert s.plain["drop"] >= 0.2  # plain int8 really breaks it
+    assert s.met and s.drop <= 0.02
+    # the first convolution's output carries the outlier: it and its consumer stay float, nothing else
+    assert s.kept == {0: "float", 1: "float"}
+    assert op_precisions(make_interpreter(s.model)) == {"float32": 2, "int8": 3}
+    # by cosine the first convolution's output looks intact (the outlier dominates it); the damage shows
+    # in what the second makes of it
+    assert s.operations[0].added < 0.01 < 0.1 < s.operations[1].added
+    assert [row["kept"] for row in per_operation(s)] == ["float", "float", None, None, None]
+    assert off_edgetpu(s) == 5  # float from the first operation on: none of it would stay on an Edge TPU
+
+
+def test_a_model_within_budget_keeps_nothing(cnn_files, images):
+    s = search(cnn_files / "control.tflite", images)
+    assert s.met and s.kept == {} and s.tried == [] and s.model == s.plain_model
+    assert s.plain["drop"] <= 0.02 and off_edgetpu(s) == 0
+    assert all(op.error < 0.05 for op in s.operations)  # the quantizer's per-tensor report, still made
+
+
+def test_int16_fallback_computes_in_int16(cnn_files, images):
+    s = search(cnn_files / "outlier.tflite", images, max_drop=0.05, fallback="int16")
+    assert s.met and set(s.kept.values()) == {"int16"}
+    assert op_precisions(make_interpreter(s.model)).get("int16") == len(s.kept)
+    assert len(s.model) < len(search(cnn_files / "outlier.tflite", images).model)  # int8 weights, not float
+
+
+def test_when_nothing_holds_the_budget_the_nearest_is_returned(cnn_files, images):
+    s = search(cnn_files / "extreme.tflite", images, max_drop=0.0, reference=1.0)  # above what float gets
+    assert not s.met
+    counts = [len(t["kept"]) for t in s.tried if "accuracy" in t]
+    assert counts == [1, 2, 4, 5]  # doubling up to every operation
+    best = max(t["accuracy"] for t in s.tried if "accuracy" in t)
+    assert s.accuracy == best and s.drop == pytest.approx(1.0 - best)
+
+
+def test_a_model_with_nothing_to_quantize_is_refused(tmp_path, images):
+    from edge.converter.quantize import to_tflite
+    from edge.converter.tfkeras import keras, tf
+
+    inputs = keras.Input((32, 32, 3))
+    # REDUCE_MAX and FLOOR have no int8 form in the LiteRT Quantizer: it would leave every operation float
+    outputs = keras.layers.Lambda(lambda t: tf.floor(tf.reduce_max(t, axis=[1, 2])))(inputs)
+    path = tmp_path / "floor.tflite"
+    path.write_bytes(to_tflite(keras.Model(inputs, outputs), "float32"))
+    x, y, calibration = images
+    with pytest.raises(EdgeError, match="none of the model's operations can be quantized to int8"):
+        search(path, (x, np.minimum(y, 2), calibration), reference=1.0)
