@@ -29,6 +29,8 @@ from edge.version import cpu_name
 TRIED_ALONE = 6  # operations checked one at a time: each costs two quantizations and runs over the check images
 CHECK_IMAGES = 100  # at most, for the one-at-a-time checks
 RANK_IMAGES = 8  # images the per-tensor error is averaged over
+MIN_GAIN = 0.05  # a checked set goes first if it takes this share off the check images' distance from float;
+# smaller gains are noise that would push an operation the ranking puts later ahead of one it puts earlier
 # int16 activations the quantizer cannot give these; SUB's int16 kernel refuses the scales an in-graph
 # preprocessing gives it ("input1_shift <= 0")
 NO_INT16 = {"HARD_SWISH", "SQUARED_DIFFERENCE", "SPACE_TO_DEPTH", "SUB"}
@@ -162,7 +164,7 @@ def keep_budget(calibrated: Calibrated, io_type: str, images: np.ndarray, labels
         for group in dict.fromkeys([(op.index,), tuple(sorted({op.index, *op.feeds} & quantized))]):
             d = distance(build(group))
             search.tried.append({"kept": list(group), "check_distance": d})
-            if d < baseline:
+            if d <= (1 - MIN_GAIN) * baseline:
                 helped.append(((d - baseline) / len(group), group))  # the most gained per operation first
     ranked = list(dict.fromkeys([i for _, group in sorted(helped) for i in group] + [op.index for op in order]))
 

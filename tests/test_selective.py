@@ -4,8 +4,10 @@ import numpy as np
 import pytest
 
 from edge.converter.datasets import load_split
+from edge.converter.pipeline import edgetpu_warning
 from edge.converter.quantize import calibrate, calibration_images
 from edge.converter.selective import keep_budget, off_edgetpu, per_operation, scores_of
+from edge.devices.profiles import get_profile
 from edge.errors import EdgeError
 from edge.interpreter import make_interpreter, op_precisions
 
@@ -36,6 +38,9 @@ def test_an_outlier_channel_is_kept_float_on_both_sides(cnn_files, images):
     assert s.operations[0].added < 0.01 < 0.1 < s.operations[1].added
     assert [row["kept"] for row in per_operation(s)] == ["float", "float", None, None, None]
     assert off_edgetpu(s) == 5  # float from the first operation on: none of it would stay on an Edge TPU
+    warning = edgetpu_warning(s, get_profile("coral-usb"), "float")
+    assert "2 operation(s) kept float" in warning and "5 of 5 operations" in warning
+    assert edgetpu_warning(s, get_profile("rpi5"), "float") is None
 
 
 def test_a_model_within_budget_keeps_nothing(cnn_files, images):
