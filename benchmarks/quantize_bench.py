@@ -3,7 +3,7 @@ drop after the search (`--max-drop`), the operations kept float, and bytes and p
 file against plain int8, the TFLite converter's int8 and float32 (timed in turns, as `edge bench` times
 them, on scans no model saw). The search's time is set against one plain export and evaluation.
 
-    python benchmarks/quantize_bench.py                   # ~10 min on 2 cores
+    python benchmarks/quantize_bench.py                   # ~4 min on 2 cores
     python benchmarks/quantize_bench.py --models cnn-outlier,cnn-control   # ~1 min
 
 Models, all trained here from scratch on scikit-learn's digit scans (120 a class; 30 a class validate the

@@ -22,7 +22,7 @@ from edge.converter.quantize import (
     to_tflite,
     tool,
 )
-from edge.converter.selective import Search, keep_budget, latency_cost, off_edgetpu, record
+from edge.converter.selective import Search, holds, keep_budget, latency_cost, off_edgetpu, record
 from edge.devices.profiles import EDGETPU_CACHE_MIB, EDGETPU_SRAM_MB, get_profile
 from edge.errors import EdgeError
 from edge.eval.evaluate import WARMUP, classify_all
@@ -207,7 +207,7 @@ def compare(y_true, reference_scores, tflite_scores, n_classes: int, max_drop: f
     drop = r["accuracy"] - t["accuracy"]
     return {"split": "validation", "n": int(len(y_true)), "reference": reference, reference: r, "tflite": t,
             "agreement": float(np.mean(reference_pred == tflite_pred)),
-            "drop": drop, "max_drop": max_drop, "drop_exceeded": bool(drop > max_drop)}
+            "drop": drop, "max_drop": max_drop, "drop_exceeded": not holds(drop, max_drop)}
 
 
 def _below(metrics: dict, quantize: str) -> str:
@@ -220,8 +220,10 @@ def over_budget(metrics: dict, quantize: str, qat: bool, search: Search | None) 
     """Why nothing was written: the accuracy lost, the budget, and what to do."""
     kept = (f" even with {len(search.kept)} of {len(search.operations)} operations kept higher (the nearest found)"
             if search and search.kept else "")
-    steps = ["raise --max-drop", *([] if qat or quantize != "int8" or metrics["reference"] != "keras"
-                                   else ["try --qat (quantization-aware training)"]),
+    steps = ["raise --max-drop",
+             *(["try --fallback float"] if search and "int16" in search.kept.values() else []),
+             *([] if qat or quantize != "int8" or metrics["reference"] != "keras"
+               else ["try --qat (quantization-aware training)"]),
              "or give --accept-drop to write it anyway"]
     return f"{_below(metrics, quantize)}, more than --max-drop {metrics['max_drop']}{kept}; nothing written: " + \
         ", ".join(steps)
@@ -240,7 +242,7 @@ def edgetpu_warning(search: Search, profile, fallback: str) -> str | None:
         return None
     return (f"{len(search.kept)} operation(s) kept {fallback} to hold --max-drop, and the Edge TPU runs only int8: "
             f"its compiler leaves the first of them and every later one to the CPU, {off_edgetpu(search)} of "
-            f"{len(search.operations)} operations; a larger --max-drop or --qat keeps them on the TPU")
+            f"{len(search.operations)} operations; a larger --max-drop keeps them on the TPU")
 
 
 def settings(opts) -> dict:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from edge.errors import EdgeError
 from edge.quiet import quiet_stderr
 
 IO_TYPES = ("uint8", "int8", "float32")
@@ -124,18 +125,37 @@ class Calibrated:
     images: int
 
 
+@contextlib.contextmanager
+def quantizer_errors():
+    """The LiteRT Quantizer's refusals (custom operations, control flow, odd tensors) as one line."""
+    try:
+        yield
+    except (ValueError, RuntimeError, KeyError, NotImplementedError, IndexError) as e:
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+        raise EdgeError(f"the LiteRT Quantizer cannot quantize this model ({first}): keep it float32, or "
+                        "quantize it with the tool that made it") from None
+
+
+def input_name(model: bytes) -> str:
+    """The name the model's one signature gives its input: what calibration data is keyed by."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    (name, _), = Interpreter(model_content=model).get_signature_runner("serving_default").get_input_details().items()
+    return name
+
+
 def calibrate(float_model: bytes, calibration: np.ndarray) -> Calibrated:
-    """Run the float model over `calibration` (what the input takes, float32) for every activation's range."""
+    """Run the float model over `calibration` (what its input takes, float32) for every activation's range."""
     from ai_edge_litert.interpreter import Interpreter
     from ai_edge_quantizer import quantizer, recipe
 
-    runner = Interpreter(model_content=float_model).get_signature_runner()
+    runner = Interpreter(model_content=float_model).get_signature_runner("serving_default")
     (name, detail), = runner.get_input_details().items()
-    q = quantizer.Quantizer(float_model, getattr(recipe, RECIPE)())
-    with quiet_stderr(), contextlib.redirect_stderr(io.StringIO()):  # its progress bars: seconds, not worth one
+    with quantizer_errors(), quiet_stderr(), contextlib.redirect_stderr(io.StringIO()):  # its progress bars
+        q = quantizer.Quantizer(float_model, getattr(recipe, RECIPE)())
         ranges = q.calibrate({"serving_default": [{name: image[None]} for image in calibration]}, num_threads=2)
     # the input's range exactly as the images span it (the quantizer keeps a running average of each
-    # image's): our calibration images span 0..255, so a uint8 input takes raw pixels
+    # image's): calibration images reach both ends of the input range, so a uint8 input takes raw pixels
     ranges[detail["name"]] = {bound: np.full((1, 1, 1, 1), f(calibration), np.float32)
                               for bound, f in (("min", np.min), ("max", np.max))}
     return Calibrated(bytes(float_model), ranges, len(calibration))
@@ -146,23 +166,22 @@ def quantize_int8(calibrated: Calibrated, io_type: str, keep: dict[str, str] | N
     `io_type`; except the operations in `keep` ({scope: a FALLBACKS name}), which stay higher."""
     from ai_edge_quantizer import qtyping, quantizer, recipe
 
-    q = quantizer.Quantizer(calibrated.model, getattr(recipe, RECIPE)())
-    if io_type == "float32":
-        for edge in ("INPUT", "OUTPUT"):
-            q.update_quantization_recipe(".*", edge, algorithm_key="no_quantize")
-    elif io_type == "uint8":
-        unsigned = qtyping.OpQuantizationConfig(
-            activation_tensor_config=qtyping.TensorQuantizationConfig(
-                num_bits=8, symmetric=False, dtype=qtyping.TensorDataType.UINT),
-            compute_precision=qtyping.ComputePrecision.INTEGER)
-        for edge in ("INPUT", "OUTPUT"):
-            q.update_quantization_recipe(".*", edge, op_config=unsigned)
-    for scope, fallback in (keep or {}).items():
-        exactly = f"^{re.escape(scope)}$"  # a scope is its output tensors' names, ";"-joined
-        if fallback == "float":
-            q.update_quantization_recipe(exactly, "*", algorithm_key="no_quantize")
-        else:
-            q.add_static_config(exactly, "*", activation_num_bits=16, weight_num_bits=8)
-    with quiet_stderr(), contextlib.redirect_stderr(io.StringIO()):
+    unsigned = qtyping.OpQuantizationConfig(
+        activation_tensor_config=qtyping.TensorQuantizationConfig(
+            num_bits=8, symmetric=False, dtype=qtyping.TensorDataType.UINT),
+        compute_precision=qtyping.ComputePrecision.INTEGER)
+    with quantizer_errors(), quiet_stderr(), contextlib.redirect_stderr(io.StringIO()):
+        q = quantizer.Quantizer(calibrated.model, getattr(recipe, RECIPE)())
+        for edge in ("INPUT", "OUTPUT") if io_type != "int8" else ():
+            if io_type == "float32":
+                q.update_quantization_recipe(".*", edge, algorithm_key="no_quantize")
+            else:
+                q.update_quantization_recipe(".*", edge, op_config=unsigned)
+        for scope, fallback in (keep or {}).items():
+            exactly = f"^{re.escape(scope)}$"  # a scope is its output tensors' names, ";"-joined
+            if fallback == "float":
+                q.update_quantization_recipe(exactly, "*", algorithm_key="no_quantize")
+            else:
+                q.add_static_config(exactly, "*", activation_num_bits=16, weight_num_bits=8)
         return bytes(q.quantize(calibrated.ranges, enable_progress_bar=False,
                                 enable_progress_report=False).quantized_model)

@@ -14,7 +14,14 @@ import numpy as np
 from edge.bundle import check_destination, read_bundle, write_bundle
 from edge.converter.datasets import load_images
 from edge.converter.pipeline import compare, compile_for, drop_warning, edgetpu_warning, over_budget, settings
-from edge.converter.quantize import IO_TYPES, MIN_CALIBRATION_IMAGES, calibrate, calibration_images, tool
+from edge.converter.quantize import (
+    IO_TYPES,
+    MIN_CALIBRATION_IMAGES,
+    calibrate,
+    calibration_images,
+    tool,
+    with_signature,
+)
 from edge.converter.selective import (
     check_fallback,
     check_max_drop,
@@ -25,7 +32,7 @@ from edge.converter.selective import (
     scores_of,
 )
 from edge.devices.profiles import check_model, get_profile
-from edge.errors import EdgeError, choose
+from edge.errors import EdgeError, choose, whole
 from edge.folders import DATA_REQUIRED, scan
 from edge.images import is_image_file
 from edge.interpreter import input_size, io_facts, make_interpreter, op_precisions
@@ -65,7 +72,7 @@ class QuantizeOptions:
             check_model(profile, "int8", io_type, f"--device {profile.name}", "leave out --io-type")
         if self.calibration is not None and not Path(self.calibration).is_dir():
             raise EdgeError(f"--calibration {self.calibration} is not a folder: give a folder of images")
-        if self.calibration_images < MIN_CALIBRATION_IMAGES:
+        if not whole(self.calibration_images, MIN_CALIBRATION_IMAGES):
             raise EdgeError(f"--calibration-images {self.calibration_images} is too few: int8 ranges from under "
                             f"{MIN_CALIBRATION_IMAGES} images do not hold (100-500 is usual)")
         return replace(self, model=Path(self.model), data=Path(self.data), out=check_destination(self.out),
@@ -81,15 +88,24 @@ def quantize_model(options: QuantizeOptions, log: Log | None = None) -> dict:
     opts = options.resolved()
     profile = get_profile(opts.device) if opts.device else None
     source = load_model(opts.model, opts.labels, opts.input_range)
+    if opts.out.resolve() in (source.path.resolve(), *source.path.resolve().parents):
+        raise EdgeError(f"--out {opts.out} would overwrite the model it quantizes: give another folder")
     float_model = source.path.read_bytes()
     check_float(float_model, source.path)
+    float_model = with_signature(float_model)  # what the quantizer calibrates through; a bare file may lack it
     folder = scan(opts.data, source.labels)
     height, width = input_size(source.interpreter)
     images, labels, skipped = read_images(folder.paths, height, width, log, folder.labels)
     if not len(images):
         raise EdgeError(f"{opts.data} has no readable images in its class folders: put .jpg/.png files in "
                         f"{opts.data}/<class name>/")
-    pool = images if opts.calibration is None else read_images(_image_files(opts.calibration), height, width, log)[0]
+    if opts.calibration is None:
+        pool = images
+    else:  # a sample of the folder's files, decoded: not the whole folder
+        files = _image_files(opts.calibration)
+        chosen = np.random.default_rng(opts.seed).permutation(len(files))[:opts.calibration_images]
+        pool, _, unread = read_images([files[i] for i in sorted(chosen)], height, width, log)
+        skipped += unread
     if len(pool) < MIN_CALIBRATION_IMAGES:
         raise EdgeError(f"{len(pool)} images are too few to calibrate int8 (at least {MIN_CALIBRATION_IMAGES}): "
                         f"add images to {opts.calibration or opts.data}")
@@ -101,9 +117,8 @@ def quantize_model(options: QuantizeOptions, log: Log | None = None) -> dict:
     reference = float(np.mean(float_scores.argmax(1) == labels))
     log(f"float model: accuracy {reference:.4f} on {len(labels)} images")
     search = keep_budget(calibrated, opts.io_type, images, labels, source.input_range, reference, opts.max_drop,
-                         opts.fallback, log)
-    metrics = compare(labels, float_scores, scores_of(search.model, images, source.input_range),
-                      len(source.labels), opts.max_drop, reference="float32")
+                         opts.fallback, log, float_scores)
+    metrics = compare(labels, float_scores, search.scores, len(source.labels), opts.max_drop, reference="float32")
     if metrics["drop_exceeded"] and not opts.accept_drop:
         raise EdgeError(over_budget(metrics, "int8", False, search))
     latency = latency_cost(search, float_model, images, source.input_range, log=log)
@@ -115,7 +130,7 @@ def quantize_model(options: QuantizeOptions, log: Log | None = None) -> dict:
     manifest = {
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "edge_version": about["edge_version"],
-        "backbone": _backbone(source, height),
+        "backbone": _backbone(source, (height, width)),
         "labels": source.labels,
         "input": {**io["input"], "color": "RGB", "range": list(source.input_range), "resize": RESIZE},
         "output": {**io["output"], "activation": _activation(source)},
@@ -164,16 +179,18 @@ def _image_files(folder: Path) -> list[Path]:
 
 
 def _scaled(pixels: np.ndarray, input_range) -> np.ndarray:
-    """Calibration images (float pixels 0..255) as the float model's input takes them."""
+    """Calibration images (float pixels 0..255, reaching both ends) as the float model's input takes them:
+    they then reach both ends of its input range."""
     lo, hi = input_range
     return (pixels * np.float32((hi - lo) / 255.0) + np.float32(lo)).astype(np.float32)
 
 
-def _backbone(source, size: int) -> dict:
+def _backbone(source, size: tuple[int, int]) -> dict:
     """A bundle's own record; for a bare file, what is known of it."""
     if source.source == "bundle":
         return read_bundle(source.path.parent).manifest["backbone"]
-    return {"name": source.path.stem, "weights": None, "input_size": size, "alpha": None,
+    return {"name": source.path.stem, "weights": None, "input_size": size if len(set(size)) > 1 else size[0],
+            "alpha": None,
             "preprocessing": f"outside the model: pixels 0..255 map to {list(source.input_range)}"}
 
 

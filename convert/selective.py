@@ -13,14 +13,15 @@ the operations that hurt most stay in higher precision (a `FALLBACKS` choice) un
    shortest prefix that holds the budget on all the validation images, found by doubling, then halving.
 """
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from itertools import zip_longest
 
 import numpy as np
 
-from edge.converter.quantize import FALLBACKS, Calibrated, quantize_int8
+from edge.converter.quantize import FALLBACKS, Calibrated, input_name, quantize_int8, quantizer_errors
 from edge.errors import EdgeError, choose
 from edge.eval.evaluate import classify_all
-from edge.interpreter import input_detail, make_interpreter, op_precisions, resolve_threads
+from edge.interpreter import input_detail, make_interpreter, resolve_threads
 from edge.preprocess import pixels_to_input
 from edge.progress import Log
 from edge.quiet import quiet_stderr
@@ -43,6 +44,7 @@ class Operation:
     type: str
     scope: str  # its output tensors' names, ";"-joined: how a recipe addresses it
     feeds: tuple[int, ...]  # the operations whose outputs it takes (constants aside)
+    outputs: tuple[str, ...]  # its output tensors' names
     error: float = 0.0  # 1 - cosine similarity of its output with the float model's, plain int8
     added: float = 0.0  # that error less its inputs' worst: what quantizing this operation adds
 
@@ -57,6 +59,7 @@ class Search:
     operations: list[Operation]
     plain: dict  # plain int8's accuracy, drop and bytes
     plain_model: bytes
+    scores: np.ndarray  # the chosen file's, on the images
     tried: list[dict] = field(default_factory=list)  # each candidate measured
     seconds: float = 0.0
 
@@ -66,9 +69,13 @@ def check_fallback(fallback: str) -> str:
 
 
 def check_max_drop(max_drop) -> float:
-    if not (isinstance(max_drop, (int, float)) and 0 <= max_drop <= 1):
+    try:
+        value = float(max_drop)
+    except (TypeError, ValueError):
+        value = float("nan")
+    if isinstance(max_drop, (bool, str)) or not 0 <= value <= 1:
         raise EdgeError(f"--max-drop {max_drop} must be between 0 and 1: the accuracy int8 may lose, e.g. 0.01")
-    return float(max_drop)
+    return value
 
 
 def operations(float_model: bytes) -> list[Operation]:
@@ -83,32 +90,31 @@ def operations(float_model: bytes) -> list[Operation]:
         code = model.operatorCodes[op.opcodeIndex]
         kind = fb.TFL_OP_CODE_TO_NAME.get(max(code.builtinCode, code.deprecatedBuiltinCode))
         ops.append(Operation(i, getattr(kind, "value", f"op {code.builtinCode}"), fb.get_op_scope(op, graph.tensors),
-                             tuple(sorted({producer[t] for t in op.inputs if t in producer}))))
+                             tuple(sorted({producer[t] for t in op.inputs if t in producer})),
+                             tuple(fb.get_tensor_name(graph.tensors[t]) for t in op.outputs)))
     return ops
 
 
 def rank(float_model: bytes, plain: bytes, ops: list[Operation], inputs: np.ndarray) -> list[Operation]:
     """`ops` with the quantizer's per-tensor error of `plain` against `float_model` on `inputs` (float32,
     as the float model's input takes them)."""
-    from ai_edge_litert.interpreter import Interpreter
     from ai_edge_quantizer import model_validator
     from ai_edge_quantizer.utils import tfl_flatbuffer_utils as fb
     from ai_edge_quantizer.utils.validation_utils import ValidationErrorMetric
 
-    (name, _), = Interpreter(model_content=float_model).get_signature_runner().get_input_details().items()
-    with quiet_stderr():
+    with quantizer_errors(), quiet_stderr():
         result = model_validator.compare_model(
-            float_model, plain, {"serving_default": [{name: x[None]} for x in inputs]},
+            float_model, plain, {"serving_default": [{input_name(float_model): x[None]} for x in inputs]},
             [ValidationErrorMetric.COSINE_SIMILARITY], num_threads=2)
     cosine = {tensor: metrics["cosine_similarity"] for tensor, metrics in result.get_all_tensor_results().items()}
     graph = fb.read_model(float_model).subgraphs[0]
+    activations = {t for op in graph.operators for t in op.outputs} | set(graph.inputs)  # weights aside
 
     def error(tensors) -> float:
-        names = (fb.get_tensor_name(graph.tensors[t]) for t in tensors if t >= 0)
+        names = (fb.get_tensor_name(graph.tensors[t]) for t in tensors if t in activations)
         return max((1.0 - cosine[n] for n in names if n in cosine), default=0.0)
 
-    return [Operation(op.index, op.type, op.scope, op.feeds, error(flat.outputs),
-                      max(0.0, error(flat.outputs) - error(flat.inputs)))
+    return [replace(op, error=error(flat.outputs), added=max(0.0, error(flat.outputs) - error(flat.inputs)))
             for op, flat in zip(ops, graph.operators)]
 
 
@@ -118,66 +124,95 @@ def scores_of(model: bytes, images: np.ndarray, input_range) -> np.ndarray:
     return np.stack([s for s, _ in classify_all(interpreter, ((x, None) for x in images), input_range)])
 
 
+def holds(drop: float, max_drop: float) -> bool:
+    """Accuracies are counts over a total: a drop of exactly the budget holds, whatever float rounding says."""
+    return drop <= max_drop + 1e-9
+
+
+def spread(labels: np.ndarray, seed: int = 0) -> np.ndarray:
+    """Every index once, the classes taking turns (seeded within each): any first few are balanced."""
+    rng = np.random.default_rng(seed)
+    per_class = [list(rng.permutation(np.flatnonzero(labels == c))) for c in np.unique(labels)]
+    return np.array([i for turn in zip_longest(*per_class) for i in turn if i is not None], dtype=np.int64)
+
+
 def keep_budget(calibrated: Calibrated, io_type: str, images: np.ndarray, labels: np.ndarray, input_range,
-                reference: float, max_drop: float, fallback: str = "float", log: Log | None = None) -> Search:
+                reference: float, max_drop: float, fallback: str = "float", log: Log | None = None,
+                float_scores: np.ndarray | None = None) -> Search:
     """Quantize `calibrated` to int8, keeping the fewest operations higher that hold its accuracy on
-    (images, labels) within `max_drop` of `reference` (the float model's)."""
+    (images, labels) within `max_drop` of `reference` (the float model's; its scores, if known, in
+    `float_scores`)."""
     log = log or Log(enabled=False)
     started = time.perf_counter()
     ops = operations(calibrated.model)
-    quantized = {op.index for op in ops if op.type not in CONVERSIONS}
+    order = spread(labels)
+    if float_scores is None:
+        float_scores = scores_of(calibrated.model, images, input_range)
 
-    def precision(index: int) -> str:
-        return "float" if fallback == "int16" and ops[index].type in NO_INT16 else fallback
+    def run(kept: dict[int, str], subset) -> tuple[bytes, np.ndarray, dict[int, str]]:
+        """Quantize keeping `kept` higher, and score `subset` of the images. An int16 kernel LiteRT refuses
+        (SUB refuses some scales) has the candidate kept in float instead."""
+        try:
+            model = quantize_int8(calibrated, io_type, {ops[i].scope: how for i, how in kept.items()})
+            return model, scores_of(model, images[subset], input_range), kept
+        except (EdgeError, RuntimeError, ValueError):
+            if "int16" not in kept.values():
+                raise
+            return run(dict.fromkeys(kept, "float"), subset)
 
-    def build(kept) -> bytes:
-        return quantize_int8(calibrated, io_type, {ops[i].scope: precision(i) for i in kept})
-
-    float_scores = scores_of(calibrated.model, images, input_range)
-    plain = build(())
-    if not op_precisions(make_interpreter(plain)).get("int8"):
+    everything = np.arange(len(labels))
+    plain, plain_scores, _ = run({}, everything)
+    dtypes = {d["name"]: np.dtype(d["dtype"]) for d in make_interpreter(plain).get_tensor_details()}
+    # the candidates: what plain int8 computes in integers (what the quantizer has no int8 for stays float)
+    quantized = {op.index for op in ops if op.type not in CONVERSIONS
+                 and any(dtypes.get(name, np.dtype(np.float32)) != np.float32 for name in op.outputs)}
+    if not quantized:
         raise EdgeError(f"none of the model's operations can be quantized to int8 "
                         f"({', '.join(sorted({op.type for op in ops}))}): keep it float32")
-    plain_scores = scores_of(plain, images, input_range)
     plain_accuracy = float(np.mean(plain_scores.argmax(1) == labels))
     detail = input_detail(make_interpreter(calibrated.model))
-    ops = rank(calibrated.model, plain, ops, pixels_to_input(images[:RANK_IMAGES], detail["dtype"],
+    ops = rank(calibrated.model, plain, ops, pixels_to_input(images[order[:RANK_IMAGES]], detail["dtype"],
                                                              detail["quantization"], input_range))
-    search = Search(plain, plain_accuracy, reference - plain_accuracy, reference - plain_accuracy <= max_drop, {},
-                    ops, {"accuracy": plain_accuracy, "drop": reference - plain_accuracy, "bytes": len(plain)}, plain)
+    drop = reference - plain_accuracy
+    search = Search(plain, plain_accuracy, drop, holds(drop, max_drop), {}, ops,
+                    {"accuracy": plain_accuracy, "drop": drop, "bytes": len(plain)}, plain, plain_scores)
     if search.met:
         search.seconds = time.perf_counter() - started
         return search
 
     log(f"plain int8 is {search.drop:.4f} below float, more than --max-drop {max_drop}: finding the operations "
         f"to keep {fallback}")
-    order = sorted((ops[i] for i in quantized), key=lambda op: -op.added)
+
+    def precision(index: int) -> str:
+        return "float" if fallback == "int16" and ops[index].type in NO_INT16 else fallback
+
+    by_rank = sorted((ops[i] for i in quantized), key=lambda op: -op.added)
     changed = plain_scores.argmax(1) != float_scores.argmax(1)
-    pick = np.concatenate([np.flatnonzero(changed), np.flatnonzero(~changed)])[:CHECK_IMAGES]
+    pick = np.concatenate([order[changed[order]], order[~changed[order]]])[:CHECK_IMAGES]
 
-    def distance(model: bytes) -> float:
-        """Mean total-variation distance of its scores from float's, on the check images."""
-        return float(np.abs(scores_of(model, images[pick], input_range) - float_scores[pick]).sum(1).mean() / 2)
+    def distance(scores: np.ndarray) -> float:
+        """Mean L1 distance / 2 of scores on the check images from float's (total variation, for softmax)."""
+        return float(np.abs(scores - float_scores[pick]).sum(1).mean() / 2)
 
-    baseline, helped = distance(plain), []
-    for op in order[:TRIED_ALONE]:
+    baseline, helped = distance(plain_scores[pick]), []
+    for op in by_rank[:TRIED_ALONE]:
         for group in dict.fromkeys([(op.index,), tuple(sorted({op.index, *op.feeds} & quantized))]):
-            d = distance(build(group))
+            d = distance(run({i: precision(i) for i in group}, pick)[1])
             search.tried.append({"kept": list(group), "check_distance": d})
             if d <= (1 - MIN_GAIN) * baseline:
                 helped.append(((d - baseline) / len(group), group))  # the most gained per operation first
-    ranked = list(dict.fromkeys([i for _, group in sorted(helped) for i in group] + [op.index for op in order]))
+    ranked = list(dict.fromkeys([i for _, group in sorted(helped) for i in group] + [op.index for op in by_rank]))
 
-    def attempt(k: int) -> tuple[bytes, float, dict[int, str]] | None:
+    def attempt(k: int) -> tuple | None:
         """Keep the first k of `ranked` higher: the result, if it holds the budget."""
-        kept = {i: precision(i) for i in ranked[:k]}
-        model = build(kept)
-        acc = float(np.mean(scores_of(model, images, input_range).argmax(1) == labels))
+        model, scores, kept = run({i: precision(i) for i in ranked[:k]}, everything)
+        acc = float(np.mean(scores.argmax(1) == labels))
         search.tried.append({"kept": list(kept), "accuracy": acc})
         log(f"  {k} operation(s) kept {fallback}: accuracy {acc:.4f}, drop {reference - acc:.4f}")
         if reference - acc < search.drop:  # the nearest yet, should nothing hold the budget
-            search.model, search.accuracy, search.drop, search.kept = model, acc, reference - acc, kept
-        return (model, acc, kept) if reference - acc <= max_drop else None
+            search.model, search.accuracy, search.drop, search.kept, search.scores = model, acc, reference - acc, \
+                kept, scores
+        return (model, acc, kept, scores) if holds(reference - acc, max_drop) else None
 
     low, high, found = 0, None, None  # kept counts known over the budget, and within it
     while found is None and low < len(ranked):
@@ -191,7 +226,7 @@ def keep_budget(calibrated: Calibrated, io_type: str, images: np.ndarray, labels
         else:
             low = mid
     if found:
-        search.model, search.accuracy, search.kept = found
+        search.model, search.accuracy, search.kept, search.scores = found
         search.drop, search.met = reference - search.accuracy, True
     search.seconds = time.perf_counter() - started
     return search

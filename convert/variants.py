@@ -1,7 +1,7 @@
 """`edge bench --model`: train one model, export it as each variant an edge user chooses between
 (float32, float16, dynamic range, int8, pruned int8, quantization-aware int8), and measure every file
 on the validation images with `edge.eval.bench`. A variant that fails gets a row saying why. int8 holds
---max-drop as `edge convert` does, keeping operations higher where it must.
+`edge convert`'s default --max-drop (0.01), keeping operations higher where it must.
 """
 from dataclasses import dataclass, replace
 

@@ -28,7 +28,9 @@ def quantize(model, data=None, out=None, log=None, **options) -> dict:
     """Quantize a float model (a float32 bundle or a bare float .tflite) to an int8 bundle at `out`, keeping
     its accuracy on the labelled images in `data` within `max_drop` of the float model's. Options are those
     of `edge quantize` (the fields of `edge.converter.quantize_model.QuantizeOptions`); returns the summary."""
-    with host_only("edge quantize"):
+    with host_only("edge quantize", "quantize"):
+        import ai_edge_quantizer  # noqa: F401 -- missing, it is named now, with the extra that brings it
+
         from edge.converter.quantize_model import QuantizeOptions, quantize_model
     check_keywords(options, QuantizeOptions.__dataclass_fields__, "edge quantize")
     return quantize_model(QuantizeOptions(model=model, data=data, out=out, **options), log)

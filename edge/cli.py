@@ -72,8 +72,8 @@ MODEL_FILE = options(
     click.option("--threads", type=int, help="Interpreter threads [all cores]."),
 )
 BUDGET = options(
-    click.option("--max-drop", type=float, help="Most accuracy the exported file may lose against the float model on the "
-                 "validation images; int8 keeps the operations that hurt most higher to hold it [0.01]."),
+    click.option("--max-drop", type=float, help="Most accuracy the exported file may lose against the model it comes "
+                 "from, on the validation images; int8 keeps the operations that hurt most higher to hold it [0.01]."),
     click.option("--fallback", help="What int8 keeps those operations in: float (fast on a CPU) or int16 (smaller, "
                  "slower) [float]."),
     click.option("--accept-drop", is_flag=True, help="Write the nearest result found even if it misses --max-drop."),
@@ -128,6 +128,7 @@ def convert(ctx, json_to, list_models, **options):
 @click.option("--input-range", help="Float range a bare .tflite expects for pixels 0..255, e.g. -1,1 or 0,1 [0,255].")
 @click.option("--calibration", type=click.Path(path_type=Path), help="Folder of images to calibrate on [--data].")
 @click.option("--calibration-images", type=int, help="Images to calibrate on [200].")
+@click.option("--seed", type=int, help="Seed of the calibration sample [0].")
 @click.option("--io-type", help="uint8, int8 or float32 [the --device's, else uint8].")
 @click.option("--device", help="Quantize for this device profile (edge devices list); Coral: compile for the "
               "Edge TPU.")

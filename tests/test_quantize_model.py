@@ -49,6 +49,18 @@ def test_over_budget_writes_nothing_unless_accepted(cnn_files, digits, tmp_path)
     assert any("written because of --accept-drop" in w for w in summary["warnings"])
 
 
+def test_a_bare_file_without_a_signature_is_quantized(cnn_files, digits, tmp_path):
+    """A .tflite from elsewhere may carry no signature (the quantizer calibrates through one): it gets one."""
+    from ai_edge_litert.tools import flatbuffer_utils
+
+    model = flatbuffer_utils.convert_bytearray_to_object(bytearray((cnn_files / "control.tflite").read_bytes()))
+    model.signatureDefs = []
+    bare = tmp_path / "bare.tflite"
+    bare.write_bytes(bytes(flatbuffer_utils.convert_object_to_bytearray(model)))
+    s = edge.quantize(bare, digits, tmp_path / "q", labels=cnn_files / "labels.txt", max_drop=0.05)
+    assert s["quantization"]["budget"]["met"] and s["quantization"]["operations"].get("int8", 0) >= 4
+
+
 def test_quantizes_a_float32_bundle(few_digits, tmp_path, fast):
     float_bundle = tmp_path / "float"
     edge.convert("mobilenetv2", few_digits, float_bundle, quantize="float32", **fast)
@@ -86,6 +98,7 @@ def three_images(digits, tmp_path):
     ("calibration_count", "--calibration-images 5 is too few"),
     ("no_out", "--out is required"),
     ("no_labels", "give --labels FILE"),
+    ("same_out", "would overwrite the model it quantizes"),
 ])
 def test_bad_input_is_refused_before_writing(case, message, cnn_files, digits, e2e, tmp_path, request):
     model, labels = cnn_files / "outlier.tflite", cnn_files / "labels.txt"
@@ -109,9 +122,12 @@ def test_bad_input_is_refused_before_writing(case, message, cnn_files, digits, e
         args["out"] = None
     elif case == "no_labels":
         del args["labels"]
+    elif case == "same_out":
+        model, args = e2e["bundle"], {"out": e2e["bundle"]}
+    before = {p.name: p.stat().st_mtime_ns for p in tmp_path.iterdir()}
     with pytest.raises(EdgeError, match=message):
         edge.quantize(model, data, **args)
-    assert not (tmp_path / "q").exists()
+    assert not (tmp_path / "q").exists() and before == {p.name: p.stat().st_mtime_ns for p in tmp_path.iterdir()}
 
 
 def test_cli_bad_input_is_one_line_exit_2(cnn_files, digits, tmp_path):

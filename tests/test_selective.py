@@ -78,3 +78,19 @@ def test_a_model_with_nothing_to_quantize_is_refused(tmp_path, images):
     x, y, calibration = images
     with pytest.raises(EdgeError, match="none of the model's operations can be quantized to int8"):
         search(path, (x, np.minimum(y, 2), calibration), reference=1.0)
+
+
+def test_a_drop_of_exactly_the_budget_holds():
+    from edge.converter.selective import holds
+
+    assert 0.95 - 0.94 > 0.01 and holds(0.95 - 0.94, 0.01)  # 0.010000000000000009: one image of 100
+    assert not holds(0.02, 0.01)
+
+
+def test_spread_takes_the_classes_in_turn():
+    from edge.converter.selective import spread
+
+    labels = np.array([0] * 50 + [1] * 30 + [2] * 20)
+    order = spread(labels)
+    assert sorted(order) == list(range(100))
+    assert sorted(labels[order[:6]]) == [0, 0, 1, 1, 2, 2]  # the first few see every class
