@@ -36,6 +36,7 @@ class ConvertOptions:
     qat: bool = False
     max_drop: float = 0.01  # below the Keras model's validation accuracy; int8 keeps operations higher to hold it
     accept_drop: bool = False  # write the bundle even when nothing holds max_drop
+    allow_weak: bool = False  # write a model no better than guessing (edge.eval.baseline)
     fallback: str = "float"  # what int8 keeps higher operations in (edge.converter.quantize.FALLBACKS)
     calibration_images: int = 200
 

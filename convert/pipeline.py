@@ -25,6 +25,7 @@ from edge.converter.quantize import (
 from edge.converter.selective import Search, holds, keep_budget, latency_cost, off_edgetpu, record
 from edge.devices.profiles import EDGETPU_CACHE_MIB, EDGETPU_SRAM_MB, get_profile
 from edge.errors import EdgeError
+from edge.eval.baseline import against_guessing
 from edge.eval.evaluate import WARMUP, classify_all
 from edge.eval.latency import latency_stats
 from edge.eval.metrics import accuracy, confusion_matrix, macro_f1
@@ -53,6 +54,8 @@ def convert(options: ConvertOptions, log: Log | None = None) -> dict:
     tflite, search = exported.model, exported.search
     interpreter = make_interpreter(tflite)
     metrics = check(interpreter, exported.keras_scores, split, opts.max_drop, log)
+    if metrics["baseline"]["weak"] and not opts.allow_weak:
+        raise EdgeError(weak_model(metrics, split.classes))
     if metrics["drop_exceeded"] and not opts.accept_drop:
         raise EdgeError(over_budget(metrics, opts.quantize, opts.qat, search))
     budget = None
@@ -61,6 +64,9 @@ def convert(options: ConvertOptions, log: Log | None = None) -> dict:
         budget = record(search, opts.fallback, opts.max_drop, latency)
         warnings += [w for w in [edgetpu_warning(search, profile, opts.fallback)] if w]
     warnings += [w for w in [drop_warning(metrics, opts.quantize)] if w]
+    if metrics["baseline"]["weak"]:
+        warnings.append(weak_model(metrics, split.classes).split("; nothing written")[0] + " (written because of "
+                        "--allow-weak)")
     edgetpu, compiled = compile_for(profile, tflite, opts.out, log)
 
     sparsity = None
@@ -207,7 +213,17 @@ def compare(y_true, reference_scores, tflite_scores, n_classes: int, max_drop: f
     drop = r["accuracy"] - t["accuracy"]
     return {"split": "validation", "n": int(len(y_true)), "reference": reference, reference: r, "tflite": t,
             "agreement": float(np.mean(reference_pred == tflite_pred)),
-            "drop": drop, "max_drop": max_drop, "drop_exceeded": not holds(drop, max_drop)}
+            "drop": drop, "max_drop": max_drop, "drop_exceeded": not holds(drop, max_drop),
+            "baseline": against_guessing(y_true, tflite_pred == y_true, n_classes)}
+
+
+def weak_model(metrics: dict, classes: list[str]) -> str:
+    """Why a model no better than guessing is not written, and what to try."""
+    b = metrics["baseline"]
+    return (f"the model is no better than guessing: {metrics['tflite']['accuracy']:.4f} on {metrics['n']} validation "
+            f"images, where always answering '{classes[b['majority_class']]}' gets {b['majority_accuracy']:.4f} "
+            f"(chance {b['chance']:.4f}; p = {b['p_value']:.2g}); nothing written: use pretrained weights "
+            "(--weights imagenet), more images a class, or more --epochs; --allow-weak writes it anyway")
 
 
 def _below(metrics: dict, quantize: str) -> str:

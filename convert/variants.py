@@ -84,7 +84,7 @@ def bench_variants(options: ConvertOptions, variants=DEFAULT_VARIANTS, threads: 
         turns[name] = (interpreter, split.val_x[:PER_ROUND], (0.0, 255.0))
         rows[name] = {**row(name, tflite, metrics["tflite"]["accuracy"], metrics["tflite"]["macro_f1"],
                              metrics["agreement"], metrics["host_latency_ms"]),
-                      "keras_accuracy": metrics["keras"]["accuracy"]}
+                      "keras_accuracy": metrics["keras"]["accuracy"], "baseline": metrics["baseline"]}
         if VARIANTS[name].pruned:
             rows[name]["sparsity"] = tflite_sparsity(tflite)["sparsity"]
     time_in_turns(rows, turns, rounds, log)

@@ -105,6 +105,8 @@ def emit(result, json_to: str | None, as_text) -> None:
 @click.option("--io-type", help="uint8, int8 or float32 [uint8 for int8, else float32].")
 @click.option("--qat", is_flag=True, help="Quantization-aware training instead of post-training quantization.")
 @BUDGET
+@click.option("--allow-weak", is_flag=True, help="Write the bundle even if the model is no better than guessing "
+              "(always answering the most common class) on the validation images.")
 @JSON
 @click.option("--list-models", is_flag=True, help="List the backbones and exit.")
 @click.pass_context

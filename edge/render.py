@@ -60,6 +60,8 @@ def bench_text(result: dict) -> str:
         lines.append(f"smaller / faster: against {base['name']}; agreement: with {result['agreement_with']}")
     lines += [f"{r['name']} failed: {r['reason']}" for r in result["rows"] if r["status"] != "ok"]
     lines += [f"{r['name']}: measured sparsity {r['sparsity']:.3f}" for r in ok if r.get("sparsity") is not None]
+    lines += [f"{r['name']}: WEAK, no better than always answering one class ({b['majority_accuracy']:.4f}; p = "
+              f"{b['p_value']:.2g}): edge convert would not write it" for r in ok if (b := r.get("baseline")) and b["weak"]]
     return "\n".join(lines)
 
 
@@ -131,6 +133,8 @@ def convert_text(s: dict) -> str:
         "",
         against(m, "validation", "keras", f"tflite {q['mode']}"),
         f"agreement  {m['agreement']:.4f} on {m['n']} images",
+        f"baseline   always '{s['labels'][m['baseline']['majority_class']]}' {m['baseline']['majority_accuracy']:.4f}, "
+        f"chance {m['baseline']['chance']:.4f}; the model beats them with p = {m['baseline']['p_value']:.2g}",
         f"latency    p50 {m['host_latency_ms']['p50']:.2f} ms on this host (run 'edge eval' on the device for its own)",
     ]
     lines += budget_lines(q.get("budget"))
@@ -186,7 +190,11 @@ def quantize_text(s: dict) -> str:
 
 def demo_text(summary: dict, report: dict, bundle, unseen) -> str:
     """`edge demo`: what convert printed, then what eval printed for the images the model never saw."""
-    return f"{convert_text(summary)}\n\n$ edge eval {bundle} --data {unseen}\n{eval_text(report)}"
+    return (f"{convert_text(summary)}\n\n$ edge eval {bundle} --data {unseen}\n{eval_text(report)}\n\n"
+            "next, with your own images (a folder of images per class):\n"
+            "  edge convert --data photos/ --out bundles/mine      # fine-tunes ImageNet weights (offline: see README)\n"
+            "  edge eval bundles/mine --data test-photos/\n"
+            "  edge run bundles/mine --source 0                    # the camera")
 
 
 def profiles_text(profiles) -> str:

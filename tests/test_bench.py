@@ -56,6 +56,9 @@ def test_variants_share_one_trained_model(few_digits, tmp_path):
     assert result["images"] == {"train": 39, "validation": 9}
     for word in ("variant", "dynamic", "macro F1", "bench.csv"):
         assert word in output
+    # the verdict edge convert gives: a weak variant is named, with its baseline
+    weak = [name for name, row in rows.items() if row["baseline"]["weak"]]
+    assert [line.split(":")[0] for line in output.splitlines() if "WEAK" in line] == weak
 
 
 @pytest.mark.slow
