@@ -54,7 +54,8 @@ def test_manifest_records_the_contract(e2e):
     assert m["quantization"]["tool"].startswith("LiteRT Quantizer (ai-edge-quantizer 0.10")
     # all int8, but for what the budget kept float (training differs a little between runs, and so does int8's drop)
     ops, budget = m["quantization"]["operations"], m["quantization"]["budget"]
-    assert ops["int8"] > 50 and ops.get("float32", 0) == len(budget["kept"]) and set(ops) <= {"int8", "float32"}
+    assert ops["int8"] > 0 and ops.get("float32", 0) == len(budget["kept"]) and set(ops) <= {"int8", "float32"}
+    assert sum(ops.values()) > 60  # every operation of the MobileNetV2 counted
     assert budget["met"] and budget["drop"] <= 0.01 + 1e-9
     assert m["model"]["bytes"] == os.path.getsize(os.path.join(e2e["bundle"], "model.tflite"))
     assert 0 < m["model"]["gzip_bytes"] < m["model"]["bytes"]
