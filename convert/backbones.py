@@ -86,9 +86,55 @@ def _application(spec: Backbone, x, input_size: int, weights: str, alpha: float)
             raise EdgeError(f"ImageNet weights for {spec.name} are not cached and cannot be downloaded: "
                             f"put {name} (from {url.group(1)}) in {folder}/, or use --weights none or "
                             "--weights PATH") from None
+        if isinstance(e, (ValueError, OSError)) and source not in ("imagenet", None):
+            raise EdgeError(weights_mismatch(spec, source, input_size, kwargs)) from None
         if isinstance(e, (ValueError, OSError)):
             raise EdgeError(f"cannot build {spec.name} with weights {weights!r}: {str(e).splitlines()[0]}") from None
         raise
+
+
+TOPS = ("predictions", "logits", "fc1000", "probs")  # the names Keras gives a classification top's layer
+
+
+def weights_file(path) -> dict:
+    """What a Keras weights file (.h5) holds: its layers' names and its first convolution kernel's shape; or, as
+    "unreadable", why it cannot be read."""
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as f:
+            group = f["model_weights"] if "model_weights" in f else f  # a whole saved model keeps them there
+            names = [n.decode() if isinstance(n, bytes) else str(n) for n in group.attrs.get("layer_names", [])]
+            kernels = [group[n][w.decode() if isinstance(w, bytes) else w].shape for n in names
+                       for w in group[n].attrs.get("weight_names", [])]
+            kernels = [k for k in kernels if len(k) == 4]  # convolutions' (a normalisation's mean comes first)
+    except (OSError, KeyError) as e:
+        reason = "truncated" if "truncated" in str(e) else "not an HDF5 file" if "signature" in str(e) else str(e)
+        return {"unreadable": reason}
+    return {"layers": names, "first_kernel": tuple(kernels[0]) if kernels else None}
+
+
+def weights_mismatch(spec: Backbone, path: str, input_size: int, kwargs: dict) -> str:
+    """Why a weights file does not fit the backbone asked for: what it holds against what was expected."""
+    from edge.converter.tfkeras import keras
+
+    held = weights_file(path)
+    if "unreadable" in held:
+        return (f"--weights {path} is not a complete Keras weights file ({held['unreadable']}): download or save "
+                "it again (an .h5 file of the backbone without its top)")
+    if not held["layers"]:
+        return f"--weights {path} holds no Keras layers: give an .h5 weights file saved from {spec.title}"
+    top = [n for n in held["layers"] if n.lower() in TOPS]
+    if top:
+        return (f"--weights {path} holds a model with its classification top (layer '{top[0]}'): give the file "
+                f"without it (Keras names ImageNet's '..._notop.h5' or '..._no_top...h5')")
+    expected = getattr(keras.applications, spec.builder)(include_top=False, weights=None,
+                                                         input_shape=(input_size, input_size, 3), **kwargs)
+    kernel = next(tuple(w.shape) for layer in expected.layers for w in layer.get_weights() if w.ndim == 4)
+    asked = spec.name + (f" at --alpha {kwargs['alpha']}" if kwargs else "")
+    return (f"--weights {path} holds {len(held['layers'])} layers, the first kernel {held['first_kernel']}; "
+            f"{asked} has {len(expected.layers)} layers, the first kernel {kernel}: give weights saved from "
+            "that backbone, or the --model and --alpha the file was saved with")
 
 
 def _load_saved_model(path: str):

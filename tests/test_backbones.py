@@ -61,6 +61,37 @@ def test_weights_file_is_loaded(tmp_path):
     assert np.array_equal(clf.model.get_layer("Conv1").get_weights()[0], donor.get_layer("Conv1").get_weights()[0])
 
 
+@pytest.fixture(scope="module")
+def weights_files(tmp_path_factory):
+    """MobileNetV2 (alpha 0.35) weights as Keras saves them: without its top, with it, cut in half, and a text file."""
+    from edge.converter.tfkeras import keras
+
+    folder = tmp_path_factory.mktemp("weights")
+    keras.applications.MobileNetV2(include_top=False, weights=None, input_shape=(32, 32, 3), alpha=0.35
+                                   ).save_weights(folder / "notop.h5")
+    keras.applications.MobileNetV2(include_top=True, weights=None, input_shape=(32, 32, 3), alpha=0.35, classes=4
+                                   ).save_weights(folder / "top.h5")
+    data = (folder / "notop.h5").read_bytes()
+    (folder / "truncated.h5").write_bytes(data[:len(data) // 2])
+    (folder / "text.h5").write_text("not weights")
+    return folder
+
+
+@pytest.mark.parametrize("file,model,alpha,message", [
+    ("notop.h5", "mobilenetv2", 1.0, "holds 154 layers, the first kernel (3, 3, 3, 16); mobilenetv2 at --alpha 1.0 has "
+                                     "154 layers, the first kernel (3, 3, 3, 32)"),
+    ("notop.h5", "mobilenetv3small", 1.0, "holds 154 layers, the first kernel (3, 3, 3, 16); mobilenetv3small at "
+                                          "--alpha 1.0 has"),
+    ("top.h5", "mobilenetv2", 0.35, "holds a model with its classification top (layer 'predictions')"),
+    ("truncated.h5", "mobilenetv2", 0.35, "is not a complete Keras weights file (truncated)"),
+    ("text.h5", "mobilenetv2", 0.35, "is not a complete Keras weights file (not an HDF5 file)"),
+])
+def test_a_weights_file_that_does_not_fit_says_what_it_holds(weights_files, file, model, alpha, message):
+    with pytest.raises(EdgeError) as e:
+        build_classifier(get_backbone(model), 2, 32, weights=str(weights_files / file), alpha=alpha)
+    assert message in str(e.value) and "\n" not in str(e.value)
+
+
 def test_saved_model_is_used_as_backbone_with_its_head_cut_off(tmp_path):
     spec = get_backbone("mobilenetv2")
     first = build_classifier(spec, 5, 32, weights="none", alpha=0.35)
