@@ -55,7 +55,8 @@ def convert(options: ConvertOptions, log: Log | None = None) -> dict:
     interpreter = make_interpreter(tflite)
     metrics = check(interpreter, exported.keras_scores, split, opts.max_drop, log)
     if metrics["baseline"]["weak"] and not opts.allow_weak:
-        raise EdgeError(weak_model(metrics, split.classes))
+        raise EdgeError(f"{weak_model(metrics, split.classes)}; nothing written: use pretrained weights (--weights "
+                        "imagenet), more images a class, or more --epochs; --allow-weak writes it anyway")
     if metrics["drop_exceeded"] and not opts.accept_drop:
         raise EdgeError(over_budget(metrics, opts.quantize, opts.qat, search))
     budget = None
@@ -65,8 +66,7 @@ def convert(options: ConvertOptions, log: Log | None = None) -> dict:
         warnings += [w for w in [edgetpu_warning(search, profile, opts.fallback)] if w]
     warnings += [w for w in [drop_warning(metrics, opts.quantize)] if w]
     if metrics["baseline"]["weak"]:
-        warnings.append(weak_model(metrics, split.classes).split("; nothing written")[0] + " (written because of "
-                        "--allow-weak)")
+        warnings.append(f"{weak_model(metrics, split.classes)} (written because of --allow-weak)")
     edgetpu, compiled = compile_for(profile, tflite, opts.out, log)
 
     sparsity = None
@@ -181,8 +181,9 @@ def export(model, split: Split, quantize: str, io_type: str, opts: ConvertOption
         return Exported(to_tflite(model, quantize, io_type, calibration, qat=True), keras_scores, len(calibration))
     float_model = to_tflite(model, "float32")
     reference = float(np.mean(keras_scores.argmax(1) == split.val_y))
+    # the float file computes what Keras does (to 1e-4): Keras' scores stand for its
     search = keep_budget(calibrate(float_model, calibration), io_type, split.val_x, split.val_y, (0.0, 255.0),
-                         reference, opts.max_drop, opts.fallback, log)
+                         reference, opts.max_drop, opts.fallback, log, keras_scores)
     return Exported(search.model, keras_scores, len(calibration), float_model, search)
 
 
@@ -218,12 +219,11 @@ def compare(y_true, reference_scores, tflite_scores, n_classes: int, max_drop: f
 
 
 def weak_model(metrics: dict, classes: list[str]) -> str:
-    """Why a model no better than guessing is not written, and what to try."""
+    """A model no better than guessing: its accuracy against always answering the most common class."""
     b = metrics["baseline"]
     return (f"the model is no better than guessing: {metrics['tflite']['accuracy']:.4f} on {metrics['n']} validation "
             f"images, where always answering '{classes[b['majority_class']]}' gets {b['majority_accuracy']:.4f} "
-            f"(chance {b['chance']:.4f}; p = {b['p_value']:.2g}); nothing written: use pretrained weights "
-            "(--weights imagenet), more images a class, or more --epochs; --allow-weak writes it anyway")
+            f"(chance {b['chance']:.4f}; p = {b['p_value']:.2g})")
 
 
 def _below(metrics: dict, quantize: str) -> str:

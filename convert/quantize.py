@@ -136,27 +136,27 @@ def quantizer_errors():
                         "quantize it with the tool that made it") from None
 
 
-def input_name(model: bytes) -> str:
-    """The name the model's one signature gives its input: what calibration data is keyed by."""
+def signature_input(model: bytes) -> tuple[str, str]:
+    """(the name the model's signature gives its input, which calibration data is keyed by; the input tensor's
+    name, which calibration ranges are)."""
     from ai_edge_litert.interpreter import Interpreter
 
-    (name, _), = Interpreter(model_content=model).get_signature_runner("serving_default").get_input_details().items()
-    return name
+    (name, detail), = Interpreter(model_content=model).get_signature_runner("serving_default").get_input_details(
+        ).items()
+    return name, detail["name"]
 
 
 def calibrate(float_model: bytes, calibration: np.ndarray) -> Calibrated:
     """Run the float model over `calibration` (what its input takes, float32) for every activation's range."""
-    from ai_edge_litert.interpreter import Interpreter
     from ai_edge_quantizer import quantizer, recipe
 
-    runner = Interpreter(model_content=float_model).get_signature_runner("serving_default")
-    (name, detail), = runner.get_input_details().items()
+    name, tensor = signature_input(float_model)
     with quantizer_errors(), quiet_stderr(), contextlib.redirect_stderr(io.StringIO()):  # its progress bars
         q = quantizer.Quantizer(float_model, getattr(recipe, RECIPE)())
         ranges = q.calibrate({"serving_default": [{name: image[None]} for image in calibration]}, num_threads=2)
     # the input's range exactly as the images span it (the quantizer keeps a running average of each
     # image's): calibration images reach both ends of the input range, so a uint8 input takes raw pixels
-    ranges[detail["name"]] = {bound: np.full((1, 1, 1, 1), f(calibration), np.float32)
+    ranges[tensor] = {bound: np.full((1, 1, 1, 1), f(calibration), np.float32)
                               for bound, f in (("min", np.min), ("max", np.max))}
     return Calibrated(bytes(float_model), ranges, len(calibration))
 

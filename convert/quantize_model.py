@@ -127,13 +127,14 @@ def quantize_model(options: QuantizeOptions, log: Log | None = None) -> dict:
     interpreter = make_interpreter(search.model)
     io = io_facts(interpreter)
     about = made_by()
+    described = _described(source, (height, width))
     manifest = {
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "edge_version": about["edge_version"],
-        "backbone": _backbone(source, (height, width)),
+        "backbone": described["backbone"],
         "labels": source.labels,
         "input": {**io["input"], "color": "RGB", "range": list(source.input_range), "resize": RESIZE},
-        "output": {**io["output"], "activation": _activation(source)},
+        "output": {**io["output"], "activation": described["activation"]},
         "quantization": {"mode": "int8", "io_type": opts.io_type, "qat": False,
                          "calibration_images": calibrated.images, "tool": tool("int8", False),
                          "operations": op_precisions(interpreter),
@@ -185,14 +186,12 @@ def _scaled(pixels: np.ndarray, input_range) -> np.ndarray:
     return (pixels * np.float32((hi - lo) / 255.0) + np.float32(lo)).astype(np.float32)
 
 
-def _backbone(source, size: tuple[int, int]) -> dict:
-    """A bundle's own record; for a bare file, what is known of it."""
+def _described(source, size: tuple[int, int]) -> dict:
+    """The backbone and output activation: a bundle's own record; for a bare file, what is known of it."""
     if source.source == "bundle":
-        return read_bundle(source.path.parent).manifest["backbone"]
-    return {"name": source.path.stem, "weights": None, "input_size": size if len(set(size)) > 1 else size[0],
-            "alpha": None,
-            "preprocessing": f"outside the model: pixels 0..255 map to {list(source.input_range)}"}
-
-
-def _activation(source) -> str | None:
-    return read_bundle(source.path.parent).manifest["output"].get("activation") if source.source == "bundle" else None
+        manifest = read_bundle(source.path.parent).manifest
+        return {"backbone": manifest["backbone"], "activation": manifest["output"].get("activation")}
+    return {"backbone": {"name": source.path.stem, "weights": None,
+                         "input_size": size if len(set(size)) > 1 else size[0], "alpha": None,
+                         "preprocessing": f"outside the model: pixels 0..255 map to {list(source.input_range)}"},
+            "activation": None}

@@ -18,7 +18,7 @@ from itertools import zip_longest
 
 import numpy as np
 
-from edge.converter.quantize import FALLBACKS, Calibrated, input_name, quantize_int8, quantizer_errors
+from edge.converter.quantize import FALLBACKS, Calibrated, quantize_int8, quantizer_errors, signature_input
 from edge.errors import EdgeError, choose
 from edge.eval.evaluate import classify_all
 from edge.interpreter import input_detail, make_interpreter, resolve_threads
@@ -45,6 +45,7 @@ class Operation:
     scope: str  # its output tensors' names, ";"-joined: how a recipe addresses it
     feeds: tuple[int, ...]  # the operations whose outputs it takes (constants aside)
     outputs: tuple[str, ...]  # its output tensors' names
+    inputs: tuple[str, ...]  # its input activations' names (the model's input, or other operations' outputs)
     error: float = 0.0  # 1 - cosine similarity of its output with the float model's, plain int8
     added: float = 0.0  # that error less its inputs' worst: what quantizing this operation adds
 
@@ -85,13 +86,17 @@ def operations(float_model: bytes) -> list[Operation]:
     model = fb.read_model(float_model)
     graph = model.subgraphs[0]
     producer = {t: i for i, op in enumerate(graph.operators) for t in op.outputs}
+
+    def names(tensors) -> tuple[str, ...]:
+        return tuple(fb.get_tensor_name(graph.tensors[t]) for t in tensors)
+
     ops = []
     for i, op in enumerate(graph.operators):
         code = model.operatorCodes[op.opcodeIndex]
         kind = fb.TFL_OP_CODE_TO_NAME.get(max(code.builtinCode, code.deprecatedBuiltinCode))
         ops.append(Operation(i, getattr(kind, "value", f"op {code.builtinCode}"), fb.get_op_scope(op, graph.tensors),
-                             tuple(sorted({producer[t] for t in op.inputs if t in producer})),
-                             tuple(fb.get_tensor_name(graph.tensors[t]) for t in op.outputs)))
+                             tuple(sorted({producer[t] for t in op.inputs if t in producer})), names(op.outputs),
+                             names(t for t in op.inputs if t in producer or t in graph.inputs)))
     return ops
 
 
@@ -99,23 +104,19 @@ def rank(float_model: bytes, plain: bytes, ops: list[Operation], inputs: np.ndar
     """`ops` with the quantizer's per-tensor error of `plain` against `float_model` on `inputs` (float32,
     as the float model's input takes them)."""
     from ai_edge_quantizer import model_validator
-    from ai_edge_quantizer.utils import tfl_flatbuffer_utils as fb
     from ai_edge_quantizer.utils.validation_utils import ValidationErrorMetric
 
+    name, _ = signature_input(float_model)
     with quantizer_errors(), quiet_stderr():
         result = model_validator.compare_model(
-            float_model, plain, {"serving_default": [{input_name(float_model): x[None]} for x in inputs]},
+            float_model, plain, {"serving_default": [{name: x[None]} for x in inputs]},
             [ValidationErrorMetric.COSINE_SIMILARITY], num_threads=2)
     cosine = {tensor: metrics["cosine_similarity"] for tensor, metrics in result.get_all_tensor_results().items()}
-    graph = fb.read_model(float_model).subgraphs[0]
-    activations = {t for op in graph.operators for t in op.outputs} | set(graph.inputs)  # weights aside
 
     def error(tensors) -> float:
-        names = (fb.get_tensor_name(graph.tensors[t]) for t in tensors if t in activations)
-        return max((1.0 - cosine[n] for n in names if n in cosine), default=0.0)
+        return max((1.0 - cosine[n] for n in tensors if n in cosine), default=0.0)
 
-    return [replace(op, error=error(flat.outputs), added=max(0.0, error(flat.outputs) - error(flat.inputs)))
-            for op, flat in zip(ops, graph.operators)]
+    return [replace(op, error=error(op.outputs), added=max(0.0, error(op.outputs) - error(op.inputs))) for op in ops]
 
 
 def scores_of(model: bytes, images: np.ndarray, input_range) -> np.ndarray:
