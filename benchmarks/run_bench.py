@@ -3,7 +3,7 @@ bare `invoke()` loop of the same model with the same threads, in the same run, o
 where the reader's time goes; capture-to-result latency for a source paced like a camera; and whether
 the fast frame path (`--decode fast`) predicts what a full decode does.
 
-    python benchmarks/run_bench.py                       # MobileNetV2 int8 @ 224 and the demo model @ 96
+    python benchmarks/run_bench.py                       # MobileNetV2 int8 @ 224 and the demo model @ 48
     python benchmarks/run_bench.py --models mobilenetv2 --sources 640x480 --threads 2 --rounds 1
 
 Sources, each a video file `edge run` reads as fast as it can: MJPG at the model's input size, 640x480
@@ -43,7 +43,7 @@ from edge.interpreter import input_detail, make_interpreter  # noqa: E402
 from edge.preprocess import jpeg_scale, pixels_to_input, resize, shrink, to_rgb  # noqa: E402
 from edge.version import cpu_name  # noqa: E402
 
-SIZES = {"mobilenetv2": 224, "xception": 299, "demo": 96}
+SIZES = {"mobilenetv2": 224, "xception": 299, "demo": 48}
 SOURCES = {"input": ("MJPG", None), "640x480": ("MJPG", (640, 480)), "1280x720": ("MJPG", (1280, 720)),
            "640x480-raw": ("I420", (640, 480))}
 

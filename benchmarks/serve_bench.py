@@ -52,9 +52,9 @@ def summary() -> dict:
             "options": {"top_k": 3, "threshold": None, "smooth": 1, "realtime": False}}
 
 
-def report_texts(name: str):
-    """Report JSON texts of one device, each with a new id and seq, made cheaply: the clients share the
-    server's cores, and the time they take is not the server's."""
+def report_texts(name: str, start: float = 1.8e9):
+    """Report JSON texts of one device, each with a new id and seq, windows of a second from `start`, made
+    cheaply: the clients share the server's cores, and the time they take is not the server's."""
     sha, run_id = hashlib.sha256(name.encode()).hexdigest(), uuid.uuid4().hex
     template = json.dumps(make_report(summary(), name, run_id, 0, sha, 1.8e9, 1.8e9 + 1))
     template = template.replace('"seq": 0', '"seq": SEQ').replace('"start": 1800000000.0', '"start": START')
@@ -63,7 +63,7 @@ def report_texts(name: str):
     seq = 0
     while True:
         yield (template.replace(first_id, new_id()).replace("SEQ", str(seq))
-               .replace("START", str(1.8e9 + seq)).replace("END", str(1.8e9 + seq + 1)))
+               .replace("START", str(start + seq)).replace("END", str(start + seq + 1)))
         seq += 1
 
 

@@ -2,10 +2,11 @@
 from edge.converter.tfkeras import keras, tf
 
 
-def augmenter(seed: int = 0):
-    """Flips, small rotations, zoom, shifts, brightness/contrast, cutout."""
+def augmenter(seed: int = 0, flip: bool = True):
+    """Flips (unless not `flip`: a mirrored digit, letter or arrow is another class, or none), small rotations,
+    zoom, shifts, brightness/contrast, cutout."""
     return keras.Sequential([
-        keras.layers.RandomFlip("horizontal", seed=seed),
+        *([keras.layers.RandomFlip("horizontal", seed=seed)] if flip else []),
         keras.layers.RandomRotation(0.05, fill_mode="reflect", seed=seed),
         keras.layers.RandomZoom(0.1, fill_mode="reflect", seed=seed),
         keras.layers.RandomTranslation(0.1, 0.1, fill_mode="reflect", seed=seed),

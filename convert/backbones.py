@@ -20,19 +20,18 @@ class Backbone:
     min_size: int  # smallest input Keras accepts for it
     params_m: float  # published parameter count in millions, with the ImageNet classifier
     preprocessing: str  # "caffe" | "tf" | "torch" (added in front), or "built-in" (inside the application)
-    fine_tune_layers: int  # default count of top layers unfrozen in fine-tuning: about the last block
     alpha: bool = False  # takes a width multiplier
 
 
 BACKBONES = {b.name: b for b in (
-    Backbone("vgg16", "VGG16", 224, 32, 138.4, "caffe", 4),
-    Backbone("resnet50", "ResNet50", 224, 32, 25.6, "caffe", 33),
-    Backbone("inceptionv3", "InceptionV3", 299, 75, 23.9, "tf", 62),
-    Backbone("xception", "Xception", 299, 71, 22.9, "tf", 16),
-    Backbone("mobilenetv2", "MobileNetV2", 224, 32, 3.5, "tf", 54, alpha=True),
-    Backbone("mobilenetv3small", "MobileNetV3Small", 224, 32, 2.5, "built-in", 30, alpha=True),
-    Backbone("mobilenetv3large", "MobileNetV3Large", 224, 32, 5.4, "built-in", 40, alpha=True),
-    Backbone("efficientnetb0", "EfficientNetB0", 224, 32, 5.3, "built-in", 20),
+    Backbone("vgg16", "VGG16", 224, 32, 138.4, "caffe"),
+    Backbone("resnet50", "ResNet50", 224, 32, 25.6, "caffe"),
+    Backbone("inceptionv3", "InceptionV3", 299, 75, 23.9, "tf"),
+    Backbone("xception", "Xception", 299, 71, 22.9, "tf"),
+    Backbone("mobilenetv2", "MobileNetV2", 224, 32, 3.5, "tf", alpha=True),
+    Backbone("mobilenetv3small", "MobileNetV3Small", 224, 32, 2.5, "built-in", alpha=True),
+    Backbone("mobilenetv3large", "MobileNetV3Large", 224, 32, 5.4, "built-in", alpha=True),
+    Backbone("efficientnetb0", "EfficientNetB0", 224, 32, 5.3, "built-in"),
 )}
 
 
@@ -82,7 +81,7 @@ def _application(spec: Backbone, x, input_size: int, weights: str, alpha: float)
         url = re.search(r"URL fetch failure on (\S+): ", str(e))
         if url:
             name = url.group(1).rsplit("/", 1)[-1]
-            folder = Path(os.environ.get("KERAS_HOME", Path.home() / ".keras")) / "models"
+            folder = keras_cache()
             raise EdgeError(f"ImageNet weights for {spec.name} are not cached and cannot be downloaded: "
                             f"put {name} (from {url.group(1)}) in {folder}/, or use --weights none or "
                             "--weights PATH") from None
@@ -91,6 +90,13 @@ def _application(spec: Backbone, x, input_size: int, weights: str, alpha: float)
         if isinstance(e, (ValueError, OSError)):
             raise EdgeError(f"cannot build {spec.name} with weights {weights!r}: {str(e).splitlines()[0]}") from None
         raise
+
+
+def keras_cache() -> Path:
+    """Where tf_keras looks for downloaded weights: ~/.keras/models (KERAS_HOME is Keras 3's, not tf_keras'), or
+    /tmp/.keras/models when ~/.keras exists but cannot be written to."""
+    home = Path.home() / ".keras"
+    return (home if not home.exists() or os.access(home, os.W_OK) else Path("/tmp/.keras")) / "models"
 
 
 TOPS = ("predictions", "logits", "fc1000", "probs")  # the names Keras gives a classification top's layer

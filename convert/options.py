@@ -24,11 +24,12 @@ class ConvertOptions:
     alpha: float = 1.0
     epochs: int = 5  # head on the frozen backbone (or everything, with weights none)
     fine_tune_epochs: int = 5
-    fine_tune_layers: int | None = None  # None: the backbone's default
+    fine_tune_layers: int | str = "auto"  # top backbone layers to unfreeze; auto: from the data (edge.converter.finetune)
     lr: float = 1e-3
-    fine_tune_lr: float | None = None  # None: lr / 10
+    fine_tune_lr: float | None = None  # None: from the data with auto layers, else lr / 10
     batch_size: int = 32
     augment: bool = True
+    flip: bool = True  # mirror images while augmenting: not for digits, text, signs
     prune: float | None = None  # target sparsity
     quantize: str | None = None  # None: the --device profile's, else int8
     io_type: str | None = None  # None: uint8 for int8, float32 otherwise
@@ -69,7 +70,7 @@ class ConvertOptions:
         _check(self.batch_size >= 1, f"--batch-size {self.batch_size} must be at least 1")
         _check(self.lr > 0 and math.isfinite(self.lr), f"--lr {self.lr} must be a positive number (e.g. 0.001)")
         _check(self.fine_tune_lr is None or self.fine_tune_lr > 0, "--fine-tune-lr must be a positive number")
-        _check(self.fine_tune_layers is None or self.fine_tune_layers >= 0, "--fine-tune-layers cannot be negative")
+        layers = fine_tune_layers(self.fine_tune_layers)
         _check(self.prune is None or 0 < self.prune < 1, f"--prune {self.prune} must be a sparsity between 0 and 1 (e.g. 0.5)")
         pruning_epochs = self.fine_tune_epochs if weights != "none" else self.epochs + self.fine_tune_epochs
         _check(self.prune is None or pruning_epochs > 0, "--prune needs --fine-tune-epochs above 0: it prunes while fine-tuning")
@@ -82,8 +83,25 @@ class ConvertOptions:
             "out": Path(self.out) if self.out is not None else None,
             "val": Path(self.val) if self.val is not None else None, "weights": weights, "input_size": size,
             "quantize": quant.name, "io_type": io_type, "fallback": check_fallback(self.fallback), "device": profile.name if profile else None,
-            "fine_tune_layers": spec.fine_tune_layers if self.fine_tune_layers is None else self.fine_tune_layers,
-            "fine_tune_lr": self.fine_tune_lr or self.lr / 10})
+            "fine_tune_layers": layers})
+
+    @property
+    def tuning_lr(self) -> float:
+        """The learning rate of phases after the first that no rule chooses for (QAT, pruning, given layers)."""
+        return self.fine_tune_lr or self.lr / 10
+
+
+def fine_tune_layers(value) -> int | str:
+    """"auto", or a count of layers (the CLI gives it as text)."""
+    if str(value).strip().lower() == "auto":
+        return "auto"
+    try:
+        layers = int(value)
+    except (TypeError, ValueError):
+        layers = -1
+    _check(layers >= 0, f"--fine-tune-layers {value}: give auto (chosen from the data) or a count of top "
+                        "backbone layers to unfreeze (e.g. 30)")
+    return layers
 
 
 def _check(ok: bool, message: str) -> None:

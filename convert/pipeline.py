@@ -3,6 +3,7 @@
 The exported file is checked with the same interpreter code the device runs, on the validation split,
 and those numbers go into the manifest beside the Keras model's.
 """
+import hashlib
 import time
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
@@ -23,10 +24,11 @@ from edge.converter.quantize import (
     tool,
 )
 from edge.converter.selective import Search, holds, keep_budget, latency_cost, off_edgetpu, record
-from edge.devices.profiles import EDGETPU_CACHE_MIB, EDGETPU_SRAM_MB, get_profile
+from edge.devices.profiles import EDGETPU_CACHE_MIB, EDGETPU_SRAM_MB, IMX500_CONVERTER, IMX500_MEMORY_MB, get_profile
 from edge.errors import EdgeError
 from edge.eval.baseline import against_guessing
 from edge.eval.evaluate import WARMUP, classify_all
+from edge.eval.fingerprint import fingerprint
 from edge.eval.latency import latency_stats
 from edge.eval.metrics import accuracy, confusion_matrix, macro_f1
 from edge.interpreter import io_facts, make_interpreter, op_precisions
@@ -45,6 +47,10 @@ def convert(options: ConvertOptions, log: Log | None = None) -> dict:
     started = time.perf_counter()
 
     profile = get_profile(opts.device) if opts.device else None
+    if profile and profile.compiler == IMX500_CONVERTER:  # before the training, not after it
+        from edge.devices.imx500 import check_ready
+
+        check_ready(opts.qat)
     split = read_images(opts, log)
     model, training = fit(opts, split, log)
     warnings = [w for w in [sram_warning(model.count_params(), profile)] if w]
@@ -53,7 +59,7 @@ def convert(options: ConvertOptions, log: Log | None = None) -> dict:
     exported = export(model, split, opts.quantize, opts.io_type, opts, log)
     tflite, search = exported.model, exported.search
     interpreter = make_interpreter(tflite)
-    metrics = check(interpreter, exported.keras_scores, split, opts.max_drop, log)
+    metrics, tflite_scores = check(interpreter, exported.keras_scores, split, opts.max_drop, log)
     if metrics["baseline"]["weak"] and not opts.allow_weak:
         raise EdgeError(f"{weak_model(metrics, split.classes)}; nothing written: use pretrained weights (--weights "
                         "imagenet), more images a class, or more --epochs; --allow-weak writes it anyway")
@@ -68,6 +74,10 @@ def convert(options: ConvertOptions, log: Log | None = None) -> dict:
     if metrics["baseline"]["weak"]:
         warnings.append(f"{weak_model(metrics, split.classes)} (written because of --allow-weak)")
     edgetpu, compiled = compile_for(profile, tflite, opts.out, log)
+    imx500, sensor_files = for_sensor(profile, model, split, exported.keras_scores, opts, log)
+    if imx500:
+        metrics["imx500"] = imx500.pop("metrics")
+        warnings += imx500["warnings"]
 
     sparsity = None
     if opts.prune:
@@ -91,7 +101,9 @@ def convert(options: ConvertOptions, log: Log | None = None) -> dict:
         "sparsity": sparsity,
         "device": profile.name if profile else None,
         "edgetpu": edgetpu or None,
+        "imx500": imx500 or None,
         "metrics": metrics,
+        "fingerprint": fingerprint(tflite_scores, split.classes, hashlib.sha256(tflite).hexdigest()),  # for drift
         "warnings": warnings,
         "training": {
             "options": settings(opts),
@@ -102,12 +114,17 @@ def convert(options: ConvertOptions, log: Log | None = None) -> dict:
             "host": about["host"],
         },
     }
-    bundle = write_bundle(opts.out, tflite, manifest, edgetpu=compiled)
+    bundle = write_bundle(opts.out, tflite, manifest, edgetpu=compiled, files=sensor_files)
     return {"bundle": str(bundle.path), **bundle.manifest}
 
 
 def sram_warning(parameters: int, profile) -> str | None:
-    """Full-int8 weights take about a byte a parameter; the Edge TPU caches about 7 MiB of them on the chip."""
+    """Full-int8 weights take about a byte a parameter; the Edge TPU caches about 7 MiB of them on the chip, and
+    the AI Camera's sensor must hold them all beside its activations in 8 MB."""
+    if profile and profile.compiler == IMX500_CONVERTER and parameters > (IMX500_MEMORY_MB - 1) * 2**20:
+        return (f"about {parameters / 2**20:.0f} MB of int8 weights: the AI Camera's sensor holds the whole network, "
+                f"activations too, in {IMX500_MEMORY_MB} MB, so this one cannot run there (imxconv-tf will say so); "
+                "smaller backbones: mobilenetv2, mobilenetv3small, mobilenetv3large, efficientnetb0")
     if not profile or profile.delegate != "edgetpu" or parameters <= EDGETPU_CACHE_MIB * 2**20:
         return None
     return (f"about {parameters / 2**20:.0f} MB of int8 weights: more than fit in the Edge TPU's {EDGETPU_SRAM_MB} MB "
@@ -118,7 +135,7 @@ def sram_warning(parameters: int, profile) -> str | None:
 def compile_for(profile, tflite: bytes, out: Path, log: Log) -> tuple[dict, bytes | None]:
     """Run the device's compiler if it needs one: (the manifest's record, the compiled model or None).
     Without the compiler the bundle is still written, with how to compile it later."""
-    if not profile or not profile.compiler:
+    if not profile or profile.delegate != "edgetpu":
         return {}, None
     from edge.devices.edgetpu import compile_record
 
@@ -128,6 +145,30 @@ def compile_for(profile, tflite: bytes, out: Path, log: Log) -> tuple[dict, byte
     except EdgeError as e:
         return {"compiled": False, "warnings": [f"not compiled for the Edge TPU: {e} Then: edge devices compile "
                                                 f"{out}"]}, None
+
+
+def for_sensor(profile, model, split: Split, keras_scores, opts: ConvertOptions, log: Log) -> tuple[dict, dict]:
+    """For the AI Camera: the network quantized by MCT and converted by imxconv-tf in the imx500 toolchain, its
+    simulated accuracy on the validation images held to --max-drop like the file's. (The manifest's "imx500"
+    record, with its "metrics"; the files for the bundle.)"""
+    if not profile or profile.compiler != IMX500_CONVERTER:
+        return {}, {}
+    from edge.devices.imx500 import convert as convert_for_imx500
+    from edge.devices.imx500 import sensor_metrics
+
+    log(f"converting for {profile.name} in the imx500 toolchain")
+    calibration = calibration_images(split.train_x, opts.calibration_images, opts.seed)  # the TFLite export's
+    converted = convert_for_imx500(model, calibration, split.val_x, keras_scores, log)
+    metrics = sensor_metrics(compare(split.val_y, keras_scores, converted.scores, len(split.classes), opts.max_drop))
+    log(f"on the sensor (MCT, simulated): accuracy {metrics['accuracy']:.4f}, {metrics['drop']:+.4f} below Keras")
+    if metrics["drop_exceeded"]:
+        below = (f"the sensor's accuracy (MCT-quantized, simulated) {metrics['accuracy']:.4f} is {metrics['drop']:.4f} "
+                 f"below the Keras model's, more than --max-drop {opts.max_drop}")
+        if not opts.accept_drop:
+            raise EdgeError(f"{below}; nothing written: give more --calibration-images, raise --max-drop, or "
+                            "--accept-drop to write it anyway")
+        converted.record["warnings"].append(f"{below} (written because of --accept-drop)")
+    return {**converted.record, "metrics": metrics}, converted.files
 
 
 def read_images(opts: ConvertOptions, log: Log) -> Split:
@@ -187,16 +228,16 @@ def export(model, split: Split, quantize: str, io_type: str, opts: ConvertOption
     return Exported(search.model, keras_scores, len(calibration), float_model, search)
 
 
-def check(interpreter, keras_scores: np.ndarray, split: Split, max_drop: float, log: Log) -> dict:
+def check(interpreter, keras_scores: np.ndarray, split: Split, max_drop: float, log: Log) -> tuple[dict, np.ndarray]:
     """Run the exported file (loaded in the interpreter the device uses) on the validation images: its
-    accuracy against the Keras model's, and its latency on this host."""
+    accuracy against the Keras model's, and its latency on this host; and its scores."""
     log("checking the exported model on the validation images")
     times = []
     rows = classify_all(interpreter, ((x, None) for x in split.val_x), warmup=WARMUP, times=times)
     tflite_scores = np.stack([scores for scores, _ in rows])
     metrics = compare(split.val_y, keras_scores, tflite_scores, len(split.classes), max_drop)
     metrics["host_latency_ms"] = latency_stats(times, WARMUP)
-    return metrics
+    return metrics, tflite_scores
 
 
 REFERENCES = {"keras": "the Keras model's", "float32": "the float model's"}  # what a file's accuracy is held to

@@ -31,7 +31,7 @@ from edge.converter.selective import (
     record,
     scores_of,
 )
-from edge.devices.profiles import check_model, get_profile
+from edge.devices.profiles import IMX500_CONVERTER, check_model, get_profile
 from edge.errors import EdgeError, choose, whole
 from edge.folders import DATA_REQUIRED, scan
 from edge.images import is_image_file
@@ -70,6 +70,9 @@ class QuantizeOptions:
         io_type = choose("--io-type", self.io_type or (profile.io_type if profile else "uint8"), IO_TYPES)
         if profile:
             check_model(profile, "int8", io_type, f"--device {profile.name}", "leave out --io-type")
+        if profile and profile.compiler == IMX500_CONVERTER:  # Sony's converter takes Keras models only
+            raise EdgeError(f"edge quantize makes TFLite files, and the AI Camera's converter takes a Keras model: "
+                            f"edge convert ... --device {profile.name}")
         if self.calibration is not None and not Path(self.calibration).is_dir():
             raise EdgeError(f"--calibration {self.calibration} is not a folder: give a folder of images")
         if not whole(self.calibration_images, MIN_CALIBRATION_IMAGES):

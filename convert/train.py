@@ -3,14 +3,20 @@ layers at a lower learning rate with BatchNorm kept in inference mode. With noth
 (`--weights none`) the whole network trains from the first epoch instead."""
 import math
 import time
+from dataclasses import asdict, replace
 
 import numpy as np
 
 from edge.converter import prune as pruning
 from edge.converter.augment import augmenter
+from edge.converter.finetune import FineTuning, choose_fine_tuning
 from edge.converter.tfkeras import keras, tf
 
 PATIENCE = 3  # epochs without a better validation loss before early stopping
+# A phase on a pretrained backbone takes at least so many optimizer steps, and waits at least so many for a better
+# validation loss: 5 epochs of 64 images in batches of 32 are 10 steps, and a head trained 10 steps from its random
+# start is no better than guessing.
+MIN_STEPS, PATIENCE_STEPS = 100, 20
 SHORT_BN_MOMENTUM = 0.9  # 0.999 left BN statistics unconverged after ~190 steps: validation at chance
 
 
@@ -39,21 +45,37 @@ def train(clf, split, opts, log=None) -> tuple[object, dict]:
     set_trainable(clf.backbone_layers, 0)
     if opts.epochs:
         if opts.augment:
-            _, phase = fit.full("head", clf.model, opts.epochs, opts.lr)
+            _, phase = fit.full("head", clf.model, opts.epochs, opts.lr, enough_steps=True)
         else:
             phase = fit.head_on_features(clf, opts.epochs, opts.lr)
         report["phases"].append(phase)
     model = clf.model
     if opts.fine_tune_epochs:
+        probe = report["phases"][0]["val_accuracy"] if opts.epochs else None
+        tuning = fine_tuning(opts, int(np.bincount(split.train_y).min()), probe, len(clf.backbone_layers))
+        report["fine_tuning"] = asdict(tuning)
+        if log:
+            log(f"fine-tuning {tuning.layers} of {tuning.of} backbone layers at lr {tuning.lr:g}: {tuning.why}")
+        if tuning.layers:
+            unfrozen = set_trainable(clf.backbone_layers, tuning.layers, batchnorm=bool(opts.prune))
+            if opts.prune:
+                shorten_batchnorm_memory(clf.model)
+            model, phase = fit.full("fine-tune", clf.model, opts.fine_tune_epochs, tuning.lr, opts.prune,
+                                    enough_steps=True)
+            report["phases"].append({**phase, "unfrozen_layers": unfrozen})
+    return model, report
+
+
+def fine_tuning(opts, images_per_class: int, probe: float | None, n_layers: int) -> FineTuning:
+    """What the fine-tuning phase unfreezes, at what learning rate: as given, or chosen from the data."""
+    if opts.prune:
         # Pruned weights must be retrained to recover, so pruning unfreezes the whole backbone, and
         # BatchNorm too: frozen statistics describe the unpruned weights (accuracy fell to chance).
-        top = len(clf.backbone_layers) if opts.prune else opts.fine_tune_layers
-        unfrozen = set_trainable(clf.backbone_layers, top, batchnorm=bool(opts.prune))
-        if opts.prune:
-            shorten_batchnorm_memory(clf.model)
-        model, phase = fit.full("fine-tune", clf.model, opts.fine_tune_epochs, opts.fine_tune_lr, opts.prune)
-        report["phases"].append({**phase, "unfrozen_layers": unfrozen})
-    return model, report
+        return FineTuning(n_layers, n_layers, opts.tuning_lr, "pruning retrains every layer")
+    if opts.fine_tune_layers == "auto":
+        chosen = choose_fine_tuning(images_per_class, probe, n_layers, opts.lr)
+        return replace(chosen, lr=opts.fine_tune_lr or chosen.lr)
+    return FineTuning(min(opts.fine_tune_layers, n_layers), n_layers, opts.tuning_lr, "--fine-tune-layers as given")
 
 
 def shorten_batchnorm_memory(model) -> None:
@@ -88,14 +110,20 @@ class Fitter:
             ds = ds.shuffle(len(x), seed=self.opts.seed, reshuffle_each_iteration=True)
         ds = ds.batch(self.opts.batch_size).map(lambda a, b: (tf.cast(a, tf.float32), b))
         if training and self.opts.augment and x.ndim == 4:
-            augment = augmenter(self.opts.seed)
+            augment = augmenter(self.opts.seed, self.opts.flip)
             ds = ds.map(lambda a, b: (augment(a, training=True), b), num_parallel_calls=tf.data.AUTOTUNE)
         return ds.prefetch(tf.data.AUTOTUNE)
 
-    def _fit(self, name, model, train_xy, val_xy, epochs, lr, extra_callbacks=(), start_from_epoch=0) -> dict:
+    def _fit(self, name, model, train_xy, val_xy, epochs, lr, extra_callbacks=(), start_from_epoch=0,
+             enough_steps=False) -> dict:
+        """One phase; with `enough_steps`, at least MIN_STEPS steps, however few the images."""
+        patience = PATIENCE
+        if enough_steps:
+            epochs = max(epochs, math.ceil(MIN_STEPS / self.steps))
+            patience = max(PATIENCE, math.ceil(PATIENCE_STEPS / self.steps))
         model.compile(optimizer=keras.optimizers.Adam(lr), loss="sparse_categorical_crossentropy",
                       metrics=["accuracy"])
-        stop = _EarlyStopping(monitor="val_loss", patience=PATIENCE, restore_best_weights=True,
+        stop = _EarlyStopping(monitor="val_loss", patience=patience, restore_best_weights=True,
                               start_from_epoch=start_from_epoch)
         start = time.perf_counter()
         history = model.fit(self._dataset(*train_xy, training=True), validation_data=self._dataset(*val_xy, False),
@@ -108,12 +136,12 @@ class Fitter:
                 "best_epoch": best + 1, "val_loss": float(h["val_loss"][best]),
                 "val_accuracy": float(h["val_accuracy"][best])}
 
-    def full(self, name, model, epochs, lr, sparsity=None, patient_until=0):
+    def full(self, name, model, epochs, lr, sparsity=None, patient_until=0, enough_steps=False):
         """Fit the whole model (trainable layers as set), pruning it on the way if asked."""
         s = self.split
         if not sparsity:
             return model, self._fit(name, model, (s.train_x, s.train_y), (s.val_x, s.val_y), epochs, lr,
-                                    start_from_epoch=patient_until)
+                                    start_from_epoch=patient_until, enough_steps=enough_steps)
         wrapped, callbacks, full_epoch = pruning.wrap(model, sparsity, self.steps, epochs)
         # Weights from before the schedule ends are not sparse enough: never stop or restore there.
         phase = self._fit(name, wrapped, (s.train_x, s.train_y), (s.val_x, s.val_y), epochs, lr, callbacks,
@@ -128,7 +156,8 @@ class Fitter:
         train_f = clf.features.predict(s.train_x.astype(np.float32), batch_size=self.opts.batch_size, verbose=0)
         val_f = clf.features.predict(s.val_x.astype(np.float32), batch_size=self.opts.batch_size, verbose=0)
         extract = time.perf_counter() - start
-        phase = self._fit("head (cached features)", clf.head, (train_f, s.train_y), (val_f, s.val_y), epochs, lr)
+        phase = self._fit("head (cached features)", clf.head, (train_f, s.train_y), (val_f, s.val_y), epochs, lr,
+                          enough_steps=True)
         # Recomputing would cost one extraction per epoch run; the head's own time is the same either way.
         estimate = phase["epochs"] * extract + phase["seconds"]
         phase["feature_cache"] = {"extract_seconds": round(extract, 2),
@@ -178,7 +207,7 @@ def prune_tune(model, split, opts, log=None) -> tuple[object, dict]:
     set_trainable(model.layers, len(model.layers), batchnorm=True)
     shorten_batchnorm_memory(model)
     fit = Fitter(split, opts, class_weights(split.train_y, len(split.classes)), log)
-    return fit.full("prune", model, max(1, opts.fine_tune_epochs), opts.fine_tune_lr, opts.prune)
+    return fit.full("prune", model, max(1, opts.fine_tune_epochs), opts.tuning_lr, opts.prune)
 
 
 def train_qat(model, split, opts, log=None) -> tuple[object, dict]:
@@ -188,5 +217,5 @@ def train_qat(model, split, opts, log=None) -> tuple[object, dict]:
 
     qat_model = quantization_aware(model, preserve_sparsity=bool(opts.prune))
     fit = Fitter(split, opts, class_weights(split.train_y, len(split.classes)), log)
-    _, phase = fit.full("qat", qat_model, max(1, opts.fine_tune_epochs), opts.fine_tune_lr)
+    _, phase = fit.full("qat", qat_model, max(1, opts.fine_tune_epochs), opts.tuning_lr)
     return qat_model, phase

@@ -80,7 +80,7 @@ def bench_variants(options: ConvertOptions, variants=DEFAULT_VARIANTS, threads: 
     for name, result in exported.items():
         tflite = result.model
         interpreter = make_interpreter(tflite, threads)
-        metrics = check(interpreter, result.keras_scores, split, opts.max_drop, log)
+        metrics, _ = check(interpreter, result.keras_scores, split, opts.max_drop, log)
         turns[name] = (interpreter, split.val_x[:PER_ROUND], (0.0, 255.0))
         rows[name] = {**row(name, tflite, metrics["tflite"]["accuracy"], metrics["tflite"]["macro_f1"],
                              metrics["agreement"], metrics["host_latency_ms"]),

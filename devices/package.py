@@ -14,7 +14,7 @@ from importlib.util import find_spec
 from pathlib import Path
 
 from edge.bundle import read_bundle
-from edge.devices.profiles import check_model, get_profile
+from edge.devices.profiles import IMX500_CONVERTER, check_model, get_profile
 from edge.errors import EdgeError
 from edge.files import check_writable, write_atomic
 from edge.layers import LAYERS, on_device
@@ -99,12 +99,18 @@ def _conf_value(value: str, option: str) -> str:
     return f'"{value}"' if re.search(r"\s", value) else value
 
 
-def package(bundle_path, device: str, out, source: str = "0", report_to: str = "", device_id: str = "",
+def package(bundle_path, device: str, out, source: str | None = None, report_to: str = "", device_id: str = "",
             token: str = "", args: str = "", log=None) -> dict:
-    """Write the package; returns what went into it."""
+    """Write the package; returns what went into it. `source`: what edge run reads [the AI Camera's sensor for
+    rpi-ai-camera, else camera 0]."""
     log = log or (lambda message: None)
     profile = get_profile(device)
     bundle = read_bundle(bundle_path)
+    sensor = profile.compiler == IMX500_CONVERTER
+    if sensor and bundle.imx500_path is None:
+        raise EdgeError(f"{bundle.path} has no network for the AI Camera's sensor (packerOut.zip): convert it with "
+                        f"edge convert ... --device {profile.name}")
+    source = source if source is not None else "imx500" if sensor else "0"
     out = check_writable(out, "--out", (".tar.gz", ".tgz"))
     if not report_to.startswith(("http://", "https://")):
         raise EdgeError("--report-to: give the edge serve host's URL, e.g. http://192.168.1.10:8765")
@@ -129,7 +135,8 @@ def package(bundle_path, device: str, out, source: str = "0", report_to: str = "
         "setup.sh": (_fill("setup.sh", {"WHEEL": wheel_name, "DEVICE": profile.name,
                                         "ARCH": profile.arch.replace(" or ", " "),
                                         "APT": " ".join(profile.apt), "GROUPS": " ".join(profile.groups),
-                                        "EDGETPU": "yes" if profile.delegate == "edgetpu" else "no"}), 0o755),
+                                        "EDGETPU": "yes" if profile.delegate == "edgetpu" else "no",
+                                        "IMX500": "yes" if sensor else "no"}), 0o755),
         "edge-run.service": (_fill("edge-run.service", {"GROUPS": " ".join(profile.groups)}), 0o644),
         "edge.conf": (_fill("edge.conf", {"SOURCE": _conf_value(source, "--source"),
                                           "REPORT_TO": _conf_value(report_to, "--report-to"),

@@ -12,6 +12,8 @@ CORAL = "coral.ai/docs/edgetpu/benchmarks (Table 1, C++ benchmark, model only)"
 PI_SSD = "published TFLite CPU benchmark of SSD MobileNetV2 300x300 (figure not re-checked by edge)"
 EDGETPU_SRAM_MB = 8  # on-chip memory; weights that do not fit stream from the host every inference
 EDGETPU_CACHE_MIB = 7  # what of it caches parameters: a full chip reports about 7 MiB used, a few bytes free
+IMX500_MEMORY_MB = 8  # the AI Camera's sensor holds the whole network, weights and activations, in this
+IMX500_CONVERTER = "imxconv-tf"  # Sony's, in the imx500 toolchain (edge.devices.toolchains)
 UNVERIFIED_RUNTIME = ("Not yet run on Edge TPU hardware by edge: Coral's libedgetpu1-std was built against an older "
                       "TFLite; if the delegate fails to load or prepare with ai-edge-litert, try tflite-runtime or a "
                       "libedgetpu build for your runtime, and compile with edgetpu_compiler -m 13 if it says "
@@ -91,6 +93,20 @@ PROFILES = {p.name: p for p in (
          Reference("ResNet-50 V1", 299, 56, "Dev Board Edge TPU", CORAL),
          Reference("VGG16", 224, 343, "Dev Board Edge TPU", CORAL),
          Reference("MobileNet v2", 224, 122, "Dev Board CPU only (Cortex-A53)", CORAL))),
+    Profile(
+        "rpi-ai-camera", "Raspberry Pi AI Camera (Sony IMX500) on a Raspberry Pi 4 or 5", "aarch64",
+        "Raspberry Pi OS 64-bit (Bookworm)", "3.11", "the IMX500 sensor, through picamera2 (Pi OS's python3-picamera2)",
+        None, "int8", "uint8", False, 4, IMX500_CONVERTER,
+        "The AI Camera on the CSI port: --source imx500 (picamera2's IMX500 helper loads the bundle's network.rpk "
+        "into the sensor, and each frame comes with the network's output).",
+        ("python3-venv", "python3-picamera2", "imx500-all", "imx500-tools"), ("video",),
+        f"The network runs on the image sensor: {IMX500_MEMORY_MB} MB hold its weights and activations. Converting "
+        "needs the imx500 toolchain on the host (edge devices toolchain install imx500: Sony's MCT and imxconv-tf, "
+        "Java 17); setup.sh makes network.rpk with imx500-package on the Pi. The bundle's model.tflite runs on the "
+        "Pi's CPU as before. Not yet run on an AI Camera by edge: the sensor's accuracy in the manifest is MCT's "
+        "simulation on the host. Published: TinyTracker (a 600 KB gaze model) runs in 0.86 ms on the IMX500, "
+        "19 ms end to end with the sensor's readout (Bonazzi et al. 2023, arXiv:2307.07813).",
+        ()),
     Profile(
         "linux-x86", "Any x86-64 Linux machine", "x86_64", "Debian/Ubuntu or similar", "3.10+", "ai-edge-litert",
         None, "int8", "uint8", False, None, None,

@@ -45,14 +45,22 @@ def demo(out="edge-demo", log=None) -> dict:
 
 
 def evaluate(model, data, labels=None, input_range=None, threads=None, top_k=None, batch=1, warmup=None,
-             delegate=None, log=None):
+             delegate=None, log=None, fingerprint=False):
     """Evaluate a bundle folder or .tflite file on image folders (one per class); returns an
-    `edge.eval.evaluate.Evaluation` whose `report` is what `edge eval --json` writes."""
+    `edge.eval.evaluate.Evaluation` whose `report` is what `edge eval --json` writes. With `fingerprint`, the
+    model's scores on these images (its validation images) become its fingerprint for drift (`edge run`): in the
+    bundle's edge.json, or beside a bare .tflite file as NAME.fingerprint.json (the report names the file)."""
+    from edge import drift
     from edge.eval.evaluate import WARMUP
     from edge.eval.evaluate import evaluate as run
 
-    return run(model, data, labels, input_range, threads, top_k, batch, WARMUP if warmup is None else warmup,
-               delegate, log)
+    if fingerprint:
+        drift.check_destination(model)
+    result = run(model, data, labels, input_range, threads, top_k, batch, WARMUP if warmup is None else warmup,
+                 delegate, log)
+    if fingerprint:
+        result.report["fingerprint"] = str(drift.save(model, result.model.labels, result.scores))
+    return result
 
 
 def bench(models=(), data=None, variants=None, labels=None, input_range=None, threads=None, rounds=None, log=None,
@@ -95,4 +103,20 @@ def run(model, source="0", log=None, report_to=None, token=None, device_id=None,
     return run_frames(model, source, RunOptions(**options), log, reporting)
 
 
-__all__ = ["Bundle", "EdgeError", "__version__", "bench", "convert", "demo", "evaluate", "read_bundle", "run"]
+def install_toolchain(name: str, log=None) -> dict:
+    """Build a device converter's own venv (`edge devices toolchain install NAME`; imx500: the AI Camera's, about
+    2.3 GB from the package index); nothing to do if it is installed. Returns its status, with the seconds taken."""
+    with host_only("edge devices toolchain"):
+        from edge.devices.toolchains import install
+    return install(name, log)
+
+
+def toolchains() -> list[dict]:
+    """Every toolchain's status: installed or not, where, its size and package versions."""
+    with host_only("edge devices toolchain"):
+        from edge.devices.toolchains import TOOLCHAINS, status
+    return [status(name) for name in TOOLCHAINS]
+
+
+__all__ = ["Bundle", "EdgeError", "__version__", "bench", "convert", "demo", "evaluate", "install_toolchain",
+           "read_bundle", "run", "toolchains"]

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edge.errors import EdgeError
-from edge.files import check_folder, write_file
+from edge.files import check_folder, write_atomic, write_file
 
 FORMAT_VERSION = 1
 MANIFEST = "edge.json"
@@ -39,6 +39,12 @@ class Bundle:
         compiled = (self.manifest.get("edgetpu") or {}).get("model")
         return self.path / compiled["file"] if compiled else None
 
+    @property
+    def imx500_path(self) -> Path | None:
+        """The network converted for the AI Camera's sensor (packerOut.zip), when the bundle has one."""
+        packer = (self.manifest.get("imx500") or {}).get("packer")
+        return self.path / packer["file"] if packer else None
+
 
 def model_facts(data: bytes, file: str = MODEL) -> dict:
     """File size, compressed size (what pruning shrinks) and sha256 of a model."""
@@ -54,9 +60,9 @@ def check_destination(out) -> Path:
     return out
 
 
-def write_bundle(out, model: bytes, manifest: dict, edgetpu: bytes | None = None) -> Bundle:
+def write_bundle(out, model: bytes, manifest: dict, edgetpu: bytes | None = None, files: dict | None = None) -> Bundle:
     """Write the bundle atomically: it appears whole at `out`, or not at all. `edgetpu`: the model
-    compiled for the Edge TPU, kept beside it.
+    compiled for the Edge TPU, kept beside it; `files`: more files by name (a device converter's output).
 
     Files go to a hidden sibling folder first and are renamed into place; an earlier bundle at `out`
     is replaced only once the new one is complete.
@@ -74,8 +80,10 @@ def write_bundle(out, model: bytes, manifest: dict, edgetpu: bytes | None = None
         write_file(tmp / MODEL, model)
         if edgetpu is not None:
             write_file(tmp / EDGETPU_MODEL, edgetpu)
+        for name, data in (files or {}).items():
+            write_file(tmp / name, data)
         write_file(tmp / LABELS, "".join(f"{label}\n" for label in manifest["labels"]).encode())
-        write_file(tmp / MANIFEST, (json.dumps(manifest, indent=2) + "\n").encode())
+        write_file(tmp / MANIFEST, _manifest_bytes(manifest))
         if out.exists():
             out.rename(old)
         tmp.rename(out)
@@ -86,6 +94,18 @@ def write_bundle(out, model: bytes, manifest: dict, edgetpu: bytes | None = None
         raise
     shutil.rmtree(old, ignore_errors=True)
     return Bundle(out, manifest)
+
+
+def update_manifest(bundle: Bundle, entries: dict) -> Bundle:
+    """Add or replace top-level entries of a (read and checked) bundle's edge.json, such as a fingerprint measured
+    after the conversion; edge.json is replaced whole, atomically."""
+    manifest = {**bundle.manifest, **entries}
+    write_atomic(bundle.path / MANIFEST, _manifest_bytes(manifest))
+    return Bundle(bundle.path, manifest)
+
+
+def _manifest_bytes(manifest: dict) -> bytes:
+    return (json.dumps(manifest, indent=2) + "\n").encode()
 
 
 def read_bundle(path) -> Bundle:
@@ -106,7 +126,9 @@ def read_bundle(path) -> Bundle:
     bundle = Bundle(path, manifest)
     _check_labels(bundle)
     compiled = (manifest.get("edgetpu") or {}).get("model")
-    for file, facts in ((bundle.model_path, manifest["model"]), (bundle.edgetpu_path, compiled)):
+    packer = (manifest.get("imx500") or {}).get("packer")
+    for file, facts in ((bundle.model_path, manifest["model"]), (bundle.edgetpu_path, compiled),
+                        (bundle.imx500_path, packer)):
         if file is None:
             continue
         try:

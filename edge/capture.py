@@ -66,7 +66,7 @@ class CameraMode:
 
 @dataclass(frozen=True)
 class Source:
-    kind: str  # camera | device | file | stream | folder | gstreamer
+    kind: str  # camera | device | file | stream | folder | gstreamer | imx500
     target: object  # camera index, or path / URL / pipeline text
     live: bool
     mode: CameraMode | None = None  # cameras only
@@ -83,6 +83,7 @@ class Frame:
     captured: float  # time.perf_counter() when read (before decoding)
     name: str = ""  # the file name, for folder sources
     prepared: object = None  # what `prepare(rgb)` returned, computed on the reader thread
+    inference_ms: float | None = None  # where the model ran before the frame came (the AI Camera's sensor)
 
 
 @dataclass
@@ -120,7 +121,7 @@ def parse_source(text, mode: CameraMode | None = None) -> Source:
     """Tell what `--source` names: 0 / /dev/video0 / a file / a URL / a folder / a GStreamer pipeline."""
     if not str(text).strip():  # else Path("") would read the current folder
         raise EdgeError("--source is empty: give a camera index (0), /dev/videoN, a video file, a stream URL, "
-                        "a folder of images or a GStreamer pipeline")
+                        "a folder of images, a GStreamer pipeline or imx500 (the AI Camera)")
     source = _parse_source(str(text).strip())
     if mode is None:
         return source
@@ -133,6 +134,8 @@ def parse_source(text, mode: CameraMode | None = None) -> Source:
 def _parse_source(text: str) -> Source:
     if re.fullmatch(r"\d+", text):
         return Source("camera", int(text), live=True)
+    if text == "imx500" or text.startswith("imx500:"):  # the AI Camera: imx500[:PATH to its network.rpk]
+        return Source("imx500", text.partition(":")[2] or None, live=True)
     if STREAM.match(text):
         return Source("stream", text, live=True)
     if "!" in text:  # "libcamerasrc ! video/x-raw,width=640 ! videoconvert ! appsink"

@@ -13,6 +13,7 @@ import click
 
 import edge
 from edge import render
+from edge.drift import MIN_FRAMES, THRESHOLDS
 from edge.errors import EdgeError
 from edge.eval.bench import ROUNDS
 from edge.eval.evaluate import WARMUP
@@ -57,12 +58,16 @@ TRAINING = options(
     click.option("--alpha", default=1.0, show_default=True, help="Width multiplier (MobileNets)."),
     click.option("--epochs", default=5, show_default=True, help="Epochs training the head on the frozen backbone."),
     click.option("--fine-tune-epochs", default=5, show_default=True, help="Epochs fine-tuning the top layers."),
-    click.option("--fine-tune-layers", type=int, help="Top backbone layers to unfreeze [backbone-specific]."),
+    click.option("--fine-tune-layers", default="auto", show_default=True, help="Top backbone layers to unfreeze, "
+                 "or auto: chosen from the images per class and a linear probe."),
     click.option("--lr", default=1e-3, show_default=True, help="Learning rate of the head phase."),
-    click.option("--fine-tune-lr", type=float, help="Learning rate of fine-tuning [--lr / 10]."),
+    click.option("--fine-tune-lr", type=float, help="Learning rate of fine-tuning [with auto "
+                 "layers: chosen with them; else --lr / 10]."),
     click.option("--batch-size", default=32, show_default=True),
     click.option("--augment/--no-augment", default=True, show_default=True, help="Flips, rotation, zoom, shifts, "
                  "brightness/contrast, cutout while training."),
+    click.option("--flip/--no-flip", default=True, show_default=True, help="Mirror images while augmenting; "
+                 "--no-flip for digits, text, signs: anything whose mirror image is another class or none."),
     click.option("--prune", type=float, help="Prune to this sparsity (0-1) while fine-tuning."),
 )
 MODEL_FILE = options(
@@ -175,6 +180,9 @@ def demo(out, json_to):
 @JSON
 @click.option("--plot", type=click.Path(path_type=Path), help="Write the confusion matrices and latency histogram "
               "to this .png/.svg/.pdf.")
+@click.option("--fingerprint", is_flag=True, help="Keep the model's scores on --data (its validation images) as its "
+              "fingerprint, which edge run watches drift against: in the bundle's edge.json, or in "
+              "NAME.fingerprint.json beside a bare .tflite.")
 def eval_command(model, data, json_to, plot, **options):
     """Accuracy, precision, recall, F1, confusion matrix, top-k and latency of a bundle or a .tflite file."""
     from edge.eval.plots import check_plot_path, save_plot
@@ -216,8 +224,8 @@ def bench(ctx, models, data, variants, labels, input_range, threads, rounds, out
 @cli.command("run")
 @click.argument("model", type=click.Path(path_type=Path))
 @click.option("--source", default="0", show_default=True, envvar="EDGE_SOURCE", help="Camera index, /dev/videoN, "
-              "video file, stream URL (rtsp://, http://), folder of images, or GStreamer pipeline [$EDGE_SOURCE: a URL "
-              "with a password stays out of ps].")
+              "video file, stream URL (rtsp://, http://), folder of images, GStreamer pipeline, or imx500 (the AI "
+              "Camera's sensor runs the bundle's network.rpk) [$EDGE_SOURCE: a URL with a password stays out of ps].")
 @click.option("--camera-mode", help="Ask the camera for WIDTHxHEIGHT[@FPS][/FOURCC], e.g. 1280x720@30/MJPG "
               "(USB cameras: MJPG reaches higher rates than the default YUYV).")
 @MODEL_FILE
@@ -245,6 +253,11 @@ def bench(ctx, models, data, variants, labels, input_range, threads, rounds, out
 @click.option("--report-every", default=10.0, show_default=True, help="Seconds each report covers.")
 @click.option("--outbox", default=str(DEFAULT_OUTBOX), show_default=True, type=click.Path(path_type=Path),
               help="Where reports wait until the host has them.")
+@click.option("--drift-thresholds", default=f"{THRESHOLDS[0]},{THRESHOLDS[1]}", show_default=True,
+              help="WATCH,DRIFT: the population stability index against the model's fingerprint from which a window "
+              "is at watch, and at drift.")
+@click.option("--drift-min-frames", default=MIN_FRAMES, show_default=True, help="Fewer frames in a window: too few "
+              "to judge drift.")
 def run_command(model, json_to, **options):
     """Classify camera frames on the device, and evaluate live against ground truth."""
     json_destination(json_to)
@@ -312,6 +325,28 @@ def devices_compile(bundle):
         click.echo(f"warning: {warning}", err=True)
 
 
+@devices_group.group("toolchain")
+def toolchain_group():
+    """Converters that need an environment of their own: imx500 (the AI Camera's, Sony's MCT and imxconv-tf)."""
+
+
+@toolchain_group.command("install")
+@click.argument("name")
+@JSON
+def toolchain_install(name, json_to):
+    """Build toolchain NAME's own venv from the package index (imx500: about 2.3 GB); nothing if installed."""
+    json_destination(json_to)
+    emit(edge.install_toolchain(name, log=Log()), json_to, render.toolchain_text)
+
+
+@toolchain_group.command("list")
+@JSON
+def toolchain_list(json_to):
+    """The toolchains: installed or not, where, how big."""
+    json_destination(json_to)
+    emit(edge.toolchains(), json_to, lambda result: "\n".join(render.toolchain_text(t) for t in result))
+
+
 @cli.command("package")
 @click.argument("bundle", type=click.Path(path_type=Path))
 @click.option("--device", required=True, help="Device profile (edge devices list).")
@@ -320,7 +355,7 @@ def devices_compile(bundle):
 @click.option("--device-id", required=True, help="The device's name (edge token create NAME on the host).")
 @click.option("--token", default="", help="The device's token (one per device: edge token create) [or later in "
               "/etc/edge/edge.conf].")
-@click.option("--source", default="0", show_default=True, help="The camera or stream edge run reads.")
+@click.option("--source", help="The camera or stream edge run reads [imx500 for rpi-ai-camera, else 0].")
 @click.option("--args", "extra", default="", help="More edge run options, e.g. '--truth mug --smooth 5'.")
 def package_command(bundle, device, out, report_to, device_id, token, source, extra):
     """One .tar.gz that sets a device up: bundle, device install, setup script, systemd unit, config."""

@@ -27,10 +27,24 @@ def run_text(s: dict) -> str:
                      f"dropped {r['dropped']}, refused {r['rejected']}"
                      + (f"; {r['empty_windows']} windows without frames not sent" if r.get("empty_windows") else "")
                      + (f"; last error: {r['last_error']}" if r["last_error"] else ""))
+    if s.get("drift"):
+        lines.append(drift_line(s["drift"]))
     if s["evaluated"]:
         lines += ["", metrics_text(s)]
     lines += [f"note       {note}" for note in s["notes"]]
     return "\n".join(lines)
+
+
+def drift_line(d: dict) -> str:
+    """A run's drift against the fingerprint: the level, each PSI, and the report windows by level."""
+    p, (watch, drift) = d["psi"], d["thresholds"]
+    level = (f"too few frames to judge ({d['frames']:,} of {d['min_frames']:,})" if d["level"] == "too few"
+             else f"{d['level']} on {d['frames']:,} frames")
+    windows = d.get("windows")
+    by_level = ", ".join(f"{n} {name}" for name, n in windows.items()) if windows else ""
+    return (f"drift      {level}: PSI top-1 {p['top1']:.3f}, margin {p['margin']:.3f}, entropy {p['entropy']:.3f}, "
+            f"classes {p['classes']:.3f} (watch {watch:g}, drift {drift:g})"
+            + (f"; report windows: {by_level}" if by_level else ""))
 
 
 def bench_text(result: dict) -> str:
@@ -96,15 +110,17 @@ def eval_text(r: dict) -> str:
         shown = "; ".join(f"{f['path']} ({f['why']})" for f in skipped["files"][:3])
         more = f" and {skipped['count'] - 3} more" if skipped["count"] > 3 else ""
         lines.append(f"skipped    {skipped['count']} file(s): {shown}{more}")
+    if r.get("fingerprint"):
+        lines.append(f"fingerprint of the scores on these {r['n']} images written to {r['fingerprint']} "
+                     "(edge run watches drift against it)")
     lines += [f"note       {note}" for note in r["notes"]]
     return "\n".join(lines)
 
 
 def models_text(backbones) -> str:
     """`edge convert --list-models`: the backbones table."""
-    rows = [("name", "input", "params", "preprocessing", "fine-tune layers")]
-    rows += [(b.name, str(b.input_size), f"{b.params_m:.1f}M", b.preprocessing, str(b.fine_tune_layers))
-             for b in backbones]
+    rows = [("name", "input", "params", "preprocessing")]
+    rows += [(b.name, str(b.input_size), f"{b.params_m:.1f}M", b.preprocessing) for b in backbones]
     return table(rows)
 
 
@@ -144,9 +160,26 @@ def convert_text(s: dict) -> str:
         cache = phase.get("feature_cache")
         extra = f", cached features ~{cache['estimated_speedup']}x faster" if cache else ""
         lines.append(f"trained    {phase['phase']}: {phase['epochs']} epochs, {phase['seconds']} s{extra}")
+    tuning = s["training"].get("fine_tuning")
+    if tuning:
+        lines.append(f"fine-tuned {tuning['layers']} of {tuning['of']} backbone layers at lr {tuning['lr']:g}: "
+                     f"{tuning['why']}")
+    lines += sensor_lines(s)
     lines.append(f"time       {s['training']['seconds']} s")
     lines += [f"WARNING    {w}" for w in s["warnings"] + (s.get("edgetpu") or {}).get("warnings", [])]
     return "\n".join(lines)
+
+
+def sensor_lines(s: dict) -> list[str]:
+    """The AI Camera's network: its simulated accuracy and what it takes of the sensor's memory."""
+    sensor = s.get("imx500")
+    if not sensor:
+        return []
+    m, memory = s["metrics"]["imx500"], sensor["memory"] or {}
+    used = (f", {memory['used_bytes'] / 2**20:.2f} of {memory['chip_bytes'] / 2**20:.0f} MiB of the sensor's memory"
+            if memory.get("used_bytes") and memory.get("chip_bytes") else "")
+    return [f"imx500     {sensor['packer']['file']} {sensor['packer']['bytes']:,} bytes{used}; accuracy "
+            f"{m['accuracy']:.4f} (MCT-quantized, simulated), agreement with Keras {m['agreement']:.4f}"]
 
 
 def budget_lines(b: dict | None) -> list[str]:
@@ -225,6 +258,16 @@ def compile_text(bundle, record: dict) -> str:
     return (f"{bundle}: {summary['on_tpu']} of {summary['operations']} operations on the Edge TPU, "
             f"{(summary['on_chip_bytes'] or 0) / 2**20:.2f} MiB on-chip, "
             f"{(summary['off_chip_bytes'] or 0) / 2**20:.2f} MiB streamed")
+
+
+def toolchain_text(t: dict) -> str:
+    """`edge devices toolchain`: one toolchain, installed or how to install it."""
+    java = f"Java {t['java']}" if t["java"] else "no Java"
+    if not t["installed"]:
+        return f"{t['name']}: not installed ({t['title']}); {java} here. Install: {t['install']}"
+    took = f", installed in {t['seconds']:.0f} s" if t.get("seconds") else ""
+    packages = ", ".join(f"{name} {version}" for name, version in t["packages"].items())
+    return f"{t['name']}: {t['path']}, {t['bytes'] / 1e9:.2f} GB{took}; {packages}; {java}"
 
 
 def package_text(result: dict) -> str:

@@ -28,6 +28,8 @@ MAX_COUNT = 10**9
 MAX_INT = 2**53  # what a double (and so JavaScript, and most JSON readers) holds exactly
 MAX_DEPTH = 16  # nesting within a report
 MAX_SKIPPED = 20  # unreadable files named in one report (all are counted)
+DRIFT_LEVELS = ("ok", "watch", "drift", "too few")  # edge.drift: a window's scores against the model's fingerprint
+DRIFT_STATISTICS = ("top1", "margin", "entropy", "classes")
 
 
 def make_report(summary: dict, device_id: str, run_id: str, seq: int, model_sha256: str, start: float,
@@ -137,6 +139,26 @@ REQUIRED = {
 }
 
 
+def _drift(value) -> bool:
+    """edge.drift's block: the window's frames, a level, a PSI a statistic, the thresholds, the fewest frames
+    judged."""
+    if not isinstance(value, dict):
+        return False
+    psi, thresholds = value.get("psi"), value.get("thresholds")
+    return (_frames(value.get("frames")) and value.get("level") in DRIFT_LEVELS
+            and isinstance(psi, dict) and set(psi) == set(DRIFT_STATISTICS) and all(_number(v, 0) for v in psi.values())
+            and isinstance(thresholds, list) and len(thresholds) == 2 and all(_number(t, 0) for t in thresholds)
+            and thresholds[0] <= thresholds[1] and _count(value.get("min_frames"), MAX_COUNT))
+
+
+# key -> (check, what it must be) of keys a report may leave out
+OPTIONAL = {
+    "drift": (_drift, '{"frames": count, "level": one of ' + ", ".join(DRIFT_LEVELS) + ', "psi": {'
+              + ", ".join(f'"{name}": number >= 0' for name in DRIFT_STATISTICS)
+              + '}, "thresholds": [watch, drift], "min_frames": count}'),
+}
+
+
 # Required keys whose check above leaves only what JSON serves back as it came: the rest is walked.
 SERVABLE = {"format_version", "id", "device_id", "run_id", "seq", "model_sha256", "window", "frames", "evaluated",
             "dropped", "fps", "accuracy", "confusion"}
@@ -150,6 +172,9 @@ def check_report(report) -> str | None:
         if key not in report:
             return f"missing '{key}'"
         if not check(report[key]):
+            return f"'{key}' must be {what}"
+    for key, (check, what) in OPTIONAL.items():
+        if key in report and not check(report[key]):
             return f"'{key}' must be {what}"
     problem = unservable({key: value for key, value in report.items() if key not in SERVABLE})
     if problem:

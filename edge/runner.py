@@ -18,6 +18,8 @@ from pathlib import Path
 import numpy as np
 
 from edge.capture import CaptureStats, FrameReader, parse_camera_mode, parse_source, redact
+from edge.drift import HOW, MIN_FRAMES, THRESHOLDS, Drift, check_min_frames, parse_thresholds
+from edge.drift import find as find_fingerprint
 from edge.errors import EdgeError, choose, finite, whole
 from edge.eval.accumulator import Accumulator
 from edge.eval.evaluate import WARMUP, default_top_k
@@ -58,9 +60,13 @@ class RunOptions:
     preview: bool = False  # show the frames in a window; number keys set the truth
     camera_mode: str | None = None  # "1280x720@30/MJPG": what to ask a camera for
     decode: str = "fast"  # edge.preprocess.DECODES
+    drift_thresholds: tuple[float, float] | str = THRESHOLDS  # PSI against the fingerprint: watch, drift
+    drift_min_frames: int = MIN_FRAMES  # fewer frames in a window: too few to judge
 
     def check(self) -> None:
         choose("--decode", self.decode, DECODES)
+        parse_thresholds(self.drift_thresholds)
+        check_min_frames(self.drift_min_frames)
         problems = [
             (not whole(self.top_k, 1), f"--top-k {self.top_k} must be a whole number, at least 1"),
             (self.threshold is not None and not (finite(self.threshold) and 0 <= self.threshold <= 1),
@@ -93,6 +99,8 @@ def run(model, source, options: RunOptions | None = None, log: Log | None = None
     log = log or Log(enabled=False)
     target = load_model(model, opts.labels, opts.input_range, opts.threads, opts.delegate)
     interpreter, labels = target.interpreter, target.labels
+    fingerprint = find_fingerprint(model)
+    drift = Drift(fingerprint, opts.drift_thresholds, opts.drift_min_frames) if fingerprint else None
     if opts.top_k > max(len(labels), DEFAULT_TOP_K):  # the default shrinks to fit a model of 2 classes
         raise EdgeError(f"--top-k {opts.top_k}: the model has {len(labels)} classes; give 1 to {len(labels)}")
     truth = (whole_session(opts.truth, labels) if opts.truth else
@@ -110,7 +118,8 @@ def run(model, source, options: RunOptions | None = None, log: Log | None = None
     def prepare(rgb):  # on the reader thread
         return pixels_to_input(fit(rgb, height, width)[None], inp["dtype"], inp["quantization"], target.input_range)
 
-    call = invoker(interpreter)
+    sensor = frames_from.kind == "imx500"  # the AI Camera's sensor ran the network: its scores come with the frame
+    call = (lambda scores: scores) if sensor else invoker(interpreter)
     top_ks = sorted({*default_top_k(len(labels)), top_k})
     recent = deque(maxlen=opts.smooth)
     live = _LiveLine(log)
@@ -120,31 +129,40 @@ def run(model, source, options: RunOptions | None = None, log: Log | None = None
                          "decode": opts.decode}}
     reporter = Reporter(report_options, log) if report_options else None  # starts draining an old backlog now
     try:
-        reader = FrameReader(frames_from, prepare=prepare, realtime=opts.realtime, log=log, tick=TICK,
-                             covering=(height, width) if opts.decode == "fast" else None)
+        if sensor:
+            from edge.imx500_source import SensorReader, network_file
+
+            network = network_file(frames_from.target, target.path.parent if target.source == "bundle" else None)
+            about.update(model=str(network), runtime="IMX500 sensor", delegate=None)
+            reader = SensorReader(frames_from, network, log=log, tick=TICK)
+        else:
+            reader = FrameReader(frames_from, prepare=prepare, realtime=opts.realtime, log=log, tick=TICK,
+                                 covering=(height, width) if opts.decode == "fast" else None)
     except BaseException:
         if reporter:
             reporter.close()
         raise
-    whole = Tally(labels, top_ks, reader.stats, WARMUP)
-    reports = Windows(reporter, report_options, about, labels, top_ks, reader.stats, target.path) if reporter else None
+    whole = Tally(labels, top_ks, reader.stats, WARMUP, drift)
+    reports = (Windows(reporter, report_options, about, labels, top_ks, reader.stats, target.path, drift)
+               if reporter else None)
     records = open(log_file, "w", encoding="utf-8") if log_file else None  # noqa: SIM115 -- closed below
 
     def classify(frame) -> bool:
         """Run the model on a frame and account for it everywhere; True when the run is to end here."""
         start = time.perf_counter()
         raw = call(frame.prepared)
-        inference_ms = (time.perf_counter() - start) * 1000
+        inference_ms = (time.perf_counter() - start) * 1000 if frame.inference_ms is None else frame.inference_ms
         recent.append(output_to_scores(raw, out["quantization"]).reshape(-1))
         scores = recent[0] if opts.smooth == 1 else np.mean(recent, axis=0)
         top = np.argsort(-scores, kind="stable")[:top_k]
         label = labels[top[0]] if opts.threshold is None or scores[top[0]] >= opts.threshold else UNKNOWN
         true = truth.at(frame.index, frame.seconds) if truth else None
+        own = recent[-1] if drift else None  # the frame's own scores (not smoothed), as the fingerprint's were
         done = time.perf_counter()
         frame_ms = (done - frame.captured) * 1000
-        whole.add(true, scores, inference_ms, frame_ms, done)
+        whole.add(true, scores, inference_ms, frame_ms, done, own)
         if reports:
-            reports.add(true, scores, inference_ms, frame_ms, done, reader.stats)
+            reports.add(true, scores, inference_ms, frame_ms, done, reader.stats, own)
         if records:
             records.write(json.dumps({
                 "frame": frame.index, "t": round(frame.seconds, 4), **({"file": frame.name} if frame.name else {}),
@@ -198,8 +216,12 @@ def run(model, source, options: RunOptions | None = None, log: Log | None = None
                                 "predictions only, nothing evaluated")
     if stop:
         summary["notes"].append(f"stopped by {stop.signal}")
+    if not drift:
+        summary["notes"].append(f"the model has no fingerprint, so drift is not watched: {HOW}")
     if reporting:
         summary["reporting"] = reporting
+        if drift:
+            summary["drift"]["windows"] = reports.levels
     return summary
 
 
@@ -218,8 +240,9 @@ def _reader_notes(summary: dict, live: bool) -> list[str]:
 class Tally:
     """What a run saw over a stretch of frames: field metrics, timings, and what capture lost meanwhile."""
 
-    def __init__(self, labels, top_ks, stats: CaptureStats, warmup: int):
+    def __init__(self, labels, top_ks, stats: CaptureStats, warmup: int, drift: Drift | None = None):
         self.acc = Accumulator(labels, top_ks)
+        self.drift, self.counts = drift, drift.counts() if drift else None
         self.warmup = warmup
         self.started, self.wall_start = time.perf_counter(), time.time()
         self.at_start = (stats.dropped, stats.failures, stats.reopens, len(stats.skipped))
@@ -234,9 +257,12 @@ class Tally:
         frame came goes into the next summary made."""
         self.started, self.wall_start = time.perf_counter(), time.time()
 
-    def add(self, true, scores, inference_ms: float, frame_ms: float, done: float) -> None:
+    def add(self, true, scores, inference_ms: float, frame_ms: float, done: float, own=None) -> None:
+        """`own`: the frame's own scores, for drift (`scores` may be smoothed over frames)."""
         if true is not None:
             self.acc.add(true, scores)
+        if own is not None:
+            self.counts.add(own)
         self.inference_ms.append(inference_ms)
         self.frame_ms.append(frame_ms)
         self.done.append(done)
@@ -259,6 +285,7 @@ class Tally:
             "seconds": (time.perf_counter() if end is None else end) - self.started,
             "latency_ms": {"inference": inference, "frame": frame},
             "peak_rss_mb": peak_rss_mb(), **about,
+            **({"drift": self.drift.judge(self.counts)} if self.drift else {}),
         }
 
 
@@ -266,15 +293,17 @@ class Windows:
     """Reporting: a Tally a window of `every` seconds, each closed into a report for the Reporter. A window
     without frames (the source down) is counted, not sent: a report of nothing would only look like one."""
 
-    def __init__(self, reporter: Reporter, options: ReportOptions, about: dict, labels, top_ks, stats, model: Path):
+    def __init__(self, reporter: Reporter, options: ReportOptions, about: dict, labels, top_ks, stats, model: Path,
+                 drift: Drift | None = None):
         self.reporter, self.options, self.about = reporter, options, about
-        self.labels, self.top_ks = labels, top_ks
+        self.labels, self.top_ks, self.drift = labels, top_ks, drift
+        self.levels = {}  # windows sent, by drift level
         self.run_id, self.seq, self.empty = uuid.uuid4().hex, 0, 0
         self.model_sha256 = hashlib.sha256(model.read_bytes()).hexdigest()
-        self.current = Tally(labels, top_ks, stats, WARMUP)
+        self.current = Tally(labels, top_ks, stats, WARMUP, drift)
 
-    def add(self, true, scores, inference_ms, frame_ms, done, stats) -> None:
-        self.current.add(true, scores, inference_ms, frame_ms, done)
+    def add(self, true, scores, inference_ms, frame_ms, done, stats, own=None) -> None:
+        self.current.add(true, scores, inference_ms, frame_ms, done, own)
         self.tick(stats)
 
     def tick(self, stats) -> None:
@@ -289,10 +318,13 @@ class Windows:
     def _send(self, stats) -> None:
         window = self.current
         summary = window.summary(stats, self.about)
+        if self.drift:
+            level = summary["drift"]["level"]
+            self.levels[level] = self.levels.get(level, 0) + 1
         self.reporter.submit(make_report(summary, self.options.device_id, self.run_id, self.seq, self.model_sha256,
                                          window.wall_start, time.time()))
         self.seq += 1
-        self.current = Tally(self.labels, self.top_ks, stats, 0)
+        self.current = Tally(self.labels, self.top_ks, stats, 0, self.drift)
 
     def close(self, stats) -> dict:
         """Send the last (partial) window if it has frames, then stop the reporter; its tally for the run

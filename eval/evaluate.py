@@ -28,6 +28,7 @@ class Evaluation:
     report: dict  # what `--json` writes
     y_true: np.ndarray  # class index per evaluated image
     y_pred: np.ndarray
+    scores: np.ndarray  # (images, classes): the model's scores, for a fingerprint (edge.eval.fingerprint)
     paths: list[str]  # the evaluated images, in order
     times_ms: list[float]  # one per invoke: the first, the warm-up runs, then one per batch
     model: Model  # the model as loaded, ready to run again
@@ -69,10 +70,11 @@ def evaluate(model, data, labels=None, input_range=None, threads: int | None = N
             yield pixels, int(label)
 
     acc = Accumulator(names, top_k)
-    y_true, y_pred, times = [], [], []
+    y_true, y_pred, rows, times = [], [], [], []
     for scores, label in classify_all(interpreter, images(), target.input_range, batch, warmup, times):
         y_pred.append(acc.add(label, scores))
         y_true.append(label)
+        rows.append(scores)
     bar.finish()
     if not acc.n:
         raise EdgeError(f"none of the {len(folder.paths)} images in {data} could be read "
@@ -91,7 +93,7 @@ def evaluate(model, data, labels=None, input_range=None, threads: int | None = N
     if acc.n >= 2 * classes and len(set(y_pred)) == 1:
         hint = "check --input-range: a wrong input range" if target.source == "tflite" else "a broken export"
         report["notes"].append(f"every image was classified as {names[y_pred[0]]}: {hint} gives one-class outputs")
-    return Evaluation(report, np.array(y_true), np.array(y_pred), paths, times, target)
+    return Evaluation(report, np.array(y_true), np.array(y_pred), np.array(rows, dtype=np.float32), paths, times, target)
 
 
 def classify_all(interpreter, items: Iterable[tuple[np.ndarray, object]], input_range=(0.0, 255.0), batch: int = 1,

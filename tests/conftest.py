@@ -1,5 +1,6 @@
 """Fixtures: tiny real image sets (scikit-learn's scanned digits) and bundles converted from them."""
 import os
+from pathlib import Path
 
 import pytest
 
@@ -22,6 +23,15 @@ def few_digits(tmp_path_factory):
     from edge.converter.demo import write_digits
 
     return write_digits(tmp_path_factory.mktemp("few"), digits=(0, 1, 7), per_class=16, size=32)
+
+
+@pytest.fixture(scope="session")
+def pretrained_file(tmp_path_factory):
+    """MobileNetV2 (alpha 0.35, 32 px) trained briefly on MNIST digits 4-9, saved as Keras' no-top file."""
+    from tests.pretrained import keras_file_name, pretrain
+
+    out = tmp_path_factory.mktemp("pretrained") / keras_file_name(0.35, 32)
+    return Path(pretrain(out, size=32, epochs=2, per_class=60)["file"])
 
 
 @pytest.fixture

@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -42,14 +44,27 @@ def test_unknown_backbone_suggests_close_names():
         get_backbone("efficientnet-b0")
 
 
-def test_imagenet_offline_names_the_file_and_folder(tmp_path, monkeypatch):
-    monkeypatch.setenv("KERAS_HOME", str(tmp_path))
+def test_imagenet_offline_says_where_to_put_the_file_and_that_works(tmp_path, monkeypatch, pretrained_file):
+    import re
+    import shutil
+
+    import h5py
+
+    monkeypatch.setenv("HOME", str(tmp_path))  # tf_keras reads ~/.keras/models (KERAS_HOME is Keras 3's)
     monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:9")  # offline, even where a network exists
     with pytest.raises(EdgeError) as e:
-        build_classifier(get_backbone("mobilenetv2"), 2, 96, weights="imagenet", alpha=0.35)
+        build_classifier(get_backbone("mobilenetv2"), 2, 32, weights="imagenet", alpha=0.35)
     message = str(e.value)
-    assert "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_0.35_96_no_top.h5" in message
-    assert str(tmp_path / "models") in message and "--weights none" in message
+    name = "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_0.35_224_no_top.h5"  # 32 px takes the 224 file
+    assert f"put {name} (from https://" in message and "--weights none" in message
+    folder = re.search(r"\) in (\S+)/,", message).group(1)
+    assert folder == str(tmp_path / ".keras" / "models")
+    Path(folder).mkdir(parents=True)
+    shutil.copy(pretrained_file, Path(folder) / name)  # as the message says: the pretrained file, by that name
+    clf = build_classifier(get_backbone("mobilenetv2"), 2, 32, weights="imagenet", alpha=0.35)
+    with h5py.File(pretrained_file) as f:
+        kernel = f["Conv1"]["Conv1"]["kernel:0"][()]
+    assert np.array_equal(clf.model.get_layer("Conv1").get_weights()[0], kernel)
 
 
 def test_weights_file_is_loaded(tmp_path):

@@ -10,7 +10,8 @@ def opts(**kw):
 
 def test_defaults_come_from_the_tables():
     o = opts().resolved()
-    assert (o.input_size, o.quantize, o.io_type, o.fine_tune_layers, o.fine_tune_lr) == (224, "int8", "uint8", 54, 1e-4)
+    assert (o.input_size, o.quantize, o.io_type, o.fine_tune_layers, o.fine_tune_lr) == (224, "int8", "uint8", "auto", None)
+    assert (o.tuning_lr, opts(fine_tune_layers="12").resolved().fine_tune_layers) == (1e-4, 12)
     assert opts(model="Xception", quantize="float16").resolved().io_type == "float32"
     assert opts(model="xception").resolved().input_size == 299
 
@@ -28,6 +29,8 @@ def test_defaults_come_from_the_tables():
     ({"qat": True, "quantize": "float16"}, "--qat"),
     ({"alpha": 0.5, "model": "resnet50"}, "MobileNets only"),
     ({"epochs": 0, "fine_tune_epochs": 0}, "nothing to train"),
+    ({"fine_tune_layers": "all"}, "give auto .*or a count"),
+    ({"fine_tune_layers": -3}, "give auto .*or a count"),
     ({"weights": "/no/such/file.h5"}, "no such file"),
     ({"lr": -1.0}, "--lr"),
 ])

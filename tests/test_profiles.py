@@ -14,7 +14,8 @@ def test_every_profile_is_consistent():
         assert p.quantize in QUANTIZATIONS and p.io_type in QUANTIZATIONS[p.quantize].io_types, p.name
         assert p.io_type in IO_TYPES
         assert p.threads is None or p.threads >= 1
-        assert p.references and all(r.ms > 0 and r.source for r in p.references), p.name
+        # the AI Camera has no published per-model figure edge could hold a field number against
+        assert (p.references or p.compiler == "imxconv-tf") and all(r.ms > 0 and r.source for r in p.references), p.name
         assert (p.delegate == "edgetpu") == p.requires_int8 == (p.compiler == "edgetpu_compiler"), p.name
         assert (p.delegate == "edgetpu") == ("libedgetpu1-std" in p.apt), p.name
         assert "video" in p.groups, p.name  # cameras

@@ -44,5 +44,28 @@ def test_what_the_host_refuses_is_named(change, message):
     assert message in check_report(report)
 
 
+def drift_block() -> dict:
+    return {"frames": 2, "level": "too few", "psi": {"top1": 0.5, "margin": 0.4, "entropy": 0.3, "classes": 1.2},
+            "thresholds": [0.1, 0.25], "min_frames": 100}
+
+
+@pytest.mark.parametrize("change,message", [
+    (lambda d: None, None),
+    (lambda d: d.update(level="alarm"), "'drift' must be {\"frames\": count, \"level\": one of ok, watch, drift, too few"),
+    (lambda d: d["psi"].update(top1=-0.1), "'drift' must be"),
+    (lambda d: d["psi"].update(top1=float("nan")), "'drift' must be"),
+    (lambda d: d["psi"].pop("classes"), "'drift' must be"),
+    (lambda d: d.update(thresholds=[0.25, 0.1]), "'drift' must be"),
+    (lambda d: d.update(frames=-1), "'drift' must be"),
+    (lambda d: d.update(note="\ud800"), "'drift.note' is not valid Unicode"),
+])
+def test_a_drift_block_is_checked_when_a_report_has_one(change, message):
+    summary = {**window_summary(["a", "b"], [(0, 0), (1, 0)]), "drift": drift_block()}
+    report = make_report(summary, "pi", "run-0001", 0, "a" * 64, 1.8e9, 1.8e9 + 10)
+    change(report["drift"])
+    problem = check_report(report)
+    assert problem is None if message is None else message in problem, problem
+
+
 def test_anything_json_can_serve_back_is_servable():
     assert unservable({"a": [None, True, -0.0, 2**53, -(2**53), "é \u2028 \x00", {"b": []}]}) is None

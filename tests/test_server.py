@@ -23,6 +23,7 @@ from hypothesis import strategies as st
 from edge.report import make_report, matrix
 from edge.reporter import Reporter, ReportOptions
 from edge.runner import RunOptions, run
+from edge.server import store
 from tests.cli import edge_cli
 from tests.reports import window_summary
 from tests.server import Server
@@ -275,6 +276,62 @@ def test_a_retry_of_a_report_stored_by_another_json_writer_is_a_duplicate(tmp_pa
     try:
         assert server.post([report], kitchen)[1] == {"stored": 0, "duplicates": 1, "conflicts": [],
                                                      "ids": [report["id"]]}
+    finally:
+        server.stop()
+
+
+def test_latest_reports_are_read_from_memory_as_the_database_holds_them(tmp_path, summary, monkeypatch):
+    """Each device's latest reports are kept in memory as they are stored, up to RECENT_BYTES: whatever
+    memory answers, late reports, reports let go and a restart included, is what the database answers, and
+    a dashboard's refresh (what came since the newest it holds) is answered from memory."""
+    batch = json.loads(json.dumps(reports(summary, "pi-kitchen", 70)))  # as the server takes them, from JSON
+    batch, more, garage = batch[:60], batch[60:], json.loads(json.dumps(reports(summary, "pi-garage", 2)))
+    monkeypatch.setattr(store, "RECENT_BYTES", 20 * len(json.dumps(batch[0])))  # some 20 reports
+    late = [batch.pop(55), batch.pop(30)]  # sent after the others: one among those held, one among those let go
+    db, known = store.open_db(tmp_path / "edge.db"), {}
+    for i in range(0, len(batch), 7):
+        store.store_reports(db, [("pi-kitchen", batch[i:i + 7]), ("pi-garage", garage)], known)
+    store.store_reports(db, [("pi-kitchen", late)], known)
+    ends = sorted(r["window"]["end"] for r in batch + late)
+
+    def check(known, sinces) -> int:
+        answered = 0
+        for since in sinces:
+            for limit in (1, 5, 20, 500):
+                held = store.recent_reports(known, "pi-kitchen", limit, since)
+                if held is not None:
+                    assert held == store.device_reports(db, "pi-kitchen", limit, since), (limit, since)
+                    answered += 1
+        return answered
+
+    assert check(known, [None, 0.0, *ends]) >= 4 * 15
+    assert store.recent_reports(known, "pi-kitchen", 500, ends[-10]) is not None  # a refresh
+    assert store.recent_reports(known, "pi-kitchen", 500) is None  # the first read: more than memory holds
+    assert 0 < known["pi-kitchen"].recent_bytes <= store.RECENT_BYTES
+    known = store.summaries(db)  # a restart: memory holds nothing yet, all of it ended by the latest
+    assert store.recent_reports(known, "pi-kitchen", 500, ends[-1]) == []
+    store.store_reports(db, [("pi-kitchen", more)], known)
+    assert check(known, [None, ends[-1], *(r["window"]["end"] for r in more)]) >= 4 * 10
+
+
+def test_a_dashboard_s_refresh_gets_what_came_since_across_a_restart(tmp_path, summary):
+    """The page reads a device's latest reports once, then those that ended after the newest it holds."""
+    db = tmp_path / "edge.db"
+    kitchen = token(db, "pi-kitchen")
+    batch = reports(summary, "pi-kitchen", 40)
+    server = Server(db).start()
+    try:
+        assert server.post(batch[:30], kitchen)[0] == 200
+        server.stop()
+        server = Server(db).start()
+        assert server.post(batch[30:], kitchen)[0] == 200
+        for since in (None, batch[9]["window"]["end"], batch[29]["window"]["end"], batch[35]["window"]["end"],
+                      batch[39]["window"]["end"]):
+            for limit in (3, 500):
+                query = f"?limit={limit}" + (f"&since={since!r}" if since is not None else "")
+                status, body = server.get(f"/api/v1/devices/pi-kitchen/reports{query}")
+                newer = [r for r in batch if since is None or r["window"]["end"] > since]
+                assert status == 200 and body["reports"] == newer[-limit:], query
     finally:
         server.stop()
 

@@ -1,8 +1,11 @@
+from dataclasses import asdict
+
 import numpy as np
 import pytest
 
 from edge.converter.backbones import build_classifier, get_backbone
-from edge.converter.train import class_weights, set_trainable
+from edge.converter.finetune import choose_fine_tuning
+from edge.converter.train import PATIENCE, class_weights, set_trainable
 
 
 def test_class_weights_only_when_imbalanced():
@@ -31,33 +34,38 @@ def test_frozen_backbone_features_do_not_depend_on_training_mode():
     assert np.allclose(clf.features(x, training=True), clf.features(x, training=False), atol=1e-5)
 
 
-@pytest.fixture(scope="module")
-def backbone_weights(tmp_path_factory):
-    """A weights file standing in for a pretrained backbone (no downloads here)."""
-    from edge.converter.tfkeras import keras
-
-    path = tmp_path_factory.mktemp("w") / "mobilenetv2.h5"
-    keras.applications.MobileNetV2(include_top=False, weights=None, input_shape=(32, 32, 3), alpha=0.35).save_weights(path)
-    return str(path)
-
-
-def test_transfer_learning_runs_two_phases_with_cached_features(few_digits, tmp_path, backbone_weights, fast):
+def test_transfer_learning_runs_two_phases_with_cached_features(few_digits, tmp_path, pretrained_file, fast):
     import edge
 
-    s = edge.convert("mobilenetv2", few_digits, tmp_path / "b", **{**fast, "weights": backbone_weights,
+    s = edge.convert("mobilenetv2", few_digits, tmp_path / "b", **{**fast, "weights": str(pretrained_file),
                                                                     "epochs": 2, "fine_tune_epochs": 1})
-    head, fine = s["training"]["phases"]
+    head, fine = s["training"]["phases"]  # the probe is never >= 0.95 here: 2 epochs of pretraining at 32 px
     assert head["phase"] == "head (cached features)" and head["feature_cache"]["extract_seconds"] > 0
-    assert fine["phase"] == "fine-tune" and 0 < fine["unfrozen_layers"] <= 54
+    tuning = s["training"]["fine_tuning"]
+    assert (tuning["images_per_class"], tuning["probe"]) == (13, head["val_accuracy"])  # 16 a class, 3 validate
+    assert tuning == asdict(choose_fine_tuning(13, head["val_accuracy"], tuning["of"], fast.get("lr", 1e-3)))
+    assert fine["phase"] == "fine-tune" and 0 < fine["unfrozen_layers"] <= tuning["layers"]
+    # 39 images are 3 steps an epoch: the phases ran past the 2 and 1 epochs asked, to learn from so few
+    assert head["epochs"] > 2 + PATIENCE and fine["epochs"] > 1 + PATIENCE
 
 
 @pytest.mark.slow
-def test_augmentation_trains_the_head_on_images(few_digits, tmp_path, backbone_weights, fast):
+def test_augmentation_trains_the_head_on_images(few_digits, tmp_path, pretrained_file, fast):
     import edge
 
-    s = edge.convert("mobilenetv2", few_digits, tmp_path / "b", **{**fast, "weights": backbone_weights,
+    s = edge.convert("mobilenetv2", few_digits, tmp_path / "b", **{**fast, "weights": str(pretrained_file),
                                                                     "augment": True})
     assert [p["phase"] for p in s["training"]["phases"]] == ["head"]
+
+
+def test_no_flip_leaves_mirroring_out():
+    from edge.converter.augment import augmenter
+    from edge.converter.tfkeras import keras
+
+    def flips(model):
+        return sum(isinstance(layer, keras.layers.RandomFlip) for layer in model.layers)
+
+    assert (flips(augmenter()), flips(augmenter(flip=False))) == (1, 0)
 
 
 def test_augmenter_keeps_shape_and_pixel_range():

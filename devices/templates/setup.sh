@@ -9,6 +9,7 @@ PREFIX=/opt/edge
 PYTHON=${PYTHON:-python3}
 ARCHES="@ARCH@"  # what this package was made for
 EDGETPU=@EDGETPU@  # yes: install Coral's Edge TPU runtime
+IMX500=@IMX500@  # yes: the AI Camera: picamera2 from Pi OS, and network.rpk made from the bundle's packerOut.zip
 GROUPS_NEEDED="@GROUPS@"  # the service's groups: cameras, and the Edge TPU's device node
 
 fail() { echo "setup: $*" >&2; exit 2; }
@@ -39,7 +40,12 @@ for group in $GROUPS_NEEDED; do
   getent group "$group" >/dev/null || groupadd --system "$group"  # the unit refuses to start without them
 done
 id -u edge >/dev/null 2>&1 || useradd --system --home-dir /var/lib/edge --shell /usr/sbin/nologin edge
-"$PYTHON" -m venv "$PREFIX/venv"
+if [ "$IMX500" = yes ]; then
+  # picamera2 and libcamera's Python bindings come from Pi OS's packages, not the package index: the venv sees them.
+  "$PYTHON" -m venv --system-site-packages "$PREFIX/venv"
+else
+  "$PYTHON" -m venv "$PREFIX/venv"
+fi
 "$PREFIX/venv/bin/pip" install --quiet --upgrade pip
 # edge's device install and what it requires (numpy, OpenCV, click, LiteRT); then its code again, for a
 # package of the same version with newer code, which pip would otherwise take as already installed.
@@ -48,6 +54,18 @@ id -u edge >/dev/null 2>&1 || useradd --system --home-dir /var/lib/edge --shell 
 # Check the new bundle, then swap it in whole: the running one stays until its successor is known good.
 rm -rf "$PREFIX/bundle.new"
 cp -r bundle "$PREFIX/bundle.new"
+if [ "$IMX500" = yes ]; then
+  # The sensor loads an .rpk, which imx500-package (imx500-tools) makes from the converter's packerOut.zip.
+  packed=$(mktemp -d)
+  imx500-package -i "$PREFIX/bundle.new/packerOut.zip" -o "$packed" \
+    || fail "imx500-package could not package the network (see above); $PREFIX/bundle is unchanged"
+  rpk=$(find "$packed" -name '*.rpk' | head -n 1)
+  [ -n "$rpk" ] || fail "imx500-package wrote no .rpk into $packed; $PREFIX/bundle is unchanged"
+  cp "$rpk" "$PREFIX/bundle.new/network.rpk"
+  rm -rf "$packed"
+  "$PREFIX/venv/bin/python" -c "from picamera2.devices import IMX500" \
+    || fail "picamera2's IMX500 helper does not import in $PREFIX/venv (see above): apt install python3-picamera2"
+fi
 "$PREFIX/venv/bin/python" -c "import sys; from edge import read_bundle; read_bundle(sys.argv[1])" "$PREFIX/bundle.new" \
   || fail "the bundle in this package does not load (see above); $PREFIX/bundle is unchanged"
 rm -rf "$PREFIX/bundle"

@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 import orjson
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
@@ -176,8 +177,8 @@ def create_app(options: ServeOptions, log=print) -> Starlette:
                              "conflicts": outcome.conflicts,
                              "ids": outcome.stored + outcome.duplicates + outcome.conflicts})
 
-    # Reads from memory run on the event loop; reads from the database are plain functions, which Starlette
-    # runs in a pool of threads.
+    # Reads from memory run on the event loop; reads from the database run in a pool of threads (Starlette
+    # runs plain functions there).
     async def get_devices(request: Request):
         found = store.devices(summaries, readable(request))
         for d in found:
@@ -188,7 +189,7 @@ def create_app(options: ServeOptions, log=print) -> Starlette:
         if device not in summaries:
             fail(404, f"no device '{device}' has reported")
 
-    def get_device_reports(request: Request):
+    async def get_device_reports(request: Request):
         device = request.path_params["device"]
         readable(request, device)
         try:
@@ -199,7 +200,9 @@ def create_app(options: ServeOptions, log=print) -> Starlette:
         if not 1 <= limit <= 10_000:
             fail(400, "limit must be 1 to 10000")
         known(device)
-        reports = store.device_reports(db(), device, limit, since)
+        reports = store.recent_reports(summaries, device, limit, since)
+        if reports is None:  # older than memory holds: from the database, in a thread
+            reports = await run_in_threadpool(lambda: store.device_reports(db(), device, limit, since))
         return _json_response(_with_raw({"device": device, "reports": "[" + ",".join(reports) + "]"}, "reports"))
 
     async def get_device_field(request: Request):

@@ -1,0 +1,152 @@
+"""Drift without truth: the fingerprint convert and `edge eval --fingerprint` write, its refusal for another
+model, and `edge run` on a video of the validation scans that turns dark part-way: ok before, drift after,
+in every report the host stores and serves back."""
+import json
+import shutil
+
+import cv2
+import numpy as np
+import pytest
+
+import edge
+from edge.converter.datasets import stratified_split
+from edge.errors import EdgeError
+from edge.folders import scan
+from edge.runner import RunOptions, run
+from tests.cli import edge_cli
+from tests.server import Server
+
+IN, CHANGED = 3000, 3000  # frames of the video: in distribution, then dark
+
+
+def darker(bgr):
+    """Half the light."""
+    return (bgr * 0.5).astype(np.uint8)
+
+
+@pytest.fixture(scope="module")
+def scene(digits, tmp_path_factory):
+    """A video of the e2e bundle's validation scans in a fixed shuffled order, then the same scans in half
+    the light; and a folder of 8 scans a class to fingerprint bare files on."""
+    out = tmp_path_factory.mktemp("scene")
+    folder = scan(digits)
+    _, val = stratified_split(folder.labels, 0.2, 0)  # the split e2e was validated on
+    scans = [cv2.imread(str(folder.paths[i])) for i in np.random.default_rng(0).permutation(val)]
+    writer = cv2.VideoWriter(str(out / "scene.avi"), cv2.VideoWriter_fourcc(*"FFV1"), 30.0, (48, 48))
+    for i in range(IN + CHANGED):
+        writer.write(scans[i % len(scans)] if i < IN else darker(scans[i % len(scans)]))
+    writer.release()
+    for c, label in enumerate(folder.classes):
+        (out / "few" / label).mkdir(parents=True)
+        for path in [p for p, y in zip(folder.paths, folder.labels) if y == c][:8]:
+            shutil.copy(path, out / "few" / label)
+    return out
+
+
+@pytest.fixture
+def bare(e2e, tmp_path):
+    """The e2e model as a bare .tflite file with its labels."""
+    shutil.copy(f"{e2e['bundle']}/model.tflite", tmp_path / "m.tflite")
+    (tmp_path / "labels.txt").write_text("0\n1\n2\n3\n")
+    return tmp_path / "m.tflite"
+
+
+def test_convert_fingerprints_the_exported_model_on_the_validation_images(e2e):
+    made = e2e["fingerprint"]
+    assert made["format_version"] == 1 and made["model_sha256"] == e2e["model"]["sha256"]
+    assert made["n"] == e2e["metrics"]["n"] == sum(made["classes"]) and made["labels"] == e2e["labels"]
+    for name in ("top1", "margin", "entropy"):
+        assert sum(made["histograms"][name]["counts"]) == made["n"]
+
+
+def test_the_level_stays_ok_in_distribution_and_reaches_drift_within_a_few_windows(e2e, scene, tmp_path):
+    db = tmp_path / "edge.db"
+    token = edge_cli("token", "create", "pi-dark", "--db", db).stdout.strip()
+    host = Server(db).start()
+    try:
+        r = edge_cli("run", e2e["bundle"], "--source", scene / "scene.avi", "--threads", 1, "--report-to", host.url,
+                     "--token", token, "--device-id", "pi-dark", "--report-every", 0.15, "--outbox",
+                     tmp_path / "outbox.db", "--json", tmp_path / "summary.json", "--drift-min-frames", 50)
+        status, answer = host.get("/api/v1/devices/pi-dark/reports?limit=1000")
+    finally:
+        host.stop()
+    assert r.returncode == 0 and status == 200, r.stderr
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    reports = sorted(answer["reports"], key=lambda report: report["seq"])
+    assert len(reports) == summary["reporting"]["reports"] >= 4
+    first, windows = 0, []  # each window's first and last frame, and its level
+    for report in reports:
+        assert report["drift"]["frames"] == report["frames"]  # stored and served back as sent
+        windows.append((first, first + report["frames"] - 1, report["drift"]["level"]))
+        first += report["frames"]
+    before = [level for start, end, level in windows if end < IN]
+    after = [(level, end - start + 1) for start, end, level in windows if start >= IN]
+    assert set(before) <= {"ok", "too few"} and "ok" in before, windows
+    judged = [level for level, frames in after if frames >= summary["drift"]["min_frames"]]
+    assert judged and set(judged) == {"drift"}, windows
+    change = next(i for i, (start, end, _) in enumerate(windows) if end >= IN)
+    assert [level for _, _, level in windows[change:change + 3]].count("drift") >= 1, windows
+    assert summary["drift"]["windows"]["drift"] >= len(judged) and summary["drift"]["frames"] == IN + CHANGED
+    level = summary["drift"]["level"]  # of the whole run: half of it dark
+    assert level in ("watch", "drift") and f"drift      {level} on 6,000 frames: PSI top-1" in r.stdout, r.stdout
+    assert "report windows:" in r.stdout
+
+
+def test_eval_fingerprints_a_bundle_and_a_bare_file(e2e, scene, bare, tmp_path):
+    bundle = tmp_path / "bundle"
+    shutil.copytree(e2e["bundle"], bundle)
+    r = edge_cli("eval", bundle, "--data", scene / "few", "--fingerprint")
+    assert r.returncode == 0, r.stderr
+    assert f"fingerprint of the scores on these 32 images written to {bundle}/edge.json" in r.stdout
+    manifest = json.loads((bundle / "edge.json").read_text())
+    assert manifest["fingerprint"]["n"] == 32 and manifest["metrics"] == e2e["metrics"]  # the rest as it was
+    r = edge_cli("eval", bare, "--labels", bare.parent / "labels.txt", "--data", scene / "few", "--fingerprint",
+                 "--json", "-")
+    assert r.returncode == 0 and json.loads(r.stdout)["fingerprint"] == str(tmp_path / "m.fingerprint.json")
+    made = json.loads((tmp_path / "m.fingerprint.json").read_text())
+    assert made["model_sha256"] == e2e["model"]["sha256"] and made["n"] == 32
+    summary = run(bare, scene / "few" / "2", RunOptions(labels=bare.parent / "labels.txt"))
+    assert summary["drift"]["level"] == "too few" and summary["drift"]["frames"] == 8
+
+
+def test_without_a_fingerprint_there_is_no_drift_block_and_a_note_says_how(scene, bare):
+    summary = run(bare, scene / "few" / "3", RunOptions(labels=bare.parent / "labels.txt"))
+    assert "drift" not in summary
+    assert ("the model has no fingerprint, so drift is not watched: make one with 'edge eval MODEL --data "
+            "VALIDATION_IMAGES --fingerprint'") in summary["notes"]
+
+
+def test_a_fingerprint_of_another_model_is_refused(e2e, scene, bare, tmp_path):
+    edge.evaluate(bare, scene / "few", labels=bare.parent / "labels.txt", fingerprint=True)
+    fingerprint = tmp_path / "m.fingerprint.json"
+    made = json.loads(fingerprint.read_text())
+    fingerprint.write_text(json.dumps({**made, "model_sha256": "0" * 64}))
+    r = edge_cli("run", bare, "--labels", bare.parent / "labels.txt", "--source", scene / "few" / "1")
+    assert r.returncode == 2 and r.stderr.count("\n") == 1, r.stderr
+    assert "is of another model (sha256 000000000000, this model's " in r.stderr and "--fingerprint" in r.stderr
+    bundle = tmp_path / "bundle"
+    shutil.copytree(e2e["bundle"], bundle)
+    manifest = json.loads((bundle / "edge.json").read_text())
+    (bundle / "edge.json").write_text(json.dumps({**manifest, "fingerprint": {**made, "format_version": 2}}))
+    with pytest.raises(EdgeError, match="has format_version 2; this edge reads 1: upgrade edge or make one"):
+        run(bundle, scene / "few" / "1")
+
+
+@pytest.mark.parametrize("options,message", [
+    ({"drift_thresholds": "nan,0.25"}, "--drift-thresholds nan,0.25: give two PSI values WATCH,DRIFT"),
+    ({"drift_thresholds": (-0.1, 0.25)}, "--drift-thresholds (-0.1, 0.25): give two"),
+    ({"drift_thresholds": "0.3,0.1"}, "with 0 < WATCH <= DRIFT, e.g. 0.1,0.25"),
+    ({"drift_thresholds": "0.1"}, "--drift-thresholds 0.1: give two"),
+    ({"drift_min_frames": 0}, "--drift-min-frames 0 must be a whole number, at least 1"),
+])
+def test_bad_drift_options_are_refused_before_anything_runs(e2e, scene, options, message):
+    with pytest.raises(EdgeError) as e:
+        edge.run(e2e["bundle"], scene / "few" / "0", **options)
+    assert message in str(e.value)
+
+
+def test_bad_drift_options_are_one_line_errors_from_the_cli(e2e, scene):
+    for args, message in ((["--drift-thresholds", "0.3,0.1"], "--drift-thresholds 0.3,0.1: give two PSI values"),
+                          (["--drift-min-frames", "-1"], "--drift-min-frames -1 must be a whole number")):
+        r = edge_cli("run", e2e["bundle"], "--source", scene / "few" / "0", *args)
+        assert r.returncode == 2 and r.stderr.count("\n") == 1 and message in r.stderr and not r.stdout, r.stderr
