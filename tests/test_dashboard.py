@@ -1,5 +1,7 @@
 """The dashboard in a real headless browser (Debian's chromium): after a device has reported, the page
-shows the device, its latency and FPS over time, and the confusion matrix of its field evaluation."""
+shows the device, its latency, FPS and drift over time, and the confusion matrix of its field evaluation."""
+import csv
+import io
 import re
 import shutil
 import subprocess
@@ -31,12 +33,14 @@ def test_dashboard_shows_what_the_device_reported(e2e, digits, tmp_path):
     token = edge_cli("token", "create", "pi-kitchen", "--db", db).stdout.strip()
     server = Server(db).start()
     try:
-        summary = run(e2e["bundle"], digits / "2", RunOptions(truth="2"), None, ReportOptions(
+        # Every window judged for drift, however few its frames: scans of one digit against a fingerprint of four
+        summary = run(e2e["bundle"], digits / "2", RunOptions(truth="2", drift_min_frames=1), None, ReportOptions(
             server.url, token, "pi-kitchen", every=0.02, outbox=tmp_path / "outbox.db"))
         dom = render(server.url + "/", tmp_path / "profile", "--dump-dom")
         render(server.url + "/", tmp_path / "profile2", "--window-size=1100,900",
                f"--screenshot={tmp_path / 'dashboard.png'}")
         held = server.get("/api/v1/devices/pi-kitchen/reports")[1]["reports"]
+        exported = list(csv.DictReader(io.StringIO(server.get("/api/v1/export.csv")[1])))
     finally:
         server.stop()
     reports = summary["reporting"]["reports"]
@@ -46,7 +50,14 @@ def test_dashboard_shows_what_the_device_reported(e2e, digits, tmp_path):
     # or one with a single frame, has none)
     points = [int(n) for n in re.findall(r'data-points="(\d+)"', dom)]
     timed = sum(r["latency_ms"]["inference"]["p50"] is not None for r in held)
-    assert points == [timed, timed, sum(r["fps"] is not None for r in held)] and timed >= reports - 1
+    levels = [r["drift"]["level"] for r in held]
+    assert set(levels) <= {"ok", "watch", "drift"} and "drift" in levels  # one class where four were seen
+    assert points == [timed, timed, sum(r["fps"] is not None for r in held), len(held)] and timed >= reports - 1
+    latest = max(held, key=lambda r: r["window"]["end"])["drift"]["level"]
+    assert re.search(rf'<tr data-device="pi-kitchen"[^>]*>.*<td data-drift="{latest}">{latest}</td>', dom)
+    by_id = {row["id"]: row for row in exported}
+    assert [(by_id[r["id"]]["drift_level"], float(by_id[r["id"]]["drift_psi_max"])) for r in held] == [
+        (r["drift"]["level"], pytest.approx(max(r["drift"]["psi"].values()))) for r in held]
     cells = dict(((t, p), int(n)) for t, p, n in re.findall(
         r'data-truth="([^"]+)" data-predicted="([^"]+)"[^>]*>(\d+)<', dom))
     cm = np.array(summary["confusion_matrix"])

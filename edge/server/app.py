@@ -48,7 +48,7 @@ LOOPBACK = ("127.0.0.1", "localhost", "::1")
 DASHBOARD = Path(__file__).with_name("dashboard.html")
 CSV_COLUMNS = ("device", "received", "id", "run_id", "seq", "window_start", "window_end", "frames", "evaluated",
                "dropped", "fps", "inference_p50_ms", "inference_p99_ms", "frame_p50_ms", "accuracy", "macro_f1",
-               "model_sha256")
+               "drift_level", "drift_psi_max", "drift_frames", "model_sha256")
 FORMULA = ("=", "+", "-", "@", "\t", "\r")  # what a spreadsheet may take a cell starting with as a formula
 
 
@@ -296,10 +296,12 @@ def _field_metrics(field: dict) -> dict:
 def _csv_row(device: str, received: float, r: dict) -> list:
     latency = r.get("latency_ms", {})
     macro = r.get("macro", {}) if isinstance(r.get("macro"), dict) else {}
+    drift = r.get("drift") or {}  # checked at the door (edge.report): a level, four PSI, a frame count
     cells = [device, received, r["id"], r["run_id"], r["seq"], r["window"]["start"], r["window"]["end"], r["frames"],
              r["evaluated"], r["dropped"], r["fps"], latency.get("inference", {}).get("p50"),
              latency.get("inference", {}).get("p99"), latency.get("frame", {}).get("p50"), r["accuracy"],
-             macro.get("f1"), r["model_sha256"]]
+             macro.get("f1"), drift.get("level"), max(drift["psi"].values()) if drift else None, drift.get("frames"),
+             r["model_sha256"]]
     return [_inert(cell) for cell in cells]
 
 
