@@ -53,7 +53,8 @@ def draw(scans: Path, out: Path, per_class: int, seed: int) -> Path:
     return out
 
 
-def test_set(scans: Path, out: Path) -> Path:
+def held_out(scans: Path, out: Path) -> Path:
+    """The scans after the first POOL of each digit, which no draw touches, copied to out/<digit>/."""
     for digit in DIGITS:
         (out / str(digit)).mkdir(parents=True)
         for f in sorted((scans / str(digit)).iterdir())[POOL:]:
@@ -89,7 +90,7 @@ def main() -> None:
         write_digits(scans, DIGITS, per_class=None, size=args.size)
     tests = work / "test"
     if not tests.exists():
-        test_set(scans, tests)
+        held_out(scans, tests)
 
     results = []
     for n in args.per_class:
