@@ -42,7 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.serve_bench import report_texts, summary  # noqa: E402
 from edge.report import make_report  # noqa: E402
-from edge.server.store import create_token, open_db, store_reports  # noqa: E402
+from edge.server.store import create_token, open_db, store_posts  # noqa: E402
 from edge.version import cpu_name  # noqa: E402
 from tests.server import Server  # noqa: E402  (the real server process, as the tests start it)
 
@@ -56,7 +56,7 @@ def fill(db_path: Path, devices: list[str], total: int) -> float:
         for first in range(0, per_device, 500):
             batch = [make_report(base, name, run_id, seq, sha, t + seq * 10, t + seq * 10 + 10)
                      for seq in range(first, min(first + 500, per_device))]
-            store_reports(db, [(name, batch)], known)
+            store_posts(db, [("reports", name, batch)], known)
     db.close()
     return time.perf_counter() - started
 

@@ -14,7 +14,7 @@ from edge.folders import DATA_REQUIRED
 @dataclass
 class ConvertOptions:
     model: str = "mobilenetv2"  # a backbone (edge.converter.backbones)
-    data: Path | None = None  # one sub-folder of images per class
+    data: Path | tuple[Path, ...] | None = None  # one sub-folder of images per class; several: classes merged by name
     out: Path | None = None  # the bundle folder; None when nothing is written (edge bench)
     val: Path | None = None
     val_split: float = 0.2
@@ -43,7 +43,9 @@ class ConvertOptions:
 
     def resolved(self) -> "ConvertOptions":
         """A copy with defaults filled in from the tables; raises EdgeError on nonsense."""
-        _check(self.data is not None, DATA_REQUIRED)
+        data = [Path(d) for d in (self.data if isinstance(self.data, (list, tuple)) else [self.data] * (
+            self.data is not None))]
+        _check(bool(data), DATA_REQUIRED)
         spec = get_backbone(self.model)
         profile = get_profile(self.device) if self.device else None
         quant = QUANTIZATIONS[choose("quantization", self.quantize or (profile.quantize if profile else "int8"),
@@ -79,7 +81,7 @@ class ConvertOptions:
         _check(self.calibration_images >= MIN_CALIBRATION_IMAGES, f"--calibration-images {self.calibration_images} "
                f"is too few: int8 ranges from under {MIN_CALIBRATION_IMAGES} images do not hold (100-500 is usual)")
         return ConvertOptions(**{
-            **asdict(self), "model": spec.name, "data": Path(self.data),
+            **asdict(self), "model": spec.name, "data": data[0] if len(data) == 1 else tuple(data),
             "out": Path(self.out) if self.out is not None else None,
             "val": Path(self.val) if self.val is not None else None, "weights": weights, "input_size": size,
             "quantize": quant.name, "io_type": io_type, "fallback": check_fallback(self.fallback), "device": profile.name if profile else None,

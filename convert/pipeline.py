@@ -303,6 +303,9 @@ def edgetpu_warning(search: Search, profile, fallback: str) -> str | None:
 
 
 def settings(opts) -> dict:
-    """Options as the manifest records them."""
-    return {k: (str(v) if v is not None and not isinstance(v, (int, float, bool, str)) else v)
-            for k, v in vars(opts).items() if k != "out"}
+    """Options as the manifest records them (several data folders as a list)."""
+    def plain(v):
+        return [plain(x) for x in v] if isinstance(v, tuple) else (
+            str(v) if v is not None and not isinstance(v, (int, float, bool, str)) else v)
+
+    return {k: plain(v) for k, v in vars(opts).items() if k != "out"}

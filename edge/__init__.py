@@ -86,10 +86,12 @@ def bench(models=(), data=None, variants=None, labels=None, input_range=None, th
 
 
 def run(model, source="0", log=None, report_to=None, token=None, device_id=None, report_every=10.0, outbox=None,
-        **options) -> dict:
+        collect=None, collect_max_per_hour=None, collect_store=None, collect_store_mb=None, **options) -> dict:
     """Classify frames from `source` (camera, file, stream, folder, GStreamer pipeline) with `model`, and
-    evaluate live against the truth given; with `report_to`, report to an `edge serve` host. Options are
-    those of `edge run` (the fields of `edge.runner.RunOptions`); returns the summary."""
+    evaluate live against the truth given; with `report_to`, report to an `edge serve` host, and with
+    `collect` (a rule of `edge.collect.RULES`), send it the frames that matter. Options are those of
+    `edge run` (the fields of `edge.runner.RunOptions`); returns the summary."""
+    from edge.collect import MAX_PER_HOUR, STORE, STORE_MB, CollectOptions
     from edge.reporter import DEFAULT_OUTBOX, ReportOptions
     from edge.runner import RunOptions
     from edge.runner import run as run_frames
@@ -97,10 +99,29 @@ def run(model, source="0", log=None, report_to=None, token=None, device_id=None,
     check_keywords(options, RunOptions.__dataclass_fields__, "edge run")
     if not report_to and (token or device_id):
         raise EdgeError("--token and --device-id are for reporting: add --report-to URL")
+    collecting = (collect_max_per_hour, collect_store, collect_store_mb)
+    if collect is None and any(value is not None for value in collecting):
+        raise EdgeError("--collect-max-per-hour, --collect-store and --collect-store-mb are for collecting frames: "
+                        "add --collect RULE")
     reporting = None
     if report_to:
         reporting = ReportOptions(report_to, token, device_id, report_every, outbox or DEFAULT_OUTBOX)
-    return run_frames(model, source, RunOptions(**options), log, reporting)
+    keeping = None
+    if collect is not None:
+        keeping = CollectOptions(collect, MAX_PER_HOUR if collect_max_per_hour is None else collect_max_per_hour,
+                                 collect_store or STORE, STORE_MB if collect_store_mb is None else collect_store_mb)
+    return run_frames(model, source, RunOptions(**options), log, reporting, keeping)
+
+
+def export_frames(db="edge.db", out=None, device=None) -> dict:
+    """Write the frames labelled on `edge serve`'s dashboard (or `device`'s) from its database `db` as an
+    image-folder data set at `out` (a new folder), to train on beside the original data; returns what it
+    wrote, with the labels that are new classes."""
+    with host_only("edge frames export", extra="serve"):
+        from edge.server.dataset import export_frames as run
+    if out is None:
+        raise EdgeError("--out is required: the new folder the labelled frames go into")
+    return run(db, out, device)
 
 
 def install_toolchain(name: str, log=None) -> dict:
@@ -118,5 +139,6 @@ def toolchains() -> list[dict]:
     return [status(name) for name in TOOLCHAINS]
 
 
-__all__ = ["Bundle", "EdgeError", "__version__", "bench", "convert", "demo", "evaluate", "install_toolchain",
+__all__ = ["Bundle", "EdgeError", "__version__", "bench", "convert", "demo", "evaluate", "export_frames",
+           "install_toolchain",
            "read_bundle", "run", "toolchains"]

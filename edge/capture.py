@@ -84,6 +84,7 @@ class Frame:
     name: str = ""  # the file name, for folder sources
     prepared: object = None  # what `prepare(rgb)` returned, computed on the reader thread
     inference_ms: float | None = None  # where the model ran before the frame came (the AI Camera's sensor)
+    raw: object = None  # as the source delivered it (JPEG bytes, YUYV, BGR): what `edge run --collect` keeps
 
 
 @dataclass
@@ -318,7 +319,7 @@ class FrameReader:
         seconds_of["decode"] += decoded - started
         seconds_of["prepare"] += done - decoded
         self.stats.read += 1
-        self._put(Frame(index, seconds, rgb, started, name, prepared))
+        self._put(Frame(index, seconds, rgb, started, name, prepared, raw=None if name else frame))
 
     def _put(self, item, final: bool = False) -> None:
         if not self.live or final or not isinstance(item, Frame):

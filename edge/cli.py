@@ -13,6 +13,7 @@ import click
 
 import edge
 from edge import render
+from edge.collect import MAX_PER_HOUR, STORE, STORE_MB
 from edge.drift import MIN_FRAMES, THRESHOLDS
 from edge.errors import EdgeError
 from edge.eval.bench import ROUNDS
@@ -100,7 +101,9 @@ def emit(result, json_to: str | None, as_text) -> None:
 
 
 @cli.command()
-@DATA
+@click.option("--data", type=click.Path(path_type=Path), multiple=True, help="Folder with one sub-folder of images "
+              "per class; again for more folders, whose classes merge by name (e.g. --data photos --data "
+              "field-frames, from edge frames export).")
 @TRAINING
 @click.option("--out", type=click.Path(path_type=Path),
               help="Bundle folder to write [bundles/MODEL-DEVICE, else bundles/MODEL-QUANTIZE].")
@@ -253,6 +256,15 @@ def bench(ctx, models, data, variants, labels, input_range, threads, rounds, out
 @click.option("--report-every", default=10.0, show_default=True, help="Seconds each report covers.")
 @click.option("--outbox", default=str(DEFAULT_OUTBOX), show_default=True, type=click.Path(path_type=Path),
               help="Where reports wait until the host has them.")
+@click.option("--collect", help="Send the host the frames that matter, as JPEG with the model's scores, to label and "
+              "train on: uncertain[:MARGIN] (the call's margin over the next class below MARGIN, 0.2), wrong (the "
+              "call is not the truth), disagree (a frame's call differs from the one its 5 predecessors agreed on), "
+              "or every:N (every Nth frame).")
+@click.option("--collect-max-per-hour", type=float, help=f"Most frames kept in any hour [{MAX_PER_HOUR}].")
+@click.option("--collect-store", type=click.Path(path_type=Path), help=f"Where collected frames wait until the host "
+              f"has them [{STORE}].")
+@click.option("--collect-store-mb", type=float, help=f"Most MB the store holds; the oldest frames go first, counted "
+              f"[{STORE_MB:g}].")
 @click.option("--drift-thresholds", default=f"{THRESHOLDS[0]},{THRESHOLDS[1]}", show_default=True,
               help="WATCH,DRIFT: the population stability index against the model's fingerprint from which a window "
               "is at watch, and at drift.")
@@ -270,15 +282,36 @@ def run_command(model, json_to, **options):
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (0.0.0.0: every interface).")
 @click.option("--port", default=8765, show_default=True)
 @click.option("--max-body", default=1_000_000, show_default=True, help="Largest request body taken, in bytes.")
+@click.option("--max-frame-body", default=8_000_000, show_default=True, help="Largest body of collected frames taken "
+              "(edge run --collect), in bytes.")
 @click.option("--protect-reads/--open-reads", default=None, help="Whether the dashboard and read API need a token "
               "(edge token create NAME --reader; a device token reads its own reports) [protected unless --host is "
               "loopback].")
-def serve(db, host, port, max_body, protect_reads):
-    """Collect device reports and show them: the HTTP API and dashboard."""
+def serve(**options):
+    """Collect device reports and frames, and show them: the HTTP API and dashboard, where collected frames are
+    labelled."""
     with host_only("edge serve", extra="serve"):
         from edge.server.app import ServeOptions, run_server
 
-    run_server(ServeOptions(db, max_body, protect_reads, host, port), log=lambda m: click.echo(m, err=True))
+    run_server(ServeOptions(**options), log=lambda m: click.echo(m, err=True))
+
+
+@cli.group("frames")
+def frames_group():
+    """Frames the devices collected (edge run --collect) and people labelled on the dashboard."""
+
+
+@frames_group.command("export")
+@click.option("--db", default="edge.db", show_default=True, type=click.Path(path_type=Path),
+              help="The database edge serve stores into.")
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="A new folder: one sub-folder of JPEGs "
+              "a label.")
+@click.option("--device", help="Only this device's frames [every device's].")
+@JSON
+def frames_export(db, out, device, json_to):
+    """Write the labelled frames as an image-folder data set, for edge convert --data ORIGINAL --data OUT."""
+    json_destination(json_to)
+    emit(edge.export_frames(db, out, device), json_to, render.frames_export_text)
 
 
 @cli.group("devices")

@@ -15,47 +15,52 @@ DATA_REQUIRED = "--data is required: a folder with one sub-folder of images per 
 
 @dataclass
 class ImageFolder:
-    root: Path
+    root: str  # the folder, or the folders joined with " + "
     classes: list[str]
     paths: list[Path]
     labels: np.ndarray  # index into classes, one per path
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (path, why)
 
 
-def scan(root, classes: list[str] | None = None) -> ImageFolder:
-    """List the images under root/<class>/.
+def scan(roots, classes: list[str] | None = None) -> ImageFolder:
+    """List the images under root/<class>/, for one root or several (the data set a model was trained on and
+    the frames labelled in the field, say): classes of the same name are one class.
 
     Without `classes`, the sorted sub-folder names are the classes. With `classes` (a model's labels),
     every sub-folder must be one of them and labels index into them; classes may lack a folder.
     """
-    root = check_data(root)
-    found = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
-    if not found:
-        raise EdgeError(f"{root} has no class sub-folders: put each class's images in {root}/<class name>/")
+    roots = [check_data(root) for root in (roots if isinstance(roots, (list, tuple)) else [roots])]
+    found = set()
+    for root in roots:
+        names = {p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")}
+        if not names:
+            raise EdgeError(f"{root} has no class sub-folders: put each class's images in {root}/<class name>/")
+        if classes is not None:
+            unknown = sorted(names - set(classes))
+            if unknown:
+                hints = [f"{name} (did you mean {', '.join(close_matches(name, classes))}?)"
+                         if close_matches(name, classes) else name for name in unknown]
+                raise EdgeError(f"{root} has class folders the model does not know: {'; '.join(hints)}. "
+                                f"Name the folders after its classes: {_preview(classes)}")
+        found |= names
     if classes is None:
         if len(found) == 1:
-            raise EdgeError(f"{root} has one class ({found[0]}): a classifier needs at least two class folders")
-        classes = found
-    else:
-        unknown = [name for name in found if name not in classes]
-        if unknown:
-            hints = [f"{name} (did you mean {', '.join(close_matches(name, classes))}?)" if close_matches(name, classes)
-                     else name for name in unknown]
-            raise EdgeError(f"{root} has class folders the model does not know: {'; '.join(hints)}. "
-                            f"Name the folders after its classes: {_preview(classes)}")
+            raise EdgeError(f"{' + '.join(map(str, roots))} has one class ({found.pop()}): a classifier needs at "
+                            "least two class folders")
+        classes = sorted(found)
     paths, labels, skipped, seen = [], [], [], set()
     for index, name in enumerate(classes):
-        folder = root / name
-        if not folder.is_dir() or name in seen:  # a name twice in a labels file: its images count once
+        if name in seen:  # a name twice in a labels file: its images count once
             continue
         seen.add(name)
-        for path in sorted(p for p in folder.iterdir() if not p.name.startswith(".")):
-            if path.is_file() and is_image_file(path):
-                paths.append(path)
-                labels.append(index)
-            elif path.is_file():
-                skipped.append((str(path), "not an image file"))
-    return ImageFolder(root, list(classes), paths, np.array(labels, dtype=np.int64), skipped)
+        for folder in (root / name for root in roots if (root / name).is_dir()):
+            for path in sorted(p for p in folder.iterdir() if not p.name.startswith(".")):
+                if path.is_file() and is_image_file(path):
+                    paths.append(path)
+                    labels.append(index)
+                elif path.is_file():
+                    skipped.append((str(path), "not an image file"))
+    return ImageFolder(" + ".join(map(str, roots)), list(classes), paths, np.array(labels, dtype=np.int64), skipped)
 
 
 def check_data(root) -> Path:

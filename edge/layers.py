@@ -19,12 +19,12 @@ NAMES = {CONTRACT: "contract", MEASURES: "measures", DEVICE: "device", HOST: "ho
 # A module's layer is that of its longest listed prefix: "edge.converter" covers every module under it.
 LAYERS = {
     CONTRACT: ("edge.version", "edge.layers", "edge.errors", "edge.files", "edge.bundle", "edge.report",
-               "edge.devices", "edge.devices.profiles"),
+               "edge.frame_record", "edge.devices", "edge.devices.profiles"),
     MEASURES: ("edge.eval", "edge.eval.metrics", "edge.eval.accumulator", "edge.eval.latency", "edge.eval.plots",
                "edge.eval.fingerprint"),
     DEVICE: ("edge.quiet", "edge.progress", "edge.images", "edge.folders", "edge.preprocess", "edge.interpreter",
              "edge.model", "edge.capture", "edge.truth", "edge.preview", "edge.signals", "edge.outbox", "edge.reporter",
-             "edge.runner", "edge.drift", "edge.imx500_source", "edge.eval.evaluate", "edge.eval.bench"),
+             "edge.collect", "edge.runner", "edge.drift", "edge.imx500_source", "edge.eval.evaluate", "edge.eval.bench"),
     HOST: ("edge.converter", "edge.devices.edgetpu", "edge.devices.package", "edge.devices.templates", "edge.server",
            "edge.devices.toolchains", "edge.devices.imx500", "edge.devices.imx500_convert"),
     FRONT: ("edge", "edge.cli", "edge.render"),

@@ -27,6 +27,13 @@ def run_text(s: dict) -> str:
                      f"dropped {r['dropped']}, refused {r['rejected']}"
                      + (f"; {r['empty_windows']} windows without frames not sent" if r.get("empty_windows") else "")
                      + (f"; last error: {r['last_error']}" if r["last_error"] else ""))
+    if s.get("collecting"):
+        c = s["collecting"]
+        lines.append(f"collected  {c['kept']} of {c['chosen']} frames chosen by {c['rule']} (at most "
+                     f"{c['max_per_hour']:g} an hour: {c['capped']} over); sent {c['sent']}, waiting {c['pending']} in "
+                     f"{c['outbox']}, dropped {c['dropped']}, refused {c['rejected']}"
+                     + (f"; {c['busy']} passed over while the sender was busy" if c["busy"] else "")
+                     + (f"; last error: {c['last_error']}" if c["last_error"] else ""))
     if s.get("drift"):
         lines.append(drift_line(s["drift"]))
     if s["evaluated"]:
@@ -284,3 +291,13 @@ def tokens_text(tokens) -> str:
     rows = [("name", "role", "created")]
     rows += [(t["name"], t["role"], time.strftime("%Y-%m-%d %H:%M", time.localtime(t["created"]))) for t in tokens]
     return table(rows)
+
+
+def frames_export_text(r: dict) -> str:
+    """`edge frames export`: what was written, and the classes the models did not know."""
+    lines = [f"exported {r['frames']} labelled frames from {', '.join(r['devices'])} to {r['out']}",
+             table([("class", "frames"), *((label, str(n)) for label, n in r["classes"].items())])]
+    lines += [f"new class  {label}: {n} frames labelled with a class the model did not know; training on this "
+              "export adds it" for label, n in r["new_classes"].items()]
+    lines.append(f"next: edge convert --data ORIGINAL --data {r['out']} (classes merge by name)")
+    return "\n".join(lines)

@@ -117,15 +117,25 @@ def _cells(value) -> bool:
                          and max(counts) <= MAX_COUNT)
 
 
-# key -> (check, what it must be); every report needs all of these, other keys are kept as sent
-REQUIRED = {
-    "format_version": (lambda v: _count(v) and v == FORMAT_VERSION,
-                       f"{FORMAT_VERSION} (a device sending another: install the host's edge version on it)"),
+def versioned(version: int) -> tuple:
+    """The check of a `format_version` field."""
+    return (lambda v: _count(v) and v == version,
+            f"{version} (a device sending another: install the host's edge version on it)")
+
+
+# Who sent it and about what: a report's fields, and a collected frame's (edge.frame_record)
+SENDER = {
     "id": (_text(ID), "8-64 letters, digits, '_' or '-'"),
     "device_id": (_text(NAME), "a device name"),
     "run_id": (_text(ID), "8-64 letters, digits, '_' or '-'"),
-    "seq": (_count, "a count"),
     "model_sha256": (_text(SHA256), "64 lower-case hex digits"),
+}
+
+# key -> (check, what it must be); every report needs all of these, other keys are kept as sent
+REQUIRED = {
+    "format_version": versioned(FORMAT_VERSION),
+    **SENDER,
+    "seq": (_count, "a count"),
     "window": (_window, '{"start": unix seconds, "end": unix seconds >= start}'),
     "frames": (_frames, f"a count up to {MAX_COUNT}"),
     "evaluated": (_frames, f"a count up to {MAX_COUNT}"),
@@ -164,18 +174,27 @@ SERVABLE = {"format_version", "id", "device_id", "run_id", "seq", "model_sha256"
             "dropped", "fps", "accuracy", "confusion"}
 
 
+def check_fields(value, required: dict, optional: dict, kind: str) -> str | None:
+    """What is wrong with the fields of `value`, a `kind` ("report"), by tables of key -> (check, what it must
+    be), or None."""
+    if not isinstance(value, dict):
+        return f"a {kind} must be a JSON object"
+    for key, (check, what) in required.items():
+        if key not in value:
+            return f"missing '{key}'"
+        if not check(value[key]):
+            return f"'{key}' must be {what}"
+    for key, (check, what) in optional.items():
+        if key in value and not check(value[key]):
+            return f"'{key}' must be {what}"
+    return None
+
+
 def check_report(report) -> str | None:
     """What is wrong with a report, or None."""
-    if not isinstance(report, dict):
-        return "a report must be a JSON object"
-    for key, (check, what) in REQUIRED.items():
-        if key not in report:
-            return f"missing '{key}'"
-        if not check(report[key]):
-            return f"'{key}' must be {what}"
-    for key, (check, what) in OPTIONAL.items():
-        if key in report and not check(report[key]):
-            return f"'{key}' must be {what}"
+    problem = check_fields(report, REQUIRED, OPTIONAL, "report")
+    if problem:
+        return problem
     problem = unservable({key: value for key, value in report.items() if key not in SERVABLE})
     if problem:
         return problem

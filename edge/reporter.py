@@ -1,9 +1,9 @@
-"""Sending field reports to `edge serve`, off the frame loop.
+"""Sending field reports (and collected frames) to `edge serve`, off the frame loop.
 
-`submit` hands a report to a sender thread and returns at once. The thread writes it to the outbox
-first, then posts the oldest reports in batches. A batch leaves the outbox only when the host answers
-that it stored it; the host keeps each report id once, so a resend after a lost answer duplicates
-nothing. Only the host's own word counts: its answer must name the ids it now holds; a 200 from anything
+`submit` hands an item to a sender thread and returns at once. The thread makes its JSON text, writes it
+to the outbox first, then posts the oldest items in batches. A batch leaves the outbox only when the host
+answers that it stored it; the host keeps each id once, so a resend after a lost answer duplicates
+nothing. An outbox that cannot be written (a full disk) loses the item, counted, and the run goes on. Only the host's own word counts: its answer must name the ids it now holds; a 200 from anything
 else (a proxy, a captive portal) lets nothing go. Failures back off exponentially with jitter (0.5 s
 doubling to 60 s, times 0.5-1.5), so a fleet coming back after an outage does not hammer the host in step.
 """
@@ -11,6 +11,7 @@ import json
 import queue
 import random
 import re
+import sqlite3
 import threading
 import time
 import urllib.error
@@ -49,23 +50,30 @@ class ReportOptions:
                             "time of at least 0)")
 
 
-class Reporter:
-    def __init__(self, options: ReportOptions, log=None):
-        options.check()
-        self.options = options
-        self.endpoint = options.url.rstrip("/") + "/api/v1/reports"
+class Sender:
+    """One outbox, drained by a thread of its own to one endpoint of the host (`path`), `batch` items a POST
+    under `key`. `text(item)` makes an item's JSON text on that thread (None: nothing to keep); `queued`
+    bounds the items waiting for it (0: no bound)."""
+
+    def __init__(self, options: ReportOptions, path: str, key: str, outbox: Outbox, batch: int, text,
+                 log=None, queued: int = 0):
+        self.options, self.key, self.outbox, self.batch, self.text = options, key, outbox, batch, text
+        self.endpoint = options.url.rstrip("/") + path
         self.log = log or (lambda message: None)
-        self.outbox = Outbox(Path(options.outbox).expanduser(), options.outbox_limit)  # fails here, not later
-        self.sent = 0
+        self.sent, self.unstored = 0, 0
         self.last_error = None
-        self._queue = queue.Queue()
+        self._queue = queue.Queue(queued)
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="edge-reporter", daemon=True)
+        self._thread = threading.Thread(target=self._run, name=f"edge-{key}", daemon=True)
         self._thread.start()
 
-    def submit(self, report: dict) -> None:
-        """Queue a report; never blocks."""
-        self._queue.put(json.dumps(report, separators=(",", ":")))
+    def submit(self, item) -> bool:
+        """Queue an item; never blocks. False: the queue is full, and the item is not kept."""
+        try:
+            self._queue.put_nowait(item)
+            return True
+        except queue.Full:
+            return False
 
     def close(self) -> dict:
         """Stop after trying to send what is left for up to `flush` seconds; what the outbox still holds is
@@ -75,26 +83,34 @@ class Reporter:
         self._keep_queued()
         stats = {"sent": self.sent, "pending": len(self.outbox), "dropped": self.outbox.counter("dropped"),
                  "rejected": self.outbox.counter("rejected"), "conflicts": self.outbox.counter("conflicts"),
-                 "last_error": self.last_error,
-                 "outbox": str(self.outbox.path)}
+                 "unstored": self.unstored, "last_error": self.last_error, "outbox": str(self.outbox.path)}
         self.outbox.close()
         return stats
 
     # -- sender thread --
 
     def _keep_queued(self, wait: float = 0.0) -> None:
-        """Move submitted reports into the outbox, waiting up to `wait` seconds for the first."""
+        """Move submitted items into the outbox, waiting up to `wait` seconds for the first."""
         while True:
             try:
-                body = self._queue.get(timeout=wait) if wait > 0 else self._queue.get_nowait()
+                item = self._queue.get(timeout=wait) if wait > 0 else self._queue.get_nowait()
             except queue.Empty:
                 return
             wait = 0.0
-            if self.outbox.add(body):
-                self.log(f"outbox full ({self.options.outbox_limit} reports): dropped the oldest")
+            body = self.text(item)
+            if body is None:
+                continue
+            try:
+                if self.outbox.add(body):
+                    self.log(f"{self.outbox.path} is full: dropped the oldest {self.key}")
+            except sqlite3.Error as e:  # a full disk: counted; the run goes on
+                self.unstored += 1
+                if self.unstored == 1:
+                    self.log(f"cannot keep {self.key} in {self.outbox.path} ({e}): they are lost, counted, until "
+                             "it can be written again")
 
     def _run(self) -> None:
-        attempt, wait_until, size = 0, 0.0, BATCH
+        attempt, wait_until, size = 0, 0.0, self.batch
         deadline = None
         while True:
             now = time.monotonic()
@@ -111,21 +127,21 @@ class Reporter:
                     self.outbox.remove(gone)
                     self.sent += len(gone)
                 if outcome == "stored" and len(gone) == len(batch):
-                    attempt, size = 0, BATCH
+                    attempt, size = 0, self.batch
                     continue
                 if outcome == "refused" and len(batch) > 1:
-                    size = max(1, len(batch) // 2)  # find the report the host refuses
+                    size = max(1, len(batch) // 2)  # find the item the host refuses
                     continue
                 if outcome == "refused":
                     self.outbox.remove([batch[0][0]], counter="rejected")
-                    self.log(f"the host refused a report for good: {self.last_error}")
-                    size = BATCH
+                    self.log(f"the host refused one of the {self.key} for good: {self.last_error}")
+                    size = self.batch
                     continue
                 attempt += 1
                 size = max(1, len(batch) // 2)  # a batch too big for the host may only ever see a reset
                 delay = min(BACKOFF_MAX, BACKOFF_START * 2 ** (attempt - 1)) * random.uniform(0.5, 1.5)
                 wait_until = now + delay
-                self.log(f"reporting to {self.options.url} failed ({self.last_error}); {len(self.outbox)} waiting, "
+                self.log(f"sending {self.key} to {self.options.url} failed ({self.last_error}); {len(self.outbox)} waiting, "
                          f"retrying in {delay:.1f} s")
             pending = len(self.outbox) and wait_until > now
             self._keep_queued(wait=min(0.2, wait_until - now) if pending else 0.2)
@@ -133,7 +149,7 @@ class Reporter:
     def _post(self, bodies: list[str]) -> tuple[str, set]:
         """('stored', the ids the host says it holds), ('refused', none): this batch will never be taken
         (400/413/422), or ('failed', none): try again later."""
-        data = ('{"reports":[' + ",".join(bodies) + "]}").encode()
+        data = ('{"' + self.key + '":[' + ",".join(bodies) + "]}").encode()
         request = urllib.request.Request(self.endpoint, data=data, method="POST", headers={
             "Content-Type": "application/json", "Authorization": f"Bearer {self.options.token}"})
         try:
@@ -151,11 +167,21 @@ class Reporter:
             return "failed", set()
         if conflicts:
             self.outbox.count("conflicts", len(conflicts))
-            self.log(f"the host already held {len(conflicts)} of these report ids with other content; it kept its "
-                     "own (two devices sharing an outbox?)")
+            self.log(f"the host already held {len(conflicts)} of these {self.key}' ids with other content; it kept "
+                     "its own (two devices sharing an outbox?)")
         if len(held) < len(bodies):
-            self.last_error = f"the host acknowledged {len(held)} of {len(bodies)} reports"
+            self.last_error = f"the host acknowledged {len(held)} of {len(bodies)} {self.key}"
         return "stored", held
+
+
+class Reporter(Sender):
+    """The reports of a run (`edge run --report-to`)."""
+
+    def __init__(self, options: ReportOptions, log=None):
+        options.check()
+        outbox = Outbox(Path(options.outbox).expanduser(), options.outbox_limit)  # fails here, not later
+        super().__init__(options, "/api/v1/reports", "reports", outbox, BATCH,
+                         lambda report: json.dumps(report, separators=(",", ":")), log)
 
 
 def _id(body: str) -> str:

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from edge.capture import CaptureStats, FrameReader, parse_camera_mode, parse_source, redact
+from edge.collect import CollectOptions, Collector
 from edge.drift import HOW, MIN_FRAMES, THRESHOLDS, Drift, check_min_frames, parse_thresholds
 from edge.drift import find as find_fingerprint
 from edge.errors import EdgeError, choose, finite, whole
@@ -87,15 +88,19 @@ class RunOptions:
 
 
 def run(model, source, options: RunOptions | None = None, log: Log | None = None,
-        report_options: ReportOptions | None = None) -> dict:
+        report_options: ReportOptions | None = None, collect_options: CollectOptions | None = None) -> dict:
     """Run `model` (bundle or .tflite) on `source` until it ends, --max-frames, --duration, or SIGINT (Ctrl-C),
     SIGTERM or SIGHUP (edge.signals); returns the summary. With `report_options`, a report a window with
-    frames goes to the host (`edge serve`)."""
+    frames goes to the host (`edge serve`); with `collect_options` as well, the frames its rule chooses."""
     opts = options or RunOptions()
     opts.check()
     frames_from = parse_source(source, parse_camera_mode(opts.camera_mode) if opts.camera_mode else None)
     if report_options:
         report_options.check()
+    if collect_options:
+        if not report_options:
+            raise EdgeError("--collect sends frames to a host: add --report-to URL, --device-id and --token")
+        collect_options.check()
     log = log or Log(enabled=False)
     target = load_model(model, opts.labels, opts.input_range, opts.threads, opts.delegate)
     interpreter, labels = target.interpreter, target.labels
@@ -127,8 +132,16 @@ def run(model, source, options: RunOptions | None = None, log: Log | None = None
     about = {**target.facts(), "source": named,
              "options": {"top_k": top_k, "threshold": opts.threshold, "smooth": opts.smooth, "realtime": opts.realtime,
                          "decode": opts.decode}}
+    if collect_options and collect_options.check()[0] == "wrong" and truth is None:
+        raise EdgeError("--collect wrong needs the truth: add --truth LABEL, --truth-schedule FILE or --preview "
+                        "(number keys), or collect uncertain, disagree or every:N")
+    run_id = uuid.uuid4().hex
+    model_sha256 = hashlib.sha256(target.path.read_bytes()).hexdigest() if report_options else None
     reporter = Reporter(report_options, log) if report_options else None  # starts draining an old backlog now
+    collector = None
     try:
+        if collect_options:
+            collector = Collector(collect_options, report_options, labels, run_id, model_sha256, named, log)
         if sensor:
             from edge.imx500_source import SensorReader, network_file
 
@@ -139,11 +152,12 @@ def run(model, source, options: RunOptions | None = None, log: Log | None = None
             reader = FrameReader(frames_from, prepare=prepare, realtime=opts.realtime, log=log, tick=TICK,
                                  covering=(height, width) if opts.decode == "fast" else None)
     except BaseException:
-        if reporter:
-            reporter.close()
+        for sender in (reporter, collector):
+            if sender:
+                sender.close()
         raise
     whole = Tally(labels, top_ks, reader.stats, WARMUP, drift)
-    reports = (Windows(reporter, report_options, about, labels, top_ks, reader.stats, target.path, drift)
+    reports = (Windows(reporter, report_options, about, labels, top_ks, reader.stats, run_id, model_sha256, drift)
                if reporter else None)
     records = open(log_file, "w", encoding="utf-8") if log_file else None  # noqa: SIM115 -- closed below
 
@@ -163,6 +177,8 @@ def run(model, source, options: RunOptions | None = None, log: Log | None = None
         whole.add(true, scores, inference_ms, frame_ms, done, own)
         if reports:
             reports.add(true, scores, inference_ms, frame_ms, done, reader.stats, own)
+        if collector:
+            collector.offer(frame, scores, recent[-1], label, true)
         if records:
             records.write(json.dumps({
                 "frame": frame.index, "t": round(frame.seconds, 4), **({"file": frame.name} if frame.name else {}),
@@ -205,6 +221,7 @@ def run(model, source, options: RunOptions | None = None, log: Log | None = None
             records.close()
         if reports:
             reporting = reports.close(reader.stats)
+        collecting = collector.close() if collector else None
     if not whole.frames:
         raise EdgeError(f"{named} gave no frames{f' before {stop.signal}' if stop else ''}: check the source")
     summary = {**whole.summary(reader.stats, about, ended),
@@ -218,6 +235,11 @@ def run(model, source, options: RunOptions | None = None, log: Log | None = None
         summary["notes"].append(f"stopped by {stop.signal}")
     if not drift:
         summary["notes"].append(f"the model has no fingerprint, so drift is not watched: {HOW}")
+    if collecting:
+        summary["collecting"] = collecting
+        if collecting["stopped"]:
+            summary["notes"].append(f"collecting stopped: {collecting['outbox']} could not be written (a full disk?); "
+                                    f"{collecting['stopped']} frames chosen after were not kept")
     if reporting:
         summary["reporting"] = reporting
         if drift:
@@ -293,13 +315,12 @@ class Windows:
     """Reporting: a Tally a window of `every` seconds, each closed into a report for the Reporter. A window
     without frames (the source down) is counted, not sent: a report of nothing would only look like one."""
 
-    def __init__(self, reporter: Reporter, options: ReportOptions, about: dict, labels, top_ks, stats, model: Path,
-                 drift: Drift | None = None):
+    def __init__(self, reporter: Reporter, options: ReportOptions, about: dict, labels, top_ks, stats, run_id: str,
+                 model_sha256: str, drift: Drift | None = None):
         self.reporter, self.options, self.about = reporter, options, about
         self.labels, self.top_ks, self.drift = labels, top_ks, drift
         self.levels = {}  # windows sent, by drift level
-        self.run_id, self.seq, self.empty = uuid.uuid4().hex, 0, 0
-        self.model_sha256 = hashlib.sha256(model.read_bytes()).hexdigest()
+        self.run_id, self.model_sha256, self.seq, self.empty = run_id, model_sha256, 0, 0
         self.current = Tally(labels, top_ks, stats, WARMUP, drift)
 
     def add(self, true, scores, inference_ms, frame_ms, done, stats, own=None) -> None:

@@ -1,5 +1,6 @@
 """Fixtures: tiny real image sets (scikit-learn's scanned digits) and bundles converted from them."""
 import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -83,3 +84,14 @@ def cnn_files(digits, tmp_path_factory):
         (out / f"{name}.tflite").write_bytes(to_tflite(model, "float32"))
     (out / "labels.txt").write_text("0\n1\n2\n3\n")
     return out
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A real 4 MB file system, to fill."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(disk)], capture_output=True).returncode:
+        pytest.skip("mounting a small tmpfs (a disk to fill) needs root")
+    yield disk
+    subprocess.run(["umount", "-l", str(disk)], check=True)

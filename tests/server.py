@@ -9,6 +9,14 @@ import urllib.error
 import urllib.request
 
 
+def token(db, name, *args) -> str:
+    """`edge token create NAME` for the database `db` (`--reader` in args for a reader): the token."""
+    r = subprocess.run([sys.executable, "-m", "edge.cli", "token", "create", name, "--db", str(db), *args],
+                       capture_output=True, text=True, check=False)
+    assert r.returncode == 0, r.stderr
+    return r.stdout.strip()
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -48,7 +56,7 @@ class Server:
         return self.process.poll() is None and self.get("/healthz") == (200, {"status": "ok"})
 
     def request(self, method, path, body=None, token=None, headers=None):
-        """(status, parsed JSON or text) of one request."""
+        """(status, parsed JSON, text or bytes) of one request."""
         data = body if isinstance(body, bytes) or body is None else json.dumps(body).encode()
         request = urllib.request.Request(self.url + path, data=data, method=method, headers={
             **({"Authorization": f"Bearer {token}"} if token else {}), "Content-Type": "application/json",
@@ -61,7 +69,11 @@ class Server:
         try:
             return status, json.loads(raw)
         except ValueError:
+            pass
+        try:
             return status, raw.decode()
+        except UnicodeDecodeError:
+            return status, raw
 
     def get(self, path, token=None):
         return self.request("GET", path, token=token)

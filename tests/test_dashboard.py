@@ -3,18 +3,18 @@ shows the device, its latency, FPS and drift over time, and the confusion matrix
 import csv
 import io
 import re
-import shutil
 import subprocess
 
 import numpy as np
 import pytest
 
+from edge.collect import CollectOptions
 from edge.reporter import ReportOptions
 from edge.runner import RunOptions, run
+from tests.browser import CHROMIUM, Browser
 from tests.cli import edge_cli
 from tests.server import Server
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="needs chromium (apt install chromium)")
 
 
@@ -67,3 +67,54 @@ def test_dashboard_shows_what_the_device_reported(e2e, digits, tmp_path):
     shown = f" (the {len(seen)} of 4 classes seen)" if len(seen) < 4 else ""
     assert f"accuracy {summary['accuracy']:.4f} on {summary['evaluated']} frames{shown}" in dom
     assert (tmp_path / "dashboard.png").stat().st_size > 10_000
+
+
+def test_collected_frames_are_labelled_with_keys_and_clicks_then_exported(e2e, digits, tmp_path):
+    """A person labels what a device collected, in a real browser: a number key, a click, a new class typed,
+    a discard; `edge frames export` then writes the labelled frames as image folders."""
+    db = tmp_path / "edge.db"
+    token = edge_cli("token", "create", "pi-door", "--db", db).stdout.strip()
+    server = Server(db).start()
+    browser = None
+    try:
+        summary = run(e2e["bundle"], digits / "2", RunOptions(truth="2"), None,
+                      ReportOptions(server.url, token, "pi-door", outbox=tmp_path / "outbox.db"),
+                      CollectOptions("every:40", store=tmp_path / "frames.db"))
+        assert summary["collecting"]["sent"] == 5
+        browser = Browser(tmp_path / "profile")
+        browser.open(server.url + "/")
+        shown = "document.querySelector('#frame-card').getAttribute('data-frame')"
+        seen = [browser.wait(f"document.querySelector('#frame-card') && {shown}")]
+
+        def next_frame():
+            seen.append(browser.wait(f"(() => {{ const f = {shown}; return f !== {seen[-1]!r} && f; }})()"))
+
+        about = browser.eval("document.getElementById('frame-about').textContent")
+        assert about.startswith("every: called ") and ", truth 2; frame 0," in about
+        browser.press("3")  # the third class: "2"
+        next_frame()
+        browser.click('#frame-classes button[data-label="0"]')
+        next_frame()
+        browser.press("n")
+        browser.type("seven")
+        browser.press("Enter")
+        next_frame()
+        browser.press("d")
+        next_frame()
+        assert browser.wait("document.getElementById('frame-counts').textContent") == \
+            "(1 new, 3 labelled, 1 discarded)"
+        _, listing = server.get("/api/v1/devices/pi-door/frames?state=all")
+        jpegs = {f["id"]: server.get(f"/api/v1/frames/{f['id']}.jpg")[1] for f in listing["frames"]}
+    finally:
+        if browser:
+            browser.close()
+        server.stop()
+    assert [(f["id"], f["frame"], f["labelled_as"], f["discarded"]) for f in listing["frames"]] == [
+        (seen[0], 0, "2", False), (seen[1], 40, "0", False), (seen[2], 80, "seven", False),
+        (seen[3], 120, None, True), (seen[4], 160, None, False)]
+    r = edge_cli("frames", "export", "--db", db, "--out", tmp_path / "field")
+    assert r.returncode == 0, r.stderr
+    assert "new class  seven: 1 frames labelled with a class the model did not know" in r.stdout
+    written = {p.relative_to(tmp_path / "field").as_posix(): p.read_bytes() for p in (tmp_path / "field").rglob("*.jpg")}
+    assert written == {f"2/{seen[0]}.jpg": jpegs[seen[0]], f"0/{seen[1]}.jpg": jpegs[seen[1]],
+                       f"seven/{seen[2]}.jpg": jpegs[seen[2]]}

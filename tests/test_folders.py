@@ -46,3 +46,16 @@ def test_bad_folders(tmp_path, make, message):
     make(tmp_path / "d")
     with pytest.raises(EdgeError, match=message):
         scan(tmp_path / "d")
+
+
+def test_several_roots_merge_their_classes_by_name(folder, tmp_path):
+    (tmp_path / "field" / "7").mkdir(parents=True)
+    (tmp_path / "field" / "new").mkdir()
+    for path in sorted((folder / "7").iterdir())[:3]:
+        shutil.copy(path, tmp_path / "field" / "7" / f"field-{path.name}")
+    shutil.copy(next((folder / "1").iterdir()), tmp_path / "field" / "new" / "a.png")
+    found = scan([folder, tmp_path / "field"])
+    assert found.classes == ["0", "1", "7", "new"] and found.root == f"{folder} + {tmp_path / 'field'}"
+    assert np.array_equal(np.bincount(found.labels), [16, 16, 19, 1])
+    with pytest.raises(EdgeError, match=f"^{tmp_path / 'field'} has class folders the model does not know: new"):
+        scan([folder, tmp_path / "field"], ["0", "1", "7"])

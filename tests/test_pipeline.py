@@ -95,11 +95,18 @@ def test_over_budget_says_what_to_do():
     assert not within["drop_exceeded"] and drop_warning(within, "int8") is None
 
 
-def test_cli_convert_for_a_device_json(few_digits, tmp_path):
+def test_cli_convert_for_a_device_json(few_digits, digits, tmp_path):
     """`edge convert --device coral-usb --json`: the device's quantization, the bundle written without the
-    compiler (not installable here) and how to compile it later; JSON alone on stdout."""
+    compiler (not installable here) and how to compile it later; JSON alone on stdout. Trained on two
+    folders, the second (as `edge frames export` writes) adding to a class and bringing a new one."""
+    field = tmp_path / "field"
+    for digit, n in (("1", 4), ("2", 16)):
+        (field / digit).mkdir(parents=True)
+        for path in sorted((digits / digit).iterdir())[:n]:
+            shutil.copy(path, field / digit / path.name)
     out = tmp_path / "coral"
-    r = edge_cli("convert", "--model", "mobilenetv2", "--data", few_digits, "--out", out, "--weights", "none",
+    r = edge_cli("convert", "--model", "mobilenetv2", "--data", few_digits, "--data", field, "--out", out,
+                 "--weights", "none",
                  "--input-size", 32, "--alpha", 0.35, "--epochs", 1, "--fine-tune-epochs", 0, "--no-augment",
                  "--device", "coral-usb", "--json", "--allow-weak")  # one epoch: plumbing, not learning
     assert r.returncode == 0, r.stderr[-2000:]
@@ -108,6 +115,8 @@ def test_cli_convert_for_a_device_json(few_digits, tmp_path):
     assert "reading images" in r.stderr  # progress goes to stderr, JSON alone to stdout
     assert "failed call to cuInit" not in r.stderr  # TensorFlow's chatter on a machine without a GPU
     assert summary["device"] == "coral-usb" and summary["input"]["dtype"] == "uint8"
+    assert read_bundle(out).labels == ["0", "1", "2", "7"]
+    assert read_bundle(out).manifest["training"]["options"]["data"] == [str(few_digits), str(field)]
     assert (summary["quantization"]["mode"], summary["quantization"]["io_type"]) == ("int8", "uint8")
     if shutil.which("edgetpu_compiler") is None:  # x86-64 Debian/Ubuntu only; not installable here
         assert summary["edgetpu"]["compiled"] is False and read_bundle(out).edgetpu_path is None

@@ -50,6 +50,18 @@ def test_outbox_keeps_the_newest_within_its_limit(tmp_path):
     assert len(again) == 2 and again.counter("dropped") == 2
 
 
+def test_outbox_keeps_the_newest_within_its_bytes(tmp_path):
+    box = Outbox(tmp_path / "frames.db", limit=100, max_bytes=1000)
+    bodies = [json.dumps({"n": n, "pad": "é" * 150}, ensure_ascii=False) for n in range(8)]  # 320 bytes in UTF-8
+    assert [box.add(body) for body in bodies] == [0, 0, 0, 1, 1, 1, 1, 1]
+    assert [json.loads(body)["n"] for _, body in box.oldest(10)] == [5, 6, 7]
+    assert box.counter("bytes") == 3 * len(bodies[0].encode()) <= 1000
+    box.remove([seq for seq, _ in box.oldest(2)])
+    assert box.counter("bytes") == len(bodies[0].encode()) and box.counter("dropped") == 5
+    assert box.add("x" * 1200) == 2  # more than the bound: nothing can stay, itself included
+    assert len(box) == 0 and box.counter("bytes") == 0
+
+
 @pytest.fixture(scope="module")
 def device(tmp_path_factory):
     """A host database with a token for pi-kitchen."""

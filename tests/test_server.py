@@ -10,7 +10,6 @@ import shutil
 import socket
 import sqlite3
 import struct
-import subprocess
 import threading
 import time
 import uuid
@@ -25,8 +24,9 @@ from edge.reporter import Reporter, ReportOptions
 from edge.runner import RunOptions, run
 from edge.server import store
 from tests.cli import edge_cli
+from tests.hostile import HOSTILE, hostile_json
 from tests.reports import window_summary
-from tests.server import Server
+from tests.server import Server, token
 
 
 @pytest.fixture(scope="module")
@@ -39,12 +39,6 @@ def reports(summary, device, n, run_id=None):
     sha = hashlib.sha256(open(summary["model"], "rb").read()).hexdigest()
     run_id = run_id or uuid.uuid4().hex
     return [make_report(summary, device, run_id, seq, sha, 1.8e9 + seq, 1.8e9 + seq + 1) for seq in range(n)]
-
-
-def token(db, name, *args):
-    r = edge_cli("token", "create", name, "--db", db, *args)
-    assert r.returncode == 0, r.stderr
-    return r.stdout.strip()
 
 
 @pytest.fixture(scope="module")
@@ -290,8 +284,8 @@ def test_latest_reports_are_read_from_memory_as_the_database_holds_them(tmp_path
     late = [batch.pop(55), batch.pop(30)]  # sent after the others: one among those held, one among those let go
     db, known = store.open_db(tmp_path / "edge.db"), {}
     for i in range(0, len(batch), 7):
-        store.store_reports(db, [("pi-kitchen", batch[i:i + 7]), ("pi-garage", garage)], known)
-    store.store_reports(db, [("pi-kitchen", late)], known)
+        store.store_posts(db, [("reports", "pi-kitchen", batch[i:i + 7]), ("reports", "pi-garage", garage)], known)
+    store.store_posts(db, [("reports", "pi-kitchen", late)], known)
     ends = sorted(r["window"]["end"] for r in batch + late)
 
     def check(known, sinces) -> int:
@@ -310,7 +304,7 @@ def test_latest_reports_are_read_from_memory_as_the_database_holds_them(tmp_path
     assert 0 < known["pi-kitchen"].recent_bytes <= store.RECENT_BYTES
     known = store.summaries(db)  # a restart: memory holds nothing yet, all of it ended by the latest
     assert store.recent_reports(known, "pi-kitchen", 500, ends[-1]) == []
-    store.store_reports(db, [("pi-kitchen", more)], known)
+    store.store_posts(db, [("reports", "pi-kitchen", more)], known)
     assert check(known, [None, ends[-1], *(r["window"]["end"] for r in more)]) >= 4 * 10
 
 
@@ -414,17 +408,6 @@ def test_a_1000_class_report_fits_and_is_shown(host):
     assert field["macro"] == pytest.approx(summary["macro"])
 
 
-@pytest.fixture
-def small_disk(tmp_path):
-    """A real 4 MB file system, to fill."""
-    disk = tmp_path / "disk"
-    disk.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(disk)], capture_output=True).returncode:
-        pytest.skip("mounting a small tmpfs (a disk to fill) needs root")
-    yield disk
-    subprocess.run(["umount", "-l", str(disk)], check=True)
-
-
 def test_a_full_disk_answers_503_and_devices_keep_their_reports(small_disk, summary, tmp_path):
     db = small_disk / "edge.db"
     secret = token(db, "pi-kitchen")
@@ -456,7 +439,7 @@ def test_a_full_disk_answers_503_and_devices_keep_their_reports(small_disk, summ
     finally:
         server.stop()
     errors = server.process.stderr.read().decode()
-    assert "is full: reports are refused (503) until space is freed" in errors and "Traceback" not in errors
+    assert "is full: reports and frames are refused (503) until space is freed" in errors and "Traceback" not in errors
 
 
 @pytest.mark.parametrize("args,message", [
@@ -493,45 +476,6 @@ def test_token_cli(tmp_path):
     assert r.returncode == 2 and "is a folder" in r.stderr
 
 
-class Raw(str):
-    """A number token written into the JSON text as it is (1e999, 10**30), which json.dumps cannot make."""
-
-
-def hostile_json(value) -> str:
-    """JSON text of `value`, Raw tokens included; lone surrogates and non-finite floats go out as JSON allows
-    them to be written (\\ud800 escapes; NaN and Infinity, which the host must refuse)."""
-    marks = {}
-
-    def mark(v):
-        if isinstance(v, Raw):
-            marks[f"RAW{len(marks)}"] = str(v)
-            return f"RAW{len(marks) - 1}"
-        if isinstance(v, list):
-            return [mark(x) for x in v]
-        if isinstance(v, dict):
-            return {k: mark(x) for k, x in v.items()}
-        return v
-
-    text = json.dumps(mark(value))
-    for key, token in marks.items():
-        text = text.replace(f'"{key}"', token)
-    return text
-
-
-def nested(depth: int, leaf):
-    for _ in range(depth):
-        leaf = [leaf]
-    return leaf
-
-
-HOSTILE = st.one_of(
-    st.integers(min_value=-(10**40), max_value=10**40),
-    st.sampled_from([Raw("1e999"), Raw("-1e999"), Raw("1e308"), Raw("9" * 400), Raw("-0.0"), Raw("2e-400")]),
-    st.floats(),  # inf and nan among them
-    st.text(alphabet=st.characters(categories=["Cs", "Lu", "Cc", "So"]), max_size=8),
-    st.builds(nested, st.integers(1, 300), st.integers()),
-    st.dictionaries(st.text(alphabet=st.characters(categories=["Cs", "Ll"]), max_size=3), st.integers(), max_size=2),
-)
 PLACES = (("extra",), ("latency_ms", "inference", "p50"), ("latency_ms", "frame", "extra"), ("options", "smooth"),
           ("labels", 0), ("per_class", "2", "f1"), ("top_k_accuracy", "1"), ("window", "start"), ("evaluated",),
           ("model",), ("notes",))

@@ -1,9 +1,13 @@
 """The HTTP API and dashboard of `edge serve` (Starlette, served by uvicorn).
 
     POST /api/v1/reports                 a batch {"reports": [...]}, Authorization: Bearer DEVICE_TOKEN
+    POST /api/v1/frames                  collected frames {"frames": [...]} (edge.frame_record), the same way
     GET  /api/v1/devices                 every device: its latest report, counts, field accuracy
     GET  /api/v1/devices/{id}/reports    ?limit=N&since=UNIX
     GET  /api/v1/devices/{id}/field      the metrics of its latest field evaluation
+    GET  /api/v1/devices/{id}/frames     ?state=new|labelled|discarded|all&limit=N: its collected frames
+    GET  /api/v1/frames/{id}.jpg         a collected frame
+    POST /api/v1/frames/{id}/label       {"label": "cat"} or {"discard": true} (or both empty: new again)
     GET  /api/v1/export.csv              one row a report
     GET  /healthz                        no token
     GET  /                               the dashboard (its data comes from the API)
@@ -12,6 +16,8 @@ Bad input never gets a 500: 400 bad JSON, 401 no or unknown token, 403 a token w
 (or reading another's, where reads are protected), 404, 413 body over the limit, 422 a report that breaks the
 schema or could not be served back, 503 a full disk, with a JSON {"error": "..."} that says what.
 A POST's answer names the ids the host now holds (`ids`): a device lets a report go only on that word.
+Labelling is a read token's right where reads are protected (a device token cannot label), else open like
+the reads.
 """
 import csv
 import gc
@@ -24,6 +30,7 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
+import cv2
 import numpy as np
 import orjson
 from starlette.applications import Starlette
@@ -35,11 +42,13 @@ from starlette.routing import Route
 
 from edge.errors import EdgeError
 from edge.eval.metrics import report as metrics_report
+from edge.frame_record import check_label, check_record, jpeg_bytes
 from edge.report import check_report
 from edge.server import store
 from edge.server.writer import Writer
 
 MAX_BATCH = 500  # reports in one POST
+MAX_FRAMES = 16  # frames in one POST
 MIN_BODY = 16_384  # bytes: one report of a many-class model must fit
 DRAIN = 8  # bodies up to this many times max_body are read to the end before the 413
 MIN_FREE = 1 << 20  # bytes to be freed on a full disk before reports are taken again
@@ -56,6 +65,7 @@ FORMULA = ("=", "+", "-", "@", "\t", "\r")  # what a spreadsheet may take a cell
 class ServeOptions:
     db: Path
     max_body: int = 1_000_000  # bytes
+    max_frame_body: int = 8_000_000  # bytes a POST of frames
     # Reads need a reader token (or a device token, for that device's own): None protects them unless
     # the server listens on loopback only.
     protect_reads: bool | None = None
@@ -68,6 +78,9 @@ class ServeOptions:
         if self.max_body < MIN_BODY:
             raise EdgeError(f"--max-body {self.max_body}: give at least {MIN_BODY} bytes (one report of a "
                             "1000-class model is about 60 KB; the default is 1000000)")
+        if self.max_frame_body < MIN_BODY:
+            raise EdgeError(f"--max-frame-body {self.max_frame_body}: give at least {MIN_BODY} bytes (a collected "
+                            "640x480 frame is about 100 KB; the default is 8000000)")
         if self.protect_reads is None:
             self.protect_reads = self.host not in LOOPBACK
 
@@ -118,64 +131,110 @@ def create_app(options: ServeOptions, log=print) -> Starlette:
         """Since a write failed for lack of space, until that much more is free again."""
         return full_since is not None and free_bytes() < full_since + MIN_FREE
 
-    async def body(request: Request) -> bytes:
-        """The body, or 413 past `max_body`. A body somewhat over is read to its end and dropped, so the
+    async def body(request: Request, limit: int, what: str) -> bytes:
+        """The body, or 413 past `limit`. A body somewhat over is read to its end and dropped, so the
         client is still listening when the 413 comes (a client cut off mid-send sees only a reset);
         one far over is cut off."""
-        too_big = f"body over {options.max_body} bytes: send fewer reports a batch"
+        too_big = f"body over {limit} bytes: send fewer {what} a batch"
         length = request.headers.get("content-length")
-        if length is not None and (not length.isdigit() or int(length) > DRAIN * options.max_body):
+        if length is not None and (not length.isdigit() or int(length) > DRAIN * limit):
             fail(413 if length.isdigit() else 400, too_big if length.isdigit() else "bad Content-Length")
         chunks, size = [], 0
         async for chunk in request.stream():
             size += len(chunk)
-            if size > DRAIN * options.max_body:
+            if size > DRAIN * limit:
                 break
-            if size <= options.max_body:
+            if size <= limit:
                 chunks.append(chunk)
-        if size > options.max_body:
+        if size > limit:
             fail(413, too_big)
         return b"".join(chunks)
 
-    async def post_reports(request: Request):
-        nonlocal full_since
+    async def posted(request: Request, key: str, most: int, limit: int, check) -> tuple[str, list]:
+        """The device and its checked items of a POST {key: [item, ...]}, or the error that refuses it."""
         device, role = caller(request)
         if role != "device":
-            fail(403, f"'{device}' has a {role} token; reports need a device token")
-        data = await body(request)
+            fail(403, f"'{device}' has a {role} token; {key} need a device token")
+        data = await body(request, limit, key)
         try:
             batch = orjson.loads(data)  # refuses NaN, Infinity, numbers past a double and lone surrogates
         except orjson.JSONDecodeError as e:
             fail(400, f"body is not JSON ({str(e)[:120]})")
-        if not isinstance(batch, dict) or not isinstance(batch.get("reports"), list):
-            fail(422, 'send {"reports": [report, ...]}')
-        reports = batch["reports"]
-        if not 1 <= len(reports) <= MAX_BATCH:
-            fail(422, f"send 1 to {MAX_BATCH} reports a batch, not {len(reports)}")
-        for n, report in enumerate(reports):
-            problem = check_report(report)
+        if not isinstance(batch, dict) or not isinstance(batch.get(key), list):
+            fail(422, f'send {{"{key}": [item, ...]}}')
+        items = batch[key]
+        if not 1 <= len(items) <= most:
+            fail(422, f"send 1 to {most} {key} a batch, not {len(items)}")
+        for n, item in enumerate(items):
+            problem = check(item)
             if problem:
-                fail(422, f"report {n}: {problem}")
-            if report["device_id"] != device:
-                fail(403, f"report {n} is for device '{report['device_id']}' but the token is '{device}''s")
-        full = (503, "the host's disk is full: keep the reports and retry later", {"Retry-After": RETRY_AFTER})
+                fail(422, f"{key[:-1]} {n}: {problem}")
+            if item["device_id"] != device:
+                fail(403, f"{key[:-1]} {n} is for device '{item['device_id']}' but the token is '{device}''s")
+        return device, items
+
+    async def stored(kind: str, device: str | None, items: list):
+        """Store through the writer, or 503 with why; the answer names the ids now held."""
+        nonlocal full_since
+        full = (503, f"the host's disk is full: keep the {kind} and retry later", {"Retry-After": RETRY_AFTER})
         if disk_full():  # as /healthz says, until space is freed
             fail(*full)
         try:
-            outcome = await writer.store(device, reports)
+            outcome = await writer.store(kind, device, items)
         except sqlite3.OperationalError as e:
             if e.sqlite_errorcode != sqlite3.SQLITE_FULL:
-                fail(503, f"the host's database cannot take reports now ({e}): retry later",
+                fail(503, f"the host's database cannot take {kind} now ({e}): retry later",
                      {"Retry-After": RETRY_AFTER})
             full_since = free_bytes()
-            log(f"the disk of {options.db} is full: reports are refused (503) until space is freed")
+            log(f"the disk of {options.db} is full: reports and frames are refused (503) until space is freed")
             fail(*full)
         full_since = None
-        for report_id in outcome.conflicts:
-            log(f"'{device}' sent report {report_id} again with other content: the first is kept")
+        return outcome
+
+    def answer(kind: str, device: str, outcome: store.Stored) -> JSONResponse:
+        for item_id in outcome.conflicts:
+            log(f"'{device}' sent {kind[:-1]} {item_id} again with other content: the first is kept")
         return JSONResponse({"stored": len(outcome.stored), "duplicates": len(outcome.duplicates),
                              "conflicts": outcome.conflicts,
                              "ids": outcome.stored + outcome.duplicates + outcome.conflicts})
+
+    async def post_reports(request: Request):
+        device, reports = await posted(request, "reports", MAX_BATCH, options.max_body, check_report)
+        return answer("reports", device, await stored("reports", device, reports))
+
+    async def post_frames(request: Request):
+        device, frames = await posted(request, "frames", MAX_FRAMES, options.max_frame_body, check_record)
+        problem = await run_in_threadpool(_undecodable, frames)
+        if problem:
+            fail(422, problem)
+        return answer("frames", device, await stored("frames", device, frames))
+
+    def labeller(request: Request) -> None:
+        """Who may label: anyone who may read all, where reads are protected a reader token."""
+        if options.protect_reads:
+            name, role = caller(request)
+            if role != "reader":
+                fail(403, f"'{name}' has a device token: labelling needs a reader token (edge token create NAME "
+                          "--reader)")
+
+    async def post_label(request: Request):
+        labeller(request)
+        frame_id = request.path_params["frame"]
+        try:
+            given = orjson.loads(await body(request, MIN_BODY, "labels"))
+        except orjson.JSONDecodeError:
+            fail(400, 'send JSON: {"label": "cat"} or {"discard": true}')
+        if not isinstance(given, dict) or set(given) - {"label", "discard"}:
+            fail(422, 'send {"label": "cat"}, {"discard": true}, or {"label": null} to make it new again')
+        label, discard = given.get("label"), given.get("discard", False)
+        if discard not in (True, False) or (label is not None and discard):
+            fail(422, '"discard" is true or false, and a discarded frame has no label')
+        if label is not None and check_label(label):
+            fail(422, check_label(label))
+        outcome = await stored("labels", None, [{"id": frame_id, "label": label, "discard": discard}])
+        if outcome.conflicts:
+            fail(404, f"no frame '{frame_id[:64]}'")
+        return JSONResponse({"id": frame_id, "labelled_as": label, "discarded": discard})
 
     # Reads from memory run on the event loop; reads from the database run in a pool of threads (Starlette
     # runs plain functions there).
@@ -211,6 +270,30 @@ def create_app(options: ServeOptions, log=print) -> Starlette:
         known(device)
         field = store.devices(summaries, device)[0]["field"]
         return JSONResponse({"device": device, "field": field and _field_metrics(field)})
+
+    async def get_device_frames(request: Request):
+        device = request.path_params["device"]
+        readable(request, device)
+        state = request.query_params.get("state", "new")
+        if state not in store.FRAME_STATES:
+            fail(400, f"state must be one of {', '.join(store.FRAME_STATES)}")
+        try:
+            limit = int(request.query_params.get("limit", 100))
+        except ValueError:
+            limit = 0
+        if not 1 <= limit <= 1000:
+            fail(400, "limit must be a whole number from 1 to 1000")
+        frames, counts = await run_in_threadpool(
+            lambda: (store.device_frames(db(), device, state, limit), store.frame_counts(db(), device)))
+        return JSONResponse({"device": device, "counts": counts, "frames": frames})
+
+    async def get_frame_jpeg(request: Request):
+        found = await run_in_threadpool(store.frame_jpeg, db(), request.path_params["frame"])
+        if found is None:
+            fail(404, "no such frame")
+        readable(request, found[0])
+        return Response(found[1], media_type="image/jpeg", headers={"X-Content-Type-Options": "nosniff",
+                                                                     "Cache-Control": "private, max-age=86400"})
 
     async def export_csv(request: Request):
         only = readable(request)
@@ -257,9 +340,23 @@ def create_app(options: ServeOptions, log=print) -> Starlette:
         Route("/api/v1/devices", get_devices),
         Route("/api/v1/devices/{device}/reports", get_device_reports),
         Route("/api/v1/devices/{device}/field", get_device_field),
+        Route("/api/v1/devices/{device}/frames", get_device_frames),
+        Route("/api/v1/frames", post_frames, methods=["POST"]),
+        Route("/api/v1/frames/{frame}.jpg", get_frame_jpeg),
+        Route("/api/v1/frames/{frame}/label", post_label, methods=["POST"]),
         Route("/api/v1/export.csv", export_csv),
     ], exception_handlers={HTTPException: http_error})
     return app
+
+
+def _undecodable(frames: list[dict]) -> str | None:
+    """Which frame's JPEG does not decode, or None: what the host keeps, a browser must be able to show.
+    Decoded at 1/8 of its size, in grey: the whole stream is read, in a 64th of the memory."""
+    for n, frame in enumerate(frames):
+        data = np.frombuffer(jpeg_bytes(frame), np.uint8)
+        if cv2.imdecode(data, cv2.IMREAD_REDUCED_GRAYSCALE_8) is None:
+            return f"frame {n}: 'jpeg' does not decode as a JPEG image"
+    return None
 
 
 def _with_raw(value: dict, key: str) -> str:

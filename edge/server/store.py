@@ -23,10 +23,12 @@ import orjson
 
 from edge.errors import EdgeError
 from edge.files import check_writable
+from edge.frame_record import jpeg_bytes
 from edge.report import cells, check_name
 
 ROLES = ("device", "reader")
-VERSION = 2  # PRAGMA user_version; 1 kept no `devices` table and dense confusion matrices
+VERSION = 3  # PRAGMA user_version; 2 kept no frames, 1 no `devices` table and dense confusion matrices
+UPGRADES = (2,)  # versions opened as they are and given what this one adds (CREATE ... IF NOT EXISTS)
 # Report text a device kept in memory: 170 reports of a 10-class model (28 min at --report-every 10),
 # more than a dashboard refreshing every 5 s asks for at once even at 20 reports/s a device; at most
 # 512 KB (and some 60 bytes a report) for each device: 50 MB for 100 devices, 500 MB for 1000.
@@ -43,7 +45,12 @@ CREATE TABLE IF NOT EXISTS devices (
     device TEXT PRIMARY KEY, last_seen REAL NOT NULL, reports INTEGER NOT NULL, conflicts INTEGER NOT NULL,
     latest_end REAL NOT NULL, latest TEXT NOT NULL,
     field_run TEXT, field_end REAL, field_reports INTEGER, field_labels TEXT, field_cells TEXT);
+CREATE TABLE IF NOT EXISTS frames (
+    id TEXT PRIMARY KEY, device TEXT NOT NULL, received REAL NOT NULL, label TEXT, labelled REAL,
+    discarded INTEGER NOT NULL DEFAULT 0, meta TEXT NOT NULL, jpeg BLOB NOT NULL);
+CREATE INDEX IF NOT EXISTS frames_by_device ON frames (device);
 """
+# The JPEG is the last column: reading the others never walks its pages.
 
 
 def open_db(path) -> sqlite3.Connection:
@@ -55,7 +62,7 @@ def open_db(path) -> sqlite3.Connection:
         db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: a committed report survives a process crash
         version = db.execute("PRAGMA user_version").fetchone()[0]
         old = db.execute("SELECT 1 FROM sqlite_master WHERE name = 'reports'").fetchone()
-        if version != VERSION and (old or version):
+        if version != VERSION and version not in UPGRADES and (old or version):
             db.close()
             raise EdgeError(f"--db {path} was written by another version of edge (store version {version}, this "
                             f"edge keeps {VERSION}): give a new file, or serve it with the edge that wrote it")
@@ -123,19 +130,24 @@ class Stored:
     conflicts: list
 
 
-def store_reports(db, batches: list[tuple[str, list[dict]]], known: dict) -> list[Stored]:
-    """Store batches of (checked) reports, [(device, reports), ...], and fold them into what the reads need,
-    all in one transaction: a group commit, one write to disk for every batch that came in meanwhile.
-    `known`: every device's summary (`summaries`), kept by the only writer. It is updated after the commit
-    with new objects, never changed in place: a transaction that fails leaves it as it was."""
+def store_posts(db, posts: list[tuple[str, str, list[dict]]], known: dict) -> list[Stored]:
+    """Store what POSTs brought, [(kind, device, checked items)], kind "reports", "frames" or "labels" (for
+    frames, as `label_frames` takes them), folding reports
+    into what the reads need, all in one transaction: a group commit, one write to disk for every POST that
+    came in meanwhile. `known`: every device's summary (`summaries`), kept by the only writer. It is
+    updated after the commit with new objects, never changed in place: a transaction that fails leaves it
+    as it was."""
     now = time.time()
     changed, outcomes = {}, []
     db.execute("BEGIN IMMEDIATE")
     try:
-        for device, reports in batches:
+        for kind, device, items in posts:
+            if kind != "reports":
+                outcomes.append((_store_frames if kind == "frames" else _label_frames)(db, device, items, now))
+                continue
             summary = changed.get(device) or _copy(known.get(device)) or _summary(db, device)
             outcome = Stored([], [], [])
-            for r in reports:
+            for r in items:
                 body = orjson.dumps(r).decode()
                 if db.execute("INSERT OR IGNORE INTO reports VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                               (r["id"], device, r["run_id"], now, r["window"]["start"], r["window"]["end"],
@@ -159,6 +171,22 @@ def store_reports(db, batches: list[tuple[str, list[dict]]], known: dict) -> lis
         raise
     known.update(changed)
     return outcomes
+
+
+def _store_frames(db, device: str, records: list[dict], now: float) -> Stored:
+    """Collected frames (edge.frame_record), each kept once by its id: the JPEG as bytes, the rest as JSON."""
+    outcome = Stored([], [], [])
+    for r in records:
+        jpeg, meta = jpeg_bytes(r), orjson.dumps({k: v for k, v in r.items() if k != "jpeg"}).decode()
+        if db.execute("INSERT OR IGNORE INTO frames (id, device, received, meta, jpeg) VALUES (?, ?, ?, ?, ?)",
+                      (r["id"], device, now, meta, jpeg)).rowcount:
+            outcome.stored.append(r["id"])
+        elif db.execute("SELECT 1 FROM frames WHERE id = ? AND device = ? AND meta = ? AND jpeg = ?",
+                        (r["id"], device, meta, jpeg)).fetchone():
+            outcome.duplicates.append(r["id"])
+        else:
+            outcome.conflicts.append(r["id"])
+    return outcome
 
 
 @dataclass
@@ -257,7 +285,7 @@ def _summary(db, device: str) -> _Summary:
 
 
 def summaries(db) -> dict:
-    """Every device's summary, read once when the server starts; `store_reports` keeps it up to date."""
+    """Every device's summary, read once when the server starts; `store_posts` keeps it up to date."""
     return {row[0]: _from_row(row[1:]) for row in db.execute(f"SELECT device, {_COLUMNS} FROM devices")}
 
 
@@ -305,3 +333,51 @@ def all_reports(db, only: str | None = None):
     for device, received, body in db.execute(
             "SELECT device, received, body FROM reports WHERE ? IS NULL OR device = ? ORDER BY rowid", (only, only)):
         yield device, received, json.loads(body)
+
+
+FRAME_STATES = {  # which frames a listing holds
+    "new": "label IS NULL AND NOT discarded", "labelled": "label IS NOT NULL", "discarded": "discarded", "all": "1"}
+
+
+def _label_frames(db, device, labels: list[dict], now: float) -> Stored:
+    """Give frames a label, or discard them: [{"id", "label": text or None, "discard": bool}] (checked).
+    A label clears a discard and a discard a label; both None/False put a frame back among the new. An id
+    not held is a conflict."""
+    outcome = Stored([], [], [])
+    for given in labels:
+        label, discard = given["label"], given["discard"]
+        if db.execute("UPDATE frames SET label = ?, labelled = ?, discarded = ? WHERE id = ?",
+                      (None if discard else label, now if label or discard else None, int(discard),
+                       given["id"])).rowcount:
+            outcome.stored.append(given["id"])
+        else:
+            outcome.conflicts.append(given["id"])
+    return outcome
+
+
+def frame_counts(db, device: str) -> dict:
+    """How many of a device's frames are new, labelled and discarded."""
+    return {state: db.execute(f"SELECT COUNT(*) FROM frames WHERE device = ? AND {where}", (device,)).fetchone()[0]
+            for state, where in FRAME_STATES.items() if state != "all"}
+
+
+def device_frames(db, device: str, state: str = "new", limit: int = 100) -> list[dict]:
+    """A device's collected frames in `state` (FRAME_STATES), in the order they came: what the device sent but the
+    JPEG, with when it came and what a person made of it (`labelled_as`, `discarded`)."""
+    rows = db.execute(f"SELECT received, label, discarded, meta FROM frames WHERE device = ? AND "
+                      f"{FRAME_STATES[state]} ORDER BY rowid LIMIT ?", (device, limit))
+    return [{**json.loads(meta), "received": received, "labelled_as": label, "discarded": bool(discarded)}
+            for received, label, discarded, meta in rows]
+
+
+def frame_jpeg(db, frame_id: str) -> tuple[str, bytes] | None:
+    """(device, JPEG) of a frame, or None."""
+    return db.execute("SELECT device, jpeg FROM frames WHERE id = ?", (frame_id,)).fetchone()
+
+
+def labelled_frames(db, device: str | None = None):
+    """(id, device, label, meta, JPEG) of every labelled frame (or `device`'s), in the order they came."""
+    for frame_id, name, label, meta, jpeg in db.execute(
+            "SELECT id, device, label, meta, jpeg FROM frames WHERE label IS NOT NULL AND (? IS NULL OR device = ?) "
+            "ORDER BY rowid", (device, device)):
+        yield frame_id, name, label, json.loads(meta), jpeg

@@ -30,12 +30,13 @@ class Writer:
         self._checkpointing, self._held = False, False  # a checkpoint runs; writes wait for it
         db.execute("PRAGMA wal_autocheckpoint = 0")  # no commit checkpoints on the loop: see above
 
-    async def store(self, device: str, reports: list[dict]) -> store.Stored:
+    async def store(self, kind: str, device: str, items: list[dict]) -> store.Stored:
+        """Store a POST's checked `items` (kind: reports or frames) for `device`."""
         loop = asyncio.get_running_loop()
         future = loop.create_future()
         if not self._group and not self._held:
             loop.call_soon(self._commit)  # after the other handlers ready in this turn of the loop
-        self._group.append((device, reports, future))
+        self._group.append((kind, device, items, future))
         return await future
 
     def _commit(self) -> None:
@@ -45,10 +46,10 @@ class Writer:
         if self._group:  # the rest after what else is ready: the loop is not held long (after a checkpoint)
             asyncio.get_running_loop().call_soon(self._commit)
         try:
-            outcomes = store.store_reports(self._db, [(device, reports) for device, reports, _ in group], self._known)
+            outcomes = store.store_posts(self._db, [post[:3] for post in group], self._known)
         except Exception as e:  # noqa: BLE001 (every POST of the group is told, and may retry)
             outcomes = [e] * len(group)
-        for (_, _, future), outcome in zip(group, outcomes):
+        for (*_, future), outcome in zip(group, outcomes):
             if future.done():  # cancelled: the client went away
                 continue
             if isinstance(outcome, Exception):

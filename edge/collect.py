@@ -1,0 +1,161 @@
+"""`edge run --collect`: keep the frames that matter and send them home, to be labelled and trained on.
+
+A rule chooses frames on the frame loop, where it costs a comparison or two; at most `max_per_hour` are
+kept in any hour (a drift comes in bursts: the cap takes the first of a burst and waits out the rest).
+A kept frame goes to a sender thread, which encodes it (a camera's MJPG frame is kept as the camera sent
+it, not decoded and encoded again), writes it to a bounded local store and posts it to the host's
+`/api/v1/frames` like reports: nothing is lost across outages, the oldest go first when the store is
+full, and are counted. The loop never waits: with the sender behind, a frame is passed over and counted
+(`busy`); with the store's disk full, collection stops, counted, and the run goes on.
+"""
+import json
+import time
+from collections import Counter, deque
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from edge.errors import EdgeError, choose, finite, whole
+from edge.frame_record import make_record
+from edge.outbox import LIMIT, Outbox
+from edge.report import new_id
+from edge.reporter import ReportOptions, Sender
+
+RULES = {
+    "uncertain": "the margin between the call's score and the next is below MARGIN (uncertain:0.2 by default)",
+    "wrong": "the call is not the truth (--truth, --truth-schedule or the number keys of --preview)",
+    "disagree": "the frame's own call differs from the one most of the 5 frames before it agreed on",
+    "every": "every Nth frame (every:N): a sample of all the device sees",
+}
+MARGIN = 0.2
+AGREEING = (5, 4)  # frames before, of which this many share a call for "disagree"
+MAX_PER_HOUR = 60
+STORE = Path("~/.local/state/edge/frames.db")
+STORE_MB = 200.0
+BATCH = 4  # frames a POST: a 640x480 JPEG is some 50-100 KB, a third more in base64
+QUEUED = 8  # frames waiting for the sender thread; more are passed over
+QUALITY = 90  # JPEG quality of frames that did not come as JPEG
+
+
+@dataclass
+class CollectOptions:
+    rule: str  # uncertain[:MARGIN] | wrong | disagree | every:N
+    max_per_hour: float = MAX_PER_HOUR
+    store: Path = STORE  # where frames wait until the host has them
+    store_mb: float = STORE_MB
+
+    def check(self) -> tuple[str, float | None]:
+        """The rule's name and value, or EdgeError."""
+        if not (finite(self.max_per_hour) and self.max_per_hour >= 1):
+            raise EdgeError(f"--collect-max-per-hour {self.max_per_hour}: give a number of frames, at least 1, e.g. "
+                            f"{MAX_PER_HOUR}")
+        if not (finite(self.store_mb) and self.store_mb >= 1):
+            raise EdgeError(f"--collect-store-mb {self.store_mb}: give a size in MB, at least 1, e.g. {STORE_MB:g}")
+        return parse_rule(self.rule)
+
+
+def parse_rule(text) -> tuple[str, float | None]:
+    """'uncertain', 'uncertain:0.1', 'wrong', 'disagree', 'every:30' -> (name, value)."""
+    name, colon, value = str(text or "").strip().partition(":")
+    name = choose("--collect", name, RULES)
+    if name == "uncertain":
+        try:
+            margin = float(value) if colon else MARGIN
+        except ValueError:
+            margin = None
+        if margin is None or not (finite(margin) and 0 < margin <= 1):
+            raise EdgeError(f"--collect {text}: give the margin as a number above 0 and up to 1, e.g. uncertain:0.2")
+        return name, margin
+    if name == "every":
+        n = int(value) if value.strip().isdigit() else 0
+        if not whole(n, 1):
+            raise EdgeError(f"--collect {text}: give every:N, N a whole number of frames, at least 1, e.g. every:100")
+        return name, n
+    if colon:
+        raise EdgeError(f"--collect {text}: '{name}' takes no value; give --collect {name}")
+    return name, None
+
+
+class Collector:
+    """Chooses frames by the rule and hands them to a sender of their own."""
+
+    def __init__(self, options: CollectOptions, report: ReportOptions, labels: list[str], run_id: str,
+                 model_sha256: str, source: str, log=None):
+        self.rule, self.value = options.check()
+        self.options, self.labels = options, labels
+        self.meta = {"device_id": report.device_id, "run_id": run_id, "model_sha256": model_sha256, "source": source}
+        store = Outbox(Path(options.store).expanduser(), LIMIT, int(options.store_mb * 1e6), "--collect-store")
+        self.sender = Sender(report, "/api/v1/frames", "frames", store, BATCH, self._text, log, QUEUED)
+        self.kept = deque()  # monotonic times of the frames kept in the last hour
+        self.calls = deque(maxlen=AGREEING[0])
+        self.offered = 0
+        self.counts = {"chosen": 0, "kept": 0, "capped": 0, "busy": 0, "stopped": 0}
+
+    def offer(self, frame, scores: np.ndarray, own: np.ndarray, label: str, true: int | None) -> None:
+        """A frame the run called `label` on `scores` (`own`: its own, unsmoothed), with truth `true`."""
+        reason = self._reason(scores, own, label, true)
+        self.offered += 1
+        if reason is None:
+            return
+        counts = self.counts
+        counts["chosen"] += 1
+        if self.sender.unstored:  # the store's disk is full: collection stops
+            counts["stopped"] += 1
+            return
+        now = time.monotonic()
+        while self.kept and now - self.kept[0] >= 3600:
+            self.kept.popleft()
+        if len(self.kept) >= self.options.max_per_hour:
+            counts["capped"] += 1
+            return
+        top = np.argsort(-scores, kind="stable")[:min(5, len(scores))]
+        meta = {**self.meta, "id": new_id(), "time": time.time(), "frame": frame.index, "reason": reason,
+                "label": label, "top_k": [[self.labels[c], round(float(scores[c]), 5)] for c in top],
+                "scores": [round(float(s), 5) for s in scores], "labels": self.labels,
+                "truth": self.labels[true] if true is not None else None}
+        pixels = (frame.raw, False) if frame.raw is not None else (frame.rgb, True)
+        if not self.sender.submit((pixels, meta)):
+            counts["busy"] += 1
+            return
+        self.kept.append(now)
+        counts["kept"] += 1
+
+    def _reason(self, scores, own, label, true) -> str | None:
+        if self.rule == "every":
+            return "every" if self.offered % self.value == 0 else None
+        if self.rule == "wrong":
+            return "wrong" if true is not None and label != self.labels[true] else None
+        if self.rule == "uncertain":
+            second, first = np.sort(scores)[-2:]
+            return "uncertain" if first - second < self.value else None
+        call = int(np.argmax(own))
+        before = Counter(self.calls).most_common(1)
+        self.calls.append(call)
+        return "disagree" if before and before[0][1] >= AGREEING[1] and call != before[0][0] else None
+
+    def _text(self, item) -> str | None:
+        """On the sender thread: the frame's record as JSON text."""
+        (pixels, is_rgb), meta = item
+        jpeg = to_jpeg(pixels, is_rgb)
+        return jpeg and json.dumps(make_record(jpeg, meta), separators=(",", ":"))
+
+    def close(self) -> dict:
+        """Stop the sender (after its flush time); the tally for the run summary."""
+        return {"rule": self.rule + (f":{self.value:g}" if self.value is not None else ""),
+                "max_per_hour": self.options.max_per_hour, **self.counts, **self.sender.close()}
+
+
+def to_jpeg(frame: np.ndarray, is_rgb: bool = False) -> bytes | None:
+    """A frame as JPEG: JPEG bytes as they came (a camera's MJPG), else YUYV, BGR or (`is_rgb`) RGB pixels
+    encoded. None if encoding fails."""
+    import cv2  # here: the CLI reads this module's defaults, and OpenCV takes most of a second to import
+
+    if frame.ndim == 1 or (frame.ndim == 2 and frame.shape[0] == 1):
+        return frame.tobytes()
+    if frame.ndim == 3 and frame.shape[2] == 2:
+        frame = cv2.cvtColor(frame, cv2.COLOR_YUV2BGR_YUYV)
+    elif is_rgb:
+        frame = cv2.cvtColor(frame, cv2.COLOR_RGB2BGR)
+    ok, data = cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, QUALITY])
+    return data.tobytes() if ok else None

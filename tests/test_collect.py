@@ -1,0 +1,254 @@
+"""`edge run --collect` against the real `edge serve`: each rule keeps the frames it names, at the resolution
+the source delivered, within its rate cap; frames wait in a bounded store through an outage and arrive
+once; a full disk, an upload over the host's limit and a wrong token each end as the issue says."""
+import base64
+import json
+import shutil
+import sqlite3
+
+import cv2
+import numpy as np
+import pytest
+
+import edge
+from edge.collect import CollectOptions, parse_rule, to_jpeg
+from edge.errors import EdgeError
+from edge.frame_record import jpeg_size
+from edge.outbox import Outbox
+from edge.reporter import ReportOptions
+from edge.runner import RunOptions, run
+from tests.cli import edge_cli
+from tests.server import Server
+
+
+@pytest.fixture(scope="module")
+def host(tmp_path_factory):
+    """A running host with a device token for pi-door."""
+    db = tmp_path_factory.mktemp("host") / "edge.db"
+    token = edge_cli("token", "create", "pi-door", "--db", db).stdout.strip()
+    server = Server(db).start()
+    yield server, token
+    server.stop()
+
+
+def frames_of(db, run_id) -> list[dict]:
+    """The frames the host holds of a run, as stored: the record and the JPEG's bytes."""
+    rows = sqlite3.connect(db).execute("SELECT meta, jpeg FROM frames").fetchall()
+    held = [{**json.loads(meta), "jpeg": jpeg} for meta, jpeg in rows if json.loads(meta)["run_id"] == run_id]
+    return sorted(held, key=lambda f: (f["time"], f["frame"]))
+
+
+def collect(server, token, tmp_path, rule, **options):
+    return (ReportOptions(server.url, token, "pi-door", every=60, outbox=tmp_path / "outbox.db", flush=5.0),
+            CollectOptions(rule, store=tmp_path / "frames.db", **options))
+
+
+def test_every_nth_frame_arrives_as_the_scan_it_was(e2e, digits, host, tmp_path):
+    server, token = host
+    summary = run(e2e["bundle"], digits / "2", RunOptions(truth="2"), None,
+                  *collect(server, token, tmp_path, "every:10"))
+    c = summary["collecting"]
+    assert (c["rule"], c["chosen"], c["kept"], c["sent"], c["pending"], c["capped"]) == ("every:10", 17, 17, 17, 0, 0)
+    held = frames_of(server.db, summary["reporting"]["run_id"])
+    scans = sorted((digits / "2").iterdir())
+    assert [f["frame"] for f in held] == list(range(0, 170, 10))
+    for f in held:
+        assert (f["reason"], f["truth"], f["labels"], f["source"]) == ("every", "2", summary["labels"], str(digits / "2"))
+        assert f["top_k"][0][0] == f["label"] and len(f["scores"]) == 4
+        assert f["scores"][summary["labels"].index(f["label"])] == max(f["scores"])
+        image = cv2.imdecode(np.frombuffer(f["jpeg"], np.uint8), cv2.IMREAD_COLOR)
+        original = cv2.imread(str(scans[f["frame"]]))
+        assert image.shape == original.shape and np.abs(image.astype(int) - original).mean() < 4
+
+
+def test_a_camera_s_mjpg_frame_is_kept_as_the_camera_sent_it(e2e, digits, host, tmp_path):
+    """640x480 MJPG: the model sees a 1/8 decode, the host gets the frame's own JPEG, byte for byte."""
+    writer = cv2.VideoWriter(str(tmp_path / "camera.avi"), cv2.VideoWriter_fourcc(*"MJPG"), 30.0, (640, 480))
+    for path in sorted((digits / "3").iterdir())[:12]:
+        writer.write(cv2.resize(cv2.imread(str(path)), (640, 480), interpolation=cv2.INTER_CUBIC))
+    writer.release()
+    server, token = host
+    summary = run(e2e["bundle"], tmp_path / "camera.avi", RunOptions(), None,
+                  *collect(server, token, tmp_path, "every:4"))
+    assert summary["reader"]["jpeg_scale"] == 8
+    held = frames_of(server.db, summary["reporting"]["run_id"])
+    packets = cv2.VideoCapture(str(tmp_path / "camera.avi"), cv2.CAP_FFMPEG)
+    packets.set(cv2.CAP_PROP_FORMAT, -1)
+    sent = [packets.read()[1].tobytes() for _ in range(12)]
+    assert [f["jpeg"] for f in held] == [sent[i] for i in (0, 4, 8)]
+    assert {jpeg_size(f["jpeg"]) for f in held} == {(640, 480)} and held[0]["truth"] is None
+
+
+def test_wrong_keeps_the_misses_within_the_hourly_cap(e2e, digits, host, tmp_path):
+    server, token = host
+    summary = run(e2e["bundle"], digits / "2", RunOptions(truth="3"), None,
+                  *collect(server, token, tmp_path, "wrong", max_per_hour=5))
+    c = summary["collecting"]
+    calls_of_3 = summary["confusion_matrix"][3][3]  # scans of a 2 called 3 are right by this truth
+    assert c["chosen"] == 170 - calls_of_3 and c["kept"] == c["sent"] == 5 and c["capped"] == c["chosen"] - 5
+    assert all(f["reason"] == "wrong" and f["truth"] == "3" != f["label"]
+               for f in frames_of(server.db, summary["reporting"]["run_id"]))
+
+
+def test_uncertain_keeps_the_frames_below_its_margin(e2e, digits, host, tmp_path):
+    server, token = host
+    summary = run(e2e["bundle"], digits / "1", RunOptions(log_file=tmp_path / "calls.jsonl"), None,
+                  *collect(server, token, tmp_path, "uncertain:0.98", max_per_hour=1000))
+    logged = [json.loads(line) for line in (tmp_path / "calls.jsonl").read_text().splitlines()]
+    below = [r["frame"] for r in logged if r["top_k"][0][1] - r["top_k"][1][1] < 0.98]
+    held = frames_of(server.db, summary["reporting"]["run_id"])
+    assert [f["frame"] for f in held] == below and 0 < len(below) < len(logged)
+    assert all(f["reason"] == "uncertain" and f["truth"] is None for f in held)
+
+
+def test_disagree_keeps_the_frame_that_breaks_a_run_of_calls(e2e, digits, host, tmp_path):
+    """Six scans of a 2, one of a 0, six of a 2: only the 0 differs from what the five before agreed on."""
+    called = {}
+    for digit in ("0", "2"):  # scans the model calls right, so that the calls are known
+        run(e2e["bundle"], digits / digit, RunOptions(log_file=tmp_path / f"{digit}.jsonl"))
+        logged = [json.loads(line) for line in (tmp_path / f"{digit}.jsonl").read_text().splitlines()]
+        called[digit] = [digits / digit / r["file"] for r in logged if r["label"] == digit]
+    folder = tmp_path / "scene"
+    folder.mkdir()
+    for i, path in enumerate(called["2"][:6] + called["0"][:1] + called["2"][6:12]):
+        shutil.copy(path, folder / f"{i:02d}.png")
+    server, token = host
+    summary = run(e2e["bundle"], folder, RunOptions(log_file=tmp_path / "calls.jsonl"), None,
+                  *collect(server, token, tmp_path, "disagree"))
+    calls = [json.loads(line)["label"] for line in (tmp_path / "calls.jsonl").read_text().splitlines()]
+    assert calls == ["2"] * 6 + ["0"] + ["2"] * 6
+    held = frames_of(server.db, summary["reporting"]["run_id"])
+    assert [(f["frame"], f["reason"], f["label"]) for f in held] == [(6, "disagree", "0")]
+
+
+def camera_video(path, folder, frames: int, size=(640, 480)):
+    """A camera's MJPG of real scans, `size`, each scan once, in name order, again and again."""
+    scans = [cv2.resize(cv2.imread(str(p)), size, interpolation=cv2.INTER_CUBIC) for p in sorted(folder.iterdir())[:20]]
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 30.0, size)
+    for i in range(frames):
+        writer.write(scans[i % len(scans)])
+    writer.release()
+    return path
+
+
+def test_frames_wait_out_an_outage_and_arrive_once(e2e, digits, host, tmp_path):
+    server, token = host
+    down = Server(server.db)  # a port nobody listens on yet
+    reporting, keeping = collect(down, token, tmp_path, "every:10")
+    reporting.flush = 0.5
+    first = run(e2e["bundle"], digits / "2", RunOptions(), None, reporting, keeping)
+    assert (first["collecting"]["kept"], first["collecting"]["sent"], first["collecting"]["pending"]) == (17, 0, 17)
+    assert "Connection refused" in first["collecting"]["last_error"]
+    down.start()  # the host is back, on the same database: the next run's sender drains the backlog first
+    try:
+        second = run(e2e["bundle"], digits / "2", RunOptions(max_frames=1), None,
+                     *collect(down, token, tmp_path, "every:10"))
+    finally:
+        down.stop()
+    assert second["collecting"]["pending"] == 0 and second["collecting"]["sent"] == 18
+    held = frames_of(server.db, first["reporting"]["run_id"]) + frames_of(server.db, second["reporting"]["run_id"])
+    assert len(held) == len({f["id"] for f in held}) == 18
+    assert [f["frame"] for f in held] == [*range(0, 170, 10), 0]
+
+
+def test_the_store_keeps_the_newest_frames_within_its_size(e2e, digits, tmp_path):
+    """Host down, every frame of a 640x480 camera kept: past 1 MB the oldest go, counted."""
+    video = camera_video(tmp_path / "camera.avi", digits / "0", 150)
+    reporting, keeping = collect(Server(tmp_path / "unused.db"), "t0ken", tmp_path, "every:1", max_per_hour=10_000,
+                                 store_mb=1)
+    reporting.flush = 0
+    summary = run(e2e["bundle"], video, RunOptions(), None, reporting, keeping)
+    c = summary["collecting"]
+    assert summary["frames"] == 150 and c["kept"] + c["busy"] == 150 and c["dropped"] > 0
+    assert c["pending"] + c["dropped"] == c["kept"] and c["unstored"] == 0
+    store = Outbox(tmp_path / "frames.db")
+    bodies = [json.loads(body) for _, body in store.oldest(1000)]
+    assert store.counter("bytes") == sum(len(body.encode()) for _, body in store.oldest(1000)) <= 1_000_000
+    assert [b["frame"] for b in bodies] == sorted(b["frame"] for b in bodies)[-len(bodies):]  # the newest
+    assert bodies[-1]["frame"] == 149 or c["busy"]
+
+
+def test_a_full_disk_stops_collecting_and_the_run_goes_on(e2e, digits, small_disk, tmp_path):
+    video = camera_video(tmp_path / "camera.avi", digits / "0", 150)
+    (small_disk / "filler").write_bytes(b"\0" * (shutil.disk_usage(small_disk).free - 400_000))
+    reporting, keeping = collect(Server(tmp_path / "unused.db"), "t0ken", tmp_path, "every:1", max_per_hour=10_000)
+    keeping.store, reporting.flush = small_disk / "frames.db", 0
+    summary = run(e2e["bundle"], video, RunOptions(truth="0"), None, reporting, keeping)
+    c = summary["collecting"]
+    assert summary["frames"] == 150 and summary["evaluated"] == 150
+    assert c["unstored"] >= 1 and c["stopped"] > 0 and c["kept"] + c["busy"] + c["stopped"] == 150
+    assert any(note.startswith("collecting stopped") for note in summary["notes"])
+
+
+def test_a_frame_over_the_host_s_limit_is_refused_once_and_counted(e2e, digits, tmp_path):
+    db = tmp_path / "edge.db"
+    token = edge_cli("token", "create", "pi-door", "--db", db).stdout.strip()
+    video = camera_video(tmp_path / "camera.avi", digits / "0", 6, size=(1280, 720))
+    server = Server(db, None, "--max-frame-body", "16384").start()
+    try:
+        summary = run(e2e["bundle"], video, RunOptions(), None, *collect(server, token, tmp_path, "every:2"))
+        status, answer = server.get("/api/v1/devices/pi-door/frames?state=all")
+    finally:
+        server.stop()
+    c = summary["collecting"]
+    assert (c["kept"], c["rejected"], c["sent"], c["pending"]) == (3, 3, 0, 0)
+    assert "HTTP 413" in c["last_error"] and answer["frames"] == [] and status == 200
+    assert summary["reporting"]["sent"] == summary["reporting"]["reports"] >= 1  # reports have their own limit
+
+
+def test_a_wrong_token_keeps_the_frames_for_later(e2e, digits, host, tmp_path):
+    server, _ = host
+    reporting, keeping = collect(server, "not-a-token", tmp_path, "every:50")
+    reporting.flush = 1.0
+    summary = run(e2e["bundle"], digits / "2", RunOptions(), None, reporting, keeping)
+    c = summary["collecting"]
+    assert (c["kept"], c["sent"], c["pending"], c["rejected"]) == (4, 0, 4, 0)
+    assert c["last_error"] == "HTTP 401: unknown or revoked token"
+
+
+@pytest.mark.parametrize("options, message", [
+    (dict(collect="uncertian"), "unknown --collect 'uncertian': did you mean uncertain?"),
+    (dict(collect="qqq"), "unknown --collect 'qqq': choose one of uncertain, wrong, disagree, every"),
+    (dict(collect="every"), "--collect every: give every:N"),
+    (dict(collect="every:0"), "--collect every:0: give every:N"),
+    (dict(collect="uncertain:2"), "--collect uncertain:2: give the margin as a number above 0 and up to 1"),
+    (dict(collect="uncertain:nan"), "--collect uncertain:nan: give the margin"),
+    (dict(collect="wrong:3"), "--collect wrong:3: 'wrong' takes no value; give --collect wrong"),
+    (dict(collect="every:5", collect_max_per_hour=0), "--collect-max-per-hour 0: give a number of frames"),
+    (dict(collect="every:5", collect_max_per_hour=float("inf")), "--collect-max-per-hour inf: give"),
+    (dict(collect="every:5", collect_store_mb=0.5), "--collect-store-mb 0.5: give a size in MB, at least 1"),
+    (dict(collect="wrong"), "--collect wrong needs the truth: add --truth LABEL"),
+    (dict(collect_max_per_hour=5), "--collect-max-per-hour, --collect-store and --collect-store-mb are for collecting"),
+])
+def test_bad_collect_options(e2e, digits, options, message, tmp_path):
+    with pytest.raises(EdgeError) as e:
+        edge.run(e2e["bundle"], digits / "2", report_to="http://127.0.0.1:9", token="t", device_id="pi-door",
+                 outbox=tmp_path / "outbox.db", **options)
+    assert str(e.value).startswith(message)
+    assert not (tmp_path / "outbox.db").exists()  # refused before anything started
+
+
+def test_cli_collect_needs_a_host(e2e, digits):
+    r = edge_cli("run", e2e["bundle"], "--source", digits / "2", "--collect", "every:5")
+    assert r.returncode == 2 and r.stderr == "error: --collect sends frames to a host: add --report-to URL, " \
+                                             "--device-id and --token\n"
+    assert "uncertain[:MARGIN]" in edge_cli("run", "--help").stdout
+
+
+def test_to_jpeg_takes_what_sources_deliver(digits):
+    bgr = cv2.resize(cv2.imread(str(sorted((digits / "3").iterdir())[0])), (64, 48))
+    yuv = cv2.cvtColor(bgr, cv2.COLOR_BGR2YUV)  # packed as a camera's YUYV: Y0 U Y1 V
+    yuyv = np.stack([yuv[..., 0], np.where(np.arange(64) % 2 == 0, yuv[..., 1], yuv[..., 2])], axis=-1)
+    from_jpeg = cv2.imencode(".jpg", bgr)[1]
+    for frame, is_rgb in ((bgr, False), (bgr[..., ::-1].copy(), True), (yuyv, False), (from_jpeg, False)):
+        image = cv2.imdecode(np.frombuffer(to_jpeg(frame, is_rgb), np.uint8), cv2.IMREAD_COLOR)
+        assert image.shape == bgr.shape and np.abs(image.astype(int) - bgr).mean() < 6
+    assert to_jpeg(from_jpeg) == from_jpeg.tobytes()
+    assert base64.b64encode(to_jpeg(bgr))  # bytes, as a record carries them
+
+
+@pytest.mark.parametrize("text, rule", [("uncertain", ("uncertain", 0.2)), ("uncertain:0.05", ("uncertain", 0.05)),
+                                        ("wrong", ("wrong", None)), ("disagree", ("disagree", None)),
+                                        ("every:30", ("every", 30))])
+def test_parse_rule(text, rule):
+    assert parse_rule(text) == rule
