@@ -51,7 +51,7 @@ def one(work: Path, change: str, seed: int) -> list[dict]:
             summary = edge.run(work / "before", str(s["camera"]), report_to=server.url, token=tokens[rule],
                                device_id=device, outbox=work / f"outbox-{n}.db", collect=rule,
                                collect_max_per_hour=10_000, collect_store=work / f"frames-{n}.db",
-                               truth_schedule=schedule if rule == "wrong" else None)
+                               truth_schedule=schedule if rule == "wrong" else None, drift_min_frames=100)
             labelled = label_from_truth(server, device, s["truth"])
             export = edge.export_frames(db, work / f"field-{n}", device)
             convert([s["train"], work / f"field-{n}"], work / f"after-{n}", seed)

@@ -5,8 +5,9 @@ kept in any hour (a drift comes in bursts: the cap takes the first of a burst an
 A kept frame goes to a sender thread, which encodes it (a camera's MJPG frame is kept as the camera sent
 it, not decoded and encoded again), writes it to a bounded local store and posts it to the host's
 `/api/v1/frames` like reports: nothing is lost across outages, the oldest go first when the store is
-full, and are counted. The loop never waits: with the sender behind, a frame is passed over and counted
-(`busy`); with the store's disk full, collection stops, counted, and the run goes on.
+full, and are counted. A camera's loop never waits: with the sender behind, a frame is passed over and
+counted (`busy`); a file's or folder's waits for it, as its reader waits for the model, so that a replay
+keeps what its rule chooses. With the store's disk full, collection stops, counted, and the run goes on.
 """
 import json
 import time
@@ -78,12 +79,13 @@ def parse_rule(text) -> tuple[str, float | None]:
 
 
 class Collector:
-    """Chooses frames by the rule and hands them to a sender of their own."""
+    """Chooses frames by the rule and hands them to a sender of their own. `live`: frames come from a camera
+    or stream (or a file played in real time), and the loop must not wait for the sender."""
 
     def __init__(self, options: CollectOptions, report: ReportOptions, labels: list[str], run_id: str,
-                 model_sha256: str, source: str, log=None):
+                 model_sha256: str, source: str, live: bool = True, log=None):
         self.rule, self.value = options.check()
-        self.options, self.labels = options, labels
+        self.options, self.labels, self.live = options, labels, live
         self.meta = {"device_id": report.device_id, "run_id": run_id, "model_sha256": model_sha256, "source": source}
         store = Outbox(Path(options.store).expanduser(), LIMIT, int(options.store_mb * 1e6), "--collect-store")
         self.sender = Sender(report, "/api/v1/frames", "frames", store, BATCH, self._text, log, QUEUED)
@@ -115,7 +117,7 @@ class Collector:
                 "scores": [round(float(s), 5) for s in scores], "labels": self.labels,
                 "truth": self.labels[true] if true is not None else None}
         pixels = (frame.raw, False) if frame.raw is not None else (frame.rgb, True)
-        if not self.sender.submit((pixels, meta)):
+        if not self.sender.submit((pixels, meta), wait=not self.live):
             counts["busy"] += 1
             return
         self.kept.append(now)

@@ -3,8 +3,9 @@
 `submit` hands an item to a sender thread and returns at once. The thread makes its JSON text, writes it
 to the outbox first, then posts the oldest items in batches. A batch leaves the outbox only when the host
 answers that it stored it; the host keeps each id once, so a resend after a lost answer duplicates
-nothing. An outbox that cannot be written (a full disk) loses the item, counted, and the run goes on. Only the host's own word counts: its answer must name the ids it now holds; a 200 from anything
-else (a proxy, a captive portal) lets nothing go. Failures back off exponentially with jitter (0.5 s
+nothing. Only the host's own word counts: its answer must name the ids it now holds; a 200 from anything
+else (a proxy, a captive portal) lets nothing go. An outbox that cannot be written (a full disk) loses the
+item, counted, and the run goes on. Failures back off exponentially with jitter (0.5 s
 doubling to 60 s, times 0.5-1.5), so a fleet coming back after an outage does not hammer the host in step.
 """
 import json
@@ -67,10 +68,10 @@ class Sender:
         self._thread = threading.Thread(target=self._run, name=f"edge-{key}", daemon=True)
         self._thread.start()
 
-    def submit(self, item) -> bool:
-        """Queue an item; never blocks. False: the queue is full, and the item is not kept."""
+    def submit(self, item, wait: bool = False) -> bool:
+        """Queue an item. False: the queue is full (and `wait` is False), and the item is not kept."""
         try:
-            self._queue.put_nowait(item)
+            self._queue.put(item, block=wait)
             return True
         except queue.Full:
             return False
@@ -141,8 +142,8 @@ class Sender:
                 size = max(1, len(batch) // 2)  # a batch too big for the host may only ever see a reset
                 delay = min(BACKOFF_MAX, BACKOFF_START * 2 ** (attempt - 1)) * random.uniform(0.5, 1.5)
                 wait_until = now + delay
-                self.log(f"sending {self.key} to {self.options.url} failed ({self.last_error}); {len(self.outbox)} waiting, "
-                         f"retrying in {delay:.1f} s")
+                self.log(f"sending {self.key} to {self.options.url} failed ({self.last_error}); {len(self.outbox)} "
+                         f"waiting, retrying in {delay:.1f} s")
             pending = len(self.outbox) and wait_until > now
             self._keep_queued(wait=min(0.2, wait_until - now) if pending else 0.2)
 

@@ -38,8 +38,9 @@ def export_frames(db_path, out, device: str | None = None) -> dict:
             devices.add(name)
             models.add(meta["model_sha256"])
         if not counts:
-            raise EdgeError("no labelled frames" + (f" of '{device}'" if device else "") + ": label collected frames on "
-                            "the dashboard first (edge run --collect sends them)")
+            of = f" of '{device}'" if device else ""
+            raise EdgeError(f"no labelled frames{of}: label collected frames on the dashboard first (edge run "
+                            "--collect sends them)")
         if out.exists():
             out.rmdir()
         partial.rename(out)
