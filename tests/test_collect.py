@@ -228,6 +228,16 @@ def test_bad_collect_options(e2e, digits, options, message, tmp_path):
     assert not (tmp_path / "outbox.db").exists()  # refused before anything started
 
 
+def test_cli_collects_and_says_so(e2e, digits, host, tmp_path):
+    server, token = host
+    r = edge_cli("run", e2e["bundle"], "--source", digits / "2", "--report-to", server.url, "--token", token,
+                 "--device-id", "pi-door", "--outbox", tmp_path / "outbox.db", "--collect", "every:50",
+                 "--collect-max-per-hour", 3, "--collect-store", tmp_path / "frames.db")
+    assert r.returncode == 0, r.stderr
+    assert (f"collected  3 of 4 frames chosen by every:50 (at most 3 an hour: 1 over); sent 3, waiting 0 in "
+            f"{tmp_path / 'frames.db'}, dropped 0, refused 0\n") in r.stdout
+
+
 def test_cli_collect_needs_a_host(e2e, digits):
     r = edge_cli("run", e2e["bundle"], "--source", digits / "2", "--collect", "every:5")
     assert r.returncode == 2 and r.stderr == "error: --collect sends frames to a host: add --report-to URL, " \
