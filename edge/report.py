@@ -237,7 +237,7 @@ def _servable(value, depth: int) -> bool:
     if depth >= MAX_DEPTH:
         return False
     is_dict = type(value) is dict
-    if is_dict and not all(key.isascii() or _unicode(key) for key in value):
+    if is_dict and not ("".join(value).isascii() or all(map(_unicode, value))):  # keys: JSON's are text
         return False
     if not is_dict and value and set(map(type, value)) == {int}:  # a confusion matrix's cells: in one go
         return -MAX_INT <= min(value) and max(value) <= MAX_INT
