@@ -144,8 +144,9 @@ def test_protected_frames_are_read_by_readers_and_their_own_device(tmp_path, sca
         frame = record(scans[0])
         assert post(server, [frame], door)[0] == 200
         jpeg = f"/api/v1/frames/{frame['id']}.jpg"
-        assert server.get(jpeg)[0] == 401
+        assert server.get(jpeg)[0] == server.get("/api/v1/frames/no-such-frame.jpg")[0] == 401  # nothing told
         assert [server.get(jpeg, who)[0] for who in (door, alice, yard)] == [200, 200, 403]
+        assert server.get("/api/v1/frames/no-such-frame.jpg", yard)[0] == 404
         assert server.get("/api/v1/devices/pi-door/frames", yard)[0] == 403
         label = f"/api/v1/frames/{frame['id']}/label"
         assert server.request("POST", label, {"label": "2"}, door) == (403, {

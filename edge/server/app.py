@@ -288,10 +288,13 @@ def create_app(options: ServeOptions, log=print) -> Starlette:
         return JSONResponse({"device": device, "counts": counts, "frames": frames})
 
     async def get_frame_jpeg(request: Request):
-        found = await run_in_threadpool(store.frame_jpeg, db(), request.path_params["frame"])
+        only = readable(request)  # who asks first: whether an id exists is not told to anyone
+        frame_id = request.path_params["frame"]
+        found = await run_in_threadpool(lambda: store.frame_jpeg(db(), frame_id))
         if found is None:
             fail(404, "no such frame")
-        readable(request, found[0])
+        if only is not None:
+            readable(request, found[0])  # 403 for another device's
         return Response(found[1], media_type="image/jpeg", headers={"X-Content-Type-Options": "nosniff",
                                                                      "Cache-Control": "private, max-age=86400"})
 
