@@ -3,11 +3,13 @@ against the model before them?
 
     python benchmarks/field_loop_bench.py --work DIR          # about 12 min on 2 cores
     python benchmarks/field_loop_bench.py --work DIR --changes "half the light" --seeds 0 1 2
+    python benchmarks/field_loop_bench.py --work DIR --rules uncertain uncertain:0.2
 
 The scenario (tests/field_loop.py): MobileNetV2 alpha 0.35 at 48 px, int8, from scratch on the first 100
 scans of each digit 0-3 (the tests' e2e recipe). A camera then sees the next 40 scans of each digit under a
 change, 160 frames in a seeded random order. `edge run` reports its drift (without truth) to a real
-`edge serve` and collects by a rule: uncertain (margin below 0.2, no truth needed), every:4 (a sample), or
+`edge serve` and collects by a rule: uncertain (no truth needed; --uncertain MARGIN, or the model's own from
+its fingerprint), every:4 (a sample), or
 wrong (the device knows the truth: --truth-schedule). Every collected frame is labelled through the host's API
 from the scenario's truth, `edge frames export` writes them, and `edge convert --data TRAIN --data EXPORT`
 trains again with the same recipe and seed. Both models are scored on the remaining scans (41-43 a digit),
@@ -32,7 +34,7 @@ from tests.server import Server  # noqa: E402
 RULES = ("uncertain", "every:4", "wrong")
 
 
-def one(work: Path, change: str, seed: int) -> list[dict]:
+def one(work: Path, change: str, seed: int, rules=RULES) -> list[dict]:
     s = scenario(work, change, seed)
     convert(s["train"], work / "before", seed)
     score = lambda model: {test: edge.evaluate(model, s[test]).report["accuracy"]  # noqa: E731
@@ -42,11 +44,11 @@ def one(work: Path, change: str, seed: int) -> list[dict]:
     schedule.write_text(json.dumps([{"start_frame": i, "end_frame": i, "label": label}
                                     for i, label in enumerate(s["truth"])]))
     db = work / "edge.db"
-    tokens = {rule: store.create_token(store.open_db(db), f"pi-{n}") for n, rule in enumerate(RULES)}
+    tokens = {rule: store.create_token(store.open_db(db), f"pi-{n}") for n, rule in enumerate(rules)}
     server = Server(db).start()
     rows = []
     try:
-        for n, rule in enumerate(RULES):
+        for n, rule in enumerate(rules):
             device = f"pi-{n}"
             summary = edge.run(work / "before", str(s["camera"]), report_to=server.url, token=tokens[rule],
                                device_id=device, outbox=work / f"outbox-{n}.db", collect=rule,
@@ -71,12 +73,13 @@ def main() -> None:
     parser.add_argument("--work", type=Path, help="Folder for the scenarios [a temporary one].")
     parser.add_argument("--changes", nargs="+", default=list(CHANGES), choices=list(CHANGES))
     parser.add_argument("--seeds", nargs="+", type=int, default=[0])
+    parser.add_argument("--rules", nargs="+", default=list(RULES), help="--collect rules to compare")
     args = parser.parse_args()
     work = args.work or Path(tempfile.mkdtemp(prefix="field-loop-"))
     rows = []
     for change in args.changes:
         for seed in args.seeds:
-            rows += one(work / f"{change.replace(' ', '-')}-{seed}", change, seed)
+            rows += one(work / f"{change.replace(' ', '-')}-{seed}", change, seed, args.rules)
             print(f"done: {change}, seed {seed}", file=sys.stderr, flush=True)
     print(f"CPU: {cpu_name()}; work in {work}")
     print(table([("change", "seed", "rule", "frames labelled", "drift seen", "drifted: before", "after", "gain",

@@ -257,9 +257,9 @@ def bench(ctx, models, data, variants, labels, input_range, threads, rounds, out
 @click.option("--outbox", default=str(DEFAULT_OUTBOX), show_default=True, type=click.Path(path_type=Path),
               help="Where reports wait until the host has them.")
 @click.option("--collect", help="Send the host the frames that matter, as JPEG with the model's scores, to label and "
-              "train on: uncertain[:MARGIN] (the call's margin over the next class below MARGIN, 0.2), wrong (the "
-              "call is not the truth), disagree (a frame's call differs from the one its 5 predecessors agreed on), "
-              "or every:N (every Nth frame).")
+              "train on: uncertain[:MARGIN] (the call's margin over the next class below MARGIN [below what 4 in 5 "
+              "validation images had, from the fingerprint; else 0.2]), wrong (the call is not the truth), disagree "
+              "(a frame's call differs from the one its 5 predecessors agreed on), or every:N (every Nth frame).")
 @click.option("--collect-max-per-hour", type=float, help=f"Most frames kept in any hour [{MAX_PER_HOUR}].")
 @click.option("--collect-store", type=click.Path(path_type=Path), help=f"Where collected frames wait until the host "
               f"has them [{STORE}].")

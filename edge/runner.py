@@ -142,7 +142,7 @@ def run(model, source, options: RunOptions | None = None, log: Log | None = None
     try:
         if collect_options:
             collector = Collector(collect_options, report_options, labels, run_id, model_sha256, named,
-                                  frames_from.live or opts.realtime, log)
+                                  frames_from.live or opts.realtime, log, fingerprint)
         if sensor:
             from edge.imx500_source import SensorReader, network_file
 

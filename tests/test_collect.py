@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 import edge
-from edge.collect import CollectOptions, parse_rule, to_jpeg
+from edge.bundle import read_bundle
+from edge.collect import CollectOptions, margin, parse_rule, to_jpeg
 from edge.errors import EdgeError
 from edge.frame_record import jpeg_size
 from edge.outbox import Outbox
@@ -99,6 +100,23 @@ def test_uncertain_keeps_the_frames_below_its_margin(e2e, digits, host, tmp_path
     held = frames_of(server.db, summary["reporting"]["run_id"])
     assert [f["frame"] for f in held] == below and 0 < len(below) < len(logged)
     assert all(f["reason"] == "uncertain" and f["truth"] is None for f in held)
+
+
+def test_uncertain_without_a_margin_takes_the_model_s_own(e2e, digits, host, tmp_path):
+    """Less sure than at least 4 in 5 of the validation scans were: the lowest edge of the fingerprint's margin
+    histogram, whose edges are the validation margins' quantiles."""
+    fingerprint = read_bundle(e2e["bundle"]).manifest["fingerprint"]
+    edge_margin = fingerprint["histograms"]["margin"]["edges"][0]
+    share = fingerprint["histograms"]["margin"]["counts"][0] / fingerprint["n"]
+    assert margin(fingerprint) == edge_margin and share <= 0.2 and margin(None) == 0.2
+    server, token = host
+    summary = run(e2e["bundle"], digits / "3", RunOptions(log_file=tmp_path / "calls.jsonl"), None,
+                  *collect(server, token, tmp_path, "uncertain", max_per_hour=1000))
+    assert summary["collecting"]["rule"] == f"uncertain:{edge_margin:g}"
+    logged = [json.loads(line) for line in (tmp_path / "calls.jsonl").read_text().splitlines()]
+    below = [r["frame"] for r in logged if r["top_k"][0][1] - r["top_k"][1][1] < edge_margin]
+    assert [f["frame"] for f in frames_of(server.db, summary["reporting"]["run_id"])] == below
+    assert 0 < len(below) < len(logged)
 
 
 def test_disagree_keeps_the_frame_that_breaks_a_run_of_calls(e2e, digits, host, tmp_path):
@@ -257,7 +275,7 @@ def test_to_jpeg_takes_what_sources_deliver(digits):
     assert base64.b64encode(to_jpeg(bgr))  # bytes, as a record carries them
 
 
-@pytest.mark.parametrize("text, rule", [("uncertain", ("uncertain", 0.2)), ("uncertain:0.05", ("uncertain", 0.05)),
+@pytest.mark.parametrize("text, rule", [("uncertain", ("uncertain", None)), ("uncertain:0.05", ("uncertain", 0.05)),
                                         ("wrong", ("wrong", None)), ("disagree", ("disagree", None)),
                                         ("every:30", ("every", 30))])
 def test_parse_rule(text, rule):
