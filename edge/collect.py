@@ -134,7 +134,7 @@ class Collector:
         if self.rule == "wrong":
             return "wrong" if true is not None and label != self.labels[true] else None
         if self.rule == "uncertain":
-            second, first = np.sort(scores)[-2:]
+            second, first = np.partition(scores, -2)[-2:]
             return "uncertain" if first - second < self.value else None
         call = int(np.argmax(own))
         before = Counter(self.calls).most_common(1)
@@ -164,13 +164,16 @@ def margin(fingerprint: dict | None) -> float:
 
 
 def to_jpeg(frame: np.ndarray, is_rgb: bool = False) -> bytes | None:
-    """A frame as JPEG: JPEG bytes as they came (a camera's MJPG), else YUYV, BGR or (`is_rgb`) RGB pixels
-    encoded. None if encoding fails."""
+    """A frame as JPEG: as a source delivered it (`edge.preprocess.delivered_as`), JPEG bytes as they came (a
+    camera's MJPG), YUYV or BGR encoded; or (`is_rgb`) RGB pixels encoded. None if encoding fails."""
     import cv2  # here: the CLI reads this module's defaults, and OpenCV takes most of a second to import
 
-    if frame.ndim == 1 or (frame.ndim == 2 and frame.shape[0] == 1):
+    from edge.preprocess import delivered_as
+
+    kind = None if is_rgb else delivered_as(frame)
+    if kind == "jpeg":
         return frame.tobytes()
-    if frame.ndim == 3 and frame.shape[2] == 2:
+    if kind == "yuyv":
         frame = cv2.cvtColor(frame, cv2.COLOR_YUV2BGR_YUYV)
     elif is_rgb:
         frame = cv2.cvtColor(frame, cv2.COLOR_RGB2BGR)

@@ -52,15 +52,21 @@ def _power_of_two(ratio: int) -> int:
     return 8 if ratio >= 8 else 4 if ratio >= 4 else 2 if ratio >= 2 else 1
 
 
-def to_rgb(frame: np.ndarray, jpeg_scale: int = 1) -> np.ndarray | None:
-    """A frame as a source hands it over, in RGB: JPEG bytes (a camera's MJPG or a video's packets,
-    undecoded: decoded here at 1/`jpeg_scale` size), YUYV (H x W x 2) or BGR (H x W x 3, what OpenCV
-    decodes to). None when JPEG bytes do not decode."""
+def delivered_as(frame: np.ndarray) -> str:
+    """What a source handed over: "jpeg" bytes (a camera's MJPG or a video's packets, undecoded), "yuyv"
+    (H x W x 2) or "bgr" (H x W x 3, what OpenCV decodes to)."""
     if frame.ndim == 1 or frame.shape[0] == 1:
+        return "jpeg"
+    return "yuyv" if frame.ndim == 3 and frame.shape[2] == 2 else "bgr"
+
+
+def to_rgb(frame: np.ndarray, jpeg_scale: int = 1) -> np.ndarray | None:
+    """A frame as a source hands it over (`delivered_as`), in RGB; JPEG bytes are decoded at 1/`jpeg_scale`
+    size. None when JPEG bytes do not decode."""
+    kind = delivered_as(frame)
+    if kind == "jpeg":
         return cv2.imdecode(frame.reshape(-1), JPEG_SCALES[jpeg_scale])
-    if frame.ndim == 3 and frame.shape[2] == 2:
-        return cv2.cvtColor(frame, cv2.COLOR_YUV2RGB_YUYV)
-    return cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
+    return cv2.cvtColor(frame, cv2.COLOR_YUV2RGB_YUYV if kind == "yuyv" else cv2.COLOR_BGR2RGB)
 
 
 def pixels_to_input(pixels: np.ndarray, dtype, quantization, input_range=(0.0, 255.0)) -> np.ndarray:

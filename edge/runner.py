@@ -97,10 +97,11 @@ def run(model, source, options: RunOptions | None = None, log: Log | None = None
     frames_from = parse_source(source, parse_camera_mode(opts.camera_mode) if opts.camera_mode else None)
     if report_options:
         report_options.check()
+    rule = None
     if collect_options:
         if not report_options:
             raise EdgeError("--collect sends frames to a host: add --report-to URL, --device-id and --token")
-        collect_options.check()
+        rule = collect_options.check()[0]
     log = log or Log(enabled=False)
     target = load_model(model, opts.labels, opts.input_range, opts.threads, opts.delegate)
     interpreter, labels = target.interpreter, target.labels
@@ -132,7 +133,7 @@ def run(model, source, options: RunOptions | None = None, log: Log | None = None
     about = {**target.facts(), "source": named,
              "options": {"top_k": top_k, "threshold": opts.threshold, "smooth": opts.smooth, "realtime": opts.realtime,
                          "decode": opts.decode}}
-    if collect_options and collect_options.check()[0] == "wrong" and truth is None:
+    if rule == "wrong" and truth is None:
         raise EdgeError("--collect wrong needs the truth: add --truth LABEL, --truth-schedule FILE or --preview "
                         "(number keys), or collect uncertain, disagree or every:N")
     run_id = uuid.uuid4().hex
