@@ -18,7 +18,8 @@ refresh, then those that ended after the newest it holds (--reread: all 500 ever
 before). A probe reads the device list alone, four times a second, for enough samples to tell a p99.
 --rounds N takes N phases on each database, in turns, and judges by their medians: single phases on a
 shared machine vary 2-3x. With --db the filled database is kept and reused (each full phase adds its
-reports to it: the count is printed). Targets: GET /api/v1/devices p99 <= 50 ms with 1,000,000 reports,
+reports to it: the count is printed). The server runs one worker a CPU (--workers 1: as it was, one
+process for everything, the baseline of that change). Targets: GET /api/v1/devices p99 <= 50 ms with 1,000,000 reports,
 and POST p99 within 1.5x of the empty database's.
 """
 import argparse
@@ -49,14 +50,14 @@ from tests.server import Server  # noqa: E402  (the real server process, as the 
 
 def fill(db_path: Path, devices: list[str], total: int) -> float:
     """`total` reports spread over the devices, stored as the server stores them; seconds it took."""
-    db, base, started, known = open_db(db_path), summary(), time.perf_counter(), {}
+    db, base, started = open_db(db_path), summary(), time.perf_counter()
     per_device, t = total // len(devices), 1.7e9
     for name in devices:
         sha, run_id = hashlib.sha256(name.encode()).hexdigest(), uuid.uuid4().hex
         for first in range(0, per_device, 500):
             batch = [make_report(base, name, run_id, seq, sha, t + seq * 10, t + seq * 10 + 10)
                      for seq in range(first, min(first + 500, per_device))]
-            store_posts(db, [("reports", name, batch)], known)
+            store_posts(db, [("reports", name, batch)])
     db.close()
     return time.perf_counter() - started
 
@@ -65,6 +66,11 @@ def cpu_seconds(pid: int) -> float:
     """CPU time a process has used, user and system."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def server_cpu(server: Server) -> dict:
+    """CPU seconds of each of the server's workers."""
+    return {pid: cpu_seconds(pid) for pid in server.workers()}
 
 
 def post_loop(port, name, token, batch, rate, seconds, start_at, phase, warmup, first, out):
@@ -160,30 +166,31 @@ def phase(db_path: Path, posters, reader, args) -> dict:
     # windows after every one held (as devices reporting on): a dashboard's `since` then means what it would
     latest = sqlite3.connect(db_path).execute("SELECT MAX(latest_end) FROM devices").fetchone()[0]
     first = (latest or 1.8e9) + 1
-    server = Server(db_path).start()
-    server_cpu = cpu_seconds(server.process.pid)  # its start-up is not the load's
+    server = Server(db_path, None, "--workers", str(args.workers)).start()
+    cpu = server_cpu(server)  # its start-up is not the load's
     queue, start_at = multiprocessing.Queue(), time.time() + 1.5
     pollers = [(reader, posters[i % len(posters)][0], i / args.dashboards) for i in range(args.dashboards)]
     posters = [(name, token, i / len(posters)) for i, (name, token) in enumerate(posters)]
     # The dashboards poll from a process of their own, as a browser elsewhere would: in a process with the
     # posting threads, their timings would count waits for that process's own interpreter lock.
     groups = [(posters[i::args.processes], []) for i in range(args.processes)] + [([], pollers)]
-    workers = [multiprocessing.Process(target=client_process, args=(server.port, p, d, args, start_at, first, queue))
+    clients = [multiprocessing.Process(target=client_process, args=(server.port, p, d, args, start_at, first, queue))
                for p, d in groups]
     try:
-        for w in workers:
-            w.start()
-        results = [r for _ in workers for r in queue.get()]
-        for w in workers:
-            w.join()
-        server_cpu = cpu_seconds(server.process.pid) - server_cpu
+        for c in clients:
+            c.start()
+        results = [r for _ in clients for r in queue.get()]
+        for c in clients:
+            c.join()
+        cpu = {pid: seconds - cpu[pid] for pid, seconds in server_cpu(server).items()}
     finally:
         server.stop()
     posts = np.concatenate([r[1] for r in results if r[0] == "post"])
     acked = sum(r[2] for r in results if r[0] == "post")
     stored = count() - before
     # CPU as a share of one core over the load (the 1.5 s before it, idle but for the clients starting)
-    row = {"reports_before": before, "server_cpu": server_cpu / args.seconds,
+    row = {"reports_before": before, "server_cpu": sum(cpu.values()) / args.seconds,
+           "busiest_worker_cpu": max(cpu.values()) / args.seconds,
            "clients_cpu": sum(r[1] for r in results if r[0] == "cpu") / args.seconds,
            "reports_per_s": stored / args.seconds, "acked": acked, "lost": acked - stored,
            "post_errors": sum(r[3] for r in results if r[0] == "post"),
@@ -208,6 +215,7 @@ def main():
     parser.add_argument("--seconds", type=float, default=30.0, help="a phase")
     parser.add_argument("--rounds", type=int, default=1, help="phases on each database, in turns; medians judge")
     parser.add_argument("--processes", type=int, default=2, help="client processes posting")
+    parser.add_argument("--workers", type=int, default=multiprocessing.cpu_count(), help="edge serve --workers")
     parser.add_argument("--warmup", type=float, default=2.0, help="seconds at the start of a phase not counted")
     parser.add_argument("--db", type=Path, help="a folder to keep the filled database in, reused by the next run "
                         "with the same --db (it grows by what each full phase stores)")
@@ -236,19 +244,20 @@ def main():
             shutil.rmtree(work)  # the full database is gigabytes
     print(f"\n{args.devices} devices posting {args.rate:,.0f} reports/s in batches of {args.batch}; {args.dashboards} "
           f"dashboards polling every {args.poll_every:g} s, a probe reading the device list every "
-          f"{args.probe_every:g} s; {args.seconds:g} s a phase (the first {args.warmup:g} not counted), loopback, "
+          f"{args.probe_every:g} s; edge serve --workers {args.workers}; {args.seconds:g} s a phase (the first {args.warmup:g} not counted), loopback, "
           f"{multiprocessing.cpu_count()} CPUs "
           f"({cpu_name()})")
     fills = rows[1][1]["reports_before"]
     print(f"filled {fills:,} reports in {filled:.0f} s ({size:.2f} GB)" if filled is not None else
           f"reused {args.db / 'full.db'} ({size:.2f} GB)")
     print(f"{'database':>18}{'reports/s':>11}{'lost':>6}{'POST p50':>10}{'POST p99':>10}{'devices p50':>13}"
-          f"{'devices p99':>13}{'reports p99':>13}{'field p99':>11}{'server CPU':>12}{'clients CPU':>13}")
+          f"{'devices p99':>13}{'reports p99':>13}{'field p99':>11}{'server CPU':>12}{'busiest worker':>16}{'clients CPU':>13}")
     for label, r in rows:
         label = "empty" if label == "empty" else f"{r['reports_before']:,} reports"
         print(f"{label:>18}{r['reports_per_s']:>11,.0f}{r['lost']:>6}{r['post_p50_ms']:>10.2f}{r['post_p99_ms']:>10.2f}"
               f"{r['get_devices_p50_ms']:>13.2f}{r['get_devices_p99_ms']:>13.2f}{r['get_reports_p99_ms']:>13.2f}"
-              f"{r['get_field_p99_ms']:>11.2f}{r['server_cpu']:>12.0%}{r['clients_cpu']:>13.0%}")
+              f"{r['get_field_p99_ms']:>11.2f}{r['server_cpu']:>12.0%}{r['busiest_worker_cpu']:>16.0%}"
+              f"{r['clients_cpu']:>13.0%}")
     median = lambda label, key: float(np.median([r[key] for x, r in rows if x == label]))  # noqa: E731
     devices_p99, ratio = median("full", "get_devices_p99_ms"), median("full", "post_p99_ms") / median("empty",
                                                                                                       "post_p99_ms")

@@ -287,6 +287,7 @@ def run_command(model, json_to, **options):
 @click.option("--protect-reads/--open-reads", default=None, help="Whether the dashboard and read API need a token "
               "(edge token create NAME --reader; a device token reads its own reports) [protected unless --host is "
               "loopback].")
+@click.option("--workers", type=int, help="Processes serving, each on its own core [one a CPU core, up to 4].")
 def serve(**options):
     """Collect device reports and frames, and show them: the HTTP API and dashboard, where collected frames are
     labelled."""

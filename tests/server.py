@@ -1,5 +1,6 @@
 """The real `edge serve` process on loopback, for tests: start it, wait for /healthz, kill it."""
 import json
+import os
 import signal
 import socket
 import subprocess
@@ -7,6 +8,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from pathlib import Path
 
 
 def token(db, name, *args) -> str:
@@ -15,6 +17,14 @@ def token(db, name, *args) -> str:
                        capture_output=True, text=True, check=False)
     assert r.returncode == 0, r.stderr
     return r.stdout.strip()
+
+
+def _running(pid: int) -> bool:
+    """Not gone, nor a zombie (whose sockets are closed) waiting for init to reap it."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
 
 
 def free_port() -> int:
@@ -42,10 +52,20 @@ class Server:
                 time.sleep(0.05)
         raise RuntimeError("edge serve did not answer /healthz in 10 s")
 
+    def workers(self) -> list[int]:
+        """The pids of the server's worker processes."""
+        return [int(pid) for pid in Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children").read_text()
+                .split()]
+
     def kill(self) -> None:
-        """As a crash or power cut would: no shutdown handlers."""
+        """As a crash or power cut would: no shutdown handlers, in any of its processes."""
+        workers = self.workers()
         self.process.send_signal(signal.SIGKILL)
+        for pid in workers:
+            os.kill(pid, signal.SIGKILL)
         self.process.wait(10)
+        while any(map(_running, workers)):
+            time.sleep(0.01)
 
     def stop(self) -> None:
         if self.process and self.process.poll() is None:

@@ -26,10 +26,10 @@ def labelled(digits, tmp_path):
                 "truth": None}
         frames.append(make_record(cv2.imencode(".jpg", cv2.imread(str(path)))[1].tobytes(), meta))
     for device in ("pi-door", "pi-yard"):
-        store.store_posts(db, [("frames", device, [f for f in frames if f["device_id"] == device])], {})
+        store.store_posts(db, [("frames", device, [f for f in frames if f["device_id"] == device])])
     given = [("3", False), ("3", False), ("eight", False), (None, True), ("3", False), (None, False)]
     store.store_posts(db, [("labels", None, [{"id": f["id"], "label": label, "discard": discard}
-                                             for f, (label, discard) in zip(frames, given)])], {})
+                                             for f, (label, discard) in zip(frames, given)])])
     db.close()
     return db_path, frames
 

@@ -6,6 +6,7 @@ import hashlib
 import http.client
 import io
 import json
+import os
 import shutil
 import socket
 import sqlite3
@@ -22,7 +23,6 @@ from hypothesis import strategies as st
 from edge.report import make_report, matrix
 from edge.reporter import Reporter, ReportOptions
 from edge.runner import RunOptions, run
-from edge.server import store
 from tests.cli import edge_cli
 from tests.hostile import HOSTILE, hostile_json
 from tests.reports import window_summary
@@ -274,38 +274,49 @@ def test_a_retry_of_a_report_stored_by_another_json_writer_is_a_duplicate(tmp_pa
         server.stop()
 
 
-def test_latest_reports_are_read_from_memory_as_the_database_holds_them(tmp_path, summary, monkeypatch):
-    """Each device's latest reports are kept in memory as they are stored, up to RECENT_BYTES: whatever
-    memory answers, late reports, reports let go and a restart included, is what the database answers, and
-    a dashboard's refresh (what came since the newest it holds) is answered from memory."""
-    batch = json.loads(json.dumps(reports(summary, "pi-kitchen", 70)))  # as the server takes them, from JSON
-    batch, more, garage = batch[:60], batch[60:], json.loads(json.dumps(reports(summary, "pi-garage", 2)))
-    monkeypatch.setattr(store, "RECENT_BYTES", 20 * len(json.dumps(batch[0])))  # some 20 reports
-    late = [batch.pop(55), batch.pop(30)]  # sent after the others: one among those held, one among those let go
-    db, known = store.open_db(tmp_path / "edge.db"), {}
-    for i in range(0, len(batch), 7):
-        store.store_posts(db, [("reports", "pi-kitchen", batch[i:i + 7]), ("reports", "pi-garage", garage)], known)
-    store.store_posts(db, [("reports", "pi-kitchen", late)], known)
-    ends = sorted(r["window"]["end"] for r in batch + late)
+def cpu_seconds(pid: int) -> float:
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
-    def check(known, sinces) -> int:
-        answered = 0
-        for since in sinces:
-            for limit in (1, 5, 20, 500):
-                held = store.recent_reports(known, "pi-kitchen", limit, since)
-                if held is not None:
-                    assert held == store.device_reports(db, "pi-kitchen", limit, since), (limit, since)
-                    answered += 1
-        return answered
 
-    assert check(known, [None, 0.0, *ends]) >= 4 * 15
-    assert store.recent_reports(known, "pi-kitchen", 500, ends[-10]) is not None  # a refresh
-    assert store.recent_reports(known, "pi-kitchen", 500) is None  # the first read: more than memory holds
-    assert 0 < known["pi-kitchen"].recent_bytes <= store.RECENT_BYTES
-    known = store.summaries(db)  # a restart: memory holds nothing yet, all of it ended by the latest
-    assert store.recent_reports(known, "pi-kitchen", 500, ends[-1]) == []
-    store.store_posts(db, [("reports", "pi-kitchen", more)], known)
-    assert check(known, [None, ends[-1], *(r["window"]["end"] for r in more)]) >= 4 * 10
+def test_workers_share_one_store(tmp_path, summary):
+    """One device posting over many connections at once, which the workers take as they come: its counts,
+    latest report and field evaluation are what one writer storing every report would have made."""
+    db = tmp_path / "edge.db"
+    kitchen = token(db, "pi-kitchen")
+    run_id, sha = uuid.uuid4().hex, hashlib.sha256(open(summary["model"], "rb").read()).hexdigest()
+    batches = [[make_report(summary, "pi-kitchen", run_id, seq, sha, 1.8e9 + seq, 1.8e9 + seq + 1)
+                for seq in range(first, first + 5)] for first in range(0, 600, 5)]
+    server = Server(db, None, "--workers", "3").start()
+    workers = server.workers()
+    before = {pid: cpu_seconds(pid) for pid in workers}
+
+    def device(mine):
+        conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+        for batch in mine:
+            conn.request("POST", "/api/v1/reports", json.dumps({"reports": batch}),
+                         {"Authorization": f"Bearer {kitchen}", "Content-Type": "application/json"})
+            response = conn.getresponse()
+            assert response.status == 200 and json.loads(response.read())["stored"] == 5
+
+    threads = [threading.Thread(target=device, args=(batches[i::12],)) for i in range(12)]
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        busy = [pid for pid in workers if cpu_seconds(pid) - before[pid] >= 0.03]  # some 10 POSTs
+        status, body = server.get("/api/v1/devices")
+        _, field = server.get("/api/v1/devices/pi-kitchen/field")
+        _, latest = server.get("/api/v1/devices/pi-kitchen/reports?limit=1")
+    finally:
+        server.stop()
+    assert len(workers) == 3 and len(busy) >= 2, busy  # the connections were spread over the workers
+    device = body["devices"][0]
+    assert status == 200 and device["reports"] == 600 and device["latest"]["seq"] == 599 == latest["reports"][0]["seq"]
+    assert device["field"] == {"run_id": run_id, "reports": 600, "n": 600 * summary["n"],
+                               "accuracy": pytest.approx(summary["accuracy"])}
+    assert field["field"]["reports"] == 600 and np.sum(field["field"]["confusion_matrix"]) == 600 * summary["n"]
 
 
 def test_a_dashboard_s_refresh_gets_what_came_since_across_a_restart(tmp_path, summary):
@@ -447,15 +458,22 @@ def test_a_full_disk_answers_503_and_devices_keep_their_reports(small_disk, summ
     (("--port", "0"), "--port 0: give a port from 1 to 65535"),
     (("--max-body", "-5"), "--max-body -5: give at least 16384 bytes"),
     (("--host", "no-such-host.invalid"), "--host no-such-host.invalid: not an address of this machine"),
+    (("--workers", "0"), "--workers 0: give 1 to 64 processes"),
     ("taken", "cannot listen on 127.0.0.1:"),
+    ("served", "cannot listen on 127.0.0.1:"),  # by another edge serve's workers
 ])
 def test_serve_option_errors(tmp_path, args, message):
+    served = Server(tmp_path / "other.db", None, "--workers", "2").start() if args == "served" else None
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
-        if args == "taken":
-            args = ("--port", taken.getsockname()[1])
-        r = edge_cli("serve", "--db", tmp_path / "edge.db", *args)
+        if args in ("taken", "served"):
+            args = ("--port", served.port if served else taken.getsockname()[1])
+        try:
+            r = edge_cli("serve", "--db", tmp_path / "edge.db", *args)
+        finally:
+            if served:
+                served.stop()
     assert r.returncode == 2 and message in r.stderr and "Traceback" not in r.stderr, r.stderr
     assert len(r.stderr.strip().splitlines()) == 1 and "dashboard at" not in r.stderr
 

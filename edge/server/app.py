@@ -18,15 +18,24 @@ schema or could not be served back, 503 a full disk, with a JSON {"error": "..."
 A POST's answer names the ids the host now holds (`ids`): a device lets a report go only on that word.
 Labelling is a read token's right where reads are protected (a device token cannot label), else open like
 the reads.
+
+The server is several processes (--workers), each a whole server on the port: one event loop answering
+reads while it parses, checks and stores POSTs takes one core, and at some 400 POSTs a second the reads
+queued behind them. They share nothing but the database (and the mark of a full disk).
 """
 import csv
 import gc
 import io
 import json
+import multiprocessing
+import os
 import shutil
+import signal
 import socket
 import sqlite3
+import sys
 import threading
+import traceback
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -54,6 +63,7 @@ DRAIN = 8  # bodies up to this many times max_body are read to the end before th
 MIN_FREE = 1 << 20  # bytes to be freed on a full disk before reports are taken again
 RETRY_AFTER = "60"  # seconds, with a 503
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
+MAX_WORKERS = 4  # by default: one a CPU up to this many
 DASHBOARD = Path(__file__).with_name("dashboard.html")
 CSV_COLUMNS = ("device", "received", "id", "run_id", "seq", "window_start", "window_end", "frames", "evaluated",
                "dropped", "fps", "inference_p50_ms", "inference_p99_ms", "frame_p50_ms", "accuracy", "macro_f1",
@@ -71,10 +81,15 @@ class ServeOptions:
     protect_reads: bool | None = None
     host: str = "127.0.0.1"
     port: int = 8765
+    workers: int | None = None  # processes serving; None: one a CPU, up to MAX_WORKERS
 
     def check(self) -> None:
         if not 1 <= self.port <= 65535:
             raise EdgeError(f"--port {self.port}: give a port from 1 to 65535, e.g. 8765")
+        if self.workers is None:
+            self.workers = min(os.cpu_count() or 1, MAX_WORKERS)
+        if not 1 <= self.workers <= 64:
+            raise EdgeError(f"--workers {self.workers}: give 1 to 64 processes (one a CPU core is enough)")
         if self.max_body < MIN_BODY:
             raise EdgeError(f"--max-body {self.max_body}: give at least {MIN_BODY} bytes (one report of a "
                             "1000-class model is about 60 KB; the default is 1000000)")
@@ -85,9 +100,13 @@ class ServeOptions:
             self.protect_reads = self.host not in LOOPBACK
 
 
-def create_app(options: ServeOptions, log=print) -> Starlette:
+def create_app(options: ServeOptions, log=print, full=None, checkpoints=True) -> Starlette:
+    """The app of one worker. `full`: where the workers mark a full disk (a float shared between processes,
+    the free bytes when a write last failed for lack of space; -1 once writes succeed); `checkpoints`:
+    whether this worker's writer makes the checkpoints (one of them does)."""
     options.check()
     local = threading.local()
+    full = multiprocessing.RawValue("d", -1.0) if full is None else full
 
     def db() -> sqlite3.Connection:
         """This thread's read-only connection: the event loop's, or a reading thread's (sqlite3 connections
@@ -96,10 +115,8 @@ def create_app(options: ServeOptions, log=print) -> Starlette:
             local.db = store.open_reader(options.db)
         return local.db
 
-    written = store.open_db(options.db)  # the writer's: this opens (or creates) the store and checks its version
-    summaries = store.summaries(written)  # device -> what reads need; kept up to date by the writer
-    writer = Writer(written, summaries, store.open_reader(options.db))
-    full_since = None  # free bytes when a write last failed for a full disk; None once writes succeed
+    # the writer's connection: this opens (or creates) the store and checks its version
+    writer = Writer(store.open_db(options.db), store.open_reader(options.db) if checkpoints else None)
 
     def fail(status: int, message: str, headers=None):
         raise HTTPException(status, message, headers)
@@ -129,7 +146,7 @@ def create_app(options: ServeOptions, log=print) -> Starlette:
 
     def disk_full() -> bool:
         """Since a write failed for lack of space, until that much more is free again."""
-        return full_since is not None and free_bytes() < full_since + MIN_FREE
+        return full.value >= 0 and free_bytes() < full.value + MIN_FREE
 
     async def body(request: Request, limit: int, what: str) -> bytes:
         """The body, or 413 past `limit`. A body somewhat over is read to its end and dropped, so the
@@ -175,20 +192,19 @@ def create_app(options: ServeOptions, log=print) -> Starlette:
 
     async def stored(kind: str, device: str | None, items: list):
         """Store through the writer, or 503 with why; the answer names the ids now held."""
-        nonlocal full_since
-        full = (503, f"the host's disk is full: keep the {kind} and retry later", {"Retry-After": RETRY_AFTER})
+        refused = (503, f"the host's disk is full: keep the {kind} and retry later", {"Retry-After": RETRY_AFTER})
         if disk_full():  # as /healthz says, until space is freed
-            fail(*full)
+            fail(*refused)
         try:
             outcome = await writer.store(kind, device, items)
         except sqlite3.OperationalError as e:
-            if e.sqlite_errorcode != sqlite3.SQLITE_FULL:
+            if e.sqlite_errorcode & 0xFF != sqlite3.SQLITE_FULL:
                 fail(503, f"the host's database cannot take {kind} now ({e}): retry later",
                      {"Retry-After": RETRY_AFTER})
-            full_since = free_bytes()
+            full.value = free_bytes()
             log(f"the disk of {options.db} is full: reports and frames are refused (503) until space is freed")
-            fail(*full)
-        full_since = None
+            fail(*refused)
+        full.value = -1.0
         return outcome
 
     def answer(kind: str, device: str, outcome: store.Stored) -> JSONResponse:
@@ -236,16 +252,14 @@ def create_app(options: ServeOptions, log=print) -> Starlette:
             fail(404, f"no frame '{frame_id[:64]}'")
         return JSONResponse({"id": frame_id, "labelled_as": label, "discarded": discard})
 
-    # Reads from memory run on the event loop; reads from the database run in a pool of threads (Starlette
-    # runs plain functions there).
+    # Reads of a row a device run on the event loop, on its connection (a millisecond for 100 devices);
+    # reads that may walk many rows run in a pool of threads.
     async def get_devices(request: Request):
-        found = store.devices(summaries, readable(request))
-        for d in found:
-            d["field"] = d["field"] and _field_summary(d["field"])
+        found = store.devices(db(), readable(request))
         return _json_response('{"devices":[' + ",".join(_with_raw(d, "latest") for d in found) + "]}")
 
     def known(device: str) -> None:
-        if device not in summaries:
+        if not store.reported(db(), device):
             fail(404, f"no device '{device}' has reported")
 
     async def get_device_reports(request: Request):
@@ -259,16 +273,14 @@ def create_app(options: ServeOptions, log=print) -> Starlette:
         if not 1 <= limit <= 10_000:
             fail(400, "limit must be 1 to 10000")
         known(device)
-        reports = store.recent_reports(summaries, device, limit, since)
-        if reports is None:  # older than memory holds: from the database, in a thread
-            reports = await run_in_threadpool(lambda: store.device_reports(db(), device, limit, since))
+        reports = await run_in_threadpool(lambda: store.device_reports(db(), device, limit, since))
         return _json_response(_with_raw({"device": device, "reports": "[" + ",".join(reports) + "]"}, "reports"))
 
     async def get_device_field(request: Request):
         device = request.path_params["device"]
         readable(request, device)
         known(device)
-        field = store.devices(summaries, device)[0]["field"]
+        field = store.field(db(), device)
         return JSONResponse({"device": device, "field": field and _field_metrics(field)})
 
     async def get_device_frames(request: Request):
@@ -373,13 +385,6 @@ def _json_response(text: str) -> Response:
     return Response(text.encode("utf-8"), media_type="application/json")
 
 
-def _field_summary(field: dict) -> dict:
-    """What the device list shows of a field evaluation: cheap, whatever the number of classes."""
-    n = sum(field["cells"].values())
-    right = sum(count for (truth, predicted), count in field["cells"].items() if truth == predicted)
-    return {"run_id": field["run_id"], "reports": field["reports"], "n": n, "accuracy": right / n if n else 0.0}
-
-
 def _field_metrics(field: dict) -> dict:
     """Every metric of a field evaluation, over the classes it saw (in truth or prediction): the others add
     nothing to any metric, and a 1000-class matrix would be mostly zeros."""
@@ -411,38 +416,120 @@ def _inert(cell):
     return f"'{cell}" if isinstance(cell, str) and cell.startswith(FORMULA) else cell
 
 
-def listen(host: str, port: int) -> socket.socket:
-    """The listening socket, bound here so a taken port or a foreign address is a one-line error."""
+def listen(host: str, port: int, count: int = 1) -> list[socket.socket]:
+    """A listening socket for each of `count` workers, bound here so a taken port or a foreign address is a
+    one-line error. On Linux each worker has its own (SO_REUSEPORT), and the kernel spreads connections over
+    them evenly: on one shared socket, whichever worker wakes first takes every connection waiting, and a
+    device keeps its connection. Elsewhere they share one."""
     try:
         family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
     except socket.gaierror:
         raise EdgeError(f"--host {host}: not an address of this machine; give e.g. 127.0.0.1 or 0.0.0.0") from None
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # a restart need not wait out TIME_WAIT
-    try:
-        sock.bind((host, port))
-    except OSError as e:
-        sock.close()
-        raise EdgeError(f"cannot listen on {host}:{port} ({e.strerror}): another program (an edge serve "
-                        "already running?) has it, or choose another --port or --host") from None
-    sock.listen(2048)
-    return sock
+
+    def bound(reuse_port: bool) -> socket.socket:
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # a restart need not wait out TIME_WAIT
+        if reuse_port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        try:
+            sock.bind((host, port))
+        except OSError as e:
+            sock.close()
+            raise EdgeError(f"cannot listen on {host}:{port} ({e.strerror}): another program (an edge serve "
+                            "already running?) has it, or choose another --port or --host") from None
+        sock.listen(2048)
+        return sock
+
+    first = bound(reuse_port=False)  # taken by anything at all (another edge serve's workers too): the error
+    if count == 1 or sys.platform != "linux":
+        return [first] * count
+    first.close()
+    return [bound(reuse_port=True) for _ in range(count)]
+
+
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 
 
 def run_server(options: ServeOptions, log=print) -> None:
-    """Run the server until interrupted."""
-    import uvicorn
+    """Run the server until stopped (SIGTERM, SIGINT or SIGHUP): --workers processes, each a whole server on
+    the listening socket, this one watching them. A stop lets each finish the requests it has begun. The
+    workers stop too when this process dies (however it dies: they read a pipe only it writes to); should
+    one of them die, the rest stop and this exits 1, for a supervisor (systemd) to start it again."""
+    import uvicorn  # noqa: F401 (once, here: the workers share what it loads)
 
-    app = create_app(options, log)
-    sock = listen(options.host, options.port)
+    options.check()
+    store.open_db(options.db).close()  # creates (or upgrades) the store, or tells why not, before a worker starts
+    sockets = listen(options.host, options.port, options.workers)
     if options.host not in LOOPBACK:
         log(f"listening on {options.host}: tokens cross the network in the clear unless a TLS proxy (nginx, "
             "Caddy) is in front")
         if not options.protect_reads:
             log("--open-reads: anyone who can reach this port reads every device's reports")
     reads = "reads need a token" if options.protect_reads else "reads are open"
-    log(f"edge serve: dashboard at http://{options.host}:{options.port}/ ({reads}), storing into {options.db}")
-    gc.freeze()  # what start-up made lives as long as the server: the collector need not walk it again
-    # proxy_headers off: a client's address is never used, and reading forwarded ones cost every request
-    uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, proxy_headers=False)).run(
-        sockets=[sock])
+    log(f"edge serve: dashboard at http://{options.host}:{options.port}/ ({reads}), storing into {options.db}, "
+        f"{options.workers} worker{'s' * (options.workers > 1)}")
+    full = multiprocessing.RawValue("d", -1.0)  # shared memory: the workers' mark of a full disk
+    alive, parent = os.pipe()  # a worker stops when this process's end closes
+    signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)  # until a worker has its own handlers
+    workers = [_worker(options, sockets, n, full, alive, parent, log) for n in range(options.workers)]
+    os.close(alive)
+    for sock in set(sockets):
+        sock.close()
+    stopping = False
+
+    def stop(*_):
+        nonlocal stopping
+        if not stopping:
+            stopping = True
+            os.close(parent)
+
+    for s in STOP_SIGNALS:
+        signal.signal(s, stop)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
+    crashed = None
+    while workers:
+        pid, status = os.wait()
+        workers.remove(pid)
+        if not stopping:
+            crashed = os.waitstatus_to_exitcode(status)
+            log(f"edge serve: a worker ended ({'signal ' + str(-crashed) if crashed < 0 else 'exit ' + str(crashed)})"
+                ": stopping the others")
+            stop()
+    if crashed is not None:
+        sys.exit(1)
+
+
+def _worker(options: ServeOptions, sockets: list, n: int, full, alive: int, parent: int, log) -> int:
+    """Fork worker `n`: its pid, here; there, serve on sockets[n] until told to stop (by a signal or by
+    `alive` ending). Worker 0 makes the checkpoints."""
+    pid = os.fork()
+    if pid:
+        return pid
+    code = 1
+    try:
+        import uvicorn
+
+        os.close(parent)
+        for sock in set(sockets) - {sockets[n]}:  # the others' (a worker that dies takes its own with it)
+            sock.close()
+        for s in STOP_SIGNALS:  # SIGHUP is the parent's to act on (as SIGTERM) for all workers
+            signal.signal(s, signal.SIG_IGN if s == signal.SIGHUP else signal.SIG_DFL)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
+        app = create_app(options, log, full, checkpoints=n == 0)
+        gc.freeze()  # what start-up made lives as long as the worker: the collector need not walk it again
+        # proxy_headers off: a client's address is never used, and reading forwarded ones cost every request
+        server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, proxy_headers=False))
+
+        def watch():
+            os.read(alive, 1)  # returns when the parent's end closes: a stop, or the parent's death
+            server.should_exit = True
+
+        threading.Thread(target=watch, daemon=True).start()
+        server.run(sockets=[sockets[n]])
+        code = 0
+    except BaseException:  # noqa: BLE001 (told, then the parent stops the others)
+        traceback.print_exc()
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)

@@ -6,18 +6,17 @@ once by its id, so a device may retry a batch as often as it likes; an id sent a
 is a conflict: the first is kept and the conflict counted.
 
 What the reads need (each device's latest report, its counts, the confusion matrix of its latest field
-evaluation) is kept up to date in `devices` as reports arrive, so a read costs the number of devices,
-not of reports, and never holds up ingestion. Each device's latest reports are also kept in memory (up to
-RECENT_BYTES of them), so a dashboard asking for what came since its last refresh never reads the disk.
+evaluation) is kept up to date in `devices` as reports arrive, in the transaction that stores them, so a
+read costs the number of devices, not of reports. The database is the only state: any number of server
+processes write and read it, SQLite's write lock putting their transactions in order.
 """
-import bisect
 import hashlib
 import hmac
 import json
 import secrets
 import sqlite3
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 
 import orjson
 
@@ -29,10 +28,6 @@ from edge.report import cells, check_name
 ROLES = ("device", "reader")
 VERSION = 3  # PRAGMA user_version; 2 kept no frames, 1 no `devices` table and dense confusion matrices
 UPGRADES = (2,)  # versions opened as they are and given what this one adds (CREATE ... IF NOT EXISTS)
-# Report text a device kept in memory: 170 reports of a 10-class model (28 min at --report-every 10),
-# more than a dashboard refreshing every 5 s asks for at once even at 20 reports/s a device; at most
-# 512 KB (and some 60 bytes a report) for each device: 50 MB for 100 devices, 500 MB for 1000.
-RECENT_BYTES = 512 * 1024
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS tokens (
@@ -130,13 +125,12 @@ class Stored:
     conflicts: list
 
 
-def store_posts(db, posts: list[tuple[str, str, list[dict]]], known: dict) -> list[Stored]:
+def store_posts(db, posts: list[tuple[str, str, list[dict]]]) -> list[Stored]:
     """Store what POSTs brought, [(kind, device, checked items)], kind "reports", "frames" or "labels" (for
-    frames, as `label_frames` takes them), folding reports
-    into what the reads need, all in one transaction: a group commit, one write to disk for every POST that
-    came in meanwhile. `known`: every device's summary (`summaries`), kept by the only writer. It is
-    updated after the commit with new objects, never changed in place: a transaction that fails leaves it
-    as it was."""
+    frames, as `label_frames` takes them), folding reports into what the reads need (each device's row of
+    `devices`, read under the write lock: whatever process wrote it last), all in one transaction: a group
+    commit, one write to disk for every POST that came in meanwhile. Raises sqlite3.OperationalError
+    (SQLITE_BUSY) at once, having done nothing, while another connection writes, if `db` does not wait."""
     now = time.time()
     changed, outcomes = {}, []
     db.execute("BEGIN IMMEDIATE")
@@ -145,7 +139,7 @@ def store_posts(db, posts: list[tuple[str, str, list[dict]]], known: dict) -> li
             if kind != "reports":
                 outcomes.append((_store_frames if kind == "frames" else _label_frames)(db, device, items, now))
                 continue
-            summary = changed.get(device) or _copy(known.get(device)) or _summary(db, device)
+            summary = changed.get(device) or _summary(db, device)
             outcome = Stored([], [], [])
             for r in items:
                 body = orjson.dumps(r).decode()
@@ -160,16 +154,16 @@ def store_posts(db, posts: list[tuple[str, str, list[dict]]], known: dict) -> li
                 else:
                     outcome.conflicts.append(r["id"])
             summary.conflicts += len(outcome.conflicts)
+            changed[device] = summary
+            outcomes.append(outcome)
+        for device, summary in changed.items():
             if summary.reports:  # a device is listed once it has a report stored
                 summary.save(db, device)
-                changed[device] = summary
-            outcomes.append(outcome)
         db.execute("COMMIT")
     except BaseException:
         if db.in_transaction:  # a full disk has rolled the transaction back already
             db.execute("ROLLBACK")
         raise
-    known.update(changed)
     return outcomes
 
 
@@ -204,18 +198,12 @@ class _Summary:
     field_labels: list | None = None
     field_cells: dict | None = None
     labels_text: str | None = None  # field_labels as stored: written again only when they change
-    # The latest reports, [(window end, JSON text)] oldest first, up to RECENT_BYTES of text; every
-    # report not held here ended at or before `floor` (stored before the server started, or let go).
-    recent: list = field(default_factory=list)
-    recent_bytes: int = 0
-    floor: float = float("-inf")
 
     def add(self, report: dict, body: str, now: float) -> None:
         self.last_seen, self.reports = now, self.reports + 1
         end = report["window"]["end"]
         if end >= self.latest_end:
             self.latest_end, self.latest = end, body
-        self._remember(end, body)
         if not report["evaluated"]:
             return
         if report["run_id"] != self.field_run:
@@ -230,16 +218,6 @@ class _Summary:
         for truth, predicted, count in cells(report["confusion"]):
             key = (truth, predicted)
             field[key] = field.get(key, 0) + count
-
-    def _remember(self, end: float, body: str) -> None:
-        if end <= self.floor:
-            return  # older than reports let go: it is read from the database
-        bisect.insort(self.recent, (end, body), key=lambda r: r[0])
-        self.recent_bytes += len(body)
-        while self.recent_bytes > RECENT_BYTES:
-            gone, text = self.recent.pop(0)
-            self.recent_bytes -= len(text)
-            self.floor = max(self.floor, gone)
 
     def save(self, db, device: str) -> None:
         self.labels_text = self.labels_text or _json(self.field_labels)
@@ -256,12 +234,6 @@ def _same(held: tuple, device: str, body: str, report: dict) -> bool:
     return held[0] == device and (held[1] == body or json.loads(held[1]) == report)
 
 
-def _copy(summary: _Summary | None) -> _Summary | None:
-    """A summary to change, leaving the original as it is should the transaction fail."""
-    return summary and replace(summary, field_cells=summary.field_cells and dict(summary.field_cells),
-                               recent=list(summary.recent))
-
-
 def _json(value) -> str | None:
     return None if value is None else orjson.dumps(value).decode()
 
@@ -271,12 +243,9 @@ _COLUMNS = ("last_seen, reports, conflicts, latest_end, latest, field_run, field
 
 
 def _from_row(row) -> _Summary:
-    """A summary as stored: none of its reports in memory yet, all of them ended by its latest."""
     *head, labels, flat = row
-    summary = _Summary(*head, json.loads(labels) if labels else None,
-                       {cell[:2]: cell[2] for cell in cells(json.loads(flat))} if flat else None, labels)
-    summary.floor = summary.latest_end
-    return summary
+    return _Summary(*head, orjson.loads(labels) if labels else None,
+                    {cell[:2]: cell[2] for cell in cells(orjson.loads(flat))} if flat else None, labels)
 
 
 def _summary(db, device: str) -> _Summary:
@@ -284,37 +253,35 @@ def _summary(db, device: str) -> _Summary:
     return _Summary() if row is None else _from_row(row)
 
 
-def summaries(db) -> dict:
-    """Every device's summary, read once when the server starts; `store_posts` keeps it up to date."""
-    return {row[0]: _from_row(row[1:]) for row in db.execute(f"SELECT device, {_COLUMNS} FROM devices")}
+def reported(db, device: str) -> bool:
+    """Whether `device` has a report stored."""
+    return db.execute("SELECT 1 FROM devices WHERE device = ?", (device,)).fetchone() is not None
 
 
-def devices(known: dict, only: str | None = None) -> list[dict]:
-    """Every device that has reported (or just `only`), from `summaries`: its latest report (JSON text, as
-    stored), counts, and latest field evaluation as {"run_id", "reports", "labels",
-    "cells": {(truth, predicted): count}}."""
+def devices(db, only: str | None = None) -> list[dict]:
+    """Every device that has reported (or just `only`), by name: its latest report (JSON text, as stored),
+    counts, and where its latest field evaluation stands, {"run_id", "reports", "n", "accuracy"}: what the
+    device list shows, whatever the number of classes."""
     found = []
-    for device in sorted(known) if only is None else [only] if only in known else []:
-        s = known[device]
+    for device, last_seen, count, conflicts, latest, run, run_reports, flat in db.execute(
+            "SELECT device, last_seen, reports, conflicts, latest, field_run, field_reports, field_cells FROM devices "
+            "WHERE ? IS NULL OR device = ? ORDER BY device", (only, only)):
         field = None
-        if s.field_run is not None:
-            field = {"run_id": s.field_run, "reports": s.field_reports, "labels": s.field_labels,
-                     "cells": s.field_cells}
-        found.append({"device": device, "last_seen": s.last_seen, "reports": s.reports, "conflicts": s.conflicts,
-                      "latest": s.latest, "field": field})
+        if run is not None:
+            flat = orjson.loads(flat)
+            n, right = sum(flat[2::3]), sum(c for truth, predicted, c in cells(flat) if truth == predicted)
+            field = {"run_id": run, "reports": run_reports, "n": n, "accuracy": right / n if n else 0.0}
+        found.append({"device": device, "last_seen": last_seen, "reports": count, "conflicts": conflicts,
+                      "latest": latest, "field": field})
     return found
 
 
-def recent_reports(known: dict, device: str, limit: int = 500, since: float | None = None) -> list[str] | None:
-    """What `device_reports` answers, from memory, or None where memory may not hold it all: held are all
-    the reports that ended after the floor, so it answers for a `since` at or after the floor, or when
-    `limit` of them ended after `since`."""
-    summary = known[device]
-    since = float("-inf") if since is None else since
-    held = summary.recent[bisect.bisect_right(summary.recent, max(since, summary.floor), key=lambda r: r[0]):]
-    if since < summary.floor and len(held) < limit:
-        return None
-    return [body for _, body in held[-limit:]]
+def field(db, device: str) -> dict | None:
+    """A device's latest field evaluation, {"run_id", "reports", "labels", "cells": {(truth, predicted): count}},
+    or None."""
+    s = _summary(db, device)
+    return None if s.field_run is None else {"run_id": s.field_run, "reports": s.field_reports,
+                                             "labels": s.field_labels, "cells": s.field_cells}
 
 
 def device_reports(db, device: str, limit: int = 500, since: float | None = None) -> list[str]:

@@ -1,54 +1,71 @@
-"""The one writer of `edge serve`. The POSTs handled in one turn of the event loop are stored together in
-one transaction (a group commit: one write to the log for them all, where a transaction a POST wrote each
-page again for each), then each is answered with its own outcome, or with the error that stopped the
+"""The writer of one `edge serve` worker. The POSTs handled in one turn of the event loop are stored together
+in one transaction (a group commit: one write to the log for them all, where a transaction a POST wrote
+each page again for each), then each is answered with its own outcome, or with the error that stopped the
 transaction (then none of the group is stored). A POST is answered only after the commit: an
 acknowledgement is a stored report.
 
 The writes run on the event loop itself: from a thread of their own, every statement would hand Python's
-interpreter lock back and forth with the loop, waiting for it each time. What could block the loop for
-long, copying the log into the database and syncing it to disk (a checkpoint), runs in another thread
-about once a second, in two steps: the first while writes go on, the second, to copy what came meanwhile,
-while they wait (the POSTs that come in then are stored together after it). A log written to all the time
-is never copied to its end, so it would never start over and would grow without end; the first step keeps
-the wait short, most of the copying done.
+interpreter lock back and forth with the loop, waiting for it each time. So they never wait for SQLite's
+write lock either: while another worker holds it, the group is tried again a moment later, the loop
+answering reads meanwhile.
+
+Copying the log into the database and syncing it to disk (a checkpoint) is one worker's task (two would
+get in each other's way); it runs in another thread about once a second, in two steps: the first while writes go on; the second, to copy what came meanwhile, holds every
+worker's writes off (SQLite's RESTART checkpoint takes the write lock) and starts the log over. A log
+written to all the time is never copied to its end, so it would never start over and would grow without
+end; the first step keeps the second short, most of the copying done. The second waits for no reader
+longer than READER_WAIT: a long CSV export keeps the log from starting over until it ends.
 """
 import asyncio
+import sqlite3
 import time
 
 from edge.server import store
 
 CHECKPOINT_EVERY = 1.0  # seconds
 MAX_GROUP = 16  # POSTs in one transaction
+RETRY = 0.002  # seconds before trying again for the write lock another worker holds
+READER_WAIT = 100  # milliseconds the second step of a checkpoint waits for readers and writers
 
 
 class Writer:
-    def __init__(self, db, known: dict, checkpointer):
-        """`db`: the writer's connection; `known`: the devices' summaries, which it keeps up to date;
-        `checkpointer`: a connection for the checkpoints."""
-        self._db, self._known, self._checkpointer = db, known, checkpointer
-        self._group, self._checkpointed = [], time.monotonic()
-        self._checkpointing, self._held = False, False  # a checkpoint runs; writes wait for it
+    def __init__(self, db, checkpointer=None):
+        """`db`: the writer's connection; `checkpointer`: a connection for the checkpoints (None: another
+        worker's writer makes them)."""
+        self._db, self._checkpointer = db, checkpointer
+        self._group, self._checkpointed, self._checkpointing = [], time.monotonic(), False
+        self._waiting = False  # for the write lock: a commit is due after RETRY
         db.execute("PRAGMA wal_autocheckpoint = 0")  # no commit checkpoints on the loop: see above
+        db.execute("PRAGMA busy_timeout = 0")  # never wait on the loop: see above
+        if checkpointer:
+            checkpointer.execute(f"PRAGMA busy_timeout = {READER_WAIT}")
 
     async def store(self, kind: str, device: str, items: list[dict]) -> store.Stored:
-        """Store a POST's checked `items` (kind: reports or frames) for `device`."""
+        """Store a POST's checked `items` (kind: reports, frames or labels) for `device`."""
         loop = asyncio.get_running_loop()
         future = loop.create_future()
-        if not self._group and not self._held:
+        if not self._group and not self._waiting:
             loop.call_soon(self._commit)  # after the other handlers ready in this turn of the loop
         self._group.append((kind, device, items, future))
         return await future
 
     def _commit(self) -> None:
-        if self._held or not self._group:  # held: the group goes after the checkpoint
-            return
-        group, self._group = self._group[:MAX_GROUP], self._group[MAX_GROUP:]
-        if self._group:  # the rest after what else is ready: the loop is not held long (after a checkpoint)
-            asyncio.get_running_loop().call_soon(self._commit)
+        self._waiting = False
+        loop = asyncio.get_running_loop()
+        group = self._group[:MAX_GROUP]
         try:
-            outcomes = store.store_posts(self._db, [post[:3] for post in group], self._known)
+            outcomes = store.store_posts(self._db, [post[:3] for post in group])
+        except sqlite3.OperationalError as e:
+            if e.sqlite_errorcode & 0xFF == sqlite3.SQLITE_BUSY:  # another worker writes: nothing was done
+                self._waiting = True
+                loop.call_later(RETRY, self._commit)
+                return
+            outcomes = [e] * len(group)
         except Exception as e:  # noqa: BLE001 (every POST of the group is told, and may retry)
             outcomes = [e] * len(group)
+        self._group = self._group[MAX_GROUP:]
+        if self._group:  # the rest after what else is ready: the loop is not held long
+            loop.call_soon(self._commit)
         for (*_, future), outcome in zip(group, outcomes):
             if future.done():  # cancelled: the client went away
                 continue
@@ -56,25 +73,19 @@ class Writer:
                 future.set_exception(outcome)
             else:
                 future.set_result(outcome)
-        if not self._checkpointing and time.monotonic() - self._checkpointed > CHECKPOINT_EVERY:
-            self._checkpoint(hold=False)
+        if self._checkpointer and not self._checkpointing and time.monotonic() - self._checkpointed > CHECKPOINT_EVERY:
+            self._checkpointing = True
+            loop.run_in_executor(None, _checkpoint, self._checkpointer).add_done_callback(self._checkpoint_done)
 
-    def _checkpoint(self, hold: bool) -> None:
-        self._checkpointing, self._held = True, hold
-        done = asyncio.get_running_loop().run_in_executor(None, _checkpoint, self._checkpointer)
-        done.add_done_callback(lambda _: self._resume() if hold else self._checkpoint(hold=True))
-
-    def _resume(self) -> None:
-        self._checkpointing, self._held, self._checkpointed = False, False, time.monotonic()
-        if self._group:
-            self._commit()
+    def _checkpoint_done(self, _) -> None:
+        self._checkpointing, self._checkpointed = False, time.monotonic()
 
 
 def _checkpoint(db) -> None:
-    """Copy the log into the database. PASSIVE: it waits for no reader (a long CSV export keeps the log
-    from starting over until it ends); the writer starts the log over at its next write once it is all
-    copied."""
-    try:
-        db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-    except Exception:  # noqa: BLE001 (a full disk, say: reports are refused with 503 and the next one retries)
-        pass
+    """Copy the log into the database while writes go on (PASSIVE), then the rest, holding writes off, and
+    start the log over (RESTART)."""
+    for mode in ("PASSIVE", "RESTART"):
+        try:
+            db.execute(f"PRAGMA wal_checkpoint({mode})").fetchall()
+        except Exception:  # noqa: BLE001 (busy, or a full disk: reports are refused with 503; the next one retries)
+            return
