@@ -29,6 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from edge.report import make_report, new_id  # noqa: E402
 from edge.server.store import create_token, open_db  # noqa: E402
+from edge.version import cpu_name  # noqa: E402
 from tests.server import Server  # noqa: E402  (the real server process, as the tests start it)
 
 LABELS = [f"class{i}" for i in range(10)]
@@ -132,6 +133,7 @@ def main():
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--batches", default="1,50")
     parser.add_argument("--processes", type=int, default=2, help="client processes the devices are spread over")
+    parser.add_argument("--workers", type=int, default=multiprocessing.cpu_count(), help="edge serve --workers")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp())
@@ -139,7 +141,7 @@ def main():
     db = open_db(db_path)
     tokens = [(f"dev{i:03d}", create_token(db, f"dev{i:03d}")) for i in range(args.devices)]
     db.close()
-    server = Server(db_path).start()
+    server = Server(db_path, None, "--workers", str(args.workers)).start()
     rows = []
     try:
         baseline = load(server.port, tokens, 0, args.seconds, "/healthz", args.processes)
@@ -152,7 +154,8 @@ def main():
                          "vs_healthz": r["requests"] / baseline["requests"]})
     finally:
         server.stop()
-    print(f"\n{args.devices} devices, {args.seconds:g} s each, {args.processes} client processes, loopback")
+    print(f"\n{args.devices} devices, {args.seconds:g} s each, {args.processes} client processes, edge serve --workers "
+          f"{args.workers}, loopback, {multiprocessing.cpu_count()} CPUs ({cpu_name()})")
     print(f"baseline GET /healthz: {baseline['requests'] / args.seconds:,.0f} requests/s, "
           f"p50 {baseline['p50_ms']:.2f} ms, p99 {baseline['p99_ms']:.2f} ms")
     print(f"{'batch':>6}{'reports/s':>12}{'requests/s':>12}{'vs healthz':>12}{'p50 ms':>9}{'p99 ms':>9}"

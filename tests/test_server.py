@@ -8,6 +8,7 @@ import io
 import json
 import os
 import shutil
+import signal
 import socket
 import sqlite3
 import struct
@@ -451,6 +452,44 @@ def test_a_full_disk_answers_503_and_devices_keep_their_reports(small_disk, summ
         server.stop()
     errors = server.process.stderr.read().decode()
     assert "is full: reports and frames are refused (503) until space is freed" in errors and "Traceback" not in errors
+
+
+def gone(pids, seconds=10.0) -> bool:
+    """Whether every process of `pids` ended (or is a zombie, its sockets closed) within `seconds`."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            if all(open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0] == "Z" for pid in pids):
+                return True
+        except FileNotFoundError:
+            pids = [pid for pid in pids if os.path.exists(f"/proc/{pid}")]
+            continue
+        time.sleep(0.05)
+    return False
+
+
+@pytest.mark.parametrize("how", ["stop", "main process killed", "worker killed"])
+def test_workers_end_with_the_main_process(tmp_path, how):
+    """SIGTERM: every worker stops, exit 0. The main process killed (no handler runs): its workers stop on
+    their own and free the port. A worker killed: the others stop and `edge serve` exits 1, for systemd to
+    start it again."""
+    server = Server(tmp_path / "edge.db", None, "--workers", "2").start()
+    workers = server.workers()
+    assert len(workers) == 2
+    if how == "stop":
+        server.process.send_signal(signal.SIGTERM)
+        assert server.process.wait(10) == 0
+    elif how == "main process killed":
+        server.process.send_signal(signal.SIGKILL)
+        server.process.wait(10)
+    else:
+        os.kill(workers[0], signal.SIGKILL)
+        assert server.process.wait(10) == 1
+        assert "a worker ended (signal 9): stopping the others" in server.process.stderr.read().decode()
+    assert gone(workers)
+    with socket.socket() as again:  # no one listens on the port (its closed connections may wait out TIME_WAIT)
+        again.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        again.bind(("127.0.0.1", server.port))
 
 
 @pytest.mark.parametrize("args,message", [

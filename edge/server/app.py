@@ -457,6 +457,8 @@ def run_server(options: ServeOptions, log=print) -> None:
     one of them die, the rest stop and this exits 1, for a supervisor (systemd) to start it again."""
     import uvicorn  # noqa: F401 (once, here: the workers share what it loads)
 
+    if not hasattr(os, "fork"):
+        raise EdgeError("edge serve forks its workers: run it on Linux or macOS (on Windows, in WSL)")
     options.check()
     store.open_db(options.db).close()  # creates (or upgrades) the store, or tells why not, before a worker starts
     sockets = listen(options.host, options.port, options.workers)

@@ -14,7 +14,8 @@ get in each other's way); it runs in another thread about once a second, in two 
 worker's writes off (SQLite's RESTART checkpoint takes the write lock) and starts the log over. A log
 written to all the time is never copied to its end, so it would never start over and would grow without
 end; the first step keeps the second short, most of the copying done. The second waits for no reader
-longer than READER_WAIT: a long CSV export keeps the log from starting over until it ends.
+longer than READER_WAIT: a long CSV export keeps the log from starting over until it ends, and holds
+writes up that long once a second meanwhile.
 """
 import asyncio
 import sqlite3
