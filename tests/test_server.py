@@ -386,6 +386,27 @@ def test_devices_posting_at_once_are_each_answered_for_their_own_and_the_log_sta
     assert restarts >= 2
 
 
+def test_the_log_starts_over_whichever_worker_writes(tmp_path, summary):
+    """One device on one connection, which one of 4 workers takes (3 in 4 times not the one that
+    checkpoints): the log is still copied into the database and started over, and stays small."""
+    db = tmp_path / "edge.db"
+    kitchen = token(db, "pi-kitchen")
+    server = Server(db, None, "--workers", "4").start()
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+    started, posted = time.monotonic(), 0
+    try:
+        while time.monotonic() - started < 3.5:
+            conn.request("POST", "/api/v1/reports", json.dumps({"reports": reports(summary, "pi-kitchen", 10)}),
+                         {"Authorization": f"Bearer {kitchen}", "Content-Type": "application/json"})
+            response = conn.getresponse()
+            assert response.status == 200 and json.loads(response.read())["stored"] == 10
+            posted += 10
+        restarts = struct.unpack(">I", (tmp_path / "edge.db-wal").read_bytes()[12:16])[0]
+    finally:
+        server.stop()
+    assert restarts >= 2 and posted >= 300, (restarts, posted)
+
+
 def test_counts_are_bounded_and_sums_do_not_overflow(host, summary):
     server, tokens = host
     run_id = uuid.uuid4().hex

@@ -23,6 +23,8 @@ The server is several processes (--workers), each a whole server on the port: on
 reads while it parses, checks and stores POSTs takes one core, and at some 400 POSTs a second the reads
 queued behind them. They share nothing but the database (and the mark of a full disk).
 """
+import asyncio
+import contextlib
 import csv
 import gc
 import io
@@ -348,7 +350,14 @@ def create_app(options: ServeOptions, log=print, full=None, checkpoints=True) ->
     async def http_error(request: Request, exc: HTTPException):
         return JSONResponse({"error": exc.detail}, status_code=exc.status_code, headers=exc.headers)
 
-    app = Starlette(routes=[
+    @contextlib.asynccontextmanager
+    async def lifespan(app):
+        checkpointing = asyncio.create_task(writer.checkpoints()) if checkpoints else None
+        yield
+        if checkpointing:
+            checkpointing.cancel()
+
+    app = Starlette(lifespan=lifespan, routes=[
         Route("/", dashboard),
         Route("/healthz", healthz),
         Route("/api/v1/reports", post_reports, methods=["POST"]),

@@ -10,8 +10,9 @@ write lock either: while another worker holds it, the group is tried again a mom
 answering reads meanwhile.
 
 Copying the log into the database and syncing it to disk (a checkpoint) is one worker's task (two would
-get in each other's way); it runs in another thread about once a second, in two steps: the first while writes go on; the second, to copy what came meanwhile, holds every
-worker's writes off (SQLite's RESTART checkpoint takes the write lock) and starts the log over. A log
+get in each other's way), whoever wrote: it runs in another thread once a second, in two steps: the
+first while writes go on; the second, to copy what came meanwhile, holds every worker's writes off
+(SQLite's RESTART checkpoint takes the write lock) and starts the log over. A log
 written to all the time is never copied to its end, so it would never start over and would grow without
 end; the first step keeps the second short, most of the copying done. The second waits for no reader
 longer than READER_WAIT: a long CSV export keeps the log from starting over until it ends, and holds
@@ -19,7 +20,6 @@ writes up that long once a second meanwhile.
 """
 import asyncio
 import sqlite3
-import time
 
 from edge.server import store
 
@@ -31,10 +31,10 @@ READER_WAIT = 100  # milliseconds the second step of a checkpoint waits for read
 
 class Writer:
     def __init__(self, db, checkpointer=None):
-        """`db`: the writer's connection; `checkpointer`: a connection for the checkpoints (None: another
-        worker's writer makes them)."""
+        """`db`: the writer's connection; `checkpointer`: a connection for `checkpoints` (None: another
+        worker makes them)."""
         self._db, self._checkpointer = db, checkpointer
-        self._group, self._checkpointed, self._checkpointing = [], time.monotonic(), False
+        self._group = []
         self._waiting = False  # for the write lock: a commit is due after RETRY
         db.execute("PRAGMA wal_autocheckpoint = 0")  # no commit checkpoints on the loop: see above
         db.execute("PRAGMA busy_timeout = 0")  # never wait on the loop: see above
@@ -74,12 +74,14 @@ class Writer:
                 future.set_exception(outcome)
             else:
                 future.set_result(outcome)
-        if self._checkpointer and not self._checkpointing and time.monotonic() - self._checkpointed > CHECKPOINT_EVERY:
-            self._checkpointing = True
-            loop.run_in_executor(None, _checkpoint, self._checkpointer).add_done_callback(self._checkpoint_done)
 
-    def _checkpoint_done(self, _) -> None:
-        self._checkpointing, self._checkpointed = False, time.monotonic()
+    async def checkpoints(self) -> None:
+        """Checkpoint every CHECKPOINT_EVERY seconds until cancelled, whichever worker wrote (a small
+        fleet's few connections may all be another worker's)."""
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(CHECKPOINT_EVERY)
+            await loop.run_in_executor(None, _checkpoint, self._checkpointer)
 
 
 def _checkpoint(db) -> None:
