@@ -107,8 +107,6 @@ def test_camera_sized_mjpg_gives_the_predictions_of_a_full_decode(e2e, walk, tmp
     agreement = np.mean([a == b for a, b in zip(top1["fast"], top1["full"])])
     assert agreement >= 0.97, (agreement, fast["accuracy"], full["accuracy"])
     assert full["accuracy"] > 0.8  # the model reads the scans: agreement is not two runs of noise
-    decoding = {k: s["reader"]["ms"]["read"] + s["reader"]["ms"]["decode"] for k, s in summaries.items()}  # full: in read
-    assert decoding["fast"] < decoding["full"], decoding
 
 
 def test_smoothing_and_threshold(e2e, walk, tmp_path):
