@@ -1,8 +1,10 @@
 """`edge run --collect` against the real `edge serve`: each rule keeps the frames it names, at the resolution
 the source delivered, within its rate cap; frames wait in a bounded store through an outage and arrive
-once; a full disk, an upload over the host's limit and a wrong token each end as the issue says."""
+once; a full disk, an upload over the host's limit and a wrong token each end as the issue says; a camera never
+waits for the sender."""
 import json
 import shutil
+import socket
 import sqlite3
 
 import cv2
@@ -183,6 +185,25 @@ def test_the_store_keeps_the_newest_frames_within_its_size(e2e, digits, tmp_path
     assert store.counter("bytes") == sum(len(body.encode()) for _, body in store.oldest(1000)) <= 1_000_000
     assert [b["frame"] for b in bodies] == sorted(b["frame"] for b in bodies)[-len(bodies):]  # the newest
     assert bodies[-1]["frame"] == 149
+
+
+def test_a_camera_passes_frames_over_while_the_sender_is_behind(e2e, digits, tmp_path):
+    """A live source never waits for the sender: with the host hanging (it takes the connection and never
+    answers), the sender is stuck in its first POST, the frames its queue cannot take are passed over and
+    counted (`busy`), and the run keeps the camera's pace."""
+    video = camera_video(tmp_path / "camera.avi", digits / "0", 150)  # 5 s at 30 fps, played in real time
+    with socket.socket() as hung:
+        hung.bind(("127.0.0.1", 0))
+        hung.listen(8)
+        reporting = ReportOptions(f"http://127.0.0.1:{hung.getsockname()[1]}", "t0ken", "pi-door", every=60,
+                                  outbox=tmp_path / "outbox.db", flush=0)
+        keeping = CollectOptions("every:1", store=tmp_path / "frames.db", max_per_hour=10_000)
+        summary = run(e2e["bundle"], video, RunOptions(realtime=True), None, reporting, keeping)
+    c = summary["collecting"]
+    assert summary["frames"] == c["chosen"] == 150 and c["sent"] == 0 and c["last_error"] == "timed out"
+    assert c["kept"] + c["busy"] == 150 and c["busy"] >= 100 and c["kept"] <= 20, c
+    assert c["pending"] == c["kept"]  # what was kept waits in the store for the next run
+    assert summary["fps"] >= 25, summary["fps"]  # the camera's 30 fps, not the sender's pace
 
 
 def test_a_full_disk_stops_collecting_and_the_run_goes_on(e2e, digits, small_disk, tmp_path):
