@@ -21,7 +21,7 @@ the reads.
 
 The server is several processes (--workers), each a whole server on the port: one event loop answering
 reads while it parses, checks and stores POSTs takes one core, and at some 400 POSTs a second the reads
-queued behind them. They share nothing but the database (and the mark of a full disk).
+queued behind them. They share nothing but the database and two marks in shared memory (`Shared`).
 """
 import asyncio
 import contextlib
@@ -38,7 +38,7 @@ import sqlite3
 import sys
 import threading
 import traceback
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
@@ -102,13 +102,22 @@ class ServeOptions:
             self.protect_reads = self.host not in LOOPBACK
 
 
-def create_app(options: ServeOptions, log=print, full=None, checkpoints=True) -> Starlette:
-    """The app of one worker. `full`: where the workers mark a full disk (a float shared between processes,
-    the free bytes when a write last failed for lack of space; -1 once writes succeed); `checkpoints`:
-    whether this worker's writer makes the checkpoints (one of them does)."""
+@dataclass
+class Shared:
+    """What the workers share besides the database: memory every one of them maps, made before they fork."""
+    # the free bytes when a write last failed for a full disk; -1 once writes succeed
+    full: object = field(default_factory=lambda: multiprocessing.RawValue("d", -1.0))
+    # 1 while a checkpoint finishes: every worker's writes wait (edge.server.writer)
+    hold: object = field(default_factory=lambda: multiprocessing.RawValue("b", 0))
+
+
+def create_app(options: ServeOptions, log=print, shared: Shared | None = None, checkpoints=True) -> Starlette:
+    """The app of one worker: `shared` with the others; `checkpoints`: whether this worker's writer makes
+    the checkpoints (one of them does)."""
     options.check()
     local = threading.local()
-    full = multiprocessing.RawValue("d", -1.0) if full is None else full
+    shared = shared or Shared()
+    full = shared.full
 
     def db() -> sqlite3.Connection:
         """This thread's read-only connection: the event loop's, or a reading thread's (sqlite3 connections
@@ -118,7 +127,7 @@ def create_app(options: ServeOptions, log=print, full=None, checkpoints=True) ->
         return local.db
 
     # the writer's connection: this opens (or creates) the store and checks its version
-    writer = Writer(store.open_db(options.db), store.open_reader(options.db) if checkpoints else None)
+    writer = Writer(store.open_db(options.db), shared.hold, store.open_reader(options.db) if checkpoints else None)
 
     def fail(status: int, message: str, headers=None):
         raise HTTPException(status, message, headers)
@@ -461,7 +470,7 @@ STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 
 def run_server(options: ServeOptions, log=print) -> None:
     """Run the server until stopped (SIGTERM, SIGINT or SIGHUP): --workers processes, each a whole server on
-    the listening socket, this one watching them. A stop lets each finish the requests it has begun. The
+    the port (`listen`), this one watching them. A stop lets each finish the requests it has begun. The
     workers stop too when this process dies (however it dies: they read a pipe only it writes to); should
     one of them die, the rest stop and this exits 1, for a supervisor (systemd) to start it again."""
     import uvicorn  # noqa: F401 (once, here: the workers share what it loads)
@@ -479,10 +488,10 @@ def run_server(options: ServeOptions, log=print) -> None:
     reads = "reads need a token" if options.protect_reads else "reads are open"
     log(f"edge serve: dashboard at http://{options.host}:{options.port}/ ({reads}), storing into {options.db}, "
         f"{options.workers} worker{'s' * (options.workers > 1)}")
-    full = multiprocessing.RawValue("d", -1.0)  # shared memory: the workers' mark of a full disk
+    shared = Shared()
     alive, parent = os.pipe()  # a worker stops when this process's end closes
     signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)  # until a worker has its own handlers
-    workers = [_worker(options, sockets, n, full, alive, parent, log) for n in range(options.workers)]
+    workers = [_worker(options, sockets, n, shared, alive, parent, log) for n in range(options.workers)]
     os.close(alive)
     for sock in set(sockets):
         sock.close()
@@ -510,7 +519,7 @@ def run_server(options: ServeOptions, log=print) -> None:
         sys.exit(1)
 
 
-def _worker(options: ServeOptions, sockets: list, n: int, full, alive: int, parent: int, log) -> int:
+def _worker(options: ServeOptions, sockets: list, n: int, shared: Shared, alive: int, parent: int, log) -> int:
     """Fork worker `n`: its pid, here; there, serve on sockets[n] until told to stop (by a signal or by
     `alive` ending). Worker 0 makes the checkpoints."""
     pid = os.fork()
@@ -526,7 +535,7 @@ def _worker(options: ServeOptions, sockets: list, n: int, full, alive: int, pare
         for s in STOP_SIGNALS:  # SIGHUP is the parent's to act on (as SIGTERM) for all workers
             signal.signal(s, signal.SIG_IGN if s == signal.SIGHUP else signal.SIG_DFL)
         signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
-        app = create_app(options, log, full, checkpoints=n == 0)
+        app = create_app(options, log, shared, checkpoints=n == 0)
         gc.freeze()  # what start-up made lives as long as the worker: the collector need not walk it again
         # proxy_headers off: a client's address is never used, and reading forwarded ones cost every request
         server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, proxy_headers=False))

@@ -9,14 +9,15 @@ interpreter lock back and forth with the loop, waiting for it each time. So they
 write lock either: while another worker holds it, the group is tried again a moment later, the loop
 answering reads meanwhile.
 
-Copying the log into the database and syncing it to disk (a checkpoint) is one worker's task (two would
-get in each other's way), whoever wrote: it runs in another thread once a second, in two steps: the
-first while writes go on; the second, to copy what came meanwhile, holds every worker's writes off
-(SQLite's RESTART checkpoint takes the write lock) and starts the log over. A log
-written to all the time is never copied to its end, so it would never start over and would grow without
-end; the first step keeps the second short, most of the copying done. The second waits for no reader
-longer than READER_WAIT: a long CSV export keeps the log from starting over until it ends, and holds
-writes up that long once a second meanwhile.
+Copying the log into the database and syncing it to disk (a checkpoint) is one worker's task (two would get
+in each other's way), whoever wrote: it runs in another thread once a second, in two steps: the first while
+writes go on; the second, to copy what came meanwhile and start the log over (SQLite's RESTART checkpoint),
+while every worker's writes wait, told by the shared `hold`: it takes the write lock as soon as the
+transaction in progress ends, instead of racing the workers for it between theirs (SQLite's busy handler
+polls for it at growing intervals). A log written to all the time is never copied to its end, so it would
+never start over and would grow without end; the first step keeps the second short, most of the copying
+done. The second waits for no reader longer than READER_WAIT: a long CSV export keeps the log from starting
+over until it ends, and holds writes up that long once a second meanwhile.
 """
 import asyncio
 import sqlite3
@@ -30,10 +31,11 @@ READER_WAIT = 100  # milliseconds the second step of a checkpoint waits for read
 
 
 class Writer:
-    def __init__(self, db, checkpointer=None):
-        """`db`: the writer's connection; `checkpointer`: a connection for `checkpoints` (None: another
-        worker makes them)."""
-        self._db, self._checkpointer = db, checkpointer
+    def __init__(self, db, hold, checkpointer=None):
+        """`db`: the writer's connection; `hold`: shared with the other workers' writers, 1 while a
+        checkpoint finishes; `checkpointer`: a connection for `checkpoints` (None: another worker makes
+        them)."""
+        self._db, self._hold, self._checkpointer = db, hold, checkpointer
         self._group = []
         self._waiting = False  # for the write lock: a commit is due after RETRY
         db.execute("PRAGMA wal_autocheckpoint = 0")  # no commit checkpoints on the loop: see above
@@ -53,14 +55,14 @@ class Writer:
     def _commit(self) -> None:
         self._waiting = False
         loop = asyncio.get_running_loop()
+        if self._hold.value:  # a checkpoint finishes
+            return self._retry()
         group = self._group[:MAX_GROUP]
         try:
             outcomes = store.store_posts(self._db, [post[:3] for post in group])
         except sqlite3.OperationalError as e:
             if e.sqlite_errorcode & 0xFF == sqlite3.SQLITE_BUSY:  # another worker writes: nothing was done
-                self._waiting = True
-                loop.call_later(RETRY, self._commit)
-                return
+                return self._retry()
             outcomes = [e] * len(group)
         except Exception as e:  # noqa: BLE001 (every POST of the group is told, and may retry)
             outcomes = [e] * len(group)
@@ -75,20 +77,27 @@ class Writer:
             else:
                 future.set_result(outcome)
 
+    def _retry(self) -> None:
+        self._waiting = True
+        asyncio.get_running_loop().call_later(RETRY, self._commit)
+
     async def checkpoints(self) -> None:
         """Checkpoint every CHECKPOINT_EVERY seconds until cancelled, whichever worker wrote (a small
         fleet's few connections may all be another worker's)."""
         loop = asyncio.get_running_loop()
         while True:
             await asyncio.sleep(CHECKPOINT_EVERY)
-            await loop.run_in_executor(None, _checkpoint, self._checkpointer)
+            await loop.run_in_executor(None, _checkpoint, self._checkpointer, self._hold)
 
 
-def _checkpoint(db) -> None:
+def _checkpoint(db, hold) -> None:
     """Copy the log into the database while writes go on (PASSIVE), then the rest, holding writes off, and
     start the log over (RESTART)."""
-    for mode in ("PASSIVE", "RESTART"):
-        try:
-            db.execute(f"PRAGMA wal_checkpoint({mode})").fetchall()
-        except Exception:  # noqa: BLE001 (busy, or a full disk: reports are refused with 503; the next one retries)
-            return
+    try:
+        db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+        hold.value = 1
+        db.execute("PRAGMA wal_checkpoint(RESTART)").fetchall()
+    except Exception:  # noqa: BLE001 (busy, or a full disk: reports are refused with 503; the next one retries)
+        pass
+    finally:
+        hold.value = 0
