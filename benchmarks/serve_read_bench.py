@@ -45,7 +45,7 @@ from benchmarks.serve_bench import report_texts, summary  # noqa: E402
 from edge.report import make_report  # noqa: E402
 from edge.server.store import create_token, open_db, store_posts  # noqa: E402
 from edge.version import cpu_name  # noqa: E402
-from tests.server import Server  # noqa: E402  (the real server process, as the tests start it)
+from tests.server import Server, cpu_seconds  # noqa: E402  (the real server process, as the tests start it)
 
 
 def fill(db_path: Path, devices: list[str], total: int) -> float:
@@ -60,12 +60,6 @@ def fill(db_path: Path, devices: list[str], total: int) -> float:
             store_posts(db, [("reports", name, batch)])
     db.close()
     return time.perf_counter() - started
-
-
-def cpu_seconds(pid: int) -> float:
-    """CPU time a process has used, user and system."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def server_cpu(server: Server) -> dict:

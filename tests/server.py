@@ -19,12 +19,24 @@ def token(db, name, *args) -> str:
     return r.stdout.strip()
 
 
-def _running(pid: int) -> bool:
-    """Not gone, nor a zombie (whose sockets are closed) waiting for init to reap it."""
+def _stat(pid: int) -> list[str] | None:
+    """The fields of /proc/PID/stat after the command's name (state first), or None once it is gone."""
     try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except FileNotFoundError:
-        return False
+        return None
+
+
+def running(pid: int) -> bool:
+    """Not gone, nor a zombie (whose sockets are closed) waiting for init to reap it."""
+    fields = _stat(pid)
+    return fields is not None and fields[0] != "Z"
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time a (running) process has used, user and system."""
+    fields = _stat(pid)
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def free_port() -> int:
@@ -64,7 +76,7 @@ class Server:
         for pid in workers:
             os.kill(pid, signal.SIGKILL)
         self.process.wait(10)
-        while any(map(_running, workers)):
+        while any(map(running, workers)):
             time.sleep(0.01)
 
     def stop(self) -> None:

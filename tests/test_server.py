@@ -27,7 +27,7 @@ from edge.runner import RunOptions, run
 from tests.cli import edge_cli
 from tests.hostile import HOSTILE, hostile_json
 from tests.reports import window_summary
-from tests.server import Server, token
+from tests.server import Server, cpu_seconds, running, token
 
 
 @pytest.fixture(scope="module")
@@ -275,11 +275,6 @@ def test_a_retry_of_a_report_stored_by_another_json_writer_is_a_duplicate(tmp_pa
         server.stop()
 
 
-def cpu_seconds(pid: int) -> float:
-    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def test_workers_share_one_store(tmp_path, summary):
     """One device posting over many connections at once, which the workers take as they come: its counts,
     latest report and field evaluation are what one writer storing every report would have made."""
@@ -486,15 +481,11 @@ def test_a_full_disk_answers_503_and_devices_keep_their_reports(small_disk, summ
 def gone(pids, seconds=10.0) -> bool:
     """Whether every process of `pids` ended (or is a zombie, its sockets closed) within `seconds`."""
     deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        try:
-            if all(open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0] == "Z" for pid in pids):
-                return True
-        except FileNotFoundError:
-            pids = [pid for pid in pids if os.path.exists(f"/proc/{pid}")]
-            continue
+    while any(map(running, pids)):
+        if time.monotonic() > deadline:
+            return False
         time.sleep(0.05)
-    return False
+    return True
 
 
 @pytest.mark.parametrize("how", ["stop", "main process killed", "worker killed"])
