@@ -292,7 +292,8 @@ def serve(**options):
     """Collect device reports and frames, and show them: the HTTP API and dashboard, where collected frames are
     labelled."""
     with host_only("edge serve", extra="serve"):
-        from edge.server.app import ServeOptions, run_server
+        from edge.server.app import ServeOptions
+        from edge.server.workers import run_server
 
     run_server(ServeOptions(**options), log=lambda m: click.echo(m, err=True))
 
