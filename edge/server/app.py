@@ -36,7 +36,6 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import cv2
 import numpy as np
 import orjson
 from starlette.applications import Starlette
@@ -48,9 +47,9 @@ from starlette.routing import Route
 
 from edge.errors import EdgeError
 from edge.eval.metrics import report as metrics_report
-from edge.frame_record import check_label, check_record, jpeg_bytes
+from edge.frame_record import check_label, check_record
 from edge.report import check_report
-from edge.server import store
+from edge.server import frame_check, store
 from edge.server.writer import Writer
 
 MAX_BATCH = 500  # reports in one POST
@@ -226,9 +225,9 @@ def create_app(options: ServeOptions, log=print, shared: Shared | None = None, c
 
     async def post_frames(request: Request):
         device, frames = await posted(request, "frames", MAX_FRAMES, options.max_frame_body, check_record)
-        problem = await run_in_threadpool(_undecodable, frames)
-        if problem:
-            fail(422, problem)
+        refused = await run_in_threadpool(frame_check.refusal, frames)
+        if refused:
+            fail(*refused)
         return answer("frames", device, await stored("frames", device, frames))
 
     def labeller(request: Request) -> None:
@@ -375,16 +374,6 @@ def create_app(options: ServeOptions, log=print, shared: Shared | None = None, c
         Route("/api/v1/export.csv", export_csv),
     ], exception_handlers={HTTPException: http_error})
     return app
-
-
-def _undecodable(frames: list[dict]) -> str | None:
-    """Which frame's JPEG does not decode, or None: what the host keeps, a browser must be able to show.
-    Decoded at 1/8 of its size, in grey: the whole stream is read, in a 64th of the memory."""
-    for n, frame in enumerate(frames):
-        data = np.frombuffer(jpeg_bytes(frame), np.uint8)
-        if cv2.imdecode(data, cv2.IMREAD_REDUCED_GRAYSCALE_8) is None:
-            return f"frame {n}: 'jpeg' does not decode as a JPEG image"
-    return None
 
 
 def _with_raw(value: dict, key: str) -> str:
