@@ -5,7 +5,6 @@ named. The JPEGs are real: scikit-learn's scanned digits, encoded by OpenCV, the
 import re
 
 import cv2
-import numpy as np
 import pytest
 
 from edge.capture import open_video, parse_source
@@ -13,22 +12,9 @@ from edge.collect import to_jpeg
 from edge.frame_record import check_record, jpeg_size, make_record
 from edge.preprocess import delivered_as
 from edge.server.frame_check import MAX_PIXELS, MAX_SCANS, MAX_SEGMENTS, refusal
+from tests.jpegs import encoded, picture, repeated_scan
 
 BROKEN = (422, "frame 0: 'jpeg' does not decode as a JPEG image")
-
-
-def picture(width: int, height: int) -> np.ndarray:
-    """A BGR picture of 64 digit scans, 8 by 8, enlarged to width x height."""
-    from sklearn.datasets import load_digits
-
-    scans = (load_digits().images[:64] * (255 / 16)).astype(np.uint8)
-    grid = np.vstack([np.hstack(scans[row * 8:row * 8 + 8]) for row in range(8)])
-    grey = cv2.resize(grid, (width, height), interpolation=cv2.INTER_CUBIC)
-    return cv2.merge([grey, 255 - grey, grey // 2])
-
-
-def encoded(width: int, height: int, progressive: bool = False) -> bytes:
-    return cv2.imencode(".jpg", picture(width, height), [cv2.IMWRITE_JPEG_PROGRESSIVE, int(progressive)])[1].tobytes()
 
 
 def record(jpeg: bytes) -> dict:
@@ -83,13 +69,10 @@ def test_a_camera_mjpg_frame_and_a_grey_one_pass(mjpg_packet):
 def test_a_scan_repeated_is_refused_unread():
     """The issue's 758 KB JPEG: a progressive frame's shortest scan 1000 times over (OpenCV writes 10)."""
     jpeg = encoded(640, 480, progressive=True)
-    starts = [m.start() for m in re.finditer(rb"\xff\xda", jpeg)] + [len(jpeg) - 2]
-    begin, end = min(zip(starts, starts[1:]), key=lambda scan: scan[1] - scan[0])
-    hostile = jpeg[:end] + jpeg[begin:end] * 1000 + jpeg[end:]
+    hostile = repeated_scan(jpeg, 1000)
     assert check_record(record(hostile)) is None
-    status, message = refusal([record(jpeg), record(hostile)])
-    assert (status, message) == (422, f"frame 1: the JPEG has more than {MAX_SCANS} scans (an encoder writes at "
-                                      "most about 10 a component): refused unread")
+    assert refusal([record(jpeg), record(hostile)]) == (
+        422, f"frame 1: the JPEG has more than {MAX_SCANS} scans (an encoder writes about 10): refused unread")
 
 
 @pytest.mark.parametrize("width, height, progressive", [(8192, 8192, True), (8192, 8192, False), (4097, 4096, True)])
@@ -115,8 +98,8 @@ def test_a_frame_header_hidden_from_the_record_check_is_refused(small):
     comment += bytes(0xFFFD - len(comment))
     hostile = head + b"\xff\xfe" + (len(comment) + 2).to_bytes(2, "big") + comment + small[2:at] + small[end:]
     assert jpeg_size(hostile) == (64, 64) and check_record(record(hostile)) is None
-    assert refusal([record(hostile)]) == (422, "frame 0: the JPEG has marker FFD0 out of place at byte 2: the host "
-                                               "reads a JPEG's segments in order and refuses one it cannot place")
+    assert refusal([record(hostile)]) == (422, ("frame 0: the JPEG has marker FFD0 out of place at byte 2: the host "
+                                                "reads a JPEG's segments in order and refuses one it cannot place"))
 
 
 def _sof(small: bytes, marker: int, precision: int = 8) -> bytes:
@@ -154,8 +137,8 @@ def test_a_flood_of_segments_is_refused_unread(small):
 def test_a_second_frame_header_is_refused(small):
     at, end = frame_header(small)
     assert refusal([record(small[:end] + small[at:end] + small[end:])]) == (
-        422, f"frame 0: the JPEG has a second frame header at byte {end}: the host reads a JPEG's segments in "
-             "order and refuses one it cannot place")
+        422, (f"frame 0: the JPEG has a second frame header at byte {end}: the host reads a JPEG's segments in "
+              "order and refuses one it cannot place"))
 
 
 @pytest.mark.parametrize("cut", [2, 30, 4000])

@@ -89,8 +89,7 @@ def _segments(data: bytes) -> tuple[int, str] | None:
                 return 422, f"the JPEG has a scan before its frame header at byte {at}: {OUT_OF_PLACE}"
             scans += 1
             if scans > MAX_SCANS:
-                return 422, (f"the JPEG has more than {MAX_SCANS} scans (an encoder writes at most about 10 a "
-                             "component): refused unread")
+                return 422, f"the JPEG has more than {MAX_SCANS} scans (an encoder writes about 10): refused unread"
             coded_end = SCAN_END.search(data, end)
             if not coded_end:
                 return 422, BROKEN
