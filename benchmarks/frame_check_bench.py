@@ -11,7 +11,7 @@ does not) rose over what the process held before the check. The JPEGs: scikit-le
 1920x1080 camera frame (baseline, as devices send), to 4096x4096 progressive (the largest the host takes), and
 the issue's hostile frames: 8192x8192 progressive (one, and 8 POSTs at once), and a 2048x2048 progressive
 JPEG of a smooth picture (tests/jpegs.py: the digit scans enlarged) whose shortest scan, 33 bytes, is repeated
-to 758 KB.
+to 758 KB; and, for the segment reader's own cost, a 640x480 frame with 7 MB of fill bytes before its scan.
 """
 import argparse
 import base64
@@ -45,6 +45,13 @@ def jpeg(width: int, height: int, progressive: bool = False) -> bytes:
                                                       cv2.IMWRITE_JPEG_QUALITY, 90])[1].tobytes()
 
 
+def filled(data: bytes, size: int) -> bytes:
+    """A JPEG with fill bytes (FF, which a marker may follow any number of) before its scan, to `size` bytes:
+    the after check must not walk them one by one."""
+    at = data.index(b"\xff\xda")
+    return data[:at] + b"\xff" * (size - len(data)) + data[at:]
+
+
 def cases() -> dict[str, tuple[bytes, int, int]]:
     """name: (JPEG, POSTs at once, whether it runs --rounds times: the costly ones run once)."""
     smooth = encoded(2048, 2048, progressive=True)
@@ -54,7 +61,8 @@ def cases() -> dict[str, tuple[bytes, int, int]]:
             "4096x4096 progressive": (jpeg(4096, 4096, True), 1, 1),
             "4096x4096 progressive x8": (jpeg(4096, 4096, True), 8, 0),
             "8192x8192 progressive": (huge, 1, 0), "8192x8192 progressive x8": (huge, 8, 0),
-            "scan repeated, 758 KB": (repeated_scan(smooth, (758_000 - len(smooth)) // scan), 1, 0)}
+            "scan repeated, 758 KB": (repeated_scan(smooth, (758_000 - len(smooth)) // scan), 1, 0),
+            "7 MB of fill bytes": (filled(jpeg(640, 480), 7_000_000), 1, 0)}
 
 
 def old_refusal(frames: list[dict]) -> tuple[int, str] | None:

@@ -145,3 +145,9 @@ def test_a_second_frame_header_is_refused(small):
 def test_a_truncated_or_garbled_jpeg_does_not_decode(small, cut):
     assert refusal([record(small[:-cut])]) == BROKEN
     assert refusal([record(small[:300] + bytes(len(small) - 300))]) == BROKEN
+
+
+def test_fill_bytes_before_a_marker_pass(small):
+    """A marker may follow any number of FF bytes: read in one step, as the decoder skips them."""
+    at = small.index(b"\xff\xda")
+    assert refusal([record(small[:at] + b"\xff" * 100_000 + small[at:])]) is None

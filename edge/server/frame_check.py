@@ -36,6 +36,7 @@ CODINGS = {0xC3: "lossless", 0xC5: "hierarchical", 0xC6: "hierarchical", 0xC7: "
            0xCE: "hierarchical", 0xCF: "hierarchical"}  # the other frame headers: SOF3 and SOF5-SOF15
 # No length: TEM, SOI, RST0-7 (in place only within a scan), and FF00, a stuffed zero the decoder skips
 STANDALONE = {0x00, 0x01, SOI, *range(0xD0, 0xD8)}
+MARKER = re.compile(rb"\xff+([^\xff])", re.DOTALL)  # a marker, after any fill bytes (FF), however many
 # The end of a scan's coded data: a marker, which is neither a stuffed zero, a restart nor a fill byte.
 SCAN_END = re.compile(rb"\xff[^\x00\xd0-\xd7\xff]")
 BROKEN = "'jpeg' does not decode as a JPEG image"
@@ -62,11 +63,10 @@ def _segments(data: bytes) -> tuple[int, str] | None:
         return 422, BROKEN
     at, frame, scans, segments = 2, False, 0, 0
     while True:
-        while data[at:at + 2] == b"\xff\xff":  # fill bytes
-            at += 1
-        if at + 2 > len(data) or data[at] != 0xFF:
+        found = MARKER.match(data, at)
+        if not found:
             return 422, BROKEN  # cut short, or bytes where a marker belongs
-        marker = data[at + 1]
+        at, marker = found.start(1) - 1, data[found.start(1)]
         if marker == EOI:
             return None if scans else (422, BROKEN)
         if marker in STANDALONE:
@@ -115,8 +115,8 @@ def _frame(marker: int, header: bytes) -> tuple[int, str] | None:
 
 
 def _decodes(data: bytes) -> tuple[int, str] | None:
-    """Decoded at 1/8 of its size, in grey: the whole stream is read, and sequential JPEGs take a 64th of the
-    memory (progressive ones still hold their coefficients, hence one decode at a time)."""
+    """Decoded at 1/8 of its size, in grey: the whole stream is read, and a JPEG of one scan takes a 64th of
+    the memory (one of several scans, progressive ones, still holds every coefficient: one decode at a time)."""
     with _decoding:
         image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_REDUCED_GRAYSCALE_8)
     return (422, BROKEN) if image is None else None
