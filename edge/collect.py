@@ -92,7 +92,8 @@ class Collector:
             self.value = margin(fingerprint)
         self.options, self.labels, self.live = options, labels, live
         self.meta = {"device_id": report.device_id, "run_id": run_id, "model_sha256": model_sha256, "source": source}
-        store = Outbox(Path(options.store).expanduser(), LIMIT, int(options.store_mb * 1e6), "--collect-store")
+        store = Outbox(Path(options.store).expanduser(), "frames", report.device_id, LIMIT, int(options.store_mb * 1e6),
+                       log)  # refuses the reports' outbox: a file holds one kind
         self.sender = Sender(report, "/api/v1/frames", "frames", store, BATCH, self._text, log, QUEUED)
         self.kept = deque()  # monotonic times of the frames kept in the last hour
         self.calls = deque(maxlen=AGREEING[0])

@@ -7,15 +7,18 @@ nothing. Only the host's own word counts: its answer must name the ids it now ho
 else (a proxy, a captive portal) lets nothing go. An outbox that cannot be written (a full disk) loses the
 item, counted, and the run goes on. Failures back off exponentially with jitter (0.5 s
 doubling to 60 s, times 0.5-1.5), so a fleet coming back after an outage does not hammer the host in step.
+A sender sends only its own device's items (another's, left in a shared outbox, are set aside and counted:
+their 403 would block its own for ever), follows no redirect (the token would go along), and never shows
+a URL's user name or password: the token is how a device signs in, so --report-to refuses them.
 """
 import json
 import queue
 import random
-import re
 import sqlite3
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,8 +44,12 @@ class ReportOptions:
     flush: float = 10.0  # seconds to keep sending at the end of a run; what is left waits in the outbox
 
     def check(self) -> None:
-        if not re.match(r"^https?://[^/\s]+", self.url or ""):
-            raise EdgeError(f"--report-to {self.url}: give the host's URL, e.g. http://192.168.1.10:8765")
+        if "@" in (self.url or ""):  # not shown: what is before the @ may be a password
+            raise EdgeError("--report-to: give the host's URL without a user name or password (user:password@), e.g. "
+                            "http://192.168.1.10:8765; the device's token (--token or $EDGE_TOKEN) is how it signs in")
+        if not _host_url(self.url):  # not shown either: a query may hold a secret too
+            raise EdgeError("--report-to: give the host's URL, http(s)://HOST[:PORT] with nothing after a ? or #, "
+                            "e.g. http://192.168.1.10:8765")
         if not self.token:
             raise EdgeError("--report-to needs --token: make one on the host with 'edge token create DEVICE'")
         check_name(self.device_id)
@@ -62,6 +69,11 @@ class Sender:
         self.endpoint = options.url.rstrip("/") + path
         self.log = log or (lambda message: None)
         self.sent, self.unstored = 0, 0
+        aside = outbox.aside()
+        if aside:
+            self.log(f"{sum(aside.values())} {key} in {outbox.path} are not {options.device_id}'s to send ("
+                     + ", ".join(f"{n} for {device or 'no device: of another kind'}" for device, n in aside.items())
+                     + "): set aside, for a run as their device")
         self.last_error = None
         self._queue = queue.Queue(queued)
         self._stop = threading.Event()
@@ -82,9 +94,11 @@ class Sender:
         self._stop.set()
         self._thread.join(self.options.flush + TIMEOUT + 5)
         self._keep_queued()
-        stats = {"sent": self.sent, "pending": len(self.outbox), "dropped": self.outbox.counter("dropped"),
+        stats = {"sent": self.sent, "pending": self.outbox.pending(), "dropped": self.outbox.counter("dropped"),
                  "rejected": self.outbox.counter("rejected"), "conflicts": self.outbox.counter("conflicts"),
-                 "unstored": self.unstored, "last_error": self.last_error, "outbox": str(self.outbox.path)}
+                 "unstored": self.unstored, "set_aside": sum(self.outbox.aside().values()),
+                 "moved_aside": self.outbox.moved_aside and str(self.outbox.moved_aside),
+                 "last_error": self.last_error, "outbox": str(self.outbox.path)}
         self.outbox.close()
         return stats
 
@@ -118,9 +132,9 @@ class Sender:
             if self._stop.is_set():
                 self._keep_queued()
                 deadline = deadline or now + self.options.flush
-                if now >= deadline or not len(self.outbox):
+                if now >= deadline or not self.outbox.pending():
                     return
-            if now >= wait_until and len(self.outbox):
+            if now >= wait_until and self.outbox.pending():
                 batch = self.outbox.oldest(size)
                 outcome, held = self._post([body for _, body in batch])
                 gone = [seq for seq, body in batch if _id(body) in held]
@@ -142,9 +156,9 @@ class Sender:
                 size = max(1, len(batch) // 2)  # a batch too big for the host may only ever see a reset
                 delay = min(BACKOFF_MAX, BACKOFF_START * 2 ** (attempt - 1)) * random.uniform(0.5, 1.5)
                 wait_until = now + delay
-                self.log(f"sending {self.key} to {self.options.url} failed ({self.last_error}); {len(self.outbox)} "
-                         f"waiting, retrying in {delay:.1f} s")
-            pending = len(self.outbox) and wait_until > now
+                self.log(f"sending {self.key} to {self.options.url} failed ({self.last_error}); "
+                         f"{self.outbox.pending()} waiting, retrying in {delay:.1f} s")
+            pending = self.outbox.pending() and wait_until > now
             self._keep_queued(wait=min(0.2, wait_until - now) if pending else 0.2)
 
     def _post(self, bodies: list[str]) -> tuple[str, set]:
@@ -154,7 +168,7 @@ class Sender:
         request = urllib.request.Request(self.endpoint, data=data, method="POST", headers={
             "Content-Type": "application/json", "Authorization": f"Bearer {self.options.token}"})
         try:
-            with urllib.request.urlopen(request, timeout=TIMEOUT) as response:
+            with OPENER.open(request, timeout=TIMEOUT) as response:
                 answer = json.loads(response.read())
             held, conflicts = set(answer["ids"]), answer["conflicts"]
         except urllib.error.HTTPError as e:
@@ -180,9 +194,30 @@ class Reporter(Sender):
 
     def __init__(self, options: ReportOptions, log=None):
         options.check()
-        outbox = Outbox(Path(options.outbox).expanduser(), options.outbox_limit)  # fails here, not later
+        outbox = Outbox(Path(options.outbox).expanduser(), "reports", options.device_id, options.outbox_limit,
+                        log=log)  # fails here, not later
         super().__init__(options, "/api/v1/reports", "reports", outbox, BATCH,
                          lambda report: json.dumps(report, separators=(",", ":")), log)
+
+
+class _Stay(urllib.request.HTTPRedirectHandler):
+    """Redirects are not followed: urllib would take the token along to wherever a captive portal points."""
+
+    def redirect_request(self, *args):
+        return None
+
+
+OPENER = urllib.request.build_opener(_Stay)
+
+
+def _host_url(url) -> bool:
+    """http(s)://HOST[:PORT][/PATH]: a host's URL, with nothing urllib would choke on at every retry."""
+    try:
+        parts = urllib.parse.urlsplit(url or "")
+        parts.port  # noqa: B018 -- raises on a port that is not a number
+    except ValueError:
+        return False
+    return parts.scheme in ("http", "https") and bool(parts.hostname) and not (parts.query or parts.fragment)
 
 
 def _id(body: str) -> str:

@@ -19,9 +19,11 @@ from edge.collect import CollectOptions, margin, parse_rule, to_jpeg
 from edge.errors import EdgeError
 from edge.frame_record import jpeg_size
 from edge.outbox import Outbox
+from edge.report import make_report
 from edge.reporter import ReportOptions
 from edge.runner import RunOptions, run
 from tests.cli import edge_cli
+from tests.reports import window_summary
 from tests.server import Server
 
 
@@ -182,9 +184,9 @@ def test_the_store_keeps_the_newest_frames_within_its_size(e2e, digits, tmp_path
     c = summary["collecting"]
     assert summary["frames"] == c["kept"] == 150 and c["busy"] == 0 and c["dropped"] > 0  # a file waits
     assert c["pending"] + c["dropped"] == c["kept"] and c["unstored"] == 0
-    store = Outbox(tmp_path / "frames.db")
+    store = Outbox(tmp_path / "frames.db", "frames", "pi-door")
     bodies = [json.loads(body) for _, body in store.oldest(1000)]
-    assert store.counter("bytes") == sum(len(body.encode()) for _, body in store.oldest(1000)) <= 1_000_000
+    assert (tmp_path / "frames.db").stat().st_size <= 1_000_000
     assert [b["frame"] for b in bodies] == sorted(b["frame"] for b in bodies)[-len(bodies):]  # the newest
     assert bodies[-1]["frame"] == 149
 
@@ -252,6 +254,36 @@ def test_a_wrong_token_keeps_the_frames_for_later(e2e, digits, host, tmp_path):
     c = summary["collecting"]
     assert (c["kept"], c["sent"], c["pending"], c["rejected"]) == (4, 0, 4, 0)
     assert c["last_error"] == "HTTP 401: unknown or revoked token"
+
+
+def test_one_file_for_reports_and_frames_is_refused_at_start(e2e, digits, host, tmp_path):
+    server, token = host
+    reporting, keeping = collect(server, token, tmp_path, "every:10")
+    keeping.store = reporting.outbox
+    with pytest.raises(EdgeError, match=r"--collect-store .*outbox.db is where reports wait \(--outbox\): give the "
+                                        "frames a file of their own"):
+        run(e2e["bundle"], digits / "2", RunOptions(), None, reporting, keeping)
+
+
+OLD_OUTBOX = """
+CREATE TABLE outbox (seq INTEGER PRIMARY KEY AUTOINCREMENT, body TEXT NOT NULL);
+CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+"""  # as edge made it before a file was marked with its kind
+
+
+def test_a_report_in_the_frames_store_is_set_aside_not_sent_or_deleted(e2e, digits, host, tmp_path):
+    """An earlier version's file given as both --outbox and --collect-store holds both kinds: the frames'
+    sender sent a report to /api/v1/frames, and its 422 deleted it."""
+    report = json.dumps(make_report(window_summary(["a", "b"], [(1, 1)]), "pi-door", "r" * 32, 0, "ab" * 32, 1.8e9,
+                                    1.8e9 + 10))
+    with sqlite3.connect(tmp_path / "frames.db") as old:
+        old.executescript(OLD_OUTBOX)
+        old.execute("INSERT INTO outbox (body) VALUES (?)", (report,))
+    server, token = host
+    summary = run(e2e["bundle"], digits / "2", RunOptions(), None, *collect(server, token, tmp_path, "every:10"))
+    c = summary["collecting"]
+    assert (c["kept"], c["sent"], c["rejected"], c["pending"]) == (17, 17, 0, 0) and c["set_aside"] == 1
+    assert sqlite3.connect(tmp_path / "frames.db").execute("SELECT body FROM outbox").fetchall() == [(report,)]
 
 
 @pytest.mark.parametrize("options, message", [

@@ -21,6 +21,7 @@ from edge.runner import RunOptions, run
 from tests.cli import edge_cli
 from tests.reports import window_summary
 from tests.server import Server, free_port
+from tests.server import token as server_token
 from tests.videos import scan_video
 
 
@@ -41,25 +42,27 @@ def assert_all_arrived(db, summary):
 
 
 def test_outbox_keeps_the_newest_within_its_limit(tmp_path):
-    box = Outbox(tmp_path / "outbox.db", limit=3)
+    box = Outbox(tmp_path / "outbox.db", "reports", limit=3)
     assert [box.add(f'{{"n": {n}}}') for n in range(5)] == [0, 0, 0, 1, 1]
     assert [body for _, body in box.oldest(10)] == ['{"n": 2}', '{"n": 3}', '{"n": 4}']
     box.remove([seq for seq, _ in box.oldest(1)])
     box.close()
-    again = Outbox(tmp_path / "outbox.db", limit=3)  # a reboot keeps what was not sent
+    again = Outbox(tmp_path / "outbox.db", "reports", limit=3)  # a reboot keeps what was not sent
     assert len(again) == 2 and again.counter("dropped") == 2
 
 
 def test_outbox_keeps_the_newest_within_its_bytes(tmp_path):
-    box = Outbox(tmp_path / "frames.db", limit=100, max_bytes=1000)
-    bodies = [json.dumps({"n": n, "pad": "é" * 150}, ensure_ascii=False) for n in range(8)]  # 320 bytes in UTF-8
+    """The bound is the database's size on disk: items of 30,000 bytes in UTF-8 (7 pages each, the empty
+    database 7 too) in 130,000 bytes."""
+    box = Outbox(tmp_path / "frames.db", "frames", limit=100, max_bytes=130_000)
+    bodies = [json.dumps({"n": n, "pad": "é" * 15_000}, ensure_ascii=False) for n in range(8)]
     assert [box.add(body) for body in bodies] == [0, 0, 0, 1, 1, 1, 1, 1]
     assert [json.loads(body)["n"] for _, body in box.oldest(10)] == [5, 6, 7]
-    assert box.counter("bytes") == 3 * len(bodies[0].encode()) <= 1000
+    assert box.disk_bytes() <= 130_000 and (tmp_path / "frames.db").stat().st_size <= 130_000
     box.remove([seq for seq, _ in box.oldest(2)])
-    assert box.counter("bytes") == len(bodies[0].encode()) and box.counter("dropped") == 5
-    assert box.add("x" * 1200) == 2  # more than the bound: nothing can stay, itself included
-    assert len(box) == 0 and box.counter("bytes") == 0
+    assert box.disk_bytes() < 60_000 and box.counter("dropped") == 5
+    assert box.add(json.dumps({"pad": "x" * 140_000})) == 2  # more than the bound: nothing can stay, itself included
+    assert len(box) == 0
 
 
 @pytest.fixture(scope="module")
@@ -121,6 +124,10 @@ def test_backlog_of_an_earlier_run_drains_when_the_host_is_back(e2e, digits, dev
 
 @pytest.mark.parametrize("options,message", [
     (dict(url="192.168.1.10:8765"), "give the host's URL"),
+    (dict(url="http://pi:s3cret@127.0.0.1:1"), "--report-to: give the host's URL without a user name or password"),
+    (dict(url="pi:s3cret@127.0.0.1:1"), "without a user name or password"),
+    (dict(url="http://127.0.0.1:s3cret"), "give the host's URL"),
+    (dict(url="http://127.0.0.1:1/?token=s3cret"), "give the host's URL"),
     (dict(token=""), "needs --token"),
     (dict(device_id="../x"), "--device-id"),
     (dict(every=0), "--report-every"),
@@ -129,8 +136,16 @@ def test_backlog_of_an_earlier_run_drains_when_the_host_is_back(e2e, digits, dev
 ])
 def test_bad_report_options(options, message, tmp_path):
     good = dict(url="http://127.0.0.1:1", token="t", device_id="pi", outbox=tmp_path / "o.db")
-    with pytest.raises(EdgeError, match=message):
+    with pytest.raises(EdgeError, match=message) as e:
         ReportOptions(**{**good, **options}).check()
+    assert "s3cret" not in str(e.value)
+
+
+def test_a_url_s_password_is_refused_and_never_shown(e2e, digits):
+    r = edge_cli("run", e2e["bundle"], "--source", digits / "2", "--report-to", "http://pi:s3cret@127.0.0.1:1",
+                 "--token", "t", "--device-id", "pi-kitchen")
+    assert r.returncode == 2 and "without a user name or password" in r.stderr
+    assert "s3cret" not in r.stderr + r.stdout
 
 
 def test_cli_reporting_options(e2e, digits):
@@ -184,3 +199,76 @@ def test_only_the_host_s_own_word_lets_a_report_go(device, tmp_path):
     finally:
         server.stop()
     assert tally["sent"] == 3 and tally["pending"] == 0 and len(stored(db, run_id)) == 3
+
+
+class Redirect(http.server.BaseHTTPRequestHandler):
+    """A captive portal's redirect to its login page, on another server, which notes the requests' headers."""
+    location = None
+
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get("content-length", 0)))
+        self.send_response(302)
+        self.send_header("Location", self.location)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+class Noting(CaptivePortal):
+    seen = []
+
+    def do_GET(self):
+        self.seen.append(dict(self.headers))
+        self.do_POST()
+
+
+def serve(handler):
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+def test_a_redirect_is_not_followed_with_the_token(tmp_path):
+    """urllib follows a 302 to wherever it points, Authorization header and all: the token would go to a
+    captive portal's login page."""
+    portal = serve(Noting)
+    Redirect.location = f"http://127.0.0.1:{portal.server_address[1]}/login"
+    redirect = serve(Redirect)
+    try:
+        reporter = Reporter(ReportOptions(f"http://127.0.0.1:{redirect.server_address[1]}", "s3cret-token",
+                                          "pi-kitchen", outbox=tmp_path / "outbox.db", flush=1.0))
+        reporter.submit(window_report("pi-kitchen", 0, uuid.uuid4().hex))
+        tally = reporter.close()
+    finally:
+        portal.shutdown()
+        redirect.shutdown()
+    assert Noting.seen == [] and tally["sent"] == 0 and tally["pending"] == 1
+    assert tally["last_error"].startswith("HTTP 302")
+
+
+def test_a_device_sends_its_own_and_sets_another_s_aside(device, tmp_path):
+    """pi-b's reports at the head of the outbox (the same outbox, or --device-id changed): pi-kitchen sends its
+    own past them and counts them; a run as pi-b sends them."""
+    db, token = device
+    token_b = server_token(db, "pi-b")
+    outbox, runs = tmp_path / "outbox.db", {"pi-b": uuid.uuid4().hex, "pi-kitchen": uuid.uuid4().hex}
+    offline = Reporter(ReportOptions(f"http://127.0.0.1:{free_port()}", token_b, "pi-b", outbox=outbox, flush=0))
+    for seq in range(3):
+        offline.submit(window_report("pi-b", seq, runs["pi-b"]))
+    assert offline.close()["pending"] == 3
+    server = Server(db).start()
+    logged = []
+    try:
+        reporter = Reporter(ReportOptions(server.url, token, "pi-kitchen", outbox=outbox, flush=5.0), logged.append)
+        for seq in range(2):
+            reporter.submit(window_report("pi-kitchen", seq, runs["pi-kitchen"]))
+        tally = reporter.close()
+        assert (tally["sent"], tally["pending"]) == (2, 0) and tally["set_aside"] == 3
+        assert "3 reports in" in logged[0] and "(3 for pi-b): set aside" in logged[0]
+        assert len(stored(db, runs["pi-kitchen"])) == 2 and stored(db, runs["pi-b"]) == []
+        tally = Reporter(ReportOptions(server.url, token_b, "pi-b", outbox=outbox, flush=5.0)).close()
+    finally:
+        server.stop()
+    assert (tally["sent"], tally["pending"], tally["set_aside"]) == (3, 0, 0) and len(stored(db, runs["pi-b"])) == 3
