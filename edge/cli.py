@@ -5,8 +5,10 @@ User errors (EdgeError, bad options) print one line on stderr and exit with code
 `--json` means the same on every command: alone (or `--json -`) the result goes to stdout as JSON
 instead of text; `--json FILE` writes it to FILE as well as printing the text.
 """
+import importlib
 import json
 import sys
+from dataclasses import fields
 from pathlib import Path
 
 import click
@@ -36,6 +38,25 @@ def options(*decorators):
     def apply(f):
         for decorator in reversed(decorators):
             f = decorator(f)
+        return f
+    return apply
+
+
+def options_of(path: str):
+    """The click options of an options dataclass's fields (edge.options), given as "module:Class": imported
+    when the command runs or shows --help, so a host's dataclass costs a device nothing. Without the module (a
+    device install), the command has no options and says where it runs when called."""
+    def apply(f):
+        module, name = path.split(":")
+        try:
+            cls = getattr(importlib.import_module(module), name)
+        except ModuleNotFoundError:
+            return f
+        for spec in reversed(fields(cls)):
+            meta = spec.metadata
+            flag = meta["flag"] or "--" + spec.name.replace("_", "-")
+            f = click.option(flag, spec.name, default=spec.default, show_default=spec.default is not None,
+                             help=meta["help"], **meta["click"])(f)
         return f
     return apply
 
@@ -277,22 +298,12 @@ def run_command(model, json_to, **options):
 
 
 @cli.command()
-@click.option("--db", default="edge.db", show_default=True, type=click.Path(path_type=Path),
-              help="SQLite file the reports go into (created if new).")
-@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (0.0.0.0: every interface).")
-@click.option("--port", default=8765, show_default=True)
-@click.option("--max-body", default=1_000_000, show_default=True, help="Largest request body taken, in bytes.")
-@click.option("--max-frame-body", default=8_000_000, show_default=True, help="Largest body of collected frames taken "
-              "(edge run --collect), in bytes.")
-@click.option("--protect-reads/--open-reads", default=None, help="Whether the dashboard and read API need a token "
-              "(edge token create NAME --reader; a device token reads its own reports) [protected unless --host is "
-              "loopback].")
-@click.option("--workers", type=int, help="Processes serving, each on its own core [one a CPU core, up to 4].")
+@options_of("edge.server.options:ServeOptions")
 def serve(**options):
     """Collect device reports and frames, and show them: the HTTP API and dashboard, where collected frames are
     labelled."""
     with host_only("edge serve", extra="serve"):
-        from edge.server.app import ServeOptions
+        from edge.server.options import ServeOptions
         from edge.server.workers import run_server
 
     run_server(ServeOptions(**options), log=lambda m: click.echo(m, err=True))

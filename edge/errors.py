@@ -12,6 +12,23 @@ class EdgeError(Exception):
     """A problem with the user's input, with a message that says how to fix it."""
 
 
+# What a Python caller may catch by what it means; the CLI catches EdgeError alone.
+class OptionError(EdgeError):
+    """An option's value: out of range, unknown, or not meant with the others given."""
+
+
+class ModelError(EdgeError):
+    """A model file or bundle that cannot be used: unreadable, tampered, or not what it says."""
+
+
+class SourceError(EdgeError):
+    """Images, folders, cameras or videos that cannot be read as asked."""
+
+
+class HostError(EdgeError):
+    """The reports host: unreachable, or refusing what is sent."""
+
+
 def choose(kind: str, value: str, choices) -> str:
     """Return `value` if it is one of `choices`, else raise an EdgeError that suggests the closest ones."""
     choices = list(choices)

@@ -92,7 +92,7 @@ def test_tokens_are_stored_hashed(host):
 @pytest.mark.parametrize("who,device,status,message", [
     (None, "pi-kitchen", 401, "missing token"),
     ("not-a-token", "pi-kitchen", 401, "unknown or revoked"),
-    ("pi-garage", "pi-kitchen", 403, "token is 'pi-garage''s"),
+    ("pi-garage", "pi-kitchen", 403, "but the token is for 'pi-garage'"),
     ("alice", "alice", 403, "reader token"),
 ])
 def test_writes_need_the_device_s_own_token(host, summary, who, device, status, message):

@@ -10,7 +10,9 @@ import traceback
 
 from edge.errors import EdgeError
 from edge.server import store
-from edge.server.app import LOOPBACK, ServeOptions, Shared, create_app
+from edge.server.app import create_app
+from edge.server.options import LOOPBACK, ServeOptions
+from edge.server.state import Shared
 
 
 def listen(host: str, port: int, count: int = 1) -> list[socket.socket]:
@@ -56,7 +58,7 @@ def run_server(options: ServeOptions, log=print) -> None:
 
     if not hasattr(os, "fork"):
         raise EdgeError("edge serve forks its workers: run it on Linux or macOS (on Windows, in WSL)")
-    options.check()
+    options = options.resolved()
     store.open_db(options.db).close()  # creates (or upgrades) the store, or tells why not, before a worker starts
     sockets = listen(options.host, options.port, options.workers)
     if options.host not in LOOPBACK:

@@ -1,0 +1,48 @@
+"""The options of `edge serve`, stated once: the command line's flags are made from these fields."""
+import os
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import click
+
+from edge.errors import OptionError
+from edge.options import option
+
+MIN_BODY = 16_384  # bytes: one report of a many-class model must fit
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+MAX_WORKERS = 4  # by default: one a CPU up to this many
+
+
+@dataclass(frozen=True)
+class ServeOptions:
+    db: Path = option(Path("edge.db"), "SQLite file the reports go into (created if new).",
+                      type=click.Path(path_type=Path))
+    host: str = option("127.0.0.1", "Address to listen on (0.0.0.0: every interface).")
+    port: int = option(8765, "Port to listen on.")
+    max_body: int = option(1_000_000, "Largest request body taken, in bytes.")
+    max_frame_body: int = option(8_000_000, "Largest body of collected frames taken (edge run --collect), in bytes.")
+    # Reads need a reader token (or a device token, for that device's own): None protects them unless
+    # the server listens on loopback only.
+    protect_reads: bool | None = option(None, "Whether the dashboard and read API need a token (edge token create "
+                                        "NAME --reader; a device token reads its own reports) [protected unless "
+                                        "--host is loopback].", flag="--protect-reads/--open-reads")
+    workers: int | None = option(None, "Processes serving, each on its own core [one a CPU core, up to 4].",
+                                 type=int)
+
+    def __post_init__(self):
+        if not 1 <= self.port <= 65535:
+            raise OptionError(f"--port {self.port}: give a port from 1 to 65535, e.g. 8765")
+        if self.workers is not None and not 1 <= self.workers <= 64:
+            raise OptionError(f"--workers {self.workers}: give 1 to 64 processes (one a CPU core is enough)")
+        if self.max_body < MIN_BODY:
+            raise OptionError(f"--max-body {self.max_body}: give at least {MIN_BODY} bytes (one report of a "
+                              "1000-class model is about 60 KB; the default is 1000000)")
+        if self.max_frame_body < MIN_BODY:
+            raise OptionError(f"--max-frame-body {self.max_frame_body}: give at least {MIN_BODY} bytes (a collected "
+                              "640x480 frame is about 100 KB; the default is 8000000)")
+
+    def resolved(self) -> "ServeOptions":
+        """A copy with what was left to the machine decided: the workers, whether reads are protected."""
+        workers = self.workers or min(os.cpu_count() or 1, MAX_WORKERS)
+        protect = self.host not in LOOPBACK if self.protect_reads is None else self.protect_reads
+        return replace(self, db=Path(self.db), workers=workers, protect_reads=protect)
