@@ -32,8 +32,9 @@ async def read(request: Request, limit: int, what: str) -> bytes:
 
 def parse(data: bytes, hint: str):
     """The JSON value of a body: 400 if it is not JSON (`hint` says what to send). orjson refuses NaN,
-    Infinity, numbers past a double and lone surrogates; from 3.10 on, nesting past 1024 too, which is no
-    report nor frame either way (older versions parse it, and the schema refuses it): 422 whatever the version."""
+    Infinity, numbers past a double and lone surrogates; its newer versions (3.13 here) nesting past 1024 too,
+    which is no report nor frame either way (older ones parse it, and the schema refuses it): 422 whatever
+    the version."""
     try:
         return orjson.loads(data)
     except orjson.JSONDecodeError as e:
