@@ -24,7 +24,7 @@ LAYERS = {
                "edge.eval.fingerprint"),
     DEVICE: ("edge.quiet", "edge.progress", "edge.images", "edge.folders", "edge.preprocess", "edge.interpreter",
              "edge.model", "edge.capture", "edge.truth", "edge.preview", "edge.signals", "edge.outbox", "edge.reporter",
-             "edge.collect", "edge.runner", "edge.drift", "edge.imx500_source", "edge.eval.evaluate",
+             "edge.collect", "edge.windows", "edge.runner", "edge.drift", "edge.imx500_source", "edge.eval.evaluate",
              "edge.eval.bench"),
     HOST: ("edge.converter", "edge.devices.edgetpu", "edge.devices.package", "edge.devices.templates", "edge.server",
            "edge.devices.toolchains", "edge.devices.imx500", "edge.devices.imx500_convert"),

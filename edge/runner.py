@@ -7,24 +7,22 @@ metric keys as `edge eval --json`.
 """
 import hashlib
 import json
-import re
 import sys
 import time
 import uuid
 from collections import deque
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from edge.capture import CaptureStats, FrameReader, parse_camera_mode, parse_source, redact
+from edge.capture import FrameReader, parse_camera_mode, parse_source, redact
 from edge.collect import CollectOptions, Collector
 from edge.drift import HOW, MIN_FRAMES, THRESHOLDS, Drift, check_min_frames, parse_thresholds
 from edge.drift import find as find_fingerprint
 from edge.errors import EdgeError, choose, finite, whole
-from edge.eval.accumulator import Accumulator
 from edge.eval.evaluate import WARMUP, default_top_k
-from edge.eval.latency import latency_stats
 from edge.eval.metrics import accuracy
 from edge.files import check_writable
 from edge.interpreter import input_detail, input_size, invoker, output_detail
@@ -32,10 +30,10 @@ from edge.model import load_model
 from edge.preprocess import DECODES, output_to_scores, pixels_to_input, resize, shrink
 from edge.preview import Preview, key_action, overlay
 from edge.progress import Log
-from edge.report import make_report
 from edge.reporter import Reporter, ReportOptions
 from edge.signals import stop_signals
 from edge.truth import KeyedTruth, read_schedule, whole_session
+from edge.windows import Tally, Windows
 
 UNKNOWN = "unknown"
 DEFAULT_TOP_K = 3
@@ -92,161 +90,240 @@ def run(model, source, options: RunOptions | None = None, log: Log | None = None
     """Run `model` (bundle or .tflite) on `source` until it ends, --max-frames, --duration, or SIGINT (Ctrl-C),
     SIGTERM or SIGHUP (edge.signals); returns the summary. With `report_options`, a report a window with
     frames goes to the host (`edge serve`); with `collect_options` as well, the frames its rule chooses."""
-    opts = options or RunOptions()
-    opts.check()
-    frames_from = parse_source(source, parse_camera_mode(opts.camera_mode) if opts.camera_mode else None)
-    if report_options:
-        report_options.check()
-    rule = None
-    if collect_options:
-        if not report_options:
-            raise EdgeError("--collect sends frames to a host: add --report-to URL, --device-id and --token")
-        rule = collect_options.check()[0]
-    log = log or Log(enabled=False)
-    target = load_model(model, opts.labels, opts.input_range, opts.threads, opts.delegate)
-    interpreter, labels = target.interpreter, target.labels
-    fingerprint = find_fingerprint(model)
-    drift = Drift(fingerprint, opts.drift_thresholds, opts.drift_min_frames) if fingerprint else None
-    if opts.top_k > max(len(labels), DEFAULT_TOP_K):  # the default shrinks to fit a model of 2 classes
-        raise EdgeError(f"--top-k {opts.top_k}: the model has {len(labels)} classes; give 1 to {len(labels)}")
-    truth = (whole_session(opts.truth, labels) if opts.truth else
-             read_schedule(opts.truth_schedule, labels) if opts.truth_schedule else None)
-    log_file = check_writable(opts.log_file, "--log") if opts.log_file else None
-    preview = Preview() if opts.preview else None
-    if preview:
-        truth = KeyedTruth(truth)
-    top_k = min(opts.top_k, len(labels))
-    height, width = input_size(interpreter)
-    inp, out = input_detail(interpreter), output_detail(interpreter)
+    runner = Runner(model, source, options or RunOptions(), log or Log(enabled=False), report_options, collect_options)
+    with runner:
+        runner.loop()
+    return runner.summary()
 
-    fit = shrink if opts.decode == "fast" else resize
 
-    def prepare(rgb):  # on the reader thread
-        return pixels_to_input(fit(rgb, height, width)[None], inp["dtype"], inp["quantization"], target.input_range)
+class Runner:
+    """One run's life cycle (after pycoral's PipelinedModelRunner): made (options checked, the model loaded,
+    nothing opened yet), opened (preview, log, reporter, collector, and the reader thread last, all on one
+    ExitStack, so that an error at any step closes what came before), looped (a frame at a time; a report
+    window closes when due), closed (the reader first, then the senders flush), summarised."""
 
-    sensor = frames_from.kind == "imx500"  # the AI Camera's sensor ran the network: its scores come with the frame
-    call = (lambda scores: scores) if sensor else invoker(interpreter)
-    top_ks = sorted({*default_top_k(len(labels)), top_k})
-    recent = deque(maxlen=opts.smooth)
-    live = _LiveLine(log)
-    named = redact(source)  # a stream URL may carry a password
-    about = {**target.facts(), "source": named,
-             "options": {"top_k": top_k, "threshold": opts.threshold, "smooth": opts.smooth, "realtime": opts.realtime,
-                         "decode": opts.decode}}
-    if rule == "wrong" and truth is None:
-        raise EdgeError("--collect wrong needs the truth: add --truth LABEL, --truth-schedule FILE or --preview "
-                        "(number keys), or collect uncertain, disagree or every:N")
-    run_id = uuid.uuid4().hex
-    model_sha256 = hashlib.sha256(target.path.read_bytes()).hexdigest() if report_options else None
-    reporter = Reporter(report_options, log) if report_options else None  # starts draining an old backlog now
-    collector = None
-    try:
-        if collect_options:
-            collector = Collector(collect_options, report_options, labels, run_id, model_sha256, named,
-                                  frames_from.live or opts.realtime, log, fingerprint)
-        if sensor:
-            from edge.imx500_source import SensorReader, network_file
+    def __init__(self, model, source, opts: RunOptions, log: Log, report_options: ReportOptions | None,
+                 collect_options: CollectOptions | None):
+        opts.check()
+        self.frames_from = parse_source(source, parse_camera_mode(opts.camera_mode) if opts.camera_mode else None)
+        rule = _check_sending(report_options, collect_options)
+        self.opts, self.log, self.report_options, self.collect_options = opts, log, report_options, collect_options
+        self.target = target = load_model(model, opts.labels, opts.input_range, opts.threads, opts.delegate)
+        self.labels = labels = target.labels
+        self.fingerprint = find_fingerprint(model)
+        self.drift = Drift(self.fingerprint, opts.drift_thresholds, opts.drift_min_frames) if self.fingerprint else None
+        if opts.top_k > max(len(labels), DEFAULT_TOP_K):  # the default shrinks to fit a model of 2 classes
+            raise EdgeError(f"--top-k {opts.top_k}: the model has {len(labels)} classes; give 1 to {len(labels)}")
+        self.truth = _truth(opts, labels)
+        if rule == "wrong" and self.truth is None:
+            raise EdgeError("--collect wrong needs the truth: add --truth LABEL, --truth-schedule FILE or --preview "
+                            "(number keys), or collect uncertain, disagree or every:N")
+        self.log_file = check_writable(opts.log_file, "--log") if opts.log_file else None
+        self.top_k = min(opts.top_k, len(labels))
+        self.top_ks = sorted({*default_top_k(len(labels)), self.top_k})
+        self.height, self.width = input_size(target.interpreter)
+        self.input, self.output = input_detail(target.interpreter), output_detail(target.interpreter)
+        self.sensor = self.frames_from.kind == "imx500"  # the AI Camera's sensor ran the network: scores come with frames
+        self.call = (lambda scores: scores) if self.sensor else invoker(target.interpreter)
+        self.named = redact(source)  # a stream URL may carry a password
+        self.about = {**target.facts(), "source": self.named,
+                      "options": {"top_k": self.top_k, "threshold": opts.threshold, "smooth": opts.smooth,
+                                  "realtime": opts.realtime, "decode": opts.decode}}
+        self.run_id = uuid.uuid4().hex
+        self.model_sha256 = hashlib.sha256(target.path.read_bytes()).hexdigest() if report_options else None
+        self.recent = deque(maxlen=opts.smooth)
+        self.live = _LiveLine(log)
+        self.preview = self.records = self.reporter = self.collector = self.reports = self.reader = None
+        self.reporting = self.collecting = self.stop = self.ended = None
+        self._stack = ExitStack()
 
-            network = network_file(frames_from.target, target.path.parent if target.source == "bundle" else None)
-            about.update(model=str(network), runtime="IMX500 sensor", delegate=None)
-            reader = SensorReader(frames_from, network, log=log, tick=TICK)
-        else:
-            reader = FrameReader(frames_from, prepare=prepare, realtime=opts.realtime, log=log, tick=TICK,
-                                 covering=(height, width) if opts.decode == "fast" else None)
-    except BaseException:
-        for sender in (reporter, collector):
-            if sender:
-                sender.close()
-        raise
-    whole = Tally(labels, top_ks, reader.stats, WARMUP, drift)
-    reports = (Windows(reporter, report_options, about, labels, top_ks, reader.stats, run_id, model_sha256, drift)
-               if reporter else None)
-    records = open(log_file, "w", encoding="utf-8") if log_file else None  # noqa: SIM115 -- closed below
+    def __enter__(self) -> "Runner":
+        with ExitStack() as stack:  # until everything is open, an error closes what was
+            self._open(stack)
+            self._stack = stack.pop_all()
+        return self
 
-    def classify(frame) -> bool:
-        """Run the model on a frame and account for it everywhere; True when the run is to end here."""
-        start = time.perf_counter()
-        raw = call(frame.prepared)
-        inference_ms = (time.perf_counter() - start) * 1000 if frame.inference_ms is None else frame.inference_ms
-        recent.append(output_to_scores(raw, out["quantization"]).reshape(-1))
-        scores = recent[0] if opts.smooth == 1 else np.mean(recent, axis=0)
-        top = np.argsort(-scores, kind="stable")[:top_k]
-        label = labels[top[0]] if opts.threshold is None or scores[top[0]] >= opts.threshold else UNKNOWN
-        true = truth.at(frame.index, frame.seconds) if truth else None
-        own = recent[-1] if drift else None  # the frame's own scores (not smoothed), as the fingerprint's were
-        done = time.perf_counter()
-        frame_ms = (done - frame.captured) * 1000
-        whole.add(true, scores, inference_ms, frame_ms, done, own)
-        if reports:
-            reports.add(true, scores, inference_ms, frame_ms, done, reader.stats, own)
-        if collector:
-            collector.offer(frame, scores, recent[-1], label, true)
-        if records:
-            records.write(json.dumps({
-                "frame": frame.index, "t": round(frame.seconds, 4), **({"file": frame.name} if frame.name else {}),
-                "label": label, "score": float(scores[top[0]]),
-                "top_k": [[labels[c], float(scores[c])] for c in top],
-                "truth": labels[true] if true is not None else None,
-                "latency_ms": round(inference_ms, 3), "frame_ms": round(frame_ms, 3)}) + "\n")
-        live.show(label, float(scores[top[0]]), whole, inference_ms)
-        if preview:
-            shown = overlay(frame.rgb, label, float(scores[top[0]]), whole.frames / (done - whole.started),
-                            labels[true] if true is not None else None)
-            action = key_action(preview.show(shown), labels)
-            if action and action[0] == "quit":
-                return True
-            if action:
-                truth.set(action[1])
-        return bool(opts.max_frames and whole.frames >= opts.max_frames)
+    def __exit__(self, *exc) -> None:
+        self._stack.close()
 
-    reporting = None
-    try:
+    def _open(self, stack: ExitStack) -> None:
+        """Open everything the run needs; each step's closing goes on `stack`, and runs in reverse order."""
+        if self.opts.preview:
+            self.preview = Preview()
+            stack.callback(self.preview.close)
+        if self.log_file:
+            self.records = _Records(self.log_file)
+            stack.callback(self.records.close)
+        if self.report_options:
+            self.reporter = Reporter(self.report_options, self.log)  # starts draining an old backlog now
+            stack.callback(self._close_reporting)
+        if self.collect_options:
+            self.collector = Collector(self.collect_options, self.report_options, self.labels, self.run_id,
+                                       self.model_sha256, self.named, self.frames_from.live or self.opts.realtime,
+                                       self.log, self.fingerprint)
+            stack.callback(self._close_collecting)
+        stack.callback(self.live.end)
+        self.reader = stack.enter_context(self._open_reader())
+        self.whole = Tally(self.labels, self.top_ks, self.reader.stats, WARMUP, self.drift)
+        if self.reporter:
+            self.reports = Windows(self.reporter, self.report_options, self.about, self.labels, self.top_ks,
+                                   self.reader.stats, self.run_id, self.model_sha256, self.drift)
+
+    def _open_reader(self) -> FrameReader:
+        """The reader thread: it captures and prepares frame n+1 while the model runs on frame n."""
+        if not self.sensor:
+            return FrameReader(self.frames_from, prepare=self._prepare, realtime=self.opts.realtime, log=self.log,
+                               tick=TICK, covering=(self.height, self.width) if self.opts.decode == "fast" else None)
+        from edge.imx500_source import SensorReader, network_file
+
+        target = self.target
+        network = network_file(self.frames_from.target, target.path.parent if target.source == "bundle" else None)
+        self.about.update(model=str(network), runtime="IMX500 sensor", delegate=None)
+        return SensorReader(self.frames_from, network, log=self.log, tick=TICK)
+
+    def _prepare(self, rgb):
+        """On the reader thread: a frame as the model's input."""
+        fit = shrink if self.opts.decode == "fast" else resize
+        return pixels_to_input(fit(rgb, self.height, self.width)[None], self.input["dtype"],
+                               self.input["quantization"], self.target.input_range)
+
+    def _close_reporting(self) -> None:  # the last window goes out too; without windows yet, nothing was reported
+        self.reporting = self.reports.close(self.reader.stats) if self.reports else self.reporter.close()
+
+    def _close_collecting(self) -> None:
+        self.collecting = self.collector.close()
+
+    def loop(self) -> None:
+        """Classify frames until the source ends, --max-frames, --duration or a stop signal."""
+        opts, reader, reports = self.opts, self.reader, self.reports
         with stop_signals() as stop:
+            self.stop = stop
             for frame in reader:
                 if frame is not None:
-                    if classify(frame):
+                    if self.classify(frame):
                         break
                 elif reports:  # no frame for a while: a report may still be due
                     reports.tick(reader.stats)
                 # Checked on ticks too: a source that died must not keep the run past --duration.
-                if stop or (opts.duration and time.perf_counter() - whole.started >= opts.duration):
+                if stop or (opts.duration and time.perf_counter() - self.whole.started >= opts.duration):
                     break
         if stop:
-            log(f"{stop.signal}: writing the summary")
-    finally:
-        ended = time.perf_counter()  # the run's time, without closing the source (up to capture.JOIN) and flushing
-        reader.close()
-        live.end()
-        if preview:
-            preview.close()
-        if records:
-            records.close()
-        if reports:
-            reporting = reports.close(reader.stats)
-        collecting = collector.close() if collector else None
-    if not whole.frames:
-        raise EdgeError(f"{named} gave no frames{f' before {stop.signal}' if stop else ''}: check the source")
-    summary = {**whole.summary(reader.stats, about, ended),
-               "source_mode": str(reader.delivers) if reader.delivers else None,
-               "reader": {"jpeg_scale": reader.jpeg_scale, "ms": reader.stats.per_frame_ms()}}
-    summary["notes"] += reader.stats.notes + _reader_notes(summary, reader.live)
-    if not whole.acc.n:
-        summary["notes"].append("no frame had a truth (--truth, --truth-schedule or a number key in --preview): "
-                                "predictions only, nothing evaluated")
-    if stop:
-        summary["notes"].append(f"stopped by {stop.signal}")
-    if not drift:
-        summary["notes"].append(f"the model has no fingerprint, so drift is not watched: {HOW}")
-    if collecting:
-        summary["collecting"] = collecting
-        if collecting["stopped"]:
-            summary["notes"].append(f"collecting stopped: {collecting['outbox']} could not be written (a full disk?); "
-                                    f"{collecting['stopped']} frames chosen after were not kept")
-    if reporting:
-        summary["reporting"] = reporting
-        if drift:
-            summary["drift"]["windows"] = reports.levels
-    return summary
+            self.log(f"{stop.signal}: writing the summary")
+        self.ended = time.perf_counter()  # the run's time, without closing the source (up to capture.JOIN) and flushing
+
+    def classify(self, frame) -> bool:
+        """Run the model on a frame and account for it everywhere; True when the run is to end here."""
+        opts, labels, recent = self.opts, self.labels, self.recent
+        start = time.perf_counter()
+        raw = self.call(frame.prepared)
+        inference_ms = (time.perf_counter() - start) * 1000 if frame.inference_ms is None else frame.inference_ms
+        recent.append(output_to_scores(raw, self.output["quantization"]).reshape(-1))
+        scores = recent[0] if opts.smooth == 1 else np.mean(recent, axis=0)
+        top = np.argsort(-scores, kind="stable")[:self.top_k]
+        label = labels[top[0]] if opts.threshold is None or scores[top[0]] >= opts.threshold else UNKNOWN
+        true = self.truth.at(frame.index, frame.seconds) if self.truth else None
+        own = recent[-1] if self.drift else None  # the frame's own scores (not smoothed), as the fingerprint's were
+        done = time.perf_counter()
+        frame_ms = (done - frame.captured) * 1000
+        self.whole.add(true, scores, inference_ms, frame_ms, done, own)
+        if self.reports:
+            self.reports.add(true, scores, inference_ms, frame_ms, done, self.reader.stats, own)
+        if self.collector:
+            self.collector.offer(frame, scores, recent[-1], label, true)
+        if self.records:
+            self.records.write({
+                "frame": frame.index, "t": round(frame.seconds, 4), **({"file": frame.name} if frame.name else {}),
+                "label": label, "score": float(scores[top[0]]),
+                "top_k": [[labels[c], float(scores[c])] for c in top],
+                "truth": labels[true] if true is not None else None,
+                "latency_ms": round(inference_ms, 3), "frame_ms": round(frame_ms, 3)})
+        self.live.show(label, float(scores[top[0]]), self.whole, inference_ms)
+        if self.preview and self._show(frame, label, float(scores[top[0]]), true, done):
+            return True
+        return bool(opts.max_frames and self.whole.frames >= opts.max_frames)
+
+    def _show(self, frame, label: str, score: float, true, done: float) -> bool:
+        """The frame in the preview window; True when q was pressed. A number key sets the truth from now on."""
+        labels, whole = self.labels, self.whole
+        shown = overlay(frame.rgb, label, score, whole.frames / (done - whole.started),
+                        labels[true] if true is not None else None)
+        action = key_action(self.preview.show(shown), labels)
+        if action and action[0] == "quit":
+            return True
+        if action:
+            self.truth.set(action[1])
+        return False
+
+    def summary(self) -> dict:
+        """The run's summary, once it is closed: the `edge eval --json` metric keys, timings, capture, notes."""
+        whole, reader, stop = self.whole, self.reader, self.stop
+        if not whole.frames:
+            raise EdgeError(f"{self.named} gave no frames{f' before {stop.signal}' if stop else ''}: check the source")
+        summary = {**whole.summary(reader.stats, self.about, self.ended),
+                   "source_mode": str(reader.delivers) if reader.delivers else None,
+                   "reader": {"jpeg_scale": reader.jpeg_scale, "ms": reader.stats.per_frame_ms()}}
+        notes = summary["notes"]
+        notes += reader.stats.notes + _reader_notes(summary, reader.live)
+        if not whole.acc.n:
+            notes.append("no frame had a truth (--truth, --truth-schedule or a number key in --preview): "
+                         "predictions only, nothing evaluated")
+        if stop:
+            notes.append(f"stopped by {stop.signal}")
+        if not self.drift:
+            notes.append(f"the model has no fingerprint, so drift is not watched: {HOW}")
+        if self.collecting:
+            summary["collecting"] = collecting = self.collecting
+            if collecting["stopped"]:
+                notes.append(f"collecting stopped: {collecting['outbox']} could not be written (a full disk?); "
+                             f"{collecting['stopped']} frames chosen after were not kept")
+        if self.reporting:
+            summary["reporting"] = self.reporting
+            if self.drift:
+                summary["drift"]["windows"] = self.reports.levels
+        return summary
+
+
+def _check_sending(report_options: ReportOptions | None, collect_options: CollectOptions | None) -> str | None:
+    """Check the reporting and collecting options; the collect rule's name (None: not collecting)."""
+    if report_options:
+        report_options.check()
+    if not collect_options:
+        return None
+    if not report_options:
+        raise EdgeError("--collect sends frames to a host: add --report-to URL, --device-id and --token")
+    return collect_options.check()[0]
+
+
+def _truth(opts: RunOptions, labels: list[str]):
+    """What the truth is and when, from the options; None: unknown, unless number keys in --preview give it."""
+    truth = (whole_session(opts.truth, labels) if opts.truth else
+             read_schedule(opts.truth_schedule, labels) if opts.truth_schedule else None)
+    return KeyedTruth(truth) if opts.preview else truth
+
+
+class _Records:
+    """--log: one JSON line a frame. A file that cannot be opened or written (a disk not mounted, a full one) is
+    the user's to fix, and says so."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        with self._trouble("opened", "check that its folder exists (a disk not mounted?) and can be written"):
+            self.file = open(path, "w", encoding="utf-8")  # noqa: SIM115 -- closed by close()
+
+    def write(self, record: dict) -> None:
+        with self._trouble("written", "free space on its disk, or give --log another file"):
+            self.file.write(json.dumps(record) + "\n")
+
+    def close(self) -> None:  # the file is closed even when its last lines cannot be written
+        with self._trouble("written", "free space on its disk, or give --log another file"):
+            self.file.close()
+
+    @contextmanager
+    def _trouble(self, what: str, remedy: str):
+        try:
+            yield
+        except OSError as e:
+            raise EdgeError(f"--log {self.path} cannot be {what} ({e.strerror or e}): {remedy}") from None
 
 
 def _reader_notes(summary: dict, live: bool) -> list[str]:
@@ -259,115 +336,6 @@ def _reader_notes(summary: dict, live: bool) -> list[str]:
     hint = f"; --threads {threads - 1} would leave the reader a core" if threads > 1 else ""
     return [f"the reader took {reader_ms:.2f} ms a frame (read, decode, resize), the model {inference_ms:.2f}: the "
             f"model waited for frames{hint}"]
-
-
-class Tally:
-    """What a run saw over a stretch of frames: field metrics, timings, and what capture lost meanwhile."""
-
-    def __init__(self, labels, top_ks, stats: CaptureStats, warmup: int, drift: Drift | None = None):
-        self.acc = Accumulator(labels, top_ks)
-        self.drift, self.counts = drift, drift.counts() if drift else None
-        self.warmup = warmup
-        self.started, self.wall_start = time.perf_counter(), time.time()
-        self.at_start = (stats.dropped, stats.failures, stats.reopens, len(stats.skipped))
-        self.inference_ms, self.frame_ms, self.done = [], [], []
-
-    @property
-    def frames(self) -> int:
-        return len(self.done)
-
-    def restart(self) -> None:
-        """Time the stretch from now on, keeping the capture counts from the start: what was lost while no
-        frame came goes into the next summary made."""
-        self.started, self.wall_start = time.perf_counter(), time.time()
-
-    def add(self, true, scores, inference_ms: float, frame_ms: float, done: float, own=None) -> None:
-        """`own`: the frame's own scores, for drift (`scores` may be smoothed over frames)."""
-        if true is not None:
-            self.acc.add(true, scores)
-        if own is not None:
-            self.counts.add(own)
-        self.inference_ms.append(inference_ms)
-        self.frame_ms.append(frame_ms)
-        self.done.append(done)
-
-    def summary(self, stats: CaptureStats, about: dict, end: float | None = None) -> dict:
-        """The `edge run --json` keys for these frames (the metric keys of `edge eval --json` among them),
-        with `about`: the model and the run's settings. `end`: when the stretch ended [now]."""
-        dropped, failures, reopens, skipped = self.at_start
-        inference, frame = (latency_stats(times, self.warmup) for times in (self.inference_ms, self.frame_ms))
-        inference.pop("fps")
-        frame.pop("fps")
-        done = self.done
-        return {
-            **self.acc.report(), "frames": self.frames, "evaluated": self.acc.n, "dropped": stats.dropped - dropped,
-            "failures": stats.failures - failures, "reopens": stats.reopens - reopens,
-            "skipped": {"count": len(stats.skipped) - skipped,
-                        "files": [{"path": p, "why": w} for p, w in stats.skipped[skipped:]]},
-            # The pace a long session keeps: start-up (opening the source, the first invoke) is not in it.
-            "fps": (len(done) - 1) / (done[-1] - done[0]) if len(done) > 1 and done[-1] > done[0] else None,
-            "seconds": (time.perf_counter() if end is None else end) - self.started,
-            "latency_ms": {"inference": inference, "frame": frame},
-            "peak_rss_mb": peak_rss_mb(), **about,
-            **({"drift": self.drift.judge(self.counts)} if self.drift else {}),
-        }
-
-
-class Windows:
-    """Reporting: a Tally a window of `every` seconds, each closed into a report for the Reporter. A window
-    without frames (the source down) is counted, not sent: a report of nothing would only look like one."""
-
-    def __init__(self, reporter: Reporter, options: ReportOptions, about: dict, labels, top_ks, stats, run_id: str,
-                 model_sha256: str, drift: Drift | None = None):
-        self.reporter, self.options, self.about = reporter, options, about
-        self.labels, self.top_ks, self.drift = labels, top_ks, drift
-        self.levels = {}  # windows sent, by drift level
-        self.run_id, self.model_sha256, self.seq, self.empty = run_id, model_sha256, 0, 0
-        self.current = Tally(labels, top_ks, stats, WARMUP, drift)
-
-    def add(self, true, scores, inference_ms, frame_ms, done, stats, own=None) -> None:
-        self.current.add(true, scores, inference_ms, frame_ms, done, own)
-        self.tick(stats)
-
-    def tick(self, stats) -> None:
-        if time.time() - self.current.wall_start < self.options.every:
-            return
-        if self.current.frames:
-            self._send(stats)
-        else:
-            self.empty += 1
-            self.current.restart()
-
-    def _send(self, stats) -> None:
-        window = self.current
-        summary = window.summary(stats, self.about)
-        if self.drift:
-            level = summary["drift"]["level"]
-            self.levels[level] = self.levels.get(level, 0) + 1
-        self.reporter.submit(make_report(summary, self.options.device_id, self.run_id, self.seq, self.model_sha256,
-                                         window.wall_start, time.time()))
-        self.seq += 1
-        self.current = Tally(self.labels, self.top_ks, stats, 0, self.drift)
-
-    def close(self, stats) -> dict:
-        """Send the last (partial) window if it has frames, then stop the reporter; its tally for the run
-        summary."""
-        if self.current.frames:
-            self._send(stats)
-        return {"run_id": self.run_id, "reports": self.seq, "empty_windows": self.empty, **self.reporter.close()}
-
-
-def peak_rss_mb() -> float:
-    """This process's peak resident memory (what the device has to have free). On Linux from VmHWM:
-    getrusage's maxrss survives exec, so a runner started by a big process would report the parent's."""
-    try:
-        status = Path("/proc/self/status").read_text()
-        return int(re.search(r"VmHWM:\s+(\d+) kB", status).group(1)) / 1024
-    except (OSError, AttributeError):
-        import resource
-
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024  # bytes on macOS, KiB elsewhere
 
 
 class _LiveLine:

@@ -14,10 +14,12 @@ import cv2
 import numpy as np
 import pytest
 
+from edge.collect import CollectOptions
 from edge.errors import EdgeError
 from edge.eval.evaluate import evaluate
 from edge.folders import scan
 from edge.preview import has_gui
+from edge.reporter import ReportOptions
 from edge.runner import TICK, RunOptions, run
 from tests.cli import edge_cli, edge_cli_without_tensorflow
 from tests.server import Server, free_port
@@ -270,3 +272,48 @@ def test_a_dead_stream_with_a_password_is_not_echoed(e2e, scheme):
     with pytest.raises(EdgeError) as e:
         run(e2e["bundle"], source, RunOptions(duration=1))
     assert "hunter2" not in str(e.value)
+
+
+@pytest.mark.parametrize("make", [
+    lambda tmp: tmp / "missing" / "log.jsonl",
+    lambda tmp: (tmp / "log.jsonl").symlink_to(tmp / "gone" / "log.jsonl") or tmp / "log.jsonl",  # an unmounted disk
+])
+def test_a_log_that_cannot_be_opened_is_one_line_at_once(e2e, digits, tmp_path, make):
+    """The run stops at its first error, whatever it had started (the reader thread, the reporter): one line,
+    exit 2, and the process ends."""
+    log = make(tmp_path)
+    try:
+        r = subprocess.run([sys.executable, "-m", "edge.cli", "run", e2e["bundle"], "--source", digits / "3",
+                            "--log", log, "--report-to", f"http://127.0.0.1:{free_port()}", "--token", "t",
+                            "--device-id", "pi-door", "--outbox", tmp_path / "outbox.db"],
+                           capture_output=True, text=True, timeout=60, check=False)
+    except subprocess.TimeoutExpired as e:
+        pytest.fail(f"edge run did not end after an error at start: {e.stderr}")
+    assert r.returncode == 2 and r.stderr.splitlines() == [r.stderr.strip()], r.stderr
+    assert f"--log {log}" in r.stderr and "Traceback" not in r.stderr
+
+
+def _unopenable_log(tmp_path):
+    (tmp_path / "log.jsonl").symlink_to(tmp_path / "gone" / "log.jsonl")
+    return tmp_path / "log.jsonl", "--log"
+
+
+def _log_on_a_full_disk(tmp_path):  # fails in the middle of the run, when the log's first block is written
+    disk = tmp_path / "disk"
+    (disk / "filler").write_bytes(b"\0" * (shutil.disk_usage(disk).free - 1_000))
+    return disk / "log.jsonl", "No space left on device"
+
+
+@pytest.mark.parametrize("fail", [_unopenable_log, _log_on_a_full_disk])
+def test_an_error_after_the_reader_started_leaves_no_thread_running(e2e, digits, tmp_path, fail, request):
+    """Whatever the run had opened by its error (the reader, the reporter's and the collector's senders) is
+    closed, and the error is edge's one-line kind."""
+    if fail is _log_on_a_full_disk:
+        assert request.getfixturevalue("small_disk") == tmp_path / "disk"
+    log, message = fail(tmp_path)
+    before = set(threading.enumerate())
+    report = ReportOptions(f"http://127.0.0.1:{free_port()}", "t", "pi-door", outbox=tmp_path / "o.db", flush=0)
+    with pytest.raises(EdgeError, match=message):
+        run(e2e["bundle"], digits / "3", RunOptions(log_file=log, truth="3"), report_options=report,
+            collect_options=CollectOptions("every:50", store=tmp_path / "frames.db"))
+    assert [t.name for t in set(threading.enumerate()) - before if t.is_alive()] == []
