@@ -26,20 +26,26 @@ def run_text(s: dict) -> str:
         lines.append(f"reported   {r['reports']} reports; sent {r['sent']}, waiting {r['pending']} in {r['outbox']}, "
                      f"dropped {r['dropped']}, refused {r['rejected']}"
                      + (f"; {r['empty_windows']} windows without frames not sent" if r.get("empty_windows") else "")
-                     + (f"; last error: {r['last_error']}" if r["last_error"] else ""))
+                     + _aside(r) + (f"; last error: {r['last_error']}" if r["last_error"] else ""))
     if s.get("collecting"):
         c = s["collecting"]
         lines.append(f"collected  {c['kept']} of {c['chosen']} frames chosen by {c['rule']} (at most "
                      f"{c['max_per_hour']:g} an hour: {c['capped']} over); sent {c['sent']}, waiting {c['pending']} in "
                      f"{c['outbox']}, dropped {c['dropped']}, refused {c['rejected']}"
                      + (f"; {c['busy']} passed over while the sender was busy" if c["busy"] else "")
-                     + (f"; last error: {c['last_error']}" if c["last_error"] else ""))
+                     + _aside(c) + (f"; last error: {c['last_error']}" if c["last_error"] else ""))
     if s.get("drift"):
         lines.append(drift_line(s["drift"]))
     if s["evaluated"]:
         lines += ["", metrics_text(s)]
     lines += [f"note       {note}" for note in s["notes"]]
     return "\n".join(lines)
+
+
+def _aside(sender: dict) -> str:
+    """What a sender left for another device or kind, and a damaged file it moved aside."""
+    return ((f"; set aside {sender['set_aside']} (another device's or kind's)" if sender.get("set_aside") else "")
+            + (f"; damaged file moved aside to {sender['moved_aside']}" if sender.get("moved_aside") else ""))
 
 
 def drift_line(d: dict) -> str:
