@@ -272,7 +272,8 @@ def bench(ctx, models, data, variants, labels, input_range, threads, rounds, out
 @JSON
 @click.option("--report-to", help="Send a report every --report-every seconds to this edge serve host, "
               "e.g. http://192.168.1.10:8765.")
-@click.option("--token", envvar="EDGE_TOKEN", help="The device's token (edge token create on the host) [$EDGE_TOKEN].")
+@click.option("--token", envvar="EDGE_TOKEN", help="The device's token (edge token create on the host) "
+              "[$EDGE_TOKEN: set it there, since other users see a command line in ps].")
 @click.option("--device-id", envvar="EDGE_DEVICE_ID", help="The name the token was made for [$EDGE_DEVICE_ID].")
 @click.option("--report-every", default=10.0, show_default=True, help="Seconds each report covers.")
 @click.option("--outbox", default=str(DEFAULT_OUTBOX), show_default=True, type=click.Path(path_type=Path),
