@@ -68,6 +68,9 @@ def check_data(root) -> Path:
     if root is None:
         raise EdgeError(DATA_REQUIRED)
     root = Path(root)
+    if root.exists() and not root.is_dir():  # an image, or an archive not yet unpacked
+        raise EdgeError(f"{root} is a file, not a data folder: give a folder with one sub-folder of images per class "
+                        "(an archive: unpack it first)")
     if not root.is_dir():
         raise EdgeError(f"data folder {root} does not exist: give a folder with one sub-folder of images per class")
     return root

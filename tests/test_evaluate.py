@@ -166,6 +166,13 @@ def test_cli_bad_models_and_data(third_party, e2e, digits, tmp_path):
         assert r.returncode == 2 and message in r.stderr and "Traceback" not in r.stderr, (args, r.stderr)
 
 
+def test_an_image_given_as_data_is_named_a_file(e2e, digits):
+    image = next((digits / "0").iterdir())
+    r = edge_cli("eval", e2e["bundle"], "--data", image)
+    assert r.returncode == 2 and r.stderr.splitlines() == [r.stderr.strip()] and "Traceback" not in r.stderr
+    assert f"{image} is a file, not a data folder: give a folder with one sub-folder of images per class" in r.stderr
+
+
 def test_eval_runs_where_tensorflow_cannot_be_imported(e2e, digits):
     """The device side: numpy, OpenCV, click and LiteRT only. TensorFlow and Keras are made unimportable."""
     r = edge_cli_without_tensorflow("eval", e2e["bundle"], "--data", digits, "--json", "-")

@@ -39,6 +39,7 @@ def test_unknown_folder_names_the_closest_label(folder):
 
 @pytest.mark.parametrize("make,message", [
     (lambda root: None, "does not exist"),
+    (lambda root: root.write_bytes(b"\x89PNG\r\n\x1a\n"), "is a file, not a data folder: give a folder with one sub-"),
     (lambda root: root.mkdir(), "no class sub-folders"),
     (lambda root: (root / "only").mkdir(parents=True), "one class"),
 ])
