@@ -123,7 +123,7 @@ class Runner:
         self.top_ks = sorted({*default_top_k(len(labels)), self.top_k})
         self.height, self.width = input_size(target.interpreter)
         self.input, self.output = input_detail(target.interpreter), output_detail(target.interpreter)
-        self.sensor = self.frames_from.kind == "imx500"  # the AI Camera's sensor ran the network: scores come with frames
+        self.sensor = self.frames_from.kind == "imx500"  # the AI Camera's sensor ran the network: scores come along
         self.call = (lambda scores: scores) if self.sensor else invoker(target.interpreter)
         self.named = redact(source)  # a stream URL may carry a password
         self.about = {**target.facts(), "source": self.named,
@@ -133,7 +133,7 @@ class Runner:
         self.model_sha256 = hashlib.sha256(target.path.read_bytes()).hexdigest() if report_options else None
         self.recent = deque(maxlen=opts.smooth)
         self.live = _LiveLine(log)
-        self.preview = self.records = self.reporter = self.collector = self.reports = self.reader = None
+        self.preview = self.records = self.reporter = self.collector = self.reports = self.reader = self.whole = None
         self.reporting = self.collecting = self.stop = self.ended = None
         self._stack = ExitStack()
 

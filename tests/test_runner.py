@@ -274,10 +274,13 @@ def test_a_dead_stream_with_a_password_is_not_echoed(e2e, scheme):
     assert "hunter2" not in str(e.value)
 
 
-@pytest.mark.parametrize("make", [
-    lambda tmp: tmp / "missing" / "log.jsonl",
-    lambda tmp: (tmp / "log.jsonl").symlink_to(tmp / "gone" / "log.jsonl") or tmp / "log.jsonl",  # an unmounted disk
-])
+def _dangling_link(tmp_path):
+    """A log file whose folder has gone (a disk not mounted): it passes the checks, and cannot be opened."""
+    (tmp_path / "log.jsonl").symlink_to(tmp_path / "gone" / "log.jsonl")
+    return tmp_path / "log.jsonl"
+
+
+@pytest.mark.parametrize("make", [lambda tmp: tmp / "missing" / "log.jsonl", _dangling_link])
 def test_a_log_that_cannot_be_opened_is_one_line_at_once(e2e, digits, tmp_path, make):
     """The run stops at its first error, whatever it had started (the reader thread, the reporter): one line,
     exit 2, and the process ends."""
@@ -294,8 +297,7 @@ def test_a_log_that_cannot_be_opened_is_one_line_at_once(e2e, digits, tmp_path, 
 
 
 def _unopenable_log(tmp_path):
-    (tmp_path / "log.jsonl").symlink_to(tmp_path / "gone" / "log.jsonl")
-    return tmp_path / "log.jsonl", "--log"
+    return _dangling_link(tmp_path), "--log"
 
 
 def _log_on_a_full_disk(tmp_path):  # fails in the middle of the run, when the log's first block is written
@@ -305,9 +307,9 @@ def _log_on_a_full_disk(tmp_path):  # fails in the middle of the run, when the l
 
 
 @pytest.mark.parametrize("fail", [_unopenable_log, _log_on_a_full_disk])
-def test_an_error_after_the_reader_started_leaves_no_thread_running(e2e, digits, tmp_path, fail, request):
-    """Whatever the run had opened by its error (the reader, the reporter's and the collector's senders) is
-    closed, and the error is edge's one-line kind."""
+def test_an_error_in_a_run_leaves_no_thread_running(e2e, digits, tmp_path, fail, request):
+    """Whatever the run had opened by its error is closed, and the error is edge's one-line kind: at open,
+    after the reporter's and the collector's senders started; in the middle, with the reader running too."""
     if fail is _log_on_a_full_disk:
         assert request.getfixturevalue("small_disk") == tmp_path / "disk"
     log, message = fail(tmp_path)
