@@ -28,12 +28,23 @@ class ServeOptions:
                                         "--host is loopback].", flag="--protect-reads/--open-reads")
     workers: int | None = option(None, "Processes serving, each on its own core [one a CPU core, up to 4].",
                                  type=int)
+    # A device sends its request as soon as it connects, and gives up on a POST after 10 s in all.
+    header_timeout: float = option(10.0, "Seconds a client has for a request's headers; then it is closed.")
+    body_timeout: float = option(10.0, "Seconds a request's body may go without a byte; then it is closed.")
+    max_connections: int = option(1000, "Connections a worker keeps open; past it, those that have waited longest "
+                                  "for a request are closed (fewer where open files are short: ulimit -n).")
 
     def __post_init__(self):
         if not 1 <= self.port <= 65535:
             raise OptionError(f"--port {self.port}: give a port from 1 to 65535, e.g. 8765")
         if self.workers is not None and not 1 <= self.workers <= 64:
             raise OptionError(f"--workers {self.workers}: give 1 to 64 processes (one a CPU core is enough)")
+        for name in ("header_timeout", "body_timeout"):
+            if not 0.1 <= getattr(self, name) <= 3600:
+                raise OptionError(f"--{name.replace('_', '-')} {getattr(self, name)}: give 0.1 to 3600 seconds, "
+                                  "e.g. 10")
+        if not 16 <= self.max_connections <= 1_000_000:
+            raise OptionError(f"--max-connections {self.max_connections}: give 16 to 1000000, e.g. 1000")
         if self.max_body < MIN_BODY:
             raise OptionError(f"--max-body {self.max_body}: give at least {MIN_BODY} bytes (one report of a "
                               "1000-class model is about 60 KB; the default is 1000000)")
