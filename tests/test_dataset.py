@@ -1,4 +1,4 @@
-"""`edge frames export`: labelled frames out as image folders, written whole or not at all."""
+"""`edge frames export`: labelled frames out as image folders, written whole or not at all, whatever the labels."""
 import shutil
 
 import cv2
@@ -6,10 +6,22 @@ import pytest
 
 import edge
 from edge.errors import EdgeError
-from edge.frame_record import make_record
+from edge.frame_record import folder_name, make_record
 from edge.report import new_id
 from edge.server import store
 from tests.cli import edge_cli
+
+
+def frame(path, device, i, labels=("0", "1", "2", "3"), frame_id=None) -> dict:
+    meta = {"id": frame_id or new_id(), "device_id": device, "run_id": "r" * 16, "model_sha256": "c" * 64,
+            "time": 1.8e9 + i, "frame": i, "source": "0", "reason": "uncertain", "label": labels[2],
+            "top_k": [[labels[2], 0.6]], "scores": [0.0, 0.0, 0.6, 0.4], "labels": list(labels), "truth": None}
+    return make_record(cv2.imencode(".jpg", cv2.imread(str(path)))[1].tobytes(), meta)
+
+
+def label(db, frames, labels) -> None:
+    store.store_posts(db, [("labels", None, [{"id": f["id"], "label": name, "discard": False}
+                                             for f, name in zip(frames, labels)])])
 
 
 @pytest.fixture
@@ -18,13 +30,7 @@ def labelled(digits, tmp_path):
     db_path = tmp_path / "edge.db"
     db = store.open_db(db_path)
     scans = sorted((digits / "3").iterdir())[:6]
-    frames = []
-    for i, path in enumerate(scans):
-        meta = {"id": new_id(), "device_id": "pi-door" if i < 4 else "pi-yard", "run_id": "r" * 16,
-                "model_sha256": "c" * 64, "time": 1.8e9 + i, "frame": i, "source": "0", "reason": "uncertain",
-                "label": "2", "top_k": [["2", 0.6]], "scores": [0.0, 0.0, 0.6, 0.4], "labels": ["0", "1", "2", "3"],
-                "truth": None}
-        frames.append(make_record(cv2.imencode(".jpg", cv2.imread(str(path)))[1].tobytes(), meta))
+    frames = [frame(path, "pi-door" if i < 4 else "pi-yard", i) for i, path in enumerate(scans)]
     for device in ("pi-door", "pi-yard"):
         store.store_posts(db, [("frames", device, [f for f in frames if f["device_id"] == device])])
     given = [("3", False), ("3", False), ("eight", False), (None, True), ("3", False), (None, False)]
@@ -72,3 +78,41 @@ def test_an_export_that_fills_the_disk_leaves_nothing(labelled, small_disk):
         edge.export_frames(db, small_disk / "out")
     assert str(e.value).startswith(f"cannot write the export to {small_disk / 'out'} (No space left on device)")
     assert sorted(p.name for p in small_disk.iterdir()) == ["filler"]
+
+
+def test_a_label_that_names_no_folder_is_exported_under_its_escape(digits, tmp_path):
+    """A model's own class holding '/', and labels an older host took (400 bytes of emoji, CON, '50%'): each in a
+    folder of its own that every system can make, named in the result."""
+    db = store.open_db(tmp_path / "edge.db")
+    classes = ("0", "a/b", "2", "CON")
+    frames = [frame(path, "pi-door", i, classes) for i, path in enumerate(sorted((digits / "1").iterdir())[:5])]
+    store.store_posts(db, [("frames", "pi-door", frames)])
+    labels = ["a/b", "😀" * 100, "CON", "50%", "2"]
+    label(db, frames, labels)
+    db.close()
+    result = edge.export_frames(tmp_path / "edge.db", tmp_path / "out")
+    assert result["frames"] == 5 and result["skipped"] == []
+    assert result["folders"] == {"a/b": "a%2Fb", "😀" * 100: folder_name("😀" * 100), "CON": "%43ON", "50%": "50%25"}
+    assert sorted(p.relative_to(tmp_path / "out").as_posix() for p in (tmp_path / "out").rglob("*.jpg")) == sorted(
+        f"{folder_name(name)}/{f['id']}.jpg" for f, name in zip(frames, labels))
+    assert result["new_classes"] == {"😀" * 100: 1, "50%": 1}  # "a/b" and "CON" are the model's
+
+
+def test_a_frame_that_cannot_be_written_is_skipped_and_named(digits, tmp_path):
+    db = store.open_db(tmp_path / "edge.db")
+    scans = sorted((digits / "1").iterdir())[:3]
+    # an id no device may send (the host checks them), as a file name too long for any disk
+    frames = [frame(scans[0], "pi-door", 0, frame_id="x" * 300), frame(scans[1], "pi-door", 1)]
+    store.store_posts(db, [("frames", "pi-door", frames)])
+    label(db, frames, ["2", "2"])
+    db.close()
+    result = edge.export_frames(tmp_path / "edge.db", tmp_path / "out")
+    assert result["frames"] == 1 and result["classes"] == {"2": 1}
+    assert result["skipped"] == [{"id": "x" * 300, "label": "2", "error": "File name too long"}]
+    assert [p.name for p in (tmp_path / "out" / "2").iterdir()] == [f"{frames[1]['id']}.jpg"]
+    label(store.open_db(tmp_path / "edge.db"), frames[1:], [None])
+    with pytest.raises(EdgeError) as e:  # nothing written at all: an error, and nothing left behind
+        edge.export_frames(tmp_path / "edge.db", tmp_path / "none")
+    assert str(e.value) == (f"could not write any of the 1 labelled frames to {tmp_path / 'none'}: frame {'x' * 300} "
+                            "(File name too long)")
+    assert not (tmp_path / "none").exists()

@@ -1,8 +1,11 @@
-"""The collected-frame record: its JPEG read without decoding, and the labels a person may give."""
+"""The collected-frame record: its JPEG read without decoding, the labels a person may give, and the folders
+the export names for any label."""
+import urllib.parse
+
 import cv2
 import pytest
 
-from edge.frame_record import check_label, check_record, jpeg_size, make_record
+from edge.frame_record import check_label, check_record, folder_name, jpeg_size, make_record
 
 
 @pytest.mark.parametrize("flags", [[], [cv2.IMWRITE_JPEG_PROGRESSIVE, 1]])
@@ -29,6 +32,57 @@ def test_check_record_names_what_is_wrong(digits):
 @pytest.mark.parametrize("label, ok", [
     ("cat", True), ("coffee mug", True), ("été", True), ("x" * 100, True), ("", False), ("x" * 101, False),
     ("../up", False), (".hidden", False), ("a/b", False), ("a\\b", False), ("a:b", False), (" lead", False),
-    ("trail ", False), ("tab\there", False), (None, False), (3, False)])
+    ("trail ", False), ("tab\there", False), (None, False), (3, False),
+    ("😀" * 63, True), ("😀" * 100, False),  # 252 and 400 bytes: a name is at most 255 on Linux and macOS
+    ("👩‍👩‍👧", True), ("نامه‌ها", True),  # zero-width joiners: emoji and Persian need them
+    ("CON", False), ("nul", False), ("Com1.txt", False), ("lpt¹", False), ("aux .tar", False), ("console", True),
+    ("cat.", False), ("a\x85b", False), ("a\u202eb", False), ("a\u200fb", False), ("\ufeffbom", False),
+    ("a\u2028b", False), ("a\ue000b", False), ("e\u0301", False), ("\u00e9t\u00e9", True), ("50%", False)])
 def test_a_label_names_a_folder_on_any_file_system(label, ok):
     assert (check_label(label) is None) == ok
+
+
+def test_the_refusal_names_what_is_wrong():
+    assert check_label("😀" * 100).endswith("it is 400 bytes as UTF-8; give at most 255")
+    assert check_label("CON").endswith("'CON' is a name Windows keeps for a device")
+    assert check_label("a\u202eb").endswith("it holds U+202E; give no / \\ : * ? \" < > | %, control or invisible "
+                                            "formatting characters")
+    assert check_label("x" * 101).endswith("it is 101 characters; give 1-100")
+
+
+def test_a_model_s_own_class_is_a_label_whatever_it_holds():
+    classes = ["cat", "a/b", "CON", "\x85"]
+    assert [check_label(c, classes) for c in classes] == [None] * 4
+    assert check_label("a/c", classes) is not None and check_label("a/b") is not None
+
+
+HOSTILE_LABELS = ["a/b", "a%2Fb", "a_2Fb", "CON", "%43ON", "con.txt", "cat.", "cat", ".hidden", " lead", "trail ",
+                  "50%", "a\x00b", "a\u202eb", "e\u0301", "\u00e9", "😀" * 100, "😀" * 101, "x" * 1000,
+                  "x" * 999 + "y", "..", ".", "a\\b", "%", "%%", "a:b", "日本語/中文"]
+
+
+def test_the_export_folder_of_any_label_is_a_folder_everywhere_and_no_other_label_s():
+    folders = [folder_name(label) for label in HOSTILE_LABELS]
+    assert len(set(folders)) == len(folders)  # no two labels share a folder
+    for label, folder in zip(HOSTILE_LABELS, folders):
+        # what a label may not hold but the escape character: a folder on every system
+        assert check_label(folder.replace("%", "x")) is None, (label, folder)
+        if check_label(label) is None:
+            assert folder == label
+        elif "%%" not in folder:  # not cut for length
+            assert urllib.parse.unquote(folder, errors="surrogatepass") == label  # reversible
+    assert folder_name("a/b") == "a%2Fb" and folder_name("CON") == "%43ON" and folder_name("cat.") == "cat%2E"
+    assert folder_name("x" * 1000) != folder_name("x" * 999 + "y") and len(folder_name("x" * 1000)) == 100
+
+
+def test_a_marker_without_length_hides_no_frame_header():
+    """SOI, a restart marker and two bytes, a 20000x20000 frame header, then a 64x64 one: read as a length,
+    the two bytes skipped the header a decoder reads, and the record passed as 64x64."""
+    from edge.frame_record import jpeg_size
+
+    def sof(w, h):
+        return b"\xff\xc0\x00\x11\x08" + h.to_bytes(2, "big") + w.to_bytes(2, "big") + b"\x03" + b"\x01\x11\x00" * 3
+
+    crafted = b"\xff\xd8\xff\xd0" + (2 + 19).to_bytes(2, "big") + sof(20000, 20000) + sof(64, 64)
+    assert jpeg_size(crafted) is None
+    assert jpeg_size(b"\xff\xd8" + sof(640, 480)) == (640, 480)

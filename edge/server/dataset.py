@@ -2,14 +2,21 @@
 JPEG as the device sent it. `edge convert --data ORIGINAL --data OUT` trains on both, classes merged by
 name; a label the model did not know starts a new class, and the export names those.
 
+A label that is no folder's name on every system (a model's own class such as "a/b", or a label an older
+host took) is written into the folder `edge.frame_record.folder_name` gives it (percent-encoded, "a%2Fb"),
+one no other label has; the result names each (`folders`). A frame that still cannot be written is passed
+over and named (`skipped`): one frame never stops the others.
+
 The folder is written beside OUT under a hidden name and renamed into place when whole: an export that
 fails (a full disk) leaves nothing half-written.
 """
+import errno
 import os
 import shutil
 from pathlib import Path
 
 from edge.errors import EdgeError
+from edge.frame_record import folder_name
 from edge.report import check_name
 from edge.server import store
 
@@ -26,17 +33,29 @@ def export_frames(db_path, out, device: str | None = None) -> dict:
                         "never mixed into another)")
     db = store.open_db(db_path)  # checks (and upgrades) the store's version
     partial = out.parent / f".{out.name}.partial-{os.getpid()}"
-    counts, new, devices, models = {}, {}, set(), set()
+    counts, new, devices, models, folders, skipped = {}, {}, set(), set(), {}, []
     try:
+        partial.mkdir(parents=True)
         for frame_id, name, label, meta, jpeg in store.labelled_frames(db, device):
-            folder = partial / label
-            folder.mkdir(parents=True, exist_ok=True)
-            (folder / f"{frame_id}.jpg").write_bytes(jpeg)
+            folder = folder_name(label)
+            try:
+                (partial / folder).mkdir(exist_ok=True)
+                (partial / folder / f"{frame_id}.jpg").write_bytes(jpeg)
+            except OSError as e:
+                if e.errno in (errno.ENOSPC, errno.EDQUOT):  # the disk, not this frame: no export
+                    raise
+                skipped.append({"id": frame_id, "label": label, "error": e.strerror or str(e)})
+                continue
+            if folder != label:
+                folders[label] = folder
             counts[label] = counts.get(label, 0) + 1
             if label not in meta["labels"]:
                 new[label] = new.get(label, 0) + 1
             devices.add(name)
             models.add(meta["model_sha256"])
+        if skipped and not counts:
+            raise EdgeError(f"could not write any of the {len(skipped)} labelled frames to {out}: frame "
+                            f"{skipped[0]['id']} ({skipped[0]['error']})")
         if not counts:
             of = f" of '{device}'" if device else ""
             raise EdgeError(f"no labelled frames{of}: label collected frames on the dashboard first (edge run "
@@ -51,4 +70,5 @@ def export_frames(db_path, out, device: str | None = None) -> dict:
         db.close()
         shutil.rmtree(partial, ignore_errors=True)
     return {"out": str(out), "frames": sum(counts.values()), "classes": dict(sorted(counts.items())),
-            "new_classes": dict(sorted(new.items())), "devices": sorted(devices), "models": sorted(models)}
+            "new_classes": dict(sorted(new.items())), "devices": sorted(devices), "models": sorted(models),
+            "folders": folders, "skipped": skipped}

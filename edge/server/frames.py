@@ -66,7 +66,8 @@ async def post_label(request: Request):
     label, discard = given.get("label"), given.get("discard", False)
     if discard not in (True, False) or (label is not None and discard):
         fail(422, '"discard" is true or false, and a discarded frame has no label')
-    problem = label is not None and check_label(label)
+    classes = store.frame_classes(request.app.state.host.db(), frame_id) if label is not None else []
+    problem = label is not None and check_label(label, classes)  # the model's own class, whatever it holds
     if problem:
         fail(422, problem)
     outcome = await ingest.stored(request, "labels", None, [{"id": frame_id, "label": label, "discard": discard}])

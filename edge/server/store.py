@@ -337,6 +337,12 @@ def device_frames(db, device: str, state: str = "new", limit: int = 100) -> list
             for received, label, discarded, meta in rows]
 
 
+def frame_classes(db, frame_id: str) -> list[str]:
+    """The classes of the model that chose a frame (none for a frame not held)."""
+    row = db.execute("SELECT meta FROM frames WHERE id = ?", (frame_id,)).fetchone()
+    return json.loads(row[0])["labels"] if row else []
+
+
 def frame_jpeg(db, frame_id: str) -> tuple[str, bytes] | None:
     """(device, JPEG) of a frame, or None."""
     return db.execute("SELECT device, jpeg FROM frames WHERE id = ?", (frame_id,)).fetchone()
