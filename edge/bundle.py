@@ -7,18 +7,26 @@ import gzip
 import hashlib
 import json
 import os
+import re
+import reprlib
 import shutil
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable, NoReturn
 
-from edge.errors import EdgeError
+from edge.errors import EdgeError, finite, whole
 from edge.files import check_folder, write_atomic, write_file
+from edge.report import DRIFT_STATISTICS
 
 FORMAT_VERSION = 1
 MANIFEST = "edge.json"
 LABELS = "labels.txt"
 MODEL = "model.tflite"
 EDGETPU_MODEL = "model_edgetpu.tflite"  # the same model compiled by edgetpu_compiler, when the device has one
+COLOR = "RGB"  # the colour order the device feeds a model
+RESIZE = {"mode": "stretch", "interpolation": "area"}  # how the bundle's images were resized, and frames are
+FINGERPRINT_VERSION = 1  # of the fingerprint block whose shape is checked here (edge.eval.fingerprint writes it)
 
 
 @dataclass(frozen=True)
@@ -109,20 +117,21 @@ def _manifest_bytes(manifest: dict) -> bytes:
 
 
 def read_bundle(path) -> Bundle:
-    """Read and check a bundle folder; refuse one whose model file does not match its manifest, or whose
-    labels.txt names other classes than the manifest."""
+    """Read and check a bundle folder: its manifest against SCHEMA; refuse one whose model file does not match its
+    manifest, or whose labels.txt names other classes than the manifest."""
     path = Path(path)
     manifest_path = path / MANIFEST
     if not manifest_path.is_file():
         raise EdgeError(f"{path} is not a bundle (no {MANIFEST}): give a folder written by 'edge convert'")
     try:
         manifest = json.loads(manifest_path.read_text())
-    except (ValueError, UnicodeDecodeError) as e:
+    except (ValueError, UnicodeDecodeError, RecursionError) as e:  # RecursionError: nested past Python's stack
         raise EdgeError(f"{manifest_path} is not valid JSON ({e}): re-run 'edge convert'") from None
     version = manifest.get("format_version") if isinstance(manifest, dict) else None
     if version != FORMAT_VERSION:
-        raise EdgeError(f"{manifest_path} has format_version {version!r}; this edge reads {FORMAT_VERSION}: "
-                        "upgrade edge or re-run 'edge convert'")
+        raise EdgeError(f"{manifest_path} has format_version {reprlib.repr(version)}; this edge reads "
+                        f"{FORMAT_VERSION}: upgrade edge or re-run 'edge convert'")
+    check_manifest(manifest, manifest_path)
     bundle = Bundle(path, manifest)
     _check_labels(bundle)
     compiled = (manifest.get("edgetpu") or {}).get("model")
@@ -141,12 +150,134 @@ def read_bundle(path) -> Bundle:
     return bundle
 
 
+# The manifest's schema: every entry the device (and edge package) reads, as nested objects whose leaves are Fields.
+# A key ending in "?" may be missing or null; entries not listed are the host's records and are not checked.
+@dataclass(frozen=True)
+class Field:
+    want: str  # what the value must be, as the message says it
+    ok: Callable[[object], bool]
+
+
+MAX_SIDE = 4096  # input height and width: a 4K frame's width; classifiers take 32-600 px, and a float input of
+# 4096x4096 is already 200 MB, past what a Pi gives one tensor
+MAX_PIXEL = 1e6  # |input range|: models take 0..255, 0..1, -1..1, -128..127; and (high - low) / 255 stays finite
+MAX_COUNT = 10**12  # a fingerprint's counts are of images: far below, and within a float64's whole numbers
+
+
+def _is_name(value) -> bool:
+    """A file name in the bundle folder itself: no path, so a manifest cannot point the device elsewhere."""
+    return isinstance(value, str) and value not in ("", ".", "..") and not re.search(r"[/\\\x00]", value)
+
+
+def _is_label(value) -> bool:
+    """One line of UTF-8 text, as labels.txt holds it."""
+    return (isinstance(value, str) and value.strip() != ""
+            and not any(unicodedata.category(c) in ("Cc", "Cs") for c in value))
+
+
+def _is_count(value) -> bool:
+    return whole(value, 0, MAX_COUNT)
+
+
+def _is_histogram(value) -> bool:
+    """Bin edges in order (bins are found by searchsorted) and a count for each bin, one more than edges."""
+    edges, counts = (value.get("edges"), value.get("counts")) if isinstance(value, dict) else (None, None)
+    return (isinstance(edges, list) and isinstance(counts, list) and len(edges) < 100
+            and all(finite(e) for e in edges) and all(a <= b for a, b in zip(edges, edges[1:]))
+            and len(counts) == len(edges) + 1 and all(_is_count(c) for c in counts))
+
+
+def _one_of(*values) -> Field:
+    return Field(" or ".join(repr(v) for v in values), lambda v: isinstance(v, str) and v in values)
+
+
+TEXT = Field("text", lambda v: isinstance(v, str))
+SHA256 = Field("a sha256 (64 hex digits)", lambda v: isinstance(v, str) and re.fullmatch(r"[0-9a-f]{64}", v) is not None)
+FILE = {"file": Field("a file name in the bundle folder (no path)", _is_name), "sha256": SHA256}
+SCHEMA = {
+    "labels": Field("a list of class names, each one line of text",
+                    lambda v: isinstance(v, list) and len(v) > 0 and all(_is_label(x) for x in v)),
+    "backbone": {"name": TEXT},
+    "model": FILE,
+    "input": {
+        "shape": Field(f"[1, height, width, 3] with height and width 1 to {MAX_SIDE}",
+                       lambda v: isinstance(v, list) and len(v) == 4 and whole(v[0], 1, 1) and whole(v[3], 3, 3)
+                       and whole(v[1], 1, MAX_SIDE) and whole(v[2], 1, MAX_SIDE)),
+        "dtype": _one_of("uint8", "int8", "float32"),
+        "quantization": Field("[scale >= 0, whole zero point]",
+                              lambda v: isinstance(v, list) and len(v) == 2 and finite(v[0]) and v[0] >= 0
+                              and whole(v[1], -2**31, 2**31)),
+        "color": _one_of(COLOR),
+        "range": Field(f"two numbers low < high, from {-MAX_PIXEL:g} to {MAX_PIXEL:g}",
+                       lambda v: isinstance(v, list) and len(v) == 2 and all(finite(x) and abs(x) <= MAX_PIXEL
+                                                                             for x in v) and v[0] < v[1]),
+        "resize": {key: _one_of(value) for key, value in RESIZE.items()},
+    },
+    "quantization?": {"mode?": TEXT, "io_type?": TEXT},
+    "edgetpu?": {"model?": FILE},
+    "imx500?": {"packer?": FILE, "files?": Field("a list of file names in the bundle folder",
+                                                 lambda v: isinstance(v, list) and all(_is_name(x) for x in v))},
+}
+
+
+def fingerprint_schema(classes: int) -> dict:
+    """What the device reads of a fingerprint (edge.drift, edge.collect) of a model of `classes` outputs."""
+    return {
+        "model_sha256": SHA256,
+        "histograms": {name: Field("{edges: ascending numbers, counts: one more count than edges}", _is_histogram)
+                       for name in DRIFT_STATISTICS[:-1]},  # the last is the classes, below
+        "classes": Field(f"a list of {classes} counts (one a label)",
+                         lambda v: isinstance(v, list) and len(v) == classes and all(_is_count(c) for c in v)),
+    }
+
+
+def check_manifest(manifest: dict, where) -> None:
+    """Hold a manifest to SCHEMA, and its fingerprint, if it has one of this edge's version, to its own."""
+    _check(manifest, SCHEMA, "", where, "re-export the bundle with 'edge convert'")
+    found = manifest.get("fingerprint")
+    if found is not None:
+        check_fingerprint(found, len(manifest["labels"]), where, "fingerprint.")
+
+
+def check_fingerprint(fingerprint, classes: int, where, prefix: str = "") -> None:
+    """A fingerprint of another version is left alone: edge.drift refuses it when it is used."""
+    fix = "make it again with 'edge eval BUNDLE --data VALIDATION_IMAGES --fingerprint'"
+    if not isinstance(fingerprint, dict):
+        _refuse(where, prefix.rstrip(".") or "the fingerprint", "an object", fingerprint, fix)
+    if fingerprint.get("format_version") == FINGERPRINT_VERSION:
+        _check(fingerprint, fingerprint_schema(classes), prefix, where, fix)
+
+
+def _check(value: dict, schema: dict, prefix: str, where, fix: str) -> None:
+    for key, rule in schema.items():
+        name, optional = key.removesuffix("?"), key.endswith("?")
+        path, item = f"{prefix}{name}", value.get(name)
+        want = "an object" if isinstance(rule, dict) else rule.want
+        if item is None:
+            if optional:
+                continue
+            raise EdgeError(f"{where}: {path} is missing (it must be {want}): {fix}")
+        if isinstance(rule, dict):
+            if not isinstance(item, dict):
+                _refuse(where, path, want, item, fix)
+            _check(item, rule, f"{path}.", where, fix)
+        elif not rule.ok(item):
+            _refuse(where, path, want, item, fix)
+
+
+def _refuse(where, path: str, want: str, value, fix: str) -> NoReturn:
+    raise EdgeError(f"{where}: {path} must be {want}, got {_shown(value)}: {fix}")
+
+
+def _shown(value) -> str:
+    """A short one-line picture of a hostile value (a long list, a deep nesting, control characters escaped)."""
+    return "null" if value is None else reprlib.repr(value)
+
+
 def _check_labels(bundle: Bundle) -> None:
     """labels.txt is written from the manifest's labels; if they differ, one was edited, and which one names
     the model's outputs rightly cannot be told."""
-    labels, manifest_path, labels_path = bundle.manifest.get("labels"), bundle.path / MANIFEST, bundle.path / LABELS
-    if not (isinstance(labels, list) and labels and all(isinstance(label, str) for label in labels)):
-        raise EdgeError(f"{manifest_path} has no list of labels: re-run 'edge convert'")
+    labels, manifest_path, labels_path = bundle.manifest["labels"], bundle.path / MANIFEST, bundle.path / LABELS
     try:
         listed = [line.strip() for line in labels_path.read_text(encoding="utf-8-sig").splitlines() if line.strip()]
     except OSError:

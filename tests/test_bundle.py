@@ -8,7 +8,9 @@ from edge.errors import EdgeError
 from edge.model import load_model
 from tests.cli import edge_cli
 
-MANIFEST_IN = {"labels": ["cat", "dog"], "backbone": {"name": "mobilenetv2"}}
+MANIFEST_IN = {"labels": ["cat", "dog"], "backbone": {"name": "mobilenetv2"},
+               "input": {"shape": [1, 32, 32, 3], "dtype": "uint8", "quantization": [1.0, 0], "color": "RGB",
+                         "range": [-1.0, 1.0], "resize": {"mode": "stretch", "interpolation": "area"}}}
 
 
 def test_round_trip(tmp_path):
