@@ -149,8 +149,8 @@ def package(bundle_path, device: str, out, source: str | None = None, report_to:
         for name, (text, mode) in files.items():
             _add(tar, f"{top}/{name}", text.encode(), mode)
         _add(tar, f"{top}/{wheel_name}", wheel, 0o644)
-        for file in sorted(p for p in bundle.path.iterdir() if p.is_file()):
-            _add(tar, f"{top}/bundle/{file.name}", file.read_bytes(), 0o644)
+        for name in bundle.files:
+            _add(tar, f"{top}/bundle/{name}", _bundle_file(bundle.path, name), 0o644)
     write_atomic(out, buffer.getvalue(), private=True)  # it holds the device's token
     for warning in warnings:
         log(f"warning: {warning}")
@@ -165,6 +165,19 @@ def _check_args(args: str) -> None:
         option = word.split("=", 1)[0]
         if option in ("--source", "--token"):
             raise EdgeError(f"--args {option}: give it as edge package {option}, which keeps it out of ps")
+
+
+def _bundle_file(folder: Path, name: str) -> bytes:
+    """A file of the bundle's manifest, as its bytes: a link is followed only within the bundle's folder (one
+    pointing out of it would pack whatever it points at, a secrets file as well as a model)."""
+    file = folder / name
+    if file.is_symlink() and not file.resolve().is_relative_to(folder.resolve()):
+        raise EdgeError(f"{file} is a link to {file.resolve()}, outside the bundle: copy the file into the bundle "
+                        "folder (edge package packs the bundle's own files only)")
+    try:
+        return file.read_bytes()
+    except OSError as e:
+        raise EdgeError(f"{file} cannot be read ({e.strerror}): copy the whole bundle folder again") from None
 
 
 def _add(tar: tarfile.TarFile, name: str, data: bytes, mode: int) -> None:

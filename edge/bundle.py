@@ -53,6 +53,13 @@ class Bundle:
         packer = (self.manifest.get("imx500") or {}).get("packer")
         return self.path / packer["file"] if packer else None
 
+    @property
+    def files(self) -> list[str]:
+        """The names of the files the manifest makes part of the bundle: nothing else in its folder is."""
+        imx500 = self.manifest.get("imx500") or {}
+        found = [self.model_path, self.edgetpu_path, self.imx500_path]
+        return [MANIFEST, LABELS, *(f.name for f in found if f is not None), *(imx500.get("files") or [])]
+
 
 def model_facts(data: bytes, file: str = MODEL) -> dict:
     """File size, compressed size (what pruning shrinks) and sha256 of a model."""

@@ -236,3 +236,28 @@ def test_the_service_command_line_carries_no_secret_and_edge_run_takes_them_from
     env = {**{k: v for k, v in os.environ.items() if not k.startswith("EDGE_")}, **conf}
     r = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=120)
     assert r.returncode == 2 and "cannot open stream rtsp://" in r.stderr and "Traceback" not in r.stderr, r.stderr
+
+
+def test_a_package_holds_the_manifest_s_files_only_and_no_link_out_of_the_bundle(e2e, tmp_path):
+    """A stray file and a link to a secret beside the bundle's files stay out; a manifest file that is a link
+    out of the bundle is refused, and nothing is written."""
+    bundle = Path(shutil.copytree(e2e["bundle"], tmp_path / "bundle"))
+    secret = tmp_path / "secrets.env"
+    secret.write_text("AWS_SECRET_ACCESS_KEY=hunter2\n")
+    (bundle / "notes.txt").write_text("stray")
+    (bundle / "secrets.env").symlink_to(secret)
+    out = tmp_path / "pi.tar.gz"
+    r = edge_cli("package", bundle, "--device", "rpi5", "--out", out, "--report-to", "http://10.0.0.2:8765", "--device-id", "pi-x")
+    assert r.returncode == 0, r.stderr
+    with tarfile.open(out) as tar:
+        members = {m.name.split("/", 2)[-1]: m for m in tar.getmembers() if "/bundle/" in m.name}
+        assert sorted(members) == ["edge.json", "labels.txt", "model.tflite"]
+        assert all(m.isreg() for m in members.values())
+        assert b"hunter2" not in b"".join(tar.extractfile(m).read() for m in members.values())
+    moved = tmp_path / "model-elsewhere.tflite"
+    (bundle / "model.tflite").rename(moved)
+    (bundle / "model.tflite").symlink_to(moved)
+    out.unlink()
+    r = edge_cli("package", bundle, "--device", "rpi5", "--out", out, "--report-to", "http://10.0.0.2:8765", "--device-id", "pi-x")
+    assert r.returncode == 2 and "outside the bundle" in r.stderr and "Traceback" not in r.stderr
+    assert not out.exists()
