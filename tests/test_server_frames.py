@@ -57,7 +57,8 @@ def test_frames_are_stored_once_and_served_back(host, scans):
     assert post(server, [other], tokens["pi-door"])[1]["conflicts"] == [frames[0]["id"]]
     status, listing = server.get("/api/v1/devices/pi-door/frames")
     assert status == 200 and [f["id"] for f in listing["frames"]] == ids
-    assert listing["counts"] == {"new": 2, "labelled": 0, "discarded": 0}
+    assert listing["counts"] == {"new": 2, "labelled": 0, "discarded": 0, "dropped": 0,
+                                 "refused": 0}
     kept = listing["frames"][0]
     assert {k: kept[k] for k in frames[0] if k != "jpeg"} == {k: v for k, v in frames[0].items() if k != "jpeg"}
     assert (kept["labelled_as"], kept["discarded"]) == (None, False)
@@ -76,13 +77,15 @@ def test_labels_and_discards(host, scans):
     assert label(one, {"label": "2"}) == (200, {"id": one, "labelled_as": "2", "discarded": False})
     assert label(two, {"label": "a coffee mug"})[0] == 200  # a class the model does not know
     assert label(three, {"discard": True}) == (200, {"id": three, "labelled_as": None, "discarded": True})
-    assert server.get("/api/v1/devices/pi-yard/frames")[1]["counts"] == {"new": 0, "labelled": 2, "discarded": 1}
+    assert server.get("/api/v1/devices/pi-yard/frames")[1]["counts"] == {
+        "new": 0, "labelled": 2, "discarded": 1, "dropped": 0, "refused": 0}
     assert label(three, {"label": "3"})[0] == 200  # a label takes a frame back from the discarded
     assert label(two, {"label": None})[0] == 200  # and none makes it new again
     _, listing = server.get("/api/v1/devices/pi-yard/frames?state=all")
     assert [(f["labelled_as"], f["discarded"]) for f in listing["frames"]] == [("2", False), (None, False),
                                                                             ("3", False)]
-    assert listing["counts"] == {"new": 1, "labelled": 2, "discarded": 0}
+    assert listing["counts"] == {"new": 1, "labelled": 2, "discarded": 0, "dropped": 0,
+                                 "refused": 0}
     for body, code, error in [
         ({"label": "../../etc"}, 422, "a label names a folder of the exported data set on Linux, macOS and Windows "
                                       "alike: it holds U+002F"),
@@ -172,7 +175,7 @@ def test_a_version_2_store_is_upgraded_in_place(tmp_path, scans):
         assert post(server, [record(scans[0])], secret)[0] == 200
     finally:
         server.stop()
-    assert sqlite3.connect(db).execute("PRAGMA user_version").fetchone()[0] == store.VERSION == 3
+    assert sqlite3.connect(db).execute("PRAGMA user_version").fetchone()[0] == store.VERSION == 4
 
 
 PLACES = (("extra",), ("source",), ("label",), ("truth",), ("top_k", 0, 0), ("labels", 1), ("time",), ("frame",),

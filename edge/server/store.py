@@ -9,14 +9,22 @@ What the reads need (each device's latest report, its counts, the confusion matr
 evaluation) is kept up to date in `devices` as reports arrive, in the transaction that stores them, so a
 read costs the number of devices, not of reports. The database is the only state: any number of server
 processes write and read it, SQLite's write lock putting their transactions in order.
+
+Collected frames are bounded (`FrameQuota`): one device's JPEGs, all devices', and a reserve of free disk
+only reports may use, so a device sending frames never costs anyone's reports. Over a quota, the oldest
+unlabelled frames go first (the discarded, then the new; a labelled frame is a person's work and stays),
+a device's own when it is over its quota, the largest holder's when all are over theirs; a frame with no
+room left is not taken: the device keeps it and tries again. Both are counted a device (`frame_counts`).
 """
 import hashlib
 import hmac
 import json
 import secrets
+import shutil
 import sqlite3
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import orjson
 
@@ -26,8 +34,11 @@ from edge.frame_record import jpeg_bytes
 from edge.report import cells, check_name
 
 ROLES = ("device", "reader")
-VERSION = 3  # PRAGMA user_version; 2 kept no frames, 1 no `devices` table and dense confusion matrices
-UPGRADES = (2,)  # versions opened as they are and given what this one adds (CREATE ... IF NOT EXISTS)
+VERSION = 4  # PRAGMA user_version; 3 kept no frame tally, 2 no frames, 1 no `devices` table and dense matrices
+UPGRADES = (2, 3)  # versions opened as they are and given what this one adds (CREATE ... IF NOT EXISTS)
+DEVICE_FRAMES = 1 << 30  # bytes of JPEG one device's collected frames may hold
+ALL_FRAMES = 8 << 30  # bytes of JPEG all collected frames may hold
+FRAME_RESERVE = 256 << 20  # bytes of free disk frames leave to reports
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS tokens (
@@ -44,8 +55,22 @@ CREATE TABLE IF NOT EXISTS frames (
     id TEXT PRIMARY KEY, device TEXT NOT NULL, received REAL NOT NULL, label TEXT, labelled REAL,
     discarded INTEGER NOT NULL DEFAULT 0, meta TEXT NOT NULL, jpeg BLOB NOT NULL);
 CREATE INDEX IF NOT EXISTS frames_by_device ON frames (device);
+CREATE INDEX IF NOT EXISTS frames_to_drop ON frames (device, discarded DESC) WHERE label IS NULL;
+CREATE TABLE IF NOT EXISTS frame_tally (
+    device TEXT PRIMARY KEY, bytes INTEGER NOT NULL, dropped INTEGER NOT NULL, refused INTEGER NOT NULL);
 """
-# The JPEG is the last column: reading the others never walks its pages.
+# The JPEG is the last column: reading the others never walks its pages. `frame_tally` keeps what each
+# device's frames hold in bytes, so a quota costs a row, not a walk over the frames.
+TALLY = ("INSERT OR IGNORE INTO frame_tally SELECT device, SUM(length(jpeg)), 0, 0 FROM frames "
+         "GROUP BY device")  # upgrading a store that kept none
+
+
+@dataclass(frozen=True)
+class FrameQuota:
+    """Bytes of JPEG a device's frames and all frames may hold, and free bytes of disk left to reports."""
+    device: int = DEVICE_FRAMES
+    total: int = ALL_FRAMES
+    reserve: int = FRAME_RESERVE
 
 
 def open_db(path) -> sqlite3.Connection:
@@ -62,6 +87,8 @@ def open_db(path) -> sqlite3.Connection:
             raise EdgeError(f"--db {path} was written by another version of edge (store version {version}, this "
                             f"edge keeps {VERSION}): give a new file, or serve it with the edge that wrote it")
         db.executescript(SCHEMA)
+        if version != VERSION:
+            db.execute(TALLY)
         db.execute(f"PRAGMA user_version = {VERSION}")
     except sqlite3.DatabaseError as e:
         raise EdgeError(f"--db {path} is not an edge database ({e}): give another file") from None
@@ -125,19 +152,23 @@ class Stored:
     conflicts: list
 
 
-def store_posts(db, posts: list[tuple[str, str, list[dict]]]) -> list[Stored]:
-    """Store what POSTs brought, [(kind, device, checked items)], kind "reports", "frames" or "labels" (for
-    frames, as `label_frames` takes them), folding reports into what the reads need (each device's row of
-    `devices`, read under the write lock: whatever process wrote it last), all in one transaction: a group
-    commit, one write to disk for every POST that came in meanwhile. Raises sqlite3.OperationalError
-    (SQLITE_BUSY) at once, having done nothing, while another connection writes, if `db` does not wait."""
+def store_posts(db, posts: list[tuple[str, str, list[dict]]], quota: FrameQuota = FrameQuota()) -> list[Stored]:
+    """Store what POSTs brought, [(kind, device, checked items)], kind "reports", "frames" (within `quota`) or
+    "labels" (for frames, as `label_frames` takes them), folding reports into what the reads need (each
+    device's row of `devices`, read under the write lock: whatever process wrote it last), all in one
+    transaction: a group commit, one write to disk for every POST that came in meanwhile. Raises
+    sqlite3.OperationalError (SQLITE_BUSY) at once, having done nothing, while another connection writes, if
+    `db` does not wait."""
     now = time.time()
     changed, outcomes = {}, []
     db.execute("BEGIN IMMEDIATE")
     try:
         for kind, device, items in posts:
-            if kind != "reports":
-                outcomes.append((_store_frames if kind == "frames" else _label_frames)(db, device, items, now))
+            if kind == "frames":
+                outcomes.append(_store_frames(db, device, items, now, quota))
+                continue
+            if kind == "labels":
+                outcomes.append(_label_frames(db, device, items, now))
                 continue
             summary = changed.get(device) or _summary(db, device)
             outcome = Stored([], [], [])
@@ -167,20 +198,82 @@ def store_posts(db, posts: list[tuple[str, str, list[dict]]]) -> list[Stored]:
     return outcomes
 
 
-def _store_frames(db, device: str, records: list[dict], now: float) -> Stored:
-    """Collected frames (edge.frame_record), each kept once by its id: the JPEG as bytes, the rest as JSON."""
+def _store_frames(db, device: str, records: list[dict], now: float, quota: FrameQuota) -> Stored:
+    """Collected frames (edge.frame_record), each kept once by its id: the JPEG as bytes, the rest as JSON.
+    A frame with no room within `quota` is none of stored, duplicate or conflict."""
     outcome = Stored([], [], [])
+    free = None  # of the disk, read once a POST
     for r in records:
         jpeg, meta = jpeg_bytes(r), orjson.dumps({k: v for k, v in r.items() if k != "jpeg"}).decode()
-        if db.execute("INSERT OR IGNORE INTO frames (id, device, received, meta, jpeg) VALUES (?, ?, ?, ?, ?)",
-                      (r["id"], device, now, meta, jpeg)).rowcount:
-            outcome.stored.append(r["id"])
-        elif db.execute("SELECT 1 FROM frames WHERE id = ? AND device = ? AND meta = ? AND jpeg = ?",
-                        (r["id"], device, meta, jpeg)).fetchone():
-            outcome.duplicates.append(r["id"])
-        else:
-            outcome.conflicts.append(r["id"])
+        found = db.execute("SELECT device = ? AND meta = ? AND jpeg = ? FROM frames WHERE id = ?",
+                           (device, meta, jpeg, r["id"])).fetchone()
+        if found:
+            (outcome.duplicates if found[0] else outcome.conflicts).append(r["id"])
+            continue
+        free = _free_bytes(db) if free is None else free
+        free -= 2 * len(jpeg)  # into the log, then into the database
+        if free < quota.reserve or not _room(db, device, len(jpeg), quota):
+            _count(db, device, 0, refused=1)
+            continue
+        db.execute("INSERT INTO frames (id, device, received, meta, jpeg) VALUES (?, ?, ?, ?, ?)",
+                   (r["id"], device, now, meta, jpeg))
+        _count(db, device, len(jpeg))
+        outcome.stored.append(r["id"])
     return outcome
+
+
+def _free_bytes(db) -> int:
+    return shutil.disk_usage(Path(db.execute("PRAGMA database_list").fetchone()[2]).parent).free
+
+
+def _room(db, device: str, size: int, quota: FrameQuota) -> bool:
+    """Whether `device`'s frame of `size` bytes fits the quota, once the oldest unlabelled frames are dropped:
+    the device's own over its quota, the largest holders' over the quota for all. Nothing is dropped for a
+    frame that does not fit even then."""
+    if size > quota.device or size > quota.total:
+        return False
+    db.execute("SAVEPOINT room")
+    over = _held(db, device) + size - quota.device
+    if over > 0:
+        over -= _drop(db, device, over)
+    if over <= 0:
+        over = db.execute("SELECT COALESCE(SUM(bytes), 0) FROM frame_tally").fetchone()[0] + size - quota.total
+        for (holder,) in db.execute("SELECT device FROM frame_tally ORDER BY bytes DESC").fetchall():
+            if over <= 0:
+                break
+            over -= _drop(db, holder, over)
+    if over > 0:
+        db.execute("ROLLBACK TO room")  # what it dropped is kept
+    db.execute("RELEASE room")
+    return over <= 0
+
+
+def _held(db, device: str) -> int:
+    row = db.execute("SELECT bytes FROM frame_tally WHERE device = ?", (device,)).fetchone()
+    return row[0] if row else 0
+
+
+def _drop(db, device: str, need: int) -> int:
+    """Drop `device`'s oldest unlabelled frames, the discarded first, until `need` bytes are freed: the bytes
+    freed, fewer if it has no more."""
+    gone, freed = [], 0
+    rows = db.execute("SELECT rowid, length(jpeg) FROM frames WHERE device = ? AND label IS NULL "
+                      "ORDER BY discarded DESC, rowid", (device,))
+    for rowid, size in rows:
+        gone.append((rowid,))
+        freed += size
+        if freed >= need:
+            break
+    rows.close()
+    db.executemany("DELETE FROM frames WHERE rowid = ?", gone)
+    _count(db, device, -freed, dropped=len(gone))
+    return freed
+
+
+def _count(db, device: str, size: int, dropped: int = 0, refused: int = 0) -> None:
+    db.execute("INSERT INTO frame_tally VALUES (?, ?, ?, ?) ON CONFLICT (device) DO UPDATE SET bytes = bytes + "
+               "excluded.bytes, dropped = dropped + excluded.dropped, refused = refused + excluded.refused",
+               (device, size, dropped, refused))
 
 
 @dataclass
@@ -323,9 +416,12 @@ def _label_frames(db, device, labels: list[dict], now: float) -> Stored:
 
 
 def frame_counts(db, device: str) -> dict:
-    """How many of a device's frames are new, labelled and discarded."""
-    return {state: db.execute(f"SELECT COUNT(*) FROM frames WHERE device = ? AND {where}", (device,)).fetchone()[0]
-            for state, where in FRAME_STATES.items() if state != "all"}
+    """How many of a device's frames are new, labelled and discarded, how many were dropped for newer ones
+    (`FrameQuota`), and how many times one was refused for want of room."""
+    counts = {state: db.execute(f"SELECT COUNT(*) FROM frames WHERE device = ? AND {where}",
+                                (device,)).fetchone()[0] for state, where in FRAME_STATES.items() if state != "all"}
+    row = db.execute("SELECT dropped, refused FROM frame_tally WHERE device = ?", (device,)).fetchone()
+    return {**counts, "dropped": row[0] if row else 0, "refused": row[1] if row else 0}
 
 
 def device_frames(db, device: str, state: str = "new", limit: int = 100) -> list[dict]:

@@ -31,11 +31,11 @@ READER_WAIT = 100  # milliseconds the second step of a checkpoint waits for read
 
 
 class Writer:
-    def __init__(self, db, hold, checkpointer=None):
+    def __init__(self, db, hold, checkpointer=None, quota: store.FrameQuota = store.FrameQuota()):
         """`db`: the writer's connection; `hold`: shared with the other workers' writers, 1 while a
         checkpoint finishes; `checkpointer`: a connection for `checkpoints` (None: another worker makes
-        them)."""
-        self._db, self._hold, self._checkpointer = db, hold, checkpointer
+        them); `quota`: what collected frames may take (edge.server.store)."""
+        self._db, self._hold, self._checkpointer, self._quota = db, hold, checkpointer, quota
         self._group = []
         self._waiting = False  # for the write lock: a commit is due after RETRY
         db.execute("PRAGMA wal_autocheckpoint = 0")  # no commit checkpoints on the loop: see above
@@ -59,7 +59,7 @@ class Writer:
             return self._retry()
         group = self._group[:MAX_GROUP]
         try:
-            outcomes = store.store_posts(self._db, [post[:3] for post in group])
+            outcomes = store.store_posts(self._db, [post[:3] for post in group], self._quota)
         except sqlite3.OperationalError as e:
             if e.sqlite_errorcode & 0xFF == sqlite3.SQLITE_BUSY:  # another worker writes: nothing was done
                 return self._retry()
