@@ -66,10 +66,10 @@ def open_files() -> int:
     return want
 
 
-def connection_cap(limits: ServeOptions, files: int) -> int:
+def connection_cap(options: ServeOptions, files: int) -> int:
     """Connections a worker keeps open: --max-connections, fewer where files are short (some files are
     not connections: RESERVED_FILES)."""
-    return min(limits.max_connections, max(files - RESERVED_FILES, files // 2))
+    return min(options.max_connections, max(files - RESERVED_FILES, files // 2))
 
 
 def _refusal(message: str) -> bytes:
@@ -79,7 +79,7 @@ def _refusal(message: str) -> bytes:
             b"content-length: %d\r\n\r\n%s" % (len(body), body))
 
 
-def guarded_protocol(limits: ServeOptions, cap: int, log) -> type:
+def guarded_protocol(options: ServeOptions, cap: int, log) -> type:
     """uvicorn's HTTP protocol (httptools, what uvicorn[standard] picks) with the limits it lacks: a
     request's headers must be complete within `header_timeout` of the connection being ready for one (a
     deadline: a byte now and then does not extend it); a body must keep coming, a byte at least every
@@ -120,7 +120,7 @@ def guarded_protocol(limits: ServeOptions, cap: int, log) -> type:
             self._stop_timer()
             super().on_headers_complete()
             self.progress = self.loop.time()
-            self.timer = self.loop.call_later(limits.body_timeout, self._body_late)
+            self.timer = self.loop.call_later(options.body_timeout, self._body_late)
 
         def on_body(self, body: bytes) -> None:
             self.progress = self.loop.time()  # the timer reads it when it fires: no new timer a chunk
@@ -140,7 +140,7 @@ def guarded_protocol(limits: ServeOptions, cap: int, log) -> type:
             waiting[self] = None
             self.begun = False
             self._stop_timer()
-            self.timer = self.loop.call_later(limits.header_timeout, self._headers_late)
+            self.timer = self.loop.call_later(options.header_timeout, self._headers_late)
 
         def _stop_timer(self) -> None:
             if self.timer is not None:
@@ -150,19 +150,20 @@ def guarded_protocol(limits: ServeOptions, cap: int, log) -> type:
         def _headers_late(self) -> None:
             self.timer = None
             if self.begun:  # a 408 to one that sent nothing could be read as the answer to a request crossing it
-                self.transport.write(_refusal(f"the request's headers took over {limits.header_timeout:g} s"))
+                self.transport.write(_refusal(f"the request's headers took over {options.header_timeout:g} s"))
             self.transport.close()
 
         def _body_late(self) -> None:
             idle = self.loop.time() - self.progress
             if self.flow.read_paused:  # the app has not taken what came: the wait is the server's
                 self.progress, idle = self.loop.time(), 0.0
-            if idle < limits.body_timeout:
-                self.timer = self.loop.call_later(limits.body_timeout - idle, self._body_late)
+            if idle < options.body_timeout:
+                self.timer = self.loop.call_later(options.body_timeout - idle, self._body_late)
                 return
             self.timer = None
             if not self.cycle.response_started:
-                self.transport.write(_refusal(f"the request's body stalled: nothing came for {limits.body_timeout:g} s"))
+                self.transport.write(_refusal(f"the request's body stalled: nothing came for "
+                                              f"{options.body_timeout:g} s"))
             self.transport.close()
 
     return Guarded
