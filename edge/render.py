@@ -238,7 +238,7 @@ def demo_text(summary: dict, report: dict, bundle, unseen) -> str:
     """`edge demo`: what convert printed, then what eval printed for the images the model never saw."""
     return (f"{convert_text(summary)}\n\n$ edge eval {bundle} --data {unseen}\n{eval_text(report)}\n\n"
             "next, with your own images (a folder of images per class):\n"
-            "  edge convert --data photos/ --out bundles/mine      # fine-tunes ImageNet weights (offline: see README)\n"
+            "  edge convert --data photos/ --out bundles/mine      # fine-tunes ImageNet weights (offline: see docs/convert.md)\n"
             "  edge eval bundles/mine --data test-photos/\n"
             "  edge run bundles/mine --source 0                    # the camera")
 
