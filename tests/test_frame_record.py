@@ -37,7 +37,7 @@ def test_check_record_names_what_is_wrong(digits):
     ("👩‍👩‍👧", True), ("نامه‌ها", True),  # zero-width joiners: emoji and Persian need them
     ("CON", False), ("nul", False), ("Com1.txt", False), ("lpt¹", False), ("aux .tar", False), ("console", True),
     ("cat.", False), ("a\x85b", False), ("a\u202eb", False), ("a\u200fb", False), ("\ufeffbom", False),
-    ("a\u2028b", False), ("a\ue000b", False), ("e\u0301", False), ("\u00e9t\u00e9", True), ("50%", False)])
+    ("a\u2028b", False), ("a\ue000b", False), ("e\u0301", False), ("東京", True), ("50%", False)])
 def test_a_label_names_a_folder_on_any_file_system(label, ok):
     assert (check_label(label) is None) == ok
 

@@ -230,18 +230,20 @@ def _room(db, device: str, size: int, quota: FrameQuota) -> bool:
     """Whether `device`'s frame of `size` bytes fits the quota, once the oldest unlabelled frames are dropped:
     the device's own over its quota, the largest holders' over the quota for all. Nothing is dropped for a
     frame that does not fit even then."""
+    mine = _held(db, device) + size - quota.device
+    over_all = db.execute("SELECT COALESCE(SUM(bytes), 0) FROM frame_tally").fetchone()[0] + size - quota.total
+    if mine <= 0 and over_all <= 0:
+        return True
     if size > quota.device or size > quota.total:
         return False
     db.execute("SAVEPOINT room")
-    over = _held(db, device) + size - quota.device
-    if over > 0:
-        over -= _drop(db, device, over)
-    if over <= 0:
-        over = db.execute("SELECT COALESCE(SUM(bytes), 0) FROM frame_tally").fetchone()[0] + size - quota.total
+    freed = _drop(db, device, mine) if mine > 0 else 0
+    over = max(mine - freed, over_all - freed)
+    if mine - freed <= 0 and over > 0:
         for (holder,) in db.execute("SELECT device FROM frame_tally ORDER BY bytes DESC").fetchall():
+            over -= _drop(db, holder, over)
             if over <= 0:
                 break
-            over -= _drop(db, holder, over)
     if over > 0:
         db.execute("ROLLBACK TO room")  # what it dropped is kept
     db.execute("RELEASE room")
@@ -260,10 +262,10 @@ def _drop(db, device: str, need: int) -> int:
     rows = db.execute("SELECT rowid, length(jpeg) FROM frames WHERE device = ? AND label IS NULL "
                       "ORDER BY discarded DESC, rowid", (device,))
     for rowid, size in rows:
-        gone.append((rowid,))
-        freed += size
         if freed >= need:
             break
+        gone.append((rowid,))
+        freed += size
     rows.close()
     db.executemany("DELETE FROM frames WHERE rowid = ?", gone)
     _count(db, device, -freed, dropped=len(gone))
