@@ -518,6 +518,9 @@ def test_workers_end_with_the_main_process(tmp_path, how):
     (("--max-body", "-5"), "--max-body -5: give at least 16384 bytes"),
     (("--host", "no-such-host.invalid"), "--host no-such-host.invalid: not an address of this machine"),
     (("--workers", "0"), "--workers 0: give 1 to 64 processes"),
+    (("--frame-quota", "10", "--frame-quota-all", "5"), "--frame-quota 10, --frame-quota-all 5, --frame-reserve"),
+    (("--header-timeout", "0"), "--header-timeout 0.0: give 0.1 to 3600 seconds"),
+    (("--max-connections", "3"), "--max-connections 3: give 16 to 1000000"),
     ("taken", "cannot listen on 127.0.0.1:"),
     ("served", "cannot listen on 127.0.0.1:"),  # by another edge serve's workers
 ])

@@ -7,6 +7,7 @@ import click
 
 from edge.errors import OptionError
 from edge.options import option
+from edge.server.store import ALL_FRAMES, DEVICE_FRAMES, FRAME_RESERVE
 
 MIN_BODY = 16_384  # bytes: one report of a many-class model must fit
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
@@ -28,6 +29,11 @@ class ServeOptions:
                                         "--host is loopback].", flag="--protect-reads/--open-reads")
     workers: int | None = option(None, "Processes serving, each on its own core [one a CPU core, up to 4].",
                                  type=int)
+    frame_quota: int = option(DEVICE_FRAMES, "Bytes of JPEG one device's collected frames may hold; past it its "
+                              "oldest unlabelled frames are dropped, counted.")
+    frame_quota_all: int = option(ALL_FRAMES, "Bytes of JPEG all collected frames may hold; past it the largest "
+                                  "holder's oldest unlabelled frames are dropped, counted.")
+    frame_reserve: int = option(FRAME_RESERVE, "Bytes of free disk collected frames leave to reports.")
     # A device sends its request as soon as it connects, and gives up on a POST after 10 s in all.
     header_timeout: float = option(10.0, "Seconds a client has for a request's headers; then it is closed.")
     body_timeout: float = option(10.0, "Seconds a request's body may go without a byte; then it is closed.")
@@ -45,6 +51,10 @@ class ServeOptions:
                                   "e.g. 10")
         if not 16 <= self.max_connections <= 1_000_000:
             raise OptionError(f"--max-connections {self.max_connections}: give 16 to 1000000, e.g. 1000")
+        if not 0 <= self.frame_quota <= self.frame_quota_all or self.frame_reserve < 0:
+            raise OptionError(f"--frame-quota {self.frame_quota}, --frame-quota-all {self.frame_quota_all}, "
+                              f"--frame-reserve {self.frame_reserve}: give bytes, at least 0, a device's quota at "
+                              "most the quota for all")
         if self.max_body < MIN_BODY:
             raise OptionError(f"--max-body {self.max_body}: give at least {MIN_BODY} bytes (one report of a "
                               "1000-class model is about 60 KB; the default is 1000000)")

@@ -30,8 +30,9 @@ class Host:
         self.options, self.log, self.shared = options, log, shared
         self._local = threading.local()
         # the writer's connection: this opens (or creates) the store and checks its version
+        quota = store.FrameQuota(options.frame_quota, options.frame_quota_all, options.frame_reserve)
         self.writer = Writer(store.open_db(options.db), shared.hold,
-                             store.open_reader(options.db) if checkpoints else None)
+                             store.open_reader(options.db) if checkpoints else None, quota)
 
     def db(self) -> sqlite3.Connection:
         """This thread's read-only connection: the event loop's, or a reading thread's (sqlite3 connections
