@@ -89,6 +89,7 @@ def quick(tokens):
     server = serve(tokens[0], 1.0, 1.0, (FILES, 4 * FILES))
     yield server
     server.stop()
+    assert b"Traceback" not in server.process.stderr.read()  # a body cut off is no error of the server's
 
 
 def test_a_flood_past_the_open_files_limit_leaves_devices_served(tokens):

@@ -1,7 +1,7 @@
 """Request bodies on `edge serve`: read within a limit, parsed as JSON, and the error that refuses one."""
 import orjson
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 
 DRAIN = 8  # bodies up to this many times the limit are read to the end before the 413
 
@@ -19,12 +19,15 @@ async def read(request: Request, limit: int, what: str) -> bytes:
     if length is not None and (not length.isdigit() or int(length) > DRAIN * limit):
         fail(413 if length.isdigit() else 400, too_big if length.isdigit() else "bad Content-Length")
     chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > DRAIN * limit:
-            break
-        if size <= limit:
-            chunks.append(chunk)
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > DRAIN * limit:
+                break
+            if size <= limit:
+                chunks.append(chunk)
+    except ClientDisconnect:  # gone, or cut off by --body-timeout: the answer goes nowhere, and is no error
+        fail(400, "the client left before its body ended")
     if size > limit:
         fail(413, too_big)
     return b"".join(chunks)
