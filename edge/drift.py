@@ -2,11 +2,15 @@
 
 The fingerprint (`edge.eval.fingerprint`) holds what the model's scores looked like on its validation images:
 histograms of the top-1 score, the margin and the entropy, and how often each class was predicted. A frame
-costs one bin count a statistic (the counts of a window grow as frames come, binned 64 at a time); a window is
-judged when it is summarized, by the population stability index of each of the four against the fingerprint,
-less what chance alone gives samples of these sizes (`psi_beyond_chance`). The largest sets the level: "ok"
-below the watch threshold, "watch" from it, "drift" from the drift threshold, and "too few" while the window
-has fewer frames than are needed to tell noise from a shift.
+costs one bin count a statistic (the counts of a window grow as frames come, binned 64 at a time), and how often
+it shares its bins with each of the LAGS frames before it. A window is judged when it is summarized. First, how
+many views it holds: a camera dwelling on a scene sends near-copies of one frame, so a window of 120 frames may
+hold 12 views (the fewest the statistics' bins show, `edge.eval.fingerprint.views`). Then the population
+stability index of each of the four against the fingerprint, as of that many frames, less what chance alone
+gives samples of these sizes (`psi_beyond_chance`). The largest of those that also stand out of chance's spread
+(Z of its standard deviations: with few views chance alone spreads past the thresholds) sets the level: "ok"
+below the watch threshold, "watch" from it, "drift" from the drift threshold, and "too few" while the window has
+fewer frames than are needed to tell noise from a shift.
 
 A bundle keeps its fingerprint in edge.json; a bare .tflite file in <name>.fingerprint.json beside it. Either
 names the model's sha256, and a fingerprint of another model is refused.
@@ -19,7 +23,8 @@ import numpy as np
 
 from edge.bundle import MANIFEST, read_bundle, update_manifest
 from edge.errors import EdgeError, finite, whole
-from edge.eval.fingerprint import FORMAT_VERSION, STATISTICS, bin_of, features, fingerprint, psi_beyond_chance
+from edge.eval.fingerprint import (FORMAT_VERSION, LAGS, STATISTICS, bin_of, chance_sd, features, fingerprint,
+                                   lag_agreement, psi_beyond_chance, views)
 from edge.files import check_writable, write_json
 from edge.report import DRIFT_STATISTICS
 
@@ -28,6 +33,11 @@ THRESHOLDS = (0.1, 0.25)  # PSI: watch, drift (the usual rule of thumb)
 # in-distribution frames reached drift by chance in 0-0.5% of windows and watch in 0.5-16%; of 200, none and 0-7%.
 MIN_FRAMES = 200
 BATCH = 64  # frames binned together
+# Standard deviations of chance a PSI must stand out by to count (PSI's tail is heavier than a normal one's
+# at a dozen views). On a camera dwelling 10 frames on each validation scan (tests/test_drift.py, three trainings),
+# windows of 120 frames read drift in 5% of windows with none, up to 4.4% with 2.5, up to 1.5% with 3; half the
+# light then still read drift in 64-100% of them.
+Z = 3.0
 SUFFIX = ".fingerprint.json"
 HOW = "make one with 'edge eval MODEL --data VALIDATION_IMAGES --fingerprint'"
 
@@ -64,23 +74,31 @@ class Drift:
     def judge(self, counts: "Counts") -> dict:
         """A window's drift block (what `edge.report.check_report` holds it to)."""
         got = counts.totals()
-        values = {name: psi_beyond_chance(expected, window)
+        found = [v for v in map(views, got, counts.agreement.T) if v is not None]
+        held = min(found) if found else float(min(counts.frames, 1))  # every frame in one bin: one view
+        values = {name: psi_beyond_chance(expected, window, held)
                   for name, expected, window in zip(DRIFT_STATISTICS, self.expected, got)}
         watch, drift = self.thresholds
-        worst = max(values.values())
+        worst = max([v for v, expected in zip(values.values(), self.expected) if v >= Z * chance_sd(expected, held)],
+                    default=0.0)
         level = ("too few" if counts.frames < self.min_frames else
                  "drift" if worst >= drift else "watch" if worst >= watch else "ok")
-        return {"frames": counts.frames, "level": level, "psi": {k: round(v, 4) for k, v in values.items()},
-                "thresholds": [watch, drift], "min_frames": self.min_frames}
+        return {"frames": counts.frames, "views": round(held, 1), "level": level,
+                "psi": {k: round(v, 4) for k, v in values.items()}, "thresholds": [watch, drift],
+                "min_frames": self.min_frames}
 
 
 class Counts:
-    """A window's bin counts, one array a statistic. Frames wait in a buffer of BATCH and are binned together:
-    a numpy call costs about as much for 64 rows as for one."""
+    """A window's bin counts, one array a statistic, and how many frames share a statistic's bin with the frame
+    k = 1..LAGS before (`agreement`, LAGS x statistics). Frames wait in a buffer of BATCH and are binned
+    together: a numpy call costs about as much for 64 rows as for one."""
 
     def __init__(self, drift: Drift):
         self.drift = drift
         self.counts = [np.zeros(len(expected), dtype=np.int64) for expected in drift.expected]
+        self.agreement = np.zeros((LAGS, len(drift.expected)), dtype=np.int64)
+        # The last frames' bins (-1: none), as int16 (classes up to 32767): a narrower compare is a faster one.
+        self.before = np.full((LAGS, len(drift.expected)), -1, dtype=np.int16)
         self.pending = np.empty((BATCH, len(drift.expected[-1])), dtype=np.float32)
         self.held = self.frames = 0
 
@@ -100,10 +118,12 @@ class Counts:
         rows, self.held = self.pending[:self.held], 0
         if not len(rows):
             return
-        *histograms, classes = self.counts
-        for counts, edges, values in zip(histograms, self.drift.edges, features(rows).T):
-            counts += np.bincount(bin_of(edges, values), minlength=len(counts))
-        classes += np.bincount(rows.argmax(axis=1), minlength=len(classes))
+        bins = np.stack([bin_of(edges, values) for edges, values in zip(self.drift.edges, features(rows).T)]
+                        + [rows.argmax(axis=1)], axis=1).astype(np.int16)
+        for counts, column in zip(self.counts, bins.T):
+            counts += np.bincount(column, minlength=len(counts))
+        self.agreement += lag_agreement(bins, self.before)
+        self.before = np.concatenate([self.before, bins])[-LAGS:]
 
 
 def fingerprint_file(model: Path) -> Path:

@@ -7,8 +7,13 @@ quantiles (so each bin starts with about as many images: the population stabilit
 bin, not the one bin a confident model fills); the edges are stored, and every window is binned with them.
 Beside them: how often each class is predicted, the mean top-1 score of the images predicted as each class,
 and the number of images. numpy only: the device bins its frames with the same functions.
+
+A camera that dwells on a scene sends near-copies of one frame: a window of them holds fewer views than frames.
+How many (`views`) comes from how often frames k apart fall in the same bin, beyond what independent frames
+would; the window's PSI is then taken as that of so many frames (`psi_beyond_chance`).
 """
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 
 FORMAT_VERSION = 1  # of the fingerprint block: a device refuses another
 # Quantile bins a histogram (fewer when scores tie, as int8 outputs do). Few, because a fingerprint is often of
@@ -16,6 +21,9 @@ FORMAT_VERSION = 1  # of the fingerprint block: a device refuses another
 BINS = 5
 STATISTICS = ("top1", "margin", "entropy")
 SMOOTHING = 0.5  # added to every bin's count before comparing, so an empty bin costs much, not infinitely much
+# Frames apart that agreement is counted at (1..LAGS): a camera that dwells longer than this on one scene is
+# taken to hold more views than it does. At 10 fps, 6 s.
+LAGS = 64
 
 
 def features(scores) -> np.ndarray:
@@ -69,9 +77,47 @@ def psi(expected, actual) -> float:
     return float(np.sum((a - e) * np.log(a / e)))
 
 
-def psi_beyond_chance(expected, actual) -> float:
-    """PSI less what two samples of these sizes from one population show on average, (bins - 1)(1/n_e + 1/n_a)
-    (n times PSI is then about chi-squared), and not below 0: against a fingerprint of 100 images, windows of
-    the very population it was made from would otherwise read 0.05-0.1 and often cross 0.25."""
-    n_e, n_a = max(int(np.sum(expected)), 1), max(int(np.sum(actual)), 1)
-    return max(0.0, psi(expected, actual) - (len(expected) - 1) * (1 / n_e + 1 / n_a))
+def chance(expected, views: float) -> float:
+    """What two samples from one population, the fingerprint's and one of `views` independent frames, differ by
+    in PSI on average: (bins - 1)(1/n_e + 1/views) (n times PSI is about chi-squared with bins - 1 degrees)."""
+    return (len(expected) - 1) * (1 / max(int(np.sum(expected)), 1) + 1 / max(views, 1.0))
+
+
+def chance_sd(expected, views: float) -> float:
+    """The standard deviation of that PSI by chance: sqrt(2 (bins - 1)) (1/n_e + 1/views)."""
+    return chance(expected, views) * np.sqrt(2 / max(len(expected) - 1, 1))
+
+
+def psi_beyond_chance(expected, actual, views: float | None = None) -> float:
+    """PSI less what chance gives on average, not below 0: against a fingerprint of 100 images, windows of the
+    very population it was made from would otherwise read 0.05-0.1 and often cross 0.25. `views`: how many
+    independent frames the window's counts are worth [all of them]; the counts are scaled to that many before
+    smoothing, so ten copies of a frame weigh as one, against the smoothing too."""
+    actual = np.asarray(actual, dtype=np.float64)
+    frames = max(float(actual.sum()), 1.0)
+    views = frames if views is None else views
+    return max(0.0, psi(expected, actual * (views / frames)) - chance(expected, views))
+
+
+def lag_agreement(bins, before) -> np.ndarray:
+    """(LAGS, statistics): how many rows of `bins` (frames, statistics) have a statistic in the same bin as the
+    frame k = 1..LAGS before them; `before` holds the LAGS frames before the first row (-1: none)."""
+    windows = sliding_window_view(np.concatenate([before, bins]), LAGS + 1, axis=0)  # (frames, statistics, LAGS+1)
+    return np.count_nonzero(windows[:, :, :-1] == windows[:, :, -1:], axis=0).T[::-1]
+
+
+def views(counts, agreement) -> float | None:
+    """How many independent frames a statistic's bin counts are worth: n / (1 + 2 sum (1 - k/n) rho_k), rho_k
+    how much more often frames k apart share a bin than frames drawn independently from the same shares
+    would (Cohen's kappa), summed up to the first lag where it is not positive. `agreement[k - 1]`: the frames
+    that share a bin with the one k before. None when every frame is in one bin: it cannot tell."""
+    counts = np.asarray(counts, dtype=np.float64)
+    n = counts.sum()
+    same = np.sum((counts / max(n, 1.0)) ** 2)  # independent frames' share of pairs in one bin
+    if n < 2 or same >= 1.0:
+        return None
+    lags = np.arange(1, min(len(agreement), int(n) - 1) + 1)
+    rho = (np.asarray(agreement[:len(lags)], dtype=np.float64) / (n - lags) - same) / (1.0 - same)
+    last = np.flatnonzero(rho <= 0)
+    kept = slice(0, last[0] if len(last) else len(rho))
+    return float(n / (1 + 2 * np.sum(rho[kept] * (1 - lags[kept] / n))))

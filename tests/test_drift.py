@@ -10,8 +10,12 @@ import pytest
 
 import edge
 from edge.converter.datasets import stratified_split
+from edge.drift import Drift
 from edge.errors import EdgeError
+from edge.eval.evaluate import classify_all
 from edge.folders import scan
+from edge.images import read_rgb
+from edge.model import load_model
 from edge.runner import RunOptions, run
 from tests.cli import edge_cli
 from tests.server import Server
@@ -41,6 +45,66 @@ def scene(digits, tmp_path_factory):
         for path in [p for p, y in zip(folder.paths, folder.labels) if y == c][:8]:
             shutil.copy(path, out / "few" / label)
     return out
+
+
+def held(image, frames: int, rng) -> list:
+    """A camera dwelling on `image` for `frames` frames: each shifted by under half a pixel and 3% brighter or
+    darker than the last, as a hand-held or wind-shaken camera and a flickering light make it."""
+    out = []
+    for _ in range(frames):
+        dx, dy = rng.uniform(-0.5, 0.5, 2)
+        moved = cv2.warpAffine(image, np.float32([[1, 0, dx], [0, 1, dy]]), image.shape[1::-1],
+                               borderMode=cv2.BORDER_REPLICATE)
+        out.append(np.clip(moved * rng.uniform(0.97, 1.03), 0, 255).astype(np.uint8))
+    return out
+
+
+@pytest.fixture(scope="module")
+def dwelling(digits, e2e):
+    """The e2e model's own scores on a camera that dwells: each validation scan held for 10 frames, the scans
+    in six shuffled rounds; and one round of the same in half the light."""
+    folder = scan(digits)
+    _, val = stratified_split(folder.labels, 0.2, 0)
+    scans = [read_rgb(folder.paths[i]) for i in val]
+    rng = np.random.default_rng(0)
+    model = load_model(e2e["bundle"], threads=1)
+    streams = {}
+    for name, rounds, change in (("in", 6, None), ("dark", 1, darker)):
+        frames = [frame for _ in range(rounds) for i in rng.permutation(len(scans))
+                  for frame in held(change(scans[i]) if change else scans[i], 10, rng)]
+        streams[name] = np.stack([s for s, _ in classify_all(model.interpreter, ((x, None) for x in frames))])
+    return streams
+
+
+def levels_of(drift: Drift, scores, window: int) -> list[str]:
+    """The level of each whole window of `window` frames, counted frame by frame as edge run counts them."""
+    levels = []
+    for start in range(0, len(scores) - window + 1, window):
+        counts = drift.counts()
+        for row in scores[start:start + window]:
+            counts.add(row)
+        levels.append(drift.judge(counts)["level"])
+    return levels
+
+
+def test_a_camera_dwelling_on_in_distribution_scenes_stays_ok_and_a_dark_one_reaches_drift(e2e, dwelling):
+    drift = Drift(e2e["fingerprint"], min_frames=100)
+    levels = levels_of(drift, dwelling["in"], 120)  # about 12 scans a window, not 120
+    assert len(levels) >= 60 and levels.count("drift") <= 0.05 * len(levels), levels
+    assert levels.count("ok") >= 0.8 * len(levels), levels
+    dark = levels_of(drift, dwelling["dark"], 120)
+    assert dark.count("drift") >= len(dark) / 3 and "drift" in dark[:2], dark
+
+
+def test_a_window_says_how_many_views_it_held(e2e, dwelling):
+    drift = Drift(e2e["fingerprint"], min_frames=100)
+    held_still = drift.counts()
+    for row in dwelling["in"][:1200]:  # 120 scans, 10 frames each
+        held_still.add(row)
+    shuffled = drift.counts()
+    for row in dwelling["in"][np.random.default_rng(1).permutation(1200)]:  # the same frames, in no order
+        shuffled.add(row)
+    assert 60 <= drift.judge(held_still)["views"] <= 300 < drift.judge(shuffled)["views"] <= 1200
 
 
 @pytest.fixture

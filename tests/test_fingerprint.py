@@ -4,7 +4,8 @@ import math
 import numpy as np
 import pytest
 
-from edge.eval.fingerprint import BINS, bin_of, features, fingerprint, psi, psi_beyond_chance, quantile_edges
+from edge.eval.fingerprint import (BINS, LAGS, bin_of, features, fingerprint, lag_agreement, psi, psi_beyond_chance,
+                                   quantile_edges, views)
 
 
 def test_features_of_known_rows():
@@ -51,3 +52,31 @@ def test_a_fingerprint_counts_every_image_once():
     assert made["mean_score"] == pytest.approx([0.75, 0.7, 0.8])
     for histogram in made["histograms"].values():
         assert sum(histogram["counts"]) == 20 and len(histogram["counts"]) == len(histogram["edges"]) + 1
+
+
+def views_of(bins) -> float | None:
+    """A statistic's views from its bins, its agreement counted 64 frames at a time as a window counts it."""
+    before, agreement = np.full((LAGS, 1), -1), np.zeros((LAGS, 1), dtype=np.int64)
+    for start in range(0, len(bins), 64):
+        chunk = np.asarray(bins[start:start + 64]).reshape(-1, 1)
+        agreement += lag_agreement(chunk, before)
+        before = np.concatenate([before, chunk])[-LAGS:]
+    return views(np.bincount(bins, minlength=5), agreement[:, 0])
+
+
+def test_views_count_frames_drawn_apart_whole_and_frames_held_on_one_scene_once():
+    rng = np.random.default_rng(0)
+    scenes = rng.integers(0, 5, 60)
+    assert 500 < views_of(rng.integers(0, 5, 600)) <= 700  # 600 frames, each its own
+    assert 40 < views_of(np.repeat(scenes, 10)) < 90  # 60 scenes, each held 10 frames
+    assert 10 < views_of(np.repeat(scenes[:20], 30)) < 35  # 20 held 30 frames
+    assert views_of(np.full(300, 3)) is None  # one bin: nothing tells whether one scene or 300
+    one = rng.integers(0, 5, 200)  # a statistic's agreement counts only frames of the window, not before
+    assert lag_agreement(one[:, None], np.full((LAGS, 1), -1)).sum() == sum(
+        np.sum(one[k:] == one[:-k]) for k in range(1, LAGS + 1))
+
+
+def test_a_window_of_copies_weighs_as_its_views():
+    expected, window = [30, 25, 20, 15, 10], np.array([10, 3, 2, 2, 3])
+    assert psi_beyond_chance(expected, window * 10, views=20) == pytest.approx(psi_beyond_chance(expected, window))
+    assert psi_beyond_chance(expected, window * 10) > psi_beyond_chance(expected, window * 10, views=20)
