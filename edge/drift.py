@@ -34,10 +34,8 @@ THRESHOLDS = (0.1, 0.25)  # PSI: watch, drift (the usual rule of thumb)
 MIN_FRAMES = 200
 BATCH = 64  # frames binned together
 # Standard deviations of chance a PSI must stand out by to count (PSI's tail is heavier than a normal one's
-# at a dozen views). On a camera dwelling 10 frames on each validation scan (tests/test_drift.py, three trainings),
-# windows of 120 frames read drift in 5% of windows with none, up to 4.4% with 2.5, up to 1.5% with 3; half the
-# light then still read drift in 64-100% of them.
-Z = 3.0
+# at a dozen views): 3.5 * sqrt(8) / 100 is 0.099, so from 100 views on only the thresholds decide.
+Z = 3.5
 SUFFIX = ".fingerprint.json"
 HOW = "make one with 'edge eval MODEL --data VALIDATION_IMAGES --fingerprint'"
 

@@ -84,8 +84,10 @@ def chance(expected, views: float) -> float:
 
 
 def chance_sd(expected, views: float) -> float:
-    """The standard deviation of that PSI by chance: sqrt(2 (bins - 1)) (1/n_e + 1/views)."""
-    return chance(expected, views) * np.sqrt(2 / max(len(expected) - 1, 1))
+    """The standard deviation of the PSI of a window of `views` independent frames against the population it
+    is drawn from, sqrt(2 (bins - 1)) / views: what windows differ by from window to window (the fingerprint's
+    own error is the same for every window)."""
+    return float(np.sqrt(2 * max(len(expected) - 1, 1)) / max(views, 1.0))
 
 
 def psi_beyond_chance(expected, actual, views: float | None = None) -> float:
