@@ -11,8 +11,12 @@
 3. False alarms: a long in-distribution stream, windows of --window frames drawn from the unseen scans in a
    seeded random order (a camera that sees them in turn), each judged as `edge run` judges a window
    (edge.drift: a frame's bins, a window's PSI against the fingerprint): the share at watch and at drift.
+   And a camera that dwells: the unseen scans in rounds of a seeded order, each held --hold frames with a
+   camera's jitter and flicker (tests/test_drift.py's `held`), in consecutive windows.
 4. Windows to detect: for each change and seed, 10 in-distribution windows, then the change from the middle of
    a window on; the windows from the one the change starts in to the first at drift (1: that very window).
+   The same for the dwelling camera: its in-distribution stream, then the changed scans held as well, each
+   from a seeded scan of its stream on.
 5. Cost: `edge run` on a video with the fingerprint and without it (the same bundle, its fingerprint removed),
    alternating, median of --rounds; the tiny 48-px model is the worst case, as drift's cost a frame is fixed.
 """
@@ -41,6 +45,7 @@ from edge.model import load_model  # noqa: E402
 from edge.preprocess import resize  # noqa: E402
 from edge.render import table  # noqa: E402
 from edge.version import cpu_name  # noqa: E402
+from tests.test_drift import held  # noqa: E402
 
 CHANGES = {
     "half the light": lambda x: (x * 0.5).astype(np.uint8),
@@ -51,28 +56,54 @@ CHANGES = {
 }
 BEFORE = 10  # in-distribution windows before each change
 UNSEEN = 60  # scans a class held out
+ROUNDS = 10, 3  # of the dwelling camera's scans: in distribution, and under each change
 
 
 def scores_of(model, images) -> np.ndarray:
     return np.stack([s for s, _ in classify_all(model.interpreter, ((x, None) for x in images))])
 
 
-def judged(drift: Drift, scores: np.ndarray, order) -> str:
-    """The level of one window: the frames whose scores are in `order`, counted as edge run counts them."""
+def judged(drift: Drift, scores: np.ndarray, order) -> dict:
+    """The drift block of one window: the frames whose scores are in `order`, counted as edge run counts them."""
     counts = drift.counts()
     for i in order:
         counts.add(scores[i])
-    return drift.judge(counts)["level"]
+    return drift.judge(counts)
 
 
-def windows_to_detect(drift, clean, changed, window, rng, most=20) -> dict:
+def level_shares(camera: str, window: int, blocks: list[dict]) -> tuple:
+    """A row of the false alarms' table: the share of windows at each level."""
+    levels = [block["level"] for block in blocks]
+    views = [block["views"] for block in blocks if "views" in block]  # the drift before views had none
+    return (camera, f"{window} frames", f"{len(levels):,}", f"{statistics.median(views):g}" if views else "-",
+            *(f"{levels.count(level) / len(levels):.2%}" for level in ("ok", "watch", "drift", "too few")))
+
+
+def dwelling(images, hold: int, rounds: int, rng) -> list:
+    """A camera that holds each image `hold` frames, the images in `rounds` rounds of a random order."""
+    return [frame for _ in range(rounds) for i in rng.permutation(len(images)) for frame in held(images[i], hold, rng)]
+
+
+def drawn(clean, changed, window, rng, most) -> np.ndarray:
+    """A stream of frames drawn at random: BEFORE and a half windows of `clean`, then `most` of `changed`."""
+    return np.concatenate([clean[rng.integers(0, len(clean), BEFORE * window + window // 2)],
+                           changed[rng.integers(0, len(changed), most * window)]])
+
+
+def dwelt(hold):
+    """As `drawn`, for streams of held frames: each part taken in order from a random scan of its stream on."""
+    def cut(scores, frames, rng):
+        return np.take(scores, np.arange(frames) + hold * rng.integers(0, len(scores) // hold), axis=0, mode="wrap")
+    return lambda clean, changed, window, rng, most: np.concatenate(
+        [cut(clean, BEFORE * window + window // 2, rng), cut(changed, most * window, rng)])
+
+
+def windows_to_detect(drift, stream, window, most=20) -> dict:
     """In-distribution windows, then the change from the middle of a window on: windows from the one it starts
     in to the first at watch and at drift (None: not within `most`)."""
-    stream = np.concatenate([clean[rng.integers(0, len(clean), BEFORE * window + window // 2)],
-                             changed[rng.integers(0, len(changed), most * window)]])
     found = {"watch": None, "drift": None}
     for w in range(BEFORE, BEFORE + most):
-        level = judged(drift, stream, range(w * window, (w + 1) * window))
+        level = judged(drift, stream, range(w * window, (w + 1) * window))["level"]
         if level in ("watch", "drift") and found["watch"] is None:
             found["watch"] = w - BEFORE + 1
         if level == "drift":
@@ -95,6 +126,7 @@ def main():
     parser.add_argument("--seeds", type=int, default=50, help="streams a change")
     parser.add_argument("--frames", type=int, default=6000, help="frames of the video for the cost")
     parser.add_argument("--rounds", type=int, default=9)
+    parser.add_argument("--hold", type=int, default=10, help="frames the dwelling camera holds each scan")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp())
     photos, unseen = write_digits(work / "photos", per_class=None, size=48), work / "unseen"
@@ -117,33 +149,44 @@ def main():
     streams.update({name: [change(x) for x in clean_images] for name, change in CHANGES.items()})
     streams["digits 4-9 (unknown classes)"] = [resize(read_rgb(p), 48, 48) for p in scan(novel).paths]
     scores = {name: scores_of(model, images) for name, images in streams.items()}
+    rng = np.random.default_rng(1)
+    held_scores = {name: scores_of(model, dwelling(images, args.hold, ROUNDS[name != "none (unseen scans)"], rng))
+                   for name, images in streams.items()}
     clean = scores["none (unseen scans)"]
     unseen_accuracy = np.mean(clean.argmax(axis=1) == scan(unseen, summary["labels"]).labels)
     print(f"{len(clean)} unseen scans (accuracy {unseen_accuracy:.4f}), {len(scores['digits 4-9 (unknown classes)'])} "
           f"of digits 4-9; thresholds {drift.thresholds[0]}/{drift.thresholds[1]}, min frames {drift.min_frames}\n")
 
-    rows = [("window", "in-distribution windows", "ok", "watch", "drift", "too few")]
+    rows = [("camera", "window", "in-distribution windows", "views (median)", "ok", "watch", "drift", "too few")]
     for window in args.window:
         rng = np.random.default_rng(window)
-        levels = [judged(drift, clean, rng.integers(0, len(clean), window)) for _ in range(args.windows)]
-        rows.append((f"{window} frames", f"{args.windows:,}",
-                     *(f"{levels.count(level) / len(levels):.2%}" for level in ("ok", "watch", "drift", "too few"))))
+        blocks = [rng.integers(0, len(clean), window) for _ in range(args.windows)]
+        rows.append(level_shares("sees each scan once", window, [judged(drift, clean, b) for b in blocks]))
+    dwelt_clean = held_scores["none (unseen scans)"]
+    for window in args.window:
+        blocks = [range(start, start + window) for start in range(0, len(dwelt_clean) - window + 1, window)]
+        rows.append(level_shares(f"holds each {args.hold} frames", window, [judged(drift, dwelt_clean, b)
+                                                                           for b in blocks]))
     print("False alarms on a long in-distribution run\n" + table(rows) + "\n")
 
     truth = np.array(scan(unseen, summary["labels"]).labels)
-    rows = [("change", "accuracy", "window", "at drift", "windows to drift: median", "max", "at watch",
+    rows = [("camera", "change", "accuracy", "window", "at drift", "windows to drift: median", "max", "at watch",
              "windows to watch: median")]
-    for name in list(CHANGES) + ["digits 4-9 (unknown classes)"]:
-        accuracy = f"{np.mean(scores[name].argmax(axis=1) == truth):.4f}" if name in CHANGES else "-"
-        for window in args.window:
-            found = [windows_to_detect(drift, clean, scores[name], window, np.random.default_rng(seed))
-                     for seed in range(args.seeds)]
-            cells = []
-            for level in ("drift", "watch"):
-                hits = [f[level] for f in found if f[level] is not None]
-                cells.append([f"{len(hits)}/{len(found)}", f"{statistics.median(hits):g}" if hits else "-",
-                              f"{max(hits)}" if hits else "-"])
-            rows.append((name, accuracy, f"{window}", *cells[0], *cells[1][:2]))
+    for camera, streams_of, stream in (("sees each scan once", scores, drawn),
+                                       (f"holds each {args.hold} frames", held_scores, dwelt(args.hold))):
+        clean_of = streams_of["none (unseen scans)"]
+        for name in list(CHANGES) + ["digits 4-9 (unknown classes)"]:
+            accuracy = f"{np.mean(scores[name].argmax(axis=1) == truth):.4f}" if name in CHANGES else "-"
+            for window in args.window:
+                found = [windows_to_detect(drift, stream(clean_of, streams_of[name], window,
+                                                         np.random.default_rng(seed), 20), window)
+                         for seed in range(args.seeds)]
+                cells = []
+                for level in ("drift", "watch"):
+                    hits = [f[level] for f in found if f[level] is not None]
+                    cells.append([f"{len(hits)}/{len(found)}", f"{statistics.median(hits):g}" if hits else "-",
+                                  f"{max(hits)}" if hits else "-"])
+                rows.append((camera, name, accuracy, f"{window}", *cells[0], *cells[1][:2]))
     print("Windows to detect each change (within 20; 1: the window the change starts in, half of it changed)\n"
           + table(rows) + "\n")
 
