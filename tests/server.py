@@ -39,6 +39,13 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def bytes_written(pid: int) -> int:
+    """Bytes a process has passed to write() and its kin (its store's pages, its log): exact, where CPU time is
+    counted in 10 ms ticks that a worker serving ten POSTs may or may not reach."""
+    counters = dict(line.split(": ") for line in Path(f"/proc/{pid}/io").read_text().splitlines())
+    return int(counters["wchar"])
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
