@@ -54,6 +54,13 @@ class Browser:
             time.sleep(0.05)
         raise AssertionError(f"still false after {timeout} s: {expression}")
 
+    def slow_network(self, latency_ms: float) -> None:
+        """Every request the page makes from now on waits `latency_ms` for its answer: Chromium's own network
+        emulation (DevTools), in the browser's network stack, so fetches and images alike."""
+        self.send("Network.enable")
+        self.send("Network.emulateNetworkConditions", offline=False, latency=latency_ms, downloadThroughput=-1,
+                  uploadThroughput=-1)
+
     def open(self, url: str) -> None:
         self.send("Page.navigate", url=url)
 
