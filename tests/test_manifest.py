@@ -148,7 +148,7 @@ def paths(original) -> list[str]:
     return key_paths(original) + EXTRA_PATHS
 
 
-@settings(max_examples=400, deadline=None, database=None)
+@settings(max_examples=250, deadline=None, database=None)
 @given(data=st.data())
 def test_any_value_at_any_key_is_refused_by_the_reader_or_usable(bundle, original, paths, data):
     path = data.draw(st.sampled_from(paths), label="path")
