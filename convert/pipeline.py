@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edge.bundle import check_destination, write_bundle
+from edge.bundle import COLOR, RESIZE, check_destination, write_bundle
 from edge.converter.backbones import get_backbone
 from edge.converter.datasets import Split, load_split
 from edge.converter.options import ConvertOptions
@@ -32,7 +32,6 @@ from edge.eval.fingerprint import fingerprint
 from edge.eval.latency import latency_stats
 from edge.eval.metrics import accuracy, confusion_matrix, macro_f1
 from edge.interpreter import io_facts, make_interpreter, op_precisions
-from edge.preprocess import RESIZE
 from edge.progress import Log
 from edge.version import made_by
 
@@ -93,7 +92,7 @@ def convert(options: ConvertOptions, log: Log | None = None) -> dict:
         "backbone": {"name": spec.name, "weights": opts.weights, "input_size": opts.input_size,
                      "alpha": opts.alpha if spec.alpha else None, "preprocessing": spec.preprocessing},
         "labels": split.classes,
-        "input": {**io["input"], "color": "RGB", "range": [0, 255], "resize": RESIZE},
+        "input": {**io["input"], "color": COLOR, "range": [0, 255], "resize": RESIZE},
         "output": {**io["output"], "activation": "softmax"},
         "quantization": {"mode": opts.quantize, "io_type": opts.io_type, "qat": opts.qat,
                          "calibration_images": exported.calibration_images, "tool": tool(opts.quantize, opts.qat),

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edge.bundle import check_destination, read_bundle, write_bundle
+from edge.bundle import COLOR, RESIZE, check_destination, read_bundle, write_bundle
 from edge.converter.datasets import load_images
 from edge.converter.pipeline import compare, compile_for, drop_warning, edgetpu_warning, over_budget, settings
 from edge.converter.quantize import (
@@ -37,7 +37,6 @@ from edge.folders import DATA_REQUIRED, scan
 from edge.images import is_image_file
 from edge.interpreter import input_size, io_facts, make_interpreter, op_precisions
 from edge.model import load_model
-from edge.preprocess import RESIZE
 from edge.progress import Log
 from edge.version import made_by
 
@@ -136,7 +135,7 @@ def quantize_model(options: QuantizeOptions, log: Log | None = None) -> dict:
         "edge_version": about["edge_version"],
         "backbone": described["backbone"],
         "labels": source.labels,
-        "input": {**io["input"], "color": "RGB", "range": list(source.input_range), "resize": RESIZE},
+        "input": {**io["input"], "color": COLOR, "range": list(source.input_range), "resize": RESIZE},
         "output": {**io["output"], "activation": described["activation"]},
         "quantization": {"mode": "int8", "io_type": opts.io_type, "qat": False,
                          "calibration_images": calibrated.images, "tool": tool("int8", False),

@@ -21,9 +21,9 @@ from pathlib import Path
 
 import numpy as np
 
-from edge.bundle import MANIFEST, read_bundle, update_manifest
+from edge.bundle import FINGERPRINT_VERSION, MANIFEST, check_fingerprint, read_bundle, update_manifest
 from edge.errors import EdgeError, finite, whole
-from edge.eval.fingerprint import (FORMAT_VERSION, LAGS, STATISTICS, bin_of, chance_sd, features, fingerprint,
+from edge.eval.fingerprint import (LAGS, STATISTICS, bin_of, chance_sd, features, fingerprint,
                                    lag_agreement, psi_beyond_chance, views)
 from edge.files import check_writable, write_json
 from edge.report import DRIFT_STATISTICS
@@ -129,8 +129,9 @@ def fingerprint_file(model: Path) -> Path:
     return model.with_name(model.stem + SUFFIX)
 
 
-def find(model) -> dict | None:
-    """The fingerprint of `model` (a bundle folder or a .tflite file), checked, or None if it has none."""
+def find(model, classes: int) -> dict | None:
+    """The fingerprint of `model` (a bundle folder or a .tflite file of `classes` outputs), checked, or None if
+    it has none. A bundle's was held to its shape when the bundle was read; a bare file's is held here."""
     model = Path(model)
     if model.is_dir():
         bundle = read_bundle(model)
@@ -144,12 +145,13 @@ def find(model) -> dict | None:
         except (OSError, ValueError, UnicodeDecodeError) as e:
             raise EdgeError(f"cannot read {where} ({e}): {HOW}") from None
         sha256 = hashlib.sha256(model.read_bytes()).hexdigest()
+        check_fingerprint(found, classes, where)
     if found is None:
         return None
-    if not isinstance(found, dict) or found.get("format_version") != FORMAT_VERSION:
+    if not isinstance(found, dict) or found.get("format_version") != FINGERPRINT_VERSION:
         version = found.get("format_version") if isinstance(found, dict) else None
         raise EdgeError(f"the fingerprint in {where} has format_version {version!r}; this edge reads "
-                        f"{FORMAT_VERSION}: upgrade edge or {HOW}")
+                        f"{FINGERPRINT_VERSION}: upgrade edge or {HOW}")
     if found.get("model_sha256") != sha256:
         raise EdgeError(f"the fingerprint in {where} is of another model (sha256 {str(found.get('model_sha256'))[:12]}"
                         f", this model's {sha256[:12]}): {HOW}")

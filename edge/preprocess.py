@@ -6,9 +6,6 @@ outside it is colour order, resizing, and mapping pixels to the input tensor's d
 import cv2
 import numpy as np
 
-# How a bundle's images are resized; written into edge.json so the device does what training did.
-RESIZE = {"mode": "stretch", "interpolation": "area"}
-
 # How `edge run` turns camera frames into the model's input size.
 DECODES = {
     "fast": "JPEG frames decoded at 1/2, 1/4 or 1/8 size (in the decoder's inverse DCT) when that still covers "

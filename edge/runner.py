@@ -110,7 +110,7 @@ class Runner:
         self.opts, self.log, self.report_options, self.collect_options = opts, log, report_options, collect_options
         self.target = target = load_model(model, opts.labels, opts.input_range, opts.threads, opts.delegate)
         self.labels = labels = target.labels
-        self.fingerprint = find_fingerprint(model)
+        self.fingerprint = find_fingerprint(model, len(labels))
         self.drift = Drift(self.fingerprint, opts.drift_thresholds, opts.drift_min_frames) if self.fingerprint else None
         if opts.top_k > max(len(labels), DEFAULT_TOP_K):  # the default shrinks to fit a model of 2 classes
             raise EdgeError(f"--top-k {opts.top_k}: the model has {len(labels)} classes; give 1 to {len(labels)}")

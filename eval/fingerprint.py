@@ -15,7 +15,8 @@ would; the window's PSI is then taken as that of so many frames (`psi_beyond_cha
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-FORMAT_VERSION = 1  # of the fingerprint block: a device refuses another
+from edge.bundle import FINGERPRINT_VERSION  # a device refuses another
+
 # Quantile bins a histogram (fewer when scores tie, as int8 outputs do). Few, because a fingerprint is often of
 # only a hundred images: each bin more adds to what two samples of one population differ by chance.
 BINS = 5
@@ -62,7 +63,7 @@ def fingerprint(scores, labels: list[str], model_sha256: str) -> dict:
                             "counts": np.bincount(bin_of(edges, values[:, column]), minlength=len(edges) + 1).tolist()}
     mean_score = [float(values[predicted == c, 0].mean()) if np.any(predicted == c) else None
                   for c in range(len(labels))]
-    return {"format_version": FORMAT_VERSION, "model_sha256": model_sha256, "n": int(len(scores)),
+    return {"format_version": FINGERPRINT_VERSION, "model_sha256": model_sha256, "n": int(len(scores)),
             "labels": list(labels), "histograms": histograms,
             "classes": np.bincount(predicted, minlength=len(labels)).tolist(), "mean_score": mean_score}
 

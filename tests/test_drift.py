@@ -196,6 +196,18 @@ def test_a_fingerprint_of_another_model_is_refused(e2e, scene, bare, tmp_path):
         run(bundle, scene / "few" / "1")
 
 
+def test_a_bare_file_s_damaged_fingerprint_is_refused_at_start(e2e, scene, bare, tmp_path):
+    """A <name>.fingerprint.json is held to the shape a bundle's is: a class list of another length (edited, or
+    of a model with other labels) is one line at start, not a numpy error mid-run."""
+    edge.evaluate(bare, scene / "few", labels=bare.parent / "labels.txt", fingerprint=True)
+    fingerprint = tmp_path / "m.fingerprint.json"
+    made = json.loads(fingerprint.read_text())
+    fingerprint.write_text(json.dumps({**made, "classes": made["classes"][:3]}))
+    r = edge_cli("run", bare, "--labels", bare.parent / "labels.txt", "--source", scene / "few" / "1")
+    assert r.returncode == 2 and r.stderr.count("\n") == 1, r.stderr
+    assert f"{fingerprint}: classes must be a list of 4 counts (one a label), got [" in r.stderr, r.stderr
+
+
 @pytest.mark.parametrize("options,message", [
     ({"drift_thresholds": "nan,0.25"}, "--drift-thresholds nan,0.25: give two PSI values WATCH,DRIFT"),
     ({"drift_thresholds": (-0.1, 0.25)}, "--drift-thresholds (-0.1, 0.25): give two"),
