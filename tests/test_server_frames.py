@@ -175,7 +175,7 @@ def test_a_version_2_store_is_upgraded_in_place(tmp_path, scans):
         assert post(server, [record(scans[0])], secret)[0] == 200
     finally:
         server.stop()
-    assert sqlite3.connect(db).execute("PRAGMA user_version").fetchone()[0] == store.VERSION == 4
+    assert sqlite3.connect(db).execute("PRAGMA user_version").fetchone()[0] == store.VERSION == 5
 
 
 PLACES = (("extra",), ("source",), ("label",), ("truth",), ("top_k", 0, 0), ("labels", 1), ("time",), ("frame",),

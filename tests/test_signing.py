@@ -6,14 +6,9 @@ import stat
 
 import pytest
 
-from edge.bundle import write_bundle
 from edge.errors import EdgeError
 from edge.signing import check_files, create_keys, load_private_key, load_public_key, sign_bundle, verify
-
-MANIFEST_IN = {"labels": ["cat", "dog"], "backbone": {"name": "mobilenetv2"},
-               "input": {"shape": [1, 32, 32, 3], "dtype": "uint8", "quantization": [1.0, 0], "color": "RGB",
-                         "range": [-1.0, 1.0], "resize": {"mode": "stretch", "interpolation": "area"}}}
-
+from tests.bundles import carried_bundle
 
 @pytest.fixture
 def keys(tmp_path):
@@ -23,7 +18,7 @@ def keys(tmp_path):
 
 @pytest.fixture
 def bundle(tmp_path):
-    return write_bundle(tmp_path / "bundle", b"\x1c\x00\x00\x00TFL3" + bytes(range(256)) * 8, MANIFEST_IN).path
+    return carried_bundle(tmp_path / "bundle")
 
 
 def test_a_key_pair_is_private_from_its_first_byte_and_never_replaced(keys, tmp_path):

@@ -9,6 +9,7 @@
     GET  /api/v1/frames/{id}.jpg         a collected frame
     POST /api/v1/frames/{id}/label       {"label": "cat"} or {"discard": true} (or both empty: new again)
     GET  /api/v1/export.csv              one row a report
+    PUT/GET /api/v1/files/{sha256}, POST/GET /api/v1/models/...   model versions (edge.server.models)
     GET  /healthz                        no token
     GET  /                               the dashboard (its data comes from the API)
 
@@ -38,7 +39,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from edge.server import devices, export, frames, pages, reports
+from edge.server import devices, export, frames, models, pages, reports
 from edge.server.auth import TokenBackend
 from edge.server.options import ServeOptions
 from edge.server.state import Host, Shared
@@ -55,6 +56,12 @@ ROUTES = [
     Route("/api/v1/frames/{frame}.jpg", frames.get_frame_jpeg),
     Route("/api/v1/frames/{frame}/label", frames.post_label, methods=["POST"]),
     Route("/api/v1/export.csv", export.export_csv),
+    Route("/api/v1/files/{sha256}", models.put_file, methods=["PUT"]),
+    Route("/api/v1/files/{sha256}", models.get_file),
+    Route("/api/v1/models", models.get_models),
+    Route("/api/v1/models/{name}", models.post_model, methods=["POST"]),
+    Route("/api/v1/models/{name}/{version}", models.get_model),
+    Route("/api/v1/models/{name}/{version}/withdraw", models.post_withdraw, methods=["POST"]),
 ]
 
 

@@ -2,8 +2,10 @@
 user and scopes; `requires` guards an endpoint; `readable` tells which devices a caller may read.
 
 Scopes: a device token has `device` (it posts its own reports and frames) and `own` (it reads its own); a
-reader token has `reader`, `read` (every device) and `label`. Where reads are open (a loopback host, or
---open-reads), every request has `read` and `label`, with or without a token."""
+reader token has `reader`, `read` (every device) and `label`; a publisher token `publisher` and `publish` (it
+pushes model versions). Every token has `models` (it reads model versions and their files). Where reads are
+open (a loopback host, or --open-reads), every request has `read`, `label` and `models`, with or without a
+token."""
 import functools
 
 from starlette.authentication import AuthCredentials, AuthenticationBackend, BaseUser
@@ -13,8 +15,9 @@ from edge.server import store
 from edge.server.bodies import fail
 
 MISSING = "missing token: send 'Authorization: Bearer TOKEN' (edge token create NAME makes one)"
-ROLE_SCOPES = {"device": ("device", "own"), "reader": ("reader", "read", "label")}
-OPEN_SCOPES = ("read", "label")
+ROLE_SCOPES = {"device": ("device", "own", "models"), "reader": ("reader", "read", "label", "models"),
+               "publisher": ("publisher", "publish", "models")}
+OPEN_SCOPES = ("read", "label", "models")
 
 
 class Caller(BaseUser):

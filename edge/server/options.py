@@ -22,6 +22,8 @@ class ServeOptions:
     port: int = option(8765, "Port to listen on.")
     max_body: int = option(1_000_000, "Largest request body taken, in bytes.")
     max_frame_body: int = option(8_000_000, "Largest body of collected frames taken (edge run --collect), in bytes.")
+    max_model_file: int = option(512 << 20, "Largest model file a publisher may upload (edge models push), in "
+                                 "bytes.")
     # Reads need a reader token (or a device token, for that device's own): None protects them unless
     # the server listens on loopback only.
     protect_reads: bool | None = option(None, "Whether the dashboard and read API need a token (edge token create "
@@ -61,6 +63,10 @@ class ServeOptions:
         if self.max_frame_body < MIN_BODY:
             raise OptionError(f"--max-frame-body {self.max_frame_body}: give at least {MIN_BODY} bytes (a collected "
                               "640x480 frame is about 100 KB; the default is 8000000)")
+
+        if self.max_model_file < MIN_BODY:
+            raise OptionError(f"--max-model-file {self.max_model_file}: give at least {MIN_BODY} bytes (a "
+                              "MobileNetV2 bundle's model is about 3-14 MB)")
 
     def resolved(self) -> "ServeOptions":
         """A copy with what was left to the machine decided: the workers, whether reads are protected."""
