@@ -24,10 +24,10 @@ LAYERS = {
                "edge.eval.fingerprint"),
     DEVICE: ("edge.quiet", "edge.progress", "edge.images", "edge.folders", "edge.preprocess", "edge.interpreter",
              "edge.model", "edge.capture", "edge.truth", "edge.preview", "edge.signals", "edge.outbox", "edge.reporter",
-             "edge.collect", "edge.windows", "edge.runner", "edge.drift", "edge.imx500_source", "edge.eval.evaluate",
-             "edge.eval.bench"),
-    HOST: ("edge.converter", "edge.devices.edgetpu", "edge.devices.package", "edge.devices.templates", "edge.server",
-           "edge.devices.toolchains", "edge.devices.imx500", "edge.devices.imx500_convert"),
+             "edge.collect", "edge.host_client", "edge.windows", "edge.runner", "edge.drift", "edge.imx500_source",
+             "edge.eval.evaluate", "edge.eval.bench"),
+    HOST: ("edge.converter", "edge.publish", "edge.devices.edgetpu", "edge.devices.package", "edge.devices.templates",
+           "edge.server", "edge.devices.toolchains", "edge.devices.imx500", "edge.devices.imx500_convert"),
     FRONT: ("edge", "edge.cli", "edge.render"),
 }
 _BY_NAME = {name: layer for layer, names in LAYERS.items() for name in names}

@@ -1,0 +1,58 @@
+"""Pushing a bundle to `edge serve` as a signed model version (`edge models push`), and listing what it holds.
+
+The bundle is signed here, where its key is (edge.signing); each file goes up under its sha256 unless the host
+holds it already (asked with a one-byte Range), then the signed release, which the host numbers NAME@N."""
+import urllib.parse
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from edge.host_client import Refusal, call, call_json, check_url
+from edge.signing import sign_bundle
+
+
+@dataclass(frozen=True)
+class PushResult:
+    name: str
+    version: int
+    new: bool  # False: the host held this very release already, under this number
+    key_id: str
+    files: int
+    bytes_sent: int
+    bytes_held: int  # of files the host had already (an unchanged labels.txt, a retried push)
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+def push_model(bundle, name: str, host: str, token: str, key) -> PushResult:
+    """Sign `bundle` with the private key at `key` and push it as a new version of `name`."""
+    host = check_url(host, "--host")
+    signed = sign_bundle(bundle, key)
+    sent = held = 0
+    for file, facts in signed["release"]["files"].items():
+        url = f"{host}/api/v1/files/{facts['sha256']}"
+        if _held(url, token):
+            held += facts["bytes"]
+            continue
+        call(url, token, "PUT", (Path(bundle) / file).read_bytes(), {"Content-Type": "application/octet-stream"},
+             f"the host ({file})")
+        sent += facts["bytes"]
+    answer = call_json(f"{host}/api/v1/models/{urllib.parse.quote(name, safe='')}", token, "POST", signed, "the host")
+    return PushResult(answer["name"], answer["version"], answer["new"], signed["key_id"],
+                      len(signed["release"]["files"]), sent, held)
+
+
+def _held(url: str, token: str) -> bool:
+    try:
+        call(url, token, headers={"Range": "bytes=0-0"})
+    except Refusal as e:
+        if e.status == 404:
+            return False
+        raise
+    return True
+
+
+def list_models(host: str, token: str, name: str | None = None) -> list[dict]:
+    host = check_url(host, "--host")
+    query = f"?{urllib.parse.urlencode({'name': name})}" if name else ""
+    return call_json(f"{host}/api/v1/models{query}", token, what="the host")["models"]
