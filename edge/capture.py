@@ -220,6 +220,8 @@ class FrameReader:
     smaller than the source's, down to the smallest JPEG reduction that still covers that size. Stop
     with `close()` or by leaving a `with` block."""
 
+    THREAD = "edge-capture"  # the reader thread's name
+
     def __init__(self, source: Source, prepare=None, realtime: bool = False, log=None, tick: float | None = None,
                  covering: tuple[int, int] | None = None):
         self.source = source
@@ -232,7 +234,18 @@ class FrameReader:
         self.stats = CaptureStats()
         self._stop = threading.Event()
         self._queue = queue.Queue(maxsize=1 if self.live else QUEUE)
-        self._capture = self._open() if source.kind != "folder" else None  # fail now, on the caller's thread
+        self._open_source()  # fail now, on the caller's thread
+        # The interpreter must not end inside an OpenCV call of this thread: the thread would be torn down in C++
+        # code that cannot unwind, which aborts the process. So it waits for the thread where OpenCV's calls are
+        # bounded (files, and streams with STREAM_TIMEOUTS_MS); a camera or pipeline call may never return.
+        self._thread = threading.Thread(target=self._run, name=self.THREAD,
+                                        daemon=source.kind in ("camera", "device", "gstreamer", "imx500"))
+        self._thread.start()
+
+    def _open_source(self) -> None:
+        """Open the source and say what it delivers (`delivers`, `jpeg_scale`); a subclass reads another kind."""
+        source, covering = self.source, self.covering
+        self._capture = self._open() if source.kind != "folder" else None
         self.delivers = delivered(self._capture) if self._capture is not None else None
         # JPEG frames are decoded at 1/jpeg_scale of their size (reading the camera's mode: V4L2 gives no
         # size with its buffers, and a video's frames keep the size it starts with)
@@ -245,12 +258,6 @@ class FrameReader:
             self._files = sorted(p for p in Path(source.target).iterdir() if p.is_file() and is_image_file(p))
             if not self._files:
                 raise EdgeError(f"--source {redact(source.target)} has no image files (.jpg, .png, ...)")
-        # The interpreter must not end inside an OpenCV call of this thread: the thread would be torn down in C++
-        # code that cannot unwind, which aborts the process. So it waits for the thread where OpenCV's calls are
-        # bounded (files, and streams with STREAM_TIMEOUTS_MS); a camera or pipeline call may never return.
-        self._thread = threading.Thread(target=self._run, name="edge-capture",
-                                        daemon=source.kind in ("camera", "device", "gstreamer"))
-        self._thread.start()
 
     def __iter__(self):
         while True:

@@ -6,12 +6,10 @@ here in place of an interpreter's. The rest is what `edge run` does with any cam
 picamera2 comes from Raspberry Pi OS (apt python3-picamera2) and is imported only here, when the source is
 opened: it is not one of edge's requirements, and where it or the camera is missing the run is refused in one line.
 """
-import queue
-import threading
 import time
 from pathlib import Path
 
-from edge.capture import CameraMode, CaptureStats, Frame, FrameReader
+from edge.capture import CameraMode, Frame, FrameReader
 from edge.errors import EdgeError
 
 NAME = "imx500"
@@ -41,7 +39,13 @@ class SensorReader(FrameReader):
     """FrameReader's interface over picamera2: the newest frame only, each with the sensor's scores as `prepared`
     and its own inference time. Refused here, on the caller's thread, without picamera2 or the camera."""
 
+    THREAD = "edge-imx500"
+
     def __init__(self, source, network: Path, log=None, tick: float | None = None):
+        self._network = network
+        super().__init__(source, log=log, tick=tick)
+
+    def _open_source(self) -> None:
         try:
             from picamera2 import Picamera2
             from picamera2.devices import IMX500
@@ -49,22 +53,14 @@ class SensorReader(FrameReader):
             raise EdgeError(f"--source imx500 needs picamera2 with its IMX500 helper ({e.name} is missing): "
                             f"{INSTALL}") from None
         try:
-            self._sensor = IMX500(str(network))  # uploads the network to the sensor: minutes the first time
+            self._sensor = IMX500(str(self._network))  # uploads the network to the sensor: minutes the first time
         except RuntimeError as e:
             raise EdgeError(f"--source imx500: no AI Camera found ({e}): check its ribbon cable and that "
                             "'rpicam-hello --list-cameras' lists an imx500") from None
         self._camera = Picamera2(self._sensor.camera_num)
         self._camera.start(self._camera.create_preview_configuration(
             main={"size": SIZE, "format": "RGB888"}, buffer_count=12))
-        self.source, self.tick, self.log = source, tick, log or (lambda message: None)
-        self.prepare, self.covering, self.jpeg_scale, self.live, self.paced = None, None, 1, True, False
-        self.stats = CaptureStats()
-        self.delivers = CameraMode(*SIZE, None, "RGB888")
-        self._capture = None
-        self._stop = threading.Event()
-        self._queue = queue.Queue(maxsize=1)
-        self._thread = threading.Thread(target=self._run, name="edge-imx500", daemon=True)
-        self._thread.start()
+        self.delivers, self.jpeg_scale = CameraMode(*SIZE, None, "RGB888"), 1
 
     def _run(self) -> None:
         try:
