@@ -160,35 +160,18 @@ def store_posts(db, posts: list[tuple[str, str, list[dict]]], quota: FrameQuota 
     device's row of `devices`, read under the write lock: whatever process wrote it last), all in one
     transaction: a group commit, one write to disk for every POST that came in meanwhile. Raises
     sqlite3.OperationalError (SQLITE_BUSY) at once, having done nothing, while another connection writes, if
-    `db` does not wait."""
+    `db` does not wait. Any other kind is the caller's mistake: ValueError, and nothing is stored."""
     now = time.time()
-    changed, outcomes = {}, []
+    changed = {}  # device -> its row of `devices`, as this group's reports change it
+    kinds = {"reports": lambda device, items: _store_reports(db, device, items, now, changed),
+             "frames": lambda device, items: _store_frames(db, device, items, now, quota),
+             "labels": lambda device, items: _label_frames(db, device, items, now)}
+    unknown = next((kind for kind, _, _ in posts if kind not in kinds), None)
+    if unknown is not None:
+        raise ValueError(f"store_posts: no kind {unknown!r}; the kinds are {', '.join(kinds)}")
     db.execute("BEGIN IMMEDIATE")
     try:
-        for kind, device, items in posts:
-            if kind == "frames":
-                outcomes.append(_store_frames(db, device, items, now, quota))
-                continue
-            if kind == "labels":
-                outcomes.append(_label_frames(db, device, items, now))
-                continue
-            summary = changed.get(device) or _summary(db, device)
-            outcome = Stored([], [], [])
-            for r in items:
-                body = orjson.dumps(r).decode()
-                if db.execute("INSERT OR IGNORE INTO reports VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                              (r["id"], device, r["run_id"], now, r["window"]["start"], r["window"]["end"],
-                               r["evaluated"], body)).rowcount:
-                    outcome.stored.append(r["id"])
-                    summary.add(r, body, now)
-                elif _same(db.execute("SELECT device, body FROM reports WHERE id = ?", (r["id"],)).fetchone(),
-                           device, body, r):
-                    outcome.duplicates.append(r["id"])
-                else:
-                    outcome.conflicts.append(r["id"])
-            summary.conflicts += len(outcome.conflicts)
-            changed[device] = summary
-            outcomes.append(outcome)
+        outcomes = [kinds[kind](device, items) for kind, device, items in posts]
         for device, summary in changed.items():
             if summary.reports:  # a device is listed once it has a report stored
                 summary.save(db, device)
@@ -198,6 +181,27 @@ def store_posts(db, posts: list[tuple[str, str, list[dict]]], quota: FrameQuota 
             db.execute("ROLLBACK")
         raise
     return outcomes
+
+
+def _store_reports(db, device: str, reports: list[dict], now: float, changed: dict) -> Stored:
+    """Reports, each kept once by its id, folded into `device`'s row of `devices` in `changed`."""
+    summary = changed.get(device) or _summary(db, device)
+    outcome = Stored([], [], [])
+    for r in reports:
+        body = orjson.dumps(r).decode()
+        if db.execute("INSERT OR IGNORE INTO reports VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                      (r["id"], device, r["run_id"], now, r["window"]["start"], r["window"]["end"],
+                       r["evaluated"], body)).rowcount:
+            outcome.stored.append(r["id"])
+            summary.add(r, body, now)
+        elif _same(db.execute("SELECT device, body FROM reports WHERE id = ?", (r["id"],)).fetchone(),
+                   device, body, r):
+            outcome.duplicates.append(r["id"])
+        else:
+            outcome.conflicts.append(r["id"])
+    summary.conflicts += len(outcome.conflicts)
+    changed[device] = summary
+    return outcome
 
 
 def _store_frames(db, device: str, records: list[dict], now: float, quota: FrameQuota) -> Stored:
