@@ -171,16 +171,11 @@ def install(name: str, log=None) -> dict:
 def _run(command: list[str], log, what: str) -> None:
     """Run a step of the install, passing pip's progress lines on; EdgeError with its last lines if it fails."""
     log(f"  {what}")
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                               env=clean_environment())
-    tail = []
-    for line in process.stdout:
-        line = line.rstrip()
-        tail = [*tail[-19:], line]
+
+    def show(line: str) -> None:
         if line.startswith(("Collecting ", "Successfully installed")):
             log(f"    {line[:160]}")
-    if process.wait() != 0:
-        raise EdgeError(f"{what} failed (exit {process.returncode}), nothing was installed: {last_words(tail)}")
+    _stream(command, clean_environment(), show, lambda code: f"{what} failed (exit {code}), nothing was installed")
 
 
 def _repoint(venv: Path, final: Path) -> None:
@@ -238,24 +233,33 @@ def run_script(name: str, script: Path, args: list[str], log=None) -> str:
     Returns everything it printed (stdout and stderr); EdgeError with the last of it if it fails."""
     log = log or (lambda message: None)
     venv = locate(name)
-    process = subprocess.Popen([str(venv / "bin" / "python"), str(script), *args], stdout=subprocess.PIPE,
-                               stderr=subprocess.STDOUT, text=True, env=clean_environment(venv))
+
+    def show(line: str) -> None:
+        if line.startswith("progress: "):
+            log(line.removeprefix("progress: "))
+    return "\n".join(_stream([str(venv / "bin" / "python"), str(script), *args], clean_environment(venv), show,
+                             lambda code: f"{script.name} failed in the {name} toolchain (exit {code})"))
+
+
+def _stream(command: list[str], env: dict, show, failed) -> list[str]:
+    """Run `command`, handing each line it prints (stdout and stderr as one stream) to `show` as it comes; returns
+    the lines. If it fails, EdgeError: `failed(exit code)` and the last of what it said."""
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
     lines = []
     for line in process.stdout:
         lines.append(line.rstrip())
-        if line.startswith("progress: "):
-            log(line.removeprefix("progress: ").rstrip())
-    code = process.wait()
-    if code != 0:
-        raise EdgeError(f"{script.name} failed in the {name} toolchain (exit {code}): {last_words(lines)}")
-    return "\n".join(lines)
+        show(lines[-1])
+    if process.wait() != 0:
+        raise EdgeError(f"{failed(process.returncode)}: {last_words(lines)}")
+    return lines
 
 
 def last_words(lines: list[str]) -> str:
     """What a failed program said last, on one line: its error lines (a Python traceback's last line is one),
     else its last line."""
     said = [line.strip() for line in lines if line.strip()]
-    errors = [line for line in said if line.startswith(("ERROR", "error:")) or re.match(r"^\w+(Error|Exception):", line)]
+    errors = [line for line in said
+              if line.startswith(("ERROR", "error:")) or re.match(r"^\w+(Error|Exception):", line)]
     return " | ".join(errors[-3:] or said[-1:])[-600:] or "no output"
 
 
