@@ -10,6 +10,7 @@
     POST /api/v1/frames/{id}/label       {"label": "cat"} or {"discard": true} (or both empty: new again)
     GET  /api/v1/export.csv              one row a report
     PUT/GET /api/v1/files/{sha256}, POST/GET /api/v1/models/...   model versions (edge.server.models)
+    POST/GET /api/v1/rollouts, POST /api/v1/rollouts/{model}/abort   rollouts (edge.server.rollouts)
     GET  /healthz                        no token
     GET  /                               the dashboard (its data comes from the API)
 
@@ -39,7 +40,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from edge.server import devices, export, frames, models, pages, reports
+from edge.server import devices, export, frames, models, pages, reports, rollouts
 from edge.server.auth import TokenBackend
 from edge.server.options import ServeOptions
 from edge.server.state import Host, Shared
@@ -62,6 +63,9 @@ ROUTES = [
     Route("/api/v1/models/{name}", models.post_model, methods=["POST"]),
     Route("/api/v1/models/{name}/{version}", models.get_model),
     Route("/api/v1/models/{name}/{version}/withdraw", models.post_withdraw, methods=["POST"]),
+    Route("/api/v1/rollouts", rollouts.post_rollout, methods=["POST"]),
+    Route("/api/v1/rollouts", rollouts.get_rollouts),
+    Route("/api/v1/rollouts/{model}/abort", rollouts.post_abort, methods=["POST"]),
 ]
 
 
@@ -72,10 +76,11 @@ def create_app(options: ServeOptions, log=print, shared: Shared | None = None, c
 
     @contextlib.asynccontextmanager
     async def lifespan(app):
-        checkpointing = asyncio.create_task(host.writer.checkpoints()) if checkpoints else None
+        tasks = [asyncio.create_task(host.writer.checkpoints()),
+                 asyncio.create_task(rollouts.clock(host.options.db, log))] if checkpoints else []
         yield
-        if checkpointing:
-            checkpointing.cancel()
+        for task in tasks:
+            task.cancel()
 
     app = Starlette(routes=ROUTES, lifespan=lifespan, exception_handlers={HTTPException: _http_error},
                     middleware=[Middleware(AuthenticationMiddleware, backend=TokenBackend(host))])

@@ -35,7 +35,7 @@ async def put_file(request: Request):
     sha256 = _sha256(request)
     data = await bodies.read(request, host.options.max_model_file, "bytes (a model file over the limit: raise "
                                                                    "edge serve --max-model-file)")
-    new = await _write(host, releases.store_file, sha256, data)
+    new = await write(host, releases.store_file, sha256, data)
     return JSONResponse({"sha256": sha256, "bytes": len(data), "stored": new})
 
 
@@ -86,7 +86,7 @@ async def post_model(request: Request):
                           'send the signed release as JSON: {"release": ..., "key_id": ..., "signature": ...}')
     if not isinstance(signed, dict):
         fail(422, 'send {"release": ..., "key_id": ..., "signature": ...}')
-    pushed = await _write(host, releases.push, request.path_params["name"], signed, request.user.name)
+    pushed = await write(host, releases.push, request.path_params["name"], signed, request.user.name)
     return JSONResponse(pushed, status_code=201 if pushed["new"] else 200)
 
 
@@ -109,7 +109,7 @@ async def get_model(request: Request):
 @requires("publish", PUBLISHERS)
 async def post_withdraw(request: Request):
     name, version = request.path_params["name"], _version(request)
-    if not await _write(request.app.state.host, releases.withdraw, name, version):
+    if not await write(request.app.state.host, releases.withdraw, name, version):
         fail(404, f"no model {name[:64]}@{version}: list them with GET /api/v1/models")
     return JSONResponse({"name": name, "version": version, "withdrawn": True})
 
@@ -128,7 +128,7 @@ def _version(request: Request) -> int:
     return int(text)
 
 
-async def _write(host, action, *args):
+async def write(host, action, *args):
     """`action(db, *args)` on a thread, with a connection of its own; a refusal or a full disk is the client's
     answer, never a 500."""
     def run():

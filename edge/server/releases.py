@@ -10,6 +10,7 @@ import hashlib
 import json
 import time
 
+from edge.bundle import MODEL
 from edge.errors import EdgeError
 from edge.report import check_name
 from edge.signing import canonical, check_release
@@ -19,8 +20,9 @@ CREATE TABLE IF NOT EXISTS model_files (
     sha256 TEXT PRIMARY KEY, bytes INTEGER NOT NULL, received REAL NOT NULL, data BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS models (
     name TEXT NOT NULL, version INTEGER NOT NULL, release_sha256 TEXT NOT NULL, signed TEXT NOT NULL,
-    key_id TEXT, pushed_by TEXT NOT NULL, pushed REAL NOT NULL, withdrawn REAL,
+    key_id TEXT, pushed_by TEXT NOT NULL, pushed REAL NOT NULL, withdrawn REAL, model_sha256 TEXT,
     PRIMARY KEY (name, version), UNIQUE (name, release_sha256));
+CREATE INDEX IF NOT EXISTS models_by_file ON models (model_sha256);
 """
 
 
@@ -63,8 +65,9 @@ def push(db, name: str, signed, by: str) -> dict:
             db.execute("COMMIT")
             return {"name": name, "version": held[0], "new": False}
         version = db.execute("SELECT COALESCE(MAX(version), 0) + 1 FROM models WHERE name = ?", (name,)).fetchone()[0]
-        db.execute("INSERT INTO models VALUES (?, ?, ?, ?, ?, ?, ?, NULL)",
-                   (name, version, digest, text, str(signed.get("key_id"))[:64], by, time.time()))
+        model = release["files"].get(MODEL, {}).get("sha256")  # what a device's reports name it by
+        db.execute("INSERT INTO models VALUES (?, ?, ?, ?, ?, ?, ?, NULL, ?)",
+                   (name, version, digest, text, str(signed.get("key_id"))[:64], by, time.time(), model))
         db.execute("COMMIT")
     except BaseException:
         db.execute("ROLLBACK")

@@ -32,7 +32,7 @@ from edge.errors import EdgeError
 from edge.files import check_writable
 from edge.frame_record import jpeg_bytes
 from edge.report import cells, check_name
-from edge.server import releases
+from edge.server import releases, rollouts_store
 
 ROLES = ("device", "reader", "publisher")
 VERSION = 5  # PRAGMA user_version; 4 kept no models, 3 no frame tally, 2 no frames, 1 no `devices` table and
@@ -88,7 +88,7 @@ def open_db(path) -> sqlite3.Connection:
             db.close()
             raise EdgeError(f"--db {path} was written by another version of edge (store version {version}, this "
                             f"edge keeps {VERSION}): give a new file, or serve it with the edge that wrote it")
-        db.executescript(SCHEMA + releases.SCHEMA)
+        db.executescript(SCHEMA + releases.SCHEMA + rollouts_store.SCHEMA)
         if version != VERSION:
             db.execute(TALLY)
         db.execute(f"PRAGMA user_version = {VERSION}")

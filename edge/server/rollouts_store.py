@@ -1,0 +1,234 @@
+"""Rollouts: which model version each device is told to run, and the staged way a version gets there.
+
+A rollout of NAME@V moves its canaries first (the targets that reported last: they are up); after the watch,
+`advance` compares what they reported under V with what they reported before (edge.server.guard). If the
+guard holds, every target is told to run V ("promoted"), and the rollout is "done" once each has reported
+under it; if not, the canaries are told to run what they ran before and the rollout ends "failed", the
+reason in numbers. `abort` moves every device the rollout moved back. One rollout of a model at a time.
+
+A device is told through the answer to its reports (`assignment`): the host's word is an `assignments` row,
+version NULL meaning "the model you were started with". A device runs NAME@V when its latest report names
+it (`model_version`) or carries the sha256 of that version's model file.
+"""
+import json
+import math
+import time
+
+from edge.server import guard as guards
+from edge.server.releases import Refused
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS rollouts (
+    id INTEGER PRIMARY KEY, model TEXT NOT NULL, version INTEGER NOT NULL, state TEXT NOT NULL,
+    targets TEXT NOT NULL, canaries TEXT NOT NULL, previous TEXT NOT NULL, watch REAL NOT NULL, guard TEXT NOT NULL,
+    started REAL NOT NULL, stage_started REAL NOT NULL, ended REAL, reason TEXT, started_by TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS assignments (
+    device TEXT PRIMARY KEY, model TEXT NOT NULL, version INTEGER, rollout INTEGER NOT NULL, since REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS rollout_events (rollout INTEGER NOT NULL, at REAL NOT NULL, event TEXT NOT NULL);
+"""
+ACTIVE = ("canary", "promoted")
+WATCH = 600.0  # seconds the canaries run the new version before it is judged
+CANARY_SHARE = 0.1  # of the targets, at least one
+BEFORE = 50  # a canary's latest reports under the version before: what the new one is compared with
+
+
+def start(db, model: str, version: int, devices: list | None, canary: int | None, watch: float | None,
+          guard: guards.Guard, by: str, now: float | None = None) -> dict:
+    """Begin a rollout; refused (Refused) for a version that does not exist or is withdrawn, a model already
+    rolling out, or no target device."""
+    now = time.time() if now is None else now
+    row = db.execute("SELECT withdrawn FROM models WHERE name = ? AND version = ?", (model, version)).fetchone()
+    if row is None:
+        raise Refused(404, f"no model {model}@{version}: push it first (edge models push)")
+    if row[0] is not None:
+        raise Refused(409, f"{model}@{version} is withdrawn: roll out another version")
+    known = [name for (name,) in db.execute("SELECT device FROM devices ORDER BY last_seen DESC")]
+    targets = known if devices is None else list(devices)
+    unknown = sorted(set(targets) - set(known))
+    if unknown:
+        raise Refused(422, f"no reports from {', '.join(unknown[:5])}: a device joins a rollout once it has "
+                           "reported (edge run --report-to)")
+    if not targets:
+        raise Refused(422, "no devices to roll out to: none has reported yet")
+    count = canary if canary is not None else max(1, math.ceil(CANARY_SHARE * len(targets)))
+    if not 1 <= count <= len(targets):
+        raise Refused(422, f"--canary {count}: give 1 to {len(targets)} (the targets)")
+    canaries = [d for d in known if d in set(targets)][:count]  # the ones heard from last
+    watch = WATCH if watch is None else watch
+    if not (math.isfinite(watch) and 0 < watch <= 30 * 86400):
+        raise Refused(422, f"--watch {watch}: give seconds, more than 0 and at most 30 days, e.g. {WATCH:g}")
+    previous = {d: running(db, d) for d in targets}
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        if db.execute(f"SELECT 1 FROM rollouts WHERE model = ? AND state IN {ACTIVE}", (model,)).fetchone():
+            raise Refused(409, f"a rollout of {model} is under way: wait for it, or abort it (edge rollout abort "
+                               f"{model})")
+        rollout = db.execute(
+            "INSERT INTO rollouts VALUES (NULL, ?, ?, 'canary', ?, ?, ?, ?, ?, ?, ?, NULL, NULL, ?)",
+            (model, version, json.dumps(targets), json.dumps(canaries), json.dumps(previous), watch,
+             json.dumps(guard.to_json()), now, now, by)).lastrowid
+        _assign(db, canaries, model, version, rollout, now)
+        _event(db, rollout, now, f"started by {by}: {model}@{version} to {len(canaries)} canary(ies) of "
+                                 f"{len(targets)}: {', '.join(canaries)}")
+        db.execute("COMMIT")
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    return status(db, rollout)
+
+
+def running(db, device: str) -> list | None:
+    """[name, version] of the version a device's latest report was made under, if the host knows it."""
+    row = db.execute("SELECT latest FROM devices WHERE device = ?", (device,)).fetchone()
+    if row is None:
+        return None
+    return _version_of(db, json.loads(row[0]))
+
+
+def _version_of(db, report: dict) -> list | None:
+    named = report.get("model_version")
+    if isinstance(named, dict) and isinstance(named.get("name"), str) and isinstance(named.get("version"), int):
+        return [named["name"], named["version"]]
+    found = db.execute("SELECT name, version FROM models WHERE model_sha256 = ? ORDER BY version DESC",
+                       (report["model_sha256"],)).fetchone()
+    return list(found) if found else None
+
+
+def advance(db, now: float | None = None) -> None:
+    """Move every active rollout on as far as its time and its devices' reports allow."""
+    now = time.time() if now is None else now
+    for (rollout,) in db.execute(f"SELECT id FROM rollouts WHERE state IN {ACTIVE}").fetchall():
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            _advance(db, _row(db, rollout), now)
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+
+
+def _advance(db, r: dict, now: float) -> None:
+    version = [r["model"], r["version"]]
+    label = f"{r['model']}@{r['version']}"
+    if r["state"] == "canary" and now - r["stage_started"] >= r["watch"]:
+        new = guards.measure(_reports(db, r["canaries"], version, r["stage_started"], None))
+        before = guards.measure(_before(db, r))
+        reasons = guards.verdict(guards.Guard(**r["guard"]), new, before, label)
+        if reasons:
+            for device in r["canaries"]:
+                back = r["previous"].get(device)
+                _assign(db, [device], back[0] if back else r["model"], back[1] if back else None, r["id"], now)
+            _end(db, r, "failed", now, "; ".join(reasons) + ": the canaries were rolled back")
+            return
+        _assign(db, r["targets"], r["model"], r["version"], r["id"], now)
+        db.execute("UPDATE rollouts SET state = 'promoted', stage_started = ? WHERE id = ?", (now, r["id"]))
+        _event(db, r["id"], now, f"the guard held on the canaries ({_numbers(new)}; before: {_numbers(before)}): "
+                                 f"promoted to all {len(r['targets'])}")
+    elif r["state"] == "promoted" and all(running(db, d) == version for d in r["targets"]):
+        _end(db, r, "done", now, f"every target runs {label}")
+
+
+def _reports(db, devices: list, version: list, since: float, until: float | None) -> list[dict]:
+    """The reports of `devices` made under `version` whose windows began at `since` or later (ended by `until`)."""
+    found = []
+    for device in devices:
+        for (body,) in db.execute("SELECT body FROM reports WHERE device = ? AND window_start >= ? AND window_end <= ?",
+                                  (device, since, math.inf if until is None else until)):
+            report = json.loads(body)
+            if _version_of(db, report) == version:
+                found.append(report)
+    return found
+
+
+def _before(db, r: dict) -> list[dict]:
+    """The canaries' latest reports under the version each ran before; for a canary without any, the other
+    targets' reports over the watch."""
+    found, missing = [], []
+    for device in r["canaries"]:
+        previous = r["previous"].get(device)
+        rows = db.execute("SELECT body FROM reports WHERE device = ? AND window_end <= ? ORDER BY window_end DESC "
+                          "LIMIT ?", (device, r["started"], BEFORE)).fetchall()
+        mine = [json.loads(b) for (b,) in rows if previous is None or _version_of(db, json.loads(b)) == previous]
+        if mine:
+            found.extend(mine)
+        else:
+            missing.append(device)
+    if missing:
+        rest = [d for d in r["targets"] if d not in r["canaries"]]
+        found.extend(json.loads(b) for d in rest for (b,) in db.execute(
+            "SELECT body FROM reports WHERE device = ? AND window_start >= ?", (d, r["stage_started"])))
+    return found
+
+
+def _numbers(m: dict) -> str:
+    shown = {"top1_mean": "top-1 {:.3f}", "accuracy": "accuracy {:.3f}", "latency_p50_ms": "p50 {:.2f} ms",
+             "drift_share": "{:.0%} at drift"}
+    return ", ".join([f"{m['frames']} frames"] + [form.format(m[k]) for k, form in shown.items() if m[k] is not None])
+
+
+def abort(db, model: str, by: str, now: float | None = None) -> dict:
+    """Stop the model's active rollout and move every device it moved back to what it ran before."""
+    now = time.time() if now is None else now
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        row = db.execute(f"SELECT id FROM rollouts WHERE model = ? AND state IN {ACTIVE}", (model,)).fetchone()
+        if row is None:
+            raise Refused(404, f"no rollout of {model} is under way: see them with edge rollout status {model}")
+        r = _row(db, row[0])
+        moved = r["targets"] if r["state"] == "promoted" else r["canaries"]
+        for device in moved:
+            back = r["previous"].get(device)
+            _assign(db, [device], back[0] if back else r["model"], back[1] if back else None, r["id"], now)
+        _end(db, r, "aborted", now, f"aborted by {by}: {len(moved)} device(s) moved back")
+        db.execute("COMMIT")
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    return status(db, r["id"])
+
+
+def assignment(db, device: str) -> dict | None:
+    """What the answer to a device's report tells it to run: {"model", "version"} (version None: the model it
+    was started with), or None when no rollout has named it."""
+    row = db.execute("SELECT model, version FROM assignments WHERE device = ?", (device,)).fetchone()
+    return None if row is None else {"model": row[0], "version": row[1]}
+
+
+def status(db, rollout: int) -> dict:
+    """A rollout as `edge rollout status` shows it: its stage, each target's assigned and running version, and
+    its history."""
+    r = _row(db, rollout)
+    devices = []
+    for device in r["targets"]:
+        told = assignment(db, device)
+        devices.append({"device": device, "canary": device in r["canaries"], "told": told,
+                        "running": running(db, device)})
+    history = [{"at": at, "event": event} for at, event in db.execute(
+        "SELECT at, event FROM rollout_events WHERE rollout = ? ORDER BY at, rowid", (rollout,))]
+    return {**{k: v for k, v in r.items() if k != "targets"}, "devices": devices, "history": history}
+
+
+def rollouts(db, model: str | None = None) -> list[dict]:
+    """Every rollout (of `model`), newest first."""
+    return [status(db, rollout) for (rollout,) in db.execute(
+        "SELECT id FROM rollouts WHERE ? IS NULL OR model = ? ORDER BY id DESC", (model, model)).fetchall()]
+
+
+def _row(db, rollout: int) -> dict:
+    cursor = db.execute("SELECT * FROM rollouts WHERE id = ?", (rollout,))
+    r = dict(zip([c[0] for c in cursor.description], cursor.fetchone(), strict=True))
+    return {**r, **{k: json.loads(r[k]) for k in ("targets", "canaries", "previous", "guard")}}
+
+
+def _assign(db, devices: list, model: str, version: int | None, rollout: int, now: float) -> None:
+    db.executemany("INSERT OR REPLACE INTO assignments VALUES (?, ?, ?, ?, ?)",
+                   [(d, model, version, rollout, now) for d in devices])
+
+
+def _end(db, r: dict, state: str, now: float, reason: str) -> None:
+    db.execute("UPDATE rollouts SET state = ?, ended = ?, reason = ? WHERE id = ?", (state, now, reason, r["id"]))
+    _event(db, r["id"], now, f"{state}: {reason}")
+
+
+def _event(db, rollout: int, now: float, event: str) -> None:
+    db.execute("INSERT INTO rollout_events VALUES (?, ?, ?)", (rollout, now, event))
