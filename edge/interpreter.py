@@ -13,7 +13,6 @@ from pathlib import Path
 import numpy as np
 
 from edge.errors import EdgeError, choose, whole
-from edge.preprocess import output_to_scores, pixels_to_input
 from edge.quiet import quiet_stderr
 
 RUNTIMES = {"ai_edge_litert": "ai-edge-litert", "tflite_runtime": "tflite-runtime", "tensorflow": "tensorflow"}
@@ -160,14 +159,6 @@ def input_size(interpreter) -> tuple[int, int]:
     if len(shape) != 4 or shape[3] != 3:
         raise EdgeError(f"the model's input has shape {list(shape)}; edge expects [1, height, width, 3] RGB images")
     return int(shape[1]), int(shape[2])
-
-
-def classify(interpreter, pixels: np.ndarray, input_range=(0.0, 255.0)) -> np.ndarray:
-    """Scores (float, one per class) for one HxWx3 uint8 RGB image already at the input size."""
-    inp = input_detail(interpreter)
-    out = output_detail(interpreter)
-    tensor = pixels_to_input(pixels[None], inp["dtype"], inp["quantization"], input_range)
-    return output_to_scores(invoker(interpreter)(tensor)[0], out["quantization"])
 
 
 def invoker(interpreter):

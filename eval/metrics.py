@@ -66,14 +66,6 @@ def top_k_accuracy(y_true, scores, k: int) -> float:
     return float(np.mean(true_class_ranks(y_true, scores) < k)) if len(y_true) else 0.0
 
 
-def classification_report(y_true, scores, labels: list[str], top_k=(1,)) -> dict:
-    """`report` for a whole set of score rows at once."""
-    scores = np.asarray(scores)
-    cm = confusion_matrix(y_true, scores.argmax(axis=1), len(labels))
-    ranks = true_class_ranks(y_true, scores)
-    return report(cm, labels, {k: int(np.count_nonzero(ranks < k)) for k in {1, *top_k}})
-
-
 def report(cm: np.ndarray, labels: list[str], top_k_hits: dict[int, int] | None = None) -> dict:
     """Every metric, JSON-ready, with notes on the zero divisions. `top_k_hits`: k -> images whose
     true class ranked below k."""

@@ -6,7 +6,8 @@ import pytest
 from edge.converter.backbones import BACKBONES, build_classifier, get_backbone
 from edge.converter.quantize import to_tflite
 from edge.errors import EdgeError
-from edge.interpreter import classify, make_interpreter
+from edge.eval.evaluate import classify_all
+from edge.interpreter import make_interpreter
 
 # One backbone in the default suite (mobilenetv2 is the end-to-end fixture's); each takes 40-80 s to build,
 # trace and convert on 2 cores. The others run with -m slow.
@@ -30,10 +31,10 @@ def test_every_backbone_builds_trains_one_step_and_converts(name):
     before = [w.copy() for w in clf.model.get_weights()]
     clf.model.compile("adam", "sparse_categorical_crossentropy")
     clf.model.fit(images.astype(np.float32), np.arange(8) % 3, batch_size=8, epochs=1, verbose=0)
-    assert any(not np.array_equal(a, b) for a, b in zip(before, clf.model.get_weights()))
+    assert any(not np.array_equal(a, b) for a, b in zip(before, clf.model.get_weights(), strict=True))
     tflite = to_tflite(clf.model, "int8", "uint8", images.astype(np.float32))
     interpreter = make_interpreter(tflite)
-    scores = classify(interpreter, images[0])
+    [(scores, _)] = classify_all(interpreter, [(images[0], None)])
     assert scores.shape == (3,) and abs(scores.sum() - 1) < 0.05
     # flat: nothing nested, so tfmot can wrap the layers
     assert not any(hasattr(layer, "layers") for layer in clf.model.layers)
@@ -113,7 +114,8 @@ def test_saved_model_is_used_as_backbone_with_its_head_cut_off(tmp_path):
     first.model.save(tmp_path / "mine.keras")
     clf = build_classifier(spec, 2, 32, weights=str(tmp_path / "mine.keras"))
     assert clf.model.output_shape == (None, 2)
-    assert np.array_equal(clf.model.get_layer("Conv1").get_weights()[0], first.model.get_layer("Conv1").get_weights()[0])
+    assert np.array_equal(clf.model.get_layer("Conv1").get_weights()[0],
+                          first.model.get_layer("Conv1").get_weights()[0])
     assert sum(type(layer).__name__ == "Preprocess" for layer in clf.model.layers) == 1  # not applied twice
     assert not any(hasattr(layer, "layers") for layer in clf.model.layers)
     with pytest.raises(EdgeError, match="--input-size 32"):

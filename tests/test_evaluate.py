@@ -7,10 +7,10 @@ import cv2
 import numpy as np
 import pytest
 
-from edge.eval.evaluate import evaluate
+from edge.eval.evaluate import classify_all, evaluate
 from edge.folders import scan
 from edge.images import read_rgb
-from edge.interpreter import classify, make_interpreter, op_precisions
+from edge.interpreter import make_interpreter, op_precisions
 from edge.model import read_labels
 from edge.preprocess import resize
 from tests.cli import edge_cli, edge_cli_without_tensorflow
@@ -79,7 +79,8 @@ def test_bundle_matches_a_plain_interpreter_loop(e2e, digits):
     folder = scan(digits)
     interpreter = make_interpreter(e2e["bundle"] + "/model.tflite")
     size = e2e["input"]["shape"][1]
-    plain = [int(classify(interpreter, resize(read_rgb(p), size, size)).argmax()) for p in folder.paths]
+    plain = [int(scores.argmax()) for scores, _ in classify_all(
+        interpreter, ((resize(read_rgb(p), size, size), p) for p in folder.paths))]  # one image an invoke
     r = evaluate(e2e["bundle"], digits, warmup=2)
     assert r.y_pred.tolist() == plain
     assert r.report["n"] == len(folder.paths) == 680 and r.report["source"] == "bundle"
@@ -149,9 +150,11 @@ def test_cli_bad_models_and_data(third_party, e2e, digits, tmp_path):
     shutil.copytree(digits / "0", wrong_names / "zero")
     (tmp_path / "empty" / "0").mkdir(parents=True)
     cases = [
-        (["eval", tmp_path / "junk.tflite", "--data", digits, "--labels", third_party["labels"]], "not a usable TFLite"),
+        (["eval", tmp_path / "junk.tflite", "--data", digits, "--labels", third_party["labels"]],
+         "not a usable TFLite"),
         (["eval", third_party["files"]["uint8"], "--data", digits], "give --labels"),
-        (["eval", third_party["files"]["uint8"], "--data", digits, "--labels", tmp_path / "three.txt"], "3 class names"),
+        (["eval", third_party["files"]["uint8"], "--data", digits, "--labels", tmp_path / "three.txt"],
+         "3 class names"),
         (["eval", third_party["files"]["uint8"], "--data", digits, "--labels", third_party["labels"],
           "--input-range", "1,-1"], "low end"),
         (["eval", third_party["files"]["uint8"], "--data", digits, "--labels", third_party["labels"],

@@ -3,12 +3,8 @@ import numpy as np
 import pytest
 from sklearn import metrics as sk
 
-from edge.eval.metrics import (
-    classification_report,
-    confusion_matrix,
-    top_k_accuracy,
-    true_class_ranks,
-)
+from edge.eval.accumulator import Accumulator
+from edge.eval.metrics import confusion_matrix, top_k_accuracy, true_class_ranks
 
 
 def random_case(seed):
@@ -26,12 +22,20 @@ def random_case(seed):
     return y_true, scores, [f"c{i}" for i in range(n_classes)]
 
 
+def evaluated(y_true, scores, labels, top_k=(1,)) -> dict:
+    """The metrics `edge eval` and `edge run` report for these predictions: one image at a time."""
+    acc = Accumulator(labels, top_k)
+    for truth, row in zip(y_true, scores, strict=True):
+        acc.add(int(truth), row)
+    return acc.report()
+
+
 @pytest.mark.parametrize("seed", range(60))
 def test_matches_scikit_learn(seed):
     y_true, scores, labels = random_case(seed)
     y_pred = scores.argmax(1)
     everything = list(range(len(labels)))
-    r = classification_report(y_true, scores, labels, top_k=(2, 3))
+    r = evaluated(y_true, scores, labels, top_k=(2, 3))
 
     assert np.array_equal(r["confusion_matrix"], sk.confusion_matrix(y_true, y_pred, labels=everything))
     assert r["accuracy"] == pytest.approx(sk.accuracy_score(y_true, y_pred))
@@ -55,7 +59,7 @@ def test_zero_divisions_are_zero_and_said():
     # cat: never predicted; fox: predicted but has no images; owl: neither
     cm = confusion_matrix([0, 0, 1, 1], [1, 2, 1, 1], 4)
     scores = np.eye(4)[[1, 2, 1, 1]]
-    r = classification_report([0, 0, 1, 1], scores, labels)
+    r = evaluated([0, 0, 1, 1], scores, labels)
     assert cm.tolist() == r["confusion_matrix"]
     assert r["per_class"]["cat"] == {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 2}
     assert r["per_class"]["fox"]["recall"] == 0.0 and r["per_class"]["owl"]["f1"] == 0.0
@@ -72,12 +76,12 @@ def test_ties_rank_like_argmax_so_top1_is_accuracy():
     scores = np.array([[5, 5, 1], [0, 7, 7], [3, 3, 3]], dtype=np.uint8)  # quantized outputs tie often
     y_true = np.array([1, 1, 2])
     assert true_class_ranks(y_true, scores).tolist() == [1, 0, 2]
-    r = classification_report(y_true, scores, ["a", "b", "c"], top_k=(2,))
+    r = evaluated(y_true, scores, ["a", "b", "c"], top_k=(2,))
     assert r["top_k_accuracy"]["1"] == r["accuracy"] == pytest.approx(1 / 3)
     assert top_k_accuracy(y_true, scores, 2) == pytest.approx(2 / 3)
     assert top_k_accuracy(y_true, scores, 3) == 1.0
 
 
 def test_empty_set_gives_zeros_not_errors():
-    r = classification_report(np.zeros(0, int), np.zeros((0, 3)), ["a", "b", "c"])
+    r = evaluated(np.zeros(0, int), np.zeros((0, 3)), ["a", "b", "c"])
     assert r["n"] == 0 and r["accuracy"] == 0.0 and r["macro"]["f1"] == 0.0

@@ -8,7 +8,8 @@ import pytest
 
 from edge.bundle import read_bundle
 from edge.images import read_rgb
-from edge.interpreter import classify, io_facts, make_interpreter
+from edge.eval.evaluate import classify_all
+from edge.interpreter import io_facts, make_interpreter
 from edge.preprocess import resize
 from tests.cli import edge_cli
 
@@ -42,7 +43,8 @@ def test_device_path_reproduces_the_manifest_accuracy(e2e, digits):
     _, val = stratified_split(folder.labels, 0.2, seed=0)
     interpreter = make_interpreter(bundle.model_path)
     size = bundle.manifest["input"]["shape"][1]
-    pred = [classify(interpreter, resize(read_rgb(folder.paths[i]), size, size)).argmax() for i in val]
+    pred = [scores.argmax() for scores, _ in classify_all(
+        interpreter, ((resize(read_rgb(folder.paths[i]), size, size), i) for i in val))]
     assert np.mean(np.array(pred) == folder.labels[val]) == pytest.approx(e2e["metrics"]["tflite"]["accuracy"])
 
 

@@ -4,7 +4,8 @@ import pytest
 from edge.converter.backbones import build_classifier, get_backbone
 from edge.converter.datasets import load_split
 from edge.converter.quantize import QUANTIZATIONS, calibration_images, to_tflite
-from edge.interpreter import classify, input_detail, make_interpreter
+from edge.eval.evaluate import classify_all
+from edge.interpreter import input_detail, make_interpreter
 
 
 @pytest.fixture(scope="module")
@@ -19,7 +20,7 @@ def trained(few_digits):
 
 def _tflite_scores(model_bytes, images):
     interpreter = make_interpreter(model_bytes)
-    return np.stack([classify(interpreter, image) for image in images])
+    return np.stack([scores for scores, _ in classify_all(interpreter, ((image, None) for image in images))])
 
 
 # Slow: the default suite compares float32 and dynamic exports with their Keras model in edge bench's test.
