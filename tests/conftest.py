@@ -1,5 +1,6 @@
 """Fixtures: tiny real image sets (scikit-learn's scanned digits) and bundles converted from them."""
 import os
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -24,6 +25,13 @@ def few_digits(tmp_path_factory):
     from edge.converter.demo import write_digits
 
     return write_digits(tmp_path_factory.mktemp("few"), digits=(0, 1, 7), per_class=16, size=32)
+
+
+@pytest.fixture
+def folder(tmp_path, few_digits):
+    """A copy of few_digits a test may change."""
+    shutil.copytree(few_digits, tmp_path / "data")
+    return tmp_path / "data"
 
 
 @pytest.fixture(scope="session")

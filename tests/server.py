@@ -91,6 +91,12 @@ class Server:
             self.process.terminate()
             self.process.wait(10)
 
+    def __enter__(self) -> "Server":  # a module's host: with Server(db).start() as server: yield server, ...
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
     def alive(self) -> bool:
         return self.process.poll() is None and self.get("/healthz") == (200, {"status": "ok"})
 

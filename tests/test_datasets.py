@@ -7,12 +7,6 @@ from edge.converter.datasets import load_split, stratified_split
 from edge.errors import EdgeError
 
 
-@pytest.fixture
-def folder(tmp_path, few_digits):
-    shutil.copytree(few_digits, tmp_path / "data")
-    return tmp_path / "data"
-
-
 def test_stratified_split_is_deterministic_and_keeps_proportions():
     labels = np.repeat([0, 1, 2], [50, 30, 20])
     train, val = stratified_split(labels, 0.2, seed=3)

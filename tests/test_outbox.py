@@ -25,9 +25,8 @@ PAGE = 4096
 def host(tmp_path_factory):
     db = tmp_path_factory.mktemp("host") / "edge.db"
     secret = token(db, "pi-a")
-    server = Server(db).start()
-    yield server, secret
-    server.stop()
+    with Server(db).start() as server:
+        yield server, secret
 
 
 def report(seq: int, run_id: str) -> dict:

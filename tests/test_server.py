@@ -47,9 +47,8 @@ def host(tmp_path_factory):
     db = tmp_path_factory.mktemp("serve") / "edge.db"
     tokens = {name: token(db, name) for name in ("pi-kitchen", "pi-garage")}
     tokens["alice"] = token(db, "alice", "--reader")
-    server = Server(db, None, "--max-body", "200000").start()
-    yield server, tokens
-    server.stop()
+    with Server(db, None, "--max-body", "200000").start() as server:
+        yield server, tokens
 
 
 def test_reports_are_stored_once_and_shown(host, summary):
@@ -63,7 +62,8 @@ def test_reports_are_stored_once_and_shown(host, summary):
     status, body = server.get("/api/v1/devices")
     device = next(d for d in body["devices"] if d["device"] == "pi-kitchen")
     assert status == 200 and device["reports"] == 3 and device["latest"]["seq"] == 2 and device["conflicts"] == 0
-    assert device["field"]["n"] == 3 * summary["n"] and device["field"]["accuracy"] == pytest.approx(summary["accuracy"])
+    assert device["field"]["n"] == 3 * summary["n"]
+    assert device["field"]["accuracy"] == pytest.approx(summary["accuracy"])
     status, body = server.get("/api/v1/devices/pi-kitchen/field")
     assert status == 200 and body["field"]["reports"] == 3 and body["field"]["classes"] == len(summary["labels"])
     seen = body["field"]["labels"]  # the classes the run saw: here truth "2" and whatever it was taken for
@@ -301,7 +301,8 @@ def test_workers_share_one_store(tmp_path, summary):
             t.start()
         for t in threads:
             t.join()
-        busy = [pid for pid in workers if bytes_written(pid) - before[pid] >= 100_000]  # one connection's 10 POSTs: ~400 kB
+        # one connection's 10 POSTs: ~400 kB
+        busy = [pid for pid in workers if bytes_written(pid) - before[pid] >= 100_000]
         status, body = server.get("/api/v1/devices")
         _, field = server.get("/api/v1/devices/pi-kitchen/field")
         _, latest = server.get("/api/v1/devices/pi-kitchen/reports?limit=1")
@@ -566,9 +567,8 @@ def fuzz_host(tmp_path_factory):
     """A host of its own, and how many reports it has taken."""
     db = tmp_path_factory.mktemp("fuzz") / "edge.db"
     secret = token(db, "pi-fuzz")
-    server = Server(db).start()
-    yield server, secret, {"stored": 0}
-    server.stop()
+    with Server(db).start() as server:
+        yield server, secret, {"stored": 0}
 
 
 @settings(max_examples=120, deadline=None, suppress_health_check=list(HealthCheck))

@@ -38,9 +38,8 @@ def host(tmp_path_factory):
     db = tmp_path_factory.mktemp("serve") / "edge.db"
     tokens = {name: token(db, name) for name in ("pi-door", "pi-yard")}
     tokens["alice"] = token(db, "alice", "--reader")
-    server = Server(db, None, "--max-frame-body", "30000").start()
-    yield server, tokens
-    server.stop()
+    with Server(db, None, "--max-frame-body", "30000").start() as server:
+        yield server, tokens
 
 
 def post(server, frames, secret):

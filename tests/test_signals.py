@@ -22,9 +22,8 @@ def host(tmp_path_factory):
     """The real `edge serve`, with a device token for each signal."""
     db = tmp_path_factory.mktemp("host") / "edge.db"
     tokens = {name: edge_cli("token", "create", f"pi-{name.lower()}", "--db", db).stdout.strip() for name in SIGNALS}
-    server = Server(db).start()
-    yield server, tokens
-    server.stop()
+    with Server(db).start() as server:
+        yield server, tokens
 
 
 @pytest.fixture(scope="module")
