@@ -1,6 +1,7 @@
 """Talking to `edge serve` from a device or a build machine: the one rule for a host's URL, an opener that follows
 no redirect, and what an HTTP error says."""
 import json
+import os
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -8,6 +9,7 @@ import urllib.request
 from edge.errors import HostError, OptionError
 
 TIMEOUT = 30  # seconds for one request
+CHUNK = 1 << 16  # bytes a download is written in
 
 
 def check_url(url, option: str) -> str:
@@ -78,3 +80,27 @@ def call_json(url: str, token: str, method: str = "GET", body=None, what: str = 
     except ValueError:
         raise HostError(f"{what} answered {status} with something that is not JSON (a proxy or captive portal in "
                         "between?)") from None
+
+
+def download(url: str, token: str, dest, size: int, what: str) -> None:
+    """Bring `dest` up to `size` bytes from `url`, resuming from what it holds (a Range from its length), a CHUNK
+    at a time, synced to the disk at the end; a file already longer than `size` starts over."""
+    have = dest.stat().st_size if dest.exists() else 0
+    if have > size:
+        dest.unlink()
+        have = 0
+    if have == size:
+        return
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}", "Range": f"bytes={have}-"})
+    try:
+        with OPENER.open(request, timeout=TIMEOUT) as response, open(dest, "ab" if have else "wb") as f:
+            if have and response.status != 206:  # the host sent it whole: start the file over
+                f.truncate(0)
+            while chunk := response.read(CHUNK):
+                f.write(chunk)
+            f.flush()
+            os.fsync(f.fileno())
+    except urllib.error.HTTPError as e:
+        raise Refusal(e.code, f"{what} answered HTTP {e.code}: {error_text(e)}") from None
+    except (urllib.error.URLError, TimeoutError, ConnectionError) as e:
+        raise HostError(f"cannot reach {what} ({getattr(e, 'reason', e)}): the download resumes later") from None
