@@ -25,6 +25,7 @@ from edge.converter.quantize import (
 )
 from edge.converter.selective import Search, holds, keep_budget, latency_cost, off_edgetpu, record
 from edge.devices.profiles import EDGETPU_CACHE_MIB, EDGETPU_SRAM_MB, IMX500_CONVERTER, IMX500_MEMORY_MB, get_profile
+from edge.checks import make_checks
 from edge.errors import EdgeError
 from edge.eval.baseline import against_guessing
 from edge.eval.evaluate import WARMUP, classify_all
@@ -113,7 +114,8 @@ def convert(options: ConvertOptions, log: Log | None = None) -> dict:
             "host": about["host"],
         },
     }
-    bundle = write_bundle(opts.out, tflite, manifest, edgetpu=compiled, files=sensor_files)
+    check_files, manifest["checks"] = make_checks(split.val_x, split.val_y, tflite_scores)
+    bundle = write_bundle(opts.out, tflite, manifest, edgetpu=compiled, files={**sensor_files, **check_files})
     return {"bundle": str(bundle.path), **bundle.manifest}
 
 

@@ -58,7 +58,8 @@ class Bundle:
         """The names of the files the manifest makes part of the bundle: nothing else in its folder is."""
         imx500 = self.manifest.get("imx500") or {}
         found = [self.model_path, self.edgetpu_path, self.imx500_path]
-        return [MANIFEST, LABELS, *(f.name for f in found if f is not None), *(imx500.get("files") or [])]
+        checks = [check["file"] for check in self.manifest.get("checks") or []]
+        return [MANIFEST, LABELS, *(f.name for f in found if f is not None), *(imx500.get("files") or []), *checks]
 
 
 def model_facts(data: bytes, file: str = MODEL) -> dict:
@@ -168,6 +169,8 @@ class Field:
 MAX_SIDE = 4096  # input height and width: a 4K frame's width; classifiers take 32-600 px, and a float input of
 # 4096x4096 is already 200 MB, past what a Pi gives one tensor
 MAX_PIXEL = 1e6  # |input range|: models take 0..255, 0..1, -1..1, -128..127; and (high - low) / 255 stays finite
+MAX_CHECKS = 8  # check images a bundle carries (edge.checks)
+MAX_CLASSES = 100_000  # outputs of a classifier: ImageNet-21k has 21,843
 MAX_COUNT = 10**12  # a fingerprint's counts are of images: far below, and within a float64's whole numbers
 
 
@@ -192,6 +195,13 @@ def _is_histogram(value) -> bool:
     return (isinstance(edges, list) and isinstance(counts, list) and len(edges) < 100
             and all(finite(e) for e in edges) and all(a <= b for a, b in zip(edges, edges[1:]))
             and len(counts) == len(edges) + 1 and all(_is_count(c) for c in counts))
+
+
+def _is_check(value) -> bool:
+    """A check image (edge.checks): a file in the bundle folder, its sha256, its class, its scores."""
+    return (isinstance(value, dict) and _is_name(value.get("file")) and SHA256.ok(value.get("sha256"))
+            and whole(value.get("label"), 0, MAX_CLASSES) and isinstance(value.get("scores"), list)
+            and 0 < len(value["scores"]) <= MAX_CLASSES and all(finite(s) for s in value["scores"]))
 
 
 def _one_of(*values) -> Field:
@@ -224,6 +234,8 @@ SCHEMA = {
     "edgetpu?": {"model?": FILE},
     "imx500?": {"packer?": FILE, "files?": Field("a list of file names in the bundle folder",
                                                  lambda v: isinstance(v, list) and all(_is_name(x) for x in v))},
+    "checks?": Field(f"a list of up to {MAX_CHECKS} {{file, sha256, label, scores: one number a label}}",
+                     lambda v: isinstance(v, list) and len(v) <= MAX_CHECKS and all(_is_check(c) for c in v)),
 }
 
 

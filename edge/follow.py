@@ -19,6 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
+from edge.bundle import read_bundle
+from edge.checks import run_checks
 from edge.errors import EdgeError, HostError
 from edge.files import write_json
 from edge.host_client import Refusal, call_json, download
@@ -137,9 +139,14 @@ def fetch(options: FollowOptions, host: str, token: str, version: dict) -> Path:
 
 
 def check_bundle(folder: Path, threads: int | None, delegate: str | None) -> Model:
-    """Load a fetched bundle in a fresh interpreter and classify a mid-grey frame: a model that cannot load
-    or answers with anything but finite scores, one a class, is refused before it meets a frame."""
+    """Load a fetched bundle in a fresh interpreter and classify its check images (edge.checks); a bundle
+    without any, a mid-grey frame: a model that cannot load, scores them otherwise than when it was made, or
+    answers with anything but finite scores, one a class, is refused before it meets a frame."""
     model = load_model(folder, threads=threads, delegate=delegate)
+    bundle = read_bundle(folder)
+    if bundle.manifest.get("checks"):
+        run_checks(model, bundle)
+        return model
     detail = model.interpreter.get_input_details()[0]
     model.interpreter.set_tensor(detail["index"], np.full(detail["shape"], 128, dtype=detail["dtype"]))
     model.interpreter.invoke()

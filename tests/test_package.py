@@ -251,7 +251,7 @@ def test_a_package_holds_the_manifest_s_files_only_and_no_link_out_of_the_bundle
     assert r.returncode == 0, r.stderr
     with tarfile.open(out) as tar:
         members = {m.name.split("/", 2)[-1]: m for m in tar.getmembers() if "/bundle/" in m.name}
-        assert sorted(members) == ["edge.json", "labels.txt", "model.tflite"]
+        assert sorted(members) == [*(f"check-{n}.png" for n in range(4)), "edge.json", "labels.txt", "model.tflite"]
         assert all(m.isreg() for m in members.values())
         assert b"hunter2" not in b"".join(tar.extractfile(m).read() for m in members.values())
     moved = tmp_path / "model-elsewhere.tflite"
