@@ -5,6 +5,8 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+
 from edge.capture import CaptureStats
 from edge.drift import Drift
 from edge.eval.accumulator import Accumulator
@@ -24,6 +26,7 @@ class Tally:
         self.started, self.wall_start = time.perf_counter(), time.time()
         self.at_start = (stats.dropped, stats.failures, stats.reopens, len(stats.skipped))
         self.inference_ms, self.frame_ms, self.done = [], [], []
+        self.top1_sum = 0.0  # of the frames' top scores: a model fed what it was not made for is unsure of all
 
     @property
     def frames(self) -> int:
@@ -40,6 +43,7 @@ class Tally:
             self.acc.add(true, scores)
         if own is not None:
             self.counts.add(own)
+        self.top1_sum += float(np.max(scores))
         self.inference_ms.append(inference_ms)
         self.frame_ms.append(frame_ms)
         self.done.append(done)
@@ -61,6 +65,7 @@ class Tally:
             "fps": (len(done) - 1) / (done[-1] - done[0]) if len(done) > 1 and done[-1] > done[0] else None,
             "seconds": (time.perf_counter() if end is None else end) - self.started,
             "latency_ms": {"inference": inference, "frame": frame},
+            "top1_mean": self.top1_sum / self.frames if self.frames else None,
             "peak_rss_mb": peak_rss_mb(), **about,
             **({"drift": self.drift.judge(self.counts)} if self.drift else {}),
         }
