@@ -6,7 +6,9 @@ import urllib.parse
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from edge.errors import OptionError
 from edge.host_client import Refusal, call, call_json, check_url
+from edge.server.guard import parse_guard
 from edge.signing import sign_bundle
 
 
@@ -56,3 +58,31 @@ def list_models(host: str, token: str, name: str | None = None) -> list[dict]:
     host = check_url(host, "--host")
     query = f"?{urllib.parse.urlencode({'name': name})}" if name else ""
     return call_json(f"{host}/api/v1/models{query}", token, what="the host")["models"]
+
+
+def parse_version(text: str) -> tuple[str, int]:
+    """NAME@VERSION, as `edge models push` printed it."""
+    name, at, version = str(text).rpartition("@")
+    if not at or not name or not version.isdigit() or int(version) < 1:
+        raise OptionError(f"'{text}': give a model version as NAME@VERSION, e.g. digits@2 (edge models list shows "
+                          "them)")
+    return name, int(version)
+
+
+def start_rollout(host: str, token: str, version: str, devices: list | None = None, canary: int | None = None,
+                  watch: float | None = None, guard: str | None = None) -> dict:
+    """Roll NAME@VERSION out to `devices` (None: every device that has reported), canaries first."""
+    name, number = parse_version(version)
+    body = {"model": name, "version": number, "devices": devices, "canary": canary, "watch": watch,
+            "guard": parse_guard(guard).to_json()}
+    return call_json(f"{check_url(host, '--host')}/api/v1/rollouts", token, "POST", body, "the host")
+
+
+def rollout_status(host: str, token: str, model: str | None = None) -> list[dict]:
+    query = f"?{urllib.parse.urlencode({'model': model})}" if model else ""
+    return call_json(f"{check_url(host, '--host')}/api/v1/rollouts{query}", token, what="the host")["rollouts"]
+
+
+def abort_rollout(host: str, token: str, model: str) -> dict:
+    url = f"{check_url(host, '--host')}/api/v1/rollouts/{urllib.parse.quote(model, safe='')}/abort"
+    return call_json(url, token, "POST", {}, "the host")

@@ -1,12 +1,16 @@
 """`edge models push` as an API (edge.publish): a bundle signed and pushed to a real `edge serve`, only the files
 the host lacks sent, and the host's refusals as one line that never holds the token."""
+import time
+
 import pytest
 
 from edge.errors import HostError, OptionError
-from edge.publish import list_models, push_model
+from edge.publish import abort_rollout, list_models, push_model, rollout_status, start_rollout
+from edge.report import make_report
 from edge.server.store import create_token, open_db
 from edge.signing import create_keys
 from tests.bundles import carried_bundle
+from tests.reports import window_summary
 from tests.server import Server, free_port, token
 
 
@@ -19,7 +23,7 @@ def host(tmp_path_factory):
     device = token(db, "pi-kitchen")
     private, _ = create_keys(tmp / "keys")
     server = Server(db).start()
-    yield {"url": server.url, "publisher": publisher, "device": device, "key": private}
+    yield {"url": server.url, "server": server, "publisher": publisher, "device": device, "key": private}
     server.stop()
 
 
@@ -54,3 +58,20 @@ def test_the_host_s_refusals_are_one_line_without_the_token(host, tmp_path):
         assert publisher not in str(e.value) and device not in str(e.value)
     with pytest.raises(HostError, match="model name 'a b': letters, digits"):
         push_model(folder, "a b", url, publisher, key)
+
+
+def test_a_rollout_is_started_read_and_aborted_through_the_api(host, tmp_path):
+    pushed = push_model(carried_bundle(tmp_path / "b", b"TFL3 cams"), "cams", host["url"], host["publisher"],
+                        host["key"])
+    summary = window_summary(["cat", "dog"], [(0, 0)] * 10)
+    report = make_report(summary, "pi-kitchen", "run-00000001", 0, "a" * 64, time.time(), time.time() + 1)
+    assert host["server"].post([report], host["device"])[0] == 200
+    started = start_rollout(host["url"], host["publisher"], f"cams@{pushed.version}", watch=3600, guard="top1_drop=0.2")
+    assert started["state"] == "canary" and started["canaries"] == ["pi-kitchen"]
+    assert started["guard"]["top1_drop"] == 0.2 and started["guard"]["accuracy_drop"] == 0.05
+    assert [r["state"] for r in rollout_status(host["url"], host["publisher"], "cams")] == ["canary"]
+    assert abort_rollout(host["url"], host["publisher"], "cams")["state"] == "aborted"
+    with pytest.raises(OptionError, match="'cams': give a model version as NAME@VERSION, e.g. digits@2"):
+        start_rollout(host["url"], host["publisher"], "cams")
+    with pytest.raises(HostError, match="answered HTTP 404: no model cams@9: push it first"):
+        start_rollout(host["url"], host["publisher"], "cams@9")
