@@ -7,10 +7,19 @@ The API does, and refuses, exactly what the `edge` command does: a bad argument 
 the message the command prints. Nothing imported here needs TensorFlow; `convert` and `bench` of a
 `model` import it when called, and only a host install has them.
 """
-from edge.bundle import Bundle, read_bundle
 from edge.errors import EdgeError, check_keywords
 from edge.layers import host_only
 from edge.version import VERSION as __version__
+
+
+def __getattr__(name: str):
+    """Bundle and read_bundle, imported when first asked for: edge.bundle brings numpy, which every command
+    would import with `edge` (edge token, edge --version) and only some need."""
+    if name in ("Bundle", "read_bundle"):
+        from edge import bundle
+
+        return getattr(bundle, name)
+    raise AttributeError(f"module 'edge' has no attribute '{name}'")
 
 
 def convert(model: str = "mobilenetv2", data=None, out=None, log=None, **options) -> dict:
@@ -85,32 +94,18 @@ def bench(models=(), data=None, variants=None, labels=None, input_range=None, th
     return bench_variants(ConvertOptions(data=data, **training), variants or DEFAULT_VARIANTS, threads, rounds, log)
 
 
-def run(model, source="0", log=None, report_to=None, token=None, device_id=None, report_every=10.0, outbox=None,
-        collect=None, collect_max_per_hour=None, collect_store=None, collect_store_mb=None, **options) -> dict:
+def run(model, source="0", log=None, options=None, **keywords) -> dict:
     """Classify frames from `source` (camera, file, stream, folder, GStreamer pipeline) with `model`, and
     evaluate live against the truth given; with `report_to`, report to an `edge serve` host, and with
-    `collect` (a rule of `edge.collect.RULES`), send it the frames that matter. Options are those of
-    `edge run` (the fields of `edge.runner.RunOptions`); returns the summary."""
-    from edge.collect import MAX_PER_HOUR, STORE, STORE_MB, CollectOptions
-    from edge.reporter import DEFAULT_OUTBOX, ReportOptions
-    from edge.runner import RunOptions
+    `collect` (a rule of `edge.collect.RULES`), send it the frames that matter. `options`: an
+    `edge.runner.RunOptions`, or else its options as keywords, as `edge run` names them (its nested
+    ReportOptions' and CollectOptions' too: report_to, collect, ...); None is the default. Returns the summary."""
     from edge.runner import run as run_frames
+    from edge.runner import run_options
 
-    check_keywords(options, RunOptions.__dataclass_fields__, "edge run")
-    if not report_to and (token or device_id):
-        raise EdgeError("--token and --device-id are for reporting: add --report-to URL")
-    collecting = (collect_max_per_hour, collect_store, collect_store_mb)
-    if collect is None and any(value is not None for value in collecting):
-        raise EdgeError("--collect-max-per-hour, --collect-store and --collect-store-mb are for collecting frames: "
-                        "add --collect RULE")
-    reporting = None
-    if report_to:
-        reporting = ReportOptions(report_to, token, device_id, report_every, outbox or DEFAULT_OUTBOX)
-    keeping = None
-    if collect is not None:
-        keeping = CollectOptions(collect, MAX_PER_HOUR if collect_max_per_hour is None else collect_max_per_hour,
-                                 collect_store or STORE, STORE_MB if collect_store_mb is None else collect_store_mb)
-    return run_frames(model, source, RunOptions(**options), log, reporting, keeping)
+    if options is not None and keywords:
+        raise EdgeError(f"edge.run takes options (a RunOptions) or keywords ({', '.join(keywords)}), not both")
+    return run_frames(model, source, options or run_options(keywords), log)
 
 
 def export_frames(db="edge.db", out=None, device=None) -> dict:

@@ -8,26 +8,49 @@ instead of text; `--json FILE` writes it to FILE as well as printing the text.
 import importlib
 import json
 import sys
-from dataclasses import fields
+import typing
+from contextlib import closing
+from dataclasses import MISSING
 from pathlib import Path
 
 import click
 
 import edge
+from edge import options as edge_options
 from edge import render
-from edge.collect import MAX_PER_HOUR, STORE, STORE_MB
-from edge.drift import MIN_FRAMES, THRESHOLDS
 from edge.errors import EdgeError
-from edge.eval.bench import ROUNDS
-from edge.eval.evaluate import WARMUP
 from edge.files import check_writable, write_json
 from edge.layers import host_only
 from edge.progress import Log
-from edge.reporter import DEFAULT_OUTBOX
 from edge.version import VERSION
 
 
-@click.group()
+class Command(click.Command):
+    """A command whose options may come from options dataclasses (`options_of`), made when it first parses its
+    arguments or shows --help: `edge token list` imports nothing of what `edge run`'s options live beside
+    (numpy, OpenCV), and a device install, without a host's modules, still has every command."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.pending = getattr(self.callback, "options_of", [])
+
+    def get_params(self, ctx: click.Context) -> list:
+        if self.pending:
+            declared = self.params
+            above = [[] for _ in range(len(declared) + 1)]  # the made options above each declared param
+            for path, names, below in self.pending:  # bottom up: each goes above those applied before it
+                above[len(declared) - below][:0] = dataclass_options(path, names)
+            self.params = [param for i, made in enumerate(above) for param in [*made, *declared[i:i + 1]]]
+            self.pending = []
+        return super().get_params(ctx)
+
+
+class Group(click.Group):
+    command_class = Command
+    group_class = type  # sub-groups are Groups, and make Commands too
+
+
+@click.group(cls=Group)
 @click.version_option(VERSION, prog_name="edge")
 def cli():
     """Take a vision model from a laptop to a Raspberry Pi or a Coral board, and prove how well it works there."""
@@ -42,23 +65,56 @@ def options(*decorators):
     return apply
 
 
-def options_of(path: str):
-    """The click options of an options dataclass's fields (edge.options), given as "module:Class": imported
-    when the command runs or shows --help, so a host's dataclass costs a device nothing. Without the module (a
-    device install), the command has no options and says where it runs when called."""
+def options_of(path: str, *names: str):
+    """The options of an options dataclass (edge.options), given as "module:Class" (`names`: only these
+    fields), in this place among the command's options; made when the command runs or shows --help."""
     def apply(f):
-        module, name = path.split(":")
-        try:
-            cls = getattr(importlib.import_module(module), name)
-        except ModuleNotFoundError:
-            return f
-        for spec in reversed(fields(cls)):
-            meta = spec.metadata
-            flag = meta["flag"] or "--" + spec.name.replace("_", "-")
-            f = click.option(flag, spec.name, default=spec.default, show_default=spec.default is not None,
-                             help=meta["help"], **meta["click"])(f)
+        below = len(getattr(f, "__click_params__", ()))  # click's: the options declared below this one
+        f.options_of = [*getattr(f, "options_of", []), (path, names, below)]
         return f
     return apply
+
+
+def dataclass_options(path: str, names=()) -> list[click.Option]:
+    """The click options of a dataclass's fields: each by its keyword and flag, with its default (which
+    --help shows) and help; a click type from the field's type. Without the module (a host's, on a device
+    install), none: the command says where it runs when called."""
+    module, name = path.split(":")
+    try:
+        cls = getattr(importlib.import_module(module), name)
+    except ModuleNotFoundError:
+        return []
+    made = []
+    for keyword, spec in edge_options.options(cls).items():
+        if names and spec.name not in names:
+            continue
+        default = None if spec.default is MISSING else spec.default
+        meta = spec.metadata
+        made.append(click.Option([meta["flag"] or edge_options.flag_of(spec), keyword], default=default,
+                                 show_default=default not in (None, False), help=meta["help"],
+                                 **{**click_type(spec.type), **meta["click"]}))
+    return made
+
+
+def click_type(annotation) -> dict:
+    """click.Option's type for a field's type (Path, int, float or str, or None with one of them); a bool: a
+    flag. Anything else (a value given as text or a pair): click's guess from the default."""
+    kinds = [kind for kind in typing.get_args(annotation) or (annotation,) if kind is not type(None)]
+    kind = kinds[0] if len(kinds) == 1 else None
+    if kind is bool:
+        return {"is_flag": True}
+    if kind is Path:
+        return {"type": click.Path(path_type=Path)}
+    return {"type": kind} if kind in (int, float, str) else {}
+
+
+class Imported(click.Option):
+    """An option whose default is a module's constant, `default="module:NAME"`, imported when the command runs
+    or shows --help: the modules the defaults of edge eval and bench live in import OpenCV."""
+
+    def get_default(self, ctx: click.Context, call: bool = True):
+        module, name = self.default.split(":")
+        return getattr(importlib.import_module(module), name)
 
 
 def given(ctx: click.Context, values: dict) -> dict:
@@ -75,7 +131,8 @@ TRAINING = options(
     click.option("--val", type=click.Path(path_type=Path), help="Validation folder (same classes); else --val-split."),
     click.option("--val-split", default=0.2, show_default=True, help="Fraction of each class held out for validation."),
     click.option("--seed", default=0, show_default=True, help="Seed for the split, shuffling and augmentation."),
-    click.option("--weights", default="imagenet", show_default=True, help="imagenet, none, or a weights/Keras model file."),
+    click.option("--weights", default="imagenet", show_default=True,
+                 help="imagenet, none, or a weights/Keras model file."),
     click.option("--input-size", type=int, help="Square input size in pixels [the backbone's default]."),
     click.option("--alpha", default=1.0, show_default=True, help="Width multiplier (MobileNets)."),
     click.option("--epochs", default=5, show_default=True, help="Epochs training the head on the frozen backbone."),
@@ -92,12 +149,9 @@ TRAINING = options(
                  "--no-flip for digits, text, signs: anything whose mirror image is another class or none."),
     click.option("--prune", type=float, help="Prune to this sparsity (0-1) while fine-tuning."),
 )
-MODEL_FILE = options(
-    click.option("--labels", type=click.Path(path_type=Path),
-                 help="Class names of a bare .tflite, one a line in output order."),
-    click.option("--input-range", help="Float range a bare .tflite expects for pixels 0..255, e.g. -1,1 or 0,1 [0,255]."),
-    click.option("--threads", type=int, help="Interpreter threads [all cores]."),
-)
+# A model file's options, as edge run declares them; edge eval, bench and quantize take them too.
+BARE_MODEL = options_of("edge.runner:RunOptions", "labels", "input_range")
+MODEL_FILE = options_of("edge.runner:RunOptions", "labels", "input_range", "threads")
 BUDGET = options(
     click.option("--max-drop", type=float, help="Most accuracy the exported file may lose against the model it comes "
                  "from, on the validation images; int8 keeps the operations that hurt most higher to hold it [0.01]."),
@@ -105,8 +159,9 @@ BUDGET = options(
                  "slower) [float]."),
     click.option("--accept-drop", is_flag=True, help="Write the nearest result found even if it misses --max-drop."),
 )
-DELEGATE = click.option("--delegate", help="Run on a hardware accelerator: edgetpu [the CPU; the Edge TPU for "
-                        "*_edgetpu.tflite files].")
+DELEGATE = options_of("edge.runner:RunOptions", "delegate")
+DB = click.option("--db", default="edge.db", show_default=True, type=click.Path(path_type=Path),
+                  help="The database edge serve stores into.")
 
 
 def json_destination(json_to: str | None) -> Path | None:
@@ -154,9 +209,7 @@ def convert(ctx, json_to, list_models, **options):
 @click.argument("model", type=click.Path(path_type=Path))
 @DATA
 @click.option("--out", type=click.Path(path_type=Path), help="Bundle folder to write (required).")
-@click.option("--labels", type=click.Path(path_type=Path),
-              help="Class names of a bare .tflite, one a line in output order.")
-@click.option("--input-range", help="Float range a bare .tflite expects for pixels 0..255, e.g. -1,1 or 0,1 [0,255].")
+@BARE_MODEL
 @click.option("--calibration", type=click.Path(path_type=Path), help="Folder of images to calibrate on [--data].")
 @click.option("--calibration-images", type=int, help="Images to calibrate on [200].")
 @click.option("--seed", type=int, help="Seed of the calibration sample [0].")
@@ -200,7 +253,8 @@ def demo(out, json_to):
 @DELEGATE
 @click.option("--top-k", type=int, help="Also report top-K accuracy [top-1, and top-5 with at least 5 classes].")
 @click.option("--batch", default=1, show_default=True, help="Images per invoke.")
-@click.option("--warmup", default=WARMUP, show_default=True, help="Runs after the first left out of the latency statistics.")
+@click.option("--warmup", cls=Imported, default="edge.eval.evaluate:WARMUP", type=int, show_default=True,
+              help="Runs after the first left out of the latency statistics.")
 @JSON
 @click.option("--plot", type=click.Path(path_type=Path), help="Write the confusion matrices and latency histogram "
               "to this .png/.svg/.pdf.")
@@ -226,7 +280,8 @@ def eval_command(model, data, json_to, plot, **options):
 @click.option("--variants", help="Exports of one trained --model to compare: float32, float16, dynamic, int8, "
               "int8-pruned, int8-qat [all but int8-qat].")
 @MODEL_FILE
-@click.option("--rounds", default=ROUNDS, show_default=True, help="Latency rounds in which the models take turns "
+@click.option("--rounds", cls=Imported, default="edge.eval.bench:ROUNDS", type=int, show_default=True,
+              help="Latency rounds in which the models take turns "
               "(50 images each); 0: one pass, during evaluation.")
 @click.option("--out", default=".", show_default=True, type=click.Path(path_type=Path),
               help="Folder for bench.json and bench.csv.")
@@ -250,52 +305,15 @@ def bench(ctx, models, data, variants, labels, input_range, threads, rounds, out
 @click.option("--source", default="0", show_default=True, envvar="EDGE_SOURCE", help="Camera index, /dev/videoN, "
               "video file, stream URL (rtsp://, http://), folder of images, GStreamer pipeline, or imx500 (the AI "
               "Camera's sensor runs the bundle's network.rpk) [$EDGE_SOURCE: a URL with a password stays out of ps].")
-@click.option("--camera-mode", help="Ask the camera for WIDTHxHEIGHT[@FPS][/FOURCC], e.g. 1280x720@30/MJPG "
-              "(USB cameras: MJPG reaches higher rates than the default YUYV).")
-@MODEL_FILE
-@DELEGATE
-@click.option("--top-k", default=3, show_default=True, help="Classes per frame in the log.")
-@click.option("--threshold", type=float, help="Below this score the frame is 'unknown'.")
-@click.option("--smooth", default=1, show_default=True, help="Average the scores of the last N frames.")
-@click.option("--max-frames", type=int, help="Stop after N frames.")
-@click.option("--duration", type=float, help="Stop after S seconds.")
-@click.option("--realtime", is_flag=True, help="Pace a video file like a camera (newest frame only, drops counted).")
-@click.option("--decode", default="fast", show_default=True, help="fast: decode MJPG frames at the smallest JPEG "
-              "scale that covers the model's input and resize in steps; full: decode every frame whole and "
-              "area-resize it, as training did (slower; to check the fast path).")
-@click.option("--truth", help="Field evaluation: the label of everything seen in this session.")
-@click.option("--truth-schedule", type=click.Path(path_type=Path),
-              help='Field evaluation: JSON list of {"start_frame", "end_frame", "label"} or {"start_s", "end_s", "label"}.')
-@click.option("--preview", is_flag=True, help="Show the frames with the prediction in a window; number keys set the "
-              "truth (1 = first label, 0 = none), q quits. Needs a display and a non-headless OpenCV.")
-@click.option("--log", "log_file", type=click.Path(path_type=Path), help="Write one JSON record a frame (JSONL).")
+@options_of("edge.runner:RunOptions")
 @JSON
-@click.option("--report-to", help="Send a report every --report-every seconds to this edge serve host, "
-              "e.g. http://192.168.1.10:8765.")
-@click.option("--token", envvar="EDGE_TOKEN", help="The device's token (edge token create on the host) "
-              "[$EDGE_TOKEN: set it there, since other users see a command line in ps].")
-@click.option("--device-id", envvar="EDGE_DEVICE_ID", help="The name the token was made for [$EDGE_DEVICE_ID].")
-@click.option("--report-every", default=10.0, show_default=True, help="Seconds each report covers.")
-@click.option("--outbox", default=str(DEFAULT_OUTBOX), show_default=True, type=click.Path(path_type=Path),
-              help="Where reports wait until the host has them.")
-@click.option("--collect", help="Send the host the frames that matter, as JPEG with the model's scores, to label and "
-              "train on: uncertain[:MARGIN] (the call's margin over the next class below MARGIN [below what 4 in 5 "
-              "validation images had, from the fingerprint; else 0.2]), wrong (the call is not the truth), disagree "
-              "(a frame's call differs from the one its 5 predecessors agreed on), or every:N (every Nth frame).")
-@click.option("--collect-max-per-hour", type=float, help=f"Most frames kept in any hour [{MAX_PER_HOUR}].")
-@click.option("--collect-store", type=click.Path(path_type=Path), help=f"Where collected frames wait until the host "
-              f"has them [{STORE}].")
-@click.option("--collect-store-mb", type=float, help=f"Most MB the store holds; the oldest frames go first, counted "
-              f"[{STORE_MB:g}].")
-@click.option("--drift-thresholds", default=f"{THRESHOLDS[0]},{THRESHOLDS[1]}", show_default=True,
-              help="WATCH,DRIFT: the population stability index against the model's fingerprint from which a window "
-              "is at watch, and at drift.")
-@click.option("--drift-min-frames", default=MIN_FRAMES, show_default=True, help="Fewer frames in a window: too few "
-              "to judge drift.")
-def run_command(model, json_to, **options):
+@options_of("edge.reporter:ReportOptions")
+@options_of("edge.collect:CollectOptions")
+@click.pass_context
+def run_command(ctx, model, source, json_to, **options):
     """Classify camera frames on the device, and evaluate live against ground truth."""
     json_destination(json_to)
-    emit(edge.run(model, log=Log(), **options), json_to, render.run_text)
+    emit(edge.run(model, source, log=Log(), **given(ctx, options)), json_to, render.run_text)
 
 
 @cli.command()
@@ -316,8 +334,7 @@ def frames_group():
 
 
 @frames_group.command("export")
-@click.option("--db", default="edge.db", show_default=True, type=click.Path(path_type=Path),
-              help="The database edge serve stores into.")
+@DB
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="A new folder: one sub-folder of JPEGs "
               "a label.")
 @click.option("--device", help="Only this device's frames [every device's].")
@@ -419,9 +436,6 @@ def token():
     """Tokens for devices (to send reports) and readers (of a --protect-reads dashboard)."""
 
 
-DB = click.option("--db", default="edge.db", show_default=True, type=click.Path(path_type=Path))
-
-
 @token.command("create")
 @click.argument("name")
 @DB
@@ -431,7 +445,8 @@ def token_create(name, db, reader):
     with host_only("edge token"):
         from edge.server import store
 
-    secret = store.create_token(store.open_db(db), name, "reader" if reader else "device")
+    with closing(store.open_db(db)) as conn:
+        secret = store.create_token(conn, name, "reader" if reader else "device")
     click.echo(secret)
     if not reader:
         click.echo(f"on the device: edge run BUNDLE --report-to http://HOST:8765 --device-id {name} "
@@ -446,7 +461,8 @@ def token_revoke(name, db):
     with host_only("edge token"):
         from edge.server import store
 
-    store.revoke_token(store.open_db(db), name)
+    with closing(store.open_db(db)) as conn:
+        store.revoke_token(conn, name)
     click.echo(f"revoked {name}", err=True)
 
 
@@ -457,7 +473,8 @@ def token_list(db):
     with host_only("edge token"):
         from edge.server import store
 
-    click.echo(render.tokens_text(store.list_tokens(store.open_db(db))))
+    with closing(store.open_db(db)) as conn:
+        click.echo(render.tokens_text(store.list_tokens(conn)))
 
 
 def main():

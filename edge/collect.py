@@ -17,8 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
-from edge.errors import EdgeError, choose, finite, whole
+from edge.errors import OptionError, choose, finite, whole
 from edge.frame_record import make_record
+from edge.options import option
 from edge.outbox import LIMIT, Outbox
 from edge.report import new_id
 from edge.reporter import ReportOptions, Sender
@@ -39,21 +40,27 @@ QUEUED = 8  # frames waiting for the sender thread; more are passed over
 QUALITY = 90  # JPEG quality of frames that did not come as JPEG
 
 
-@dataclass
+@dataclass(frozen=True)
 class CollectOptions:
-    rule: str  # uncertain[:MARGIN] | wrong | disagree | every:N
-    max_per_hour: float = MAX_PER_HOUR
-    store: Path = STORE  # where frames wait until the host has them
-    store_mb: float = STORE_MB
+    """Which frames `edge run` sends home, and how many it keeps (RunOptions.collecting). Its options go by
+    the keywords of `edge run`'s flags (collect, collect_max_per_hour, ...)."""
+    rule: str = option(help="Send the host the frames that matter, as JPEG with the model's scores, to label and "
+                       "train on: uncertain[:MARGIN] (the call's margin over the next class below MARGIN [below what "
+                       "4 in 5 validation images had, from the fingerprint; else 0.2]), wrong (the call is not the "
+                       "truth), disagree (a frame's call differs from the one its 5 predecessors agreed on), or "
+                       "every:N (every Nth frame).", keyword="collect")
+    max_per_hour: float = option(MAX_PER_HOUR, "Most frames kept in any hour.", keyword="collect_max_per_hour")
+    store: Path = option(STORE, "Where collected frames wait until the host has them.", keyword="collect_store")
+    store_mb: float = option(STORE_MB, "Most MB the store holds; the oldest frames go first, counted.",
+                             keyword="collect_store_mb")
 
-    def check(self) -> tuple[str, float | None]:
-        """The rule's name and value, or EdgeError."""
+    def __post_init__(self):
         if not (finite(self.max_per_hour) and self.max_per_hour >= 1):
-            raise EdgeError(f"--collect-max-per-hour {self.max_per_hour}: give a number of frames, at least 1, e.g. "
-                            f"{MAX_PER_HOUR}")
+            raise OptionError(f"--collect-max-per-hour {self.max_per_hour}: give a number of frames, at least 1, e.g. "
+                              f"{MAX_PER_HOUR}")
         if not (finite(self.store_mb) and self.store_mb >= 1):
-            raise EdgeError(f"--collect-store-mb {self.store_mb}: give a size in MB, at least 1, e.g. {STORE_MB:g}")
-        return parse_rule(self.rule)
+            raise OptionError(f"--collect-store-mb {self.store_mb}: give a size in MB, at least 1, e.g. {STORE_MB:g}")
+        parse_rule(self.rule)
 
 
 def parse_rule(text) -> tuple[str, float | None]:
@@ -69,15 +76,15 @@ def parse_rule(text) -> tuple[str, float | None]:
         except ValueError:
             given = None
         if given is None or not (finite(given) and 0 < given <= 1):
-            raise EdgeError(f"--collect {text}: give the margin as a number above 0 and up to 1, e.g. uncertain:0.2")
+            raise OptionError(f"--collect {text}: give the margin as a number above 0 and up to 1, e.g. uncertain:0.2")
         return name, given
     if name == "every":
         n = int(value) if value.strip().isdigit() else 0
         if not whole(n, 1):
-            raise EdgeError(f"--collect {text}: give every:N, N a whole number of frames, at least 1, e.g. every:100")
+            raise OptionError(f"--collect {text}: give every:N, N a whole number of frames, at least 1, e.g. every:100")
         return name, n
     if colon:
-        raise EdgeError(f"--collect {text}: '{name}' takes no value; give --collect {name}")
+        raise OptionError(f"--collect {text}: '{name}' takes no value; give --collect {name}")
     return name, None
 
 
@@ -87,7 +94,7 @@ class Collector:
 
     def __init__(self, options: CollectOptions, report: ReportOptions, labels: list[str], run_id: str,
                  model_sha256: str, source: str, live: bool = True, log=None, fingerprint: dict | None = None):
-        self.rule, self.value = options.check()
+        self.rule, self.value = parse_rule(options.rule)
         if self.rule == "uncertain" and self.value is None:
             self.value = margin(fingerprint)
         self.options, self.labels, self.live = options, labels, live

@@ -1,12 +1,34 @@
 """How options are declared: a frozen dataclass per command (or group of options), each field made by
 `option`, which states its default once, with the help the command line shows. The CLI makes its click
 options from these fields (edge.cli.options_of), and the Python API takes the same dataclass, or its fields
-as keywords; a dataclass validates itself when made (`__post_init__`), so both refuse the same values."""
-from dataclasses import MISSING, field
+as keywords; a dataclass validates itself when made (`__post_init__`), so both refuse the same values.
+A field made without `option` (a nested group of options, a setting for tests) is no option of the command."""
+from dataclasses import MISSING, field, fields
 from typing import Any
 
 
-def option(default: Any = MISSING, help: str = "", flag: str | None = None, **click: Any) -> Any:  # noqa: A002
-    """A dataclass field with its default and what `--help` says of it. `flag`: the option's spelling when it is
-    not the field's name (e.g. "--protect-reads/--open-reads"); `click`: more of click.option's arguments."""
-    return field(default=default, metadata={"help": help, "flag": flag, "click": click})
+def option(default: Any = MISSING, help: str = "", flag: str | None = None, keyword: str | None = None,  # noqa: A002
+           secret: bool = False, **click: Any) -> Any:
+    """A dataclass field with its default and what `--help` says of it. `keyword`: the name the CLI passes it
+    by and the Python API takes it as, when not the field's (a nested group's field: "report_to" for `url`);
+    `flag`: the option's spelling when not --KEYWORD (e.g. "--protect-reads/--open-reads"); `secret`: left out
+    of the dataclass's repr; `click`: more of click.option's arguments (envvar, hidden, type, ...)."""
+    return field(default=default, repr=not secret,
+                 metadata={"help": help, "flag": flag, "keyword": keyword, "click": click})
+
+
+def options(cls) -> dict:
+    """{keyword: field} of a dataclass's options, in their order."""
+    return {spec.metadata["keyword"] or spec.name: spec for spec in fields(cls) if "help" in spec.metadata}
+
+
+def flag_of(spec) -> str:
+    """How the command line spells an option (its first spelling, for an on/off pair)."""
+    return (spec.metadata["flag"] or "--" + (spec.metadata["keyword"] or spec.name).replace("_", "-")).split("/")[0]
+
+
+def take(cls, given: dict) -> dict:
+    """Remove `cls`'s options from `given` (keywords, as the CLI and the API have them), and return them as
+    `cls`'s field names; None stands for the default, as it does in the API's signatures."""
+    return {spec.name: value for keyword, spec in options(cls).items()
+            if (value := given.pop(keyword, None)) is not None}

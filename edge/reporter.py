@@ -23,7 +23,8 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from edge.errors import EdgeError, finite
+from edge.errors import OptionError, finite
+from edge.options import option
 from edge.outbox import LIMIT, Outbox
 from edge.report import check_name
 
@@ -33,29 +34,36 @@ TIMEOUT = 10.0  # seconds for one POST
 DEFAULT_OUTBOX = Path("~/.local/state/edge/outbox.db")
 
 
-@dataclass
+@dataclass(frozen=True)
 class ReportOptions:
-    url: str  # the host, e.g. http://192.168.1.10:8765
-    token: str
-    device_id: str
-    every: float = 10.0  # seconds a report covers
-    outbox: Path = DEFAULT_OUTBOX
+    """Where and as whom `edge run` reports (RunOptions.reporting). Its options go by the keywords of `edge run`'s
+    flags (report_to, report_every, ...), whose names say what they are among the run's other options."""
+    url: str = option(help="Send a report every --report-every seconds to this edge serve host, e.g. "
+                      "http://192.168.1.10:8765.", keyword="report_to")
+    token: str | None = option(None, "The device's token (edge token create on the host) [$EDGE_TOKEN: set it there, "
+                               "since other users see a command line in ps].", secret=True, envvar="EDGE_TOKEN")
+    device_id: str | None = option(None, "The name the token was made for [$EDGE_DEVICE_ID].",
+                                   envvar="EDGE_DEVICE_ID")
+    every: float = option(10.0, "Seconds each report covers.", keyword="report_every")
+    outbox: Path = option(DEFAULT_OUTBOX, "Where reports wait until the host has them.")
+    # Not options of the command: for tests, and for a caller that makes the dataclass.
     outbox_limit: int = LIMIT
     flush: float = 10.0  # seconds to keep sending at the end of a run; what is left waits in the outbox
 
-    def check(self) -> None:
+    def __post_init__(self):
         if "@" in (self.url or ""):  # not shown: what is before the @ may be a password
-            raise EdgeError("--report-to: give the host's URL without a user name or password (user:password@), e.g. "
-                            "http://192.168.1.10:8765; the device's token (--token or $EDGE_TOKEN) is how it signs in")
+            raise OptionError("--report-to: give the host's URL without a user name or password (user:password@), "
+                              "e.g. http://192.168.1.10:8765; the device's token (--token or $EDGE_TOKEN) is how it "
+                              "signs in")
         if not _host_url(self.url):  # not shown either: a query may hold a secret too
-            raise EdgeError("--report-to: give the host's URL, http(s)://HOST[:PORT] with nothing after a ? or #, "
-                            "e.g. http://192.168.1.10:8765")
+            raise OptionError("--report-to: give the host's URL, http(s)://HOST[:PORT] with nothing after a ? or #, "
+                              "e.g. http://192.168.1.10:8765")
         if not self.token:
-            raise EdgeError("--report-to needs --token: make one on the host with 'edge token create DEVICE'")
+            raise OptionError("--report-to needs --token: make one on the host with 'edge token create DEVICE'")
         check_name(self.device_id)
         if not (finite(self.every) and self.every > 0 and finite(self.flush) and self.flush >= 0):
-            raise EdgeError(f"--report-every {self.every}: give a positive number of seconds, e.g. 10 (and a flush "
-                            "time of at least 0)")
+            raise OptionError(f"--report-every {self.every}: give a positive number of seconds, e.g. 10 (and a flush "
+                              "time of at least 0)")
 
 
 class Sender:
@@ -193,7 +201,6 @@ class Reporter(Sender):
     """The reports of a run (`edge run --report-to`)."""
 
     def __init__(self, options: ReportOptions, log=None):
-        options.check()
         outbox = Outbox(Path(options.outbox).expanduser(), "reports", options.device_id, options.outbox_limit,
                         log=log)  # fails here, not later
         super().__init__(options, "/api/v1/reports", "reports", outbox, BATCH,

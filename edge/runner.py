@@ -18,15 +18,16 @@ from pathlib import Path
 import numpy as np
 
 from edge.capture import FrameReader, parse_camera_mode, parse_source, redact
-from edge.collect import CollectOptions, Collector
+from edge.collect import CollectOptions, Collector, parse_rule
 from edge.drift import HOW, MIN_FRAMES, THRESHOLDS, Drift, check_min_frames, parse_thresholds
 from edge.drift import find as find_fingerprint
-from edge.errors import EdgeError, choose, finite, whole
+from edge.errors import EdgeError, OptionError, check_keywords, choose, finite, whole
 from edge.eval.evaluate import WARMUP, default_top_k
 from edge.eval.metrics import accuracy
 from edge.files import check_writable
 from edge.interpreter import input_detail, input_size, invoker, output_detail
 from edge.model import load_model
+from edge.options import option, options, take
 from edge.preprocess import DECODES, output_to_scores, pixels_to_input, resize, shrink
 from edge.preview import Preview, key_action, overlay
 from edge.progress import Log
@@ -41,30 +42,45 @@ TICK = 0.25  # seconds the loop waits for a frame before it looks at the clock a
 MAX_SMOOTH = 1000  # frames averaged: each frame averages them all, and a longer window no longer follows the scene
 
 
-@dataclass
+@dataclass(frozen=True)
 class RunOptions:
-    labels: Path | None = None  # bare .tflite files
-    input_range: tuple[float, float] | None = None
-    threads: int | None = None
-    delegate: str | None = None  # "edgetpu"; automatic for *_edgetpu.tflite
-    top_k: int = DEFAULT_TOP_K
-    threshold: float | None = None  # below it the frame is "unknown"
-    smooth: int = 1  # average the scores of the last N frames
-    max_frames: int | None = None
-    duration: float | None = None  # seconds
-    realtime: bool = False  # pace a video file like a camera (newest frame only)
-    truth: str | None = None  # the label of everything seen in this session
-    truth_schedule: Path | None = None
-    log_file: Path | None = None  # one JSON record a frame
-    preview: bool = False  # show the frames in a window; number keys set the truth
-    camera_mode: str | None = None  # "1280x720@30/MJPG": what to ask a camera for
-    decode: str = "fast"  # edge.preprocess.DECODES
-    drift_thresholds: tuple[float, float] | str = THRESHOLDS  # PSI against the fingerprint: watch, drift
-    drift_min_frames: int = MIN_FRAMES  # fewer frames in a window: too few to judge
+    """The options of `edge run` (and edge.run), with the report and collect options nested, as MediaPipe
+    Model Maker nests its groups: `reporting` sends a report a window to a host, `collecting` (with
+    `reporting`) the frames its rule chooses."""
+    camera_mode: str | None = option(None, "Ask the camera for WIDTHxHEIGHT[@FPS][/FOURCC], e.g. 1280x720@30/MJPG "
+                                     "(USB cameras: MJPG reaches higher rates than the default YUYV).")
+    labels: Path | None = option(None, "Class names of a bare .tflite, one a line in output order.")
+    input_range: tuple[float, float] | str | None = option(None, "Float range a bare .tflite expects for pixels "
+                                                           "0..255, e.g. -1,1 or 0,1 [0,255].")
+    threads: int | None = option(None, "Interpreter threads [all cores].")
+    delegate: str | None = option(None, "Run on a hardware accelerator: edgetpu [the CPU; the Edge TPU for "
+                                  "*_edgetpu.tflite files].")
+    top_k: int = option(DEFAULT_TOP_K, "Classes per frame in the log.")
+    threshold: float | None = option(None, "Below this score the frame is 'unknown'.")
+    smooth: int = option(1, "Average the scores of the last N frames.")
+    max_frames: int | None = option(None, "Stop after N frames.")
+    duration: float | None = option(None, "Stop after S seconds.")
+    realtime: bool = option(False, "Pace a video file like a camera (newest frame only, drops counted).")
+    decode: str = option("fast", "fast: decode MJPG frames at the smallest JPEG scale that covers the model's input "
+                         "and resize in steps; full: decode every frame whole and area-resize it, as training did "
+                         "(slower; to check the fast path).")
+    truth: str | None = option(None, "Field evaluation: the label of everything seen in this session.")
+    truth_schedule: Path | None = option(None, 'Field evaluation: JSON list of {"start_frame", "end_frame", "label"} '
+                                         'or {"start_s", "end_s", "label"}.')
+    preview: bool = option(False, "Show the frames with the prediction in a window; number keys set the truth (1 = "
+                           "first label, 0 = none), q quits. Needs a display and a non-headless OpenCV.")
+    log_file: Path | None = option(None, "Write one JSON record a frame (JSONL).", flag="--log")
+    # Given as "WATCH,DRIFT" or a pair; held as the pair.
+    drift_thresholds: tuple[float, float] | str = option(f"{THRESHOLDS[0]},{THRESHOLDS[1]}", "WATCH,DRIFT: the "
+                                                         "population stability index against the model's fingerprint "
+                                                         "from which a window is at watch, and at drift.")
+    drift_min_frames: int = option(MIN_FRAMES, "Fewer frames in a window: too few to judge drift.")
+    reporting: ReportOptions | None = None
+    collecting: CollectOptions | None = None
 
-    def check(self) -> None:
+    def __post_init__(self):
         choose("--decode", self.decode, DECODES)
-        parse_thresholds(self.drift_thresholds)
+        object.__setattr__(self, "drift_thresholds", parse_thresholds(self.drift_thresholds))
         check_min_frames(self.drift_min_frames)
         problems = [
             (not whole(self.top_k, 1), f"--top-k {self.top_k} must be a whole number, at least 1"),
@@ -79,18 +95,39 @@ class RunOptions:
             (self.truth is not None and not str(self.truth).strip(),
              "--truth is empty: give one of the model's labels, or leave --truth out"),
             (self.truth is not None and self.truth_schedule is not None, "give --truth or --truth-schedule, not both"),
+            (self.collecting is not None and self.reporting is None,
+             "--collect sends frames to a host: add --report-to URL, --device-id and --token"),
+            (self.collecting is not None and parse_rule(self.collecting.rule)[0] == "wrong"
+             and self.truth is None and self.truth_schedule is None and not self.preview,
+             "--collect wrong needs the truth: add --truth LABEL, --truth-schedule FILE or --preview (number keys), "
+             "or collect uncertain, disagree or every:N"),
         ]
         for bad, message in problems:
             if bad:
-                raise EdgeError(message)
+                raise OptionError(message)
 
 
-def run(model, source, options: RunOptions | None = None, log: Log | None = None,
-        report_options: ReportOptions | None = None, collect_options: CollectOptions | None = None) -> dict:
+def run_options(given: dict) -> RunOptions:
+    """RunOptions from keywords, as `edge run` and edge.run take them (a nested group's options by their
+    keywords: report_to, collect, ...); reporting with report_to, collecting with collect as well."""
+    given = dict(given)
+    groups = (RunOptions, ReportOptions, CollectOptions)
+    check_keywords(given, [keyword for cls in groups for keyword in options(cls)], "edge run")
+    report, collect = take(ReportOptions, given), take(CollectOptions, given)
+    if "url" not in report and {"token", "device_id"} & report.keys():
+        raise OptionError("--token and --device-id are for reporting: add --report-to URL")
+    if "rule" not in collect and collect:
+        raise OptionError("--collect-max-per-hour, --collect-store and --collect-store-mb are for collecting frames: "
+                          "add --collect RULE")
+    return RunOptions(**take(RunOptions, given), reporting=ReportOptions(**report) if "url" in report else None,
+                      collecting=CollectOptions(**collect) if "rule" in collect else None)
+
+
+def run(model, source, options: RunOptions | None = None, log: Log | None = None) -> dict:
     """Run `model` (bundle or .tflite) on `source` until it ends, --max-frames, --duration, or SIGINT (Ctrl-C),
-    SIGTERM or SIGHUP (edge.signals); returns the summary. With `report_options`, a report a window with
-    frames goes to the host (`edge serve`); with `collect_options` as well, the frames its rule chooses."""
-    runner = Runner(model, source, options or RunOptions(), log or Log(enabled=False), report_options, collect_options)
+    SIGTERM or SIGHUP (edge.signals); returns the summary. With `options.reporting`, a report a window with
+    frames goes to the host (`edge serve`); with `options.collecting` as well, the frames its rule chooses."""
+    runner = Runner(model, source, options or RunOptions(), log or Log(enabled=False))
     with runner:
         runner.loop()
     return runner.summary()
@@ -102,12 +139,9 @@ class Runner:
     ExitStack, so that an error at any step closes what came before), looped (a frame at a time; a report
     window closes when due), closed (the reader first, then the senders flush), summarised."""
 
-    def __init__(self, model, source, opts: RunOptions, log: Log, report_options: ReportOptions | None,
-                 collect_options: CollectOptions | None):
-        opts.check()
+    def __init__(self, model, source, opts: RunOptions, log: Log):
         self.frames_from = parse_source(source, parse_camera_mode(opts.camera_mode) if opts.camera_mode else None)
-        rule = _check_sending(report_options, collect_options)
-        self.opts, self.log, self.report_options, self.collect_options = opts, log, report_options, collect_options
+        self.opts, self.log = opts, log
         self.target = target = load_model(model, opts.labels, opts.input_range, opts.threads, opts.delegate)
         self.labels = labels = target.labels
         self.fingerprint = find_fingerprint(model, len(labels))
@@ -115,9 +149,6 @@ class Runner:
         if opts.top_k > max(len(labels), DEFAULT_TOP_K):  # the default shrinks to fit a model of 2 classes
             raise EdgeError(f"--top-k {opts.top_k}: the model has {len(labels)} classes; give 1 to {len(labels)}")
         self.truth = _truth(opts, labels)
-        if rule == "wrong" and self.truth is None:
-            raise EdgeError("--collect wrong needs the truth: add --truth LABEL, --truth-schedule FILE or --preview "
-                            "(number keys), or collect uncertain, disagree or every:N")
         self.log_file = check_writable(opts.log_file, "--log") if opts.log_file else None
         self.top_k = min(opts.top_k, len(labels))
         self.top_ks = sorted({*default_top_k(len(labels)), self.top_k})
@@ -130,11 +161,11 @@ class Runner:
                       "options": {"top_k": self.top_k, "threshold": opts.threshold, "smooth": opts.smooth,
                                   "realtime": opts.realtime, "decode": opts.decode}}
         self.run_id = uuid.uuid4().hex
-        self.model_sha256 = hashlib.sha256(target.path.read_bytes()).hexdigest() if report_options else None
+        self.model_sha256 = hashlib.sha256(target.path.read_bytes()).hexdigest() if opts.reporting else None
         self.recent = deque(maxlen=opts.smooth)
         self.live = _LiveLine(log)
-        self.preview = self.records = self.reporter = self.collector = self.reports = self.reader = self.whole = None
-        self.reporting = self.collecting = self.stop = self.ended = None
+        self.preview = self.records = self.reporter = self.collector = self.reports = self.reader = self.tally = None
+        self.reported = self.collected = self.stop = self.ended = None  # the senders' tallies, once closed
         self._stack = ExitStack()
 
     def __enter__(self) -> "Runner":
@@ -154,19 +185,19 @@ class Runner:
         if self.log_file:
             self.records = _Records(self.log_file)
             stack.callback(self.records.close)
-        if self.report_options:
-            self.reporter = Reporter(self.report_options, self.log)  # starts draining an old backlog now
+        if self.opts.reporting:
+            self.reporter = Reporter(self.opts.reporting, self.log)  # starts draining an old backlog now
             stack.callback(self._close_reporting)
-        if self.collect_options:
-            self.collector = Collector(self.collect_options, self.report_options, self.labels, self.run_id,
+        if self.opts.collecting:
+            self.collector = Collector(self.opts.collecting, self.opts.reporting, self.labels, self.run_id,
                                        self.model_sha256, self.named, self.frames_from.live or self.opts.realtime,
                                        self.log, self.fingerprint)
             stack.callback(self._close_collecting)
         stack.callback(self.live.end)
         self.reader = stack.enter_context(self._open_reader())
-        self.whole = Tally(self.labels, self.top_ks, self.reader.stats, WARMUP, self.drift)
+        self.tally = Tally(self.labels, self.top_ks, self.reader.stats, WARMUP, self.drift)
         if self.reporter:
-            self.reports = Windows(self.reporter, self.report_options, self.about, self.labels, self.top_ks,
+            self.reports = Windows(self.reporter, self.opts.reporting, self.about, self.labels, self.top_ks,
                                    self.reader.stats, self.run_id, self.model_sha256, self.drift)
 
     def _open_reader(self) -> FrameReader:
@@ -188,10 +219,10 @@ class Runner:
                                self.input["quantization"], self.target.input_range)
 
     def _close_reporting(self) -> None:  # the last window goes out too; without windows yet, nothing was reported
-        self.reporting = self.reports.close(self.reader.stats) if self.reports else self.reporter.close()
+        self.reported = self.reports.close(self.reader.stats) if self.reports else self.reporter.close()
 
     def _close_collecting(self) -> None:
-        self.collecting = self.collector.close()
+        self.collected = self.collector.close()
 
     def loop(self) -> None:
         """Classify frames until the source ends, --max-frames, --duration or a stop signal."""
@@ -205,7 +236,7 @@ class Runner:
                 elif reports:  # no frame for a while: a report may still be due
                     reports.tick(reader.stats)
                 # Checked on ticks too: a source that died must not keep the run past --duration.
-                if stop or (opts.duration and time.perf_counter() - self.whole.started >= opts.duration):
+                if stop or (opts.duration and time.perf_counter() - self.tally.started >= opts.duration):
                     break
         if stop:
             self.log(f"{stop.signal}: writing the summary")
@@ -225,7 +256,7 @@ class Runner:
         own = recent[-1] if self.drift else None  # the frame's own scores (not smoothed), as the fingerprint's were
         done = time.perf_counter()
         frame_ms = (done - frame.captured) * 1000
-        self.whole.add(true, scores, inference_ms, frame_ms, done, own)
+        self.tally.add(true, scores, inference_ms, frame_ms, done, own)
         if self.reports:
             self.reports.add(true, scores, inference_ms, frame_ms, done, self.reader.stats, own)
         if self.collector:
@@ -237,15 +268,15 @@ class Runner:
                 "top_k": [[labels[c], float(scores[c])] for c in top],
                 "truth": labels[true] if true is not None else None,
                 "latency_ms": round(inference_ms, 3), "frame_ms": round(frame_ms, 3)})
-        self.live.show(label, float(scores[top[0]]), self.whole, inference_ms)
+        self.live.show(label, float(scores[top[0]]), self.tally, inference_ms)
         if self.preview and self._show(frame, label, float(scores[top[0]]), true, done):
             return True
-        return bool(opts.max_frames and self.whole.frames >= opts.max_frames)
+        return bool(opts.max_frames and self.tally.frames >= opts.max_frames)
 
     def _show(self, frame, label: str, score: float, true, done: float) -> bool:
         """The frame in the preview window; True when q was pressed. A number key sets the truth from now on."""
-        labels, whole = self.labels, self.whole
-        shown = overlay(frame.rgb, label, score, whole.frames / (done - whole.started),
+        labels, tally = self.labels, self.tally
+        shown = overlay(frame.rgb, label, score, tally.frames / (done - tally.started),
                         labels[true] if true is not None else None)
         action = key_action(self.preview.show(shown), labels)
         if action and action[0] == "quit":
@@ -256,42 +287,31 @@ class Runner:
 
     def summary(self) -> dict:
         """The run's summary, once it is closed: the `edge eval --json` metric keys, timings, capture, notes."""
-        whole, reader, stop = self.whole, self.reader, self.stop
-        if not whole.frames:
+        tally, reader, stop = self.tally, self.reader, self.stop
+        if not tally.frames:
             raise EdgeError(f"{self.named} gave no frames{f' before {stop.signal}' if stop else ''}: check the source")
-        summary = {**whole.summary(reader.stats, self.about, self.ended),
+        summary = {**tally.summary(reader.stats, self.about, self.ended),
                    "source_mode": str(reader.delivers) if reader.delivers else None,
                    "reader": {"jpeg_scale": reader.jpeg_scale, "ms": reader.stats.per_frame_ms()}}
         notes = summary["notes"]
         notes += reader.stats.notes + _reader_notes(summary, reader.live)
-        if not whole.acc.n:
+        if not tally.acc.n:
             notes.append("no frame had a truth (--truth, --truth-schedule or a number key in --preview): "
                          "predictions only, nothing evaluated")
         if stop:
             notes.append(f"stopped by {stop.signal}")
         if not self.drift:
             notes.append(f"the model has no fingerprint, so drift is not watched: {HOW}")
-        if self.collecting:
-            summary["collecting"] = collecting = self.collecting
+        if self.collected:
+            summary["collecting"] = collecting = self.collected
             if collecting["stopped"]:
                 notes.append(f"collecting stopped: {collecting['outbox']} could not be written (a full disk?); "
                              f"{collecting['stopped']} frames chosen after were not kept")
-        if self.reporting:
-            summary["reporting"] = self.reporting
+        if self.reported:
+            summary["reporting"] = self.reported
             if self.drift:
                 summary["drift"]["windows"] = self.reports.levels
         return summary
-
-
-def _check_sending(report_options: ReportOptions | None, collect_options: CollectOptions | None) -> str | None:
-    """Check the reporting and collecting options; the collect rule's name (None: not collecting)."""
-    if report_options:
-        report_options.check()
-    if not collect_options:
-        return None
-    if not report_options:
-        raise EdgeError("--collect sends frames to a host: add --report-to URL, --device-id and --token")
-    return collect_options.check()[0]
 
 
 def _truth(opts: RunOptions, labels: list[str]):

@@ -44,15 +44,16 @@ def frames_of(db, run_id) -> list[dict]:
     return sorted(held, key=lambda f: (f["time"], f["frame"]))
 
 
-def collect(server, token, tmp_path, rule, **options):
-    return (ReportOptions(server.url, token, "pi-door", every=60, outbox=tmp_path / "outbox.db", flush=5.0),
-            CollectOptions(rule, store=tmp_path / "frames.db", **options))
+def collect(server, token, tmp_path, rule, flush=5.0, **options):
+    """RunOptions' reporting and collecting, as keywords."""
+    return {"reporting": ReportOptions(server.url, token, "pi-door", every=60, outbox=tmp_path / "outbox.db",
+                                       flush=flush),
+            "collecting": CollectOptions(rule, **{"store": tmp_path / "frames.db", **options})}
 
 
 def test_every_nth_frame_arrives_as_the_scan_it_was(e2e, digits, host, tmp_path):
     server, token = host
-    summary = run(e2e["bundle"], digits / "2", RunOptions(truth="2"), None,
-                  *collect(server, token, tmp_path, "every:10"))
+    summary = run(e2e["bundle"], digits / "2", RunOptions(truth="2", **collect(server, token, tmp_path, "every:10")))
     c = summary["collecting"]
     assert (c["rule"], c["chosen"], c["kept"], c["sent"], c["pending"], c["capped"]) == ("every:10", 17, 17, 17, 0, 0)
     held = frames_of(server.db, summary["reporting"]["run_id"])
@@ -74,8 +75,7 @@ def test_a_camera_s_mjpg_frame_is_kept_as_the_camera_sent_it(e2e, digits, host, 
         writer.write(cv2.resize(cv2.imread(str(path)), (640, 480), interpolation=cv2.INTER_CUBIC))
     writer.release()
     server, token = host
-    summary = run(e2e["bundle"], tmp_path / "camera.avi", RunOptions(), None,
-                  *collect(server, token, tmp_path, "every:4"))
+    summary = run(e2e["bundle"], tmp_path / "camera.avi", RunOptions(**collect(server, token, tmp_path, "every:4")))
     assert summary["reader"]["jpeg_scale"] == 8
     held = frames_of(server.db, summary["reporting"]["run_id"])
     packets = cv2.VideoCapture(str(tmp_path / "camera.avi"), cv2.CAP_FFMPEG)
@@ -87,8 +87,8 @@ def test_a_camera_s_mjpg_frame_is_kept_as_the_camera_sent_it(e2e, digits, host, 
 
 def test_wrong_keeps_the_misses_within_the_hourly_cap(e2e, digits, host, tmp_path):
     server, token = host
-    summary = run(e2e["bundle"], digits / "2", RunOptions(truth="3"), None,
-                  *collect(server, token, tmp_path, "wrong", max_per_hour=5))
+    sending = collect(server, token, tmp_path, "wrong", max_per_hour=5)
+    summary = run(e2e["bundle"], digits / "2", RunOptions(truth="3", **sending))
     c = summary["collecting"]
     calls_of_3 = summary["confusion_matrix"][3][3]  # scans of a 2 called 3 are right by this truth
     assert c["chosen"] == 170 - calls_of_3 and c["kept"] == c["sent"] == 5 and c["capped"] == c["chosen"] - 5
@@ -98,8 +98,8 @@ def test_wrong_keeps_the_misses_within_the_hourly_cap(e2e, digits, host, tmp_pat
 
 def test_uncertain_keeps_the_frames_below_its_margin(e2e, digits, host, tmp_path):
     server, token = host
-    summary = run(e2e["bundle"], digits / "1", RunOptions(log_file=tmp_path / "calls.jsonl"), None,
-                  *collect(server, token, tmp_path, "uncertain:0.98", max_per_hour=1000))
+    sending = collect(server, token, tmp_path, "uncertain:0.98", max_per_hour=1000)
+    summary = run(e2e["bundle"], digits / "1", RunOptions(log_file=tmp_path / "calls.jsonl", **sending))
     logged = [json.loads(line) for line in (tmp_path / "calls.jsonl").read_text().splitlines()]
     below = [r["frame"] for r in logged if r["top_k"][0][1] - r["top_k"][1][1] < 0.98]
     held = frames_of(server.db, summary["reporting"]["run_id"])
@@ -115,8 +115,8 @@ def test_uncertain_without_a_margin_takes_the_model_s_own(e2e, digits, host, tmp
     share = fingerprint["histograms"]["margin"]["counts"][0] / fingerprint["n"]
     assert margin(fingerprint) == edge_margin and share <= 0.2 and margin(None) == 0.2
     server, token = host
-    summary = run(e2e["bundle"], digits / "3", RunOptions(log_file=tmp_path / "calls.jsonl"), None,
-                  *collect(server, token, tmp_path, "uncertain", max_per_hour=1000))
+    sending = collect(server, token, tmp_path, "uncertain", max_per_hour=1000)
+    summary = run(e2e["bundle"], digits / "3", RunOptions(log_file=tmp_path / "calls.jsonl", **sending))
     assert summary["collecting"]["rule"] == f"uncertain:{edge_margin:g}"
     logged = [json.loads(line) for line in (tmp_path / "calls.jsonl").read_text().splitlines()]
     below = [r["frame"] for r in logged if r["top_k"][0][1] - r["top_k"][1][1] < edge_margin]
@@ -136,8 +136,8 @@ def test_disagree_keeps_the_frame_that_breaks_a_run_of_calls(e2e, digits, host, 
     for i, path in enumerate(called["2"][:6] + called["0"][:1] + called["2"][6:12]):
         shutil.copy(path, folder / f"{i:02d}.png")
     server, token = host
-    summary = run(e2e["bundle"], folder, RunOptions(log_file=tmp_path / "calls.jsonl"), None,
-                  *collect(server, token, tmp_path, "disagree"))
+    sending = collect(server, token, tmp_path, "disagree")
+    summary = run(e2e["bundle"], folder, RunOptions(log_file=tmp_path / "calls.jsonl", **sending))
     calls = [json.loads(line)["label"] for line in (tmp_path / "calls.jsonl").read_text().splitlines()]
     assert calls == ["2"] * 6 + ["0"] + ["2"] * 6
     held = frames_of(server.db, summary["reporting"]["run_id"])
@@ -157,15 +157,13 @@ def camera_video(path, folder, frames: int, size=(640, 480)):
 def test_frames_wait_out_an_outage_and_arrive_once(e2e, digits, host, tmp_path):
     server, token = host
     down = Server(server.db)  # a port nobody listens on yet
-    reporting, keeping = collect(down, token, tmp_path, "every:10")
-    reporting.flush = 0.5
-    first = run(e2e["bundle"], digits / "2", RunOptions(), None, reporting, keeping)
+    first = run(e2e["bundle"], digits / "2", RunOptions(**collect(down, token, tmp_path, "every:10", flush=0.5)))
     assert (first["collecting"]["kept"], first["collecting"]["sent"], first["collecting"]["pending"]) == (17, 0, 17)
     assert "Connection refused" in first["collecting"]["last_error"]
     down.start()  # the host is back, on the same database: the next run's sender drains the backlog first
     try:
-        second = run(e2e["bundle"], digits / "2", RunOptions(max_frames=1), None,
-                     *collect(down, token, tmp_path, "every:10"))
+        second = run(e2e["bundle"], digits / "2", RunOptions(max_frames=1,
+                                                             **collect(down, token, tmp_path, "every:10")))
     finally:
         down.stop()
     assert second["collecting"]["pending"] == 0 and second["collecting"]["sent"] == 18
@@ -177,10 +175,9 @@ def test_frames_wait_out_an_outage_and_arrive_once(e2e, digits, host, tmp_path):
 def test_the_store_keeps_the_newest_frames_within_its_size(e2e, digits, tmp_path):
     """Host down, every frame of a 640x480 camera kept: past 1 MB the oldest go, counted."""
     video = camera_video(tmp_path / "camera.avi", digits / "0", 150)
-    reporting, keeping = collect(Server(tmp_path / "unused.db"), "t0ken", tmp_path, "every:1", max_per_hour=10_000,
-                                 store_mb=1)
-    reporting.flush = 0
-    summary = run(e2e["bundle"], video, RunOptions(), None, reporting, keeping)
+    sending = collect(Server(tmp_path / "unused.db"), "t0ken", tmp_path, "every:1", flush=0, max_per_hour=10_000,
+                      store_mb=1)
+    summary = run(e2e["bundle"], video, RunOptions(**sending))
     c = summary["collecting"]
     assert summary["frames"] == c["kept"] == 150 and c["busy"] == 0 and c["dropped"] > 0  # a file waits
     assert c["pending"] + c["dropped"] == c["kept"] and c["unstored"] == 0
@@ -210,7 +207,7 @@ def test_a_camera_passes_frames_over_while_the_sender_is_behind(e2e, digits, tmp
     reporting = ReportOptions(f"http://127.0.0.1:{hung.getsockname()[1]}", "t0ken", "pi-door", every=60,
                               outbox=tmp_path / "outbox.db", flush=0)
     keeping = CollectOptions("every:1", store=tmp_path / "frames.db", max_per_hour=10_000)
-    summary = run(e2e["bundle"], video, RunOptions(realtime=True), None, reporting, keeping)
+    summary = run(e2e["bundle"], video, RunOptions(realtime=True, reporting=reporting, collecting=keeping))
     c = summary["collecting"]
     # a realtime camera passes a frame over when the machine is busier than it (89 of 90 on a loaded CI machine)
     assert summary["frames"] == c["chosen"] >= 85 and c["sent"] == 0
@@ -222,9 +219,9 @@ def test_a_camera_passes_frames_over_while_the_sender_is_behind(e2e, digits, tmp
 def test_a_full_disk_stops_collecting_and_the_run_goes_on(e2e, digits, small_disk, tmp_path):
     video = camera_video(tmp_path / "camera.avi", digits / "0", 150)
     (small_disk / "filler").write_bytes(b"\0" * (shutil.disk_usage(small_disk).free - 400_000))
-    reporting, keeping = collect(Server(tmp_path / "unused.db"), "t0ken", tmp_path, "every:1", max_per_hour=10_000)
-    keeping.store, reporting.flush = small_disk / "frames.db", 0
-    summary = run(e2e["bundle"], video, RunOptions(truth="0"), None, reporting, keeping)
+    sending = collect(Server(tmp_path / "unused.db"), "t0ken", tmp_path, "every:1", flush=0, max_per_hour=10_000,
+                      store=small_disk / "frames.db")
+    summary = run(e2e["bundle"], video, RunOptions(truth="0", **sending))
     c = summary["collecting"]
     assert summary["frames"] == 150 and summary["evaluated"] == 150
     assert c["unstored"] >= 1 and c["stopped"] > 0 and c["kept"] + c["stopped"] == 150
@@ -237,7 +234,7 @@ def test_a_frame_over_the_host_s_limit_is_refused_once_and_counted(e2e, digits, 
     video = camera_video(tmp_path / "camera.avi", digits / "0", 6, size=(1280, 720))
     server = Server(db, None, "--max-frame-body", "16384").start()
     try:
-        summary = run(e2e["bundle"], video, RunOptions(), None, *collect(server, token, tmp_path, "every:2"))
+        summary = run(e2e["bundle"], video, RunOptions(**collect(server, token, tmp_path, "every:2")))
         status, answer = server.get("/api/v1/devices/pi-door/frames?state=all")
     finally:
         server.stop()
@@ -249,9 +246,8 @@ def test_a_frame_over_the_host_s_limit_is_refused_once_and_counted(e2e, digits, 
 
 def test_a_wrong_token_keeps_the_frames_for_later(e2e, digits, host, tmp_path):
     server, _ = host
-    reporting, keeping = collect(server, "not-a-token", tmp_path, "every:50")
-    reporting.flush = 1.0
-    summary = run(e2e["bundle"], digits / "2", RunOptions(), None, reporting, keeping)
+    summary = run(e2e["bundle"], digits / "2", RunOptions(**collect(server, "not-a-token", tmp_path, "every:50",
+                                                                     flush=1.0)))
     c = summary["collecting"]
     assert (c["kept"], c["sent"], c["pending"], c["rejected"]) == (4, 0, 4, 0)
     assert c["last_error"] == "HTTP 401: unknown or revoked token"
@@ -259,11 +255,10 @@ def test_a_wrong_token_keeps_the_frames_for_later(e2e, digits, host, tmp_path):
 
 def test_one_file_for_reports_and_frames_is_refused_at_start(e2e, digits, host, tmp_path):
     server, token = host
-    reporting, keeping = collect(server, token, tmp_path, "every:10")
-    keeping.store = reporting.outbox
+    sending = collect(server, token, tmp_path, "every:10", store=tmp_path / "outbox.db")
     with pytest.raises(EdgeError, match=r"--collect-store .*outbox.db is where reports wait \(--outbox\): give the "
                                         "frames a file of their own"):
-        run(e2e["bundle"], digits / "2", RunOptions(), None, reporting, keeping)
+        run(e2e["bundle"], digits / "2", RunOptions(**sending))
 
 
 OLD_OUTBOX = """
@@ -281,7 +276,7 @@ def test_a_report_in_the_frames_store_is_set_aside_not_sent_or_deleted(e2e, digi
         old.executescript(OLD_OUTBOX)
         old.execute("INSERT INTO outbox (body) VALUES (?)", (report,))
     server, token = host
-    summary = run(e2e["bundle"], digits / "2", RunOptions(), None, *collect(server, token, tmp_path, "every:10"))
+    summary = run(e2e["bundle"], digits / "2", RunOptions(**collect(server, token, tmp_path, "every:10")))
     c = summary["collecting"]
     assert (c["kept"], c["sent"], c["rejected"], c["pending"]) == (17, 17, 0, 0) and c["set_aside"] == 1
     assert sqlite3.connect(tmp_path / "frames.db").execute("SELECT body FROM outbox").fetchall() == [(report,)]

@@ -36,8 +36,8 @@ def test_dashboard_shows_what_the_device_reported(e2e, digits, tmp_path):
     server = Server(db).start()
     try:
         # Every window judged for drift, however few its frames: scans of one digit against a fingerprint of four
-        summary = run(e2e["bundle"], digits / "2", RunOptions(truth="2", drift_min_frames=1), None, ReportOptions(
-            server.url, token, "pi-kitchen", every=0.02, outbox=tmp_path / "outbox.db"))
+        summary = run(e2e["bundle"], digits / "2", RunOptions(truth="2", drift_min_frames=1, reporting=ReportOptions(
+            server.url, token, "pi-kitchen", every=0.02, outbox=tmp_path / "outbox.db")))
         dom = render(server.url + "/", tmp_path / "profile", "--dump-dom")
         render(server.url + "/", tmp_path / "profile2", "--window-size=1100,900",
                f"--screenshot={tmp_path / 'dashboard.png'}")
@@ -83,9 +83,9 @@ def labelling(e2e, digits, tmp_path, device: str, every: int, latency: float = 0
     server = Server(db).start()
     browser = None
     try:
-        summary = run(e2e["bundle"], digits / "2", RunOptions(truth="2"), None,
-                      ReportOptions(server.url, token, device, outbox=tmp_path / "outbox.db"),
-                      CollectOptions(f"every:{every}", store=tmp_path / "frames.db"))
+        summary = run(e2e["bundle"], digits / "2", RunOptions(
+            truth="2", reporting=ReportOptions(server.url, token, device, outbox=tmp_path / "outbox.db"),
+            collecting=CollectOptions(f"every:{every}", store=tmp_path / "frames.db")))
         assert summary["collecting"]["sent"] == len(range(0, len(list((digits / "2").iterdir())), every))
         browser = Browser(tmp_path / "profile")
         if latency:

@@ -65,3 +65,91 @@ def test_the_cli_shows_the_defaults_the_api_applies(command):
     shown = {p.name: p.default for p in cli.commands[command].params
              if p.name in defaults and p.show_default and p.name != "out"}  # bench's --out is its own folder
     assert len(shown) >= 10 and shown == {name: defaults[name] for name in shown}
+
+
+# edge run's options (issue 28, part 3): RunOptions, with ReportOptions and CollectOptions nested, are the one
+# place a default and a help text live; `edge run` and edge.run take them and refuse the same values alike.
+
+def run_help() -> str:
+    from click.testing import CliRunner
+
+    from edge.cli import cli
+
+    return CliRunner().invoke(cli, ["run", "--help"], terminal_width=1000).output
+
+
+def test_edge_run_shows_the_defaults_its_dataclasses_apply():
+    """Every option of edge run with a default shows it, and it is the dataclass field's: what edge.run and
+    RunOptions() apply. (The collect options showed theirs as text of their own, [60], before.)"""
+    from dataclasses import MISSING
+
+    from edge.collect import CollectOptions
+    from edge.options import flag_of, options
+    from edge.reporter import ReportOptions
+    from edge.runner import RunOptions
+
+    text = run_help()
+    lines = {line.split()[0]: line for line in text.splitlines() if line.startswith("  --")}
+    made = RunOptions()
+    for cls in (RunOptions, ReportOptions, CollectOptions):
+        for spec in options(cls).values():
+            line = lines[flag_of(spec)]
+            assert spec.metadata["help"] in line, line
+            if spec.default in (MISSING, None, False):
+                assert "[default:" not in line, line
+            else:
+                assert line.endswith(f"[default: {spec.default}]"), line
+    assert made.top_k == 3 and "--top-k INTEGER" in lines["--top-k"] and lines["--top-k"].endswith("[default: 3]")
+    assert made.drift_thresholds == (0.1, 0.25) and lines["--drift-thresholds"].endswith("[default: 0.1,0.25]")
+
+
+def test_run_options_are_frozen_and_hold_what_they_were_given_as_parsed():
+    from dataclasses import FrozenInstanceError
+
+    from edge.runner import RunOptions
+
+    made = RunOptions(drift_thresholds="0.2,0.3")
+    assert made.drift_thresholds == (0.2, 0.3) and RunOptions(drift_thresholds=(0.2, 0.3)) == made
+    with pytest.raises(FrozenInstanceError):
+        made.smooth = 5
+
+
+REFUSED = [  # (edge run's flags, edge.run's keywords): refused before the model is even opened
+    (["--smooth", "0"], dict(smooth=0)),
+    (["--top-k", "0"], dict(top_k=0)),
+    (["--threshold", "2"], dict(threshold=2.0)),
+    (["--decode", "fats"], dict(decode="fats")),
+    (["--drift-thresholds", "0.3,0.1"], dict(drift_thresholds="0.3,0.1")),
+    (["--truth", "2", "--truth-schedule", "s.json"], dict(truth="2", truth_schedule="s.json")),
+    (["--token", "t"], dict(token="t")),
+    (["--report-to", "http://pi:s3cret@127.0.0.1:1", "--token", "t", "--device-id", "pi"],
+     dict(report_to="http://pi:s3cret@127.0.0.1:1", token="t", device_id="pi")),
+    (["--report-to", "http://127.0.0.1:1", "--token", "t", "--device-id", "pi", "--report-every", "0"],
+     dict(report_to="http://127.0.0.1:1", token="t", device_id="pi", report_every=0.0)),
+    (["--collect", "every:5"], dict(collect="every:5")),
+    (["--collect-store-mb", "5"], dict(collect_store_mb=5.0)),
+    (["--report-to", "http://127.0.0.1:1", "--token", "t", "--device-id", "pi", "--collect", "every:0"],
+     dict(report_to="http://127.0.0.1:1", token="t", device_id="pi", collect="every:0")),
+    (["--report-to", "http://127.0.0.1:1", "--token", "t", "--device-id", "pi", "--collect", "wrong"],
+     dict(report_to="http://127.0.0.1:1", token="t", device_id="pi", collect="wrong")),
+]
+
+
+@pytest.mark.parametrize("flags,keywords", REFUSED)
+def test_edge_run_and_the_api_refuse_the_same_values_with_the_same_line(flags, keywords, tmp_path):
+    import edge
+    from tests.cli import edge_cli
+
+    with pytest.raises(EdgeError) as e:
+        edge.run(tmp_path / "no-model", **keywords)
+    r = edge_cli("run", tmp_path / "no-model", *flags)
+    assert (r.returncode, r.stdout, r.stderr) == (2, "", f"error: {e.value}\n")
+    assert "s3cret" not in r.stderr
+
+
+def test_edge_run_takes_options_or_keywords_not_both(tmp_path):
+    import edge
+    from edge.runner import RunOptions
+
+    with pytest.raises(EdgeError, match=r"takes options \(a RunOptions\) or keywords \(smooth\), not both"):
+        edge.run(tmp_path / "no-model", options=RunOptions(), smooth=2)

@@ -109,12 +109,13 @@ def test_backlog_of_an_earlier_run_drains_when_the_host_is_back(e2e, digits, dev
     port = free_port()
     options = dict(url=f"http://127.0.0.1:{port}", token=token, device_id="pi-kitchen", every=0.05,
                    outbox=tmp_path / "outbox.db")
-    offline = run(e2e["bundle"], digits / "1", RunOptions(truth="1", realtime=True), None,
-                  ReportOptions(**options, flush=0))
+    offline = run(e2e["bundle"], digits / "1", RunOptions(truth="1", realtime=True,
+                                                          reporting=ReportOptions(**options, flush=0)))
     assert offline["reporting"]["sent"] == 0 and offline["reporting"]["pending"] == offline["reporting"]["reports"]
     server = Server(db, port).start()
     try:
-        online = run(e2e["bundle"], digits / "3", RunOptions(truth="3", max_frames=20), None, ReportOptions(**options))
+        online = run(e2e["bundle"], digits / "3", RunOptions(truth="3", max_frames=20,
+                                                             reporting=ReportOptions(**options)))
     finally:
         server.stop()
     assert online["reporting"]["sent"] == offline["reporting"]["reports"] + online["reporting"]["reports"]
@@ -137,7 +138,7 @@ def test_backlog_of_an_earlier_run_drains_when_the_host_is_back(e2e, digits, dev
 def test_bad_report_options(options, message, tmp_path):
     good = dict(url="http://127.0.0.1:1", token="t", device_id="pi", outbox=tmp_path / "o.db")
     with pytest.raises(EdgeError, match=message) as e:
-        ReportOptions(**{**good, **options}).check()
+        ReportOptions(**{**good, **options})
     assert "s3cret" not in str(e.value)
 
 

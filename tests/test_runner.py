@@ -315,7 +315,7 @@ def test_an_error_in_a_run_leaves_no_thread_running(e2e, digits, tmp_path, fail,
     log, message = fail(tmp_path)
     before = set(threading.enumerate())
     report = ReportOptions(f"http://127.0.0.1:{free_port()}", "t", "pi-door", outbox=tmp_path / "o.db", flush=0)
+    collect = CollectOptions("every:50", store=tmp_path / "frames.db")
     with pytest.raises(EdgeError, match=message):
-        run(e2e["bundle"], digits / "3", RunOptions(log_file=log, truth="3"), report_options=report,
-            collect_options=CollectOptions("every:50", store=tmp_path / "frames.db"))
+        run(e2e["bundle"], digits / "3", RunOptions(log_file=log, truth="3", reporting=report, collecting=collect))
     assert [t.name for t in set(threading.enumerate()) - before if t.is_alive()] == []
