@@ -8,7 +8,7 @@ reason in numbers. `abort` moves every device the rollout moved back. One rollou
 
 A device is told through the answer to its reports (`assignment`): the host's word is an `assignments` row,
 version NULL meaning "the model you were started with". A device runs NAME@V when its latest report names
-it (`model_version`) or carries the sha256 of that version's model file.
+it (`model_version`: {"model", "version"}) or carries the sha256 of that version's model file.
 """
 import json
 import math
@@ -86,9 +86,9 @@ def running(db, device: str) -> list | None:
 
 
 def _version_of(db, report: dict) -> list | None:
-    named = report.get("model_version")
-    if isinstance(named, dict) and isinstance(named.get("name"), str) and isinstance(named.get("version"), int):
-        return [named["name"], named["version"]]
+    named = report.get("model_version")  # {"model", "version"}, as a following device says (edge.follow)
+    if isinstance(named, dict) and isinstance(named.get("model"), str) and isinstance(named.get("version"), int):
+        return [named["model"], named["version"]]
     found = db.execute("SELECT name, version FROM models WHERE model_sha256 = ? ORDER BY version DESC",
                        (report["model_sha256"],)).fetchone()
     return list(found) if found else None
