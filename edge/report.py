@@ -164,6 +164,9 @@ def _drift(value) -> bool:
 # key -> (check, what it must be) of keys a report may leave out
 OPTIONAL = {
     "top1_mean": (lambda v: _number(v, 0, 1, null=True), "a number from 0 to 1 (the mean top-1 score) or null"),
+    "model_version": (lambda v: isinstance(v, dict) and set(v) == {"model", "version"} and isinstance(v["model"], str)
+                      and NAME.fullmatch(v["model"]) is not None and _count(v["version"]) and v["version"] >= 1,
+                      '{"model": a model name, "version": a whole number from 1} (edge run --follow-models)'),
     "drift": (_drift, '{"frames": count, "level": one of ' + ", ".join(DRIFT_LEVELS) + ', "psi": {'
               + ", ".join(f'"{name}": number >= 0' for name in DRIFT_STATISTICS)
               + '}, "thresholds": [watch, drift], "min_frames": count}'),

@@ -29,6 +29,8 @@ def test_a_report_is_compact_and_exact():
     (lambda r: r["latency_ms"]["inference"].update(p99=float("inf")), "'latency_ms' must be"),
     (lambda r: r["latency_ms"]["inference"].update(p50=10**400), "'latency_ms' must be"),
     (lambda r: r.update(fps=float("nan")), "'fps' must be"),
+    (lambda r: r.update(model_version={"model": "digits", "version": 0}), "'model_version' must be {\"model\""),
+    (lambda r: r.update(model_version={"model": "../x", "version": 2}), "'model_version' must be"),
     (lambda r: r.update(top1_mean=1.5), "'top1_mean' must be a number from 0 to 1 (the mean top-1 score) or null"),
     (lambda r: r["latency_ms"]["inference"].update({"\ud800": 1.0}), "a key in 'latency_ms.inference' is not valid"),
     (lambda r: r["window"].update(end=10**30), "'window' must be"),
