@@ -118,6 +118,20 @@ def test_smoothing_and_threshold(e2e, walk, tmp_path):
     assert all(r["label"] == "unknown" or r["score"] >= 0.999 for r in records)
 
 
+def test_the_api_takes_run_options_or_their_keywords_alike(e2e, walk, tmp_path):
+    """edge.run(options=RunOptions(...)) and edge.run(**keywords) run the same (a field with a flag of its own
+    by its name: log_file for --log)."""
+    import edge
+
+    folder = walk / "frames" / "2"
+    made = edge.run(e2e["bundle"], folder, options=RunOptions(truth="2", smooth=3, log_file=tmp_path / "a.jsonl"))
+    keywords = edge.run(e2e["bundle"], folder, truth="2", smooth=3, log_file=tmp_path / "b.jsonl")
+    assert (made["frames"], made["accuracy"], made["options"]) == (keywords["frames"], keywords["accuracy"],
+                                                                    keywords["options"])
+    assert made["frames"] == PER_CLASS and made["options"]["smooth"] == 3
+    assert (tmp_path / "a.jsonl").read_text().count("\n") == (tmp_path / "b.jsonl").read_text().count("\n") == 12
+
+
 @pytest.mark.parametrize("args,message", [
     (["--truth", "seven"], "not one of the model's labels"),
     (["--truth", "1", "--truth-schedule", "{walk}/walk.json"], "not both"),
