@@ -137,100 +137,155 @@ def spread(labels: np.ndarray, seed: int = 0) -> np.ndarray:
     return np.array([i for turn in zip_longest(*per_class) for i in turn if i is not None], dtype=np.int64)
 
 
+@dataclass(frozen=True)
+class Task:
+    """What the search is given: the calibrated model, the images and labels the budget must hold on, the
+    float model's accuracy and scores on them, the budget and the precision to keep operations in."""
+    calibrated: Calibrated
+    io_type: str
+    images: np.ndarray  # uint8 RGB at the input size
+    labels: np.ndarray
+    input_range: tuple
+    reference: float
+    float_scores: np.ndarray
+    max_drop: float
+    fallback: str
+    log: Log
+
+    def accuracy(self, scores: np.ndarray) -> float:
+        return float(np.mean(scores.argmax(1) == self.labels))
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A file quantized keeping `kept` higher, and its scores on the images it was measured on."""
+    model: bytes
+    scores: np.ndarray
+    kept: dict[int, str]  # operation index -> the fallback it computes in (float, where int16 was refused)
+
+
 def keep_budget(calibrated: Calibrated, io_type: str, images: np.ndarray, labels: np.ndarray, input_range,
                 reference: float, max_drop: float, fallback: str = "float", log: Log | None = None,
                 float_scores: np.ndarray | None = None) -> Search:
     """Quantize `calibrated` to int8, keeping the fewest operations higher that hold its accuracy on
     (images, labels) within `max_drop` of `reference` (the float model's; its scores, if known, in
     `float_scores`)."""
-    log = log or Log(enabled=False)
     started = time.perf_counter()
-    ops = operations(calibrated.model)
-    order = spread(labels)
     if float_scores is None:
         float_scores = scores_of(calibrated.model, images, input_range)
+    task = Task(calibrated, io_type, images, labels, input_range, reference, float_scores, max_drop, fallback,
+                log or Log(enabled=False))
+    search, quantized = _plain_int8(task)
+    if not search.met:
+        task.log(f"plain int8 is {search.drop:.4f} below float, more than --max-drop {max_drop}: finding the "
+                 f"operations to keep {fallback}")
+        _keep_shortest(task, search, _check(task, search, quantized))
+    search.seconds = time.perf_counter() - started
+    return search
 
-    def run(kept: dict[int, str], subset) -> tuple[bytes, np.ndarray, dict[int, str]]:
-        """Quantize keeping `kept` higher, and score `subset` of the images. An int16 kernel LiteRT refuses
-        (SUB refuses some scales) has the candidate kept in float instead."""
-        try:
-            model = quantize_int8(calibrated, io_type, {ops[i].scope: how for i, how in kept.items()})
-            return model, scores_of(model, images[subset], input_range), kept
-        except (EdgeError, RuntimeError, ValueError):
-            if "int16" not in kept.values():
-                raise
-            return run(dict.fromkeys(kept, "float"), subset)
 
-    everything = np.arange(len(labels))
-    plain, plain_scores, _ = run({}, everything)
-    dtypes = {d["name"]: np.dtype(d["dtype"]) for d in make_interpreter(plain).get_tensor_details()}
-    # the candidates: what plain int8 computes in integers (what the quantizer has no int8 for stays float)
+def _quantize(task: Task, ops: list[Operation], kept: dict[int, str], subset=slice(None)) -> Candidate:
+    """Quantize keeping `kept` higher, and score `subset` of the images. An int16 kernel LiteRT refuses
+    (SUB refuses some scales) has the candidate kept in float instead."""
+    try:
+        model = quantize_int8(task.calibrated, task.io_type, {ops[i].scope: how for i, how in kept.items()})
+        return Candidate(model, scores_of(model, task.images[subset], task.input_range), kept)
+    except (EdgeError, RuntimeError, ValueError):
+        if "int16" not in kept.values():
+            raise
+        return _quantize(task, ops, dict.fromkeys(kept, "float"), subset)
+
+
+def _higher(task: Task, ops: list[Operation], indices) -> dict[int, str]:
+    """`indices` kept in the fallback, or in float where the quantizer cannot give them int16."""
+    return {i: "float" if task.fallback == "int16" and ops[i].type in NO_INT16 else task.fallback for i in indices}
+
+
+def _plain_int8(task: Task) -> tuple[Search, set[int]]:
+    """Plain int8 on every image, with the quantizer's per-operation error; and the candidates: what it
+    computes in integers (what the quantizer has no int8 for stays float)."""
+    ops = operations(task.calibrated.model)
+    plain = _quantize(task, ops, {})
+    dtypes = {d["name"]: np.dtype(d["dtype"]) for d in make_interpreter(plain.model).get_tensor_details()}
     quantized = {op.index for op in ops if op.type not in CONVERSIONS
                  and any(dtypes.get(name, np.dtype(np.float32)) != np.float32 for name in op.outputs)}
     if not quantized:
         raise EdgeError(f"none of the model's operations can be quantized to int8 "
                         f"({', '.join(sorted({op.type for op in ops}))}): keep it float32")
-    plain_accuracy = float(np.mean(plain_scores.argmax(1) == labels))
-    detail = input_detail(make_interpreter(calibrated.model))
-    ops = rank(calibrated.model, plain, ops, pixels_to_input(images[order[:RANK_IMAGES]], detail["dtype"],
-                                                             detail["quantization"], input_range))
-    drop = reference - plain_accuracy
-    search = Search(plain, plain_accuracy, drop, holds(drop, max_drop), {}, ops,
-                    {"accuracy": plain_accuracy, "drop": drop, "bytes": len(plain)}, plain, plain_scores)
-    if search.met:
-        search.seconds = time.perf_counter() - started
-        return search
+    detail = input_detail(make_interpreter(task.calibrated.model))
+    ops = rank(task.calibrated.model, plain.model, ops,
+               pixels_to_input(task.images[spread(task.labels)[:RANK_IMAGES]], detail["dtype"],
+                               detail["quantization"], task.input_range))
+    accuracy = task.accuracy(plain.scores)
+    drop = task.reference - accuracy
+    search = Search(plain.model, accuracy, drop, holds(drop, task.max_drop), {}, ops,
+                    {"accuracy": accuracy, "drop": drop, "bytes": len(plain.model)}, plain.model, plain.scores)
+    return search, quantized
 
-    log(f"plain int8 is {search.drop:.4f} below float, more than --max-drop {max_drop}: finding the operations "
-        f"to keep {fallback}")
 
-    def precision(index: int) -> str:
-        return "float" if fallback == "int16" and ops[index].type in NO_INT16 else fallback
-
+def _check(task: Task, search: Search, quantized: set[int]) -> list[int]:
+    """The order to keep operations higher in: the checked sets that helped, most gained per operation first,
+    then the rest by rank. Each check is recorded in `search.tried`."""
+    ops, plain_scores = search.operations, search.scores  # plain int8's: nothing is chosen before the checks
     by_rank = sorted((ops[i] for i in quantized), key=lambda op: -op.added)
-    changed = plain_scores.argmax(1) != float_scores.argmax(1)
+    order = spread(task.labels)
+    changed = plain_scores.argmax(1) != task.float_scores.argmax(1)
     pick = np.concatenate([order[changed[order]], order[~changed[order]]])[:CHECK_IMAGES]
-
-    def distance(scores: np.ndarray) -> float:
-        """Mean L1 distance / 2 of scores on the check images from float's (total variation, for softmax)."""
-        return float(np.abs(scores - float_scores[pick]).sum(1).mean() / 2)
-
-    baseline, helped = distance(plain_scores[pick]), []
+    baseline, helped = _distance(plain_scores[pick], task.float_scores[pick]), []
     for op in by_rank[:TRIED_ALONE]:
         for group in dict.fromkeys([(op.index,), tuple(sorted({op.index, *op.feeds} & quantized))]):
-            d = distance(run({i: precision(i) for i in group}, pick)[1])
+            d = _distance(_quantize(task, ops, _higher(task, ops, group), pick).scores, task.float_scores[pick])
             search.tried.append({"kept": list(group), "check_distance": d})
             if d <= (1 - MIN_GAIN) * baseline:
                 helped.append(((d - baseline) / len(group), group))  # the most gained per operation first
-    ranked = list(dict.fromkeys([i for _, group in sorted(helped) for i in group] + [op.index for op in by_rank]))
+    return list(dict.fromkeys([i for _, group in sorted(helped) for i in group] + [op.index for op in by_rank]))
 
-    def attempt(k: int) -> tuple | None:
-        """Keep the first k of `ranked` higher: the result, if it holds the budget."""
-        model, scores, kept = run({i: precision(i) for i in ranked[:k]}, everything)
-        acc = float(np.mean(scores.argmax(1) == labels))
-        search.tried.append({"kept": list(kept), "accuracy": acc})
-        log(f"  {k} operation(s) kept {fallback}: accuracy {acc:.4f}, drop {reference - acc:.4f}")
-        if reference - acc < search.drop:  # the nearest yet, should nothing hold the budget
-            search.model, search.accuracy, search.drop, search.kept, search.scores = model, acc, reference - acc, \
-                kept, scores
-        return (model, acc, kept, scores) if holds(reference - acc, max_drop) else None
 
+def _distance(scores: np.ndarray, float_scores: np.ndarray) -> float:
+    """Mean L1 distance / 2 of scores from float's (total variation, for softmax)."""
+    return float(np.abs(scores - float_scores).sum(1).mean() / 2)
+
+
+def _keep_shortest(task: Task, search: Search, ranked: list[int]) -> None:
+    """Make `search` keep the shortest prefix of `ranked` higher that holds the budget on all the images,
+    or the nearest measured should none."""
     low, high, found = 0, None, None  # kept counts known over the budget, and within it
-    while found is None and low < len(ranked):
-        k = min(max(1, 2 * low), len(ranked))
-        found = attempt(k)
-        low, high = (low, k) if found else (k, None)
-    while found and high - low > 1:
-        mid = (low + high) // 2
-        if better := attempt(mid):
-            high, found = mid, better
+    while (k := next_count(low, high, len(ranked))) is not None:
+        if candidate := _attempt(task, search, ranked[:k]):
+            high, found = k, candidate
         else:
-            low = mid
+            low = k
     if found:
-        search.model, search.accuracy, search.kept, search.scores = found
-        search.drop, search.met = reference - search.accuracy, True
-    search.seconds = time.perf_counter() - started
-    return search
+        _choose(task, search, found)
+        search.met = True
+
+
+def next_count(low: int, high: int | None, total: int) -> int | None:
+    """How many to keep higher next, `low` known over the budget and `high` (None until found) within it:
+    doubling until one holds, then halving between the two; None when there is nothing left to try."""
+    if high is None:
+        return min(max(1, 2 * low), total) if low < total else None
+    return (low + high) // 2 if high - low > 1 else None
+
+
+def _attempt(task: Task, search: Search, indices: list[int]) -> Candidate | None:
+    """Keep `indices` higher, recorded in `search.tried`: the candidate, if it holds the budget. The nearest
+    yet becomes the search's choice, should nothing hold the budget."""
+    candidate = _quantize(task, search.operations, _higher(task, search.operations, indices))
+    accuracy = task.accuracy(candidate.scores)
+    drop = task.reference - accuracy
+    search.tried.append({"kept": list(candidate.kept), "accuracy": accuracy})
+    task.log(f"  {len(indices)} operation(s) kept {task.fallback}: accuracy {accuracy:.4f}, drop {drop:.4f}")
+    if drop < search.drop:
+        _choose(task, search, candidate)
+    return candidate if holds(drop, task.max_drop) else None
+
+
+def _choose(task: Task, search: Search, candidate: Candidate) -> None:
+    """Make `candidate`, measured on every image, the search's answer."""
+    accuracy = task.accuracy(candidate.scores)
+    search.model, search.accuracy, search.drop = candidate.model, accuracy, task.reference - accuracy
+    search.kept, search.scores = candidate.kept, candidate.scores
 
 
 def latency_cost(search: Search, float_model: bytes, images: np.ndarray, input_range, rounds: int = 3,

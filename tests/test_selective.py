@@ -94,3 +94,18 @@ def test_spread_takes_the_classes_in_turn():
     order = spread(labels)
     assert sorted(order) == list(range(100))
     assert sorted(labels[order[:6]]) == [0, 0, 1, 1, 2, 2]  # the first few see every class
+
+
+def test_next_count_doubles_then_halves_to_the_fewest_that_hold():
+    from edge.converter.selective import next_count
+
+    def counts(total, fewest):  # keeping `fewest` or more higher holds the budget
+        tried, low, high = [], 0, None
+        while (k := next_count(low, high, total)) is not None:
+            tried.append(k)
+            low, high = (low, k) if k >= fewest else (k, high)
+        return tried, high
+
+    assert counts(10, 3) == ([1, 2, 4, 3], 3)
+    assert counts(10, 11) == ([1, 2, 4, 8, 10], None)  # nothing holds: up to every operation, then stop
+    assert all(counts(total, fewest)[1] == fewest for total in range(1, 13) for fewest in range(1, total + 1))
