@@ -83,7 +83,8 @@ def camera_bundle(e2e, tmp_path_factory):
     buffer = tmp_path_factory.mktemp("packer") / PACKER
     with zipfile.ZipFile(buffer, "w") as packer:
         packer.writestr("dnnParams.xml", "<dnnParams/>")
-    files = {PACKER: buffer.read_bytes(), "network_MemoryReport.json": json.dumps(MEMORY_REPORT).encode()}
+    files = {PACKER: buffer.read_bytes(), "network_MemoryReport.json": json.dumps(MEMORY_REPORT).encode(),
+             **{check["file"]: (bundle.path / check["file"]).read_bytes() for check in manifest["checks"]}}
     record = {"converted": True, "packer": model_facts(files[PACKER], PACKER), "files": ["network_MemoryReport.json"],
               "memory": memory_report(MEMORY_REPORT), "warnings": []}
     manifest["device"] = "rpi-ai-camera"
