@@ -137,3 +137,46 @@ def toolchains() -> list[dict]:
 __all__ = ["Bundle", "EdgeError", "__version__", "bench", "convert", "demo", "evaluate", "export_frames",
            "install_toolchain",
            "read_bundle", "run", "toolchains"]
+
+
+def create_keys(out) -> dict:
+    """An Ed25519 key pair in folder `out` to sign model versions with (`edge keys create`): {"private", "public"}
+    paths; an existing pair is never replaced."""
+    from edge.signing import create_keys as make
+
+    private, public = make(out)
+    return {"private": str(private), "public": str(public)}
+
+
+def _publish():
+    """edge.publish: what a build machine says to an `edge serve` host as a publisher."""
+    with host_only("edge models and edge rollout", extra="follow"):
+        from edge import publish
+    return publish
+
+
+def push_model(bundle, name: str, host: str, token: str, key):
+    """Sign `bundle` with the private key file `key` and push it to `host` as the next version of `name`; a
+    PushResult (with to_json)."""
+    return _publish().push_model(bundle, name, host, token, key)
+
+
+def list_models(host: str, token: str, name: str | None = None) -> list[dict]:
+    """The model versions `host` holds (of `name`), newest first."""
+    return _publish().list_models(host, token, name)
+
+
+def start_rollout(version: str, host: str, token: str, devices=None, canary=None, watch=None, guard=None) -> dict:
+    """Roll `version` ("NAME@N") out to `devices` (None: every device that has reported): `canary` devices
+    first [10%, at least one], judged after `watch` seconds [600] by `guard` ("top1_drop=0.1,..."), then all."""
+    return _publish().start_rollout(host, token, version, devices, canary, watch, guard)
+
+
+def rollout_status(host: str, token: str, model: str | None = None) -> list[dict]:
+    """Every rollout (of `model`) on `host`, newest first, with each device's version and the history."""
+    return _publish().rollout_status(host, token, model)
+
+
+def abort_rollout(model: str, host: str, token: str) -> dict:
+    """Stop `model`'s rollout; every device it moved goes back to what it ran before."""
+    return _publish().abort_rollout(host, token, model)

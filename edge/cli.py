@@ -309,6 +309,7 @@ def bench(ctx, models, data, variants, labels, input_range, threads, rounds, out
 @JSON
 @options_of("edge.reporter:ReportOptions")
 @options_of("edge.collect:CollectOptions")
+@options_of("edge.follow:FollowOptions")
 @click.pass_context
 def run_command(ctx, model, source, json_to, **options):
     """Classify camera frames on the device, and evaluate live against ground truth."""
@@ -440,15 +441,19 @@ def token():
 @click.argument("name")
 @DB
 @click.option("--reader", is_flag=True, help="A token that reads the dashboard and API, and cannot write.")
-def token_create(name, db, reader):
-    """Make a token for device NAME (or reader NAME), printed once: only its hash is kept."""
+@click.option("--publisher", is_flag=True, help="A token that pushes model versions and rolls them out (edge "
+              "models push, edge rollout), and reads no reports.")
+def token_create(name, db, reader, publisher):
+    """Make a token for device NAME (or reader or publisher NAME), printed once: only its hash is kept."""
     with host_only("edge token"):
         from edge.server import store
 
+    if reader and publisher:
+        raise EdgeError("give --reader or --publisher, not both: a token has one role")
     with closing(store.open_db(db)) as conn:
-        secret = store.create_token(conn, name, "reader" if reader else "device")
+        secret = store.create_token(conn, name, "reader" if reader else "publisher" if publisher else "device")
     click.echo(secret)
-    if not reader:
+    if not (reader or publisher):
         click.echo(f"on the device: edge run BUNDLE --report-to http://HOST:8765 --device-id {name} "
                    "--token TOKEN (or EDGE_TOKEN=TOKEN); it is not shown again", err=True)
 
@@ -475,6 +480,106 @@ def token_list(db):
 
     with closing(store.open_db(db)) as conn:
         click.echo(render.tokens_text(store.list_tokens(conn)))
+
+
+HOST = click.option("--host", "host_url", required=True, envvar="EDGE_HOST", help="The edge serve host, e.g. "
+                    "http://192.168.1.10:8765 [$EDGE_HOST].")
+PUBLISHER = click.option("--token", required=True, envvar="EDGE_TOKEN", help="A publisher token (edge token create "
+                         "NAME --publisher) [$EDGE_TOKEN: an environment variable stays out of ps].")
+
+
+@cli.group("keys")
+def keys_group():
+    """The key pair model versions are signed with."""
+
+
+@keys_group.command("create")
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="A folder for edge-sign.key (private, "
+              "mode 0600: keep it where models are built) and edge-sign.pub (for the devices' --trust).")
+@JSON
+def keys_create(out, json_to):
+    """Make an Ed25519 key pair; an existing one is never replaced."""
+    json_destination(json_to)
+    emit(edge.create_keys(out), json_to,
+         lambda r: f"wrote {r['private']} (keep it private) and {r['public']} (give it to the devices: --trust)")
+
+
+@cli.group("models")
+def models_group():
+    """Model versions on an edge serve host: pushed signed, listed."""
+
+
+@models_group.command("push")
+@click.argument("bundle", type=click.Path(path_type=Path))
+@click.option("--name", required=True, help="The model's name: versions of it are NAME@1, NAME@2, ...")
+@HOST
+@PUBLISHER
+@click.option("--key", required=True, type=click.Path(path_type=Path), help="The private key to sign with (edge "
+              "keys create's edge-sign.key).")
+@JSON
+def models_push(bundle, name, host_url, token, key, json_to):
+    """Sign BUNDLE and push it as the next version of NAME; only the files the host lacks are sent."""
+    json_destination(json_to)
+    emit(edge.push_model(bundle, name, host_url, token, key).to_json(), json_to, render.push_text)
+
+
+@models_group.command("list")
+@click.option("--name", help="Only this model's versions.")
+@HOST
+@PUBLISHER
+@JSON
+def models_list(name, host_url, token, json_to):
+    """The versions the host holds, newest first."""
+    json_destination(json_to)
+    emit({"models": edge.list_models(host_url, token, name)}, json_to, render.versions_text)
+
+
+@cli.group("rollout")
+def rollout_group():
+    """Staged rollouts of a model version: canaries first, promoted or rolled back on the field's word."""
+
+
+@rollout_group.command("start")
+@click.argument("version")
+@HOST
+@PUBLISHER
+@click.option("--devices", help="Comma-separated devices [every device that has reported: --all].")
+@click.option("--all", "everyone", is_flag=True, help="Every device that has reported (the default).")
+@click.option("--canary", type=int, help="Devices that get the version first [10% of them, at least 1].")
+@click.option("--watch", type=float, help="Seconds the canaries run it before it is judged [600].")
+@click.option("--guard", help="Limits, e.g. top1_drop=0.1,accuracy_drop=0.05,latency_ratio=1.5,drift_share=0.5,"
+              "min_frames=100 (those are the defaults).")
+@JSON
+def rollout_start(version, host_url, token, devices, everyone, canary, watch, guard, json_to):
+    """Roll VERSION (NAME@N) out: canaries first, then every device if the guard holds."""
+    if devices and everyone:
+        raise EdgeError("give --devices or --all, not both")
+    json_destination(json_to)
+    named = [d.strip() for d in devices.split(",") if d.strip()] if devices else None
+    emit(edge.start_rollout(version, host_url, token, named, canary, watch, guard), json_to, render.rollout_text)
+
+
+@rollout_group.command("status")
+@click.argument("model", required=False)
+@HOST
+@PUBLISHER
+@JSON
+def rollout_status(model, host_url, token, json_to):
+    """Every rollout (of MODEL), newest first: its stage, each device's version, its history."""
+    json_destination(json_to)
+    emit({"rollouts": edge.rollout_status(host_url, token, model)}, json_to,
+         lambda r: "\n\n".join(map(render.rollout_text, r["rollouts"])) or "no rollouts")
+
+
+@rollout_group.command("abort")
+@click.argument("model")
+@HOST
+@PUBLISHER
+@JSON
+def rollout_abort(model, host_url, token, json_to):
+    """Stop MODEL's rollout; every device it moved goes back to what it ran before."""
+    json_destination(json_to)
+    emit(edge.abort_rollout(model, host_url, token), json_to, render.rollout_text)
 
 
 def main():

@@ -17,14 +17,17 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import click
 import numpy as np
 
 from edge.bundle import read_bundle
 from edge.checks import run_checks
-from edge.errors import EdgeError, HostError
+from edge.errors import EdgeError, HostError, OptionError, whole
 from edge.files import write_json
 from edge.host_client import Refusal, call_json, download
 from edge.model import Model, load_model
+from edge.options import option
+from edge.report import NAME
 from edge.signing import check_files, load_public_key, verify
 
 MODELS = Path("~/.local/state/edge/models")
@@ -36,15 +39,22 @@ HEALTHY = 100  # frames a version classifies before it counts as healthy
 
 @dataclass(frozen=True)
 class FollowOptions:
-    trust: tuple = ()  # public key files (edge keys create's edge-sign.pub)
-    models: Path = MODELS
+    """`edge run --follow-models`: run the model version the host names, fetched, verified and checked."""
+    follow: bool = option(False, "Run the model version the host names in its answers to reports, once it is "
+                          "verified with a --trust key and checked (needs --report-to).", keyword="follow_models")
+    trust: tuple | None = option(None, "A public key the models must be signed with (edge keys create's "
+                                 "edge-sign.pub); give it again for another.", multiple=True,
+                                 type=click.Path(path_type=Path))
+    models: Path = option(MODELS, "Where the versions the host names are kept.", keyword="models_dir")
 
     def __post_init__(self):
-        if not self.trust:
-            raise EdgeError("--follow-models needs --trust KEYDIR/edge-sign.pub: the public key the models are "
-                            "signed with ('edge keys create' made it)")
+        if self.follow and not self.trust:
+            raise OptionError("--follow-models needs --trust KEYDIR/edge-sign.pub: the public key the models are "
+                              "signed with ('edge keys create' made it)")
+        if self.trust and not self.follow:
+            raise OptionError("--trust is for --follow-models: add it, or leave --trust out")
         object.__setattr__(self, "models", Path(self.models).expanduser())
-        object.__setattr__(self, "trust", tuple(Path(p) for p in self.trust))
+        object.__setattr__(self, "trust", tuple(Path(p) for p in self.trust or ()))
 
     def keys(self) -> list:
         return [load_public_key(path) for path in self.trust]
@@ -166,6 +176,8 @@ class Follower:
     threads: int | None = None
     delegate: str | None = None
     log: object = print
+    given: object = None  # loads the model the run was started with, for a host that names it again
+    running: dict | None = None  # the version that runs (None: the model given)
     wanted: dict | None = None
     ready: tuple | None = None  # (version, checked Model, or None: the model given), to swap in between frames
     failed: dict = field(default_factory=dict)  # version name -> why, not tried again this run
@@ -173,12 +185,15 @@ class Follower:
     _stop: threading.Event = field(default_factory=threading.Event)
 
     def __post_init__(self):
-        self.running = read_state(self.options.models)["active"]
         self._thread = threading.Thread(target=self._loop, name="edge-follow", daemon=True)
         self._thread.start()
 
-    def told(self, run: dict) -> None:
-        """The host's word from a report's answer: {"model", "version"} (version None: the model given)."""
+    def told(self, run) -> None:
+        """The host's word from a report's answer: {"model", "version"} (version None: the model given); an
+        answer of another shape is no word of edge serve's, and is ignored."""
+        if not (isinstance(run, dict) and set(run) == {"model", "version"} and isinstance(run["model"], str)
+                and NAME.fullmatch(run["model"]) and (run["version"] is None or whole(run["version"], 1))):
+            return
         if run != self.wanted:
             self.wanted = run
             self._wake.set()
@@ -201,16 +216,18 @@ class Follower:
             self._wake.wait(timeout=30)  # also retries a download the host or the network cut
             self._wake.clear()
             wanted = self.wanted
-            if wanted is None or wanted == self.running or self.ready or name_of(wanted) in self.failed:
-                continue
-            self._get(wanted)
+            done = wanted is None or name_of(wanted) == name_of(self.running) or self.ready
+            if not done and name_of(wanted) not in self.failed:
+                self._get(wanted)
 
     def _get(self, wanted: dict) -> None:
         name = name_of(wanted)
-        if name is None:  # back to the model the run was given, which the run still holds
-            self.ready = (wanted, None)
-            return
         try:
+            if name is None:  # back to the model the run was started with
+                self.ready = (wanted, self.given())
+                self.log(f"the host names the model this run was started with ({wanted['model']} before any "
+                         "version): it runs from the next frame")
+                return
             folder = fetch(self.options, self.host, self.token, wanted)
             self.ready = (wanted, check_bundle(folder, self.threads, self.delegate))
             self.log(f"{name} is verified and checked: it runs from the next frame")

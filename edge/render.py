@@ -307,3 +307,32 @@ def frames_export_text(r: dict) -> str:
               "export adds it" for label, n in r["new_classes"].items()]
     lines.append(f"next: edge convert --data ORIGINAL --data {r['out']} (classes merge by name)")
     return "\n".join(lines)
+
+
+def push_text(r: dict) -> str:
+    """`edge models push`: the version the host gave, and what was sent."""
+    how = "new" if r["new"] else "the host held this very release already"
+    return (f"{r['name']}@{r['version']} ({how}): {r['files']} files, {r['bytes_sent']:,} bytes sent, "
+            f"{r['bytes_held']:,} held already; signed by key {r['key_id']}")
+
+
+def versions_text(r: dict) -> str:
+    """`edge models list`: one line a version."""
+    rows = [("version", "files", "bytes", "pushed", "by", "withdrawn")]
+    rows += [(f"{m['name']}@{m['version']}", str(m["files"]), f"{m['bytes']:,}",
+              time.strftime("%Y-%m-%d %H:%M", time.localtime(m["pushed"])), m["pushed_by"],
+              "yes" if m["withdrawn"] else "") for m in r["models"]]
+    return table(rows) if r["models"] else "no model versions yet: push one with edge models push"
+
+
+def rollout_text(r: dict) -> str:
+    """`edge rollout start/status/abort`: the stage, each device's version, the history."""
+    def shown(version):
+        return f"{version['model']}@{version['version']}" if version and version.get("version") else \
+            ("the model it was started with" if version else "-")
+
+    rows = [("device", "canary", "told", "running")]
+    rows += [(d["device"], "yes" if d["canary"] else "", shown(d["told"]),
+              f"{d['running'][0]}@{d['running'][1]}" if d["running"] else "?") for d in r["devices"]]
+    history = "\n".join(f"  {time.strftime('%H:%M:%S', time.localtime(h['at']))}  {h['event']}" for h in r["history"])
+    return f"rollout {r['id']}: {r['model']}@{r['version']} {r['state']}\n{table(rows)}\n{history}"

@@ -18,12 +18,12 @@ import sqlite3
 import threading
 import time
 import urllib.error
-import urllib.parse
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
 from edge.errors import OptionError, finite
+from edge.host_client import OPENER, check_url, error_text
 from edge.options import option
 from edge.outbox import LIMIT, Outbox
 from edge.report import check_name
@@ -51,13 +51,7 @@ class ReportOptions:
     flush: float = 10.0  # seconds to keep sending at the end of a run; what is left waits in the outbox
 
     def __post_init__(self):
-        if "@" in (self.url or ""):  # not shown: what is before the @ may be a password
-            raise OptionError("--report-to: give the host's URL without a user name or password (user:password@), "
-                              "e.g. http://192.168.1.10:8765; the device's token (--token or $EDGE_TOKEN) is how it "
-                              "signs in")
-        if not _host_url(self.url):  # not shown either: a query may hold a secret too
-            raise OptionError("--report-to: give the host's URL, http(s)://HOST[:PORT] with nothing after a ? or #, "
-                              "e.g. http://192.168.1.10:8765")
+        check_url(self.url, "--report-to")
         if not self.token:
             raise OptionError("--report-to needs --token: make one on the host with 'edge token create DEVICE'")
         check_name(self.device_id)
@@ -72,8 +66,9 @@ class Sender:
     bounds the items waiting for it (0: no bound)."""
 
     def __init__(self, options: ReportOptions, path: str, key: str, outbox: Outbox, batch: int, text,
-                 log=None, queued: int = 0):
+                 log=None, queued: int = 0, told=None):
         self.options, self.key, self.outbox, self.batch, self.text = options, key, outbox, batch, text
+        self.told = told  # called with an answer's "run": the model version the host names (edge.follow)
         self.endpoint = options.url.rstrip("/") + path
         self.log = log or (lambda message: None)
         self.sent, self.unstored = 0, 0
@@ -179,8 +174,10 @@ class Sender:
             with OPENER.open(request, timeout=TIMEOUT) as response:
                 answer = json.loads(response.read())
             held, conflicts = set(answer["ids"]), answer["conflicts"]
+            if self.told and "run" in answer:
+                self.told(answer["run"])
         except urllib.error.HTTPError as e:
-            self.last_error = f"HTTP {e.code}: {_error_text(e)}"
+            self.last_error = f"HTTP {e.code}: {error_text(e)}"
             return ("refused" if e.code in (400, 413, 422) else "failed"), set()  # 401/403: the host may yet accept
         except (urllib.error.URLError, OSError) as e:
             self.last_error = str(getattr(e, "reason", e))
@@ -200,39 +197,14 @@ class Sender:
 class Reporter(Sender):
     """The reports of a run (`edge run --report-to`)."""
 
-    def __init__(self, options: ReportOptions, log=None):
+    def __init__(self, options: ReportOptions, log=None, told=None):
         outbox = Outbox(Path(options.outbox).expanduser(), "reports", options.device_id, options.outbox_limit,
                         log=log)  # fails here, not later
         super().__init__(options, "/api/v1/reports", "reports", outbox, BATCH,
-                         lambda report: json.dumps(report, separators=(",", ":")), log)
+                         lambda report: json.dumps(report, separators=(",", ":")), log, told=told)
 
 
-class _Stay(urllib.request.HTTPRedirectHandler):
-    """Redirects are not followed: urllib would take the token along to wherever a captive portal points."""
-
-    def redirect_request(self, *args):
-        return None
-
-
-OPENER = urllib.request.build_opener(_Stay)
-
-
-def _host_url(url) -> bool:
-    """http(s)://HOST[:PORT][/PATH]: a host's URL, with nothing urllib would choke on at every retry."""
-    try:
-        parts = urllib.parse.urlsplit(url or "")
-        parts.port  # noqa: B018 -- raises on a port that is not a number
-    except ValueError:
-        return False
-    return parts.scheme in ("http", "https") and bool(parts.hostname) and not (parts.query or parts.fragment)
 
 
 def _id(body: str) -> str:
     return json.loads(body)["id"]
-
-
-def _error_text(error: urllib.error.HTTPError) -> str:
-    try:
-        return json.loads(error.read() or b"{}").get("error", error.reason)
-    except (ValueError, AttributeError, OSError):
-        return str(error.reason)

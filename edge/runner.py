@@ -25,6 +25,7 @@ from edge.errors import EdgeError, OptionError, check_keywords, choose, finite, 
 from edge.eval.evaluate import WARMUP, default_top_k
 from edge.eval.metrics import accuracy
 from edge.files import check_writable
+from edge.follow import HEALTHY, Follower, FollowOptions, healthy, name_of, read_state, starting
 from edge.interpreter import input_detail, input_size, invoker, output_detail
 from edge.model import load_model
 from edge.options import option, options, take
@@ -77,6 +78,7 @@ class RunOptions:
     drift_min_frames: int = option(MIN_FRAMES, "Fewer frames in a window: too few to judge drift.")
     reporting: ReportOptions | None = None
     collecting: CollectOptions | None = None
+    following: FollowOptions | None = None
 
     def __post_init__(self):
         choose("--decode", self.decode, DECODES)
@@ -97,6 +99,9 @@ class RunOptions:
             (self.truth is not None and self.truth_schedule is not None, "give --truth or --truth-schedule, not both"),
             (self.collecting is not None and self.reporting is None,
              "--collect sends frames to a host: add --report-to URL, --device-id and --token"),
+            (self.following is not None and self.reporting is None,
+             "--follow-models hears the version to run in the host's answers to reports: add --report-to URL, "
+             "--device-id and --token"),
             (self.collecting is not None and parse_rule(self.collecting.rule)[0] == "wrong"
              and self.truth is None and self.truth_schedule is None and not self.preview,
              "--collect wrong needs the truth: add --truth LABEL, --truth-schedule FILE or --preview (number keys), "
@@ -111,16 +116,18 @@ def run_options(given: dict) -> RunOptions:
     """RunOptions from keywords, as `edge run` and edge.run take them (a nested group's options by their
     keywords: report_to, collect, ...); reporting with report_to, collecting with collect as well."""
     given = dict(given)
-    groups = (RunOptions, ReportOptions, CollectOptions)
+    groups = (RunOptions, ReportOptions, CollectOptions, FollowOptions)
     check_keywords(given, [keyword for cls in groups for keyword in options(cls)], "edge run")
-    report, collect = take(ReportOptions, given), take(CollectOptions, given)
+    report, collect, follow = take(ReportOptions, given), take(CollectOptions, given), FollowOptions(
+        **take(FollowOptions, given))
     if "url" not in report and {"token", "device_id"} & report.keys():
         raise OptionError("--token and --device-id are for reporting: add --report-to URL")
     if "rule" not in collect and collect:
         raise OptionError("--collect-max-per-hour, --collect-store and --collect-store-mb are for collecting frames: "
                           "add --collect RULE")
     return RunOptions(**take(RunOptions, given), reporting=ReportOptions(**report) if "url" in report else None,
-                      collecting=CollectOptions(**collect) if "rule" in collect else None)
+                      collecting=CollectOptions(**collect) if "rule" in collect else None,
+                      following=follow if follow.follow else None)
 
 
 def run(model, source, options: RunOptions | None = None, log: Log | None = None) -> dict:
@@ -142,7 +149,11 @@ class Runner:
     def __init__(self, model, source, opts: RunOptions, log: Log):
         self.frames_from = parse_source(source, parse_camera_mode(opts.camera_mode) if opts.camera_mode else None)
         self.opts, self.log = opts, log
-        self.target = target = load_model(model, opts.labels, opts.input_range, opts.threads, opts.delegate)
+        self.given, self.version = model, None  # a followed version runs instead of the model given, once active
+        active = starting(opts.following, log) if opts.following else None
+        if active is not None:
+            model, self.version = active, read_state(opts.following.models)["active"]
+        self.target = target = self._load(model)
         self.labels = labels = target.labels
         self.fingerprint = find_fingerprint(model, len(labels))
         self.drift = Drift(self.fingerprint, opts.drift_thresholds, opts.drift_min_frames) if self.fingerprint else None
@@ -159,12 +170,14 @@ class Runner:
         self.named = redact(source)  # a stream URL may carry a password
         self.about = {**target.facts(), "source": self.named,
                       "options": {"top_k": self.top_k, "threshold": opts.threshold, "smooth": opts.smooth,
-                                  "realtime": opts.realtime, "decode": opts.decode}}
+                                  "realtime": opts.realtime, "decode": opts.decode},
+                      **({"model_version": self.version} if self.version else {})}
         self.run_id = uuid.uuid4().hex
         self.model_sha256 = hashlib.sha256(target.path.read_bytes()).hexdigest() if opts.reporting else None
         self.recent = deque(maxlen=opts.smooth)
         self.live = _LiveLine(log)
         self.preview = self.records = self.reporter = self.collector = self.reports = self.reader = self.tally = None
+        self.follower, self.swaps, self.since_swap, self.restart_for = None, [], 0, None
         self.reported = self.collected = self.stop = self.ended = None  # the senders' tallies, once closed
         self._stack = ExitStack()
 
@@ -185,9 +198,14 @@ class Runner:
         if self.log_file:
             self.records = _Records(self.log_file)
             stack.callback(self.records.close)
+        if self.opts.following:
+            reporting, opts = self.opts.reporting, self.opts
+            self.follower = Follower(opts.following, reporting.url.rstrip("/"), reporting.token, opts.threads,
+                                     opts.delegate, self.log, lambda: self._load(self.given), self.version)
+            stack.callback(self.follower.close)
         if self.opts.reporting:
-            self.reporter = Reporter(self.opts.reporting, self.log)  # starts draining an old backlog now
-            stack.callback(self._close_reporting)
+            self.reporter = Reporter(self.opts.reporting, self.log, self.follower.told if self.follower else None)
+            stack.callback(self._close_reporting)  # starts draining an old backlog now
         if self.opts.collecting:
             self.collector = Collector(self.opts.collecting, self.opts.reporting, self.labels, self.run_id,
                                        self.model_sha256, self.named, self.frames_from.live or self.opts.realtime,
@@ -199,6 +217,12 @@ class Runner:
         if self.reporter:
             self.reports = Windows(self.reporter, self.opts.reporting, self.about, self.labels, self.top_ks,
                                    self.reader.stats, self.run_id, self.model_sha256, self.drift)
+
+    def _load(self, model):
+        """The model given (with its labels and input range, for a bare .tflite), or a followed bundle."""
+        opts, given = self.opts, model is self.given
+        return load_model(model, opts.labels if given else None, opts.input_range if given else None, opts.threads,
+                          opts.delegate)
 
     def _open_reader(self) -> FrameReader:
         """The reader thread: it captures and prepares frame n+1 while the model runs on frame n."""
@@ -230,6 +254,8 @@ class Runner:
         with stop_signals() as stop:
             self.stop = stop
             for frame in reader:
+                if self.follower and self.follower.ready and self._swap(frame):
+                    break
                 if frame is not None:
                     if self.classify(frame):
                         break
@@ -269,9 +295,46 @@ class Runner:
                 "truth": labels[true] if true is not None else None,
                 "latency_ms": round(inference_ms, 3), "frame_ms": round(frame_ms, 3)})
         self.live.show(label, float(scores[top[0]]), self.tally, inference_ms)
+        self.since_swap += 1
+        if self.follower and self.since_swap == HEALTHY:  # the version that runs did not crash the run
+            healthy(self.opts.following)
         if self.preview and self._show(frame, label, float(scores[top[0]]), true, done):
             return True
         return bool(opts.max_frames and self.tally.frames >= opts.max_frames)
+
+    def _swap(self, frame) -> bool:
+        """Swap in the version the follower checked, between two frames (the camera stays open); True when it
+        takes other labels or another input, and the run is to end so its service starts it (Restart=always)."""
+        version, model = self.follower.take()
+        name = name_of(version) or f"the model given ({self.given})"
+        new = input_detail(model.interpreter)
+        same_input = (model.labels == self.labels and model.input_range == self.target.input_range
+                      and list(new["shape"]) == list(self.input["shape"]) and new["dtype"] == self.input["dtype"]
+                      and tuple(new["quantization"]) == tuple(self.input["quantization"]))
+        if not same_input:  # the reader prepares frames for the input that runs
+            self.restart_for = name
+            self.log(f"{name} takes other labels or another input: it runs from the next start")
+            return True
+        start = time.perf_counter()
+        self.target, self.version = model, version if name_of(version) else None
+        self.call, self.output = invoker(model.interpreter), output_detail(model.interpreter)
+        folder = model.path.parent if model.source == "bundle" else model.path
+        self.fingerprint = find_fingerprint(folder, len(self.labels))
+        self.drift = Drift(self.fingerprint, self.opts.drift_thresholds,
+                           self.opts.drift_min_frames) if self.fingerprint else None
+        self.model_sha256 = hashlib.sha256(model.path.read_bytes()).hexdigest()
+        # A new dict: the window under way goes out with the one it was made under.
+        kept = {key: value for key, value in self.about.items() if key != "model_version"}
+        self.about = {**kept, **model.facts(), **({"model_version": self.version} if self.version else {})}
+        if self.reports:
+            self.reports.switch(self.reader.stats, self.model_sha256, self.drift, self.about)
+        if self.collector:
+            self.collector.meta["model_sha256"] = self.model_sha256
+        self.swaps.append({"frame": frame.index if frame else None, "to": name,
+                           "ms": round((time.perf_counter() - start) * 1000, 2)})
+        self.since_swap = 0
+        self.log(f"now running {name}")
+        return False
 
     def _show(self, frame, label: str, score: float, true, done: float) -> bool:
         """The frame in the preview window; True when q was pressed. A number key sets the truth from now on."""
@@ -307,6 +370,12 @@ class Runner:
             if collecting["stopped"]:
                 notes.append(f"collecting stopped: {collecting['outbox']} could not be written (a full disk?); "
                              f"{collecting['stopped']} frames chosen after were not kept")
+        if self.follower:
+            summary["following"] = {"version": name_of(self.version), "swaps": self.swaps,
+                                    "refused": self.follower.failed, "restart_for": self.restart_for}
+            if self.restart_for:
+                notes.append(f"ended to run {self.restart_for}, which takes other labels or another input: it runs "
+                             "from the next start (edge package's service restarts at once)")
         if self.reported:
             summary["reporting"] = self.reported
             if self.drift:

@@ -107,6 +107,14 @@ class Windows:
         self.seq += 1
         self.current = Tally(self.labels, self.top_ks, stats, 0, self.drift)
 
+    def switch(self, stats, model_sha256: str, drift: Drift | None, about: dict) -> None:
+        """Another model runs from now on (edge.follow): the window so far goes out as a report of the one
+        before, and the next is the new one's, judged against its own fingerprint."""
+        if self.current.frames:
+            self._send(stats)
+        self.model_sha256, self.drift, self.about = model_sha256, drift, about
+        self.current = Tally(self.labels, self.top_ks, stats, 0, drift)
+
     def close(self, stats) -> dict:
         """Send the last (partial) window if it has frames, then stop the reporter; its tally for the run
         summary."""

@@ -14,7 +14,6 @@ import pytest
 from edge.errors import EdgeError
 from edge.follow import (MAX_STARTS, Follower, FollowOptions, activate, check_bundle, fetch, healthy, read_state,
                          starting)
-from edge.server.store import create_token, open_db
 from edge.signing import create_keys
 from tests.server import Server, token
 from tests.test_models_server import push
@@ -27,8 +26,7 @@ def host(e2e, tmp_path_factory):
     """A host holding the e2e bundle as digits@1, a device token, and the key pair it was signed with."""
     tmp = tmp_path_factory.mktemp("follow")
     db = tmp / "edge.db"
-    with open_db(db) as conn:
-        publisher = create_token(conn, "ci", "publisher")
+    publisher = token(db, "ci", "--publisher")
     private, public = create_keys(tmp / "keys")
     server = Server(db).start()
     found = {"server": server, "url": server.url, "tokens": {"publisher": publisher}, "key": private,
@@ -39,7 +37,7 @@ def host(e2e, tmp_path_factory):
 
 
 def options(host, tmp_path, public=None):
-    return FollowOptions(trust=(public or host["public"],), models=tmp_path / "models")
+    return FollowOptions(follow=True, trust=(public or host["public"],), models=tmp_path / "models")
 
 
 def test_a_version_is_fetched_verified_checked_and_started_again_after_a_restart(host, tmp_path, e2e):
@@ -118,11 +116,31 @@ def test_the_follower_fetches_what_the_host_names_and_hands_over_a_checked_model
         follower.close()
 
 
+def test_the_follower_hands_back_the_model_given_when_the_host_names_it(host, tmp_path, e2e):
+    """A rollback to a device's own model: version None, loaded by the run's loader (it knows the labels and
+    input range of a bare file); answers of another shape are no word of the host's."""
+    given = check_bundle(Path(e2e["bundle"]), 1, None)
+    follower = Follower(options(host, tmp_path), host["url"], host["device"], log=print, given=lambda: given,
+                        running=V1)
+    try:
+        for hostile in ({"model": "../etc", "version": 1}, {"model": "digits", "version": 0}, ["digits", 1],
+                        {"model": "digits", "version": 1, "more": 1}):
+            follower.told(hostile)
+        assert follower.wanted is None
+        follower.told({"model": "digits", "version": None})
+        deadline = time.time() + 10
+        while follower.ready is None and time.time() < deadline:
+            time.sleep(0.05)
+        assert follower.take() == ({"model": "digits", "version": None}, given)
+    finally:
+        follower.close()
+
+
 KILLED = """
 import sys
 from pathlib import Path
 from edge.follow import FollowOptions, activate, fetch
-opts = FollowOptions(trust=(sys.argv[1],), models=Path(sys.argv[2]))
+opts = FollowOptions(follow=True, trust=(sys.argv[1],), models=Path(sys.argv[2]))
 print("go", flush=True)
 for version in (1, 2):
     fetch(opts, sys.argv[3], sys.argv[4], {"model": "digits", "version": version})
@@ -153,7 +171,7 @@ def test_a_kill_at_any_step_leaves_a_whole_model_old_or_new(host, tmp_path, e2e)
         process.send_signal(signal.SIGKILL)
         process.wait()
         said = []
-        found = starting(FollowOptions(trust=(host["public"],), models=models), said.append)
+        found = starting(FollowOptions(follow=True, trust=(host["public"],), models=models), said.append)
         assert not said, said  # nothing set aside: whatever is active verified
         seen.append(found.name if found else None)
     assert seen[0] is None and seen[-1] == "digits@2", seen  # killed before anything was whole, and after

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import edge
-from edge.bundle import model_facts, read_bundle, write_bundle
+from edge.bundle import model_facts, read_bundle
 from edge.capture import parse_source
 from edge.converter.pipeline import sram_warning
 from edge.devices.imx500 import PACKER, memory_report, memory_warnings, size
@@ -20,6 +20,7 @@ from edge.devices.profiles import IMX500_MEMORY_MB, PROFILES, get_profile
 from edge.devices.toolchains import ROOT_VARIABLE
 from edge.errors import EdgeError
 from edge.images import read_rgb
+from tests.bundles import rewritten
 from tests.cli import edge_cli
 
 # What imxconv-tf 3.18.2 wrote for MobileNetV2 (alpha 0.35, 96 px, 4 classes) on this machine.
@@ -78,18 +79,14 @@ def test_the_model_for_the_toolchain_has_standard_layers_and_computes_the_same(f
 def camera_bundle(e2e, tmp_path_factory):
     """The e2e bundle with an imx500 record and the converter's files, as convert writes them (the network's bytes
     here are a stand-in zip: this tests the bundle and the package, not the converter)."""
-    bundle = read_bundle(e2e["bundle"])
-    manifest = {k: v for k, v in bundle.manifest.items() if k not in ("format_version", "model")}
     buffer = tmp_path_factory.mktemp("packer") / PACKER
     with zipfile.ZipFile(buffer, "w") as packer:
         packer.writestr("dnnParams.xml", "<dnnParams/>")
-    files = {PACKER: buffer.read_bytes(), "network_MemoryReport.json": json.dumps(MEMORY_REPORT).encode(),
-             **{check["file"]: (bundle.path / check["file"]).read_bytes() for check in manifest["checks"]}}
+    files = {PACKER: buffer.read_bytes(), "network_MemoryReport.json": json.dumps(MEMORY_REPORT).encode()}
     record = {"converted": True, "packer": model_facts(files[PACKER], PACKER), "files": ["network_MemoryReport.json"],
               "memory": memory_report(MEMORY_REPORT), "warnings": []}
-    manifest["device"] = "rpi-ai-camera"
-    return write_bundle(tmp_path_factory.mktemp("cam") / "cam", bundle.model_path.read_bytes(),
-                        {**manifest, "imx500": record}, files=files)
+    return rewritten(e2e["bundle"], tmp_path_factory.mktemp("cam") / "cam", files=files, device="rpi-ai-camera",
+                     imx500=record)
 
 
 def test_the_bundle_keeps_and_checks_the_sensors_network(camera_bundle, tmp_path):

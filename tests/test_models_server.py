@@ -6,9 +6,10 @@ import json
 
 import pytest
 
-from edge.server.store import create_token, open_db
+from edge.server.store import open_db
 from edge.signing import check_files, create_keys, load_public_key, sign_bundle, verify
 from tests.bundles import carried_bundle
+from tests.cli import edge_cli
 from tests.server import Server, token
 
 
@@ -17,8 +18,7 @@ def host(tmp_path_factory):
     """A real server, a publisher, a device and a reader, and a key pair."""
     tmp = tmp_path_factory.mktemp("models")
     db = tmp / "edge.db"
-    with open_db(db) as conn:
-        publisher = create_token(conn, "ci", "publisher")
+    publisher = token(db, "ci", "--publisher")
     tokens = {"publisher": publisher, "device": token(db, "pi-kitchen"), "reader": token(db, "ops", "--reader")}
     private, public = create_keys(tmp / "keys")
     server = Server(db, None, "--protect-reads").start()
@@ -134,3 +134,9 @@ def test_a_store_of_version_4_gains_the_model_tables_when_opened(tmp_path):
     with open_db(db) as conn:
         assert conn.execute("PRAGMA user_version").fetchone()[0] == 5
         assert conn.execute("SELECT count(*) FROM models").fetchone()[0] == 0
+
+
+def test_a_token_has_one_role(tmp_path):
+    r = edge_cli("token", "create", "ci", "--reader", "--publisher", "--db", tmp_path / "edge.db")
+    assert r.returncode == 2 and "give --reader or --publisher, not both: a token has one role" in r.stderr
+    assert not (tmp_path / "edge.db").exists()  # refused before the database is opened

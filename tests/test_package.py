@@ -14,11 +14,12 @@ from pathlib import Path
 
 import pytest
 
-from edge.bundle import read_bundle, write_bundle
+from edge.bundle import read_bundle
 from edge.eval.evaluate import evaluate
 from edge.model import load_model
 from edge.render import package_text
 from edge.version import VERSION
+from tests.bundles import rewritten
 from tests.cli import edge_cli
 from tests.device import new_venv, top_level_names
 
@@ -40,7 +41,7 @@ def packed(e2e, tmp_path_factory):
 def test_package_contents(packed, e2e):
     names = {str(p.relative_to(packed)) for p in packed.rglob("*") if p.is_file()}
     assert names == {"setup.sh", "edge-run.service", "edge.conf", "README.txt", WHEEL, "bundle/model.tflite",
-                     "bundle/labels.txt", "bundle/edge.json"}
+                     "bundle/labels.txt", "bundle/edge.json", *(f"bundle/check-{n}.png" for n in range(4))}
     with zipfile.ZipFile(packed / WHEEL) as wheel:
         inside = set(wheel.namelist())
         metadata = wheel.read(f"edge_vision-{VERSION}.dist-info/METADATA").decode()
@@ -131,9 +132,8 @@ def test_a_coral_package_runs_on_the_edge_tpu_and_may_use_the_plugdev_device(e2e
 
     # a bundle with its compiled model (here the same bytes: no compiler here) packs it, and no warning
     bundle = read_bundle(e2e["bundle"])
-    manifest = {k: v for k, v in bundle.manifest.items() if k not in ("format_version", "model")}
-    compiled = write_bundle(tmp_path / "compiled", bundle.model_path.read_bytes(),
-                            {**manifest, "edgetpu": {"compiled": True}}, edgetpu=bundle.model_path.read_bytes())
+    compiled = rewritten(bundle.path, tmp_path / "compiled", compiled=bundle.model_path.read_bytes(),
+                         edgetpu={"compiled": True})
     r = edge_cli("package", compiled.path, "--device", "coral-usb", "--out", tmp_path / "b" / "coral.tar.gz", *args)
     assert r.returncode == 0 and "no model compiled" not in r.stderr, r.stderr
     assert (unpack(tmp_path / "b" / "coral.tar.gz") / "bundle" / "model_edgetpu.tflite").is_file()

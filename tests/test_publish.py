@@ -7,7 +7,6 @@ import pytest
 from edge.errors import HostError, OptionError
 from edge.publish import abort_rollout, list_models, push_model, rollout_status, start_rollout
 from edge.report import make_report
-from edge.server.store import create_token, open_db
 from edge.signing import create_keys
 from tests.bundles import carried_bundle
 from tests.reports import window_summary
@@ -18,8 +17,7 @@ from tests.server import Server, free_port, token
 def host(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("publish")
     db = tmp / "edge.db"
-    with open_db(db) as conn:
-        publisher = create_token(conn, "ci", "publisher")
+    publisher = token(db, "ci", "--publisher")
     device = token(db, "pi-kitchen")
     private, _ = create_keys(tmp / "keys")
     server = Server(db).start()

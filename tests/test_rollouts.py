@@ -7,7 +7,6 @@ import uuid
 import pytest
 
 from edge.report import make_report
-from edge.server.store import create_token, open_db
 from edge.signing import create_keys
 from tests.bundles import carried_bundle
 from tests.reports import window_summary
@@ -23,8 +22,7 @@ def fleet(tmp_path_factory):
     """A host with digits@1 and @2 pushed, and three devices that have reported under @1 (pi-3 last)."""
     tmp = tmp_path_factory.mktemp("rollouts")
     db = tmp / "edge.db"
-    with open_db(db) as conn:
-        publisher = create_token(conn, "ci", "publisher")
+    publisher = token(db, "ci", "--publisher")
     tokens = {"publisher": publisher, "reader": token(db, "ops", "--reader"),
               **{device: token(db, device) for device in DEVICES}}
     server = Server(db, None, "--protect-reads").start()

@@ -106,8 +106,7 @@ def test_camera_sized_mjpg_gives_the_predictions_of_a_full_decode(e2e, walk, tmp
     # This 48 px model's calls move with any change of pixels: the same frames as JPEG at quality 90 and 95
     # agree on 99.1% of 1,360 scans. The 99% target is benchmarks/run_bench.py's, on the demo model. The
     # accuracies differ by at most the share of frames called differently (2.1 points in one export, 3 frames).
-    # Retrained afresh, one model agreed on 96.5%: the bound is for a broken path (a swapped channel order or a
-    # misplaced resize agree on well under 90%), not for one export's luck.
+    # Retrained afresh, one model agreed on 96.5%: the bound is for a broken decode path, not one export's luck.
     agreement = np.mean([a == b for a, b in zip(top1["fast"], top1["full"])])
     assert agreement >= 0.95, (agreement, fast["accuracy"], full["accuracy"])
     assert full["accuracy"] > 0.8  # the model reads the scans: agreement is not two runs of noise

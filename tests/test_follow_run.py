@@ -1,0 +1,79 @@
+"""`edge run --follow-models` end to end: a real `edge serve`, a rollout naming a version, the device that swaps
+it in between two frames without closing its source, reports made under it, a restart that starts on it, and
+and an abort that sends it back to the version it ran before."""
+import json
+from pathlib import Path
+
+import pytest
+
+from edge.signing import create_keys
+from tests.bundles import padded_copy
+from tests.cli import edge_cli
+from tests.server import Server, token
+from tests.test_models_server import push
+from tests.videos import scan_video
+
+FRAMES = 150  # 5 s at 30 fps
+
+
+@pytest.fixture(scope="module")
+def setup(e2e, digits, tmp_path_factory):
+    """A host holding digits@1 (the e2e bundle) and digits@2 (the same network in a model file of its own), a
+    device token, and a video of one digit's scans."""
+    tmp = tmp_path_factory.mktemp("follow-run")
+    db = tmp / "edge.db"
+    publisher = token(db, "ci", "--publisher")
+    private, public = create_keys(tmp / "keys")
+    server = Server(db).start()
+    host = {"server": server, "tokens": {"publisher": publisher}, "key": private}
+    second = padded_copy(e2e["bundle"], tmp / "v2")
+    assert push(host, Path(e2e["bundle"]))[1]["version"] == 1 and push(host, second)[1]["version"] == 2
+    video = scan_video(tmp / "digit.avi", Path(digits) / "2", FRAMES)
+    yield {**host, "device": token(db, "pi-kitchen"), "public": public, "video": video, "tmp": tmp,
+           "bundle": e2e["bundle"]}
+    server.stop()
+
+
+def run(setup, *more):
+    tmp = setup["tmp"]
+    r = edge_cli("run", setup["bundle"], "--source", setup["video"], "--truth", "2", "--report-to", setup["server"].url,
+                 "--token", setup["device"], "--device-id", "pi-kitchen", "--report-every", 0.2, "--outbox",
+                 tmp / "outbox.db", "--follow-models", "--trust", setup["public"], "--models-dir", tmp / "models",
+                 "--json", "-", *more)
+    assert r.returncode == 0, r.stderr
+    return json.loads(r.stdout), r.stderr
+
+
+def test_the_device_runs_what_the_host_names_and_starts_on_it_again(setup):
+    server, publisher = setup["server"], setup["tokens"]["publisher"]
+    first, _ = run(setup, "--max-frames", 20)  # reported: now it can join a rollout
+    assert first["following"] == {"version": None, "swaps": [], "refused": {}, "restart_for": None}
+    status, _ = server.request("POST", "/api/v1/rollouts", {"model": "digits", "version": 2, "watch": 3600},
+                               publisher)
+    assert status == 201
+    summary, said = run(setup, "--realtime")
+    swaps = summary["following"]["swaps"]
+    assert [s["to"] for s in swaps] == ["digits@2"] and summary["following"]["version"] == "digits@2", said
+    assert summary["frames"] + summary["dropped"] == FRAMES and summary["failures"] == 0  # the source ran on
+    assert "digits@2 is verified and checked: it runs from the next frame" in said
+    _, found = server.get("/api/v1/devices/pi-kitchen/reports?limit=1000", publisher)
+    versions = [r.get("model_version") for r in found["reports"] if r["run_id"] == summary["reporting"]["run_id"]]
+    changes = [i for i in range(1, len(versions)) if versions[i] != versions[i - 1]]
+    assert versions[0] is None and versions[-1] == {"model": "digits", "version": 2} and len(changes) == 1, versions
+    again, _ = run(setup, "--max-frames", 30)  # a restart: on digits@2 from its first frame
+    assert again["following"]["version"] == "digits@2" and again["following"]["swaps"] == []
+    assert again["model"].endswith("models/digits@2/model.tflite")
+
+    assert server.request("POST", "/api/v1/rollouts/digits/abort", b"", publisher)[0] == 200
+    back, said = run(setup, "--realtime")  # back to what it ran before: the bundle given, which is digits@1
+    assert [s["to"] for s in back["following"]["swaps"]] == ["digits@1"], said
+    assert back["following"]["version"] == "digits@1"
+
+
+def test_following_needs_a_host_and_a_trusted_key(setup):
+    r = edge_cli("run", setup["bundle"], "--source", setup["video"], "--follow-models")
+    assert r.returncode == 2 and "--follow-models needs --trust KEYDIR/edge-sign.pub" in r.stderr
+    r = edge_cli("run", setup["bundle"], "--source", setup["video"], "--follow-models", "--trust", setup["public"])
+    assert r.returncode == 2 and "--follow-models hears the version to run in the host's answers" in r.stderr
+    r = edge_cli("run", setup["bundle"], "--source", setup["video"], "--trust", setup["public"])
+    assert r.returncode == 2 and "--trust is for --follow-models" in r.stderr
