@@ -24,9 +24,17 @@ from edge.version import DISTRIBUTION
 TEMPLATES = Path(__file__).with_name("templates")
 
 
+FOLLOW = "follow"  # the one extra a device may need: cryptography, to verify the model versions it follows
+
+
 def device_requirements() -> list[str]:
     """edge's own requirements without extras: what a device install brings."""
     return [r for r in _distribution().requires or [] if "extra ==" not in r]
+
+
+def follow_requirements() -> list[str]:
+    """The requirements of the follow extra, as the wheel names them (`pip install WHEEL[follow]`)."""
+    return [r for r in _distribution().requires or [] if f'extra == "{FOLLOW}"' in r]
 
 
 def _distribution():
@@ -63,7 +71,8 @@ def device_wheel() -> tuple[str, bytes]:
                        if meta[key])
     files = {**device_modules(),
              f"{tag}.dist-info/METADATA": ("Metadata-Version: 2.1\n" + metadata + "".join(
-                 f"Requires-Dist: {r}\n" for r in device_requirements())).encode(),
+                 f"Requires-Dist: {r}\n" for r in device_requirements()) + f"Provides-Extra: {FOLLOW}\n" + "".join(
+                 f"Requires-Dist: {r}\n" for r in follow_requirements())).encode(),
              f"{tag}.dist-info/WHEEL": b"Wheel-Version: 1.0\nGenerator: edge package\nRoot-Is-Purelib: true\n"
                                        b"Tag: py3-none-any\n",
              f"{tag}.dist-info/entry_points.txt": "".join(
@@ -100,9 +109,10 @@ def _conf_value(value: str, option: str) -> str:
 
 
 def package(bundle_path, device: str, out, source: str | None = None, report_to: str = "", device_id: str = "",
-            token: str = "", args: str = "", log=None) -> dict:
+            token: str = "", args: str = "", log=None, trust=None) -> dict:
     """Write the package; returns what went into it. `source`: what edge run reads [the AI Camera's sensor for
-    rpi-ai-camera, else camera 0]."""
+    rpi-ai-camera, else camera 0]; `trust`: a public key (edge-sign.pub): the device follows the model
+    versions the host names, signed with it (edge run --follow-models)."""
     log = log or (lambda message: None)
     profile = get_profile(device)
     bundle = read_bundle(bundle_path)
@@ -129,6 +139,9 @@ def package(bundle_path, device: str, out, source: str | None = None, report_to:
         args = f"--threads {profile.threads} {args}".strip()
     if not token:
         warnings.append(f"no --token: put it in /etc/edge/edge.conf on the device (edge token create {device_id})")
+    key = _public_key(trust) if trust else None
+    if key:
+        args = f"{args} --follow-models --trust {TRUSTED} --models-dir /var/lib/edge/models".strip()
 
     wheel_name, wheel = device_wheel()
     files = {
@@ -136,6 +149,7 @@ def package(bundle_path, device: str, out, source: str | None = None, report_to:
                                         "ARCH": profile.arch.replace(" or ", " "),
                                         "APT": " ".join(profile.apt), "GROUPS": " ".join(profile.groups),
                                         "EDGETPU": "yes" if profile.delegate == "edgetpu" else "no",
+                                        "FOLLOW": "yes" if key else "no",
                                         "IMX500": "yes" if sensor else "no"}), 0o755),
         "edge-run.service": (_fill("edge-run.service", {"GROUPS": " ".join(profile.groups)}), 0o644),
         "edge.conf": (_fill("edge.conf", {"SOURCE": _conf_value(source, "--source"),
@@ -143,11 +157,12 @@ def package(bundle_path, device: str, out, source: str | None = None, report_to:
                                           "TOKEN": _conf_value(token, "--token"), "DEVICE_ID": device_id,
                                           "ARGS": _conf_value(args, "--args")}), 0o600),
         "README.txt": (_readme(profile, bundle, device_id, out.name, top), 0o644),
+        **({"edge-sign.pub": (key, 0o644)} if key else {}),
     }
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
         for name, (text, mode) in files.items():
-            _add(tar, f"{top}/{name}", text.encode(), mode)
+            _add(tar, f"{top}/{name}", text if isinstance(text, bytes) else text.encode(), mode)
         _add(tar, f"{top}/{wheel_name}", wheel, 0o644)
         for name in bundle.files:
             _add(tar, f"{top}/bundle/{name}", _bundle_file(bundle.path, name), 0o644)
@@ -156,6 +171,17 @@ def package(bundle_path, device: str, out, source: str | None = None, report_to:
         log(f"warning: {warning}")
     return {"package": str(out), "bytes": out.stat().st_size, "device": profile.name, "bundle": str(bundle.path),
             "wheel": wheel_name, "top": top, "holds_token": bool(token), "warnings": warnings}
+
+
+TRUSTED = "/etc/edge/edge-sign.pub"  # where setup.sh puts the key the device trusts
+
+
+def _public_key(path) -> bytes:
+    """The key file's bytes, once it is known to be an Ed25519 public key (a private key here would ship it)."""
+    from edge.signing import load_public_key
+
+    load_public_key(path)
+    return Path(path).read_bytes()
 
 
 def _check_args(args: str) -> None:

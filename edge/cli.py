@@ -422,13 +422,15 @@ def toolchain_list(json_to):
               "/etc/edge/edge.conf].")
 @click.option("--source", help="The camera or stream edge run reads [imx500 for rpi-ai-camera, else 0].")
 @click.option("--args", "extra", default="", help="More edge run options, e.g. '--truth mug --smooth 5'.")
-def package_command(bundle, device, out, report_to, device_id, token, source, extra):
+@click.option("--trust", type=click.Path(path_type=Path), help="A public key (edge keys create's edge-sign.pub): "
+              "the device follows the model versions the host names, signed with it (edge rollout).")
+def package_command(bundle, device, out, report_to, device_id, token, source, extra, trust):
     """One .tar.gz that sets a device up: bundle, device install, setup script, systemd unit, config."""
     with host_only("edge package"):
         from edge.devices.package import package
 
     result = package(bundle, device, out, source, report_to, device_id, token, extra,
-                     log=lambda m: click.echo(m, err=True))
+                     log=lambda m: click.echo(m, err=True), trust=trust)
     click.echo(render.package_text(result))
 
 

@@ -124,20 +124,23 @@ def activate(options: FollowOptions, version: dict) -> None:
                                      state["starts"]})
 
 
-def fetch(options: FollowOptions, host: str, token: str, version: dict) -> Path:
-    """NAME@V's verified folder in the models folder, downloading what is missing; HostError or EdgeError if
-    it cannot be had (the run keeps its model)."""
+def fetch(options: FollowOptions, host: str, token: str, version: dict, counts: dict | None = None) -> Path:
+    """NAME@V's verified folder in the models folder, downloading what is missing (its bytes added to
+    counts["bytes"]); HostError or EdgeError if it cannot be had (the run keeps its model)."""
     name = name_of(version)
     folder = options.models / name
+    counts = {} if counts is None else counts
     if folder.is_dir():
         return folder
     signed = call_json(f"{host}/api/v1/models/{version['model']}/{version['version']}", token, what="the host")
+    if signed.get("withdrawn"):
+        raise EdgeError(f"{name} is withdrawn on the host: it is not run")
     release = verify(signed, options.keys(), f"{name} from the host")
     partial = options.models / f".{name}.partial"
     partial.mkdir(parents=True, exist_ok=True)
     for file, facts in release["files"].items():
-        download(f"{host}/api/v1/files/{facts['sha256']}", token, partial / file, facts["bytes"],
-                 f"the host ({name}: {file})")
+        url, what = f"{host}/api/v1/files/{facts['sha256']}", f"the host ({name}: {file})"
+        counts["bytes"] = counts.get("bytes", 0) + download(url, token, partial / file, facts["bytes"], what)
     try:
         check_files(partial, release)
     except EdgeError:
@@ -181,6 +184,7 @@ class Follower:
     wanted: dict | None = None
     ready: tuple | None = None  # (version, checked Model, or None: the model given), to swap in between frames
     failed: dict = field(default_factory=dict)  # version name -> why, not tried again this run
+    counts: dict = field(default_factory=lambda: {"bytes": 0})  # downloaded
     _wake: threading.Event = field(default_factory=threading.Event)
     _stop: threading.Event = field(default_factory=threading.Event)
 
@@ -228,7 +232,7 @@ class Follower:
                 self.log(f"the host names the model this run was started with ({wanted['model']} before any "
                          "version): it runs from the next frame")
                 return
-            folder = fetch(self.options, self.host, self.token, wanted)
+            folder = fetch(self.options, self.host, self.token, wanted, self.counts)
             self.ready = (wanted, check_bundle(folder, self.threads, self.delegate))
             self.log(f"{name} is verified and checked: it runs from the next frame")
         except Refusal as e:

@@ -82,15 +82,17 @@ def call_json(url: str, token: str, method: str = "GET", body=None, what: str = 
                         "between?)") from None
 
 
-def download(url: str, token: str, dest, size: int, what: str) -> None:
+def download(url: str, token: str, dest, size: int, what: str) -> int:
     """Bring `dest` up to `size` bytes from `url`, resuming from what it holds (a Range from its length), a CHUNK
-    at a time, synced to the disk at the end; a file already longer than `size` starts over."""
+    at a time, synced to the disk at the end; a file already longer than `size` starts over. The bytes that
+    came over the network."""
     have = dest.stat().st_size if dest.exists() else 0
     if have > size:
         dest.unlink()
         have = 0
     if have == size:
-        return
+        return 0
+    came = 0
     request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}", "Range": f"bytes={have}-"})
     try:
         with OPENER.open(request, timeout=TIMEOUT) as response, open(dest, "ab" if have else "wb") as f:
@@ -98,9 +100,11 @@ def download(url: str, token: str, dest, size: int, what: str) -> None:
                 f.truncate(0)
             while chunk := response.read(CHUNK):
                 f.write(chunk)
+                came += len(chunk)
             f.flush()
             os.fsync(f.fileno())
     except urllib.error.HTTPError as e:
         raise Refusal(e.code, f"{what} answered HTTP {e.code}: {error_text(e)}") from None
     except (urllib.error.URLError, TimeoutError, ConnectionError) as e:
         raise HostError(f"cannot reach {what} ({getattr(e, 'reason', e)}): the download resumes later") from None
+    return came

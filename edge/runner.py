@@ -372,7 +372,8 @@ class Runner:
                              f"{collecting['stopped']} frames chosen after were not kept")
         if self.follower:
             summary["following"] = {"version": name_of(self.version), "swaps": self.swaps,
-                                    "refused": self.follower.failed, "restart_for": self.restart_for}
+                                    "refused": self.follower.failed, "restart_for": self.restart_for,
+                                    "downloaded_bytes": self.follower.counts["bytes"]}
             if self.restart_for:
                 notes.append(f"ended to run {self.restart_for}, which takes other labels or another input: it runs "
                              "from the next start (edge package's service restarts at once)")

@@ -15,6 +15,7 @@ from edge.errors import EdgeError
 from edge.follow import (MAX_STARTS, Follower, FollowOptions, activate, check_bundle, fetch, healthy, read_state,
                          starting)
 from edge.signing import create_keys
+from tests.bundles import padded_copy
 from tests.server import Server, token
 from tests.test_models_server import push
 
@@ -75,6 +76,16 @@ def test_a_release_signed_by_an_untrusted_key_is_refused_and_nothing_is_kept(hos
     with pytest.raises(EdgeError, match="digits@1 from the host is not signed by a trusted key"):
         fetch(opts, host["url"], host["device"], V1)
     assert not (opts.models / "digits@1").exists()
+
+
+def test_a_withdrawn_version_is_not_fetched(host, tmp_path, e2e):
+    version = push(host, padded_copy(e2e["bundle"], tmp_path / "withdrawn"), "old")[1]["version"]
+    assert host["server"].request("POST", f"/api/v1/models/old/{version}/withdraw", b"",
+                                  host["tokens"]["publisher"])[0] == 200
+    opts = options(host, tmp_path)
+    with pytest.raises(EdgeError, match=f"old@{version} is withdrawn on the host: it is not run"):
+        fetch(opts, host["url"], host["device"], {"model": "old", "version": version})
+    assert not list(opts.models.glob("*old*"))
 
 
 def test_a_version_that_keeps_failing_to_start_or_no_longer_verifies_is_set_aside(host, tmp_path):

@@ -47,7 +47,8 @@ def run(setup, *more):
 def test_the_device_runs_what_the_host_names_and_starts_on_it_again(setup):
     server, publisher = setup["server"], setup["tokens"]["publisher"]
     first, _ = run(setup, "--max-frames", 20)  # reported: now it can join a rollout
-    assert first["following"] == {"version": None, "swaps": [], "refused": {}, "restart_for": None}
+    assert first["following"] == {"version": None, "swaps": [], "refused": {}, "restart_for": None,
+                                  "downloaded_bytes": 0}
     status, _ = server.request("POST", "/api/v1/rollouts", {"model": "digits", "version": 2, "watch": 3600},
                                publisher)
     assert status == 201
@@ -56,6 +57,9 @@ def test_the_device_runs_what_the_host_names_and_starts_on_it_again(setup):
     assert [s["to"] for s in swaps] == ["digits@2"] and summary["following"]["version"] == "digits@2", said
     assert summary["frames"] + summary["dropped"] == FRAMES and summary["failures"] == 0  # the source ran on
     assert "digits@2 is verified and checked: it runs from the next frame" in said
+    bundle_bytes = sum(p.stat().st_size for p in (setup["tmp"] / "models" / "digits@2").iterdir()
+                       if p.name != "release.json")
+    assert summary["following"]["downloaded_bytes"] == bundle_bytes  # each file once
     _, found = server.get("/api/v1/devices/pi-kitchen/reports?limit=1000", publisher)
     versions = [r.get("model_version") for r in found["reports"] if r["run_id"] == summary["reporting"]["run_id"]]
     changes = [i for i in range(1, len(versions)) if versions[i] != versions[i - 1]]

@@ -18,6 +18,7 @@ from edge.bundle import read_bundle
 from edge.eval.evaluate import evaluate
 from edge.model import load_model
 from edge.render import package_text
+from edge.signing import create_keys
 from edge.version import VERSION
 from tests.bundles import rewritten
 from tests.cli import edge_cli
@@ -60,6 +61,30 @@ def test_package_contents(packed, e2e):
     assert (packed / "edge.conf").stat().st_mode & 0o077 == 0  # the token is not for other users
     assert (packed / "setup.sh").stat().st_mode & 0o100
     assert json.loads((packed / "bundle/edge.json").read_text())["model"]["sha256"] == e2e["model"]["sha256"]
+
+
+def test_a_following_device_s_package_carries_the_key_and_the_follow_extra(e2e, tmp_path):
+    """--trust: the public key ships beside a unit that follows the host's model versions; the wheel names the
+    follow extra (cryptography), which setup.sh installs; a private key given by mistake is refused."""
+    private, public = create_keys(tmp_path / "keys")
+    args = ("package", e2e["bundle"], "--device", "rpi5", "--out", tmp_path / "pi.tar.gz", "--report-to",
+            "http://192.168.1.10:8765", "--device-id", "pi-kitchen")
+    r = edge_cli(*args, "--trust", private)
+    assert r.returncode == 2 and "--trust" in r.stderr and "is not a PEM public key" in r.stderr
+    assert not (tmp_path / "pi.tar.gz").exists()
+    assert edge_cli(*args, "--trust", public).returncode == 0
+    with tarfile.open(tmp_path / "pi.tar.gz") as tar:
+        tar.extractall(tmp_path, filter="data")
+    packed = tmp_path / "pi"
+    assert (packed / "edge-sign.pub").read_bytes() == public.read_bytes()
+    assert "--follow-models --trust /etc/edge/edge-sign.pub --models-dir /var/lib/edge/models" in (
+        packed / "edge.conf").read_text()
+    assert "FOLLOW=yes" in (packed / "setup.sh").read_text()
+    assert subprocess.run(["bash", "-n", packed / "setup.sh"], capture_output=True).returncode == 0
+    with zipfile.ZipFile(packed / WHEEL) as wheel:
+        metadata = wheel.read(f"edge_vision-{VERSION}.dist-info/METADATA").decode()
+        assert "edge/follow.py" in wheel.namelist() and "edge/signing.py" in wheel.namelist()
+    assert "Provides-Extra: follow" in metadata and 'Requires-Dist: cryptography>=41; extra == "follow"' in metadata
 
 
 def test_setup_script_passes_bash_and_shellcheck(packed):

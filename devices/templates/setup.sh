@@ -10,6 +10,7 @@ PYTHON=${PYTHON:-python3}
 ARCHES="@ARCH@"  # what this package was made for
 EDGETPU=@EDGETPU@  # yes: install Coral's Edge TPU runtime
 IMX500=@IMX500@  # yes: the AI Camera: picamera2 from Pi OS, and network.rpk made from the bundle's packerOut.zip
+FOLLOW=@FOLLOW@  # yes: edge run follows the model versions the host names, signed with edge-sign.pub
 GROUPS_NEEDED="@GROUPS@"  # the service's groups: cameras, and the Edge TPU's device node
 
 fail() { echo "setup: $*" >&2; exit 2; }
@@ -49,7 +50,11 @@ fi
 "$PREFIX/venv/bin/pip" install --quiet --upgrade pip
 # edge's device install and what it requires (numpy, OpenCV, click, LiteRT); then its code again, for a
 # package of the same version with newer code, which pip would otherwise take as already installed.
-"$PREFIX/venv/bin/pip" install --quiet ./@WHEEL@
+if [ "$FOLLOW" = yes ]; then
+  "$PREFIX/venv/bin/pip" install --quiet "./@WHEEL@[follow]"  # cryptography: the signatures are checked with it
+else
+  "$PREFIX/venv/bin/pip" install --quiet ./@WHEEL@
+fi
 "$PREFIX/venv/bin/pip" install --quiet --force-reinstall --no-deps ./@WHEEL@
 # Check the new bundle, then swap it in whole: the running one stays until its successor is known good.
 rm -rf "$PREFIX/bundle.new"
@@ -72,6 +77,9 @@ rm -rf "$PREFIX/bundle"
 mv "$PREFIX/bundle.new" "$PREFIX/bundle"
 
 install -d -m 755 /etc/edge
+if [ "$FOLLOW" = yes ]; then
+  install -o root -g root -m 644 edge-sign.pub /etc/edge/edge-sign.pub  # the key model versions must be signed with
+fi
 # edge.conf holds the token and the source (which may carry a password): root's, and no one else may read it.
 if [ -f /etc/edge/edge.conf ]; then
   echo "setup: keeping the existing /etc/edge/edge.conf (the new one is edge.conf here)"

@@ -1,0 +1,175 @@
+"""A rollout on loopback: how long a good version takes to reach every device, what a swap costs a camera's
+frames, what is downloaded, how long a bad version runs before the guard rolls it back, and what following
+costs the frame loop.
+
+    python benchmarks/rollout_bench.py                        # about 4 min on 2 cores
+    python benchmarks/rollout_bench.py --devices 10 --watch 20
+
+1. A bundle made as the tests' e2e (MobileNetV2 alpha 0.35 at 48 px, full int8, from scratch on scikit-learn's
+   digit scans 0-3), pushed as digits@1; digits@2, the same network in a model file of its own (a retrained
+   model, as far as sha256 can tell); digits@3, digits@2 with its labels permuted (sure of itself, and wrong).
+2. A real `edge serve`, and --devices `edge run --realtime` processes on a 30 fps video of the scans, with their
+   truth, reporting every --every s and following the host's versions (--follow-models).
+3. `edge rollout start digits@2 --canary 1 --watch W`: the seconds from the start to every device reporting
+   under it (and from the promotion); each swap's pause in the frame loop and the frames a swap lost (a gap in
+   the frame numbers of a real-time source); the bytes downloaded against the bundle's size times the devices.
+4. Then digits@3 the same way: how long it ran on how many devices before the guard rolled it back.
+5. The frame loop's cost: `edge run` on the video as fast as it goes, reporting, with --follow-models and
+   without, alternating, median of --rounds: the frames a second, and the ratio.
+"""
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import cv2
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import edge  # noqa: E402
+from edge.converter.demo import write_digits  # noqa: E402
+from edge.render import table  # noqa: E402
+from edge.version import cpu_name  # noqa: E402
+from tests.bundles import padded_copy, rewritten  # noqa: E402
+from tests.server import Server, token  # noqa: E402
+
+FPS = 30.0
+
+
+def build(tmp: Path) -> tuple[Path, Path, Path, Path]:
+    """The digits, the three bundles, and a video of the scans with its truth schedule."""
+    digits = write_digits(tmp / "digits", per_class=170, size=48)
+    v1 = Path(edge.convert("mobilenetv2", digits, tmp / "v1", weights="none", input_size=48, alpha=0.35, epochs=10,
+                           fine_tune_epochs=0, augment=False, batch_size=16)["bundle"])
+    v2 = padded_copy(v1, tmp / "v2")
+    labels = json.loads((v2 / "edge.json").read_text())["labels"]
+    v3 = rewritten(v2, tmp / "v3", labels=labels[1:] + labels[:1]).path
+    return digits, v1, v2, v3
+
+
+def video(digits: Path, out: Path, seconds: float) -> tuple[Path, Path]:
+    """Each class's scans in turn, a scan a frame, for `seconds` at FPS; and the truth schedule."""
+    classes = sorted(p.name for p in digits.iterdir())
+    scans = {c: [cv2.imread(str(p)) for p in sorted((digits / c).iterdir())] for c in classes}
+    writer = cv2.VideoWriter(str(out / "camera.avi"), cv2.VideoWriter_fourcc(*"FFV1"), FPS, (48, 48))
+    schedule, run = [], int(FPS * 2)  # a class for 2 s at a time
+    for start in range(0, int(seconds * FPS), run):
+        label = classes[(start // run) % len(classes)]
+        for i in range(run):
+            writer.write(scans[label][(start + i) % len(scans[label])])
+        schedule.append({"start_frame": start, "end_frame": start + run - 1, "label": label})
+    writer.release()
+    (out / "truth.json").write_text(json.dumps(schedule))
+    return out / "camera.avi", out / "truth.json"
+
+
+def device_args(tmp: Path, name: str, server, secret: str, public: Path, every: float) -> list[str]:
+    return ["--report-to", server.url, "--token", secret, "--device-id", name, "--report-every", str(every),
+            "--outbox", str(tmp / f"{name}-outbox.db"), "--follow-models", "--trust", str(public),
+            "--models-dir", str(tmp / f"{name}-models")]
+
+
+def wait(server, publisher: str, state: str, most: float) -> dict:
+    deadline = time.time() + most
+    while time.time() < deadline:
+        found = server.get("/api/v1/rollouts?model=digits", publisher)[1]["rollouts"]
+        if found and found[0]["state"] in (state, "failed", "aborted", "done"):
+            return found[0]
+        time.sleep(0.2)
+    raise SystemExit(f"the rollout did not reach {state} in {most:.0f} s")
+
+
+def stage_time(rollout: dict, word: str) -> float:
+    """When the event whose text starts with `word` happened, in seconds after the rollout started."""
+    return next(h["at"] for h in rollout["history"] if h["event"].startswith(word)) - rollout["started"]
+
+
+def swap_costs(log: Path, summary: dict) -> list[tuple[float, int]]:
+    """(the loop's pause, frames lost) for each swap of a run: the frame numbers of a real-time source skip
+    the frames it passed over."""
+    frames = [json.loads(line)["frame"] for line in log.read_text().splitlines()]
+    costs = []
+    for swap in summary["following"]["swaps"]:
+        at = frames.index(swap["frame"])
+        costs.append((swap["ms"], frames[at] - frames[at - 1] - 1 if at else 0))
+    return costs
+
+
+def loop_cost(bundle: Path, camera: Path, tmp: Path, server, secret: str, public: Path, rounds: int) -> dict:
+    fps = {"without": [], "with": []}
+    following = device_args(tmp, "pi-cost", server, secret, public, 1.0)
+    for _ in range(rounds):
+        for kind, args in (("without", following[:following.index("--follow-models")]), ("with", following)):
+            out = subprocess.run([sys.executable, "-m", "edge.cli", "run", str(bundle), "--source", str(camera),
+                                  *args, "--json", "-"], capture_output=True, text=True, check=True)
+            fps[kind].append(json.loads(out.stdout)["fps"])
+    return {kind: statistics.median(values) for kind, values in fps.items()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--devices", type=int, default=4)
+    parser.add_argument("--watch", type=float, default=10.0)
+    parser.add_argument("--every", type=float, default=2.0, help="seconds a report covers")
+    parser.add_argument("--rounds", type=int, default=3)
+    a = parser.parse_args()
+    tmp = Path(tempfile.mkdtemp(prefix="rollout-bench-"))
+    digits, v1, v2, v3 = build(tmp)
+    seconds = 2 * a.watch + 8 * a.every + 40
+    camera, truth = video(digits, tmp, seconds)
+    server = Server(tmp / "edge.db").start()
+    try:
+        publisher = token(tmp / "edge.db", "ci", "--publisher")
+        keys = edge.create_keys(tmp / "keys")
+        for bundle in (v1, v2, v3):
+            edge.push_model(bundle, "digits", server.url, publisher, keys["private"])
+        names = [f"pi-{n}" for n in range(a.devices)]
+        devices = []
+        for name in names:
+            args = device_args(tmp, name, server, token(tmp / "edge.db", name), Path(keys["public"]), a.every)
+            devices.append(subprocess.Popen(
+                [sys.executable, "-m", "edge.cli", "run", str(v1), "--source", str(camera), "--realtime",
+                 "--truth-schedule", str(truth), "--log", str(tmp / f"{name}.jsonl"), "--json",
+                 str(tmp / f"{name}.json"), *args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        time.sleep(3 * a.every)  # every device has reported: it can join
+        good = edge.start_rollout("digits@2", server.url, publisher, canary=1, watch=a.watch)
+        good = wait(server, publisher, "done", a.watch + 30 * a.every)
+        bad = edge.start_rollout("digits@3", server.url, publisher, canary=1, watch=a.watch)
+        bad = wait(server, publisher, "failed", a.watch + 30 * a.every)
+        for process in devices:
+            process.wait()
+        summaries = {name: json.loads((tmp / f"{name}.json").read_text()) for name in names}
+        costs = [c for name in names for c in swap_costs(tmp / f"{name}.jsonl", summaries[name])]
+        fps = loop_cost(v1, camera, tmp, server, token(tmp / "edge.db", "pi-cost"), Path(keys["public"]), a.rounds)
+    finally:
+        server.stop()
+    taken = sum(p.stat().st_size for p in v2.iterdir()) * a.devices + sum(
+        p.stat().st_size for p in v3.iterdir()) * len(bad["canaries"])  # every file of each version a device took
+    downloaded = sum(s["following"]["downloaded_bytes"] for s in summaries.values())
+    pauses, lost = [c[0] for c in costs], [c[1] for c in costs]
+    print(f"rollout on loopback: {a.devices} devices at {FPS:g} fps (real time), reports every {a.every:g} s, "
+          f"watch {a.watch:g} s; CPU: {cpu_name()}\n")
+    promoted = stage_time(good, "done") - stage_time(good, "the guard held")
+    print(table([("", "value"),
+                 ("good version: start to every device on it, s", f"{stage_time(good, 'done'):.1f}"),
+                 ("good version: promotion to every device on it, s", f"{promoted:.1f}"),
+                 ("  in report intervals", f"{promoted / a.every:.1f}"),
+                 ("swaps (all devices)", str(len(costs))),
+                 ("swap pause in the frame loop, p50 ms", f"{statistics.median(pauses):.2f}"),
+                 ("swap pause, max ms (a frame interval: 33.3)", f"{max(pauses):.2f}"),
+                 ("frames lost at a swap, max", str(max(lost))),
+                 ("bytes downloaded / bytes of the versions taken", f"{downloaded / taken:.2f}"),
+                 ("bad version: ran before the rollback, s", f"{stage_time(bad, 'failed'):.1f}"),
+                 ("bad version: devices it ran on", str(len(bad["canaries"]))),
+                 ("frame loop, fps without following", f"{fps['without']:.0f}"),
+                 ("frame loop, fps with --follow-models", f"{fps['with']:.0f}"),
+                 ("ratio (with / without)", f"{fps['with'] / fps['without']:.3f}")]))
+    print(f"\nthe bad version's rollback: {bad['reason']}")
+
+
+if __name__ == "__main__":
+    main()
