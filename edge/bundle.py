@@ -11,9 +11,10 @@ import re
 import reprlib
 import shutil
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, NoReturn
+from typing import NoReturn
 
 from edge.errors import EdgeError, finite, whole
 from edge.files import check_folder, write_atomic, write_file

@@ -23,8 +23,17 @@ import numpy as np
 
 from edge.bundle import FINGERPRINT_VERSION, MANIFEST, check_fingerprint, read_bundle, update_manifest
 from edge.errors import EdgeError, finite, whole
-from edge.eval.fingerprint import (LAGS, STATISTICS, bin_of, chance_sd, features, fingerprint,
-                                   lag_agreement, psi_beyond_chance, views)
+from edge.eval.fingerprint import (
+    LAGS,
+    STATISTICS,
+    bin_of,
+    chance_sd,
+    features,
+    fingerprint,
+    lag_agreement,
+    psi_beyond_chance,
+    views,
+)
 from edge.files import check_writable, write_json
 from edge.report import DRIFT_STATISTICS
 

@@ -4,8 +4,18 @@ import math
 import numpy as np
 import pytest
 
-from edge.eval.fingerprint import (BINS, LAGS, bin_of, features, fingerprint, lag_agreement, psi, psi_beyond_chance,
-                                   quantile_edges, views)
+from edge.eval.fingerprint import (
+    BINS,
+    LAGS,
+    bin_of,
+    features,
+    fingerprint,
+    lag_agreement,
+    psi,
+    psi_beyond_chance,
+    quantile_edges,
+    views,
+)
 
 
 def test_features_of_known_rows():

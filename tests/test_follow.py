@@ -12,8 +12,17 @@ from pathlib import Path
 import pytest
 
 from edge.errors import EdgeError
-from edge.follow import (MAX_STARTS, Follower, FollowOptions, activate, check_bundle, fetch, healthy, read_state,
-                         starting)
+from edge.follow import (
+    MAX_STARTS,
+    Follower,
+    FollowOptions,
+    activate,
+    check_bundle,
+    fetch,
+    healthy,
+    read_state,
+    starting,
+)
 from edge.signing import create_keys
 from tests.bundles import padded_copy
 from tests.server import Server, token

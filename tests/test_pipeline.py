@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from edge.bundle import read_bundle
-from edge.images import read_rgb
 from edge.eval.evaluate import classify_all
+from edge.images import read_rgb
 from edge.interpreter import io_facts, make_interpreter
 from edge.preprocess import resize
 from tests.cli import edge_cli

@@ -10,6 +10,7 @@ from edge.errors import EdgeError
 from edge.signing import check_files, create_keys, load_private_key, load_public_key, sign_bundle, verify
 from tests.bundles import carried_bundle
 
+
 @pytest.fixture
 def keys(tmp_path):
     private, public = create_keys(tmp_path / "keys")

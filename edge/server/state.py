@@ -3,9 +3,9 @@ import multiprocessing
 import shutil
 import sqlite3
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from edge.server import store
 from edge.server.options import ServeOptions
