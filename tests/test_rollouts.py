@@ -1,6 +1,7 @@
 """Rollouts on a real `edge serve` (edge.server.rollouts): canaries first, told through the answers to their
 reports; promoted when the guard holds on what they reported, rolled back without a person when it does not."""
 import hashlib
+import re
 import time
 import uuid
 
@@ -8,9 +9,11 @@ import pytest
 
 from edge.report import make_report
 from edge.signing import create_keys
+from tests.browser import CHROMIUM
 from tests.bundles import carried_bundle
 from tests.reports import window_summary
 from tests.server import Server, token
+from tests.test_dashboard import render
 from tests.test_models_server import push
 
 LABELS = ["cat", "dog"]
@@ -117,3 +120,19 @@ def test_rollouts_that_cannot_be_are_refused_with_what_to_do(fleet):
     assert status == 200 and aborted["state"] == "aborted", aborted
     assert report(fleet, aborted["canaries"][0], 2, right=9)["run"] == {"model": "digits", "version": 2}
     assert server.request("POST", "/api/v1/rollouts/digits/abort", b"", tokens["publisher"])[0] == 404
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="needs chromium (apt install chromium)")
+def test_the_dashboard_shows_each_rollout_its_devices_and_its_history(fleet, tmp_path):
+    server, tokens = fleet["server"], fleet["tokens"]
+    status, started = start(fleet, {"model": "digits", "version": 1, "devices": ["pi-1"], "watch": 3600})
+    assert status == 201
+    try:
+        dom = render(f"{server.url}/?token={tokens['reader']}", tmp_path / "profile", "--dump-dom")
+    finally:
+        server.request("POST", "/api/v1/rollouts/digits/abort", b"", tokens["publisher"])
+    assert 'data-loaded="yes"' in dom and '<section id="rollouts">' in dom
+    assert re.search(r'<div class="rollout" data-state="canary"><h3>digits@1: canary, started \d+ s ago by ci</h3>',
+                     dom), dom[:3000]
+    assert re.search(r"<tr><td>pi-1</td><td>yes</td><td>digits@1</td><td>digits@\d</td></tr>", dom)
+    assert re.search(r"<li>[^<]*: started by ci: digits@1 to 1 canary\(ies\) of 1: pi-1</li>", dom)
