@@ -219,6 +219,8 @@ class Follower:
         while not self._stop.is_set():
             self._wake.wait(timeout=30)  # also retries a download the host or the network cut
             self._wake.clear()
+            if self._stop.is_set():
+                return
             wanted = self.wanted
             done = wanted is None or name_of(wanted) == name_of(self.running) or self.ready
             if not done and name_of(wanted) not in self.failed:

@@ -156,6 +156,29 @@ def test_the_follower_hands_back_the_model_given_when_the_host_names_it(host, tm
         follower.close()
 
 
+def test_a_full_disk_keeps_the_model_that_runs_and_leaves_no_half_version(host, tmp_path, small_disk):
+    """The models folder on a 4 MB disk that a file has filled: the follower says so in one line and the run
+    keeps its model; nothing half-written is ever taken for a version."""
+    (small_disk / "filler").write_bytes(b"\0" * (4 * 2**20 - 64 * 1024))
+    said = []
+    follower = Follower(FollowOptions(follow=True, trust=(host["public"],), models=small_disk / "models"),
+                        host["url"], host["device"], log=said.append)
+    try:
+        follower.told(V1)
+        deadline = time.time() + 15
+        while not said and time.time() < deadline:
+            time.sleep(0.05)
+    finally:
+        follower.close()
+    assert follower.ready is None and len(said) == 1, said
+    assert said[0].startswith(f"fetching digits@1 into {small_disk / 'models'}: No space left on device; keeping "
+                              "the model that runs"), said
+    assert not (small_disk / "models" / "digits@1").exists()
+    (small_disk / "filler").unlink()  # space again: the next try finishes what was cut
+    assert fetch(FollowOptions(follow=True, trust=(host["public"],), models=small_disk / "models"), host["url"],
+                 host["device"], V1).is_dir()
+
+
 KILLED = """
 import sys
 from pathlib import Path

@@ -40,7 +40,7 @@ def fleet(tmp_path_factory):
         report(fleet, device, 1, right=9, ago=100)
         time.sleep(0.01)  # pi-3 reports last: the canary
     yield fleet
-    server.stop()
+    fleet["server"].stop()  # the one running now: a test restarts the host
 
 
 def report(fleet, device, version, right, ago=0.0, windows=3):
@@ -136,3 +136,17 @@ def test_the_dashboard_shows_each_rollout_its_devices_and_its_history(fleet, tmp
                      dom), dom[:3000]
     assert re.search(r"<tr><td>pi-1</td><td>yes</td><td>digits@1</td><td>digits@\d</td></tr>", dom)
     assert re.search(r"<li>[^<]*: started by ci: digits@1 to 1 canary\(ies\) of 1: pi-1</li>", dom)
+
+
+def test_a_rollout_goes_on_after_the_host_restarts(fleet):
+    """The host down mid-canary: its devices keep their model (their reports wait in their outboxes); the
+    rollout is in the database, and the restarted host judges it and promotes."""
+    status, started = start(fleet, {"model": "digits", "version": 1, "devices": ["pi-2"], "watch": 1.0})
+    assert status == 201
+    report(fleet, "pi-2", 1, right=9)  # the canary under digits@1
+    server = fleet["server"]
+    server.stop()
+    time.sleep(1.5)  # the watch ends while the host is down
+    fleet["server"] = server = Server(server.db, server.port, "--protect-reads").start()
+    promoted = wait_for(fleet, "digits", "promoted")
+    assert promoted["id"] == started["id"] and "the guard held on the canaries" in promoted["history"][-1]["event"]
