@@ -1,96 +1,136 @@
-"""Options of `edge convert`, checked against their tables before any TensorFlow is imported."""
+"""Options of `edge convert`, stated once (the command line's flags are made from these fields), checked
+against their tables when made, before any TensorFlow is imported."""
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from edge.converter.backbones import get_backbone
 from edge.converter.quantize import IO_TYPES, MIN_CALIBRATION_IMAGES, QUANTIZATIONS
 from edge.converter.selective import check_fallback, check_max_drop
 from edge.devices.profiles import check_model, get_profile
-from edge.errors import EdgeError, choose
+from edge.errors import OptionError, choose
 from edge.folders import DATA_REQUIRED
+from edge.options import option
 
 
-@dataclass
+# The accuracy budget and the calibration sample, as edge convert and edge quantize both take them.
+def max_drop_option():
+    return option(0.01, "Most accuracy the exported file may lose against the model it comes from, on the "
+                  "validation images; int8 keeps the operations that hurt most higher to hold it.")
+
+
+def fallback_option():
+    return option("float", "What int8 keeps those operations in: float (fast on a CPU) or int16 (smaller, slower).")
+
+
+def accept_drop_option():
+    return option(False, "Write the nearest result found even if it misses --max-drop.")
+
+
+def calibration_images_option():
+    return option(200, "Images to calibrate on.")
+
+
+@dataclass(frozen=True)
 class ConvertOptions:
-    model: str = "mobilenetv2"  # a backbone (edge.converter.backbones)
-    data: Path | tuple[Path, ...] | None = None  # one sub-folder of images per class; several: classes merged by name
-    out: Path | None = None  # the bundle folder; None when nothing is written (edge bench)
-    val: Path | None = None
-    val_split: float = 0.2
-    seed: int = 0
-    weights: str = "imagenet"  # imagenet | none | PATH
-    input_size: int | None = None  # None: the backbone's default
-    alpha: float = 1.0
-    epochs: int = 5  # head on the frozen backbone (or everything, with weights none)
-    fine_tune_epochs: int = 5
-    fine_tune_layers: int | str = "auto"  # top backbone layers to unfreeze; auto: from the data (edge.converter.finetune)
-    lr: float = 1e-3
-    fine_tune_lr: float | None = None  # None: from the data with auto layers, else lr / 10
-    batch_size: int = 32
-    augment: bool = True
-    flip: bool = True  # mirror images while augmenting: not for digits, text, signs
-    prune: float | None = None  # target sparsity
-    quantize: str | None = None  # None: the --device profile's, else int8
-    io_type: str | None = None  # None: uint8 for int8, float32 otherwise
-    device: str | None = None  # an edge.devices.profiles name: its quantization, and its compiler
-    qat: bool = False
-    max_drop: float = 0.01  # below the Keras model's validation accuracy; int8 keeps operations higher to hold it
-    accept_drop: bool = False  # write the bundle even when nothing holds max_drop
-    allow_weak: bool = False  # write a model no better than guessing (edge.eval.baseline)
-    fallback: str = "float"  # what int8 keeps higher operations in (edge.converter.quantize.FALLBACKS)
-    calibration_images: int = 200
+    """The options of `edge convert` (and edge.convert); `resolved()` decides what was left to the tables."""
+    model: str = option("mobilenetv2", "Backbone (see --list-models).")
+    # Several folders: their classes merge by name.
+    data: Path | tuple[Path, ...] | None = option(
+        None, "Folder with one sub-folder of images per class; again for more folders, whose classes merge by name "
+        "(e.g. --data photos --data field-frames, from edge frames export).", multiple=True)
+    out: Path | None = option(None, "Bundle folder to write [bundles/MODEL-DEVICE, else bundles/MODEL-QUANTIZE].")
+    val: Path | None = option(None, "Validation folder (same classes); else --val-split.")
+    val_split: float = option(0.2, "Fraction of each class held out for validation.")
+    seed: int = option(0, "Seed for the split, shuffling and augmentation.")
+    weights: str = option("imagenet", "imagenet, none, or a weights/Keras model file.")
+    input_size: int | None = option(None, "Square input size in pixels [the backbone's default].")
+    alpha: float = option(1.0, "Width multiplier (MobileNets).")
+    epochs: int = option(5, "Epochs training the head on the frozen backbone.")  # or everything, with weights none
+    fine_tune_epochs: int = option(5, "Epochs fine-tuning the top layers.")
+    # Given as text by the command line; auto: edge.converter.finetune chooses.
+    fine_tune_layers: int | str = option("auto", "Top backbone layers to unfreeze, or auto: chosen from the images "
+                                         "per class and a linear probe.")
+    lr: float = option(1e-3, "Learning rate of the head phase.")
+    fine_tune_lr: float | None = option(None, "Learning rate of fine-tuning [with auto layers: chosen with them; "
+                                        "else --lr / 10].")
+    batch_size: int = option(32)
+    augment: bool = option(True, "Flips, rotation, zoom, shifts, brightness/contrast, cutout while training.",
+                           flag="--augment/--no-augment")
+    flip: bool = option(True, "Mirror images while augmenting; --no-flip for digits, text, signs: anything whose "
+                        "mirror image is another class or none.", flag="--flip/--no-flip")
+    prune: float | None = option(None, "Prune to this sparsity (0-1) while fine-tuning.")
+    quantize: str | None = option(None, "float32, float16, dynamic or int8 [the --device's, else int8].")
+    io_type: str | None = option(None, "uint8, int8 or float32 [uint8 for int8, else float32].")
+    device: str | None = option(None, "Convert for this device profile (edge devices list): its quantization, and "
+                                "for Coral the Edge TPU compiler.")
+    qat: bool = option(False, "Quantization-aware training instead of post-training quantization.")
+    max_drop: float = max_drop_option()  # below the Keras model's validation accuracy
+    accept_drop: bool = accept_drop_option()
+    allow_weak: bool = option(False, "Write the bundle even if the model is no better than guessing (always "
+                              "answering the most common class) on the validation images.")  # edge.eval.baseline
+    fallback: str = fallback_option()  # edge.converter.quantize.FALLBACKS
+    calibration_images: int = calibration_images_option()
+
+    def __post_init__(self):
+        decided(self)
 
     def resolved(self) -> "ConvertOptions":
-        """A copy with defaults filled in from the tables; raises EdgeError on nonsense."""
-        data = [Path(d) for d in (self.data if isinstance(self.data, (list, tuple)) else [self.data] * (
-            self.data is not None))]
-        _check(bool(data), DATA_REQUIRED)
-        spec = get_backbone(self.model)
-        profile = get_profile(self.device) if self.device else None
-        quant = QUANTIZATIONS[choose("quantization", self.quantize or (profile.quantize if profile else "int8"),
-                                     QUANTIZATIONS)]
-        io_type = choose("io type", self.io_type or (profile.io_type if profile and quant.name == profile.quantize
-                                                     else quant.io_types[0]), IO_TYPES)
-        if profile:
-            check_model(profile, quant.name, io_type, f"--device {profile.name}",
-                        "leave out --quantize and --io-type, or choose another device")
-        if io_type not in quant.io_types:
-            raise EdgeError(f"--io-type {io_type} does not go with --quantize {quant.name}: "
-                            f"use {' or '.join(quant.io_types)}")
-        size = self.input_size or spec.input_size
-        weights = self.weights if self.weights in ("imagenet", "none") else str(self.weights)
-        if weights not in ("imagenet", "none") and not Path(weights).exists():
-            raise EdgeError(f"--weights {weights}: no such file; use imagenet, none, or a weights/model file")
-        _check(size >= spec.min_size, f"--input-size {size} is below {spec.name}'s minimum of {spec.min_size}")
-        _check(size <= 1024, f"--input-size {size} is too large: edge exports models up to 1024 pixels")
-        _check(0 < self.val_split < 1, f"--val-split {self.val_split} must be between 0 and 1 (e.g. 0.2)")
-        _check(self.alpha > 0, f"--alpha {self.alpha} must be positive (e.g. 1.0, 0.75, 0.35)")
-        _check(self.alpha == 1.0 or spec.alpha, f"--alpha applies to MobileNets only, not {spec.name}")
-        _check(self.epochs >= 0 and self.fine_tune_epochs >= 0, "--epochs and --fine-tune-epochs cannot be negative")
-        _check(self.epochs + self.fine_tune_epochs > 0, "nothing to train: give --epochs or --fine-tune-epochs above 0")
-        _check(self.batch_size >= 1, f"--batch-size {self.batch_size} must be at least 1")
-        _check(self.lr > 0 and math.isfinite(self.lr), f"--lr {self.lr} must be a positive number (e.g. 0.001)")
-        _check(self.fine_tune_lr is None or self.fine_tune_lr > 0, "--fine-tune-lr must be a positive number")
-        layers = fine_tune_layers(self.fine_tune_layers)
-        _check(self.prune is None or 0 < self.prune < 1, f"--prune {self.prune} must be a sparsity between 0 and 1 (e.g. 0.5)")
-        pruning_epochs = self.fine_tune_epochs if weights != "none" else self.epochs + self.fine_tune_epochs
-        _check(self.prune is None or pruning_epochs > 0, "--prune needs --fine-tune-epochs above 0: it prunes while fine-tuning")
-        _check(not self.qat or quant.name == "int8", "--qat trains for int8: use it with --quantize int8")
-        check_max_drop(self.max_drop)
-        _check(self.calibration_images >= MIN_CALIBRATION_IMAGES, f"--calibration-images {self.calibration_images} "
-               f"is too few: int8 ranges from under {MIN_CALIBRATION_IMAGES} images do not hold (100-500 is usual)")
-        return ConvertOptions(**{
-            **asdict(self), "model": spec.name, "data": data[0] if len(data) == 1 else tuple(data),
-            "out": Path(self.out) if self.out is not None else None,
-            "val": Path(self.val) if self.val is not None else None, "weights": weights, "input_size": size,
-            "quantize": quant.name, "io_type": io_type, "fallback": check_fallback(self.fallback), "device": profile.name if profile else None,
-            "fine_tune_layers": layers})
+        """A copy with what was left to the tables decided: the input size, quantization, IO type, ..."""
+        return replace(self, **decided(self))
 
     @property
     def tuning_lr(self) -> float:
         """The learning rate of phases after the first that no rule chooses for (QAT, pruning, given layers)."""
         return self.fine_tune_lr or self.lr / 10
+
+
+def decided(opts: ConvertOptions) -> dict:
+    """The values the tables decide for what `opts` leaves open, each option checked; raises OptionError (or
+    EdgeError, from a table) on nonsense."""
+    data = [Path(d) for d in (opts.data if isinstance(opts.data, (list, tuple)) else [opts.data] * (
+        opts.data is not None))]
+    _check(bool(data), DATA_REQUIRED)
+    spec = get_backbone(opts.model)
+    profile = get_profile(opts.device) if opts.device else None
+    quant = QUANTIZATIONS[choose("quantization", opts.quantize or (profile.quantize if profile else "int8"),
+                                 QUANTIZATIONS)]
+    io_type = choose("io type", opts.io_type or (profile.io_type if profile and quant.name == profile.quantize
+                                                 else quant.io_types[0]), IO_TYPES)
+    if profile:
+        check_model(profile, quant.name, io_type, f"--device {profile.name}",
+                    "leave out --quantize and --io-type, or choose another device")
+    _check(io_type in quant.io_types, f"--io-type {io_type} does not go with --quantize {quant.name}: "
+                                      f"use {' or '.join(quant.io_types)}")
+    size = opts.input_size or spec.input_size
+    weights = opts.weights if opts.weights in ("imagenet", "none") else str(opts.weights)
+    _check(weights in ("imagenet", "none") or Path(weights).exists(),
+           f"--weights {weights}: no such file; use imagenet, none, or a weights/model file")
+    _check(size >= spec.min_size, f"--input-size {size} is below {spec.name}'s minimum of {spec.min_size}")
+    _check(size <= 1024, f"--input-size {size} is too large: edge exports models up to 1024 pixels")
+    _check(0 < opts.val_split < 1, f"--val-split {opts.val_split} must be between 0 and 1 (e.g. 0.2)")
+    _check(opts.alpha > 0, f"--alpha {opts.alpha} must be positive (e.g. 1.0, 0.75, 0.35)")
+    _check(opts.alpha == 1.0 or spec.alpha, f"--alpha applies to MobileNets only, not {spec.name}")
+    _check(opts.epochs >= 0 and opts.fine_tune_epochs >= 0, "--epochs and --fine-tune-epochs cannot be negative")
+    _check(opts.epochs + opts.fine_tune_epochs > 0, "nothing to train: give --epochs or --fine-tune-epochs above 0")
+    _check(opts.batch_size >= 1, f"--batch-size {opts.batch_size} must be at least 1")
+    _check(opts.lr > 0 and math.isfinite(opts.lr), f"--lr {opts.lr} must be a positive number (e.g. 0.001)")
+    _check(opts.fine_tune_lr is None or opts.fine_tune_lr > 0, "--fine-tune-lr must be a positive number")
+    layers = fine_tune_layers(opts.fine_tune_layers)
+    _check(opts.prune is None or 0 < opts.prune < 1,
+           f"--prune {opts.prune} must be a sparsity between 0 and 1 (e.g. 0.5)")
+    pruning_epochs = opts.fine_tune_epochs if weights != "none" else opts.epochs + opts.fine_tune_epochs
+    _check(opts.prune is None or pruning_epochs > 0,
+           "--prune needs --fine-tune-epochs above 0: it prunes while fine-tuning")
+    _check(not opts.qat or quant.name == "int8", "--qat trains for int8: use it with --quantize int8")
+    check_max_drop(opts.max_drop)
+    _check(opts.calibration_images >= MIN_CALIBRATION_IMAGES, f"--calibration-images {opts.calibration_images} "
+           f"is too few: int8 ranges from under {MIN_CALIBRATION_IMAGES} images do not hold (100-500 is usual)")
+    return {"model": spec.name, "data": data[0] if len(data) == 1 else tuple(data),
+            "out": Path(opts.out) if opts.out is not None else None,
+            "val": Path(opts.val) if opts.val is not None else None, "weights": weights, "input_size": size,
+            "quantize": quant.name, "io_type": io_type, "fallback": check_fallback(opts.fallback),
+            "device": profile.name if profile else None, "fine_tune_layers": layers}
 
 
 def fine_tune_layers(value) -> int | str:
@@ -108,4 +148,4 @@ def fine_tune_layers(value) -> int | str:
 
 def _check(ok: bool, message: str) -> None:
     if not ok:
-        raise EdgeError(message)
+        raise OptionError(message)

@@ -13,6 +13,12 @@ import numpy as np
 
 from edge.bundle import COLOR, RESIZE, check_destination, read_bundle, write_bundle
 from edge.converter.datasets import load_images
+from edge.converter.options import (
+    accept_drop_option,
+    calibration_images_option,
+    fallback_option,
+    max_drop_option,
+)
 from edge.converter.pipeline import compare, compile_for, drop_warning, edgetpu_warning, over_budget, settings
 from edge.converter.quantize import (
     IO_TYPES,
@@ -32,54 +38,66 @@ from edge.converter.selective import (
     scores_of,
 )
 from edge.devices.profiles import IMX500_CONVERTER, check_model, get_profile
-from edge.errors import EdgeError, choose, whole
+from edge.errors import EdgeError, OptionError, choose, whole
 from edge.folders import DATA_REQUIRED, scan
 from edge.images import is_image_file
 from edge.interpreter import input_size, io_facts, make_interpreter, op_precisions
 from edge.model import load_model
+from edge.options import option
 from edge.progress import Log
 from edge.version import made_by
 
 
-@dataclass
+@dataclass(frozen=True)
 class QuantizeOptions:
-    model: Path | None = None  # a float32 bundle folder or a float .tflite file
-    data: Path | None = None  # one sub-folder of images per class, named as the model's labels
-    out: Path | None = None  # the bundle folder to write
-    labels: Path | None = None  # a bare .tflite file's class names, one a line in output order
-    input_range: str | None = None  # what a bare .tflite file takes for pixels 0..255 [0,255]
-    calibration: Path | None = None  # a folder of images (any layout) to calibrate on [a sample of data]
-    calibration_images: int = 200
-    io_type: str | None = None  # uint8, int8 or float32 [the --device's, else uint8]
-    device: str | None = None  # a device profile: its IO type, and the Edge TPU compiler for Coral
-    max_drop: float = 0.01  # below the float model's accuracy on data
-    fallback: str = "float"
-    accept_drop: bool = False
-    seed: int = 0
+    """The options of `edge quantize` (and edge.quantize); `resolved()` decides what was left to the device."""
+    model: Path | None = None  # a float32 bundle folder or a float .tflite file: edge quantize's argument
+    data: Path | None = None  # one sub-folder of images per class, named as the model's labels: edge eval's --data
+    out: Path | None = option(None, "Bundle folder to write (required).")
+    labels: Path | None = None  # a bare .tflite file's class names: edge run's --labels
+    input_range: str | None = None  # what a bare .tflite file takes for pixels 0..255 [0,255]: edge run's
+    calibration: Path | None = option(None, "Folder of images to calibrate on [--data].")
+    calibration_images: int = calibration_images_option()
+    io_type: str | None = option(None, "uint8, int8 or float32 [the --device's, else uint8].")
+    device: str | None = option(None, "Quantize for this device profile (edge devices list); Coral: compile for the "
+                                "Edge TPU.")
+    max_drop: float = max_drop_option()  # below the float model's accuracy on data
+    fallback: str = fallback_option()
+    accept_drop: bool = accept_drop_option()
+    seed: int = option(0, "Seed of the calibration sample.")
+
+    def __post_init__(self):
+        decided(self)
 
     def resolved(self) -> "QuantizeOptions":
-        """A copy with defaults filled in; raises EdgeError on nonsense, before any work."""
-        if self.model is None:
-            raise EdgeError("give the float model: a float32 bundle folder or a .tflite file")
-        if self.data is None:
-            raise EdgeError(DATA_REQUIRED)
-        if self.out is None:
-            raise EdgeError("--out is required: the bundle folder to write")
-        profile = get_profile(self.device) if self.device else None
-        io_type = choose("--io-type", self.io_type or (profile.io_type if profile else "uint8"), IO_TYPES)
-        if profile:
-            check_model(profile, "int8", io_type, f"--device {profile.name}", "leave out --io-type")
-        if profile and profile.compiler == IMX500_CONVERTER:  # Sony's converter takes Keras models only
-            raise EdgeError(f"edge quantize makes TFLite files, and the AI Camera's converter takes a Keras model: "
-                            f"edge convert ... --device {profile.name}")
-        if self.calibration is not None and not Path(self.calibration).is_dir():
-            raise EdgeError(f"--calibration {self.calibration} is not a folder: give a folder of images")
-        if not whole(self.calibration_images, MIN_CALIBRATION_IMAGES):
-            raise EdgeError(f"--calibration-images {self.calibration_images} is too few: int8 ranges from under "
-                            f"{MIN_CALIBRATION_IMAGES} images do not hold (100-500 is usual)")
-        return replace(self, model=Path(self.model), data=Path(self.data), out=check_destination(self.out),
-                       io_type=io_type, device=profile.name if profile else None,
-                       max_drop=check_max_drop(self.max_drop), fallback=check_fallback(self.fallback))
+        """A copy with what was left to the device decided: the IO type."""
+        return replace(self, **decided(self))
+
+
+def decided(opts: QuantizeOptions) -> dict:
+    """The values `opts` leaves to the device, each option checked; raises OptionError (or EdgeError, from a
+    table) on nonsense, before any work."""
+    if opts.model is None:
+        raise OptionError("give the float model: a float32 bundle folder or a .tflite file")
+    if opts.data is None:
+        raise OptionError(DATA_REQUIRED)
+    if opts.out is None:
+        raise OptionError("--out is required: the bundle folder to write")
+    profile = get_profile(opts.device) if opts.device else None
+    io_type = choose("--io-type", opts.io_type or (profile.io_type if profile else "uint8"), IO_TYPES)
+    if profile:
+        check_model(profile, "int8", io_type, f"--device {profile.name}", "leave out --io-type")
+    if profile and profile.compiler == IMX500_CONVERTER:  # Sony's converter takes Keras models only
+        raise OptionError(f"edge quantize makes TFLite files, and the AI Camera's converter takes a Keras model: "
+                          f"edge convert ... --device {profile.name}")
+    if opts.calibration is not None and not Path(opts.calibration).is_dir():
+        raise OptionError(f"--calibration {opts.calibration} is not a folder: give a folder of images")
+    if not whole(opts.calibration_images, MIN_CALIBRATION_IMAGES):
+        raise OptionError(f"--calibration-images {opts.calibration_images} is too few: int8 ranges from under "
+                          f"{MIN_CALIBRATION_IMAGES} images do not hold (100-500 is usual)")
+    return {"model": Path(opts.model), "data": Path(opts.data), "out": check_destination(opts.out),
+            "io_type": io_type, "device": profile.name if profile else None,
+            "max_drop": check_max_drop(opts.max_drop), "fallback": check_fallback(opts.fallback)}
 
 
 def quantize_model(options: QuantizeOptions, log: Log | None = None) -> dict:

@@ -7,7 +7,7 @@ The API does, and refuses, exactly what the `edge` command does: a bad argument 
 the message the command prints. Nothing imported here needs TensorFlow; `convert` and `bench` of a
 `model` import it when called, and only a host install has them.
 """
-from edge.errors import EdgeError, check_keywords
+from edge.errors import EdgeError
 from edge.layers import host_only
 from edge.version import VERSION as __version__
 
@@ -22,27 +22,32 @@ def __getattr__(name: str):
     raise AttributeError(f"module 'edge' has no attribute '{name}'")
 
 
-def convert(model: str = "mobilenetv2", data=None, out=None, log=None, **options) -> dict:
+def convert(model=None, data=None, out=None, log=None, options=None, **keywords) -> dict:
     """Fine-tune `model` on the image folders in `data`, quantize it and write a bundle to `out`
-    [bundles/MODEL-DEVICE, else bundles/MODEL-QUANTIZE]. Options are those of `edge convert` (the fields
-    of `edge.converter.options.ConvertOptions`); returns the summary."""
+    [bundles/MODEL-DEVICE, else bundles/MODEL-QUANTIZE]. `options`: an `edge.converter.options.ConvertOptions`,
+    or else its fields as keywords, as `edge convert` names them; None is the default. Returns the summary."""
+    from edge.options import made
+
     with host_only("edge convert"):
         from edge.converter.options import ConvertOptions
         from edge.converter.pipeline import convert as run
-    check_keywords(options, ConvertOptions.__dataclass_fields__, "edge convert")
-    return run(ConvertOptions(model=model, data=data, out=out, **options), log)
+    return run(made(ConvertOptions, options, {"model": model, "data": data, "out": out, **keywords}, "edge convert"),
+               log)
 
 
-def quantize(model, data=None, out=None, log=None, **options) -> dict:
+def quantize(model=None, data=None, out=None, log=None, options=None, **keywords) -> dict:
     """Quantize a float model (a float32 bundle or a bare float .tflite) to an int8 bundle at `out`, keeping
-    its accuracy on the labelled images in `data` within `max_drop` of the float model's. Options are those
-    of `edge quantize` (the fields of `edge.converter.quantize_model.QuantizeOptions`); returns the summary."""
+    its accuracy on the labelled images in `data` within `max_drop` of the float model's. `options`: an
+    `edge.converter.quantize_model.QuantizeOptions`, or else its fields as keywords, as `edge quantize` names
+    them; None is the default. Returns the summary."""
+    from edge.options import made
+
     with host_only("edge quantize", "quantize"):
         import ai_edge_quantizer  # noqa: F401 -- missing, it is named now, with the extra that brings it
 
         from edge.converter.quantize_model import QuantizeOptions, quantize_model
-    check_keywords(options, QuantizeOptions.__dataclass_fields__, "edge quantize")
-    return quantize_model(QuantizeOptions(model=model, data=data, out=out, **options), log)
+    return quantize_model(made(QuantizeOptions, options, {"model": model, "data": data, "out": out, **keywords},
+                               "edge quantize"), log)
 
 
 def demo(out="edge-demo", log=None) -> dict:
@@ -77,6 +82,7 @@ def bench(models=(), data=None, variants=None, labels=None, input_range=None, th
     """Compare exports on one data set: existing bundles and .tflite files (`models`), or, without them,
     the `variants` of one model trained with the options of `edge convert`. Returns what bench.json holds."""
     from edge.eval.bench import ROUNDS, bench_files
+    from edge.options import made
 
     rounds = ROUNDS if rounds is None else rounds
     if models:
@@ -90,8 +96,8 @@ def bench(models=(), data=None, variants=None, labels=None, input_range=None, th
     with host_only("edge bench --model"):
         from edge.converter.options import ConvertOptions
         from edge.converter.variants import DEFAULT_VARIANTS, bench_variants
-    check_keywords(training, ConvertOptions.__dataclass_fields__, "edge bench")
-    return bench_variants(ConvertOptions(data=data, **training), variants or DEFAULT_VARIANTS, threads, rounds, log)
+    return bench_variants(made(ConvertOptions, None, {"data": data, **training}, "edge bench"),
+                          variants or DEFAULT_VARIANTS, threads, rounds, log)
 
 
 def run(model, source="0", log=None, options=None, **keywords) -> dict:

@@ -8,6 +8,7 @@ instead of text; `--json FILE` writes it to FILE as well as printing the text.
 import importlib
 import json
 import sys
+import types
 import typing
 from contextlib import closing
 from dataclasses import MISSING
@@ -38,8 +39,11 @@ class Command(click.Command):
         if self.pending:
             declared = self.params
             above = [[] for _ in range(len(declared) + 1)]  # the made options above each declared param
-            for path, names, below in self.pending:  # bottom up: each goes above those applied before it
-                above[len(declared) - below][:0] = dataclass_options(path, names)
+            # A host's options on a device install: the one line a host command says there, not click's
+            # "no such option".
+            with host_only("edge" + ctx.command_path[len(ctx.find_root().command_path):]):
+                for path, names, below in self.pending:  # bottom up: each goes above those applied before it
+                    above[len(declared) - below][:0] = dataclass_options(path, names)
             self.params = [param for i, made in enumerate(above) for param in [*made, *declared[i:i + 1]]]
             self.pending = []
         return super().get_params(ctx)
@@ -56,15 +60,6 @@ def cli():
     """Take a vision model from a laptop to a Raspberry Pi or a Coral board, and prove how well it works there."""
 
 
-def options(*decorators):
-    """Apply a list of click options, so commands that share options declare them once."""
-    def apply(f):
-        for decorator in reversed(decorators):
-            f = decorator(f)
-        return f
-    return apply
-
-
 def options_of(path: str, *names: str):
     """The options of an options dataclass (edge.options), given as "module:Class" (`names`: only these
     fields), in this place among the command's options; made when the command runs or shows --help."""
@@ -76,36 +71,48 @@ def options_of(path: str, *names: str):
 
 
 def dataclass_options(path: str, names=()) -> list[click.Option]:
-    """The click options of a dataclass's fields: each by its keyword and flag, with its default (which
-    --help shows) and help; a click type from the field's type. Without the module (a host's, on a device
-    install), none: the command says where it runs when called."""
+    """The click options of a dataclass's fields (`names`: these, in this order): each by its keyword and flag,
+    with its default (which --help shows) and help; a click type from the field's type. Without a package
+    an extra brings, none: the command names the extra when called."""
     module, name = path.split(":")
     try:
         cls = getattr(importlib.import_module(module), name)
-    except ModuleNotFoundError:
+    except ModuleNotFoundError as e:
+        if (e.name or "").startswith("edge."):
+            raise  # a host's module, on a device install
         return []
+    specs = edge_options.options(cls)
+    keyword_of = {spec.name: keyword for keyword, spec in specs.items()}
     made = []
-    for keyword, spec in edge_options.options(cls).items():
-        if names and spec.name not in names:
-            continue
+    for keyword in [keyword_of[name] for name in names] if names else specs:
+        spec = specs[keyword]
         default = None if spec.default is MISSING else spec.default
         meta = spec.metadata
         made.append(click.Option([meta["flag"] or edge_options.flag_of(spec), keyword], default=default,
-                                 show_default=default not in (None, False), help=meta["help"],
+                                 show_default=default is not None and default is not False, help=meta["help"],
                                  **{**click_type(spec.type), **meta["click"]}))
     return made
 
 
 def click_type(annotation) -> dict:
-    """click.Option's type for a field's type (Path, int, float or str, or None with one of them); a bool: a
-    flag. Anything else (a value given as text or a pair): click's guess from the default."""
-    kinds = [kind for kind in typing.get_args(annotation) or (annotation,) if kind is not type(None)]
+    """click.Option's type for a field's type (Path, int, float or str, or None with one of them; a tuple of one
+    of them, tuple[Path, ...], is that type given again for more: multiple=True); a bool: a flag. Anything else
+    (a value given as text or a pair): click's guess from the default."""
+    union = typing.get_origin(annotation) in (typing.Union, types.UnionType)
+    kinds = list(dict.fromkeys(element(kind) for kind in (typing.get_args(annotation) if union else (annotation,))
+                               if kind is not type(None)))
     kind = kinds[0] if len(kinds) == 1 else None
     if kind is bool:
         return {"is_flag": True}
     if kind is Path:
         return {"type": click.Path(path_type=Path)}
     return {"type": kind} if kind in (int, float, str) else {}
+
+
+def element(kind):
+    """What a tuple of one type (tuple[Path, ...]) holds; any other type as it is."""
+    args = typing.get_args(kind)
+    return args[0] if typing.get_origin(kind) is tuple and args[1:] == (Ellipsis,) else kind
 
 
 class Imported(click.Option):
@@ -126,39 +133,15 @@ def given(ctx: click.Context, values: dict) -> dict:
 JSON = click.option("--json", "json_to", is_flag=False, flag_value="-", metavar="[FILE|-]",
                     help="The result as JSON: alone or with -, on stdout instead of the text; with FILE, into FILE.")
 DATA = click.option("--data", type=click.Path(path_type=Path), help="Folder with one sub-folder of images per class.")
-TRAINING = options(
-    click.option("--model", default="mobilenetv2", show_default=True, help="Backbone (see --list-models)."),
-    click.option("--val", type=click.Path(path_type=Path), help="Validation folder (same classes); else --val-split."),
-    click.option("--val-split", default=0.2, show_default=True, help="Fraction of each class held out for validation."),
-    click.option("--seed", default=0, show_default=True, help="Seed for the split, shuffling and augmentation."),
-    click.option("--weights", default="imagenet", show_default=True,
-                 help="imagenet, none, or a weights/Keras model file."),
-    click.option("--input-size", type=int, help="Square input size in pixels [the backbone's default]."),
-    click.option("--alpha", default=1.0, show_default=True, help="Width multiplier (MobileNets)."),
-    click.option("--epochs", default=5, show_default=True, help="Epochs training the head on the frozen backbone."),
-    click.option("--fine-tune-epochs", default=5, show_default=True, help="Epochs fine-tuning the top layers."),
-    click.option("--fine-tune-layers", default="auto", show_default=True, help="Top backbone layers to unfreeze, "
-                 "or auto: chosen from the images per class and a linear probe."),
-    click.option("--lr", default=1e-3, show_default=True, help="Learning rate of the head phase."),
-    click.option("--fine-tune-lr", type=float, help="Learning rate of fine-tuning [with auto "
-                 "layers: chosen with them; else --lr / 10]."),
-    click.option("--batch-size", default=32, show_default=True),
-    click.option("--augment/--no-augment", default=True, show_default=True, help="Flips, rotation, zoom, shifts, "
-                 "brightness/contrast, cutout while training."),
-    click.option("--flip/--no-flip", default=True, show_default=True, help="Mirror images while augmenting; "
-                 "--no-flip for digits, text, signs: anything whose mirror image is another class or none."),
-    click.option("--prune", type=float, help="Prune to this sparsity (0-1) while fine-tuning."),
-)
+CONVERT = "edge.converter.options:ConvertOptions"
+QUANTIZE = "edge.converter.quantize_model:QuantizeOptions"
+# ConvertOptions' fields that train a model: edge convert's, and edge bench's for --model.
+TRAINING = ("model", "val", "val_split", "seed", "weights", "input_size", "alpha", "epochs", "fine_tune_epochs",
+            "fine_tune_layers", "lr", "fine_tune_lr", "batch_size", "augment", "flip", "prune")
+BUDGET = ("max_drop", "fallback", "accept_drop")  # fields of ConvertOptions and QuantizeOptions both
 # A model file's options, as edge run declares them; edge eval, bench and quantize take them too.
 BARE_MODEL = options_of("edge.runner:RunOptions", "labels", "input_range")
 MODEL_FILE = options_of("edge.runner:RunOptions", "labels", "input_range", "threads")
-BUDGET = options(
-    click.option("--max-drop", type=float, help="Most accuracy the exported file may lose against the model it comes "
-                 "from, on the validation images; int8 keeps the operations that hurt most higher to hold it [0.01]."),
-    click.option("--fallback", help="What int8 keeps those operations in: float (fast on a CPU) or int16 (smaller, "
-                 "slower) [float]."),
-    click.option("--accept-drop", is_flag=True, help="Write the nearest result found even if it misses --max-drop."),
-)
 DELEGATE = options_of("edge.runner:RunOptions", "delegate")
 DB = click.option("--db", default="edge.db", show_default=True, type=click.Path(path_type=Path),
                   help="The database edge serve stores into.")
@@ -177,20 +160,7 @@ def emit(result, json_to: str | None, as_text) -> None:
 
 
 @cli.command()
-@click.option("--data", type=click.Path(path_type=Path), multiple=True, help="Folder with one sub-folder of images "
-              "per class; again for more folders, whose classes merge by name (e.g. --data photos --data "
-              "field-frames, from edge frames export).")
-@TRAINING
-@click.option("--out", type=click.Path(path_type=Path),
-              help="Bundle folder to write [bundles/MODEL-DEVICE, else bundles/MODEL-QUANTIZE].")
-@click.option("--quantize", help="float32, float16, dynamic or int8 [the --device's, else int8].")
-@click.option("--device", help="Convert for this device profile (edge devices list): its quantization, and for "
-              "Coral the Edge TPU compiler.")
-@click.option("--io-type", help="uint8, int8 or float32 [uint8 for int8, else float32].")
-@click.option("--qat", is_flag=True, help="Quantization-aware training instead of post-training quantization.")
-@BUDGET
-@click.option("--allow-weak", is_flag=True, help="Write the bundle even if the model is no better than guessing "
-              "(always answering the most common class) on the validation images.")
+@options_of(CONVERT, "data", *TRAINING, "out", "quantize", "device", "io_type", "qat", *BUDGET, "allow_weak")
 @JSON
 @click.option("--list-models", is_flag=True, help="List the backbones and exit.")
 @click.pass_context
@@ -208,15 +178,9 @@ def convert(ctx, json_to, list_models, **options):
 @cli.command()
 @click.argument("model", type=click.Path(path_type=Path))
 @DATA
-@click.option("--out", type=click.Path(path_type=Path), help="Bundle folder to write (required).")
+@options_of(QUANTIZE, "out")
 @BARE_MODEL
-@click.option("--calibration", type=click.Path(path_type=Path), help="Folder of images to calibrate on [--data].")
-@click.option("--calibration-images", type=int, help="Images to calibrate on [200].")
-@click.option("--seed", type=int, help="Seed of the calibration sample [0].")
-@click.option("--io-type", help="uint8, int8 or float32 [the --device's, else uint8].")
-@click.option("--device", help="Quantize for this device profile (edge devices list); Coral: compile for the "
-              "Edge TPU.")
-@BUDGET
+@options_of(QUANTIZE, "calibration", "calibration_images", "seed", "io_type", "device", *BUDGET)
 @JSON
 @click.option("--plot", type=click.Path(path_type=Path), help="Write the error per operation, those kept higher "
               "marked, to this .png/.svg/.pdf.")
@@ -276,7 +240,7 @@ def eval_command(model, data, json_to, plot, **options):
 @cli.command()
 @click.argument("models", nargs=-1, type=click.Path(path_type=Path))
 @DATA
-@TRAINING
+@options_of(CONVERT, *TRAINING)
 @click.option("--variants", help="Exports of one trained --model to compare: float32, float16, dynamic, int8, "
               "int8-pruned, int8-qat [all but int8-qat].")
 @MODEL_FILE

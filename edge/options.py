@@ -6,6 +6,8 @@ A field made without `option` (a nested group of options, a setting for tests) i
 from dataclasses import MISSING, field, fields
 from typing import Any
 
+from edge.errors import OptionError, check_keywords
+
 
 def option(default: Any = MISSING, help: str = "", flag: str | None = None, keyword: str | None = None,  # noqa: A002
            secret: bool = False, **click: Any) -> Any:
@@ -32,3 +34,15 @@ def take(cls, given: dict) -> dict:
     `cls`'s field names; None stands for the default, as it does in the API's signatures."""
     return {spec.name: value for keyword, spec in options(cls).items()
             if (value := given.pop(keyword, None)) is not None}
+
+
+def made(cls, given, keywords: dict, what: str):
+    """The options the API was given: `given` (a `cls`), or else a `cls` of `keywords` (None: the default),
+    any it lacks refused with the closest it has; not both."""
+    keywords = {name: value for name, value in keywords.items() if value is not None}
+    if given is not None and keywords:
+        raise OptionError(f"{what} takes options (a {cls.__name__}) or keywords ({', '.join(keywords)}), not both")
+    if given is not None:
+        return given
+    check_keywords(keywords, [spec.name for spec in fields(cls)], what)
+    return cls(**keywords)

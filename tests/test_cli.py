@@ -63,3 +63,20 @@ def test_shared_options_are_declared_once():
     db = option_lines("frames export", "--db")
     assert db == ["The database edge serve stores into.  [default: edge.db]"]
     assert all(option_lines(f"token {c}", "--db") == db for c in ("create", "revoke", "list"))
+
+
+def test_a_host_command_on_a_device_install_says_so_whatever_options_it_is_given(tmp_path):
+    """edge convert's options are made from a host module's dataclass, which a device install lacks: given
+    them, it says where it runs (one line, exit 2), not click's "no such option"."""
+    code = ("import importlib.abc, sys\n"
+            "class DeviceInstall(importlib.abc.MetaPathFinder):\n"
+            "    def find_spec(self, name, path=None, target=None):\n"
+            "        if name.startswith(('edge.converter', 'edge.devices', 'edge.server')):\n"
+            "            raise ModuleNotFoundError(f'No module named {name!r}', name=name)\n"
+            "sys.meta_path.insert(0, DeviceInstall())\n"
+            f"sys.argv = ['edge', 'convert', '--data', {str(tmp_path)!r}, '--epochs', '3']\n"
+            "from edge.cli import main\n"
+            "main()\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False)
+    assert r.returncode == 2 and r.stderr.count("\n") == 1, r.stderr
+    assert r.stderr.startswith("error: edge convert runs on a host, and this is a device install of edge"), r.stderr

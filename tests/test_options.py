@@ -1,7 +1,7 @@
 import pytest
 
 from edge.converter.options import ConvertOptions
-from edge.errors import EdgeError
+from edge.errors import EdgeError, OptionError
 
 
 def opts(**kw):
@@ -10,7 +10,8 @@ def opts(**kw):
 
 def test_defaults_come_from_the_tables():
     o = opts().resolved()
-    assert (o.input_size, o.quantize, o.io_type, o.fine_tune_layers, o.fine_tune_lr) == (224, "int8", "uint8", "auto", None)
+    assert (o.input_size, o.quantize, o.io_type, o.fine_tune_layers, o.fine_tune_lr) == (224, "int8", "uint8", "auto",
+                                                                                         None)
     assert (o.tuning_lr, opts(fine_tune_layers="12").resolved().fine_tune_layers) == (1e-4, 12)
     assert opts(model="Xception", quantize="float16").resolved().io_type == "float32"
     assert opts(model="xception").resolved().input_size == 299
@@ -59,10 +60,13 @@ def test_the_cli_shows_the_defaults_the_api_applies(command):
     """The CLI passes on only what the user typed; the defaults --help shows must be ConvertOptions' own."""
     from dataclasses import fields
 
+    import click
+
     from edge.cli import cli
 
     defaults = {f.name: f.default for f in fields(ConvertOptions)}
-    shown = {p.name: p.default for p in cli.commands[command].params
+    made = cli.commands[command]
+    shown = {p.name: p.default for p in made.get_params(click.Context(made))
              if p.name in defaults and p.show_default and p.name != "out"}  # bench's --out is its own folder
     assert len(shown) >= 10 and shown == {name: defaults[name] for name in shown}
 
@@ -153,3 +157,94 @@ def test_edge_run_takes_options_or_keywords_not_both(tmp_path):
 
     with pytest.raises(EdgeError, match=r"takes options \(a RunOptions\) or keywords \(smooth\), not both"):
         edge.run(tmp_path / "no-model", options=RunOptions(), smooth=2)
+
+
+# edge convert's and edge quantize's options (issue 28, part 3): ConvertOptions and QuantizeOptions state each
+# default and help text once; the commands' flags (bench's training flags too) are made from them, and the
+# CLI and the API refuse the same values with the same line.
+
+def test_convert_options_are_frozen_check_themselves_when_made_and_resolve_to_a_copy():
+    from dataclasses import FrozenInstanceError
+
+    made = opts(quantize="float16")
+    assert (made.io_type, made.resolved().io_type, made.resolved().input_size) == (None, "float32", 224)
+    with pytest.raises(FrozenInstanceError):
+        made.epochs = 3
+    with pytest.raises(OptionError, match="cannot be negative"):
+        ConvertOptions(data="d", epochs=-1)
+    with pytest.raises(OptionError, match="--data is required"):
+        ConvertOptions()
+
+
+@pytest.mark.parametrize("command,path,names", [
+    ("convert", "edge.converter.options:ConvertOptions", None),
+    ("bench", "edge.converter.options:ConvertOptions", "training"),
+    ("quantize", "edge.converter.quantize_model:QuantizeOptions", None),
+])
+def test_convert_quantize_and_bench_show_the_help_and_defaults_of_their_dataclasses(command, path, names):
+    """Each option made from a field shows the field's help and default: what the API applies. (--max-drop,
+    --fallback, --calibration-images and --seed stated theirs as text of their own, [0.01], before.)"""
+    from dataclasses import MISSING
+    from importlib import import_module
+
+    from click.testing import CliRunner
+
+    from edge.cli import TRAINING, cli
+    from edge.options import flag_of, options
+
+    text = CliRunner().invoke(cli, [command, "--help"], terminal_width=1000).output
+    lines = {line.split()[0]: line for line in text.splitlines() if line.startswith("  --")}
+    module, name = path.split(":")
+    made = options(getattr(import_module(module), name))
+    for keyword, spec in made.items():
+        if (names and keyword not in TRAINING) or keyword == "calibration_images" and command == "convert":
+            continue  # bench's own --out and --data; calibration_images: edge.convert's alone
+        line = lines[flag_of(spec)]
+        assert spec.metadata["help"] in line, line
+        if spec.default in (MISSING, None) or spec.default is False:
+            assert "[default:" not in line, line
+        else:
+            shown = keyword.replace("_", "-") if spec.default is True else spec.default  # an on/off flag: its name
+            assert line.endswith(f"[default: {shown}]"), line
+    assert lines["--seed"].endswith("[default: 0]")
+    if command != "bench":
+        assert lines["--max-drop"].endswith("[default: 0.01]") and lines["--fallback"].endswith("[default: float]")
+
+
+REFUSED_CONVERT = [  # (the command, its flags, the API's keywords): refused before any work
+    ("convert", ["--epochs", "-1"], dict(epochs=-1)),
+    ("convert", ["--quantize", "int4"], dict(quantize="int4")),
+    ("convert", ["--device", "coral-usb", "--quantize", "float16"], dict(device="coral-usb", quantize="float16")),
+    ("convert", ["--max-drop", "2"], dict(max_drop=2.0)),
+    ("quantize", ["--calibration-images", "5"], dict(calibration_images=5)),
+    ("quantize", ["--fallback", "int61"], dict(fallback="int61")),
+]
+
+
+@pytest.mark.parametrize("command,flags,keywords", REFUSED_CONVERT)
+def test_edge_convert_quantize_and_the_api_refuse_the_same_values_with_the_same_line(command, flags, keywords,
+                                                                                     tmp_path):
+    import edge
+    from tests.cli import edge_cli
+
+    model = [tmp_path / "float.tflite"] if command == "quantize" else []
+    with pytest.raises(EdgeError) as e:
+        getattr(edge, command)(*model, data=tmp_path / "photos", out=tmp_path / "out", **keywords)
+    r = edge_cli(command, *model, "--data", tmp_path / "photos", "--out", tmp_path / "out", *flags)
+    assert (r.returncode, r.stdout, r.stderr) == (2, "", f"error: {e.value}\n")
+    assert not (tmp_path / "out").exists()
+
+
+def test_convert_and_quantize_take_options_or_keywords_not_both(tmp_path):
+    import edge
+    from edge.converter.quantize_model import QuantizeOptions
+
+    made = ConvertOptions(data=tmp_path / "nowhere", out=tmp_path / "out")
+    with pytest.raises(OptionError, match=r"edge convert takes options \(a ConvertOptions\) or keywords \(epochs\)"):
+        edge.convert(options=made, epochs=2)
+    with pytest.raises(EdgeError, match="does not exist"):  # the options given were the ones used
+        edge.convert(options=made)
+    with pytest.raises(EdgeError, match="edge quantize has no option 'calibration_image': did you mean"):
+        edge.quantize(tmp_path / "float.tflite", tmp_path, tmp_path / "q", calibration_image=20)
+    with pytest.raises(EdgeError, match="float.tflite"):
+        edge.quantize(options=QuantizeOptions(model=tmp_path / "float.tflite", data=tmp_path, out=tmp_path / "q"))
