@@ -6,23 +6,28 @@ costs the frame loop.
     python benchmarks/rollout_bench.py --devices 10 --watch 20
 
 1. A bundle made as the tests' e2e (MobileNetV2 alpha 0.35 at 48 px, full int8, from scratch on scikit-learn's
-   digit scans 0-3), pushed as digits@1; digits@2, the same network in a model file of its own (a retrained
-   model, as far as sha256 can tell); digits@3, digits@2 with its labels permuted (sure of itself, and wrong).
+   digit scans 0-3), pushed as digits@1; digits@2 and @3, the same network in model files of their own (retrained
+   models, as far as sha256 can tell); digits@4, digits@3 with its labels permuted (sure of itself, and wrong).
 2. A real `edge serve`, and --devices `edge run --realtime` processes on a 30 fps video of the scans, with their
-   truth, reporting every --every s and following the host's versions (--follow-models).
-3. `edge rollout start digits@2 --canary 1 --watch W`: the seconds from the start to every device reporting
-   under it (and from the promotion); each swap's pause in the frame loop and the frames a swap lost (a gap in
-   the frame numbers of a real-time source); the bytes downloaded against the bundle's size times the devices.
-4. Then digits@3 the same way: how long it ran on how many devices before the guard rolled it back.
+   truth, reporting every --every s and following the host's versions (--follow-models); each started again
+   --restart s after it ends, as the unit `edge package` writes restarts it (Restart=always): a version with
+   other labels, as digits@3 has, is made active and the run ends, so that its service starts on it.
+3. `edge rollout start digits@2 --canary 1 --watch W`, then digits@3 the same way: the seconds from the start to
+   every device reporting under it (and from the promotion); each swap's pause in the frame loop and the frames
+   a swap lost (a gap in the frame numbers of a real-time source); the bytes downloaded against the versions'
+   sizes times the devices that took them.
+4. Then digits@4 the same way: how long it ran on how many devices before the guard rolled it back.
 5. The frame loop's cost: `edge run` on the video as fast as it goes, reporting, with --follow-models and
    without, alternating, median of --rounds: the frames a second, and the ratio.
 """
 import argparse
 import json
 import statistics
+import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -40,15 +45,16 @@ from tests.server import Server, token  # noqa: E402
 FPS = 30.0
 
 
-def build(tmp: Path) -> tuple[Path, Path, Path, Path]:
-    """The digits, the three bundles, and a video of the scans with its truth schedule."""
+def build(tmp: Path) -> tuple[Path, list[Path]]:
+    """The digits, and the four bundles."""
     digits = write_digits(tmp / "digits", per_class=170, size=48)
     v1 = Path(edge.convert("mobilenetv2", digits, tmp / "v1", weights="none", input_size=48, alpha=0.35, epochs=10,
                            fine_tune_epochs=0, augment=False, batch_size=16)["bundle"])
     v2 = padded_copy(v1, tmp / "v2")
-    labels = json.loads((v2 / "edge.json").read_text())["labels"]
-    v3 = rewritten(v2, tmp / "v3", labels=labels[1:] + labels[:1]).path
-    return digits, v1, v2, v3
+    v3 = padded_copy(v2, tmp / "v3")
+    labels = json.loads((v3 / "edge.json").read_text())["labels"]
+    v4 = rewritten(v3, tmp / "v4", labels=labels[1:] + labels[:1]).path
+    return digits, [v1, v2, v3, v4]
 
 
 def video(digits: Path, out: Path, seconds: float) -> tuple[Path, Path]:
@@ -71,6 +77,35 @@ def device_args(tmp: Path, name: str, server, secret: str, public: Path, every: 
     return ["--report-to", server.url, "--token", secret, "--device-id", name, "--report-every", str(every),
             "--outbox", str(tmp / f"{name}-outbox.db"), "--follow-models", "--trust", str(public),
             "--models-dir", str(tmp / f"{name}-models")]
+
+
+class Service(threading.Thread):
+    """A device's `edge run`, started again `restart` seconds after each end until `stop`: its runs' summaries
+    and frame logs are NAME-K.json and NAME-K.jsonl."""
+
+    def __init__(self, name: str, command: list, tmp: Path, restart: float):
+        super().__init__(daemon=True)
+        self.name, self.command, self.tmp, self.restart = name, command, tmp, restart
+        self.runs, self.process, self.stopped = 0, None, threading.Event()
+
+    def run(self) -> None:
+        while not self.stopped.is_set():
+            files = ["--json", str(self.tmp / f"{self.name}-{self.runs}.json"), "--log",
+                     str(self.tmp / f"{self.name}-{self.runs}.jsonl")]
+            self.process = subprocess.Popen(self.command + files, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            self.process.wait()
+            self.runs += 1
+            self.stopped.wait(self.restart)
+
+    def stop(self) -> list[tuple[dict, Path]]:
+        """End the run under way as systemd stops a unit (SIGTERM: the summary is written); (summary, log) of
+        every run."""
+        self.stopped.set()
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        self.join()
+        return [(json.loads((self.tmp / f"{self.name}-{k}.json").read_text()), self.tmp / f"{self.name}-{k}.jsonl")
+                for k in range(self.runs) if (self.tmp / f"{self.name}-{k}.json").exists()]
 
 
 def wait(server, publisher: str, state: str, most: float) -> dict:
@@ -115,52 +150,58 @@ def main() -> None:
     parser.add_argument("--devices", type=int, default=4)
     parser.add_argument("--watch", type=float, default=10.0)
     parser.add_argument("--every", type=float, default=2.0, help="seconds a report covers")
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--restart", type=float, default=1.0, help="seconds before a device's run starts again")
     a = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="rollout-bench-"))
-    digits, v1, v2, v3 = build(tmp)
-    seconds = 2 * a.watch + 8 * a.every + 40
+    digits, versions = build(tmp)
+    seconds = 3 * a.watch + 12 * a.every + 40
     camera, truth = video(digits, tmp, seconds)
     server = Server(tmp / "edge.db").start()
     try:
         publisher = token(tmp / "edge.db", "ci", "--publisher")
         keys = edge.create_keys(tmp / "keys")
-        for bundle in (v1, v2, v3):
+        for bundle in versions:
             edge.push_model(bundle, "digits", server.url, publisher, keys["private"])
         names = [f"pi-{n}" for n in range(a.devices)]
-        devices = []
+        services = []
         for name in names:
             args = device_args(tmp, name, server, token(tmp / "edge.db", name), Path(keys["public"]), a.every)
-            devices.append(subprocess.Popen(
-                [sys.executable, "-m", "edge.cli", "run", str(v1), "--source", str(camera), "--realtime",
-                 "--truth-schedule", str(truth), "--log", str(tmp / f"{name}.jsonl"), "--json",
-                 str(tmp / f"{name}.json"), *args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+            command = [sys.executable, "-m", "edge.cli", "run", str(versions[0]), "--source", str(camera),
+                       "--realtime", "--truth-schedule", str(truth), *args]
+            services.append(Service(name, command, tmp, a.restart))
+            services[-1].start()
         time.sleep(3 * a.every)  # every device has reported: it can join
-        good = edge.start_rollout("digits@2", server.url, publisher, canary=1, watch=a.watch)
-        good = wait(server, publisher, "done", a.watch + 30 * a.every)
-        bad = edge.start_rollout("digits@3", server.url, publisher, canary=1, watch=a.watch)
+        good = []
+        for version in ("digits@2", "digits@3"):
+            edge.start_rollout(version, server.url, publisher, canary=1, watch=a.watch)
+            good.append(wait(server, publisher, "done", a.watch + 30 * a.every))
+        edge.start_rollout("digits@4", server.url, publisher, canary=1, watch=a.watch)
         bad = wait(server, publisher, "failed", a.watch + 30 * a.every)
-        for process in devices:
-            process.wait()
-        summaries = {name: json.loads((tmp / f"{name}.json").read_text()) for name in names}
-        costs = [c for name in names for c in swap_costs(tmp / f"{name}.jsonl", summaries[name])]
-        fps = loop_cost(v1, camera, tmp, server, token(tmp / "edge.db", "pi-cost"), Path(keys["public"]), a.rounds)
+        time.sleep(2 * a.every)  # the canary back on digits@2
+        runs = [run for service in services for run in service.stop()]
+        costs = [c for summary, log in runs for c in swap_costs(log, summary)]
+        fps = loop_cost(versions[0], camera, tmp, server, token(tmp / "edge.db", "pi-cost"), Path(keys["public"]),
+                        a.rounds)
     finally:
         server.stop()
-    taken = sum(p.stat().st_size for p in v2.iterdir()) * a.devices + sum(
-        p.stat().st_size for p in v3.iterdir()) * len(bad["canaries"])  # every file of each version a device took
-    downloaded = sum(s["following"]["downloaded_bytes"] for s in summaries.values())
+    sizes = [sum(p.stat().st_size for p in bundle.iterdir()) for bundle in versions]
+    taken = (sizes[1] + sizes[2]) * a.devices + sizes[3] * len(bad["canaries"])  # each version a device took
+    downloaded = sum(summary["following"]["downloaded_bytes"] for summary, _ in runs)
     pauses, lost = [c[0] for c in costs], [c[1] for c in costs]
     print(f"rollout on loopback: {a.devices} devices at {FPS:g} fps (real time), reports every {a.every:g} s, "
           f"watch {a.watch:g} s; CPU: {cpu_name()}\n")
-    promoted = stage_time(good, "done") - stage_time(good, "the guard held")
+    whole = [stage_time(g, "done") for g in good]
+    promoted = [stage_time(g, "done") - stage_time(g, "the guard held") for g in good]
     print(table([("", "value"),
-                 ("good version: start to every device on it, s", f"{stage_time(good, 'done'):.1f}"),
-                 ("good version: promotion to every device on it, s", f"{promoted:.1f}"),
-                 ("  in report intervals", f"{promoted / a.every:.1f}"),
-                 ("swaps (all devices)", str(len(costs))),
+                 ("good versions: start to every device on it, s", " / ".join(f"{w:.1f}" for w in whole)),
+                 ("good versions: promotion to every device on it, s", " / ".join(f"{p:.1f}" for p in promoted)),
+                 ("  in report intervals", " / ".join(f"{p / a.every:.1f}" for p in promoted)),
+                 ("runs (restarts included) / swaps in a run", f"{len(runs)} / {len(costs)}"),
                  ("swap pause in the frame loop, p50 ms", f"{statistics.median(pauses):.2f}"),
-                 ("swap pause, max ms (a frame interval: 33.3)", f"{max(pauses):.2f}"),
+                 ("swap pause, p99 ms (a frame interval: 33.3)", f"{statistics.quantiles(pauses, n=100)[98]:.2f}"
+                  if len(pauses) >= 2 else "-"),
+                 ("swap pause, max ms", f"{max(pauses):.2f}"),
                  ("frames lost at a swap, max", str(max(lost))),
                  ("bytes downloaded / bytes of the versions taken", f"{downloaded / taken:.2f}"),
                  ("bad version: ran before the rollback, s", f"{stage_time(bad, 'failed'):.1f}"),
