@@ -79,7 +79,8 @@ def print_table(result: dict) -> None:
         ("int8 faster than float32", f32["p50_ms"] / i8["p50_ms"], "(ratio)", True),
     ]
     for label, value, target, ok in checks:
-        print(f"  {label:<42}{value:>8.2f}  target {target:<9}{'' if target == '(ratio)' else ('PASS' if ok else 'FAIL')}")
+        verdict = "" if target == "(ratio)" else ("PASS" if ok else "FAIL")
+        print(f"  {label:<42}{value:>8.2f}  target {target:<9}{verdict}")
     print(f"  pruned int8 measured sparsity {pr['sparsity']:.3f}")
 
 

@@ -196,7 +196,7 @@ def main():
     del manifest["fingerprint"]
     (bare / "edge.json").write_text(json.dumps(manifest))
     video = work / "scans.avi"
-    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"FFV1"), 30.0, (48, 48))
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter.fourcc(*"FFV1"), 30.0, (48, 48))
     for i in range(args.frames):
         writer.write(cv2.cvtColor(clean_images[i % len(clean_images)], cv2.COLOR_RGB2BGR))
     writer.release()

@@ -53,7 +53,7 @@ def build_models(out: Path, images: np.ndarray) -> list[tuple[str, Path, tuple]]
 def eval_round(interpreter, paths, input_range) -> dict:
     height, width = input_size(interpreter)
     images = ((resize(read_rgb(p), height, width), None) for p in paths)
-    times = []
+    times: list[float] = []
     for _ in classify_all(interpreter, images, input_range, warmup=WARMUP, times=times):
         pass
     return latency_stats(times, WARMUP)
@@ -65,7 +65,7 @@ def bare_round(interpreter, image, input_range, runs: int) -> dict:
     interpreter.set_tensor(detail["index"], tensor)
     for _ in range(WARMUP + 1):
         interpreter.invoke()
-    times = []
+    times: list[float] = []
     for _ in range(runs):
         start = time.perf_counter()
         interpreter.invoke()

@@ -8,8 +8,8 @@ in as many threads at once as POSTs arrive. After: edge.server.frame_check.refus
 limits, then that decode, one at a time a process). Each case runs in a fresh process, which reports its wall
 time and how far its peak resident memory (VmHWM, which sees OpenCV's allocations, as tracemalloc does not)
 rose over what the process held before the check. The JPEGs: scikit-learn's photograph china.jpg resized to a
-640x480 and a 1920x1080 camera frame (baseline, as devices send), to 4096x4096 progressive (the largest the host takes), and
-the issue's hostile frames: 8192x8192 progressive (one, and 8 POSTs at once), and a 2048x2048 progressive
+640x480 and a 1920x1080 camera frame (baseline, as devices send), to 4096x4096 progressive (the largest the host
+takes), and the issue's hostile frames: 8192x8192 progressive (one, and 8 POSTs at once), and a 2048x2048 progressive
 JPEG of a smooth picture (tests/jpegs.py: the digit scans enlarged) whose shortest scan, 51 bytes, is repeated
 to 758 KB; and, for the segment reader's own cost, a 640x480 frame with 7 MB of fill bytes before its scan.
 """

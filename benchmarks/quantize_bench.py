@@ -126,7 +126,8 @@ def report(results: list[dict], cpu: str, max_drop: float) -> str:
         files = r["files"]
         for kind in ("float32", "converter-int8", "plain-int8", "budget-int8"):
             f = files[kind]
-            rows.append((r["model"], kind if kind != "budget-int8" or r["kept"] else f"{kind} (= plain)", f"{f['accuracy']:.4f}", f"{f['bytes']:,}", f"{f['p50_ms']:.3f}",
+            rows.append((r["model"], kind if kind != "budget-int8" or r["kept"] else f"{kind} (= plain)",
+                         f"{f['accuracy']:.4f}", f"{f['bytes']:,}", f"{f['p50_ms']:.3f}",
                          f"{f['p50_ms'] / files['plain-int8']['p50_ms']:.2f}",
                          f"{f['p50_ms'] / files['converter-int8']['p50_ms']:.2f}"))
     lines.append(table(rows))

@@ -9,12 +9,13 @@ the fast frame path (`--decode fast`) predicts what a full decode does.
 Sources, each a video file `edge run` reads as fast as it can: MJPG at the model's input size, 640x480
 and 1280x720 (what USB cameras send), and 640x480 uncompressed (I420, which FFmpeg converts to BGR as
 OpenCV converts a camera's YUYV; from a camera, `edge run` takes YUYV as it comes and converts it once,
-0.13 ms at 640x480, which no file source here can show: OpenCV writes no YUYV video). Their frames pan across two real photographs (scikit-learn's samples),
-so the JPEGs are as hard to decode as a textured scene (~57 KB a 640x480 frame), not the few KB of a
-flat test card (the 1280x720 frames are the photographs enlarged: softer than a camera's). MobileNetV2 is built here with untrained weights (speed does not depend on them); the
-demo model is `edge demo`'s, trained on the scanned digits, and its field video (the 120 scans it never
-saw, each held for 3 frames at 640x480 MJPG) measures top-1 agreement and field accuracy of the two paths,
-and, for scale, the agreement of two full decodes of that video, one of it moved by a pixel.
+0.13 ms at 640x480, which no file source here can show: OpenCV writes no YUYV video). Their frames pan across
+two real photographs (scikit-learn's samples), so the JPEGs are as hard to decode as a textured scene (~57 KB a
+640x480 frame), not the few KB of a flat test card (the 1280x720 frames are the photographs enlarged: softer than
+a camera's). MobileNetV2 is built here with untrained weights (speed does not depend on them); the demo model is
+`edge demo`'s, trained on the scanned digits, and its field video (the 120 scans it never saw, each held for 3
+frames at 640x480 MJPG) measures top-1 agreement and field accuracy of the two paths, and, for scale, the
+agreement of two full decodes of that video, one of it moved by a pixel.
 
 `edge run` runs as its own process, as on a device, and reports its pace after the first frame; the bare
 loop sets one input and calls invoke() --frames times. They alternate, median of --rounds. Targets:
@@ -73,7 +74,7 @@ def pan(photos: list, size: tuple[int, int], i: int) -> np.ndarray:
 
 
 def write_video(path: Path, fourcc: str, size: tuple[int, int], frames) -> Path:
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), 30.0, size)
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*fourcc), 30.0, size)
     if not writer.isOpened():
         raise SystemExit(f"this OpenCV cannot write {fourcc} video")
     for bgr in frames:
@@ -85,7 +86,8 @@ def write_video(path: Path, fourcc: str, size: tuple[int, int], frames) -> Path:
 def field_video(test_data: Path, out: Path, nudge: int = 0) -> tuple[Path, Path]:
     """The unseen scans at 640x480 MJPG, each held for 3 frames moving a little (all `nudge` pixels further
     right), and their truth schedule."""
-    frames, schedule = [], []
+    frames: list[np.ndarray] = []
+    schedule = []
     for label in sorted(p.name for p in test_data.iterdir()):
         start = len(frames)
         for path in sorted((test_data / label).iterdir()):
@@ -146,7 +148,8 @@ def speed_row(name: str, model: Path, size: int, source: str, video: Path, frame
 def input_difference(video: Path, nudged: Path, size: int) -> dict:
     """Mean absolute difference (grey levels) of the model's input from the fast path and from a full
     decode of the same frame, and of full decodes of a frame and of it moved by a pixel."""
-    fast, moved = [], []
+    fast: list[float] = []
+    moved: list[float] = []
     captures = [cv2.VideoCapture(str(v), cv2.CAP_FFMPEG) for v in (video, nudged)]
     for c in captures:
         c.set(cv2.CAP_PROP_FORMAT, -1)  # the JPEG packets, as edge run takes them
@@ -170,7 +173,7 @@ def agreement(bundle: Path, test_data: Path, work: Path, threads: int) -> dict:
         s = edge_run(bundle, source, threads, "--decode", decode, "--truth-schedule", schedule, "--log", log)
         calls[name] = [json.loads(line)["label"] for line in log.read_text().splitlines()]
         accuracy[name] = s["accuracy"]
-    agree = lambda a, b: float(np.mean([x == y for x, y in zip(calls[a], calls[b])]))  # noqa: E731
+    agree = lambda a, b: float(np.mean([x == y for x, y in zip(calls[a], calls[b], strict=True)]))  # noqa: E731
     return {"frames": len(calls["fast"]), "agreement": agree("fast", "full"),
             "nudged_agreement": agree("full", "full_nudged"), "accuracy": accuracy,
             "input_difference": input_difference(video, nudged, SIZES["demo"])}

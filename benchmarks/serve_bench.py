@@ -112,7 +112,7 @@ def client_process(port, devices, batch, seconds, path, start_at, queue):
 
 
 def load(port, tokens, batch, seconds, path, processes) -> dict:
-    queue = multiprocessing.Queue()
+    queue: multiprocessing.Queue = multiprocessing.Queue()
     start_at = time.time() + 1.0
     groups = [tokens[i::processes] for i in range(processes)]
     workers = [multiprocessing.Process(target=client_process, args=(port, g, batch, seconds, path, start_at, queue))

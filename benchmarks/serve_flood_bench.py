@@ -139,7 +139,8 @@ def phase(port: int, tokens: list, seconds: float, flood: tuple[int, int] | None
         ready.wait(120)
         time.sleep(1.0)  # the server has taken the attack's connections
         closed_count.value = 0
-    results, until = [], time.time() + seconds
+    results: list[tuple[bool, float]] = []  # (answered 200, milliseconds) of each POST
+    until = time.time() + seconds
     threads = [threading.Thread(target=device, args=(port, name, token, until, results)) for name, token in tokens]
     for t in threads:
         t.start()

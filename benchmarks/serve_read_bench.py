@@ -162,12 +162,14 @@ def phase(db_path: Path, posters, reader, args) -> dict:
     first = (latest or 1.8e9) + 1
     server = Server(db_path, None, "--workers", str(args.workers)).start()
     cpu = server_cpu(server)  # its start-up is not the load's
-    queue, start_at = multiprocessing.Queue(), time.time() + 1.5
+    queue: multiprocessing.Queue = multiprocessing.Queue()
+    start_at = time.time() + 1.5
     pollers = [(reader, posters[i % len(posters)][0], i / args.dashboards) for i in range(args.dashboards)]
     posters = [(name, token, i / len(posters)) for i, (name, token) in enumerate(posters)]
     # The dashboards poll from a process of their own, as a browser elsewhere would: in a process with the
     # posting threads, their timings would count waits for that process's own interpreter lock.
-    groups = [(posters[i::args.processes], []) for i in range(args.processes)] + [([], pollers)]
+    groups: list[tuple[list, list]] = [(posters[i::args.processes], []) for i in range(args.processes)]
+    groups.append(([], pollers))
     clients = [multiprocessing.Process(target=client_process, args=(server.port, p, d, args, start_at, first, queue))
                for p, d in groups]
     try:
@@ -238,14 +240,16 @@ def main():
             shutil.rmtree(work)  # the full database is gigabytes
     print(f"\n{args.devices} devices posting {args.rate:,.0f} reports/s in batches of {args.batch}; {args.dashboards} "
           f"dashboards polling every {args.poll_every:g} s, a probe reading the device list every "
-          f"{args.probe_every:g} s; edge serve --workers {args.workers}; {args.seconds:g} s a phase (the first {args.warmup:g} not counted), loopback, "
+          f"{args.probe_every:g} s; edge serve --workers {args.workers}; {args.seconds:g} s a phase "
+          f"(the first {args.warmup:g} not counted), loopback, "
           f"{multiprocessing.cpu_count()} CPUs "
           f"({cpu_name()})")
     fills = rows[1][1]["reports_before"]
     print(f"filled {fills:,} reports in {filled:.0f} s ({size:.2f} GB)" if filled is not None else
           f"reused {args.db / 'full.db'} ({size:.2f} GB)")
     print(f"{'database':>18}{'reports/s':>11}{'lost':>6}{'POST p50':>10}{'POST p99':>10}{'devices p50':>13}"
-          f"{'devices p99':>13}{'reports p99':>13}{'field p99':>11}{'server CPU':>12}{'busiest worker':>16}{'clients CPU':>13}")
+          f"{'devices p99':>13}{'reports p99':>13}{'field p99':>11}{'server CPU':>12}{'busiest worker':>16}"
+          f"{'clients CPU':>13}")
     for label, r in rows:
         label = "empty" if label == "empty" else f"{r['reports_before']:,} reports"
         print(f"{label:>18}{r['reports_per_s']:>11,.0f}{r['lost']:>6}{r['post_p50_ms']:>10.2f}{r['post_p99_ms']:>10.2f}"

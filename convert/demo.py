@@ -47,5 +47,6 @@ def demo(out, log: Log | None = None) -> dict:
     log(f"wrote the demo images to {photos} (training) and {unseen} (test)")
     summary = convert(ConvertOptions(model="mobilenetv2", data=photos, out=out / "bundle", weights="none",
                                      input_size=48, alpha=0.35, epochs=20, fine_tune_epochs=0, batch_size=16,
-                                     flip=False, val_split=0.1, accept_drop=True), log)  # a demo shows its result, whatever int8 costs
+                                     flip=False, val_split=0.1,
+                                     accept_drop=True), log)  # a demo shows its result, whatever int8 costs
     return {"convert": summary, "eval": evaluate(out / "bundle", unseen, log=log).report, "test_data": str(unseen)}

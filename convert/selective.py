@@ -297,7 +297,7 @@ def latency_cost(search: Search, float_model: bytes, images: np.ndarray, input_r
     if not search.kept:
         return None
     files = {"chosen": search.model, "int8": search.plain_model, "float32": float_model}
-    rows = {name: {} for name in files}
+    rows: dict[str, dict] = {name: {} for name in files}
     time_in_turns(rows, {name: (make_interpreter(model), images[:PER_ROUND], input_range)
                          for name, model in files.items()}, rounds, log or Log(enabled=False))
     p50 = {name: rows[name]["p50_ms"] for name in files}

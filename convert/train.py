@@ -32,7 +32,7 @@ def train(clf, split, opts, log=None) -> tuple[object, dict]:
     """Train `clf` on `split` as `opts` say; returns (the trained Keras model, a report)."""
     keras.utils.set_random_seed(opts.seed)
     weights = class_weights(split.train_y, len(split.classes))
-    report = {"class_weight": weights, "phases": []}
+    report: dict = {"class_weight": weights, "phases": []}
     fit = Fitter(split, opts, weights, log)
     if opts.weights == "none":
         shorten_batchnorm_memory(clf.model)

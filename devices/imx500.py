@@ -59,7 +59,7 @@ def sensor_model(model):
         return layer.__class__.from_config(layer.get_config())
 
     copy = keras.models.clone_model(model, clone_function=clone)
-    for source, target in zip(model.layers, copy.layers):
+    for source, target in zip(model.layers, copy.layers, strict=True):
         if isinstance(source, Preprocess):
             probe = np.concatenate([np.zeros((1, 3)), np.eye(3)]).reshape(4, 1, 1, 3).astype(np.float32)
             out = source(tf.constant(probe)).numpy().reshape(4, 3)

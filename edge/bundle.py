@@ -194,7 +194,7 @@ def _is_histogram(value) -> bool:
     """Bin edges in order (bins are found by searchsorted) and a count for each bin, one more than edges."""
     edges, counts = (value.get("edges"), value.get("counts")) if isinstance(value, dict) else (None, None)
     return (isinstance(edges, list) and isinstance(counts, list) and len(edges) < 100
-            and all(finite(e) for e in edges) and all(a <= b for a, b in zip(edges, edges[1:]))
+            and all(finite(e) for e in edges) and all(a <= b for a, b in zip(edges, edges[1:], strict=False))
             and len(counts) == len(edges) + 1 and all(_is_count(c) for c in counts))
 
 
@@ -210,7 +210,8 @@ def _one_of(*values) -> Field:
 
 
 TEXT = Field("text", lambda v: isinstance(v, str))
-SHA256 = Field("a sha256 (64 hex digits)", lambda v: isinstance(v, str) and re.fullmatch(r"[0-9a-f]{64}", v) is not None)
+SHA256 = Field("a sha256 (64 hex digits)",
+               lambda v: isinstance(v, str) and re.fullmatch(r"[0-9a-f]{64}", v) is not None)
 FILE = {"file": Field("a file name in the bundle folder (no path)", _is_name), "sha256": SHA256}
 SCHEMA = {
     "labels": Field("a list of class names, each one line of text",
@@ -310,7 +311,7 @@ def _check_labels(bundle: Bundle) -> None:
     if len(listed) != len(expected):
         what = f"{LABELS} has {len(listed)} names, {MANIFEST} {len(expected)}"
     else:
-        line = next(i for i, (a, b) in enumerate(zip(listed, expected)) if a != b)
+        line = next(i for i, (a, b) in enumerate(zip(listed, expected, strict=True)) if a != b)
         what = (f"line {line + 1} of {LABELS} is '{listed[line]}', {MANIFEST} has '{expected[line]}' there"
                 + ("; the same names in another order" if sorted(listed) == sorted(expected) else ""))
     raise EdgeError(f"{labels_path} and {manifest_path} disagree on the labels ({what}): make them the same "

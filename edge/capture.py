@@ -37,8 +37,8 @@ QUEUE = 8  # frames read ahead from files and folders
 # FFmpeg waits 30 s by default for a stream that went silent, holding the reader thread (and a reopen) that long.
 STREAM_TIMEOUTS_MS = (cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, 10_000, cv2.CAP_PROP_READ_TIMEOUT_MSEC, 5_000)
 JOIN = 1.0  # seconds close() waits for the reader thread; one blocked in a driver is left to end by itself
-MJPG = cv2.VideoWriter_fourcc(*"MJPG")
-YUYV = cv2.VideoWriter_fourcc(*"YUYV")
+MJPG = cv2.VideoWriter.fourcc(*"MJPG")
+YUYV = cv2.VideoWriter.fourcc(*"YUYV")
 # user:password@ in a URL; key=value pairs whose key names a secret, in a query string or a GStreamer pipeline
 USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/?#\s]*@")  # to the last @, as FFmpeg reads it
 SECRET = re.compile(r"(?i)(^|[?&;\s])([\w.-]*(?:pass|pw|token|secret|key|auth|sig|cred)[\w.-]*=)(\"[^\"]*\"|[^&;#\s]*)")
@@ -187,7 +187,7 @@ def open_video(source: Source, undecoded: bool = False) -> cv2.VideoCapture:
 def _ask(capture: cv2.VideoCapture, mode: CameraMode) -> None:
     """The FOURCC first: V4L2 drivers offer sizes and rates per pixel format."""
     if mode.fourcc:
-        capture.set(cv2.CAP_PROP_FOURCC, cv2.VideoWriter_fourcc(*mode.fourcc))
+        capture.set(cv2.CAP_PROP_FOURCC, cv2.VideoWriter.fourcc(*mode.fourcc))
     if mode.width:
         capture.set(cv2.CAP_PROP_FRAME_WIDTH, mode.width)
         capture.set(cv2.CAP_PROP_FRAME_HEIGHT, mode.height)
@@ -233,7 +233,7 @@ class FrameReader:
         self.log = log or (lambda message: None)
         self.stats = CaptureStats()
         self._stop = threading.Event()
-        self._queue = queue.Queue(maxsize=1 if self.live else QUEUE)
+        self._queue: queue.Queue = queue.Queue(maxsize=1 if self.live else QUEUE)
         self._open_source()  # fail now, on the caller's thread
         # The interpreter must not end inside an OpenCV call of this thread: the thread would be torn down in C++
         # code that cannot unwind, which aborts the process. So it waits for the thread where OpenCV's calls are

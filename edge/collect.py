@@ -102,8 +102,8 @@ class Collector:
         store = Outbox(Path(options.store).expanduser(), "frames", report.device_id, LIMIT, int(options.store_mb * 1e6),
                        log)  # refuses the reports' outbox: a file holds one kind
         self.sender = Sender(report, "/api/v1/frames", "frames", store, BATCH, self._text, log, QUEUED)
-        self.kept = deque()  # monotonic times of the frames kept in the last hour
-        self.calls = deque(maxlen=AGREEING[0])
+        self.kept: deque[float] = deque()  # monotonic times of the frames kept in the last hour
+        self.calls: deque[int] = deque(maxlen=AGREEING[0])
         self.offered = 0
         self.counts = {"chosen": 0, "kept": 0, "capped": 0, "busy": 0, "stopped": 0}
 

@@ -84,10 +84,10 @@ class Drift:
         found = [v for v in map(views, got, counts.agreement.T) if v is not None]
         held = min(found) if found else float(min(counts.frames, 1))  # every frame in one bin: one view
         values = {name: psi_beyond_chance(expected, window, held)
-                  for name, expected, window in zip(DRIFT_STATISTICS, self.expected, got)}
+                  for name, expected, window in zip(DRIFT_STATISTICS, self.expected, got, strict=True)}
         watch, drift = self.thresholds
-        worst = max([v for v, expected in zip(values.values(), self.expected) if v >= Z * chance_sd(expected, held)],
-                    default=0.0)
+        worst = max([v for v, expected in zip(values.values(), self.expected, strict=True)
+                     if v >= Z * chance_sd(expected, held)], default=0.0)
         level = ("too few" if counts.frames < self.min_frames else
                  "drift" if worst >= drift else "watch" if worst >= watch else "ok")
         return {"frames": counts.frames, "views": round(held, 1), "level": level,
@@ -125,9 +125,9 @@ class Counts:
         rows, self.held = self.pending[:self.held], 0
         if not len(rows):
             return
-        bins = np.stack([bin_of(edges, values) for edges, values in zip(self.drift.edges, features(rows).T)]
-                        + [rows.argmax(axis=1)], axis=1).astype(np.int16)
-        for counts, column in zip(self.counts, bins.T):
+        binned = [bin_of(edges, values) for edges, values in zip(self.drift.edges, features(rows).T, strict=True)]
+        bins = np.stack(binned + [rows.argmax(axis=1)], axis=1).astype(np.int16)
+        for counts, column in zip(self.counts, bins.T, strict=True):
             counts += np.bincount(column, minlength=len(counts))
         self.agreement += lag_agreement(bins, self.before)
         self.before = np.concatenate([self.before, bins])[-LAGS:]

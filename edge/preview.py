@@ -53,7 +53,8 @@ def overlay(rgb: np.ndarray, label: str, score: float, fps: float, truth: str | 
     lines = [f"{label} {score:.2f}", f"{fps:.1f} fps" + (f"  truth: {truth}" if truth is not None else "")]
     for row, text in enumerate(lines):
         origin = (8, int((row + 1) * 28 * scale))
-        cv2.putText(bgr, text, origin, cv2.FONT_HERSHEY_SIMPLEX, 0.8 * scale, (0, 0, 0), int(4 * scale) + 1, cv2.LINE_AA)
+        cv2.putText(bgr, text, origin, cv2.FONT_HERSHEY_SIMPLEX, 0.8 * scale, (0, 0, 0), int(4 * scale) + 1,
+                    cv2.LINE_AA)
         cv2.putText(bgr, text, origin, cv2.FONT_HERSHEY_SIMPLEX, 0.8 * scale, colour, int(2 * scale) or 1, cv2.LINE_AA)
     return bgr
 

@@ -11,8 +11,9 @@ def run_text(s: dict) -> str:
     inference, frame = s["latency_ms"]["inference"], s["latency_ms"]["frame"]
     fps = f"{s['fps']:.1f} fps" if s["fps"] else "one frame"
     mode = f" ({s['source_mode']})" if s.get("source_mode") else ""
-    lines = [f"frames     {s['frames']} from {s['source']}{mode} in {s['seconds']:.1f} s ({fps}); dropped {s['dropped']}, "
-             f"failed reads {s['failures']}, reopened {s['reopens']}; peak memory {s['peak_rss_mb']:.0f} MB"]
+    lines = [f"frames     {s['frames']} from {s['source']}{mode} in {s['seconds']:.1f} s ({fps}); "
+             f"dropped {s['dropped']}, failed reads {s['failures']}, reopened {s['reopens']}; "
+             f"peak memory {s['peak_rss_mb']:.0f} MB"]
     if inference["runs"]:
         lines.append(f"latency    inference p50 {inference['p50']:.2f} ms (p99 {inference['p99']:.2f}); "
                      f"capture to result p50 {frame['p50']:.2f} ms (p99 {frame['p99']:.2f})")
@@ -88,7 +89,8 @@ def bench_text(result: dict) -> str:
     lines += [f"{r['name']} failed: {r['reason']}" for r in result["rows"] if r["status"] != "ok"]
     lines += [f"{r['name']}: measured sparsity {r['sparsity']:.3f}" for r in ok if r.get("sparsity") is not None]
     lines += [f"{r['name']}: WEAK, no better than always answering one class ({b['majority_accuracy']:.4f}; p = "
-              f"{b['p_value']:.2g}): edge convert would not write it" for r in ok if (b := r.get("baseline")) and b["weak"]]
+              f"{b['p_value']:.2g}): edge convert would not write it"
+              for r in ok if (b := r.get("baseline")) and b["weak"]]
     return "\n".join(lines)
 
 
@@ -142,8 +144,8 @@ def table(rows) -> str:
     """Rows of strings (the first is the header): numbers right-aligned, text left-aligned."""
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     numeric = [i > 0 and all(NUMBER.fullmatch(r[i]) for r in rows[1:]) for i in range(len(widths))]
-    return "\n".join("  ".join(c.rjust(w) if num else c.ljust(w) for c, w, num in zip(r, widths, numeric)).rstrip()
-                     for r in rows)
+    return "\n".join("  ".join(c.rjust(w) if num else c.ljust(w)
+                               for c, w, num in zip(r, widths, numeric, strict=True)).rstrip() for r in rows)
 
 
 def against(m: dict, title: str, reference: str, file: str) -> str:
@@ -238,7 +240,8 @@ def demo_text(summary: dict, report: dict, bundle, unseen) -> str:
     """`edge demo`: what convert printed, then what eval printed for the images the model never saw."""
     return (f"{convert_text(summary)}\n\n$ edge eval {bundle} --data {unseen}\n{eval_text(report)}\n\n"
             "next, with your own images (a folder of images per class):\n"
-            "  edge convert --data photos/ --out bundles/mine      # fine-tunes ImageNet weights (offline: see docs/convert.md)\n"
+            "  edge convert --data photos/ --out bundles/mine      "
+            "# fine-tunes ImageNet weights (offline: see docs/convert.md)\n"
             "  edge eval bundles/mine --data test-photos/\n"
             "  edge run bundles/mine --source 0                    # the camera")
 

@@ -67,7 +67,7 @@ def matrix(report: dict) -> np.ndarray:
 
 def cells(flat: list):
     """(truth, predicted, count) of each non-zero cell of a confusion matrix kept flat, as reports keep it."""
-    return zip(flat[0::3], flat[1::3], flat[2::3])
+    return zip(flat[0::3], flat[1::3], flat[2::3], strict=True)
 
 
 def check_name(value, what: str = "--device-id") -> str:
@@ -205,7 +205,7 @@ def check_report(report) -> str | None:
     n, flat = len(report["labels"]), report["confusion"]
     if flat and max(flat[0::3] + flat[1::3]) >= n:
         return f"'confusion' cells must name classes 0 to {n - 1}, one per label"
-    if len(set(zip(flat[0::3], flat[1::3]))) * 3 != len(flat):
+    if len(set(zip(flat[0::3], flat[1::3], strict=True))) * 3 != len(flat):
         return "'confusion' must hold each cell once"
     if sum(flat[2::3]) != report["evaluated"]:
         return "'confusion' must hold as many frames as 'evaluated'"

@@ -78,7 +78,7 @@ class Sender:
                      + ", ".join(f"{n} for {device or 'no device: of another kind'}" for device, n in aside.items())
                      + "): set aside, for a run as their device")
         self.last_error = None
-        self._queue = queue.Queue(queued)
+        self._queue: queue.Queue = queue.Queue(queued)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"edge-{key}", daemon=True)
         self._thread.start()

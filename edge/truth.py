@@ -82,7 +82,7 @@ def read_schedule(path, labels: list[str]) -> Truth:
         spans.append(_span(entry, labels, f"{where}, entry {n}"))
     for kind in (True, False):
         same = sorted((s for s in spans if s.by_frame == kind), key=lambda s: s.start)
-        for a, b in zip(same, same[1:]):
+        for a, b in zip(same, same[1:], strict=False):
             if b.start < a.end or (kind and b.start == a.end):
                 raise EdgeError(f"{where}: ranges overlap around {'frame' if kind else 'second'} {b.start:g}; "
                                 "each frame may have one truth")

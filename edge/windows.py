@@ -25,7 +25,9 @@ class Tally:
         self.warmup = warmup
         self.started, self.wall_start = time.perf_counter(), time.time()
         self.at_start = (stats.dropped, stats.failures, stats.reopens, len(stats.skipped))
-        self.inference_ms, self.frame_ms, self.done = [], [], []
+        self.inference_ms: list[float] = []
+        self.frame_ms: list[float] = []
+        self.done: list[float] = []
         self.top1_sum = 0.0  # of the frames' top scores: a model fed what it was not made for is unsure of all
 
     @property
@@ -79,7 +81,7 @@ class Windows:
                  model_sha256: str, drift: Drift | None = None):
         self.reporter, self.options, self.about = reporter, options, about
         self.labels, self.top_ks, self.drift = labels, top_ks, drift
-        self.levels = {}  # windows sent, by drift level
+        self.levels: dict[str, int] = {}  # windows sent, by drift level
         self.run_id, self.model_sha256, self.seq, self.empty = run_id, model_sha256, 0, 0
         self.current = Tally(labels, top_ks, stats, WARMUP, drift)
 

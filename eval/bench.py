@@ -47,7 +47,7 @@ def bench_files(models, data, labels=None, input_range=None, threads: int | None
         except EdgeError as e:
             rows[i] = failed(str(model), e, log)
             continue
-        predictions = dict(zip(result.paths, result.y_pred.tolist()))
+        predictions = dict(zip(result.paths, result.y_pred.tolist(), strict=True))
         reference = reference or predictions
         common = [p for p in predictions if p in reference]
         agreement = float(np.mean([predictions[p] == reference[p] for p in common])) if common else None
@@ -74,11 +74,11 @@ def time_in_turns(rows: dict, turns: dict, rounds: int, log: Log) -> None:
     between back-to-back runs here); in turns, drift hits every model alike and the comparison holds."""
     if rounds < 1:
         return
-    pooled = {name: [] for name in turns}
+    pooled: dict[str, list[float]] = {name: [] for name in turns}
     bar = log.bar(rounds * len(turns), f"timing in turns ({rounds} rounds)")
     for turn in range(rounds):
         for name, (interpreter, images, input_range) in turns.items():
-            times = []
+            times: list[float] = []
             for _ in classify_all(interpreter, ((x, None) for x in images), input_range, warmup=WARMUP, times=times):
                 pass
             pooled[name] += times if turn == 0 else times[1 + WARMUP:]

@@ -56,7 +56,7 @@ def evaluate(model, data, labels=None, input_range=None, threads: int | None = N
     bar = log.bar(len(folder.paths), "evaluating")
 
     def images() -> Iterator[tuple[np.ndarray, int]]:
-        for path, label in zip(folder.paths, folder.labels):
+        for path, label in zip(folder.paths, folder.labels, strict=True):
             start = time.perf_counter()
             try:
                 pixels = resize(read_rgb(path), height, width)
@@ -70,7 +70,8 @@ def evaluate(model, data, labels=None, input_range=None, threads: int | None = N
             yield pixels, int(label)
 
     acc = Accumulator(names, top_k)
-    y_true, y_pred, rows, times = [], [], [], []
+    y_true, y_pred, rows = [], [], []
+    times: list[float] = []
     for scores, label in classify_all(interpreter, images(), target.input_range, batch, warmup, times):
         y_pred.append(acc.add(label, scores))
         y_true.append(label)
@@ -93,7 +94,8 @@ def evaluate(model, data, labels=None, input_range=None, threads: int | None = N
     if acc.n >= 2 * classes and len(set(y_pred)) == 1:
         hint = "check --input-range: a wrong input range" if target.source == "tflite" else "a broken export"
         report["notes"].append(f"every image was classified as {names[y_pred[0]]}: {hint} gives one-class outputs")
-    return Evaluation(report, np.array(y_true), np.array(y_pred), np.array(rows, dtype=np.float32), paths, times, target)
+    return Evaluation(report, np.array(y_true), np.array(y_pred), np.array(rows, dtype=np.float32), paths, times,
+                      target)
 
 
 def classify_all(interpreter, items: Iterable[tuple[np.ndarray, object]], input_range=(0.0, 255.0), batch: int = 1,
@@ -114,7 +116,7 @@ def classify_all(interpreter, items: Iterable[tuple[np.ndarray, object]], input_
             times.append((time.perf_counter() - start) * 1000)
         first = False
         scores = output_to_scores(raw, out["quantization"]).reshape(batch, -1)
-        yield from ((row, tag) for row, (_, tag) in zip(scores, chunk))
+        yield from ((row, tag) for row, (_, tag) in zip(scores, chunk, strict=False))
 
 
 def _chunks(items: Iterable, size: int) -> Iterator[list]:

@@ -5,7 +5,8 @@ import sys
 
 
 def edge_cli(*args, cwd=None):
-    """`edge ARGS` as its own process; EDGE_TOKEN, EDGE_DEVICE_ID and EDGE_SOURCE from this environment are not passed on."""
+    """`edge ARGS` as its own process; EDGE_TOKEN, EDGE_DEVICE_ID and EDGE_SOURCE from this environment are not
+    passed on."""
     env = {k: v for k, v in os.environ.items() if k not in ("EDGE_TOKEN", "EDGE_DEVICE_ID", "EDGE_SOURCE")}
     return subprocess.run([sys.executable, "-m", "edge.cli", *map(str, args)], capture_output=True, text=True,
                           cwd=cwd, env=env, timeout=600, check=False)

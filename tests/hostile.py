@@ -12,7 +12,7 @@ class Raw(str):
 def hostile_json(value) -> str:
     """JSON text of `value`, Raw tokens included; lone surrogates and non-finite floats go out as JSON allows
     them to be written (\\ud800 escapes; NaN and Infinity, which the host must refuse)."""
-    marks = {}
+    marks: dict[str, str] = {}
 
     def mark(v):
         if isinstance(v, Raw):

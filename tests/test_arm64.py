@@ -40,7 +40,7 @@ def on_arm64(work, *args):
 def video(digits, tmp_path_factory):
     """Every scan of the digit set, as one FFV1 video."""
     path = tmp_path_factory.mktemp("arm64-video") / "all.avi"
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"FFV1"), 30.0, (48, 48))
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"FFV1"), 30.0, (48, 48))
     for file in scan(digits).paths:
         writer.write(cv2.imread(str(file)))
     writer.release()
@@ -51,7 +51,7 @@ def video(digits, tmp_path_factory):
 def camera_video(digits, tmp_path_factory):
     """Every scan of the digit set enlarged to 640x480, as one MJPG video: what a USB camera sends."""
     path = tmp_path_factory.mktemp("arm64-camera") / "all.avi"
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 30.0, (640, 480))
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"MJPG"), 30.0, (640, 480))
     for file in scan(digits).paths:
         writer.write(cv2.resize(cv2.imread(str(file)), (640, 480), interpolation=cv2.INTER_CUBIC))
     writer.release()
@@ -81,7 +81,7 @@ def same_calls(e2e, tmp_path, name, n):
     assert len(arm) == len(x86) == n
     assert [f["label"] for f in arm] == [f["label"] for f in x86]
     step = e2e["output"]["quantization"][0]
-    apart = [(a["frame"], a["top_k"], b["top_k"]) for a, b in zip(arm, x86) if a["top_k"] != b["top_k"]]
+    apart = [(a["frame"], a["top_k"], b["top_k"]) for a, b in zip(arm, x86, strict=True) if a["top_k"] != b["top_k"]]
     for frame, a, b in apart:
         scores_a, scores_b = dict(a), dict(b)
         assert all(abs(scores_a[c] - scores_b[c]) <= step + 1e-9 for c in scores_a.keys() & scores_b.keys()), frame

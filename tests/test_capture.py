@@ -22,7 +22,7 @@ N = 40
 
 def write_video(path, fourcc="FFV1", fps=30.0, n=N, size=(64, 48)):
     """Frame i: a gradient whose brightness encodes i, plus a moving bar: every frame differs."""
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), fps, size)
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*fourcc), fps, size)
     assert writer.isOpened(), fourcc
     frames = []
     for i in range(n):
@@ -95,7 +95,7 @@ def test_bad_camera_modes(text):
 
 def test_the_reader_says_what_the_source_delivers(tmp_path):
     path = tmp_path / "m.avi"
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 15.0, (64, 48))
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"MJPG"), 15.0, (64, 48))
     for i in range(3):
         writer.write(np.full((48, 64, 3), 80 * i, np.uint8))
     writer.release()
@@ -113,7 +113,7 @@ def test_lossless_file_gives_every_frame_in_order(tmp_path):
     with FrameReader(parse_source(path)) as reader:
         frames = list(reader)
     assert [f.index for f in frames] == list(range(N))
-    assert all(np.array_equal(f.rgb, cv2.cvtColor(w, cv2.COLOR_BGR2RGB)) for f, w in zip(frames, written))
+    assert all(np.array_equal(f.rgb, cv2.cvtColor(w, cv2.COLOR_BGR2RGB)) for f, w in zip(frames, written, strict=True))
     assert frames[1].seconds == pytest.approx(1 / 30)
     assert reader.stats.read == N and reader.stats.dropped == 0
 
@@ -263,7 +263,7 @@ def test_mjpg_comes_decoded_no_larger_than_the_model_needs(tmp_path):
 
     photo = cv2.resize(load_sample_image("flower.jpg"), (640, 480), interpolation=cv2.INTER_AREA)  # RGB
     path = tmp_path / "camera.avi"
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 30.0, (640, 480))
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"MJPG"), 30.0, (640, 480))
     for i in range(N):
         writer.write(cv2.cvtColor(np.roll(photo, 8 * i, axis=1), cv2.COLOR_RGB2BGR))  # panning across the photo
     writer.release()

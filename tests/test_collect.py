@@ -60,7 +60,8 @@ def test_every_nth_frame_arrives_as_the_scan_it_was(e2e, digits, host, tmp_path)
     scans = sorted((digits / "2").iterdir())
     assert [f["frame"] for f in held] == list(range(0, 170, 10))
     for f in held:
-        assert (f["reason"], f["truth"], f["labels"], f["source"]) == ("every", "2", summary["labels"], str(digits / "2"))
+        assert (f["reason"], f["truth"], f["labels"], f["source"]) == ("every", "2", summary["labels"],
+                                                                       str(digits / "2"))
         assert f["top_k"][0][0] == f["label"] and len(f["scores"]) == 4
         assert f["scores"][summary["labels"].index(f["label"])] == max(f["scores"])
         image = cv2.imdecode(np.frombuffer(f["jpeg"], np.uint8), cv2.IMREAD_COLOR)
@@ -70,7 +71,7 @@ def test_every_nth_frame_arrives_as_the_scan_it_was(e2e, digits, host, tmp_path)
 
 def test_a_camera_s_mjpg_frame_is_kept_as_the_camera_sent_it(e2e, digits, host, tmp_path):
     """640x480 MJPG: the model sees a 1/8 decode, the host gets the frame's own JPEG, byte for byte."""
-    writer = cv2.VideoWriter(str(tmp_path / "camera.avi"), cv2.VideoWriter_fourcc(*"MJPG"), 30.0, (640, 480))
+    writer = cv2.VideoWriter(str(tmp_path / "camera.avi"), cv2.VideoWriter.fourcc(*"MJPG"), 30.0, (640, 480))
     for path in sorted((digits / "3").iterdir())[:12]:
         writer.write(cv2.resize(cv2.imread(str(path)), (640, 480), interpolation=cv2.INTER_CUBIC))
     writer.release()
@@ -147,7 +148,7 @@ def test_disagree_keeps_the_frame_that_breaks_a_run_of_calls(e2e, digits, host, 
 def camera_video(path, folder, frames: int, size=(640, 480)):
     """A camera's MJPG of real scans, `size`, each scan once, in name order, again and again."""
     scans = [cv2.resize(cv2.imread(str(p)), size, interpolation=cv2.INTER_CUBIC) for p in sorted(folder.iterdir())[:20]]
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 30.0, size)
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"MJPG"), 30.0, size)
     for i in range(frames):
         writer.write(scans[i % len(scans)])
     writer.release()

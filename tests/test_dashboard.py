@@ -131,7 +131,8 @@ def test_collected_frames_are_labelled_with_keys_and_clicks_then_exported(e2e, d
     r = edge_cli("frames", "export", "--db", tmp_path / "edge.db", "--out", tmp_path / "field")
     assert r.returncode == 0, r.stderr
     assert "new class  seven: 1 frames labelled with a class the model did not know" in r.stdout
-    written = {p.relative_to(tmp_path / "field").as_posix(): p.read_bytes() for p in (tmp_path / "field").rglob("*.jpg")}
+    written = {p.relative_to(tmp_path / "field").as_posix(): p.read_bytes()
+               for p in (tmp_path / "field").rglob("*.jpg")}
     assert written == {f"2/{seen[0]}.jpg": jpegs[seen[0]], f"0/{seen[1]}.jpg": jpegs[seen[1]],
                        f"seven/{seen[2]}.jpg": jpegs[seen[2]]}
 

@@ -21,7 +21,7 @@ def frame(path, device, i, labels=("0", "1", "2", "3"), frame_id=None) -> dict:
 
 def label(db, frames, labels) -> None:
     store.store_posts(db, [("labels", None, [{"id": f["id"], "label": name, "discard": False}
-                                             for f, name in zip(frames, labels)])])
+                                             for f, name in zip(frames, labels, strict=True)])])
 
 
 @pytest.fixture
@@ -35,7 +35,7 @@ def labelled(digits, tmp_path):
         store.store_posts(db, [("frames", device, [f for f in frames if f["device_id"] == device])])
     given = [("3", False), ("3", False), ("eight", False), (None, True), ("3", False), (None, False)]
     store.store_posts(db, [("labels", None, [{"id": f["id"], "label": label, "discard": discard}
-                                             for f, (label, discard) in zip(frames, given)])])
+                                             for f, (label, discard) in zip(frames, given, strict=True)])])
     db.close()
     return db_path, frames
 
@@ -94,7 +94,7 @@ def test_a_label_that_names_no_folder_is_exported_under_its_escape(digits, tmp_p
     assert result["frames"] == 5 and result["skipped"] == []
     assert result["folders"] == {"a/b": "a%2Fb", "😀" * 100: folder_name("😀" * 100), "CON": "%43ON", "50%": "50%25"}
     assert sorted(p.relative_to(tmp_path / "out").as_posix() for p in (tmp_path / "out").rglob("*.jpg")) == sorted(
-        f"{folder_name(name)}/{f['id']}.jpg" for f, name in zip(frames, labels))
+        f"{folder_name(name)}/{f['id']}.jpg" for f, name in zip(frames, labels, strict=True))
     assert result["new_classes"] == {"😀" * 100: 1, "50%": 1}  # "a/b" and "CON" are the model's
 
 

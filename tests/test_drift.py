@@ -36,13 +36,13 @@ def scene(digits, tmp_path_factory):
     folder = scan(digits)
     _, val = stratified_split(folder.labels, 0.2, 0)  # the split e2e was validated on
     scans = [cv2.imread(str(folder.paths[i])) for i in np.random.default_rng(0).permutation(val)]
-    writer = cv2.VideoWriter(str(out / "scene.avi"), cv2.VideoWriter_fourcc(*"FFV1"), 30.0, (48, 48))
+    writer = cv2.VideoWriter(str(out / "scene.avi"), cv2.VideoWriter.fourcc(*"FFV1"), 30.0, (48, 48))
     for i in range(IN + CHANGED):
         writer.write(scans[i % len(scans)] if i < IN else darker(scans[i % len(scans)]))
     writer.release()
     for c, label in enumerate(folder.classes):
         (out / "few" / label).mkdir(parents=True)
-        for path in [p for p, y in zip(folder.paths, folder.labels) if y == c][:8]:
+        for path in [p for p, y in zip(folder.paths, folder.labels, strict=True) if y == c][:8]:
             shutil.copy(path, out / "few" / label)
     return out
 

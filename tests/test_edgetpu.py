@@ -67,7 +67,7 @@ FULLY_CONNECTED                1          Mapped to Edge TPU
 QUANTIZE                       9          Mapped to Edge TPU
 SOFTMAX                        1          Operation is otherwise supported, but not mapped due to some unspecified limitation
 DEQUANTIZE                     2          Operation is working on an unsupported data type
-"""
+"""  # noqa: E501 (the compiler's output as it prints it)
 
 
 def test_a_fully_mapped_model():

@@ -48,8 +48,8 @@ def test_psi_is_zero_for_the_same_shares_and_grows_with_a_shift():
 def test_psi_beyond_chance_takes_off_what_samples_of_one_population_differ_by():
     rng = np.random.default_rng(0)
     shares = [0.4, 0.3, 0.2, 0.1]
-    raw, beyond = zip(*[(psi(a, b), psi_beyond_chance(a, b)) for a, b in
-                        ((rng.multinomial(100, shares), rng.multinomial(200, shares)) for _ in range(400))])
+    samples = ((rng.multinomial(100, shares), rng.multinomial(200, shares)) for _ in range(400))
+    raw, beyond = zip(*[(psi(a, b), psi_beyond_chance(a, b)) for a, b in samples], strict=True)
     assert 0.035 < np.mean(raw) < 0.06  # 3 * (1/100 + 1/200) = 0.045
     assert np.mean(beyond) < 0.015 and min(beyond) == 0.0
     assert psi_beyond_chance([50, 50], [90, 10]) == pytest.approx(psi([50, 50], [90, 10]) - 0.02)

@@ -43,7 +43,7 @@ def small():
 def mjpg_packet(tmp_path_factory):
     """A 640x480 frame of an MJPG video as `edge run --collect` keeps it: the packet, byte for byte."""
     path = tmp_path_factory.mktemp("mjpg") / "walk.avi"
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 30, (640, 480))
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"MJPG"), 30, (640, 480))
     writer.write(picture(640, 480))
     writer.release()
     capture = open_video(parse_source(str(path)), undecoded=True)

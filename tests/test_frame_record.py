@@ -64,7 +64,7 @@ HOSTILE_LABELS = ["a/b", "a%2Fb", "a_2Fb", "CON", "%43ON", "con.txt", "cat.", "c
 def test_the_export_folder_of_any_label_is_a_folder_everywhere_and_no_other_label_s():
     folders = [folder_name(label) for label in HOSTILE_LABELS]
     assert len(set(folders)) == len(folders)  # no two labels share a folder
-    for label, folder in zip(HOSTILE_LABELS, folders):
+    for label, folder in zip(HOSTILE_LABELS, folders, strict=True):
         # what a label may not hold but the escape character: a folder on every system
         assert check_label(folder.replace("%", "x")) is None, (label, folder)
         if check_label(label) is None:

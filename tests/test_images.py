@@ -22,7 +22,8 @@ def test_rgb_png_comes_back_rgb(tmp_path, photo):
 def test_grayscale_becomes_three_channels(tmp_path, photo):
     cv2.imwrite(str(tmp_path / "g.png"), photo[..., 0])
     img = read_rgb(tmp_path / "g.png")
-    assert img.shape == (30, 40, 3) and np.array_equal(img[..., 0], photo[..., 0]) and np.array_equal(img[..., 2], photo[..., 0])
+    assert img.shape == (30, 40, 3)
+    assert np.array_equal(img[..., 0], photo[..., 0]) and np.array_equal(img[..., 2], photo[..., 0])
 
 
 def test_rgba_drops_alpha(tmp_path, photo):

@@ -44,8 +44,9 @@ def test_the_profile():
 
 def test_the_memory_report_as_numbers():
     memory = memory_report(MEMORY_REPORT)
-    assert memory == {"model_bytes": round(566.41 * 1024), "runtime_bytes": 220 * 1024, "used_bytes": round(787.41 * 1024),
-                      "chip_bytes": 8 * 2**20, "utilization": "10%", "fits": True, "input_persistent": True}
+    assert memory == {"model_bytes": round(566.41 * 1024), "runtime_bytes": 220 * 1024,
+                      "used_bytes": round(787.41 * 1024), "chip_bytes": 8 * 2**20, "utilization": "10%", "fits": True,
+                      "input_persistent": True}
     assert size("3B") == 3 and size("lots") is None and memory_warnings(memory) == []
     full = memory_report({"Memory Report": {**MEMORY_REPORT["Memory Report"], "Fit In Chip": False}})
     assert "does not fit the sensor's memory" in memory_warnings(full)[0]
@@ -67,7 +68,8 @@ def test_the_model_for_the_toolchain_has_standard_layers_and_computes_the_same(f
     for mode in Preprocess.MODES:
         pixels = keras.Input((32, 32, 3))
         x = keras.layers.Conv2D(4, 3, name="conv")(Preprocess(mode, name="preprocess")(pixels))
-        model = keras.Model(pixels, keras.layers.Dense(3, activation="softmax")(keras.layers.GlobalAveragePooling2D()(x)))
+        pooled = keras.layers.GlobalAveragePooling2D()(x)
+        model = keras.Model(pixels, keras.layers.Dense(3, activation="softmax")(pooled))
         copy = sensor_model(model)
         assert not any(isinstance(layer, Preprocess) for layer in copy.layers), mode
         np.testing.assert_allclose(copy.predict(images, verbose=0), model.predict(images, verbose=0), atol=1e-5)
@@ -111,8 +113,10 @@ def test_the_package_makes_network_rpk_on_the_pi_and_runs_on_the_sensor(camera_b
     conf = (packed / "edge.conf").read_text()
     assert "EDGE_SOURCE=imx500\n" in conf and 'EDGE_ARGS="--threads 4"' in conf
     setup = (packed / "setup.sh").read_text()
-    assert "IMX500=yes" in setup and "apt-get install -y python3-venv python3-picamera2 imx500-all imx500-tools" in setup
-    assert '--system-site-packages "$PREFIX/venv"' in setup and 'imx500-package -i "$PREFIX/bundle.new/packerOut.zip"' in setup
+    assert "IMX500=yes" in setup
+    assert "apt-get install -y python3-venv python3-picamera2 imx500-all imx500-tools" in setup
+    assert '--system-site-packages "$PREFIX/venv"' in setup
+    assert 'imx500-package -i "$PREFIX/bundle.new/packerOut.zip"' in setup
     assert subprocess.run(["bash", "-n", packed / "setup.sh"], capture_output=True).returncode == 0
     if shutil.which("shellcheck"):
         r = subprocess.run(["shellcheck", packed / "setup.sh"], capture_output=True, text=True)

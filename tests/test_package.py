@@ -118,7 +118,8 @@ def test_the_device_wheel_installs_one_name_and_evaluates_without_tensorflow(pac
                        capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["confusion_matrix"] == evaluate(e2e["bundle"], digits).report["confusion_matrix"]
-    r = subprocess.run([tmp_path / "venv" / "bin" / "edge", "convert", "--data", digits], capture_output=True, text=True)
+    r = subprocess.run([tmp_path / "venv" / "bin" / "edge", "convert", "--data", digits], capture_output=True,
+                       text=True)
     assert r.returncode == 2 and "runs on a host, and this is a device install" in r.stderr, r.stderr
 
 
@@ -132,7 +133,7 @@ def test_the_device_wheel_installs_one_name_and_evaluates_without_tensorflow(pac
 ])
 def test_package_refuses_bad_options_and_writes_nothing(e2e, tmp_path, args, message):
     base = {"--out": str(tmp_path / "p.tar.gz"), "--report-to": "http://h:8765", "--device-id": "pi-kitchen"}
-    given = dict(zip(args[::2], args[1::2]))
+    given = dict(zip(args[::2], args[1::2], strict=True))
     r = edge_cli("package", e2e["bundle"], *[x for k, v in {**base, **given}.items() for x in (k, v)], cwd=tmp_path)
     assert r.returncode == 2 and message in r.stderr and "Traceback" not in r.stderr, r.stderr
     assert list(tmp_path.iterdir()) == []
@@ -272,7 +273,8 @@ def test_a_package_holds_the_manifest_s_files_only_and_no_link_out_of_the_bundle
     (bundle / "notes.txt").write_text("stray")
     (bundle / "secrets.env").symlink_to(secret)
     out = tmp_path / "pi.tar.gz"
-    r = edge_cli("package", bundle, "--device", "rpi5", "--out", out, "--report-to", "http://10.0.0.2:8765", "--device-id", "pi-x")
+    r = edge_cli("package", bundle, "--device", "rpi5", "--out", out, "--report-to", "http://10.0.0.2:8765",
+                 "--device-id", "pi-x")
     assert r.returncode == 0, r.stderr
     with tarfile.open(out) as tar:
         members = {m.name.split("/", 2)[-1]: m for m in tar.getmembers() if "/bundle/" in m.name}
@@ -283,7 +285,8 @@ def test_a_package_holds_the_manifest_s_files_only_and_no_link_out_of_the_bundle
     (bundle / "model.tflite").rename(moved)
     (bundle / "model.tflite").symlink_to(moved)
     out.unlink()
-    r = edge_cli("package", bundle, "--device", "rpi5", "--out", out, "--report-to", "http://10.0.0.2:8765", "--device-id", "pi-x")
+    r = edge_cli("package", bundle, "--device", "rpi5", "--out", out, "--report-to", "http://10.0.0.2:8765",
+                 "--device-id", "pi-x")
     assert r.returncode == 2 and r.stderr == (f"error: {bundle / 'model.tflite'} is a link to {moved}, outside the "
                                               "bundle: copy the file into the bundle folder (edge package packs the "
                                               "bundle's own files only)\n"), r.stderr

@@ -7,7 +7,8 @@ import os
 from edge.quiet import quiet_stderr
 with quiet_stderr():
     os.write(2, b"WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\n")
-    os.write(2, b"I0000 00:00:1795614506.933391    8477 cudart_stub.cc:31] Could not find cuda drivers on your machine\n")
+    os.write(2, b"I0000 00:00:1795614506.933391    8477 cudart_stub.cc:31] "
+                b"Could not find cuda drivers on your machine\n")
     os.write(2, b"E0000 00:00:1795614510.884383    8477 cuda_platform.cc:52] failed call to cuInit: INTERNAL\n")
     os.write(2, b"fully_quantize: 0, inference_type: 6, input_inference_type: UINT8, output_inference_type: UINT8\n")
     os.write(2, b"INFO: Created TensorFlow Lite XNNPACK delegate for CPU.\n")

@@ -41,8 +41,8 @@ def test_a_report_is_compact_and_exact():
                                                                    "[0]' nests deeper than 16 levels"),
 ])
 def test_what_the_host_refuses_is_named(change, message):
-    report = make_report(window_summary([f"class{c}" for c in range(50)], [(3, 3), (3, 3)]), "pi", "run-0001", 0, "a" * 64,
-                         1.8e9, 1.8e9 + 10)
+    report = make_report(window_summary([f"class{c}" for c in range(50)], [(3, 3), (3, 3)]), "pi", "run-0001", 0,
+                         "a" * 64, 1.8e9, 1.8e9 + 10)
     change(report)
     assert message in check_report(report)
 
@@ -54,7 +54,8 @@ def drift_block() -> dict:
 
 @pytest.mark.parametrize("change,message", [
     (lambda d: None, None),
-    (lambda d: d.update(level="alarm"), "'drift' must be {\"frames\": count, \"level\": one of ok, watch, drift, too few"),
+    (lambda d: d.update(level="alarm"),
+     "'drift' must be {\"frames\": count, \"level\": one of ok, watch, drift, too few"),
     (lambda d: d["psi"].update(top1=-0.1), "'drift' must be"),
     (lambda d: d["psi"].update(top1=float("nan")), "'drift' must be"),
     (lambda d: d["psi"].pop("classes"), "'drift' must be"),

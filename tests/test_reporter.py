@@ -218,7 +218,7 @@ class Redirect(http.server.BaseHTTPRequestHandler):
 
 
 class Noting(CaptivePortal):
-    seen = []
+    seen: list[dict] = []
 
     def do_GET(self):
         self.seen.append(dict(self.headers))

@@ -33,12 +33,12 @@ def walk(digits, tmp_path_factory):
     frames as an image folder for `edge eval`."""
     out = tmp_path_factory.mktemp("walk")
     folder = scan(digits)
-    writer = cv2.VideoWriter(str(out / "walk.avi"), cv2.VideoWriter_fourcc(*"FFV1"), 30.0, (48, 48))
+    writer = cv2.VideoWriter(str(out / "walk.avi"), cv2.VideoWriter.fourcc(*"FFV1"), 30.0, (48, 48))
     schedule, frame = [], 0
     for c, label in enumerate(folder.classes):
-        paths = [p for p, y in zip(folder.paths, folder.labels) if y == c][:PER_CLASS]
+        paths = [p for p, y in zip(folder.paths, folder.labels, strict=True) if y == c][:PER_CLASS]
         schedule.append({"start_frame": frame, "end_frame": frame + len(paths) - 1, "label": label})
-        for i, path in enumerate(paths):
+        for path in paths:
             bgr = cv2.imread(str(path))
             writer.write(bgr)
             (out / "frames" / label).mkdir(parents=True, exist_ok=True)
@@ -83,7 +83,7 @@ def test_folder_source_and_a_bare_tflite(e2e, walk, tmp_path):
 def test_camera_sized_mjpg_gives_the_predictions_of_a_full_decode(e2e, walk, tmp_path):
     """A USB camera's 640x480 MJPG of the scans (each held for 3 frames, moving a little): the fast path
     (JPEG decoded at 1/8, resized in steps) against decoding whole and area-resizing as training did."""
-    writer = cv2.VideoWriter(str(tmp_path / "camera.avi"), cv2.VideoWriter_fourcc(*"MJPG"), 30.0, (640, 480))
+    writer = cv2.VideoWriter(str(tmp_path / "camera.avi"), cv2.VideoWriter.fourcc(*"MJPG"), 30.0, (640, 480))
     schedule, frame = [], 0
     for label in sorted(p.name for p in (walk / "frames").iterdir()):
         start = frame
@@ -107,7 +107,7 @@ def test_camera_sized_mjpg_gives_the_predictions_of_a_full_decode(e2e, walk, tmp
     # agree on 99.1% of 1,360 scans. The 99% target is benchmarks/run_bench.py's, on the demo model. The
     # accuracies differ by at most the share of frames called differently (2.1 points in one export, 3 frames).
     # Retrained afresh, one model agreed on 96.5%: the bound is for a broken decode path, not one export's luck.
-    agreement = np.mean([a == b for a, b in zip(top1["fast"], top1["full"])])
+    agreement = np.mean([a == b for a, b in zip(top1["fast"], top1["full"], strict=True)])
     assert agreement >= 0.95, (agreement, fast["accuracy"], full["accuracy"])
     assert full["accuracy"] > 0.8  # the model reads the scans: agreement is not two runs of noise
 
@@ -201,7 +201,7 @@ def test_a_truncated_video_says_it_ended_early(e2e, digits, tmp_path):
     """A file cut short by a full disk or an interrupted copy ends cleanly in OpenCV: only the container's
     frame count tells."""
     scans = [cv2.imread(str(p)) for p in sorted((digits / "3").iterdir())[:40]]
-    writer = cv2.VideoWriter(str(tmp_path / "whole.avi"), cv2.VideoWriter_fourcc(*"MJPG"), 30.0, (48, 48))
+    writer = cv2.VideoWriter(str(tmp_path / "whole.avi"), cv2.VideoWriter.fourcc(*"MJPG"), 30.0, (48, 48))
     for image in scans:
         writer.write(image)
     writer.release()

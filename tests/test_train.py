@@ -22,7 +22,8 @@ def test_fine_tuning_unfreezes_the_top_layers_but_never_batchnorm():
     top = clf.backbone_layers[-20:]
     assert count == sum(not isinstance(layer, keras.layers.BatchNormalization) for layer in top) > 0
     assert all(not layer.trainable for layer in clf.backbone_layers[:-20])
-    assert all(not layer.trainable for layer in clf.backbone_layers if isinstance(layer, keras.layers.BatchNormalization))
+    assert all(not layer.trainable
+               for layer in clf.backbone_layers if isinstance(layer, keras.layers.BatchNormalization))
 
 
 def test_frozen_backbone_features_do_not_depend_on_training_mode():

@@ -33,7 +33,9 @@ def export_frames(db_path, out, device: str | None = None) -> dict:
                         "never mixed into another)")
     db = store.open_db(db_path)  # checks (and upgrades) the store's version
     partial = out.parent / f".{out.name}.partial-{os.getpid()}"
-    counts, new, devices, models, folders, skipped = {}, {}, set(), set(), {}, []
+    counts: dict[str, int] = {}
+    new: dict[str, int] = {}
+    devices, models, folders, skipped = set(), set(), {}, []
     try:
         partial.mkdir(parents=True)
         for frame_id, name, label, meta, jpeg in store.labelled_frames(db, device):

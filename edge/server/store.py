@@ -162,7 +162,7 @@ def store_posts(db, posts: list[tuple[str, str, list[dict]]], quota: FrameQuota 
     sqlite3.OperationalError (SQLITE_BUSY) at once, having done nothing, while another connection writes, if
     `db` does not wait. Any other kind is the caller's mistake: ValueError, and nothing is stored."""
     now = time.time()
-    changed = {}  # device -> its row of `devices`, as this group's reports change it
+    changed: dict[str, dict] = {}  # device -> its row of `devices`, as this group's reports change it
     kinds = {"reports": lambda device, items: _store_reports(db, device, items, now, changed),
              "frames": lambda device, items: _store_frames(db, device, items, now, quota),
              "labels": lambda device, items: _label_frames(db, device, items, now)}

@@ -89,7 +89,8 @@ def guarded_protocol(options: ServeOptions, cap: int, log) -> type:
     attacker's oldest go. (uvicorn's --limit-concurrency would answer 503 to devices and attackers alike.)"""
     from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-    waiting = {}  # this worker's connections waiting for a request's headers, the longest waiting first
+    # this worker's connections waiting for a request's headers, the longest waiting first
+    waiting: dict[object, None] = {}
     logged = [float("-inf")]  # when a line about evictions was last logged
 
     class Guarded(HttpToolsProtocol):

@@ -36,7 +36,7 @@ class Writer:
         checkpoint finishes; `checkpointer`: a connection for `checkpoints` (None: another worker makes
         them); `quota`: what collected frames may take (edge.server.store)."""
         self._db, self._hold, self._checkpointer, self._quota = db, hold, checkpointer, quota
-        self._group = []
+        self._group: list[tuple] = []  # (kind, device, items, future) of each POST waiting
         self._waiting = False  # for the write lock: a commit is due after RETRY
         db.execute("PRAGMA wal_autocheckpoint = 0")  # no commit checkpoints on the loop: see above
         db.execute("PRAGMA busy_timeout = 0")  # never wait on the loop: see above
@@ -69,7 +69,7 @@ class Writer:
         self._group = self._group[MAX_GROUP:]
         if self._group:  # the rest after what else is ready: the loop is not held long
             loop.call_soon(self._commit)
-        for (*_, future), outcome in zip(group, outcomes):
+        for (*_, future), outcome in zip(group, outcomes, strict=True):
             if future.done():  # cancelled: the client went away
                 continue
             if isinstance(outcome, Exception):
