@@ -23,15 +23,11 @@ costs the frame loop.
 import argparse
 import json
 import statistics
-import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
-
-import cv2
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -40,9 +36,8 @@ from edge.converter.demo import write_digits  # noqa: E402
 from edge.render import table  # noqa: E402
 from edge.version import cpu_name  # noqa: E402
 from tests.bundles import padded_copy, rewritten  # noqa: E402
+from tests.fleet import FPS, Service, device_args, video, wait  # noqa: E402
 from tests.server import Server, token  # noqa: E402
-
-FPS = 30.0
 
 
 def build(tmp: Path) -> tuple[Path, list[Path]]:
@@ -55,67 +50,6 @@ def build(tmp: Path) -> tuple[Path, list[Path]]:
     labels = json.loads((v3 / "edge.json").read_text())["labels"]
     v4 = rewritten(v3, tmp / "v4", labels=labels[1:] + labels[:1]).path
     return digits, [v1, v2, v3, v4]
-
-
-def video(digits: Path, out: Path, seconds: float) -> tuple[Path, Path]:
-    """Each class's scans in turn, a scan a frame, for `seconds` at FPS; and the truth schedule."""
-    classes = sorted(p.name for p in digits.iterdir())
-    scans = {c: [cv2.imread(str(p)) for p in sorted((digits / c).iterdir())] for c in classes}
-    writer = cv2.VideoWriter(str(out / "camera.avi"), cv2.VideoWriter_fourcc(*"FFV1"), FPS, (48, 48))
-    schedule, run = [], int(FPS * 2)  # a class for 2 s at a time
-    for start in range(0, int(seconds * FPS), run):
-        label = classes[(start // run) % len(classes)]
-        for i in range(run):
-            writer.write(scans[label][(start + i) % len(scans[label])])
-        schedule.append({"start_frame": start, "end_frame": start + run - 1, "label": label})
-    writer.release()
-    (out / "truth.json").write_text(json.dumps(schedule))
-    return out / "camera.avi", out / "truth.json"
-
-
-def device_args(tmp: Path, name: str, server, secret: str, public: Path, every: float) -> list[str]:
-    return ["--report-to", server.url, "--token", secret, "--device-id", name, "--report-every", str(every),
-            "--outbox", str(tmp / f"{name}-outbox.db"), "--follow-models", "--trust", str(public),
-            "--models-dir", str(tmp / f"{name}-models")]
-
-
-class Service(threading.Thread):
-    """A device's `edge run`, started again `restart` seconds after each end until `stop`: its runs' summaries
-    and frame logs are NAME-K.json and NAME-K.jsonl."""
-
-    def __init__(self, name: str, command: list, tmp: Path, restart: float):
-        super().__init__(daemon=True)
-        self.name, self.command, self.tmp, self.restart = name, command, tmp, restart
-        self.runs, self.process, self.stopped = 0, None, threading.Event()
-
-    def run(self) -> None:
-        while not self.stopped.is_set():
-            files = ["--json", str(self.tmp / f"{self.name}-{self.runs}.json"), "--log",
-                     str(self.tmp / f"{self.name}-{self.runs}.jsonl")]
-            self.process = subprocess.Popen(self.command + files, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            self.process.wait()
-            self.runs += 1
-            self.stopped.wait(self.restart)
-
-    def stop(self) -> list[tuple[dict, Path]]:
-        """End the run under way as systemd stops a unit (SIGTERM: the summary is written); (summary, log) of
-        every run."""
-        self.stopped.set()
-        if self.process and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-        self.join()
-        return [(json.loads((self.tmp / f"{self.name}-{k}.json").read_text()), self.tmp / f"{self.name}-{k}.jsonl")
-                for k in range(self.runs) if (self.tmp / f"{self.name}-{k}.json").exists()]
-
-
-def wait(server, publisher: str, state: str, most: float) -> dict:
-    deadline = time.time() + most
-    while time.time() < deadline:
-        found = server.get("/api/v1/rollouts?model=digits", publisher)[1]["rollouts"]
-        if found and found[0]["state"] in (state, "failed", "aborted", "done"):
-            return found[0]
-        time.sleep(0.2)
-    raise SystemExit(f"the rollout did not reach {state} in {most:.0f} s")
 
 
 def stage_time(rollout: dict, word: str) -> float:
@@ -175,9 +109,9 @@ def main() -> None:
         good = []
         for version in ("digits@2", "digits@3"):
             edge.start_rollout(version, server.url, publisher, canary=1, watch=a.watch)
-            good.append(wait(server, publisher, "done", a.watch + 30 * a.every))
+            good.append(wait(server, publisher, "digits", a.watch + 30 * a.every))
         edge.start_rollout("digits@4", server.url, publisher, canary=1, watch=a.watch)
-        bad = wait(server, publisher, "failed", a.watch + 30 * a.every)
+        bad = wait(server, publisher, "digits", a.watch + 30 * a.every)
         time.sleep(2 * a.every)  # the canary back on digits@2
         runs = [run for service in services for run in service.stop()]
         costs = [c for summary, log in runs for c in swap_costs(log, summary)]
