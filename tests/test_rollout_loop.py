@@ -40,7 +40,8 @@ def test_a_good_version_reaches_the_fleet_and_a_bad_one_is_rolled_back(e2e, digi
         started = server.request("POST", "/api/v1/rollouts", {"model": "digits", "version": 2, **quick}, publisher)
         assert started[0] == 201, started
         done = wait(server, publisher, "digits", 30)
-        assert done["state"] == "done" and [d["running"] for d in done["devices"]] == [["digits", 2]] * 2, done["reason"]
+        running = [d["running"] for d in done["devices"]]
+        assert done["state"] == "done" and running == [["digits", 2]] * 2, done["reason"]
         assert server.request("POST", "/api/v1/rollouts", {"model": "digits", "version": 3, **quick},
                               publisher)[0] == 201
         failed = wait(server, publisher, "digits", 30)
