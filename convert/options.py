@@ -88,8 +88,8 @@ class ConvertOptions:
 def decided(opts: ConvertOptions) -> dict:
     """The values the tables decide for what `opts` leaves open, each option checked; raises OptionError (or
     EdgeError, from a table) on nonsense."""
-    data = [Path(d) for d in (opts.data if isinstance(opts.data, (list, tuple)) else [opts.data] * (
-        opts.data is not None))]
+    data = [Path(d) for d in (opts.data if isinstance(opts.data, (list, tuple)) else
+                              () if opts.data is None else (opts.data,))]
     _check(bool(data), DATA_REQUIRED)
     spec = get_backbone(opts.model)
     profile = get_profile(opts.device) if opts.device else None

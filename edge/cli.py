@@ -38,7 +38,7 @@ class Command(click.Command):
     def get_params(self, ctx: click.Context) -> list:
         if self.pending:
             declared = self.params
-            above = [[] for _ in range(len(declared) + 1)]  # the made options above each declared param
+            above: list[list[click.Parameter]] = [[] for _ in range(len(declared) + 1)]  # made above each param
             # A host's options on a device install: the one line a host command says there, not click's
             # "no such option".
             with host_only("edge" + ctx.command_path[len(ctx.find_root().command_path):]):
@@ -120,7 +120,7 @@ class Imported(click.Option):
     or shows --help: the modules the defaults of edge eval and bench live in import OpenCV."""
 
     def get_default(self, ctx: click.Context, call: bool = True):
-        module, name = self.default.split(":")
+        module, name = str(self.default).split(":")
         return getattr(importlib.import_module(module), name)
 
 
