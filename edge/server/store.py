@@ -154,7 +154,8 @@ class Stored:
     conflicts: list
 
 
-def store_posts(db, posts: list[tuple[str, str, list[dict]]], quota: FrameQuota = FrameQuota()) -> list[Stored]:
+def store_posts(db, posts: list[tuple[str, str | None, list[dict]]], quota: FrameQuota = FrameQuota()
+                ) -> list[Stored]:
     """Store what POSTs brought, [(kind, device, checked items)], kind "reports", "frames" (within `quota`) or
     "labels" (for frames, as `label_frames` takes them), folding reports into what the reads need (each
     device's row of `devices`, read under the write lock: whatever process wrote it last), all in one
@@ -162,7 +163,7 @@ def store_posts(db, posts: list[tuple[str, str, list[dict]]], quota: FrameQuota 
     sqlite3.OperationalError (SQLITE_BUSY) at once, having done nothing, while another connection writes, if
     `db` does not wait. Any other kind is the caller's mistake: ValueError, and nothing is stored."""
     now = time.time()
-    changed: dict[str, dict] = {}  # device -> its row of `devices`, as this group's reports change it
+    changed: dict[str, _Summary] = {}  # device -> its row of `devices`, as this group's reports change it
     kinds = {"reports": lambda device, items: _store_reports(db, device, items, now, changed),
              "frames": lambda device, items: _store_frames(db, device, items, now, quota),
              "labels": lambda device, items: _label_frames(db, device, items, now)}

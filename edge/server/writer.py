@@ -59,7 +59,8 @@ class Writer:
             return self._retry()
         group = self._group[:MAX_GROUP]
         try:
-            outcomes = store.store_posts(self._db, [post[:3] for post in group], self._quota)
+            outcomes: list[store.Stored | Exception] = list(store.store_posts(self._db, [post[:3] for post in group],
+                                                                             self._quota))
         except sqlite3.OperationalError as e:
             if e.sqlite_errorcode & 0xFF == sqlite3.SQLITE_BUSY:  # another worker writes: nothing was done
                 return self._retry()
