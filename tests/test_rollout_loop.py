@@ -8,7 +8,6 @@ import time
 from pathlib import Path
 
 import edge
-
 from tests.bundles import padded_copy, rewritten
 from tests.fleet import Service, device_args, video, wait
 from tests.server import Server, token
