@@ -33,7 +33,7 @@ from edge.preprocess import DECODES, output_to_scores, pixels_to_input, resize, 
 from edge.preview import Preview, key_action, overlay
 from edge.progress import Log
 from edge.reporter import Reporter, ReportOptions
-from edge.signals import stop_signals
+from edge.signals import Stop, stop_signals
 from edge.truth import KeyedTruth, read_schedule, whole_session
 from edge.windows import Tally, Windows
 
@@ -145,13 +145,15 @@ class Runner:
     nothing opened yet), opened (preview, log, reporter, collector, and the reader thread last, all on one
     ExitStack, so that an error at any step closes what came before), looped (a frame at a time; a report
     window closes when due), closed (the reader first, then the senders flush), summarised."""
+    reader: FrameReader  # opened by __enter__, as are the tally and the senders
+    tally: Tally
 
     def __init__(self, model, source, opts: RunOptions, log: Log):
         self.frames_from = parse_source(source, parse_camera_mode(opts.camera_mode) if opts.camera_mode else None)
         self.opts, self.log = opts, log
         self.given, self.version = model, None  # a followed version runs instead of the model given, once active
         active = starting(opts.following, log) if opts.following else None
-        if active is not None:
+        if opts.following and active is not None:
             model, self.version = active, read_state(opts.following.models)["active"]
         self.target = target = self._load(model)
         self.labels = labels = target.labels
@@ -174,11 +176,21 @@ class Runner:
                       **({"model_version": self.version} if self.version else {})}
         self.run_id = uuid.uuid4().hex
         self.model_sha256 = hashlib.sha256(target.path.read_bytes()).hexdigest() if opts.reporting else None
-        self.recent = deque(maxlen=opts.smooth)
+        self.recent: deque[np.ndarray] = deque(maxlen=opts.smooth)
         self.live = _LiveLine(log)
-        self.preview = self.records = self.reporter = self.collector = self.reports = self.reader = self.tally = None
-        self.follower, self.swaps, self.since_swap, self.restart_for = None, [], 0, None
-        self.reported = self.collected = self.stop = self.ended = None  # the senders' tallies, once closed
+        self.preview: Preview | None = None
+        self.records: _Records | None = None
+        self.reporter: Reporter | None = None
+        self.collector: Collector | None = None
+        self.reports: Windows | None = None
+        self.follower: Follower | None = None
+        self.swaps: list[dict] = []
+        self.since_swap = 0
+        self.restart_for: str | None = None
+        self.reported: dict | None = None  # the senders' tallies, once closed
+        self.collected: dict | None = None
+        self.stop: Stop | None = None
+        self.ended: float | None = None
         self._stack = ExitStack()
 
     def __enter__(self) -> "Runner":
@@ -192,30 +204,33 @@ class Runner:
 
     def _open(self, stack: ExitStack) -> None:
         """Open everything the run needs; each step's closing goes on `stack`, and runs in reverse order."""
-        if self.opts.preview:
+        opts, reporting = self.opts, self.opts.reporting
+        if opts.preview:
             self.preview = Preview()
             stack.callback(self.preview.close)
         if self.log_file:
             self.records = _Records(self.log_file)
             stack.callback(self.records.close)
-        if self.opts.following:
-            reporting, opts = self.opts.reporting, self.opts
+        if opts.following:
+            assert reporting and reporting.token  # RunOptions and ReportOptions saw to both
             self.follower = Follower(opts.following, reporting.url.rstrip("/"), reporting.token, opts.threads,
                                      opts.delegate, self.log, lambda: self._load(self.given), self.version)
             stack.callback(self.follower.close)
-        if self.opts.reporting:
-            self.reporter = Reporter(self.opts.reporting, self.log, self.follower.told if self.follower else None)
-            stack.callback(self._close_reporting)  # starts draining an old backlog now
-        if self.opts.collecting:
-            self.collector = Collector(self.opts.collecting, self.opts.reporting, self.labels, self.run_id,
-                                       self.model_sha256, self.named, self.frames_from.live or self.opts.realtime,
+        if reporting:
+            self.reporter = Reporter(reporting, self.log, self.follower.told if self.follower else None)
+            stack.callback(self._close_reporting, self.reporter)  # starts draining an old backlog now
+        if opts.collecting:
+            assert reporting and self.model_sha256  # RunOptions saw to it: collecting comes with reporting
+            self.collector = Collector(opts.collecting, reporting, self.labels, self.run_id,
+                                       self.model_sha256, self.named, self.frames_from.live or opts.realtime,
                                        self.log, self.fingerprint)
-            stack.callback(self._close_collecting)
+            stack.callback(self._close_collecting, self.collector)
         stack.callback(self.live.end)
         self.reader = stack.enter_context(self._open_reader())
         self.tally = Tally(self.labels, self.top_ks, self.reader.stats, WARMUP, self.drift)
         if self.reporter:
-            self.reports = Windows(self.reporter, self.opts.reporting, self.about, self.labels, self.top_ks,
+            assert reporting and self.model_sha256  # the reporter reports with the model's hash
+            self.reports = Windows(self.reporter, reporting, self.about, self.labels, self.top_ks,
                                    self.reader.stats, self.run_id, self.model_sha256, self.drift)
 
     def _load(self, model):
@@ -242,11 +257,12 @@ class Runner:
         return pixels_to_input(fit(rgb, self.height, self.width)[None], self.input["dtype"],
                                self.input["quantization"], self.target.input_range)
 
-    def _close_reporting(self) -> None:  # the last window goes out too; without windows yet, nothing was reported
-        self.reported = self.reports.close(self.reader.stats) if self.reports else self.reporter.close()
+    def _close_reporting(self, reporter: Reporter) -> None:
+        # the last window goes out too; without windows yet, nothing was reported
+        self.reported = self.reports.close(self.reader.stats) if self.reports else reporter.close()
 
-    def _close_collecting(self) -> None:
-        self.collected = self.collector.close()
+    def _close_collecting(self, collector: Collector) -> None:
+        self.collected = collector.close()
 
     def loop(self) -> None:
         """Classify frames until the source ends, --max-frames, --duration or a stop signal."""
@@ -254,7 +270,8 @@ class Runner:
         with stop_signals() as stop:
             self.stop = stop
             for frame in reader:
-                if self.follower and self.follower.ready and self._swap(frame):
+                ready = self.follower.take() if self.follower and self.follower.ready else None
+                if ready and self._swap(ready, frame):
                     break
                 if frame is not None:
                     if self.classify(frame):
@@ -297,15 +314,15 @@ class Runner:
         self.live.show(label, float(scores[top[0]]), self.tally, inference_ms)
         self.since_swap += 1
         if self.follower and self.since_swap == HEALTHY:  # the version that runs did not crash the run
-            healthy(self.opts.following)
-        if self.preview and self._show(frame, label, float(scores[top[0]]), true, done):
+            healthy(self.follower.options)
+        if self.preview and self._show(self.preview, frame, label, float(scores[top[0]]), true, done):
             return True
         return bool(opts.max_frames and self.tally.frames >= opts.max_frames)
 
-    def _swap(self, frame) -> bool:
+    def _swap(self, ready: tuple, frame) -> bool:
         """Swap in the version the follower checked, between two frames (the camera stays open); True when it
         takes other labels or another input, and the run is to end so its service starts it (Restart=always)."""
-        version, model = self.follower.take()
+        version, model = ready
         name = name_of(version) or f"the model given ({self.given})"
         new = input_detail(model.interpreter)
         same_input = (model.labels == self.labels and model.input_range == self.target.input_range
@@ -336,12 +353,12 @@ class Runner:
         self.log(f"now running {name}")
         return False
 
-    def _show(self, frame, label: str, score: float, true, done: float) -> bool:
+    def _show(self, preview: Preview, frame, label: str, score: float, true, done: float) -> bool:
         """The frame in the preview window; True when q was pressed. A number key sets the truth from now on."""
         labels, tally = self.labels, self.tally
         shown = overlay(frame.rgb, label, score, tally.frames / (done - tally.started),
                         labels[true] if true is not None else None)
-        action = key_action(self.preview.show(shown), labels)
+        action = key_action(preview.show(shown), labels)
         if action and action[0] == "quit":
             return True
         if action:
@@ -379,7 +396,7 @@ class Runner:
                              "from the next start (edge package's service restarts at once)")
         if self.reported:
             summary["reporting"] = self.reported
-            if self.drift:
+            if self.drift and self.reports:  # reported with windows
                 summary["drift"]["windows"] = self.reports.levels
         return summary
 
