@@ -14,6 +14,7 @@ in MAX_STARTS runs in a row (it crashes the process, say) is reverted to the one
 import json
 import shutil
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,6 +26,7 @@ from edge.checks import run_checks
 from edge.errors import EdgeError, HostError, OptionError, whole
 from edge.files import write_json
 from edge.host_client import Refusal, call_json, download
+from edge.interpreter import input_detail, invoker
 from edge.model import Model, load_model
 from edge.options import option
 from edge.report import NAME
@@ -57,7 +59,7 @@ class FollowOptions:
         object.__setattr__(self, "trust", tuple(Path(p) for p in self.trust or ()))
 
     def keys(self) -> list:
-        return [load_public_key(path) for path in self.trust]
+        return [load_public_key(path) for path in self.trust or ()]
 
 
 def name_of(version: dict | None) -> str | None:
@@ -128,6 +130,7 @@ def fetch(options: FollowOptions, host: str, token: str, version: dict, counts: 
     """NAME@V's verified folder in the models folder, downloading what is missing (its bytes added to
     counts["bytes"]); HostError or EdgeError if it cannot be had (the run keeps its model)."""
     name = name_of(version)
+    assert name, "fetch is for a numbered version"
     folder = options.models / name
     counts = {} if counts is None else counts
     if folder.is_dir():
@@ -160,10 +163,8 @@ def check_bundle(folder: Path, threads: int | None, delegate: str | None) -> Mod
     if bundle.manifest.get("checks"):
         run_checks(model, bundle)
         return model
-    detail = model.interpreter.get_input_details()[0]
-    model.interpreter.set_tensor(detail["index"], np.full(detail["shape"], 128, dtype=detail["dtype"]))
-    model.interpreter.invoke()
-    scores = model.interpreter.get_tensor(model.interpreter.get_output_details()[0]["index"])
+    detail = input_detail(model.interpreter)
+    scores = invoker(model.interpreter)(np.full(detail["shape"], 128, dtype=detail["dtype"]))
     if scores.shape[-1] != len(model.labels) or not np.all(np.isfinite(scores.astype(np.float64))):
         raise EdgeError(f"{folder}: the model's check answered {scores.shape[-1]} scores for {len(model.labels)} "
                         "labels, or scores that are not numbers: it is not run")
@@ -178,11 +179,12 @@ class Follower:
     token: str
     threads: int | None = None
     delegate: str | None = None
-    log: object = print
-    given: object = None  # loads the model the run was started with, for a host that names it again
+    log: Callable[[str], None] = print
+    given: Callable[[], Model] | None = None  # loads the model the run was started with, for a host that names it
     running: dict | None = None  # the version that runs (None: the model given)
     wanted: dict | None = None
-    ready: tuple | None = None  # (version, checked Model, or None: the model given), to swap in between frames
+    # (version, checked Model, or None: the model given), to swap in between frames
+    ready: tuple[dict, Model] | None = None
     failed: dict = field(default_factory=dict)  # version name -> why, not tried again this run
     counts: dict = field(default_factory=lambda: {"bytes": 0})  # downloaded
     _wake: threading.Event = field(default_factory=threading.Event)
@@ -202,7 +204,7 @@ class Follower:
             self.wanted = run
             self._wake.set()
 
-    def take(self) -> tuple | None:
+    def take(self) -> tuple[dict, Model] | None:
         """A checked (version, Model) to swap in now, once; None most of the time (a plain attribute read)."""
         ready, self.ready = self.ready, None
         if ready:
@@ -222,14 +224,16 @@ class Follower:
             if self._stop.is_set():
                 return
             wanted = self.wanted
-            done = wanted is None or name_of(wanted) == name_of(self.running) or self.ready
-            if not done and name_of(wanted) not in self.failed:
+            if wanted is None or name_of(wanted) == name_of(self.running) or self.ready:
+                continue  # nothing new, or a model waits to be taken
+            if name_of(wanted) not in self.failed:
                 self._get(wanted)
 
     def _get(self, wanted: dict) -> None:
         name = name_of(wanted)
         try:
             if name is None:  # back to the model the run was started with
+                assert self.given, "the run gives the model it was started with"
                 self.ready = (wanted, self.given())
                 self.log(f"the host names the model this run was started with ({wanted['model']} before any "
                          "version): it runs from the next frame")
@@ -246,7 +250,7 @@ class Follower:
         except EdgeError as e:
             self._refused(name, str(e), True)
 
-    def _refused(self, name: str, why: str, final: bool) -> None:
+    def _refused(self, name: str | None, why: str, final: bool) -> None:
         self.log(f"{name} is not run: {why}")
         if final:
             self.failed[name] = why
