@@ -8,10 +8,12 @@ import time
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from edge.bundle import COLOR, RESIZE, check_destination, write_bundle
+from edge.checks import make_checks
 from edge.converter.backbones import get_backbone
 from edge.converter.datasets import Split, load_split
 from edge.converter.options import ConvertOptions
@@ -25,7 +27,6 @@ from edge.converter.quantize import (
 )
 from edge.converter.selective import Search, holds, keep_budget, latency_cost, off_edgetpu, record
 from edge.devices.profiles import EDGETPU_CACHE_MIB, EDGETPU_SRAM_MB, IMX500_CONVERTER, IMX500_MEMORY_MB, get_profile
-from edge.checks import make_checks
 from edge.errors import EdgeError
 from edge.eval.baseline import against_guessing
 from edge.eval.evaluate import WARMUP, classify_all
@@ -43,6 +44,7 @@ def convert(options: ConvertOptions, log: Log | None = None) -> dict:
     opts = options.resolved()
     out = opts.out or Path("bundles") / f"{opts.model}-{opts.device or opts.quantize}"
     opts = replace(opts, out=check_destination(out))
+    assert opts.quantize and opts.io_type and opts.out  # resolved() decided them
     spec = get_backbone(opts.model)
     started = time.perf_counter()
 
@@ -66,7 +68,7 @@ def convert(options: ConvertOptions, log: Log | None = None) -> dict:
     if metrics["drop_exceeded"] and not opts.accept_drop:
         raise EdgeError(over_budget(metrics, opts.quantize, opts.qat, search))
     budget = None
-    if search:
+    if search and exported.float_model:  # a search starts from the float file
         latency = latency_cost(search, exported.float_model, split.val_x, (0.0, 255.0), log=log)
         budget = record(search, opts.fallback, opts.max_drop, latency)
         warnings += [w for w in [edgetpu_warning(search, profile, opts.fallback)] if w]
@@ -174,6 +176,7 @@ def for_sensor(profile, model, split: Split, keras_scores, opts: ConvertOptions,
 
 def read_images(opts: ConvertOptions, log: Log) -> Split:
     """The training and validation images at the input size; skipped files are reported."""
+    assert opts.input_size  # resolved() decided it
     split = load_split(opts.data, opts.input_size, opts.val, opts.val_split, opts.seed, log)
     log(f"{len(split.train_y)} training and {len(split.val_y)} validation images, "
         f"{len(split.classes)} classes: {', '.join(split.classes)}")
@@ -184,12 +187,13 @@ def read_images(opts: ConvertOptions, log: Log) -> Split:
     return split
 
 
-def fit(opts: ConvertOptions, split: Split, log: Log) -> tuple[object, dict]:
+def fit(opts: ConvertOptions, split: Split, log: Log) -> tuple[Any, dict]:
     """Build the classifier and train it (then quantization-aware, with --qat)."""
     # TensorFlow is imported from here on.
     from edge.converter.backbones import build_classifier
     from edge.converter.train import train, train_qat
 
+    assert opts.input_size  # resolved() decided it
     clf = build_classifier(get_backbone(opts.model), len(split.classes), opts.input_size, opts.weights, opts.alpha)
     model, training = train(clf, split, opts, log)
     if opts.qat:
@@ -233,7 +237,7 @@ def check(interpreter, keras_scores: np.ndarray, split: Split, max_drop: float, 
     """Run the exported file (loaded in the interpreter the device uses) on the validation images: its
     accuracy against the Keras model's, and its latency on this host; and its scores."""
     log("checking the exported model on the validation images")
-    times = []
+    times: list[float] = []
     rows = classify_all(interpreter, ((x, None) for x in split.val_x), warmup=WARMUP, times=times)
     tflite_scores = np.stack([scores for scores, _ in rows])
     metrics = compare(split.val_y, keras_scores, tflite_scores, len(split.classes), max_drop)

@@ -106,6 +106,7 @@ def quantize_model(options: QuantizeOptions, log: Log | None = None) -> dict:
     log = log or Log(enabled=False)
     started = time.perf_counter()
     opts = options.resolved()
+    assert opts.out and opts.io_type  # resolved() decided them
     profile = get_profile(opts.device) if opts.device else None
     source = load_model(opts.model, opts.labels, opts.input_range)
     if opts.out.resolve() in (source.path.resolve(), *source.path.resolve().parents):

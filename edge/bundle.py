@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import NoReturn
 
-from edge.errors import EdgeError, finite, whole
+from edge.errors import ModelError, OptionError, finite, whole
 from edge.files import check_folder, write_atomic, write_file
 from edge.report import DRIFT_STATISTICS
 
@@ -73,7 +73,7 @@ def check_destination(out) -> Path:
     """Refuse to write over anything that is not an earlier bundle; called before any long work."""
     out = check_folder(out, "--out", "the bundle")
     if out.is_dir() and any(out.iterdir()) and not (out / MANIFEST).is_file():
-        raise EdgeError(f"--out {out} is a non-empty folder that is not a bundle: choose a new or empty folder")
+        raise OptionError(f"--out {out} is a non-empty folder that is not a bundle: choose a new or empty folder")
     return out
 
 
@@ -131,14 +131,14 @@ def read_bundle(path) -> Bundle:
     path = Path(path)
     manifest_path = path / MANIFEST
     if not manifest_path.is_file():
-        raise EdgeError(f"{path} is not a bundle (no {MANIFEST}): give a folder written by 'edge convert'")
+        raise ModelError(f"{path} is not a bundle (no {MANIFEST}): give a folder written by 'edge convert'")
     try:
         manifest = json.loads(manifest_path.read_text())
     except (ValueError, UnicodeDecodeError, RecursionError) as e:  # RecursionError: nested past Python's stack
-        raise EdgeError(f"{manifest_path} is not valid JSON ({e}): re-run 'edge convert'") from None
+        raise ModelError(f"{manifest_path} is not valid JSON ({e}): re-run 'edge convert'") from None
     version = manifest.get("format_version") if isinstance(manifest, dict) else None
     if version != FORMAT_VERSION:
-        raise EdgeError(f"{manifest_path} has format_version {reprlib.repr(version)}; this edge reads "
+        raise ModelError(f"{manifest_path} has format_version {reprlib.repr(version)}; this edge reads "
                         f"{FORMAT_VERSION}: upgrade edge or re-run 'edge convert'")
     check_manifest(manifest, manifest_path)
     bundle = Bundle(path, manifest)
@@ -152,9 +152,9 @@ def read_bundle(path) -> Bundle:
         try:
             data = file.read_bytes()
         except OSError:
-            raise EdgeError(f"{file} is missing: copy the whole bundle folder") from None
+            raise ModelError(f"{file} is missing: copy the whole bundle folder") from None
         if hashlib.sha256(data).hexdigest() != facts["sha256"]:
-            raise EdgeError(f"{file} does not match the sha256 in {MANIFEST}: "
+            raise ModelError(f"{file} does not match the sha256 in {MANIFEST}: "
                             "the bundle was changed or copied incompletely; copy it again")
     return bundle
 
@@ -277,7 +277,7 @@ def _check(value: dict, schema: dict, prefix: str, where, fix: str) -> None:
         if item is None:
             if optional:
                 continue
-            raise EdgeError(f"{where}: {path} is missing (it must be {want}): {fix}")
+            raise ModelError(f"{where}: {path} is missing (it must be {want}): {fix}")
         if isinstance(rule, dict):
             if not isinstance(item, dict):
                 _refuse(where, path, want, item, fix)
@@ -287,7 +287,7 @@ def _check(value: dict, schema: dict, prefix: str, where, fix: str) -> None:
 
 
 def _refuse(where, path: str, want: str, value, fix: str) -> NoReturn:
-    raise EdgeError(f"{where}: {path} must be {want}, got {_shown(value)}: {fix}")
+    raise ModelError(f"{where}: {path} must be {want}, got {_shown(value)}: {fix}")
 
 
 def _shown(value) -> str:
@@ -302,9 +302,9 @@ def _check_labels(bundle: Bundle) -> None:
     try:
         listed = [line.strip() for line in labels_path.read_text(encoding="utf-8-sig").splitlines() if line.strip()]
     except OSError:
-        raise EdgeError(f"{labels_path} is missing: copy the whole bundle folder") from None
+        raise ModelError(f"{labels_path} is missing: copy the whole bundle folder") from None
     except UnicodeDecodeError:
-        raise EdgeError(f"{labels_path} is not UTF-8 text: copy the bundle again or re-run 'edge convert'") from None
+        raise ModelError(f"{labels_path} is not UTF-8 text: copy the bundle again or re-run 'edge convert'") from None
     expected = [label.strip() for label in labels]
     if listed == expected:
         return
@@ -314,5 +314,5 @@ def _check_labels(bundle: Bundle) -> None:
         line = next(i for i, (a, b) in enumerate(zip(listed, expected, strict=True)) if a != b)
         what = (f"line {line + 1} of {LABELS} is '{listed[line]}', {MANIFEST} has '{expected[line]}' there"
                 + ("; the same names in another order" if sorted(listed) == sorted(expected) else ""))
-    raise EdgeError(f"{labels_path} and {manifest_path} disagree on the labels ({what}): make them the same "
+    raise ModelError(f"{labels_path} and {manifest_path} disagree on the labels ({what}): make them the same "
                     f"({LABELS} holds {MANIFEST}'s labels, one a line in output order) or re-run 'edge convert'")

@@ -26,7 +26,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edge.errors import EdgeError
+from edge.errors import EdgeError, OptionError, SourceError
 from edge.images import BadImage, is_image_file, read_rgb
 from edge.preprocess import jpeg_scale, to_rgb
 
@@ -112,7 +112,7 @@ def parse_camera_mode(text: str) -> CameraMode:
     """'1280x720', '1280x720@30', '640x480/MJPG', '@15/MJPG': any of size, frame rate and FOURCC."""
     match = re.fullmatch(r"(?:(\d+)x(\d+))?(?:@(\d+(?:\.\d+)?))?(?:/([A-Za-z0-9]{4}))?", text.strip())
     if not text.strip() or not match:
-        raise EdgeError(f"--camera-mode {text!r}: give WIDTHxHEIGHT[@FPS][/FOURCC], e.g. 1280x720@30/MJPG")
+        raise OptionError(f"--camera-mode {text!r}: give WIDTHxHEIGHT[@FPS][/FOURCC], e.g. 1280x720@30/MJPG")
     width, height, fps, fourcc = match.groups()
     return CameraMode(int(width) if width else None, int(height) if height else None, float(fps) if fps else None,
                       fourcc.upper() if fourcc else None)
@@ -121,13 +121,13 @@ def parse_camera_mode(text: str) -> CameraMode:
 def parse_source(text, mode: CameraMode | None = None) -> Source:
     """Tell what `--source` names: 0 / /dev/video0 / a file / a URL / a folder / a GStreamer pipeline."""
     if not str(text).strip():  # else Path("") would read the current folder
-        raise EdgeError("--source is empty: give a camera index (0), /dev/videoN, a video file, a stream URL, "
+        raise OptionError("--source is empty: give a camera index (0), /dev/videoN, a video file, a stream URL, "
                         "a folder of images, a GStreamer pipeline or imx500 (the AI Camera)")
     source = _parse_source(str(text).strip())
     if mode is None:
         return source
     if source.kind not in ("camera", "device"):
-        raise EdgeError(f"--camera-mode is for cameras (0, /dev/videoN), not a {source.kind}: leave it out"
+        raise OptionError(f"--camera-mode is for cameras (0, /dev/videoN), not a {source.kind}: leave it out"
                         + (" and set the caps in the pipeline" if source.kind == "gstreamer" else ""))
     return Source(source.kind, source.target, source.live, mode)
 
@@ -144,13 +144,13 @@ def _parse_source(text: str) -> Source:
     path = Path(text)
     if text.startswith("/dev/"):
         if not path.exists():
-            raise EdgeError(f"--source {redact(text)}: no such device; list cameras with 'ls /dev/video*'")
+            raise SourceError(f"--source {redact(text)}: no such device; list cameras with 'ls /dev/video*'")
         return Source("device", text, live=True)
     if path.is_dir():
         return Source("folder", path, live=False)
     if path.is_file():
         return Source("file", path, live=False)
-    raise EdgeError(f"--source {redact(text)}: not a camera index, device, file, folder, stream URL or GStreamer "
+    raise SourceError(f"--source {redact(text)}: not a camera index, device, file, folder, stream URL or GStreamer "
                     "pipeline")
 
 
@@ -159,7 +159,7 @@ def open_video(source: Source, undecoded: bool = False) -> cv2.VideoCapture:
     JPEG bytes and YUYV as it is, where the source delivers them (see `to_rgb`)."""
     if source.kind == "gstreamer":
         if not has_gstreamer():
-            raise EdgeError("--source is a GStreamer pipeline but this OpenCV has no GStreamer (pip wheels do not): "
+            raise SourceError("--source is a GStreamer pipeline but this OpenCV has no GStreamer (pip wheels do not): "
                             "use the system OpenCV (sudo apt install python3-opencv) in a venv with "
                             "--system-site-packages")
         capture = cv2.VideoCapture(source.target, cv2.CAP_GSTREAMER)
@@ -174,7 +174,7 @@ def open_video(source: Source, undecoded: bool = False) -> cv2.VideoCapture:
         capture = cv2.VideoCapture(str(source.target), cv2.CAP_FFMPEG)
     if not capture.isOpened():
         capture.release()
-        raise EdgeError(f"cannot open {source}: check that it exists and that nothing else is using it")
+        raise SourceError(f"cannot open {source}: check that it exists and that nothing else is using it")
     if undecoded:
         fourcc = int(capture.get(cv2.CAP_PROP_FOURCC))
         if source.kind in ("camera", "device") and fourcc in (MJPG, YUYV):
@@ -257,7 +257,7 @@ class FrameReader:
         if source.kind == "folder":
             self._files = sorted(p for p in Path(source.target).iterdir() if p.is_file() and is_image_file(p))
             if not self._files:
-                raise EdgeError(f"--source {redact(source.target)} has no image files (.jpg, .png, ...)")
+                raise SourceError(f"--source {redact(source.target)} has no image files (.jpg, .png, ...)")
 
     def __iter__(self):
         while True:

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from edge.bundle import FINGERPRINT_VERSION, MANIFEST, check_fingerprint, read_bundle, update_manifest
-from edge.errors import EdgeError, finite, whole
+from edge.errors import ModelError, OptionError, finite, whole
 from edge.eval.fingerprint import (
     LAGS,
     STATISTICS,
@@ -56,14 +56,14 @@ def parse_thresholds(value) -> tuple[float, float]:
     except (ValueError, TypeError):
         watch = drift = float("nan")
     if not (finite(watch) and finite(drift) and 0 < watch <= drift):
-        raise EdgeError(f"--drift-thresholds {value}: give two PSI values WATCH,DRIFT with 0 < WATCH <= DRIFT, "
+        raise OptionError(f"--drift-thresholds {value}: give two PSI values WATCH,DRIFT with 0 < WATCH <= DRIFT, "
                         f"e.g. {THRESHOLDS[0]},{THRESHOLDS[1]}")
     return watch, drift
 
 
 def check_min_frames(value) -> int:
     if not whole(value, 1):
-        raise EdgeError(f"--drift-min-frames {value} must be a whole number, at least 1 (default {MIN_FRAMES})")
+        raise OptionError(f"--drift-min-frames {value} must be a whole number, at least 1 (default {MIN_FRAMES})")
     return value
 
 
@@ -152,17 +152,17 @@ def find(model, classes: int) -> dict | None:
         try:
             found = json.loads(where.read_text())
         except (OSError, ValueError, UnicodeDecodeError) as e:
-            raise EdgeError(f"cannot read {where} ({e}): {HOW}") from None
+            raise ModelError(f"cannot read {where} ({e}): {HOW}") from None
         sha256 = hashlib.sha256(model.read_bytes()).hexdigest()
         check_fingerprint(found, classes, where)
     if found is None:
         return None
     if not isinstance(found, dict) or found.get("format_version") != FINGERPRINT_VERSION:
         version = found.get("format_version") if isinstance(found, dict) else None
-        raise EdgeError(f"the fingerprint in {where} has format_version {version!r}; this edge reads "
+        raise ModelError(f"the fingerprint in {where} has format_version {version!r}; this edge reads "
                         f"{FINGERPRINT_VERSION}: upgrade edge or {HOW}")
     if found.get("model_sha256") != sha256:
-        raise EdgeError(f"the fingerprint in {where} is of another model (sha256 {str(found.get('model_sha256'))[:12]}"
+        raise ModelError(f"the fingerprint in {where} is of another model (sha256 {str(found.get('model_sha256'))[:12]}"
                         f", this model's {sha256[:12]}): {HOW}")
     return found
 

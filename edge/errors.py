@@ -36,7 +36,7 @@ def choose(kind: str, value: str, choices) -> str:
         return value
     close = close_matches(value.lower(), choices)
     hint = f"did you mean {' or '.join(close)}?" if close else f"choose one of {', '.join(choices)}"
-    raise EdgeError(f"unknown {kind} '{value}': {hint}")
+    raise OptionError(f"unknown {kind} '{value}': {hint}")
 
 
 def close_matches(value: str, choices) -> list[str]:
@@ -50,7 +50,7 @@ def check_keywords(given, known, what: str) -> None:
         if name not in known:
             close = close_matches(name, known)
             hint = f"did you mean {' or '.join(close)}?" if close else f"its options: {', '.join(sorted(known))}"
-            raise EdgeError(f"{what} has no option '{name}': {hint}")
+            raise OptionError(f"{what} has no option '{name}': {hint}")
 
 
 def finite(value) -> bool:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edge.errors import EdgeError, close_matches
+from edge.errors import OptionError, SourceError, close_matches
 from edge.images import is_image_file
 
 DATA_REQUIRED = "--data is required: a folder with one sub-folder of images per class"
@@ -34,18 +34,18 @@ def scan(roots, classes: list[str] | None = None) -> ImageFolder:
     for root in roots:
         names = {p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")}
         if not names:
-            raise EdgeError(f"{root} has no class sub-folders: put each class's images in {root}/<class name>/")
+            raise SourceError(f"{root} has no class sub-folders: put each class's images in {root}/<class name>/")
         if classes is not None:
             unknown = sorted(names - set(classes))
             if unknown:
                 hints = [f"{name} (did you mean {', '.join(close_matches(name, classes))}?)"
                          if close_matches(name, classes) else name for name in unknown]
-                raise EdgeError(f"{root} has class folders the model does not know: {'; '.join(hints)}. "
+                raise SourceError(f"{root} has class folders the model does not know: {'; '.join(hints)}. "
                                 f"Name the folders after its classes: {_preview(classes)}")
         found |= names
     if classes is None:
         if len(found) == 1:
-            raise EdgeError(f"{' + '.join(map(str, roots))} has one class ({found.pop()}): a classifier needs at "
+            raise SourceError(f"{' + '.join(map(str, roots))} has one class ({found.pop()}): a classifier needs at "
                             "least two class folders")
         classes = sorted(found)
     paths, labels, skipped, seen = [], [], [], set()
@@ -66,13 +66,13 @@ def scan(roots, classes: list[str] | None = None) -> ImageFolder:
 def check_data(root) -> Path:
     """An image-folder root that exists; called before any long work."""
     if root is None:
-        raise EdgeError(DATA_REQUIRED)
+        raise OptionError(DATA_REQUIRED)
     root = Path(root)
     if root.exists() and not root.is_dir():  # an image, or an archive not yet unpacked
-        raise EdgeError(f"{root} is a file, not a data folder: give a folder with one sub-folder of images per class "
+        raise SourceError(f"{root} is a file, not a data folder: give a folder with one sub-folder of images per class "
                         "(an archive: unpack it first)")
     if not root.is_dir():
-        raise EdgeError(f"data folder {root} does not exist: give a folder with one sub-folder of images per class")
+        raise SourceError(f"data folder {root} does not exist: give a folder with one sub-folder of images per class")
     return root
 
 

@@ -4,12 +4,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edge.errors import EdgeError
+from edge.errors import SourceError
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".ppm", ".pgm"})
 
 
-class BadImage(EdgeError):
+class BadImage(SourceError):
     """An image file that cannot be decoded."""
 
 

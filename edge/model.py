@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edge.bundle import MANIFEST, read_bundle
-from edge.errors import EdgeError
+from edge.errors import ModelError, OptionError
 from edge.interpreter import make_interpreter, n_classes, pick_delegate, resolve_threads, runtime
 
 
@@ -36,13 +36,13 @@ def load_model(model, labels=None, input_range=None, threads: int | None = None,
     interpreter = make_interpreter(path, threads, delegate)
     classes = n_classes(interpreter)
     if names is None:
-        raise EdgeError(f"{path} is a bare .tflite file: give --labels FILE with its {classes} class names, "
+        raise OptionError(f"{path} is a bare .tflite file: give --labels FILE with its {classes} class names, "
                         "one a line in output order")
     if len(names) != classes and source == "bundle":
-        raise EdgeError(f"{Path(model) / MANIFEST} names {len(names)} labels but its model has {classes} outputs: "
+        raise ModelError(f"{Path(model) / MANIFEST} names {len(names)} labels but its model has {classes} outputs: "
                         "re-run 'edge convert'")
     if len(names) != classes:
-        raise EdgeError(f"--labels has {len(names)} class names but the model has {classes} outputs: "
+        raise OptionError(f"--labels has {len(names)} class names but the model has {classes} outputs: "
                         "give one name per output, in output order")
     return Model(path, source, interpreter, names, input_range, threads, delegate)
 
@@ -53,7 +53,7 @@ def _locate(path: Path, labels, input_range, delegate) -> tuple[Path, list[str] 
         _check_bundle_folder(path)
         given = [name for name, value in (("--labels", labels), ("--input-range", input_range)) if value is not None]
         if given:
-            raise EdgeError(f"{path} is a bundle: it carries its labels and input range; {' and '.join(given)} "
+            raise OptionError(f"{path} is a bundle: it carries its labels and input range; {' and '.join(given)} "
                             f"{'are' if len(given) > 1 else 'is'} for bare .tflite files: leave "
                             f"{'them' if len(given) > 1 else 'it'} out")
         bundle = read_bundle(path)
@@ -61,11 +61,11 @@ def _locate(path: Path, labels, input_range, delegate) -> tuple[Path, list[str] 
         file = bundle.edgetpu_path if delegate == "edgetpu" and bundle.edgetpu_path else bundle.model_path
         return file, bundle.labels, (float(lo), float(hi)), "bundle"
     if not path.is_file():
-        raise EdgeError(f"model {path} does not exist: give a bundle folder (with {MANIFEST}) or a .tflite file")
+        raise ModelError(f"model {path} does not exist: give a bundle folder (with {MANIFEST}) or a .tflite file")
     _check_tflite_file(path)
     lo, hi = _range(input_range) if input_range is not None else (0.0, 255.0)
     if not lo < hi:
-        raise EdgeError(f"--input-range {lo},{hi}: the low end must be below the high end (e.g. -1,1 or 0,1)")
+        raise OptionError(f"--input-range {lo},{hi}: the low end must be below the high end (e.g. -1,1 or 0,1)")
     return path, read_labels(labels) if labels is not None else None, (float(lo), float(hi)), "tflite"
 
 
@@ -76,28 +76,28 @@ def _check_bundle_folder(path: Path) -> None:
     models = sorted(path.glob("*.tflite"))
     bundles = sorted(p for p in path.iterdir() if (p / MANIFEST).is_file())
     if models:
-        raise EdgeError(f"{path} is not a bundle (no {MANIFEST}): give one of its .tflite files, e.g. {models[0]}, "
+        raise ModelError(f"{path} is not a bundle (no {MANIFEST}): give one of its .tflite files, e.g. {models[0]}, "
                         "with --labels, or a bundle folder written by 'edge convert'")
     if bundles:
-        raise EdgeError(f"{path} is not a bundle (no {MANIFEST}) but holds {len(bundles)} bundle folder(s): give "
+        raise ModelError(f"{path} is not a bundle (no {MANIFEST}) but holds {len(bundles)} bundle folder(s): give "
                         f"one of them, e.g. {bundles[0]}")
-    raise EdgeError(f"{path} holds no model (no {MANIFEST}, no .tflite file): give a bundle folder written by "
+    raise ModelError(f"{path} holds no model (no {MANIFEST}, no .tflite file): give a bundle folder written by "
                     "'edge convert', or a .tflite file")
 
 
 def _check_tflite_file(path: Path) -> None:
     """A file given as the model must be a TFLite flatbuffer, which says so in bytes 4-8."""
     if path.name == MANIFEST:
-        raise EdgeError(f"{path} is a bundle's manifest: give the bundle folder, {path.parent}")
+        raise ModelError(f"{path} is a bundle's manifest: give the bundle folder, {path.parent}")
     try:
         with open(path, "rb") as f:
             head = f.read(8)
     except OSError as e:
-        raise EdgeError(f"cannot read model {path} ({e.strerror}): check its permissions") from None
+        raise ModelError(f"cannot read model {path} ({e.strerror}): check its permissions") from None
     if not head:
-        raise EdgeError(f"{path} is not a usable TFLite model (it is empty, 0 bytes): copy it again, or re-export it")
+        raise ModelError(f"{path} is not a usable TFLite model (it is empty, 0 bytes): copy it again, or re-export it")
     if head[4:8] != b"TFL3":
-        raise EdgeError(f"{path} is not a usable TFLite model (it lacks the TFL3 identifier: not a .tflite file): "
+        raise ModelError(f"{path} is not a usable TFLite model (it lacks the TFL3 identifier: not a .tflite file): "
                         "give a .tflite file or a bundle folder")
 
 
@@ -108,10 +108,10 @@ def read_labels(path) -> list[str]:
     try:
         lines = [line.strip() for line in path.read_text(encoding="utf-8-sig").splitlines()]
     except (OSError, UnicodeDecodeError) as e:
-        raise EdgeError(f"cannot read --labels {path} ({e}): give a text file with one class name a line") from None
+        raise OptionError(f"cannot read --labels {path} ({e}): give a text file with one class name a line") from None
     lines = [line for line in lines if line]
     if not lines:
-        raise EdgeError(f"--labels {path} is empty: give one class name a line, in the model's output order")
+        raise OptionError(f"--labels {path} is empty: give one class name a line, in the model's output order")
     numbered = [re.fullmatch(r"(\d+)[:\s]\s*(.+)", line) for line in lines]
     if all(numbered):
         names = {int(m.group(1)): m.group(2).strip() for m in numbered}
@@ -126,5 +126,5 @@ def _range(value) -> tuple[float, float]:
     except (ValueError, TypeError):
         lo = hi = float("nan")
     if not (math.isfinite(lo) and math.isfinite(hi)):
-        raise EdgeError(f"--input-range {value}: give two numbers LO,HI, e.g. -1,1 or 0,1 or 0,255")
+        raise OptionError(f"--input-range {value}: give two numbers LO,HI, e.g. -1,1 or 0,1 or 0,255")
     return lo, hi

@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 
 from edge.bundle import read_bundle
-from edge.errors import EdgeError
+from edge.errors import EdgeError, ModelError, OptionError
 from edge.version import install_hint
 
 RELEASE_VERSION = 1  # of the release document a device reads
@@ -39,10 +39,10 @@ def create_keys(out) -> tuple[Path, Path]:
     ed25519, serialization, _ = _crypto()
     out = Path(out)
     if out.exists() and not out.is_dir():
-        raise EdgeError(f"--out {out} is a file: give a folder for the key pair")
+        raise OptionError(f"--out {out} is a file: give a folder for the key pair")
     private, public = out / PRIVATE, out / PUBLIC
     if private.exists() or public.exists():
-        raise EdgeError(f"{out} already holds a key pair: devices trust its public key, so it is kept; give another "
+        raise OptionError(f"{out} already holds a key pair: devices trust its public key, so it is kept; give another "
                         "folder for a new one")
     out.mkdir(parents=True, exist_ok=True)
     key = ed25519.Ed25519PrivateKey.generate()
@@ -78,11 +78,11 @@ def _load_key(path, option: str, name: str, what: str, parse, kind):
     try:
         key = parse(Path(path).read_bytes())
     except OSError as e:
-        raise EdgeError(f"{option} {path}: cannot read it ({e.strerror}): {how}") from None
+        raise OptionError(f"{option} {path}: cannot read it ({e.strerror}): {how}") from None
     except (ValueError, TypeError):
-        raise EdgeError(f"{option} {path} is not {what}: {how}") from None
+        raise OptionError(f"{option} {path} is not {what}: {how}") from None
     if not isinstance(key, kind):
-        raise EdgeError(f"{option} {path} is not an Ed25519 key: {how}")
+        raise OptionError(f"{option} {path} is not an Ed25519 key: {how}")
     return key
 
 
@@ -123,14 +123,14 @@ def verify(signed, trusted: list, where: str = "the release") -> dict:
     try:
         signature = base64.b64decode(signed["signature"], validate=True)
     except (KeyError, TypeError, ValueError):
-        raise EdgeError(f"{where} has no readable signature: push it again with 'edge models push --key'") from None
+        raise ModelError(f"{where} has no readable signature: push it again with 'edge models push --key'") from None
     for key in trusted:
         try:
             key.verify(signature, canonical(release))
             return release
         except InvalidSignature:
             continue
-    raise EdgeError(f"{where} is not signed by a trusted key (trusted: {', '.join(key_id(k) for k in trusted)}; "
+    raise ModelError(f"{where} is not signed by a trusted key (trusted: {', '.join(key_id(k) for k in trusted)}; "
                     f"signed as {str(signed.get('key_id'))[:16]!r}): push it signed with a key the device trusts, "
                     "or give the device that key's public half with --trust")
 
@@ -140,13 +140,13 @@ def check_release(signed, where: str) -> dict:
     release = signed.get("release") if isinstance(signed, dict) else None
     if not isinstance(release, dict) or release.get("format_version") != RELEASE_VERSION:
         version = release.get("format_version") if isinstance(release, dict) else None
-        raise EdgeError(f"{where} is not a release this edge reads (format_version {version!r}, this edge reads "
+        raise ModelError(f"{where} is not a release this edge reads (format_version {version!r}, this edge reads "
                         f"{RELEASE_VERSION}): upgrade edge on the device, or push the bundle with this edge")
     files = release.get("files")
     if not (isinstance(files, dict) and 0 < len(files) <= MAX_FILES and all(
             _safe_name(name) and isinstance(facts, dict) and _count(facts.get("bytes"))
             and isinstance(facts.get("sha256"), str) and len(facts["sha256"]) == 64 for name, facts in files.items())):
-        raise EdgeError(f"{where} does not list its files as name: {{bytes, sha256}} (plain names, at most "
+        raise ModelError(f"{where} does not list its files as name: {{bytes, sha256}} (plain names, at most "
                         f"{MAX_FILES}): push the bundle again with 'edge models push'")
     return release
 
@@ -170,11 +170,11 @@ def check_files(folder, release: dict) -> None:
         try:
             size = path.stat().st_size
             if size != facts["bytes"]:
-                raise EdgeError(f"{path} is {size} bytes; the signed release says {facts['bytes']}: it was changed "
+                raise ModelError(f"{path} is {size} bytes; the signed release says {facts['bytes']}: it was changed "
                                 "or cut short; download it again")
             digest = hashlib.sha256(path.read_bytes()).hexdigest()
         except FileNotFoundError:
-            raise EdgeError(f"{path} is missing: the signed release names it; download the release again") from None
+            raise ModelError(f"{path} is missing: the signed release names it; download the release again") from None
         if digest != facts["sha256"]:
-            raise EdgeError(f"{path} does not match its signed sha256 ({digest[:12]}, signed {facts['sha256'][:12]}): "
+            raise ModelError(f"{path} does not match its signed sha256 ({digest[:12]}, signed {facts['sha256'][:12]}): "
                             "it was changed after signing; download it again")
