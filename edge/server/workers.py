@@ -3,6 +3,7 @@ edge.server.app) and the main process that watches them, and what a worker does 
 finish a request: silent sockets, headers sent a byte at a time (slowloris), bodies that stall. Each would
 hold its connection, and a file, forever; past the open-files limit (1024 in a default systemd unit) the
 server could take no connection at all, devices' included."""
+import asyncio
 import gc
 import json
 import os
@@ -90,13 +91,14 @@ def guarded_protocol(options: ServeOptions, cap: int, log) -> type:
     from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
     # this worker's connections waiting for a request's headers, the longest waiting first
-    waiting: dict[object, None] = {}
+    waiting: dict[HttpToolsProtocol, None] = {}
     logged = [float("-inf")]  # when a line about evictions was last logged
 
     class Guarded(HttpToolsProtocol):
         def connection_made(self, transport) -> None:
             super().connection_made(transport)
-            self.timer, self.begun, self.progress = None, False, 0.0
+            self.timer: asyncio.TimerHandle | None = None
+            self.begun, self.progress = False, 0.0
             self._wait_for_headers()
             if len(self.connections) > cap:
                 oldest = next(iter(waiting))  # this one if it is the only one waiting
@@ -183,6 +185,7 @@ def run_server(options: ServeOptions, log=print) -> None:
     if not hasattr(os, "fork"):
         raise EdgeError("edge serve forks its workers: run it on Linux or macOS (on Windows, in WSL)")
     options = options.resolved()
+    assert options.workers is not None  # resolved() decided it
     store.open_db(options.db).close()  # creates (or upgrades) the store, or tells why not, before a worker starts
     sockets = listen(options.host, options.port, options.workers)
     files = open_files()
