@@ -317,6 +317,7 @@ class _Summary:
             return  # one run, one model: always so for reports edge run writes
         self.field_end, self.field_reports = max(self.field_end, end), self.field_reports + 1
         field = self.field_cells
+        assert field is not None  # a field run's cells start with it
         for truth, predicted, count in cells(report["confusion"]):
             key = (truth, predicted)
             field[key] = field.get(key, 0) + count
@@ -345,8 +346,9 @@ _COLUMNS = ("last_seen, reports, conflicts, latest_end, latest, field_run, field
 
 
 def _from_row(row) -> _Summary:
-    *head, labels, flat = row
-    return _Summary(*head, orjson.loads(labels) if labels else None,
+    last_seen, reports, conflicts, latest_end, latest, field_run, field_end, field_reports, labels, flat = row
+    return _Summary(last_seen, reports, conflicts, latest_end, latest, field_run, field_end, field_reports,
+                    orjson.loads(labels) if labels else None,
                     {cell[:2]: cell[2] for cell in cells(orjson.loads(flat))} if flat else None, labels)
 
 
