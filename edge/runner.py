@@ -396,7 +396,7 @@ class Runner:
                              "from the next start (edge package's service restarts at once)")
         if self.reported:
             summary["reporting"] = self.reported
-            if self.drift and self.reports:  # reported with windows
+            if self.tally.drift and self.reports:  # the run's drift (its first model's) and the windows'
                 summary["drift"]["windows"] = self.reports.levels
         return summary
 

@@ -40,10 +40,11 @@ class Tally:
         self.started, self.wall_start = time.perf_counter(), time.time()
 
     def add(self, true, scores, inference_ms: float, frame_ms: float, done: float, own=None) -> None:
-        """`own`: the frame's own scores, for drift (`scores` may be smoothed over frames)."""
+        """`own`: the frame's own scores, for drift (`scores` may be smoothed over frames); a tally made without
+        a fingerprint ignores them (a run that began on a model without one, and swapped in one with it)."""
         if true is not None:
             self.acc.add(true, scores)
-        if own is not None:
+        if own is not None and self.counts is not None:
             self.counts.add(own)
         self.top1_sum += float(np.max(scores))
         self.inference_ms.append(inference_ms)
@@ -69,7 +70,7 @@ class Tally:
             "latency_ms": {"inference": inference, "frame": frame},
             "top1_mean": self.top1_sum / self.frames if self.frames else None,
             "peak_rss_mb": peak_rss_mb(), **about,
-            **({"drift": self.drift.judge(self.counts)} if self.drift else {}),
+            **({"drift": self.drift.judge(self.counts)} if self.drift and self.counts is not None else {}),
         }
 
 
@@ -79,7 +80,8 @@ class Windows:
 
     def __init__(self, reporter: Reporter, options: ReportOptions, about: dict, labels, top_ks, stats, run_id: str,
                  model_sha256: str, drift: Drift | None = None):
-        self.reporter, self.options, self.about = reporter, options, about
+        assert options.device_id, "ReportOptions checked it"
+        self.reporter, self.options, self.about, self.device_id = reporter, options, about, options.device_id
         self.labels, self.top_ks, self.drift = labels, top_ks, drift
         self.levels: dict[str, int] = {}  # windows sent, by drift level
         self.run_id, self.model_sha256, self.seq, self.empty = run_id, model_sha256, 0, 0
@@ -104,7 +106,7 @@ class Windows:
         if self.drift:
             level = summary["drift"]["level"]
             self.levels[level] = self.levels.get(level, 0) + 1
-        self.reporter.submit(make_report(summary, self.options.device_id, self.run_id, self.seq, self.model_sha256,
+        self.reporter.submit(make_report(summary, self.device_id, self.run_id, self.seq, self.model_sha256,
                                          window.wall_start, time.time()))
         self.seq += 1
         self.current = Tally(self.labels, self.top_ks, stats, 0, self.drift)
@@ -130,9 +132,12 @@ def peak_rss_mb() -> float:
     getrusage's maxrss survives exec, so a runner started by a big process would report the parent's."""
     try:
         status = Path("/proc/self/status").read_text()
-        return int(re.search(r"VmHWM:\s+(\d+) kB", status).group(1)) / 1024
-    except (OSError, AttributeError):
-        import resource
+    except OSError:
+        status = ""
+    found = re.search(r"VmHWM:\s+(\d+) kB", status)
+    if found:
+        return int(found.group(1)) / 1024
+    import resource
 
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024  # bytes on macOS, KiB elsewhere
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024  # bytes on macOS, KiB elsewhere

@@ -2,6 +2,7 @@
 it in between two frames without closing its source, reports made under it, a restart that starts on it, and
 and an abort that sends it back to the version it ran before."""
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -34,12 +35,13 @@ def setup(e2e, digits, tmp_path_factory):
     server.stop()
 
 
-def run(setup, *more):
-    tmp = setup["tmp"]
-    r = edge_cli("run", setup["bundle"], "--source", setup["video"], "--truth", "2", "--report-to", setup["server"].url,
-                 "--token", setup["device"], "--device-id", "pi-kitchen", "--report-every", 0.2, "--outbox",
-                 tmp / "outbox.db", "--follow-models", "--trust", setup["public"], "--models-dir", tmp / "models",
-                 "--json", "-", *more)
+def run(setup, *more, model=None, device=("pi-kitchen", None)):
+    """`edge run` following the host, on the bundle given (or `model`) as the device (name, token) given."""
+    tmp, (name, device_token) = setup["tmp"], device
+    r = edge_cli("run", model or setup["bundle"], "--source", setup["video"], "--truth", "2", "--report-to",
+                 setup["server"].url, "--token", device_token or setup["device"], "--device-id", name,
+                 "--report-every", 0.2, "--outbox", tmp / f"outbox-{name}.db", "--follow-models", "--trust",
+                 setup["public"], "--models-dir", tmp / f"models-{name}", "--json", "-", *more)
     assert r.returncode == 0, r.stderr
     return json.loads(r.stdout), r.stderr
 
@@ -57,7 +59,7 @@ def test_the_device_runs_what_the_host_names_and_starts_on_it_again(setup):
     assert [s["to"] for s in swaps] == ["digits@2"] and summary["following"]["version"] == "digits@2", said
     assert summary["frames"] + summary["dropped"] == FRAMES and summary["failures"] == 0  # the source ran on
     assert "digits@2 is verified and checked: it runs from the next frame" in said
-    bundle_bytes = sum(p.stat().st_size for p in (setup["tmp"] / "models" / "digits@2").iterdir()
+    bundle_bytes = sum(p.stat().st_size for p in (setup["tmp"] / "models-pi-kitchen" / "digits@2").iterdir()
                        if p.name != "release.json")
     assert summary["following"]["downloaded_bytes"] == bundle_bytes  # each file once
     _, found = server.get("/api/v1/devices/pi-kitchen/reports?limit=1000", publisher)
@@ -66,7 +68,7 @@ def test_the_device_runs_what_the_host_names_and_starts_on_it_again(setup):
     assert versions[0] is None and versions[-1] == {"model": "digits", "version": 2} and len(changes) == 1, versions
     again, _ = run(setup, "--max-frames", 30)  # a restart: on digits@2 from its first frame
     assert again["following"]["version"] == "digits@2" and again["following"]["swaps"] == []
-    assert again["model"].endswith("models/digits@2/model.tflite")
+    assert again["model"].endswith("models-pi-kitchen/digits@2/model.tflite")
 
     assert server.request("POST", "/api/v1/rollouts/digits/abort", b"", publisher)[0] == 200
     back, said = run(setup, "--realtime")  # back to what it ran before: the bundle given, which is digits@1
@@ -81,3 +83,29 @@ def test_following_needs_a_host_and_a_trusted_key(setup):
     assert r.returncode == 2 and "--follow-models hears the version to run in the host's answers" in r.stderr
     r = edge_cli("run", setup["bundle"], "--source", setup["video"], "--trust", setup["public"])
     assert r.returncode == 2 and "--trust is for --follow-models" in r.stderr
+
+
+def test_a_run_on_a_model_without_a_fingerprint_swaps_in_one_with_it(setup):
+    """A bare .tflite has no fingerprint, the version the host names has one: the run goes on under it, its
+    reports judged against the new fingerprint; the run's own summary has no drift, as its model had none."""
+    server, publisher, bare = setup["server"], setup["tokens"]["publisher"], setup["tmp"] / "bare"
+    bare.mkdir()
+    for name in ("model.tflite", "labels.txt"):
+        shutil.copy(Path(setup["bundle"]) / name, bare / name)
+    lo, hi = json.loads((Path(setup["bundle"]) / "edge.json").read_text())["input"]["range"]
+    device = ("pi-hall", token(server.db, "pi-hall"))
+    given = (bare / "model.tflite", "--labels", bare / "labels.txt", "--input-range", f"{lo},{hi}")
+    run(setup, "--max-frames", 20, *given[1:], model=given[0], device=device)  # reported: it can join a rollout
+    status, _ = server.request("POST", "/api/v1/rollouts", {"model": "digits", "version": 2, "devices": ["pi-hall"],
+                                                            "watch": 3600}, publisher)
+    assert status == 201
+    try:
+        summary, said = run(setup, "--realtime", *given[1:], model=given[0], device=device)
+    finally:
+        assert server.request("POST", "/api/v1/rollouts/digits/abort", b"", publisher)[0] == 200
+    assert [s["to"] for s in summary["following"]["swaps"]] == ["digits@2"], said
+    assert "drift" not in summary
+    _, found = server.get("/api/v1/devices/pi-hall/reports?limit=1000", publisher)
+    ran = [r for r in found["reports"] if r["run_id"] == summary["reporting"]["run_id"]]
+    assert [r.get("model_version") is not None for r in ran] == [r.get("drift") is not None for r in ran], ran
+    assert ran[-1].get("model_version") == {"model": "digits", "version": 2}
