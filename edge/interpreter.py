@@ -18,7 +18,7 @@ from edge.quiet import quiet_stderr
 RUNTIMES = {"ai_edge_litert": "ai-edge-litert", "tflite_runtime": "tflite-runtime", "tensorflow": "tensorflow"}
 
 # Hardware delegates: the shared library each OS names it by, and how to get it.
-DELEGATES = {
+DELEGATES: dict[str, dict] = {
     "edgetpu": {
         "library": {"Linux": "libedgetpu.so.1", "Darwin": "libedgetpu.1.dylib", "Windows": "edgetpu.dll"},
         "install": "install the Edge TPU runtime: add Coral's apt repository "

@@ -77,7 +77,7 @@ class Sender:
             self.log(f"{sum(aside.values())} {key} in {outbox.path} are not {options.device_id}'s to send ("
                      + ", ".join(f"{n} for {device or 'no device: of another kind'}" for device, n in aside.items())
                      + "): set aside, for a run as their device")
-        self.last_error = None
+        self.last_error: str | None = None
         self._queue: queue.Queue = queue.Queue(queued)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"edge-{key}", daemon=True)
