@@ -138,6 +138,7 @@ class Collector:
 
     def _reason(self, scores, own, label, true) -> str | None:
         if self.rule == "every":
+            assert self.value, "parse_rule gives every:N its N"
             return "every" if self.offered % self.value == 0 else None
         if self.rule == "wrong":
             return "wrong" if true is not None and label != self.labels[true] else None
@@ -153,7 +154,7 @@ class Collector:
         """On the sender thread: the frame's record as JSON text."""
         (pixels, is_rgb), meta = item
         jpeg = to_jpeg(pixels, is_rgb)
-        return jpeg and json.dumps(make_record(jpeg, meta), separators=(",", ":"))
+        return json.dumps(make_record(jpeg, meta), separators=(",", ":")) if jpeg else None
 
     def close(self) -> dict:
         """Stop the sender (after its flush time); the tally for the run summary."""

@@ -7,6 +7,7 @@ reading and resizing images is timed apart, as `preprocess_ms`.
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
 
@@ -21,6 +22,7 @@ from edge.preprocess import output_to_scores, pixels_to_input, resize
 from edge.progress import Log
 
 WARMUP = 5  # untimed-for-the-stats runs after the first: enough for caches and thread pools to settle
+Tag = TypeVar("Tag")  # what classify_all carries along with each image
 
 
 @dataclass
@@ -98,8 +100,8 @@ def evaluate(model, data, labels=None, input_range=None, threads: int | None = N
                       target)
 
 
-def classify_all(interpreter, items: Iterable[tuple[np.ndarray, object]], input_range=(0.0, 255.0), batch: int = 1,
-                 warmup: int = 0, times: list | None = None) -> Iterator[tuple[np.ndarray, object]]:
+def classify_all(interpreter, items: Iterable[tuple[np.ndarray, Tag]], input_range=(0.0, 255.0), batch: int = 1,
+                 warmup: int = 0, times: list | None = None) -> Iterator[tuple[np.ndarray, Tag]]:
     """For each (uint8 RGB image at the input size, tag), yield (float scores, tag), `batch` images per
     invoke (a short last batch is padded). Appends each invoke's milliseconds to `times`: the first,
     then `warmup` repeats of the first batch (whose results are not yielded twice), then the rest."""
