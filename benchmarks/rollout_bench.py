@@ -123,18 +123,24 @@ def main() -> None:
     taken = (sizes[1] + sizes[2]) * a.devices + sizes[3] * len(bad["canaries"])  # each version a device took
     downloaded = sum(summary["following"]["downloaded_bytes"] for summary, _ in runs)
     pauses, lost = [c[0] for c in costs], [c[1] for c in costs]
+    p99 = statistics.quantiles(pauses, n=100, method="inclusive")[98] if len(pauses) >= 2 else None
     print(f"rollout on loopback: {a.devices} devices at {FPS:g} fps (real time), reports every {a.every:g} s, "
           f"watch {a.watch:g} s; CPU: {cpu_name()}\n")
     whole = [stage_time(g, "done") for g in good]
     promoted = [stage_time(g, "done") - stage_time(g, "the guard held") for g in good]
+    # When each device began to run each good version (its swap), after the promotion: the host learns it
+    # from the device's next report, a report interval later.
+    swapped = [max(s["at"] for summary, _ in runs for s in summary["following"]["swaps"] if s["to"] == f"digits@{n}")
+               - (g["started"] + stage_time(g, "the guard held")) for n, g in zip((2, 3), good, strict=True)]
     print(table([("", "value"),
                  ("good versions: start to every device on it, s", " / ".join(f"{w:.1f}" for w in whole)),
                  ("good versions: promotion to every device on it, s", " / ".join(f"{p:.1f}" for p in promoted)),
                  ("  in report intervals", " / ".join(f"{p / a.every:.1f}" for p in promoted)),
+                 ("good versions: promotion to the last device's swap, s", " / ".join(f"{w:.1f}" for w in swapped)),
+                 ("  in report intervals", " / ".join(f"{w / a.every:.1f}" for w in swapped)),
                  ("runs (restarts included) / swaps in a run", f"{len(runs)} / {len(costs)}"),
                  ("swap pause in the frame loop, p50 ms", f"{statistics.median(pauses):.2f}"),
-                 ("swap pause, p99 ms (a frame interval: 33.3)", f"{statistics.quantiles(pauses, n=100)[98]:.2f}"
-                  if len(pauses) >= 2 else "-"),
+                 ("swap pause, p99 ms (a frame interval: 33.3)", f"{p99:.2f}" if p99 is not None else "-"),
                  ("swap pause, max ms", f"{max(pauses):.2f}"),
                  ("frames lost at a swap, max", str(max(lost))),
                  ("bytes downloaded / bytes of the versions taken", f"{downloaded / taken:.2f}"),

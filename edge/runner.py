@@ -348,7 +348,7 @@ class Runner:
         if self.collector:
             self.collector.meta["model_sha256"] = self.model_sha256
         self.swaps.append({"frame": frame.index if frame else None, "to": name,
-                           "ms": round((time.perf_counter() - start) * 1000, 2)})
+                           "ms": round((time.perf_counter() - start) * 1000, 2), "at": time.time()})
         self.since_swap = 0
         self.log(f"now running {name}")
         return False
