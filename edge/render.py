@@ -70,7 +70,7 @@ def bench_text(result: dict) -> str:
              *(("Keras acc",) if keras else ()), "accuracy", "macro F1", "agreement", "p50 ms", "FPS", "smaller",
              "faster")]
     for r in result["rows"]:
-        if r["status"] != "ok":
+        if base is None or r["status"] != "ok":  # (no base: no row is ok)
             rows.append((r["name"], "failed", *[""] * (len(rows[0]) - 2)))
             continue
         agreement = "" if r["agreement"] is None else f"{r['agreement']:.4f}"

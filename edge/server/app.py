@@ -88,5 +88,6 @@ def create_app(options: ServeOptions, log=print, shared: Shared | None = None, c
     return app
 
 
-async def _http_error(request: Request, exc: HTTPException):
+async def _http_error(request: Request, exc: Exception):
+    assert isinstance(exc, HTTPException)  # its handler's key; typed as Starlette's own handlers are
     return JSONResponse({"error": exc.detail}, status_code=exc.status_code, headers=exc.headers)

@@ -1,4 +1,6 @@
 """Request bodies on `edge serve`: read within a limit, parsed as JSON, and the error that refuses one."""
+from typing import NoReturn
+
 import orjson
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
@@ -6,7 +8,7 @@ from starlette.requests import ClientDisconnect, Request
 DRAIN = 8  # bodies up to this many times the limit are read to the end before the 413
 
 
-def fail(status: int, message: str, headers=None):
+def fail(status: int, message: str, headers=None) -> NoReturn:
     """Refuse the request: the client gets {"error": message} with `status`."""
     raise HTTPException(status, message, headers)
 

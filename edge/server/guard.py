@@ -9,6 +9,7 @@ a canary with none is compared with the rest of the fleet over the watch.
 """
 from dataclasses import asdict, dataclass, fields
 from statistics import median
+from typing import Any
 
 from edge.errors import OptionError, close_matches, finite
 
@@ -38,7 +39,7 @@ def parse_guard(text: str | None) -> Guard:
     if not text:
         return Guard()
     known = {spec.name: spec.type for spec in fields(Guard)}
-    given = {}
+    given: dict[str, Any] = {}
     for part in text.split(","):
         name, _, value = part.strip().partition("=")
         if name not in known:

@@ -1,4 +1,5 @@
 """What one worker of `edge serve` holds while it serves (on `app.state.host`), and what the workers share."""
+import ctypes
 import multiprocessing
 import shutil
 import sqlite3
@@ -18,9 +19,9 @@ MIN_FREE = 1 << 20  # bytes to be freed on a full disk before reports are taken 
 class Shared:
     """What the workers share besides the database: memory every one of them maps, made before they fork."""
     # the free bytes when a write last failed for a full disk; -1 once writes succeed
-    full: object = field(default_factory=lambda: multiprocessing.RawValue("d", -1.0))
+    full: ctypes.c_double = field(default_factory=lambda: multiprocessing.RawValue("d", -1.0))
     # 1 while a checkpoint finishes: every worker's writes wait (edge.server.writer)
-    hold: object = field(default_factory=lambda: multiprocessing.RawValue("b", 0))
+    hold: ctypes.c_byte = field(default_factory=lambda: multiprocessing.RawValue("b", 0))
 
 
 class Host:
