@@ -129,7 +129,7 @@ def weights_mismatch(spec: Backbone, path: str, input_size: int, kwargs: dict) -
         return (f"--weights {path} is not a complete Keras weights file ({held['unreadable']}): download or save "
                 "it again (an .h5 file of the backbone without its top)")
     if not held["layers"]:
-        return f"--weights {path} holds no Keras layers: give an .h5 weights file saved from {spec.title}"
+        return f"--weights {path} holds no Keras layers: give an .h5 weights file saved from {spec.builder}"
     top = [n for n in held["layers"] if n.lower() in TOPS]
     if top:
         return (f"--weights {path} holds a model with its classification top (layer '{top[0]}'): give the file "

@@ -65,9 +65,9 @@ def load_split(data, size: int, val=None, val_split: float = 0.2, seed: int = 0,
     else:
         _check_counts(train_folder.classes, train_folder.labels, f"{train_folder.root}")
         train_idx, val_idx = stratified_split(train_folder.labels, val_split, seed)
-        paths = np.array(train_folder.paths, dtype=object)
-        parts = [(list(paths[train_idx]), train_folder.labels[train_idx]),
-                 (list(paths[val_idx]), train_folder.labels[val_idx])]
+        every = np.array(train_folder.paths, dtype=object)
+        parts = [(list(every[train_idx]), train_folder.labels[train_idx]),
+                 (list(every[val_idx]), train_folder.labels[val_idx])]
         skipped = list(train_folder.skipped)
     bar = (log or Log(enabled=False)).bar(sum(len(paths) for paths, _ in parts), "reading images")
     loaded = []

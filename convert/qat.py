@@ -1,14 +1,13 @@
 """Quantization-aware training set-up (tfmot): fake-quantized weights and activations while
 fine-tuning, so the int8 file loses less accuracy than with post-training quantization."""
 import tensorflow_model_optimization as tfmot
+from tensorflow_model_optimization.python.core.api.quantization import keras as quant  # tfmot.quantization.keras
 from tensorflow_model_optimization.python.core.quantization.keras.default_8bit import (
     default_8bit_quantize_registry,
 )
 
 from edge.converter.layers import Preprocess
 from edge.converter.tfkeras import keras
-
-quant = tfmot.quantization.keras
 
 
 class OutputQuantized(quant.QuantizeConfig):

@@ -68,6 +68,7 @@ def to_tflite(model, quantization: str, io_type: str = "float32", calibration: n
     if quant.name == "float16":
         converter.target_spec.supported_types = [tf.float16]
     if quant.calibrate and qat:
+        assert calibration is not None  # checked above
         converter.representative_dataset = lambda: ([image[None]] for image in calibration)
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
         converter.inference_input_type = getattr(tf, io_type)
@@ -76,7 +77,10 @@ def to_tflite(model, quantization: str, io_type: str = "float32", calibration: n
         # uint8/int8 IO with no input statistics is what we ask for: the input scale comes from calibration
         warnings.filterwarnings("ignore", message="Statistics for quantized inputs were expected")
         tflite = with_signature(bytes(converter.convert()))
-    return quantize_int8(calibrate(tflite, calibration), io_type) if quant.calibrate and not qat else tflite
+    if quant.calibrate and not qat:
+        assert calibration is not None  # checked above
+        return quantize_int8(calibrate(tflite, calibration), io_type)
+    return tflite
 
 
 def with_signature(tflite: bytes) -> bytes:

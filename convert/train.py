@@ -114,8 +114,8 @@ class Fitter:
             ds = ds.map(lambda a, b: (augment(a, training=True), b), num_parallel_calls=tf.data.AUTOTUNE)
         return ds.prefetch(tf.data.AUTOTUNE)
 
-    def _fit(self, name, model, train_xy, val_xy, epochs, lr, extra_callbacks=(), start_from_epoch=0,
-             enough_steps=False) -> dict:
+    def _fit(self, name, model, train_xy: tuple[np.ndarray, np.ndarray], val_xy: tuple[np.ndarray, np.ndarray],
+             epochs, lr, extra_callbacks=(), start_from_epoch=0, enough_steps=False) -> dict:
         """One phase; with `enough_steps`, at least MIN_STEPS steps, however few the images."""
         patience = PATIENCE
         if enough_steps:

@@ -144,7 +144,7 @@ def package(bundle_path, device: str, out, source: str | None = None, report_to:
         args = f"{args} --follow-models --trust {TRUSTED} --models-dir /var/lib/edge/models".strip()
 
     wheel_name, wheel = device_wheel()
-    files = {
+    files: dict[str, tuple[str | bytes, int]] = {
         "setup.sh": (_fill("setup.sh", {"WHEEL": wheel_name, "DEVICE": profile.name,
                                         "ARCH": profile.arch.replace(" or ", " "),
                                         "APT": " ".join(profile.apt), "GROUPS": " ".join(profile.groups),

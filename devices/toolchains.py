@@ -245,6 +245,7 @@ def _stream(command: list[str], env: dict, show, failed) -> list[str]:
     """Run `command`, handing each line it prints (stdout and stderr as one stream) to `show` as it comes; returns
     the lines. If it fails, EdgeError: `failed(exit code)` and the last of what it said."""
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    assert process.stdout is not None  # stdout=PIPE
     lines = []
     for line in process.stdout:
         lines.append(line.rstrip())

@@ -79,7 +79,10 @@ def test_weights_file_is_loaded(tmp_path):
 
 @pytest.fixture(scope="module")
 def weights_files(tmp_path_factory):
-    """MobileNetV2 (alpha 0.35) weights as Keras saves them: without its top, with it, cut in half, and a text file."""
+    """MobileNetV2 (alpha 0.35) weights as Keras saves them: without its top, with it, cut in half; an HDF5 file
+    with no layers, and a text file."""
+    import h5py
+
     from edge.converter.tfkeras import keras
 
     folder = tmp_path_factory.mktemp("weights")
@@ -89,6 +92,7 @@ def weights_files(tmp_path_factory):
                                    ).save_weights(folder / "top.h5")
     data = (folder / "notop.h5").read_bytes()
     (folder / "truncated.h5").write_bytes(data[:len(data) // 2])
+    h5py.File(folder / "empty.h5", "w").close()
     (folder / "text.h5").write_text("not weights")
     return folder
 
@@ -101,6 +105,7 @@ def weights_files(tmp_path_factory):
     ("top.h5", "mobilenetv2", 0.35, "holds a model with its classification top (layer 'predictions')"),
     ("truncated.h5", "mobilenetv2", 0.35, "is not a complete Keras weights file (truncated)"),
     ("text.h5", "mobilenetv2", 0.35, "is not a complete Keras weights file (not an HDF5 file)"),
+    ("empty.h5", "mobilenetv2", 0.35, "holds no Keras layers: give an .h5 weights file saved from MobileNetV2"),
 ])
 def test_a_weights_file_that_does_not_fit_says_what_it_holds(weights_files, file, model, alpha, message):
     with pytest.raises(EdgeError) as e:
