@@ -147,7 +147,7 @@ def read_bundle(path) -> Bundle:
     packer = (manifest.get("imx500") or {}).get("packer")
     for file, facts in ((bundle.model_path, manifest["model"]), (bundle.edgetpu_path, compiled),
                         (bundle.imx500_path, packer)):
-        if file is None:
+        if file is None or facts is None:
             continue
         try:
             data = file.read_bytes()

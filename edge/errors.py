@@ -60,4 +60,4 @@ def finite(value) -> bool:
 
 def whole(value, lo: int, hi: float = math.inf) -> bool:
     """A whole number from `lo` to `hi`, not a bool."""
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool) and lo <= value <= hi
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool) and lo <= int(value) <= hi

@@ -31,7 +31,7 @@ def read_rgb(path) -> np.ndarray:
     if bgr is None:
         raise BadImage(f"{path} is not a readable image (corrupt, empty or an unsupported format)")
     if bgr.dtype == np.uint16:
-        bgr = (bgr >> 8).astype(np.uint8)
+        bgr = np.right_shift(bgr, 8).astype(np.uint8)
     elif bgr.dtype != np.uint8:  # float TIFF/EXR: assume 0..1
         bgr = (np.clip(bgr, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)

@@ -112,8 +112,8 @@ def read_labels(path) -> list[str]:
     lines = [line for line in lines if line]
     if not lines:
         raise OptionError(f"--labels {path} is empty: give one class name a line, in the model's output order")
-    numbered = [re.fullmatch(r"(\d+)[:\s]\s*(.+)", line) for line in lines]
-    if all(numbered):
+    numbered = [m for m in (re.fullmatch(r"(\d+)[:\s]\s*(.+)", line) for line in lines) if m is not None]
+    if len(numbered) == len(lines):
         names = {int(m.group(1)): m.group(2).strip() for m in numbered}
         return [names.get(i, str(i)) for i in range(max(names) + 1)]
     return lines
