@@ -14,6 +14,7 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 class Browser:
     def __init__(self, profile: Path):
+        assert CHROMIUM, "skipped without chromium (pytestmark)"
         self.process = subprocess.Popen(
             [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-sync",
              "--disable-background-networking", "--disable-component-update", "--remote-debugging-port=0",

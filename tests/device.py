@@ -36,8 +36,9 @@ def build_site(site: Path) -> Path:
     for name in device_packages():
         dist = distribution(name)
         for top in {f.parts[0] for f in dist.files or [] if f.parts[0] != ".."}:
-            if not (site / top).exists() and dist.locate_file(top).exists():
-                (site / top).symlink_to(dist.locate_file(top))
+            source = Path(str(dist.locate_file(top)))  # a file of this environment's
+            if not (site / top).exists() and source.exists():
+                (site / top).symlink_to(source)
     return site
 
 

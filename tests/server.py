@@ -36,6 +36,7 @@ def running(pid: int) -> bool:
 def cpu_seconds(pid: int) -> float:
     """CPU time a (running) process has used, user and system."""
     fields = _stat(pid)
+    assert fields is not None, f"process {pid} is gone"
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 

@@ -25,6 +25,7 @@ from edge.runner import RunOptions, run
 from tests.cli import edge_cli
 from tests.reports import window_summary
 from tests.server import Server
+from tests.videos import read_bgr
 
 
 @pytest.fixture(scope="module")
@@ -147,7 +148,7 @@ def test_disagree_keeps_the_frame_that_breaks_a_run_of_calls(e2e, digits, host, 
 
 def camera_video(path, folder, frames: int, size=(640, 480)):
     """A camera's MJPG of real scans, `size`, each scan once, in name order, again and again."""
-    scans = [cv2.resize(cv2.imread(str(p)), size, interpolation=cv2.INTER_CUBIC) for p in sorted(folder.iterdir())[:20]]
+    scans = [cv2.resize(read_bgr(p), size, interpolation=cv2.INTER_CUBIC) for p in sorted(folder.iterdir())[:20]]
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"MJPG"), 30.0, size)
     for i in range(frames):
         writer.write(scans[i % len(scans)])

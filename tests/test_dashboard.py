@@ -22,6 +22,7 @@ pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="needs chromium (apt in
 
 def render(url: str, profile, *args: str) -> str:
     """The page's DOM once its scripts have run and its requests have been answered."""
+    assert CHROMIUM, "skipped without chromium (pytestmark)"
     r = subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                         "--disable-background-networking", "--disable-component-update", "--disable-sync",
                         f"--user-data-dir={profile}", "--virtual-time-budget=10000", *args, url],

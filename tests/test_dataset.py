@@ -10,13 +10,14 @@ from edge.frame_record import folder_name, make_record
 from edge.report import new_id
 from edge.server import store
 from tests.cli import edge_cli
+from tests.videos import read_bgr
 
 
 def frame(path, device, i, labels=("0", "1", "2", "3"), frame_id=None) -> dict:
     meta = {"id": frame_id or new_id(), "device_id": device, "run_id": "r" * 16, "model_sha256": "c" * 64,
             "time": 1.8e9 + i, "frame": i, "source": "0", "reason": "uncertain", "label": labels[2],
             "top_k": [[labels[2], 0.6]], "scores": [0.0, 0.0, 0.6, 0.4], "labels": list(labels), "truth": None}
-    return make_record(cv2.imencode(".jpg", cv2.imread(str(path)))[1].tobytes(), meta)
+    return make_record(cv2.imencode(".jpg", read_bgr(path))[1].tobytes(), meta)
 
 
 def label(db, frames, labels) -> None:

@@ -53,7 +53,7 @@ def held(image, frames: int, rng) -> list:
     out = []
     for _ in range(frames):
         dx, dy = rng.uniform(-0.5, 0.5, 2)
-        moved = cv2.warpAffine(image, np.float32([[1, 0, dx], [0, 1, dy]]), image.shape[1::-1],
+        moved = cv2.warpAffine(image, np.array([[1, 0, dx], [0, 1, dy]], np.float32), image.shape[1::-1],
                                borderMode=cv2.BORDER_REPLICATE)
         out.append(np.clip(moved * rng.uniform(0.97, 1.03), 0, 255).astype(np.uint8))
     return out

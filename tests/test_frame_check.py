@@ -25,7 +25,9 @@ def record(jpeg: bytes) -> dict:
 
 def frame_header(jpeg: bytes) -> tuple[int, int]:
     """Where a baseline or progressive JPEG's frame header starts, and where it ends."""
-    at = re.search(rb"\xff[\xc0\xc2]", jpeg).start()
+    found = re.search(rb"\xff[\xc0\xc2]", jpeg)
+    assert found, "a JPEG without a frame header"
+    at = found.start()
     return at, at + 2 + int.from_bytes(jpeg[at + 2:at + 4], "big")
 
 

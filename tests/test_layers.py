@@ -36,7 +36,7 @@ def imports(module: str, file: Path, known: set[str]) -> set[str]:
             found |= {f"{base}.{a.name}" if f"{base}.{a.name}" in known else base for a in node.names}
         elif (isinstance(node, ast.Call) and getattr(node.func, "attr", getattr(node.func, "id", None))
               in ("import_module", "__import__") and node.args and isinstance(node.args[0], ast.Constant)):
-            found.add(node.args[0].value)
+            found.add(str(node.args[0].value))
     return {name for name in found if name.split(".")[0] in ("edge", *FOLDERS)}
 
 

@@ -13,7 +13,7 @@ ROW = re.compile(r"^\| (\w+) \| `([\w.]+)` \|")
 
 def table_rows(text: str) -> list[tuple[str, str]]:
     """The (layer, module) rows of the layer table."""
-    return [m.groups() for m in map(ROW.match, text.splitlines()) if m]
+    return [(m[1], m[2]) for m in map(ROW.match, text.splitlines()) if m]
 
 
 def prose(text: str) -> str:
