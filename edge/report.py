@@ -164,6 +164,10 @@ def _drift(value) -> bool:
 # key -> (check, what it must be) of keys a report may leave out
 OPTIONAL = {
     "top1_mean": (lambda v: _number(v, 0, 1, null=True), "a number from 0 to 1 (the mean top-1 score) or null"),
+    "model_refused": (lambda v: isinstance(v, dict) and len(v) <= 16 and all(
+                          isinstance(k, str) and len(k) <= 200 and isinstance(w, str) and len(w) <= 1000
+                          for k, w in v.items()),
+                      "{NAME@VERSION: why}, up to 16 (edge run --follow-models)"),
     "model_version": (lambda v: isinstance(v, dict) and set(v) == {"model", "version"} and isinstance(v["model"], str)
                       and NAME.fullmatch(v["model"]) is not None and _count(v["version"]) and v["version"] >= 1,
                       '{"model": a model name, "version": a whole number from 1} (edge run --follow-models)'),

@@ -273,6 +273,8 @@ class Runner:
                 ready = self.follower.take() if self.follower and self.follower.ready else None
                 if ready and self._swap(ready, frame):
                     break
+                if self.follower and len(self.follower.failed) != len(self.about.get("model_refused", ())):
+                    self._refused()
                 if frame is not None:
                     if self.classify(frame):
                         break
@@ -352,6 +354,13 @@ class Runner:
         self.since_swap = 0
         self.log(f"now running {name}")
         return False
+
+    def _refused(self) -> None:
+        """The versions the follower refused, and why, go into every report from now on: the host's rollout
+        learns of them (edge.server.rollouts_store). A new dict: the reports made so far keep theirs."""
+        self.about = {**self.about, "model_refused": dict(self.follower.failed)}
+        if self.reports:
+            self.reports.about = self.about
 
     def _show(self, preview: Preview, frame, label: str, score: float, true, done: float) -> bool:
         """The frame in the preview window; True when q was pressed. A number key sets the truth from now on."""

@@ -76,6 +76,23 @@ def test_the_device_runs_what_the_host_names_and_starts_on_it_again(setup):
     assert back["following"]["version"] == "digits@1"
 
 
+def test_a_version_a_canary_refuses_ends_its_rollout_at_once(setup, e2e):
+    """Signed by a key the device does not trust: the device keeps its model and its reports say why; the host
+    fails the rollout on that word, without waiting out the watch."""
+    server, publisher = setup["server"], setup["tokens"]["publisher"]
+    stranger = {**setup, "key": create_keys(setup["tmp"] / "stranger")[0]}
+    assert push(stranger, padded_copy(padded_copy(e2e["bundle"], setup["tmp"] / "v3a"), setup["tmp"] / "v3"))[0] == 201
+    status, _ = server.request("POST", "/api/v1/rollouts", {"model": "digits", "version": 3, "watch": 3600},
+                               publisher)
+    assert status == 201
+    summary, said = run(setup, "--realtime")
+    assert list(summary["following"]["refused"]) == ["digits@3"] and not summary["following"]["swaps"], said
+    _, found = server.get("/api/v1/rollouts?model=digits", publisher)
+    failed = found["rollouts"][0]
+    assert failed["state"] == "failed" and failed["reason"].startswith("pi-kitchen refused digits@3 (digits@3 from "
+                                                                      "the host is not signed by a trusted key")
+
+
 def test_following_needs_a_host_and_a_trusted_key(setup):
     r = edge_cli("run", setup["bundle"], "--source", setup["video"], "--follow-models")
     assert r.returncode == 2 and "--follow-models needs --trust KEYDIR/edge-sign.pub" in r.stderr

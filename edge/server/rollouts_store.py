@@ -110,14 +110,17 @@ def advance(db, now: float | None = None) -> None:
 def _advance(db, r: dict, now: float) -> None:
     version = [r["model"], r["version"]]
     label = f"{r['model']}@{r['version']}"
-    if r["state"] == "canary" and now - r["stage_started"] >= r["watch"]:
+    refusals = [f"{device} refused {label} ({why})" for device in r["canaries"]
+                for why in [_refusal(db, device, label)] if why] if r["state"] == "canary" else []
+    if refusals:  # no need to wait out the watch: it will not run there
+        _back(db, r, now)
+        _end(db, r, "failed", now, "; ".join(refusals) + ": the canaries were rolled back")
+    elif r["state"] == "canary" and now - r["stage_started"] >= r["watch"]:
         new = guards.measure(_reports(db, r["canaries"], version, r["stage_started"], None))
         before = guards.measure(_before(db, r))
         reasons = guards.verdict(guards.Guard(**r["guard"]), new, before, label)
         if reasons:
-            for device in r["canaries"]:
-                back = r["previous"].get(device)
-                _assign(db, [device], back[0] if back else r["model"], back[1] if back else None, r["id"], now)
+            _back(db, r, now)
             _end(db, r, "failed", now, "; ".join(reasons) + ": the canaries were rolled back")
             return
         _assign(db, r["targets"], r["model"], r["version"], r["id"], now)
@@ -126,6 +129,21 @@ def _advance(db, r: dict, now: float) -> None:
                                  f"promoted to all {len(r['targets'])}")
     elif r["state"] == "promoted" and all(running(db, d) == version for d in r["targets"]):
         _end(db, r, "done", now, f"every target runs {label}")
+
+
+def _refusal(db, device: str, label: str) -> str | None:
+    """Why the device's latest report says it refused `label` (NAME@V: a bad signature, a failed check), if it
+    does."""
+    row = db.execute("SELECT latest FROM devices WHERE device = ?", (device,)).fetchone()
+    refused = json.loads(row[0]).get("model_refused") if row else None
+    return refused.get(label) if isinstance(refused, dict) else None
+
+
+def _back(db, r: dict, now: float) -> None:
+    """Tell the canaries to run what they ran before."""
+    for device in r["canaries"]:
+        back = r["previous"].get(device)
+        _assign(db, [device], back[0] if back else r["model"], back[1] if back else None, r["id"], now)
 
 
 def _reports(db, devices: list, version: list, since: float, until: float | None) -> list[dict]:
