@@ -150,3 +150,19 @@ def test_a_rollout_goes_on_after_the_host_restarts(fleet):
     fleet["server"] = server = Server(server.db, server.port, "--protect-reads").start()
     promoted = wait_for(fleet, "digits", "promoted")
     assert promoted["id"] == started["id"] and "the guard held on the canaries" in promoted["history"][-1]["event"]
+
+
+def test_a_new_rollout_supersedes_one_that_waits_for_a_device(fleet):
+    """Promoted, but a device has not reported since (switched off, say): the next rollout of the model is
+    not held up; the one before ends as superseded."""
+    status, first = start(fleet, {"model": "digits", "version": 3, "canary": 1, "watch": 1.0,
+                                  "guard": {"min_frames": 40}})
+    assert status == 201
+    report(fleet, first["canaries"][0], 3, right=9)
+    wait_for(fleet, "digits", "promoted")  # the other devices never report under it
+    status, second = start(fleet, {"model": "digits", "version": 2, "watch": 3600})
+    assert status == 201, second
+    _, found = fleet["server"].get("/api/v1/rollouts?model=digits", fleet["tokens"]["reader"])
+    states = {r["id"]: r["state"] for r in found["rollouts"]}
+    assert states[first["id"]] == "superseded" and states[second["id"]] == "canary"
+    assert fleet["server"].request("POST", "/api/v1/rollouts/digits/abort", b"", fleet["tokens"]["publisher"])[0] == 200

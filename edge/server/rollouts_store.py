@@ -4,7 +4,9 @@ A rollout of NAME@V moves its canaries first (the targets that reported last: th
 `advance` compares what they reported under V with what they reported before (edge.server.guard). If the
 guard holds, every target is told to run V ("promoted"), and the rollout is "done" once each has reported
 under it; if not, the canaries are told to run what they ran before and the rollout ends "failed", the
-reason in numbers. `abort` moves every device the rollout moved back. One rollout of a model at a time.
+reason in numbers. `abort` moves every device the rollout moved back. One rollout of a model at a time: a
+new one is refused while another's canaries are judged, and supersedes one that is promoted (a device that
+has not reported since, switched off, say, would otherwise hold the model's rollouts up for good).
 
 A device is told through the answer to its reports (`assignment`): the host's word is an `assignments` row,
 version NULL meaning "the model you were started with". A device runs NAME@V when its latest report names
@@ -60,9 +62,13 @@ def start(db, model: str, version: int, devices: list | None, canary: int | None
     previous = {d: running(db, d) for d in targets}
     db.execute("BEGIN IMMEDIATE")
     try:
-        if db.execute(f"SELECT 1 FROM rollouts WHERE model = ? AND state IN {ACTIVE}", (model,)).fetchone():
+        active = db.execute(f"SELECT id, state FROM rollouts WHERE model = ? AND state IN {ACTIVE}",
+                            (model,)).fetchone()
+        if active and active[1] == "canary":
             raise Refused(409, f"a rollout of {model} is under way: wait for it, or abort it (edge rollout abort "
                                f"{model})")
+        if active:  # promoted, waiting for devices to report under it: the new rollout takes over
+            _end(db, {"id": active[0]}, "superseded", now, f"{model}@{version} rolled out after it")
         rollout = db.execute(
             "INSERT INTO rollouts VALUES (NULL, ?, ?, 'canary', ?, ?, ?, ?, ?, ?, ?, NULL, NULL, ?)",
             (model, version, json.dumps(targets), json.dumps(canaries), json.dumps(previous), watch,
