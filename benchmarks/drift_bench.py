@@ -101,7 +101,7 @@ def dwelt(hold):
 def windows_to_detect(drift, stream, window, most=20) -> dict:
     """In-distribution windows, then the change from the middle of a window on: windows from the one it starts
     in to the first at watch and at drift (None: not within `most`)."""
-    found = {"watch": None, "drift": None}
+    found: dict[str, int | None] = {"watch": None, "drift": None}
     for w in range(BEFORE, BEFORE + most):
         level = judged(drift, stream, range(w * window, (w + 1) * window))["level"]
         if level in ("watch", "drift") and found["watch"] is None:

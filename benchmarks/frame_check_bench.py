@@ -88,7 +88,7 @@ def child(which: str, path: str, posts: int) -> None:
     check = refusal if which == "after" else old_refusal
     frames = [{"jpeg": base64.b64encode(Path(path).read_bytes()).decode("ascii")}]
     card = cv2.imencode(".jpg", np.full((48, 64, 3), 128, np.uint8))[1]  # a grey card: no import of sklearn here
-    check([{"jpeg": base64.b64encode(card).decode("ascii")}])  # libraries loaded before the baseline
+    check([{"jpeg": base64.b64encode(card.tobytes()).decode("ascii")}])  # libraries loaded before the baseline
     held = peak_mb()
     answers = []
     threads = [threading.Thread(target=lambda: answers.append(check(frames))) for _ in range(posts)]

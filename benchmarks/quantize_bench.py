@@ -112,7 +112,8 @@ def report(results: list[dict], cpu: str, max_drop: float) -> str:
     from edge.render import table
 
     lines = [f"validation (the budget, --max-drop {max_drop}; drops against float32):"]
-    head = ("model", "float", "plain drop", "final drop", "held", "kept", "search s", "plain export s", "ratio")
+    head: tuple[str, ...] = ("model", "float", "plain drop", "final drop", "held", "kept", "search s",
+                             "plain export s", "ratio")
     lines.append(table([head] + [(r["model"], f"{r['float_accuracy']:.4f}", f"{r['plain_drop']:+.4f}",
                                   f"{r['final_drop']:+.4f}", "yes" if r["met"] else "NO",
                                   f"{r['kept']}/{r['operations']}" + (f" {','.join(r['kept_types'])}"
@@ -121,7 +122,7 @@ def report(results: list[dict], cpu: str, max_drop: float) -> str:
                                   f"{r['search_ratio']:.2f}x") for r in results]))
     lines += ["", f"unseen test scans, p50 in turns ({cpu}, 2 threads):"]
     head = ("model", "file", "accuracy", "bytes", "p50 ms", "p50 / plain int8", "p50 / converter int8")
-    rows = [head]
+    rows: list[tuple] = [head]
     for r in results:
         files = r["files"]
         for kind in ("float32", "converter-int8", "plain-int8", "budget-int8"):

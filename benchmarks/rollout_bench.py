@@ -69,7 +69,7 @@ def swap_costs(log: Path, summary: dict) -> list[tuple[float, int]]:
 
 
 def loop_cost(bundle: Path, camera: Path, tmp: Path, server, secret: str, public: Path, rounds: int) -> dict:
-    fps = {"without": [], "with": []}
+    fps: dict[str, list[float]] = {"without": [], "with": []}
     following = device_args(tmp, "pi-cost", server, secret, public, 1.0)
     for _ in range(rounds):
         for kind, args in (("without", following[:following.index("--follow-models")]), ("with", following)):

@@ -43,6 +43,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from edge.interpreter import input_detail, make_interpreter  # noqa: E402
 from edge.preprocess import jpeg_scale, pixels_to_input, resize, shrink, to_rgb  # noqa: E402
 from edge.version import cpu_name  # noqa: E402
+from tests.videos import read_bgr  # noqa: E402
 
 SIZES = {"mobilenetv2": 224, "xception": 299, "demo": 48}
 SOURCES = {"input": ("MJPG", None), "640x480": ("MJPG", (640, 480)), "1280x720": ("MJPG", (1280, 720)),
@@ -91,7 +92,7 @@ def field_video(test_data: Path, out: Path, nudge: int = 0) -> tuple[Path, Path]
     for label in sorted(p.name for p in test_data.iterdir()):
         start = len(frames)
         for path in sorted((test_data / label).iterdir()):
-            scan = cv2.resize(cv2.imread(str(path)), (640, 480), interpolation=cv2.INTER_CUBIC)
+            scan = cv2.resize(read_bgr(path), (640, 480), interpolation=cv2.INTER_CUBIC)
             frames += [np.roll(scan, (shift, shift + nudge), axis=(0, 1)) for shift in (0, 6, 12)]
         schedule.append({"start_frame": start, "end_frame": len(frames) - 1, "label": label})
     (out / "field.json").write_text(json.dumps(schedule))
@@ -131,7 +132,7 @@ def speed_row(name: str, model: Path, size: int, source: str, video: Path, frame
     reader_ms = summary["reader"]["ms"]
     # The bare loop's frame keeps `threads` cores busy; the reader's steps need a core of their own for as long
     bare_ms, reader_cpu = 1000 / float(np.median(bare)), sum(reader_ms.values())
-    bound = (threads * bare_ms / (threads * bare_ms + reader_cpu) if threads >= os.cpu_count()
+    bound = (threads * bare_ms / (threads * bare_ms + reader_cpu) if threads >= (os.cpu_count() or 1)
              else min(1.0, bare_ms / reader_cpu))
     return {"model": f"{name} int8 @ {size}", "source": source, "threads": threads,
             "source_mode": summary["source_mode"], "bare_fps": float(np.median(bare)), "run_fps": summary["fps"],
@@ -157,10 +158,12 @@ def input_difference(video: Path, nudged: Path, size: int) -> dict:
         (ok, jpeg), (ok_nudged, jpeg_nudged) = (c.read() for c in captures)
         if not (ok and ok_nudged):
             return {"fast": float(np.mean(fast)), "moved": float(np.mean(moved))}
-        full = resize(to_rgb(jpeg), size, size).astype(int)
         scale = jpeg_scale(480, 640, size, size)
-        fast.append(np.abs(shrink(to_rgb(jpeg, scale), size, size) - full).mean())
-        moved.append(np.abs(resize(to_rgb(jpeg_nudged), size, size) - full).mean())
+        whole, small, nudged_whole = to_rgb(jpeg), to_rgb(jpeg, scale), to_rgb(jpeg_nudged)
+        assert whole is not None and small is not None and nudged_whole is not None, "a frame that does not decode"
+        full = resize(whole, size, size).astype(int)
+        fast.append(np.abs(shrink(small, size, size) - full).mean())
+        moved.append(np.abs(resize(nudged_whole, size, size) - full).mean())
 
 
 def agreement(bundle: Path, test_data: Path, work: Path, threads: int) -> dict:
@@ -185,7 +188,7 @@ def measure(args, work: Path, photos: list) -> tuple[list, dict | None]:
         size = SIZES[name]
         if name == "demo":
             model, test_data = demo_model(work / "demo")
-            field = agreement(model, test_data, work, os.cpu_count())
+            field = agreement(model, test_data, work, os.cpu_count() or 1)
         else:
             model = build(name, size, np.stack([pan(photos, (size, size), 37 * i)[..., ::-1] for i in range(60)]),
                           work)

@@ -69,7 +69,7 @@ def serve(source: Path, db: Path, port: int, workers: int, files: int) -> subpro
         except OSError:
             time.sleep(0.05)
     process.kill()
-    raise RuntimeError(f"edge serve from {source} did not start: {process.stderr.read().decode()[-2000:]}")
+    raise RuntimeError(f"edge serve from {source} did not start: {process.communicate()[1].decode()[-2000:]}")
 
 
 def attacker(port: int, silent: int, slow: int, ready, stop, closed_count) -> None:
@@ -87,7 +87,7 @@ def attacker(port: int, silent: int, slow: int, ready, stop, closed_count) -> No
         except OSError:
             return None
 
-    socks = [[kind, opened(kind)] for kind in ["silent"] * silent + ["slow"] * slow]
+    socks: list[list] = [[kind, opened(kind)] for kind in ["silent"] * silent + ["slow"] * slow]
     ready.set()
     last_byte = time.monotonic()
     while not stop.is_set():

@@ -21,6 +21,7 @@ import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -35,7 +36,7 @@ from tests.pretrained import keras_file_name, pretrain  # noqa: E402
 
 DIGITS = (0, 1, 2, 3)
 POOL = 100  # scans a class that draws come from; the rest test
-WAYS = {
+WAYS: dict[str, Callable[..., dict]] = {
     "fine-tuned (auto)": lambda weights: {"weights": weights},
     "linear probe": lambda weights: {"weights": weights, "fine_tune_epochs": 0},
     "scratch": lambda weights: {"weights": "none", "epochs": 10, "fine_tune_epochs": 0},
