@@ -10,6 +10,7 @@ import base64
 import hashlib
 import json
 import os
+import re
 from pathlib import Path
 
 from edge.bundle import read_bundle
@@ -19,6 +20,7 @@ from edge.version import install_hint
 RELEASE_VERSION = 1  # of the release document a device reads
 PRIVATE, PUBLIC = "edge-sign.key", "edge-sign.pub"
 MAX_FILES = 64  # a bundle has a handful; more is a hostile document, not a model
+SHA256 = re.compile(r"[0-9a-f]{64}")  # a file is fetched by it: /api/v1/files/SHA256
 
 
 def _crypto():
@@ -145,7 +147,8 @@ def check_release(signed, where: str) -> dict:
     files = release.get("files")
     if not (isinstance(files, dict) and 0 < len(files) <= MAX_FILES and all(
             _safe_name(name) and isinstance(facts, dict) and _count(facts.get("bytes"))
-            and isinstance(facts.get("sha256"), str) and len(facts["sha256"]) == 64 for name, facts in files.items())):
+            and isinstance(facts.get("sha256"), str) and SHA256.fullmatch(facts["sha256"]) is not None
+            for name, facts in files.items())):
         raise ModelError(f"{where} does not list its files as name: {{bytes, sha256}} (plain names, at most "
                         f"{MAX_FILES}): push the bundle again with 'edge models push'")
     return release

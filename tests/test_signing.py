@@ -86,6 +86,7 @@ def test_a_file_changed_or_cut_after_signing_is_named(keys, bundle):
     {"model.tflite": {"bytes": -1, "sha256": "0" * 64}},
     {"model.tflite": {"bytes": True, "sha256": "0" * 64}},
     {"model.tflite": {"bytes": 1, "sha256": "short"}},
+    {"model.tflite": {"bytes": 1, "sha256": "../" + "0" * 61}},
     {},
     {f"f{i}": {"bytes": 1, "sha256": "0" * 64} for i in range(65)},
     "not a list",
