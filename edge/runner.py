@@ -274,7 +274,7 @@ class Runner:
                 if ready and self._swap(ready, frame):
                     break
                 if self.follower and len(self.follower.failed) != len(self.about.get("model_refused", ())):
-                    self._refused()
+                    self._refused(self.follower)
                 if frame is not None:
                     if self.classify(frame):
                         break
@@ -355,10 +355,10 @@ class Runner:
         self.log(f"now running {name}")
         return False
 
-    def _refused(self) -> None:
+    def _refused(self, follower: Follower) -> None:
         """The versions the follower refused, and why, go into every report from now on: the host's rollout
         learns of them (edge.server.rollouts_store). A new dict: the reports made so far keep theirs."""
-        self.about = {**self.about, "model_refused": dict(self.follower.failed)}
+        self.about = {**self.about, "model_refused": dict(follower.failed)}
         if self.reports:
             self.reports.about = self.about
 
