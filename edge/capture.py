@@ -22,6 +22,7 @@ import time
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -67,7 +68,9 @@ class CameraMode:
 @dataclass(frozen=True)
 class Source:
     kind: str  # camera | device | file | stream | folder | gstreamer | imx500
-    target: object  # camera index, or path / URL / pipeline text
+    # by kind: a camera index (int), a file or folder (Path), a device, URL or pipeline (str), the AI Camera's
+    # network file (str, or None: the bundle's)
+    target: Any
     live: bool
     mode: CameraMode | None = None  # cameras only
 
@@ -188,7 +191,7 @@ def _ask(capture: cv2.VideoCapture, mode: CameraMode) -> None:
     """The FOURCC first: V4L2 drivers offer sizes and rates per pixel format."""
     if mode.fourcc:
         capture.set(cv2.CAP_PROP_FOURCC, cv2.VideoWriter.fourcc(*mode.fourcc))
-    if mode.width:
+    if mode.width and mode.height:  # given together (parse_camera_mode)
         capture.set(cv2.CAP_PROP_FRAME_WIDTH, mode.width)
         capture.set(cv2.CAP_PROP_FRAME_HEIGHT, mode.height)
     if mode.fps:
@@ -251,11 +254,11 @@ class FrameReader:
         # size with its buffers, and a video's frames keep the size it starts with)
         self.jpeg_scale = (jpeg_scale(self.delivers.height or 0, self.delivers.width or 0, *covering)
                            if covering and self.delivers else 1)
-        if source.mode and source.mode.unmet_by(self.delivers):
+        if source.mode and self.delivers and source.mode.unmet_by(self.delivers):
             self.log(f"asked {source} for {source.mode}; it delivers {self.delivers} (v4l2-ctl --list-formats-ext "
                      "lists what it can)")
         if source.kind == "folder":
-            self._files = sorted(p for p in Path(source.target).iterdir() if p.is_file() and is_image_file(p))
+            self._files = sorted(p for p in Path(str(source.target)).iterdir() if p.is_file() and is_image_file(p))
             if not self._files:
                 raise SourceError(f"--source {redact(source.target)} has no image files (.jpg, .png, ...)")
 
@@ -363,16 +366,18 @@ class FrameReader:
             self._emit(index, float(index), rgb, started, path.name)
 
     def _read_file(self) -> None:
-        fps = self._capture.get(cv2.CAP_PROP_FPS) or 30.0
-        promised = int(self._capture.get(cv2.CAP_PROP_FRAME_COUNT))  # the container's count; 0: unknown
+        capture = self._capture
+        assert capture is not None  # a file source is opened when the reader is made
+        fps = capture.get(cv2.CAP_PROP_FPS) or 30.0
+        promised = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))  # the container's count; 0: unknown
         start, index = time.perf_counter(), 0
         while not self._stop.is_set():
             seconds = index / fps
             if self.paced:  # play the file like a camera: a frame every 1/fps seconds
                 time.sleep(max(0.0, start + seconds - time.perf_counter()))
             started = time.perf_counter()
-            ok, frame = self._capture.read()
-            if not ok:
+            ok, frame = capture.read()
+            if not ok or frame is None:
                 if index < promised:  # else a truncated file would end like a whole one, with exit 0
                     self.stats.notes.append(f"{self.source} ended early, after {index} of the {promised} frames its "
                                             "container promised: the file may be truncated or damaged")
@@ -387,7 +392,7 @@ class FrameReader:
             started = time.perf_counter()
             ok, frame = self._capture.read() if self._capture is not None else (False, None)
             now = time.perf_counter()
-            if ok:
+            if ok and frame is not None:
                 checksum = zlib.crc32(np.ascontiguousarray(frame[::8, ::8]).data)
                 if checksum == last_sum:
                     same_since = same_since or now
