@@ -1,4 +1,6 @@
 """Fixtures: tiny real image sets (scikit-learn's scanned digits) and bundles converted from them."""
+import fcntl
+import json
 import os
 import shutil
 import subprocess
@@ -51,13 +53,27 @@ def fast():
 
 
 @pytest.fixture(scope="session")
-def e2e(digits, tmp_path_factory):
-    """The real end-to-end run: MobileNetV2 from scratch on the digits, exported as a full-int8 bundle."""
+def e2e(digits, tmp_path_factory, worker_id):
+    """The real end-to-end run: MobileNetV2 from scratch on the digits, exported as a full-int8 bundle. Trained
+    once a test run: under xdist the first worker to need it trains it into the run's shared folder while the
+    others wait for it (a minute or more of a core each, otherwise); every worker's digits are the same scans."""
     import edge
 
-    out = tmp_path_factory.mktemp("bundles") / "digits-int8"
-    return edge.convert("mobilenetv2", digits, out, weights="none", input_size=48, alpha=0.35, epochs=10,
-                        fine_tune_epochs=0, augment=False, batch_size=16)
+    if worker_id == "master":  # no xdist: the parent folder is every run's, not this run's
+        return edge.convert("mobilenetv2", digits, tmp_path_factory.mktemp("bundles") / "digits-int8",
+                            **E2E_OPTIONS)
+    shared = tmp_path_factory.getbasetemp().parent
+    with open(shared / "e2e.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes, or the worker dies
+        made = shared / "e2e.json"
+        if not made.exists():
+            summary = edge.convert("mobilenetv2", digits, shared / "bundles" / "digits-int8", **E2E_OPTIONS)
+            made.write_text(json.dumps(summary))
+        return json.loads(made.read_text())
+
+
+E2E_OPTIONS = dict(weights="none", input_size=48, alpha=0.35, epochs=10, fine_tune_epochs=0, augment=False,
+                   batch_size=16)
 
 
 @pytest.fixture(scope="session")
