@@ -71,8 +71,9 @@ def swap_costs(log: Path, summary: dict) -> list[tuple[float, int]]:
 def loop_cost(bundle: Path, camera: Path, tmp: Path, server, secret: str, public: Path, rounds: int) -> dict:
     fps: dict[str, list[float]] = {"without": [], "with": []}
     following = device_args(tmp, "pi-cost", server, secret, public, 1.0)
-    for _ in range(rounds):
-        for kind, args in (("without", following[:following.index("--follow-models")]), ("with", following)):
+    pair = [("without", following[:following.index("--follow-models")]), ("with", following)]
+    for n in range(rounds):
+        for kind, args in pair if n % 2 == 0 else pair[::-1]:  # each first in every other round: no order effect
             out = subprocess.run([sys.executable, "-m", "edge.cli", "run", str(bundle), "--source", str(camera),
                                   *args, "--json", "-"], capture_output=True, text=True, check=True)
             fps[kind].append(json.loads(out.stdout)["fps"])
