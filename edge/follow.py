@@ -17,6 +17,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import click
 import numpy as np
@@ -182,9 +183,11 @@ class Follower:
     log: Callable[[str], None] = print
     given: Callable[[], Model] | None = None  # loads the model the run was started with, for a host that names it
     running: dict | None = None  # the version that runs (None: the model given)
+    # What the run needs of a checked model besides it (its fingerprint, its file's hash), made on this thread:
+    # reading and hashing the model between two frames would hold the camera's frames up.
+    prepare: Callable[[Model], Any] = lambda model: model
     wanted: dict | None = None
-    # (version, checked Model, or None: the model given), to swap in between frames
-    ready: tuple[dict, Model] | None = None
+    ready: tuple[dict, Any] | None = None  # (version, what prepare made of it), to swap in between frames
     failed: dict = field(default_factory=dict)  # version name -> why, not tried again this run
     counts: dict = field(default_factory=lambda: {"bytes": 0})  # downloaded
     _wake: threading.Event = field(default_factory=threading.Event)
@@ -234,12 +237,12 @@ class Follower:
         try:
             if name is None:  # back to the model the run was started with
                 assert self.given, "the run gives the model it was started with"
-                self.ready = (wanted, self.given())
+                self.ready = (wanted, self.prepare(self.given()))
                 self.log(f"the host names the model this run was started with ({wanted['model']} before any "
                          "version): it runs from the next frame")
                 return
             folder = fetch(self.options, self.host, self.token, wanted, self.counts)
-            self.ready = (wanted, check_bundle(folder, self.threads, self.delegate))
+            self.ready = (wanted, self.prepare(check_bundle(folder, self.threads, self.delegate)))
             self.log(f"{name} is verified and checked: it runs from the next frame")
         except Refusal as e:
             self._refused(name, str(e), e.status in (403, 404))

@@ -204,7 +204,5 @@ class Reporter(Sender):
                          lambda report: json.dumps(report, separators=(",", ":")), log, told=told)
 
 
-
-
 def _id(body: str) -> str:
     return json.loads(body)["id"]

@@ -214,7 +214,8 @@ class Runner:
         if opts.following:
             assert reporting and reporting.token  # RunOptions and ReportOptions saw to both
             self.follower = Follower(opts.following, reporting.url.rstrip("/"), reporting.token, opts.threads,
-                                     opts.delegate, self.log, lambda: self._load(self.given), self.version)
+                                     opts.delegate, self.log, lambda: self._load(self.given), self.version,
+                                     prepare=self._prepared)
             stack.callback(self.follower.close)
         if reporting:
             self.reporter = Reporter(reporting, self.log, self.follower.told if self.follower else None)
@@ -321,10 +322,15 @@ class Runner:
             return True
         return bool(opts.max_frames and self.tally.frames >= opts.max_frames)
 
+    def _prepared(self, model) -> tuple:
+        """On the follower's thread: a checked model with its fingerprint and its file's sha256."""
+        folder = model.path.parent if model.source == "bundle" else model.path
+        return model, find_fingerprint(folder, len(model.labels)), hashlib.sha256(model.path.read_bytes()).hexdigest()
+
     def _swap(self, ready: tuple, frame) -> bool:
         """Swap in the version the follower checked, between two frames (the camera stays open); True when it
         takes other labels or another input, and the run is to end so its service starts it (Restart=always)."""
-        version, model = ready
+        version, (model, fingerprint, sha256) = ready
         name = name_of(version) or f"the model given ({self.given})"
         new = input_detail(model.interpreter)
         same_input = (model.labels == self.labels and model.input_range == self.target.input_range
@@ -337,11 +343,8 @@ class Runner:
         start = time.perf_counter()
         self.target, self.version = model, version if name_of(version) else None
         self.call, self.output = invoker(model.interpreter), output_detail(model.interpreter)
-        folder = model.path.parent if model.source == "bundle" else model.path
-        self.fingerprint = find_fingerprint(folder, len(self.labels))
-        self.drift = Drift(self.fingerprint, self.opts.drift_thresholds,
-                           self.opts.drift_min_frames) if self.fingerprint else None
-        self.model_sha256 = hashlib.sha256(model.path.read_bytes()).hexdigest()
+        self.fingerprint, self.model_sha256 = fingerprint, sha256
+        self.drift = Drift(fingerprint, self.opts.drift_thresholds, self.opts.drift_min_frames) if fingerprint else None
         # A new dict: the window under way goes out with the one it was made under.
         kept = {key: value for key, value in self.about.items() if key != "model_version"}
         self.about = {**kept, **model.facts(), **({"model_version": self.version} if self.version else {})}
