@@ -19,6 +19,7 @@ from typing import NoReturn
 from edge.errors import ModelError, OptionError, finite, whole
 from edge.files import check_folder, write_atomic, write_file
 from edge.report import DRIFT_STATISTICS
+from edge.report import SHA256 as REPORT_SHA256  # the Field below is SHA256
 
 FORMAT_VERSION = 1
 MANIFEST = "edge.json"
@@ -211,7 +212,7 @@ def _one_of(*values) -> Field:
 
 TEXT = Field("text", lambda v: isinstance(v, str))
 SHA256 = Field("a sha256 (64 hex digits)",
-               lambda v: isinstance(v, str) and re.fullmatch(r"[0-9a-f]{64}", v) is not None)
+               lambda v: isinstance(v, str) and REPORT_SHA256.fullmatch(v) is not None)
 FILE = {"file": Field("a file name in the bundle folder (no path)", _is_name), "sha256": SHA256}
 SCHEMA = {
     "labels": Field("a list of class names, each one line of text",

@@ -10,17 +10,16 @@ import base64
 import hashlib
 import json
 import os
-import re
 from pathlib import Path
 
 from edge.bundle import read_bundle
 from edge.errors import EdgeError, ModelError, OptionError
+from edge.report import SHA256  # a device fetches each file by it: /api/v1/files/SHA256
 from edge.version import install_hint
 
 RELEASE_VERSION = 1  # of the release document a device reads
 PRIVATE, PUBLIC = "edge-sign.key", "edge-sign.pub"
 MAX_FILES = 64  # a bundle has a handful; more is a hostile document, not a model
-SHA256 = re.compile(r"[0-9a-f]{64}")  # a file is fetched by it: /api/v1/files/SHA256
 
 
 def _crypto():

@@ -18,12 +18,12 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, StreamingResponse
 
+from edge.report import SHA256
 from edge.server import bodies, releases, store
 from edge.server.auth import requires
 from edge.server.bodies import fail
 from edge.server.ingest import RETRY_AFTER
 
-SHA256 = re.compile(r"[0-9a-f]{64}")
 CHUNK = 1 << 20  # bytes a download is read and sent in
 PUBLISHERS = "'{name}' has a {role} token; pushing models needs a publisher token (edge token create NAME --publisher)"
 READERS = "'{name}' has a {role} token, which reads no models"
