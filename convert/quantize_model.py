@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from edge.bundle import COLOR, RESIZE, check_destination, read_bundle, write_bundle
+from edge.checks import make_checks
 from edge.converter.datasets import load_images
 from edge.converter.options import (
     accept_drop_option,
@@ -171,7 +172,8 @@ def quantize_model(options: QuantizeOptions, log: Log | None = None) -> dict:
             "images": len(labels), "skipped": [{"path": p, "why": w} for p, w in folder.skipped + skipped],
             "seconds": round(time.perf_counter() - started, 1), "host": about["host"]},
     }
-    bundle = write_bundle(opts.out, search.model, manifest, edgetpu=compiled)
+    check_files, manifest["checks"] = make_checks(images, labels, search.scores)  # for a device that follows
+    bundle = write_bundle(opts.out, search.model, manifest, edgetpu=compiled, files=check_files)
     return {"bundle": str(bundle.path), **bundle.manifest, "per_operation": per_operation(search)}
 
 

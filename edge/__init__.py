@@ -106,12 +106,11 @@ def run(model, source="0", log=None, options=None, **keywords) -> dict:
     `collect` (a rule of `edge.collect.RULES`), send it the frames that matter. `options`: an
     `edge.runner.RunOptions`, or else its options as keywords, as `edge run` names them (its nested
     ReportOptions' and CollectOptions' too: report_to, collect, ...); None is the default. Returns the summary."""
+    from edge.options import made
+    from edge.runner import RunOptions, run_options
     from edge.runner import run as run_frames
-    from edge.runner import run_options
 
-    if options is not None and keywords:
-        raise EdgeError(f"edge.run takes options (a RunOptions) or keywords ({', '.join(keywords)}), not both")
-    return run_frames(model, source, options or run_options(keywords), log)
+    return run_frames(model, source, made(RunOptions, options, keywords, "edge.run", build=run_options), log)
 
 
 def export_frames(db="edge.db", out=None, device=None) -> dict:

@@ -36,13 +36,16 @@ def take(cls, given: dict) -> dict:
             if (value := given.pop(keyword, None)) is not None}
 
 
-def made(cls, given, keywords: dict, what: str):
+def made(cls, given, keywords: dict, what: str, build=None):
     """The options the API was given: `given` (a `cls`), or else a `cls` of `keywords` (None: the default),
-    any it lacks refused with the closest it has; not both."""
+    any it lacks refused with the closest it has, or made by `build(keywords)` where keywords reach nested
+    groups; not both."""
     keywords = {name: value for name, value in keywords.items() if value is not None}
     if given is not None and keywords:
         raise OptionError(f"{what} takes options (a {cls.__name__}) or keywords ({', '.join(keywords)}), not both")
     if given is not None:
         return given
+    if build is not None:
+        return build(keywords)
     check_keywords(keywords, [spec.name for spec in fields(cls)], what)
     return cls(**keywords)

@@ -55,22 +55,6 @@ def test_a_device_profile_sets_the_quantization():
         opts(device="rpi").resolved()
 
 
-@pytest.mark.parametrize("command", ["convert", "bench"])
-def test_the_cli_shows_the_defaults_the_api_applies(command):
-    """The CLI passes on only what the user typed; the defaults --help shows must be ConvertOptions' own."""
-    from dataclasses import fields
-
-    import click
-
-    from edge.cli import cli
-
-    defaults = {f.name: f.default for f in fields(ConvertOptions)}
-    made = cli.commands[command]
-    shown = {p.name: p.default for p in made.get_params(click.Context(made))
-             if p.name in defaults and p.show_default and p.name != "out"}  # bench's --out is its own folder
-    assert len(shown) >= 10 and shown == {name: defaults[name] for name in shown}
-
-
 # edge run's options (issue 28, part 3): RunOptions, with ReportOptions and CollectOptions nested, are the one
 # place a default and a help text live; `edge run` and edge.run take them and refuse the same values alike.
 

@@ -7,7 +7,9 @@ import pytest
 
 import edge
 from edge.bundle import read_bundle
+from edge.checks import run_checks
 from edge.errors import EdgeError
+from edge.model import load_model
 from tests.cli import edge_cli, edge_cli_without_tensorflow
 
 
@@ -69,6 +71,8 @@ def test_quantizes_a_float32_bundle(few_digits, tmp_path, fast):
     assert s["labels"] == ["0", "1", "7"] and s["input"]["range"] == [0, 255]
     assert s["quantization"]["tool"].startswith("LiteRT Quantizer") and s["quantization"]["calibration_images"] == 16
     assert s["output"]["activation"] == "softmax" and s["quantized_from"]["source"] == "bundle"
+    assert sorted(c["label"] for c in s["checks"]) == [0, 1, 2]  # a device that follows checks it on them
+    run_checks(load_model(s["bundle"], threads=1), read_bundle(s["bundle"]))
 
 
 @pytest.fixture
