@@ -171,10 +171,12 @@ def list_models(host: str, token: str, name: str | None = None) -> list[dict]:
     return _publish().list_models(host, token, name)
 
 
-def start_rollout(version: str, host: str, token: str, devices=None, canary=None, watch=None, guard=None) -> dict:
+def start_rollout(version: str, host: str, token: str, devices=None, canary=None, watch=None, guard=None,
+                  waves=None) -> dict:
     """Roll `version` ("NAME@N") out to `devices` (None: every device that has reported): `canary` devices
-    first [10%, at least one], judged after `watch` seconds [600] by `guard` ("top1_drop=0.1,..."), then all."""
-    return _publish().start_rollout(host, token, version, devices, canary, watch, guard)
+    first [10%, at least one], judged after `watch` seconds [600] by `guard` ("top1_drop=0.1,..."), then the
+    rest in `waves` [1], each but the last watched and judged the same way."""
+    return _publish().start_rollout(host, token, version, devices, canary, watch, guard, waves)
 
 
 def rollout_status(host: str, token: str, model: str | None = None) -> list[dict]:

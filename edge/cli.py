@@ -512,17 +512,20 @@ def rollout_group():
 @click.option("--devices", help="Comma-separated devices [every device that has reported: --all].")
 @click.option("--all", "everyone", is_flag=True, help="Every device that has reported (the default).")
 @click.option("--canary", type=int, help="Devices that get the version first [10% of them, at least 1].")
-@click.option("--watch", type=float, help="Seconds the canaries run it before it is judged [600].")
+@click.option("--waves", type=int, help="Waves the rest get it in after the canaries, each but the last watched "
+              "and judged like them [1: all at once].")
+@click.option("--watch", type=float, help="Seconds each stage runs it before it is judged [600].")
 @click.option("--guard", help="Limits, e.g. top1_drop=0.1,accuracy_drop=0.05,latency_ratio=1.5,drift_share=0.5,"
               "min_frames=100 (those are the defaults).")
 @JSON
-def rollout_start(version, host_url, token, devices, everyone, canary, watch, guard, json_to):
+def rollout_start(version, host_url, token, devices, everyone, canary, waves, watch, guard, json_to):
     """Roll VERSION (NAME@N) out: canaries first, then every device if the guard holds."""
     if devices and everyone:
         raise EdgeError("give --devices or --all, not both")
     json_destination(json_to)
     named = [d.strip() for d in devices.split(",") if d.strip()] if devices else None
-    emit(edge.start_rollout(version, host_url, token, named, canary, watch, guard), json_to, render.rollout_text)
+    emit(edge.start_rollout(version, host_url, token, named, canary, watch, guard, waves), json_to,
+         render.rollout_text)
 
 
 @rollout_group.command("status")

@@ -70,10 +70,10 @@ def parse_version(text: str) -> tuple[str, int]:
 
 
 def start_rollout(host: str, token: str, version: str, devices: list | None = None, canary: int | None = None,
-                  watch: float | None = None, guard: str | None = None) -> dict:
+                  watch: float | None = None, guard: str | None = None, waves: int | None = None) -> dict:
     """Roll NAME@VERSION out to `devices` (None: every device that has reported), canaries first."""
     name, number = parse_version(version)
-    body = {"model": name, "version": number, "devices": devices, "canary": canary, "watch": watch,
+    body = {"model": name, "version": number, "devices": devices, "canary": canary, "waves": waves, "watch": watch,
             "guard": parse_guard(guard).to_json()}
     return call_json(f"{check_url(host, '--host')}/api/v1/rollouts", token, "POST", body, "the host")
 

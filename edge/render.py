@@ -334,8 +334,9 @@ def rollout_text(r: dict) -> str:
         return f"{version['model']}@{version['version']}" if version and version.get("version") else \
             ("the model it was started with" if version else "-")
 
-    rows = [("device", "canary", "told", "running")]
-    rows += [(d["device"], "yes" if d["canary"] else "", shown(d["told"]),
+    rows = [("device", "stage", "told", "running")]
+    rows += [(d["device"], "canary" if d["canary"] else f"wave {d['wave']}", shown(d["told"]),
               f"{d['running'][0]}@{d['running'][1]}" if d["running"] else "?") for d in r["devices"]]
     history = "\n".join(f"  {time.strftime('%H:%M:%S', time.localtime(h['at']))}  {h['event']}" for h in r["history"])
-    return f"rollout {r['id']}: {r['model']}@{r['version']} {r['state']}\n{table(rows)}\n{history}"
+    state = f"wave {r['stage']} of {len(r['waves'])}" if r["state"] == "wave" else r["state"]
+    return f"rollout {r['id']}: {r['model']}@{r['version']} {state}\n{table(rows)}\n{history}"

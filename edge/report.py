@@ -8,7 +8,6 @@ parse and check), and the per-class rows only for the classes seen in the window
 `check_report` is the schema the host holds every report to; it also refuses what the host could not serve
 back as it came (integers past 2^53, non-finite numbers, lone surrogates, deep nesting).
 """
-import math
 import re
 import secrets
 import time
@@ -26,6 +25,9 @@ MAX_CLASSES = 1000
 # billions of reports cannot overflow.
 MAX_COUNT = 10**9
 MAX_INT = 2**53  # what a double (and so JavaScript, and most JSON readers) holds exactly
+# orjson reads an integer past 64 bits as the nearest double, silently: no number that large is taken, so none
+# comes back other than it came
+MAX_FLOAT = 2.0**63
 MAX_DEPTH = 16  # nesting within a report
 MAX_SKIPPED = 20  # unreadable files named in one report (all are counted)
 DRIFT_LEVELS = ("ok", "watch", "drift", "too few")  # edge.drift: a window's scores against the model's fingerprint
@@ -228,7 +230,7 @@ def unservable(value) -> str | None:
         if isinstance(value, int):
             return f"'{where}' is an integer beyond +-2^53"
         if isinstance(value, float):
-            return f"'{where}' is not a finite number"
+            return f"'{where}' is not a finite number below +-2^63"
         if isinstance(value, str):
             return f"'{where}' is not valid Unicode text (a lone surrogate)"
         items = value.items() if isinstance(value, dict) else enumerate(value)
@@ -252,7 +254,7 @@ def _servable(value, depth: int) -> bool:
     for item in value.values() if is_dict else value:
         kind = type(item)
         if kind is float:
-            if not math.isfinite(item):
+            if not abs(item) < MAX_FLOAT:  # NaN too
                 return False
         elif kind is int:
             if not -MAX_INT <= item <= MAX_INT:

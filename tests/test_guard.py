@@ -2,7 +2,7 @@
 import pytest
 
 from edge.errors import OptionError
-from edge.server.guard import Guard, measure, parse_guard, verdict
+from edge.server.guard import Guard, expected, measure, parse_guard, verdict
 from tests.reports import window_summary
 
 
@@ -29,6 +29,19 @@ def test_a_version_as_good_as_before_holds():
 ])
 def test_each_limit_fails_a_worse_version_with_its_numbers(new, reason):
     assert verdict(Guard(), measure(new), measure(reports()), "m@2") == [reason]
+
+
+def test_a_drop_the_rest_of_the_fleet_saw_too_is_not_the_new_version_s():
+    """Dusk: top-1 falls from 0.9 to 0.6 on the devices that kept the old version as on the canaries."""
+    before = expected(measure(reports()), then=measure(reports()), now=measure(reports(top1=0.6)), min_frames=100)
+    assert verdict(Guard(), measure(reports(top1=0.6)), before, "m@2") == []
+    assert verdict(Guard(), measure(reports(top1=0.6)), measure(reports()), "m@2")  # without the rest: failed
+    assert verdict(Guard(), measure(reports(top1=0.3)), before, "m@2") == [
+        "mean top-1 score 0.300 under m@2 against 0.600 expected (0.900 before, as the rest of the fleet went from "
+        "0.900 to 0.600) (a drop over 0.1)"]
+    slower = expected(measure(reports()), measure(reports()), measure(reports(p50=8.0)), 100)
+    assert slower["latency_p50_ms"] == 8.0 and verdict(Guard(), measure(reports(p50=8.0)), slower, "m@2") == []
+    assert expected(measure(reports()), measure(reports()), measure(reports(top1=0.1)), 1000) == measure(reports())
 
 
 def test_too_few_frames_are_not_judged_and_a_metric_without_data_is_left_out():

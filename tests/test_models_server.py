@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from edge.server import rollouts_store
 from edge.server.store import open_db
 from edge.signing import check_files, create_keys, load_public_key, sign_bundle, verify
 from tests.bundles import carried_bundle
@@ -132,8 +133,20 @@ def test_a_store_of_version_4_gains_the_model_tables_when_opened(tmp_path):
     with open_db(db) as conn:
         conn.executescript("DROP TABLE models; DROP TABLE model_files; PRAGMA user_version = 4")
     with open_db(db) as conn:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == 5
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 6
         assert conn.execute("SELECT count(*) FROM models").fetchone()[0] == 0
+
+
+def test_a_store_of_version_5_gains_rollout_waves_when_opened(tmp_path):
+    db = tmp_path / "edge.db"
+    with open_db(db) as conn:
+        old = rollouts_store.SCHEMA.split(";")[0].replace(",\n    waves TEXT NOT NULL DEFAULT '[]', stage INTEGER NOT "
+                                                         "NULL DEFAULT 0", "")
+        conn.executescript(f"DROP TABLE rollouts; {old}; PRAGMA user_version = 5")
+        assert "waves" not in {row[1] for row in conn.execute("PRAGMA table_info(rollouts)")}
+    with open_db(db) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 6
+        assert {"waves", "stage"} <= {row[1] for row in conn.execute("PRAGMA table_info(rollouts)")}
 
 
 def test_a_token_has_one_role(tmp_path):

@@ -134,7 +134,7 @@ def test_the_dashboard_shows_each_rollout_its_devices_and_its_history(fleet, tmp
     assert 'data-loaded="yes"' in dom and '<section id="rollouts">' in dom
     assert re.search(r'<div class="rollout" data-state="canary"><h3>digits@1: canary, started \d+ s ago by ci</h3>',
                      dom), dom[:3000]
-    assert re.search(r"<tr><td>pi-1</td><td>yes</td><td>digits@1</td><td>digits@\d</td></tr>", dom)
+    assert re.search(r"<tr><td>pi-1</td><td>canary</td><td>digits@1</td><td>digits@\d</td></tr>", dom)
     assert re.search(r"<li>[^<]*: started by ci: digits@1 to 1 canary\(ies\) of 1: pi-1</li>", dom)
 
 
@@ -166,3 +166,41 @@ def test_a_new_rollout_supersedes_one_that_waits_for_a_device(fleet):
     states = {r["id"]: r["state"] for r in found["rollouts"]}
     assert states[first["id"]] == "superseded" and states[second["id"]] == "canary"
     assert fleet["server"].request("POST", "/api/v1/rollouts/digits/abort", b"", fleet["tokens"]["publisher"])[0] == 200
+
+
+def test_the_rest_follow_in_waves_each_judged_allowing_for_what_the_whole_fleet_saw(fleet):
+    """digits@3 in two waves after the canary, at dusk: every device's accuracy falls from 0.9 to 0.6, on the
+    old version as on the new, and the guard lays that on the dusk, not on digits@3. Then digits@2, bad on
+    wave 1: the canary and wave 1 both go back."""
+    for device in DEVICES:
+        report(fleet, device, 2, right=9, ago=5)
+    status, started = start(fleet, {"model": "digits", "version": 3, "canary": 1, "waves": 2, "watch": 1.0})
+    assert status == 201 and (started["canaries"], started["waves"]) == (["pi-3"], [["pi-2"], ["pi-1"]]), started
+    status, answer = start(fleet, {"model": "digits", "version": 3, "canary": 1, "waves": 3})
+    assert status == 422 and "--waves 3: give 1 to 2 (the targets after the canaries)" in answer["error"]
+    assert start(fleet, {"model": "digits", "version": 3, "waves": True})[0] == 422
+    report(fleet, "pi-3", 3, right=6)
+    for device in ("pi-2", "pi-1"):  # (told digits@3 by the promoted rollout the last test superseded)
+        report(fleet, device, 2, right=6)
+    wave = wait_for(fleet, "digits", "wave")
+    assert "the guard held on the canaries (120 frames, accuracy 0.600" in wave["history"][-1]["event"], wave
+    assert re.search(r"expected: \d+ frames, accuracy 0.600", wave["history"][-1]["event"])  # 0.9 - (0.9 - 0.6)
+    assert wave["history"][-1]["event"].endswith("wave 1 of 2: pi-2")
+    assert report(fleet, "pi-2", 3, right=6)["run"] == {"model": "digits", "version": 3}
+    report(fleet, "pi-1", 2, right=6)
+    promoted = wait_for(fleet, "digits", "promoted")
+    assert promoted["history"][-1]["event"].startswith("the guard held on wave 1 (120 frames, accuracy 0.600")
+    for device in DEVICES:
+        assert report(fleet, device, 3, right=9)["run"] == {"model": "digits", "version": 3}
+    wait_for(fleet, "digits", "done")
+
+    status, started = start(fleet, {"model": "digits", "version": 2, "canary": 1, "waves": 2, "watch": 1.0})
+    assert status == 201
+    canary, first = started["canaries"][0], started["waves"][0][0]
+    report(fleet, canary, 2, right=9)
+    wait_for(fleet, "digits", "wave")
+    report(fleet, first, 2, right=2)
+    failed = wait_for(fleet, "digits", "failed")
+    assert re.fullmatch(r"field accuracy 0.200 on 120 frames under digits@2 against 0.[78]\d\d before \(a drop over "
+                        r"0.05\): the 2 devices moved were rolled back", failed["reason"]), failed["reason"]
+    assert all(report(fleet, d, 2, right=9)["run"] == {"model": "digits", "version": 3} for d in (canary, first))

@@ -174,7 +174,7 @@ def test_a_version_2_store_is_upgraded_in_place(tmp_path, scans):
         assert post(server, [record(scans[0])], secret)[0] == 200
     finally:
         server.stop()
-    assert sqlite3.connect(db).execute("PRAGMA user_version").fetchone()[0] == store.VERSION == 5
+    assert sqlite3.connect(db).execute("PRAGMA user_version").fetchone()[0] == store.VERSION == 6
 
 
 PLACES = (("extra",), ("source",), ("label",), ("truth",), ("top_k", 0, 0), ("labels", 1), ("time",), ("frame",),
@@ -201,6 +201,16 @@ def test_whatever_frame_is_accepted_comes_back_out_of_every_read(host, scans, da
         held = next(f for f in listing["frames"] if f["id"] == frame["id"])
         assert held[key] == json.loads(hostile_json({key: frame[key]}))[key]
         assert server.get(f"/api/v1/frames/{frame['id']}.jpg")[0] == 200
+
+
+def test_an_integer_past_64_bits_is_refused_not_rounded(host, scans):
+    """orjson reads -2^63-1 or 10^40 as the nearest double: taken, it would come back as another number."""
+    server, tokens = host
+    for number in (-(2**63) - 1, 10**40):
+        frame = {**record(scans[1], "pi-door"), "extra": number}
+        code, answer = server.request("POST", "/api/v1/frames", json.dumps({"frames": [frame]}).encode(),
+                                      tokens["pi-door"])
+        assert code == 422 and "'extra' is not a finite number below +-2^63" in answer["error"], answer
 
 
 def test_a_model_s_own_class_is_labelled_whatever_it_holds(host, scans):

@@ -4,8 +4,9 @@ their reports say, with the reason in numbers when they do not.
 What is compared, over the canaries' reports (`measure`): the mean top-1 score (a model fed the wrong
 preprocessing is unsure of everything), field accuracy where a truth was given (a model whose labels are
 permuted is sure, and wrong), the median inference latency, and the share of judged windows at drift against
-the model's own fingerprint. "Before" is the canaries' own reports under the model they ran before the rollout;
-a canary with none is compared with the rest of the fleet over the watch.
+the model's own fingerprint. "Before" is the canaries' own reports under the model they ran before the rollout,
+moved by the change the rest of the fleet saw over the watch (`expected`: dusk lowers every device's top-1, and
+that is not the new version's doing); a canary with none is compared with the rest of the fleet over the watch.
 """
 from dataclasses import asdict, dataclass, fields
 from statistics import median
@@ -72,26 +73,52 @@ def measure(reports: list[dict]) -> dict:
     }
 
 
+def expected(before: dict, then: dict, now: dict, min_frames: int) -> dict:
+    """`before`, moved by the change from `then` to `now` (the rest of the fleet, on the version it runs, before
+    the rollout and over the watch): by the difference for a score or a share, by the ratio for latency. A
+    metric the rest does not measure on both sides, over at least `min_frames` frames each, stays as it was;
+    `moved` keeps what was before and the rest's two values, for the reason."""
+    if min(then["frames"], now["frames"]) < min_frames:
+        return before
+    shown, moved = dict(before), {}
+    for key in ("top1_mean", "accuracy", "drift_share", "latency_p50_ms"):
+        if None in (before[key], then[key], now[key]) or (key == "latency_p50_ms" and not then[key]):
+            continue
+        changed = before[key] * now[key] / then[key] if key == "latency_p50_ms" else before[key] + now[key] - then[key]
+        shown[key] = changed if key == "latency_p50_ms" else min(1.0, max(0.0, changed))
+        moved[key] = (before[key], then[key], now[key])
+    return {**shown, "moved": moved}
+
+
 def verdict(guard: Guard, new: dict, before: dict, version: str) -> list[str]:
     """The reasons the new version fails the guard, in numbers; none: it holds."""
     if new["frames"] < guard.min_frames:
-        return [f"the canaries reported {new['frames']} frames under {version} in the watch, fewer than the "
-                f"{guard.min_frames} needed to judge it"]
+        return [f"the devices judged reported {new['frames']} frames under {version} in the watch, fewer than "
+                f"the {guard.min_frames} needed to judge it"]
     reasons = []
 
     def both(key):
         return new[key] is not None and before[key] is not None
 
+    def against(key, form):
+        """The value a metric is held to, in words: what it was before, or what that became with the fleet."""
+        if key not in before.get("moved", {}):
+            return f"{form.format(before[key])} before"
+        was, then, now = before["moved"][key]
+        return (f"{form.format(before[key])} expected ({form.format(was)} before, as the rest of the fleet went "
+                f"from {form.format(then)} to {form.format(now)})")
+
     if both("top1_mean") and before["top1_mean"] - new["top1_mean"] > guard.top1_drop:
-        reasons.append(f"mean top-1 score {new['top1_mean']:.3f} under {version} against {before['top1_mean']:.3f} "
-                       f"before (a drop over {guard.top1_drop})")
+        reasons.append(f"mean top-1 score {new['top1_mean']:.3f} under {version} against "
+                       f"{against('top1_mean', '{:.3f}')} (a drop over {guard.top1_drop})")
     if both("accuracy") and before["accuracy"] - new["accuracy"] > guard.accuracy_drop:
         reasons.append(f"field accuracy {new['accuracy']:.3f} on {new['evaluated']} frames under {version} against "
-                       f"{before['accuracy']:.3f} before (a drop over {guard.accuracy_drop})")
+                       f"{against('accuracy', '{:.3f}')} (a drop over {guard.accuracy_drop})")
     if both("latency_p50_ms") and new["latency_p50_ms"] > guard.latency_ratio * before["latency_p50_ms"]:
         reasons.append(f"median inference p50 {new['latency_p50_ms']:.2f} ms under {version} against "
-                       f"{before['latency_p50_ms']:.2f} ms before (over {guard.latency_ratio}x)")
+                       f"{against('latency_p50_ms', '{:.2f} ms')} (over {guard.latency_ratio}x)")
     drift, was = new["drift_share"], before["drift_share"] or 0.0
     if drift is not None and (drift > guard.drift_share or drift > was + 0.25):
-        reasons.append(f"{drift:.0%} of the judged windows at drift under {version} against {was:.0%} before")
+        reasons.append(f"{drift:.0%} of the judged windows at drift under {version} against "
+                       f"{against('drift_share', '{:.0%}') if before['drift_share'] is not None else '0% before'}")
     return reasons

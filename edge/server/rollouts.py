@@ -2,7 +2,8 @@
 publisher or a reader, moved on by one worker's clock.
 
     POST /api/v1/rollouts                    {"model", "version", "devices": [...] | null (all), "canary": N,
-                                              "watch": SECONDS, "guard": {"top1_drop": ..., ...}} (publisher)
+                                              "waves": N, "watch": SECONDS, "guard": {"top1_drop": ...}}
+                                              (publisher)
     GET  /api/v1/rollouts                    ?model=NAME: every rollout, newest first, with its devices and history
     POST /api/v1/rollouts/{model}/abort      (publisher)
 """
@@ -20,7 +21,7 @@ from edge.server.guard import Guard
 from edge.server.models import PUBLISHERS, write
 
 TICK = 1.0  # seconds between looks at the active rollouts
-KEYS = {"model", "version", "devices", "canary", "watch", "guard"}  # what a start may hold
+KEYS = {"model", "version", "devices", "canary", "waves", "watch", "guard"}  # what a start may hold
 
 
 @requires("publish", PUBLISHERS)
@@ -29,22 +30,23 @@ async def post_rollout(request: Request):
     asked = bodies.parse(await bodies.read(request, host.options.max_body, "rollout"),
                          'send JSON: {"model": NAME, "version": N}')
     if not isinstance(asked, dict) or not {"model", "version"} <= set(asked) or set(asked) - KEYS:
-        fail(422, 'send {"model": NAME, "version": N} and any of "devices", "canary", "watch", "guard"')
+        fail(422, 'send {"model": NAME, "version": N} and any of "devices", "canary", "waves", "watch", "guard"')
     model, version, devices = asked["model"], asked["version"], asked.get("devices")
     if not isinstance(model, str) or not isinstance(version, int) or isinstance(version, bool):
         fail(422, '"model" is a name and "version" a whole number')
     if devices is not None and not (isinstance(devices, list) and devices and all(isinstance(d, str) for d in devices)):
         fail(422, '"devices" is a list of device names, or null for every device that has reported')
-    canary, watch = asked.get("canary"), asked.get("watch")
-    if canary is not None and (not isinstance(canary, int) or isinstance(canary, bool)):
-        fail(422, '"canary" is a whole number of devices')
+    canary, waves, watch = asked.get("canary"), asked.get("waves"), asked.get("watch")
+    for key, value in (("canary", canary), ("waves", waves)):
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
+            fail(422, f'"{key}" is a whole number')
     if watch is not None and (not isinstance(watch, (int, float)) or isinstance(watch, bool)):
         fail(422, '"watch" is a number of seconds')
     try:
         guard = Guard(**(asked.get("guard") or {}))
     except (TypeError, EdgeError) as e:
         fail(422, f"guard: {e}")
-    started = await write(host, rollouts_store.start, model, version, devices, canary, watch, guard,
+    started = await write(host, rollouts_store.start, model, version, devices, canary, waves, watch, guard,
                           request.user.name)
     return JSONResponse(started, status_code=201)
 

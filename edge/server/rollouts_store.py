@@ -1,10 +1,12 @@
 """Rollouts: which model version each device is told to run, and the staged way a version gets there.
 
 A rollout of NAME@V moves its canaries first (the targets that reported last: they are up); after the watch,
-`advance` compares what they reported under V with what they reported before (edge.server.guard). If the
-guard holds, every target is told to run V ("promoted"), and the rollout is "done" once each has reported
-under it; if not, the canaries are told to run what they ran before and the rollout ends "failed", the
-reason in numbers. `abort` moves every device the rollout moved back. One rollout of a model at a time: a
+`advance` compares what they reported under V with what they reported before, allowing for the change the
+targets not yet moved saw over the same time (edge.server.guard). If the guard holds, the rest follow in
+waves: each but the last is watched and judged the same way ("wave"); the last is told and the rollout is
+"promoted", then "done" once every target has reported under V. If the guard fails at any stage, every device
+the rollout moved is told to run what it ran before and the rollout ends "failed", the reason in numbers.
+`abort` moves every device the rollout moved back. One rollout of a model at a time: a
 new one is refused while another's canaries are judged, and supersedes one that is promoted (a device that
 has not reported since, switched off, say, would otherwise hold the model's rollouts up for good).
 
@@ -23,19 +25,29 @@ SCHEMA = """
 CREATE TABLE IF NOT EXISTS rollouts (
     id INTEGER PRIMARY KEY, model TEXT NOT NULL, version INTEGER NOT NULL, state TEXT NOT NULL,
     targets TEXT NOT NULL, canaries TEXT NOT NULL, previous TEXT NOT NULL, watch REAL NOT NULL, guard TEXT NOT NULL,
-    started REAL NOT NULL, stage_started REAL NOT NULL, ended REAL, reason TEXT, started_by TEXT NOT NULL);
+    started REAL NOT NULL, stage_started REAL NOT NULL, ended REAL, reason TEXT, started_by TEXT NOT NULL,
+    waves TEXT NOT NULL DEFAULT '[]', stage INTEGER NOT NULL DEFAULT 0);
 CREATE TABLE IF NOT EXISTS assignments (
     device TEXT PRIMARY KEY, model TEXT NOT NULL, version INTEGER, rollout INTEGER NOT NULL, since REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS rollout_events (rollout INTEGER NOT NULL, at REAL NOT NULL, event TEXT NOT NULL);
 """
-ACTIVE = ("canary", "promoted")
+ADDED = {"waves": "TEXT NOT NULL DEFAULT '[]'", "stage": "INTEGER NOT NULL DEFAULT 0"}  # since store version 6
+ACTIVE = ("canary", "wave", "promoted")
 WATCH = 600.0  # seconds the canaries run the new version before it is judged
 CANARY_SHARE = 0.1  # of the targets, at least one
 BEFORE = 50  # a canary's latest reports under the version before: what the new one is compared with
 
 
-def start(db, model: str, version: int, devices: list | None, canary: int | None, watch: float | None,
-          guard: guards.Guard, by: str, now: float | None = None) -> dict:
+def upgrade(db) -> None:
+    """Give a rollouts table of store version 5 the columns this one adds."""
+    have = {row[1] for row in db.execute("PRAGMA table_info(rollouts)")}
+    for column, kind in ADDED.items():
+        if column not in have:
+            db.execute(f"ALTER TABLE rollouts ADD COLUMN {column} {kind}")
+
+
+def start(db, model: str, version: int, devices: list | None, canary: int | None, waves: int | None,
+          watch: float | None, guard: guards.Guard, by: str, now: float | None = None) -> dict:
     """Begin a rollout; refused (Refused) for a version that does not exist or is withdrawn, a model already
     rolling out, or no target device."""
     now = time.time() if now is None else now
@@ -55,7 +67,12 @@ def start(db, model: str, version: int, devices: list | None, canary: int | None
     count = canary if canary is not None else max(1, math.ceil(CANARY_SHARE * len(targets)))
     if not 1 <= count <= len(targets):
         raise Refused(422, f"--canary {count}: give 1 to {len(targets)} (the targets)")
-    canaries = [d for d in known if d in set(targets)][:count]  # the ones heard from last
+    heard = [d for d in known if d in set(targets)]  # the ones heard from last first
+    canaries, rest = heard[:count], heard[count:]
+    waves = 1 if waves is None else waves
+    if not 1 <= waves <= max(1, len(rest)):
+        raise Refused(422, f"--waves {waves}: give 1 to {max(1, len(rest))} (the targets after the canaries)")
+    planned = [rest[i * len(rest) // waves:(i + 1) * len(rest) // waves] for i in range(waves)] if rest else []
     watch = WATCH if watch is None else watch
     if not (math.isfinite(watch) and 0 < watch <= 30 * 86400):
         raise Refused(422, f"--watch {watch}: give seconds, more than 0 and at most 30 days, e.g. {WATCH:g}")
@@ -70,9 +87,9 @@ def start(db, model: str, version: int, devices: list | None, canary: int | None
         if active:  # promoted, waiting for devices to report under it: the new rollout takes over
             _end(db, {"id": active[0]}, "superseded", now, f"{model}@{version} rolled out after it")
         rollout = db.execute(
-            "INSERT INTO rollouts VALUES (NULL, ?, ?, 'canary', ?, ?, ?, ?, ?, ?, ?, NULL, NULL, ?)",
+            "INSERT INTO rollouts VALUES (NULL, ?, ?, 'canary', ?, ?, ?, ?, ?, ?, ?, NULL, NULL, ?, ?, 0)",
             (model, version, json.dumps(targets), json.dumps(canaries), json.dumps(previous), watch,
-             json.dumps(guard.to_json()), now, now, by)).lastrowid
+             json.dumps(guard.to_json()), now, now, by, json.dumps(planned))).lastrowid
         _assign(db, canaries, model, version, rollout, now)
         _event(db, rollout, now, f"started by {by}: {model}@{version} to {len(canaries)} canary(ies) of "
                                  f"{len(targets)}: {', '.join(canaries)}")
@@ -116,25 +133,51 @@ def advance(db, now: float | None = None) -> None:
 def _advance(db, r: dict, now: float) -> None:
     version = [r["model"], r["version"]]
     label = f"{r['model']}@{r['version']}"
-    refusals = [f"{device} refused {label} ({why})" for device in r["canaries"]
-                for why in [_refusal(db, device, label)] if why] if r["state"] == "canary" else []
+    judged = _stage(r) if r["state"] != "promoted" else []
+    refusals = [f"{device} refused {label} ({why})" for device in judged
+                for why in [_refusal(db, device, label)] if why]
     if refusals:  # no need to wait out the watch: it will not run there
-        _back(db, r, now)
-        _end(db, r, "failed", now, "; ".join(refusals) + ": the canaries were rolled back")
-    elif r["state"] == "canary" and now - r["stage_started"] >= r["watch"]:
-        new = guards.measure(_reports(db, r["canaries"], version, r["stage_started"], None))
-        before = guards.measure(_before(db, r))
-        reasons = guards.verdict(guards.Guard(**r["guard"]), new, before, label)
+        _fail(db, r, now, "; ".join(refusals))
+    elif judged and now - r["stage_started"] >= r["watch"]:
+        guard = guards.Guard(**r["guard"])
+        new = guards.measure(_reports(db, judged, version, r["stage_started"], None))
+        before = _baseline(db, r, judged, guard)
+        reasons = guards.verdict(guard, new, before, label)
         if reasons:
-            _back(db, r, now)
-            _end(db, r, "failed", now, "; ".join(reasons) + ": the canaries were rolled back")
+            _fail(db, r, now, "; ".join(reasons))
             return
-        _assign(db, r["targets"], r["model"], r["version"], r["id"], now)
-        db.execute("UPDATE rollouts SET state = 'promoted', stage_started = ? WHERE id = ?", (now, r["id"]))
-        _event(db, r["id"], now, f"the guard held on the canaries ({_numbers(new)}; before: {_numbers(before)}): "
-                                 f"promoted to all {len(r['targets'])}")
+        stage = r["stage"] + 1
+        last = stage >= len(r["waves"])
+        _assign(db, r["waves"][stage - 1] if stage <= len(r["waves"]) else [], r["model"], r["version"], r["id"], now)
+        db.execute("UPDATE rollouts SET state = ?, stage = ?, stage_started = ? WHERE id = ?",
+                   ("promoted" if last else "wave", stage, now, r["id"]))
+        told = f"wave {stage} of {len(r['waves'])}" if len(r["waves"]) > 1 else "the rest"
+        _event(db, r["id"], now, f"the guard held on {_who(r)} ({_numbers(new)}; expected: {_numbers(before)}): "
+                                 + (f"promoted to all {len(r['targets'])}" if last else
+                                    f"{told}: {', '.join(r['waves'][stage - 1])}"))
     elif r["state"] == "promoted" and all(running(db, d) == version for d in r["targets"]):
         _end(db, r, "done", now, f"every target runs {label}")
+
+
+def _stage(r: dict) -> list:
+    """The devices the current stage moved: the canaries, or wave `stage`."""
+    return r["canaries"] if r["stage"] == 0 else r["waves"][r["stage"] - 1]
+
+
+def _moved(r: dict) -> list:
+    """Every device the rollout has told to run its version so far."""
+    return r["canaries"] + [d for wave in r["waves"][:r["stage"]] for d in wave]
+
+
+def _who(r: dict) -> str:
+    return "the canaries" if r["stage"] == 0 else f"wave {r['stage']}"
+
+
+def _fail(db, r: dict, now: float, why: str) -> None:
+    moved = _moved(r)
+    _back(db, r, moved, now)
+    _end(db, r, "failed", now, f"{why}: " + ("the canaries were rolled back" if r["stage"] == 0 else
+                                             f"the {len(moved)} devices moved were rolled back"))
 
 
 def _refusal(db, device: str, label: str) -> str | None:
@@ -145,43 +188,46 @@ def _refusal(db, device: str, label: str) -> str | None:
     return refused.get(label) if isinstance(refused, dict) else None
 
 
-def _back(db, r: dict, now: float) -> None:
-    """Tell the canaries to run what they ran before."""
-    for device in r["canaries"]:
+def _back(db, r: dict, devices: list, now: float) -> None:
+    """Tell `devices` to run what they ran before."""
+    for device in devices:
         back = r["previous"].get(device)
         _assign(db, [device], back[0] if back else r["model"], back[1] if back else None, r["id"], now)
 
 
-def _reports(db, devices: list, version: list, since: float, until: float | None) -> list[dict]:
-    """The reports of `devices` made under `version` whose windows began at `since` or later (ended by `until`)."""
+def _reports(db, devices: list, version: list | None, since: float, until: float | None) -> list[dict]:
+    """The reports of `devices` made under `version` (None: any) whose windows began at `since` or later (ended
+    by `until`)."""
     found = []
     for device in devices:
         for (body,) in db.execute("SELECT body FROM reports WHERE device = ? AND window_start >= ? AND window_end <= ?",
                                   (device, since, math.inf if until is None else until)):
             report = json.loads(body)
-            if _version_of(db, report) == version:
+            if version is None or _version_of(db, report) == version:
                 found.append(report)
     return found
 
 
-def _before(db, r: dict) -> list[dict]:
-    """The canaries' latest reports under the version each ran before; for a canary without any, the other
-    targets' reports over the watch."""
-    found, missing = [], []
-    for device in r["canaries"]:
-        previous = r["previous"].get(device)
-        rows = db.execute("SELECT body FROM reports WHERE device = ? AND window_end <= ? ORDER BY window_end DESC "
-                          "LIMIT ?", (device, r["started"], BEFORE)).fetchall()
-        mine = [json.loads(b) for (b,) in rows if previous is None or _version_of(db, json.loads(b)) == previous]
-        if mine:
-            found.extend(mine)
-        else:
-            missing.append(device)
-    if missing:
-        rest = [d for d in r["targets"] if d not in r["canaries"]]
-        found.extend(json.loads(b) for d in rest for (b,) in db.execute(
-            "SELECT body FROM reports WHERE device = ? AND window_start >= ?", (d, r["stage_started"])))
-    return found
+def _baseline(db, r: dict, judged: list, guard: guards.Guard) -> dict:
+    """What the judged devices are held to: their own reports under the version each ran before the rollout,
+    moved by the change the targets not yet moved saw over the same time (guards.expected); when one of them
+    has none, those targets' reports over the stage, as they are."""
+    waiting = [d for d in r["targets"] if d not in _moved(r)]
+    during = _reports(db, waiting, None, r["stage_started"], None)
+    own = {device: [report for report in _latest(db, [device], r["started"])
+                    if r["previous"].get(device) in (None, _version_of(db, report))] for device in judged}
+    if not all(own.values()):
+        return guards.measure([report for reports in own.values() for report in reports] + during)
+    return guards.expected(guards.measure([report for reports in own.values() for report in reports]),
+                           guards.measure(_latest(db, waiting, r["started"])), guards.measure(during),
+                           guard.min_frames)
+
+
+def _latest(db, devices: list, until: float) -> list[dict]:
+    """Each device's latest BEFORE reports that ended by `until`."""
+    return [json.loads(body) for device in devices for (body,) in db.execute(
+        "SELECT body FROM reports WHERE device = ? AND window_end <= ? ORDER BY window_end DESC LIMIT ?",
+        (device, until, BEFORE))]
 
 
 def _numbers(m: dict) -> str:
@@ -199,10 +245,8 @@ def abort(db, model: str, by: str, now: float | None = None) -> dict:
         if row is None:
             raise Refused(404, f"no rollout of {model} is under way: see them with edge rollout status {model}")
         r = _row(db, row[0])
-        moved = r["targets"] if r["state"] == "promoted" else r["canaries"]
-        for device in moved:
-            back = r["previous"].get(device)
-            _assign(db, [device], back[0] if back else r["model"], back[1] if back else None, r["id"], now)
+        moved = _moved(r)
+        _back(db, r, moved, now)
         _end(db, r, "aborted", now, f"aborted by {by}: {len(moved)} device(s) moved back")
         db.execute("COMMIT")
     except BaseException:
@@ -225,7 +269,8 @@ def status(db, rollout: int) -> dict:
     devices = []
     for device in r["targets"]:
         told = assignment(db, device)
-        devices.append({"device": device, "canary": device in r["canaries"], "told": told,
+        wave = next((i + 1 for i, devices_of in enumerate(r["waves"]) if device in devices_of), None)
+        devices.append({"device": device, "canary": device in r["canaries"], "wave": wave, "told": told,
                         "running": running(db, device)})
     history = [{"at": at, "event": event} for at, event in db.execute(
         "SELECT at, event FROM rollout_events WHERE rollout = ? ORDER BY at, rowid", (rollout,))]
@@ -241,7 +286,7 @@ def rollouts(db, model: str | None = None) -> list[dict]:
 def _row(db, rollout: int) -> dict:
     cursor = db.execute("SELECT * FROM rollouts WHERE id = ?", (rollout,))
     r = dict(zip([c[0] for c in cursor.description], cursor.fetchone(), strict=True))
-    return {**r, **{k: json.loads(r[k]) for k in ("targets", "canaries", "previous", "guard")}}
+    return {**r, **{k: json.loads(r[k]) for k in ("targets", "canaries", "previous", "guard", "waves")}}
 
 
 def _assign(db, devices: list, model: str, version: int | None, rollout: int, now: float) -> None:

@@ -35,9 +35,9 @@ from edge.report import cells, check_name
 from edge.server import releases, rollouts_store
 
 ROLES = ("device", "reader", "publisher")
-VERSION = 5  # PRAGMA user_version; 4 kept no models, 3 no frame tally, 2 no frames, 1 no `devices` table and
-# dense matrices
-UPGRADES = (2, 3, 4)  # versions opened as they are and given what this one adds (CREATE ... IF NOT EXISTS)
+VERSION = 6  # PRAGMA user_version; 5 kept no rollout waves, 4 no models, 3 no frame tally, 2 no frames, 1 no
+# `devices` table and dense matrices
+UPGRADES = (2, 3, 4, 5)  # versions opened as they are and given what this one adds (CREATE ... IF NOT EXISTS)
 DEVICE_FRAMES = 1 << 30  # bytes of JPEG one device's collected frames may hold
 ALL_FRAMES = 8 << 30  # bytes of JPEG all collected frames may hold
 FRAME_RESERVE = 256 << 20  # bytes of free disk frames leave to reports
@@ -89,6 +89,7 @@ def open_db(path) -> sqlite3.Connection:
             raise EdgeError(f"--db {path} was written by another version of edge (store version {version}, this "
                             f"edge keeps {VERSION}): give a new file, or serve it with the edge that wrote it")
         db.executescript(SCHEMA + releases.SCHEMA + rollouts_store.SCHEMA)
+        rollouts_store.upgrade(db)
         if version != VERSION:
             db.execute(TALLY)
         db.execute(f"PRAGMA user_version = {VERSION}")
