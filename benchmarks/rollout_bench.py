@@ -18,7 +18,10 @@ costs the frame loop.
    sizes times the devices that took them.
 4. Then digits@4 the same way: how long it ran on how many devices before the guard rolled it back.
 5. The frame loop's cost: `edge run` on the video as fast as it goes, reporting, with --follow-models and
-   without, alternating, median of --rounds: the frames a second, and the ratio.
+   without, and without again (the same run twice: how far two equal runs differ on this machine), each kind
+   first in every third round, median of --rounds: the frames a second, and the ratios.
+
+    python benchmarks/rollout_bench.py --loop-only --frames 9000 --rounds 12   # 5 only, on a longer video
 """
 import argparse
 import json
@@ -69,15 +72,38 @@ def swap_costs(log: Path, summary: dict) -> list[tuple[float, int]]:
 
 
 def loop_cost(bundle: Path, camera: Path, tmp: Path, server, secret: str, public: Path, rounds: int) -> dict:
-    fps: dict[str, list[float]] = {"without": [], "with": []}
+    fps: dict[str, list[float]] = {"without": [], "with": [], "without, again": []}
     following = device_args(tmp, "pi-cost", server, secret, public, 1.0)
-    pair = [("without", following[:following.index("--follow-models")]), ("with", following)]
+    kinds = [("without", following[:following.index("--follow-models")]), ("with", following),
+             ("without, again", following[:following.index("--follow-models")])]
     for n in range(rounds):
-        for kind, args in pair if n % 2 == 0 else pair[::-1]:  # each first in every other round: no order effect
+        for kind, args in kinds[n % 3:] + kinds[:n % 3]:  # each first in every third round: no order effect
             out = subprocess.run([sys.executable, "-m", "edge.cli", "run", str(bundle), "--source", str(camera),
                                   *args, "--json", "-"], capture_output=True, text=True, check=True)
             fps[kind].append(json.loads(out.stdout)["fps"])
     return {kind: statistics.median(values) for kind, values in fps.items()}
+
+
+def loop_rows(fps: dict) -> list[tuple[str, str]]:
+    return [("frame loop, fps without following", f"{fps['without']:.0f}"),
+            ("frame loop, fps with --follow-models", f"{fps['with']:.0f}"),
+            ("ratio (with / without)", f"{fps['with'] / fps['without']:.3f}"),
+            ("ratio of two equal runs (without again / without)", f"{fps['without, again'] / fps['without']:.3f}")]
+
+
+def loop_only(a, tmp: Path) -> None:
+    """Step 5 alone, on a video of --frames frames."""
+    digits, versions = build(tmp)
+    camera, _ = video(digits, tmp, a.frames / FPS)
+    server = Server(tmp / "edge.db").start()
+    try:
+        keys = edge.create_keys(tmp / "keys")
+        fps = loop_cost(versions[0], camera, tmp, server, token(tmp / "edge.db", "pi-cost"), Path(keys["public"]),
+                        a.rounds)
+    finally:
+        server.stop()
+    print(f"following's cost to the frame loop: {a.frames} frames a run, {a.rounds} rounds; CPU: {cpu_name()}\n")
+    print(table([("", "value"), *loop_rows(fps)]))
 
 
 def main() -> None:
@@ -87,8 +113,13 @@ def main() -> None:
     parser.add_argument("--every", type=float, default=2.0, help="seconds a report covers")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--restart", type=float, default=1.0, help="seconds before a device's run starts again")
+    parser.add_argument("--loop-only", action="store_true", help="measure only following's cost to the frame loop")
+    parser.add_argument("--frames", type=int, default=9000, help="frames a run of --loop-only classifies")
     a = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="rollout-bench-"))
+    if a.loop_only:
+        loop_only(a, tmp)
+        return
     digits, versions = build(tmp)
     seconds = 3 * a.watch + 12 * a.every + 40
     camera, truth = video(digits, tmp, seconds)
@@ -147,9 +178,7 @@ def main() -> None:
                  ("bytes downloaded / bytes of the versions taken", f"{downloaded / taken:.2f}"),
                  ("bad version: ran before the rollback, s", f"{stage_time(bad, 'failed'):.1f}"),
                  ("bad version: devices it ran on", str(len(bad["canaries"]))),
-                 ("frame loop, fps without following", f"{fps['without']:.0f}"),
-                 ("frame loop, fps with --follow-models", f"{fps['with']:.0f}"),
-                 ("ratio (with / without)", f"{fps['with'] / fps['without']:.3f}")]))
+                 *loop_rows(fps)]))
     print(f"\nthe bad version's rollback: {bad['reason']}")
 
 
