@@ -3,6 +3,9 @@
 options from these fields (edge.cli.options_of), and the Python API takes the same dataclass, or its fields
 as keywords; a dataclass validates itself when made (`__post_init__`), so both refuse the same values.
 A field made without `option` (a nested group of options, a setting for tests) is no option of the command."""
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import MISSING, field, fields
 from typing import Any
 
@@ -49,3 +52,28 @@ def made(cls, given, keywords: dict, what: str, build=None):
         return build(keywords)
     check_keywords(keywords, [spec.name for spec in fields(cls)], what)
     return cls(**keywords)
+
+
+# A flag in a message, and what follows it when that is its value: a metavar (URL, KEYDIR/edge-sign.pub) or a
+# value the message goes on from ("--report-every -1: give ...", "--max-frames 0 must be ...").
+FLAG = re.compile(r"(?<![\w-])(--[a-z][a-z0-9-]*)(?: ([A-Z][A-Z0-9_./-]*\b|\S+(?=:(?:\s|$)| must\b)))?")
+
+
+@contextmanager
+def python_names(*classes) -> Iterator[None]:
+    """An OptionError raised within, as a Python caller reads it: each flag of `classes`' options named by the
+    keyword the API takes (--max-frames -1: ... -> max_frames=-1: ...); a flag they lack stays as it is."""
+    keywords = {}
+    for cls in classes:
+        for keyword, spec in options(cls).items():
+            spellings = spec.metadata["flag"] or "--" + keyword.replace("_", "-")
+            keywords.update(dict.fromkeys(spellings.split("/"), keyword))
+    try:
+        yield
+    except OptionError as e:
+        def named(found: re.Match) -> str:
+            keyword = keywords.get(found[1])
+            if keyword is None:
+                return found[0]
+            return keyword + (f"={found[2]}" if found[2] else "")
+        raise OptionError(FLAG.sub(named, str(e))) from None

@@ -232,3 +232,26 @@ def test_convert_and_quantize_take_options_or_keywords_not_both(tmp_path):
         edge.quantize(tmp_path / "float.tflite", tmp_path, tmp_path / "q", calibration_image=20)
     with pytest.raises(EdgeError, match="float.tflite"):
         edge.quantize(options=QuantizeOptions(model=tmp_path / "float.tflite", data=tmp_path, out=tmp_path / "q"))
+
+
+@pytest.mark.parametrize("given,message", [
+    ({"max_frames": 0}, "max_frames=0 must be a whole number, at least 1"),
+    ({"token": "t"}, "token and device_id are for reporting: add report_to=URL"),
+    ({"collect": "uncertain:7"}, "collect=uncertain:7: give the margin as a number above 0 and up to 1, e.g. "
+                                 "uncertain:0.2"),
+    ({"report_to": "http://h", "token": "t", "device_id": "d", "report_every": -1}, "report_every=-1: give"),
+    ({"trust": ["k"]}, "trust is for follow_models: add it, or leave trust out"),
+])
+def test_a_python_caller_reads_the_parameters_it_gave_not_the_flags(given, message):
+    from edge.collect import CollectOptions
+    from edge.follow import FollowOptions
+    from edge.options import python_names
+    from edge.reporter import ReportOptions
+    from edge.runner import RunOptions, run_options
+
+    with pytest.raises(OptionError) as refused:
+        with python_names(RunOptions, ReportOptions, CollectOptions, FollowOptions):
+            run_options(given)
+    assert str(refused.value).startswith(message) and "--" not in str(refused.value), str(refused.value)
+    with pytest.raises(OptionError, match="--"):  # the command line's words, outside
+        run_options(given)
