@@ -73,3 +73,5 @@ def test_a_rollout_is_started_read_and_aborted_through_the_api(host, tmp_path):
         start_rollout(host["url"], host["publisher"], "cams")
     with pytest.raises(HostError, match="answered HTTP 404: no model cams@9: push it first"):
         start_rollout(host["url"], host["publisher"], "cams@9")
+    with pytest.raises(HostError, match="answered HTTP 422: --waves 2: give 1 to 1 "):  # one device: no rest to split
+        start_rollout(host["url"], host["publisher"], f"cams@{pushed.version}", waves=2)
