@@ -186,6 +186,7 @@ def test_the_rest_follow_in_waves_each_judged_allowing_for_what_the_whole_fleet_
     assert "the guard held on the canaries (120 frames, accuracy 0.600" in wave["history"][-1]["event"], wave
     assert re.search(r"expected: \d+ frames, accuracy 0.600", wave["history"][-1]["event"])  # 0.9 - (0.9 - 0.6)
     assert wave["history"][-1]["event"].endswith("wave 1 of 2: pi-2")
+    assert start(fleet, {"model": "digits", "version": 2})[0] == 409  # a wave is judged: not superseded
     assert report(fleet, "pi-2", 3, right=6)["run"] == {"model": "digits", "version": 3}
     report(fleet, "pi-1", 2, right=6)
     promoted = wait_for(fleet, "digits", "promoted")

@@ -7,7 +7,7 @@ waves: each but the last is watched and judged the same way ("wave"); the last i
 "promoted", then "done" once every target has reported under V. If the guard fails at any stage, every device
 the rollout moved is told to run what it ran before and the rollout ends "failed", the reason in numbers.
 `abort` moves every device the rollout moved back. One rollout of a model at a time: a
-new one is refused while another's canaries are judged, and supersedes one that is promoted (a device that
+new one is refused while another's canaries or a wave are judged, and supersedes one that is promoted (a device that
 has not reported since, switched off, say, would otherwise hold the model's rollouts up for good).
 
 A device is told through the answer to its reports (`assignment`): the host's word is an `assignments` row,
@@ -81,7 +81,7 @@ def start(db, model: str, version: int, devices: list | None, canary: int | None
     try:
         active = db.execute(f"SELECT id, state FROM rollouts WHERE model = ? AND state IN {ACTIVE}",
                             (model,)).fetchone()
-        if active and active[1] == "canary":
+        if active and active[1] != "promoted":  # its canaries or a wave are being judged
             raise Refused(409, f"a rollout of {model} is under way: wait for it, or abort it (edge rollout abort "
                                f"{model})")
         if active:  # promoted, waiting for devices to report under it: the new rollout takes over
