@@ -147,14 +147,15 @@ def _advance(db, r: dict, now: float) -> None:
             _fail(db, r, now, "; ".join(reasons))
             return
         stage = r["stage"] + 1
+        wave = r["waves"][stage - 1] if stage <= len(r["waves"]) else []  # none: the canaries were every target
         last = stage >= len(r["waves"])
-        _assign(db, r["waves"][stage - 1] if stage <= len(r["waves"]) else [], r["model"], r["version"], r["id"], now)
+        _assign(db, wave, r["model"], r["version"], r["id"], now)
         db.execute("UPDATE rollouts SET state = ?, stage = ?, stage_started = ? WHERE id = ?",
                    ("promoted" if last else "wave", stage, now, r["id"]))
         told = f"wave {stage} of {len(r['waves'])}" if len(r["waves"]) > 1 else "the rest"
         _event(db, r["id"], now, f"the guard held on {_who(r)} ({_numbers(new)}; expected: {_numbers(before)}): "
                                  + (f"promoted to all {len(r['targets'])}" if last else
-                                    f"{told}: {', '.join(r['waves'][stage - 1])}"))
+                                    f"{told}: {', '.join(wave)}"))
     elif r["state"] == "promoted" and all(running(db, d) == version for d in r["targets"]):
         _end(db, r, "done", now, f"every target runs {label}")
 
@@ -214,8 +215,8 @@ def _baseline(db, r: dict, judged: list, guard: guards.Guard) -> dict:
     has none, those targets' reports over the stage, as they are."""
     waiting = [d for d in r["targets"] if d not in _moved(r)]
     during = _reports(db, waiting, None, r["stage_started"], None)
-    own = {device: [report for report in _latest(db, [device], r["started"])
-                    if r["previous"].get(device) in (None, _version_of(db, report))] for device in judged}
+    own = {device: [report for report in _latest(db, [device], r["started"]) if r["previous"].get(device) is None
+                    or _version_of(db, report) == r["previous"][device]] for device in judged}
     if not all(own.values()):
         return guards.measure([report for reports in own.values() for report in reports] + during)
     return guards.expected(guards.measure([report for reports in own.values() for report in reports]),
