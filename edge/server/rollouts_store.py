@@ -123,7 +123,9 @@ def advance(db, now: float | None = None) -> None:
     for (rollout,) in db.execute(f"SELECT id FROM rollouts WHERE state IN {ACTIVE}").fetchall():
         db.execute("BEGIN IMMEDIATE")
         try:
-            _advance(db, _row(db, rollout), now)
+            r = _row(db, rollout)
+            if r["state"] in ACTIVE:  # read again under the lock: an abort may have ended it since the listing
+                _advance(db, r, now)
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
