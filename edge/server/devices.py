@@ -20,7 +20,7 @@ async def get_devices(request: Request):
 
 
 async def get_device_reports(request: Request):
-    """?limit=N&since=UNIX: a device's reports, newest first."""
+    """?limit=N&since=UNIX: a device's newest N reports (or those ending after UNIX), oldest first."""
     device = request.path_params["device"]
     readable(request, device)
     try:

@@ -24,7 +24,8 @@ async def post_frames(request: Request):
 
 
 async def get_device_frames(request: Request):
-    """?state=new|labelled|discarded|all&limit=N: a device's collected frames, newest first, and its counts."""
+    """?state=new|labelled|discarded|all&limit=N: a device's first N collected frames in that state, in the order
+    they came (a labelling queue), and its counts."""
     device = request.path_params["device"]
     readable(request, device)
     state = request.query_params.get("state", "new")
