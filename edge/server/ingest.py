@@ -1,12 +1,11 @@
 """The way a device's POST comes in, for reports and frames alike: checked item by item, stored through the
 worker's writer (edge.server.writer), and answered with the ids the host now holds: a device lets an item go
 only on that word."""
-import sqlite3
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from edge.server import bodies, store
+from edge.server import bodies, database, store
 from edge.server.bodies import fail
 
 RETRY_AFTER = "60"  # seconds, with a 503
@@ -38,8 +37,8 @@ async def stored(request: Request, kind: str, device: str | None, items: list) -
         fail(*refused)
     try:
         outcome = await host.writer.store(kind, device, items)
-    except sqlite3.OperationalError as e:
-        if e.sqlite_errorcode & 0xFF != sqlite3.SQLITE_FULL:
+    except database.OperationalError as e:
+        if not database.full(e):
             fail(503, f"the host's database cannot take {kind} now ({e}): retry later", {"Retry-After": RETRY_AFTER})
         host.wrote(disk_full=True)
         host.log(f"the disk of {host.options.db} is full: reports and frames are refused (503) until space is freed")

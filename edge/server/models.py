@@ -12,14 +12,13 @@ Uploads and pushes are rare and large: each runs on a thread with a connection o
 SQLite's write lock, not on the event loop's writer, which never waits.
 """
 import re
-import sqlite3
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, StreamingResponse
 
 from edge.report import SHA256
-from edge.server import bodies, releases, store
+from edge.server import bodies, database, releases, store
 from edge.server.auth import requires
 from edge.server.bodies import fail
 from edge.server.ingest import RETRY_AFTER
@@ -141,7 +140,6 @@ async def write(host, action, *args):
         return await run_in_threadpool(run)
     except releases.Refused as e:
         fail(e.status, str(e))
-    except sqlite3.OperationalError as e:
-        full = e.sqlite_errorcode & 0xFF == sqlite3.SQLITE_FULL
-        fail(503, "the host's disk is full: free space and push again" if full else
+    except database.OperationalError as e:
+        fail(503, "the host's disk is full: free space and push again" if database.full(e) else
              f"the host's database is busy ({e}): push again", {"Retry-After": RETRY_AFTER})

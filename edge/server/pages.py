@@ -1,10 +1,11 @@
 """GET /healthz (no token: what a load balancer or systemd watchdog asks) and GET / (the dashboard, whose
 data comes from the API)."""
-import sqlite3
 from pathlib import Path
 
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse
+
+from edge.server import database
 
 DASHBOARD = Path(__file__).with_name("dashboard.html")
 
@@ -13,7 +14,7 @@ async def healthz(request: Request):
     host = request.app.state.host
     try:
         host.db().execute("SELECT 1").fetchone()
-    except sqlite3.Error as e:
+    except database.Error as e:
         return JSONResponse({"status": "error", "error": str(e)}, status_code=503)
     if host.disk_full():
         return JSONResponse({"status": "disk full", "error": f"the disk of {host.options.db.name} is full: devices "

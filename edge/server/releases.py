@@ -13,6 +13,7 @@ import time
 from edge.bundle import MODEL
 from edge.errors import EdgeError
 from edge.report import check_name
+from edge.server.database import transaction
 from edge.signing import canonical, check_release
 
 SCHEMA = """
@@ -58,20 +59,14 @@ def push(db, name: str, signed, by: str) -> dict:
                            "them first (PUT /api/v1/files/SHA256), as 'edge models push' does")
     digest = hashlib.sha256(canonical(release)).hexdigest()
     text = json.dumps({"release": release, "key_id": str(signed.get("key_id"))[:64], "signature": signed["signature"]})
-    db.execute("BEGIN IMMEDIATE")  # the next number is read and taken in one transaction
-    try:
+    with transaction(db):  # the next number is read and taken in one transaction
         held = db.execute("SELECT version FROM models WHERE name = ? AND release_sha256 = ?", (name, digest)).fetchone()
         if held:
-            db.execute("COMMIT")
             return {"name": name, "version": held[0], "new": False}
         version = db.execute("SELECT COALESCE(MAX(version), 0) + 1 FROM models WHERE name = ?", (name,)).fetchone()[0]
         model = release["files"].get(MODEL, {}).get("sha256")  # what a device's reports name it by
         db.execute("INSERT INTO models VALUES (?, ?, ?, ?, ?, ?, ?, NULL, ?)",
                    (name, version, digest, text, str(signed.get("key_id"))[:64], by, time.time(), model))
-        db.execute("COMMIT")
-    except BaseException:
-        db.execute("ROLLBACK")
-        raise
     return {"name": name, "version": version, "new": True}
 
 

@@ -19,6 +19,7 @@ import math
 import time
 
 from edge.server import guard as guards
+from edge.server.database import transaction
 from edge.server.releases import Refused
 
 SCHEMA = """
@@ -77,8 +78,7 @@ def start(db, model: str, version: int, devices: list | None, canary: int | None
     if not (math.isfinite(watch) and 0 < watch <= 30 * 86400):
         raise Refused(422, f"--watch {watch}: give seconds, more than 0 and at most 30 days, e.g. {WATCH:g}")
     previous = {d: running(db, d) for d in targets}
-    db.execute("BEGIN IMMEDIATE")
-    try:
+    with transaction(db):
         active = db.execute(f"SELECT id, state FROM rollouts WHERE model = ? AND state IN {ACTIVE}",
                             (model,)).fetchone()
         if active and active[1] != "promoted":  # its canaries or a wave are being judged
@@ -93,10 +93,6 @@ def start(db, model: str, version: int, devices: list | None, canary: int | None
         _assign(db, canaries, model, version, rollout, now)
         _event(db, rollout, now, f"started by {by}: {model}@{version} to {len(canaries)} canary(ies) of "
                                  f"{len(targets)}: {', '.join(canaries)}")
-        db.execute("COMMIT")
-    except BaseException:
-        db.execute("ROLLBACK")
-        raise
     return status(db, rollout)
 
 
@@ -121,15 +117,10 @@ def advance(db, now: float | None = None) -> None:
     """Move every active rollout on as far as its time and its devices' reports allow."""
     now = time.time() if now is None else now
     for (rollout,) in db.execute(f"SELECT id FROM rollouts WHERE state IN {ACTIVE}").fetchall():
-        db.execute("BEGIN IMMEDIATE")
-        try:
+        with transaction(db):
             r = _row(db, rollout)
             if r["state"] in ACTIVE:  # read again under the lock: an abort may have ended it since the listing
                 _advance(db, r, now)
-            db.execute("COMMIT")
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
 
 
 def _advance(db, r: dict, now: float) -> None:
@@ -242,8 +233,7 @@ def _numbers(m: dict) -> str:
 def abort(db, model: str, by: str, now: float | None = None) -> dict:
     """Stop the model's active rollout and move every device it moved back to what it ran before."""
     now = time.time() if now is None else now
-    db.execute("BEGIN IMMEDIATE")
-    try:
+    with transaction(db):
         row = db.execute(f"SELECT id FROM rollouts WHERE model = ? AND state IN {ACTIVE}", (model,)).fetchone()
         if row is None:
             raise Refused(404, f"no rollout of {model} is under way: see them with edge rollout status {model}")
@@ -251,10 +241,6 @@ def abort(db, model: str, by: str, now: float | None = None) -> dict:
         moved = _moved(r)
         _back(db, r, moved, now)
         _end(db, r, "aborted", now, f"aborted by {by}: {len(moved)} device(s) moved back")
-        db.execute("COMMIT")
-    except BaseException:
-        db.execute("ROLLBACK")
-        raise
     return status(db, r["id"])
 
 

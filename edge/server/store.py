@@ -33,6 +33,7 @@ from edge.files import check_writable
 from edge.frame_record import jpeg_bytes
 from edge.report import cells, check_name
 from edge.server import releases, rollouts_store
+from edge.server.database import transaction
 
 ROLES = ("device", "reader", "publisher")
 VERSION = 6  # PRAGMA user_version; 5 kept no rollout waves, 4 no models, 3 no frame tally, 2 no frames, 1 no
@@ -160,9 +161,9 @@ def store_posts(db, posts: list[tuple[str, str | None, list[dict]]], quota: Fram
     """Store what POSTs brought, [(kind, device, checked items)], kind "reports", "frames" (within `quota`) or
     "labels" (for frames, as `label_frames` takes them), folding reports into what the reads need (each
     device's row of `devices`, read under the write lock: whatever process wrote it last), all in one
-    transaction: a group commit, one write to disk for every POST that came in meanwhile. Raises
-    sqlite3.OperationalError (SQLITE_BUSY) at once, having done nothing, while another connection writes, if
-    `db` does not wait. Any other kind is the caller's mistake: ValueError, and nothing is stored."""
+    transaction: a group commit, one write to disk for every POST that came in meanwhile. Raises an error that
+    database.busy knows at once, having done nothing, while another connection writes, if `db` does not wait.
+    Any other kind is the caller's mistake: ValueError, and nothing is stored."""
     now = time.time()
     changed: dict[str, _Summary] = {}  # device -> its row of `devices`, as this group's reports change it
     kinds = {"reports": lambda device, items: _store_reports(db, device, items, now, changed),
@@ -171,17 +172,11 @@ def store_posts(db, posts: list[tuple[str, str | None, list[dict]]], quota: Fram
     unknown = next((kind for kind, _, _ in posts if kind not in kinds), None)
     if unknown is not None:
         raise ValueError(f"store_posts: no kind {unknown!r}; the kinds are {', '.join(kinds)}")
-    db.execute("BEGIN IMMEDIATE")
-    try:
+    with transaction(db):
         outcomes = [kinds[kind](device, items) for kind, device, items in posts]
         for device, summary in changed.items():
             if summary.reports:  # a device is listed once it has a report stored
                 summary.save(db, device)
-        db.execute("COMMIT")
-    except BaseException:
-        if db.in_transaction:  # a full disk has rolled the transaction back already
-            db.execute("ROLLBACK")
-        raise
     return outcomes
 
 

@@ -20,9 +20,8 @@ done. The second waits for no reader longer than READER_WAIT: a long CSV export 
 over until it ends, and holds writes up that long once a second meanwhile.
 """
 import asyncio
-import sqlite3
 
-from edge.server import store
+from edge.server import database, store
 
 CHECKPOINT_EVERY = 1.0  # seconds
 MAX_GROUP = 16  # POSTs in one transaction
@@ -61,8 +60,8 @@ class Writer:
         try:
             outcomes: list[store.Stored | Exception] = list(store.store_posts(self._db, [post[:3] for post in group],
                                                                              self._quota))
-        except sqlite3.OperationalError as e:
-            if e.sqlite_errorcode & 0xFF == sqlite3.SQLITE_BUSY:  # another worker writes: nothing was done
+        except database.OperationalError as e:
+            if database.busy(e):  # another worker writes: nothing was done
                 return self._retry()
             outcomes = [e] * len(group)
         except Exception as e:  # noqa: BLE001 (every POST of the group is told, and may retry)
