@@ -40,7 +40,8 @@ def store_file(db, sha256: str, data: bytes) -> bool:
     if hashlib.sha256(data).hexdigest() != sha256:
         raise Refused(422, f"the body's sha256 is {hashlib.sha256(data).hexdigest()}, not {sha256}: it was cut "
                            "or changed on the way; upload it again")
-    cursor = db.execute("INSERT OR IGNORE INTO model_files VALUES (?, ?, ?, ?)", (sha256, len(data), time.time(), data))
+    cursor = db.execute("INSERT INTO model_files (sha256, bytes, received, data) VALUES (?, ?, ?, ?) "
+                        "ON CONFLICT (sha256) DO NOTHING", (sha256, len(data), time.time(), data))
     return cursor.rowcount == 1
 
 
@@ -65,7 +66,8 @@ def push(db, name: str, signed, by: str) -> dict:
             return {"name": name, "version": held[0], "new": False}
         version = db.execute("SELECT COALESCE(MAX(version), 0) + 1 FROM models WHERE name = ?", (name,)).fetchone()[0]
         model = release["files"].get(MODEL, {}).get("sha256")  # what a device's reports name it by
-        db.execute("INSERT INTO models VALUES (?, ?, ?, ?, ?, ?, ?, NULL, ?)",
+        db.execute("INSERT INTO models (name, version, release_sha256, signed, key_id, pushed_by, pushed, "
+                   "model_sha256) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                    (name, version, digest, text, str(signed.get("key_id"))[:64], by, time.time(), model))
     return {"name": name, "version": version, "new": True}
 
@@ -90,7 +92,7 @@ def withdraw(db, name: str, version: int) -> bool:
 def versions(db, name: str | None = None) -> list[dict]:
     """Every version (of `name`), newest first: what a list shows, without the signature."""
     rows = db.execute("SELECT name, version, signed, key_id, pushed_by, pushed, withdrawn FROM models "
-                      "WHERE ? IS NULL OR name = ? ORDER BY name, version DESC", (name, name)).fetchall()
+                      "WHERE CAST(? AS TEXT) IS NULL OR name = ? ORDER BY name, version DESC", (name, name)).fetchall()
     out = []
     for model, version, signed, key, by, pushed, withdrawn in rows:
         files = json.loads(signed)["release"]["files"]

@@ -86,10 +86,11 @@ def start(db, model: str, version: int, devices: list | None, canary: int | None
                                f"{model})")
         if active:  # promoted, waiting for devices to report under it: the new rollout takes over
             _end(db, {"id": active[0]}, "superseded", now, f"{model}@{version} rolled out after it")
-        rollout = db.execute(
-            "INSERT INTO rollouts VALUES (NULL, ?, ?, 'canary', ?, ?, ?, ?, ?, ?, ?, NULL, NULL, ?, ?, 0)",
+        (rollout,) = db.execute(
+            "INSERT INTO rollouts (model, version, state, targets, canaries, previous, watch, guard, started, "
+            "stage_started, started_by, waves) VALUES (?, ?, 'canary', ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
             (model, version, json.dumps(targets), json.dumps(canaries), json.dumps(previous), watch,
-             json.dumps(guard.to_json()), now, now, by, json.dumps(planned))).lastrowid
+             json.dumps(guard.to_json()), now, now, by, json.dumps(planned))).fetchone()
         _assign(db, canaries, model, version, rollout, now)
         _event(db, rollout, now, f"started by {by}: {model}@{version} to {len(canaries)} canary(ies) of "
                                  f"{len(targets)}: {', '.join(canaries)}")
@@ -269,7 +270,8 @@ def status(db, rollout: int) -> dict:
 def rollouts(db, model: str | None = None) -> list[dict]:
     """Every rollout (of `model`), newest first."""
     return [status(db, rollout) for (rollout,) in db.execute(
-        "SELECT id FROM rollouts WHERE ? IS NULL OR model = ? ORDER BY id DESC", (model, model)).fetchall()]
+        "SELECT id FROM rollouts WHERE CAST(? AS TEXT) IS NULL OR model = ? ORDER BY id DESC",
+        (model, model)).fetchall()]
 
 
 def _row(db, rollout: int) -> dict:
@@ -279,7 +281,9 @@ def _row(db, rollout: int) -> dict:
 
 
 def _assign(db, devices: list, model: str, version: int | None, rollout: int, now: float) -> None:
-    db.executemany("INSERT OR REPLACE INTO assignments VALUES (?, ?, ?, ?, ?)",
+    db.executemany("INSERT INTO assignments (device, model, version, rollout, since) VALUES (?, ?, ?, ?, ?) "
+                   "ON CONFLICT (device) DO UPDATE SET model = excluded.model, version = excluded.version, "
+                   "rollout = excluded.rollout, since = excluded.since",
                    [(d, model, version, rollout, now) for d in devices])
 
 
@@ -289,4 +293,4 @@ def _end(db, r: dict, state: str, now: float, reason: str) -> None:
 
 
 def _event(db, rollout: int, now: float, event: str) -> None:
-    db.execute("INSERT INTO rollout_events VALUES (?, ?, ?)", (rollout, now, event))
+    db.execute("INSERT INTO rollout_events (rollout, at, event) VALUES (?, ?, ?)", (rollout, now, event))

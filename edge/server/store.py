@@ -64,8 +64,12 @@ CREATE TABLE IF NOT EXISTS frame_tally (
 """
 # The JPEG is the last column: reading the others never walks its pages. `frame_tally` keeps what each
 # device's frames hold in bytes, so a quota costs a row, not a walk over the frames.
-TALLY = ("INSERT OR IGNORE INTO frame_tally SELECT device, SUM(length(jpeg)), 0, 0 FROM frames "
-         "GROUP BY device")  # upgrading a store that kept none
+TALLY = ("INSERT INTO frame_tally (device, bytes, dropped, refused) SELECT device, SUM(length(jpeg)), 0, 0 "
+         "FROM frames WHERE TRUE GROUP BY device ON CONFLICT (device) DO NOTHING")  # upgrading a store that kept none
+DEVICE_COLUMNS = ("device", "last_seen", "reports", "conflicts", "latest_end", "latest", "field_run", "field_end",
+                  "field_reports", "field_labels", "field_cells")
+SAVE_DEVICE = (f"INSERT INTO devices ({', '.join(DEVICE_COLUMNS)}) VALUES ({', '.join('?' * len(DEVICE_COLUMNS))}) "
+               "ON CONFLICT (device) DO UPDATE SET " + ", ".join(f"{c} = excluded.{c}" for c in DEVICE_COLUMNS[1:]))
 
 
 @dataclass(frozen=True)
@@ -122,7 +126,8 @@ def create_token(db, name: str, role: str = "device") -> str:
         raise EdgeError(f"unknown role '{role}': choose one of {', '.join(ROLES)}")
     token = secrets.token_urlsafe(32)
     try:
-        db.execute("INSERT INTO tokens VALUES (?, ?, ?, ?)", (name, role, hash_token(token), time.time()))
+        db.execute("INSERT INTO tokens (name, role, hash, created) VALUES (?, ?, ?, ?)",
+                   (name, role, hash_token(token), time.time()))
     except sqlite3.IntegrityError:
         raise EdgeError(f"'{name}' already has a token: revoke it first (edge token revoke {name})") from None
     return token
@@ -186,7 +191,8 @@ def _store_reports(db, device: str, reports: list[dict], now: float, changed: di
     outcome = Stored([], [], [])
     for r in reports:
         body = orjson.dumps(r).decode()
-        if db.execute("INSERT OR IGNORE INTO reports VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        if db.execute("INSERT INTO reports (id, device, run, received, window_start, window_end, evaluated, body) "
+                      "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
                       (r["id"], device, r["run_id"], now, r["window"]["start"], r["window"]["end"],
                        r["evaluated"], body)).rowcount:
             outcome.stored.append(r["id"])
@@ -276,8 +282,9 @@ def _drop(db, device: str, need: int) -> int:
 
 
 def _count(db, device: str, size: int, dropped: int = 0, refused: int = 0) -> None:
-    db.execute("INSERT INTO frame_tally VALUES (?, ?, ?, ?) ON CONFLICT (device) DO UPDATE SET bytes = bytes + "
-               "excluded.bytes, dropped = dropped + excluded.dropped, refused = refused + excluded.refused",
+    db.execute("INSERT INTO frame_tally (device, bytes, dropped, refused) VALUES (?, ?, ?, ?) ON CONFLICT (device) "
+               "DO UPDATE SET bytes = frame_tally.bytes + excluded.bytes, dropped = frame_tally.dropped + "
+               "excluded.dropped, refused = frame_tally.refused + excluded.refused",
                (device, size, dropped, refused))
 
 
@@ -320,7 +327,7 @@ class _Summary:
 
     def save(self, db, device: str) -> None:
         self.labels_text = self.labels_text or _json(self.field_labels)
-        db.execute("INSERT OR REPLACE INTO devices VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", (
+        db.execute(SAVE_DEVICE, (
             device, self.last_seen, self.reports, self.conflicts, self.latest_end, self.latest, self.field_run,
             self.field_end, self.field_reports, self.labels_text,
             _json(self.field_cells and [x for (truth, predicted), count in self.field_cells.items()
@@ -365,7 +372,7 @@ def devices(db, only: str | None = None) -> list[dict]:
     found = []
     for device, last_seen, count, conflicts, latest, run, run_reports, flat in db.execute(
             "SELECT device, last_seen, reports, conflicts, latest, field_run, field_reports, field_cells FROM devices "
-            "WHERE ? IS NULL OR device = ? ORDER BY device", (only, only)):
+            "WHERE CAST(? AS TEXT) IS NULL OR device = ? ORDER BY device", (only, only)):
         field = None
         if run is not None:
             flat = orjson.loads(flat)
@@ -398,12 +405,13 @@ def all_reports(db, only: str | None = None):
     """Every report (or `only` that device's) in the order they arrived, for the CSV export (streamed: the
     table may be large)."""
     for device, received, body in db.execute(
-            "SELECT device, received, body FROM reports WHERE ? IS NULL OR device = ? ORDER BY rowid", (only, only)):
+            "SELECT device, received, body FROM reports WHERE CAST(? AS TEXT) IS NULL OR device = ? ORDER BY rowid",
+            (only, only)):
         yield device, received, json.loads(body)
 
 
 FRAME_STATES = {  # which frames a listing holds
-    "new": "label IS NULL AND NOT discarded", "labelled": "label IS NOT NULL", "discarded": "discarded", "all": "1"}
+    "new": "label IS NULL AND NOT discarded", "labelled": "label IS NOT NULL", "discarded": "discarded", "all": "TRUE"}
 
 
 def _label_frames(db, device, labels: list[dict], now: float) -> Stored:
@@ -414,7 +422,7 @@ def _label_frames(db, device, labels: list[dict], now: float) -> Stored:
     for given in labels:
         label, discard = given["label"], given["discard"]
         if db.execute("UPDATE frames SET label = ?, labelled = ?, discarded = ? WHERE id = ?",
-                      (None if discard else label, now if label or discard else None, int(discard),
+                      (None if discard else label, now if label or discard else None, bool(discard),
                        given["id"])).rowcount:
             outcome.stored.append(given["id"])
         else:
@@ -454,6 +462,7 @@ def frame_jpeg(db, frame_id: str) -> tuple[str, bytes] | None:
 def labelled_frames(db, device: str | None = None):
     """(id, device, label, meta, JPEG) of every labelled frame (or `device`'s), in the order they came."""
     for frame_id, name, label, meta, jpeg in db.execute(
-            "SELECT id, device, label, meta, jpeg FROM frames WHERE label IS NOT NULL AND (? IS NULL OR device = ?) "
+            "SELECT id, device, label, meta, jpeg FROM frames WHERE label IS NOT NULL AND (CAST(? AS TEXT) IS NULL OR "
+            "device = ?) "
             "ORDER BY rowid", (device, device)):
         yield frame_id, name, label, json.loads(meta), jpeg
