@@ -10,6 +10,7 @@ from edge.converter.pipeline import convert
 from edge.errors import EdgeError
 from edge.eval.evaluate import evaluate
 from edge.progress import Log
+from edge.results import DemoResult
 from edge.version import install_hint
 
 
@@ -33,9 +34,9 @@ def write_digits(out, digits=(0, 1, 2, 3), per_class: int | None = 150, size: in
     return out
 
 
-def demo(out, log: Log | None = None) -> dict:
+def demo(out, log: Log | None = None) -> DemoResult:
     """Convert 600 scanned digits (4 classes) with MobileNetV2 to an int8 bundle in out/bundle, then
-    evaluate it on the 120 scans it never saw. Returns {"convert": summary, "eval": report}.
+    evaluate it on the 120 scans it never saw.
 
     The recipe: a narrow MobileNetV2 (alpha 0.35) at 48 px, since 8x8 scans hold no more detail; augmented
     but never mirrored (a mirrored 3 is no digit); 20 epochs in batches of 16; 10% held out to validate, not
@@ -49,4 +50,4 @@ def demo(out, log: Log | None = None) -> dict:
                                      input_size=48, alpha=0.35, epochs=20, fine_tune_epochs=0, batch_size=16,
                                      flip=False, val_split=0.1,
                                      accept_drop=True), log)  # a demo shows its result, whatever int8 costs
-    return {"convert": summary, "eval": evaluate(out / "bundle", unseen, log=log).report, "test_data": str(unseen)}
+    return DemoResult(convert=summary, eval=evaluate(out / "bundle", unseen, log=log).report, test_data=str(unseen))

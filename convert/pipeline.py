@@ -35,10 +35,11 @@ from edge.eval.latency import latency_stats
 from edge.eval.metrics import accuracy, confusion_matrix, macro_f1
 from edge.interpreter import io_facts, make_interpreter, op_precisions
 from edge.progress import Log
+from edge.results import ConvertResult
 from edge.version import made_by
 
 
-def convert(options: ConvertOptions, log: Log | None = None) -> dict:
+def convert(options: ConvertOptions, log: Log | None = None) -> ConvertResult:
     """Run the whole conversion; returns the summary (the manifest plus the bundle's path)."""
     log = log or Log(enabled=False)
     opts = options.resolved()
@@ -118,7 +119,7 @@ def convert(options: ConvertOptions, log: Log | None = None) -> dict:
     }
     check_files, manifest["checks"] = make_checks(split.val_x, split.val_y, tflite_scores)
     bundle = write_bundle(opts.out, tflite, manifest, edgetpu=compiled, files={**sensor_files, **check_files})
-    return {"bundle": str(bundle.path), **bundle.manifest}
+    return ConvertResult(bundle=str(bundle.path), **bundle.manifest)
 
 
 def sram_warning(parameters: int, profile) -> str | None:

@@ -5,12 +5,13 @@ from pathlib import Path
 import numpy as np
 
 from edge.eval.plots import pyplot, save_figure
+from edge.results import QuantizeResult
 
 
-def save_error_plot(summary: dict, path) -> Path:
+def save_error_plot(summary: QuantizeResult, path) -> Path:
     plt = pyplot()
-    rows = summary["per_operation"]
-    budget = summary["quantization"]["budget"]
+    rows = summary.per_operation
+    budget = summary.quantization["budget"]
     index = np.arange(len(rows))
     added = np.array([r["added"] for r in rows])
     error = np.array([r["error"] for r in rows])
@@ -22,7 +23,7 @@ def save_error_plot(summary: dict, path) -> Path:
     ax.set_xticks(index, [f"{r['index']} {r['type']}" for r in rows], rotation=90, fontsize=7)
     ax.set_ylabel("plain int8 error against float (1 - cosine similarity)")
     ax.legend()
-    ax.set_title(f"{summary['backbone']['name']}: plain int8 drop {budget['plain_int8']['drop']:.4f}, "
+    ax.set_title(f"{summary.backbone['name']}: plain int8 drop {budget['plain_int8']['drop']:.4f}, "
                  f"final {budget['drop']:.4f} (--max-drop {budget['max_drop']}),\n{len(budget['kept'])} of "
                  f"{budget['operations']} operations kept {budget['fallback']}")
     return save_figure(fig, path)

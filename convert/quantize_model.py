@@ -46,6 +46,7 @@ from edge.interpreter import input_size, io_facts, make_interpreter, op_precisio
 from edge.model import load_model
 from edge.options import option
 from edge.progress import Log
+from edge.results import QuantizeResult
 from edge.version import made_by
 
 
@@ -101,7 +102,7 @@ def decided(opts: QuantizeOptions) -> dict:
             "max_drop": check_max_drop(opts.max_drop), "fallback": check_fallback(opts.fallback)}
 
 
-def quantize_model(options: QuantizeOptions, log: Log | None = None) -> dict:
+def quantize_model(options: QuantizeOptions, log: Log | None = None) -> QuantizeResult:
     """Quantize, keep the budget, write the bundle; returns the summary: the manifest, the bundle's path
     and the per-operation report."""
     log = log or Log(enabled=False)
@@ -174,7 +175,7 @@ def quantize_model(options: QuantizeOptions, log: Log | None = None) -> dict:
     }
     check_files, manifest["checks"] = make_checks(images, labels, search.scores)  # for a device that follows
     bundle = write_bundle(opts.out, search.model, manifest, edgetpu=compiled, files=check_files)
-    return {"bundle": str(bundle.path), **bundle.manifest, "per_operation": per_operation(search)}
+    return QuantizeResult(bundle=str(bundle.path), **bundle.manifest, per_operation=per_operation(search))
 
 
 def check_float(model: bytes, path: Path) -> None:

@@ -12,6 +12,7 @@ from edge.errors import EdgeError, choose
 from edge.eval.bench import PER_ROUND, ROUNDS, check_rounds, failed, header, row, time_in_turns
 from edge.interpreter import make_interpreter, resolve_threads
 from edge.progress import Log
+from edge.results import BenchResult
 
 
 @dataclass(frozen=True)
@@ -43,7 +44,7 @@ def parse_variants(text) -> list[str]:
 
 
 def bench_variants(options: ConvertOptions, variants=DEFAULT_VARIANTS, threads: int | None = None, rounds: int = ROUNDS,
-                   log: Log | None = None) -> dict:
+                   log: Log | None = None) -> BenchResult:
     """Train `options.model` once, export each variant of it and evaluate every file on the validation
     images. Agreement is with the Keras model the file was exported from."""
     log = log or Log(enabled=False)
@@ -88,7 +89,7 @@ def bench_variants(options: ConvertOptions, variants=DEFAULT_VARIANTS, threads: 
         if VARIANTS[name].pruned:
             rows[name]["sparsity"] = tflite_sparsity(tflite)["sparsity"]
     time_in_turns(rows, turns, rounds, log)
-    return {**header("variants", threads), "model": opts.model, "input_size": opts.input_size,
-            "data": str(opts.data), "images": {"train": len(split.train_y), "validation": len(split.val_y)},
-            "agreement_with": "the Keras model each file was exported from", "training": training,
-            "rows": [rows[n] for n in names]}
+    return BenchResult(**header("variants", threads), model=opts.model, input_size=opts.input_size,
+                       data=str(opts.data), images={"train": len(split.train_y), "validation": len(split.val_y)},
+                       agreement_with="the Keras model each file was exported from", training=training,
+                       rows=[rows[n] for n in names])

@@ -5,10 +5,12 @@ works there.
 
 The API does, and refuses, exactly what the `edge` command does: a bad argument raises `EdgeError` with
 the message the command prints. Nothing imported here needs TensorFlow; `convert` and `bench` of a
-`model` import it when called, and only a host install has them.
+`model` import it when called, and only a host install has them. Each command's result is typed (edge.results),
+and its to_json() is what the command's `--json` writes.
 """
 from edge.errors import EdgeError
 from edge.layers import host_only
+from edge.results import BenchResult, ConvertResult, DemoResult, QuantizeResult, RunResult
 from edge.version import VERSION as __version__
 
 
@@ -22,10 +24,11 @@ def __getattr__(name: str):
     raise AttributeError(f"module 'edge' has no attribute '{name}'")
 
 
-def convert(model=None, data=None, out=None, log=None, options=None, **keywords) -> dict:
+def convert(model=None, data=None, out=None, log=None, options=None, **keywords) -> ConvertResult:
     """Fine-tune `model` on the image folders in `data`, quantize it and write a bundle to `out`
     [bundles/MODEL-DEVICE, else bundles/MODEL-QUANTIZE]. `options`: an `edge.converter.options.ConvertOptions`,
-    or else its fields as keywords, as `edge convert` names them; None is the default. Returns the summary."""
+    or else its fields as keywords, as `edge convert` names them; None is the default. Returns the summary, an
+    `edge.results.ConvertResult` (the bundle's path and its edge.json; to_json() is what `--json` writes)."""
     from edge.options import made
 
     with host_only("edge convert"):
@@ -35,11 +38,11 @@ def convert(model=None, data=None, out=None, log=None, options=None, **keywords)
                log)
 
 
-def quantize(model=None, data=None, out=None, log=None, options=None, **keywords) -> dict:
+def quantize(model=None, data=None, out=None, log=None, options=None, **keywords) -> QuantizeResult:
     """Quantize a float model (a float32 bundle or a bare float .tflite) to an int8 bundle at `out`, keeping
     its accuracy on the labelled images in `data` within `max_drop` of the float model's. `options`: an
     `edge.converter.quantize_model.QuantizeOptions`, or else its fields as keywords, as `edge quantize` names
-    them; None is the default. Returns the summary."""
+    them; None is the default. Returns the summary, a QuantizeResult."""
     from edge.options import made
 
     with host_only("edge quantize", "quantize"):
@@ -50,9 +53,10 @@ def quantize(model=None, data=None, out=None, log=None, options=None, **keywords
                                "edge quantize"), log)
 
 
-def demo(out="edge-demo", log=None) -> dict:
+def demo(out="edge-demo", log=None) -> DemoResult:
     """`edge demo`: convert the embedded digit scans to an int8 bundle in out/bundle and evaluate it on the
-    scans it never saw; returns {"convert": summary, "eval": report, "test_data": folder}."""
+    scans it never saw; returns a DemoResult: .convert (the ConvertResult), .eval (the EvalResult) and .test_data
+    (the folder of those scans)."""
     with host_only("edge demo"):
         from edge.converter.demo import demo as run
     return run(out, log)
@@ -61,9 +65,12 @@ def demo(out="edge-demo", log=None) -> dict:
 def evaluate(model, data, labels=None, input_range=None, threads=None, top_k=None, batch=1, warmup=None,
              delegate=None, log=None, fingerprint=False):
     """Evaluate a bundle folder or .tflite file on image folders (one per class); returns an
-    `edge.eval.evaluate.Evaluation` whose `report` is what `edge eval --json` writes. With `fingerprint`, the
+    `edge.eval.evaluate.Evaluation` whose `report` (an EvalResult) is what `edge eval` prints; its to_json(), what
+    `--json` writes. With `fingerprint`, the
     model's scores on these images (its validation images) become its fingerprint for drift (`edge run`): in the
     bundle's edge.json, or beside a bare .tflite file as NAME.fingerprint.json (the report names the file)."""
+    from dataclasses import replace
+
     from edge import drift
     from edge.eval.evaluate import WARMUP
     from edge.eval.evaluate import evaluate as run
@@ -73,14 +80,15 @@ def evaluate(model, data, labels=None, input_range=None, threads=None, top_k=Non
     result = run(model, data, labels, input_range, threads, top_k, batch, WARMUP if warmup is None else warmup,
                  delegate, log)
     if fingerprint:
-        result.report["fingerprint"] = str(drift.save(model, result.model.labels, result.scores))
+        result.report = replace(result.report, fingerprint=str(drift.save(model, result.model.labels, result.scores)))
     return result
 
 
 def bench(models=(), data=None, variants=None, labels=None, input_range=None, threads=None, rounds=None, log=None,
-          **training) -> dict:
+          **training) -> BenchResult:
     """Compare exports on one data set: existing bundles and .tflite files (`models`), or, without them,
-    the `variants` of one model trained with the options of `edge convert`. Returns what bench.json holds."""
+    the `variants` of one model trained with the options of `edge convert`. Returns a BenchResult; its to_json() is
+    what bench.json holds."""
     from edge.eval.bench import ROUNDS, bench_files
     from edge.options import made
 
@@ -100,12 +108,13 @@ def bench(models=(), data=None, variants=None, labels=None, input_range=None, th
                           variants or DEFAULT_VARIANTS, threads, rounds, log)
 
 
-def run(model, source="0", log=None, options=None, **keywords) -> dict:
+def run(model, source="0", log=None, options=None, **keywords) -> RunResult:
     """Classify frames from `source` (camera, file, stream, folder, GStreamer pipeline) with `model`, and
     evaluate live against the truth given; with `report_to`, report to an `edge serve` host, and with
     `collect` (a rule of `edge.collect.RULES`), send it the frames that matter. `options`: an
     `edge.runner.RunOptions`, or else its options as keywords, as `edge run` names them (its nested
-    ReportOptions' and CollectOptions' too: report_to, collect, ...); None is the default. Returns the summary."""
+    ReportOptions' and CollectOptions' too: report_to, collect, ...); None is the default. Returns the summary, a
+    RunResult."""
     from edge.options import made
     from edge.runner import RunOptions, run_options
     from edge.runner import run as run_frames

@@ -23,6 +23,7 @@ from edge.errors import EdgeError
 from edge.files import check_writable, write_json
 from edge.layers import host_only
 from edge.progress import Log
+from edge.results import Result
 from edge.version import VERSION
 
 
@@ -153,10 +154,12 @@ def json_destination(json_to: str | None) -> Path | None:
 
 
 def emit(result, json_to: str | None, as_text) -> None:
-    """Write the result to the --json file, and print it: as JSON for --json / --json -, else as text."""
+    """Write the result to the --json file, and print it: as JSON for --json / --json -, else as text. A typed
+    result (edge.results) is written as its to_json(), and rendered as it is."""
+    data = result.to_json() if isinstance(result, Result) else result
     if json_to not in (None, "-"):
-        write_json(json_to, result)
-    click.echo(json.dumps(result, indent=2) if json_to == "-" else as_text(result))
+        write_json(json_to, data)
+    click.echo(json.dumps(data, indent=2) if json_to == "-" else as_text(result))
 
 
 @cli.command()
@@ -207,7 +210,7 @@ def demo(out, json_to):
     bundle, then evaluate it on the 120 scans it never saw."""
     json_destination(json_to)
     result = edge.demo(out, log=Log())
-    emit(result, json_to, lambda r: render.demo_text(r["convert"], r["eval"], r["convert"]["bundle"], r["test_data"]))
+    emit(result, json_to, render.demo_text)
 
 
 @cli.command("eval")

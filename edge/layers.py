@@ -19,7 +19,7 @@ NAMES = {CONTRACT: "contract", MEASURES: "measures", DEVICE: "device", HOST: "ho
 # A module's layer is that of its longest listed prefix: "edge.converter" covers every module under it.
 LAYERS = {
     CONTRACT: ("edge.version", "edge.layers", "edge.errors", "edge.files", "edge.options", "edge.bundle", "edge.report",
-               "edge.frame_record", "edge.signing", "edge.devices", "edge.devices.profiles"),
+               "edge.frame_record", "edge.signing", "edge.results", "edge.devices", "edge.devices.profiles"),
     MEASURES: ("edge.eval", "edge.eval.metrics", "edge.eval.accumulator", "edge.eval.latency", "edge.eval.plots",
                "edge.eval.fingerprint"),
     DEVICE: ("edge.quiet", "edge.progress", "edge.images", "edge.folders", "edge.preprocess", "edge.interpreter",

@@ -1,45 +1,56 @@
-"""Text for people: the result dicts of the API (what `--json` prints) rendered as tables and lines.
-Pure functions, no I/O; the CLI prints what they return."""
+"""Text for people: the results of the API (edge.results, whose to_json() `--json` prints) rendered as tables
+and lines. Pure functions, no I/O; the CLI prints what they return."""
 import re
 import time
+
+from edge.results import (
+    BenchResult,
+    BundleResult,
+    ConvertResult,
+    DemoResult,
+    EvalResult,
+    Metrics,
+    QuantizeResult,
+    RunResult,
+)
 
 NUMBER = re.compile(r"[-+]?[\d.,]+\s?(%|x|ms|MB|M|k)?|-|")
 
 
-def run_text(s: dict) -> str:
+def run_text(s: RunResult) -> str:
     """`edge run`: frames, latency, reporting, field metrics and notes."""
-    inference, frame = s["latency_ms"]["inference"], s["latency_ms"]["frame"]
-    fps = f"{s['fps']:.1f} fps" if s["fps"] else "one frame"
-    mode = f" ({s['source_mode']})" if s.get("source_mode") else ""
-    lines = [f"frames     {s['frames']} from {s['source']}{mode} in {s['seconds']:.1f} s ({fps}); "
-             f"dropped {s['dropped']}, failed reads {s['failures']}, reopened {s['reopens']}; "
-             f"peak memory {s['peak_rss_mb']:.0f} MB"]
+    inference, frame = s.latency_ms["inference"], s.latency_ms["frame"]
+    fps = f"{s.fps:.1f} fps" if s.fps else "one frame"
+    mode = f" ({s.source_mode})" if s.source_mode else ""
+    lines = [f"frames     {s.frames} from {s.source}{mode} in {s.seconds:.1f} s ({fps}); "
+             f"dropped {s.dropped}, failed reads {s.failures}, reopened {s.reopens}; "
+             f"peak memory {s.peak_rss_mb:.0f} MB"]
     if inference["runs"]:
         lines.append(f"latency    inference p50 {inference['p50']:.2f} ms (p99 {inference['p99']:.2f}); "
                      f"capture to result p50 {frame['p50']:.2f} ms (p99 {frame['p99']:.2f})")
-    if s.get("reader"):
-        ms, scale = s["reader"]["ms"], s["reader"]["jpeg_scale"]
+    if s.reader:
+        ms, scale = s.reader["ms"], s.reader["jpeg_scale"]
         lines.append(f"reader     a frame: read {ms['read']:.2f} ms, decode {ms['decode']:.2f}"
                      + (f" (JPEG at 1/{scale} size)" if scale > 1 else "") + f", resize {ms['prepare']:.2f}"
-                     f" (--decode {s['options']['decode']})")
-    if s.get("reporting"):
-        r = s["reporting"]
+                     f" (--decode {s.options['decode']})")
+    if s.reporting:
+        r = s.reporting
         lines.append(f"reported   {r['reports']} reports; sent {r['sent']}, waiting {r['pending']} in {r['outbox']}, "
                      f"dropped {r['dropped']}, refused {r['rejected']}"
                      + (f"; {r['empty_windows']} windows without frames not sent" if r.get("empty_windows") else "")
                      + _aside(r) + (f"; last error: {r['last_error']}" if r["last_error"] else ""))
-    if s.get("collecting"):
-        c = s["collecting"]
+    if s.collecting:
+        c = s.collecting
         lines.append(f"collected  {c['kept']} of {c['chosen']} frames chosen by {c['rule']} (at most "
                      f"{c['max_per_hour']:g} an hour: {c['capped']} over); sent {c['sent']}, waiting {c['pending']} in "
                      f"{c['outbox']}, dropped {c['dropped']}, refused {c['rejected']}"
                      + (f"; {c['busy']} passed over while the sender was busy" if c["busy"] else "")
                      + _aside(c) + (f"; last error: {c['last_error']}" if c["last_error"] else ""))
-    if s.get("drift"):
-        lines.append(drift_line(s["drift"]))
-    if s["evaluated"]:
+    if s.drift:
+        lines.append(drift_line(s.drift))
+    if s.evaluated:
         lines += ["", metrics_text(s)]
-    lines += [f"note       {note}" for note in s["notes"]]
+    lines += [f"note       {note}" for note in s.notes]
     return "\n".join(lines)
 
 
@@ -61,15 +72,15 @@ def drift_line(d: dict) -> str:
             + (f"; report windows: {by_level}" if by_level else ""))
 
 
-def bench_text(result: dict) -> str:
+def bench_text(result: BenchResult) -> str:
     """`edge bench`: one row a variant or file, against the first that ran."""
-    ok = [r for r in result["rows"] if r["status"] == "ok"]
+    ok = [r for r in result.rows if r["status"] == "ok"]
     base = ok[0] if ok else None
     keras = any(r["keras_accuracy"] is not None for r in ok)  # variants: the Keras model each came from
-    rows = [("variant" if result["kind"] == "variants" else "model", "status", "bytes", "gzip",
+    rows = [("variant" if result.kind == "variants" else "model", "status", "bytes", "gzip",
              *(("Keras acc",) if keras else ()), "accuracy", "macro F1", "agreement", "p50 ms", "FPS", "smaller",
              "faster")]
-    for r in result["rows"]:
+    for r in result.rows:
         if base is None or r["status"] != "ok":  # (no base: no row is ok)
             rows.append((r["name"], "failed", *[""] * (len(rows[0]) - 2)))
             continue
@@ -78,15 +89,15 @@ def bench_text(result: dict) -> str:
                      *((f"{r['keras_accuracy']:.4f}",) if keras else ()), f"{r['accuracy']:.4f}",
                      f"{r['macro_f1']:.4f}", agreement, f"{r['p50_ms']:.2f}", f"{r['fps']:.1f}",
                      f"{base['bytes'] / r['bytes']:.2f}x", f"{base['p50_ms'] / r['p50_ms']:.2f}x"))
-    if result["kind"] == "variants":
-        head = (f"{result['model']} @ {result['input_size']}px: trained on {result['images']['train']} images, "
-                f"evaluated on {result['images']['validation']} validation images")
+    if result.kind == "variants" and result.images:
+        head = (f"{result.model} @ {result.input_size}px: trained on {result.images['train']} images, "
+                f"evaluated on {result.images['validation']} validation images")
     else:
-        head = f"on {result['data']}"
+        head = f"on {result.data}"
     lines = [head, table(rows)]
     if base:
-        lines.append(f"smaller / faster: against {base['name']}; agreement: with {result['agreement_with']}")
-    lines += [f"{r['name']} failed: {r['reason']}" for r in result["rows"] if r["status"] != "ok"]
+        lines.append(f"smaller / faster: against {base['name']}; agreement: with {result.agreement_with}")
+    lines += [f"{r['name']} failed: {r['reason']}" for r in result.rows if r["status"] != "ok"]
     lines += [f"{r['name']}: measured sparsity {r['sparsity']:.3f}" for r in ok if r.get("sparsity") is not None]
     lines += [f"{r['name']}: WEAK, no better than always answering one class ({b['majority_accuracy']:.4f}; p = "
               f"{b['p_value']:.2g}): edge convert would not write it"
@@ -95,40 +106,40 @@ def bench_text(result: dict) -> str:
 
 
 
-def metrics_text(r: dict) -> str:
+def metrics_text(r: Metrics) -> str:
     """The per-class table, the averages and the accuracy line, as `edge eval` and `edge run` print them."""
     rows = [("class", "precision", "recall", "f1", "support")]
     rows += [(label, f"{c['precision']:.4f}", f"{c['recall']:.4f}", f"{c['f1']:.4f}", str(c["support"]))
-             for label, c in r["per_class"].items()]
+             for label, c in r.per_class.items()]
     rows.append(("", "", "", "", ""))
-    rows += [(f"{name} avg", f"{r[name]['precision']:.4f}", f"{r[name]['recall']:.4f}", f"{r[name]['f1']:.4f}",
-              str(r["n"])) for name in ("macro", "weighted")]
-    top = ", ".join(f"top-{k} {v:.4f}" for k, v in r["top_k_accuracy"].items() if k != "1")
-    return f"{table(rows)}\n\naccuracy   {r['accuracy']:.4f} on {r['n']} images" + (f" ({top})" if top else "")
+    rows += [(f"{name} avg", f"{average['precision']:.4f}", f"{average['recall']:.4f}", f"{average['f1']:.4f}",
+              str(r.n)) for name, average in (("macro", r.macro), ("weighted", r.weighted))]
+    top = ", ".join(f"top-{k} {v:.4f}" for k, v in r.top_k_accuracy.items() if k != "1")
+    return f"{table(rows)}\n\naccuracy   {r.accuracy:.4f} on {r.n} images" + (f" ({top})" if top else "")
 
 
-def eval_text(r: dict) -> str:
+def eval_text(r: EvalResult) -> str:
     """`edge eval`: the metrics, latency, the model and skipped files."""
-    lat = r["latency_ms"]
+    lat = r.latency_ms
     lines = [metrics_text(r)]
     if lat["runs"]:
         lines.append(f"latency    p50 {lat['p50']:.2f} ms, p90 {lat['p90']:.2f}, p99 {lat['p99']:.2f}, "
-                     f"mean {lat['mean']:.2f} ({r['fps']:.1f} images/s); first {lat['first']:.2f} ms, "
+                     f"mean {lat['mean']:.2f} ({r.fps:.1f} images/s); first {lat['first']:.2f} ms, "
                      f"{lat['runs']} runs after {lat['warmup']} warm-up")
     else:
         lines.append(f"latency    first {lat['first']:.2f} ms; too few images for steady-state numbers")
-    lines.append(f"model      {r['model']}: {r['model_bytes']:,} bytes, {r['input']['dtype']} input "
-                 f"{r['input']['size'][0]}x{r['input']['size'][1]}, {r['runtime']}, {r['threads']} threads, "
-                 f"batch {r['batch']}; reading an image {r['preprocess_ms']['mean']:.2f} ms")
-    skipped = r["skipped"]
+    lines.append(f"model      {r.model}: {r.model_bytes:,} bytes, {r.input['dtype']} input "
+                 f"{r.input['size'][0]}x{r.input['size'][1]}, {r.runtime}, {r.threads} threads, "
+                 f"batch {r.batch}; reading an image {r.preprocess_ms['mean']:.2f} ms")
+    skipped = r.skipped
     if skipped["count"]:
         shown = "; ".join(f"{f['path']} ({f['why']})" for f in skipped["files"][:3])
         more = f" and {skipped['count'] - 3} more" if skipped["count"] > 3 else ""
         lines.append(f"skipped    {skipped['count']} file(s): {shown}{more}")
-    if r.get("fingerprint"):
-        lines.append(f"fingerprint of the scores on these {r['n']} images written to {r['fingerprint']} "
+    if r.fingerprint:
+        lines.append(f"fingerprint of the scores on these {r.n} images written to {r.fingerprint} "
                      "(edge run watches drift against it)")
-    lines += [f"note       {note}" for note in r["notes"]]
+    lines += [f"note       {note}" for note in r.notes]
     return "\n".join(lines)
 
 
@@ -154,43 +165,48 @@ def against(m: dict, title: str, reference: str, file: str) -> str:
                                                      for name, key in ((reference, m["reference"]), (file, "tflite"))])
 
 
-def convert_text(s: dict) -> str:
+def convert_text(s: ConvertResult) -> str:
     """`edge convert`: the bundle, its validation metrics, training and warnings."""
-    m, q, b = s["metrics"], s["quantization"], s["backbone"]
+    m, q, b = s.metrics, s.quantization, s.backbone
     lines = [
-        f"bundle     {s['bundle']}",
+        f"bundle     {s.bundle}",
         f"model      {b['name']} {b['input_size']}px, {q['mode']} (io {q['io_type']}), "
-        f"{s['model']['bytes']:,} bytes (gzip {s['model']['gzip_bytes']:,})",
+        f"{s.model['bytes']:,} bytes (gzip {s.model['gzip_bytes']:,})",
         "",
         against(m, "validation", "keras", f"tflite {q['mode']}"),
         f"agreement  {m['agreement']:.4f} on {m['n']} images",
-        f"baseline   always '{s['labels'][m['baseline']['majority_class']]}' {m['baseline']['majority_accuracy']:.4f}, "
+        f"baseline   always '{s.labels[m['baseline']['majority_class']]}' {m['baseline']['majority_accuracy']:.4f}, "
         f"chance {m['baseline']['chance']:.4f}; the model beats them with p = {m['baseline']['p_value']:.2g}",
         f"latency    p50 {m['host_latency_ms']['p50']:.2f} ms on this host (run 'edge eval' on the device for its own)",
     ]
     lines += budget_lines(q.get("budget"))
-    if s["sparsity"]:
-        lines.append(f"sparsity   {s['sparsity']['sparsity']:.3f} (target {s['sparsity']['target']})")
-    for phase in s["training"]["phases"]:
+    if s.sparsity:
+        lines.append(f"sparsity   {s.sparsity['sparsity']:.3f} (target {s.sparsity['target']})")
+    for phase in s.training["phases"]:
         cache = phase.get("feature_cache")
         extra = f", cached features ~{cache['estimated_speedup']}x faster" if cache else ""
         lines.append(f"trained    {phase['phase']}: {phase['epochs']} epochs, {phase['seconds']} s{extra}")
-    tuning = s["training"].get("fine_tuning")
+    tuning = s.training.get("fine_tuning")
     if tuning:
         lines.append(f"fine-tuned {tuning['layers']} of {tuning['of']} backbone layers at lr {tuning['lr']:g}: "
                      f"{tuning['why']}")
     lines += sensor_lines(s)
-    lines.append(f"time       {s['training']['seconds']} s")
-    lines += [f"WARNING    {w}" for w in s["warnings"] + (s.get("edgetpu") or {}).get("warnings", [])]
+    lines.append(f"time       {s.training['seconds']} s")
+    lines += warning_lines(s)
     return "\n".join(lines)
 
 
-def sensor_lines(s: dict) -> list[str]:
+def warning_lines(s: BundleResult) -> list[str]:
+    """A bundle's warnings, and the Edge TPU compiler's."""
+    return [f"WARNING    {w}" for w in s.warnings + (s.edgetpu or {}).get("warnings", [])]
+
+
+def sensor_lines(s: ConvertResult) -> list[str]:
     """The AI Camera's network: its simulated accuracy and what it takes of the sensor's memory."""
-    sensor = s.get("imx500")
+    sensor = s.imx500
     if not sensor:
         return []
-    m, memory = s["metrics"]["imx500"], sensor["memory"] or {}
+    m, memory = s.metrics["imx500"], sensor["memory"] or {}
     used = (f", {memory['used_bytes'] / 2**20:.2f} of {memory['chip_bytes'] / 2**20:.0f} MiB of the sensor's memory"
             if memory.get("used_bytes") and memory.get("chip_bytes") else "")
     return [f"imx500     {sensor['packer']['file']} {sensor['packer']['bytes']:,} bytes{used}; accuracy "
@@ -219,26 +235,27 @@ def budget_lines(b: dict | None) -> list[str]:
     return lines
 
 
-def quantize_text(s: dict) -> str:
+def quantize_text(s: QuantizeResult) -> str:
     """`edge quantize`: the bundle, its accuracy against the float model's, and how the budget was kept."""
-    m, q, b = s["metrics"], s["quantization"], s["backbone"]
+    m, q, b = s.metrics, s.quantization, s.backbone
     lines = [
-        f"bundle     {s['bundle']}",
-        f"model      {b['name']} {b['input_size']}px, int8 (io {q['io_type']}), {s['model']['bytes']:,} bytes, "
-        f"from {s['quantized_from']['model']}",
+        f"bundle     {s.bundle}",
+        f"model      {b['name']} {b['input_size']}px, int8 (io {q['io_type']}), {s.model['bytes']:,} bytes, "
+        f"from {s.quantized_from['model']}",
         "",
         against(m, f"{m['n']} images", "float32", "int8"),
         f"agreement  {m['agreement']:.4f} with the float model",
         *budget_lines(q["budget"]),
-        f"time       {s['quantized_from']['seconds']} s",
+        f"time       {s.quantized_from['seconds']} s",
     ]
-    lines += [f"WARNING    {w}" for w in s["warnings"] + (s.get("edgetpu") or {}).get("warnings", [])]
+    lines += warning_lines(s)
     return "\n".join(lines)
 
 
-def demo_text(summary: dict, report: dict, bundle, unseen) -> str:
+def demo_text(r: DemoResult) -> str:
     """`edge demo`: what convert printed, then what eval printed for the images the model never saw."""
-    return (f"{convert_text(summary)}\n\n$ edge eval {bundle} --data {unseen}\n{eval_text(report)}\n\n"
+    return (f"{convert_text(r.convert)}\n\n$ edge eval {r.convert.bundle} --data {r.test_data}\n"
+            f"{eval_text(r.eval)}\n\n"
             "next, with your own images (a folder of images per class):\n"
             "  edge convert --data photos/ --out bundles/mine      "
             "# fine-tunes ImageNet weights (offline: see docs/convert.md)\n"

@@ -33,6 +33,7 @@ from edge.preprocess import DECODES, output_to_scores, pixels_to_input, resize, 
 from edge.preview import Preview, key_action, overlay
 from edge.progress import Log
 from edge.reporter import Reporter, ReportOptions
+from edge.results import RunResult
 from edge.signals import Stop, stop_signals
 from edge.truth import KeyedTruth, read_schedule, whole_session
 from edge.windows import Tally, Windows
@@ -130,7 +131,7 @@ def run_options(given: dict) -> RunOptions:
                       following=follow if follow.follow else None)
 
 
-def run(model, source, options: RunOptions | None = None, log: Log | None = None) -> dict:
+def run(model, source, options: RunOptions | None = None, log: Log | None = None) -> RunResult:
     """Run `model` (bundle or .tflite) on `source` until it ends, --max-frames, --duration, or SIGINT (Ctrl-C),
     SIGTERM or SIGHUP (edge.signals); returns the summary. With `options.reporting`, a report a window with
     frames goes to the host (`edge serve`); with `options.collecting` as well, the frames its rule chooses."""
@@ -377,8 +378,9 @@ class Runner:
             self.truth.set(action[1])
         return False
 
-    def summary(self) -> dict:
-        """The run's summary, once it is closed: the `edge eval --json` metric keys, timings, capture, notes."""
+    def summary(self) -> RunResult:
+        """The run's summary, once it is closed: the metrics of `edge eval`, timings, capture, notes, and what was
+        sent; built from the report windows' own summary (a dict, as reports carry it)."""
         tally, reader, stop = self.tally, self.reader, self.stop
         if not tally.frames:
             raise EdgeError(f"{self.named} gave no frames{f' before {stop.signal}' if stop else ''}: check the source")
@@ -410,7 +412,7 @@ class Runner:
             summary["reporting"] = self.reported
             if self.tally.drift and self.reports:  # the run's drift (its first model's) and the windows'
                 summary["drift"]["windows"] = self.reports.levels
-        return summary
+        return RunResult(**summary)
 
 
 def _truth(opts: RunOptions, labels: list[str]):

@@ -22,6 +22,7 @@ from edge.images import read_rgb
 from edge.interpreter import resolve_threads
 from edge.preprocess import resize
 from edge.progress import Log
+from edge.results import BenchResult
 from edge.version import made_by
 
 ROUNDS = 5  # latency rounds, models in turns
@@ -31,7 +32,7 @@ COLUMNS = ("name", "status", "reason", "bytes", "gzip_bytes", "accuracy", "macro
 
 
 def bench_files(models, data, labels=None, input_range=None, threads: int | None = None, rounds: int = ROUNDS,
-                log: Log | None = None) -> dict:
+                log: Log | None = None) -> BenchResult:
     """Evaluate each bundle or .tflite file on `data`. Agreement is with the first file that ran."""
     log = log or Log(enabled=False)
     if not models:
@@ -52,14 +53,14 @@ def bench_files(models, data, labels=None, input_range=None, threads: int | None
         common = [p for p in predictions if p in reference]
         agreement = float(np.mean([predictions[p] == reference[p] for p in common])) if common else None
         r = result.report
-        rows[i] = row(str(model), Path(r["model"]).read_bytes(), r["accuracy"], r["macro"]["f1"], agreement,
-                           {**r["latency_ms"], "fps": r["fps"]})
-        height, width = r["input"]["size"]
+        rows[i] = row(str(model), Path(r.model).read_bytes(), r.accuracy, r.macro["f1"], agreement,
+                      {**r.latency_ms, "fps": r.fps})
+        height, width = r.input["size"]
         images = np.stack([resize(read_rgb(p), height, width) for p in result.paths[:PER_ROUND]])
         turns[i] = (result.model.interpreter, images, result.model.input_range)
     time_in_turns(rows, turns, rounds, log)
-    return {**header("files", threads), "data": str(data), "agreement_with": "the first file that ran",
-            "rows": list(rows.values())}
+    return BenchResult(**header("files", threads), data=str(data), agreement_with="the first file that ran",
+                       rows=list(rows.values()))
 
 
 def check_rounds(rounds: int) -> int:
@@ -109,15 +110,15 @@ def failed(name: str, error: Exception, log: Log) -> dict:
     return {**dict.fromkeys(COLUMNS), "name": name, "status": "failed", "reason": reason}
 
 
-def write_results(result: dict, out) -> tuple[Path, Path]:
+def write_results(result: BenchResult, out) -> tuple[Path, Path]:
     """bench.json (everything) and bench.csv (one row per variant or file), each written atomically."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     table = io.StringIO()
     writer = csv.DictWriter(table, fieldnames=COLUMNS, extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
-    writer.writerows(result["rows"])
-    return (write_json(out / "bench.json", result),
+    writer.writerows(result.rows)
+    return (write_json(out / "bench.json", result.to_json()),
             write_atomic(out / "bench.csv", table.getvalue().encode()))
 
 

@@ -20,6 +20,7 @@ from edge.interpreter import input_detail, input_size, invoker, output_detail, s
 from edge.model import Model, load_model
 from edge.preprocess import output_to_scores, pixels_to_input, resize
 from edge.progress import Log
+from edge.results import EvalResult
 
 WARMUP = 5  # untimed-for-the-stats runs after the first: enough for caches and thread pools to settle
 Tag = TypeVar("Tag")  # what classify_all carries along with each image
@@ -27,7 +28,7 @@ Tag = TypeVar("Tag")  # what classify_all carries along with each image
 
 @dataclass
 class Evaluation:
-    report: dict  # what `--json` writes
+    report: EvalResult  # its to_json() is what `--json` writes
     y_true: np.ndarray  # class index per evaluated image
     y_pred: np.ndarray
     scores: np.ndarray  # (images, classes): the model's scores, for a fingerprint (edge.eval.fingerprint)
@@ -85,17 +86,17 @@ def evaluate(model, data, labels=None, input_range=None, threads: int | None = N
 
     latency = latency_stats(times, warmup, batch)
     fps = latency.pop("fps")
-    report = {
-        **target.facts(), "data": str(data), **acc.report(), "latency_ms": latency, "fps": fps,
-        "preprocess_ms": {"mean": float(np.mean(read_ms)), "p50": float(np.median(read_ms))},
-        "skipped": {"count": len(skipped), "files": [{"path": p, "why": w} for p, w in skipped]},
-        "input": {"size": [height, width], "dtype": np.dtype(input_detail(interpreter)["dtype"]).name,
-                  "range": list(target.input_range)},
-        "batch": batch,
-    }
+    metrics = acc.report()
     if acc.n >= 2 * classes and len(set(y_pred)) == 1:
         hint = "check --input-range: a wrong input range" if target.source == "tflite" else "a broken export"
-        report["notes"].append(f"every image was classified as {names[y_pred[0]]}: {hint} gives one-class outputs")
+        metrics["notes"].append(f"every image was classified as {names[y_pred[0]]}: {hint} gives one-class outputs")
+    report = EvalResult(
+        **target.facts(), data=str(data), **metrics, latency_ms=latency, fps=fps,
+        preprocess_ms={"mean": float(np.mean(read_ms)), "p50": float(np.median(read_ms))},
+        skipped={"count": len(skipped), "files": [{"path": p, "why": w} for p, w in skipped]},
+        input={"size": [height, width], "dtype": np.dtype(input_detail(interpreter)["dtype"]).name,
+               "range": list(target.input_range)},
+        batch=batch)
     return Evaluation(report, np.array(y_true), np.array(y_pred), np.array(rows, dtype=np.float32), paths, times,
                       target)
 

@@ -7,6 +7,7 @@ import numpy as np
 
 from edge.errors import EdgeError
 from edge.files import check_writable, write_atomic
+from edge.results import EvalResult
 from edge.version import install_hint
 
 FORMATS = (".png", ".svg", ".pdf")
@@ -31,10 +32,10 @@ def pyplot():
     return plt
 
 
-def save_plot(report: dict, times_ms, path) -> Path:
+def save_plot(report: EvalResult, times_ms, path) -> Path:
     plt = pyplot()
-    cm = np.asarray(report["confusion_matrix"])
-    labels = report["labels"]
+    cm = np.asarray(report.confusion_matrix)
+    labels = report.labels
     rows = cm.sum(axis=1, keepdims=True)
     normalized = np.divide(cm, rows, out=np.zeros(cm.shape), where=rows > 0)
     side = min(4 + 0.35 * len(labels), 14)
@@ -42,8 +43,8 @@ def save_plot(report: dict, times_ms, path) -> Path:
     _matrix(axes[0], cm, labels, "counts", "d")
     _matrix(axes[1], normalized, labels, "normalized by true class (recall on the diagonal)", ".2f")
     _latency(axes[2], report, times_ms)
-    fig.suptitle(f"{Path(report['model']).name}: accuracy {report['accuracy']:.4f}, "
-                 f"macro F1 {report['macro']['f1']:.4f} on {report['n']} images")
+    fig.suptitle(f"{Path(report.model).name}: accuracy {report.accuracy:.4f}, "
+                 f"macro F1 {report.macro['f1']:.4f} on {report.n} images")
     return save_figure(fig, path)
 
 
@@ -73,8 +74,8 @@ def _matrix(ax, values, labels, title, fmt):
                     color="white" if v > high else "black")
 
 
-def _latency(ax, report, times_ms):
-    lat = report["latency_ms"]
+def _latency(ax, report: EvalResult, times_ms):
+    lat = report.latency_ms
     steady = np.asarray(times_ms[1 + lat["warmup"]:])
     if len(steady):
         ax.hist(steady, bins=min(50, max(5, len(steady) // 4)), color="tab:blue")

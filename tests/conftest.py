@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from edge.results import ConvertResult
+
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -68,8 +70,8 @@ def e2e(digits, tmp_path_factory, worker_id):
         made = shared / "e2e.json"
         if not made.exists():
             summary = edge.convert("mobilenetv2", digits, shared / "bundles" / "digits-int8", **E2E_OPTIONS)
-            made.write_text(json.dumps(summary))
-        return json.loads(made.read_text())
+            made.write_text(json.dumps(summary.to_json()))
+        return ConvertResult(**json.loads(made.read_text()))
 
 
 E2E_OPTIONS = dict(weights="none", input_size=48, alpha=0.35, epochs=10, fine_tune_epochs=0, augment=False,

@@ -12,6 +12,7 @@ import numpy as np
 
 import edge
 from edge.converter.demo import write_digits
+from edge.results import ConvertResult
 
 CHANGES = {
     "half the light": lambda x: (x * 0.5).astype(np.uint8),
@@ -50,7 +51,7 @@ def scenario(work: Path, change: str, seed: int = 0) -> dict:
             "drifted": drifted}
 
 
-def convert(data, out: Path, seed: int = 0) -> dict:
+def convert(data, out: Path, seed: int = 0) -> ConvertResult:
     return edge.convert("mobilenetv2", data, out, seed=seed, **RECIPE)
 
 

@@ -37,4 +37,4 @@ def test_api_names_are_not_shadowed_by_modules():
 ])
 def test_the_api_refuses_what_the_cli_refuses(few_digits, e2e, call, message):
     with pytest.raises(EdgeError, match=message):
-        call(few_digits, e2e["bundle"])
+        call(few_digits, e2e.bundle)

@@ -60,14 +60,14 @@ def camera_video(digits, tmp_path_factory):
 
 def test_arm64_predicts_exactly_what_x86_predicts(e2e, digits, video, camera_video, tmp_path):
     work = tmp_path / "arm64"
-    arm_eval = json.loads(on_arm64(work, "eval", e2e["bundle"], "--data", digits, "--json", "-").stdout)
-    x86_eval = json.loads(edge_cli("eval", e2e["bundle"], "--data", digits, "--json", "-").stdout)
+    arm_eval = json.loads(on_arm64(work, "eval", e2e.bundle, "--data", digits, "--json", "-").stdout)
+    x86_eval = json.loads(edge_cli("eval", e2e.bundle, "--data", digits, "--json", "-").stdout)
     assert arm_eval["runtime"].startswith("ai_edge_litert") and x86_eval["runtime"] == arm_eval["runtime"]
     assert arm_eval["confusion_matrix"] == x86_eval["confusion_matrix"]
 
     for source, name in ((video, "lossless"), (camera_video, "camera")):
-        on_arm64(work, "run", e2e["bundle"], "--source", source, "--log", tmp_path / f"arm-{name}.jsonl", "--json", "-")
-        r = edge_cli("run", e2e["bundle"], "--source", source, "--log", tmp_path / f"x86-{name}.jsonl")
+        on_arm64(work, "run", e2e.bundle, "--source", source, "--log", tmp_path / f"arm-{name}.jsonl", "--json", "-")
+        r = edge_cli("run", e2e.bundle, "--source", source, "--log", tmp_path / f"x86-{name}.jsonl")
         assert r.returncode == 0, r.stderr
         same_calls(e2e, tmp_path, name, len(scan(digits).paths))
 
@@ -80,7 +80,7 @@ def same_calls(e2e, tmp_path, name, n):
     arm, x86 = frames("arm"), frames("x86")
     assert len(arm) == len(x86) == n
     assert [f["label"] for f in arm] == [f["label"] for f in x86]
-    step = e2e["output"]["quantization"][0]
+    step = e2e.output["quantization"][0]
     apart = [(a["frame"], a["top_k"], b["top_k"]) for a, b in zip(arm, x86, strict=True) if a["top_k"] != b["top_k"]]
     for frame, a, b in apart:
         scores_a, scores_b = dict(a), dict(b)

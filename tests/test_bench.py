@@ -15,13 +15,13 @@ from tests.cli import edge_cli
 
 def test_compares_files_and_keeps_going_past_a_broken_one(e2e, digits, tmp_path):
     bare = tmp_path / "copy.tflite"
-    shutil.copy(e2e["bundle"] + "/model.tflite", bare)
+    shutil.copy(e2e.bundle + "/model.tflite", bare)
     (tmp_path / "labels.txt").write_text("0\n1\n2\n3\n")
     (tmp_path / "broken.tflite").write_bytes(b"\x00" * 64)
-    result = bench_files([e2e["bundle"], tmp_path / "broken.tflite"], digits, threads=1)
-    ok, broken = result["rows"]
-    assert ok["status"] == "ok" and ok["agreement"] == 1.0 and ok["bytes"] == e2e["model"]["bytes"]
-    assert ok["gzip_bytes"] == e2e["model"]["gzip_bytes"] and ok["p50_ms"] > 0 and ok["fps"] > 0
+    result = bench_files([e2e.bundle, tmp_path / "broken.tflite"], digits, threads=1)
+    ok, broken = result.rows
+    assert ok["status"] == "ok" and ok["agreement"] == 1.0 and ok["bytes"] == e2e.model["bytes"]
+    assert ok["gzip_bytes"] == e2e.model["gzip_bytes"] and ok["p50_ms"] > 0 and ok["fps"] > 0
     assert broken["status"] == "failed" and "not a usable TFLite model" in broken["reason"]
     assert ok["latency_ms"]["runs"] == 5 * 49  # timed in 5 rounds of 50 images, the first of each left out
     json_file, csv_file = write_results(result, tmp_path / "out")
@@ -30,9 +30,9 @@ def test_compares_files_and_keeps_going_past_a_broken_one(e2e, digits, tmp_path)
     assert [r["status"] for r in rows] == ["ok", "failed"] and float(rows[0]["accuracy"]) == ok["accuracy"]
 
     same = bench_files([bare, bare], digits, labels=tmp_path / "labels.txt", rounds=0)  # a bare file, twice
-    assert [r["agreement"] for r in same["rows"]] == [1.0, 1.0]
-    assert same["rows"][1]["latency_ms"]["runs"] == 679  # no rounds: the evaluation pass's own timing
-    assert same["rows"][0]["accuracy"] == ok["accuracy"]
+    assert [r["agreement"] for r in same.rows] == [1.0, 1.0]
+    assert same.rows[1]["latency_ms"]["runs"] == 679  # no rounds: the evaluation pass's own timing
+    assert same.rows[0]["accuracy"] == ok["accuracy"]
 
 
 def bench_cli(data, out, variants):
@@ -92,7 +92,7 @@ def test_unknown_variant_suggests_a_close_one():
     (["{bundle}", "--data", "{bundle}/nowhere"], "does not exist"),
 ])
 def test_bad_options(e2e, digits, args, message):
-    args = [a.format(bundle=e2e["bundle"]) for a in args]
+    args = [a.format(bundle=e2e.bundle) for a in args]
     r = edge_cli("bench", "--data", digits, *args)
     assert r.returncode == 2 and message in r.stderr and "Traceback" not in r.stderr, r.stderr
 

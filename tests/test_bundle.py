@@ -88,7 +88,7 @@ def test_keeps_the_model_compiled_for_the_edge_tpu_and_checks_it_too(tmp_path):
     ("0\n1\n2\n", "labels.txt has 3 names, edge.json 4"),
 ])
 def test_refuses_a_bundle_whose_labels_disagree(e2e, tmp_path, labels, what):
-    bundle = shutil.copytree(e2e["bundle"], tmp_path / "b")
+    bundle = shutil.copytree(e2e.bundle, tmp_path / "b")
     (bundle / "labels.txt").write_text(labels)
     with pytest.raises(EdgeError) as e:
         load_model(bundle)
@@ -102,7 +102,7 @@ def test_what_is_given_as_the_model_is_named(e2e, tmp_path):
     (tmp_path / "empty").mkdir()
     labels = tmp_path / "labels.txt"
     labels.write_text("0\n1\n2\n3\n")
-    bundle = shutil.copytree(e2e["bundle"], tmp_path / "bundles" / "digits")
+    bundle = shutil.copytree(e2e.bundle, tmp_path / "bundles" / "digits")
     (tmp_path / "models").mkdir()
     shutil.copy(bundle / "model.tflite", tmp_path / "models" / "digits.tflite")
     (tmp_path / "zero.tflite").write_bytes(b"")

@@ -14,12 +14,12 @@ from edge.model import load_model
 
 @pytest.fixture
 def copy(e2e, tmp_path):
-    shutil.copytree(e2e["bundle"], tmp_path / "b")
+    shutil.copytree(e2e.bundle, tmp_path / "b")
     return tmp_path / "b"
 
 
 def test_convert_writes_one_check_image_a_class_that_the_model_scores_as_it_did(e2e):
-    bundle = read_bundle(e2e["bundle"])
+    bundle = read_bundle(e2e.bundle)
     checks = bundle.manifest["checks"]
     assert sorted(c["label"] for c in checks) == [0, 1, 2, 3]
     assert [c["file"] for c in checks] == bundle.files[-4:]

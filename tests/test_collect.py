@@ -54,17 +54,17 @@ def collect(server, token, tmp_path, rule, flush=5.0, **options):
 
 def test_every_nth_frame_arrives_as_the_scan_it_was(e2e, digits, host, tmp_path):
     server, token = host
-    summary = run(e2e["bundle"], digits / "2", RunOptions(truth="2", **collect(server, token, tmp_path, "every:10")))
-    c = summary["collecting"]
+    summary = run(e2e.bundle, digits / "2", RunOptions(truth="2", **collect(server, token, tmp_path, "every:10")))
+    c = summary.collecting
     assert (c["rule"], c["chosen"], c["kept"], c["sent"], c["pending"], c["capped"]) == ("every:10", 17, 17, 17, 0, 0)
-    held = frames_of(server.db, summary["reporting"]["run_id"])
+    held = frames_of(server.db, summary.reporting["run_id"])
     scans = sorted((digits / "2").iterdir())
     assert [f["frame"] for f in held] == list(range(0, 170, 10))
     for f in held:
-        assert (f["reason"], f["truth"], f["labels"], f["source"]) == ("every", "2", summary["labels"],
+        assert (f["reason"], f["truth"], f["labels"], f["source"]) == ("every", "2", summary.labels,
                                                                        str(digits / "2"))
         assert f["top_k"][0][0] == f["label"] and len(f["scores"]) == 4
-        assert f["scores"][summary["labels"].index(f["label"])] == max(f["scores"])
+        assert f["scores"][summary.labels.index(f["label"])] == max(f["scores"])
         image = cv2.imdecode(np.frombuffer(f["jpeg"], np.uint8), cv2.IMREAD_COLOR)
         original = cv2.imread(str(scans[f["frame"]]))
         assert image.shape == original.shape and np.abs(image.astype(int) - original).mean() < 4
@@ -77,9 +77,9 @@ def test_a_camera_s_mjpg_frame_is_kept_as_the_camera_sent_it(e2e, digits, host, 
         writer.write(cv2.resize(cv2.imread(str(path)), (640, 480), interpolation=cv2.INTER_CUBIC))
     writer.release()
     server, token = host
-    summary = run(e2e["bundle"], tmp_path / "camera.avi", RunOptions(**collect(server, token, tmp_path, "every:4")))
-    assert summary["reader"]["jpeg_scale"] == 8
-    held = frames_of(server.db, summary["reporting"]["run_id"])
+    summary = run(e2e.bundle, tmp_path / "camera.avi", RunOptions(**collect(server, token, tmp_path, "every:4")))
+    assert summary.reader["jpeg_scale"] == 8
+    held = frames_of(server.db, summary.reporting["run_id"])
     packets = cv2.VideoCapture(str(tmp_path / "camera.avi"), cv2.CAP_FFMPEG)
     packets.set(cv2.CAP_PROP_FORMAT, -1)
     sent = [packets.read()[1].tobytes() for _ in range(12)]
@@ -90,21 +90,21 @@ def test_a_camera_s_mjpg_frame_is_kept_as_the_camera_sent_it(e2e, digits, host, 
 def test_wrong_keeps_the_misses_within_the_hourly_cap(e2e, digits, host, tmp_path):
     server, token = host
     sending = collect(server, token, tmp_path, "wrong", max_per_hour=5)
-    summary = run(e2e["bundle"], digits / "2", RunOptions(truth="3", **sending))
-    c = summary["collecting"]
-    calls_of_3 = summary["confusion_matrix"][3][3]  # scans of a 2 called 3 are right by this truth
+    summary = run(e2e.bundle, digits / "2", RunOptions(truth="3", **sending))
+    c = summary.collecting
+    calls_of_3 = summary.confusion_matrix[3][3]  # scans of a 2 called 3 are right by this truth
     assert c["chosen"] == 170 - calls_of_3 and c["kept"] == c["sent"] == 5 and c["capped"] == c["chosen"] - 5
     assert all(f["reason"] == "wrong" and f["truth"] == "3" != f["label"]
-               for f in frames_of(server.db, summary["reporting"]["run_id"]))
+               for f in frames_of(server.db, summary.reporting["run_id"]))
 
 
 def test_uncertain_keeps_the_frames_below_its_margin(e2e, digits, host, tmp_path):
     server, token = host
     sending = collect(server, token, tmp_path, "uncertain:0.98", max_per_hour=1000)
-    summary = run(e2e["bundle"], digits / "1", RunOptions(log_file=tmp_path / "calls.jsonl", **sending))
+    summary = run(e2e.bundle, digits / "1", RunOptions(log_file=tmp_path / "calls.jsonl", **sending))
     logged = [json.loads(line) for line in (tmp_path / "calls.jsonl").read_text().splitlines()]
     below = [r["frame"] for r in logged if r["top_k"][0][1] - r["top_k"][1][1] < 0.98]
-    held = frames_of(server.db, summary["reporting"]["run_id"])
+    held = frames_of(server.db, summary.reporting["run_id"])
     assert [f["frame"] for f in held] == below and 0 < len(below) < len(logged)
     assert all(f["reason"] == "uncertain" and f["truth"] is None for f in held)
 
@@ -112,17 +112,17 @@ def test_uncertain_keeps_the_frames_below_its_margin(e2e, digits, host, tmp_path
 def test_uncertain_without_a_margin_takes_the_model_s_own(e2e, digits, host, tmp_path):
     """Less sure than at least 4 in 5 of the validation scans were: the lowest edge of the fingerprint's margin
     histogram, whose edges are the validation margins' quantiles."""
-    fingerprint = read_bundle(e2e["bundle"]).manifest["fingerprint"]
+    fingerprint = read_bundle(e2e.bundle).manifest["fingerprint"]
     edge_margin = fingerprint["histograms"]["margin"]["edges"][0]
     share = fingerprint["histograms"]["margin"]["counts"][0] / fingerprint["n"]
     assert margin(fingerprint) == edge_margin and share <= 0.2 and margin(None) == 0.2
     server, token = host
     sending = collect(server, token, tmp_path, "uncertain", max_per_hour=1000)
-    summary = run(e2e["bundle"], digits / "3", RunOptions(log_file=tmp_path / "calls.jsonl", **sending))
-    assert summary["collecting"]["rule"] == f"uncertain:{edge_margin:g}"
+    summary = run(e2e.bundle, digits / "3", RunOptions(log_file=tmp_path / "calls.jsonl", **sending))
+    assert summary.collecting["rule"] == f"uncertain:{edge_margin:g}"
     logged = [json.loads(line) for line in (tmp_path / "calls.jsonl").read_text().splitlines()]
     below = [r["frame"] for r in logged if r["top_k"][0][1] - r["top_k"][1][1] < edge_margin]
-    assert [f["frame"] for f in frames_of(server.db, summary["reporting"]["run_id"])] == below
+    assert [f["frame"] for f in frames_of(server.db, summary.reporting["run_id"])] == below
     assert 0 < len(below) < len(logged)
 
 
@@ -130,7 +130,7 @@ def test_disagree_keeps_the_frame_that_breaks_a_run_of_calls(e2e, digits, host, 
     """Six scans of a 2, one of a 0, six of a 2: only the 0 differs from what the five before agreed on."""
     called = {}
     for digit in ("0", "2"):  # scans the model calls right, so that the calls are known
-        run(e2e["bundle"], digits / digit, RunOptions(log_file=tmp_path / f"{digit}.jsonl"))
+        run(e2e.bundle, digits / digit, RunOptions(log_file=tmp_path / f"{digit}.jsonl"))
         logged = [json.loads(line) for line in (tmp_path / f"{digit}.jsonl").read_text().splitlines()]
         called[digit] = [digits / digit / r["file"] for r in logged if r["label"] == digit]
     folder = tmp_path / "scene"
@@ -139,10 +139,10 @@ def test_disagree_keeps_the_frame_that_breaks_a_run_of_calls(e2e, digits, host, 
         shutil.copy(path, folder / f"{i:02d}.png")
     server, token = host
     sending = collect(server, token, tmp_path, "disagree")
-    summary = run(e2e["bundle"], folder, RunOptions(log_file=tmp_path / "calls.jsonl", **sending))
+    summary = run(e2e.bundle, folder, RunOptions(log_file=tmp_path / "calls.jsonl", **sending))
     calls = [json.loads(line)["label"] for line in (tmp_path / "calls.jsonl").read_text().splitlines()]
     assert calls == ["2"] * 6 + ["0"] + ["2"] * 6
-    held = frames_of(server.db, summary["reporting"]["run_id"])
+    held = frames_of(server.db, summary.reporting["run_id"])
     assert [(f["frame"], f["reason"], f["label"]) for f in held] == [(6, "disagree", "0")]
 
 
@@ -159,17 +159,17 @@ def camera_video(path, folder, frames: int, size=(640, 480)):
 def test_frames_wait_out_an_outage_and_arrive_once(e2e, digits, host, tmp_path):
     server, token = host
     down = Server(server.db)  # a port nobody listens on yet
-    first = run(e2e["bundle"], digits / "2", RunOptions(**collect(down, token, tmp_path, "every:10", flush=0.5)))
-    assert (first["collecting"]["kept"], first["collecting"]["sent"], first["collecting"]["pending"]) == (17, 0, 17)
-    assert "Connection refused" in first["collecting"]["last_error"]
+    first = run(e2e.bundle, digits / "2", RunOptions(**collect(down, token, tmp_path, "every:10", flush=0.5)))
+    assert (first.collecting["kept"], first.collecting["sent"], first.collecting["pending"]) == (17, 0, 17)
+    assert "Connection refused" in first.collecting["last_error"]
     down.start()  # the host is back, on the same database: the next run's sender drains the backlog first
     try:
-        second = run(e2e["bundle"], digits / "2", RunOptions(max_frames=1,
+        second = run(e2e.bundle, digits / "2", RunOptions(max_frames=1,
                                                              **collect(down, token, tmp_path, "every:10")))
     finally:
         down.stop()
-    assert second["collecting"]["pending"] == 0 and second["collecting"]["sent"] == 18
-    held = frames_of(server.db, first["reporting"]["run_id"]) + frames_of(server.db, second["reporting"]["run_id"])
+    assert second.collecting["pending"] == 0 and second.collecting["sent"] == 18
+    held = frames_of(server.db, first.reporting["run_id"]) + frames_of(server.db, second.reporting["run_id"])
     assert len(held) == len({f["id"] for f in held}) == 18
     assert [f["frame"] for f in held] == [*range(0, 170, 10), 0]
 
@@ -179,9 +179,9 @@ def test_the_store_keeps_the_newest_frames_within_its_size(e2e, digits, tmp_path
     video = camera_video(tmp_path / "camera.avi", digits / "0", 150)
     sending = collect(Server(tmp_path / "unused.db"), "t0ken", tmp_path, "every:1", flush=0, max_per_hour=10_000,
                       store_mb=1)
-    summary = run(e2e["bundle"], video, RunOptions(**sending))
-    c = summary["collecting"]
-    assert summary["frames"] == c["kept"] == 150 and c["busy"] == 0 and c["dropped"] > 0  # a file waits
+    summary = run(e2e.bundle, video, RunOptions(**sending))
+    c = summary.collecting
+    assert summary.frames == c["kept"] == 150 and c["busy"] == 0 and c["dropped"] > 0  # a file waits
     assert c["pending"] + c["dropped"] == c["kept"] and c["unstored"] == 0
     store = Outbox(tmp_path / "frames.db", "frames", "pi-door")
     bodies = [json.loads(body) for _, body in store.oldest(1000)]
@@ -209,13 +209,13 @@ def test_a_camera_passes_frames_over_while_the_sender_is_behind(e2e, digits, tmp
     reporting = ReportOptions(f"http://127.0.0.1:{hung.getsockname()[1]}", "t0ken", "pi-door", every=60,
                               outbox=tmp_path / "outbox.db", flush=0)
     keeping = CollectOptions("every:1", store=tmp_path / "frames.db", max_per_hour=10_000)
-    summary = run(e2e["bundle"], video, RunOptions(realtime=True, reporting=reporting, collecting=keeping))
-    c = summary["collecting"]
+    summary = run(e2e.bundle, video, RunOptions(realtime=True, reporting=reporting, collecting=keeping))
+    c = summary.collecting
     # a realtime camera passes a frame over when the machine is busier than it (89 of 90 on a loaded CI machine)
-    assert summary["frames"] == c["chosen"] >= 85 and c["sent"] == 0
+    assert summary.frames == c["chosen"] >= 85 and c["sent"] == 0
     assert c["kept"] + c["busy"] == c["chosen"] and c["busy"] >= 60 and c["kept"] <= 20, c
     assert c["pending"] == c["kept"]  # what was kept waits in the store for the next run
-    assert summary["fps"] >= 25, summary["fps"]  # the camera's 30 fps, not the sender's pace
+    assert summary.fps >= 25, summary.fps  # the camera's 30 fps, not the sender's pace
 
 
 def test_a_full_disk_stops_collecting_and_the_run_goes_on(e2e, digits, small_disk, tmp_path):
@@ -223,11 +223,11 @@ def test_a_full_disk_stops_collecting_and_the_run_goes_on(e2e, digits, small_dis
     (small_disk / "filler").write_bytes(b"\0" * (shutil.disk_usage(small_disk).free - 400_000))
     sending = collect(Server(tmp_path / "unused.db"), "t0ken", tmp_path, "every:1", flush=0, max_per_hour=10_000,
                       store=small_disk / "frames.db")
-    summary = run(e2e["bundle"], video, RunOptions(truth="0", **sending))
-    c = summary["collecting"]
-    assert summary["frames"] == 150 and summary["evaluated"] == 150
+    summary = run(e2e.bundle, video, RunOptions(truth="0", **sending))
+    c = summary.collecting
+    assert summary.frames == 150 and summary.evaluated == 150
     assert c["unstored"] >= 1 and c["stopped"] > 0 and c["kept"] + c["stopped"] == 150
-    assert any(note.startswith("collecting stopped") for note in summary["notes"])
+    assert any(note.startswith("collecting stopped") for note in summary.notes)
 
 
 def test_a_frame_over_the_host_s_limit_is_refused_once_and_counted(e2e, digits, tmp_path):
@@ -236,21 +236,21 @@ def test_a_frame_over_the_host_s_limit_is_refused_once_and_counted(e2e, digits, 
     video = camera_video(tmp_path / "camera.avi", digits / "0", 6, size=(1280, 720))
     server = Server(db, None, "--max-frame-body", "16384").start()
     try:
-        summary = run(e2e["bundle"], video, RunOptions(**collect(server, token, tmp_path, "every:2")))
+        summary = run(e2e.bundle, video, RunOptions(**collect(server, token, tmp_path, "every:2")))
         status, answer = server.get("/api/v1/devices/pi-door/frames?state=all")
     finally:
         server.stop()
-    c = summary["collecting"]
+    c = summary.collecting
     assert (c["kept"], c["rejected"], c["sent"], c["pending"]) == (3, 3, 0, 0)
     assert "HTTP 413" in c["last_error"] and answer["frames"] == [] and status == 200
-    assert summary["reporting"]["sent"] == summary["reporting"]["reports"] >= 1  # reports have their own limit
+    assert summary.reporting["sent"] == summary.reporting["reports"] >= 1  # reports have their own limit
 
 
 def test_a_wrong_token_keeps_the_frames_for_later(e2e, digits, host, tmp_path):
     server, _ = host
-    summary = run(e2e["bundle"], digits / "2", RunOptions(**collect(server, "not-a-token", tmp_path, "every:50",
+    summary = run(e2e.bundle, digits / "2", RunOptions(**collect(server, "not-a-token", tmp_path, "every:50",
                                                                      flush=1.0)))
-    c = summary["collecting"]
+    c = summary.collecting
     assert (c["kept"], c["sent"], c["pending"], c["rejected"]) == (4, 0, 4, 0)
     assert c["last_error"] == "HTTP 401: unknown or revoked token"
 
@@ -260,7 +260,7 @@ def test_one_file_for_reports_and_frames_is_refused_at_start(e2e, digits, host, 
     sending = collect(server, token, tmp_path, "every:10", store=tmp_path / "outbox.db")
     with pytest.raises(EdgeError, match=r"--collect-store .*outbox.db is where reports wait \(--outbox\): give the "
                                         "frames a file of their own"):
-        run(e2e["bundle"], digits / "2", RunOptions(**sending))
+        run(e2e.bundle, digits / "2", RunOptions(**sending))
 
 
 OLD_OUTBOX = """
@@ -278,8 +278,8 @@ def test_a_report_in_the_frames_store_is_set_aside_not_sent_or_deleted(e2e, digi
         old.executescript(OLD_OUTBOX)
         old.execute("INSERT INTO outbox (body) VALUES (?)", (report,))
     server, token = host
-    summary = run(e2e["bundle"], digits / "2", RunOptions(**collect(server, token, tmp_path, "every:10")))
-    c = summary["collecting"]
+    summary = run(e2e.bundle, digits / "2", RunOptions(**collect(server, token, tmp_path, "every:10")))
+    c = summary.collecting
     assert (c["kept"], c["sent"], c["rejected"], c["pending"]) == (17, 17, 0, 0) and c["set_aside"] == 1
     assert sqlite3.connect(tmp_path / "frames.db").execute("SELECT body FROM outbox").fetchall() == [(report,)]
 
@@ -300,7 +300,7 @@ def test_a_report_in_the_frames_store_is_set_aside_not_sent_or_deleted(e2e, digi
 ])
 def test_bad_collect_options(e2e, digits, options, message, tmp_path):
     with pytest.raises(EdgeError) as e:
-        edge.run(e2e["bundle"], digits / "2", report_to="http://127.0.0.1:9", token="t", device_id="pi-door",
+        edge.run(e2e.bundle, digits / "2", report_to="http://127.0.0.1:9", token="t", device_id="pi-door",
                  outbox=tmp_path / "outbox.db", **options)
     assert str(e.value).startswith(message)
     assert not (tmp_path / "outbox.db").exists()  # refused before anything started
@@ -308,7 +308,7 @@ def test_bad_collect_options(e2e, digits, options, message, tmp_path):
 
 def test_cli_collects_and_says_so(e2e, digits, host, tmp_path):
     server, token = host
-    r = edge_cli("run", e2e["bundle"], "--source", digits / "2", "--report-to", server.url, "--token", token,
+    r = edge_cli("run", e2e.bundle, "--source", digits / "2", "--report-to", server.url, "--token", token,
                  "--device-id", "pi-door", "--outbox", tmp_path / "outbox.db", "--collect", "every:50",
                  "--collect-max-per-hour", 3, "--collect-store", tmp_path / "frames.db")
     assert r.returncode == 0, r.stderr
@@ -317,7 +317,7 @@ def test_cli_collects_and_says_so(e2e, digits, host, tmp_path):
 
 
 def test_cli_collect_needs_a_host(e2e, digits):
-    r = edge_cli("run", e2e["bundle"], "--source", digits / "2", "--collect", "every:5")
+    r = edge_cli("run", e2e.bundle, "--source", digits / "2", "--collect", "every:5")
     assert r.returncode == 2 and r.stderr == "error: --collect sends frames to a host: add --report-to URL, " \
                                              "--device-id and --token\n"
     assert "uncertain[:MARGIN]" in edge_cli("run", "--help").stdout

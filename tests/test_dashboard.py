@@ -37,7 +37,7 @@ def test_dashboard_shows_what_the_device_reported(e2e, digits, tmp_path):
     server = Server(db).start()
     try:
         # Every window judged for drift, however few its frames: scans of one digit against a fingerprint of four
-        summary = run(e2e["bundle"], digits / "2", RunOptions(truth="2", drift_min_frames=1, reporting=ReportOptions(
+        summary = run(e2e.bundle, digits / "2", RunOptions(truth="2", drift_min_frames=1, reporting=ReportOptions(
             server.url, token, "pi-kitchen", every=0.02, outbox=tmp_path / "outbox.db")))
         dom = render(server.url + "/", tmp_path / "profile", "--dump-dom")
         render(server.url + "/", tmp_path / "profile2", "--window-size=1100,900",
@@ -46,7 +46,7 @@ def test_dashboard_shows_what_the_device_reported(e2e, digits, tmp_path):
         exported = list(csv.DictReader(io.StringIO(server.get("/api/v1/export.csv")[1])))
     finally:
         server.stop()
-    reports = summary["reporting"]["reports"]
+    reports = summary.reporting["reports"]
     assert reports == len(held) >= 2 and 'data-loaded="yes"' in dom
     assert re.search(r'<tr data-device="pi-kitchen"[^>]*>', dom)
     # latency p50 and p99, and FPS: one point a report that has them (a first window shorter than the warm-up,
@@ -63,12 +63,12 @@ def test_dashboard_shows_what_the_device_reported(e2e, digits, tmp_path):
         (r["drift"]["level"], pytest.approx(max(r["drift"]["psi"].values()))) for r in held]
     cells = {(t, p): int(n) for t, p, n in re.findall(
         r'data-truth="([^"]+)" data-predicted="([^"]+)"[^>]*>(\d+)<', dom)}
-    cm = np.array(summary["confusion_matrix"])
+    cm = np.array(summary.confusion_matrix)
     seen = np.nonzero(cm.sum(axis=0) + cm.sum(axis=1))[0]  # the classes of the run, in truth or prediction
-    labels = [summary["labels"][c] for c in seen]
+    labels = [summary.labels[c] for c in seen]
     assert [[cells[(t, p)] for p in labels] for t in labels] == cm[np.ix_(seen, seen)].tolist()
     shown = f" (the {len(seen)} of 4 classes seen)" if len(seen) < 4 else ""
-    assert f"accuracy {summary['accuracy']:.4f} on {summary['evaluated']} frames{shown}" in dom
+    assert f"accuracy {summary.accuracy:.4f} on {summary.evaluated} frames{shown}" in dom
     assert (tmp_path / "dashboard.png").stat().st_size > 10_000
 
 
@@ -84,10 +84,11 @@ def labelling(e2e, digits, tmp_path, device: str, every: int, latency: float = 0
     server = Server(db).start()
     browser = None
     try:
-        summary = run(e2e["bundle"], digits / "2", RunOptions(
+        summary = run(e2e.bundle, digits / "2", RunOptions(
             truth="2", reporting=ReportOptions(server.url, token, device, outbox=tmp_path / "outbox.db"),
             collecting=CollectOptions(f"every:{every}", store=tmp_path / "frames.db")))
-        assert summary["collecting"]["sent"] == len(range(0, len(list((digits / "2").iterdir())), every))
+        sent = summary.collecting["sent"] if summary.collecting else None
+        assert sent == len(range(0, len(list((digits / "2").iterdir())), every))
         browser = Browser(tmp_path / "profile")
         if latency:
             browser.slow_network(latency)
@@ -199,7 +200,7 @@ def test_quick_keys_over_a_slow_network_label_only_the_frame_on_screen(e2e, digi
         acts = browser.eval("window.acts")
         counter = browser.eval("document.getElementById('frame-counts').textContent")
         _, listing = server.get("/api/v1/devices/pi-gate/frames?state=all")
-    labels = summary["labels"]
+    labels = summary.labels
     given = {}  # frame number: what the first act on it while it was on screen asked for
     for act, frame in acts:
         if frame is not None and frame not in given:

@@ -15,16 +15,16 @@ def test_device_install_has_no_tensorflow(device_site, device_code):
 
 
 def test_eval_and_run_on_the_device_install(device_site, device_code, e2e, digits, tmp_path):
-    host = evaluate(e2e["bundle"], digits).report
-    r = on_device(device_site, "-m", "edge.cli", "eval", e2e["bundle"], "--data", str(digits), "--json", "-",
+    host = evaluate(e2e.bundle, digits).report
+    r = on_device(device_site, "-m", "edge.cli", "eval", e2e.bundle, "--data", str(digits), "--json", "-",
                   code=device_code)
     assert r.returncode == 0, r.stderr
     device = json.loads(r.stdout)
     assert device["runtime"].startswith("ai_edge_litert")
-    assert device["confusion_matrix"] == host["confusion_matrix"] and device["accuracy"] == host["accuracy"]
-    r = on_device(device_site, "-m", "edge.cli", "run", e2e["bundle"], "--source", str(digits / "3"), "--truth", "3",
+    assert device["confusion_matrix"] == host.confusion_matrix and device["accuracy"] == host.accuracy
+    r = on_device(device_site, "-m", "edge.cli", "run", e2e.bundle, "--source", str(digits / "3"), "--truth", "3",
                   "--json", "-", code=device_code)
     assert r.returncode == 0, r.stderr
     summary = json.loads(r.stdout)
     assert summary["frames"] == len(list((digits / "3").iterdir()))
-    assert summary["per_class"]["3"]["recall"] == host["per_class"]["3"]["recall"]
+    assert summary["per_class"]["3"]["recall"] == host.per_class["3"]["recall"]

@@ -67,7 +67,7 @@ def dwelling(digits, e2e):
     _, val = stratified_split(folder.labels, 0.2, 0)
     scans = [read_rgb(folder.paths[i]) for i in val]
     rng = np.random.default_rng(0)
-    model = load_model(e2e["bundle"], threads=1)
+    model = load_model(e2e.bundle, threads=1)
     streams = {}
     for name, rounds, change in (("in", 6, None), ("dark", 1, darker)):
         frames = [frame for _ in range(rounds) for i in rng.permutation(len(scans))
@@ -88,7 +88,7 @@ def levels_of(drift: Drift, scores, window: int) -> list[str]:
 
 
 def test_a_camera_dwelling_on_in_distribution_scenes_stays_ok_and_a_dark_one_reaches_drift(e2e, dwelling):
-    drift = Drift(e2e["fingerprint"], min_frames=100)
+    drift = Drift(e2e.fingerprint, min_frames=100)
     levels = levels_of(drift, dwelling["in"], 120)  # about 12 scans a window, not 120
     assert len(levels) >= 60 and levels.count("drift") <= 0.05 * len(levels), levels
     assert levels.count("ok") >= 0.8 * len(levels), levels
@@ -97,7 +97,7 @@ def test_a_camera_dwelling_on_in_distribution_scenes_stays_ok_and_a_dark_one_rea
 
 
 def test_a_window_says_how_many_views_it_held(e2e, dwelling):
-    drift = Drift(e2e["fingerprint"], min_frames=100)
+    drift = Drift(e2e.fingerprint, min_frames=100)
     held_still = drift.counts()
     for row in dwelling["in"][:1200]:  # 120 scans, 10 frames each
         held_still.add(row)
@@ -110,15 +110,15 @@ def test_a_window_says_how_many_views_it_held(e2e, dwelling):
 @pytest.fixture
 def bare(e2e, tmp_path):
     """The e2e model as a bare .tflite file with its labels."""
-    shutil.copy(f"{e2e['bundle']}/model.tflite", tmp_path / "m.tflite")
+    shutil.copy(f"{e2e.bundle}/model.tflite", tmp_path / "m.tflite")
     (tmp_path / "labels.txt").write_text("0\n1\n2\n3\n")
     return tmp_path / "m.tflite"
 
 
 def test_convert_fingerprints_the_exported_model_on_the_validation_images(e2e):
-    made = e2e["fingerprint"]
-    assert made["format_version"] == 1 and made["model_sha256"] == e2e["model"]["sha256"]
-    assert made["n"] == e2e["metrics"]["n"] == sum(made["classes"]) and made["labels"] == e2e["labels"]
+    made = e2e.fingerprint
+    assert made["format_version"] == 1 and made["model_sha256"] == e2e.model["sha256"]
+    assert made["n"] == e2e.metrics["n"] == sum(made["classes"]) and made["labels"] == e2e.labels
     for name in ("top1", "margin", "entropy"):
         assert sum(made["histograms"][name]["counts"]) == made["n"]
 
@@ -128,7 +128,7 @@ def test_the_level_stays_ok_in_distribution_and_reaches_drift_within_a_few_windo
     token = edge_cli("token", "create", "pi-dark", "--db", db).stdout.strip()
     host = Server(db).start()
     try:
-        r = edge_cli("run", e2e["bundle"], "--source", scene / "scene.avi", "--threads", 1, "--report-to", host.url,
+        r = edge_cli("run", e2e.bundle, "--source", scene / "scene.avi", "--threads", 1, "--report-to", host.url,
                      "--token", token, "--device-id", "pi-dark", "--report-every", 0.15, "--outbox",
                      tmp_path / "outbox.db", "--json", tmp_path / "summary.json", "--drift-min-frames", 50)
         status, answer = host.get("/api/v1/devices/pi-dark/reports?limit=1000")
@@ -158,26 +158,26 @@ def test_the_level_stays_ok_in_distribution_and_reaches_drift_within_a_few_windo
 
 def test_eval_fingerprints_a_bundle_and_a_bare_file(e2e, scene, bare, tmp_path):
     bundle = tmp_path / "bundle"
-    shutil.copytree(e2e["bundle"], bundle)
+    shutil.copytree(e2e.bundle, bundle)
     r = edge_cli("eval", bundle, "--data", scene / "few", "--fingerprint")
     assert r.returncode == 0, r.stderr
     assert f"fingerprint of the scores on these 32 images written to {bundle}/edge.json" in r.stdout
     manifest = json.loads((bundle / "edge.json").read_text())
-    assert manifest["fingerprint"]["n"] == 32 and manifest["metrics"] == e2e["metrics"]  # the rest as it was
+    assert manifest["fingerprint"]["n"] == 32 and manifest["metrics"] == e2e.metrics  # the rest as it was
     r = edge_cli("eval", bare, "--labels", bare.parent / "labels.txt", "--data", scene / "few", "--fingerprint",
                  "--json", "-")
     assert r.returncode == 0 and json.loads(r.stdout)["fingerprint"] == str(tmp_path / "m.fingerprint.json")
     made = json.loads((tmp_path / "m.fingerprint.json").read_text())
-    assert made["model_sha256"] == e2e["model"]["sha256"] and made["n"] == 32
+    assert made["model_sha256"] == e2e.model["sha256"] and made["n"] == 32
     summary = run(bare, scene / "few" / "2", RunOptions(labels=bare.parent / "labels.txt"))
-    assert summary["drift"]["level"] == "too few" and summary["drift"]["frames"] == 8
+    assert summary.drift["level"] == "too few" and summary.drift["frames"] == 8
 
 
 def test_without_a_fingerprint_there_is_no_drift_block_and_a_note_says_how(scene, bare):
     summary = run(bare, scene / "few" / "3", RunOptions(labels=bare.parent / "labels.txt"))
-    assert "drift" not in summary
+    assert "drift" not in summary.to_json()
     assert ("the model has no fingerprint, so drift is not watched: make one with 'edge eval MODEL --data "
-            "VALIDATION_IMAGES --fingerprint'") in summary["notes"]
+            "VALIDATION_IMAGES --fingerprint'") in summary.notes
 
 
 def test_a_fingerprint_of_another_model_is_refused(e2e, scene, bare, tmp_path):
@@ -189,7 +189,7 @@ def test_a_fingerprint_of_another_model_is_refused(e2e, scene, bare, tmp_path):
     assert r.returncode == 2 and r.stderr.count("\n") == 1, r.stderr
     assert "is of another model (sha256 000000000000, this model's " in r.stderr and "--fingerprint" in r.stderr
     bundle = tmp_path / "bundle"
-    shutil.copytree(e2e["bundle"], bundle)
+    shutil.copytree(e2e.bundle, bundle)
     manifest = json.loads((bundle / "edge.json").read_text())
     (bundle / "edge.json").write_text(json.dumps({**manifest, "fingerprint": {**made, "format_version": 2}}))
     with pytest.raises(EdgeError, match="has format_version 2; this edge reads 1: upgrade edge or make one"):
@@ -217,12 +217,12 @@ def test_a_bare_file_s_damaged_fingerprint_is_refused_at_start(e2e, scene, bare,
 ])
 def test_bad_drift_options_are_refused_before_anything_runs(e2e, scene, options, message):
     with pytest.raises(EdgeError) as e:
-        edge.run(e2e["bundle"], scene / "few" / "0", **options)
+        edge.run(e2e.bundle, scene / "few" / "0", **options)
     assert message in str(e.value)
 
 
 def test_bad_drift_options_are_one_line_errors_from_the_cli(e2e, scene):
     for args, message in ((["--drift-thresholds", "0.3,0.1"], "--drift-thresholds 0.3,0.1: give two PSI values"),
                           (["--drift-min-frames", "-1"], "--drift-min-frames -1 must be a whole number")):
-        r = edge_cli("run", e2e["bundle"], "--source", scene / "few" / "0", *args)
+        r = edge_cli("run", e2e.bundle, "--source", scene / "few" / "0", *args)
         assert r.returncode == 2 and r.stderr.count("\n") == 1 and message in r.stderr and not r.stdout, r.stderr

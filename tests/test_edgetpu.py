@@ -112,6 +112,6 @@ def test_weights_beyond_the_chip_are_warned_before_export():
 
 @pytest.mark.skipif(shutil.which(COMPILER) is not None, reason="edgetpu_compiler is installed here")
 def test_without_the_compiler_it_says_how_to_get_it(e2e):
-    r = edge_cli("devices", "compile", e2e["bundle"])
+    r = edge_cli("devices", "compile", e2e.bundle)
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert "edgetpu_compiler is not on PATH" in r.stderr and "apt install edgetpu-compiler" in r.stderr

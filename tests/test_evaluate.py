@@ -56,11 +56,11 @@ def test_bare_tflite_agrees_with_its_keras_model(third_party, digits, io):
     r = evaluate(third_party["files"][io], digits, labels=third_party["labels"], input_range=(-1, 1), threads=2)
     keras_accuracy = np.mean(third_party["keras_pred"] == third_party["y_true"])
     assert keras_accuracy > 0.8  # the model learned something, so agreement means something
-    assert r.report["input"]["dtype"] == io and r.report["source"] == "tflite"
+    assert r.report.input["dtype"] == io and r.report.source == "tflite"
     assert r.y_true.tolist() == third_party["y_true"].tolist()
     agreement = np.mean(r.y_pred == third_party["keras_pred"])
     assert agreement >= (1.0 if io == "float32" else 0.95)
-    assert r.report["accuracy"] == pytest.approx(np.mean(r.y_pred == r.y_true))
+    assert r.report.accuracy == pytest.approx(np.mean(r.y_pred == r.y_true))
 
 
 def test_the_files_say_what_computes_in_integers(third_party):
@@ -72,23 +72,23 @@ def test_the_files_say_what_computes_in_integers(third_party):
 def test_wrong_input_range_is_noticed(third_party, digits):
     right = evaluate(third_party["files"]["uint8"], digits, labels=third_party["labels"], input_range=(-1, 1))
     wrong = evaluate(third_party["files"]["uint8"], digits, labels=third_party["labels"])  # pixels as 0..255
-    assert wrong.report["accuracy"] < right.report["accuracy"] - 0.3
+    assert wrong.report.accuracy < right.report.accuracy - 0.3
 
 
 def test_bundle_matches_a_plain_interpreter_loop(e2e, digits):
     folder = scan(digits)
-    interpreter = make_interpreter(e2e["bundle"] + "/model.tflite")
-    size = e2e["input"]["shape"][1]
+    interpreter = make_interpreter(e2e.bundle + "/model.tflite")
+    size = e2e.input["shape"][1]
     plain = [int(scores.argmax()) for scores, _ in classify_all(
         interpreter, ((resize(read_rgb(p), size, size), p) for p in folder.paths))]  # one image an invoke
-    r = evaluate(e2e["bundle"], digits, warmup=2)
+    r = evaluate(e2e.bundle, digits, warmup=2)
     assert r.y_pred.tolist() == plain
-    assert r.report["n"] == len(folder.paths) == 680 and r.report["source"] == "bundle"
-    assert r.report["latency_ms"]["runs"] == 679 and len(r.times_ms) == 1 + 2 + 679
-    assert r.report["confusion_matrix"] == np.bincount(folder.labels * 4 + np.array(plain), minlength=16) \
+    assert r.report.n == len(folder.paths) == 680 and r.report.source == "bundle"
+    assert r.report.latency_ms["runs"] == 679 and len(r.times_ms) == 1 + 2 + 679
+    assert r.report.confusion_matrix == np.bincount(folder.labels * 4 + np.array(plain), minlength=16) \
         .reshape(4, 4).tolist()
-    batched = evaluate(e2e["bundle"], digits, batch=16, warmup=0)
-    assert batched.y_pred.tolist() == plain and batched.report["latency_ms"]["runs"] == 42  # ceil(680/16) - 1
+    batched = evaluate(e2e.bundle, digits, batch=16, warmup=0)
+    assert batched.y_pred.tolist() == plain and batched.report.latency_ms["runs"] == 42  # ceil(680/16) - 1
 
 
 def test_unreadable_images_are_skipped_and_counted(e2e, few_digits, tmp_path):
@@ -97,11 +97,11 @@ def test_unreadable_images_are_skipped_and_counted(e2e, few_digits, tmp_path):
         shutil.copytree(few_digits / label, data / label)
     (data / "0" / "truncated.png").write_bytes(cv2.imencode(".png", np.zeros((8, 8, 3), np.uint8))[1].tobytes()[:30])
     (data / "1" / "readme.txt").write_text("not an image")
-    r = evaluate(e2e["bundle"], data).report
-    assert r["n"] == 32 and r["skipped"]["count"] == 2
-    assert sorted(f["path"].rsplit("/", 1)[1] for f in r["skipped"]["files"]) == ["readme.txt", "truncated.png"]
+    r = evaluate(e2e.bundle, data).report
+    assert r.n == 32 and r.skipped["count"] == 2
+    assert sorted(f["path"].rsplit("/", 1)[1] for f in r.skipped["files"]) == ["readme.txt", "truncated.png"]
     # classes 2 and 3 have no folder here: their recall is 0 only if predicted, else they are left out
-    assert r["per_class"]["2"]["support"] == 0 and r["per_class"]["3"]["support"] == 0
+    assert r.per_class["2"]["support"] == 0 and r.per_class["3"]["support"] == 0
 
 
 def test_labels_files(tmp_path):
@@ -113,7 +113,7 @@ def test_labels_files(tmp_path):
 
 
 def test_cli_writes_json_and_plot(e2e, digits, tmp_path):
-    r = edge_cli("eval", e2e["bundle"], "--data", digits, "--json", tmp_path / "r.json", "--plot", tmp_path / "p.png",
+    r = edge_cli("eval", e2e.bundle, "--data", digits, "--json", tmp_path / "r.json", "--plot", tmp_path / "p.png",
                  "--threads", 1, "--top-k", 2)
     assert r.returncode == 0, r.stderr
     assert "macro avg" in r.stdout and "p50" in r.stdout and "top-2" in r.stdout
@@ -138,7 +138,7 @@ def test_cli_writes_json_and_plot(e2e, digits, tmp_path):
 def test_cli_bad_options(e2e, digits, tmp_path, args, message):
     (tmp_path / "labels.txt").write_text("a\n")
     args = [a.format(labels=tmp_path / "labels.txt", tmp=tmp_path) for a in args]
-    r = edge_cli("eval", e2e["bundle"], "--data", digits, *args)
+    r = edge_cli("eval", e2e.bundle, "--data", digits, *args)
     assert r.returncode == 2 and message in r.stderr and "Traceback" not in r.stderr
     assert len([line for line in r.stderr.splitlines() if line.startswith("error:")]) == 1
 
@@ -159,9 +159,9 @@ def test_cli_bad_models_and_data(third_party, e2e, digits, tmp_path):
           "--input-range", "1,-1"], "low end"),
         (["eval", third_party["files"]["uint8"], "--data", digits, "--labels", third_party["labels"],
           "--input-range", "x"], "two numbers"),
-        (["eval", e2e["bundle"], "--data", wrong_names], "does not know: zero"),
-        (["eval", e2e["bundle"], "--data", tmp_path / "nowhere"], "does not exist"),
-        (["eval", e2e["bundle"], "--data", tmp_path / "empty"], "has no images"),
+        (["eval", e2e.bundle, "--data", wrong_names], "does not know: zero"),
+        (["eval", e2e.bundle, "--data", tmp_path / "nowhere"], "does not exist"),
+        (["eval", e2e.bundle, "--data", tmp_path / "empty"], "has no images"),
         (["eval", tmp_path / "nothing.tflite", "--data", digits], "does not exist"),
     ]
     for args, message in cases:
@@ -171,14 +171,14 @@ def test_cli_bad_models_and_data(third_party, e2e, digits, tmp_path):
 
 def test_an_image_given_as_data_is_named_a_file(e2e, digits):
     image = next((digits / "0").iterdir())
-    r = edge_cli("eval", e2e["bundle"], "--data", image)
+    r = edge_cli("eval", e2e.bundle, "--data", image)
     assert r.returncode == 2 and r.stderr.splitlines() == [r.stderr.strip()] and "Traceback" not in r.stderr
     assert f"{image} is a file, not a data folder: give a folder with one sub-folder of images per class" in r.stderr
 
 
 def test_eval_runs_where_tensorflow_cannot_be_imported(e2e, digits):
     """The device side: numpy, OpenCV, click and LiteRT only. TensorFlow and Keras are made unimportable."""
-    r = edge_cli_without_tensorflow("eval", e2e["bundle"], "--data", digits, "--json", "-")
+    r = edge_cli_without_tensorflow("eval", e2e.bundle, "--data", digits, "--json", "-")
     assert r.returncode == 0, r.stderr
     report = json.loads(r.stdout)
     assert report["n"] == 680 and report["runtime"].startswith("ai_edge_litert")

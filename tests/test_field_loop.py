@@ -22,12 +22,12 @@ def test_frames_collected_in_a_drift_and_labelled_raise_accuracy_on_drifted_scan
         labelled = label_from_truth(server, "pi-door", s["truth"])
     finally:
         server.stop()
-    assert summary["drift"]["level"] == "drift"  # the device saw it, without truth
-    assert labelled == summary["collecting"]["sent"] == summary["collecting"]["kept"] > 20
+    assert summary.drift["level"] == "drift"  # the device saw it, without truth
+    assert labelled == summary.collecting["sent"] == summary.collecting["kept"] > 20
     r = edge_cli("frames", "export", "--db", db, "--out", tmp_path / "field")
     assert r.returncode == 0, r.stderr
     convert([s["train"], tmp_path / "field"], tmp_path / "after")
-    accuracy = {(model, test): edge.evaluate(tmp_path / model, s[test]).report["accuracy"]
+    accuracy = {(model, test): edge.evaluate(tmp_path / model, s[test]).report.accuracy
                 for model in ("before", "after") for test in ("drifted", "test")}
     # benchmarks/field_loop_bench.py: +0.24 and +0.46 in two seeds (training from scratch moves by a few points)
     assert accuracy["after", "drifted"] >= accuracy["before", "drifted"] + 0.10, accuracy

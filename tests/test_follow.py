@@ -41,7 +41,7 @@ def host(e2e, tmp_path_factory):
     server = Server(db).start()
     found = {"server": server, "url": server.url, "tokens": {"publisher": publisher}, "key": private,
              "public": public, "device": token(db, "pi-kitchen"), "tmp": tmp}
-    assert push(found, Path(e2e["bundle"]))[1]["version"] == 1
+    assert push(found, Path(e2e.bundle))[1]["version"] == 1
     yield found
     server.stop()
 
@@ -55,7 +55,7 @@ def test_a_version_is_fetched_verified_checked_and_started_again_after_a_restart
     folder = fetch(opts, host["url"], host["device"], V1)
     assert folder == tmp_path / "models" / "digits@1" and not list((tmp_path / "models").glob(".*partial"))
     model = check_bundle(folder, 1, None)
-    assert model.labels == e2e["labels"]
+    assert model.labels == e2e.labels
     activate(opts, V1)
     assert read_state(opts.models)["active"] == V1
     assert starting(opts, print) == folder  # verified again, from its release
@@ -66,7 +66,7 @@ def test_a_cut_download_resumes_and_a_wrong_byte_starts_it_over(host, tmp_path, 
     opts = options(host, tmp_path)
     partial = opts.models / ".digits@1.partial"
     partial.mkdir(parents=True)
-    model = (Path(e2e["bundle"]) / "model.tflite").read_bytes()
+    model = (Path(e2e.bundle) / "model.tflite").read_bytes()
     (partial / "model.tflite").write_bytes(model[: len(model) // 2])  # cut half-way
     assert (fetch(opts, host["url"], host["device"], V1) / "model.tflite").read_bytes() == model
     other = options(host, tmp_path / "other")
@@ -88,7 +88,7 @@ def test_a_release_signed_by_an_untrusted_key_is_refused_and_nothing_is_kept(hos
 
 
 def test_a_withdrawn_version_is_not_fetched(host, tmp_path, e2e):
-    version = push(host, padded_copy(e2e["bundle"], tmp_path / "withdrawn"), "old")[1]["version"]
+    version = push(host, padded_copy(e2e.bundle, tmp_path / "withdrawn"), "old")[1]["version"]
     assert host["server"].request("POST", f"/api/v1/models/old/{version}/withdraw", b"",
                                   host["tokens"]["publisher"])[0] == 200
     opts = options(host, tmp_path)
@@ -139,7 +139,7 @@ def test_the_follower_fetches_what_the_host_names_and_hands_over_a_checked_model
 def test_the_follower_hands_back_the_model_given_when_the_host_names_it(host, tmp_path, e2e):
     """A rollback to a device's own model: version None, loaded by the run's loader (it knows the labels and
     input range of a bare file); answers of another shape are no word of the host's."""
-    given = check_bundle(Path(e2e["bundle"]), 1, None)
+    given = check_bundle(Path(e2e.bundle), 1, None)
     follower = Follower(options(host, tmp_path), host["url"], host["device"], log=print, given=lambda: given,
                         running=V1)
     try:
@@ -197,7 +197,7 @@ def test_a_kill_at_any_step_leaves_a_whole_model_old_or_new(host, tmp_path, e2e)
     when its imports are done): each time, the next start finds a version that verifies, or none (the model
     given), never a broken one."""
     bundle = tmp_path / "v2"
-    shutil.copytree(e2e["bundle"], bundle)
+    shutil.copytree(e2e.bundle, bundle)
     manifest = json.loads((bundle / "edge.json").read_text())
     (bundle / "edge.json").write_text(json.dumps({**manifest, "note": "v2"}))
     assert push(host, bundle)[1]["version"] == 2

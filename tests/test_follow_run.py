@@ -27,11 +27,11 @@ def setup(e2e, digits, tmp_path_factory):
     private, public = create_keys(tmp / "keys")
     server = Server(db).start()
     host = {"server": server, "tokens": {"publisher": publisher}, "key": private}
-    second = padded_copy(e2e["bundle"], tmp / "v2")
-    assert push(host, Path(e2e["bundle"]))[1]["version"] == 1 and push(host, second)[1]["version"] == 2
+    second = padded_copy(e2e.bundle, tmp / "v2")
+    assert push(host, Path(e2e.bundle))[1]["version"] == 1 and push(host, second)[1]["version"] == 2
     video = scan_video(tmp / "digit.avi", Path(digits) / "2", FRAMES)
     yield {**host, "device": token(db, "pi-kitchen"), "public": public, "video": video, "tmp": tmp,
-           "bundle": e2e["bundle"]}
+           "bundle": e2e.bundle}
     server.stop()
 
 
@@ -81,7 +81,7 @@ def test_a_version_a_canary_refuses_ends_its_rollout_at_once(setup, e2e):
     fails the rollout on that word, without waiting out the watch."""
     server, publisher = setup["server"], setup["tokens"]["publisher"]
     stranger = {**setup, "key": create_keys(setup["tmp"] / "stranger")[0]}
-    assert push(stranger, padded_copy(padded_copy(e2e["bundle"], setup["tmp"] / "v3a"), setup["tmp"] / "v3"))[0] == 201
+    assert push(stranger, padded_copy(padded_copy(e2e.bundle, setup["tmp"] / "v3a"), setup["tmp"] / "v3"))[0] == 201
     status, _ = server.request("POST", "/api/v1/rollouts", {"model": "digits", "version": 3, "watch": 3600},
                                publisher)
     assert status == 201

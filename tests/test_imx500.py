@@ -87,7 +87,7 @@ def camera_bundle(e2e, tmp_path_factory):
     files = {PACKER: buffer.read_bytes(), "network_MemoryReport.json": json.dumps(MEMORY_REPORT).encode()}
     record = {"converted": True, "packer": model_facts(files[PACKER], PACKER), "files": ["network_MemoryReport.json"],
               "memory": memory_report(MEMORY_REPORT), "warnings": []}
-    return rewritten(e2e["bundle"], tmp_path_factory.mktemp("cam") / "cam", files=files, device="rpi-ai-camera",
+    return rewritten(e2e.bundle, tmp_path_factory.mktemp("cam") / "cam", files=files, device="rpi-ai-camera",
                      imx500=record)
 
 
@@ -124,7 +124,7 @@ def test_the_package_makes_network_rpk_on_the_pi_and_runs_on_the_sensor(camera_b
 
 
 def test_a_package_for_the_camera_needs_the_sensors_network(e2e, tmp_path):
-    r = edge_cli("package", e2e["bundle"], "--device", "rpi-ai-camera", "--out", tmp_path / "cam.tar.gz",
+    r = edge_cli("package", e2e.bundle, "--device", "rpi-ai-camera", "--out", tmp_path / "cam.tar.gz",
                  *REPORT_ARGS)
     assert r.returncode == 2 and "no network for the AI Camera's sensor (packerOut.zip)" in r.stderr
     assert "edge convert ... --device rpi-ai-camera" in r.stderr and not list(tmp_path.iterdir())
@@ -163,8 +163,8 @@ def test_convert_for_the_camera_end_to_end(digits, tmp_path):
     edge.install_toolchain("imx500")
     s = edge.convert("mobilenetv2", digits, tmp_path / "cam", device="rpi-ai-camera", weights="none", input_size=48,
                      alpha=0.35, epochs=10, fine_tune_epochs=0, augment=False, batch_size=16)
-    bundle = read_bundle(s["bundle"])
-    sensor, m = s["imx500"], s["metrics"]
+    bundle = read_bundle(s.bundle)
+    sensor, m = s.imx500, s.metrics
     assert bundle.imx500_path.is_file() and bundle.imx500_path.stat().st_size == sensor["packer"]["bytes"] > 10_000
     assert {"dnnParams.xml", "network_MemoryReport.json"} == set(sensor["files"])
     assert all((bundle.path / name).is_file() for name in sensor["files"])
@@ -172,7 +172,7 @@ def test_convert_for_the_camera_end_to_end(digits, tmp_path):
     assert sensor["toolchain"]["imx500-converter"] and sensor["quantization"]["calibration_images"] == 200
     assert m["imx500"]["drop"] <= 0.01 and not m["imx500"]["drop_exceeded"]
     assert abs(m["imx500"]["accuracy"] - m["keras"]["accuracy"]) <= 0.01
-    assert s["labels"] == ["0", "1", "2", "3"] and s["input"]["shape"][1:3] == [48, 48]
+    assert s.labels == ["0", "1", "2", "3"] and s.input["shape"][1:3] == [48, 48]
     r = edge_cli("package", bundle.path, "--device", "rpi-ai-camera", "--out", tmp_path / "cam.tar.gz", *REPORT_ARGS)
     assert r.returncode == 0, r.stderr
     with tarfile.open(tmp_path / "cam.tar.gz") as tar:

@@ -34,8 +34,8 @@ def test_unknown_delegate_suggests_the_known_one():
 @needs_no_edgetpu
 def test_missing_edge_tpu_runtime_says_how_to_install_it(e2e, tmp_path):
     compiled = tmp_path / "digits_edgetpu.tflite"
-    shutil.copy(f"{e2e['bundle']}/model.tflite", compiled)
-    for model, delegate in ((compiled, None), (f"{e2e['bundle']}/model.tflite", "edgetpu")):
+    shutil.copy(f"{e2e.bundle}/model.tflite", compiled)
+    for model, delegate in ((compiled, None), (f"{e2e.bundle}/model.tflite", "edgetpu")):
         with pytest.raises(EdgeError, match=r"libedgetpu\.so\.1 is not installed.*apt install libedgetpu1-std"):
             make_interpreter(model, delegate=delegate)
 
@@ -44,6 +44,6 @@ def test_missing_edge_tpu_runtime_says_how_to_install_it(e2e, tmp_path):
 @pytest.mark.parametrize("command", ["run", "eval"])
 def test_cli_delegate_without_the_runtime_is_one_line(e2e, digits, command):
     where = ["--source", digits / "1"] if command == "run" else ["--data", digits]
-    r = edge_cli(command, e2e["bundle"], *where, "--delegate", "edgetpu")
+    r = edge_cli(command, e2e.bundle, *where, "--delegate", "edgetpu")
     assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
     assert "--delegate edgetpu: libedgetpu.so.1 is not installed" in r.stderr.strip().splitlines()[-1]

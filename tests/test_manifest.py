@@ -41,13 +41,13 @@ def tampered(manifest: dict, path: str, value) -> dict:
 
 @pytest.fixture(scope="module")
 def original(e2e) -> dict:
-    return json.loads((Path(e2e["bundle"]) / MANIFEST).read_text())
+    return json.loads((Path(e2e.bundle) / MANIFEST).read_text())
 
 
 @pytest.fixture(scope="module")
 def bundle(e2e, tmp_path_factory) -> Path:
     """A copy of the real bundle whose edge.json the tests write over."""
-    return Path(shutil.copytree(e2e["bundle"], tmp_path_factory.mktemp("tampered") / "b"))
+    return Path(shutil.copytree(e2e.bundle, tmp_path_factory.mktemp("tampered") / "b"))
 
 
 def write(bundle: Path, manifest) -> None:
@@ -179,7 +179,7 @@ def scans(digits) -> Path:
 ])
 def test_edge_run_and_eval_refuse_a_tampered_manifest_in_one_line(e2e, digits, tmp_path, original, command, path,
                                                                    value):
-    bundle = Path(shutil.copytree(e2e["bundle"], tmp_path / "b"))
+    bundle = Path(shutil.copytree(e2e.bundle, tmp_path / "b"))
     write(bundle, tampered(original, path, value))
     where = ["--source", Path(digits) / "1", "--max-frames", "2"] if command == "run" else ["--data", digits]
     r = edge_cli(command, bundle, *where)

@@ -73,7 +73,7 @@ def test_a_damaged_collect_store_does_not_stop_the_device(e2e, digits, host, tmp
     server, secret = host
     store = tmp_path / "frames.db"
     store.write_bytes(garbage(8 * PAGE))
-    r = edge_cli("run", e2e["bundle"], "--source", digits / "2", "--report-to", server.url, "--token", secret,
+    r = edge_cli("run", e2e.bundle, "--source", digits / "2", "--report-to", server.url, "--token", secret,
                  "--device-id", "pi-a", "--outbox", tmp_path / "outbox.db", "--collect", "every:50",
                  "--collect-store", store, "--json", tmp_path / "summary.json")
     assert r.returncode == 0, r.stderr

@@ -30,7 +30,7 @@ WHEEL = f"edge_vision-{VERSION}-py3-none-any.whl"
 @pytest.fixture(scope="module")
 def packed(e2e, tmp_path_factory):
     out = tmp_path_factory.mktemp("package")
-    r = edge_cli("package", e2e["bundle"], "--device", "rpi5", "--out", out / "pi-kitchen.tar.gz", "--report-to",
+    r = edge_cli("package", e2e.bundle, "--device", "rpi5", "--out", out / "pi-kitchen.tar.gz", "--report-to",
                  "http://192.168.1.10:8765", "--device-id", "pi-kitchen", "--token", "secret-token", "--source",
                  "libcamerasrc ! videoconvert ! appsink", "--args", "--truth 2")
     assert r.returncode == 0, r.stderr
@@ -60,14 +60,14 @@ def test_package_contents(packed, e2e):
     assert conf["EDGE_ARGS"] == '"--threads 4 --truth 2"'
     assert (packed / "edge.conf").stat().st_mode & 0o077 == 0  # the token is not for other users
     assert (packed / "setup.sh").stat().st_mode & 0o100
-    assert json.loads((packed / "bundle/edge.json").read_text())["model"]["sha256"] == e2e["model"]["sha256"]
+    assert json.loads((packed / "bundle/edge.json").read_text())["model"]["sha256"] == e2e.model["sha256"]
 
 
 def test_a_following_device_s_package_carries_the_key_and_the_follow_extra(e2e, tmp_path):
     """--trust: the public key ships beside a unit that follows the host's model versions; the wheel names the
     follow extra (cryptography), which setup.sh installs; a private key given by mistake is refused."""
     private, public = create_keys(tmp_path / "keys")
-    args = ("package", e2e["bundle"], "--device", "rpi5", "--out", tmp_path / "pi.tar.gz", "--report-to",
+    args = ("package", e2e.bundle, "--device", "rpi5", "--out", tmp_path / "pi.tar.gz", "--report-to",
             "http://192.168.1.10:8765", "--device-id", "pi-kitchen")
     r = edge_cli(*args, "--trust", private)
     assert r.returncode == 2 and "--trust" in r.stderr and "is not a PEM public key" in r.stderr
@@ -117,7 +117,7 @@ def test_the_device_wheel_installs_one_name_and_evaluates_without_tensorflow(pac
     r = subprocess.run([tmp_path / "venv" / "bin" / "edge", "eval", packed / "bundle", "--data", digits, "--json"],
                        capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
-    assert json.loads(r.stdout)["confusion_matrix"] == evaluate(e2e["bundle"], digits).report["confusion_matrix"]
+    assert json.loads(r.stdout)["confusion_matrix"] == evaluate(e2e.bundle, digits).report.confusion_matrix
     r = subprocess.run([tmp_path / "venv" / "bin" / "edge", "convert", "--data", digits], capture_output=True,
                        text=True)
     assert r.returncode == 2 and "runs on a host, and this is a device install" in r.stderr, r.stderr
@@ -134,7 +134,7 @@ def test_the_device_wheel_installs_one_name_and_evaluates_without_tensorflow(pac
 def test_package_refuses_bad_options_and_writes_nothing(e2e, tmp_path, args, message):
     base = {"--out": str(tmp_path / "p.tar.gz"), "--report-to": "http://h:8765", "--device-id": "pi-kitchen"}
     given = dict(zip(args[::2], args[1::2], strict=True))
-    r = edge_cli("package", e2e["bundle"], *[x for k, v in {**base, **given}.items() for x in (k, v)], cwd=tmp_path)
+    r = edge_cli("package", e2e.bundle, *[x for k, v in {**base, **given}.items() for x in (k, v)], cwd=tmp_path)
     assert r.returncode == 2 and message in r.stderr and "Traceback" not in r.stderr, r.stderr
     assert list(tmp_path.iterdir()) == []
 
@@ -149,7 +149,7 @@ def test_a_coral_package_runs_on_the_edge_tpu_and_may_use_the_plugdev_device(e2e
     args = ("--report-to", "http://h:8765", "--device-id", "coral-1", "--token", "t")
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
-    r = edge_cli("package", e2e["bundle"], "--device", "coral-usb", "--out", tmp_path / "a" / "coral.tar.gz", *args)
+    r = edge_cli("package", e2e.bundle, "--device", "coral-usb", "--out", tmp_path / "a" / "coral.tar.gz", *args)
     assert r.returncode == 0 and "no model compiled for the Edge TPU: it will run on the CPU" in r.stderr
     packed = unpack(tmp_path / "a" / "coral.tar.gz")
     assert 'EDGE_ARGS="--threads 4 --delegate edgetpu"' in (packed / "edge.conf").read_text()
@@ -157,7 +157,7 @@ def test_a_coral_package_runs_on_the_edge_tpu_and_may_use_the_plugdev_device(e2e
     assert 'GROUPS_NEEDED="video plugdev"' in (packed / "setup.sh").read_text()
 
     # a bundle with its compiled model (here the same bytes: no compiler here) packs it, and no warning
-    bundle = read_bundle(e2e["bundle"])
+    bundle = read_bundle(e2e.bundle)
     compiled = rewritten(bundle.path, tmp_path / "compiled", compiled=bundle.model_path.read_bytes(),
                          edgetpu={"compiled": True})
     r = edge_cli("package", compiled.path, "--device", "coral-usb", "--out", tmp_path / "b" / "coral.tar.gz", *args)
@@ -183,7 +183,7 @@ def secret_package(e2e, tmp_path_factory):
     out.chmod(0o644)
     umask = os.umask(0)
     try:
-        r = edge_cli("package", e2e["bundle"], "--device", "rpi5", "--out", out, "--report-to", "http://127.0.0.1:1",
+        r = edge_cli("package", e2e.bundle, "--device", "rpi5", "--out", out, "--report-to", "http://127.0.0.1:1",
                      "--device-id", "pi-door", "--token", TOKEN, "--source", STREAM)
     finally:
         os.umask(umask)
@@ -256,7 +256,7 @@ def test_the_service_command_line_carries_no_secret_and_edge_run_takes_them_from
     argv = systemd_argv(exec_start, conf)
     assert not [word for word in argv if TOKEN in word or PASSWORD in word]
     # this machine's edge, bundle and outbox for /opt/edge's and /var/lib/edge's
-    here = {"/opt/edge/venv/bin/edge": [sys.executable, "-m", "edge.cli"], "/opt/edge/bundle": [e2e["bundle"]],
+    here = {"/opt/edge/venv/bin/edge": [sys.executable, "-m", "edge.cli"], "/opt/edge/bundle": [e2e.bundle],
             "/var/lib/edge/outbox.db": [str(tmp_path / "outbox.db")]}
     argv = [new for word in argv for new in here.get(word, [word])]
     env = {**{k: v for k, v in os.environ.items() if not k.startswith("EDGE_")}, **conf}
@@ -267,7 +267,7 @@ def test_the_service_command_line_carries_no_secret_and_edge_run_takes_them_from
 def test_a_package_holds_the_manifest_s_files_only_and_no_link_out_of_the_bundle(e2e, tmp_path):
     """A stray file and a link to a secret beside the bundle's files stay out; a manifest file that is a link
     out of the bundle is refused, and nothing is written."""
-    bundle = Path(shutil.copytree(e2e["bundle"], tmp_path / "bundle"))
+    bundle = Path(shutil.copytree(e2e.bundle, tmp_path / "bundle"))
     secret = tmp_path / "secrets.env"
     secret.write_text("AWS_SECRET_ACCESS_KEY=hunter2\n")
     (bundle / "notes.txt").write_text("stray")

@@ -15,15 +15,15 @@ from tests.cli import edge_cli
 
 
 def test_learns_a_separable_set_and_the_int8_file_agrees(e2e):
-    m = e2e["metrics"]
+    m = e2e.metrics
     assert m["keras"]["accuracy"] >= 0.9
     assert m["tflite"]["accuracy"] >= 0.85
     assert m["agreement"] >= 0.9 and m["n"] == 136
-    assert e2e["training"]["phases"][0]["phase"] == "scratch"
+    assert e2e.training["phases"][0]["phase"] == "scratch"
 
 
 def test_bundle_io_matches_the_manifest(e2e):
-    bundle = read_bundle(e2e["bundle"])
+    bundle = read_bundle(e2e.bundle)
     interpreter = make_interpreter(bundle.model_path)
     io = io_facts(interpreter)
     assert io["input"] == {k: bundle.manifest["input"][k] for k in ("shape", "dtype", "quantization")}
@@ -38,18 +38,18 @@ def test_device_path_reproduces_the_manifest_accuracy(e2e, digits):
     from edge.converter.datasets import stratified_split
     from edge.folders import scan
 
-    bundle = read_bundle(e2e["bundle"])
+    bundle = read_bundle(e2e.bundle)
     folder = scan(digits)
     _, val = stratified_split(folder.labels, 0.2, seed=0)
     interpreter = make_interpreter(bundle.model_path)
     size = bundle.manifest["input"]["shape"][1]
     pred = [scores.argmax() for scores, _ in classify_all(
         interpreter, ((resize(read_rgb(folder.paths[i]), size, size), i) for i in val))]
-    assert np.mean(np.array(pred) == folder.labels[val]) == pytest.approx(e2e["metrics"]["tflite"]["accuracy"])
+    assert np.mean(np.array(pred) == folder.labels[val]) == pytest.approx(e2e.metrics["tflite"]["accuracy"])
 
 
 def test_manifest_records_the_contract(e2e):
-    m = read_bundle(e2e["bundle"]).manifest
+    m = read_bundle(e2e.bundle).manifest
     assert m["format_version"] == 1 and m["backbone"]["name"] == "mobilenetv2"
     assert m["input"]["color"] == "RGB" and m["input"]["resize"]["mode"] == "stretch"
     assert m["quantization"]["mode"] == "int8" and m["quantization"]["calibration_images"] == 200
@@ -59,7 +59,7 @@ def test_manifest_records_the_contract(e2e):
     assert ops["int8"] > 0 and ops.get("float32", 0) == len(budget["kept"]) and set(ops) <= {"int8", "float32"}
     assert sum(ops.values()) > 60  # every operation of the MobileNetV2 counted
     assert budget["met"] and budget["drop"] <= 0.01 + 1e-9
-    assert m["model"]["bytes"] == os.path.getsize(os.path.join(e2e["bundle"], "model.tflite"))
+    assert m["model"]["bytes"] == os.path.getsize(os.path.join(e2e.bundle, "model.tflite"))
     assert 0 < m["model"]["gzip_bytes"] < m["model"]["bytes"]
     assert m["training"]["options"]["seed"] == 0 and m["training"]["images"] == {"train": 544, "validation": 136,
                                                                                  "skipped": []}
@@ -72,11 +72,11 @@ def test_qat_exports_int8(few_digits, tmp_path, fast):
     # pruned too: the prune-preserving scheme is the one that needs every layer configured
     s = edge.convert("mobilenetv2", few_digits, tmp_path / "q", qat=True, prune=0.5,
                      **{**fast, "max_drop": 1.0, "fine_tune_epochs": 1})
-    assert s["quantization"]["qat"] and s["input"]["dtype"] == "uint8"
-    assert s["quantization"]["tool"].startswith("TFLite converter")  # the one that reads the learned ranges
-    assert s["training"]["phases"][-1]["phase"] == "qat"
-    assert s["sparsity"]["sparsity"] >= 0.45  # QAT kept the pruned zeros
-    assert s["metrics"]["agreement"] >= 0.5
+    assert s.quantization["qat"] and s.input["dtype"] == "uint8"
+    assert s.quantization["tool"].startswith("TFLite converter")  # the one that reads the learned ranges
+    assert s.training["phases"][-1]["phase"] == "qat"
+    assert s.sparsity["sparsity"] >= 0.45  # QAT kept the pruned zeros
+    assert s.metrics["agreement"] >= 0.5
 
 
 def test_over_budget_says_what_to_do():

@@ -18,13 +18,13 @@ def test_pruning_reaches_the_asked_sparsity_in_the_exported_file(few_digits, tmp
 
     pruned = edge.convert("mobilenetv2", few_digits, tmp_path / "p", prune=0.5, **{**fast, "epochs": 2})
     dense = e2e  # the same backbone and width, unpruned
-    assert pruned["sparsity"]["sparsity"] == pytest.approx(0.5, abs=0.03)
-    assert pruned["sparsity"]["target"] == 0.5
-    assert tflite_sparsity((Path(dense["bundle"]) / "model.tflite").read_bytes())["sparsity"] < 0.05
-    assert dense["sparsity"] is None
+    assert pruned.sparsity["sparsity"] == pytest.approx(0.5, abs=0.03)
+    assert pruned.sparsity["target"] == 0.5
+    assert tflite_sparsity((Path(dense.bundle) / "model.tflite").read_bytes())["sparsity"] < 0.05
+    assert dense.sparsity is None
 
     def compressed(summary):
-        return summary["model"]["gzip_bytes"] / summary["model"]["bytes"]
+        return summary.model["gzip_bytes"] / summary.model["bytes"]
 
     assert compressed(pruned) < 0.85 * compressed(dense)
 

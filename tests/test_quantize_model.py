@@ -33,7 +33,7 @@ def test_cli_quantizes_a_bare_tflite_within_budget_without_tensorflow(cnn_files,
     assert (tmp_path / "errors.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     # the bundle runs as any other: edge eval on the device path gets the accuracy the manifest records
     report = edge.evaluate(out, digits).report
-    assert report["accuracy"] == pytest.approx(summary["metrics"]["tflite"]["accuracy"])
+    assert report.accuracy == pytest.approx(summary["metrics"]["tflite"]["accuracy"])
 
 
 def test_over_budget_writes_nothing_unless_accepted(cnn_files, digits, tmp_path):
@@ -47,8 +47,8 @@ def test_over_budget_writes_nothing_unless_accepted(cnn_files, digits, tmp_path)
     assert "Traceback" not in r.stderr
     summary = edge.quantize(cnn_files / "extreme.tflite", digits, out, labels=cnn_files / "labels.txt",
                             fallback="int16", max_drop=0.02, accept_drop=True)
-    assert not summary["quantization"]["budget"]["met"] and read_bundle(out).manifest["metrics"]["drop_exceeded"]
-    assert any("written because of --accept-drop" in w for w in summary["warnings"])
+    assert not summary.quantization["budget"]["met"] and read_bundle(out).manifest["metrics"]["drop_exceeded"]
+    assert any("written because of --accept-drop" in w for w in summary.warnings)
 
 
 def test_a_bare_file_without_a_signature_is_quantized(cnn_files, digits, tmp_path):
@@ -60,19 +60,19 @@ def test_a_bare_file_without_a_signature_is_quantized(cnn_files, digits, tmp_pat
     bare = tmp_path / "bare.tflite"
     bare.write_bytes(bytes(flatbuffer_utils.convert_object_to_bytearray(model)))
     s = edge.quantize(bare, digits, tmp_path / "q", labels=cnn_files / "labels.txt", max_drop=0.05)
-    assert s["quantization"]["budget"]["met"] and s["quantization"]["operations"].get("int8", 0) >= 4
+    assert s.quantization["budget"]["met"] and s.quantization["operations"].get("int8", 0) >= 4
 
 
 def test_quantizes_a_float32_bundle(few_digits, tmp_path, fast):
     float_bundle = tmp_path / "float"
     edge.convert("mobilenetv2", few_digits, float_bundle, quantize="float32", **fast)
     s = edge.quantize(float_bundle, few_digits, tmp_path / "int8", max_drop=1.0, calibration_images=16)
-    assert s["backbone"] == read_bundle(float_bundle).manifest["backbone"]
-    assert s["labels"] == ["0", "1", "7"] and s["input"]["range"] == [0, 255]
-    assert s["quantization"]["tool"].startswith("LiteRT Quantizer") and s["quantization"]["calibration_images"] == 16
-    assert s["output"]["activation"] == "softmax" and s["quantized_from"]["source"] == "bundle"
-    assert sorted(c["label"] for c in s["checks"]) == [0, 1, 2]  # a device that follows checks it on them
-    run_checks(load_model(s["bundle"], threads=1), read_bundle(s["bundle"]))
+    assert s.backbone == read_bundle(float_bundle).manifest["backbone"]
+    assert s.labels == ["0", "1", "7"] and s.input["range"] == [0, 255]
+    assert s.quantization["tool"].startswith("LiteRT Quantizer") and s.quantization["calibration_images"] == 16
+    assert s.output["activation"] == "softmax" and s.quantized_from["source"] == "bundle"
+    assert sorted(c["label"] for c in s.checks) == [0, 1, 2]  # a device that follows checks it on them
+    run_checks(load_model(s.bundle, threads=1), read_bundle(s.bundle))
 
 
 @pytest.fixture
@@ -109,7 +109,7 @@ def test_bad_input_is_refused_before_writing(case, message, cnn_files, digits, e
     args = {"out": tmp_path / "q", "labels": labels}
     data = digits
     if case == "quantized":
-        model, args = e2e["bundle"], {"out": tmp_path / "q"}
+        model, args = e2e.bundle, {"out": tmp_path / "q"}
     elif case == "max_drop_high":
         args["max_drop"] = 1.5
     elif case == "max_drop_low":
@@ -127,7 +127,7 @@ def test_bad_input_is_refused_before_writing(case, message, cnn_files, digits, e
     elif case == "no_labels":
         del args["labels"]
     elif case == "same_out":
-        model, args = e2e["bundle"], {"out": e2e["bundle"]}
+        model, args = e2e.bundle, {"out": e2e.bundle}
     before = {p.name: p.stat().st_mtime_ns for p in tmp_path.iterdir()}
     with pytest.raises(EdgeError, match=message):
         edge.quantize(model, data, **args)

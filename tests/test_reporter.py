@@ -85,7 +85,7 @@ def test_host_killed_and_restarted_mid_run_loses_and_duplicates_nothing(e2e, dev
     server = Server(db).start()
     summary_file = tmp_path / "summary.json"
     runner = subprocess.Popen([
-        sys.executable, "-m", "edge.cli", "run", e2e["bundle"], "--source", str(five_seconds), "--realtime",
+        sys.executable, "-m", "edge.cli", "run", e2e.bundle, "--source", str(five_seconds), "--realtime",
         "--truth", "2", "--report-to", server.url, "--token", token, "--device-id", "pi-kitchen",
         "--report-every", "0.25", "--outbox", str(tmp_path / "outbox.db"), "--json", str(summary_file)],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
@@ -109,18 +109,18 @@ def test_backlog_of_an_earlier_run_drains_when_the_host_is_back(e2e, digits, dev
     port = free_port()
     options = dict(url=f"http://127.0.0.1:{port}", token=token, device_id="pi-kitchen", every=0.05,
                    outbox=tmp_path / "outbox.db")
-    offline = run(e2e["bundle"], digits / "1", RunOptions(truth="1", realtime=True,
+    offline = run(e2e.bundle, digits / "1", RunOptions(truth="1", realtime=True,
                                                           reporting=ReportOptions(**options, flush=0)))
-    assert offline["reporting"]["sent"] == 0 and offline["reporting"]["pending"] == offline["reporting"]["reports"]
+    assert offline.reporting["sent"] == 0 and offline.reporting["pending"] == offline.reporting["reports"]
     server = Server(db, port).start()
     try:
-        online = run(e2e["bundle"], digits / "3", RunOptions(truth="3", max_frames=20,
+        online = run(e2e.bundle, digits / "3", RunOptions(truth="3", max_frames=20,
                                                              reporting=ReportOptions(**options)))
     finally:
         server.stop()
-    assert online["reporting"]["sent"] == offline["reporting"]["reports"] + online["reporting"]["reports"]
-    assert len(stored(db, offline["reporting"]["run_id"])) == offline["reporting"]["reports"]
-    assert_all_arrived(db, online)
+    assert online.reporting["sent"] == offline.reporting["reports"] + online.reporting["reports"]
+    assert len(stored(db, offline.reporting["run_id"])) == offline.reporting["reports"]
+    assert_all_arrived(db, online.to_json())
 
 
 @pytest.mark.parametrize("options,message", [
@@ -143,16 +143,16 @@ def test_bad_report_options(options, message, tmp_path):
 
 
 def test_a_url_s_password_is_refused_and_never_shown(e2e, digits):
-    r = edge_cli("run", e2e["bundle"], "--source", digits / "2", "--report-to", "http://pi:s3cret@127.0.0.1:1",
+    r = edge_cli("run", e2e.bundle, "--source", digits / "2", "--report-to", "http://pi:s3cret@127.0.0.1:1",
                  "--token", "t", "--device-id", "pi-kitchen")
     assert r.returncode == 2 and "without a user name or password" in r.stderr
     assert "s3cret" not in r.stderr + r.stdout
 
 
 def test_cli_reporting_options(e2e, digits):
-    r = edge_cli("run", e2e["bundle"], "--source", digits / "2", "--token", "abc")
+    r = edge_cli("run", e2e.bundle, "--source", digits / "2", "--token", "abc")
     assert r.returncode == 2 and "add --report-to" in r.stderr
-    r = edge_cli("run", e2e["bundle"], "--source", digits / "2", "--report-to", "http://127.0.0.1:1",
+    r = edge_cli("run", e2e.bundle, "--source", digits / "2", "--report-to", "http://127.0.0.1:1",
                  "--device-id", "pi-kitchen")
     assert r.returncode == 2 and "needs --token" in r.stderr
 

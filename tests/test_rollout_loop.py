@@ -16,7 +16,7 @@ from tests.test_models_server import push
 
 
 def test_a_good_version_reaches_the_fleet_and_a_bad_one_is_rolled_back(e2e, digits, tmp_path):
-    good = padded_copy(e2e["bundle"], tmp_path / "good")
+    good = padded_copy(e2e.bundle, tmp_path / "good")
     labels = json.loads((good / "edge.json").read_text())["labels"]
     bad = rewritten(good, tmp_path / "bad", labels=labels[1:] + labels[:1]).path
     camera, truth = video(Path(digits), tmp_path, 60)
@@ -27,11 +27,11 @@ def test_a_good_version_reaches_the_fleet_and_a_bad_one_is_rolled_back(e2e, digi
     services = []
     try:
         host = {"server": server, "tokens": {"publisher": publisher}, "key": edge.create_keys(keys)["private"]}
-        for bundle in (e2e["bundle"], good, bad):
+        for bundle in (e2e.bundle, good, bad):
             push(host, Path(bundle))
         for name in ("pi-1", "pi-2"):
             args = device_args(tmp_path, name, server, token(db, name), keys / "edge-sign.pub", 0.5)
-            services.append(Service(name, [sys.executable, "-m", "edge.cli", "run", str(e2e["bundle"]), "--source",
+            services.append(Service(name, [sys.executable, "-m", "edge.cli", "run", str(e2e.bundle), "--source",
                                            str(camera), "--realtime", "--truth-schedule", str(truth), *args],
                                     tmp_path, 0.5))
             services[-1].start()

@@ -33,7 +33,7 @@ from tests.server import Server, bytes_written, running, token
 @pytest.fixture(scope="module")
 def summary(e2e, digits):
     """A real `edge run --json` summary: the digits bundle on the scans of one digit, with its truth."""
-    return run(e2e["bundle"], digits / "2", RunOptions(truth="2"))
+    return run(e2e.bundle, digits / "2", RunOptions(truth="2")).to_json()
 
 
 def reports(summary, device, n, run_id=None):

@@ -44,7 +44,7 @@ def test_a_signal_ends_the_run_with_every_report_on_the_host(e2e, host, long_vid
     server, tokens = host
     device = f"pi-{name.lower()}"
     runner = subprocess.Popen([
-        sys.executable, "-m", "edge.cli", "run", e2e["bundle"], "--source", str(long_video), "--realtime",
+        sys.executable, "-m", "edge.cli", "run", e2e.bundle, "--source", str(long_video), "--realtime",
         "--truth", "2", "--report-to", server.url, "--token", tokens[name], "--device-id", device,
         "--report-every", "1", "--outbox", str(tmp_path / "outbox.db"), "--json", str(tmp_path / "summary.json")],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, preexec_fn=default_signals)
@@ -75,6 +75,6 @@ def test_a_signal_ends_the_run_with_every_report_on_the_host(e2e, host, long_vid
 
 def test_run_puts_the_handlers_back(e2e, digits):
     before = {name: signal.getsignal(getattr(signal, name)) for name in SIGNALS}
-    summary = run(e2e["bundle"], digits / "1", RunOptions(truth="1", max_frames=3))
-    assert summary["frames"] == 3 and not [note for note in summary["notes"] if note.startswith("stopped by")]
+    summary = run(e2e.bundle, digits / "1", RunOptions(truth="1", max_frames=3))
+    assert summary.frames == 3 and not [note for note in summary.notes if note.startswith("stopped by")]
     assert {name: signal.getsignal(getattr(signal, name)) for name in SIGNALS} == before

@@ -40,9 +40,9 @@ def test_transfer_learning_runs_two_phases_with_cached_features(few_digits, tmp_
 
     s = edge.convert("mobilenetv2", few_digits, tmp_path / "b", **{**fast, "weights": str(pretrained_file),
                                                                     "epochs": 2, "fine_tune_epochs": 1})
-    head, fine = s["training"]["phases"]  # the probe is never >= 0.95 here: 2 epochs of pretraining at 32 px
+    head, fine = s.training["phases"]  # the probe is never >= 0.95 here: 2 epochs of pretraining at 32 px
     assert head["phase"] == "head (cached features)" and head["feature_cache"]["extract_seconds"] > 0
-    tuning = s["training"]["fine_tuning"]
+    tuning = s.training["fine_tuning"]
     assert (tuning["images_per_class"], tuning["probe"]) == (13, head["val_accuracy"])  # 16 a class, 3 validate
     assert tuning == asdict(choose_fine_tuning(13, head["val_accuracy"], tuning["of"], fast.get("lr", 1e-3)))
     assert fine["phase"] == "fine-tune" and 0 < fine["unfrozen_layers"] <= tuning["layers"]
@@ -56,7 +56,7 @@ def test_augmentation_trains_the_head_on_images(few_digits, tmp_path, pretrained
 
     s = edge.convert("mobilenetv2", few_digits, tmp_path / "b", **{**fast, "weights": str(pretrained_file),
                                                                     "augment": True})
-    assert [p["phase"] for p in s["training"]["phases"]] == ["head"]
+    assert [p["phase"] for p in s.training["phases"]] == ["head"]
 
 
 def test_no_flip_leaves_mirroring_out():
