@@ -11,7 +11,7 @@ import pytest
 
 from edge.frame_record import make_record
 from edge.report import make_report, new_id
-from edge.server import store
+from edge.server import schema, store
 from edge.server.writer import Writer
 from tests.reports import window_summary
 from tests.server import Server, token
@@ -147,6 +147,6 @@ def test_a_version_3_store_s_frames_count_against_the_quota(tmp_path, scan):
     db.execute("PRAGMA user_version = 3")
     db.close()
     db = store.open_db(path)
-    assert db.execute("PRAGMA user_version").fetchone()[0] == store.VERSION == 6
+    assert db.execute("PRAGMA user_version").fetchone()[0] == schema.VERSION == 6
     store.store_posts(db, [("frames", "pi-door", [frame(scan, "pi-door")])], store.FrameQuota(device=3 * len(scan)))
     assert held(db, "pi-door")[0] == door[1]["id"] and store.frame_counts(db, "pi-door")["dropped"] == 1

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from edge.server import rollouts_store
+from edge.server import schema
 from edge.server.store import open_db
 from edge.signing import check_files, create_keys, load_public_key, sign_bundle, verify
 from tests.bundles import carried_bundle
@@ -140,8 +140,9 @@ def test_a_store_of_version_4_gains_the_model_tables_when_opened(tmp_path):
 def test_a_store_of_version_5_gains_rollout_waves_when_opened(tmp_path):
     db = tmp_path / "edge.db"
     with open_db(db) as conn:
-        old = rollouts_store.SCHEMA.split(";")[0].replace(",\n    waves TEXT NOT NULL DEFAULT '[]', stage INTEGER NOT "
-                                                         "NULL DEFAULT 0", "")
+        table = next(t for t in schema.TABLES.split(";") if "TABLE IF NOT EXISTS rollouts " in t)
+        old = table.replace(",\n    waves TEXT NOT NULL DEFAULT '[]', stage INTEGER NOT NULL DEFAULT 0", "")
+        assert old != table
         conn.executescript(f"DROP TABLE rollouts; {old}; PRAGMA user_version = 5")
         assert "waves" not in {row[1] for row in conn.execute("PRAGMA table_info(rollouts)")}
     with open_db(db) as conn:

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from edge.frame_record import make_record
 from edge.report import new_id
-from edge.server import store
+from edge.server import schema
 from tests.hostile import HOSTILE, hostile_json
 from tests.server import Server, token
 
@@ -174,7 +174,7 @@ def test_a_version_2_store_is_upgraded_in_place(tmp_path, scans):
         assert post(server, [record(scans[0])], secret)[0] == 200
     finally:
         server.stop()
-    assert sqlite3.connect(db).execute("PRAGMA user_version").fetchone()[0] == store.VERSION == 6
+    assert sqlite3.connect(db).execute("PRAGMA user_version").fetchone()[0] == schema.VERSION == 6
 
 
 PLACES = (("extra",), ("source",), ("label",), ("truth",), ("top_k", 0, 0), ("labels", 1), ("time",), ("frame",),

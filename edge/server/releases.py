@@ -16,16 +16,6 @@ from edge.report import check_name
 from edge.server.database import transaction
 from edge.signing import canonical, check_release
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS model_files (
-    sha256 TEXT PRIMARY KEY, bytes INTEGER NOT NULL, received REAL NOT NULL, data BLOB NOT NULL);
-CREATE TABLE IF NOT EXISTS models (
-    name TEXT NOT NULL, version INTEGER NOT NULL, release_sha256 TEXT NOT NULL, signed TEXT NOT NULL,
-    key_id TEXT, pushed_by TEXT NOT NULL, pushed REAL NOT NULL, withdrawn REAL, model_sha256 TEXT,
-    PRIMARY KEY (name, version), UNIQUE (name, release_sha256));
-CREATE INDEX IF NOT EXISTS models_by_file ON models (model_sha256);
-"""
-
 
 class Refused(ValueError):
     """A push the host does not take, with the HTTP status and a message that says what to do."""

@@ -22,29 +22,10 @@ from edge.server import guard as guards
 from edge.server.database import transaction
 from edge.server.releases import Refused
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS rollouts (
-    id INTEGER PRIMARY KEY, model TEXT NOT NULL, version INTEGER NOT NULL, state TEXT NOT NULL,
-    targets TEXT NOT NULL, canaries TEXT NOT NULL, previous TEXT NOT NULL, watch REAL NOT NULL, guard TEXT NOT NULL,
-    started REAL NOT NULL, stage_started REAL NOT NULL, ended REAL, reason TEXT, started_by TEXT NOT NULL,
-    waves TEXT NOT NULL DEFAULT '[]', stage INTEGER NOT NULL DEFAULT 0);
-CREATE TABLE IF NOT EXISTS assignments (
-    device TEXT PRIMARY KEY, model TEXT NOT NULL, version INTEGER, rollout INTEGER NOT NULL, since REAL NOT NULL);
-CREATE TABLE IF NOT EXISTS rollout_events (rollout INTEGER NOT NULL, at REAL NOT NULL, event TEXT NOT NULL);
-"""
-ADDED = {"waves": "TEXT NOT NULL DEFAULT '[]'", "stage": "INTEGER NOT NULL DEFAULT 0"}  # since store version 6
 ACTIVE = ("canary", "wave", "promoted")
 WATCH = 600.0  # seconds the canaries run the new version before it is judged
 CANARY_SHARE = 0.1  # of the targets, at least one
 BEFORE = 50  # a canary's latest reports under the version before: what the new one is compared with
-
-
-def upgrade(db) -> None:
-    """Give a rollouts table of store version 5 the columns this one adds."""
-    have = {row[1] for row in db.execute("PRAGMA table_info(rollouts)")}
-    for column, kind in ADDED.items():
-        if column not in have:
-            db.execute(f"ALTER TABLE rollouts ADD COLUMN {column} {kind}")
 
 
 def start(db, model: str, version: int, devices: list | None, canary: int | None, waves: int | None,

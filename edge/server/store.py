@@ -32,40 +32,14 @@ from edge.errors import EdgeError
 from edge.files import check_writable
 from edge.frame_record import jpeg_bytes
 from edge.report import cells, check_name
-from edge.server import releases, rollouts_store
+from edge.server import schema
 from edge.server.database import transaction
 
 ROLES = ("device", "reader", "publisher")
-VERSION = 6  # PRAGMA user_version; 5 kept no rollout waves, 4 no models, 3 no frame tally, 2 no frames, 1 no
-# `devices` table and dense matrices
-UPGRADES = (2, 3, 4, 5)  # versions opened as they are and given what this one adds (CREATE ... IF NOT EXISTS)
 DEVICE_FRAMES = 1 << 30  # bytes of JPEG one device's collected frames may hold
 ALL_FRAMES = 8 << 30  # bytes of JPEG all collected frames may hold
 FRAME_RESERVE = 256 << 20  # bytes of free disk frames leave to reports
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS tokens (
-    name TEXT PRIMARY KEY, role TEXT NOT NULL, hash TEXT NOT NULL UNIQUE, created REAL NOT NULL);
-CREATE TABLE IF NOT EXISTS reports (
-    id TEXT PRIMARY KEY, device TEXT NOT NULL, run TEXT NOT NULL, received REAL NOT NULL,
-    window_start REAL NOT NULL, window_end REAL NOT NULL, evaluated INTEGER NOT NULL, body TEXT NOT NULL);
-CREATE INDEX IF NOT EXISTS reports_by_device ON reports (device, window_end);
-CREATE TABLE IF NOT EXISTS devices (
-    device TEXT PRIMARY KEY, last_seen REAL NOT NULL, reports INTEGER NOT NULL, conflicts INTEGER NOT NULL,
-    latest_end REAL NOT NULL, latest TEXT NOT NULL,
-    field_run TEXT, field_end REAL, field_reports INTEGER, field_labels TEXT, field_cells TEXT);
-CREATE TABLE IF NOT EXISTS frames (
-    id TEXT PRIMARY KEY, device TEXT NOT NULL, received REAL NOT NULL, label TEXT, labelled REAL,
-    discarded INTEGER NOT NULL DEFAULT 0, meta TEXT NOT NULL, jpeg BLOB NOT NULL);
-CREATE INDEX IF NOT EXISTS frames_by_device ON frames (device);
-CREATE INDEX IF NOT EXISTS frames_to_drop ON frames (device, discarded DESC) WHERE label IS NULL;
-CREATE TABLE IF NOT EXISTS frame_tally (
-    device TEXT PRIMARY KEY, bytes INTEGER NOT NULL, dropped INTEGER NOT NULL, refused INTEGER NOT NULL);
-"""
-# The JPEG is the last column: reading the others never walks its pages. `frame_tally` keeps what each
-# device's frames hold in bytes, so a quota costs a row, not a walk over the frames.
-TALLY = ("INSERT INTO frame_tally (device, bytes, dropped, refused) SELECT device, SUM(length(jpeg)), 0, 0 "
-         "FROM frames WHERE TRUE GROUP BY device ON CONFLICT (device) DO NOTHING")  # upgrading a store that kept none
 DEVICE_COLUMNS = ("device", "last_seen", "reports", "conflicts", "latest_end", "latest", "field_run", "field_end",
                   "field_reports", "field_labels", "field_cells")
 SAVE_DEVICE = (f"INSERT INTO devices ({', '.join(DEVICE_COLUMNS)}) VALUES ({', '.join('?' * len(DEVICE_COLUMNS))}) "
@@ -87,17 +61,10 @@ def open_db(path) -> sqlite3.Connection:
         db = _connect(path)
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: a committed report survives a process crash
-        version = db.execute("PRAGMA user_version").fetchone()[0]
-        old = db.execute("SELECT 1 FROM sqlite_master WHERE name = 'reports'").fetchone()
-        if version != VERSION and version not in UPGRADES and (old or version):
-            db.close()
-            raise EdgeError(f"--db {path} was written by another version of edge (store version {version}, this "
-                            f"edge keeps {VERSION}): give a new file, or serve it with the edge that wrote it")
-        db.executescript(SCHEMA + releases.SCHEMA + rollouts_store.SCHEMA)
-        rollouts_store.upgrade(db)
-        if version != VERSION:
-            db.execute(TALLY)
-        db.execute(f"PRAGMA user_version = {VERSION}")
+        schema.migrate(db, str(path))
+    except EdgeError:
+        db.close()
+        raise
     except sqlite3.DatabaseError as e:
         raise EdgeError(f"--db {path} is not an edge database ({e}): give another file") from None
     return db

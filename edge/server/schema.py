@@ -1,0 +1,78 @@
+"""The host's tables, the version of their shape, and bringing an older store up to it, once, under the write
+lock: two processes opening one old store at once (the workers of a host, a `edge token` beside it) migrate it
+once between them.
+
+Versions: 1 kept no `devices` table and dense matrices (refused), 2 no frames, 3 no frame tally, 4 no models,
+5 no rollout waves. A store of another version than these is refused in one line.
+"""
+from edge.errors import EdgeError
+from edge.server.database import transaction
+
+VERSION = 6  # PRAGMA user_version
+UPGRADES = (2, 3, 4, 5)  # versions opened as they are and given what this one adds
+TABLES = """
+CREATE TABLE IF NOT EXISTS tokens (
+    name TEXT PRIMARY KEY, role TEXT NOT NULL, hash TEXT NOT NULL UNIQUE, created REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS reports (
+    id TEXT PRIMARY KEY, device TEXT NOT NULL, run TEXT NOT NULL, received REAL NOT NULL,
+    window_start REAL NOT NULL, window_end REAL NOT NULL, evaluated INTEGER NOT NULL, body TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS reports_by_device ON reports (device, window_end);
+CREATE TABLE IF NOT EXISTS devices (
+    device TEXT PRIMARY KEY, last_seen REAL NOT NULL, reports INTEGER NOT NULL, conflicts INTEGER NOT NULL,
+    latest_end REAL NOT NULL, latest TEXT NOT NULL,
+    field_run TEXT, field_end REAL, field_reports INTEGER, field_labels TEXT, field_cells TEXT);
+CREATE TABLE IF NOT EXISTS frames (
+    id TEXT PRIMARY KEY, device TEXT NOT NULL, received REAL NOT NULL, label TEXT, labelled REAL,
+    discarded INTEGER NOT NULL DEFAULT 0, meta TEXT NOT NULL, jpeg BLOB NOT NULL);
+CREATE INDEX IF NOT EXISTS frames_by_device ON frames (device);
+CREATE INDEX IF NOT EXISTS frames_to_drop ON frames (device, discarded DESC) WHERE label IS NULL;
+CREATE TABLE IF NOT EXISTS frame_tally (
+    device TEXT PRIMARY KEY, bytes INTEGER NOT NULL, dropped INTEGER NOT NULL, refused INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS model_files (
+    sha256 TEXT PRIMARY KEY, bytes INTEGER NOT NULL, received REAL NOT NULL, data BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS models (
+    name TEXT NOT NULL, version INTEGER NOT NULL, release_sha256 TEXT NOT NULL, signed TEXT NOT NULL,
+    key_id TEXT, pushed_by TEXT NOT NULL, pushed REAL NOT NULL, withdrawn REAL, model_sha256 TEXT,
+    PRIMARY KEY (name, version), UNIQUE (name, release_sha256));
+CREATE INDEX IF NOT EXISTS models_by_file ON models (model_sha256);
+CREATE TABLE IF NOT EXISTS rollouts (
+    id INTEGER PRIMARY KEY, model TEXT NOT NULL, version INTEGER NOT NULL, state TEXT NOT NULL,
+    targets TEXT NOT NULL, canaries TEXT NOT NULL, previous TEXT NOT NULL, watch REAL NOT NULL, guard TEXT NOT NULL,
+    started REAL NOT NULL, stage_started REAL NOT NULL, ended REAL, reason TEXT, started_by TEXT NOT NULL,
+    waves TEXT NOT NULL DEFAULT '[]', stage INTEGER NOT NULL DEFAULT 0);
+CREATE TABLE IF NOT EXISTS assignments (
+    device TEXT PRIMARY KEY, model TEXT NOT NULL, version INTEGER, rollout INTEGER NOT NULL, since REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS rollout_events (rollout INTEGER NOT NULL, at REAL NOT NULL, event TEXT NOT NULL)
+"""
+# The JPEG is the last column: reading the others never walks its pages. `frame_tally` keeps what each
+# device's frames hold in bytes, so a quota costs a row, not a walk over the frames.
+TALLY = ("INSERT INTO frame_tally (device, bytes, dropped, refused) SELECT device, SUM(length(jpeg)), 0, 0 "
+         "FROM frames WHERE TRUE GROUP BY device ON CONFLICT (device) DO NOTHING")  # for a store that kept none
+ROLLOUT_COLUMNS = {"waves": "TEXT NOT NULL DEFAULT '[]'", "stage": "INTEGER NOT NULL DEFAULT 0"}  # since 6
+
+
+def migrate(db, named: str) -> None:
+    """Bring the store on `db` (a file `named` so) to VERSION, or refuse it (EdgeError) if it is of another
+    version than UPGRADES, or not empty and of none."""
+    if _version(db) == VERSION:
+        return
+    with transaction(db):  # read again under the lock: another process may have migrated it meanwhile
+        version = _version(db)
+        if version == VERSION:
+            return
+        used = db.execute("SELECT 1 FROM sqlite_master WHERE name = 'reports'").fetchone()
+        if version not in UPGRADES and (used or version):
+            raise EdgeError(f"--db {named} was written by another version of edge (store version {version}, this "
+                            f"edge keeps {VERSION}): give a new file, or serve it with the edge that wrote it")
+        for statement in TABLES.split(";"):
+            db.execute(statement)
+        have = {row[1] for row in db.execute("PRAGMA table_info(rollouts)")}  # a table of version 5 lacks them
+        for column, kind in ROLLOUT_COLUMNS.items():
+            if column not in have:
+                db.execute(f"ALTER TABLE rollouts ADD COLUMN {column} {kind}")
+        db.execute(TALLY)
+        db.execute(f"PRAGMA user_version = {VERSION}")
+
+
+def _version(db) -> int:
+    return db.execute("PRAGMA user_version").fetchone()[0]
