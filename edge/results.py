@@ -83,7 +83,8 @@ class RunResult(Metrics):
     delegate: str | None
     threads: int
     options: dict  # top_k, threshold, smooth, realtime, decode
-    model_version: str | None = sometimes()  # following: the version it started on
+    model_version: dict | None = sometimes()  # following a version: its model and version number
+    model_refused: dict | None = sometimes()  # following: the versions refused, {NAME@VERSION: why}
     drift: dict | None = sometimes()  # with a fingerprint
     source_mode: str | None  # what the camera delivers, when it says
     reader: dict  # jpeg_scale, ms: read, decode, prepare a frame
