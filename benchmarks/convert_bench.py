@@ -34,7 +34,7 @@ def bench_model(name: str, data: Path, args, log: Log) -> dict:
     result = edge.bench((), data, variants=VARIANTS, model=name, weights="none", input_size=SIZES[name],
                         epochs=args.epochs, fine_tune_epochs=args.prune_epochs, augment=False, batch_size=16,
                         val_split=0.6, prune=0.5, threads=2, log=log)
-    return {**result, "seconds": round(time.perf_counter() - started, 1)}
+    return {**result.to_json(), "seconds": round(time.perf_counter() - started, 1)}
 
 
 def bench_feature_cache(data: Path, args, log: Log) -> dict:

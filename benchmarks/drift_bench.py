@@ -140,11 +140,11 @@ def main():
     started = time.perf_counter()
     summary = edge.convert("mobilenetv2", photos, work / "bundle", weights="none", input_size=48, alpha=0.35,
                            epochs=10, fine_tune_epochs=0, augment=False, batch_size=16)
-    print(f"bundle: validation accuracy {summary['metrics']['tflite']['accuracy']:.4f} on "
-          f"{summary['fingerprint']['n']} scans (the fingerprint's), made in {time.perf_counter() - started:.0f} s")
+    print(f"bundle: validation accuracy {summary.metrics['tflite']['accuracy']:.4f} on "
+          f"{summary.fingerprint['n']} scans (the fingerprint's), made in {time.perf_counter() - started:.0f} s")
     model = load_model(work / "bundle", threads=2)
-    drift = Drift(summary["fingerprint"], min_frames=min(args.window))
-    clean_images = [resize(read_rgb(p), 48, 48) for p in scan(unseen, summary["labels"]).paths]
+    drift = Drift(summary.fingerprint, min_frames=min(args.window))
+    clean_images = [resize(read_rgb(p), 48, 48) for p in scan(unseen, summary.labels).paths]
     streams = {"none (unseen scans)": clean_images}
     streams.update({name: [change(x) for x in clean_images] for name, change in CHANGES.items()})
     streams["digits 4-9 (unknown classes)"] = [resize(read_rgb(p), 48, 48) for p in scan(novel).paths]
@@ -153,7 +153,7 @@ def main():
     held_scores = {name: scores_of(model, dwelling(images, args.hold, ROUNDS[name != "none (unseen scans)"], rng))
                    for name, images in streams.items()}
     clean = scores["none (unseen scans)"]
-    unseen_accuracy = np.mean(clean.argmax(axis=1) == scan(unseen, summary["labels"]).labels)
+    unseen_accuracy = np.mean(clean.argmax(axis=1) == scan(unseen, summary.labels).labels)
     print(f"{len(clean)} unseen scans (accuracy {unseen_accuracy:.4f}), {len(scores['digits 4-9 (unknown classes)'])} "
           f"of digits 4-9; thresholds {drift.thresholds[0]}/{drift.thresholds[1]}, min frames {drift.min_frames}\n")
 
@@ -169,7 +169,7 @@ def main():
                                                                            for b in blocks]))
     print("False alarms on a long in-distribution run\n" + table(rows) + "\n")
 
-    truth = np.array(scan(unseen, summary["labels"]).labels)
+    truth = np.array(scan(unseen, summary.labels).labels)
     rows = [("camera", "change", "accuracy", "window", "at drift", "windows to drift: median", "max", "at watch",
              "windows to watch: median")]
     for camera, streams_of, stream in (("sees each scan once", scores, drawn),

@@ -37,7 +37,7 @@ RULES = ("uncertain", "every:4", "wrong")
 def one(work: Path, change: str, seed: int, rules=RULES) -> list[dict]:
     s = scenario(work, change, seed)
     convert(s["train"], work / "before", seed)
-    score = lambda model: {test: edge.evaluate(model, s[test]).report["accuracy"]  # noqa: E731
+    score = lambda model: {test: edge.evaluate(model, s[test]).report.accuracy  # noqa: E731
                            for test in ("drifted", "test")}
     before = score(work / "before")
     schedule = work / "truth.json"
@@ -58,7 +58,7 @@ def one(work: Path, change: str, seed: int, rules=RULES) -> list[dict]:
             export = edge.export_frames(db, work / f"field-{n}", device)
             convert([s["train"], work / f"field-{n}"], work / f"after-{n}", seed)
             rows.append({"change": change, "seed": seed, "rule": rule, "collected": labelled,
-                         "drift": summary["drift"]["level"], "classes": export["classes"], "before": before,
+                         "drift": (summary.drift or {})["level"], "classes": export["classes"], "before": before,
                          "after": score(work / f"after-{n}")})
     finally:
         server.stop()

@@ -34,7 +34,8 @@ def main() -> None:
         s = edge.convert("mobilenetv2", photos, Path(work) / "bundle", device="rpi-ai-camera", weights="none",
                          input_size=args.input_size, alpha=args.alpha, epochs=args.epochs, fine_tune_epochs=0,
                          accept_drop=True)
-    m, sensor = s["metrics"], s["imx500"]
+    m, sensor = s.metrics, s.imx500
+    assert sensor, "an AI Camera conversion has its record"
     keras = m["keras"]["accuracy"]
     print(f"MobileNetV2 alpha {args.alpha}, {args.input_size} px, {m['n']} validation images; {cpu_name()}\n")
     print(table([("model", "accuracy", "macro F1", "vs Keras", "agreement")] + [
@@ -48,7 +49,7 @@ def main() -> None:
           f"{memory['runtime_bytes'] / 2**20:.2f} MiB; fits: {memory['fits']}; packerOut.zip "
           f"{sensor['packer']['bytes']:,} bytes")
     print("toolchain seconds: " + ", ".join(f"{step} {seconds:g}" for step, seconds in sensor["seconds"].items()))
-    print(f"whole conversion: {s['training']['seconds']} s")
+    print(f"whole conversion: {s.training['seconds']} s")
     drop = keras - m["imx500"]["accuracy"]
     print(f"\ntarget: sensor within 0.01 of Keras: {'held' if drop <= 0.01 else 'MISSED'} ({drop:+.4f})")
 

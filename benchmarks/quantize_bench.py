@@ -98,7 +98,7 @@ def measure(name: str, work: Path, data, rounds: int, max_drop: float) -> dict:
         files[kind] = work / f"{name}-{kind}.tflite"
         files[kind].write_bytes(data_)
     bench = edge.bench(list(files.values()), test_dir, labels=work / "labels.txt", rounds=rounds)
-    rows = {Path(r["name"]).stem.removeprefix(f"{name}-"): r for r in bench["rows"]}
+    rows = {Path(r["name"]).stem.removeprefix(f"{name}-"): r for r in bench.rows}
     rows.setdefault("budget-int8", rows["plain-int8"])
     return {"model": name, "validation_images": int(len(val_y)), "float_accuracy": reference,
             "plain_drop": search.plain["drop"], "final_drop": search.drop, "met": search.met,

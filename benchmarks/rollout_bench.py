@@ -47,7 +47,7 @@ def build(tmp: Path) -> tuple[Path, list[Path]]:
     """The digits, and the four bundles."""
     digits = write_digits(tmp / "digits", per_class=170, size=48)
     v1 = Path(edge.convert("mobilenetv2", digits, tmp / "v1", weights="none", input_size=48, alpha=0.35, epochs=10,
-                           fine_tune_epochs=0, augment=False, batch_size=16)["bundle"])
+                           fine_tune_epochs=0, augment=False, batch_size=16).bundle)
     v2 = padded_copy(v1, tmp / "v2")
     v3 = padded_copy(v2, tmp / "v3")
     labels = json.loads((v3 / "edge.json").read_text())["labels"]

@@ -65,7 +65,7 @@ def demo_model(out: Path) -> tuple[Path, Path]:
     from edge.converter.demo import demo
 
     result = demo(out)
-    return out / "bundle", Path(result["test_data"])
+    return out / "bundle", Path(result.test_data)
 
 
 def pan(photos: list, size: tuple[int, int], i: int) -> np.ndarray:

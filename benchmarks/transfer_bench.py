@@ -106,10 +106,10 @@ def main() -> None:
                 s = edge.convert("mobilenetv2", data, bundle, input_size=args.size, alpha=0.35, quantize="float32",
                                  augment=False, seed=seed, allow_weak=True, **options(str(weights)))
                 seconds = time.perf_counter() - start
-                accuracy = edge.evaluate(bundle, tests).report["accuracy"]
-                tuning = s["training"].get("fine_tuning")
+                accuracy = edge.evaluate(bundle, tests).report.accuracy
+                tuning = s.training.get("fine_tuning")
                 results.append({"per_class": n, "draw": seed, "way": way, "test_accuracy": accuracy,
-                                "weak": s["metrics"]["baseline"]["weak"], "seconds": round(seconds, 1),
+                                "weak": s.metrics["baseline"]["weak"], "seconds": round(seconds, 1),
                                 "fine_tuning": tuning})
                 print(f"{n}/class draw {seed} {way}: {accuracy:.3f} in {seconds:.0f} s"
                       + (f" ({tuning['layers']}/{tuning['of']} layers, lr {tuning['lr']:g})" if tuning else ""),
