@@ -348,7 +348,8 @@ class Runner:
         self.drift = Drift(fingerprint, self.opts.drift_thresholds, self.opts.drift_min_frames) if fingerprint else None
         # A new dict: the window under way goes out with the one it was made under.
         kept = {key: value for key, value in self.about.items() if key != "model_version"}
-        self.about = {**kept, **model.facts(), **({"model_version": self.version} if self.version else {})}
+        self.about = {**kept, **model.facts(), "source": kept["source"],  # the frames', not the model's kind
+                      **({"model_version": self.version} if self.version else {})}
         if self.reports:
             self.reports.switch(self.reader.stats, self.model_sha256, self.drift, self.about)
         if self.collector:

@@ -58,6 +58,7 @@ def test_the_device_runs_what_the_host_names_and_starts_on_it_again(setup):
     swaps = summary["following"]["swaps"]
     assert [s["to"] for s in swaps] == ["digits@2"] and summary["following"]["version"] == "digits@2", said
     assert summary["frames"] + summary["dropped"] == FRAMES and summary["failures"] == 0  # the source ran on
+    assert summary["source"] == first["source"] != "bundle"  # the frames' source, not the model's kind
     assert "digits@2 is verified and checked: it runs from the next frame" in said
     bundle_bytes = sum(p.stat().st_size for p in (setup["tmp"] / "models-pi-kitchen" / "digits@2").iterdir()
                        if p.name != "release.json")
@@ -66,6 +67,7 @@ def test_the_device_runs_what_the_host_names_and_starts_on_it_again(setup):
     versions = [r.get("model_version") for r in found["reports"] if r["run_id"] == summary["reporting"]["run_id"]]
     changes = [i for i in range(1, len(versions)) if versions[i] != versions[i - 1]]
     assert versions[0] is None and versions[-1] == {"model": "digits", "version": 2} and len(changes) == 1, versions
+    assert {r["source"] for r in found["reports"] if r["run_id"] == summary["reporting"]["run_id"]} == {first["source"]}
     again, _ = run(setup, "--max-frames", 30)  # a restart: on digits@2 from its first frame
     assert again["following"]["version"] == "digits@2" and again["following"]["swaps"] == []
     assert again["model"].endswith("models-pi-kitchen/digits@2/model.tflite")
