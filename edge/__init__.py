@@ -4,12 +4,14 @@ works there.
     images -> edge.convert(...) -> bundle (model.tflite, labels.txt, edge.json) -> evaluate / bench / run
 
 The API does, and refuses, exactly what the `edge` command does: a bad argument raises `EdgeError` with
-the message the command prints. Nothing imported here needs TensorFlow; `convert` and `bench` of a
-`model` import it when called, and only a host install has them. Each command's result is typed (edge.results),
-and its to_json() is what the command's `--json` writes.
+the message the command prints, naming the API's parameters where the command names its flags. Nothing
+imported here needs TensorFlow; `convert` and `bench` of a `model` import it when called, and only a host
+install has them. Each command's result is typed (edge.results), and its to_json() is what the command's
+`--json` writes.
 """
-from edge.errors import EdgeError
+from edge.errors import EdgeError, OptionError
 from edge.layers import host_only
+from edge.options import python_names
 from edge.results import BenchResult, ConvertResult, DemoResult, QuantizeResult, RunResult
 from edge.version import VERSION as __version__
 
@@ -34,8 +36,9 @@ def convert(model=None, data=None, out=None, log=None, options=None, **keywords)
     with host_only("edge convert"):
         from edge.converter.options import ConvertOptions
         from edge.converter.pipeline import convert as run
-    return run(made(ConvertOptions, options, {"model": model, "data": data, "out": out, **keywords}, "edge convert"),
-               log)
+    with python_names(ConvertOptions, "model", "data", "out"):
+        return run(made(ConvertOptions, options, {"model": model, "data": data, "out": out, **keywords},
+                        "edge convert"), log)
 
 
 def quantize(model=None, data=None, out=None, log=None, options=None, **keywords) -> QuantizeResult:
@@ -49,8 +52,9 @@ def quantize(model=None, data=None, out=None, log=None, options=None, **keywords
         import ai_edge_quantizer  # noqa: F401 -- missing, it is named now, with the extra that brings it
 
         from edge.converter.quantize_model import QuantizeOptions, quantize_model
-    return quantize_model(made(QuantizeOptions, options, {"model": model, "data": data, "out": out, **keywords},
-                               "edge quantize"), log)
+    with python_names(QuantizeOptions, "model", "data", "out"):
+        return quantize_model(made(QuantizeOptions, options, {"model": model, "data": data, "out": out, **keywords},
+                                   "edge quantize"), log)
 
 
 def demo(out="edge-demo", log=None) -> DemoResult:
@@ -62,6 +66,7 @@ def demo(out="edge-demo", log=None) -> DemoResult:
     return run(out, log)
 
 
+@python_names("model", "data", "labels", "input_range", "threads", "top_k", "batch", "warmup", "delegate")
 def evaluate(model, data, labels=None, input_range=None, threads=None, top_k=None, batch=1, warmup=None,
              delegate=None, log=None, fingerprint=False):
     """Evaluate a bundle folder or .tflite file on image folders (one per class); returns an
@@ -93,19 +98,20 @@ def bench(models=(), data=None, variants=None, labels=None, input_range=None, th
     from edge.options import made
 
     rounds = ROUNDS if rounds is None else rounds
-    if models:
-        given = [*training, *(["variants"] if variants is not None else [])]
-        if given:
-            raise EdgeError(f"--{given[0].replace('_', '-')} is for training a --model; with bundle or .tflite "
-                            "arguments, leave it out")
-        return bench_files(models, data, labels, input_range, threads, rounds, log)
-    if labels is not None or input_range is not None:
-        raise EdgeError("--labels and --input-range are for bare .tflite arguments, not for --model")
-    with host_only("edge bench --model"):
-        from edge.converter.options import ConvertOptions
-        from edge.converter.variants import DEFAULT_VARIANTS, bench_variants
-    return bench_variants(made(ConvertOptions, None, {"data": data, **training}, "edge bench"),
-                          variants or DEFAULT_VARIANTS, threads, rounds, log)
+    with python_names("models", "data", "variants", "labels", "input_range", "threads", "rounds", "model", *training):
+        if models:
+            given = [*training, *(["variants"] if variants is not None else [])]
+            if given:
+                raise OptionError(f"--{given[0].replace('_', '-')} is for training a --model; with bundle or .tflite "
+                                  "arguments, leave it out")
+            return bench_files(models, data, labels, input_range, threads, rounds, log)
+        if labels is not None or input_range is not None:
+            raise OptionError("--labels and --input-range are for bare .tflite arguments, not for --model")
+        with host_only("edge bench --model"):
+            from edge.converter.options import ConvertOptions
+            from edge.converter.variants import DEFAULT_VARIANTS, bench_variants
+        return bench_variants(made(ConvertOptions, None, {"data": data, **training}, "edge bench"),
+                              variants or DEFAULT_VARIANTS, threads, rounds, log)
 
 
 def run(model, source="0", log=None, options=None, **keywords) -> RunResult:
@@ -116,10 +122,11 @@ def run(model, source="0", log=None, options=None, **keywords) -> RunResult:
     ReportOptions' and CollectOptions' too: report_to, collect, ...); None is the default. Returns the summary, a
     RunResult."""
     from edge.options import made
-    from edge.runner import RunOptions, run_options
+    from edge.runner import OPTION_GROUPS, RunOptions, run_options
     from edge.runner import run as run_frames
 
-    return run_frames(model, source, made(RunOptions, options, keywords, "edge.run", build=run_options), log)
+    with python_names(*OPTION_GROUPS, "model", "source"):
+        return run_frames(model, source, made(RunOptions, options, keywords, "edge.run", build=run_options), log)
 
 
 def export_frames(db="edge.db", out=None, device=None) -> dict:

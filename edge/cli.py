@@ -57,8 +57,10 @@ class Group(click.Group):
 
 @click.group(cls=Group)
 @click.version_option(VERSION, prog_name="edge")
-def cli():
+@click.pass_context
+def cli(ctx):
     """Take a vision model from a laptop to a Raspberry Pi or a Coral board, and prove how well it works there."""
+    ctx.with_resource(edge_options.flags())  # the API's errors in the command line's words
 
 
 def options_of(path: str, *names: str):

@@ -6,10 +6,11 @@ A field made without `option` (a nested group of options, a setting for tests) i
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import MISSING, field, fields
 from typing import Any
 
-from edge.errors import OptionError, check_keywords
+from edge.errors import EdgeError, OptionError, check_keywords
 
 
 def option(default: Any = MISSING, help: str = "", flag: str | None = None, keyword: str | None = None,  # noqa: A002
@@ -55,25 +56,43 @@ def made(cls, given, keywords: dict, what: str, build=None):
 
 
 # A flag in a message, and what follows it when that is its value: a metavar (URL, KEYDIR/edge-sign.pub) or a
-# value the message goes on from ("--report-every -1: give ...", "--max-frames 0 must be ...").
-FLAG = re.compile(r"(?<![\w-])(--[a-z][a-z0-9-]*)(?: ([A-Z][A-Z0-9_./-]*\b|\S+(?=:(?:\s|$)| must\b)))?")
+# value the message goes on from ("--report-every -1: give ...", "--max-frames 0 must be ...", "... cannot ...").
+FLAG = re.compile(r"(?<![\w-])(--[a-z][a-z0-9-]*)(?: ([A-Z][A-Z0-9_./-]*\b|\S+(?=:(?:\s|$)| must\b| cannot\b)))?")
+
+
+_FLAGS: ContextVar[bool] = ContextVar("edge_flags", default=False)
 
 
 @contextmanager
-def python_names(*classes) -> Iterator[None]:
-    """An OptionError raised within, as a Python caller reads it: each flag of `classes`' options named by the
-    keyword the API takes (--max-frames -1: ... -> max_frames=-1: ...); a flag they lack stays as it is."""
-    keywords = {}
-    for cls in classes:
-        for keyword, spec in options(cls).items():
-            spellings = spec.metadata["flag"] or "--" + keyword.replace("_", "-")
-            keywords.update(dict.fromkeys(spellings.split("/"), keyword))
+def flags() -> Iterator[None]:
+    """Within, `python_names` leaves errors as they are: the command line (edge.cli) runs in here."""
+    token = _FLAGS.set(True)
     try:
         yield
-    except OptionError as e:
-        def named(found: re.Match) -> str:
-            keyword = keywords.get(found[1])
-            if keyword is None:
-                return found[0]
-            return keyword + (f"={found[2]}" if found[2] else "")
-        raise OptionError(FLAG.sub(named, str(e))) from None
+    finally:
+        _FLAGS.reset(token)
+
+
+@contextmanager
+def python_names(*sources) -> Iterator[None]:
+    """An EdgeError raised within, as a Python caller reads it: each flag of `sources` (options dataclasses, or
+    keywords of the API that are their flags' words) named by the keyword the API takes (--max-frames 0 must be
+    ... -> max_frames=0 must be ...); a flag they lack stays as it is. Not under `flags`."""
+    keywords = {}
+    for source in sources:
+        for keyword, spec in (options(source).items() if not isinstance(source, str) else [(source, None)]):
+            spellings = (spec and spec.metadata["flag"]) or "--" + keyword.replace("_", "-")
+            keywords.update(dict.fromkeys(spellings.split("/"), keyword))
+
+    def named(found: re.Match) -> str:
+        keyword = keywords.get(found[1])
+        if keyword is None:
+            return found[0]
+        return keyword + (f"={found[2]}" if found[2] else "")
+
+    try:
+        yield
+    except EdgeError as e:
+        if not _FLAGS.get():
+            e.args = (FLAG.sub(named, str(e)),)
+        raise

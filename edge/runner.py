@@ -113,12 +113,14 @@ class RunOptions:
                 raise OptionError(message)
 
 
+OPTION_GROUPS = (RunOptions, ReportOptions, CollectOptions, FollowOptions)  # what edge run's options make
+
+
 def run_options(given: dict) -> RunOptions:
     """RunOptions from keywords, as `edge run` and edge.run take them (a nested group's options by their
     keywords: report_to, collect, ...); reporting with report_to, collecting with collect as well."""
     given = dict(given)
-    groups = (RunOptions, ReportOptions, CollectOptions, FollowOptions)
-    check_keywords(given, [keyword for cls in groups for keyword in options(cls)], "edge run")
+    check_keywords(given, [keyword for cls in OPTION_GROUPS for keyword in options(cls)], "edge run")
     report, collect, follow = take(ReportOptions, given), take(CollectOptions, given), FollowOptions(
         **take(FollowOptions, given))
     if "url" not in report and {"token", "device_id"} & report.keys():

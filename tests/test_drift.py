@@ -209,11 +209,11 @@ def test_a_bare_file_s_damaged_fingerprint_is_refused_at_start(e2e, scene, bare,
 
 
 @pytest.mark.parametrize("options,message", [
-    ({"drift_thresholds": "nan,0.25"}, "--drift-thresholds nan,0.25: give two PSI values WATCH,DRIFT"),
-    ({"drift_thresholds": (-0.1, 0.25)}, "--drift-thresholds (-0.1, 0.25): give two"),
+    ({"drift_thresholds": "nan,0.25"}, "drift_thresholds=nan,0.25: give two PSI values WATCH,DRIFT"),
+    ({"drift_thresholds": (-0.1, 0.25)}, "drift_thresholds (-0.1, 0.25): give two"),
     ({"drift_thresholds": "0.3,0.1"}, "with 0 < WATCH <= DRIFT, e.g. 0.1,0.25"),
-    ({"drift_thresholds": "0.1"}, "--drift-thresholds 0.1: give two"),
-    ({"drift_min_frames": 0}, "--drift-min-frames 0 must be a whole number, at least 1"),
+    ({"drift_thresholds": "0.1"}, "drift_thresholds=0.1: give two"),
+    ({"drift_min_frames": 0}, "drift_min_frames=0 must be a whole number, at least 1"),
 ])
 def test_bad_drift_options_are_refused_before_anything_runs(e2e, scene, options, message):
     with pytest.raises(EdgeError) as e:

@@ -13,9 +13,9 @@ def test_each_kind_of_user_error_is_its_own_class(e2e, few_digits, tmp_path):
     cases = [
         (lambda: edge.evaluate(broken, few_digits, labels=None), ModelError, "is not a usable TFLite model"),
         (lambda: edge.evaluate(e2e.bundle, tmp_path / "nowhere"), SourceError, "does not exist"),
-        (lambda: edge.run(e2e.bundle, few_digits / "0", top_k=0), OptionError, "--top-k 0 must be a whole number"),
+        (lambda: edge.run(e2e.bundle, few_digits / "0", top_k=0), OptionError, "top_k=0 must be a whole number"),
         (lambda: edge.run(e2e.bundle, few_digits / "0", top_kk=3), OptionError, "edge run has no option 'top_kk'"),
-        (lambda: edge.run(e2e.bundle, tmp_path / "no-such-video.avi"), SourceError, "--source"),
+        (lambda: edge.run(e2e.bundle, tmp_path / "no-such-video.avi"), SourceError, "source="),
         (lambda: edge.push_model(e2e.bundle, "m", "http://127.0.0.1:9", "t", tmp_path / "k"), OptionError, "--key"),
         (lambda: edge.list_models("http://127.0.0.1:9", "t"), HostError, "cannot reach the host"),
     ]
