@@ -12,6 +12,7 @@ For each model, in the same run and on the same interpreter, alternating for --r
 Overhead = edge eval p50 / bare p50 (1.00 = no overhead). Models built here have untrained weights:
 latency does not depend on them.
 """
+
 import argparse
 import json
 import statistics
@@ -79,8 +80,12 @@ def bare_round(interpreter, image, input_range, runs: int) -> dict:
         start = time.perf_counter()
         call(tensor)
         copies.append((time.perf_counter() - start) * 1000)
-    return {"p50": statistics.median(times), "mean": statistics.fmean(times), "wall_mean": wall,
-            "io_p50": statistics.median(copies)}
+    return {
+        "p50": statistics.median(times),
+        "mean": statistics.fmean(times),
+        "wall_mean": wall,
+        "io_p50": statistics.median(copies),
+    }
 
 
 def bench(name, path, input_range, paths, threads, rounds) -> dict:
@@ -91,14 +96,19 @@ def bench(name, path, input_range, paths, threads, rounds) -> dict:
     for _ in range(rounds):
         ours.append(eval_round(interpreter, paths, input_range))
         bare.append(bare_round(interpreter, image, input_range, len(paths)))
-    result = {"model": name, "bytes": Path(path).stat().st_size, "images": len(paths), "rounds": rounds,
-              "eval_p50": statistics.median(r["p50"] for r in ours),
-              "eval_mean": statistics.median(r["mean"] for r in ours),
-              "eval_p99": statistics.median(r["p99"] for r in ours),
-              "bare_p50": statistics.median(r["p50"] for r in bare),
-              "bare_mean": statistics.median(r["mean"] for r in bare),
-              "bare_wall_mean": statistics.median(r["wall_mean"] for r in bare),
-              "bare_io_p50": statistics.median(r["io_p50"] for r in bare)}
+    result = {
+        "model": name,
+        "bytes": Path(path).stat().st_size,
+        "images": len(paths),
+        "rounds": rounds,
+        "eval_p50": statistics.median(r["p50"] for r in ours),
+        "eval_mean": statistics.median(r["mean"] for r in ours),
+        "eval_p99": statistics.median(r["p99"] for r in ours),
+        "bare_p50": statistics.median(r["p50"] for r in bare),
+        "bare_mean": statistics.median(r["mean"] for r in bare),
+        "bare_wall_mean": statistics.median(r["wall_mean"] for r in bare),
+        "bare_io_p50": statistics.median(r["io_p50"] for r in bare),
+    }
     result["overhead_p50"] = result["eval_p50"] / result["bare_p50"]
     result["overhead_mean"] = result["eval_mean"] / result["bare_wall_mean"]
     return result
@@ -118,7 +128,7 @@ def main():
 
     work = Path(tempfile.mkdtemp())
     data = write_digits(work / "digits", per_class=-(-args.images // 4), size=64)
-    paths = scan(data).paths[:args.images]
+    paths = scan(data).paths[: args.images]
     if args.models:
         models = [(str(m), f.path, f.input_range) for m, f in ((m, load_model(m)) for m in args.models)]
     else:
@@ -126,12 +136,16 @@ def main():
     results = [bench(name, path, rng, paths, args.threads, args.rounds) for name, path, rng in models]
 
     print(f"\n{args.images} images x {args.rounds} rounds, {args.threads} threads; ms, median over rounds")
-    print(f"{'model':<34}{'eval p50':>10}{'bare p50':>10}{'p50 ratio':>11}{'eval mean':>11}{'bare wall':>11}"
-          f"{'mean ratio':>12}{'eval p99':>10}{'+io p50':>9}")
+    print(
+        f"{'model':<34}{'eval p50':>10}{'bare p50':>10}{'p50 ratio':>11}{'eval mean':>11}{'bare wall':>11}"
+        f"{'mean ratio':>12}{'eval p99':>10}{'+io p50':>9}"
+    )
     for r in results:
-        print(f"{r['model'][-34:]:<34}{r['eval_p50']:>10.3f}{r['bare_p50']:>10.3f}{r['overhead_p50']:>11.3f}"
-              f"{r['eval_mean']:>11.3f}{r['bare_wall_mean']:>11.3f}{r['overhead_mean']:>12.3f}{r['eval_p99']:>10.3f}"
-              f"{r['bare_io_p50']:>9.3f}")
+        print(
+            f"{r['model'][-34:]:<34}{r['eval_p50']:>10.3f}{r['bare_p50']:>10.3f}{r['overhead_p50']:>11.3f}"
+            f"{r['eval_mean']:>11.3f}{r['bare_wall_mean']:>11.3f}{r['overhead_mean']:>12.3f}{r['eval_p99']:>10.3f}"
+            f"{r['bare_io_p50']:>9.3f}"
+        )
     print("ratio = edge eval / bare invoke loop on the same interpreter (1.000 = no overhead)")
     print("+io p50 = set input + invoke + copy output in a tight loop: the timed call without images read between")
     if args.json:

@@ -16,6 +16,7 @@ trains again with the same recipe and seed. Both models are scored on the remain
 under the change (drifted) and as they are (unchanged). "all 160" is the ceiling: every camera frame labelled.
 The rate cap is raised to 10,000 an hour: the scenario's minutes stand for a device's days.
 """
+
 import argparse
 import json
 import sys
@@ -37,12 +38,15 @@ RULES = ("uncertain", "every:4", "wrong")
 def one(work: Path, change: str, seed: int, rules=RULES) -> list[dict]:
     s = scenario(work, change, seed)
     convert(s["train"], work / "before", seed)
-    score = lambda model: {test: edge.evaluate(model, s[test]).report.accuracy  # noqa: E731
-                           for test in ("drifted", "test")}
+
+    def score(model):
+        return {test: edge.evaluate(model, s[test]).report.accuracy for test in ("drifted", "test")}
+
     before = score(work / "before")
     schedule = work / "truth.json"
-    schedule.write_text(json.dumps([{"start_frame": i, "end_frame": i, "label": label}
-                                    for i, label in enumerate(s["truth"])]))
+    schedule.write_text(
+        json.dumps([{"start_frame": i, "end_frame": i, "label": label} for i, label in enumerate(s["truth"])])
+    )
     db = work / "edge.db"
     tokens = {rule: store.create_token(store.open_db(db), f"pi-{n}") for n, rule in enumerate(rules)}
     server = Server(db).start()
@@ -50,21 +54,49 @@ def one(work: Path, change: str, seed: int, rules=RULES) -> list[dict]:
     try:
         for n, rule in enumerate(rules):
             device = f"pi-{n}"
-            summary = edge.run(work / "before", str(s["camera"]), report_to=server.url, token=tokens[rule],
-                               device_id=device, outbox=work / f"outbox-{n}.db", collect=rule,
-                               collect_max_per_hour=10_000, collect_store=work / f"frames-{n}.db",
-                               truth_schedule=schedule if rule == "wrong" else None, drift_min_frames=100)
+            summary = edge.run(
+                work / "before",
+                str(s["camera"]),
+                report_to=server.url,
+                token=tokens[rule],
+                device_id=device,
+                outbox=work / f"outbox-{n}.db",
+                collect=rule,
+                collect_max_per_hour=10_000,
+                collect_store=work / f"frames-{n}.db",
+                truth_schedule=schedule if rule == "wrong" else None,
+                drift_min_frames=100,
+            )
             labelled = label_from_truth(server, device, s["truth"])
             export = edge.export_frames(db, work / f"field-{n}", device)
             convert([s["train"], work / f"field-{n}"], work / f"after-{n}", seed)
-            rows.append({"change": change, "seed": seed, "rule": rule, "collected": labelled,
-                         "drift": (summary.drift or {})["level"], "classes": export["classes"], "before": before,
-                         "after": score(work / f"after-{n}")})
+            rows.append(
+                {
+                    "change": change,
+                    "seed": seed,
+                    "rule": rule,
+                    "collected": labelled,
+                    "drift": (summary.drift or {})["level"],
+                    "classes": export["classes"],
+                    "before": before,
+                    "after": score(work / f"after-{n}"),
+                }
+            )
     finally:
         server.stop()
     convert([s["train"], work / "field-changed"], work / "after-all", seed)
-    rows.append({"change": change, "seed": seed, "rule": "all 160", "collected": len(s["truth"]), "drift": "",
-                 "classes": {}, "before": before, "after": score(work / "after-all")})
+    rows.append(
+        {
+            "change": change,
+            "seed": seed,
+            "rule": "all 160",
+            "collected": len(s["truth"]),
+            "drift": "",
+            "classes": {},
+            "before": before,
+            "after": score(work / "after-all"),
+        }
+    )
     return rows
 
 
@@ -82,11 +114,39 @@ def main() -> None:
             rows += one(work / f"{change.replace(' ', '-')}-{seed}", change, seed, args.rules)
             print(f"done: {change}, seed {seed}", file=sys.stderr, flush=True)
     print(f"CPU: {cpu_name()}; work in {work}")
-    print(table([("change", "seed", "rule", "frames labelled", "drift seen", "drifted: before", "after", "gain",
-                  "unchanged: before", "after")] + [
-        (r["change"], str(r["seed"]), r["rule"], str(r["collected"]), r["drift"], f"{r['before']['drifted']:.3f}",
-         f"{r['after']['drifted']:.3f}", f"{r['after']['drifted'] - r['before']['drifted']:+.3f}",
-         f"{r['before']['test']:.3f}", f"{r['after']['test']:.3f}") for r in rows]))
+    print(
+        table(
+            [
+                (
+                    "change",
+                    "seed",
+                    "rule",
+                    "frames labelled",
+                    "drift seen",
+                    "drifted: before",
+                    "after",
+                    "gain",
+                    "unchanged: before",
+                    "after",
+                )
+            ]
+            + [
+                (
+                    r["change"],
+                    str(r["seed"]),
+                    r["rule"],
+                    str(r["collected"]),
+                    r["drift"],
+                    f"{r['before']['drifted']:.3f}",
+                    f"{r['after']['drifted']:.3f}",
+                    f"{r['after']['drifted'] - r['before']['drifted']:+.3f}",
+                    f"{r['before']['test']:.3f}",
+                    f"{r['after']['test']:.3f}",
+                )
+                for r in rows
+            ]
+        )
+    )
     (work / "field_loop.json").write_text(json.dumps(rows, indent=1))
 
 

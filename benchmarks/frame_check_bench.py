@@ -13,6 +13,7 @@ takes), and the issue's hostile frames: 8192x8192 progressive (one, and 8 POSTs 
 JPEG of a smooth picture (tests/jpegs.py: the digit scans enlarged) whose shortest scan, 51 bytes, is repeated
 to 758 KB; and, for the segment reader's own cost, a 640x480 frame with 7 MB of fill bytes before its scan.
 """
+
 import argparse
 import base64
 import json
@@ -36,13 +37,15 @@ from tests.jpegs import encoded, repeated_scan  # noqa: E402
 def photo(width: int, height: int) -> np.ndarray:
     from sklearn.datasets import load_sample_image
 
-    return cv2.resize(cv2.cvtColor(load_sample_image("china.jpg"), cv2.COLOR_RGB2BGR), (width, height),
-                      interpolation=cv2.INTER_CUBIC)
+    return cv2.resize(
+        cv2.cvtColor(load_sample_image("china.jpg"), cv2.COLOR_RGB2BGR), (width, height), interpolation=cv2.INTER_CUBIC
+    )
 
 
 def jpeg(width: int, height: int, progressive: bool = False) -> bytes:
-    return cv2.imencode(".jpg", photo(width, height), [cv2.IMWRITE_JPEG_PROGRESSIVE, int(progressive),
-                                                      cv2.IMWRITE_JPEG_QUALITY, 90])[1].tobytes()
+    return cv2.imencode(
+        ".jpg", photo(width, height), [cv2.IMWRITE_JPEG_PROGRESSIVE, int(progressive), cv2.IMWRITE_JPEG_QUALITY, 90]
+    )[1].tobytes()
 
 
 def filled(data: bytes, size: int) -> bytes:
@@ -57,12 +60,16 @@ def cases() -> dict[str, tuple[bytes, int, int]]:
     smooth = encoded(2048, 2048, progressive=True)
     scan = len(repeated_scan(smooth, 1)) - len(smooth)
     huge = jpeg(8192, 8192, True)
-    return {"640x480 camera": (jpeg(640, 480), 1, 1), "1920x1080 camera": (jpeg(1920, 1080), 1, 1),
-            "4096x4096 progressive": (jpeg(4096, 4096, True), 1, 1),
-            "4096x4096 progressive x8": (jpeg(4096, 4096, True), 8, 0),
-            "8192x8192 progressive": (huge, 1, 0), "8192x8192 progressive x8": (huge, 8, 0),
-            "scan repeated, 758 KB": (repeated_scan(smooth, (758_000 - len(smooth)) // scan), 1, 0),
-            "7 MB of fill bytes": (filled(jpeg(640, 480), 7_000_000), 1, 0)}
+    return {
+        "640x480 camera": (jpeg(640, 480), 1, 1),
+        "1920x1080 camera": (jpeg(1920, 1080), 1, 1),
+        "4096x4096 progressive": (jpeg(4096, 4096, True), 1, 1),
+        "4096x4096 progressive x8": (jpeg(4096, 4096, True), 8, 0),
+        "8192x8192 progressive": (huge, 1, 0),
+        "8192x8192 progressive x8": (huge, 8, 0),
+        "scan repeated, 758 KB": (repeated_scan(smooth, (758_000 - len(smooth)) // scan), 1, 0),
+        "7 MB of fill bytes": (filled(jpeg(640, 480), 7_000_000), 1, 0),
+    }
 
 
 def old_refusal(frames: list[dict]) -> tuple[int, str] | None:
@@ -103,8 +110,9 @@ def child(which: str, path: str, posts: int) -> None:
 
 
 def measure(which: str, path: Path, posts: int) -> dict:
-    out = subprocess.run([sys.executable, __file__, "--child", which, str(path), str(posts)], check=True,
-                         capture_output=True, text=True).stdout
+    out = subprocess.run(
+        [sys.executable, __file__, "--child", which, str(path), str(posts)], check=True, capture_output=True, text=True
+    ).stdout
     return json.loads(out.splitlines()[-1])
 
 
@@ -116,8 +124,10 @@ def main() -> None:
     if args.child:
         return child(args.child[0], args.child[1], int(args.child[2]))
     print(f"CPU: {cpu_name()}; OpenCV {cv2.__version__}")
-    print(f"{'case':26} {'KB':>6} {'before ms':>10} {'after ms':>9} {'ratio':>6} {'before MB':>10} {'after MB':>9}"
-          f" {'ratio':>6}  after's answer")
+    print(
+        f"{'case':26} {'KB':>6} {'before ms':>10} {'after ms':>9} {'ratio':>6} {'before MB':>10} {'after MB':>9}"
+        f" {'ratio':>6}  after's answer"
+    )
     with tempfile.TemporaryDirectory() as tmp:
         for name, (data, posts, repeat) in cases().items():
             path = Path(tmp) / "frame.jpg"
@@ -128,11 +138,15 @@ def main() -> None:
             mb = {which: statistics.median(r["peak_mb"] for r in got) for which, got in runs.items()}
             answer = runs["after"][0]["answer"]
             said = "taken" if answer is None else f"{answer[0]}: {answer[1][9:60]}"
-            print(f"{name:26} {len(data) / 1000:6.0f} {ms['before']:10.1f} {ms['after']:9.1f} "
-                  f"{ms['after'] / ms['before']:6.2f} {mb['before']:10.1f} {mb['after']:9.1f} "
-                  f"{(mb['after'] + 1) / (mb['before'] + 1):6.2f}  {said}")
-    print("ms: wall time of the check (all POSTs, at once); MB: peak resident memory's rise over what the process "
-          "held before; ratios after/before (memory's with 1 MB added to each, as a rise may be 0)")
+            print(
+                f"{name:26} {len(data) / 1000:6.0f} {ms['before']:10.1f} {ms['after']:9.1f} "
+                f"{ms['after'] / ms['before']:6.2f} {mb['before']:10.1f} {mb['after']:9.1f} "
+                f"{(mb['after'] + 1) / (mb['before'] + 1):6.2f}  {said}"
+            )
+    print(
+        "ms: wall time of the check (all POSTs, at once); MB: peak resident memory's rise over what the process "
+        "held before; ratios after/before (memory's with 1 MB added to each, as a rise may be 0)"
+    )
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ conversion's time went.
 
 Target: the sensor's accuracy within 0.01 of Keras' (--max-drop's default), and the network within the sensor's 8 MB.
 """
+
 import argparse
 import sys
 import tempfile
@@ -31,23 +32,42 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as work:
         photos = write_digits(Path(work) / "photos")
-        s = edge.convert("mobilenetv2", photos, Path(work) / "bundle", device="rpi-ai-camera", weights="none",
-                         input_size=args.input_size, alpha=args.alpha, epochs=args.epochs, fine_tune_epochs=0,
-                         accept_drop=True)
+        s = edge.convert(
+            "mobilenetv2",
+            photos,
+            Path(work) / "bundle",
+            device="rpi-ai-camera",
+            weights="none",
+            input_size=args.input_size,
+            alpha=args.alpha,
+            epochs=args.epochs,
+            fine_tune_epochs=0,
+            accept_drop=True,
+        )
     m, sensor = s.metrics, s.imx500
     assert sensor, "an AI Camera conversion has its record"
     keras = m["keras"]["accuracy"]
     print(f"MobileNetV2 alpha {args.alpha}, {args.input_size} px, {m['n']} validation images; {cpu_name()}\n")
-    print(table([("model", "accuracy", "macro F1", "vs Keras", "agreement")] + [
-        (name, f"{r['accuracy']:.4f}", f"{r['macro_f1']:.4f}", f"{r['accuracy'] / keras:.4f}", agreement)
-        for name, r, agreement in (("keras (baseline)", m["keras"], "1.0000"),
-                                   ("imx500 (MCT, simulated)", m["imx500"], f"{m['imx500']['agreement']:.4f}"),
-                                   ("tflite int8", m["tflite"], f"{m['agreement']:.4f}"))]))
+    print(
+        table(
+            [("model", "accuracy", "macro F1", "vs Keras", "agreement")]
+            + [
+                (name, f"{r['accuracy']:.4f}", f"{r['macro_f1']:.4f}", f"{r['accuracy'] / keras:.4f}", agreement)
+                for name, r, agreement in (
+                    ("keras (baseline)", m["keras"], "1.0000"),
+                    ("imx500 (MCT, simulated)", m["imx500"], f"{m['imx500']['agreement']:.4f}"),
+                    ("tflite int8", m["tflite"], f"{m['agreement']:.4f}"),
+                )
+            ]
+        )
+    )
     memory = sensor["memory"]
-    print(f"\nsensor memory: {memory['used_bytes'] / 2**20:.2f} of {memory['chip_bytes'] / 2**20:.0f} MiB "
-          f"({memory['utilization']}): model {memory['model_bytes'] / 2**20:.2f} MiB, runtime "
-          f"{memory['runtime_bytes'] / 2**20:.2f} MiB; fits: {memory['fits']}; packerOut.zip "
-          f"{sensor['packer']['bytes']:,} bytes")
+    print(
+        f"\nsensor memory: {memory['used_bytes'] / 2**20:.2f} of {memory['chip_bytes'] / 2**20:.0f} MiB "
+        f"({memory['utilization']}): model {memory['model_bytes'] / 2**20:.2f} MiB, runtime "
+        f"{memory['runtime_bytes'] / 2**20:.2f} MiB; fits: {memory['fits']}; packerOut.zip "
+        f"{sensor['packer']['bytes']:,} bytes"
+    )
     print("toolchain seconds: " + ", ".join(f"{step} {seconds:g}" for step, seconds in sensor["seconds"].items()))
     print(f"whole conversion: {s.training['seconds']} s")
     drop = keras - m["imx500"]["accuracy"]

@@ -20,6 +20,7 @@ budget; the rest, about 30 a class, are the unseen test set):
 Targets: the budget held on every model; where nothing is kept, size and latency no worse than the
 converter's int8 (p50 ratio >= 0.95); the search within 3x of one plain export and evaluation.
 """
+
 import argparse
 import json
 import shutil
@@ -39,9 +40,11 @@ MAX_DROP = 0.01
 def write_data(work: Path) -> tuple[Path, Path, Path]:
     from edge.converter.demo import write_digits
 
-    return (write_digits(work / "train", per_class=120, size=96), write_digits(work / "val", per_class=30, size=96,
-                                                                               skip=120),
-            write_digits(work / "test", per_class=None, size=96, skip=150))
+    return (
+        write_digits(work / "train", per_class=120, size=96),
+        write_digits(work / "val", per_class=30, size=96, skip=120),
+        write_digits(work / "test", per_class=None, size=96, skip=150),
+    )
 
 
 def train(name: str, train_dir: Path, val_dir: Path):
@@ -57,8 +60,9 @@ def train(name: str, train_dir: Path, val_dir: Path):
     from edge.converter.pipeline import fit, read_images
     from edge.progress import Log
 
-    opts = ConvertOptions(model=name, data=train_dir, val=val_dir, weights="none", input_size=96, epochs=8,
-                          fine_tune_epochs=0).resolved()
+    opts = ConvertOptions(
+        model=name, data=train_dir, val=val_dir, weights="none", input_size=96, epochs=8, fine_tune_epochs=0
+    ).resolved()
     model, _ = fit(opts, read_images(opts, Log(enabled=False)), Log(enabled=False))
     return model, 96
 
@@ -91,8 +95,12 @@ def measure(name: str, work: Path, data, rounds: int, max_drop: float) -> dict:
     converter = to_tflite(model, "int8", "uint8", calibration, qat=True)
 
     files = {}
-    for kind, data_ in (("float32", float_model), ("converter-int8", converter), ("plain-int8", search.plain_model),
-                        ("budget-int8", search.model)):
+    for kind, data_ in (
+        ("float32", float_model),
+        ("converter-int8", converter),
+        ("plain-int8", search.plain_model),
+        ("budget-int8", search.model),
+    ):
         if kind == "budget-int8" and not search.kept:
             continue  # the plain int8 file itself: timing it twice would only show the noise
         files[kind] = work / f"{name}-{kind}.tflite"
@@ -100,26 +108,57 @@ def measure(name: str, work: Path, data, rounds: int, max_drop: float) -> dict:
     bench = edge.bench(list(files.values()), test_dir, labels=work / "labels.txt", rounds=rounds)
     rows = {Path(r["name"]).stem.removeprefix(f"{name}-"): r for r in bench.rows}
     rows.setdefault("budget-int8", rows["plain-int8"])
-    return {"model": name, "validation_images": int(len(val_y)), "float_accuracy": reference,
-            "plain_drop": search.plain["drop"], "final_drop": search.drop, "met": search.met,
-            "kept": len(search.kept), "operations": len(search.operations),
-            "kept_types": sorted({search.operations[i].type for i in search.kept}),
-            "plain_seconds": round(plain_seconds, 2), "search_seconds": round(search_seconds, 2),
-            "search_ratio": round(search_seconds / plain_seconds, 2), "files": rows}
+    return {
+        "model": name,
+        "validation_images": int(len(val_y)),
+        "float_accuracy": reference,
+        "plain_drop": search.plain["drop"],
+        "final_drop": search.drop,
+        "met": search.met,
+        "kept": len(search.kept),
+        "operations": len(search.operations),
+        "kept_types": sorted({search.operations[i].type for i in search.kept}),
+        "plain_seconds": round(plain_seconds, 2),
+        "search_seconds": round(search_seconds, 2),
+        "search_ratio": round(search_seconds / plain_seconds, 2),
+        "files": rows,
+    }
 
 
 def report(results: list[dict], cpu: str, max_drop: float) -> str:
     from edge.render import table
 
     lines = [f"validation (the budget, --max-drop {max_drop}; drops against float32):"]
-    head: tuple[str, ...] = ("model", "float", "plain drop", "final drop", "held", "kept", "search s",
-                             "plain export s", "ratio")
-    lines.append(table([head] + [(r["model"], f"{r['float_accuracy']:.4f}", f"{r['plain_drop']:+.4f}",
-                                  f"{r['final_drop']:+.4f}", "yes" if r["met"] else "NO",
-                                  f"{r['kept']}/{r['operations']}" + (f" {','.join(r['kept_types'])}"
-                                                                      if r["kept_types"] else ""),
-                                  f"{r['search_seconds']:.1f}", f"{r['plain_seconds']:.1f}",
-                                  f"{r['search_ratio']:.2f}x") for r in results]))
+    head: tuple[str, ...] = (
+        "model",
+        "float",
+        "plain drop",
+        "final drop",
+        "held",
+        "kept",
+        "search s",
+        "plain export s",
+        "ratio",
+    )
+    lines.append(
+        table(
+            [head]
+            + [
+                (
+                    r["model"],
+                    f"{r['float_accuracy']:.4f}",
+                    f"{r['plain_drop']:+.4f}",
+                    f"{r['final_drop']:+.4f}",
+                    "yes" if r["met"] else "NO",
+                    f"{r['kept']}/{r['operations']}" + (f" {','.join(r['kept_types'])}" if r["kept_types"] else ""),
+                    f"{r['search_seconds']:.1f}",
+                    f"{r['plain_seconds']:.1f}",
+                    f"{r['search_ratio']:.2f}x",
+                )
+                for r in results
+            ]
+        )
+    )
     lines += ["", f"unseen test scans, p50 in turns ({cpu}, 2 threads):"]
     head = ("model", "file", "accuracy", "bytes", "p50 ms", "p50 / plain int8", "p50 / converter int8")
     rows: list[tuple] = [head]
@@ -127,10 +166,17 @@ def report(results: list[dict], cpu: str, max_drop: float) -> str:
         files = r["files"]
         for kind in ("float32", "converter-int8", "plain-int8", "budget-int8"):
             f = files[kind]
-            rows.append((r["model"], kind if kind != "budget-int8" or r["kept"] else f"{kind} (= plain)",
-                         f"{f['accuracy']:.4f}", f"{f['bytes']:,}", f"{f['p50_ms']:.3f}",
-                         f"{f['p50_ms'] / files['plain-int8']['p50_ms']:.2f}",
-                         f"{f['p50_ms'] / files['converter-int8']['p50_ms']:.2f}"))
+            rows.append(
+                (
+                    r["model"],
+                    kind if kind != "budget-int8" or r["kept"] else f"{kind} (= plain)",
+                    f"{f['accuracy']:.4f}",
+                    f"{f['bytes']:,}",
+                    f"{f['p50_ms']:.3f}",
+                    f"{f['p50_ms'] / files['plain-int8']['p50_ms']:.2f}",
+                    f"{f['p50_ms'] / files['converter-int8']['p50_ms']:.2f}",
+                )
+            )
     lines.append(table(rows))
     return "\n".join(lines)
 
@@ -157,8 +203,9 @@ def main():
     print()
     print(report(results, cpu_name(), args.max_drop))
     if args.json:
-        args.json.write_text(json.dumps({"cpu": cpu_name(), "max_drop": args.max_drop, "results": results}, indent=2,
-                                        default=str))
+        args.json.write_text(
+            json.dumps({"cpu": cpu_name(), "max_drop": args.max_drop, "results": results}, indent=2, default=str)
+        )
 
 
 if __name__ == "__main__":

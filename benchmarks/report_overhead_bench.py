@@ -7,6 +7,7 @@ answers (the worst case: every send hangs until its timeout).
 Baseline: the same `edge run` without --report-to, in the same run, alternating, median of 3 rounds.
 Target: ratio >= 0.98 (sending happens on its own thread; the loop only queues a report).
 """
+
 import argparse
 import json
 import socket
@@ -26,9 +27,27 @@ from tests.server import Server  # noqa: E402
 
 
 def edge_run(model, video, labels, threads, report=()) -> dict:
-    r = subprocess.run([sys.executable, "-m", "edge.cli", "run", str(model), "--labels", str(labels), "--source",
-                        str(video), "--threads", str(threads), "--json", "-", *report],
-                       capture_output=True, text=True, check=True)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "edge.cli",
+            "run",
+            str(model),
+            "--labels",
+            str(labels),
+            "--source",
+            str(video),
+            "--threads",
+            str(threads),
+            "--json",
+            "-",
+            *report,
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return json.loads(r.stdout)
 
 
@@ -61,9 +80,24 @@ def main():
         for round_ in range(args.rounds):
             fps["no reporting"].append(edge_run(model, video, labels, args.threads)["fps"])
             for name, url in hosts.items():
-                summary = edge_run(model, video, labels, args.threads, [
-                    "--report-to", url, "--token", token, "--device-id", "bench-pi", "--report-every", "0.2",
-                    "--outbox", str(work / f"outbox-{round_}-{len(sent[name])}-{name[:4]}.db")])
+                summary = edge_run(
+                    model,
+                    video,
+                    labels,
+                    args.threads,
+                    [
+                        "--report-to",
+                        url,
+                        "--token",
+                        token,
+                        "--device-id",
+                        "bench-pi",
+                        "--report-every",
+                        "0.2",
+                        "--outbox",
+                        str(work / f"outbox-{round_}-{len(sent[name])}-{name[:4]}.db"),
+                    ],
+                )
                 fps[name].append(summary["fps"])
                 sent[name].append(f"{summary['reporting']['sent']}/{summary['reporting']['reports']}")
     finally:

@@ -23,6 +23,7 @@ costs the frame loop.
 
     python benchmarks/rollout_bench.py --loop-only --frames 9000 --rounds 12   # 5 only, on a longer video
 """
+
 import argparse
 import json
 import statistics
@@ -38,7 +39,7 @@ import edge  # noqa: E402
 from edge.converter.demo import write_digits  # noqa: E402
 from edge.render import table  # noqa: E402
 from edge.version import cpu_name  # noqa: E402
-from tests.bundles import padded_copy, rewritten  # noqa: E402
+from tests.bundles import E2E_OPTIONS, padded_copy, rewritten  # noqa: E402
 from tests.fleet import FPS, Service, device_args, video, wait  # noqa: E402
 from tests.server import Server, token  # noqa: E402
 
@@ -46,8 +47,14 @@ from tests.server import Server, token  # noqa: E402
 def build(tmp: Path) -> tuple[Path, list[Path]]:
     """The digits, and the four bundles."""
     digits = write_digits(tmp / "digits", per_class=170, size=48)
-    v1 = Path(edge.convert("mobilenetv2", digits, tmp / "v1", weights="none", input_size=48, alpha=0.35, epochs=10,
-                           fine_tune_epochs=0, augment=False, batch_size=16).bundle)
+    v1 = Path(
+        edge.convert(
+            "mobilenetv2",
+            digits,
+            tmp / "v1",
+            **E2E_OPTIONS,
+        ).bundle
+    )
     v2 = padded_copy(v1, tmp / "v2")
     v3 = padded_copy(v2, tmp / "v3")
     labels = json.loads((v3 / "edge.json").read_text())["labels"]
@@ -74,21 +81,30 @@ def swap_costs(log: Path, summary: dict) -> list[tuple[float, int]]:
 def loop_cost(bundle: Path, camera: Path, tmp: Path, server, secret: str, public: Path, rounds: int) -> dict:
     fps: dict[str, list[float]] = {"without": [], "with": [], "without, again": []}
     following = device_args(tmp, "pi-cost", server, secret, public, 1.0)
-    kinds = [("without", following[:following.index("--follow-models")]), ("with", following),
-             ("without, again", following[:following.index("--follow-models")])]
+    kinds = [
+        ("without", following[: following.index("--follow-models")]),
+        ("with", following),
+        ("without, again", following[: following.index("--follow-models")]),
+    ]
     for n in range(rounds):
-        for kind, args in kinds[n % 3:] + kinds[:n % 3]:  # each first in every third round: no order effect
-            out = subprocess.run([sys.executable, "-m", "edge.cli", "run", str(bundle), "--source", str(camera),
-                                  *args, "--json", "-"], capture_output=True, text=True, check=True)
+        for kind, args in kinds[n % 3 :] + kinds[: n % 3]:  # each first in every third round: no order effect
+            out = subprocess.run(
+                [sys.executable, "-m", "edge.cli", "run", str(bundle), "--source", str(camera), *args, "--json", "-"],
+                capture_output=True,
+                text=True,
+                check=True,
+            )
             fps[kind].append(json.loads(out.stdout)["fps"])
     return {kind: statistics.median(values) for kind, values in fps.items()}
 
 
 def loop_rows(fps: dict) -> list[tuple[str, str]]:
-    return [("frame loop, fps without following", f"{fps['without']:.0f}"),
-            ("frame loop, fps with --follow-models", f"{fps['with']:.0f}"),
-            ("ratio (with / without)", f"{fps['with'] / fps['without']:.3f}"),
-            ("ratio of two equal runs (without again / without)", f"{fps['without, again'] / fps['without']:.3f}")]
+    return [
+        ("frame loop, fps without following", f"{fps['without']:.0f}"),
+        ("frame loop, fps with --follow-models", f"{fps['with']:.0f}"),
+        ("ratio (with / without)", f"{fps['with'] / fps['without']:.3f}"),
+        ("ratio of two equal runs (without again / without)", f"{fps['without, again'] / fps['without']:.3f}"),
+    ]
 
 
 def loop_only(a, tmp: Path) -> None:
@@ -98,8 +114,9 @@ def loop_only(a, tmp: Path) -> None:
     server = Server(tmp / "edge.db").start()
     try:
         keys = edge.create_keys(tmp / "keys")
-        fps = loop_cost(versions[0], camera, tmp, server, token(tmp / "edge.db", "pi-cost"), Path(keys["public"]),
-                        a.rounds)
+        fps = loop_cost(
+            versions[0], camera, tmp, server, token(tmp / "edge.db", "pi-cost"), Path(keys["public"]), a.rounds
+        )
     finally:
         server.stop()
     print(f"following's cost to the frame loop: {a.frames} frames a run, {a.rounds} rounds; CPU: {cpu_name()}\n")
@@ -133,8 +150,19 @@ def main() -> None:
         services = []
         for name in names:
             args = device_args(tmp, name, server, token(tmp / "edge.db", name), Path(keys["public"]), a.every)
-            command = [sys.executable, "-m", "edge.cli", "run", str(versions[0]), "--source", str(camera),
-                       "--realtime", "--truth-schedule", str(truth), *args]
+            command = [
+                sys.executable,
+                "-m",
+                "edge.cli",
+                "run",
+                str(versions[0]),
+                "--source",
+                str(camera),
+                "--realtime",
+                "--truth-schedule",
+                str(truth),
+                *args,
+            ]
             services.append(Service(name, command, tmp, a.restart))
             services[-1].start()
         time.sleep(3 * a.every)  # every device has reported: it can join
@@ -147,8 +175,9 @@ def main() -> None:
         time.sleep(2 * a.every)  # the canary back on digits@2
         runs = [run for service in services for run in service.stop()]
         costs = [c for summary, log in runs for c in swap_costs(log, summary)]
-        fps = loop_cost(versions[0], camera, tmp, server, token(tmp / "edge.db", "pi-cost"), Path(keys["public"]),
-                        a.rounds)
+        fps = loop_cost(
+            versions[0], camera, tmp, server, token(tmp / "edge.db", "pi-cost"), Path(keys["public"]), a.rounds
+        )
     finally:
         server.stop()
     sizes = [sum(p.stat().st_size for p in bundle.iterdir()) for bundle in versions]
@@ -156,29 +185,40 @@ def main() -> None:
     downloaded = sum(summary["following"]["downloaded_bytes"] for summary, _ in runs)
     pauses, lost = [c[0] for c in costs], [c[1] for c in costs]
     p99 = statistics.quantiles(pauses, n=100, method="inclusive")[98] if len(pauses) >= 2 else None
-    print(f"rollout on loopback: {a.devices} devices at {FPS:g} fps (real time), reports every {a.every:g} s, "
-          f"watch {a.watch:g} s; CPU: {cpu_name()}\n")
+    print(
+        f"rollout on loopback: {a.devices} devices at {FPS:g} fps (real time), reports every {a.every:g} s, "
+        f"watch {a.watch:g} s; CPU: {cpu_name()}\n"
+    )
     whole = [stage_time(g, "done") for g in good]
     promoted = [stage_time(g, "done") - stage_time(g, "the guard held") for g in good]
     # When each device began to run each good version (its swap), after the promotion: the host learns it
     # from the device's next report, a report interval later.
-    swapped = [max(s["at"] for summary, _ in runs for s in summary["following"]["swaps"] if s["to"] == f"digits@{n}")
-               - (g["started"] + stage_time(g, "the guard held")) for n, g in zip((2, 3), good, strict=True)]
-    print(table([("", "value"),
-                 ("good versions: start to every device on it, s", " / ".join(f"{w:.1f}" for w in whole)),
-                 ("good versions: promotion to every device on it, s", " / ".join(f"{p:.1f}" for p in promoted)),
-                 ("  in report intervals", " / ".join(f"{p / a.every:.1f}" for p in promoted)),
-                 ("good versions: promotion to the last device's swap, s", " / ".join(f"{w:.1f}" for w in swapped)),
-                 ("  in report intervals", " / ".join(f"{w / a.every:.1f}" for w in swapped)),
-                 ("runs (restarts included) / swaps in a run", f"{len(runs)} / {len(costs)}"),
-                 ("swap pause in the frame loop, p50 ms", f"{statistics.median(pauses):.2f}"),
-                 ("swap pause, p99 ms (a frame interval: 33.3)", f"{p99:.2f}" if p99 is not None else "-"),
-                 ("swap pause, max ms", f"{max(pauses):.2f}"),
-                 ("frames lost at a swap, max", str(max(lost))),
-                 ("bytes downloaded / bytes of the versions taken", f"{downloaded / taken:.2f}"),
-                 ("bad version: ran before the rollback, s", f"{stage_time(bad, 'failed'):.1f}"),
-                 ("bad version: devices it ran on", str(len(bad["canaries"]))),
-                 *loop_rows(fps)]))
+    swapped = [
+        max(s["at"] for summary, _ in runs for s in summary["following"]["swaps"] if s["to"] == f"digits@{n}")
+        - (g["started"] + stage_time(g, "the guard held"))
+        for n, g in zip((2, 3), good, strict=True)
+    ]
+    print(
+        table(
+            [
+                ("", "value"),
+                ("good versions: start to every device on it, s", " / ".join(f"{w:.1f}" for w in whole)),
+                ("good versions: promotion to every device on it, s", " / ".join(f"{p:.1f}" for p in promoted)),
+                ("  in report intervals", " / ".join(f"{p / a.every:.1f}" for p in promoted)),
+                ("good versions: promotion to the last device's swap, s", " / ".join(f"{w:.1f}" for w in swapped)),
+                ("  in report intervals", " / ".join(f"{w / a.every:.1f}" for w in swapped)),
+                ("runs (restarts included) / swaps in a run", f"{len(runs)} / {len(costs)}"),
+                ("swap pause in the frame loop, p50 ms", f"{statistics.median(pauses):.2f}"),
+                ("swap pause, p99 ms (a frame interval: 33.3)", f"{p99:.2f}" if p99 is not None else "-"),
+                ("swap pause, max ms", f"{max(pauses):.2f}"),
+                ("frames lost at a swap, max", str(max(lost))),
+                ("bytes downloaded / bytes of the versions taken", f"{downloaded / taken:.2f}"),
+                ("bad version: ran before the rollback, s", f"{stage_time(bad, 'failed'):.1f}"),
+                ("bad version: devices it ran on", str(len(bad["canaries"]))),
+                *loop_rows(fps),
+            ]
+        )
+    )
     print(f"\nthe bad version's rollback: {bad['reason']}")
 
 

@@ -25,6 +25,7 @@ of the model's own latency. The CPU bound column is what the cores allow: with e
 interpreter, the reader's work (read, decode, resize) comes out of the model's time, so edge run can
 reach at most inference CPU / (inference CPU + reader CPU) of the bare loop.
 """
+
 import argparse
 import json
 import os
@@ -46,8 +47,12 @@ from edge.version import cpu_name  # noqa: E402
 from tests.videos import read_bgr  # noqa: E402
 
 SIZES = {"mobilenetv2": 224, "xception": 299, "demo": 48}
-SOURCES = {"input": ("MJPG", None), "640x480": ("MJPG", (640, 480)), "1280x720": ("MJPG", (1280, 720)),
-           "640x480-raw": ("I420", (640, 480))}
+SOURCES = {
+    "input": ("MJPG", None),
+    "640x480": ("MJPG", (640, 480)),
+    "1280x720": ("MJPG", (1280, 720)),
+    "640x480-raw": ("I420", (640, 480)),
+}
 
 
 def build(name: str, size: int, images: np.ndarray, out: Path) -> Path:
@@ -114,15 +119,33 @@ def bare_fps(model: Path, image: np.ndarray, frames: int, threads: int) -> float
 def edge_run(model: Path, video: Path, threads: int, *args) -> dict:
     """`edge run` as a child process; its --json summary (with the frame log's top-1 calls, given --log)."""
     labels = [] if model.is_dir() else ["--labels", str(model.parent / "labels.txt")]
-    r = subprocess.run([sys.executable, "-m", "edge.cli", "run", str(model), *labels, "--source", str(video),
-                        "--threads", str(threads), "--json", "-", *map(str, args)], capture_output=True, text=True)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "edge.cli",
+            "run",
+            str(model),
+            *labels,
+            "--source",
+            str(video),
+            "--threads",
+            str(threads),
+            "--json",
+            "-",
+            *map(str, args),
+        ],
+        capture_output=True,
+        text=True,
+    )
     if r.returncode:
         raise SystemExit(f"edge run failed: {r.stderr.strip().splitlines()[-1]}")
     return json.loads(r.stdout)
 
 
-def speed_row(name: str, model: Path, size: int, source: str, video: Path, frame: np.ndarray, args,
-              threads: int) -> dict:
+def speed_row(
+    name: str, model: Path, size: int, source: str, video: Path, frame: np.ndarray, args, threads: int
+) -> dict:
     bare, ours = [], []
     for _ in range(args.rounds):  # alternate, so drift on a shared machine hits both alike
         bare.append(bare_fps(model / "model.tflite" if model.is_dir() else model, frame, args.frames, threads))
@@ -132,18 +155,29 @@ def speed_row(name: str, model: Path, size: int, source: str, video: Path, frame
     reader_ms = summary["reader"]["ms"]
     # The bare loop's frame keeps `threads` cores busy; the reader's steps need a core of their own for as long
     bare_ms, reader_cpu = 1000 / float(np.median(bare)), sum(reader_ms.values())
-    bound = (threads * bare_ms / (threads * bare_ms + reader_cpu) if threads >= (os.cpu_count() or 1)
-             else min(1.0, bare_ms / reader_cpu))
-    return {"model": f"{name} int8 @ {size}", "source": source, "threads": threads,
-            "source_mode": summary["source_mode"], "bare_fps": float(np.median(bare)), "run_fps": summary["fps"],
-            "ratio": summary["fps"] / float(np.median(bare)), "reader_ms": reader_ms,
-            "jpeg_scale": summary["reader"]["jpeg_scale"],
-            "cpu_bound": bound,
-            "inference_p50_ms": summary["latency_ms"]["inference"]["p50"],
-            "paced_inference_p50_ms": paced["latency_ms"]["inference"]["p50"],
-            "paced_frame_p50_ms": paced["latency_ms"]["frame"]["p50"],
-            "paced_frame_p99_ms": paced["latency_ms"]["frame"]["p99"], "paced_dropped": paced["dropped"],
-            "peak_rss_mb": summary["peak_rss_mb"]}
+    bound = (
+        threads * bare_ms / (threads * bare_ms + reader_cpu)
+        if threads >= (os.cpu_count() or 1)
+        else min(1.0, bare_ms / reader_cpu)
+    )
+    return {
+        "model": f"{name} int8 @ {size}",
+        "source": source,
+        "threads": threads,
+        "source_mode": summary["source_mode"],
+        "bare_fps": float(np.median(bare)),
+        "run_fps": summary["fps"],
+        "ratio": summary["fps"] / float(np.median(bare)),
+        "reader_ms": reader_ms,
+        "jpeg_scale": summary["reader"]["jpeg_scale"],
+        "cpu_bound": bound,
+        "inference_p50_ms": summary["latency_ms"]["inference"]["p50"],
+        "paced_inference_p50_ms": paced["latency_ms"]["inference"]["p50"],
+        "paced_frame_p50_ms": paced["latency_ms"]["frame"]["p50"],
+        "paced_frame_p99_ms": paced["latency_ms"]["frame"]["p99"],
+        "paced_dropped": paced["dropped"],
+        "peak_rss_mb": summary["peak_rss_mb"],
+    }
 
 
 def input_difference(video: Path, nudged: Path, size: int) -> dict:
@@ -177,9 +211,13 @@ def agreement(bundle: Path, test_data: Path, work: Path, threads: int) -> dict:
         calls[name] = [json.loads(line)["label"] for line in log.read_text().splitlines()]
         accuracy[name] = s["accuracy"]
     agree = lambda a, b: float(np.mean([x == y for x, y in zip(calls[a], calls[b], strict=True)]))  # noqa: E731
-    return {"frames": len(calls["fast"]), "agreement": agree("fast", "full"),
-            "nudged_agreement": agree("full", "full_nudged"), "accuracy": accuracy,
-            "input_difference": input_difference(video, nudged, SIZES["demo"])}
+    return {
+        "frames": len(calls["fast"]),
+        "agreement": agree("fast", "full"),
+        "nudged_agreement": agree("full", "full_nudged"),
+        "accuracy": accuracy,
+        "input_difference": input_difference(video, nudged, SIZES["demo"]),
+    }
 
 
 def measure(args, work: Path, photos: list) -> tuple[list, dict | None]:
@@ -190,15 +228,15 @@ def measure(args, work: Path, photos: list) -> tuple[list, dict | None]:
             model, test_data = demo_model(work / "demo")
             field = agreement(model, test_data, work, os.cpu_count() or 1)
         else:
-            model = build(name, size, np.stack([pan(photos, (size, size), 37 * i)[..., ::-1] for i in range(60)]),
-                          work)
+            model = build(name, size, np.stack([pan(photos, (size, size), 37 * i)[..., ::-1] for i in range(60)]), work)
             (work / "labels.txt").write_text("0\n1\n2\n3\n")
         frame = resize(pan(photos, (640, 480), 0)[..., ::-1], size, size)
         for source in args.sources.split(","):
             fourcc, shape = SOURCES[source]
             shape = shape or (size, size)
-            video = write_video(work / f"{name}-{source}.avi", fourcc, shape,
-                                (pan(photos, shape, i) for i in range(args.frames)))
+            video = write_video(
+                work / f"{name}-{source}.avi", fourcc, shape, (pan(photos, shape, i) for i in range(args.frames))
+            )
             for threads in map(int, args.threads.split(",")):
                 rows.append(speed_row(name, model, size, source, video, frame, args, threads))
                 print(f"{rows[-1]['model']:<18} {source:<13} threads {threads}: {rows[-1]['ratio']:.3f}", flush=True)
@@ -209,8 +247,11 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", default="mobilenetv2,demo", help=f"of {', '.join(SIZES)}")
     parser.add_argument("--sources", default=",".join(SOURCES), help=f"of {', '.join(SOURCES)}")
-    parser.add_argument("--threads", default=f"{os.cpu_count()},{max(1, os.cpu_count() - 1)}",
-                        help="interpreter threads, each a row: all cores, and one left for the reader")
+    parser.add_argument(
+        "--threads",
+        default=f"{os.cpu_count()},{max(1, os.cpu_count() - 1)}",
+        help="interpreter threads, each a row: all cores, and one left for the reader",
+    )
     parser.add_argument("--frames", type=int, default=600)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--paced-seconds", type=float, default=8.0, help="of the source played at 30 fps")
@@ -223,25 +264,35 @@ def main():
         rows, field = measure(args, work, list(load_sample_images().images))
     finally:
         shutil.rmtree(work)
-    print(f"\n{args.frames} frames a source, median of {args.rounds} alternating rounds; {os.cpu_count()} CPUs "
-          f"({cpu_name()}); paced: the file played at 30 fps for {args.paced_seconds:g} s")
-    print(f"{'model':<24}{'source':<14}{'thr':>4}{'bare fps':>10}{'run fps':>9}{'ratio':>7}{'CPU bound':>10}"
-          f"{'read':>7}{'decode':>8}{'resize':>8}{'infer p50':>10}{'paced p50':>10}{'paced p99':>10}")
+    print(
+        f"\n{args.frames} frames a source, median of {args.rounds} alternating rounds; {os.cpu_count()} CPUs "
+        f"({cpu_name()}); paced: the file played at 30 fps for {args.paced_seconds:g} s"
+    )
+    print(
+        f"{'model':<24}{'source':<14}{'thr':>4}{'bare fps':>10}{'run fps':>9}{'ratio':>7}{'CPU bound':>10}"
+        f"{'read':>7}{'decode':>8}{'resize':>8}{'infer p50':>10}{'paced p50':>10}{'paced p99':>10}"
+    )
     for r in rows:
         ms = r["reader_ms"]
-        print(f"{r['model']:<24}{r['source']:<14}{r['threads']:>4}{r['bare_fps']:>10.1f}{r['run_fps']:>9.1f}"
-              f"{r['ratio']:>7.3f}{r['cpu_bound']:>10.3f}{ms['read']:>7.2f}{ms['decode']:>8.2f}{ms['prepare']:>8.2f}"
-              f"{r['inference_p50_ms']:>10.2f}{r['paced_frame_p50_ms']:>10.2f}{r['paced_frame_p99_ms']:>10.2f}")
-    print("read, decode, resize: the reader's ms a frame (JPEG decoded at 1/2-1/8 where it covers the input); paced "
-          "p50/p99: capture to result at 30 fps, target <= the model's p50 + 33 ms")
+        print(
+            f"{r['model']:<24}{r['source']:<14}{r['threads']:>4}{r['bare_fps']:>10.1f}{r['run_fps']:>9.1f}"
+            f"{r['ratio']:>7.3f}{r['cpu_bound']:>10.3f}{ms['read']:>7.2f}{ms['decode']:>8.2f}{ms['prepare']:>8.2f}"
+            f"{r['inference_p50_ms']:>10.2f}{r['paced_frame_p50_ms']:>10.2f}{r['paced_frame_p99_ms']:>10.2f}"
+        )
+    print(
+        "read, decode, resize: the reader's ms a frame (JPEG decoded at 1/2-1/8 where it covers the input); paced "
+        "p50/p99: capture to result at 30 fps, target <= the model's p50 + 33 ms"
+    )
     if field:
         acc = field["accuracy"]
-        print(f"demo model, field video ({field['frames']} frames of 640x480 MJPG): --decode fast and full agree on "
-              f"{field['agreement']:.2%} of frames (target >= 99%); field accuracy {acc['fast']:.4f} fast, "
-              f"{acc['full']:.4f} full (target: within 0.005). Full decodes of the video and of it moved by one "
-              f"pixel agree on {field['nudged_agreement']:.2%} (accuracy {acc['full_nudged']:.4f} moved). The model's "
-              f"input differs from a full decode's by {field['input_difference']['fast']:.2f} grey levels on average "
-              f"with the fast path, by {field['input_difference']['moved']:.2f} with the frame moved a pixel")
+        print(
+            f"demo model, field video ({field['frames']} frames of 640x480 MJPG): --decode fast and full agree on "
+            f"{field['agreement']:.2%} of frames (target >= 99%); field accuracy {acc['fast']:.4f} fast, "
+            f"{acc['full']:.4f} full (target: within 0.005). Full decodes of the video and of it moved by one "
+            f"pixel agree on {field['nudged_agreement']:.2%} (accuracy {acc['full_nudged']:.4f} moved). The model's "
+            f"input differs from a full decode's by {field['input_difference']['fast']:.2f} grey levels on average "
+            f"with the fast path, by {field['input_difference']['moved']:.2f} with the frame moved a pixel"
+        )
     if args.json:
         args.json.write_text(json.dumps({"rows": rows, "field": field, "cpu": cpu_name()}, indent=2))
 

@@ -10,6 +10,7 @@ the server answered 200 for that are not in the database (must be 0). Baseline, 
 clients: GET /healthz, the HTTP stack with nothing behind it; the ratio is POSTs/s against it.
 Target: >= 2000 reports/s on a 2-core machine.
 """
+
 import argparse
 import hashlib
 import http.client
@@ -39,18 +40,36 @@ def summary() -> dict:
     """A window summary the shape `edge run` sends: 10 classes, a confusion matrix, latencies."""
     cm = np.diag(np.full(10, 28)) + 1
     per_class = {label: {"precision": 0.9, "recall": 0.9, "f1": 0.9, "support": 37} for label in LABELS}
-    latency = {"first": 9.1, "warmup": 0, "runs": 369, "batch": 1, "mean": 21.3, "p50": 21.0, "p90": 23.5,
-               "p99": 30.2}
-    return {"n": int(cm.sum()), "labels": LABELS, "accuracy": 0.757, "top_k_accuracy": {"1": 0.757, "5": 0.99},
-            "per_class": per_class, "macro": {"precision": 0.76, "recall": 0.76, "f1": 0.76},
-            "weighted": {"precision": 0.76, "recall": 0.76, "f1": 0.76},
-            "micro": {"precision": 0.757, "recall": 0.757, "f1": 0.757}, "confusion_matrix": cm.tolist(),
-            "notes": [], "frames": 370, "evaluated": int(cm.sum()), "dropped": 2, "failures": 0, "reopens": 0,
-            "skipped": {"count": 0, "files": []}, "fps": 37.0, "seconds": 10.0,
-            "latency_ms": {"inference": latency, "frame": latency}, "peak_rss_mb": 131.0,
-            "model": "/home/pi/bundles/mnv2/model.tflite", "model_bytes": 3_900_000, "source": "camera 0",
-            "runtime": "ai_edge_litert 2.3.0", "delegate": None, "threads": 4,
-            "options": {"top_k": 3, "threshold": None, "smooth": 1, "realtime": False}}
+    latency = {"first": 9.1, "warmup": 0, "runs": 369, "batch": 1, "mean": 21.3, "p50": 21.0, "p90": 23.5, "p99": 30.2}
+    return {
+        "n": int(cm.sum()),
+        "labels": LABELS,
+        "accuracy": 0.757,
+        "top_k_accuracy": {"1": 0.757, "5": 0.99},
+        "per_class": per_class,
+        "macro": {"precision": 0.76, "recall": 0.76, "f1": 0.76},
+        "weighted": {"precision": 0.76, "recall": 0.76, "f1": 0.76},
+        "micro": {"precision": 0.757, "recall": 0.757, "f1": 0.757},
+        "confusion_matrix": cm.tolist(),
+        "notes": [],
+        "frames": 370,
+        "evaluated": int(cm.sum()),
+        "dropped": 2,
+        "failures": 0,
+        "reopens": 0,
+        "skipped": {"count": 0, "files": []},
+        "fps": 37.0,
+        "seconds": 10.0,
+        "latency_ms": {"inference": latency, "frame": latency},
+        "peak_rss_mb": 131.0,
+        "model": "/home/pi/bundles/mnv2/model.tflite",
+        "model_bytes": 3_900_000,
+        "source": "camera 0",
+        "runtime": "ai_edge_litert 2.3.0",
+        "delegate": None,
+        "threads": 4,
+        "options": {"top_k": 3, "threshold": None, "smooth": 1, "realtime": False},
+    }
 
 
 def report_texts(name: str, start: float = 1.8e9):
@@ -63,8 +82,12 @@ def report_texts(name: str, start: float = 1.8e9):
     first_id = json.loads(template.replace("SEQ", "0").replace("START", "0").replace("END", "0"))["id"]
     seq = 0
     while True:
-        yield (template.replace(first_id, new_id()).replace("SEQ", str(seq))
-               .replace("START", str(start + seq)).replace("END", str(start + seq + 1)))
+        yield (
+            template.replace(first_id, new_id())
+            .replace("SEQ", str(seq))
+            .replace("START", str(start + seq))
+            .replace("END", str(start + seq + 1))
+        )
         seq += 1
 
 
@@ -115,16 +138,23 @@ def load(port, tokens, batch, seconds, path, processes) -> dict:
     queue: multiprocessing.Queue = multiprocessing.Queue()
     start_at = time.time() + 1.0
     groups = [tokens[i::processes] for i in range(processes)]
-    workers = [multiprocessing.Process(target=client_process, args=(port, g, batch, seconds, path, start_at, queue))
-               for g in groups]
+    workers = [
+        multiprocessing.Process(target=client_process, args=(port, g, batch, seconds, path, start_at, queue))
+        for g in groups
+    ]
     for w in workers:
         w.start()
     results = [r for _ in workers for r in queue.get()]
     for w in workers:
         w.join()
     latencies = np.concatenate([r[1] for r in results]) if results else np.array([])
-    return {"acked": sum(r[0] for r in results), "requests": len(latencies), "errors": sum(r[2] for r in results),
-            "p50_ms": float(np.percentile(latencies, 50)), "p99_ms": float(np.percentile(latencies, 99))}
+    return {
+        "acked": sum(r[0] for r in results),
+        "requests": len(latencies),
+        "errors": sum(r[2] for r in results),
+        "p50_ms": float(np.percentile(latencies, 50)),
+        "p99_ms": float(np.percentile(latencies, 99)),
+    }
 
 
 def main():
@@ -149,21 +179,37 @@ def main():
             before = sqlite3.connect(db_path).execute("SELECT COUNT(*) FROM reports").fetchone()[0]
             r = load(server.port, tokens, batch, args.seconds, "/api/v1/reports", args.processes)
             stored = sqlite3.connect(db_path).execute("SELECT COUNT(*) FROM reports").fetchone()[0] - before
-            rows.append({"batch": batch, **r, "stored": stored, "lost": r["acked"] - stored,
-                         "reports_per_s": stored / args.seconds, "requests_per_s": r["requests"] / args.seconds,
-                         "vs_healthz": r["requests"] / baseline["requests"]})
+            rows.append(
+                {
+                    "batch": batch,
+                    **r,
+                    "stored": stored,
+                    "lost": r["acked"] - stored,
+                    "reports_per_s": stored / args.seconds,
+                    "requests_per_s": r["requests"] / args.seconds,
+                    "vs_healthz": r["requests"] / baseline["requests"],
+                }
+            )
     finally:
         server.stop()
-    print(f"\n{args.devices} devices, {args.seconds:g} s each, {args.processes} client processes, edge serve --workers "
-          f"{args.workers}, loopback, {multiprocessing.cpu_count()} CPUs ({cpu_name()})")
-    print(f"baseline GET /healthz: {baseline['requests'] / args.seconds:,.0f} requests/s, "
-          f"p50 {baseline['p50_ms']:.2f} ms, p99 {baseline['p99_ms']:.2f} ms")
-    print(f"{'batch':>6}{'reports/s':>12}{'requests/s':>12}{'vs healthz':>12}{'p50 ms':>9}{'p99 ms':>9}"
-          f"{'errors':>8}{'lost':>6}{'target':>8}")
+    print(
+        f"\n{args.devices} devices, {args.seconds:g} s each, {args.processes} client processes, edge serve --workers "
+        f"{args.workers}, loopback, {multiprocessing.cpu_count()} CPUs ({cpu_name()})"
+    )
+    print(
+        f"baseline GET /healthz: {baseline['requests'] / args.seconds:,.0f} requests/s, "
+        f"p50 {baseline['p50_ms']:.2f} ms, p99 {baseline['p99_ms']:.2f} ms"
+    )
+    print(
+        f"{'batch':>6}{'reports/s':>12}{'requests/s':>12}{'vs healthz':>12}{'p50 ms':>9}{'p99 ms':>9}"
+        f"{'errors':>8}{'lost':>6}{'target':>8}"
+    )
     for r in rows:
-        print(f"{r['batch']:>6}{r['reports_per_s']:>12,.0f}{r['requests_per_s']:>12,.0f}{r['vs_healthz']:>12.2f}"
-              f"{r['p50_ms']:>9.2f}{r['p99_ms']:>9.2f}{r['errors']:>8}{r['lost']:>6}"
-              f"{'PASS' if r['reports_per_s'] >= 2000 and r['lost'] == 0 else 'FAIL':>8}")
+        print(
+            f"{r['batch']:>6}{r['reports_per_s']:>12,.0f}{r['requests_per_s']:>12,.0f}{r['vs_healthz']:>12.2f}"
+            f"{r['p50_ms']:>9.2f}{r['p99_ms']:>9.2f}{r['errors']:>8}{r['lost']:>6}"
+            f"{'PASS' if r['reports_per_s'] >= 2000 and r['lost'] == 0 else 'FAIL':>8}"
+        )
     if args.json:
         args.json.write_text(json.dumps({"baseline": baseline, "rows": rows}, indent=2))
 

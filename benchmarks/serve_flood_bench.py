@@ -13,6 +13,7 @@ connection (as edge run's reporter does) every 0.1 s, 10 s timeout. Reported: PO
 those sent, p50/p99 ms of the answered, their ratio to the same server's baseline, and how many of the
 attack's connections the server closed (or reset).
 """
+
 import argparse
 import http.client
 import io
@@ -50,16 +51,24 @@ def tree(rev: str, into: Path) -> Path:
 
 def token(source: Path, db: Path, name: str) -> str:
     """`edge token create` as the edge in `source` makes it (the store's version is its own)."""
-    return subprocess.run([sys.executable, "-m", "edge.cli", "token", "create", name, "--db", str(db)], cwd=source,
-                          capture_output=True, text=True, check=True).stdout.strip()
+    return subprocess.run(
+        [sys.executable, "-m", "edge.cli", "token", "create", name, "--db", str(db)],
+        cwd=source,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
 
 
 def serve(source: Path, db: Path, port: int, workers: int, files: int) -> subprocess.Popen:
     """`edge serve` from `source`, with `files` open files at most; back when /healthz answers."""
     process = subprocess.Popen(
         [sys.executable, "-m", "edge.cli", "serve", "--db", str(db), "--port", str(port), "--workers", str(workers)],
-        cwd=source, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-        preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (files, files)))
+        cwd=source,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (files, files)),
+    )
     for _ in range(400):
         try:
             connection = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
@@ -150,17 +159,25 @@ def phase(port: int, tokens: list, seconds: float, flood: tuple[int, int] | None
         stop.set()
         attack.join(30)
     answered = np.array([ms for ok, ms in results if ok])
-    return {"sent": len(results), "ok": len(answered), "closed": closed_count.value,
-            "p50": float(np.percentile(answered, 50)) if len(answered) else float("nan"),
-            "p99": float(np.percentile(answered, 99)) if len(answered) else float("nan")}
+    return {
+        "sent": len(results),
+        "ok": len(answered),
+        "closed": closed_count.value,
+        "p50": float(np.percentile(answered, 50)) if len(answered) else float("nan"),
+        "p99": float(np.percentile(answered, 99)) if len(answered) else float("nan"),
+    }
 
 
 def start(label: str, source: Path, work: Path, args) -> dict:
     db = work / f"{label}.db"
     tokens = [(f"dev{i:02d}", token(source, db, f"dev{i:02d}")) for i in range(args.devices)]
     port = free_port()
-    return {"label": label, "port": port, "tokens": tokens,
-            "process": serve(source, db, port, args.workers, args.files)}
+    return {
+        "label": label,
+        "port": port,
+        "tokens": tokens,
+        "process": serve(source, db, port, args.workers, args.files),
+    }
 
 
 def stop_server(server: dict) -> None:
@@ -173,9 +190,13 @@ def stop_server(server: dict) -> None:
 
 def summed(runs: list[dict]) -> dict:
     """The rounds of one server and flood: answers summed, latencies their median."""
-    return {"sent": sum(r["sent"] for r in runs), "ok": sum(r["ok"] for r in runs),
-            "closed": sum(r["closed"] for r in runs), "p50": float(np.median([r["p50"] for r in runs])),
-            "p99": float(np.median([r["p99"] for r in runs]))}
+    return {
+        "sent": sum(r["sent"] for r in runs),
+        "ok": sum(r["ok"] for r in runs),
+        "closed": sum(r["closed"] for r in runs),
+        "p50": float(np.median([r["p50"] for r in runs])),
+        "p99": float(np.median([r["p99"] for r in runs])),
+    }
 
 
 def main():
@@ -199,25 +220,34 @@ def main():
         try:
             for n in range(args.rounds):  # both servers up, taking turns: the machine's load falls on both alike
                 for flood in phases:
-                    for server in servers[::1 if n % 2 == 0 else -1]:
+                    for server in servers[:: 1 if n % 2 == 0 else -1]:
                         r = phase(server["port"], server["tokens"], args.seconds, flood)
                         runs.setdefault((server["label"], flood), []).append(r)
                         time.sleep(1.0)
         finally:
             for server in servers:
                 stop_server(server)
-    rows = [{"server": label, "flood": flood, **summed(runs[label, flood])}
-            for label in ("after", "before") for flood in phases]
-    print(f"\n{args.devices} devices, a POST each every 0.1 s on a new connection; edge serve --workers "
-          f"{args.workers}, ulimit -n {args.files}; {args.rounds} rounds of {args.seconds:g} s a phase; loopback, "
-          f"{multiprocessing.cpu_count()} CPUs ({cpu_name()}); before = {args.before}")
-    print(f"{'server':<8}{'flood silent+slow':>19}{'answered':>14}{'p50 ms':>9}{'p99 ms':>9}{'p50 x':>7}{'p99 x':>7}"
-          f"{'attack closed':>15}")
+    rows = [
+        {"server": label, "flood": flood, **summed(runs[label, flood])}
+        for label in ("after", "before")
+        for flood in phases
+    ]
+    print(
+        f"\n{args.devices} devices, a POST each every 0.1 s on a new connection; edge serve --workers "
+        f"{args.workers}, ulimit -n {args.files}; {args.rounds} rounds of {args.seconds:g} s a phase; loopback, "
+        f"{multiprocessing.cpu_count()} CPUs ({cpu_name()}); before = {args.before}"
+    )
+    print(
+        f"{'server':<8}{'flood silent+slow':>19}{'answered':>14}{'p50 ms':>9}{'p99 ms':>9}{'p50 x':>7}{'p99 x':>7}"
+        f"{'attack closed':>15}"
+    )
     for r in rows:
         base = next(b for b in rows if b["server"] == r["server"] and b["flood"] is None)
         flood = f"{r['flood'][0]}+{r['flood'][1]}" if r["flood"] else "none"
-        print(f"{r['server']:<8}{flood:>19}{r['ok']:>7}/{r['sent']:<6}{r['p50']:>9.1f}{r['p99']:>9.1f}"
-              f"{r['p50'] / base['p50']:>7.2f}{r['p99'] / base['p99']:>7.2f}{r['closed']:>15}")
+        print(
+            f"{r['server']:<8}{flood:>19}{r['ok']:>7}/{r['sent']:<6}{r['p50']:>9.1f}{r['p99']:>9.1f}"
+            f"{r['p50'] / base['p50']:>7.2f}{r['p99'] / base['p99']:>7.2f}{r['closed']:>15}"
+        )
 
 
 if __name__ == "__main__":

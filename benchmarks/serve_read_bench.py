@@ -22,6 +22,7 @@ reports to it: the count is printed). The server runs one worker a CPU (--worker
 process for everything, the baseline of that change). Targets: GET /api/v1/devices p99 <= 50 ms with 1,000,000 reports,
 and POST p99 within 1.5x of the empty database's.
 """
+
 import argparse
 import hashlib
 import http.client
@@ -55,8 +56,10 @@ def fill(db_path: Path, devices: list[str], total: int) -> float:
     for name in devices:
         sha, run_id = hashlib.sha256(name.encode()).hexdigest(), uuid.uuid4().hex
         for first in range(0, per_device, 500):
-            batch = [make_report(base, name, run_id, seq, sha, t + seq * 10, t + seq * 10 + 10)
-                     for seq in range(first, min(first + 500, per_device))]
+            batch = [
+                make_report(base, name, run_id, seq, sha, t + seq * 10, t + seq * 10 + 10)
+                for seq in range(first, min(first + 500, per_device))
+            ]
             store_posts(db, [("reports", name, batch)])
     db.close()
     return time.perf_counter() - started
@@ -107,8 +110,11 @@ def poll_loop(port, token, device, every, seconds, start_at, warmup, out, probe=
     conn.connect()
     headers = {"Authorization": f"Bearer {token}"}
     times = {"devices": [], "reports": [], "field": []}
-    paths = [("devices", "/api/v1/devices"), ("reports", f"/api/v1/devices/{device}/reports?limit=500"),
-             ("field", f"/api/v1/devices/{device}/field")][:1 if probe else 3]
+    paths = [
+        ("devices", "/api/v1/devices"),
+        ("reports", f"/api/v1/devices/{device}/reports?limit=500"),
+        ("field", f"/api/v1/devices/{device}/field"),
+    ][: 1 if probe else 3]
     due, newest = start_at, None
     while due < start_at + seconds:
         time.sleep(max(0.0, due - time.time()))
@@ -137,15 +143,37 @@ def client_process(port, posters, pollers, args, start_at, first, queue):
     out, threads, cpu = [], [], cpu_seconds(os.getpid())
     rate = args.rate / args.devices
     for name, token, phase in posters:
-        threads.append(threading.Thread(target=post_loop, args=(port, name, token, args.batch, rate, args.seconds,
-                                                                start_at, phase, args.warmup, first, out)))
+        threads.append(
+            threading.Thread(
+                target=post_loop,
+                args=(port, name, token, args.batch, rate, args.seconds, start_at, phase, args.warmup, first, out),
+            )
+        )
     for token, device, phase in pollers:
-        threads.append(threading.Thread(target=poll_loop, args=(port, token, device, args.poll_every, args.seconds,
-                                                                start_at + phase * args.poll_every, args.warmup, out,
-                                                                False, args.reread)))
+        threads.append(
+            threading.Thread(
+                target=poll_loop,
+                args=(
+                    port,
+                    token,
+                    device,
+                    args.poll_every,
+                    args.seconds,
+                    start_at + phase * args.poll_every,
+                    args.warmup,
+                    out,
+                    False,
+                    args.reread,
+                ),
+            )
+        )
     if pollers:
-        threads.append(threading.Thread(target=poll_loop, args=(port, pollers[0][0], None, args.probe_every,
-                                                                args.seconds, start_at, args.warmup, out, True)))
+        threads.append(
+            threading.Thread(
+                target=poll_loop,
+                args=(port, pollers[0][0], None, args.probe_every, args.seconds, start_at, args.warmup, out, True),
+            )
+        )
     for t in threads:
         t.start()
     for t in threads:
@@ -168,10 +196,12 @@ def phase(db_path: Path, posters, reader, args) -> dict:
     posters = [(name, token, i / len(posters)) for i, (name, token) in enumerate(posters)]
     # The dashboards poll from a process of their own, as a browser elsewhere would: in a process with the
     # posting threads, their timings would count waits for that process's own interpreter lock.
-    groups: list[tuple[list, list]] = [(posters[i::args.processes], []) for i in range(args.processes)]
+    groups: list[tuple[list, list]] = [(posters[i :: args.processes], []) for i in range(args.processes)]
     groups.append(([], pollers))
-    clients = [multiprocessing.Process(target=client_process, args=(server.port, p, d, args, start_at, first, queue))
-               for p, d in groups]
+    clients = [
+        multiprocessing.Process(target=client_process, args=(server.port, p, d, args, start_at, first, queue))
+        for p, d in groups
+    ]
     try:
         for c in clients:
             c.start()
@@ -185,12 +215,18 @@ def phase(db_path: Path, posters, reader, args) -> dict:
     acked = sum(r[2] for r in results if r[0] == "post")
     stored = count() - before
     # CPU as a share of one core over the load (the 1.5 s before it, idle but for the clients starting)
-    row = {"reports_before": before, "server_cpu": sum(cpu.values()) / args.seconds,
-           "busiest_worker_cpu": max(cpu.values()) / args.seconds,
-           "clients_cpu": sum(r[1] for r in results if r[0] == "cpu") / args.seconds,
-           "reports_per_s": stored / args.seconds, "acked": acked, "lost": acked - stored,
-           "post_errors": sum(r[3] for r in results if r[0] == "post"),
-           "post_p50_ms": float(np.percentile(posts, 50)), "post_p99_ms": float(np.percentile(posts, 99))}
+    row = {
+        "reports_before": before,
+        "server_cpu": sum(cpu.values()) / args.seconds,
+        "busiest_worker_cpu": max(cpu.values()) / args.seconds,
+        "clients_cpu": sum(r[1] for r in results if r[0] == "cpu") / args.seconds,
+        "reports_per_s": stored / args.seconds,
+        "acked": acked,
+        "lost": acked - stored,
+        "post_errors": sum(r[3] for r in results if r[0] == "post"),
+        "post_p50_ms": float(np.percentile(posts, 50)),
+        "post_p99_ms": float(np.percentile(posts, 99)),
+    }
     for key in ("devices", "reports", "field"):
         times = np.concatenate([r[1][key] for r in results if r[0] == "poll"])
         row[f"get_{key}_p50_ms"], row[f"get_{key}_p99_ms"] = (float(np.percentile(times, q)) for q in (50, 99))
@@ -205,16 +241,24 @@ def main():
     parser.add_argument("--batch", type=int, default=5, help="reports a POST")
     parser.add_argument("--dashboards", type=int, default=4)
     parser.add_argument("--poll-every", type=float, default=5.0, help="seconds between a dashboard's refreshes")
-    parser.add_argument("--reread", action="store_true", help="dashboards read a device's latest 500 reports "
-                        "at every refresh, as the page did before it asked for only those that came since")
+    parser.add_argument(
+        "--reread",
+        action="store_true",
+        help="dashboards read a device's latest 500 reports "
+        "at every refresh, as the page did before it asked for only those that came since",
+    )
     parser.add_argument("--probe-every", type=float, default=0.25, help="seconds between the probe's reads")
     parser.add_argument("--seconds", type=float, default=30.0, help="a phase")
     parser.add_argument("--rounds", type=int, default=1, help="phases on each database, in turns; medians judge")
     parser.add_argument("--processes", type=int, default=2, help="client processes posting")
     parser.add_argument("--workers", type=int, default=multiprocessing.cpu_count(), help="edge serve --workers")
     parser.add_argument("--warmup", type=float, default=2.0, help="seconds at the start of a phase not counted")
-    parser.add_argument("--db", type=Path, help="a folder to keep the filled database in, reused by the next run "
-                        "with the same --db (it grows by what each full phase stores)")
+    parser.add_argument(
+        "--db",
+        type=Path,
+        help="a folder to keep the filled database in, reused by the next run "
+        "with the same --db (it grows by what each full phase stores)",
+    )
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     work = args.db or Path(tempfile.mkdtemp())
@@ -238,34 +282,49 @@ def main():
     finally:
         if args.db is None:
             shutil.rmtree(work)  # the full database is gigabytes
-    print(f"\n{args.devices} devices posting {args.rate:,.0f} reports/s in batches of {args.batch}; {args.dashboards} "
-          f"dashboards polling every {args.poll_every:g} s, a probe reading the device list every "
-          f"{args.probe_every:g} s; edge serve --workers {args.workers}; {args.seconds:g} s a phase "
-          f"(the first {args.warmup:g} not counted), loopback, "
-          f"{multiprocessing.cpu_count()} CPUs "
-          f"({cpu_name()})")
+    print(
+        f"\n{args.devices} devices posting {args.rate:,.0f} reports/s in batches of {args.batch}; {args.dashboards} "
+        f"dashboards polling every {args.poll_every:g} s, a probe reading the device list every "
+        f"{args.probe_every:g} s; edge serve --workers {args.workers}; {args.seconds:g} s a phase "
+        f"(the first {args.warmup:g} not counted), loopback, "
+        f"{multiprocessing.cpu_count()} CPUs "
+        f"({cpu_name()})"
+    )
     fills = rows[1][1]["reports_before"]
-    print(f"filled {fills:,} reports in {filled:.0f} s ({size:.2f} GB)" if filled is not None else
-          f"reused {args.db / 'full.db'} ({size:.2f} GB)")
-    print(f"{'database':>18}{'reports/s':>11}{'lost':>6}{'POST p50':>10}{'POST p99':>10}{'devices p50':>13}"
-          f"{'devices p99':>13}{'reports p99':>13}{'field p99':>11}{'server CPU':>12}{'busiest worker':>16}"
-          f"{'clients CPU':>13}")
+    print(
+        f"filled {fills:,} reports in {filled:.0f} s ({size:.2f} GB)"
+        if filled is not None
+        else f"reused {args.db / 'full.db'} ({size:.2f} GB)"
+    )
+    print(
+        f"{'database':>18}{'reports/s':>11}{'lost':>6}{'POST p50':>10}{'POST p99':>10}{'devices p50':>13}"
+        f"{'devices p99':>13}{'reports p99':>13}{'field p99':>11}{'server CPU':>12}{'busiest worker':>16}"
+        f"{'clients CPU':>13}"
+    )
     for label, r in rows:
         label = "empty" if label == "empty" else f"{r['reports_before']:,} reports"
-        print(f"{label:>18}{r['reports_per_s']:>11,.0f}{r['lost']:>6}{r['post_p50_ms']:>10.2f}{r['post_p99_ms']:>10.2f}"
-              f"{r['get_devices_p50_ms']:>13.2f}{r['get_devices_p99_ms']:>13.2f}{r['get_reports_p99_ms']:>13.2f}"
-              f"{r['get_field_p99_ms']:>11.2f}{r['server_cpu']:>12.0%}{r['busiest_worker_cpu']:>16.0%}"
-              f"{r['clients_cpu']:>13.0%}")
+        print(
+            f"{label:>18}{r['reports_per_s']:>11,.0f}{r['lost']:>6}{r['post_p50_ms']:>10.2f}{r['post_p99_ms']:>10.2f}"
+            f"{r['get_devices_p50_ms']:>13.2f}{r['get_devices_p99_ms']:>13.2f}{r['get_reports_p99_ms']:>13.2f}"
+            f"{r['get_field_p99_ms']:>11.2f}{r['server_cpu']:>12.0%}{r['busiest_worker_cpu']:>16.0%}"
+            f"{r['clients_cpu']:>13.0%}"
+        )
     median = lambda label, key: float(np.median([r[key] for x, r in rows if x == label]))  # noqa: E731
-    devices_p99, ratio = median("full", "get_devices_p99_ms"), median("full", "post_p99_ms") / median("empty",
-                                                                                                      "post_p99_ms")
+    devices_p99, ratio = (
+        median("full", "get_devices_p99_ms"),
+        median("full", "post_p99_ms") / median("empty", "post_p99_ms"),
+    )
     lost = sum(r["lost"] for _, r in rows)
     verdict = lambda ok: "PASS" if ok else "FAIL"  # noqa: E731
     of = f"the median of {args.rounds} phases" if args.rounds > 1 else "one phase"
-    print(f"GET /api/v1/devices p99 at {fills:,}+ reports, {of}: {devices_p99:.1f} ms (target <= 50): "
-          f"{verdict(devices_p99 <= 50)}")
-    print(f"POST p99 full / empty, {of} each: {ratio:.2f} (target <= 1.5): {verdict(ratio <= 1.5)}; lost: {lost} "
-          "(must be 0)")
+    print(
+        f"GET /api/v1/devices p99 at {fills:,}+ reports, {of}: {devices_p99:.1f} ms (target <= 50): "
+        f"{verdict(devices_p99 <= 50)}"
+    )
+    print(
+        f"POST p99 full / empty, {of} each: {ratio:.2f} (target <= 1.5): {verdict(ratio <= 1.5)}; lost: {lost} "
+        "(must be 0)"
+    )
     if args.json:
         args.json.write_text(json.dumps({"phases": rows, "post_p99_ratio": ratio}, indent=2))
 

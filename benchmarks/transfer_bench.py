@@ -15,6 +15,7 @@ tested on the scans after the 100th (about 80 a class), which no draw touches. T
 No augmentation (its flips change what a digit is), float32 exports (quantization would blur the
 comparison). Targets at 20 a class: fine-tuned >= scratch + 15 points and >= the linear probe.
 """
+
 import argparse
 import json
 import shutil
@@ -71,8 +72,13 @@ def main() -> None:
     parser.add_argument("--pretrain-epochs", type=int, default=6)
     parser.add_argument("--work", type=Path, help="keep the pretrained file and bundles here (reused if present)")
     parser.add_argument("--json", type=Path, help="also write the results here")
-    parser.add_argument("--layers", type=int, nargs="*", default=[],
-                        help="also fine-tune exactly so many top layers (lr/10), to hold auto's choice against")
+    parser.add_argument(
+        "--layers",
+        type=int,
+        nargs="*",
+        default=[],
+        help="also fine-tune exactly so many top layers (lr/10), to hold auto's choice against",
+    )
     args = parser.parse_args()
     ways = dict(WAYS)
     for n in args.layers:
@@ -103,17 +109,37 @@ def main() -> None:
                 bundle = work / "bundles" / f"{n}-{seed}-{way.replace(' ', '-')}"
                 shutil.rmtree(bundle, ignore_errors=True)
                 start = time.perf_counter()
-                s = edge.convert("mobilenetv2", data, bundle, input_size=args.size, alpha=0.35, quantize="float32",
-                                 augment=False, seed=seed, allow_weak=True, **options(str(weights)))
+                s = edge.convert(
+                    "mobilenetv2",
+                    data,
+                    bundle,
+                    input_size=args.size,
+                    alpha=0.35,
+                    quantize="float32",
+                    augment=False,
+                    seed=seed,
+                    allow_weak=True,
+                    **options(str(weights)),
+                )
                 seconds = time.perf_counter() - start
                 accuracy = edge.evaluate(bundle, tests).report.accuracy
                 tuning = s.training.get("fine_tuning")
-                results.append({"per_class": n, "draw": seed, "way": way, "test_accuracy": accuracy,
-                                "weak": s.metrics["baseline"]["weak"], "seconds": round(seconds, 1),
-                                "fine_tuning": tuning})
-                print(f"{n}/class draw {seed} {way}: {accuracy:.3f} in {seconds:.0f} s"
-                      + (f" ({tuning['layers']}/{tuning['of']} layers, lr {tuning['lr']:g})" if tuning else ""),
-                      file=sys.stderr)
+                results.append(
+                    {
+                        "per_class": n,
+                        "draw": seed,
+                        "way": way,
+                        "test_accuracy": accuracy,
+                        "weak": s.metrics["baseline"]["weak"],
+                        "seconds": round(seconds, 1),
+                        "fine_tuning": tuning,
+                    }
+                )
+                print(
+                    f"{n}/class draw {seed} {way}: {accuracy:.3f} in {seconds:.0f} s"
+                    + (f" ({tuning['layers']}/{tuning['of']} layers, lr {tuning['lr']:g})" if tuning else ""),
+                    file=sys.stderr,
+                )
 
     rows = [("per class", "way", "test accuracy (mean)", "min-max", "guard: weak", "seconds")]
     means = {}
@@ -122,15 +148,27 @@ def main() -> None:
             got = [r for r in results if r["per_class"] == n and r["way"] == way]
             acc = [r["test_accuracy"] for r in got]
             means[n, way] = float(np.mean(acc))
-            rows.append((str(n), way, f"{np.mean(acc):.3f}", f"{min(acc):.3f}-{max(acc):.3f}",
-                         f"{sum(r['weak'] for r in got)}/{len(got)}", f"{np.mean([r['seconds'] for r in got]):.0f}"))
-    print(f"MobileNetV2 alpha 0.35 at {args.size} px; {args.draws} draws; {cpu_name()}, "
-          f"{len(list(tests.rglob('*.png')))} test images")
+            rows.append(
+                (
+                    str(n),
+                    way,
+                    f"{np.mean(acc):.3f}",
+                    f"{min(acc):.3f}-{max(acc):.3f}",
+                    f"{sum(r['weak'] for r in got)}/{len(got)}",
+                    f"{np.mean([r['seconds'] for r in got]):.0f}",
+                )
+            )
+    print(
+        f"MobileNetV2 alpha 0.35 at {args.size} px; {args.draws} draws; {cpu_name()}, "
+        f"{len(list(tests.rglob('*.png')))} test images"
+    )
     print(table(rows))
     for n in args.per_class:
         fine, probe, scratch = (means[n, w] for w in WAYS)
-        print(f"{n}/class: fine-tuned - scratch {100 * (fine - scratch):+.1f} points, "
-              f"fine-tuned - linear probe {100 * (fine - probe):+.1f} points")
+        print(
+            f"{n}/class: fine-tuned - scratch {100 * (fine - scratch):+.1f} points, "
+            f"fine-tuned - linear probe {100 * (fine - probe):+.1f} points"
+        )
     if args.json:
         args.json.write_text(json.dumps({"pretrained": pretrained, "results": results}, indent=1))
 

@@ -1,19 +1,23 @@
 """Training-time augmentation on batches of float pixels 0..255 (never part of the exported model)."""
+
 from edge.converter.tfkeras import keras, tf
 
 
 def augmenter(seed: int = 0, flip: bool = True):
     """Flips (unless not `flip`: a mirrored digit, letter or arrow is another class, or none), small rotations,
     zoom, shifts, brightness/contrast, cutout."""
-    return keras.Sequential([
-        *([keras.layers.RandomFlip("horizontal", seed=seed)] if flip else []),
-        keras.layers.RandomRotation(0.05, fill_mode="reflect", seed=seed),
-        keras.layers.RandomZoom(0.1, fill_mode="reflect", seed=seed),
-        keras.layers.RandomTranslation(0.1, 0.1, fill_mode="reflect", seed=seed),
-        keras.layers.RandomBrightness(0.15, value_range=(0.0, 255.0), seed=seed),
-        keras.layers.RandomContrast(0.15, seed=seed),
-        keras.layers.Lambda(cutout),
-    ], name="augment")
+    return keras.Sequential(
+        [
+            *([keras.layers.RandomFlip("horizontal", seed=seed)] if flip else []),
+            keras.layers.RandomRotation(0.05, fill_mode="reflect", seed=seed),
+            keras.layers.RandomZoom(0.1, fill_mode="reflect", seed=seed),
+            keras.layers.RandomTranslation(0.1, 0.1, fill_mode="reflect", seed=seed),
+            keras.layers.RandomBrightness(0.15, value_range=(0.0, 255.0), seed=seed),
+            keras.layers.RandomContrast(0.15, seed=seed),
+            keras.layers.Lambda(cutout),
+        ],
+        name="augment",
+    )
 
 
 def cutout(images, fraction: float = 0.25, probability: float = 0.5):

@@ -4,6 +4,7 @@ classifier head on it.
 The table imports nothing heavy, so `edge convert --list-models` and option checks are instant;
 TensorFlow is imported only when a model is built.
 """
+
 import os
 import re
 from dataclasses import dataclass
@@ -23,6 +24,8 @@ class Backbone:
     alpha: bool = False  # takes a width multiplier
 
 
+# A table, a row a choice: kept as it reads, not one value a line.
+# fmt: off
 BACKBONES = {b.name: b for b in (
     Backbone("vgg16", "VGG16", 224, 32, 138.4, "caffe"),
     Backbone("resnet50", "ResNet50", 224, 32, 25.6, "caffe"),
@@ -33,6 +36,7 @@ BACKBONES = {b.name: b for b in (
     Backbone("mobilenetv3large", "MobileNetV3Large", 224, 32, 5.4, "built-in", alpha=True),
     Backbone("efficientnetb0", "EfficientNetB0", 224, 32, 5.3, "built-in"),
 )}
+# fmt: on
 
 
 def get_backbone(name: str) -> Backbone:
@@ -47,8 +51,9 @@ class Classifier:
     backbone_layers: list  # the backbone's layers, bottom to top: what fine-tuning may unfreeze
 
 
-def build_classifier(spec: Backbone, n_classes: int, input_size: int, weights: str = "imagenet",
-                     alpha: float = 1.0, dropout: float = 0.2) -> Classifier:
+def build_classifier(
+    spec: Backbone, n_classes: int, input_size: int, weights: str = "imagenet", alpha: float = 1.0, dropout: float = 0.2
+) -> Classifier:
     """A flat functional model (tfmot cannot prune a nested application): pixels -> preprocessing ->
     backbone -> global average pooling -> dropout -> softmax."""
     from edge.converter.layers import Preprocess
@@ -76,15 +81,18 @@ def _application(spec: Backbone, x, input_size: int, weights: str, alpha: float)
     source = {"imagenet": "imagenet", "none": None}.get(weights, weights)
     try:
         return getattr(keras.applications, spec.builder)(
-            include_top=False, weights=source, input_tensor=x, input_shape=(input_size, input_size, 3), **kwargs)
+            include_top=False, weights=source, input_tensor=x, input_shape=(input_size, input_size, 3), **kwargs
+        )
     except Exception as e:  # Keras raises a bare Exception for a failed download
         url = re.search(r"URL fetch failure on (\S+): ", str(e))
         if url:
             name = url.group(1).rsplit("/", 1)[-1]
             folder = keras_cache()
-            raise EdgeError(f"ImageNet weights for {spec.name} are not cached and cannot be downloaded: "
-                            f"put {name} (from {url.group(1)}) in {folder}/, or use --weights none or "
-                            "--weights PATH") from None
+            raise EdgeError(
+                f"ImageNet weights for {spec.name} are not cached and cannot be downloaded: "
+                f"put {name} (from {url.group(1)}) in {folder}/, or use --weights none or "
+                "--weights PATH"
+            ) from None
         if isinstance(e, (ValueError, OSError)) and source not in ("imagenet", None):
             raise EdgeError(weights_mismatch(spec, source, input_size, kwargs)) from None
         if isinstance(e, (ValueError, OSError)):
@@ -111,8 +119,11 @@ def weights_file(path) -> dict:
         with h5py.File(path, "r") as f:
             group = f["model_weights"] if "model_weights" in f else f  # a whole saved model keeps them there
             names = [n.decode() if isinstance(n, bytes) else str(n) for n in group.attrs.get("layer_names", [])]
-            kernels = [group[n][w.decode() if isinstance(w, bytes) else w].shape for n in names
-                       for w in group[n].attrs.get("weight_names", [])]
+            kernels = [
+                group[n][w.decode() if isinstance(w, bytes) else w].shape
+                for n in names
+                for w in group[n].attrs.get("weight_names", [])
+            ]
             kernels = [k for k in kernels if len(k) == 4]  # convolutions' (a normalisation's mean comes first)
     except (OSError, KeyError) as e:
         reason = "truncated" if "truncated" in str(e) else "not an HDF5 file" if "signature" in str(e) else str(e)
@@ -126,21 +137,28 @@ def weights_mismatch(spec: Backbone, path: str, input_size: int, kwargs: dict) -
 
     held = weights_file(path)
     if "unreadable" in held:
-        return (f"--weights {path} is not a complete Keras weights file ({held['unreadable']}): download or save "
-                "it again (an .h5 file of the backbone without its top)")
+        return (
+            f"--weights {path} is not a complete Keras weights file ({held['unreadable']}): download or save "
+            "it again (an .h5 file of the backbone without its top)"
+        )
     if not held["layers"]:
         return f"--weights {path} holds no Keras layers: give an .h5 weights file saved from {spec.builder}"
     top = [n for n in held["layers"] if n.lower() in TOPS]
     if top:
-        return (f"--weights {path} holds a model with its classification top (layer '{top[0]}'): give the file "
-                f"without it (Keras names ImageNet's '..._notop.h5' or '..._no_top...h5')")
-    expected = getattr(keras.applications, spec.builder)(include_top=False, weights=None,
-                                                         input_shape=(input_size, input_size, 3), **kwargs)
+        return (
+            f"--weights {path} holds a model with its classification top (layer '{top[0]}'): give the file "
+            f"without it (Keras names ImageNet's '..._notop.h5' or '..._no_top...h5')"
+        )
+    expected = getattr(keras.applications, spec.builder)(
+        include_top=False, weights=None, input_shape=(input_size, input_size, 3), **kwargs
+    )
     kernel = next(tuple(w.shape) for layer in expected.layers for w in layer.get_weights() if w.ndim == 4)
     asked = spec.name + (f" at --alpha {kwargs['alpha']}" if kwargs else "")
-    return (f"--weights {path} holds {len(held['layers'])} layers, the first kernel {held['first_kernel']}; "
-            f"{asked} has {len(expected.layers)} layers, the first kernel {kernel}: give weights saved from "
-            "that backbone, or the --model and --alpha the file was saved with")
+    return (
+        f"--weights {path} holds {len(held['layers'])} layers, the first kernel {held['first_kernel']}; "
+        f"{asked} has {len(expected.layers)} layers, the first kernel {kernel}: give weights saved from "
+        "that backbone, or the --model and --alpha the file was saved with"
+    )
 
 
 def _load_saved_model(path: str):

@@ -1,5 +1,6 @@
 """Image folders (one sub-folder per class) -> uint8 arrays at the model's input size, with a
 stratified, seeded validation split. Bad files are skipped and reported; bad folders are errors."""
+
 from dataclasses import dataclass
 
 import numpy as np
@@ -16,6 +17,7 @@ MIN_IMAGES_PER_CLASS = 2  # one to train on, one to validate with
 @dataclass
 class Split:
     """Loaded images ready for training: uint8 RGB, N x size x size x 3."""
+
     classes: list[str]
     train_x: np.ndarray
     train_y: np.ndarray
@@ -37,8 +39,9 @@ def stratified_split(labels: np.ndarray, fraction: float, seed: int) -> tuple[np
     return np.sort(np.array(train, dtype=np.int64)), np.sort(np.array(val, dtype=np.int64))
 
 
-def load_images(paths, size: int, progress=None, width: int | None = None
-                ) -> tuple[np.ndarray, np.ndarray, list[tuple[str, str]]]:
+def load_images(
+    paths, size: int, progress=None, width: int | None = None
+) -> tuple[np.ndarray, np.ndarray, list[tuple[str, str]]]:
     """Decode and resize to size x size (size x width); returns (images, indices of the paths that loaded,
     skipped)."""
     width = width or size
@@ -66,8 +69,10 @@ def load_split(data, size: int, val=None, val_split: float = 0.2, seed: int = 0,
         _check_counts(train_folder.classes, train_folder.labels, f"{train_folder.root}")
         train_idx, val_idx = stratified_split(train_folder.labels, val_split, seed)
         every = np.array(train_folder.paths, dtype=object)
-        parts = [(list(every[train_idx]), train_folder.labels[train_idx]),
-                 (list(every[val_idx]), train_folder.labels[val_idx])]
+        parts = [
+            (list(every[train_idx]), train_folder.labels[train_idx]),
+            (list(every[val_idx]), train_folder.labels[val_idx]),
+        ]
         skipped = list(train_folder.skipped)
     bar = (log or Log(enabled=False)).bar(sum(len(paths) for paths, _ in parts), "reading images")
     loaded = []
@@ -87,5 +92,7 @@ def _check_counts(classes, labels, where: str, minimum: int = MIN_IMAGES_PER_CLA
     counts = np.bincount(labels, minlength=len(classes))
     few = [f"{classes[c]} ({counts[c]})" for c in range(len(classes)) if counts[c] < minimum]
     if few:
-        raise EdgeError(f"too few readable images in {where} for: {', '.join(few)}; "
-                        f"each class needs at least {minimum}: add images or remove the class folder")
+        raise EdgeError(
+            f"too few readable images in {where} for: {', '.join(few)}; "
+            f"each class needs at least {minimum}: add images or remove the class folder"
+        )

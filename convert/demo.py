@@ -1,5 +1,6 @@
 """`edge demo`, on the embedded data set: scikit-learn's handwritten digits (real scans, shipped inside
 the package, nothing downloaded), written as one folder of PNGs per class."""
+
 from pathlib import Path
 
 import cv2
@@ -46,8 +47,21 @@ def demo(out, log: Log | None = None) -> DemoResult:
     out = Path(out)
     photos, unseen = write_digits(out / "photos"), write_digits(out / "test", per_class=None, skip=150)
     log(f"wrote the demo images to {photos} (training) and {unseen} (test)")
-    summary = convert(ConvertOptions(model="mobilenetv2", data=photos, out=out / "bundle", weights="none",
-                                     input_size=48, alpha=0.35, epochs=20, fine_tune_epochs=0, batch_size=16,
-                                     flip=False, val_split=0.1,
-                                     accept_drop=True), log)  # a demo shows its result, whatever int8 costs
+    summary = convert(
+        ConvertOptions(
+            model="mobilenetv2",
+            data=photos,
+            out=out / "bundle",
+            weights="none",
+            input_size=48,
+            alpha=0.35,
+            epochs=20,
+            fine_tune_epochs=0,
+            batch_size=16,
+            flip=False,
+            val_split=0.1,
+            accept_drop=True,
+        ),
+        log,
+    )  # a demo shows its result, whatever int8 costs
     return DemoResult(convert=summary, eval=evaluate(out / "bundle", unseen, log=log).report, test_data=str(unseen))

@@ -7,6 +7,7 @@ not wreck what was learned. Images per class choose a step of STEPS; the linear 
 the frozen backbone, which the first phase is) moves it one step down when it already separates the classes,
 one step up when it separates them poorly.
 """
+
 import math
 from dataclasses import dataclass
 
@@ -48,6 +49,11 @@ def choose_fine_tuning(images_per_class: int, probe: float | None, n_layers: int
         why.append(f"linear probe {probe:.2f}")
     step = STEPS[index]
     layers = round(step.share * n_layers)
-    return FineTuning(layers, n_layers, lr / step.lr_divisor,
-                      f"{'; '.join(why)}: unfreeze the top {step.share:.0%} of the backbone at lr/{step.lr_divisor:g}",
-                      images_per_class, probe)
+    return FineTuning(
+        layers,
+        n_layers,
+        lr / step.lr_divisor,
+        f"{'; '.join(why)}: unfreeze the top {step.share:.0%} of the backbone at lr/{step.lr_divisor:g}",
+        images_per_class,
+        probe,
+    )

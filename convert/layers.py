@@ -1,6 +1,7 @@
 """The backbone's input normalisation as a layer, so it travels inside the exported graph and the
 device only feeds RGB pixels. Keras applications differ: caffe mode is BGR minus the ImageNet means, tf
 mode scales to [-1, 1], torch mode normalises by the ImageNet mean and deviation."""
+
 from edge.converter.tfkeras import keras, tf
 
 CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
@@ -29,7 +30,8 @@ class Preprocess(keras.layers.Layer):
         if self.mode == "tf":
             return x * (1.0 / 127.5) - 1.0
         return (x * (1.0 / 255.0) - tf.constant(TORCH_MEAN, dtype=x.dtype)) * tf.constant(
-            [1.0 / s for s in TORCH_STD], dtype=x.dtype)
+            [1.0 / s for s in TORCH_STD], dtype=x.dtype
+        )
 
     def get_config(self):
         return {**super().get_config(), "mode": self.mode}

@@ -3,6 +3,7 @@
 The exported file is checked with the same interpreter code the device runs, on the validation split,
 and those numbers go into the manifest beside the Keras model's.
 """
+
 import hashlib
 import time
 from dataclasses import dataclass, replace
@@ -64,8 +65,10 @@ def convert(options: ConvertOptions, log: Log | None = None) -> ConvertResult:
     interpreter = make_interpreter(tflite)
     metrics, tflite_scores = check(interpreter, exported.keras_scores, split, opts.max_drop, log)
     if metrics["baseline"]["weak"] and not opts.allow_weak:
-        raise EdgeError(f"{weak_model(metrics, split.classes)}; nothing written: use pretrained weights (--weights "
-                        "imagenet), more images a class, or more --epochs; --allow-weak writes it anyway")
+        raise EdgeError(
+            f"{weak_model(metrics, split.classes)}; nothing written: use pretrained weights (--weights "
+            "imagenet), more images a class, or more --epochs; --allow-weak writes it anyway"
+        )
     if metrics["drop_exceeded"] and not opts.accept_drop:
         raise EdgeError(over_budget(metrics, opts.quantize, opts.qat, search))
     budget = None
@@ -93,14 +96,25 @@ def convert(options: ConvertOptions, log: Log | None = None) -> ConvertResult:
     manifest = {
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "edge_version": about["edge_version"],
-        "backbone": {"name": spec.name, "weights": opts.weights, "input_size": opts.input_size,
-                     "alpha": opts.alpha if spec.alpha else None, "preprocessing": spec.preprocessing},
+        "backbone": {
+            "name": spec.name,
+            "weights": opts.weights,
+            "input_size": opts.input_size,
+            "alpha": opts.alpha if spec.alpha else None,
+            "preprocessing": spec.preprocessing,
+        },
         "labels": split.classes,
         "input": {**io["input"], "color": COLOR, "range": [0, 255], "resize": RESIZE},
         "output": {**io["output"], "activation": "softmax"},
-        "quantization": {"mode": opts.quantize, "io_type": opts.io_type, "qat": opts.qat,
-                         "calibration_images": exported.calibration_images, "tool": tool(opts.quantize, opts.qat),
-                         "operations": op_precisions(interpreter), "budget": budget},
+        "quantization": {
+            "mode": opts.quantize,
+            "io_type": opts.io_type,
+            "qat": opts.qat,
+            "calibration_images": exported.calibration_images,
+            "tool": tool(opts.quantize, opts.qat),
+            "operations": op_precisions(interpreter),
+            "budget": budget,
+        },
         "sparsity": sparsity,
         "device": profile.name if profile else None,
         "edgetpu": edgetpu or None,
@@ -110,8 +124,11 @@ def convert(options: ConvertOptions, log: Log | None = None) -> ConvertResult:
         "warnings": warnings,
         "training": {
             "options": settings(opts),
-            "images": {"train": len(split.train_y), "validation": len(split.val_y),
-                       "skipped": [{"path": p, "why": w} for p, w in split.skipped]},
+            "images": {
+                "train": len(split.train_y),
+                "validation": len(split.val_y),
+                "skipped": [{"path": p, "why": w} for p, w in split.skipped],
+            },
             **training,
             "seconds": round(time.perf_counter() - started, 1),
             "host": about["host"],
@@ -126,14 +143,18 @@ def sram_warning(parameters: int, profile) -> str | None:
     """Full-int8 weights take about a byte a parameter; the Edge TPU caches about 7 MiB of them on the chip, and
     the AI Camera's sensor must hold them all beside its activations in 8 MB."""
     if profile and profile.compiler == IMX500_CONVERTER and parameters > (IMX500_MEMORY_MB - 1) * 2**20:
-        return (f"about {parameters / 2**20:.0f} MB of int8 weights: the AI Camera's sensor holds the whole network, "
-                f"activations too, in {IMX500_MEMORY_MB} MB, so this one cannot run there (imxconv-tf will say so); "
-                "smaller backbones: mobilenetv2, mobilenetv3small, mobilenetv3large, efficientnetb0")
+        return (
+            f"about {parameters / 2**20:.0f} MB of int8 weights: the AI Camera's sensor holds the whole network, "
+            f"activations too, in {IMX500_MEMORY_MB} MB, so this one cannot run there (imxconv-tf will say so); "
+            "smaller backbones: mobilenetv2, mobilenetv3small, mobilenetv3large, efficientnetb0"
+        )
     if not profile or profile.delegate != "edgetpu" or parameters <= EDGETPU_CACHE_MIB * 2**20:
         return None
-    return (f"about {parameters / 2**20:.0f} MB of int8 weights: more than fit in the Edge TPU's {EDGETPU_SRAM_MB} MB "
-            "on-chip memory, so the rest streams from the host every inference (Coral's figures: MobileNet v2 2.6 ms, "
-            "ResNet-50 49 ms, VGG16 296 ms); smaller backbones: mobilenetv2, mobilenetv3small, efficientnetb0")
+    return (
+        f"about {parameters / 2**20:.0f} MB of int8 weights: more than fit in the Edge TPU's {EDGETPU_SRAM_MB} MB "
+        "on-chip memory, so the rest streams from the host every inference (Coral's figures: MobileNet v2 2.6 ms, "
+        "ResNet-50 49 ms, VGG16 296 ms); smaller backbones: mobilenetv2, mobilenetv3small, efficientnetb0"
+    )
 
 
 def compile_for(profile, tflite: bytes, out: Path, log: Log) -> tuple[dict, bytes | None]:
@@ -147,8 +168,10 @@ def compile_for(profile, tflite: bytes, out: Path, log: Log) -> tuple[dict, byte
     try:
         return compile_record(tflite)
     except EdgeError as e:
-        return {"compiled": False, "warnings": [f"not compiled for the Edge TPU: {e} Then: edge devices compile "
-                                                f"{out}"]}, None
+        return {
+            "compiled": False,
+            "warnings": [f"not compiled for the Edge TPU: {e} Then: edge devices compile {out}"],
+        }, None
 
 
 def for_sensor(profile, model, split: Split, keras_scores, opts: ConvertOptions, log: Log) -> tuple[dict, dict]:
@@ -166,11 +189,15 @@ def for_sensor(profile, model, split: Split, keras_scores, opts: ConvertOptions,
     metrics = sensor_metrics(compare(split.val_y, keras_scores, converted.scores, len(split.classes), opts.max_drop))
     log(f"on the sensor (MCT, simulated): accuracy {metrics['accuracy']:.4f}, {metrics['drop']:+.4f} below Keras")
     if metrics["drop_exceeded"]:
-        below = (f"the sensor's accuracy (MCT-quantized, simulated) {metrics['accuracy']:.4f} is {metrics['drop']:.4f} "
-                 f"below the Keras model's, more than --max-drop {opts.max_drop}")
+        below = (
+            f"the sensor's accuracy (MCT-quantized, simulated) {metrics['accuracy']:.4f} is {metrics['drop']:.4f} "
+            f"below the Keras model's, more than --max-drop {opts.max_drop}"
+        )
         if not opts.accept_drop:
-            raise EdgeError(f"{below}; nothing written: give more --calibration-images, raise --max-drop, or "
-                            "--accept-drop to write it anyway")
+            raise EdgeError(
+                f"{below}; nothing written: give more --calibration-images, raise --max-drop, or "
+                "--accept-drop to write it anyway"
+            )
         converted.record["warnings"].append(f"{below} (written because of --accept-drop)")
     return {**converted.record, "metrics": metrics}, converted.files
 
@@ -179,8 +206,10 @@ def read_images(opts: ConvertOptions, log: Log) -> Split:
     """The training and validation images at the input size; skipped files are reported."""
     assert opts.input_size  # resolved() decided it
     split = load_split(opts.data, opts.input_size, opts.val, opts.val_split, opts.seed, log)
-    log(f"{len(split.train_y)} training and {len(split.val_y)} validation images, "
-        f"{len(split.classes)} classes: {', '.join(split.classes)}")
+    log(
+        f"{len(split.train_y)} training and {len(split.val_y)} validation images, "
+        f"{len(split.classes)} classes: {', '.join(split.classes)}"
+    )
     if split.skipped:
         log(f"skipped {len(split.skipped)} unreadable file(s):")
         for path, why in split.skipped:
@@ -222,15 +251,27 @@ def export(model, split: Split, quantize: str, io_type: str, opts: ConvertOption
         return Exported(to_tflite(model, quantize, io_type), keras_scores, 0)
     calibration = calibration_images(split.train_x, opts.calibration_images, opts.seed)
     if len(calibration) < MIN_CALIBRATION_IMAGES:
-        raise EdgeError(f"{len(calibration)} training images are too few to calibrate int8 (at least "
-                        f"{MIN_CALIBRATION_IMAGES}): add images, or use --quantize float16")
+        raise EdgeError(
+            f"{len(calibration)} training images are too few to calibrate int8 (at least "
+            f"{MIN_CALIBRATION_IMAGES}): add images, or use --quantize float16"
+        )
     if opts.qat:
         return Exported(to_tflite(model, quantize, io_type, calibration, qat=True), keras_scores, len(calibration))
     float_model = to_tflite(model, "float32")
     reference = float(np.mean(keras_scores.argmax(1) == split.val_y))
     # the float file computes what Keras does (to 1e-4): Keras' scores stand for its
-    search = keep_budget(calibrate(float_model, calibration), io_type, split.val_x, split.val_y, (0.0, 255.0),
-                         reference, opts.max_drop, opts.fallback, log, keras_scores)
+    search = keep_budget(
+        calibrate(float_model, calibration),
+        io_type,
+        split.val_x,
+        split.val_y,
+        (0.0, 255.0),
+        reference,
+        opts.max_drop,
+        opts.fallback,
+        log,
+        keras_scores,
+    )
     return Exported(search.model, keras_scores, len(calibration), float_model, search)
 
 
@@ -252,6 +293,7 @@ REFERENCES = {"keras": "the Keras model's", "float32": "the float model's"}  # w
 def compare(y_true, reference_scores, tflite_scores, n_classes: int, max_drop: float, reference: str = "keras") -> dict:
     """Accuracy and macro F1 of the reference model (a REFERENCES name) and the file, how often they agree,
     and the accuracy drop."""
+
     def scores(pred):
         cm = confusion_matrix(y_true, pred, n_classes)
         return {"accuracy": accuracy(cm), "macro_f1": macro_f1(cm)}
@@ -259,37 +301,59 @@ def compare(y_true, reference_scores, tflite_scores, n_classes: int, max_drop: f
     reference_pred, tflite_pred = reference_scores.argmax(1), tflite_scores.argmax(1)
     r, t = scores(reference_pred), scores(tflite_pred)
     drop = r["accuracy"] - t["accuracy"]
-    return {"split": "validation", "n": int(len(y_true)), "reference": reference, reference: r, "tflite": t,
-            "agreement": float(np.mean(reference_pred == tflite_pred)),
-            "drop": drop, "max_drop": max_drop, "drop_exceeded": not holds(drop, max_drop),
-            "baseline": against_guessing(y_true, tflite_pred == y_true, n_classes)}
+    return {
+        "split": "validation",
+        "n": int(len(y_true)),
+        "reference": reference,
+        reference: r,
+        "tflite": t,
+        "agreement": float(np.mean(reference_pred == tflite_pred)),
+        "drop": drop,
+        "max_drop": max_drop,
+        "drop_exceeded": not holds(drop, max_drop),
+        "baseline": against_guessing(y_true, tflite_pred == y_true, n_classes),
+    }
 
 
 def weak_model(metrics: dict, classes: list[str]) -> str:
     """A model no better than guessing: its accuracy against always answering the most common class."""
     b = metrics["baseline"]
-    return (f"the model is no better than guessing: {metrics['tflite']['accuracy']:.4f} on {metrics['n']} validation "
-            f"images, where always answering '{classes[b['majority_class']]}' gets {b['majority_accuracy']:.4f} "
-            f"(chance {b['chance']:.4f}; p = {b['p_value']:.2g})")
+    return (
+        f"the model is no better than guessing: {metrics['tflite']['accuracy']:.4f} on {metrics['n']} validation "
+        f"images, where always answering '{classes[b['majority_class']]}' gets {b['majority_accuracy']:.4f} "
+        f"(chance {b['chance']:.4f}; p = {b['p_value']:.2g})"
+    )
 
 
 def _below(metrics: dict, quantize: str) -> str:
     reference = metrics["reference"]
-    return (f"{quantize} accuracy {metrics['tflite']['accuracy']:.4f} is {metrics['drop']:.4f} below "
-            f"{REFERENCES[reference]} {metrics[reference]['accuracy']:.4f}")
+    return (
+        f"{quantize} accuracy {metrics['tflite']['accuracy']:.4f} is {metrics['drop']:.4f} below "
+        f"{REFERENCES[reference]} {metrics[reference]['accuracy']:.4f}"
+    )
 
 
 def over_budget(metrics: dict, quantize: str, qat: bool, search: Search | None) -> str:
     """Why nothing was written: the accuracy lost, the budget, and what to do."""
-    kept = (f" even with {len(search.kept)} of {len(search.operations)} operations kept higher (the nearest found)"
-            if search and search.kept else "")
-    steps = ["raise --max-drop",
-             *(["try --fallback float"] if search and "int16" in search.kept.values() else []),
-             *([] if qat or quantize != "int8" or metrics["reference"] != "keras"
-               else ["try --qat (quantization-aware training)"]),
-             "or give --accept-drop to write it anyway"]
-    return f"{_below(metrics, quantize)}, more than --max-drop {metrics['max_drop']}{kept}; nothing written: " + \
-        ", ".join(steps)
+    kept = (
+        f" even with {len(search.kept)} of {len(search.operations)} operations kept higher (the nearest found)"
+        if search and search.kept
+        else ""
+    )
+    steps = [
+        "raise --max-drop",
+        *(["try --fallback float"] if search and "int16" in search.kept.values() else []),
+        *(
+            []
+            if qat or quantize != "int8" or metrics["reference"] != "keras"
+            else ["try --qat (quantization-aware training)"]
+        ),
+        "or give --accept-drop to write it anyway",
+    ]
+    return (
+        f"{_below(metrics, quantize)}, more than --max-drop {metrics['max_drop']}{kept}; nothing written: "
+        + ", ".join(steps)
+    )
 
 
 def drop_warning(metrics: dict, quantize: str) -> str | None:
@@ -303,15 +367,21 @@ def edgetpu_warning(search: Search, profile, fallback: str) -> str | None:
     """Operations kept higher leave the Edge TPU, and take every later operation with them."""
     if not (profile and profile.delegate == "edgetpu" and search.kept):
         return None
-    return (f"{len(search.kept)} operation(s) kept {fallback} to hold --max-drop, and the Edge TPU runs only int8: "
-            f"its compiler leaves the first of them and every later one to the CPU, {off_edgetpu(search)} of "
-            f"{len(search.operations)} operations; a larger --max-drop keeps them on the TPU")
+    return (
+        f"{len(search.kept)} operation(s) kept {fallback} to hold --max-drop, and the Edge TPU runs only int8: "
+        f"its compiler leaves the first of them and every later one to the CPU, {off_edgetpu(search)} of "
+        f"{len(search.operations)} operations; a larger --max-drop keeps them on the TPU"
+    )
 
 
 def settings(opts) -> dict:
     """Options as the manifest records them (several data folders as a list)."""
+
     def plain(v):
-        return [plain(x) for x in v] if isinstance(v, tuple) else (
-            str(v) if v is not None and not isinstance(v, (int, float, bool, str)) else v)
+        return (
+            [plain(x) for x in v]
+            if isinstance(v, tuple)
+            else (str(v) if v is not None and not isinstance(v, (int, float, bool, str)) else v)
+        )
 
     return {k: plain(v) for k, v in vars(opts).items() if k != "out"}

@@ -1,5 +1,6 @@
 """`edge quantize --plot`: the quantizer's error per operation (what quantizing it adds, and at its output)
 in execution order, the operations kept higher marked."""
+
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +24,9 @@ def save_error_plot(summary: QuantizeResult, path) -> Path:
     ax.set_xticks(index, [f"{r['index']} {r['type']}" for r in rows], rotation=90, fontsize=7)
     ax.set_ylabel("plain int8 error against float (1 - cosine similarity)")
     ax.legend()
-    ax.set_title(f"{summary.backbone['name']}: plain int8 drop {budget['plain_int8']['drop']:.4f}, "
-                 f"final {budget['drop']:.4f} (--max-drop {budget['max_drop']}),\n{len(budget['kept'])} of "
-                 f"{budget['operations']} operations kept {budget['fallback']}")
+    ax.set_title(
+        f"{summary.backbone['name']}: plain int8 drop {budget['plain_int8']['drop']:.4f}, "
+        f"final {budget['drop']:.4f} (--max-drop {budget['max_drop']}),\n{len(budget['kept'])} of "
+        f"{budget['operations']} operations kept {budget['fallback']}"
+    )
     return save_figure(fig, path)

@@ -6,6 +6,7 @@ almost no size. Pruning shrinks the compressed
 file, not latency (zeros compress; dense kernels still multiply them), so EXPERIMENTAL_SPARSITY is
 never asked of the converter.
 """
+
 import math
 
 import numpy as np
@@ -25,8 +26,16 @@ def schedule_for(sparsity: float, steps_per_epoch: int, epochs: int) -> tuple[di
     end_step = steps_per_epoch * ramp_epochs
     frequency = max(1, end_step // 10)
     end_step = frequency * max(1, end_step // frequency)  # tfmot prunes only on multiples of frequency
-    return ({"initial_sparsity": 0.0, "final_sparsity": float(sparsity), "begin_step": 0,
-             "end_step": end_step, "frequency": frequency}, ramp_epochs)
+    return (
+        {
+            "initial_sparsity": 0.0,
+            "final_sparsity": float(sparsity),
+            "begin_step": 0,
+            "end_step": end_step,
+            "frequency": frequency,
+        },
+        ramp_epochs,
+    )
 
 
 def wrap(model, sparsity: float, steps_per_epoch: int, epochs: int):

@@ -1,5 +1,6 @@
 """Quantization-aware training set-up (tfmot): fake-quantized weights and activations while
 fine-tuning, so the int8 file loses less accuracy than with post-training quantization."""
+
 import tensorflow_model_optimization as tfmot
 from tensorflow_model_optimization.python.core.api.quantization import keras as quant  # tfmot.quantization.keras
 from tensorflow_model_optimization.python.core.quantization.keras.default_8bit import (
@@ -27,8 +28,9 @@ class OutputQuantized(quant.QuantizeConfig):
         pass
 
     def get_output_quantizers(self, layer):
-        return [quant.quantizers.MovingAverageQuantizer(num_bits=8, per_axis=False, symmetric=False,
-                                                        narrow_range=False)]
+        return [
+            quant.quantizers.MovingAverageQuantizer(num_bits=8, per_axis=False, symmetric=False, narrow_range=False)
+        ]
 
     def get_config(self):
         return {}

@@ -1,4 +1,5 @@
 """The quantization table and the TFLite conversion it drives."""
+
 import contextlib
 import io
 import re
@@ -23,6 +24,8 @@ class Quantization:
     calibrate: bool  # needs representative images
 
 
+# A table, a row a choice: kept as it reads, not one value a line.
+# fmt: off
 QUANTIZATIONS = {q.name: q for q in (
     Quantization("float32", "no quantization", ("float32",), False),
     Quantization("float16", "float16 weights, float32 compute", ("float32",), False),
@@ -30,6 +33,7 @@ QUANTIZATIONS = {q.name: q for q in (
     Quantization("int8", "full integer: int8 weights and activations (fastest on CPU; needed by the Edge TPU)",
                  IO_TYPES, True),
 )}
+# fmt: on
 
 
 def calibration_images(images: np.ndarray, count: int, seed: int) -> np.ndarray:
@@ -47,8 +51,9 @@ def calibration_images(images: np.ndarray, count: int, seed: int) -> np.ndarray:
     return sample
 
 
-def to_tflite(model, quantization: str, io_type: str = "float32", calibration: np.ndarray | None = None,
-              qat: bool = False) -> bytes:
+def to_tflite(
+    model, quantization: str, io_type: str = "float32", calibration: np.ndarray | None = None, qat: bool = False
+) -> bytes:
     """Convert a Keras model (taking float pixels 0..255) to TFLite bytes. int8 goes through the LiteRT
     Quantizer (the TFLite converter's own quantization is deprecated), from the float32 file; a
     quantization-aware model (`qat`) through the converter, the one that reads its learned ranges."""
@@ -60,7 +65,8 @@ def to_tflite(model, quantization: str, io_type: str = "float32", calibration: n
     if quant.calibrate and (calibration is None or not len(calibration)):
         raise ValueError("int8 quantization needs calibration images")
     call = tf.function(lambda x: model(x, training=False)).get_concrete_function(
-        tf.TensorSpec([None, *model.input_shape[1:]], tf.float32))
+        tf.TensorSpec([None, *model.input_shape[1:]], tf.float32)
+    )
     converter = tf.lite.TFLiteConverter.from_concrete_functions([call], model)
     converter.experimental_lower_to_saved_model = False  # a SavedModel round trip: 20-30 s more, the same file
     if quant.name in ("float16", "dynamic") or qat:
@@ -124,6 +130,7 @@ FALLBACKS = {
 class Calibrated:
     """A float model and the activation ranges its calibration images gave: every quantization of it,
     plain or with some operations kept higher, starts from here without calibrating again."""
+
     model: bytes
     ranges: dict
     images: int
@@ -136,8 +143,10 @@ def quantizer_errors():
         yield
     except (ValueError, RuntimeError, KeyError, NotImplementedError, IndexError) as e:
         first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
-        raise EdgeError(f"the LiteRT Quantizer cannot quantize this model ({first}): keep it float32, or "
-                        "quantize it with the tool that made it") from None
+        raise EdgeError(
+            f"the LiteRT Quantizer cannot quantize this model ({first}): keep it float32, or "
+            "quantize it with the tool that made it"
+        ) from None
 
 
 def signature_input(model: bytes) -> tuple[str, str]:
@@ -145,8 +154,9 @@ def signature_input(model: bytes) -> tuple[str, str]:
     name, which calibration ranges are)."""
     from ai_edge_litert.interpreter import Interpreter
 
-    (name, detail), = Interpreter(model_content=model).get_signature_runner("serving_default").get_input_details(
-        ).items()
+    ((name, detail),) = (
+        Interpreter(model_content=model).get_signature_runner("serving_default").get_input_details().items()
+    )
     return name, detail["name"]
 
 
@@ -160,8 +170,9 @@ def calibrate(float_model: bytes, calibration: np.ndarray) -> Calibrated:
         ranges = q.calibrate({"serving_default": [{name: image[None]} for image in calibration]}, num_threads=2)
     # the input's range exactly as the images span it (the quantizer keeps a running average of each
     # image's): calibration images reach both ends of the input range, so a uint8 input takes raw pixels
-    ranges[tensor] = {bound: np.full((1, 1, 1, 1), f(calibration), np.float32)
-                              for bound, f in (("min", np.min), ("max", np.max))}
+    ranges[tensor] = {
+        bound: np.full((1, 1, 1, 1), f(calibration), np.float32) for bound, f in (("min", np.min), ("max", np.max))
+    }
     return Calibrated(bytes(float_model), ranges, len(calibration))
 
 
@@ -172,8 +183,10 @@ def quantize_int8(calibrated: Calibrated, io_type: str, keep: dict[str, str] | N
 
     unsigned = qtyping.OpQuantizationConfig(
         activation_tensor_config=qtyping.TensorQuantizationConfig(
-            num_bits=8, symmetric=False, dtype=qtyping.TensorDataType.UINT),
-        compute_precision=qtyping.ComputePrecision.INTEGER)
+            num_bits=8, symmetric=False, dtype=qtyping.TensorDataType.UINT
+        ),
+        compute_precision=qtyping.ComputePrecision.INTEGER,
+    )
     with quantizer_errors(), quiet_stderr(), contextlib.redirect_stderr(io.StringIO()):
         q = quantizer.Quantizer(calibrated.model, getattr(recipe, RECIPE)())
         for edge in ("INPUT", "OUTPUT") if io_type != "int8" else ():
@@ -187,5 +200,6 @@ def quantize_int8(calibrated: Calibrated, io_type: str, keep: dict[str, str] | N
                 q.update_quantization_recipe(exactly, "*", algorithm_key="no_quantize")
             else:
                 q.add_static_config(exactly, "*", activation_num_bits=16, weight_num_bits=8)
-        return bytes(q.quantize(calibrated.ranges, enable_progress_bar=False,
-                                enable_progress_report=False).quantized_model)
+        return bytes(
+            q.quantize(calibrated.ranges, enable_progress_bar=False, enable_progress_report=False).quantized_model
+        )

@@ -4,6 +4,7 @@ to int8 within an accuracy budget on their labelled images, without retraining a
 The budget is measured on --data against the float model itself. Calibration takes a seeded sample of
 --data, or of the images under --calibration.
 """
+
 import time
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
@@ -53,6 +54,7 @@ from edge.version import made_by
 @dataclass(frozen=True)
 class QuantizeOptions:
     """The options of `edge quantize` (and edge.quantize); `resolved()` decides what was left to the device."""
+
     model: Path | None = None  # a float32 bundle folder or a float .tflite file: edge quantize's argument
     data: Path | None = None  # one sub-folder of images per class, named as the model's labels: edge eval's --data
     out: Path | None = option(None, "Bundle folder to write (required).")
@@ -61,8 +63,9 @@ class QuantizeOptions:
     calibration: Path | None = option(None, "Folder of images to calibrate on [--data].")
     calibration_images: int = calibration_images_option()
     io_type: str | None = option(None, "uint8, int8 or float32 [the --device's, else uint8].")
-    device: str | None = option(None, "Quantize for this device profile (edge devices list); Coral: compile for the "
-                                "Edge TPU.")
+    device: str | None = option(
+        None, "Quantize for this device profile (edge devices list); Coral: compile for the Edge TPU."
+    )
     max_drop: float = max_drop_option()  # below the float model's accuracy on data
     fallback: str = fallback_option()
     accept_drop: bool = accept_drop_option()
@@ -90,16 +93,26 @@ def decided(opts: QuantizeOptions) -> dict:
     if profile:
         check_model(profile, "int8", io_type, f"--device {profile.name}", "leave out --io-type")
     if profile and profile.compiler == IMX500_CONVERTER:  # Sony's converter takes Keras models only
-        raise OptionError(f"edge quantize makes TFLite files, and the AI Camera's converter takes a Keras model: "
-                          f"edge convert ... --device {profile.name}")
+        raise OptionError(
+            f"edge quantize makes TFLite files, and the AI Camera's converter takes a Keras model: "
+            f"edge convert ... --device {profile.name}"
+        )
     if opts.calibration is not None and not Path(opts.calibration).is_dir():
         raise OptionError(f"--calibration {opts.calibration} is not a folder: give a folder of images")
     if not whole(opts.calibration_images, MIN_CALIBRATION_IMAGES):
-        raise OptionError(f"--calibration-images {opts.calibration_images} is too few: int8 ranges from under "
-                          f"{MIN_CALIBRATION_IMAGES} images do not hold (100-500 is usual)")
-    return {"model": Path(opts.model), "data": Path(opts.data), "out": check_destination(opts.out),
-            "io_type": io_type, "device": profile.name if profile else None,
-            "max_drop": check_max_drop(opts.max_drop), "fallback": check_fallback(opts.fallback)}
+        raise OptionError(
+            f"--calibration-images {opts.calibration_images} is too few: int8 ranges from under "
+            f"{MIN_CALIBRATION_IMAGES} images do not hold (100-500 is usual)"
+        )
+    return {
+        "model": Path(opts.model),
+        "data": Path(opts.data),
+        "out": check_destination(opts.out),
+        "io_type": io_type,
+        "device": profile.name if profile else None,
+        "max_drop": check_max_drop(opts.max_drop),
+        "fallback": check_fallback(opts.fallback),
+    }
 
 
 def quantize_model(options: QuantizeOptions, log: Log | None = None) -> QuantizeResult:
@@ -120,18 +133,21 @@ def quantize_model(options: QuantizeOptions, log: Log | None = None) -> Quantize
     height, width = input_size(source.interpreter)
     images, labels, skipped = read_images(folder.paths, height, width, log, folder.labels)
     if not len(images):
-        raise EdgeError(f"{opts.data} has no readable images in its class folders: put .jpg/.png files in "
-                        f"{opts.data}/<class name>/")
+        raise EdgeError(
+            f"{opts.data} has no readable images in its class folders: put .jpg/.png files in {opts.data}/<class name>/"
+        )
     if opts.calibration is None:
         pool = images
     else:  # a sample of the folder's files, decoded: not the whole folder
         files = _image_files(opts.calibration)
-        chosen = np.random.default_rng(opts.seed).permutation(len(files))[:opts.calibration_images]
+        chosen = np.random.default_rng(opts.seed).permutation(len(files))[: opts.calibration_images]
         pool, _, unread = read_images([files[i] for i in sorted(chosen)], height, width, log)
         skipped += unread
     if len(pool) < MIN_CALIBRATION_IMAGES:
-        raise EdgeError(f"{len(pool)} images are too few to calibrate int8 (at least {MIN_CALIBRATION_IMAGES}): "
-                        f"add images to {opts.calibration or opts.data}")
+        raise EdgeError(
+            f"{len(pool)} images are too few to calibrate int8 (at least {MIN_CALIBRATION_IMAGES}): "
+            f"add images to {opts.calibration or opts.data}"
+        )
     calibration = _scaled(calibration_images(pool, opts.calibration_images, opts.seed), source.input_range)
 
     log(f"calibrating on {len(calibration)} images")
@@ -139,8 +155,18 @@ def quantize_model(options: QuantizeOptions, log: Log | None = None) -> Quantize
     float_scores = scores_of(float_model, images, source.input_range)
     reference = float(np.mean(float_scores.argmax(1) == labels))
     log(f"float model: accuracy {reference:.4f} on {len(labels)} images")
-    search = keep_budget(calibrated, opts.io_type, images, labels, source.input_range, reference, opts.max_drop,
-                         opts.fallback, log, float_scores)
+    search = keep_budget(
+        calibrated,
+        opts.io_type,
+        images,
+        labels,
+        source.input_range,
+        reference,
+        opts.max_drop,
+        opts.fallback,
+        log,
+        float_scores,
+    )
     metrics = compare(labels, float_scores, search.scores, len(source.labels), opts.max_drop, reference="float32")
     if metrics["drop_exceeded"] and not opts.accept_drop:
         raise EdgeError(over_budget(metrics, "int8", False, search))
@@ -158,20 +184,31 @@ def quantize_model(options: QuantizeOptions, log: Log | None = None) -> Quantize
         "labels": source.labels,
         "input": {**io["input"], "color": COLOR, "range": list(source.input_range), "resize": RESIZE},
         "output": {**io["output"], "activation": described["activation"]},
-        "quantization": {"mode": "int8", "io_type": opts.io_type, "qat": False,
-                         "calibration_images": calibrated.images, "tool": tool("int8", False),
-                         "operations": op_precisions(interpreter),
-                         "budget": record(search, opts.fallback, opts.max_drop, latency)},
+        "quantization": {
+            "mode": "int8",
+            "io_type": opts.io_type,
+            "qat": False,
+            "calibration_images": calibrated.images,
+            "tool": tool("int8", False),
+            "operations": op_precisions(interpreter),
+            "budget": record(search, opts.fallback, opts.max_drop, latency),
+        },
         "sparsity": None,
         "device": opts.device,
         "edgetpu": edgetpu or None,
         "metrics": metrics,
         "warnings": warnings,
         "quantized_from": {
-            "model": str(source.path), "source": source.source, "data": str(opts.data),
-            "calibration": str(opts.calibration or opts.data), "options": settings(opts),
-            "images": len(labels), "skipped": [{"path": p, "why": w} for p, w in folder.skipped + skipped],
-            "seconds": round(time.perf_counter() - started, 1), "host": about["host"]},
+            "model": str(source.path),
+            "source": source.source,
+            "data": str(opts.data),
+            "calibration": str(opts.calibration or opts.data),
+            "options": settings(opts),
+            "images": len(labels),
+            "skipped": [{"path": p, "why": w} for p, w in folder.skipped + skipped],
+            "seconds": round(time.perf_counter() - started, 1),
+            "host": about["host"],
+        },
     }
     check_files, manifest["checks"] = make_checks(images, labels, search.scores)  # for a device that follows
     bundle = write_bundle(opts.out, search.model, manifest, edgetpu=compiled, files=check_files)
@@ -185,8 +222,10 @@ def check_float(model: bytes, path: Path) -> None:
 
     flat = fb.read_model(model)
     if not fb.is_float_model(flat):
-        raise EdgeError(f"{path} is already quantized (it has integer tensors): give the float32 model it came "
-                        "from, e.g. 'edge convert --quantize float32' writes one")
+        raise EdgeError(
+            f"{path} is already quantized (it has integer tensors): give the float32 model it came "
+            "from, e.g. 'edge convert --quantize float32' writes one"
+        )
     if any(tensor.type == 1 for tensor in flat.subgraphs[0].tensors):  # TensorType.FLOAT16
         raise EdgeError(f"{path} has float16 weights: give the float32 model it came from")
 
@@ -215,7 +254,13 @@ def _described(source, size: tuple[int, int]) -> dict:
     if source.source == "bundle":
         manifest = read_bundle(source.path.parent).manifest
         return {"backbone": manifest["backbone"], "activation": manifest["output"].get("activation")}
-    return {"backbone": {"name": source.path.stem, "weights": None,
-                         "input_size": size if len(set(size)) > 1 else size[0], "alpha": None,
-                         "preprocessing": f"outside the model: pixels 0..255 map to {list(source.input_range)}"},
-            "activation": None}
+    return {
+        "backbone": {
+            "name": source.path.stem,
+            "weights": None,
+            "input_size": size if len(set(size)) > 1 else size[0],
+            "alpha": None,
+            "preprocessing": f"outside the model: pixels 0..255 map to {list(source.input_range)}",
+        },
+        "activation": None,
+    }

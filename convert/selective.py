@@ -12,6 +12,7 @@ the operations that hurt most stay in higher precision (a `FALLBACKS` choice) un
 3. Keep. The checked sets that helped, most gained per operation first, then the rest by rank: the
    shortest prefix that holds the budget on all the validation images, found by doubling, then halving.
 """
+
 import time
 from dataclasses import dataclass, field, replace
 from itertools import zip_longest
@@ -94,9 +95,16 @@ def operations(float_model: bytes) -> list[Operation]:
     for i, op in enumerate(graph.operators):
         code = model.operatorCodes[op.opcodeIndex]
         kind = fb.TFL_OP_CODE_TO_NAME.get(max(code.builtinCode, code.deprecatedBuiltinCode))
-        ops.append(Operation(i, getattr(kind, "value", f"op {code.builtinCode}"), fb.get_op_scope(op, graph.tensors),
-                             tuple(sorted({producer[t] for t in op.inputs if t in producer})), names(op.outputs),
-                             names(t for t in op.inputs if t in producer or t in graph.inputs)))
+        ops.append(
+            Operation(
+                i,
+                getattr(kind, "value", f"op {code.builtinCode}"),
+                fb.get_op_scope(op, graph.tensors),
+                tuple(sorted({producer[t] for t in op.inputs if t in producer})),
+                names(op.outputs),
+                names(t for t in op.inputs if t in producer or t in graph.inputs),
+            )
+        )
     return ops
 
 
@@ -109,8 +117,12 @@ def rank(float_model: bytes, plain: bytes, ops: list[Operation], inputs: np.ndar
     name, _ = signature_input(float_model)
     with quantizer_errors(), quiet_stderr():
         result = model_validator.compare_model(
-            float_model, plain, {"serving_default": [{name: x[None]} for x in inputs]},
-            [ValidationErrorMetric.COSINE_SIMILARITY], num_threads=2)
+            float_model,
+            plain,
+            {"serving_default": [{name: x[None]} for x in inputs]},
+            [ValidationErrorMetric.COSINE_SIMILARITY],
+            num_threads=2,
+        )
     cosine = {tensor: metrics["cosine_similarity"] for tensor, metrics in result.get_all_tensor_results().items()}
 
     def error(tensors) -> float:
@@ -141,6 +153,7 @@ def spread(labels: np.ndarray, seed: int = 0) -> np.ndarray:
 class Task:
     """What the search is given: the calibrated model, the images and labels the budget must hold on, the
     float model's accuracy and scores on them, the budget and the precision to keep operations in."""
+
     calibrated: Calibrated
     io_type: str
     images: np.ndarray  # uint8 RGB at the input size
@@ -159,26 +172,48 @@ class Task:
 @dataclass(frozen=True)
 class Candidate:
     """A file quantized keeping `kept` higher, and its scores on the images it was measured on."""
+
     model: bytes
     scores: np.ndarray
     kept: dict[int, str]  # operation index -> the fallback it computes in (float, where int16 was refused)
 
 
-def keep_budget(calibrated: Calibrated, io_type: str, images: np.ndarray, labels: np.ndarray, input_range,
-                reference: float, max_drop: float, fallback: str = "float", log: Log | None = None,
-                float_scores: np.ndarray | None = None) -> Search:
+def keep_budget(
+    calibrated: Calibrated,
+    io_type: str,
+    images: np.ndarray,
+    labels: np.ndarray,
+    input_range,
+    reference: float,
+    max_drop: float,
+    fallback: str = "float",
+    log: Log | None = None,
+    float_scores: np.ndarray | None = None,
+) -> Search:
     """Quantize `calibrated` to int8, keeping the fewest operations higher that hold its accuracy on
     (images, labels) within `max_drop` of `reference` (the float model's; its scores, if known, in
     `float_scores`)."""
     started = time.perf_counter()
     if float_scores is None:
         float_scores = scores_of(calibrated.model, images, input_range)
-    task = Task(calibrated, io_type, images, labels, input_range, reference, float_scores, max_drop, fallback,
-                log or Log(enabled=False))
+    task = Task(
+        calibrated,
+        io_type,
+        images,
+        labels,
+        input_range,
+        reference,
+        float_scores,
+        max_drop,
+        fallback,
+        log or Log(enabled=False),
+    )
     search, quantized = _plain_int8(task)
     if not search.met:
-        task.log(f"plain int8 is {search.drop:.4f} below float, more than --max-drop {max_drop}: finding the "
-                 f"operations to keep {fallback}")
+        task.log(
+            f"plain int8 is {search.drop:.4f} below float, more than --max-drop {max_drop}: finding the "
+            f"operations to keep {fallback}"
+        )
         _keep_shortest(task, search, _check(task, search, quantized))
     search.seconds = time.perf_counter() - started
     return search
@@ -207,19 +242,39 @@ def _plain_int8(task: Task) -> tuple[Search, set[int]]:
     ops = operations(task.calibrated.model)
     plain = _quantize(task, ops, {})
     dtypes = {d["name"]: np.dtype(d["dtype"]) for d in make_interpreter(plain.model).get_tensor_details()}
-    quantized = {op.index for op in ops if op.type not in CONVERSIONS
-                 and any(dtypes.get(name, np.dtype(np.float32)) != np.float32 for name in op.outputs)}
+    quantized = {
+        op.index
+        for op in ops
+        if op.type not in CONVERSIONS
+        and any(dtypes.get(name, np.dtype(np.float32)) != np.float32 for name in op.outputs)
+    }
     if not quantized:
-        raise EdgeError(f"none of the model's operations can be quantized to int8 "
-                        f"({', '.join(sorted({op.type for op in ops}))}): keep it float32")
+        raise EdgeError(
+            f"none of the model's operations can be quantized to int8 "
+            f"({', '.join(sorted({op.type for op in ops}))}): keep it float32"
+        )
     detail = input_detail(make_interpreter(task.calibrated.model))
-    ops = rank(task.calibrated.model, plain.model, ops,
-               pixels_to_input(task.images[spread(task.labels)[:RANK_IMAGES]], detail["dtype"],
-                               detail["quantization"], task.input_range))
+    ops = rank(
+        task.calibrated.model,
+        plain.model,
+        ops,
+        pixels_to_input(
+            task.images[spread(task.labels)[:RANK_IMAGES]], detail["dtype"], detail["quantization"], task.input_range
+        ),
+    )
     accuracy = task.accuracy(plain.scores)
     drop = task.reference - accuracy
-    search = Search(plain.model, accuracy, drop, holds(drop, task.max_drop), {}, ops,
-                    {"accuracy": accuracy, "drop": drop, "bytes": len(plain.model)}, plain.model, plain.scores)
+    search = Search(
+        plain.model,
+        accuracy,
+        drop,
+        holds(drop, task.max_drop),
+        {},
+        ops,
+        {"accuracy": accuracy, "drop": drop, "bytes": len(plain.model)},
+        plain.model,
+        plain.scores,
+    )
     return search, quantized
 
 
@@ -288,8 +343,9 @@ def _choose(task: Task, search: Search, candidate: Candidate) -> None:
     search.kept, search.scores = candidate.kept, candidate.scores
 
 
-def latency_cost(search: Search, float_model: bytes, images: np.ndarray, input_range, rounds: int = 3,
-                 log: Log | None = None) -> dict | None:
+def latency_cost(
+    search: Search, float_model: bytes, images: np.ndarray, input_range, rounds: int = 3, log: Log | None = None
+) -> dict | None:
     """p50 ms of the chosen file, plain int8 and float32, in turns (as `edge bench` times them); None when
     nothing was kept higher (the chosen file is plain int8)."""
     from edge.eval.bench import PER_ROUND, time_in_turns
@@ -298,11 +354,21 @@ def latency_cost(search: Search, float_model: bytes, images: np.ndarray, input_r
         return None
     files = {"chosen": search.model, "int8": search.plain_model, "float32": float_model}
     rows: dict[str, dict] = {name: {} for name in files}
-    time_in_turns(rows, {name: (make_interpreter(model), images[:PER_ROUND], input_range)
-                         for name, model in files.items()}, rounds, log or Log(enabled=False))
+    time_in_turns(
+        rows,
+        {name: (make_interpreter(model), images[:PER_ROUND], input_range) for name, model in files.items()},
+        rounds,
+        log or Log(enabled=False),
+    )
     p50 = {name: rows[name]["p50_ms"] for name in files}
-    return {"p50": p50["chosen"], "plain_int8_p50": p50["int8"], "float32_p50": p50["float32"],
-            "vs_plain_int8": round(p50["chosen"] / p50["int8"], 3), "threads": resolve_threads(None), "cpu": cpu_name()}
+    return {
+        "p50": p50["chosen"],
+        "plain_int8_p50": p50["int8"],
+        "float32_p50": p50["float32"],
+        "vs_plain_int8": round(p50["chosen"] / p50["int8"], 3),
+        "threads": resolve_threads(None),
+        "cpu": cpu_name(),
+    }
 
 
 def off_edgetpu(search: Search) -> int:
@@ -313,16 +379,36 @@ def off_edgetpu(search: Search) -> int:
 
 def per_operation(search: Search) -> list[dict]:
     """The per-operation report: the quantizer's error of plain int8, and what was kept higher."""
-    return [{"index": op.index, "type": op.type, "scope": op.scope.rstrip(";"), "error": round(op.error, 6),
-             "added": round(op.added, 6), "kept": search.kept.get(op.index)} for op in search.operations]
+    return [
+        {
+            "index": op.index,
+            "type": op.type,
+            "scope": op.scope.rstrip(";"),
+            "error": round(op.error, 6),
+            "added": round(op.added, 6),
+            "kept": search.kept.get(op.index),
+        }
+        for op in search.operations
+    ]
 
 
 def record(search: Search, fallback: str, max_drop: float, latency: dict | None) -> dict:
     """What the manifest and the summary say of the search."""
-    return {"max_drop": max_drop, "met": search.met, "fallback": fallback,
-            "plain_int8": search.plain, "accuracy": search.accuracy, "drop": search.drop,
-            "kept": [{"index": i, "type": search.operations[i].type, "scope": search.operations[i].scope.rstrip(";"),
-                      "as": how} for i, how in sorted(search.kept.items())],
-            "operations": len(search.operations), "bytes": len(search.model),
-            "extra_bytes": len(search.model) - search.plain["bytes"], "latency_ms": latency,
-            "candidates_measured": len(search.tried), "seconds": round(search.seconds, 2)}
+    return {
+        "max_drop": max_drop,
+        "met": search.met,
+        "fallback": fallback,
+        "plain_int8": search.plain,
+        "accuracy": search.accuracy,
+        "drop": search.drop,
+        "kept": [
+            {"index": i, "type": search.operations[i].type, "scope": search.operations[i].scope.rstrip(";"), "as": how}
+            for i, how in sorted(search.kept.items())
+        ],
+        "operations": len(search.operations),
+        "bytes": len(search.model),
+        "extra_bytes": len(search.model) - search.plain["bytes"],
+        "latency_ms": latency,
+        "candidates_measured": len(search.tried),
+        "seconds": round(search.seconds, 2),
+    }

@@ -1,5 +1,6 @@
 """TensorFlow with Keras 2 (`tf_keras`): tfmot's pruning and QAT need it, and the switch must be set
 before TensorFlow is first imported. Every convert module gets `tf` and `keras` from here."""
+
 import os
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")

@@ -1,6 +1,7 @@
 """Transfer learning in two phases: a new head on the frozen backbone, then fine-tuning of its top
 layers at a lower learning rate with BatchNorm kept in inference mode. With nothing to transfer
 (`--weights none`) the whole network trains from the first epoch instead."""
+
 import math
 import time
 from dataclasses import asdict, replace
@@ -60,8 +61,9 @@ def train(clf, split, opts, log=None) -> tuple[object, dict]:
             unfrozen = set_trainable(clf.backbone_layers, tuning.layers, batchnorm=bool(opts.prune))
             if opts.prune:
                 shorten_batchnorm_memory(clf.model)
-            model, phase = fit.full("fine-tune", clf.model, opts.fine_tune_epochs, tuning.lr, opts.prune,
-                                    enough_steps=True)
+            model, phase = fit.full(
+                "fine-tune", clf.model, opts.fine_tune_epochs, tuning.lr, opts.prune, enough_steps=True
+            )
             report["phases"].append({**phase, "unfrozen_layers": unfrozen})
     return model, report
 
@@ -114,38 +116,75 @@ class Fitter:
             ds = ds.map(lambda a, b: (augment(a, training=True), b), num_parallel_calls=tf.data.AUTOTUNE)
         return ds.prefetch(tf.data.AUTOTUNE)
 
-    def _fit(self, name, model, train_xy: tuple[np.ndarray, np.ndarray], val_xy: tuple[np.ndarray, np.ndarray],
-             epochs, lr, extra_callbacks=(), start_from_epoch=0, enough_steps=False) -> dict:
+    def _fit(
+        self,
+        name,
+        model,
+        train_xy: tuple[np.ndarray, np.ndarray],
+        val_xy: tuple[np.ndarray, np.ndarray],
+        epochs,
+        lr,
+        extra_callbacks=(),
+        start_from_epoch=0,
+        enough_steps=False,
+    ) -> dict:
         """One phase; with `enough_steps`, at least MIN_STEPS steps, however few the images."""
         patience = PATIENCE
         if enough_steps:
             epochs = max(epochs, math.ceil(MIN_STEPS / self.steps))
             patience = max(PATIENCE, math.ceil(PATIENCE_STEPS / self.steps))
-        model.compile(optimizer=keras.optimizers.Adam(lr), loss="sparse_categorical_crossentropy",
-                      metrics=["accuracy"])
-        stop = _EarlyStopping(monitor="val_loss", patience=patience, restore_best_weights=True,
-                              start_from_epoch=start_from_epoch)
+        model.compile(optimizer=keras.optimizers.Adam(lr), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+        stop = _EarlyStopping(
+            monitor="val_loss", patience=patience, restore_best_weights=True, start_from_epoch=start_from_epoch
+        )
         start = time.perf_counter()
-        history = model.fit(self._dataset(*train_xy, training=True), validation_data=self._dataset(*val_xy, False),
-                            epochs=epochs, class_weight=self.class_weight, verbose=0,
-                            callbacks=[stop, *extra_callbacks, _Progress(name, epochs, self.steps, self.log)])
+        history = model.fit(
+            self._dataset(*train_xy, training=True),
+            validation_data=self._dataset(*val_xy, False),
+            epochs=epochs,
+            class_weight=self.class_weight,
+            verbose=0,
+            callbacks=[stop, *extra_callbacks, _Progress(name, epochs, self.steps, self.log)],
+        )
         h = history.history
         first = min(start_from_epoch, len(h["val_loss"]) - 1)  # epochs before it were not candidates
         best = first + int(np.argmin(h["val_loss"][first:]))
-        return {"phase": name, "epochs": len(h["loss"]), "lr": lr, "seconds": round(time.perf_counter() - start, 2),
-                "best_epoch": best + 1, "val_loss": float(h["val_loss"][best]),
-                "val_accuracy": float(h["val_accuracy"][best])}
+        return {
+            "phase": name,
+            "epochs": len(h["loss"]),
+            "lr": lr,
+            "seconds": round(time.perf_counter() - start, 2),
+            "best_epoch": best + 1,
+            "val_loss": float(h["val_loss"][best]),
+            "val_accuracy": float(h["val_accuracy"][best]),
+        }
 
     def full(self, name, model, epochs, lr, sparsity=None, patient_until=0, enough_steps=False):
         """Fit the whole model (trainable layers as set), pruning it on the way if asked."""
         s = self.split
         if not sparsity:
-            return model, self._fit(name, model, (s.train_x, s.train_y), (s.val_x, s.val_y), epochs, lr,
-                                    start_from_epoch=patient_until, enough_steps=enough_steps)
+            return model, self._fit(
+                name,
+                model,
+                (s.train_x, s.train_y),
+                (s.val_x, s.val_y),
+                epochs,
+                lr,
+                start_from_epoch=patient_until,
+                enough_steps=enough_steps,
+            )
         wrapped, callbacks, full_epoch = pruning.wrap(model, sparsity, self.steps, epochs)
         # Weights from before the schedule ends are not sparse enough: never stop or restore there.
-        phase = self._fit(name, wrapped, (s.train_x, s.train_y), (s.val_x, s.val_y), epochs, lr, callbacks,
-                          start_from_epoch=max(full_epoch, patient_until))
+        phase = self._fit(
+            name,
+            wrapped,
+            (s.train_x, s.train_y),
+            (s.val_x, s.val_y),
+            epochs,
+            lr,
+            callbacks,
+            start_from_epoch=max(full_epoch, patient_until),
+        )
         return pruning.strip(wrapped), {**phase, "prune_schedule_epochs": full_epoch}
 
     def head_on_features(self, clf, epochs, lr) -> dict:
@@ -156,12 +195,15 @@ class Fitter:
         train_f = clf.features.predict(s.train_x.astype(np.float32), batch_size=self.opts.batch_size, verbose=0)
         val_f = clf.features.predict(s.val_x.astype(np.float32), batch_size=self.opts.batch_size, verbose=0)
         extract = time.perf_counter() - start
-        phase = self._fit("head (cached features)", clf.head, (train_f, s.train_y), (val_f, s.val_y), epochs, lr,
-                          enough_steps=True)
+        phase = self._fit(
+            "head (cached features)", clf.head, (train_f, s.train_y), (val_f, s.val_y), epochs, lr, enough_steps=True
+        )
         # Recomputing would cost one extraction per epoch run; the head's own time is the same either way.
         estimate = phase["epochs"] * extract + phase["seconds"]
-        phase["feature_cache"] = {"extract_seconds": round(extract, 2),
-                                  "estimated_speedup": round(estimate / (extract + phase["seconds"]), 2)}
+        phase["feature_cache"] = {
+            "extract_seconds": round(extract, 2),
+            "estimated_speedup": round(estimate / (extract + phase["seconds"]), 2),
+        }
         phase["seconds"] = round(extract + phase["seconds"], 2)
         return phase
 
@@ -196,9 +238,11 @@ class _Progress(keras.callbacks.Callback):
         if self.bar:
             self.bar.finish()
             logs = logs or {}
-            self.log(f"  {self.name} {epoch + 1}/{self.epochs}: loss {logs.get('loss', 0):.4f} "
-                     f"acc {logs.get('accuracy', 0):.4f}  val_loss {logs.get('val_loss', 0):.4f} "
-                     f"val_acc {logs.get('val_accuracy', 0):.4f}")
+            self.log(
+                f"  {self.name} {epoch + 1}/{self.epochs}: loss {logs.get('loss', 0):.4f} "
+                f"acc {logs.get('accuracy', 0):.4f}  val_loss {logs.get('val_loss', 0):.4f} "
+                f"val_acc {logs.get('val_accuracy', 0):.4f}"
+            )
 
 
 def prune_tune(model, split, opts, log=None) -> tuple[object, dict]:

@@ -3,6 +3,7 @@
 on the validation images with `edge.eval.bench`. A variant that fails gets a row saying why. int8 holds
 `edge convert`'s default --max-drop (0.01), keeping operations higher where it must.
 """
+
 from dataclasses import dataclass, replace
 
 from edge.converter.options import ConvertOptions
@@ -24,14 +25,17 @@ class Variant:
     qat: bool = False  # quantization-aware training of the shared model, then exported
 
 
-VARIANTS = {v.name: v for v in (
-    Variant("float32", "float32", "float32"),
-    Variant("float16", "float16", "float32"),
-    Variant("dynamic", "dynamic", "float32"),
-    Variant("int8", "int8", "uint8"),
-    Variant("int8-pruned", "int8", "uint8", pruned=True),
-    Variant("int8-qat", "int8", "uint8", qat=True),
-)}
+VARIANTS = {
+    v.name: v
+    for v in (
+        Variant("float32", "float32", "float32"),
+        Variant("float16", "float16", "float32"),
+        Variant("dynamic", "dynamic", "float32"),
+        Variant("int8", "int8", "uint8"),
+        Variant("int8-pruned", "int8", "uint8", pruned=True),
+        Variant("int8-qat", "int8", "uint8", qat=True),
+    )
+}
 DEFAULT_VARIANTS = ("float32", "float16", "dynamic", "int8", "int8-pruned")
 DEFAULT_SPARSITY = 0.5
 
@@ -43,8 +47,13 @@ def parse_variants(text) -> list[str]:
     return list(dict.fromkeys(choose("variant", name, VARIANTS) for name in names))
 
 
-def bench_variants(options: ConvertOptions, variants=DEFAULT_VARIANTS, threads: int | None = None, rounds: int = ROUNDS,
-                   log: Log | None = None) -> BenchResult:
+def bench_variants(
+    options: ConvertOptions,
+    variants=DEFAULT_VARIANTS,
+    threads: int | None = None,
+    rounds: int = ROUNDS,
+    log: Log | None = None,
+) -> BenchResult:
     """Train `options.model` once, export each variant of it and evaluate every file on the validation
     images. Agreement is with the Keras model the file was exported from."""
     log = log or Log(enabled=False)
@@ -52,8 +61,13 @@ def bench_variants(options: ConvertOptions, variants=DEFAULT_VARIANTS, threads: 
     check_rounds(rounds)
     names = parse_variants(variants)
     wants_pruning = any(VARIANTS[n].pruned for n in names)
-    opts = replace(options, quantize="int8", io_type=None, qat=False,
-                   prune=(options.prune or DEFAULT_SPARSITY) if wants_pruning else None).resolved()
+    opts = replace(
+        options,
+        quantize="int8",
+        io_type=None,
+        qat=False,
+        prune=(options.prune or DEFAULT_SPARSITY) if wants_pruning else None,
+    ).resolved()
     from edge.converter.train import prune_tune, train_qat  # TensorFlow from here on, once the options hold
 
     split = read_images(opts, log)
@@ -72,8 +86,9 @@ def bench_variants(options: ConvertOptions, variants=DEFAULT_VARIANTS, threads: 
                     source, _ = prune_tune(model, split, opts, log)
                 else:  # QAT of the unpruned model: nothing to preserve
                     source, _ = train_qat(model, split, replace(opts, prune=None), log)
-            exported[name] = export(source, split, variant.quantize, variant.io_type, replace(opts, qat=variant.qat),
-                                    log)
+            exported[name] = export(
+                source, split, variant.quantize, variant.io_type, replace(opts, qat=variant.qat), log
+            )
         except Exception as e:  # noqa: BLE001 -- one variant failing to convert must not sink the others
             rows[name] = failed(name, e, log)
     # Every file is measured after all training has ended, so no training work competes for the cores.
@@ -83,13 +98,28 @@ def bench_variants(options: ConvertOptions, variants=DEFAULT_VARIANTS, threads: 
         interpreter = make_interpreter(tflite, threads)
         metrics, _ = check(interpreter, result.keras_scores, split, opts.max_drop, log)
         turns[name] = (interpreter, split.val_x[:PER_ROUND], (0.0, 255.0))
-        rows[name] = {**row(name, tflite, metrics["tflite"]["accuracy"], metrics["tflite"]["macro_f1"],
-                             metrics["agreement"], metrics["host_latency_ms"]),
-                      "keras_accuracy": metrics["keras"]["accuracy"], "baseline": metrics["baseline"]}
+        rows[name] = {
+            **row(
+                name,
+                tflite,
+                metrics["tflite"]["accuracy"],
+                metrics["tflite"]["macro_f1"],
+                metrics["agreement"],
+                metrics["host_latency_ms"],
+            ),
+            "keras_accuracy": metrics["keras"]["accuracy"],
+            "baseline": metrics["baseline"],
+        }
         if VARIANTS[name].pruned:
             rows[name]["sparsity"] = tflite_sparsity(tflite)["sparsity"]
     time_in_turns(rows, turns, rounds, log)
-    return BenchResult(**header("variants", threads), model=opts.model, input_size=opts.input_size,
-                       data=str(opts.data), images={"train": len(split.train_y), "validation": len(split.val_y)},
-                       agreement_with="the Keras model each file was exported from", training=training,
-                       rows=[rows[n] for n in names])
+    return BenchResult(
+        **header("variants", threads),
+        model=opts.model,
+        input_size=opts.input_size,
+        data=str(opts.data),
+        images={"train": len(split.train_y), "validation": len(split.val_y)},
+        agreement_with="the Keras model each file was exported from",
+        training=training,
+        rows=[rows[n] for n in names],
+    )

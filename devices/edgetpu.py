@@ -5,6 +5,7 @@ and a table of operators with counts and a status ("Mapped to Edge TPU", or why 
 turns that into the manifest's `edgetpu.compiler` record. Anything not "Mapped to Edge TPU" runs on
 the CPU, and only the first Edge TPU subgraph runs on the TPU.
 """
+
 import re
 import shutil
 import subprocess
@@ -15,9 +16,11 @@ from edge.errors import EdgeError
 
 COMPILER = "edgetpu_compiler"
 MAPPED = "Mapped to Edge TPU"
-INSTALL = ("edgetpu_compiler runs on x86-64 Debian/Ubuntu only: add Coral's apt repository "
-           "(https://coral.ai/docs/edgetpu/compiler/#system-requirements) and 'sudo apt install edgetpu-compiler'")
-UNITS = {"B": 1, "KiB": 1024, "MiB": 1024 ** 2, "GiB": 1024 ** 3}
+INSTALL = (
+    "edgetpu_compiler runs on x86-64 Debian/Ubuntu only: add Coral's apt repository "
+    "(https://coral.ai/docs/edgetpu/compiler/#system-requirements) and 'sudo apt install edgetpu-compiler'"
+)
+UNITS = {"B": 1, "KiB": 1024, "MiB": 1024**2, "GiB": 1024**3}
 
 
 def _bytes(text: str) -> int | None:
@@ -28,6 +31,7 @@ def _bytes(text: str) -> int | None:
 
 def parse_log(text: str) -> dict:
     """The compiler's summary as numbers; EdgeError if `text` is not its output."""
+
     def field(label, convert=str):
         match = re.search(rf"^{re.escape(label)}:\s*(.+)$", text, re.MULTILINE)
         return convert(match.group(1).strip()) if match else None
@@ -37,8 +41,10 @@ def parse_log(text: str) -> dict:
         raise EdgeError(f"{COMPILER} did not compile the model: {reason}")
     version = re.search(r"^Edge TPU Compiler version (\S+)", text, re.MULTILINE)
     table = text.split("\nOperator", 1)[1] if "\nOperator" in text else ""  # rows follow the header
-    operators = [{"op": op, "count": int(count), "status": status.strip()}  # ops may be custom: TFLite_Detection_...
-                 for op, count, status in re.findall(r"^(\S+)\s+(\d+)\s+(\S.*)$", table, re.MULTILINE)]
+    operators = [
+        {"op": op, "count": int(count), "status": status.strip()}  # ops may be custom: TFLite_Detection_...
+        for op, count, status in re.findall(r"^(\S+)\s+(\d+)\s+(\S.*)$", table, re.MULTILINE)
+    ]
     total = field("Total number of operations", int)
     on_tpu = field("Number of operations that will run on Edge TPU", int)
     if on_tpu is None:  # printed only when something is left on the CPU
@@ -66,8 +72,10 @@ def concerns(summary: dict) -> list[str]:
         ops = ", ".join(sorted({o["op"] for o in summary["not_mapped"]})) or "see the operation log"
         found.append(f"{summary['on_cpu']} of {summary['operations']} operations run on the CPU ({ops}): slower")
     if summary["off_chip_bytes"]:
-        found.append(f"{summary['off_chip_bytes'] / 2**20:.1f} MiB of weights do not fit on the chip and stream from "
-                     "the host every inference: try a smaller backbone (mobilenetv2, mobilenetv3small, efficientnetb0)")
+        found.append(
+            f"{summary['off_chip_bytes'] / 2**20:.1f} MiB of weights do not fit on the chip and stream from "
+            "the host every inference: try a smaller backbone (mobilenetv2, mobilenetv3small, efficientnetb0)"
+        )
     if summary["subgraphs"] and summary["subgraphs"] > 1:
         found.append(f"{summary['subgraphs']} Edge TPU subgraphs: only the first runs on the TPU")
     return found
@@ -104,8 +112,9 @@ def compile_model(model: bytes, timeout: int = 600) -> tuple[bytes, dict]:
         source = Path(work) / "model.tflite"
         source.write_bytes(model)
         try:
-            r = subprocess.run([program, "-s", "-o", work, str(source)], capture_output=True, text=True,
-                               timeout=timeout, check=False)
+            r = subprocess.run(
+                [program, "-s", "-o", work, str(source)], capture_output=True, text=True, timeout=timeout, check=False
+            )
         except subprocess.TimeoutExpired:
             raise EdgeError(f"{COMPILER} took over {timeout} s; run it by hand: {COMPILER} -s MODEL") from None
         except OSError as e:  # e.g. an x86-64 compiler on an arm64 machine: "Exec format error"

@@ -9,6 +9,7 @@ The model crosses over as a Keras 2 HDF5 file of standard layers: edge's preproc
 convolution it amounts to (an affine map of the pixels), so the sensor is fed RGB pixels 0..255 as they are and
 normalises them in its first layer. Arrays cross as .npy files, results as JSON.
 """
+
 import json
 import re
 import tempfile
@@ -29,7 +30,7 @@ PACKER = "packerOut.zip"
 NETWORK = "network"  # the quantized model's file name: imxconv-tf names the network and its report after it
 KEPT = ("dnnParams.xml", f"{NETWORK}_MemoryReport.json")  # beside packerOut.zip in the bundle
 MATCH = 1e-4  # the toolchain's Keras must compute what the host's did, to this much a score
-SIZE_UNITS = {"B": 1, "KB": 1024, "MB": 1024 ** 2, "GB": 1024 ** 3}
+SIZE_UNITS = {"B": 1, "KB": 1024, "MB": 1024**2, "GB": 1024**3}
 
 
 @dataclass
@@ -42,8 +43,10 @@ class Converted:
 def check_ready(qat: bool) -> None:
     """Before any training: the toolchain is there (else the command that installs it), and the options fit."""
     if qat:
-        raise EdgeError("--qat trains for the TFLite converter's int8, and the AI Camera's network is quantized by "
-                        "Sony's MCT from the float model: leave out --qat for --device rpi-ai-camera")
+        raise EdgeError(
+            "--qat trains for the TFLite converter's int8, and the AI Camera's network is quantized by "
+            "Sony's MCT from the float model: leave out --qat for --device rpi-ai-camera"
+        )
     locate(TOOLCHAIN)
 
 
@@ -84,13 +87,17 @@ def convert(model, calibration: np.ndarray, val_x: np.ndarray, keras_scores: np.
         converter = result.pop("converter")
         converted = work / "converted"
         if converter["exit"] != 0 or not (converted / PACKER).is_file():
-            raise EdgeError(f"imxconv-tf did not convert the model (exit {converter['exit']}): "
-                            f"{converter_error(converter['output'])}")
+            raise EdgeError(
+                f"imxconv-tf did not convert the model (exit {converter['exit']}): "
+                f"{converter_error(converter['output'])}"
+            )
         difference = float(np.max(np.abs(np.load(work / "float_scores.npy") - keras_scores)))
         if difference > MATCH:  # the files lost something between the two Kerases: a bug, not the user's
             raise RuntimeError(f"the imx500 toolchain's Keras computes other scores than edge's ({difference:.2g})")
-        files = {PACKER: (converted / PACKER).read_bytes(),
-                 **{name: (converted / name).read_bytes() for name in KEPT if (converted / name).is_file()}}
+        files = {
+            PACKER: (converted / PACKER).read_bytes(),
+            **{name: (converted / name).read_bytes() for name in KEPT if (converted / name).is_file()},
+        }
         scores = np.load(work / "sensor_scores.npy")
     memory = memory_report(json.loads(files[KEPT[1]])) if KEPT[1] in files else None
     record = {
@@ -98,12 +105,17 @@ def convert(model, calibration: np.ndarray, val_x: np.ndarray, keras_scores: np.
         "packer": model_facts(files[PACKER], PACKER),
         "files": sorted(name for name in files if name != PACKER),
         "memory": memory,
-        "input": {"size": list(val_x.shape[1:3]), "pixels": "RGB 0..255, uint8, as the sensor delivers them",
-                  "normalisation": "in the network: its first layer (1x1 convolution)",
-                  "resize": "stretch: the sensor scales its whole frame to the input, as training resized images"},
-        "quantization": {"tool": f"MCT {result['versions']['model-compression-toolkit']} post-training",
-                         "target": f"imx500 TPC {result['tpc']} (edge-mdt-tpc {result['versions']['edge-mdt-tpc']})",
-                         "calibration_images": result["calibration_images"]},
+        "input": {
+            "size": list(val_x.shape[1:3]),
+            "pixels": "RGB 0..255, uint8, as the sensor delivers them",
+            "normalisation": "in the network: its first layer (1x1 convolution)",
+            "resize": "stretch: the sensor scales its whole frame to the input, as training resized images",
+        },
+        "quantization": {
+            "tool": f"MCT {result['versions']['model-compression-toolkit']} post-training",
+            "target": f"imx500 TPC {result['tpc']} (edge-mdt-tpc {result['versions']['edge-mdt-tpc']})",
+            "calibration_images": result["calibration_images"],
+        },
         "toolchain": result["versions"],
         "seconds": result["seconds"],
         "on_device": f"imx500-package -i {PACKER} -o . (apt imx500-tools) writes network.rpk, which picamera2 loads",
@@ -128,22 +140,32 @@ def size(text) -> int | None:
 def memory_report(report: dict) -> dict:
     """imxconv-tf's memory report as numbers."""
     r = report.get("Memory Report", {})
-    return {"model_bytes": size(r.get("Model Memory Physical Size")),
-            "runtime_bytes": size(r.get("Runtime Memory Physical Size")),
-            "used_bytes": size(r.get("Memory Usage")), "chip_bytes": size(r.get("Total Memory Available On Chip")),
-            "utilization": r.get("Memory Utilization"), "fits": r.get("Fit In Chip"),
-            "input_persistent": r.get("Input Persistent")}
+    return {
+        "model_bytes": size(r.get("Model Memory Physical Size")),
+        "runtime_bytes": size(r.get("Runtime Memory Physical Size")),
+        "used_bytes": size(r.get("Memory Usage")),
+        "chip_bytes": size(r.get("Total Memory Available On Chip")),
+        "utilization": r.get("Memory Utilization"),
+        "fits": r.get("Fit In Chip"),
+        "input_persistent": r.get("Input Persistent"),
+    }
 
 
 def memory_warnings(memory: dict | None) -> list[str]:
     if memory and memory["fits"] is False:
-        return [f"the converter says the network does not fit the sensor's memory ({memory['used_bytes']} bytes of "
-                f"{memory['chip_bytes']}): try a smaller backbone (mobilenetv2, mobilenetv3small) or --input-size"]
+        return [
+            f"the converter says the network does not fit the sensor's memory ({memory['used_bytes']} bytes of "
+            f"{memory['chip_bytes']}): try a smaller backbone (mobilenetv2, mobilenetv3small) or --input-size"
+        ]
     return []
 
 
 def sensor_metrics(compared: dict) -> dict:
     """pipeline.compare's result for the sensor's scores, under the manifest's names."""
-    return {**compared["tflite"], "agreement": compared["agreement"], "drop": compared["drop"],
-            "max_drop": compared["max_drop"], "drop_exceeded": compared["drop_exceeded"]}
-
+    return {
+        **compared["tflite"],
+        "agreement": compared["agreement"],
+        "drop": compared["drop"],
+        "max_drop": compared["max_drop"],
+        "drop_exceeded": compared["drop_exceeded"],
+    }

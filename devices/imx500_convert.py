@@ -7,6 +7,7 @@ Out: network.keras (MCT's), sensor_scores.npy (the quantized model's on val_x), 
      packerOut.zip, dnnParams.xml, *_MemoryReport.json), result.json (versions, timings, the converter's output)
 Lines starting with 'progress: ' are for the user.
 """
+
 import argparse
 import json
 import subprocess
@@ -65,10 +66,12 @@ def main() -> int:
 
     def batches():
         for start in range(0, len(calibration), args.batch_size):
-            yield [calibration[start:start + args.batch_size]]
+            yield [calibration[start : start + args.batch_size]]
 
-    say(f"quantizing for the IMX500 with MCT {version('model-compression-toolkit')} (imx500 TPC {args.tpc}) on "
-        f"{len(calibration)} calibration images")
+    say(
+        f"quantizing for the IMX500 with MCT {version('model-compression-toolkit')} (imx500 TPC {args.tpc}) on "
+        f"{len(calibration)} calibration images"
+    )
     started = time.perf_counter()
     tpc = get_target_platform_capabilities(tpc_version=args.tpc, device_type="imx500")
     quantized, _ = mct.ptq.keras_post_training_quantization(model, batches, target_platform_capabilities=tpc)
@@ -86,12 +89,18 @@ def main() -> int:
     started = time.perf_counter()
     converted = work / "converted"
     program = Path(sys.executable).with_name("imxconv-tf")
-    r = subprocess.run([str(program), "-i", str(exported), "-o", str(converted), "--overwrite-output"],
-                       capture_output=True, text=True, check=False)
+    r = subprocess.run(
+        [str(program), "-i", str(exported), "-o", str(converted), "--overwrite-output"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     timings["convert"] = time.perf_counter() - started
     result = {
-        "versions": {name: version(name) for name in ("tensorflow", "numpy", "model-compression-toolkit",
-                                                      "edge-mdt-tpc", "imx500-converter")},
+        "versions": {
+            name: version(name)
+            for name in ("tensorflow", "numpy", "model-compression-toolkit", "edge-mdt-tpc", "imx500-converter")
+        },
         "tpc": args.tpc,
         "calibration_images": int(len(calibration)),
         "seconds": {step: round(s, 2) for step, s in timings.items()},

@@ -2,6 +2,7 @@
 service: the bundle, edge's device install as a wheel (every layer but the host's: no convert, no
 server, no compiler wrapper, no TensorFlow), a setup script, a systemd unit and a config file.
 """
+
 import base64
 import hashlib
 import io
@@ -41,8 +42,10 @@ def _distribution():
     try:
         return distribution(DISTRIBUTION)
     except PackageNotFoundError:
-        raise EdgeError(f"edge package builds the device install from the installed {DISTRIBUTION}, and it is not "
-                        "installed here: pip install -e . in a clone of edge") from None
+        raise EdgeError(
+            f"edge package builds the device install from the installed {DISTRIBUTION}, and it is not "
+            "installed here: pip install -e . in a clone of edge"
+        ) from None
 
 
 def device_modules() -> dict[str, bytes]:
@@ -67,20 +70,30 @@ def device_wheel() -> tuple[str, bytes]:
     dist = _distribution()
     meta = dist.metadata
     tag = f"{meta['Name'].replace('-', '_')}-{meta['Version']}"
-    metadata = "".join(f"{key}: {meta[key]}\n" for key in ("Name", "Version", "Summary", "Requires-Python")
-                       if meta[key])
-    files = {**device_modules(),
-             f"{tag}.dist-info/METADATA": ("Metadata-Version: 2.1\n" + metadata + "".join(
-                 f"Requires-Dist: {r}\n" for r in device_requirements()) + f"Provides-Extra: {FOLLOW}\n" + "".join(
-                 f"Requires-Dist: {r}\n" for r in follow_requirements())).encode(),
-             f"{tag}.dist-info/WHEEL": b"Wheel-Version: 1.0\nGenerator: edge package\nRoot-Is-Purelib: true\n"
-                                       b"Tag: py3-none-any\n",
-             f"{tag}.dist-info/entry_points.txt": "".join(
-                 f"[{group}]\n" + "".join(f"{e.name} = {e.value}\n" for e in dist.entry_points if e.group == group)
-                 for group in sorted({e.group for e in dist.entry_points})).encode()}
+    metadata = "".join(
+        f"{key}: {meta[key]}\n" for key in ("Name", "Version", "Summary", "Requires-Python") if meta[key]
+    )
+    files = {
+        **device_modules(),
+        f"{tag}.dist-info/METADATA": (
+            "Metadata-Version: 2.1\n"
+            + metadata
+            + "".join(f"Requires-Dist: {r}\n" for r in device_requirements())
+            + f"Provides-Extra: {FOLLOW}\n"
+            + "".join(f"Requires-Dist: {r}\n" for r in follow_requirements())
+        ).encode(),
+        f"{tag}.dist-info/WHEEL": b"Wheel-Version: 1.0\nGenerator: edge package\nRoot-Is-Purelib: true\n"
+        b"Tag: py3-none-any\n",
+        f"{tag}.dist-info/entry_points.txt": "".join(
+            f"[{group}]\n" + "".join(f"{e.name} = {e.value}\n" for e in dist.entry_points if e.group == group)
+            for group in sorted({e.group for e in dist.entry_points})
+        ).encode(),
+    }
     record = f"{tag}.dist-info/RECORD"
-    lines = [f"{name},sha256={base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b'=').decode()},"
-             f"{len(data)}" for name, data in files.items()]
+    lines = [
+        f"{name},sha256={base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b'=').decode()},{len(data)}"
+        for name, data in files.items()
+    ]
     files[record] = ("\n".join([*lines, f"{record},,"]) + "\n").encode()
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as wheel:
@@ -108,8 +121,18 @@ def _conf_value(value: str, option: str) -> str:
     return f'"{value}"' if re.search(r"\s", value) else value
 
 
-def package(bundle_path, device: str, out, source: str | None = None, report_to: str = "", device_id: str = "",
-            token: str = "", args: str = "", log=None, trust=None) -> dict:
+def package(
+    bundle_path,
+    device: str,
+    out,
+    source: str | None = None,
+    report_to: str = "",
+    device_id: str = "",
+    token: str = "",
+    args: str = "",
+    log=None,
+    trust=None,
+) -> dict:
     """Write the package; returns what went into it. `source`: what edge run reads [the AI Camera's sensor for
     rpi-ai-camera, else camera 0]; `trust`: a public key (edge-sign.pub): the device follows the model
     versions the host names, signed with it (edge run --follow-models)."""
@@ -118,8 +141,10 @@ def package(bundle_path, device: str, out, source: str | None = None, report_to:
     bundle = read_bundle(bundle_path)
     sensor = profile.compiler == IMX500_CONVERTER
     if sensor and bundle.imx500_path is None:
-        raise EdgeError(f"{bundle.path} has no network for the AI Camera's sensor (packerOut.zip): convert it with "
-                        f"edge convert ... --device {profile.name}")
+        raise EdgeError(
+            f"{bundle.path} has no network for the AI Camera's sensor (packerOut.zip): convert it with "
+            f"edge convert ... --device {profile.name}"
+        )
     source = source if source is not None else "imx500" if sensor else "0"
     out = check_writable(out, "--out", (".tar.gz", ".tgz"))
     if not report_to.startswith(("http://", "https://")):
@@ -133,8 +158,10 @@ def package(bundle_path, device: str, out, source: str | None = None, report_to:
     if profile.delegate == "edgetpu":
         args = f"--delegate edgetpu {args}".strip()
         if bundle.edgetpu_path is None:
-            warnings.append(f"{bundle.path} has no model compiled for the Edge TPU: it will run on the CPU. "
-                            f"compile it first where edgetpu_compiler is installed: edge devices compile {bundle.path}")
+            warnings.append(
+                f"{bundle.path} has no model compiled for the Edge TPU: it will run on the CPU. "
+                f"compile it first where edgetpu_compiler is installed: edge devices compile {bundle.path}"
+            )
     if profile.threads:
         args = f"--threads {profile.threads} {args}".strip()
     if not token:
@@ -145,17 +172,36 @@ def package(bundle_path, device: str, out, source: str | None = None, report_to:
 
     wheel_name, wheel = device_wheel()
     files: dict[str, tuple[str | bytes, int]] = {
-        "setup.sh": (_fill("setup.sh", {"WHEEL": wheel_name, "DEVICE": profile.name,
-                                        "ARCH": profile.arch.replace(" or ", " "),
-                                        "APT": " ".join(profile.apt), "GROUPS": " ".join(profile.groups),
-                                        "EDGETPU": "yes" if profile.delegate == "edgetpu" else "no",
-                                        "FOLLOW": "yes" if key else "no",
-                                        "IMX500": "yes" if sensor else "no"}), 0o755),
+        "setup.sh": (
+            _fill(
+                "setup.sh",
+                {
+                    "WHEEL": wheel_name,
+                    "DEVICE": profile.name,
+                    "ARCH": profile.arch.replace(" or ", " "),
+                    "APT": " ".join(profile.apt),
+                    "GROUPS": " ".join(profile.groups),
+                    "EDGETPU": "yes" if profile.delegate == "edgetpu" else "no",
+                    "FOLLOW": "yes" if key else "no",
+                    "IMX500": "yes" if sensor else "no",
+                },
+            ),
+            0o755,
+        ),
         "edge-run.service": (_fill("edge-run.service", {"GROUPS": " ".join(profile.groups)}), 0o644),
-        "edge.conf": (_fill("edge.conf", {"SOURCE": _conf_value(source, "--source"),
-                                          "REPORT_TO": _conf_value(report_to, "--report-to"),
-                                          "TOKEN": _conf_value(token, "--token"), "DEVICE_ID": device_id,
-                                          "ARGS": _conf_value(args, "--args")}), 0o600),
+        "edge.conf": (
+            _fill(
+                "edge.conf",
+                {
+                    "SOURCE": _conf_value(source, "--source"),
+                    "REPORT_TO": _conf_value(report_to, "--report-to"),
+                    "TOKEN": _conf_value(token, "--token"),
+                    "DEVICE_ID": device_id,
+                    "ARGS": _conf_value(args, "--args"),
+                },
+            ),
+            0o600,
+        ),
         "README.txt": (_readme(profile, bundle, device_id, out.name, top), 0o644),
         **({"edge-sign.pub": (key, 0o644)} if key else {}),
     }
@@ -169,8 +215,16 @@ def package(bundle_path, device: str, out, source: str | None = None, report_to:
     write_atomic(out, buffer.getvalue(), private=True)  # it holds the device's token
     for warning in warnings:
         log(f"warning: {warning}")
-    return {"package": str(out), "bytes": out.stat().st_size, "device": profile.name, "bundle": str(bundle.path),
-            "wheel": wheel_name, "top": top, "holds_token": bool(token), "warnings": warnings}
+    return {
+        "package": str(out),
+        "bytes": out.stat().st_size,
+        "device": profile.name,
+        "bundle": str(bundle.path),
+        "wheel": wheel_name,
+        "top": top,
+        "holds_token": bool(token),
+        "warnings": warnings,
+    }
 
 
 TRUSTED = "/etc/edge/edge-sign.pub"  # where setup.sh puts the key the device trusts
@@ -198,8 +252,10 @@ def _bundle_file(folder: Path, name: str) -> bytes:
     pointing out of it would pack whatever it points at, a secrets file as well as a model)."""
     file = folder / name
     if file.is_symlink() and not file.resolve().is_relative_to(folder.resolve()):
-        raise EdgeError(f"{file} is a link to {file.resolve()}, outside the bundle: copy the file into the bundle "
-                        "folder (edge package packs the bundle's own files only)")
+        raise EdgeError(
+            f"{file} is a link to {file.resolve()}, outside the bundle: copy the file into the bundle "
+            "folder (edge package packs the bundle's own files only)"
+        )
     try:
         return file.read_bytes()
     except OSError as e:
@@ -214,7 +270,7 @@ def _add(tar: tarfile.TarFile, name: str, data: bytes, mode: int) -> None:
 
 def _readme(profile, bundle, device_id: str, archive: str, top: str) -> str:
     return f"""edge package for {profile.title} ({profile.name}), device {device_id}
-bundle: {bundle.path.name}, {bundle.manifest['backbone']['name']}, {len(bundle.labels)} classes
+bundle: {bundle.path.name}, {bundle.manifest["backbone"]["name"]}, {len(bundle.labels)} classes
 
 On the device ({profile.os}, Python {profile.python}):
   tar xzf {archive} && cd {top} && sudo ./setup.sh

@@ -4,6 +4,7 @@
 Reference latencies are published figures for common models, with their source, to hold field
 numbers against; they were not measured by edge.
 """
+
 from dataclasses import dataclass
 
 from edge.errors import EdgeError, choose
@@ -14,10 +15,12 @@ EDGETPU_SRAM_MB = 8  # on-chip memory; weights that do not fit stream from the h
 EDGETPU_CACHE_MIB = 7  # what of it caches parameters: a full chip reports about 7 MiB used, a few bytes free
 IMX500_MEMORY_MB = 8  # the AI Camera's sensor holds the whole network, weights and activations, in this
 IMX500_CONVERTER = "imxconv-tf"  # Sony's, in the imx500 toolchain (edge.devices.toolchains)
-UNVERIFIED_RUNTIME = ("Not yet run on Edge TPU hardware by edge: Coral's libedgetpu1-std was built against an older "
-                      "TFLite; if the delegate fails to load or prepare with ai-edge-litert, try tflite-runtime or a "
-                      "libedgetpu build for your runtime, and compile with edgetpu_compiler -m 13 if it says "
-                      "'requires runtime version'.")
+UNVERIFIED_RUNTIME = (
+    "Not yet run on Edge TPU hardware by edge: Coral's libedgetpu1-std was built against an older "
+    "TFLite; if the delegate fails to load or prepare with ai-edge-litert, try tflite-runtime or a "
+    "libedgetpu build for your runtime, and compile with edgetpu_compiler -m 13 if it says "
+    "'requires runtime version'."
+)
 
 
 @dataclass(frozen=True)
@@ -50,9 +53,11 @@ class Profile:
     references: tuple[Reference, ...]
 
 
-PI_CAMERA = ("USB cameras: /dev/video0 (V4L2; ask for MJPG: --camera-mode 640x480@30/MJPG). CSI cameras on "
-             "Bookworm go through libcamera: rpicam-vid MJPG over tcp://127.0.0.1:8888, or a libcamerasrc GStreamer "
-             "pipeline with Pi OS's OpenCV.")
+PI_CAMERA = (
+    "USB cameras: /dev/video0 (V4L2; ask for MJPG: --camera-mode 640x480@30/MJPG). CSI cameras on "
+    "Bookworm go through libcamera: rpicam-vid MJPG over tcp://127.0.0.1:8888, or a libcamerasrc GStreamer "
+    "pipeline with Pi OS's OpenCV."
+)
 CORAL_REFERENCES = (
     Reference("MobileNet v2", 224, 2.6, "desktop CPU + USB Accelerator (USB 3.0)", CORAL),
     Reference("Inception v1", 224, 3.4, "desktop CPU + USB Accelerator (USB 3.0)", CORAL),
@@ -61,6 +66,8 @@ CORAL_REFERENCES = (
     Reference("VGG16", 224, 296, "desktop CPU + USB Accelerator (USB 3.0)", CORAL),
 )
 
+# A table, a row a choice: kept as it reads, not one value a line.
+# fmt: off
 PROFILES = {p.name: p for p in (
     Profile(
         "rpi4", "Raspberry Pi 4 Model B (4x Cortex-A72)", "aarch64", "Raspberry Pi OS 64-bit (Bookworm)", "3.11",
@@ -116,6 +123,7 @@ PROFILES = {p.name: p for p in (
          Reference("MobileNetV2 int8", 224, 1.8, "2-core x86 VM, 2 threads, LiteRT 2.3",
                    "measured by edge: python benchmarks/eval_latency_bench.py"))),
 )}
+# fmt: on
 
 
 def get_profile(name: str) -> Profile:
@@ -126,5 +134,7 @@ def check_model(profile: Profile, mode: str | None, io_type: str | None, what: s
     """EdgeError if a board that runs only one kind of model (the Edge TPU: full int8, uint8 IO) is given
     another; `what` names the model or the options that made it."""
     if profile.requires_int8 and (mode, io_type) != (profile.quantize, profile.io_type):
-        raise EdgeError(f"{what}: {mode} with {io_type} IO, but {profile.name} runs only full {profile.quantize} "
-                        f"with {profile.io_type} IO: {fix or f'edge convert ... --device {profile.name}'}")
+        raise EdgeError(
+            f"{what}: {mode} with {io_type} IO, but {profile.name} runs only full {profile.quantize} "
+            f"with {profile.io_type} IO: {fix or f'edge convert ... --device {profile.name}'}"
+        )

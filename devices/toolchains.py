@@ -8,6 +8,7 @@ A venv is built in a hidden folder beside its place, and renamed there once pip 
 is written: a half-built one is never taken for installed. Venvs are not relocatable, so before the rename the
 scripts in its bin/ are pointed at the final path.
 """
+
 import json
 import os
 import re
@@ -40,11 +41,22 @@ class Toolchain:
     approx_gb: float  # what it takes on disk, to say before installing
 
 
-TOOLCHAINS = {t.name: t for t in (
-    Toolchain("imx500", "Sony IMX500 converter (Raspberry Pi AI Camera): MCT + imxconv-tf",
-              "edge-mdt[tf]==1.3.0", "3.11", 17, "openjdk-17-jre-headless",
-              ("model_compression_toolkit", "edgemdt_tpc", "tensorflow"), ("imxconv-tf",), 2.3),
-)}
+TOOLCHAINS = {
+    t.name: t
+    for t in (
+        Toolchain(
+            "imx500",
+            "Sony IMX500 converter (Raspberry Pi AI Camera): MCT + imxconv-tf",
+            "edge-mdt[tf]==1.3.0",
+            "3.11",
+            17,
+            "openjdk-17-jre-headless",
+            ("model_compression_toolkit", "edgemdt_tpc", "tensorflow"),
+            ("imxconv-tf",),
+            2.3,
+        ),
+    )
+}
 
 
 def get_toolchain(name: str) -> Toolchain:
@@ -72,10 +84,20 @@ def status(name: str) -> dict:
     toolchain = get_toolchain(name)
     place = home(toolchain)
     marker = _marker(place)
-    return {"name": toolchain.name, "title": toolchain.title, "path": str(place), "installed": marker is not None,
-            "requirement": toolchain.requirement, "java": java_version(), "java_needed": toolchain.java,
-            **({"bytes": marker["bytes"], "packages": marker["packages"], "installed_at": marker["installed_at"]}
-               if marker else {"install": install_command(toolchain)})}
+    return {
+        "name": toolchain.name,
+        "title": toolchain.title,
+        "path": str(place),
+        "installed": marker is not None,
+        "requirement": toolchain.requirement,
+        "java": java_version(),
+        "java_needed": toolchain.java,
+        **(
+            {"bytes": marker["bytes"], "packages": marker["packages"], "installed_at": marker["installed_at"]}
+            if marker
+            else {"install": install_command(toolchain)}
+        ),
+    }
 
 
 def _marker(place: Path) -> dict | None:
@@ -107,8 +129,10 @@ def check_java(toolchain: Toolchain) -> None:
     found = java_version()
     if found is None or found < toolchain.java:
         has = f"Java {found} is" if found else "no java is"
-        raise EdgeError(f"the {toolchain.name} toolchain runs on Java {toolchain.java} and {has} on PATH: "
-                        f"sudo apt install {toolchain.apt_java} (or any Java {toolchain.java}+ runtime)")
+        raise EdgeError(
+            f"the {toolchain.name} toolchain runs on Java {toolchain.java} and {has} on PATH: "
+            f"sudo apt install {toolchain.apt_java} (or any Java {toolchain.java}+ runtime)"
+        )
 
 
 def find_python(version: str) -> str:
@@ -117,9 +141,11 @@ def find_python(version: str) -> str:
         return sys.executable
     found = shutil.which(f"python{version}")
     if found is None:
-        raise EdgeError(f"the toolchain needs Python {version} (its packages are built for it), and there is no "
-                        f"python{version} on PATH: install it (e.g. pyenv install {version}, or your system's "
-                        f"python{version} and python{version}-venv packages)")
+        raise EdgeError(
+            f"the toolchain needs Python {version} (its packages are built for it), and there is no "
+            f"python{version} on PATH: install it (e.g. pyenv install {version}, or your system's "
+            f"python{version} and python{version}-venv packages)"
+        )
     return found
 
 
@@ -139,23 +165,36 @@ def install(name: str, log=None) -> dict:
     building = place.with_name(f".{place.name}.building-{os.getpid()}")
     old = place.with_name(f".{place.name}.old-{os.getpid()}")
     shutil.rmtree(building, ignore_errors=True)
-    log(f"installing the {toolchain.name} toolchain ({toolchain.requirement}, about {toolchain.approx_gb} GB) "
-        f"into {place}")
+    log(
+        f"installing the {toolchain.name} toolchain ({toolchain.requirement}, about {toolchain.approx_gb} GB) "
+        f"into {place}"
+    )
     try:
         _run([python, "-m", "venv", str(building)], log, "making the venv")
-        _run([str(building / "bin" / "python"), "-m", "pip", "install", "--progress-bar", "off",
-              toolchain.requirement], log, f"pip install {toolchain.requirement}")
+        _run(
+            [str(building / "bin" / "python"), "-m", "pip", "install", "--progress-bar", "off", toolchain.requirement],
+            log,
+            f"pip install {toolchain.requirement}",
+        )
         _repoint(building, place)
         check = "import importlib, sys; [importlib.import_module(m) for m in sys.argv[1:]]"
         _run([str(building / "bin" / "python"), "-c", check, *toolchain.modules], log, "checking it imports")
         missing = [p for p in toolchain.programs if not (building / "bin" / p).is_file()]
         if missing:
-            raise EdgeError(f"{toolchain.requirement} installed no {', '.join(missing)}: its packaging changed; "
-                            "report this to edge with the pip log above")
+            raise EdgeError(
+                f"{toolchain.requirement} installed no {', '.join(missing)}: its packaging changed; "
+                "report this to edge with the pip log above"
+            )
         size = folder_bytes(building)
-        record = {"name": toolchain.name, "requirement": toolchain.requirement, "python": toolchain.python,
-                  "bytes": size, "packages": _versions(building), "installed_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
-                  "seconds": round(time.perf_counter() - started, 1)}
+        record = {
+            "name": toolchain.name,
+            "requirement": toolchain.requirement,
+            "python": toolchain.python,
+            "bytes": size,
+            "packages": _versions(building),
+            "installed_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
+            "seconds": round(time.perf_counter() - started, 1),
+        }
         (building / MARKER).write_text(json.dumps(record, indent=2) + "\n")
         if place.exists():  # an older pin: swapped out only now that its successor is whole
             place.rename(old)
@@ -175,6 +214,7 @@ def _run(command: list[str], log, what: str) -> None:
     def show(line: str) -> None:
         if line.startswith(("Collecting ", "Successfully installed")):
             log(f"    {line[:160]}")
+
     _stream(command, clean_environment(), show, lambda code: f"{what} failed (exit {code}), nothing was installed")
 
 
@@ -192,8 +232,14 @@ def _repoint(venv: Path, final: Path) -> None:
 
 def _versions(venv: Path) -> dict:
     """The versions of the packages that matter, as the venv's pip has them."""
-    r = subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "list", "--format", "json"], capture_output=True,
-                       text=True, timeout=300, check=False, env=clean_environment())
+    r = subprocess.run(
+        [str(venv / "bin" / "python"), "-m", "pip", "list", "--format", "json"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        env=clean_environment(),
+    )
     try:
         listed = {p["name"].lower().replace("_", "-"): p["version"] for p in json.loads(r.stdout)}
     except ValueError:
@@ -212,8 +258,10 @@ def locate(name: str) -> Path:
     place = home(toolchain)
     if _marker(place) is None:
         where = f" (${ROOT_VARIABLE} is {root()})" if os.environ.get(ROOT_VARIABLE) else ""
-        raise EdgeError(f"the {toolchain.name} toolchain is not installed in {place}{where}: "
-                        f"{install_command(toolchain)} (about {toolchain.approx_gb} GB, a few minutes)")
+        raise EdgeError(
+            f"the {toolchain.name} toolchain is not installed in {place}{where}: "
+            f"{install_command(toolchain)} (about {toolchain.approx_gb} GB, a few minutes)"
+        )
     check_java(toolchain)
     return place
 
@@ -237,8 +285,15 @@ def run_script(name: str, script: Path, args: list[str], log=None) -> str:
     def show(line: str) -> None:
         if line.startswith("progress: "):
             log(line.removeprefix("progress: "))
-    return "\n".join(_stream([str(venv / "bin" / "python"), str(script), *args], clean_environment(venv), show,
-                             lambda code: f"{script.name} failed in the {name} toolchain (exit {code})"))
+
+    return "\n".join(
+        _stream(
+            [str(venv / "bin" / "python"), str(script), *args],
+            clean_environment(venv),
+            show,
+            lambda code: f"{script.name} failed in the {name} toolchain (exit {code})",
+        )
+    )
 
 
 def _stream(command: list[str], env: dict, show, failed) -> list[str]:
@@ -259,8 +314,7 @@ def last_words(lines: list[str]) -> str:
     """What a failed program said last, on one line: its error lines (a Python traceback's last line is one),
     else its last line."""
     said = [line.strip() for line in lines if line.strip()]
-    errors = [line for line in said
-              if line.startswith(("ERROR", "error:")) or re.match(r"^\w+(Error|Exception):", line)]
+    errors = [
+        line for line in said if line.startswith(("ERROR", "error:")) or re.match(r"^\w+(Error|Exception):", line)
+    ]
     return " | ".join(errors[-3:] or said[-1:])[-600:] or "no output"
-
-

@@ -9,6 +9,7 @@ imported here needs TensorFlow; `convert` and `bench` of a `model` import it whe
 install has them. Each command's result is typed (edge.results), and its to_json() is what the command's
 `--json` writes.
 """
+
 from edge.errors import EdgeError, OptionError
 from edge.layers import host_only
 from edge.options import python_names
@@ -37,8 +38,9 @@ def convert(model=None, data=None, out=None, log=None, options=None, **keywords)
         from edge.converter.options import ConvertOptions
         from edge.converter.pipeline import convert as run
     with python_names(ConvertOptions, "model", "data", "out"):
-        return run(made(ConvertOptions, options, {"model": model, "data": data, "out": out, **keywords},
-                        "edge convert"), log)
+        return run(
+            made(ConvertOptions, options, {"model": model, "data": data, "out": out, **keywords}, "edge convert"), log
+        )
 
 
 def quantize(model=None, data=None, out=None, log=None, options=None, **keywords) -> QuantizeResult:
@@ -53,8 +55,9 @@ def quantize(model=None, data=None, out=None, log=None, options=None, **keywords
 
         from edge.converter.quantize_model import QuantizeOptions, quantize_model
     with python_names(QuantizeOptions, "model", "data", "out"):
-        return quantize_model(made(QuantizeOptions, options, {"model": model, "data": data, "out": out, **keywords},
-                                   "edge quantize"), log)
+        return quantize_model(
+            made(QuantizeOptions, options, {"model": model, "data": data, "out": out, **keywords}, "edge quantize"), log
+        )
 
 
 def demo(out="edge-demo", log=None) -> DemoResult:
@@ -67,8 +70,19 @@ def demo(out="edge-demo", log=None) -> DemoResult:
 
 
 @python_names("model", "data", "labels", "input_range", "threads", "top_k", "batch", "warmup", "delegate")
-def evaluate(model, data, labels=None, input_range=None, threads=None, top_k=None, batch=1, warmup=None,
-             delegate=None, log=None, fingerprint=False):
+def evaluate(
+    model,
+    data,
+    labels=None,
+    input_range=None,
+    threads=None,
+    top_k=None,
+    batch=1,
+    warmup=None,
+    delegate=None,
+    log=None,
+    fingerprint=False,
+):
     """Evaluate a bundle folder or .tflite file on image folders (one per class); returns an
     `edge.eval.evaluate.Evaluation` whose `report` (an EvalResult) is what `edge eval` prints; its to_json(), what
     `--json` writes. With `fingerprint`, the
@@ -82,15 +96,17 @@ def evaluate(model, data, labels=None, input_range=None, threads=None, top_k=Non
 
     if fingerprint:
         drift.check_destination(model)
-    result = run(model, data, labels, input_range, threads, top_k, batch, WARMUP if warmup is None else warmup,
-                 delegate, log)
+    result = run(
+        model, data, labels, input_range, threads, top_k, batch, WARMUP if warmup is None else warmup, delegate, log
+    )
     if fingerprint:
         result.report = replace(result.report, fingerprint=str(drift.save(model, result.model.labels, result.scores)))
     return result
 
 
-def bench(models=(), data=None, variants=None, labels=None, input_range=None, threads=None, rounds=None, log=None,
-          **training) -> BenchResult:
+def bench(
+    models=(), data=None, variants=None, labels=None, input_range=None, threads=None, rounds=None, log=None, **training
+) -> BenchResult:
     """Compare exports on one data set: existing bundles and .tflite files (`models`), or, without them,
     the `variants` of one model trained with the options of `edge convert`. Returns a BenchResult; its to_json() is
     what bench.json holds."""
@@ -102,16 +118,23 @@ def bench(models=(), data=None, variants=None, labels=None, input_range=None, th
         if models:
             given = [*training, *(["variants"] if variants is not None else [])]
             if given:
-                raise OptionError(f"--{given[0].replace('_', '-')} is for training a --model; with bundle or .tflite "
-                                  "arguments, leave it out")
+                raise OptionError(
+                    f"--{given[0].replace('_', '-')} is for training a --model; with bundle or .tflite "
+                    "arguments, leave it out"
+                )
             return bench_files(models, data, labels, input_range, threads, rounds, log)
         if labels is not None or input_range is not None:
             raise OptionError("--labels and --input-range are for bare .tflite arguments, not for --model")
         with host_only("edge bench --model"):
             from edge.converter.options import ConvertOptions
             from edge.converter.variants import DEFAULT_VARIANTS, bench_variants
-        return bench_variants(made(ConvertOptions, None, {"data": data, **training}, "edge bench"),
-                              variants or DEFAULT_VARIANTS, threads, rounds, log)
+        return bench_variants(
+            made(ConvertOptions, None, {"data": data, **training}, "edge bench"),
+            variants or DEFAULT_VARIANTS,
+            threads,
+            rounds,
+            log,
+        )
 
 
 def run(model, source="0", log=None, options=None, **keywords) -> RunResult:
@@ -155,9 +178,20 @@ def toolchains() -> list[dict]:
     return [status(name) for name in TOOLCHAINS]
 
 
-__all__ = ["Bundle", "EdgeError", "__version__", "bench", "convert", "demo", "evaluate", "export_frames",
-           "install_toolchain",
-           "read_bundle", "run", "toolchains"]
+__all__ = [
+    "Bundle",
+    "EdgeError",
+    "__version__",
+    "bench",
+    "convert",
+    "demo",
+    "evaluate",
+    "export_frames",
+    "install_toolchain",
+    "read_bundle",
+    "run",
+    "toolchains",
+]
 
 
 def create_keys(out) -> dict:
@@ -187,8 +221,9 @@ def list_models(host: str, token: str, name: str | None = None) -> list[dict]:
     return _publish().list_models(host, token, name)
 
 
-def start_rollout(version: str, host: str, token: str, devices=None, canary=None, watch=None, guard=None,
-                  waves=None) -> dict:
+def start_rollout(
+    version: str, host: str, token: str, devices=None, canary=None, watch=None, guard=None, waves=None
+) -> dict:
     """Roll `version` ("NAME@N") out to `devices` (None: every device that has reported): `canary` devices
     first [10%, at least one], judged after `watch` seconds [600] by `guard` ("top1_drop=0.1,..."), then the
     rest in `waves` [1], each but the last watched and judged the same way."""

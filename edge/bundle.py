@@ -3,6 +3,7 @@
 One writer (used by convert) and one reader (used by eval and run), so the schema lives in one place.
 `format_version` changes whenever a reader of the old layout would misread the new one.
 """
+
 import gzip
 import hashlib
 import json
@@ -66,8 +67,12 @@ class Bundle:
 
 def model_facts(data: bytes, file: str = MODEL) -> dict:
     """File size, compressed size (what pruning shrinks) and sha256 of a model."""
-    return {"file": file, "bytes": len(data), "gzip_bytes": len(gzip.compress(data, 9, mtime=0)),
-            "sha256": hashlib.sha256(data).hexdigest()}
+    return {
+        "file": file,
+        "bytes": len(data),
+        "gzip_bytes": len(gzip.compress(data, 9, mtime=0)),
+        "sha256": hashlib.sha256(data).hexdigest(),
+    }
 
 
 def check_destination(out) -> Path:
@@ -139,15 +144,20 @@ def read_bundle(path) -> Bundle:
         raise ModelError(f"{manifest_path} is not valid JSON ({e}): re-run 'edge convert'") from None
     version = manifest.get("format_version") if isinstance(manifest, dict) else None
     if version != FORMAT_VERSION:
-        raise ModelError(f"{manifest_path} has format_version {reprlib.repr(version)}; this edge reads "
-                        f"{FORMAT_VERSION}: upgrade edge or re-run 'edge convert'")
+        raise ModelError(
+            f"{manifest_path} has format_version {reprlib.repr(version)}; this edge reads "
+            f"{FORMAT_VERSION}: upgrade edge or re-run 'edge convert'"
+        )
     check_manifest(manifest, manifest_path)
     bundle = Bundle(path, manifest)
     _check_labels(bundle)
     compiled = (manifest.get("edgetpu") or {}).get("model")
     packer = (manifest.get("imx500") or {}).get("packer")
-    for file, facts in ((bundle.model_path, manifest["model"]), (bundle.edgetpu_path, compiled),
-                        (bundle.imx500_path, packer)):
+    for file, facts in (
+        (bundle.model_path, manifest["model"]),
+        (bundle.edgetpu_path, compiled),
+        (bundle.imx500_path, packer),
+    ):
         if file is None or facts is None:
             continue
         try:
@@ -155,8 +165,10 @@ def read_bundle(path) -> Bundle:
         except OSError:
             raise ModelError(f"{file} is missing: copy the whole bundle folder") from None
         if hashlib.sha256(data).hexdigest() != facts["sha256"]:
-            raise ModelError(f"{file} does not match the sha256 in {MANIFEST}: "
-                            "the bundle was changed or copied incompletely; copy it again")
+            raise ModelError(
+                f"{file} does not match the sha256 in {MANIFEST}: "
+                "the bundle was changed or copied incompletely; copy it again"
+            )
     return bundle
 
 
@@ -183,8 +195,11 @@ def _is_name(value) -> bool:
 
 def _is_label(value) -> bool:
     """One line of UTF-8 text, as labels.txt holds it."""
-    return (isinstance(value, str) and value.strip() != ""
-            and not any(unicodedata.category(c) in ("Cc", "Cs") for c in value))
+    return (
+        isinstance(value, str)
+        and value.strip() != ""
+        and not any(unicodedata.category(c) in ("Cc", "Cs") for c in value)
+    )
 
 
 def _is_count(value) -> bool:
@@ -194,16 +209,28 @@ def _is_count(value) -> bool:
 def _is_histogram(value) -> bool:
     """Bin edges in order (bins are found by searchsorted) and a count for each bin, one more than edges."""
     edges, counts = (value.get("edges"), value.get("counts")) if isinstance(value, dict) else (None, None)
-    return (isinstance(edges, list) and isinstance(counts, list) and len(edges) < 100
-            and all(finite(e) for e in edges) and all(a <= b for a, b in zip(edges, edges[1:], strict=False))
-            and len(counts) == len(edges) + 1 and all(_is_count(c) for c in counts))
+    return (
+        isinstance(edges, list)
+        and isinstance(counts, list)
+        and len(edges) < 100
+        and all(finite(e) for e in edges)
+        and all(a <= b for a, b in zip(edges, edges[1:], strict=False))
+        and len(counts) == len(edges) + 1
+        and all(_is_count(c) for c in counts)
+    )
 
 
 def _is_check(value) -> bool:
     """A check image (edge.checks): a file in the bundle folder, its sha256, its class, its scores."""
-    return (isinstance(value, dict) and _is_name(value.get("file")) and SHA256.ok(value.get("sha256"))
-            and whole(value.get("label"), 0, MAX_CLASSES) and isinstance(value.get("scores"), list)
-            and 0 < len(value["scores"]) <= MAX_CLASSES and all(finite(s) for s in value["scores"]))
+    return (
+        isinstance(value, dict)
+        and _is_name(value.get("file"))
+        and SHA256.ok(value.get("sha256"))
+        and whole(value.get("label"), 0, MAX_CLASSES)
+        and isinstance(value.get("scores"), list)
+        and 0 < len(value["scores"]) <= MAX_CLASSES
+        and all(finite(s) for s in value["scores"])
+    )
 
 
 def _one_of(*values) -> Field:
@@ -211,34 +238,58 @@ def _one_of(*values) -> Field:
 
 
 TEXT = Field("text", lambda v: isinstance(v, str))
-SHA256 = Field("a sha256 (64 hex digits)",
-               lambda v: isinstance(v, str) and REPORT_SHA256.fullmatch(v) is not None)
+SHA256 = Field("a sha256 (64 hex digits)", lambda v: isinstance(v, str) and REPORT_SHA256.fullmatch(v) is not None)
 FILE = {"file": Field("a file name in the bundle folder (no path)", _is_name), "sha256": SHA256}
 SCHEMA = {
-    "labels": Field("a list of class names, each one line of text",
-                    lambda v: isinstance(v, list) and len(v) > 0 and all(_is_label(x) for x in v)),
+    "labels": Field(
+        "a list of class names, each one line of text",
+        lambda v: isinstance(v, list) and len(v) > 0 and all(_is_label(x) for x in v),
+    ),
     "backbone": {"name": TEXT},
     "model": FILE,
     "input": {
-        "shape": Field(f"[1, height, width, 3] with height and width 1 to {MAX_SIDE}",
-                       lambda v: isinstance(v, list) and len(v) == 4 and whole(v[0], 1, 1) and whole(v[3], 3, 3)
-                       and whole(v[1], 1, MAX_SIDE) and whole(v[2], 1, MAX_SIDE)),
+        "shape": Field(
+            f"[1, height, width, 3] with height and width 1 to {MAX_SIDE}",
+            lambda v: (
+                isinstance(v, list)
+                and len(v) == 4
+                and whole(v[0], 1, 1)
+                and whole(v[3], 3, 3)
+                and whole(v[1], 1, MAX_SIDE)
+                and whole(v[2], 1, MAX_SIDE)
+            ),
+        ),
         "dtype": _one_of("uint8", "int8", "float32"),
-        "quantization": Field("[scale >= 0, whole zero point]",
-                              lambda v: isinstance(v, list) and len(v) == 2 and finite(v[0]) and v[0] >= 0
-                              and whole(v[1], -2**31, 2**31)),
+        "quantization": Field(
+            "[scale >= 0, whole zero point]",
+            lambda v: (
+                isinstance(v, list) and len(v) == 2 and finite(v[0]) and v[0] >= 0 and whole(v[1], -(2**31), 2**31)
+            ),
+        ),
         "color": _one_of(COLOR),
-        "range": Field(f"two numbers low < high, from {-MAX_PIXEL:g} to {MAX_PIXEL:g}",
-                       lambda v: isinstance(v, list) and len(v) == 2 and all(finite(x) and abs(x) <= MAX_PIXEL
-                                                                             for x in v) and v[0] < v[1]),
+        "range": Field(
+            f"two numbers low < high, from {-MAX_PIXEL:g} to {MAX_PIXEL:g}",
+            lambda v: (
+                isinstance(v, list)
+                and len(v) == 2
+                and all(finite(x) and abs(x) <= MAX_PIXEL for x in v)
+                and v[0] < v[1]
+            ),
+        ),
         "resize": {key: _one_of(value) for key, value in RESIZE.items()},
     },
     "quantization?": {"mode?": TEXT, "io_type?": TEXT},
     "edgetpu?": {"model?": FILE},
-    "imx500?": {"packer?": FILE, "files?": Field("a list of file names in the bundle folder",
-                                                 lambda v: isinstance(v, list) and all(_is_name(x) for x in v))},
-    "checks?": Field(f"a list of up to {MAX_CHECKS} {{file, sha256, label, scores: one number a label}}",
-                     lambda v: isinstance(v, list) and len(v) <= MAX_CHECKS and all(_is_check(c) for c in v)),
+    "imx500?": {
+        "packer?": FILE,
+        "files?": Field(
+            "a list of file names in the bundle folder", lambda v: isinstance(v, list) and all(_is_name(x) for x in v)
+        ),
+    },
+    "checks?": Field(
+        f"a list of up to {MAX_CHECKS} {{file, sha256, label, scores: one number a label}}",
+        lambda v: isinstance(v, list) and len(v) <= MAX_CHECKS and all(_is_check(c) for c in v),
+    ),
 }
 
 
@@ -246,10 +297,14 @@ def fingerprint_schema(classes: int) -> dict:
     """What the device reads of a fingerprint (edge.drift, edge.collect) of a model of `classes` outputs."""
     return {
         "model_sha256": SHA256,
-        "histograms": {name: Field("{edges: ascending numbers, counts: one more count than edges}", _is_histogram)
-                       for name in DRIFT_STATISTICS[:-1]},  # the last is the classes, below
-        "classes": Field(f"a list of {classes} counts (one a label)",
-                         lambda v: isinstance(v, list) and len(v) == classes and all(_is_count(c) for c in v)),
+        "histograms": {
+            name: Field("{edges: ascending numbers, counts: one more count than edges}", _is_histogram)
+            for name in DRIFT_STATISTICS[:-1]
+        },  # the last is the classes, below
+        "classes": Field(
+            f"a list of {classes} counts (one a label)",
+            lambda v: isinstance(v, list) and len(v) == classes and all(_is_count(c) for c in v),
+        ),
     }
 
 
@@ -313,7 +368,10 @@ def _check_labels(bundle: Bundle) -> None:
         what = f"{LABELS} has {len(listed)} names, {MANIFEST} {len(expected)}"
     else:
         line = next(i for i, (a, b) in enumerate(zip(listed, expected, strict=True)) if a != b)
-        what = (f"line {line + 1} of {LABELS} is '{listed[line]}', {MANIFEST} has '{expected[line]}' there"
-                + ("; the same names in another order" if sorted(listed) == sorted(expected) else ""))
-    raise ModelError(f"{labels_path} and {manifest_path} disagree on the labels ({what}): make them the same "
-                    f"({LABELS} holds {MANIFEST}'s labels, one a line in output order) or re-run 'edge convert'")
+        what = f"line {line + 1} of {LABELS} is '{listed[line]}', {MANIFEST} has '{expected[line]}' there" + (
+            "; the same names in another order" if sorted(listed) == sorted(expected) else ""
+        )
+    raise ModelError(
+        f"{labels_path} and {manifest_path} disagree on the labels ({what}): make them the same "
+        f"({LABELS} holds {MANIFEST}'s labels, one a line in output order) or re-run 'edge convert'"
+    )

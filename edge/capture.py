@@ -15,6 +15,7 @@ A reader thread decodes (and prepares) frames while the model runs on the previo
   as it is, for one colour conversion instead of two. Decoding a 640x480 frame whole costs more than a
   small model's inference.
 """
+
 import queue
 import re
 import threading
@@ -49,6 +50,7 @@ SECRET = re.compile(r"(?i)(^|[?&;\s])([\w.-]*(?:pass|pw|token|secret|key|auth|si
 class CameraMode:
     """What to ask a camera for; None leaves the camera's default. USB cameras often open in YUYV,
     whose bandwidth caps the frame rate at larger sizes; MJPG does not."""
+
     width: int | None = None
     height: int | None = None
     fps: float | None = None
@@ -60,8 +62,12 @@ class CameraMode:
 
     def unmet_by(self, got: "CameraMode") -> bool:
         """True if `got` differs in anything this mode asks for."""
-        pairs = ((self.width, got.width), (self.height, got.height), (self.fourcc, got.fourcc and got.fourcc.upper()),
-                 (self.fps and round(self.fps), got.fps and round(got.fps)))
+        pairs = (
+            (self.width, got.width),
+            (self.height, got.height),
+            (self.fourcc, got.fourcc and got.fourcc.upper()),
+            (self.fps and round(self.fps), got.fps and round(got.fps)),
+        )
         return any(want is not None and want != have for want, have in pairs)
 
 
@@ -117,21 +123,29 @@ def parse_camera_mode(text: str) -> CameraMode:
     if not text.strip() or not match:
         raise OptionError(f"--camera-mode {text!r}: give WIDTHxHEIGHT[@FPS][/FOURCC], e.g. 1280x720@30/MJPG")
     width, height, fps, fourcc = match.groups()
-    return CameraMode(int(width) if width else None, int(height) if height else None, float(fps) if fps else None,
-                      fourcc.upper() if fourcc else None)
+    return CameraMode(
+        int(width) if width else None,
+        int(height) if height else None,
+        float(fps) if fps else None,
+        fourcc.upper() if fourcc else None,
+    )
 
 
 def parse_source(text, mode: CameraMode | None = None) -> Source:
     """Tell what `--source` names: 0 / /dev/video0 / a file / a URL / a folder / a GStreamer pipeline."""
     if not str(text).strip():  # else Path("") would read the current folder
-        raise OptionError("--source is empty: give a camera index (0), /dev/videoN, a video file, a stream URL, "
-                        "a folder of images, a GStreamer pipeline or imx500 (the AI Camera)")
+        raise OptionError(
+            "--source is empty: give a camera index (0), /dev/videoN, a video file, a stream URL, "
+            "a folder of images, a GStreamer pipeline or imx500 (the AI Camera)"
+        )
     source = _parse_source(str(text).strip())
     if mode is None:
         return source
     if source.kind not in ("camera", "device"):
-        raise OptionError(f"--camera-mode is for cameras (0, /dev/videoN), not a {source.kind}: leave it out"
-                        + (" and set the caps in the pipeline" if source.kind == "gstreamer" else ""))
+        raise OptionError(
+            f"--camera-mode is for cameras (0, /dev/videoN), not a {source.kind}: leave it out"
+            + (" and set the caps in the pipeline" if source.kind == "gstreamer" else "")
+        )
     return Source(source.kind, source.target, source.live, mode)
 
 
@@ -153,8 +167,9 @@ def _parse_source(text: str) -> Source:
         return Source("folder", path, live=False)
     if path.is_file():
         return Source("file", path, live=False)
-    raise SourceError(f"--source {redact(text)}: not a camera index, device, file, folder, stream URL or GStreamer "
-                    "pipeline")
+    raise SourceError(
+        f"--source {redact(text)}: not a camera index, device, file, folder, stream URL or GStreamer pipeline"
+    )
 
 
 def open_video(source: Source, undecoded: bool = False) -> cv2.VideoCapture:
@@ -162,9 +177,11 @@ def open_video(source: Source, undecoded: bool = False) -> cv2.VideoCapture:
     JPEG bytes and YUYV as it is, where the source delivers them (see `to_rgb`)."""
     if source.kind == "gstreamer":
         if not has_gstreamer():
-            raise SourceError("--source is a GStreamer pipeline but this OpenCV has no GStreamer (pip wheels do not): "
-                            "use the system OpenCV (sudo apt install python3-opencv) in a venv with "
-                            "--system-site-packages")
+            raise SourceError(
+                "--source is a GStreamer pipeline but this OpenCV has no GStreamer (pip wheels do not): "
+                "use the system OpenCV (sudo apt install python3-opencv) in a venv with "
+                "--system-site-packages"
+            )
         capture = cv2.VideoCapture(source.target, cv2.CAP_GSTREAMER)
     elif source.kind in ("camera", "device"):
         capture = cv2.VideoCapture(source.target, cv2.CAP_V4L2) if _linux() else cv2.VideoCapture(source.target)
@@ -202,9 +219,12 @@ def delivered(capture: cv2.VideoCapture) -> CameraMode:
     """What the source actually delivers, as the driver reports it (0 and empty read as unknown)."""
     code = int(capture.get(cv2.CAP_PROP_FOURCC))
     fourcc = "".join(chr((code >> 8 * i) & 0xFF) for i in range(4)).strip("\0 ") if code > 0 else ""
-    return CameraMode(int(capture.get(cv2.CAP_PROP_FRAME_WIDTH)) or None,
-                      int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT)) or None, capture.get(cv2.CAP_PROP_FPS) or None,
-                      fourcc or None)
+    return CameraMode(
+        int(capture.get(cv2.CAP_PROP_FRAME_WIDTH)) or None,
+        int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT)) or None,
+        capture.get(cv2.CAP_PROP_FPS) or None,
+        fourcc or None,
+    )
 
 
 def has_gstreamer() -> bool:
@@ -225,8 +245,15 @@ class FrameReader:
 
     THREAD = "edge-capture"  # the reader thread's name
 
-    def __init__(self, source: Source, prepare=None, realtime: bool = False, log=None, tick: float | None = None,
-                 covering: tuple[int, int] | None = None):
+    def __init__(
+        self,
+        source: Source,
+        prepare=None,
+        realtime: bool = False,
+        log=None,
+        tick: float | None = None,
+        covering: tuple[int, int] | None = None,
+    ):
         self.source = source
         self.tick = tick
         self.prepare = prepare
@@ -241,8 +268,9 @@ class FrameReader:
         # The interpreter must not end inside an OpenCV call of this thread: the thread would be torn down in C++
         # code that cannot unwind, which aborts the process. So it waits for the thread where OpenCV's calls are
         # bounded (files, and streams with STREAM_TIMEOUTS_MS); a camera or pipeline call may never return.
-        self._thread = threading.Thread(target=self._run, name=self.THREAD,
-                                        daemon=source.kind in ("camera", "device", "gstreamer", "imx500"))
+        self._thread = threading.Thread(
+            target=self._run, name=self.THREAD, daemon=source.kind in ("camera", "device", "gstreamer", "imx500")
+        )
         self._thread.start()
 
     def _open_source(self) -> None:
@@ -252,11 +280,16 @@ class FrameReader:
         self.delivers = delivered(self._capture) if self._capture is not None else None
         # JPEG frames are decoded at 1/jpeg_scale of their size (reading the camera's mode: V4L2 gives no
         # size with its buffers, and a video's frames keep the size it starts with)
-        self.jpeg_scale = (jpeg_scale(self.delivers.height or 0, self.delivers.width or 0, *covering)
-                           if covering and self.delivers else 1)
+        self.jpeg_scale = (
+            jpeg_scale(self.delivers.height or 0, self.delivers.width or 0, *covering)
+            if covering and self.delivers
+            else 1
+        )
         if source.mode and self.delivers and source.mode.unmet_by(self.delivers):
-            self.log(f"asked {source} for {source.mode}; it delivers {self.delivers} (v4l2-ctl --list-formats-ext "
-                     "lists what it can)")
+            self.log(
+                f"asked {source} for {source.mode}; it delivers {self.delivers} (v4l2-ctl --list-formats-ext "
+                "lists what it can)"
+            )
         if source.kind == "folder":
             self._files = sorted(p for p in Path(str(source.target)).iterdir() if p.is_file() and is_image_file(p))
             if not self._files:
@@ -379,8 +412,10 @@ class FrameReader:
             ok, frame = capture.read()
             if not ok or frame is None:
                 if index < promised:  # else a truncated file would end like a whole one, with exit 0
-                    self.stats.notes.append(f"{self.source} ended early, after {index} of the {promised} frames its "
-                                            "container promised: the file may be truncated or damaged")
+                    self.stats.notes.append(
+                        f"{self.source} ended early, after {index} of the {promised} frames its "
+                        "container promised: the file may be truncated or damaged"
+                    )
                 return
             self._emit(index, seconds, frame, started)
             index += 1

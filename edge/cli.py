@@ -5,6 +5,7 @@ User errors (EdgeError, bad options) print one line on stderr and exit with code
 `--json` means the same on every command: alone (or `--json -`) the result goes to stdout as JSON
 instead of text; `--json FILE` writes it to FILE as well as printing the text.
 """
+
 import importlib
 import json
 import sys
@@ -42,10 +43,10 @@ class Command(click.Command):
             above: list[list[click.Parameter]] = [[] for _ in range(len(declared) + 1)]  # made above each param
             # A host's options on a device install: the one line a host command says there, not click's
             # "no such option".
-            with host_only("edge" + ctx.command_path[len(ctx.find_root().command_path):]):
+            with host_only("edge" + ctx.command_path[len(ctx.find_root().command_path) :]):
                 for path, names, below in self.pending:  # bottom up: each goes above those applied before it
                     above[len(declared) - below][:0] = dataclass_options(path, names)
-            self.params = [param for i, made in enumerate(above) for param in [*made, *declared[i:i + 1]]]
+            self.params = [param for i, made in enumerate(above) for param in [*made, *declared[i : i + 1]]]
             self.pending = []
         return super().get_params(ctx)
 
@@ -66,10 +67,12 @@ def cli(ctx):
 def options_of(path: str, *names: str):
     """The options of an options dataclass (edge.options), given as "module:Class" (`names`: only these
     fields), in this place among the command's options; made when the command runs or shows --help."""
+
     def apply(f):
         below = len(getattr(f, "__click_params__", ()))  # click's: the options declared below this one
         f.options_of = [*getattr(f, "options_of", []), (path, names, below)]
         return f
+
     return apply
 
 
@@ -91,9 +94,15 @@ def dataclass_options(path: str, names=()) -> list[click.Option]:
         spec = specs[keyword]
         default = None if spec.default is MISSING else spec.default
         meta = spec.metadata
-        made.append(click.Option([meta["flag"] or edge_options.flag_of(spec), keyword], default=default,
-                                 show_default=default is not None and default is not False, help=meta["help"],
-                                 **{**click_type(spec.type), **meta["click"]}))
+        made.append(
+            click.Option(
+                [meta["flag"] or edge_options.flag_of(spec), keyword],
+                default=default,
+                show_default=default is not None and default is not False,
+                help=meta["help"],
+                **{**click_type(spec.type), **meta["click"]},
+            )
+        )
     return made
 
 
@@ -102,8 +111,13 @@ def click_type(annotation) -> dict:
     of them, tuple[Path, ...], is that type given again for more: multiple=True); a bool: a flag. Anything else
     (a value given as text or a pair): click's guess from the default."""
     union = typing.get_origin(annotation) in (typing.Union, types.UnionType)
-    kinds = list(dict.fromkeys(element(kind) for kind in (typing.get_args(annotation) if union else (annotation,))
-                               if kind is not type(None)))
+    kinds = list(
+        dict.fromkeys(
+            element(kind)
+            for kind in (typing.get_args(annotation) if union else (annotation,))
+            if kind is not type(None)
+        )
+    )
     kind = kinds[0] if len(kinds) == 1 else None
     if kind is bool:
         return {"is_flag": True}
@@ -129,25 +143,55 @@ class Imported(click.Option):
 
 def given(ctx: click.Context, values: dict) -> dict:
     """The options the user typed: the API's defaults (which --help shows) fill in the rest."""
-    return {name: value for name, value in values.items()
-            if ctx.get_parameter_source(name) != click.core.ParameterSource.DEFAULT}
+    return {
+        name: value
+        for name, value in values.items()
+        if ctx.get_parameter_source(name) != click.core.ParameterSource.DEFAULT
+    }
 
 
-JSON = click.option("--json", "json_to", is_flag=False, flag_value="-", metavar="[FILE|-]",
-                    help="The result as JSON: alone or with -, on stdout instead of the text; with FILE, into FILE.")
+JSON = click.option(
+    "--json",
+    "json_to",
+    is_flag=False,
+    flag_value="-",
+    metavar="[FILE|-]",
+    help="The result as JSON: alone or with -, on stdout instead of the text; with FILE, into FILE.",
+)
 DATA = click.option("--data", type=click.Path(path_type=Path), help="Folder with one sub-folder of images per class.")
 CONVERT = "edge.converter.options:ConvertOptions"
 QUANTIZE = "edge.converter.quantize_model:QuantizeOptions"
 # ConvertOptions' fields that train a model: edge convert's, and edge bench's for --model.
-TRAINING = ("model", "val", "val_split", "seed", "weights", "input_size", "alpha", "epochs", "fine_tune_epochs",
-            "fine_tune_layers", "lr", "fine_tune_lr", "batch_size", "augment", "flip", "prune")
+TRAINING = (
+    "model",
+    "val",
+    "val_split",
+    "seed",
+    "weights",
+    "input_size",
+    "alpha",
+    "epochs",
+    "fine_tune_epochs",
+    "fine_tune_layers",
+    "lr",
+    "fine_tune_lr",
+    "batch_size",
+    "augment",
+    "flip",
+    "prune",
+)
 BUDGET = ("max_drop", "fallback", "accept_drop")  # fields of ConvertOptions and QuantizeOptions both
 # A model file's options, as edge run declares them; edge eval, bench and quantize take them too.
 BARE_MODEL = options_of("edge.runner:RunOptions", "labels", "input_range")
 MODEL_FILE = options_of("edge.runner:RunOptions", "labels", "input_range", "threads")
 DELEGATE = options_of("edge.runner:RunOptions", "delegate")
-DB = click.option("--db", default="edge.db", show_default=True, type=click.Path(path_type=Path),
-                  help="The database edge serve stores into.")
+DB = click.option(
+    "--db",
+    default="edge.db",
+    show_default=True,
+    type=click.Path(path_type=Path),
+    help="The database edge serve stores into.",
+)
 
 
 def json_destination(json_to: str | None) -> Path | None:
@@ -187,8 +231,11 @@ def convert(ctx, json_to, list_models, **options):
 @BARE_MODEL
 @options_of(QUANTIZE, "calibration", "calibration_images", "seed", "io_type", "device", *BUDGET)
 @JSON
-@click.option("--plot", type=click.Path(path_type=Path), help="Write the error per operation, those kept higher "
-              "marked, to this .png/.svg/.pdf.")
+@click.option(
+    "--plot",
+    type=click.Path(path_type=Path),
+    help="Write the error per operation, those kept higher marked, to this .png/.svg/.pdf.",
+)
 @click.pass_context
 def quantize(ctx, model, json_to, plot, **options):
     """Quantize a float model (a float32 bundle or .tflite file) to an int8 bundle, keeping its accuracy on
@@ -222,14 +269,27 @@ def demo(out, json_to):
 @DELEGATE
 @click.option("--top-k", type=int, help="Also report top-K accuracy [top-1, and top-5 with at least 5 classes].")
 @click.option("--batch", default=1, show_default=True, help="Images per invoke.")
-@click.option("--warmup", cls=Imported, default="edge.eval.evaluate:WARMUP", type=int, show_default=True,
-              help="Runs after the first left out of the latency statistics.")
+@click.option(
+    "--warmup",
+    cls=Imported,
+    default="edge.eval.evaluate:WARMUP",
+    type=int,
+    show_default=True,
+    help="Runs after the first left out of the latency statistics.",
+)
 @JSON
-@click.option("--plot", type=click.Path(path_type=Path), help="Write the confusion matrices and latency histogram "
-              "to this .png/.svg/.pdf.")
-@click.option("--fingerprint", is_flag=True, help="Keep the model's scores on --data (its validation images) as its "
-              "fingerprint, which edge run watches drift against: in the bundle's edge.json, or in "
-              "NAME.fingerprint.json beside a bare .tflite.")
+@click.option(
+    "--plot",
+    type=click.Path(path_type=Path),
+    help="Write the confusion matrices and latency histogram to this .png/.svg/.pdf.",
+)
+@click.option(
+    "--fingerprint",
+    is_flag=True,
+    help="Keep the model's scores on --data (its validation images) as its "
+    "fingerprint, which edge run watches drift against: in the bundle's edge.json, or in "
+    "NAME.fingerprint.json beside a bare .tflite.",
+)
 def eval_command(model, data, json_to, plot, **options):
     """Accuracy, precision, recall, F1, confusion matrix, top-k and latency of a bundle or a .tflite file."""
     from edge.eval.plots import check_plot_path, save_plot
@@ -246,14 +306,27 @@ def eval_command(model, data, json_to, plot, **options):
 @click.argument("models", nargs=-1, type=click.Path(path_type=Path))
 @DATA
 @options_of(CONVERT, *TRAINING)
-@click.option("--variants", help="Exports of one trained --model to compare: float32, float16, dynamic, int8, "
-              "int8-pruned, int8-qat [all but int8-qat].")
+@click.option(
+    "--variants",
+    help="Exports of one trained --model to compare: float32, float16, dynamic, int8, "
+    "int8-pruned, int8-qat [all but int8-qat].",
+)
 @MODEL_FILE
-@click.option("--rounds", cls=Imported, default="edge.eval.bench:ROUNDS", type=int, show_default=True,
-              help="Latency rounds in which the models take turns "
-              "(50 images each); 0: one pass, during evaluation.")
-@click.option("--out", default=".", show_default=True, type=click.Path(path_type=Path),
-              help="Folder for bench.json and bench.csv.")
+@click.option(
+    "--rounds",
+    cls=Imported,
+    default="edge.eval.bench:ROUNDS",
+    type=int,
+    show_default=True,
+    help="Latency rounds in which the models take turns (50 images each); 0: one pass, during evaluation.",
+)
+@click.option(
+    "--out",
+    default=".",
+    show_default=True,
+    type=click.Path(path_type=Path),
+    help="Folder for bench.json and bench.csv.",
+)
 @JSON
 @click.pass_context
 def bench(ctx, models, data, variants, labels, input_range, threads, rounds, out, json_to, **training):
@@ -263,17 +336,32 @@ def bench(ctx, models, data, variants, labels, input_range, threads, rounds, out
 
     out = check_out(out)
     json_destination(json_to)
-    result = edge.bench(models, data, variants=variants, labels=labels, input_range=input_range, threads=threads,
-                        rounds=rounds, log=Log(), **given(ctx, training))
+    result = edge.bench(
+        models,
+        data,
+        variants=variants,
+        labels=labels,
+        input_range=input_range,
+        threads=threads,
+        rounds=rounds,
+        log=Log(),
+        **given(ctx, training),
+    )
     json_file, csv_file = write_results(result, out)
     emit(result, json_to, lambda r: f"{render.bench_text(r)}\n\nwrote {json_file} and {csv_file}")
 
 
 @cli.command("run")
 @click.argument("model", type=click.Path(path_type=Path))
-@click.option("--source", default="0", show_default=True, envvar="EDGE_SOURCE", help="Camera index, /dev/videoN, "
-              "video file, stream URL (rtsp://, http://), folder of images, GStreamer pipeline, or imx500 (the AI "
-              "Camera's sensor runs the bundle's network.rpk) [$EDGE_SOURCE: a URL with a password stays out of ps].")
+@click.option(
+    "--source",
+    default="0",
+    show_default=True,
+    envvar="EDGE_SOURCE",
+    help="Camera index, /dev/videoN, "
+    "video file, stream URL (rtsp://, http://), folder of images, GStreamer pipeline, or imx500 (the AI "
+    "Camera's sensor runs the bundle's network.rpk) [$EDGE_SOURCE: a URL with a password stays out of ps].",
+)
 @options_of("edge.runner:RunOptions")
 @JSON
 @options_of("edge.reporter:ReportOptions")
@@ -305,8 +393,9 @@ def frames_group():
 
 @frames_group.command("export")
 @DB
-@click.option("--out", required=True, type=click.Path(path_type=Path), help="A new folder: one sub-folder of JPEGs "
-              "a label.")
+@click.option(
+    "--out", required=True, type=click.Path(path_type=Path), help="A new folder: one sub-folder of JPEGs a label."
+)
 @click.option("--device", help="Only this device's frames [every device's].")
 @JSON
 def frames_export(db, out, device, json_to):
@@ -387,19 +476,36 @@ def toolchain_list(json_to):
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="The .tar.gz to write.")
 @click.option("--report-to", required=True, help="The edge serve host the device reports to.")
 @click.option("--device-id", required=True, help="The device's name (edge token create NAME on the host).")
-@click.option("--token", default="", help="The device's token (one per device: edge token create) [or later in "
-              "/etc/edge/edge.conf].")
+@click.option(
+    "--token",
+    default="",
+    help="The device's token (one per device: edge token create) [or later in /etc/edge/edge.conf].",
+)
 @click.option("--source", help="The camera or stream edge run reads [imx500 for rpi-ai-camera, else 0].")
 @click.option("--args", "extra", default="", help="More edge run options, e.g. '--truth mug --smooth 5'.")
-@click.option("--trust", type=click.Path(path_type=Path), help="A public key (edge keys create's edge-sign.pub): "
-              "the device follows the model versions the host names, signed with it (edge rollout).")
+@click.option(
+    "--trust",
+    type=click.Path(path_type=Path),
+    help="A public key (edge keys create's edge-sign.pub): "
+    "the device follows the model versions the host names, signed with it (edge rollout).",
+)
 def package_command(bundle, device, out, report_to, device_id, token, source, extra, trust):
     """One .tar.gz that sets a device up: bundle, device install, setup script, systemd unit, config."""
     with host_only("edge package"):
         from edge.devices.package import package
 
-    result = package(bundle, device, out, source, report_to, device_id, token, extra,
-                     log=lambda m: click.echo(m, err=True), trust=trust)
+    result = package(
+        bundle,
+        device,
+        out,
+        source,
+        report_to,
+        device_id,
+        token,
+        extra,
+        log=lambda m: click.echo(m, err=True),
+        trust=trust,
+    )
     click.echo(render.package_text(result))
 
 
@@ -412,8 +518,12 @@ def token():
 @click.argument("name")
 @DB
 @click.option("--reader", is_flag=True, help="A token that reads the dashboard and API, and cannot write.")
-@click.option("--publisher", is_flag=True, help="A token that pushes model versions and rolls them out (edge "
-              "models push, edge rollout), and reads no reports.")
+@click.option(
+    "--publisher",
+    is_flag=True,
+    help="A token that pushes model versions and rolls them out (edge "
+    "models push, edge rollout), and reads no reports.",
+)
 def token_create(name, db, reader, publisher):
     """Make a token for device NAME (or reader or publisher NAME), printed once: only its hash is kept."""
     with host_only("edge token"):
@@ -425,8 +535,11 @@ def token_create(name, db, reader, publisher):
         secret = store.create_token(conn, name, "reader" if reader else "publisher" if publisher else "device")
     click.echo(secret)
     if not (reader or publisher):
-        click.echo(f"on the device: edge run BUNDLE --report-to http://HOST:8765 --device-id {name} "
-                   "--token TOKEN (or EDGE_TOKEN=TOKEN); it is not shown again", err=True)
+        click.echo(
+            f"on the device: edge run BUNDLE --report-to http://HOST:8765 --device-id {name} "
+            "--token TOKEN (or EDGE_TOKEN=TOKEN); it is not shown again",
+            err=True,
+        )
 
 
 @token.command("revoke")
@@ -453,10 +566,20 @@ def token_list(db):
         click.echo(render.tokens_text(store.list_tokens(conn)))
 
 
-HOST = click.option("--host", "host_url", required=True, envvar="EDGE_HOST", help="The edge serve host, e.g. "
-                    "http://192.168.1.10:8765 [$EDGE_HOST].")
-PUBLISHER = click.option("--token", required=True, envvar="EDGE_TOKEN", help="A publisher token (edge token create "
-                         "NAME --publisher) [$EDGE_TOKEN: an environment variable stays out of ps].")
+HOST = click.option(
+    "--host",
+    "host_url",
+    required=True,
+    envvar="EDGE_HOST",
+    help="The edge serve host, e.g. http://192.168.1.10:8765 [$EDGE_HOST].",
+)
+PUBLISHER = click.option(
+    "--token",
+    required=True,
+    envvar="EDGE_TOKEN",
+    help="A publisher token (edge token create "
+    "NAME --publisher) [$EDGE_TOKEN: an environment variable stays out of ps].",
+)
 
 
 @cli.group("keys")
@@ -465,14 +588,22 @@ def keys_group():
 
 
 @keys_group.command("create")
-@click.option("--out", required=True, type=click.Path(path_type=Path), help="A folder for edge-sign.key (private, "
-              "mode 0600: keep it where models are built) and edge-sign.pub (for the devices' --trust).")
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="A folder for edge-sign.key (private, "
+    "mode 0600: keep it where models are built) and edge-sign.pub (for the devices' --trust).",
+)
 @JSON
 def keys_create(out, json_to):
     """Make an Ed25519 key pair; an existing one is never replaced."""
     json_destination(json_to)
-    emit(edge.create_keys(out), json_to,
-         lambda r: f"wrote {r['private']} (keep it private) and {r['public']} (give it to the devices: --trust)")
+    emit(
+        edge.create_keys(out),
+        json_to,
+        lambda r: f"wrote {r['private']} (keep it private) and {r['public']} (give it to the devices: --trust)",
+    )
 
 
 @cli.group("models")
@@ -485,8 +616,12 @@ def models_group():
 @click.option("--name", required=True, help="The model's name: versions of it are NAME@1, NAME@2, ...")
 @HOST
 @PUBLISHER
-@click.option("--key", required=True, type=click.Path(path_type=Path), help="The private key to sign with (edge "
-              "keys create's edge-sign.key).")
+@click.option(
+    "--key",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="The private key to sign with (edge keys create's edge-sign.key).",
+)
 @JSON
 def models_push(bundle, name, host_url, token, key, json_to):
     """Sign BUNDLE and push it as the next version of NAME; only the files the host lacks are sent."""
@@ -517,11 +652,18 @@ def rollout_group():
 @click.option("--devices", help="Comma-separated devices [every device that has reported: --all].")
 @click.option("--all", "everyone", is_flag=True, help="Every device that has reported (the default).")
 @click.option("--canary", type=int, help="Devices that get the version first [10% of them, at least 1].")
-@click.option("--waves", type=int, help="Waves the rest get it in after the canaries, each but the last watched "
-              "and judged like them [1: all at once].")
+@click.option(
+    "--waves",
+    type=int,
+    help="Waves the rest get it in after the canaries, each but the last watched "
+    "and judged like them [1: all at once].",
+)
 @click.option("--watch", type=float, help="Seconds each stage runs it before it is judged [600].")
-@click.option("--guard", help="Limits, e.g. top1_drop=0.1,accuracy_drop=0.05,latency_ratio=1.5,drift_share=0.5,"
-              "min_frames=100 (those are the defaults).")
+@click.option(
+    "--guard",
+    help="Limits, e.g. top1_drop=0.1,accuracy_drop=0.05,latency_ratio=1.5,drift_share=0.5,"
+    "min_frames=100 (those are the defaults).",
+)
 @JSON
 def rollout_start(version, host_url, token, devices, everyone, canary, waves, watch, guard, json_to):
     """Roll VERSION (NAME@N) out: canaries first, then every device if the guard holds."""
@@ -529,8 +671,7 @@ def rollout_start(version, host_url, token, devices, everyone, canary, waves, wa
         raise EdgeError("give --devices or --all, not both")
     json_destination(json_to)
     named = [d.strip() for d in devices.split(",") if d.strip()] if devices else None
-    emit(edge.start_rollout(version, host_url, token, named, canary, watch, guard, waves), json_to,
-         render.rollout_text)
+    emit(edge.start_rollout(version, host_url, token, named, canary, watch, guard, waves), json_to, render.rollout_text)
 
 
 @rollout_group.command("status")
@@ -541,8 +682,11 @@ def rollout_start(version, host_url, token, devices, everyone, canary, waves, wa
 def rollout_status(model, host_url, token, json_to):
     """Every rollout (of MODEL), newest first: its stage, each device's version, its history."""
     json_destination(json_to)
-    emit({"rollouts": edge.rollout_status(host_url, token, model)}, json_to,
-         lambda r: "\n\n".join(map(render.rollout_text, r["rollouts"])) or "no rollouts")
+    emit(
+        {"rollouts": edge.rollout_status(host_url, token, model)},
+        json_to,
+        lambda r: "\n\n".join(map(render.rollout_text, r["rollouts"])) or "no rollouts",
+    )
 
 
 @rollout_group.command("abort")

@@ -9,6 +9,7 @@ full, and are counted. A camera's loop never waits: with the sender behind, a fr
 counted (`busy`); a file's or folder's waits for it, as its reader waits for the model, so that a replay
 keeps what its rule chooses. With the store's disk full, collection stops, counted, and the run goes on.
 """
+
 import json
 import time
 from collections import Counter, deque
@@ -44,20 +45,26 @@ QUALITY = 90  # JPEG quality of frames that did not come as JPEG
 class CollectOptions:
     """Which frames `edge run` sends home, and how many it keeps (RunOptions.collecting). Its options go by
     the keywords of `edge run`'s flags (collect, collect_max_per_hour, ...)."""
-    rule: str = option(help="Send the host the frames that matter, as JPEG with the model's scores, to label and "
-                       "train on: uncertain[:MARGIN] (the call's margin over the next class below MARGIN [below what "
-                       "4 in 5 validation images had, from the fingerprint; else 0.2]), wrong (the call is not the "
-                       "truth), disagree (a frame's call differs from the one its 5 predecessors agreed on), or "
-                       "every:N (every Nth frame).", keyword="collect")
+
+    rule: str = option(
+        help="Send the host the frames that matter, as JPEG with the model's scores, to label and "
+        "train on: uncertain[:MARGIN] (the call's margin over the next class below MARGIN [below what "
+        "4 in 5 validation images had, from the fingerprint; else 0.2]), wrong (the call is not the "
+        "truth), disagree (a frame's call differs from the one its 5 predecessors agreed on), or "
+        "every:N (every Nth frame).",
+        keyword="collect",
+    )
     max_per_hour: float = option(MAX_PER_HOUR, "Most frames kept in any hour.", keyword="collect_max_per_hour")
     store: Path = option(STORE, "Where collected frames wait until the host has them.", keyword="collect_store")
-    store_mb: float = option(STORE_MB, "Most MB the store holds; the oldest frames go first, counted.",
-                             keyword="collect_store_mb")
+    store_mb: float = option(
+        STORE_MB, "Most MB the store holds; the oldest frames go first, counted.", keyword="collect_store_mb"
+    )
 
     def __post_init__(self):
         if not (finite(self.max_per_hour) and self.max_per_hour >= 1):
-            raise OptionError(f"--collect-max-per-hour {self.max_per_hour}: give a number of frames, at least 1, e.g. "
-                              f"{MAX_PER_HOUR}")
+            raise OptionError(
+                f"--collect-max-per-hour {self.max_per_hour}: give a number of frames, at least 1, e.g. {MAX_PER_HOUR}"
+            )
         if not (finite(self.store_mb) and self.store_mb >= 1):
             raise OptionError(f"--collect-store-mb {self.store_mb}: give a size in MB, at least 1, e.g. {STORE_MB:g}")
         parse_rule(self.rule)
@@ -92,15 +99,26 @@ class Collector:
     """Chooses frames by the rule and hands them to a sender of their own. `live`: frames come from a camera
     or stream (or a file played in real time), and the loop must not wait for the sender."""
 
-    def __init__(self, options: CollectOptions, report: ReportOptions, labels: list[str], run_id: str,
-                 model_sha256: str, source: str, live: bool = True, log=None, fingerprint: dict | None = None):
+    def __init__(
+        self,
+        options: CollectOptions,
+        report: ReportOptions,
+        labels: list[str],
+        run_id: str,
+        model_sha256: str,
+        source: str,
+        live: bool = True,
+        log=None,
+        fingerprint: dict | None = None,
+    ):
         self.rule, self.value = parse_rule(options.rule)
         if self.rule == "uncertain" and self.value is None:
             self.value = margin(fingerprint)
         self.options, self.labels, self.live = options, labels, live
         self.meta = {"device_id": report.device_id, "run_id": run_id, "model_sha256": model_sha256, "source": source}
-        store = Outbox(Path(options.store).expanduser(), "frames", report.device_id, LIMIT, int(options.store_mb * 1e6),
-                       log)  # refuses the reports' outbox: a file holds one kind
+        store = Outbox(
+            Path(options.store).expanduser(), "frames", report.device_id, LIMIT, int(options.store_mb * 1e6), log
+        )  # refuses the reports' outbox: a file holds one kind
         self.sender = Sender(report, "/api/v1/frames", "frames", store, BATCH, self._text, log, QUEUED)
         self.kept: deque[float] = deque()  # monotonic times of the frames kept in the last hour
         self.calls: deque[int] = deque(maxlen=AGREEING[0])
@@ -124,11 +142,19 @@ class Collector:
         if len(self.kept) >= self.options.max_per_hour:
             counts["capped"] += 1
             return
-        top = np.argsort(-scores, kind="stable")[:min(5, len(scores))]
-        meta = {**self.meta, "id": new_id(), "time": time.time(), "frame": frame.index, "reason": reason,
-                "label": label, "top_k": [[self.labels[c], round(float(scores[c]), 5)] for c in top],
-                "scores": [round(float(s), 5) for s in scores], "labels": self.labels,
-                "truth": self.labels[true] if true is not None else None}
+        top = np.argsort(-scores, kind="stable")[: min(5, len(scores))]
+        meta = {
+            **self.meta,
+            "id": new_id(),
+            "time": time.time(),
+            "frame": frame.index,
+            "reason": reason,
+            "label": label,
+            "top_k": [[self.labels[c], round(float(scores[c]), 5)] for c in top],
+            "scores": [round(float(s), 5) for s in scores],
+            "labels": self.labels,
+            "truth": self.labels[true] if true is not None else None,
+        }
         pixels = (frame.raw, False) if frame.raw is not None else (frame.rgb, True)
         if not self.sender.submit((pixels, meta), wait=not self.live):
             counts["busy"] += 1
@@ -158,8 +184,12 @@ class Collector:
 
     def close(self) -> dict:
         """Stop the sender (after its flush time); the tally for the run summary."""
-        return {"rule": self.rule + (f":{self.value:g}" if self.value is not None else ""),
-                "max_per_hour": self.options.max_per_hour, **self.counts, **self.sender.close()}
+        return {
+            "rule": self.rule + (f":{self.value:g}" if self.value is not None else ""),
+            "max_per_hour": self.options.max_per_hour,
+            **self.counts,
+            **self.sender.close(),
+        }
 
 
 def margin(fingerprint: dict | None) -> float:

@@ -15,6 +15,7 @@ fewer frames than are needed to tell noise from a shift.
 A bundle keeps its fingerprint in edge.json; a bare .tflite file in <name>.fingerprint.json beside it. Either
 names the model's sha256, and a fingerprint of another model is refused.
 """
+
 import hashlib
 import json
 from pathlib import Path
@@ -56,8 +57,10 @@ def parse_thresholds(value) -> tuple[float, float]:
     except (ValueError, TypeError):
         watch = drift = float("nan")
     if not (finite(watch) and finite(drift) and 0 < watch <= drift):
-        raise OptionError(f"--drift-thresholds {value}: give two PSI values WATCH,DRIFT with 0 < WATCH <= DRIFT, "
-                        f"e.g. {THRESHOLDS[0]},{THRESHOLDS[1]}")
+        raise OptionError(
+            f"--drift-thresholds {value}: give two PSI values WATCH,DRIFT with 0 < WATCH <= DRIFT, "
+            f"e.g. {THRESHOLDS[0]},{THRESHOLDS[1]}"
+        )
     return watch, drift
 
 
@@ -83,16 +86,36 @@ class Drift:
         got = counts.totals()
         found = [v for v in map(views, got, counts.agreement.T) if v is not None]
         held = min(found) if found else float(min(counts.frames, 1))  # every frame in one bin: one view
-        values = {name: psi_beyond_chance(expected, window, held)
-                  for name, expected, window in zip(DRIFT_STATISTICS, self.expected, got, strict=True)}
+        values = {
+            name: psi_beyond_chance(expected, window, held)
+            for name, expected, window in zip(DRIFT_STATISTICS, self.expected, got, strict=True)
+        }
         watch, drift = self.thresholds
-        worst = max([v for v, expected in zip(values.values(), self.expected, strict=True)
-                     if v >= Z * chance_sd(expected, held)], default=0.0)
-        level = ("too few" if counts.frames < self.min_frames else
-                 "drift" if worst >= drift else "watch" if worst >= watch else "ok")
-        return {"frames": counts.frames, "views": round(held, 1), "level": level,
-                "psi": {k: round(v, 4) for k, v in values.items()}, "thresholds": [watch, drift],
-                "min_frames": self.min_frames}
+        worst = max(
+            [
+                v
+                for v, expected in zip(values.values(), self.expected, strict=True)
+                if v >= Z * chance_sd(expected, held)
+            ],
+            default=0.0,
+        )
+        level = (
+            "too few"
+            if counts.frames < self.min_frames
+            else "drift"
+            if worst >= drift
+            else "watch"
+            if worst >= watch
+            else "ok"
+        )
+        return {
+            "frames": counts.frames,
+            "views": round(held, 1),
+            "level": level,
+            "psi": {k: round(v, 4) for k, v in values.items()},
+            "thresholds": [watch, drift],
+            "min_frames": self.min_frames,
+        }
 
 
 class Counts:
@@ -122,7 +145,7 @@ class Counts:
         return self.counts
 
     def _bin(self) -> None:
-        rows, self.held = self.pending[:self.held], 0
+        rows, self.held = self.pending[: self.held], 0
         if not len(rows):
             return
         binned = [bin_of(edges, values) for edges, values in zip(self.drift.edges, features(rows).T, strict=True)]
@@ -159,11 +182,15 @@ def find(model, classes: int) -> dict | None:
         return None
     if not isinstance(found, dict) or found.get("format_version") != FINGERPRINT_VERSION:
         version = found.get("format_version") if isinstance(found, dict) else None
-        raise ModelError(f"the fingerprint in {where} has format_version {version!r}; this edge reads "
-                        f"{FINGERPRINT_VERSION}: upgrade edge or {HOW}")
+        raise ModelError(
+            f"the fingerprint in {where} has format_version {version!r}; this edge reads "
+            f"{FINGERPRINT_VERSION}: upgrade edge or {HOW}"
+        )
     if found.get("model_sha256") != sha256:
-        raise ModelError(f"the fingerprint in {where} is of another model (sha256 {str(found.get('model_sha256'))[:12]}"
-                        f", this model's {sha256[:12]}): {HOW}")
+        raise ModelError(
+            f"the fingerprint in {where} is of another model (sha256 {str(found.get('model_sha256'))[:12]}"
+            f", this model's {sha256[:12]}): {HOW}"
+        )
     return found
 
 

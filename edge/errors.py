@@ -3,6 +3,7 @@
 Anything raised as `EdgeError` is the user's to fix; its message says what is wrong and what to do.
 The CLI prints it as one line and exits with code 2. Every other exception is a bug.
 """
+
 import difflib
 import math
 import numbers

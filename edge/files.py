@@ -1,4 +1,5 @@
 """Writing result files so that a crash or a bad path never leaves half a file behind."""
+
 import json
 import os
 from pathlib import Path

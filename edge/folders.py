@@ -2,6 +2,7 @@
 
 Used by `edge convert` to read training data and by `edge eval` / `edge bench` to read test data.
 """
+
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -38,15 +39,23 @@ def scan(roots, classes: list[str] | None = None) -> ImageFolder:
         if classes is not None:
             unknown = sorted(names - set(classes))
             if unknown:
-                hints = [f"{name} (did you mean {', '.join(close_matches(name, classes))}?)"
-                         if close_matches(name, classes) else name for name in unknown]
-                raise SourceError(f"{root} has class folders the model does not know: {'; '.join(hints)}. "
-                                f"Name the folders after its classes: {_preview(classes)}")
+                hints = [
+                    f"{name} (did you mean {', '.join(close_matches(name, classes))}?)"
+                    if close_matches(name, classes)
+                    else name
+                    for name in unknown
+                ]
+                raise SourceError(
+                    f"{root} has class folders the model does not know: {'; '.join(hints)}. "
+                    f"Name the folders after its classes: {_preview(classes)}"
+                )
         found |= names
     if classes is None:
         if len(found) == 1:
-            raise SourceError(f"{' + '.join(map(str, roots))} has one class ({found.pop()}): a classifier needs at "
-                            "least two class folders")
+            raise SourceError(
+                f"{' + '.join(map(str, roots))} has one class ({found.pop()}): a classifier needs at "
+                "least two class folders"
+            )
         classes = sorted(found)
     paths, labels, skipped, seen = [], [], [], set()
     for index, name in enumerate(classes):
@@ -69,8 +78,10 @@ def check_data(root) -> Path:
         raise OptionError(DATA_REQUIRED)
     root = Path(root)
     if root.exists() and not root.is_dir():  # an image, or an archive not yet unpacked
-        raise SourceError(f"{root} is a file, not a data folder: give a folder with one sub-folder of images per class "
-                        "(an archive: unpack it first)")
+        raise SourceError(
+            f"{root} is a file, not a data folder: give a folder with one sub-folder of images per class "
+            "(an archive: unpack it first)"
+        )
     if not root.is_dir():
         raise SourceError(f"data folder {root} does not exist: give a folder with one sub-folder of images per class")
     return root

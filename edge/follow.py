@@ -11,6 +11,7 @@ beside the files, so a restart verifies the folder again before it loads it.
 step leaves the active version as it was, or the new one whole. A version that does not reach HEALTHY frames
 in MAX_STARTS runs in a row (it crashes the process, say) is reverted to the one before, by the device itself.
 """
+
 import json
 import shutil
 import threading
@@ -43,17 +44,27 @@ HEALTHY = 100  # frames a version classifies before it counts as healthy
 @dataclass(frozen=True)
 class FollowOptions:
     """`edge run --follow-models`: run the model version the host names, fetched, verified and checked."""
-    follow: bool = option(False, "Run the model version the host names in its answers to reports, once it is "
-                          "verified with a --trust key and checked (needs --report-to).", keyword="follow_models")
-    trust: tuple | None = option(None, "A public key the models must be signed with (edge keys create's "
-                                 "edge-sign.pub); give it again for another.", multiple=True,
-                                 type=click.Path(path_type=Path))
+
+    follow: bool = option(
+        False,
+        "Run the model version the host names in its answers to reports, once it is "
+        "verified with a --trust key and checked (needs --report-to).",
+        keyword="follow_models",
+    )
+    trust: tuple | None = option(
+        None,
+        "A public key the models must be signed with (edge keys create's edge-sign.pub); give it again for another.",
+        multiple=True,
+        type=click.Path(path_type=Path),
+    )
     models: Path = option(MODELS, "Where the versions the host names are kept.", keyword="models_dir")
 
     def __post_init__(self):
         if self.follow and not self.trust:
-            raise OptionError("--follow-models needs --trust KEYDIR/edge-sign.pub: the public key the models are "
-                              "signed with ('edge keys create' made it)")
+            raise OptionError(
+                "--follow-models needs --trust KEYDIR/edge-sign.pub: the public key the models are "
+                "signed with ('edge keys create' made it)"
+            )
         if self.trust and not self.follow:
             raise OptionError("--trust is for --follow-models: add it, or leave --trust out")
         object.__setattr__(self, "models", Path(self.models).expanduser())
@@ -90,8 +101,11 @@ def starting(options: FollowOptions, log) -> Path | None:
     if active is None:
         return None
     starts = state["starts"].get(active, 0)
-    problem = (f"it started {starts} runs without classifying {HEALTHY} frames" if starts >= MAX_STARTS
-               else _unverified(options, options.models / active))
+    problem = (
+        f"it started {starts} runs without classifying {HEALTHY} frames"
+        if starts >= MAX_STARTS
+        else _unverified(options, options.models / active)
+    )
     if problem:
         log(f"{active} is set aside: {problem}; back to {name_of(state['previous']) or 'the model given'}")
         write_state(options.models, {**state, "active": state["previous"], "previous": None})
@@ -122,9 +136,14 @@ def activate(options: FollowOptions, version: dict) -> None:
     """Make `version` the active one (whole in its folder), the active one its previous."""
     state = read_state(options.models)
     if state["active"] != version:
-        write_state(options.models, {"active": version, "previous": state["active"],
-                                     "starts": {**state["starts"], name_of(version): 1} if name_of(version) else
-                                     state["starts"]})
+        write_state(
+            options.models,
+            {
+                "active": version,
+                "previous": state["active"],
+                "starts": {**state["starts"], name_of(version): 1} if name_of(version) else state["starts"],
+            },
+        )
 
 
 def fetch(options: FollowOptions, host: str, token: str, version: dict, counts: dict | None = None) -> Path:
@@ -167,14 +186,17 @@ def check_bundle(folder: Path, threads: int | None, delegate: str | None) -> Mod
     detail = input_detail(model.interpreter)
     scores = invoker(model.interpreter)(np.full(detail["shape"], 128, dtype=detail["dtype"]))
     if scores.shape[-1] != len(model.labels) or not np.all(np.isfinite(scores.astype(np.float64))):
-        raise EdgeError(f"{folder}: the model's check answered {scores.shape[-1]} scores for {len(model.labels)} "
-                        "labels, or scores that are not numbers: it is not run")
+        raise EdgeError(
+            f"{folder}: the model's check answered {scores.shape[-1]} scores for {len(model.labels)} "
+            "labels, or scores that are not numbers: it is not run"
+        )
     return model
 
 
 @dataclass
 class Follower:
     """The thread that fetches and checks what the host names, and hands the run a checked model (`take`)."""
+
     options: FollowOptions
     host: str
     token: str
@@ -200,8 +222,13 @@ class Follower:
     def told(self, run) -> None:
         """The host's word from a report's answer: {"model", "version"} (version None: the model given); an
         answer of another shape is no word of edge serve's, and is ignored."""
-        if not (isinstance(run, dict) and set(run) == {"model", "version"} and isinstance(run["model"], str)
-                and NAME.fullmatch(run["model"]) and (run["version"] is None or whole(run["version"], 1))):
+        if not (
+            isinstance(run, dict)
+            and set(run) == {"model", "version"}
+            and isinstance(run["model"], str)
+            and NAME.fullmatch(run["model"])
+            and (run["version"] is None or whole(run["version"], 1))
+        ):
             return
         if run != self.wanted:
             self.wanted = run
@@ -238,8 +265,10 @@ class Follower:
             if name is None:  # back to the model the run was started with
                 assert self.given, "the run gives the model it was started with"
                 self.ready = (wanted, self.prepare(self.given()))
-                self.log(f"the host names the model this run was started with ({wanted['model']} before any "
-                         "version): it runs from the next frame")
+                self.log(
+                    f"the host names the model this run was started with ({wanted['model']} before any "
+                    "version): it runs from the next frame"
+                )
                 return
             folder = fetch(self.options, self.host, self.token, wanted, self.counts)
             self.ready = (wanted, self.prepare(check_bundle(folder, self.threads, self.delegate)))

@@ -6,6 +6,7 @@ of it: the call, its top-k and every class's score, the model's labels (so the h
 are new classes), the truth if any, why it was kept, when, and from where (the source as `redact` shows
 it). Like a report it has an id the host stores once, so a device may resend freely.
 """
+
 import base64
 import binascii
 import hashlib
@@ -26,8 +27,15 @@ MAX_NAME = 255  # bytes of a name in UTF-8 (Linux, macOS; Windows counts UTF-16 
 _FORBIDDEN = set('/\\:*?"<>|%')
 _HIDDEN = {"Cc", "Cf", "Cs", "Co", "Zl", "Zp"}  # controls (C0, DEL, C1), bidi overrides and other invisibles
 _JOINERS = {"\u200c", "\u200d"}  # invisible, but Persian, Indic scripts and emoji need them
-_DEVICES = {"CON", "PRN", "AUX", "NUL", "CONIN$", "CONOUT$", *(f"{port}{n}" for port in ("COM", "LPT")
-                                                                 for n in "0123456789¹²³")}  # Windows, any case
+_DEVICES = {
+    "CON",
+    "PRN",
+    "AUX",
+    "NUL",
+    "CONIN$",
+    "CONOUT$",
+    *(f"{port}{n}" for port in ("COM", "LPT") for n in "0123456789¹²³"),
+}  # Windows, any case
 _PLAIN = set(string.ascii_letters + string.digits + " -_.,;+=()[]{}!@#$&'~^`")  # kept as they are by the export
 
 
@@ -55,11 +63,11 @@ def jpeg_size(data: bytes) -> tuple[int, int] | None:
             continue
         if marker in (0x00, 0x01) or 0xD0 <= marker <= 0xD8:  # no length: read as one, it hides what follows
             return None
-        length = int.from_bytes(data[at + 2:at + 4], "big")
+        length = int.from_bytes(data[at + 2 : at + 4], "big")
         if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):  # a start of frame: SOF0-SOF15
             if at + 9 > len(data):
                 return None
-            return int.from_bytes(data[at + 7:at + 9], "big"), int.from_bytes(data[at + 5:at + 7], "big")
+            return int.from_bytes(data[at + 7 : at + 9], "big"), int.from_bytes(data[at + 5 : at + 7], "big")
         at += 2 + length
     return None
 
@@ -79,14 +87,17 @@ def _label(value) -> bool:
 
 
 def _scores(value) -> bool:
-    return (isinstance(value, list) and 0 < len(value) <= MAX_CLASSES
-            and all(_number(v, 0, 1) for v in value))
+    return isinstance(value, list) and 0 < len(value) <= MAX_CLASSES and all(_number(v, 0, 1) for v in value)
 
 
 def _top_k(value) -> bool:
-    return (isinstance(value, list) and 0 < len(value) <= MAX_CLASSES
-            and all(isinstance(pair, list) and len(pair) == 2 and _label(pair[0]) and _number(pair[1], 0, 1)
-                    for pair in value))
+    return (
+        isinstance(value, list)
+        and 0 < len(value) <= MAX_CLASSES
+        and all(
+            isinstance(pair, list) and len(pair) == 2 and _label(pair[0]) and _number(pair[1], 0, 1) for pair in value
+        )
+    )
 
 
 REQUIRED = {
@@ -99,8 +110,10 @@ REQUIRED = {
     "label": (_label, "the model's call"),
     "top_k": (_top_k, "[[label, score 0-1], ...]"),
     "scores": (_scores, f"1-{MAX_CLASSES} scores from 0 to 1, one a class"),
-    "labels": (lambda v: isinstance(v, list) and 0 < len(v) <= MAX_CLASSES and all(_label(x) for x in v),
-               f"a list of 1-{MAX_CLASSES} class names"),
+    "labels": (
+        lambda v: isinstance(v, list) and 0 < len(v) <= MAX_CLASSES and all(_label(x) for x in v),
+        f"a list of 1-{MAX_CLASSES} class names",
+    ),
     "truth": (lambda v: v is None or _label(v), "a label or null"),
     "jpeg": (_jpeg, f"a JPEG of at most {MAX_JPEG >> 20} MB and {MAX_SIDE} pixels a side, in base64"),
 }
@@ -134,11 +147,9 @@ def check_label(value, classes=()) -> str | None:
 def _name_problem(name: str) -> str | None:
     if not 0 < len(name) <= MAX_LABEL:
         return f"it is {len(name)} characters; give 1-{MAX_LABEL}"
-    bad = next((c for c in name if c in _FORBIDDEN or (unicodedata.category(c) in _HIDDEN and c not in _JOINERS)),
-               None)
+    bad = next((c for c in name if c in _FORBIDDEN or (unicodedata.category(c) in _HIDDEN and c not in _JOINERS)), None)
     if bad:
-        return (f"it holds U+{ord(bad):04X}; give no / \\ : * ? \" < > | %, control or invisible formatting "
-                "characters")
+        return f'it holds U+{ord(bad):04X}; give no / \\ : * ? " < > | %, control or invisible formatting characters'
     size = max(len(name.encode()), len(unicodedata.normalize("NFD", name).encode()))  # macOS may store either
     if size > MAX_NAME:
         return f"it is {size} bytes as UTF-8; give at most {MAX_NAME}"

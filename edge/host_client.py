@@ -1,5 +1,6 @@
 """Talking to `edge serve` from a device or a build machine: the one rule for a host's URL, an opener that follows
 no redirect, and what an HTTP error says."""
+
 import json
 import os
 import urllib.error
@@ -16,8 +17,10 @@ def check_url(url, option: str) -> str:
     """http(s)://HOST[:PORT][/PATH], with nothing urllib would choke on at every retry; neither a user:password@
     nor a query, which may hold a secret, is echoed in the message."""
     if "@" in (url or ""):
-        raise OptionError(f"{option}: give the host's URL without a user name or password (user:password@), e.g. "
-                          "http://192.168.1.10:8765; the token (--token or $EDGE_TOKEN) is how it signs in")
+        raise OptionError(
+            f"{option}: give the host's URL without a user name or password (user:password@), e.g. "
+            "http://192.168.1.10:8765; the token (--token or $EDGE_TOKEN) is how it signs in"
+        )
     try:
         parts = urllib.parse.urlsplit(url or "")
         parts.port  # noqa: B018 -- raises on a port that is not a number
@@ -25,8 +28,10 @@ def check_url(url, option: str) -> str:
     except ValueError:
         good = False
     if not good:
-        raise OptionError(f"{option}: give the host's URL, http(s)://HOST[:PORT] with nothing after a ? or #, "
-                          "e.g. http://192.168.1.10:8765")
+        raise OptionError(
+            f"{option}: give the host's URL, http(s)://HOST[:PORT] with nothing after a ? or #, "
+            "e.g. http://192.168.1.10:8765"
+        )
     return url.rstrip("/")
 
 
@@ -56,19 +61,27 @@ def error_text(error: urllib.error.HTTPError) -> str:
         return str(error.reason)
 
 
-def call(url: str, token: str, method: str = "GET", data: bytes | None = None, headers: dict | None = None,
-         what: str = "the host") -> tuple[int, bytes]:
+def call(
+    url: str,
+    token: str,
+    method: str = "GET",
+    data: bytes | None = None,
+    headers: dict | None = None,
+    what: str = "the host",
+) -> tuple[int, bytes]:
     """(status, body) of one request; an HTTP error or an unreachable host is a HostError that says which."""
-    request = urllib.request.Request(url, data=data, method=method,
-                                     headers={"Authorization": f"Bearer {token}", **(headers or {})})
+    request = urllib.request.Request(
+        url, data=data, method=method, headers={"Authorization": f"Bearer {token}", **(headers or {})}
+    )
     try:
         with OPENER.open(request, timeout=TIMEOUT) as response:
             return response.status, response.read()
     except urllib.error.HTTPError as e:
         raise Refusal(e.code, f"{what} answered HTTP {e.code}: {error_text(e)}") from None
     except (urllib.error.URLError, OSError) as e:
-        raise HostError(f"cannot reach {what} ({getattr(e, 'reason', e)}): is edge serve running there, and the "
-                        "URL right?") from None
+        raise HostError(
+            f"cannot reach {what} ({getattr(e, 'reason', e)}): is edge serve running there, and the URL right?"
+        ) from None
 
 
 def call_json(url: str, token: str, method: str = "GET", body=None, what: str = "the host"):
@@ -78,8 +91,9 @@ def call_json(url: str, token: str, method: str = "GET", body=None, what: str = 
     try:
         return json.loads(raw)
     except ValueError:
-        raise HostError(f"{what} answered {status} with something that is not JSON (a proxy or captive portal in "
-                        "between?)") from None
+        raise HostError(
+            f"{what} answered {status} with something that is not JSON (a proxy or captive portal in between?)"
+        ) from None
 
 
 def download(url: str, token: str, dest, size: int, what: str) -> int:

@@ -1,4 +1,5 @@
 """Reading image files into RGB uint8 arrays, whatever their depth and channels."""
+
 from pathlib import Path
 
 import cv2

@@ -6,6 +6,7 @@ here in place of an interpreter's. The rest is what `edge run` does with any cam
 picamera2 comes from Raspberry Pi OS (apt python3-picamera2) and is imported only here, when the source is
 opened: it is not one of edge's requirements, and where it or the camera is missing the run is refused in one line.
 """
+
 import time
 from pathlib import Path
 
@@ -15,8 +16,10 @@ from edge.errors import EdgeError
 NAME = "imx500"
 NETWORK = "network.rpk"  # what imx500-package writes, kept in the bundle folder by setup.sh
 SIZE = (640, 480)  # the frames the Pi gets beside the scores (for --preview); the sensor's input is the network's
-INSTALL = ("on Raspberry Pi OS: sudo apt install python3-picamera2 imx500-all, and run edge from a venv made with "
-           "--system-site-packages (edge package's setup.sh does both)")
+INSTALL = (
+    "on Raspberry Pi OS: sudo apt install python3-picamera2 imx500-all, and run edge from a venv made with "
+    "--system-site-packages (edge package's setup.sh does both)"
+)
 
 
 def network_file(target, bundle: Path | None) -> Path:
@@ -26,11 +29,15 @@ def network_file(target, bundle: Path | None) -> Path:
     elif bundle is not None and bundle.is_dir():
         path = bundle / NETWORK
     else:
-        raise EdgeError("--source imx500 runs a bundle's network on the AI Camera's sensor: give a bundle folder "
-                        "converted with --device rpi-ai-camera, or --source imx500:PATH/network.rpk")
+        raise EdgeError(
+            "--source imx500 runs a bundle's network on the AI Camera's sensor: give a bundle folder "
+            "converted with --device rpi-ai-camera, or --source imx500:PATH/network.rpk"
+        )
     if not path.is_file():
-        made = (f"make it on the Pi: imx500-package -i {path.parent / 'packerOut.zip'} -o {path.parent} (apt "
-                "imx500-tools; setup.sh of edge package --device rpi-ai-camera does it)")
+        made = (
+            f"make it on the Pi: imx500-package -i {path.parent / 'packerOut.zip'} -o {path.parent} (apt "
+            "imx500-tools; setup.sh of edge package --device rpi-ai-camera does it)"
+        )
         raise EdgeError(f"--source imx500: {path} does not exist; {made}")
     return path
 
@@ -50,16 +57,20 @@ class SensorReader(FrameReader):
             from picamera2 import Picamera2
             from picamera2.devices import IMX500
         except ImportError as e:
-            raise EdgeError(f"--source imx500 needs picamera2 with its IMX500 helper ({e.name} is missing): "
-                            f"{INSTALL}") from None
+            raise EdgeError(
+                f"--source imx500 needs picamera2 with its IMX500 helper ({e.name} is missing): {INSTALL}"
+            ) from None
         try:
             self._sensor = IMX500(str(self._network))  # uploads the network to the sensor: minutes the first time
         except RuntimeError as e:
-            raise EdgeError(f"--source imx500: no AI Camera found ({e}): check its ribbon cable and that "
-                            "'rpicam-hello --list-cameras' lists an imx500") from None
+            raise EdgeError(
+                f"--source imx500: no AI Camera found ({e}): check its ribbon cable and that "
+                "'rpicam-hello --list-cameras' lists an imx500"
+            ) from None
         self._camera = Picamera2(self._sensor.camera_num)
-        self._camera.start(self._camera.create_preview_configuration(
-            main={"size": SIZE, "format": "RGB888"}, buffer_count=12))
+        self._camera.start(
+            self._camera.create_preview_configuration(main={"size": SIZE, "format": "RGB888"}, buffer_count=12)
+        )
         self.delivers, self.jpeg_scale = CameraMode(*SIZE, None, "RGB888"), 1
 
     def _run(self) -> None:
@@ -92,6 +103,14 @@ class SensorReader(FrameReader):
             self.stats.read += 1
             self.stats.seconds["read"] += captured - reading
             # RGB888 is B, G, R in memory (libcamera's naming)
-            self._put(Frame(index, captured - start, image[..., ::-1], captured,
-                            prepared=outputs[0].astype("float32"), inference_ms=kpi[0] if kpi else None))
+            self._put(
+                Frame(
+                    index,
+                    captured - start,
+                    image[..., ::-1],
+                    captured,
+                    prepared=outputs[0].astype("float32"),
+                    inference_ms=kpi[0] if kpi else None,
+                )
+            )
             index += 1

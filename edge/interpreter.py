@@ -4,6 +4,7 @@ LiteRT (`ai_edge_litert`) first; then `tflite_runtime` (supported, never require
 numpy 2 and cannot load ops from newer TensorFlow); then `tf.lite` from a full TensorFlow.
 Tensors are read by index and quantization parameters from the interpreter, never by name.
 """
+
 import ctypes
 import os
 import platform
@@ -22,9 +23,9 @@ DELEGATES: dict[str, dict] = {
     "edgetpu": {
         "library": {"Linux": "libedgetpu.so.1", "Darwin": "libedgetpu.1.dylib", "Windows": "edgetpu.dll"},
         "install": "install the Edge TPU runtime: add Coral's apt repository "
-                   "(https://coral.ai/docs/accelerator/get-started) and 'sudo apt install libedgetpu1-std'",
+        "(https://coral.ai/docs/accelerator/get-started) and 'sudo apt install libedgetpu1-std'",
         "no_device": "plug in the Coral USB Accelerator (lsusb shows 1a6e:089a or 18d1:9302), preferably on a "
-                     "USB 3 port, or on a Dev Board check that the apex driver is loaded (ls /dev/apex_0)",
+        "USB 3 port, or on a Dev Board check that the apex driver is loaded (ls /dev/apex_0)",
         "suffix": "_edgetpu.tflite",  # what edgetpu_compiler names its output; such a model needs the delegate
     },
 }
@@ -87,8 +88,9 @@ def _load(delegate: str, load_delegate):
     try:
         return load_delegate(library)
     except (ValueError, RuntimeError, OSError) as e:
-        raise EdgeError(f"--delegate {delegate}: {library} found no {delegate} device ({str(e).strip()}); "
-                        f"{facts['no_device']}") from None
+        raise EdgeError(
+            f"--delegate {delegate}: {library} found no {delegate} device ({str(e).strip()}); {facts['no_device']}"
+        ) from None
 
 
 THREADS_PER_CPU = 4  # the most taken: past one a CPU inference only slows, but a profile's count may meet a
@@ -100,8 +102,10 @@ def resolve_threads(threads: int | None) -> int:
     usable = usable_cpus()
     most = THREADS_PER_CPU * usable
     if threads is not None and not whole(threads, 1, most):
-        raise EdgeError(f"--threads {threads} must be at least 1 and at most {most} ({THREADS_PER_CPU} for each of "
-                        f"the {usable} CPUs this process may use; {usable} is fastest)")
+        raise EdgeError(
+            f"--threads {threads} must be at least 1 and at most {most} ({THREADS_PER_CPU} for each of "
+            f"the {usable} CPUs this process may use; {usable} is fastest)"
+        )
     return threads or usable
 
 
@@ -138,8 +142,9 @@ def set_batch(interpreter, batch: int) -> None:
         interpreter.resize_tensor_input(detail["index"], [batch, *detail["shape"][1:]])
         interpreter.allocate_tensors()
     except (ValueError, RuntimeError):
-        raise EdgeError(f"the model takes a fixed batch of {detail['shape'][0]}: use --batch "
-                        f"{detail['shape'][0]}") from None
+        raise EdgeError(
+            f"the model takes a fixed batch of {detail['shape'][0]}: use --batch {detail['shape'][0]}"
+        ) from None
 
 
 def runtime(interpreter) -> str:
@@ -170,15 +175,21 @@ def invoker(interpreter):
         interpreter.set_tensor(input_index, tensor)
         interpreter.invoke()
         return interpreter.get_tensor(output_index)
+
     return call
 
 
 def io_facts(interpreter) -> dict:
     """Input/output dtype, shape and quantization, as the manifest records them."""
+
     def facts(d):
         scale, zero_point = d["quantization"]
-        return {"shape": [int(s) for s in d["shape"]], "dtype": np.dtype(d["dtype"]).name,
-                "quantization": [float(scale), int(zero_point)]}
+        return {
+            "shape": [int(s) for s in d["shape"]],
+            "dtype": np.dtype(d["dtype"]).name,
+            "quantization": [float(scale), int(zero_point)],
+        }
+
     return {"input": facts(input_detail(interpreter)), "output": facts(output_detail(interpreter))}
 
 
@@ -188,6 +199,9 @@ def op_precisions(interpreter) -> dict:
     model actually runs in integers, and what it left in float."""
     dtypes = {d["index"]: np.dtype(d["dtype"]).name for d in interpreter.get_tensor_details()}
     ops = interpreter._get_ops_details()  # the only listing of operations LiteRT's Python API has
-    counts = Counter(dtypes[op["outputs"][0]] for op in ops
-                     if op["op_name"] not in ("QUANTIZE", "DEQUANTIZE", "DELEGATE") and len(op["outputs"]))
+    counts = Counter(
+        dtypes[op["outputs"][0]]
+        for op in ops
+        if op["op_name"] not in ("QUANTIZE", "DEQUANTIZE", "DELEGATE") and len(op["outputs"])
+    )
     return dict(sorted(counts.items()))

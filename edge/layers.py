@@ -8,6 +8,7 @@ import statement). What `edge package` ships to a device is every layer but the 
     host      convert (TensorFlow), Edge TPU compiling, packaging for a device, the reports server
     front     the Python API (edge/__init__.py), the CLI and its text rendering
 """
+
 from contextlib import contextmanager
 
 from edge.errors import EdgeError
@@ -18,16 +19,64 @@ NAMES = {CONTRACT: "contract", MEASURES: "measures", DEVICE: "device", HOST: "ho
 
 # A module's layer is that of its longest listed prefix: "edge.converter" covers every module under it.
 LAYERS = {
-    CONTRACT: ("edge.version", "edge.layers", "edge.errors", "edge.files", "edge.options", "edge.bundle", "edge.report",
-               "edge.frame_record", "edge.signing", "edge.results", "edge.devices", "edge.devices.profiles"),
-    MEASURES: ("edge.eval", "edge.eval.metrics", "edge.eval.accumulator", "edge.eval.latency", "edge.eval.plots",
-               "edge.eval.fingerprint"),
-    DEVICE: ("edge.quiet", "edge.progress", "edge.images", "edge.folders", "edge.preprocess", "edge.interpreter",
-             "edge.model", "edge.capture", "edge.truth", "edge.preview", "edge.signals", "edge.outbox", "edge.reporter",
-             "edge.collect", "edge.checks", "edge.host_client", "edge.follow", "edge.windows", "edge.runner",
-             "edge.drift", "edge.imx500_source", "edge.eval.evaluate", "edge.eval.bench"),
-    HOST: ("edge.converter", "edge.publish", "edge.devices.edgetpu", "edge.devices.package", "edge.devices.templates",
-           "edge.server", "edge.devices.toolchains", "edge.devices.imx500", "edge.devices.imx500_convert"),
+    CONTRACT: (
+        "edge.version",
+        "edge.layers",
+        "edge.errors",
+        "edge.files",
+        "edge.options",
+        "edge.bundle",
+        "edge.report",
+        "edge.frame_record",
+        "edge.signing",
+        "edge.results",
+        "edge.devices",
+        "edge.devices.profiles",
+    ),
+    MEASURES: (
+        "edge.eval",
+        "edge.eval.metrics",
+        "edge.eval.accumulator",
+        "edge.eval.latency",
+        "edge.eval.plots",
+        "edge.eval.fingerprint",
+    ),
+    DEVICE: (
+        "edge.quiet",
+        "edge.progress",
+        "edge.images",
+        "edge.folders",
+        "edge.preprocess",
+        "edge.interpreter",
+        "edge.model",
+        "edge.capture",
+        "edge.truth",
+        "edge.preview",
+        "edge.signals",
+        "edge.outbox",
+        "edge.reporter",
+        "edge.collect",
+        "edge.checks",
+        "edge.host_client",
+        "edge.follow",
+        "edge.windows",
+        "edge.runner",
+        "edge.drift",
+        "edge.imx500_source",
+        "edge.eval.evaluate",
+        "edge.eval.bench",
+    ),
+    HOST: (
+        "edge.converter",
+        "edge.publish",
+        "edge.devices.edgetpu",
+        "edge.devices.package",
+        "edge.devices.templates",
+        "edge.server",
+        "edge.devices.toolchains",
+        "edge.devices.imx500",
+        "edge.devices.imx500_convert",
+    ),
     FRONT: ("edge", "edge.cli", "edge.render"),
 }
 _BY_NAME = {name: layer for layer, names in LAYERS.items() for name in names}
@@ -56,8 +105,10 @@ def host_only(command: str, extra: str | None = None):
         yield
     except ModuleNotFoundError as e:
         if (e.name or "").startswith("edge."):
-            raise EdgeError(f"{command} runs on a host, and this is a device install of edge: on a laptop or "
-                            f"server, {install_hint('host')}") from None
+            raise EdgeError(
+                f"{command} runs on a host, and this is a device install of edge: on a laptop or "
+                f"server, {install_hint('host')}"
+            ) from None
         if extra:
             raise EdgeError(f"{command} needs the {extra} extra ({e.name} is missing): {install_hint(extra)}") from None
         raise

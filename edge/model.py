@@ -1,6 +1,7 @@
 """Loading a model to run: a bundle folder or a bare .tflite file -> an interpreter with its class names,
 input range, threads and delegate. `edge eval`, `edge bench` and `edge run` all load models here.
 """
+
 import math
 import re
 from dataclasses import dataclass
@@ -23,8 +24,14 @@ class Model:
 
     def facts(self) -> dict:
         """What a result says about the model it measured."""
-        return {"model": str(self.path), "source": self.source, "model_bytes": self.path.stat().st_size,
-                "runtime": runtime(self.interpreter), "delegate": self.delegate, "threads": self.threads}
+        return {
+            "model": str(self.path),
+            "source": self.source,
+            "model_bytes": self.path.stat().st_size,
+            "runtime": runtime(self.interpreter),
+            "delegate": self.delegate,
+            "threads": self.threads,
+        }
 
 
 def load_model(model, labels=None, input_range=None, threads: int | None = None, delegate: str | None = None) -> Model:
@@ -36,14 +43,20 @@ def load_model(model, labels=None, input_range=None, threads: int | None = None,
     interpreter = make_interpreter(path, threads, delegate)
     classes = n_classes(interpreter)
     if names is None:
-        raise OptionError(f"{path} is a bare .tflite file: give --labels FILE with its {classes} class names, "
-                        "one a line in output order")
+        raise OptionError(
+            f"{path} is a bare .tflite file: give --labels FILE with its {classes} class names, "
+            "one a line in output order"
+        )
     if len(names) != classes and source == "bundle":
-        raise ModelError(f"{Path(model) / MANIFEST} names {len(names)} labels but its model has {classes} outputs: "
-                        "re-run 'edge convert'")
+        raise ModelError(
+            f"{Path(model) / MANIFEST} names {len(names)} labels but its model has {classes} outputs: "
+            "re-run 'edge convert'"
+        )
     if len(names) != classes:
-        raise OptionError(f"--labels has {len(names)} class names but the model has {classes} outputs: "
-                        "give one name per output, in output order")
+        raise OptionError(
+            f"--labels has {len(names)} class names but the model has {classes} outputs: "
+            "give one name per output, in output order"
+        )
     return Model(path, source, interpreter, names, input_range, threads, delegate)
 
 
@@ -53,9 +66,11 @@ def _locate(path: Path, labels, input_range, delegate) -> tuple[Path, list[str] 
         _check_bundle_folder(path)
         given = [name for name, value in (("--labels", labels), ("--input-range", input_range)) if value is not None]
         if given:
-            raise OptionError(f"{path} is a bundle: it carries its labels and input range; {' and '.join(given)} "
-                            f"{'are' if len(given) > 1 else 'is'} for bare .tflite files: leave "
-                            f"{'them' if len(given) > 1 else 'it'} out")
+            raise OptionError(
+                f"{path} is a bundle: it carries its labels and input range; {' and '.join(given)} "
+                f"{'are' if len(given) > 1 else 'is'} for bare .tflite files: leave "
+                f"{'them' if len(given) > 1 else 'it'} out"
+            )
         bundle = read_bundle(path)
         lo, hi = bundle.manifest["input"]["range"]
         file = bundle.edgetpu_path if delegate == "edgetpu" and bundle.edgetpu_path else bundle.model_path
@@ -76,13 +91,19 @@ def _check_bundle_folder(path: Path) -> None:
     models = sorted(path.glob("*.tflite"))
     bundles = sorted(p for p in path.iterdir() if (p / MANIFEST).is_file())
     if models:
-        raise ModelError(f"{path} is not a bundle (no {MANIFEST}): give one of its .tflite files, e.g. {models[0]}, "
-                        "with --labels, or a bundle folder written by 'edge convert'")
+        raise ModelError(
+            f"{path} is not a bundle (no {MANIFEST}): give one of its .tflite files, e.g. {models[0]}, "
+            "with --labels, or a bundle folder written by 'edge convert'"
+        )
     if bundles:
-        raise ModelError(f"{path} is not a bundle (no {MANIFEST}) but holds {len(bundles)} bundle folder(s): give "
-                        f"one of them, e.g. {bundles[0]}")
-    raise ModelError(f"{path} holds no model (no {MANIFEST}, no .tflite file): give a bundle folder written by "
-                    "'edge convert', or a .tflite file")
+        raise ModelError(
+            f"{path} is not a bundle (no {MANIFEST}) but holds {len(bundles)} bundle folder(s): give "
+            f"one of them, e.g. {bundles[0]}"
+        )
+    raise ModelError(
+        f"{path} holds no model (no {MANIFEST}, no .tflite file): give a bundle folder written by "
+        "'edge convert', or a .tflite file"
+    )
 
 
 def _check_tflite_file(path: Path) -> None:
@@ -97,8 +118,10 @@ def _check_tflite_file(path: Path) -> None:
     if not head:
         raise ModelError(f"{path} is not a usable TFLite model (it is empty, 0 bytes): copy it again, or re-export it")
     if head[4:8] != b"TFL3":
-        raise ModelError(f"{path} is not a usable TFLite model (it lacks the TFL3 identifier: not a .tflite file): "
-                        "give a .tflite file or a bundle folder")
+        raise ModelError(
+            f"{path} is not a usable TFLite model (it lacks the TFL3 identifier: not a .tflite file): "
+            "give a .tflite file or a bundle folder"
+        )
 
 
 def read_labels(path) -> list[str]:

@@ -3,6 +3,7 @@
 options from these fields (edge.cli.options_of), and the Python API takes the same dataclass, or its fields
 as keywords; a dataclass validates itself when made (`__post_init__`), so both refuse the same values.
 A field made without `option` (a nested group of options, a setting for tests) is no option of the command."""
+
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -13,14 +14,21 @@ from typing import Any
 from edge.errors import EdgeError, OptionError, check_keywords
 
 
-def option(default: Any = MISSING, help: str = "", flag: str | None = None, keyword: str | None = None,  # noqa: A002
-           secret: bool = False, **click: Any) -> Any:
+def option(
+    default: Any = MISSING,
+    help: str = "",
+    flag: str | None = None,
+    keyword: str | None = None,  # noqa: A002
+    secret: bool = False,
+    **click: Any,
+) -> Any:
     """A dataclass field with its default and what `--help` says of it. `keyword`: the name the CLI passes it
     by and the Python API takes it as, when not the field's (a nested group's field: "report_to" for `url`);
     `flag`: the option's spelling when not --KEYWORD (e.g. "--protect-reads/--open-reads"); `secret`: left out
     of the dataclass's repr; `click`: more of click.option's arguments (envvar, hidden, type, ...)."""
-    return field(default=default, repr=not secret,
-                 metadata={"help": help, "flag": flag, "keyword": keyword, "click": click})
+    return field(
+        default=default, repr=not secret, metadata={"help": help, "flag": flag, "keyword": keyword, "click": click}
+    )
 
 
 def options(cls) -> dict:
@@ -36,8 +44,9 @@ def flag_of(spec) -> str:
 def take(cls, given: dict) -> dict:
     """Remove `cls`'s options from `given` (keywords, as the CLI and the API have them), and return them as
     `cls`'s field names; None stands for the default, as it does in the API's signatures."""
-    return {spec.name: value for keyword, spec in options(cls).items()
-            if (value := given.pop(keyword, None)) is not None}
+    return {
+        spec.name: value for keyword, spec in options(cls).items() if (value := given.pop(keyword, None)) is not None
+    }
 
 
 def made(cls, given, keywords: dict, what: str, build=None):
@@ -55,9 +64,12 @@ def made(cls, given, keywords: dict, what: str, build=None):
     return cls(**keywords)
 
 
-# A flag in a message, and what follows it when that is its value: a metavar (URL, KEYDIR/edge-sign.pub) or a
-# value the message goes on from ("--report-every -1: give ...", "--max-frames 0 must be ...", "... cannot ...").
-FLAG = re.compile(r"(?<![\w-])(--[a-z][a-z0-9-]*)(?: ([A-Z][A-Z0-9_./-]*\b|\S+(?=:(?:\s|$)| must\b| cannot\b)))?")
+# A flag in a message, and what follows it when that is its value: a metavar (URL, KEYDIR/edge-sign.pub) or an
+# unquoted value the message goes on from ("--report-every -1: give ...", "--max-frames 0 must be ...").
+FLAG = re.compile(
+    r"(?<![\w-])(--[a-z][a-z0-9-]*)"
+    r"(?: ([A-Z][A-Z0-9_./-]*\b|[^\s'\"]\S*(?=:(?:\s|$)| must\b| cannot\b| needs\b| is\b)))?"
+)
 
 
 _FLAGS: ContextVar[bool] = ContextVar("edge_flags", default=False)
@@ -80,7 +92,7 @@ def python_names(*sources) -> Iterator[None]:
     ... -> max_frames=0 must be ...); a flag they lack stays as it is. Not under `flags`."""
     keywords = {}
     for source in sources:
-        for keyword, spec in (options(source).items() if not isinstance(source, str) else [(source, None)]):
+        for keyword, spec in options(source).items() if not isinstance(source, str) else [(source, None)]:
             spellings = (spec and spec.metadata["flag"]) or "--" + keyword.replace("_", "-")
             keywords.update(dict.fromkeys(spellings.split("/"), keyword))
 

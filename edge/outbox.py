@@ -11,6 +11,7 @@ is kept with the device its body names; a device takes only its own, and another
 a run as that device. A file SQLite cannot read (a power cut on an SD card) is moved aside whole, named,
 and a new one started: the device keeps running.
 """
+
 import codecs
 import os
 import sqlite3
@@ -38,8 +39,9 @@ class Damaged(Exception):
 class Outbox:
     """The outbox of `kind` ('reports' or 'frames') at `path`, for `device`."""
 
-    def __init__(self, path, kind: str, device: str | None = None, limit: int = LIMIT, max_bytes: int | None = None,
-                 log=None):
+    def __init__(
+        self, path, kind: str, device: str | None = None, limit: int = LIMIT, max_bytes: int | None = None, log=None
+    ):
         if limit < 1:
             raise EdgeError(f"--outbox-limit {limit} must be at least 1")
         self.path, self.kind, self.device, self.limit, self.max_bytes = Path(path), kind, device, limit, max_bytes
@@ -52,11 +54,13 @@ class Outbox:
                 self.moved_aside = move_aside(self.path)
                 (log or (lambda message: None))(
                     f"{self.option} {self.path} is damaged ({e}): moved aside, whole, to {self.moved_aside}; started "
-                    "a new one")
+                    "a new one"
+                )
                 self.db = self._open()
         except (OSError, sqlite3.DatabaseError, Damaged) as e:
-            raise EdgeError(f"{self.option} {self.path} cannot be used ({e}): give a writable file, e.g. "
-                            f"~/{self.path.name}") from None
+            raise EdgeError(
+                f"{self.option} {self.path} cannot be used ({e}): give a writable file, e.g. ~/{self.path.name}"
+            ) from None
 
     def _open(self) -> sqlite3.Connection:
         """Connect to an outbox of this kind (made if new, brought up to date if old), or refuse the file."""
@@ -66,8 +70,10 @@ class Outbox:
             self._refuse_marked(db.execute("PRAGMA application_id").fetchone()[0])
             tables = {name for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
             if tables - OURS or ("outbox" in tables and not {"seq", "body"} <= columns(db)):
-                raise EdgeError(f"{self.option} {self.path} is another program's database (tables: "
-                                f"{', '.join(sorted(tables))}): give the {self.kind} a file of their own")
+                raise EdgeError(
+                    f"{self.option} {self.path} is another program's database (tables: "
+                    f"{', '.join(sorted(tables))}): give the {self.kind} a file of their own"
+                )
             problems = [row for (row,) in db.execute("PRAGMA quick_check")]
             if problems != ["ok"]:
                 raise Damaged("; ".join(problems[:3]))
@@ -101,19 +107,23 @@ class Outbox:
             return
         if b"\0" in head or not _utf8(head):
             raise Damaged("not an SQLite database")
-        raise EdgeError(f"{self.option} {self.path} is a text file, not an outbox: give the {self.kind} a file of "
-                        "their own")
+        raise EdgeError(
+            f"{self.option} {self.path} is a text file, not an outbox: give the {self.kind} a file of their own"
+        )
 
     def _refuse_marked(self, app_id: int) -> None:
         """Refuse a database marked as the other kind's outbox or as another program's; unmarked are new
         files, empty databases and the outboxes of earlier versions."""
         for kind, (option, mark) in KINDS.items():
             if app_id == mark and kind != self.kind:
-                raise EdgeError(f"{self.option} {self.path} is where {kind} wait ({option}): give the {self.kind} a "
-                                "file of their own")
+                raise EdgeError(
+                    f"{self.option} {self.path} is where {kind} wait ({option}): give the {self.kind} a "
+                    "file of their own"
+                )
         if app_id not in (0, KINDS[self.kind][1]):
-            raise EdgeError(f"{self.option} {self.path} is another program's database: give the {self.kind} a file "
-                            "of their own")
+            raise EdgeError(
+                f"{self.option} {self.path} is another program's database: give the {self.kind} a file of their own"
+            )
 
     def _upgrade(self, db) -> None:
         """An outbox of an earlier version: each item's device, from its body; an item of the other kind (one
@@ -122,9 +132,11 @@ class Outbox:
         with db:
             db.execute("BEGIN IMMEDIATE")
             db.execute("ALTER TABLE outbox ADD COLUMN device TEXT")
-            db.execute("UPDATE outbox SET device = CASE WHEN json_valid(body) AND "
-                       "(json_type(body, '$.jpeg') IS NOT NULL) = ? THEN json_extract(body, '$.device_id') END",
-                       (frames,))
+            db.execute(
+                "UPDATE outbox SET device = CASE WHEN json_valid(body) AND "
+                "(json_type(body, '$.jpeg') IS NOT NULL) = ? THEN json_extract(body, '$.device_id') END",
+                (frames,),
+            )
 
     @contextmanager
     def _transaction(self):
@@ -154,14 +166,16 @@ class Outbox:
 
     def disk_bytes(self) -> int:
         """The database's size once written (auto_vacuum gives free pages back at each commit)."""
-        pages, free, size = (self.db.execute(f"PRAGMA {name}").fetchone()[0]
-                             for name in ("page_count", "freelist_count", "page_size"))
+        pages, free, size = (
+            self.db.execute(f"PRAGMA {name}").fetchone()[0] for name in ("page_count", "freelist_count", "page_size")
+        )
         return (pages - free) * size
 
     def oldest(self, n: int) -> list[tuple[int, str]]:
         """This device's oldest items."""
-        return self.db.execute("SELECT seq, body FROM outbox WHERE device IS ? ORDER BY seq LIMIT ?",
-                               (self.device, n)).fetchall()
+        return self.db.execute(
+            "SELECT seq, body FROM outbox WHERE device IS ? ORDER BY seq LIMIT ?", (self.device, n)
+        ).fetchall()
 
     def pending(self) -> int:
         """This device's items."""
@@ -169,8 +183,11 @@ class Outbox:
 
     def aside(self) -> dict:
         """The items this device may not send, by the device they are for (None: of the other kind)."""
-        return dict(self.db.execute("SELECT device, COUNT(*) FROM outbox WHERE device IS NOT ? GROUP BY device",
-                                    (self.device,)).fetchall())
+        return dict(
+            self.db.execute(
+                "SELECT device, COUNT(*) FROM outbox WHERE device IS NOT ? GROUP BY device", (self.device,)
+            ).fetchall()
+        )
 
     def remove(self, seqs, counter: str | None = None) -> None:
         """Take items out: sent, or (with `counter`) given up on and counted."""
@@ -192,8 +209,9 @@ class Outbox:
             self._count(name, n)
 
     def _count(self, name: str, n: int) -> None:
-        self.db.execute("INSERT INTO counters VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET value = value + ?",
-                        (name, n, n))
+        self.db.execute(
+            "INSERT INTO counters VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET value = value + ?", (name, n, n)
+        )
 
     def close(self) -> None:
         self.db.close()

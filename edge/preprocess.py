@@ -3,19 +3,29 @@
 The model graph holds the backbone's own preprocessing (it takes RGB pixels); all that is left to do
 outside it is colour order, resizing, and mapping pixels to the input tensor's dtype and quantization.
 """
+
 import cv2
 import numpy as np
 
 # How `edge run` turns camera frames into the model's input size.
 DECODES = {
     "fast": "JPEG frames decoded at 1/2, 1/4 or 1/8 size (in the decoder's inverse DCT) when that still covers "
-            "the input, other frames averaged over 2x2 blocks likewise, then a linear resize for the last factor "
-            "under 2: an area resize in steps, at a fraction of its cost",
+    "the input, other frames averaged over 2x2 blocks likewise, then a linear resize for the last factor "
+    "under 2: an area resize in steps, at a fraction of its cost",
     "full": "every frame decoded at full size and area-resized in one go, as the bundle's images were in training",
 }
 # imdecode flags for RGB at 1/1, 1/2, 1/4 and 1/8 size (the REDUCED flags carry the BGR colour bit)
-JPEG_SCALES = {1: cv2.IMREAD_COLOR_RGB, **{f: (flag & ~cv2.IMREAD_COLOR) | cv2.IMREAD_COLOR_RGB for f, flag in (
-    (2, cv2.IMREAD_REDUCED_COLOR_2), (4, cv2.IMREAD_REDUCED_COLOR_4), (8, cv2.IMREAD_REDUCED_COLOR_8))}}
+JPEG_SCALES = {
+    1: cv2.IMREAD_COLOR_RGB,
+    **{
+        f: (flag & ~cv2.IMREAD_COLOR) | cv2.IMREAD_COLOR_RGB
+        for f, flag in (
+            (2, cv2.IMREAD_REDUCED_COLOR_2),
+            (4, cv2.IMREAD_REDUCED_COLOR_4),
+            (8, cv2.IMREAD_REDUCED_COLOR_8),
+        )
+    },
+}
 
 
 def resize(rgb: np.ndarray, height: int, width: int) -> np.ndarray:

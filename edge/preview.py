@@ -3,6 +3,7 @@ ground truth from then on (1 = the first label, ..., 0 = nothing to evaluate), q
 
 Needs a display and an OpenCV with a GUI: pip's opencv-python-headless (the device default) has none.
 """
+
 import os
 import re
 import sys
@@ -24,11 +25,15 @@ def has_gui() -> bool:
 def check_display() -> None:
     """Fail before any work when no window can be shown."""
     if not has_gui():
-        raise EdgeError("--preview needs an OpenCV with a GUI and this one is headless: pip install opencv-python "
-                        "(or on a Pi, sudo apt install python3-opencv in a venv with --system-site-packages)")
+        raise EdgeError(
+            "--preview needs an OpenCV with a GUI and this one is headless: pip install opencv-python "
+            "(or on a Pi, sudo apt install python3-opencv in a venv with --system-site-packages)"
+        )
     if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
-        raise EdgeError("--preview needs a display and none is set (DISPLAY/WAYLAND_DISPLAY): run it on the "
-                        "desktop, or over ssh -X, or leave --preview out")
+        raise EdgeError(
+            "--preview needs a display and none is set (DISPLAY/WAYLAND_DISPLAY): run it on the "
+            "desktop, or over ssh -X, or leave --preview out"
+        )
 
 
 def key_action(key: int, labels: list[str]):
@@ -53,8 +58,9 @@ def overlay(rgb: np.ndarray, label: str, score: float, fps: float, truth: str | 
     lines = [f"{label} {score:.2f}", f"{fps:.1f} fps" + (f"  truth: {truth}" if truth is not None else "")]
     for row, text in enumerate(lines):
         origin = (8, int((row + 1) * 28 * scale))
-        cv2.putText(bgr, text, origin, cv2.FONT_HERSHEY_SIMPLEX, 0.8 * scale, (0, 0, 0), int(4 * scale) + 1,
-                    cv2.LINE_AA)
+        cv2.putText(
+            bgr, text, origin, cv2.FONT_HERSHEY_SIMPLEX, 0.8 * scale, (0, 0, 0), int(4 * scale) + 1, cv2.LINE_AA
+        )
         cv2.putText(bgr, text, origin, cv2.FONT_HERSHEY_SIMPLEX, 0.8 * scale, colour, int(2 * scale) or 1, cv2.LINE_AA)
     return bgr
 

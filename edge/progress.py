@@ -1,4 +1,5 @@
 """Progress for long work, on stderr (stdout stays clean for --json)."""
+
 import sys
 
 import click

@@ -2,6 +2,7 @@
 
 The bundle is signed here, where its key is (edge.signing); each file goes up under its sha256 unless the host
 holds it already (asked with a one-byte Range), then the signed release, which the host numbers NAME@N."""
+
 import urllib.parse
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -36,12 +37,19 @@ def push_model(bundle, name: str, host: str, token: str, key) -> PushResult:
         if _held(url, token):
             held += facts["bytes"]
             continue
-        call(url, token, "PUT", (Path(bundle) / file).read_bytes(), {"Content-Type": "application/octet-stream"},
-             f"the host ({file})")
+        call(
+            url,
+            token,
+            "PUT",
+            (Path(bundle) / file).read_bytes(),
+            {"Content-Type": "application/octet-stream"},
+            f"the host ({file})",
+        )
         sent += facts["bytes"]
     answer = call_json(f"{host}/api/v1/models/{urllib.parse.quote(name, safe='')}", token, "POST", signed, "the host")
-    return PushResult(answer["name"], answer["version"], answer["new"], signed["key_id"],
-                      len(signed["release"]["files"]), sent, held)
+    return PushResult(
+        answer["name"], answer["version"], answer["new"], signed["key_id"], len(signed["release"]["files"]), sent, held
+    )
 
 
 def _held(url: str, token: str) -> bool:
@@ -64,17 +72,33 @@ def parse_version(text: str) -> tuple[str, int]:
     """NAME@VERSION, as `edge models push` printed it."""
     name, at, version = str(text).rpartition("@")
     if not at or not name or not version.isdigit() or int(version) < 1:
-        raise OptionError(f"'{text}': give a model version as NAME@VERSION, e.g. digits@2 (edge models list shows "
-                          "them)")
+        raise OptionError(
+            f"'{text}': give a model version as NAME@VERSION, e.g. digits@2 (edge models list shows them)"
+        )
     return name, int(version)
 
 
-def start_rollout(host: str, token: str, version: str, devices: list | None = None, canary: int | None = None,
-                  watch: float | None = None, guard: str | None = None, waves: int | None = None) -> dict:
+def start_rollout(
+    host: str,
+    token: str,
+    version: str,
+    devices: list | None = None,
+    canary: int | None = None,
+    watch: float | None = None,
+    guard: str | None = None,
+    waves: int | None = None,
+) -> dict:
     """Roll NAME@VERSION out to `devices` (None: every device that has reported), canaries first."""
     name, number = parse_version(version)
-    body = {"model": name, "version": number, "devices": devices, "canary": canary, "waves": waves, "watch": watch,
-            "guard": parse_guard(guard).to_json()}
+    body = {
+        "model": name,
+        "version": number,
+        "devices": devices,
+        "canary": canary,
+        "waves": waves,
+        "watch": watch,
+        "guard": parse_guard(guard).to_json(),
+    }
     return call_json(f"{check_url(host, '--host')}/api/v1/rollouts", token, "POST", body, "the host")
 
 

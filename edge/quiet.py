@@ -6,6 +6,7 @@ Lite XNNPACK delegate"), where Python's logging and TF_CPP_MIN_LOG_LEVEL do not 
 the calls that print it, stderr goes through a filter that drops those lines and passes every other one
 through: a real warning or error still gets to the user.
 """
+
 import os
 import re
 import sys
@@ -20,7 +21,8 @@ NOISE = re.compile(
     rb"|INFO: Created TensorFlow Lite XNNPACK delegate for CPU\."
     rb"|.*oneDNN custom operations are on"
     rb"|.*This TensorFlow binary is optimized to use available CPU instructions"
-    rb"|.*To enable the following instructions: .* in other operations, rebuild TensorFlow")
+    rb"|.*To enable the following instructions: .* in other operations, rebuild TensorFlow"
+)
 
 
 @contextmanager

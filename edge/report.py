@@ -8,6 +8,7 @@ parse and check), and the per-class rows only for the classes seen in the window
 `check_report` is the schema the host holds every report to; it also refuses what the host could not serve
 back as it came (integers past 2^53, non-finite numbers, lone surrogates, deep nesting).
 """
+
 import re
 import secrets
 import time
@@ -34,8 +35,9 @@ DRIFT_LEVELS = ("ok", "watch", "drift", "too few")  # edge.drift: a window's sco
 DRIFT_STATISTICS = ("top1", "margin", "entropy", "classes")
 
 
-def make_report(summary: dict, device_id: str, run_id: str, seq: int, model_sha256: str, start: float,
-                end: float) -> dict:
+def make_report(
+    summary: dict, device_id: str, run_id: str, seq: int, model_sha256: str, start: float, end: float
+) -> dict:
     """A compact report from a window's run summary. `start`/`end`: Unix seconds."""
     cm = np.asarray(summary["confusion_matrix"])
     truth, predicted = np.nonzero(cm)
@@ -46,8 +48,16 @@ def make_report(summary: dict, device_id: str, run_id: str, seq: int, model_sha2
     skipped = summary.get("skipped")
     if skipped:
         compact["skipped"] = {**skipped, "files": skipped["files"][:MAX_SKIPPED]}
-    return {"format_version": FORMAT_VERSION, "id": new_id(), "device_id": device_id, "run_id": run_id,
-            "seq": seq, "model_sha256": model_sha256, "window": {"start": start, "end": end}, **compact}
+    return {
+        "format_version": FORMAT_VERSION,
+        "id": new_id(),
+        "device_id": device_id,
+        "run_id": run_id,
+        "seq": seq,
+        "model_sha256": model_sha256,
+        "window": {"start": start, "end": end},
+        **compact,
+    }
 
 
 def new_id() -> str:
@@ -75,8 +85,10 @@ def cells(flat: list):
 def check_name(value, what: str = "--device-id") -> str:
     """A device's (or reader's) name, the one rule host and device hold names to."""
     if not isinstance(value, str) or not NAME.fullmatch(value):
-        raise EdgeError(f"{what} '{value}': letters, digits, '.', '_' and '-', up to 64, starting with a letter or "
-                        "digit, e.g. pi-kitchen")
+        raise EdgeError(
+            f"{what} '{value}': letters, digits, '.', '_' and '-', up to 64, starting with a letter or "
+            "digit, e.g. pi-kitchen"
+        )
     return value
 
 
@@ -101,28 +113,36 @@ def _text(pattern):
 
 
 def _window(value) -> bool:
-    return (isinstance(value, dict) and _number(value.get("start"), 0) and _number(value.get("end"), 0)
-            and value["start"] <= value["end"])
+    return (
+        isinstance(value, dict)
+        and _number(value.get("start"), 0)
+        and _number(value.get("end"), 0)
+        and value["start"] <= value["end"]
+    )
 
 
 def _latency(value) -> bool:
     return isinstance(value, dict) and all(
         isinstance(value.get(part), dict) and all(_number(v, 0, null=True) for v in value[part].values())
-        for part in ("inference", "frame"))
+        for part in ("inference", "frame")
+    )
 
 
 def _cells(value) -> bool:
     if not isinstance(value, list) or len(value) % 3 or not set(map(type, value)) <= {int}:  # type(): not bool
         return False
     classes, counts = value[0::3] + value[1::3], value[2::3]
-    return not value or (min(classes) >= 0 and max(classes) < MAX_CLASSES and min(counts) > 0
-                         and max(counts) <= MAX_COUNT)
+    return not value or (
+        min(classes) >= 0 and max(classes) < MAX_CLASSES and min(counts) > 0 and max(counts) <= MAX_COUNT
+    )
 
 
 def versioned(version: int) -> tuple:
     """The check of a `format_version` field."""
-    return (lambda v: _count(v) and v == version,
-            f"{version} (a device sending another: install the host's edge version on it)")
+    return (
+        lambda v: _count(v) and v == version,
+        f"{version} (a device sending another: install the host's edge version on it)",
+    )
 
 
 # Who sent it and about what: a report's fields, and a collected frame's (edge.frame_record)
@@ -145,8 +165,10 @@ REQUIRED = {
     "fps": (lambda v: _number(v, 0, null=True), "a number >= 0 or null"),
     "latency_ms": (_latency, '{"inference": {...}, "frame": {...}} of numbers'),
     "accuracy": (lambda v: _number(v, 0, 1), "a number from 0 to 1"),
-    "labels": (lambda v: isinstance(v, list) and 0 < len(v) <= MAX_CLASSES and all(isinstance(x, str) for x in v),
-               f"a list of 1-{MAX_CLASSES} class names"),
+    "labels": (
+        lambda v: isinstance(v, list) and 0 < len(v) <= MAX_CLASSES and all(isinstance(x, str) for x in v),
+        f"a list of 1-{MAX_CLASSES} class names",
+    ),
     "confusion": (_cells, "the non-zero cells, flat: [truth, predicted, count, ...], counts > 0"),
 }
 
@@ -157,31 +179,71 @@ def _drift(value) -> bool:
     if not isinstance(value, dict):
         return False
     psi, thresholds = value.get("psi"), value.get("thresholds")
-    return (_frames(value.get("frames")) and value.get("level") in DRIFT_LEVELS
-            and isinstance(psi, dict) and set(psi) == set(DRIFT_STATISTICS) and all(_number(v, 0) for v in psi.values())
-            and isinstance(thresholds, list) and len(thresholds) == 2 and all(_number(t, 0) for t in thresholds)
-            and thresholds[0] <= thresholds[1] and _count(value.get("min_frames"), MAX_COUNT))
+    return (
+        _frames(value.get("frames"))
+        and value.get("level") in DRIFT_LEVELS
+        and isinstance(psi, dict)
+        and set(psi) == set(DRIFT_STATISTICS)
+        and all(_number(v, 0) for v in psi.values())
+        and isinstance(thresholds, list)
+        and len(thresholds) == 2
+        and all(_number(t, 0) for t in thresholds)
+        and thresholds[0] <= thresholds[1]
+        and _count(value.get("min_frames"), MAX_COUNT)
+    )
 
 
 # key -> (check, what it must be) of keys a report may leave out
 OPTIONAL = {
     "top1_mean": (lambda v: _number(v, 0, 1, null=True), "a number from 0 to 1 (the mean top-1 score) or null"),
-    "model_refused": (lambda v: isinstance(v, dict) and len(v) <= 16 and all(
-                          isinstance(k, str) and len(k) <= 200 and isinstance(w, str) and len(w) <= 1000
-                          for k, w in v.items()),
-                      "{NAME@VERSION: why}, up to 16 (edge run --follow-models)"),
-    "model_version": (lambda v: isinstance(v, dict) and set(v) == {"model", "version"} and isinstance(v["model"], str)
-                      and NAME.fullmatch(v["model"]) is not None and _count(v["version"]) and v["version"] >= 1,
-                      '{"model": a model name, "version": a whole number from 1} (edge run --follow-models)'),
-    "drift": (_drift, '{"frames": count, "level": one of ' + ", ".join(DRIFT_LEVELS) + ', "psi": {'
-              + ", ".join(f'"{name}": number >= 0' for name in DRIFT_STATISTICS)
-              + '}, "thresholds": [watch, drift], "min_frames": count}'),
+    "model_refused": (
+        lambda v: (
+            isinstance(v, dict)
+            and len(v) <= 16
+            and all(
+                isinstance(k, str) and len(k) <= 200 and isinstance(w, str) and len(w) <= 1000 for k, w in v.items()
+            )
+        ),
+        "{NAME@VERSION: why}, up to 16 (edge run --follow-models)",
+    ),
+    "model_version": (
+        lambda v: (
+            isinstance(v, dict)
+            and set(v) == {"model", "version"}
+            and isinstance(v["model"], str)
+            and NAME.fullmatch(v["model"]) is not None
+            and _count(v["version"])
+            and v["version"] >= 1
+        ),
+        '{"model": a model name, "version": a whole number from 1} (edge run --follow-models)',
+    ),
+    "drift": (
+        _drift,
+        '{"frames": count, "level": one of '
+        + ", ".join(DRIFT_LEVELS)
+        + ', "psi": {'
+        + ", ".join(f'"{name}": number >= 0' for name in DRIFT_STATISTICS)
+        + '}, "thresholds": [watch, drift], "min_frames": count}',
+    ),
 }
 
 
 # Required keys whose check above leaves only what JSON serves back as it came: the rest is walked.
-SERVABLE = {"format_version", "id", "device_id", "run_id", "seq", "model_sha256", "window", "frames", "evaluated",
-            "dropped", "fps", "accuracy", "confusion"}
+SERVABLE = {
+    "format_version",
+    "id",
+    "device_id",
+    "run_id",
+    "seq",
+    "model_sha256",
+    "window",
+    "frames",
+    "evaluated",
+    "dropped",
+    "fps",
+    "accuracy",
+    "confusion",
+}
 
 
 def check_fields(value, required: dict, optional: dict, kind: str) -> str | None:

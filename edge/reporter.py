@@ -11,6 +11,7 @@ A sender sends only its own device's items (another's, left in a shared outbox, 
 their 403 would block its own for ever), follows no redirect (the token would go along), and never shows
 a URL's user name or password: the token is how a device signs in, so --report-to refuses them.
 """
+
 import json
 import queue
 import random
@@ -38,12 +39,19 @@ DEFAULT_OUTBOX = Path("~/.local/state/edge/outbox.db")
 class ReportOptions:
     """Where and as whom `edge run` reports (RunOptions.reporting). Its options go by the keywords of `edge run`'s
     flags (report_to, report_every, ...), whose names say what they are among the run's other options."""
-    url: str = option(help="Send a report every --report-every seconds to this edge serve host, e.g. "
-                      "http://192.168.1.10:8765.", keyword="report_to")
-    token: str | None = option(None, "The device's token (edge token create on the host) [$EDGE_TOKEN: set it there, "
-                               "since other users see a command line in ps].", secret=True, envvar="EDGE_TOKEN")
-    device_id: str | None = option(None, "The name the token was made for [$EDGE_DEVICE_ID].",
-                                   envvar="EDGE_DEVICE_ID")
+
+    url: str = option(
+        help="Send a report every --report-every seconds to this edge serve host, e.g. http://192.168.1.10:8765.",
+        keyword="report_to",
+    )
+    token: str | None = option(
+        None,
+        "The device's token (edge token create on the host) [$EDGE_TOKEN: set it there, "
+        "since other users see a command line in ps].",
+        secret=True,
+        envvar="EDGE_TOKEN",
+    )
+    device_id: str | None = option(None, "The name the token was made for [$EDGE_DEVICE_ID].", envvar="EDGE_DEVICE_ID")
     every: float = option(10.0, "Seconds each report covers.", keyword="report_every")
     outbox: Path = option(DEFAULT_OUTBOX, "Where reports wait until the host has them.")
     # Not options of the command: for tests, and for a caller that makes the dataclass.
@@ -56,8 +64,10 @@ class ReportOptions:
             raise OptionError("--report-to needs --token: make one on the host with 'edge token create DEVICE'")
         check_name(self.device_id)
         if not (finite(self.every) and self.every > 0 and finite(self.flush) and self.flush >= 0):
-            raise OptionError(f"--report-every {self.every}: give a positive number of seconds, e.g. 10 (and a flush "
-                              "time of at least 0)")
+            raise OptionError(
+                f"--report-every {self.every}: give a positive number of seconds, e.g. 10 (and a flush "
+                "time of at least 0)"
+            )
 
 
 class Sender:
@@ -65,8 +75,18 @@ class Sender:
     under `key`. `text(item)` makes an item's JSON text on that thread (None: nothing to keep); `queued`
     bounds the items waiting for it (0: no bound)."""
 
-    def __init__(self, options: ReportOptions, path: str, key: str, outbox: Outbox, batch: int, text,
-                 log=None, queued: int = 0, told=None):
+    def __init__(
+        self,
+        options: ReportOptions,
+        path: str,
+        key: str,
+        outbox: Outbox,
+        batch: int,
+        text,
+        log=None,
+        queued: int = 0,
+        told=None,
+    ):
         self.options, self.key, self.outbox, self.batch, self.text = options, key, outbox, batch, text
         self.told = told  # called with an answer's "run": the model version the host names (edge.follow)
         self.endpoint = options.url.rstrip("/") + path
@@ -74,9 +94,11 @@ class Sender:
         self.sent, self.unstored = 0, 0
         aside = outbox.aside()
         if aside:
-            self.log(f"{sum(aside.values())} {key} in {outbox.path} are not {options.device_id}'s to send ("
-                     + ", ".join(f"{n} for {device or 'no device: of another kind'}" for device, n in aside.items())
-                     + "): set aside, for a run as their device")
+            self.log(
+                f"{sum(aside.values())} {key} in {outbox.path} are not {options.device_id}'s to send ("
+                + ", ".join(f"{n} for {device or 'no device: of another kind'}" for device, n in aside.items())
+                + "): set aside, for a run as their device"
+            )
         self.last_error: str | None = None
         self._queue: queue.Queue = queue.Queue(queued)
         self._stop = threading.Event()
@@ -97,11 +119,18 @@ class Sender:
         self._stop.set()
         self._thread.join(self.options.flush + TIMEOUT + 5)
         self._keep_queued()
-        stats = {"sent": self.sent, "pending": self.outbox.pending(), "dropped": self.outbox.counter("dropped"),
-                 "rejected": self.outbox.counter("rejected"), "conflicts": self.outbox.counter("conflicts"),
-                 "unstored": self.unstored, "set_aside": sum(self.outbox.aside().values()),
-                 "moved_aside": self.outbox.moved_aside and str(self.outbox.moved_aside),
-                 "last_error": self.last_error, "outbox": str(self.outbox.path)}
+        stats = {
+            "sent": self.sent,
+            "pending": self.outbox.pending(),
+            "dropped": self.outbox.counter("dropped"),
+            "rejected": self.outbox.counter("rejected"),
+            "conflicts": self.outbox.counter("conflicts"),
+            "unstored": self.unstored,
+            "set_aside": sum(self.outbox.aside().values()),
+            "moved_aside": self.outbox.moved_aside and str(self.outbox.moved_aside),
+            "last_error": self.last_error,
+            "outbox": str(self.outbox.path),
+        }
         self.outbox.close()
         return stats
 
@@ -124,8 +153,10 @@ class Sender:
             except sqlite3.Error as e:  # a full disk: counted; the run goes on
                 self.unstored += 1
                 if self.unstored == 1:
-                    self.log(f"cannot keep {self.key} in {self.outbox.path} ({e}): they are lost, counted, until "
-                             "it can be written again")
+                    self.log(
+                        f"cannot keep {self.key} in {self.outbox.path} ({e}): they are lost, counted, until "
+                        "it can be written again"
+                    )
 
     def _run(self) -> None:
         attempt, wait_until, size = 0, 0.0, self.batch
@@ -159,8 +190,10 @@ class Sender:
                 size = max(1, len(batch) // 2)  # a batch too big for the host may only ever see a reset
                 delay = min(BACKOFF_MAX, BACKOFF_START * 2 ** (attempt - 1)) * random.uniform(0.5, 1.5)
                 wait_until = now + delay
-                self.log(f"sending {self.key} to {self.options.url} failed ({self.last_error}); "
-                         f"{self.outbox.pending()} waiting, retrying in {delay:.1f} s")
+                self.log(
+                    f"sending {self.key} to {self.options.url} failed ({self.last_error}); "
+                    f"{self.outbox.pending()} waiting, retrying in {delay:.1f} s"
+                )
             pending = self.outbox.pending() and wait_until > now
             self._keep_queued(wait=min(0.2, wait_until - now) if pending else 0.2)
 
@@ -168,8 +201,12 @@ class Sender:
         """('stored', the ids the host says it holds), ('refused', none): this batch will never be taken
         (400/413/422), or ('failed', none): try again later."""
         data = ('{"' + self.key + '":[' + ",".join(bodies) + "]}").encode()
-        request = urllib.request.Request(self.endpoint, data=data, method="POST", headers={
-            "Content-Type": "application/json", "Authorization": f"Bearer {self.options.token}"})
+        request = urllib.request.Request(
+            self.endpoint,
+            data=data,
+            method="POST",
+            headers={"Content-Type": "application/json", "Authorization": f"Bearer {self.options.token}"},
+        )
         try:
             with OPENER.open(request, timeout=TIMEOUT) as response:
                 answer = json.loads(response.read())
@@ -187,8 +224,10 @@ class Sender:
             return "failed", set()
         if conflicts:
             self.outbox.count("conflicts", len(conflicts))
-            self.log(f"the host already held {len(conflicts)} of these {self.key}' ids with other content; it kept "
-                     "its own (two devices sharing an outbox?)")
+            self.log(
+                f"the host already held {len(conflicts)} of these {self.key}' ids with other content; it kept "
+                "its own (two devices sharing an outbox?)"
+            )
         if len(held) < len(bodies):
             self.last_error = f"the host acknowledged {len(held)} of {len(bodies)} {self.key}"
         return "stored", held
@@ -198,10 +237,19 @@ class Reporter(Sender):
     """The reports of a run (`edge run --report-to`)."""
 
     def __init__(self, options: ReportOptions, log=None, told=None):
-        outbox = Outbox(Path(options.outbox).expanduser(), "reports", options.device_id, options.outbox_limit,
-                        log=log)  # fails here, not later
-        super().__init__(options, "/api/v1/reports", "reports", outbox, BATCH,
-                         lambda report: json.dumps(report, separators=(",", ":")), log, told=told)
+        outbox = Outbox(
+            Path(options.outbox).expanduser(), "reports", options.device_id, options.outbox_limit, log=log
+        )  # fails here, not later
+        super().__init__(
+            options,
+            "/api/v1/reports",
+            "reports",
+            outbox,
+            BATCH,
+            lambda report: json.dumps(report, separators=(",", ":")),
+            log,
+            told=told,
+        )
 
 
 def _id(body: str) -> str:

@@ -4,6 +4,7 @@ only sometimes (run's "drift", eval's "fingerprint", ...) is None and then left 
 stay the plain dicts and lists of the JSON (latency, per-class metrics, the manifest's records).
 
 Plain data, no numpy: the device reads them too, and edge.render prints them."""
+
 import copy
 from dataclasses import dataclass, field, fields
 from typing import Any
@@ -20,8 +21,11 @@ def sometimes() -> Any:
 class Result:
     def to_json(self) -> dict:
         """The JSON of the command's --json, keys in the fields' order (a copy: changing it changes no result)."""
-        return {f.name: _json(getattr(self, f.name)) for f in fields(self)
-                if not (f.metadata.get(SOMETIMES) and getattr(self, f.name) is None)}
+        return {
+            f.name: _json(getattr(self, f.name))
+            for f in fields(self)
+            if not (f.metadata.get(SOMETIMES) and getattr(self, f.name) is None)
+        }
 
 
 def _json(value):
@@ -31,6 +35,7 @@ def _json(value):
 @dataclass(frozen=True, kw_only=True)
 class Metrics(Result):
     """Classification metrics (edge.eval.metrics.report), what `edge eval` and `edge run` both measure."""
+
     n: int  # images (frames) with a truth
     labels: list[str]
     accuracy: float
@@ -46,6 +51,7 @@ class Metrics(Result):
 @dataclass(frozen=True, kw_only=True)
 class EvalResult(Metrics):
     """`edge eval`: the metrics of a model on labelled image folders, its latency and what it is."""
+
     model: str  # the file that ran
     source: str  # "bundle" or "tflite"
     model_bytes: int
@@ -65,6 +71,7 @@ class EvalResult(Metrics):
 @dataclass(frozen=True, kw_only=True)
 class RunResult(Metrics):
     """`edge run`: the field metrics over the frames with a truth, timings, capture, and what was sent."""
+
     frames: int
     evaluated: int  # frames with a truth (n)
     dropped: int
@@ -96,6 +103,7 @@ class RunResult(Metrics):
 @dataclass(frozen=True, kw_only=True)
 class BundleResult(Result):
     """A bundle written (`edge convert`, `edge quantize`): its path and its edge.json."""
+
     bundle: str
     format_version: int
     created: str
@@ -117,6 +125,7 @@ class BundleResult(Result):
 @dataclass(frozen=True, kw_only=True)
 class ConvertResult(BundleResult):
     """`edge convert`: the bundle trained, exported and checked."""
+
     imx500: dict | None
     fingerprint: dict
     training: dict
@@ -125,6 +134,7 @@ class ConvertResult(BundleResult):
 @dataclass(frozen=True, kw_only=True)
 class QuantizeResult(BundleResult):
     """`edge quantize`: the bundle quantized from a float model, and the error of each operation."""
+
     quantized_from: dict
     per_operation: list[dict]
 
@@ -133,6 +143,7 @@ class QuantizeResult(BundleResult):
 class BenchResult(Result):
     """`edge bench`: one row a file or variant (bench.json). "files" compares given files; "variants" the
     exports of one model trained here, which only it has model, input_size, images and training for."""
+
     kind: str  # "files" or "variants"
     created: str
     edge_version: str
@@ -150,6 +161,7 @@ class BenchResult(Result):
 @dataclass(frozen=True, kw_only=True)
 class DemoResult(Result):
     """`edge demo`: the conversion, the evaluation on the scans it never saw, and where they are."""
+
     convert: ConvertResult
     eval: EvalResult
     test_data: str

@@ -5,6 +5,7 @@ The reader thread captures and prepares frame n+1 (colour, resize, quantize) whi
 frame n. Field metrics stream through the same accumulator as `edge eval`, so the summary has the same
 metric keys as `edge eval --json`.
 """
+
 import hashlib
 import json
 import sys
@@ -49,33 +50,49 @@ class RunOptions:
     """The options of `edge run` (and edge.run), with the report and collect options nested, as MediaPipe
     Model Maker nests its groups: `reporting` sends a report a window to a host, `collecting` (with
     `reporting`) the frames its rule chooses."""
-    camera_mode: str | None = option(None, "Ask the camera for WIDTHxHEIGHT[@FPS][/FOURCC], e.g. 1280x720@30/MJPG "
-                                     "(USB cameras: MJPG reaches higher rates than the default YUYV).")
+
+    camera_mode: str | None = option(
+        None,
+        "Ask the camera for WIDTHxHEIGHT[@FPS][/FOURCC], e.g. 1280x720@30/MJPG "
+        "(USB cameras: MJPG reaches higher rates than the default YUYV).",
+    )
     labels: Path | None = option(None, "Class names of a bare .tflite, one a line in output order.")
-    input_range: tuple[float, float] | str | None = option(None, "Float range a bare .tflite expects for pixels "
-                                                           "0..255, e.g. -1,1 or 0,1 [0,255].")
+    input_range: tuple[float, float] | str | None = option(
+        None, "Float range a bare .tflite expects for pixels 0..255, e.g. -1,1 or 0,1 [0,255]."
+    )
     threads: int | None = option(None, "Interpreter threads [all cores].")
-    delegate: str | None = option(None, "Run on a hardware accelerator: edgetpu [the CPU; the Edge TPU for "
-                                  "*_edgetpu.tflite files].")
+    delegate: str | None = option(
+        None, "Run on a hardware accelerator: edgetpu [the CPU; the Edge TPU for *_edgetpu.tflite files]."
+    )
     top_k: int = option(DEFAULT_TOP_K, "Classes per frame in the log.")
     threshold: float | None = option(None, "Below this score the frame is 'unknown'.")
     smooth: int = option(1, "Average the scores of the last N frames.")
     max_frames: int | None = option(None, "Stop after N frames.")
     duration: float | None = option(None, "Stop after S seconds.")
     realtime: bool = option(False, "Pace a video file like a camera (newest frame only, drops counted).")
-    decode: str = option("fast", "fast: decode MJPG frames at the smallest JPEG scale that covers the model's input "
-                         "and resize in steps; full: decode every frame whole and area-resize it, as training did "
-                         "(slower; to check the fast path).")
+    decode: str = option(
+        "fast",
+        "fast: decode MJPG frames at the smallest JPEG scale that covers the model's input "
+        "and resize in steps; full: decode every frame whole and area-resize it, as training did "
+        "(slower; to check the fast path).",
+    )
     truth: str | None = option(None, "Field evaluation: the label of everything seen in this session.")
-    truth_schedule: Path | None = option(None, 'Field evaluation: JSON list of {"start_frame", "end_frame", "label"} '
-                                         'or {"start_s", "end_s", "label"}.')
-    preview: bool = option(False, "Show the frames with the prediction in a window; number keys set the truth (1 = "
-                           "first label, 0 = none), q quits. Needs a display and a non-headless OpenCV.")
+    truth_schedule: Path | None = option(
+        None, 'Field evaluation: JSON list of {"start_frame", "end_frame", "label"} or {"start_s", "end_s", "label"}.'
+    )
+    preview: bool = option(
+        False,
+        "Show the frames with the prediction in a window; number keys set the truth (1 = "
+        "first label, 0 = none), q quits. Needs a display and a non-headless OpenCV.",
+    )
     log_file: Path | None = option(None, "Write one JSON record a frame (JSONL).", flag="--log")
     # Given as "WATCH,DRIFT" or a pair; held as the pair.
-    drift_thresholds: tuple[float, float] | str = option(f"{THRESHOLDS[0]},{THRESHOLDS[1]}", "WATCH,DRIFT: the "
-                                                         "population stability index against the model's fingerprint "
-                                                         "from which a window is at watch, and at drift.")
+    drift_thresholds: tuple[float, float] | str = option(
+        f"{THRESHOLDS[0]},{THRESHOLDS[1]}",
+        "WATCH,DRIFT: the "
+        "population stability index against the model's fingerprint "
+        "from which a window is at watch, and at drift.",
+    )
     drift_min_frames: int = option(MIN_FRAMES, "Fewer frames in a window: too few to judge drift.")
     reporting: ReportOptions | None = None
     collecting: CollectOptions | None = None
@@ -87,26 +104,45 @@ class RunOptions:
         check_min_frames(self.drift_min_frames)
         problems = [
             (not whole(self.top_k, 1), f"--top-k {self.top_k} must be a whole number, at least 1"),
-            (self.threshold is not None and not (finite(self.threshold) and 0 <= self.threshold <= 1),
-             f"--threshold {self.threshold} must be a number from 0 to 1"),
-            (not whole(self.smooth, 1, MAX_SMOOTH),
-             f"--smooth {self.smooth} must be at least 1 (1: no smoothing) and at most {MAX_SMOOTH} frames"),
-            (self.max_frames is not None and not whole(self.max_frames, 1),
-             f"--max-frames {self.max_frames} must be a whole number, at least 1"),
-            (self.duration is not None and not (finite(self.duration) and self.duration > 0),
-             f"--duration {self.duration}: give a positive number of seconds, e.g. 60"),
-            (self.truth is not None and not str(self.truth).strip(),
-             "--truth is empty: give one of the model's labels, or leave --truth out"),
+            (
+                self.threshold is not None and not (finite(self.threshold) and 0 <= self.threshold <= 1),
+                f"--threshold {self.threshold} must be a number from 0 to 1",
+            ),
+            (
+                not whole(self.smooth, 1, MAX_SMOOTH),
+                f"--smooth {self.smooth} must be at least 1 (1: no smoothing) and at most {MAX_SMOOTH} frames",
+            ),
+            (
+                self.max_frames is not None and not whole(self.max_frames, 1),
+                f"--max-frames {self.max_frames} must be a whole number, at least 1",
+            ),
+            (
+                self.duration is not None and not (finite(self.duration) and self.duration > 0),
+                f"--duration {self.duration}: give a positive number of seconds, e.g. 60",
+            ),
+            (
+                self.truth is not None and not str(self.truth).strip(),
+                "--truth is empty: give one of the model's labels, or leave --truth out",
+            ),
             (self.truth is not None and self.truth_schedule is not None, "give --truth or --truth-schedule, not both"),
-            (self.collecting is not None and self.reporting is None,
-             "--collect sends frames to a host: add --report-to URL, --device-id and --token"),
-            (self.following is not None and self.reporting is None,
-             "--follow-models hears the version to run in the host's answers to reports: add --report-to URL, "
-             "--device-id and --token"),
-            (self.collecting is not None and parse_rule(self.collecting.rule)[0] == "wrong"
-             and self.truth is None and self.truth_schedule is None and not self.preview,
-             "--collect wrong needs the truth: add --truth LABEL, --truth-schedule FILE or --preview (number keys), "
-             "or collect uncertain, disagree or every:N"),
+            (
+                self.collecting is not None and self.reporting is None,
+                "--collect sends frames to a host: add --report-to URL, --device-id and --token",
+            ),
+            (
+                self.following is not None and self.reporting is None,
+                "--follow-models hears the version to run in the host's answers to reports: add --report-to URL, "
+                "--device-id and --token",
+            ),
+            (
+                self.collecting is not None
+                and parse_rule(self.collecting.rule)[0] == "wrong"
+                and self.truth is None
+                and self.truth_schedule is None
+                and not self.preview,
+                "--collect wrong needs the truth: add --truth LABEL, --truth-schedule FILE or --preview (number keys), "
+                "or collect uncertain, disagree or every:N",
+            ),
         ]
         for bad, message in problems:
             if bad:
@@ -121,16 +157,24 @@ def run_options(given: dict) -> RunOptions:
     keywords: report_to, collect, ...); reporting with report_to, collecting with collect as well."""
     given = dict(given)
     check_keywords(given, [keyword for cls in OPTION_GROUPS for keyword in options(cls)], "edge run")
-    report, collect, follow = take(ReportOptions, given), take(CollectOptions, given), FollowOptions(
-        **take(FollowOptions, given))
+    report, collect, follow = (
+        take(ReportOptions, given),
+        take(CollectOptions, given),
+        FollowOptions(**take(FollowOptions, given)),
+    )
     if "url" not in report and {"token", "device_id"} & report.keys():
         raise OptionError("--token and --device-id are for reporting: add --report-to URL")
     if "rule" not in collect and collect:
-        raise OptionError("--collect-max-per-hour, --collect-store and --collect-store-mb are for collecting frames: "
-                          "add --collect RULE")
-    return RunOptions(**take(RunOptions, given), reporting=ReportOptions(**report) if "url" in report else None,
-                      collecting=CollectOptions(**collect) if "rule" in collect else None,
-                      following=follow if follow.follow else None)
+        raise OptionError(
+            "--collect-max-per-hour, --collect-store and --collect-store-mb are for collecting frames: "
+            "add --collect RULE"
+        )
+    return RunOptions(
+        **take(RunOptions, given),
+        reporting=ReportOptions(**report) if "url" in report else None,
+        collecting=CollectOptions(**collect) if "rule" in collect else None,
+        following=follow if follow.follow else None,
+    )
 
 
 def run(model, source, options: RunOptions | None = None, log: Log | None = None) -> RunResult:
@@ -148,6 +192,7 @@ class Runner:
     nothing opened yet), opened (preview, log, reporter, collector, and the reader thread last, all on one
     ExitStack, so that an error at any step closes what came before), looped (a frame at a time; a report
     window closes when due), closed (the reader first, then the senders flush), summarised."""
+
     reader: FrameReader  # opened by __enter__, as are the tally and the senders
     tally: Tally
 
@@ -173,10 +218,18 @@ class Runner:
         self.sensor = self.frames_from.kind == "imx500"  # the AI Camera's sensor ran the network: scores come along
         self.call = (lambda scores: scores) if self.sensor else invoker(target.interpreter)
         self.named = redact(source)  # a stream URL may carry a password
-        self.about = {**target.facts(), "source": self.named,
-                      "options": {"top_k": self.top_k, "threshold": opts.threshold, "smooth": opts.smooth,
-                                  "realtime": opts.realtime, "decode": opts.decode},
-                      **({"model_version": self.version} if self.version else {})}
+        self.about = {
+            **target.facts(),
+            "source": self.named,
+            "options": {
+                "top_k": self.top_k,
+                "threshold": opts.threshold,
+                "smooth": opts.smooth,
+                "realtime": opts.realtime,
+                "decode": opts.decode,
+            },
+            **({"model_version": self.version} if self.version else {}),
+        }
         self.run_id = uuid.uuid4().hex
         self.model_sha256 = hashlib.sha256(target.path.read_bytes()).hexdigest() if opts.reporting else None
         self.recent: deque[np.ndarray] = deque(maxlen=opts.smooth)
@@ -216,38 +269,70 @@ class Runner:
             stack.callback(self.records.close)
         if opts.following:
             assert reporting and reporting.token  # RunOptions and ReportOptions saw to both
-            self.follower = Follower(opts.following, reporting.url.rstrip("/"), reporting.token, opts.threads,
-                                     opts.delegate, self.log, lambda: self._load(self.given), self.version,
-                                     prepare=self._prepared)
+            self.follower = Follower(
+                opts.following,
+                reporting.url.rstrip("/"),
+                reporting.token,
+                opts.threads,
+                opts.delegate,
+                self.log,
+                lambda: self._load(self.given),
+                self.version,
+                prepare=self._prepared,
+            )
             stack.callback(self.follower.close)
         if reporting:
             self.reporter = Reporter(reporting, self.log, self.follower.told if self.follower else None)
             stack.callback(self._close_reporting, self.reporter)  # starts draining an old backlog now
         if opts.collecting:
             assert reporting and self.model_sha256  # RunOptions saw to it: collecting comes with reporting
-            self.collector = Collector(opts.collecting, reporting, self.labels, self.run_id,
-                                       self.model_sha256, self.named, self.frames_from.live or opts.realtime,
-                                       self.log, self.fingerprint)
+            self.collector = Collector(
+                opts.collecting,
+                reporting,
+                self.labels,
+                self.run_id,
+                self.model_sha256,
+                self.named,
+                self.frames_from.live or opts.realtime,
+                self.log,
+                self.fingerprint,
+            )
             stack.callback(self._close_collecting, self.collector)
         stack.callback(self.live.end)
         self.reader = stack.enter_context(self._open_reader())
         self.tally = Tally(self.labels, self.top_ks, self.reader.stats, WARMUP, self.drift)
         if self.reporter:
             assert reporting and self.model_sha256  # the reporter reports with the model's hash
-            self.reports = Windows(self.reporter, reporting, self.about, self.labels, self.top_ks,
-                                   self.reader.stats, self.run_id, self.model_sha256, self.drift)
+            self.reports = Windows(
+                self.reporter,
+                reporting,
+                self.about,
+                self.labels,
+                self.top_ks,
+                self.reader.stats,
+                self.run_id,
+                self.model_sha256,
+                self.drift,
+            )
 
     def _load(self, model):
         """The model given (with its labels and input range, for a bare .tflite), or a followed bundle."""
         opts, given = self.opts, model is self.given
-        return load_model(model, opts.labels if given else None, opts.input_range if given else None, opts.threads,
-                          opts.delegate)
+        return load_model(
+            model, opts.labels if given else None, opts.input_range if given else None, opts.threads, opts.delegate
+        )
 
     def _open_reader(self) -> FrameReader:
         """The reader thread: it captures and prepares frame n+1 while the model runs on frame n."""
         if not self.sensor:
-            return FrameReader(self.frames_from, prepare=self._prepare, realtime=self.opts.realtime, log=self.log,
-                               tick=TICK, covering=(self.height, self.width) if self.opts.decode == "fast" else None)
+            return FrameReader(
+                self.frames_from,
+                prepare=self._prepare,
+                realtime=self.opts.realtime,
+                log=self.log,
+                tick=TICK,
+                covering=(self.height, self.width) if self.opts.decode == "fast" else None,
+            )
         from edge.imx500_source import SensorReader, network_file
 
         target = self.target
@@ -258,8 +343,12 @@ class Runner:
     def _prepare(self, rgb):
         """On the reader thread: a frame as the model's input."""
         fit = shrink if self.opts.decode == "fast" else resize
-        return pixels_to_input(fit(rgb, self.height, self.width)[None], self.input["dtype"],
-                               self.input["quantization"], self.target.input_range)
+        return pixels_to_input(
+            fit(rgb, self.height, self.width)[None],
+            self.input["dtype"],
+            self.input["quantization"],
+            self.target.input_range,
+        )
 
     def _close_reporting(self, reporter: Reporter) -> None:
         # the last window goes out too; without windows yet, nothing was reported
@@ -299,7 +388,7 @@ class Runner:
         inference_ms = (time.perf_counter() - start) * 1000 if frame.inference_ms is None else frame.inference_ms
         recent.append(output_to_scores(raw, self.output["quantization"]).reshape(-1))
         scores = recent[0] if opts.smooth == 1 else np.mean(recent, axis=0)
-        top = np.argsort(-scores, kind="stable")[:self.top_k]
+        top = np.argsort(-scores, kind="stable")[: self.top_k]
         label = labels[top[0]] if opts.threshold is None or scores[top[0]] >= opts.threshold else UNKNOWN
         true = self.truth.at(frame.index, frame.seconds) if self.truth else None
         own = recent[-1] if self.drift else None  # the frame's own scores (not smoothed), as the fingerprint's were
@@ -311,12 +400,19 @@ class Runner:
         if self.collector:
             self.collector.offer(frame, scores, recent[-1], label, true)
         if self.records:
-            self.records.write({
-                "frame": frame.index, "t": round(frame.seconds, 4), **({"file": frame.name} if frame.name else {}),
-                "label": label, "score": float(scores[top[0]]),
-                "top_k": [[labels[c], float(scores[c])] for c in top],
-                "truth": labels[true] if true is not None else None,
-                "latency_ms": round(inference_ms, 3), "frame_ms": round(frame_ms, 3)})
+            self.records.write(
+                {
+                    "frame": frame.index,
+                    "t": round(frame.seconds, 4),
+                    **({"file": frame.name} if frame.name else {}),
+                    "label": label,
+                    "score": float(scores[top[0]]),
+                    "top_k": [[labels[c], float(scores[c])] for c in top],
+                    "truth": labels[true] if true is not None else None,
+                    "latency_ms": round(inference_ms, 3),
+                    "frame_ms": round(frame_ms, 3),
+                }
+            )
         self.live.show(label, float(scores[top[0]]), self.tally, inference_ms)
         self.since_swap += 1
         if self.follower and self.since_swap == HEALTHY:  # the version that runs did not crash the run
@@ -336,9 +432,13 @@ class Runner:
         version, (model, fingerprint, sha256) = ready
         name = name_of(version) or f"the model given ({self.given})"
         new = input_detail(model.interpreter)
-        same_input = (model.labels == self.labels and model.input_range == self.target.input_range
-                      and list(new["shape"]) == list(self.input["shape"]) and new["dtype"] == self.input["dtype"]
-                      and tuple(new["quantization"]) == tuple(self.input["quantization"]))
+        same_input = (
+            model.labels == self.labels
+            and model.input_range == self.target.input_range
+            and list(new["shape"]) == list(self.input["shape"])
+            and new["dtype"] == self.input["dtype"]
+            and tuple(new["quantization"]) == tuple(self.input["quantization"])
+        )
         if not same_input:  # the reader prepares frames for the input that runs
             self.restart_for = name
             self.log(f"{name} takes other labels or another input: it runs from the next start")
@@ -350,14 +450,24 @@ class Runner:
         self.drift = Drift(fingerprint, self.opts.drift_thresholds, self.opts.drift_min_frames) if fingerprint else None
         # A new dict: the window under way goes out with the one it was made under.
         kept = {key: value for key, value in self.about.items() if key != "model_version"}
-        self.about = {**kept, **model.facts(), "source": kept["source"],  # the frames', not the model's kind
-                      **({"model_version": self.version} if self.version else {})}
+        self.about = {
+            **kept,
+            **model.facts(),
+            "source": kept["source"],  # the frames', not the model's kind
+            **({"model_version": self.version} if self.version else {}),
+        }
         if self.reports:
             self.reports.switch(self.reader.stats, self.model_sha256, self.drift, self.about)
         if self.collector:
             self.collector.meta["model_sha256"] = self.model_sha256
-        self.swaps.append({"frame": frame.index if frame else None, "to": name,
-                           "ms": round((time.perf_counter() - start) * 1000, 2), "at": time.time()})
+        self.swaps.append(
+            {
+                "frame": frame.index if frame else None,
+                "to": name,
+                "ms": round((time.perf_counter() - start) * 1000, 2),
+                "at": time.time(),
+            }
+        )
         self.since_swap = 0
         self.log(f"now running {name}")
         return False
@@ -372,8 +482,9 @@ class Runner:
     def _show(self, preview: Preview, frame, label: str, score: float, true, done: float) -> bool:
         """The frame in the preview window; True when q was pressed. A number key sets the truth from now on."""
         labels, tally = self.labels, self.tally
-        shown = overlay(frame.rgb, label, score, tally.frames / (done - tally.started),
-                        labels[true] if true is not None else None)
+        shown = overlay(
+            frame.rgb, label, score, tally.frames / (done - tally.started), labels[true] if true is not None else None
+        )
         action = key_action(preview.show(shown), labels)
         if action and action[0] == "quit":
             return True
@@ -387,14 +498,18 @@ class Runner:
         tally, reader, stop = self.tally, self.reader, self.stop
         if not tally.frames:
             raise EdgeError(f"{self.named} gave no frames{f' before {stop.signal}' if stop else ''}: check the source")
-        summary = {**tally.summary(reader.stats, self.about, self.ended),
-                   "source_mode": str(reader.delivers) if reader.delivers else None,
-                   "reader": {"jpeg_scale": reader.jpeg_scale, "ms": reader.stats.per_frame_ms()}}
+        summary = {
+            **tally.summary(reader.stats, self.about, self.ended),
+            "source_mode": str(reader.delivers) if reader.delivers else None,
+            "reader": {"jpeg_scale": reader.jpeg_scale, "ms": reader.stats.per_frame_ms()},
+        }
         notes = summary["notes"]
         notes += reader.stats.notes + _reader_notes(summary, reader.live)
         if not tally.acc.n:
-            notes.append("no frame had a truth (--truth, --truth-schedule or a number key in --preview): "
-                         "predictions only, nothing evaluated")
+            notes.append(
+                "no frame had a truth (--truth, --truth-schedule or a number key in --preview): "
+                "predictions only, nothing evaluated"
+            )
         if stop:
             notes.append(f"stopped by {stop.signal}")
         if not self.drift:
@@ -402,15 +517,23 @@ class Runner:
         if self.collected:
             summary["collecting"] = collecting = self.collected
             if collecting["stopped"]:
-                notes.append(f"collecting stopped: {collecting['outbox']} could not be written (a full disk?); "
-                             f"{collecting['stopped']} frames chosen after were not kept")
+                notes.append(
+                    f"collecting stopped: {collecting['outbox']} could not be written (a full disk?); "
+                    f"{collecting['stopped']} frames chosen after were not kept"
+                )
         if self.follower:
-            summary["following"] = {"version": name_of(self.version), "swaps": self.swaps,
-                                    "refused": self.follower.failed, "restart_for": self.restart_for,
-                                    "downloaded_bytes": self.follower.counts["bytes"]}
+            summary["following"] = {
+                "version": name_of(self.version),
+                "swaps": self.swaps,
+                "refused": self.follower.failed,
+                "restart_for": self.restart_for,
+                "downloaded_bytes": self.follower.counts["bytes"],
+            }
             if self.restart_for:
-                notes.append(f"ended to run {self.restart_for}, which takes other labels or another input: it runs "
-                             "from the next start (edge package's service restarts at once)")
+                notes.append(
+                    f"ended to run {self.restart_for}, which takes other labels or another input: it runs "
+                    "from the next start (edge package's service restarts at once)"
+                )
         if self.reported:
             summary["reporting"] = self.reported
             if self.tally.drift and self.reports:  # the run's drift (its first model's) and the windows'
@@ -420,8 +543,13 @@ class Runner:
 
 def _truth(opts: RunOptions, labels: list[str]):
     """What the truth is and when, from the options; None: unknown, unless number keys in --preview give it."""
-    truth = (whole_session(opts.truth, labels) if opts.truth else
-             read_schedule(opts.truth_schedule, labels) if opts.truth_schedule else None)
+    truth = (
+        whole_session(opts.truth, labels)
+        if opts.truth
+        else read_schedule(opts.truth_schedule, labels)
+        if opts.truth_schedule
+        else None
+    )
     return KeyedTruth(truth) if opts.preview else truth
 
 
@@ -458,8 +586,10 @@ def _reader_notes(summary: dict, live: bool) -> list[str]:
     if live or not inference_ms or reader_ms <= inference_ms:
         return []
     hint = f"; --threads {threads - 1} would leave the reader a core" if threads > 1 else ""
-    return [f"the reader took {reader_ms:.2f} ms a frame (read, decode, resize), the model {inference_ms:.2f}: the "
-            f"model waited for frames{hint}"]
+    return [
+        f"the reader took {reader_ms:.2f} ms a frame (read, decode, resize), the model {inference_ms:.2f}: the "
+        f"model waited for frames{hint}"
+    ]
 
 
 class _LiveLine:
@@ -477,8 +607,10 @@ class _LiveLine:
         self.last = now
         acc = tally.acc
         field = f"  field acc {accuracy(acc.cm):.3f} on {acc.n}" if acc.n else ""
-        sys.stderr.write(f"\r{label[:24]:<24} {score:.3f}  {tally.frames / (now - tally.started):6.1f} fps  "
-                         f"{latency:7.2f} ms{field}   ")
+        sys.stderr.write(
+            f"\r{label[:24]:<24} {score:.3f}  {tally.frames / (now - tally.started):6.1f} fps  "
+            f"{latency:7.2f} ms{field}   "
+        )
         sys.stderr.flush()
 
     def end(self) -> None:

@@ -5,6 +5,7 @@ last window is reported, the reporter flushes and the summary is written, as whe
 The handlers only note the signal; the run loop looks at the note after each frame and each tick. Raising
 from the handler instead could cut a frame's bookkeeping in half (a tally with more scores than timings).
 """
+
 import signal
 import threading
 from contextlib import contextmanager

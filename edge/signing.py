@@ -6,6 +6,7 @@ only the public keys it was given (`--trust`), so neither the host nor anything 
 another file. What is signed is the release's canonical JSON (keys sorted, no spaces); the host stores it and the
 signature as they came, and adds the version it gives them beside, not inside.
 """
+
 import base64
 import hashlib
 import json
@@ -29,8 +30,9 @@ def _crypto():
         from cryptography.hazmat.primitives import serialization
         from cryptography.hazmat.primitives.asymmetric import ed25519
     except ModuleNotFoundError:
-        raise EdgeError(f"signing and verifying models needs the cryptography package: {install_hint('follow')}") \
-            from None
+        raise EdgeError(
+            f"signing and verifying models needs the cryptography package: {install_hint('follow')}"
+        ) from None
     return ed25519, serialization, InvalidSignature
 
 
@@ -43,15 +45,19 @@ def create_keys(out) -> tuple[Path, Path]:
         raise OptionError(f"--out {out} is a file: give a folder for the key pair")
     private, public = out / PRIVATE, out / PUBLIC
     if private.exists() or public.exists():
-        raise OptionError(f"{out} already holds a key pair: devices trust its public key, so it is kept; give another "
-                        "folder for a new one")
+        raise OptionError(
+            f"{out} already holds a key pair: devices trust its public key, so it is kept; give another "
+            "folder for a new one"
+        )
     out.mkdir(parents=True, exist_ok=True)
     key = ed25519.Ed25519PrivateKey.generate()
-    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                            serialization.NoEncryption())
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
     _write_new(private, pem, 0o600)
-    _write_new(public, key.public_key().public_bytes(serialization.Encoding.PEM,
-                                                     serialization.PublicFormat.SubjectPublicKeyInfo), 0o644)
+    _write_new(
+        public,
+        key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo),
+        0o644,
+    )
     return private, public
 
 
@@ -64,14 +70,21 @@ def _write_new(path: Path, data: bytes, mode: int) -> None:
 
 def load_private_key(path):
     ed25519, serialization, _ = _crypto()
-    return _load_key(path, "--key", PRIVATE, "an unencrypted PEM private key",
-                     lambda data: serialization.load_pem_private_key(data, password=None), ed25519.Ed25519PrivateKey)
+    return _load_key(
+        path,
+        "--key",
+        PRIVATE,
+        "an unencrypted PEM private key",
+        lambda data: serialization.load_pem_private_key(data, password=None),
+        ed25519.Ed25519PrivateKey,
+    )
 
 
 def load_public_key(path):
     ed25519, serialization, _ = _crypto()
-    return _load_key(path, "--trust", PUBLIC, "a PEM public key", serialization.load_pem_public_key,
-                     ed25519.Ed25519PublicKey)
+    return _load_key(
+        path, "--trust", PUBLIC, "a PEM public key", serialization.load_pem_public_key, ed25519.Ed25519PublicKey
+    )
 
 
 def _load_key(path, option: str, name: str, what: str, parse, kind):
@@ -112,8 +125,11 @@ def sign_bundle(bundle_path, key_path) -> dict:
     """The bundle's release and its signature: {"release", "key_id", "signature"} (the signature base64)."""
     key = load_private_key(key_path)
     release = release_of(bundle_path)
-    return {"release": release, "key_id": key_id(key.public_key()),
-            "signature": base64.b64encode(key.sign(canonical(release))).decode("ascii")}
+    return {
+        "release": release,
+        "key_id": key_id(key.public_key()),
+        "signature": base64.b64encode(key.sign(canonical(release))).decode("ascii"),
+    }
 
 
 def verify(signed, trusted: list, where: str = "the release") -> dict:
@@ -131,9 +147,11 @@ def verify(signed, trusted: list, where: str = "the release") -> dict:
             return release
         except InvalidSignature:
             continue
-    raise ModelError(f"{where} is not signed by a trusted key (trusted: {', '.join(key_id(k) for k in trusted)}; "
-                    f"signed as {str(signed.get('key_id'))[:16]!r}): push it signed with a key the device trusts, "
-                    "or give the device that key's public half with --trust")
+    raise ModelError(
+        f"{where} is not signed by a trusted key (trusted: {', '.join(key_id(k) for k in trusted)}; "
+        f"signed as {str(signed.get('key_id'))[:16]!r}): push it signed with a key the device trusts, "
+        "or give the device that key's public half with --trust"
+    )
 
 
 def check_release(signed, where: str) -> dict:
@@ -141,22 +159,40 @@ def check_release(signed, where: str) -> dict:
     release = signed.get("release") if isinstance(signed, dict) else None
     if not isinstance(release, dict) or release.get("format_version") != RELEASE_VERSION:
         version = release.get("format_version") if isinstance(release, dict) else None
-        raise ModelError(f"{where} is not a release this edge reads (format_version {version!r}, this edge reads "
-                        f"{RELEASE_VERSION}): upgrade edge on the device, or push the bundle with this edge")
+        raise ModelError(
+            f"{where} is not a release this edge reads (format_version {version!r}, this edge reads "
+            f"{RELEASE_VERSION}): upgrade edge on the device, or push the bundle with this edge"
+        )
     files = release.get("files")
-    if not (isinstance(files, dict) and 0 < len(files) <= MAX_FILES and all(
-            _safe_name(name) and isinstance(facts, dict) and _count(facts.get("bytes"))
-            and isinstance(facts.get("sha256"), str) and SHA256.fullmatch(facts["sha256"]) is not None
-            for name, facts in files.items())):
-        raise ModelError(f"{where} does not list its files as name: {{bytes, sha256}} (plain names, at most "
-                        f"{MAX_FILES}): push the bundle again with 'edge models push'")
+    if not (
+        isinstance(files, dict)
+        and 0 < len(files) <= MAX_FILES
+        and all(
+            _safe_name(name)
+            and isinstance(facts, dict)
+            and _count(facts.get("bytes"))
+            and isinstance(facts.get("sha256"), str)
+            and SHA256.fullmatch(facts["sha256"]) is not None
+            for name, facts in files.items()
+        )
+    ):
+        raise ModelError(
+            f"{where} does not list its files as name: {{bytes, sha256}} (plain names, at most "
+            f"{MAX_FILES}): push the bundle again with 'edge models push'"
+        )
     return release
 
 
 def _safe_name(name) -> bool:
     """A plain file name in the bundle's folder: nothing that reaches out of it."""
-    return (isinstance(name, str) and 0 < len(name) <= 255 and name not in (".", "..") and "/" not in name
-            and "\\" not in name and "\0" not in name)
+    return (
+        isinstance(name, str)
+        and 0 < len(name) <= 255
+        and name not in (".", "..")
+        and "/" not in name
+        and "\\" not in name
+        and "\0" not in name
+    )
 
 
 def _count(value) -> bool:
@@ -172,11 +208,15 @@ def check_files(folder, release: dict) -> None:
         try:
             size = path.stat().st_size
             if size != facts["bytes"]:
-                raise ModelError(f"{path} is {size} bytes; the signed release says {facts['bytes']}: it was changed "
-                                "or cut short; download it again")
+                raise ModelError(
+                    f"{path} is {size} bytes; the signed release says {facts['bytes']}: it was changed "
+                    "or cut short; download it again"
+                )
             digest = hashlib.sha256(path.read_bytes()).hexdigest()
         except FileNotFoundError:
             raise ModelError(f"{path} is missing: the signed release names it; download the release again") from None
         if digest != facts["sha256"]:
-            raise ModelError(f"{path} does not match its signed sha256 ({digest[:12]}, signed {facts['sha256'][:12]}): "
-                            "it was changed after signing; download it again")
+            raise ModelError(
+                f"{path} does not match its signed sha256 ({digest[:12]}, signed {facts['sha256'][:12]}): "
+                "it was changed after signing; download it again"
+            )

@@ -7,6 +7,7 @@ by frame or time ranges from a schedule file (`--truth-schedule walk.json`):
 Frames outside every range have no truth and are not evaluated. With `--preview`, number keys set the
 truth from the moment they are pressed (`KeyedTruth`).
 """
+
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,6 +41,7 @@ class Truth:
 @dataclass
 class KeyedTruth:
     """Truth set by number keys during a run: from the first key press on it replaces `base`."""
+
     base: Truth | None
     pressed: bool = False
     current: int | None = None  # None: nothing to evaluate right now
@@ -73,8 +75,10 @@ def read_schedule(path, labels: list[str]) -> Truth:
     except OSError as e:
         raise EdgeError(f"{where}: cannot read it ({e.strerror})") from None
     except ValueError as e:
-        raise EdgeError(f"{where} is not valid JSON ({e}): give a list of "
-                        '{"start_frame", "end_frame", "label"} or {"start_s", "end_s", "label"}') from None
+        raise EdgeError(
+            f"{where} is not valid JSON ({e}): give a list of "
+            '{"start_frame", "end_frame", "label"} or {"start_s", "end_s", "label"}'
+        ) from None
     if not isinstance(entries, list) or not entries:
         raise EdgeError(f"{where}: give a non-empty JSON list of ranges")
     spans = []
@@ -84,23 +88,31 @@ def read_schedule(path, labels: list[str]) -> Truth:
         same = sorted((s for s in spans if s.by_frame == kind), key=lambda s: s.start)
         for a, b in zip(same, same[1:], strict=False):
             if b.start < a.end or (kind and b.start == a.end):
-                raise EdgeError(f"{where}: ranges overlap around {'frame' if kind else 'second'} {b.start:g}; "
-                                "each frame may have one truth")
+                raise EdgeError(
+                    f"{where}: ranges overlap around {'frame' if kind else 'second'} {b.start:g}; "
+                    "each frame may have one truth"
+                )
     return Truth(tuple(spans))
 
 
 def _span(entry, labels, where) -> Span:
     if not isinstance(entry, dict) or "label" not in entry:
-        raise EdgeError(f"{where}: each entry needs a label and a range, e.g. "
-                        '{"start_frame": 0, "end_frame": 99, "label": "cat"}')
+        raise EdgeError(
+            f'{where}: each entry needs a label and a range, e.g. {{"start_frame": 0, "end_frame": 99, "label": "cat"}}'
+        )
     if "start_frame" in entry and "end_frame" in entry:
         start, end, by_frame = entry["start_frame"], entry["end_frame"], True
     elif "start_s" in entry and "end_s" in entry:
         start, end, by_frame = entry["start_s"], entry["end_s"], False
     else:
         raise EdgeError(f"{where}: give start_frame and end_frame, or start_s and end_s")
-    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (start, end)) or start < 0 \
-            or end < start or (by_frame and not (float(start).is_integer() and float(end).is_integer())):
-        raise EdgeError(f"{where}: the range {start}..{end} must be numbers with 0 <= start <= end "
-                        "(whole numbers for frames)")
+    if (
+        not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (start, end))
+        or start < 0
+        or end < start
+        or (by_frame and not (float(start).is_integer() and float(end).is_integer()))
+    ):
+        raise EdgeError(
+            f"{where}: the range {start}..{end} must be numbers with 0 <= start <= end (whole numbers for frames)"
+        )
     return Span(label_index(str(entry["label"]), labels, where), float(start), float(end), by_frame)

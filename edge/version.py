@@ -1,4 +1,5 @@
 """What edge is called and which version it is: the one source of both (pyproject.toml reads VERSION)."""
+
 import platform
 from pathlib import Path
 
@@ -15,8 +16,10 @@ def install_hint(extra: str | None = None) -> str:
 
 def made_by() -> dict:
     """Which edge on which machine wrote a result file (bundle manifests, bench.json)."""
-    return {"edge_version": VERSION, "host": {"python": platform.python_version(), "machine": platform.machine(),
-                                              "cpu": cpu_name()}}
+    return {
+        "edge_version": VERSION,
+        "host": {"python": platform.python_version(), "machine": platform.machine(), "cpu": cpu_name()},
+    }
 
 
 def cpu_name() -> str:

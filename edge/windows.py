@@ -1,5 +1,6 @@
 """What a run saw over stretches of frames: the whole run's tally, and the report windows `edge run
 --report-to` closes into reports, each a tally of its own."""
+
 import re
 import sys
 import time
@@ -60,16 +61,23 @@ class Tally:
         frame.pop("fps")
         done = self.done
         return {
-            **self.acc.report(), "frames": self.frames, "evaluated": self.acc.n, "dropped": stats.dropped - dropped,
-            "failures": stats.failures - failures, "reopens": stats.reopens - reopens,
-            "skipped": {"count": len(stats.skipped) - skipped,
-                        "files": [{"path": p, "why": w} for p, w in stats.skipped[skipped:]]},
+            **self.acc.report(),
+            "frames": self.frames,
+            "evaluated": self.acc.n,
+            "dropped": stats.dropped - dropped,
+            "failures": stats.failures - failures,
+            "reopens": stats.reopens - reopens,
+            "skipped": {
+                "count": len(stats.skipped) - skipped,
+                "files": [{"path": p, "why": w} for p, w in stats.skipped[skipped:]],
+            },
             # The pace a long session keeps: start-up (opening the source, the first invoke) is not in it.
             "fps": (len(done) - 1) / (done[-1] - done[0]) if len(done) > 1 and done[-1] > done[0] else None,
             "seconds": (time.perf_counter() if end is None else end) - self.started,
             "latency_ms": {"inference": inference, "frame": frame},
             "top1_mean": self.top1_sum / self.frames if self.frames else None,
-            "peak_rss_mb": peak_rss_mb(), **about,
+            "peak_rss_mb": peak_rss_mb(),
+            **about,
             **({"drift": self.drift.judge(self.counts)} if self.drift and self.counts is not None else {}),
         }
 
@@ -78,8 +86,18 @@ class Windows:
     """Reporting: a Tally a window of `every` seconds, each closed into a report for the Reporter. A window
     without frames (the source down) is counted, not sent: a report of nothing would only look like one."""
 
-    def __init__(self, reporter: Reporter, options: ReportOptions, about: dict, labels, top_ks, stats, run_id: str,
-                 model_sha256: str, drift: Drift | None = None):
+    def __init__(
+        self,
+        reporter: Reporter,
+        options: ReportOptions,
+        about: dict,
+        labels,
+        top_ks,
+        stats,
+        run_id: str,
+        model_sha256: str,
+        drift: Drift | None = None,
+    ):
         assert options.device_id, "ReportOptions checked it"
         self.reporter, self.options, self.about, self.device_id = reporter, options, about, options.device_id
         self.labels, self.top_ks, self.drift = labels, top_ks, drift
@@ -106,8 +124,11 @@ class Windows:
         if self.drift:
             level = summary["drift"]["level"]
             self.levels[level] = self.levels.get(level, 0) + 1
-        self.reporter.submit(make_report(summary, self.device_id, self.run_id, self.seq, self.model_sha256,
-                                         window.wall_start, time.time()))
+        self.reporter.submit(
+            make_report(
+                summary, self.device_id, self.run_id, self.seq, self.model_sha256, window.wall_start, time.time()
+            )
+        )
         self.seq += 1
         self.current = Tally(self.labels, self.top_ks, stats, 0, self.drift)
 

@@ -3,6 +3,7 @@
 Reading the metrics at any moment gives exactly what the batch functions in `edge.eval.metrics` give for
 the predictions added so far: both are computed from the same confusion matrix and top-k counts.
 """
+
 import numpy as np
 
 from edge.eval.metrics import report, true_class_ranks

@@ -5,6 +5,7 @@ the variants of one trained model (`edge bench --model ...`) are trained by `edg
 measured here. A file that fails gets a row saying why; the others still run. Results go to bench.json
 and bench.csv.
 """
+
 import csv
 import io
 from datetime import datetime, timezone
@@ -27,12 +28,31 @@ from edge.version import made_by
 
 ROUNDS = 5  # latency rounds, models in turns
 PER_ROUND = 50  # images per model per round
-COLUMNS = ("name", "status", "reason", "bytes", "gzip_bytes", "accuracy", "macro_f1", "keras_accuracy", "agreement",
-           "p50_ms", "fps", "sparsity")
+COLUMNS = (
+    "name",
+    "status",
+    "reason",
+    "bytes",
+    "gzip_bytes",
+    "accuracy",
+    "macro_f1",
+    "keras_accuracy",
+    "agreement",
+    "p50_ms",
+    "fps",
+    "sparsity",
+)
 
 
-def bench_files(models, data, labels=None, input_range=None, threads: int | None = None, rounds: int = ROUNDS,
-                log: Log | None = None) -> BenchResult:
+def bench_files(
+    models,
+    data,
+    labels=None,
+    input_range=None,
+    threads: int | None = None,
+    rounds: int = ROUNDS,
+    log: Log | None = None,
+) -> BenchResult:
     """Evaluate each bundle or .tflite file on `data`. Agreement is with the first file that ran."""
     log = log or Log(enabled=False)
     if not models:
@@ -53,14 +73,16 @@ def bench_files(models, data, labels=None, input_range=None, threads: int | None
         common = [p for p in predictions if p in reference]
         agreement = float(np.mean([predictions[p] == reference[p] for p in common])) if common else None
         r = result.report
-        rows[i] = row(str(model), Path(r.model).read_bytes(), r.accuracy, r.macro["f1"], agreement,
-                      {**r.latency_ms, "fps": r.fps})
+        rows[i] = row(
+            str(model), Path(r.model).read_bytes(), r.accuracy, r.macro["f1"], agreement, {**r.latency_ms, "fps": r.fps}
+        )
         height, width = r.input["size"]
         images = np.stack([resize(read_rgb(p), height, width) for p in result.paths[:PER_ROUND]])
         turns[i] = (result.model.interpreter, images, result.model.input_range)
     time_in_turns(rows, turns, rounds, log)
-    return BenchResult(**header("files", threads), data=str(data), agreement_with="the first file that ran",
-                       rows=list(rows.values()))
+    return BenchResult(
+        **header("files", threads), data=str(data), agreement_with="the first file that ran", rows=list(rows.values())
+    )
 
 
 def check_rounds(rounds: int) -> int:
@@ -82,7 +104,7 @@ def time_in_turns(rows: dict, turns: dict, rounds: int, log: Log) -> None:
             times: list[float] = []
             for _ in classify_all(interpreter, ((x, None) for x in images), input_range, warmup=WARMUP, times=times):
                 pass
-            pooled[name] += times if turn == 0 else times[1 + WARMUP:]
+            pooled[name] += times if turn == 0 else times[1 + WARMUP :]
             bar.update(1)
     bar.finish()
     for name, times in pooled.items():
@@ -91,15 +113,31 @@ def time_in_turns(rows: dict, turns: dict, rounds: int, log: Log) -> None:
 
 
 def header(kind: str, threads) -> dict:
-    return {"kind": kind, "created": datetime.now(timezone.utc).isoformat(timespec="seconds"), **made_by(),
-            "threads": threads}
+    return {
+        "kind": kind,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        **made_by(),
+        "threads": threads,
+    }
 
 
 def row(name: str, tflite: bytes, accuracy: float, macro_f1: float, agreement, latency: dict) -> dict:
     facts = model_facts(tflite)
-    return {"name": name, "status": "ok", "reason": None, "bytes": facts["bytes"], "gzip_bytes": facts["gzip_bytes"],
-            "accuracy": accuracy, "macro_f1": macro_f1, "agreement": agreement, "p50_ms": latency["p50"],
-            "fps": latency["fps"], "keras_accuracy": None, "sparsity": None, "latency_ms": latency}
+    return {
+        "name": name,
+        "status": "ok",
+        "reason": None,
+        "bytes": facts["bytes"],
+        "gzip_bytes": facts["gzip_bytes"],
+        "accuracy": accuracy,
+        "macro_f1": macro_f1,
+        "agreement": agreement,
+        "p50_ms": latency["p50"],
+        "fps": latency["fps"],
+        "keras_accuracy": None,
+        "sparsity": None,
+        "latency_ms": latency,
+    }
 
 
 def failed(name: str, error: Exception, log: Log) -> dict:
@@ -118,8 +156,10 @@ def write_results(result: BenchResult, out) -> tuple[Path, Path]:
     writer = csv.DictWriter(table, fieldnames=COLUMNS, extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
     writer.writerows(result.rows)
-    return (write_json(out / "bench.json", result.to_json()),
-            write_atomic(out / "bench.csv", table.getvalue().encode()))
+    return (
+        write_json(out / "bench.json", result.to_json()),
+        write_atomic(out / "bench.csv", table.getvalue().encode()),
+    )
 
 
 def check_out(out) -> Path:

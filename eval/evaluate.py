@@ -4,6 +4,7 @@ and measure what it gets right and how long it takes, with the interpreter code 
 Latency is the model call alone (set the input tensor, invoke, copy the output), timed per invoke;
 reading and resizing images is timed apart, as `preprocess_ms`.
 """
+
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -37,8 +38,18 @@ class Evaluation:
     model: Model  # the model as loaded, ready to run again
 
 
-def evaluate(model, data, labels=None, input_range=None, threads: int | None = None, top_k=None, batch: int = 1,
-             warmup: int = WARMUP, delegate: str | None = None, log: Log | None = None) -> Evaluation:
+def evaluate(
+    model,
+    data,
+    labels=None,
+    input_range=None,
+    threads: int | None = None,
+    top_k=None,
+    batch: int = 1,
+    warmup: int = WARMUP,
+    delegate: str | None = None,
+    log: Log | None = None,
+) -> Evaluation:
     """Evaluate `model` (bundle folder or .tflite file) on `data` (one sub-folder of images per class,
     named as the model's labels)."""
     log = log or Log(enabled=False)
@@ -81,8 +92,10 @@ def evaluate(model, data, labels=None, input_range=None, threads: int | None = N
         rows.append(scores)
     bar.finish()
     if not acc.n:
-        raise EdgeError(f"none of the {len(folder.paths)} images in {data} could be read "
-                        f"(e.g. {skipped[0][0]}: {skipped[0][1]}): check the files")
+        raise EdgeError(
+            f"none of the {len(folder.paths)} images in {data} could be read "
+            f"(e.g. {skipped[0][0]}: {skipped[0][1]}): check the files"
+        )
 
     latency = latency_stats(times, warmup, batch)
     fps = latency.pop("fps")
@@ -91,18 +104,33 @@ def evaluate(model, data, labels=None, input_range=None, threads: int | None = N
         hint = "check --input-range: a wrong input range" if target.source == "tflite" else "a broken export"
         metrics["notes"].append(f"every image was classified as {names[y_pred[0]]}: {hint} gives one-class outputs")
     report = EvalResult(
-        **target.facts(), data=str(data), **metrics, latency_ms=latency, fps=fps,
+        **target.facts(),
+        data=str(data),
+        **metrics,
+        latency_ms=latency,
+        fps=fps,
         preprocess_ms={"mean": float(np.mean(read_ms)), "p50": float(np.median(read_ms))},
         skipped={"count": len(skipped), "files": [{"path": p, "why": w} for p, w in skipped]},
-        input={"size": [height, width], "dtype": np.dtype(input_detail(interpreter)["dtype"]).name,
-               "range": list(target.input_range)},
-        batch=batch)
-    return Evaluation(report, np.array(y_true), np.array(y_pred), np.array(rows, dtype=np.float32), paths, times,
-                      target)
+        input={
+            "size": [height, width],
+            "dtype": np.dtype(input_detail(interpreter)["dtype"]).name,
+            "range": list(target.input_range),
+        },
+        batch=batch,
+    )
+    return Evaluation(
+        report, np.array(y_true), np.array(y_pred), np.array(rows, dtype=np.float32), paths, times, target
+    )
 
 
-def classify_all(interpreter, items: Iterable[tuple[np.ndarray, Tag]], input_range=(0.0, 255.0), batch: int = 1,
-                 warmup: int = 0, times: list | None = None) -> Iterator[tuple[np.ndarray, Tag]]:
+def classify_all(
+    interpreter,
+    items: Iterable[tuple[np.ndarray, Tag]],
+    input_range=(0.0, 255.0),
+    batch: int = 1,
+    warmup: int = 0,
+    times: list | None = None,
+) -> Iterator[tuple[np.ndarray, Tag]]:
     """For each (uint8 RGB image at the input size, tag), yield (float scores, tag), `batch` images per
     invoke (a short last batch is padded). Appends each invoke's milliseconds to `times`: the first,
     then `warmup` repeats of the first batch (whose results are not yielded twice), then the rest."""

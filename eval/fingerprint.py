@@ -12,6 +12,7 @@ A camera that dwells on a scene sends near-copies of one frame: a window of them
 How many (`views`) comes from how often frames k apart fall in the same bin, beyond what independent frames
 would; the window's PSI is then taken as that of so many frames (`psi_beyond_chance`).
 """
+
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
@@ -41,8 +42,9 @@ def features(scores) -> np.ndarray:
 
 def quantile_edges(values, bins: int = BINS) -> list[float]:
     """The inner bin edges: the values' quantiles, each once (ties, as at int8's top score, merge bins)."""
-    inner = np.quantile(np.asarray(values, dtype=np.float64), np.linspace(0, 1, bins + 1)[1:-1],
-                        method="lower")  # values that occur: quantized scores give edges at their steps
+    inner = np.quantile(
+        np.asarray(values, dtype=np.float64), np.linspace(0, 1, bins + 1)[1:-1], method="lower"
+    )  # values that occur: quantized scores give edges at their steps
     return [float(edge) + 0.0 for edge in np.unique(inner)]  # + 0.0: no -0.0 from an entropy of nothing
 
 
@@ -59,13 +61,22 @@ def fingerprint(scores, labels: list[str], model_sha256: str) -> dict:
     histograms = {}
     for column, name in enumerate(STATISTICS):
         edges = quantile_edges(values[:, column])
-        histograms[name] = {"edges": edges,
-                            "counts": np.bincount(bin_of(edges, values[:, column]), minlength=len(edges) + 1).tolist()}
-    mean_score = [float(values[predicted == c, 0].mean()) if np.any(predicted == c) else None
-                  for c in range(len(labels))]
-    return {"format_version": FINGERPRINT_VERSION, "model_sha256": model_sha256, "n": int(len(scores)),
-            "labels": list(labels), "histograms": histograms,
-            "classes": np.bincount(predicted, minlength=len(labels)).tolist(), "mean_score": mean_score}
+        histograms[name] = {
+            "edges": edges,
+            "counts": np.bincount(bin_of(edges, values[:, column]), minlength=len(edges) + 1).tolist(),
+        }
+    mean_score = [
+        float(values[predicted == c, 0].mean()) if np.any(predicted == c) else None for c in range(len(labels))
+    ]
+    return {
+        "format_version": FINGERPRINT_VERSION,
+        "model_sha256": model_sha256,
+        "n": int(len(scores)),
+        "labels": list(labels),
+        "histograms": histograms,
+        "classes": np.bincount(predicted, minlength=len(labels)).tolist(),
+        "mean_score": mean_score,
+    }
 
 
 def psi(expected, actual) -> float:
@@ -120,7 +131,7 @@ def views(counts, agreement) -> float | None:
     if n < 2 or same >= 1.0:
         return None
     lags = np.arange(1, min(len(agreement), int(n) - 1) + 1)
-    rho = (np.asarray(agreement[:len(lags)], dtype=np.float64) / (n - lags) - same) / (1.0 - same)
+    rho = (np.asarray(agreement[: len(lags)], dtype=np.float64) / (n - lags) - same) / (1.0 - same)
     last = np.flatnonzero(rho <= 0)
     kept = slice(0, last[0] if len(last) else len(rho))
     return float(n / (1 + 2 * np.sum(rho[kept] * (1 - lags[kept] / n))))

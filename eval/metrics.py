@@ -5,6 +5,7 @@ predicted, recall of a class with no images. As in scikit-learn, the averages co
 that occur in the truth or the predictions; a class with neither is left out and named.
 Top-k breaks ties by the lower class index, like argmax, so top-1 accuracy always equals accuracy.
 """
+
 import numpy as np
 
 
@@ -29,8 +30,12 @@ def per_class(cm: np.ndarray) -> dict[str, np.ndarray]:
     """Per-class precision, recall, F1 (2tp / (2tp + fp + fn)) and support."""
     tp = np.diag(cm)
     predicted, support = cm.sum(axis=0), cm.sum(axis=1)
-    return {"precision": _safe_divide(tp, predicted), "recall": _safe_divide(tp, support),
-            "f1": _safe_divide(2 * tp, predicted + support), "support": support}
+    return {
+        "precision": _safe_divide(tp, predicted),
+        "recall": _safe_divide(tp, support),
+        "f1": _safe_divide(2 * tp, predicted + support),
+        "support": support,
+    }
 
 
 def averages(cm: np.ndarray) -> dict[str, dict[str, float]]:
@@ -42,8 +47,10 @@ def averages(cm: np.ndarray) -> dict[str, dict[str, float]]:
     for average in ("macro", "weighted"):
         weights = np.ones(support.shape) if average == "macro" else support
         total = weights.sum()
-        result[average] = {m: float((stats[m][present] * weights).sum() / total) if total else 0.0
-                           for m in ("precision", "recall", "f1")}
+        result[average] = {
+            m: float((stats[m][present] * weights).sum() / total) if total else 0.0
+            for m in ("precision", "recall", "f1")
+        }
     micro = accuracy(cm)  # single-label: every miss is one false positive and one false negative
     result["micro"] = {"precision": micro, "recall": micro, "f1": micro}
     return result
@@ -87,9 +94,15 @@ def report(cm: np.ndarray, labels: list[str], top_k_hits: dict[int, int] | None 
         "labels": list(labels),
         "accuracy": accuracy(cm),
         "top_k_accuracy": {str(k): hits / n if n else 0.0 for k, hits in sorted((top_k_hits or {}).items())},
-        "per_class": {label: {"precision": float(stats["precision"][c]), "recall": float(stats["recall"][c]),
-                              "f1": float(stats["f1"][c]), "support": int(support[c])}
-                      for c, label in enumerate(labels)},
+        "per_class": {
+            label: {
+                "precision": float(stats["precision"][c]),
+                "recall": float(stats["recall"][c]),
+                "f1": float(stats["f1"][c]),
+                "support": int(support[c]),
+            }
+            for c, label in enumerate(labels)
+        },
         **averages(cm),
         "confusion_matrix": cm.tolist(),
         "notes": notes,

@@ -1,5 +1,6 @@
 """`edge eval --plot`: the confusion matrix (counts, and normalized by true class) and a latency
 histogram in one image. matplotlib is imported only here, only when a plot is asked for."""
+
 import io
 from pathlib import Path
 
@@ -43,8 +44,10 @@ def save_plot(report: EvalResult, times_ms, path) -> Path:
     _matrix(axes[0], cm, labels, "counts", "d")
     _matrix(axes[1], normalized, labels, "normalized by true class (recall on the diagonal)", ".2f")
     _latency(axes[2], report, times_ms)
-    fig.suptitle(f"{Path(report.model).name}: accuracy {report.accuracy:.4f}, "
-                 f"macro F1 {report.macro['f1']:.4f} on {report.n} images")
+    fig.suptitle(
+        f"{Path(report.model).name}: accuracy {report.accuracy:.4f}, "
+        f"macro F1 {report.macro['f1']:.4f} on {report.n} images"
+    )
     return save_figure(fig, path)
 
 
@@ -70,13 +73,12 @@ def _matrix(ax, values, labels, title, fmt):
     if len(labels) <= ANNOTATE_UP_TO:
         high = values.max() / 2 if values.size else 0
         for (i, j), v in np.ndenumerate(values):
-            ax.text(j, i, format(v, fmt), ha="center", va="center", fontsize=8,
-                    color="white" if v > high else "black")
+            ax.text(j, i, format(v, fmt), ha="center", va="center", fontsize=8, color="white" if v > high else "black")
 
 
 def _latency(ax, report: EvalResult, times_ms):
     lat = report.latency_ms
-    steady = np.asarray(times_ms[1 + lat["warmup"]:])
+    steady = np.asarray(times_ms[1 + lat["warmup"] :])
     if len(steady):
         ax.hist(steady, bins=min(50, max(5, len(steady) // 4)), color="tab:blue")
         for name, style in (("p50", "-"), ("p90", "--"), ("p99", ":")):

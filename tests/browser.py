@@ -1,5 +1,6 @@
 """A real headless Chromium driven over the DevTools protocol, for tests that press keys and click: the key
 and mouse events go through the browser's own input path, as a person's would."""
+
 import json
 import shutil
 import subprocess
@@ -16,10 +17,23 @@ class Browser:
     def __init__(self, profile: Path):
         assert CHROMIUM, "skipped without chromium (pytestmark)"
         self.process = subprocess.Popen(
-            [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-sync",
-             "--disable-background-networking", "--disable-component-update", "--remote-debugging-port=0",
-             f"--user-data-dir={profile}", "--window-size=1100,900", "about:blank"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            [
+                CHROMIUM,
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--no-first-run",
+                "--disable-sync",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--remote-debugging-port=0",
+                f"--user-data-dir={profile}",
+                "--window-size=1100,900",
+                "about:blank",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         port_file = profile / "DevToolsActivePort"
         for _ in range(300):
             if port_file.exists() and len(port_file.read_text().splitlines()) == 2:
@@ -59,8 +73,13 @@ class Browser:
         """Every request the page makes from now on waits `latency_ms` for its answer: Chromium's own network
         emulation (DevTools), in the browser's network stack, so fetches and images alike."""
         self.send("Network.enable")
-        self.send("Network.emulateNetworkConditions", offline=False, latency=latency_ms, downloadThroughput=-1,
-                  uploadThroughput=-1)
+        self.send(
+            "Network.emulateNetworkConditions",
+            offline=False,
+            latency=latency_ms,
+            downloadThroughput=-1,
+            uploadThroughput=-1,
+        )
 
     def open(self, url: str) -> None:
         self.send("Page.navigate", url=url)
@@ -77,9 +96,11 @@ class Browser:
 
     def click(self, selector: str) -> None:
         """A mouse click at the middle of the element `selector` names, scrolled into view."""
-        box = self.eval(f"(() => {{ const e = document.querySelector({json.dumps(selector)}); "
-                        "e.scrollIntoView({block: 'center'}); const r = e.getBoundingClientRect(); "
-                        "return [r.x + r.width / 2, r.y + r.height / 2]; })()")
+        box = self.eval(
+            f"(() => {{ const e = document.querySelector({json.dumps(selector)}); "
+            "e.scrollIntoView({block: 'center'}); const r = e.getBoundingClientRect(); "
+            "return [r.x + r.width / 2, r.y + r.height / 2]; })()"
+        )
         for kind in ("mousePressed", "mouseReleased"):
             self.send("Input.dispatchMouseEvent", type=kind, x=box[0], y=box[1], button="left", clickCount=1)
 

@@ -1,4 +1,5 @@
 """Running the `edge` command as a user does: a separate process, its exit code and its output."""
+
 import os
 import subprocess
 import sys
@@ -8,8 +9,15 @@ def edge_cli(*args, cwd=None):
     """`edge ARGS` as its own process; EDGE_TOKEN, EDGE_DEVICE_ID and EDGE_SOURCE from this environment are not
     passed on."""
     env = {k: v for k, v in os.environ.items() if k not in ("EDGE_TOKEN", "EDGE_DEVICE_ID", "EDGE_SOURCE")}
-    return subprocess.run([sys.executable, "-m", "edge.cli", *map(str, args)], capture_output=True, text=True,
-                          cwd=cwd, env=env, timeout=600, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "edge.cli", *map(str, args)],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=env,
+        timeout=600,
+        check=False,
+    )
 
 
 def edge_cli_without_tensorflow(*args):
@@ -23,5 +31,6 @@ def edge_cli_without_tensorflow(*args):
         "sys.meta_path.insert(0, NoTensorFlow())\n"
         f"sys.argv = ['edge', *{[str(a) for a in args]!r}]\n"
         "from edge.cli import main\n"
-        "main()\n")
+        "main()\n"
+    )
     return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=False)

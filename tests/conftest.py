@@ -1,4 +1,5 @@
 """Fixtures: tiny real image sets (scikit-learn's scanned digits) and bundles converted from them."""
+
 import fcntl
 import json
 import os
@@ -9,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from edge.results import ConvertResult
+from tests.bundles import E2E_OPTIONS
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -50,8 +52,17 @@ def pretrained_file(tmp_path_factory):
 @pytest.fixture
 def fast():
     """Convert options for runs that test plumbing: one epoch of a tiny MobileNetV2 at 32 px."""
-    return dict(weights="none", input_size=32, alpha=0.35, epochs=1, fine_tune_epochs=0, augment=False,
-                batch_size=16, calibration_images=16, allow_weak=True)
+    return dict(
+        weights="none",
+        input_size=32,
+        alpha=0.35,
+        epochs=1,
+        fine_tune_epochs=0,
+        augment=False,
+        batch_size=16,
+        calibration_images=16,
+        allow_weak=True,
+    )
 
 
 @pytest.fixture(scope="session")
@@ -62,8 +73,7 @@ def e2e(digits, tmp_path_factory, worker_id):
     import edge
 
     if worker_id == "master":  # no xdist: the parent folder is every run's, not this run's
-        return edge.convert("mobilenetv2", digits, tmp_path_factory.mktemp("bundles") / "digits-int8",
-                            **E2E_OPTIONS)
+        return edge.convert("mobilenetv2", digits, tmp_path_factory.mktemp("bundles") / "digits-int8", **E2E_OPTIONS)
     shared = tmp_path_factory.getbasetemp().parent
     with open(shared / "e2e.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes, or the worker dies
@@ -72,10 +82,6 @@ def e2e(digits, tmp_path_factory, worker_id):
             summary = edge.convert("mobilenetv2", digits, shared / "bundles" / "digits-int8", **E2E_OPTIONS)
             made.write_text(json.dumps(summary.to_json()))
         return ConvertResult(**json.loads(made.read_text()))
-
-
-E2E_OPTIONS = dict(weights="none", input_size=48, alpha=0.35, epochs=10, fine_tune_epochs=0, augment=False,
-                   batch_size=16)
 
 
 @pytest.fixture(scope="session")

@@ -1,5 +1,6 @@
 """A device's Python for tests: a site-packages rebuilt from edge's own installed requirements (and
 theirs, recursively), extras left out, so TensorFlow, Keras and scikit-learn are not there at all."""
+
 import os
 import subprocess
 import sys
@@ -57,20 +58,28 @@ def on_device(site: Path, *args: str, code: Path) -> subprocess.CompletedProcess
     where a package installed it) on the path."""
     env = {**os.environ, "PYTHONPATH": f"{site}{os.pathsep}{code}", "PYTHONNOUSERSITE": "1"}
     # cwd: `python -m` puts the working folder first on the path, and a clone's edge/ must not be found there
-    return subprocess.run([sys.executable, "-S", *args], capture_output=True, text=True, env=env, timeout=300,
-                          check=False, cwd=code)
+    return subprocess.run(
+        [sys.executable, "-S", *args], capture_output=True, text=True, env=env, timeout=300, check=False, cwd=code
+    )
 
 
 def new_venv(path: Path) -> tuple[Path, Path]:
     """A fresh venv: (its python, its site-packages)."""
     subprocess.run([sys.executable, "-m", "venv", path], check=True, capture_output=True)
     python = path / "bin" / "python"
-    site = subprocess.run([python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"], check=True,
-                          capture_output=True, text=True).stdout.strip()
+    site = subprocess.run(
+        [python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
     return python, Path(site)
 
 
 def top_level_names(site: Path) -> set[str]:
     """The import names a site-packages folder offers (packages and modules, not their metadata)."""
-    return {p.name.removesuffix(".py") for p in site.iterdir()
-            if p.name != "__pycache__" and not p.name.endswith((".dist-info", ".pth"))}
+    return {
+        p.name.removesuffix(".py")
+        for p in site.iterdir()
+        if p.name != "__pycache__" and not p.name.endswith((".dist-info", ".pth"))
+    }

@@ -3,6 +3,7 @@ that then sees other scans of the same digits under a change (half the light, sa
 collects, labelled from the scenario's truth through the host's API as a person would on the dashboard; the
 labelled frames exported and the model trained again on both folders; and a third set of scans, under the
 same change, that neither training saw."""
+
 import random
 import shutil
 from pathlib import Path
@@ -13,14 +14,15 @@ import numpy as np
 import edge
 from edge.converter.demo import write_digits
 from edge.results import ConvertResult
+from tests.bundles import E2E_OPTIONS
 
 CHANGES = {
     "half the light": lambda x: (x * 0.5).astype(np.uint8),
-    "rotated 25 degrees": lambda x: cv2.warpAffine(x, cv2.getRotationMatrix2D((24, 24), 25, 1.0), (48, 48),
-                                                   borderMode=cv2.BORDER_REPLICATE),
+    "rotated 25 degrees": lambda x: cv2.warpAffine(
+        x, cv2.getRotationMatrix2D((24, 24), 25, 1.0), (48, 48), borderMode=cv2.BORDER_REPLICATE
+    ),
 }
 TRAIN, FIELD = 100, 40  # scans a class: the first 100 train, the next 40 pass the camera, the rest test
-RECIPE = dict(weights="none", input_size=48, alpha=0.35, epochs=10, fine_tune_epochs=0, augment=False, batch_size=16)
 
 
 def changed_copy(source: Path, out: Path, change) -> Path:
@@ -37,8 +39,9 @@ def scenario(work: Path, change: str, seed: int = 0) -> dict:
     are (test/) and under the change (drifted/)."""
     work.mkdir(parents=True, exist_ok=True)
     train = write_digits(work / "train", per_class=TRAIN, size=48)
-    field = changed_copy(write_digits(work / "field", per_class=FIELD, size=48, skip=TRAIN), work / "field-changed",
-                         CHANGES[change])
+    field = changed_copy(
+        write_digits(work / "field", per_class=FIELD, size=48, skip=TRAIN), work / "field-changed", CHANGES[change]
+    )
     test = write_digits(work / "test", per_class=None, size=48, skip=TRAIN + FIELD)
     drifted = changed_copy(test, work / "drifted", CHANGES[change])
     frames = sorted(field.rglob("*.png"))
@@ -47,12 +50,17 @@ def scenario(work: Path, change: str, seed: int = 0) -> dict:
     camera.mkdir()
     for i, path in enumerate(frames):
         shutil.copy(path, camera / f"{i:04d}.png")
-    return {"train": train, "camera": camera, "truth": [p.parent.name for p in frames], "test": test,
-            "drifted": drifted}
+    return {
+        "train": train,
+        "camera": camera,
+        "truth": [p.parent.name for p in frames],
+        "test": test,
+        "drifted": drifted,
+    }
 
 
 def convert(data, out: Path, seed: int = 0) -> ConvertResult:
-    return edge.convert("mobilenetv2", data, out, seed=seed, **RECIPE)
+    return edge.convert("mobilenetv2", data, out, seed=seed, **E2E_OPTIONS)
 
 
 def label_from_truth(server, device: str, truth: list[str], reader=None) -> int:
@@ -61,7 +69,8 @@ def label_from_truth(server, device: str, truth: list[str], reader=None) -> int:
     status, listing = server.get(f"/api/v1/devices/{device}/frames?state=new&limit=1000", reader)
     assert status == 200, listing
     for frame in listing["frames"]:
-        status, answer = server.request("POST", f"/api/v1/frames/{frame['id']}/label",
-                                        {"label": truth[frame["frame"]]}, reader)
+        status, answer = server.request(
+            "POST", f"/api/v1/frames/{frame['id']}/label", {"label": truth[frame["frame"]]}, reader
+        )
         assert status == 200, answer
     return len(listing["frames"])

@@ -1,5 +1,6 @@
 """A fleet on loopback, for the rollout's test and benchmark: `edge run` on a video of the scans as a device's
 service runs it (started again when it ends, as Restart=always does), following the host's model versions."""
+
 import json
 import signal
 import subprocess
@@ -31,9 +32,23 @@ def video(digits: Path, out: Path, seconds: float) -> tuple[Path, Path]:
 
 
 def device_args(tmp: Path, name: str, server, secret: str, public: Path, every: float) -> list[str]:
-    return ["--report-to", server.url, "--token", secret, "--device-id", name, "--report-every", str(every),
-            "--outbox", str(tmp / f"{name}-outbox.db"), "--follow-models", "--trust", str(public),
-            "--models-dir", str(tmp / f"{name}-models")]
+    return [
+        "--report-to",
+        server.url,
+        "--token",
+        secret,
+        "--device-id",
+        name,
+        "--report-every",
+        str(every),
+        "--outbox",
+        str(tmp / f"{name}-outbox.db"),
+        "--follow-models",
+        "--trust",
+        str(public),
+        "--models-dir",
+        str(tmp / f"{name}-models"),
+    ]
 
 
 class Service(threading.Thread):
@@ -48,10 +63,15 @@ class Service(threading.Thread):
 
     def run(self) -> None:
         while not self.stopped.is_set():
-            files = ["--json", str(self.tmp / f"{self.name}-{self.runs}.json"), "--log",
-                     str(self.tmp / f"{self.name}-{self.runs}.jsonl")]
-            self.process = process = subprocess.Popen(self.command + files, stdout=subprocess.DEVNULL,
-                                                      stderr=subprocess.DEVNULL)
+            files = [
+                "--json",
+                str(self.tmp / f"{self.name}-{self.runs}.json"),
+                "--log",
+                str(self.tmp / f"{self.name}-{self.runs}.jsonl"),
+            ]
+            self.process = process = subprocess.Popen(
+                self.command + files, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+            )
             process.wait()
             self.runs += 1
             self.stopped.wait(self.restart)
@@ -63,8 +83,11 @@ class Service(threading.Thread):
         if self.process and self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
         self.join()
-        return [(json.loads((self.tmp / f"{self.name}-{k}.json").read_text()), self.tmp / f"{self.name}-{k}.jsonl")
-                for k in range(self.runs) if (self.tmp / f"{self.name}-{k}.json").exists()]
+        return [
+            (json.loads((self.tmp / f"{self.name}-{k}.json").read_text()), self.tmp / f"{self.name}-{k}.jsonl")
+            for k in range(self.runs)
+            if (self.tmp / f"{self.name}-{k}.json").exists()
+        ]
 
 
 def wait(server, publisher: str, model: str, most: float) -> dict:

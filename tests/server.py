@@ -1,4 +1,5 @@
 """The real `edge serve` process on loopback, for tests: start it, wait for /healthz, kill it."""
+
 import json
 import os
 import signal
@@ -13,8 +14,12 @@ from pathlib import Path
 
 def token(db, name, *args) -> str:
     """`edge token create NAME` for the database `db` (`--reader` in args for a reader): the token."""
-    r = subprocess.run([sys.executable, "-m", "edge.cli", "token", "create", name, "--db", str(db), *args],
-                       capture_output=True, text=True, check=False)
+    r = subprocess.run(
+        [sys.executable, "-m", "edge.cli", "token", "create", name, "--db", str(db), *args],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert r.returncode == 0, r.stderr
     return r.stdout.strip()
 
@@ -60,8 +65,11 @@ class Server:
         self.process = None
 
     def start(self) -> "Server":
-        self.process = subprocess.Popen([sys.executable, "-m", "edge.cli", "serve", "--db", str(self.db), "--port",
-                                         str(self.port), *self.args], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "edge.cli", "serve", "--db", str(self.db), "--port", str(self.port), *self.args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
         for _ in range(200):
             if self.process.poll() is not None:
                 raise RuntimeError(f"edge serve died: {self.process.stderr.read().decode()}")
@@ -74,8 +82,9 @@ class Server:
 
     def workers(self) -> list[int]:
         """The pids of the server's worker processes."""
-        return [int(pid) for pid in Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children").read_text()
-                .split()]
+        return [
+            int(pid) for pid in Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children").read_text().split()
+        ]
 
     def kill(self) -> None:
         """As a crash or power cut would: no shutdown handlers, in any of its processes."""
@@ -104,9 +113,16 @@ class Server:
     def request(self, method, path, body=None, token=None, headers=None):
         """(status, parsed JSON, text or bytes) of one request."""
         data = body if isinstance(body, bytes) or body is None else json.dumps(body).encode()
-        request = urllib.request.Request(self.url + path, data=data, method=method, headers={
-            **({"Authorization": f"Bearer {token}"} if token else {}), "Content-Type": "application/json",
-            **(headers or {})})
+        request = urllib.request.Request(
+            self.url + path,
+            data=data,
+            method=method,
+            headers={
+                **({"Authorization": f"Bearer {token}"} if token else {}),
+                "Content-Type": "application/json",
+                **(headers or {}),
+            },
+        )
         try:
             with urllib.request.urlopen(request, timeout=30) as response:
                 status, raw = response.status, response.read()

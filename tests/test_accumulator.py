@@ -20,4 +20,4 @@ def test_streaming_equals_batch_at_every_step(seed):
     for i, (t, s) in enumerate(zip(y_true, scores, strict=True)):
         assert acc.add(int(t), s) == int(np.argmax(s))
         assert acc.n == i + 1
-        assert acc.report() == batch(y_true[:i + 1], scores[:i + 1], labels, (1, 2, 3))
+        assert acc.report() == batch(y_true[: i + 1], scores[: i + 1], labels, (1, 2, 3))

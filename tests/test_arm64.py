@@ -7,6 +7,7 @@ kernels round differently on arm64 and x86.)
 The same holds for camera-sized MJPG through the fast frame path (JPEG decoded at 1/8 size, resized in
 steps), where libjpeg-turbo's NEON and x86 code do the decoding.
 Slow (about a minute, and it downloads ~60 MB of .debs and ~100 MB of wheels): python3 -m pytest -m slow."""
+
 import json
 import os
 import shutil
@@ -23,15 +24,23 @@ from tests.cli import edge_cli
 CHECK = Path(__file__).resolve().parents[1] / "devices" / "arm64" / "check.sh"
 pytestmark = [
     pytest.mark.slow,
-    pytest.mark.skipif(not (shutil.which("debootstrap") and shutil.which("qemu-aarch64-static")),
-                       reason="needs debootstrap and qemu-user-static (sudo apt install debootstrap qemu-user-static)"),
+    pytest.mark.skipif(
+        not (shutil.which("debootstrap") and shutil.which("qemu-aarch64-static")),
+        reason="needs debootstrap and qemu-user-static (sudo apt install debootstrap qemu-user-static)",
+    ),
     pytest.mark.skipif(os.geteuid() != 0, reason="debootstrap runs as root only"),
 ]
 
 
 def on_arm64(work, *args):
-    r = subprocess.run([CHECK, work, *map(str, args)], capture_output=True, text=True, timeout=1800,
-                       env={**os.environ, "PYTHON": sys.executable}, check=False)
+    r = subprocess.run(
+        [CHECK, work, *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=1800,
+        env={**os.environ, "PYTHON": sys.executable},
+        check=False,
+    )
     assert r.returncode == 0, r.stderr[-3000:]
     return r
 
@@ -74,6 +83,7 @@ def test_arm64_predicts_exactly_what_x86_predicts(e2e, digits, video, camera_vid
 
 def same_calls(e2e, tmp_path, name, n):
     """The frame logs of arm64 and x86 runs name the same classes, with scores a step apart at most."""
+
     def frames(arch):
         return [json.loads(line) for line in (tmp_path / f"{arch}-{name}.jsonl").read_text().splitlines()]
 

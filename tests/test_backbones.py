@@ -86,27 +86,41 @@ def weights_files(tmp_path_factory):
     from edge.converter.tfkeras import keras
 
     folder = tmp_path_factory.mktemp("weights")
-    keras.applications.MobileNetV2(include_top=False, weights=None, input_shape=(32, 32, 3), alpha=0.35
-                                   ).save_weights(folder / "notop.h5")
-    keras.applications.MobileNetV2(include_top=True, weights=None, input_shape=(32, 32, 3), alpha=0.35, classes=4
-                                   ).save_weights(folder / "top.h5")
+    keras.applications.MobileNetV2(include_top=False, weights=None, input_shape=(32, 32, 3), alpha=0.35).save_weights(
+        folder / "notop.h5"
+    )
+    keras.applications.MobileNetV2(
+        include_top=True, weights=None, input_shape=(32, 32, 3), alpha=0.35, classes=4
+    ).save_weights(folder / "top.h5")
     data = (folder / "notop.h5").read_bytes()
-    (folder / "truncated.h5").write_bytes(data[:len(data) // 2])
+    (folder / "truncated.h5").write_bytes(data[: len(data) // 2])
     h5py.File(folder / "empty.h5", "w").close()
     (folder / "text.h5").write_text("not weights")
     return folder
 
 
-@pytest.mark.parametrize("file,model,alpha,message", [
-    ("notop.h5", "mobilenetv2", 1.0, "holds 154 layers, the first kernel (3, 3, 3, 16); mobilenetv2 at --alpha 1.0 has "
-                                     "154 layers, the first kernel (3, 3, 3, 32)"),
-    ("notop.h5", "mobilenetv3small", 1.0, "holds 154 layers, the first kernel (3, 3, 3, 16); mobilenetv3small at "
-                                          "--alpha 1.0 has"),
-    ("top.h5", "mobilenetv2", 0.35, "holds a model with its classification top (layer 'predictions')"),
-    ("truncated.h5", "mobilenetv2", 0.35, "is not a complete Keras weights file (truncated)"),
-    ("text.h5", "mobilenetv2", 0.35, "is not a complete Keras weights file (not an HDF5 file)"),
-    ("empty.h5", "mobilenetv2", 0.35, "holds no Keras layers: give an .h5 weights file saved from MobileNetV2"),
-])
+@pytest.mark.parametrize(
+    "file,model,alpha,message",
+    [
+        (
+            "notop.h5",
+            "mobilenetv2",
+            1.0,
+            "holds 154 layers, the first kernel (3, 3, 3, 16); mobilenetv2 at --alpha 1.0 has "
+            "154 layers, the first kernel (3, 3, 3, 32)",
+        ),
+        (
+            "notop.h5",
+            "mobilenetv3small",
+            1.0,
+            "holds 154 layers, the first kernel (3, 3, 3, 16); mobilenetv3small at --alpha 1.0 has",
+        ),
+        ("top.h5", "mobilenetv2", 0.35, "holds a model with its classification top (layer 'predictions')"),
+        ("truncated.h5", "mobilenetv2", 0.35, "is not a complete Keras weights file (truncated)"),
+        ("text.h5", "mobilenetv2", 0.35, "is not a complete Keras weights file (not an HDF5 file)"),
+        ("empty.h5", "mobilenetv2", 0.35, "holds no Keras layers: give an .h5 weights file saved from MobileNetV2"),
+    ],
+)
 def test_a_weights_file_that_does_not_fit_says_what_it_holds(weights_files, file, model, alpha, message):
     with pytest.raises(EdgeError) as e:
         build_classifier(get_backbone(model), 2, 32, weights=str(weights_files / file), alpha=alpha)
@@ -119,8 +133,9 @@ def test_saved_model_is_used_as_backbone_with_its_head_cut_off(tmp_path):
     first.model.save(tmp_path / "mine.keras")
     clf = build_classifier(spec, 2, 32, weights=str(tmp_path / "mine.keras"))
     assert clf.model.output_shape == (None, 2)
-    assert np.array_equal(clf.model.get_layer("Conv1").get_weights()[0],
-                          first.model.get_layer("Conv1").get_weights()[0])
+    assert np.array_equal(
+        clf.model.get_layer("Conv1").get_weights()[0], first.model.get_layer("Conv1").get_weights()[0]
+    )
     assert sum(type(layer).__name__ == "Preprocess" for layer in clf.model.layers) == 1  # not applied twice
     assert not any(hasattr(layer, "layers") for layer in clf.model.layers)
     with pytest.raises(EdgeError, match="--input-size 32"):

@@ -1,4 +1,5 @@
 """`edge bench`: variants of one trained model, and existing files, compared on the same images."""
+
 import csv
 import json
 import shutil
@@ -37,9 +38,30 @@ def test_compares_files_and_keeps_going_past_a_broken_one(e2e, digits, tmp_path)
 
 def bench_cli(data, out, variants):
     """`edge bench` in this process (TensorFlow is imported once per test session, not per run)."""
-    args = ["bench", "--data", data, "--weights", "none", "--input-size", 32, "--alpha", 0.35, "--epochs", 1,
-            "--fine-tune-epochs", 1, "--no-augment", "--batch-size", 16, "--threads", 1, "--variants", variants,
-            "--out", out]
+    args = [
+        "bench",
+        "--data",
+        data,
+        "--weights",
+        "none",
+        "--input-size",
+        32,
+        "--alpha",
+        0.35,
+        "--epochs",
+        1,
+        "--fine-tune-epochs",
+        1,
+        "--no-augment",
+        "--batch-size",
+        16,
+        "--threads",
+        1,
+        "--variants",
+        variants,
+        "--out",
+        out,
+    ]
     r = CliRunner().invoke(cli, list(map(str, args)))
     assert r.exit_code == 0, r.output
     return json.loads((out / "bench.json").read_text()), r.output
@@ -84,13 +106,16 @@ def test_unknown_variant_suggests_a_close_one():
         parse_variants("float32,int9")
 
 
-@pytest.mark.parametrize("args,message", [
-    (["--variants", "fp33"], "unknown variant"),
-    (["{bundle}", "--epochs", "3"], "--epochs is for training"),
-    (["--labels", "{bundle}/labels.txt"], "for bare .tflite arguments"),
-    (["{bundle}", "--out", "{bundle}/labels.txt"], "is a file"),
-    (["{bundle}", "--data", "{bundle}/nowhere"], "does not exist"),
-])
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["--variants", "fp33"], "unknown variant"),
+        (["{bundle}", "--epochs", "3"], "--epochs is for training"),
+        (["--labels", "{bundle}/labels.txt"], "for bare .tflite arguments"),
+        (["{bundle}", "--out", "{bundle}/labels.txt"], "is a file"),
+        (["{bundle}", "--data", "{bundle}/nowhere"], "does not exist"),
+    ],
+)
 def test_bad_options(e2e, digits, args, message):
     args = [a.format(bundle=e2e.bundle) for a in args]
     r = edge_cli("bench", "--data", digits, *args)

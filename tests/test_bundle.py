@@ -6,11 +6,8 @@ import pytest
 from edge.bundle import FORMAT_VERSION, MANIFEST, read_bundle, write_bundle
 from edge.errors import EdgeError
 from edge.model import load_model
+from tests.bundles import MANIFEST_IN
 from tests.cli import edge_cli
-
-MANIFEST_IN = {"labels": ["cat", "dog"], "backbone": {"name": "mobilenetv2"},
-               "input": {"shape": [1, 32, 32, 3], "dtype": "uint8", "quantization": [1.0, 0], "color": "RGB",
-                         "range": [-1.0, 1.0], "resize": {"mode": "stretch", "interpolation": "area"}}}
 
 
 def test_round_trip(tmp_path):
@@ -82,11 +79,14 @@ def test_keeps_the_model_compiled_for_the_edge_tpu_and_checks_it_too(tmp_path):
     assert read_bundle(write_bundle(tmp_path / "plain", b"model", MANIFEST_IN).path).edgetpu_path is None
 
 
-@pytest.mark.parametrize("labels,what", [
-    ("1\n0\n2\n3\n", "line 1 of labels.txt is '1', edge.json has '0' there; the same names in another order"),
-    ("0\n1\ntwo\n3\n", "line 3 of labels.txt is 'two', edge.json has '2' there"),
-    ("0\n1\n2\n", "labels.txt has 3 names, edge.json 4"),
-])
+@pytest.mark.parametrize(
+    "labels,what",
+    [
+        ("1\n0\n2\n3\n", "line 1 of labels.txt is '1', edge.json has '0' there; the same names in another order"),
+        ("0\n1\ntwo\n3\n", "line 3 of labels.txt is 'two', edge.json has '2' there"),
+        ("0\n1\n2\n", "labels.txt has 3 names, edge.json 4"),
+    ],
+)
 def test_refuses_a_bundle_whose_labels_disagree(e2e, tmp_path, labels, what):
     bundle = shutil.copytree(e2e.bundle, tmp_path / "b")
     (bundle / "labels.txt").write_text(labels)
@@ -107,12 +107,21 @@ def test_what_is_given_as_the_model_is_named(e2e, tmp_path):
     shutil.copy(bundle / "model.tflite", tmp_path / "models" / "digits.tflite")
     (tmp_path / "zero.tflite").write_bytes(b"")
     cases = [
-        ((tmp_path / "empty", labels), f"{tmp_path / 'empty'} holds no model (no edge.json, no .tflite file): give "
-                                       "a bundle folder written by 'edge convert', or a .tflite file"),
-        ((tmp_path / "models",), f"{tmp_path / 'models'} is not a bundle (no edge.json): give one of its .tflite "
-                                 f"files, e.g. {tmp_path / 'models' / 'digits.tflite'}, with --labels"),
-        ((tmp_path / "bundles",), f"{tmp_path / 'bundles'} is not a bundle (no edge.json) but holds 1 bundle "
-                                  f"folder(s): give one of them, e.g. {bundle}"),
+        (
+            (tmp_path / "empty", labels),
+            f"{tmp_path / 'empty'} holds no model (no edge.json, no .tflite file): give "
+            "a bundle folder written by 'edge convert', or a .tflite file",
+        ),
+        (
+            (tmp_path / "models",),
+            f"{tmp_path / 'models'} is not a bundle (no edge.json): give one of its .tflite "
+            f"files, e.g. {tmp_path / 'models' / 'digits.tflite'}, with --labels",
+        ),
+        (
+            (tmp_path / "bundles",),
+            f"{tmp_path / 'bundles'} is not a bundle (no edge.json) but holds 1 bundle "
+            f"folder(s): give one of them, e.g. {bundle}",
+        ),
         ((labels, labels), f"{labels} is not a usable TFLite model (it lacks the TFL3 identifier: not a .tflite file)"),
         ((tmp_path / "zero.tflite", labels), f"{tmp_path / 'zero.tflite'} is not a usable TFLite model (it is empty"),
         ((bundle / MANIFEST,), f"{bundle / MANIFEST} is a bundle's manifest: give the bundle folder, {bundle}"),

@@ -1,4 +1,5 @@
 """Frame sources, with real video files written by OpenCV (FFV1 lossless, MJPG) and real image folders."""
+
 import threading
 import time
 
@@ -36,10 +37,15 @@ def write_video(path, fourcc="FFV1", fps=30.0, n=N, size=(64, 48)):
     return path, frames
 
 
-@pytest.mark.parametrize("text,kind,live", [
-    ("0", "camera", True), ("rtsp://cam.local/stream", "stream", True), ("http://x/video.mjpg", "stream", True),
-    ("libcamerasrc ! videoconvert ! appsink", "gstreamer", True),
-])
+@pytest.mark.parametrize(
+    "text,kind,live",
+    [
+        ("0", "camera", True),
+        ("rtsp://cam.local/stream", "stream", True),
+        ("http://x/video.mjpg", "stream", True),
+        ("libcamerasrc ! videoconvert ! appsink", "gstreamer", True),
+    ],
+)
 def test_parse_live_sources(text, kind, live):
     source = parse_source(text)
     assert (source.kind, source.live) == (kind, live)
@@ -57,16 +63,24 @@ def test_parse_files_folders_and_nonsense(tmp_path):
         parse_source(" ")  # not the current folder
 
 
-@pytest.mark.parametrize("text,shown", [
-    ("rtsp://admin:hunter2@cam.local:554/stream1", "rtsp://***@cam.local:554/stream1"),
-    ("rtsp://admin:hun@ter2@cam/s", "rtsp://***@cam/s"),  # FFmpeg reads up to the last @
-    ("http://cam/video.mjpg?user=admin&password=hunter2&channel=1",
-     "http://cam/video.mjpg?user=admin&password=***&channel=1"),
-    ("https://cam/live?token=hunter2", "https://cam/live?token=***"),
-    ("rtspsrc location=rtsp://me:hunter2@cam/s user-pw=hunter2 ! appsink",
-     "rtspsrc location=rtsp://***@cam/s user-pw=*** ! appsink"),
-    ("rtsp://cam.local/stream1", "rtsp://cam.local/stream1"), ("0", "0"),
-])
+@pytest.mark.parametrize(
+    "text,shown",
+    [
+        ("rtsp://admin:hunter2@cam.local:554/stream1", "rtsp://***@cam.local:554/stream1"),
+        ("rtsp://admin:hun@ter2@cam/s", "rtsp://***@cam/s"),  # FFmpeg reads up to the last @
+        (
+            "http://cam/video.mjpg?user=admin&password=hunter2&channel=1",
+            "http://cam/video.mjpg?user=admin&password=***&channel=1",
+        ),
+        ("https://cam/live?token=hunter2", "https://cam/live?token=***"),
+        (
+            "rtspsrc location=rtsp://me:hunter2@cam/s user-pw=hunter2 ! appsink",
+            "rtspsrc location=rtsp://***@cam/s user-pw=*** ! appsink",
+        ),
+        ("rtsp://cam.local/stream1", "rtsp://cam.local/stream1"),
+        ("0", "0"),
+    ],
+)
 def test_credentials_in_a_source_are_redacted(text, shown):
     assert redact(text) == shown
     assert str(parse_source(text)).endswith(shown)
@@ -78,10 +92,16 @@ def test_a_mistyped_url_is_redacted_in_the_error():
     assert "hunter2" not in str(e.value)
 
 
-@pytest.mark.parametrize("text,mode", [
-    ("1280x720@30/mjpg", CameraMode(1280, 720, 30.0, "MJPG")), ("640x480", CameraMode(640, 480)),
-    ("@15", CameraMode(fps=15.0)), ("/YUYV", CameraMode(fourcc="YUYV")), ("320x240@7.5", CameraMode(320, 240, 7.5)),
-])
+@pytest.mark.parametrize(
+    "text,mode",
+    [
+        ("1280x720@30/mjpg", CameraMode(1280, 720, 30.0, "MJPG")),
+        ("640x480", CameraMode(640, 480)),
+        ("@15", CameraMode(fps=15.0)),
+        ("/YUYV", CameraMode(fourcc="YUYV")),
+        ("320x240@7.5", CameraMode(320, 240, 7.5)),
+    ],
+)
 def test_parse_camera_modes(text, mode):
     assert parse_camera_mode(text) == mode
     assert parse_source("0", mode).mode == mode
@@ -186,8 +206,10 @@ class MjpegStream:
                     level = connection * 100 + (min(i, frames - 1) if mode == "freeze" else i)
                     jpeg = cv2.imencode(".jpg", np.full((48, 64, 3), level % 256, np.uint8))[1].tobytes()
                     try:
-                        self.wfile.write(b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n%s\r\n"
-                                         % (len(jpeg), jpeg))
+                        self.wfile.write(
+                            b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n%s\r\n"
+                            % (len(jpeg), jpeg)
+                        )
                     except OSError:
                         return
                     i += 1
@@ -241,8 +263,10 @@ def test_close_does_not_wait_for_a_read_blocked_in_opencv(tmp_path):
         connection, _ = listener.accept()
         held.append(connection)
         connection.recv(65536)
-        connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: video/x-msvideo\r\nContent-Length: %d\r\n\r\n%s"
-                           % (len(data), data[:len(data) // 2]))  # then silence, the connection open
+        connection.sendall(
+            b"HTTP/1.1 200 OK\r\nContent-Type: video/x-msvideo\r\nContent-Length: %d\r\n\r\n%s"
+            % (len(data), data[: len(data) // 2])
+        )  # then silence, the connection open
 
     threading.Thread(target=serve, daemon=True).start()
     with FrameReader(parse_source(f"http://127.0.0.1:{listener.getsockname()[1]}/v.avi"), tick=0.3) as reader:

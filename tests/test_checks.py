@@ -1,5 +1,6 @@
 """A bundle's check images (edge.checks): convert writes one validation image a class with its scores, and a
 device refuses a model that scores them otherwise."""
+
 import json
 import shutil
 
@@ -33,8 +34,11 @@ def test_a_model_that_scores_its_checks_otherwise_is_refused(copy):
     first, second = manifest["checks"][:2]
     (copy / first["file"]).write_bytes((copy / second["file"]).read_bytes())  # another class's scan
     bundle = read_bundle(copy)
-    with pytest.raises(ModelError, match=r"check-0.png: the model scores it \S+ [01]\.\d{3} here, \S+ [01]\.\d{3} "
-                                         "when it was made: it is not run on this device"):
+    with pytest.raises(
+        ModelError,
+        match=r"check-0.png: the model scores it \S+ [01]\.\d{3} here, \S+ [01]\.\d{3} "
+        "when it was made: it is not run on this device",
+    ):
         run_checks(load_model(copy, threads=1), bundle)
 
 

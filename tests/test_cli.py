@@ -1,5 +1,6 @@
 """The `edge` command's own plumbing (issue 28, part 7): what a command imports, that it closes what it opens,
 and options declared once for every command that takes them."""
+
 import os
 import subprocess
 import sys
@@ -12,9 +13,11 @@ from edge.errors import EdgeError
 
 def imported_by(*args: str) -> set[str]:
     """numpy and OpenCV, if `edge ARGS` (in a process of its own) imported them."""
-    code = ("import sys\nfrom edge.cli import cli\n"
-            f"cli.main({list(args)!r}, standalone_mode=False)\n"
-            "print('imported:', *(m for m in ('numpy', 'cv2') if m in sys.modules))")
+    code = (
+        "import sys\nfrom edge.cli import cli\n"
+        f"cli.main({list(args)!r}, standalone_mode=False)\n"
+        "print('imported:', *(m for m in ('numpy', 'cv2') if m in sys.modules))"
+    )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
     return set(r.stdout.splitlines()[-1].split()[1:])
 
@@ -68,15 +71,17 @@ def test_shared_options_are_declared_once():
 def test_a_host_command_on_a_device_install_says_so_whatever_options_it_is_given(tmp_path):
     """edge convert's options are made from a host module's dataclass, which a device install lacks: given
     them, it says where it runs (one line, exit 2), not click's "no such option"."""
-    code = ("import importlib.abc, sys\n"
-            "class DeviceInstall(importlib.abc.MetaPathFinder):\n"
-            "    def find_spec(self, name, path=None, target=None):\n"
-            "        if name.startswith(('edge.converter', 'edge.devices', 'edge.server')):\n"
-            "            raise ModuleNotFoundError(f'No module named {name!r}', name=name)\n"
-            "sys.meta_path.insert(0, DeviceInstall())\n"
-            f"sys.argv = ['edge', 'convert', '--data', {str(tmp_path)!r}, '--epochs', '3']\n"
-            "from edge.cli import main\n"
-            "main()\n")
+    code = (
+        "import importlib.abc, sys\n"
+        "class DeviceInstall(importlib.abc.MetaPathFinder):\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.startswith(('edge.converter', 'edge.devices', 'edge.server')):\n"
+        "            raise ModuleNotFoundError(f'No module named {name!r}', name=name)\n"
+        "sys.meta_path.insert(0, DeviceInstall())\n"
+        f"sys.argv = ['edge', 'convert', '--data', {str(tmp_path)!r}, '--epochs', '3']\n"
+        "from edge.cli import main\n"
+        "main()\n"
+    )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False)
     assert r.returncode == 2 and r.stderr.count("\n") == 1, r.stderr
     assert r.stderr.startswith("error: edge convert runs on a host, and this is a device install of edge"), r.stderr

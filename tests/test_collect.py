@@ -2,6 +2,7 @@
 the source delivered, within its rate cap; frames wait in a bounded store through an outage and arrive
 once; a full disk, an upload over the host's limit and a wrong token each end as the issue says; a camera never
 waits for the sender."""
+
 import json
 import shutil
 import socket
@@ -47,9 +48,10 @@ def frames_of(db, run_id) -> list[dict]:
 
 def collect(server, token, tmp_path, rule, flush=5.0, **options):
     """RunOptions' reporting and collecting, as keywords."""
-    return {"reporting": ReportOptions(server.url, token, "pi-door", every=60, outbox=tmp_path / "outbox.db",
-                                       flush=flush),
-            "collecting": CollectOptions(rule, **{"store": tmp_path / "frames.db", **options})}
+    return {
+        "reporting": ReportOptions(server.url, token, "pi-door", every=60, outbox=tmp_path / "outbox.db", flush=flush),
+        "collecting": CollectOptions(rule, **{"store": tmp_path / "frames.db", **options}),
+    }
 
 
 def test_every_nth_frame_arrives_as_the_scan_it_was(e2e, digits, host, tmp_path):
@@ -61,8 +63,7 @@ def test_every_nth_frame_arrives_as_the_scan_it_was(e2e, digits, host, tmp_path)
     scans = sorted((digits / "2").iterdir())
     assert [f["frame"] for f in held] == list(range(0, 170, 10))
     for f in held:
-        assert (f["reason"], f["truth"], f["labels"], f["source"]) == ("every", "2", summary.labels,
-                                                                       str(digits / "2"))
+        assert (f["reason"], f["truth"], f["labels"], f["source"]) == ("every", "2", summary.labels, str(digits / "2"))
         assert f["top_k"][0][0] == f["label"] and len(f["scores"]) == 4
         assert f["scores"][summary.labels.index(f["label"])] == max(f["scores"])
         image = cv2.imdecode(np.frombuffer(f["jpeg"], np.uint8), cv2.IMREAD_COLOR)
@@ -94,8 +95,10 @@ def test_wrong_keeps_the_misses_within_the_hourly_cap(e2e, digits, host, tmp_pat
     c = summary.collecting
     calls_of_3 = summary.confusion_matrix[3][3]  # scans of a 2 called 3 are right by this truth
     assert c["chosen"] == 170 - calls_of_3 and c["kept"] == c["sent"] == 5 and c["capped"] == c["chosen"] - 5
-    assert all(f["reason"] == "wrong" and f["truth"] == "3" != f["label"]
-               for f in frames_of(server.db, summary.reporting["run_id"]))
+    assert all(
+        f["reason"] == "wrong" and f["truth"] == "3" != f["label"]
+        for f in frames_of(server.db, summary.reporting["run_id"])
+    )
 
 
 def test_uncertain_keeps_the_frames_below_its_margin(e2e, digits, host, tmp_path):
@@ -164,8 +167,7 @@ def test_frames_wait_out_an_outage_and_arrive_once(e2e, digits, host, tmp_path):
     assert "Connection refused" in first.collecting["last_error"]
     down.start()  # the host is back, on the same database: the next run's sender drains the backlog first
     try:
-        second = run(e2e.bundle, digits / "2", RunOptions(max_frames=1,
-                                                             **collect(down, token, tmp_path, "every:10")))
+        second = run(e2e.bundle, digits / "2", RunOptions(max_frames=1, **collect(down, token, tmp_path, "every:10")))
     finally:
         down.stop()
     assert second.collecting["pending"] == 0 and second.collecting["sent"] == 18
@@ -177,8 +179,9 @@ def test_frames_wait_out_an_outage_and_arrive_once(e2e, digits, host, tmp_path):
 def test_the_store_keeps_the_newest_frames_within_its_size(e2e, digits, tmp_path):
     """Host down, every frame of a 640x480 camera kept: past 1 MB the oldest go, counted."""
     video = camera_video(tmp_path / "camera.avi", digits / "0", 150)
-    sending = collect(Server(tmp_path / "unused.db"), "t0ken", tmp_path, "every:1", flush=0, max_per_hour=10_000,
-                      store_mb=1)
+    sending = collect(
+        Server(tmp_path / "unused.db"), "t0ken", tmp_path, "every:1", flush=0, max_per_hour=10_000, store_mb=1
+    )
     summary = run(e2e.bundle, video, RunOptions(**sending))
     c = summary.collecting
     assert summary.frames == c["kept"] == 150 and c["busy"] == 0 and c["dropped"] > 0  # a file waits
@@ -186,7 +189,7 @@ def test_the_store_keeps_the_newest_frames_within_its_size(e2e, digits, tmp_path
     store = Outbox(tmp_path / "frames.db", "frames", "pi-door")
     bodies = [json.loads(body) for _, body in store.oldest(1000)]
     assert (tmp_path / "frames.db").stat().st_size <= 1_000_000
-    assert [b["frame"] for b in bodies] == sorted(b["frame"] for b in bodies)[-len(bodies):]  # the newest
+    assert [b["frame"] for b in bodies] == sorted(b["frame"] for b in bodies)[-len(bodies) :]  # the newest
     assert bodies[-1]["frame"] == 149
 
 
@@ -206,8 +209,14 @@ def test_a_camera_passes_frames_over_while_the_sender_is_behind(e2e, digits, tmp
         hung.close()
 
     threading.Thread(target=hang, daemon=True).start()
-    reporting = ReportOptions(f"http://127.0.0.1:{hung.getsockname()[1]}", "t0ken", "pi-door", every=60,
-                              outbox=tmp_path / "outbox.db", flush=0)
+    reporting = ReportOptions(
+        f"http://127.0.0.1:{hung.getsockname()[1]}",
+        "t0ken",
+        "pi-door",
+        every=60,
+        outbox=tmp_path / "outbox.db",
+        flush=0,
+    )
     keeping = CollectOptions("every:1", store=tmp_path / "frames.db", max_per_hour=10_000)
     summary = run(e2e.bundle, video, RunOptions(realtime=True, reporting=reporting, collecting=keeping))
     c = summary.collecting
@@ -221,8 +230,15 @@ def test_a_camera_passes_frames_over_while_the_sender_is_behind(e2e, digits, tmp
 def test_a_full_disk_stops_collecting_and_the_run_goes_on(e2e, digits, small_disk, tmp_path):
     video = camera_video(tmp_path / "camera.avi", digits / "0", 150)
     (small_disk / "filler").write_bytes(b"\0" * (shutil.disk_usage(small_disk).free - 400_000))
-    sending = collect(Server(tmp_path / "unused.db"), "t0ken", tmp_path, "every:1", flush=0, max_per_hour=10_000,
-                      store=small_disk / "frames.db")
+    sending = collect(
+        Server(tmp_path / "unused.db"),
+        "t0ken",
+        tmp_path,
+        "every:1",
+        flush=0,
+        max_per_hour=10_000,
+        store=small_disk / "frames.db",
+    )
     summary = run(e2e.bundle, video, RunOptions(truth="0", **sending))
     c = summary.collecting
     assert summary.frames == 150 and summary.evaluated == 150
@@ -248,8 +264,9 @@ def test_a_frame_over_the_host_s_limit_is_refused_once_and_counted(e2e, digits, 
 
 def test_a_wrong_token_keeps_the_frames_for_later(e2e, digits, host, tmp_path):
     server, _ = host
-    summary = run(e2e.bundle, digits / "2", RunOptions(**collect(server, "not-a-token", tmp_path, "every:50",
-                                                                     flush=1.0)))
+    summary = run(
+        e2e.bundle, digits / "2", RunOptions(**collect(server, "not-a-token", tmp_path, "every:50", flush=1.0))
+    )
     c = summary.collecting
     assert (c["kept"], c["sent"], c["pending"], c["rejected"]) == (4, 0, 4, 0)
     assert c["last_error"] == "HTTP 401: unknown or revoked token"
@@ -258,8 +275,11 @@ def test_a_wrong_token_keeps_the_frames_for_later(e2e, digits, host, tmp_path):
 def test_one_file_for_reports_and_frames_is_refused_at_start(e2e, digits, host, tmp_path):
     server, token = host
     sending = collect(server, token, tmp_path, "every:10", store=tmp_path / "outbox.db")
-    with pytest.raises(EdgeError, match=r"--collect-store .*outbox.db is where reports wait \(--outbox\): give the "
-                                        "frames a file of their own"):
+    with pytest.raises(
+        EdgeError,
+        match=r"--collect-store .*outbox.db is where reports wait \(--outbox\): give the "
+        "frames a file of their own",
+    ):
         run(e2e.bundle, digits / "2", RunOptions(**sending))
 
 
@@ -272,8 +292,9 @@ CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
 def test_a_report_in_the_frames_store_is_set_aside_not_sent_or_deleted(e2e, digits, host, tmp_path):
     """An earlier version's file given as both --outbox and --collect-store holds both kinds: the frames'
     sender sent a report to /api/v1/frames, and its 422 deleted it."""
-    report = json.dumps(make_report(window_summary(["a", "b"], [(1, 1)]), "pi-door", "r" * 32, 0, "ab" * 32, 1.8e9,
-                                    1.8e9 + 10))
+    report = json.dumps(
+        make_report(window_summary(["a", "b"], [(1, 1)]), "pi-door", "r" * 32, 0, "ab" * 32, 1.8e9, 1.8e9 + 10)
+    )
     with sqlite3.connect(tmp_path / "frames.db") as old:
         old.executescript(OLD_OUTBOX)
         old.execute("INSERT INTO outbox (body) VALUES (?)", (report,))
@@ -284,42 +305,76 @@ def test_a_report_in_the_frames_store_is_set_aside_not_sent_or_deleted(e2e, digi
     assert sqlite3.connect(tmp_path / "frames.db").execute("SELECT body FROM outbox").fetchall() == [(report,)]
 
 
-@pytest.mark.parametrize("options, message", [
-    (dict(collect="uncertian"), "unknown --collect 'uncertian': did you mean uncertain?"),
-    (dict(collect="qqq"), "unknown --collect 'qqq': choose one of uncertain, wrong, disagree, every"),
-    (dict(collect="every"), "--collect every: give every:N"),
-    (dict(collect="every:0"), "--collect every:0: give every:N"),
-    (dict(collect="uncertain:2"), "--collect uncertain:2: give the margin as a number above 0 and up to 1"),
-    (dict(collect="uncertain:nan"), "--collect uncertain:nan: give the margin"),
-    (dict(collect="wrong:3"), "--collect wrong:3: 'wrong' takes no value; give --collect wrong"),
-    (dict(collect="every:5", collect_max_per_hour=0), "--collect-max-per-hour 0: give a number of frames"),
-    (dict(collect="every:5", collect_max_per_hour=float("inf")), "--collect-max-per-hour inf: give"),
-    (dict(collect="every:5", collect_store_mb=0.5), "--collect-store-mb 0.5: give a size in MB, at least 1"),
-    (dict(collect="wrong"), "--collect wrong needs the truth: add --truth LABEL"),
-    (dict(collect_max_per_hour=5), "--collect-max-per-hour, --collect-store and --collect-store-mb are for collecting"),
-])
-def test_bad_collect_options(e2e, digits, options, message, tmp_path):
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        (dict(collect="uncertian"), "unknown collect 'uncertian': did you mean uncertain?"),
+        (dict(collect="qqq"), "unknown collect 'qqq': choose one of uncertain, wrong, disagree, every"),
+        (dict(collect="every"), "collect=every: give every:N"),
+        (dict(collect="every:0"), "collect=every:0: give every:N"),
+        (dict(collect="uncertain:2"), "collect=uncertain:2: give the margin as a number above 0 and up to 1"),
+        (dict(collect="uncertain:nan"), "collect=uncertain:nan: give the margin"),
+        (dict(collect="wrong:3"), "collect=wrong:3: 'wrong' takes no value; give collect wrong"),
+        (dict(collect="every:5", collect_max_per_hour=0), "collect_max_per_hour=0: give a number of frames"),
+        (dict(collect="every:5", collect_max_per_hour=float("inf")), "collect_max_per_hour=inf: give"),
+        (dict(collect="every:5", collect_store_mb=0.5), "collect_store_mb=0.5: give a size in MB, at least 1"),
+        (dict(collect="wrong"), "collect=wrong needs the truth: add truth=LABEL"),
+        (
+            dict(collect_max_per_hour=5),
+            "collect_max_per_hour, collect_store and collect_store_mb are for collecting",
+        ),
+    ],
+)
+def test_bad_collect_options_are_refused_in_the_api_s_words(e2e, digits, options, message, tmp_path):
     with pytest.raises(EdgeError) as e:
-        edge.run(e2e.bundle, digits / "2", report_to="http://127.0.0.1:9", token="t", device_id="pi-door",
-                 outbox=tmp_path / "outbox.db", **options)
+        edge.run(
+            e2e.bundle,
+            digits / "2",
+            report_to="http://127.0.0.1:9",
+            token="t",
+            device_id="pi-door",
+            outbox=tmp_path / "outbox.db",
+            **options,
+        )
     assert str(e.value).startswith(message)
     assert not (tmp_path / "outbox.db").exists()  # refused before anything started
 
 
 def test_cli_collects_and_says_so(e2e, digits, host, tmp_path):
     server, token = host
-    r = edge_cli("run", e2e.bundle, "--source", digits / "2", "--report-to", server.url, "--token", token,
-                 "--device-id", "pi-door", "--outbox", tmp_path / "outbox.db", "--collect", "every:50",
-                 "--collect-max-per-hour", 3, "--collect-store", tmp_path / "frames.db")
+    r = edge_cli(
+        "run",
+        e2e.bundle,
+        "--source",
+        digits / "2",
+        "--report-to",
+        server.url,
+        "--token",
+        token,
+        "--device-id",
+        "pi-door",
+        "--outbox",
+        tmp_path / "outbox.db",
+        "--collect",
+        "every:50",
+        "--collect-max-per-hour",
+        3,
+        "--collect-store",
+        tmp_path / "frames.db",
+    )
     assert r.returncode == 0, r.stderr
-    assert (f"collected  3 of 4 frames chosen by every:50 (at most 3 an hour: 1 over); sent 3, waiting 0 in "
-            f"{tmp_path / 'frames.db'}, dropped 0, refused 0\n") in r.stdout
+    assert (
+        f"collected  3 of 4 frames chosen by every:50 (at most 3 an hour: 1 over); sent 3, waiting 0 in "
+        f"{tmp_path / 'frames.db'}, dropped 0, refused 0\n"
+    ) in r.stdout
 
 
 def test_cli_collect_needs_a_host(e2e, digits):
     r = edge_cli("run", e2e.bundle, "--source", digits / "2", "--collect", "every:5")
-    assert r.returncode == 2 and r.stderr == "error: --collect sends frames to a host: add --report-to URL, " \
-                                             "--device-id and --token\n"
+    assert (
+        r.returncode == 2
+        and r.stderr == "error: --collect sends frames to a host: add --report-to URL, --device-id and --token\n"
+    )
     assert "uncertain[:MARGIN]" in edge_cli("run", "--help").stdout
 
 
@@ -334,8 +389,15 @@ def test_to_jpeg_takes_what_sources_deliver(digits):
     assert to_jpeg(from_jpeg) == from_jpeg.tobytes()
 
 
-@pytest.mark.parametrize("text, rule", [("uncertain", ("uncertain", None)), ("uncertain:0.05", ("uncertain", 0.05)),
-                                        ("wrong", ("wrong", None)), ("disagree", ("disagree", None)),
-                                        ("every:30", ("every", 30))])
+@pytest.mark.parametrize(
+    "text, rule",
+    [
+        ("uncertain", ("uncertain", None)),
+        ("uncertain:0.05", ("uncertain", 0.05)),
+        ("wrong", ("wrong", None)),
+        ("disagree", ("disagree", None)),
+        ("every:30", ("every", 30)),
+    ],
+)
 def test_parse_rule(text, rule):
     assert parse_rule(text) == rule

@@ -1,5 +1,6 @@
 """The dashboard in a real headless browser (Debian's chromium): after a device has reported, the page
 shows the device, its latency, FPS and drift over time, and the confusion matrix of its field evaluation."""
+
 import contextlib
 import csv
 import io
@@ -23,10 +24,27 @@ pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="needs chromium (apt in
 def render(url: str, profile, *args: str) -> str:
     """The page's DOM once its scripts have run and its requests have been answered."""
     assert CHROMIUM, "skipped without chromium (pytestmark)"
-    r = subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                        "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                        f"--user-data-dir={profile}", "--virtual-time-budget=10000", *args, url],
-                       capture_output=True, text=True, timeout=120, check=False)
+    r = subprocess.run(
+        [
+            CHROMIUM,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            f"--user-data-dir={profile}",
+            "--virtual-time-budget=10000",
+            *args,
+            url,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert r.returncode == 0, r.stderr[-2000:]
     return r.stdout
 
@@ -37,11 +55,22 @@ def test_dashboard_shows_what_the_device_reported(e2e, digits, tmp_path):
     server = Server(db).start()
     try:
         # Every window judged for drift, however few its frames: scans of one digit against a fingerprint of four
-        summary = run(e2e.bundle, digits / "2", RunOptions(truth="2", drift_min_frames=1, reporting=ReportOptions(
-            server.url, token, "pi-kitchen", every=0.02, outbox=tmp_path / "outbox.db")))
+        summary = run(
+            e2e.bundle,
+            digits / "2",
+            RunOptions(
+                truth="2",
+                drift_min_frames=1,
+                reporting=ReportOptions(server.url, token, "pi-kitchen", every=0.02, outbox=tmp_path / "outbox.db"),
+            ),
+        )
         dom = render(server.url + "/", tmp_path / "profile", "--dump-dom")
-        render(server.url + "/", tmp_path / "profile2", "--window-size=1100,900",
-               f"--screenshot={tmp_path / 'dashboard.png'}")
+        render(
+            server.url + "/",
+            tmp_path / "profile2",
+            "--window-size=1100,900",
+            f"--screenshot={tmp_path / 'dashboard.png'}",
+        )
         held = server.get("/api/v1/devices/pi-kitchen/reports")[1]["reports"]
         exported = list(csv.DictReader(io.StringIO(server.get("/api/v1/export.csv")[1])))
     finally:
@@ -60,9 +89,11 @@ def test_dashboard_shows_what_the_device_reported(e2e, digits, tmp_path):
     assert re.search(rf'<tr data-device="pi-kitchen"[^>]*>.*<td data-drift="{latest}">{latest}</td>', dom)
     by_id = {row["id"]: row for row in exported}
     assert [(by_id[r["id"]]["drift_level"], float(by_id[r["id"]]["drift_psi_max"])) for r in held] == [
-        (r["drift"]["level"], pytest.approx(max(r["drift"]["psi"].values()))) for r in held]
-    cells = {(t, p): int(n) for t, p, n in re.findall(
-        r'data-truth="([^"]+)" data-predicted="([^"]+)"[^>]*>(\d+)<', dom)}
+        (r["drift"]["level"], pytest.approx(max(r["drift"]["psi"].values()))) for r in held
+    ]
+    cells = {
+        (t, p): int(n) for t, p, n in re.findall(r'data-truth="([^"]+)" data-predicted="([^"]+)"[^>]*>(\d+)<', dom)
+    }
     cm = np.array(summary.confusion_matrix)
     seen = np.nonzero(cm.sum(axis=0) + cm.sum(axis=1))[0]  # the classes of the run, in truth or prediction
     labels = [summary.labels[c] for c in seen]
@@ -84,9 +115,15 @@ def labelling(e2e, digits, tmp_path, device: str, every: int, latency: float = 0
     server = Server(db).start()
     browser = None
     try:
-        summary = run(e2e.bundle, digits / "2", RunOptions(
-            truth="2", reporting=ReportOptions(server.url, token, device, outbox=tmp_path / "outbox.db"),
-            collecting=CollectOptions(f"every:{every}", store=tmp_path / "frames.db")))
+        summary = run(
+            e2e.bundle,
+            digits / "2",
+            RunOptions(
+                truth="2",
+                reporting=ReportOptions(server.url, token, device, outbox=tmp_path / "outbox.db"),
+                collecting=CollectOptions(f"every:{every}", store=tmp_path / "frames.db"),
+            ),
+        )
         sent = summary.collecting["sent"] if summary.collecting else None
         assert sent == len(range(0, len(list((digits / "2").iterdir())), every))
         browser = Browser(tmp_path / "profile")
@@ -102,8 +139,10 @@ def labelling(e2e, digits, tmp_path, device: str, every: int, latency: float = 0
 
 def next_frame(browser, before: str) -> str:
     """The id of the next frame on screen, once the dashboard waits for nothing."""
-    return browser.wait(f"(() => {{ const f = {SHOWN}; return f !== {before!r} && "
-                        "!document.querySelector('#frame-card[data-busy]') && f; })()")
+    return browser.wait(
+        f"(() => {{ const f = {SHOWN}; return f !== {before!r} && "
+        "!document.querySelector('#frame-card[data-busy]') && f; })()"
+    )
 
 
 def test_collected_frames_are_labelled_with_keys_and_clicks_then_exported(e2e, digits, tmp_path):
@@ -123,20 +162,27 @@ def test_collected_frames_are_labelled_with_keys_and_clicks_then_exported(e2e, d
         seen.append(next_frame(browser, seen[-1]))
         browser.press("d")
         seen.append(next_frame(browser, seen[-1]))
-        assert browser.eval("document.getElementById('frame-counts').textContent") == \
-            "(1 new, 3 labelled, 1 discarded)"
+        assert browser.eval("document.getElementById('frame-counts').textContent") == "(1 new, 3 labelled, 1 discarded)"
         _, listing = server.get("/api/v1/devices/pi-door/frames?state=all")
         jpegs = {f["id"]: server.get(f"/api/v1/frames/{f['id']}.jpg")[1] for f in listing["frames"]}
     assert [(f["id"], f["frame"], f["labelled_as"], f["discarded"]) for f in listing["frames"]] == [
-        (seen[0], 0, "2", False), (seen[1], 40, "0", False), (seen[2], 80, "seven", False),
-        (seen[3], 120, None, True), (seen[4], 160, None, False)]
+        (seen[0], 0, "2", False),
+        (seen[1], 40, "0", False),
+        (seen[2], 80, "seven", False),
+        (seen[3], 120, None, True),
+        (seen[4], 160, None, False),
+    ]
     r = edge_cli("frames", "export", "--db", tmp_path / "edge.db", "--out", tmp_path / "field")
     assert r.returncode == 0, r.stderr
     assert "new class  seven: 1 frames labelled with a class the model did not know" in r.stdout
-    written = {p.relative_to(tmp_path / "field").as_posix(): p.read_bytes()
-               for p in (tmp_path / "field").rglob("*.jpg")}
-    assert written == {f"2/{seen[0]}.jpg": jpegs[seen[0]], f"0/{seen[1]}.jpg": jpegs[seen[1]],
-                       f"seven/{seen[2]}.jpg": jpegs[seen[2]]}
+    written = {
+        p.relative_to(tmp_path / "field").as_posix(): p.read_bytes() for p in (tmp_path / "field").rglob("*.jpg")
+    }
+    assert written == {
+        f"2/{seen[0]}.jpg": jpegs[seen[0]],
+        f"0/{seen[1]}.jpg": jpegs[seen[1]],
+        f"seven/{seen[2]}.jpg": jpegs[seen[2]],
+    }
 
 
 LATENCY = 250  # ms the browser adds to each request: a field host some way off
@@ -169,9 +215,11 @@ def test_quick_keys_over_a_slow_network_label_only_the_frame_on_screen(e2e, digi
     exactly the first label given to each frame seen, and the dashboard's counter is the host's."""
     with labelling(e2e, digits, tmp_path, "pi-gate", 17, LATENCY) as (server, browser, summary, first):
         # The delay is real: a read and a label (of no frame: 404, nothing changed) each wait for it
-        took = browser.eval("(async () => { const t0 = performance.now(); await fetch('/healthz'); "
-                            "const t1 = performance.now(); await fetch('/api/v1/frames/none/label', "
-                            "{method: 'POST', body: '{}'}); return [t1 - t0, performance.now() - t1]; })()")
+        took = browser.eval(
+            "(async () => { const t0 = performance.now(); await fetch('/healthz'); "
+            "const t1 = performance.now(); await fetch('/api/v1/frames/none/label', "
+            "{method: 'POST', body: '{}'}); return [t1 - t0, performance.now() - t1]; })()"
+        )
         assert min(took) >= LATENCY, took
         browser.wait(RECORDER)
         browser.press("1")  # faster than the host answers

@@ -1,4 +1,5 @@
 """`edge frames export`: labelled frames out as image folders, written whole or not at all, whatever the labels."""
+
 import shutil
 
 import cv2
@@ -14,15 +15,35 @@ from tests.videos import read_bgr
 
 
 def frame(path, device, i, labels=("0", "1", "2", "3"), frame_id=None) -> dict:
-    meta = {"id": frame_id or new_id(), "device_id": device, "run_id": "r" * 16, "model_sha256": "c" * 64,
-            "time": 1.8e9 + i, "frame": i, "source": "0", "reason": "uncertain", "label": labels[2],
-            "top_k": [[labels[2], 0.6]], "scores": [0.0, 0.0, 0.6, 0.4], "labels": list(labels), "truth": None}
+    meta = {
+        "id": frame_id or new_id(),
+        "device_id": device,
+        "run_id": "r" * 16,
+        "model_sha256": "c" * 64,
+        "time": 1.8e9 + i,
+        "frame": i,
+        "source": "0",
+        "reason": "uncertain",
+        "label": labels[2],
+        "top_k": [[labels[2], 0.6]],
+        "scores": [0.0, 0.0, 0.6, 0.4],
+        "labels": list(labels),
+        "truth": None,
+    }
     return make_record(cv2.imencode(".jpg", read_bgr(path))[1].tobytes(), meta)
 
 
 def label(db, frames, labels) -> None:
-    store.store_posts(db, [("labels", None, [{"id": f["id"], "label": name, "discard": False}
-                                             for f, name in zip(frames, labels, strict=True)])])
+    store.store_posts(
+        db,
+        [
+            (
+                "labels",
+                None,
+                [{"id": f["id"], "label": name, "discard": False} for f, name in zip(frames, labels, strict=True)],
+            )
+        ],
+    )
 
 
 @pytest.fixture
@@ -35,8 +56,19 @@ def labelled(digits, tmp_path):
     for device in ("pi-door", "pi-yard"):
         store.store_posts(db, [("frames", device, [f for f in frames if f["device_id"] == device])])
     given = [("3", False), ("3", False), ("eight", False), (None, True), ("3", False), (None, False)]
-    store.store_posts(db, [("labels", None, [{"id": f["id"], "label": label, "discard": discard}
-                                             for f, (label, discard) in zip(frames, given, strict=True)])])
+    store.store_posts(
+        db,
+        [
+            (
+                "labels",
+                None,
+                [
+                    {"id": f["id"], "label": label, "discard": discard}
+                    for f, (label, discard) in zip(frames, given, strict=True)
+                ],
+            )
+        ],
+    )
     db.close()
     return db_path, frames
 
@@ -47,8 +79,15 @@ def test_export_writes_each_labelled_frame_under_its_label(labelled, tmp_path):
     assert result["classes"] == {"3": 3, "eight": 1} and result["new_classes"] == {"eight": 1}
     assert result["devices"] == ["pi-door", "pi-yard"] and result["frames"] == 4
     assert sorted(p.relative_to(tmp_path / "out").as_posix() for p in (tmp_path / "out").rglob("*")) == sorted(
-        ["3", "eight", f"3/{frames[0]['id']}.jpg", f"3/{frames[1]['id']}.jpg", f"3/{frames[4]['id']}.jpg",
-         f"eight/{frames[2]['id']}.jpg"])
+        [
+            "3",
+            "eight",
+            f"3/{frames[0]['id']}.jpg",
+            f"3/{frames[1]['id']}.jpg",
+            f"3/{frames[4]['id']}.jpg",
+            f"eight/{frames[2]['id']}.jpg",
+        ]
+    )
     only = edge.export_frames(db, tmp_path / "door", device="pi-yard")
     assert only["classes"] == {"3": 1} and only["new_classes"] == {}
 
@@ -95,7 +134,8 @@ def test_a_label_that_names_no_folder_is_exported_under_its_escape(digits, tmp_p
     assert result["frames"] == 5 and result["skipped"] == []
     assert result["folders"] == {"a/b": "a%2Fb", "😀" * 100: folder_name("😀" * 100), "CON": "%43ON", "50%": "50%25"}
     assert sorted(p.relative_to(tmp_path / "out").as_posix() for p in (tmp_path / "out").rglob("*.jpg")) == sorted(
-        f"{folder_name(name)}/{f['id']}.jpg" for f, name in zip(frames, labels, strict=True))
+        f"{folder_name(name)}/{f['id']}.jpg" for f, name in zip(frames, labels, strict=True)
+    )
     assert result["new_classes"] == {"😀" * 100: 1, "50%": 1}  # "a/b" and "CON" are the model's
 
 
@@ -114,6 +154,7 @@ def test_a_frame_that_cannot_be_written_is_skipped_and_named(digits, tmp_path):
     label(store.open_db(tmp_path / "edge.db"), frames[1:], [None])
     with pytest.raises(EdgeError) as e:  # nothing written at all: an error, and nothing left behind
         edge.export_frames(tmp_path / "edge.db", tmp_path / "none")
-    assert str(e.value) == (f"could not write any of the 1 labelled frames to {tmp_path / 'none'}: frame {'x' * 300} "
-                            "(File name too long)")
+    assert str(e.value) == (
+        f"could not write any of the 1 labelled frames to {tmp_path / 'none'}: frame {'x' * 300} (File name too long)"
+    )
     assert not (tmp_path / "none").exists()

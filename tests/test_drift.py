@@ -1,6 +1,7 @@
 """Drift without truth: the fingerprint convert and `edge eval --fingerprint` write, its refusal for another
 model, and `edge run` on a video of the validation scans that turns dark part-way: ok before, drift after,
 in every report the host stores and serves back."""
+
 import json
 import shutil
 
@@ -53,8 +54,9 @@ def held(image, frames: int, rng) -> list:
     out = []
     for _ in range(frames):
         dx, dy = rng.uniform(-0.5, 0.5, 2)
-        moved = cv2.warpAffine(image, np.array([[1, 0, dx], [0, 1, dy]], np.float32), image.shape[1::-1],
-                               borderMode=cv2.BORDER_REPLICATE)
+        moved = cv2.warpAffine(
+            image, np.array([[1, 0, dx], [0, 1, dy]], np.float32), image.shape[1::-1], borderMode=cv2.BORDER_REPLICATE
+        )
         out.append(np.clip(moved * rng.uniform(0.97, 1.03), 0, 255).astype(np.uint8))
     return out
 
@@ -70,8 +72,12 @@ def dwelling(digits, e2e):
     model = load_model(e2e.bundle, threads=1)
     streams = {}
     for name, rounds, change in (("in", 6, None), ("dark", 1, darker)):
-        frames = [frame for _ in range(rounds) for i in rng.permutation(len(scans))
-                  for frame in held(change(scans[i]) if change else scans[i], 10, rng)]
+        frames = [
+            frame
+            for _ in range(rounds)
+            for i in rng.permutation(len(scans))
+            for frame in held(change(scans[i]) if change else scans[i], 10, rng)
+        ]
         streams[name] = np.stack([s for s, _ in classify_all(model.interpreter, ((x, None) for x in frames))])
     return streams
 
@@ -81,7 +87,7 @@ def levels_of(drift: Drift, scores, window: int) -> list[str]:
     levels = []
     for start in range(0, len(scores) - window + 1, window):
         counts = drift.counts()
-        for row in scores[start:start + window]:
+        for row in scores[start : start + window]:
             counts.add(row)
         levels.append(drift.judge(counts)["level"])
     return levels
@@ -128,9 +134,28 @@ def test_the_level_stays_ok_in_distribution_and_reaches_drift_within_a_few_windo
     token = edge_cli("token", "create", "pi-dark", "--db", db).stdout.strip()
     host = Server(db).start()
     try:
-        r = edge_cli("run", e2e.bundle, "--source", scene / "scene.avi", "--threads", 1, "--report-to", host.url,
-                     "--token", token, "--device-id", "pi-dark", "--report-every", 0.15, "--outbox",
-                     tmp_path / "outbox.db", "--json", tmp_path / "summary.json", "--drift-min-frames", 50)
+        r = edge_cli(
+            "run",
+            e2e.bundle,
+            "--source",
+            scene / "scene.avi",
+            "--threads",
+            1,
+            "--report-to",
+            host.url,
+            "--token",
+            token,
+            "--device-id",
+            "pi-dark",
+            "--report-every",
+            0.15,
+            "--outbox",
+            tmp_path / "outbox.db",
+            "--json",
+            tmp_path / "summary.json",
+            "--drift-min-frames",
+            50,
+        )
         status, answer = host.get("/api/v1/devices/pi-dark/reports?limit=1000")
     finally:
         host.stop()
@@ -149,7 +174,7 @@ def test_the_level_stays_ok_in_distribution_and_reaches_drift_within_a_few_windo
     judged = [level for level, frames in after if frames >= summary["drift"]["min_frames"]]
     assert judged and set(judged) == {"drift"}, windows
     change = next(i for i, (start, end, _) in enumerate(windows) if end >= IN)
-    assert [level for _, _, level in windows[change:change + 3]].count("drift") >= 1, windows
+    assert [level for _, _, level in windows[change : change + 3]].count("drift") >= 1, windows
     assert summary["drift"]["windows"]["drift"] >= len(judged) and summary["drift"]["frames"] == IN + CHANGED
     level = summary["drift"]["level"]  # of the whole run: half of it dark
     assert level in ("watch", "drift") and f"drift      {level} on 6,000 frames: PSI top-1" in r.stdout, r.stdout
@@ -164,8 +189,9 @@ def test_eval_fingerprints_a_bundle_and_a_bare_file(e2e, scene, bare, tmp_path):
     assert f"fingerprint of the scores on these 32 images written to {bundle}/edge.json" in r.stdout
     manifest = json.loads((bundle / "edge.json").read_text())
     assert manifest["fingerprint"]["n"] == 32 and manifest["metrics"] == e2e.metrics  # the rest as it was
-    r = edge_cli("eval", bare, "--labels", bare.parent / "labels.txt", "--data", scene / "few", "--fingerprint",
-                 "--json", "-")
+    r = edge_cli(
+        "eval", bare, "--labels", bare.parent / "labels.txt", "--data", scene / "few", "--fingerprint", "--json", "-"
+    )
     assert r.returncode == 0 and json.loads(r.stdout)["fingerprint"] == str(tmp_path / "m.fingerprint.json")
     made = json.loads((tmp_path / "m.fingerprint.json").read_text())
     assert made["model_sha256"] == e2e.model["sha256"] and made["n"] == 32
@@ -176,8 +202,10 @@ def test_eval_fingerprints_a_bundle_and_a_bare_file(e2e, scene, bare, tmp_path):
 def test_without_a_fingerprint_there_is_no_drift_block_and_a_note_says_how(scene, bare):
     summary = run(bare, scene / "few" / "3", RunOptions(labels=bare.parent / "labels.txt"))
     assert "drift" not in summary.to_json()
-    assert ("the model has no fingerprint, so drift is not watched: make one with 'edge eval MODEL --data "
-            "VALIDATION_IMAGES --fingerprint'") in summary.notes
+    assert (
+        "the model has no fingerprint, so drift is not watched: make one with 'edge eval MODEL --data "
+        "VALIDATION_IMAGES --fingerprint'"
+    ) in summary.notes
 
 
 def test_a_fingerprint_of_another_model_is_refused(e2e, scene, bare, tmp_path):
@@ -208,13 +236,16 @@ def test_a_bare_file_s_damaged_fingerprint_is_refused_at_start(e2e, scene, bare,
     assert f"{fingerprint}: classes must be a list of 4 counts (one a label), got [" in r.stderr, r.stderr
 
 
-@pytest.mark.parametrize("options,message", [
-    ({"drift_thresholds": "nan,0.25"}, "drift_thresholds=nan,0.25: give two PSI values WATCH,DRIFT"),
-    ({"drift_thresholds": (-0.1, 0.25)}, "drift_thresholds (-0.1, 0.25): give two"),
-    ({"drift_thresholds": "0.3,0.1"}, "with 0 < WATCH <= DRIFT, e.g. 0.1,0.25"),
-    ({"drift_thresholds": "0.1"}, "drift_thresholds=0.1: give two"),
-    ({"drift_min_frames": 0}, "drift_min_frames=0 must be a whole number, at least 1"),
-])
+@pytest.mark.parametrize(
+    "options,message",
+    [
+        ({"drift_thresholds": "nan,0.25"}, "drift_thresholds=nan,0.25: give two PSI values WATCH,DRIFT"),
+        ({"drift_thresholds": (-0.1, 0.25)}, "drift_thresholds (-0.1, 0.25): give two"),
+        ({"drift_thresholds": "0.3,0.1"}, "with 0 < WATCH <= DRIFT, e.g. 0.1,0.25"),
+        ({"drift_thresholds": "0.1"}, "drift_thresholds=0.1: give two"),
+        ({"drift_min_frames": 0}, "drift_min_frames=0 must be a whole number, at least 1"),
+    ],
+)
 def test_bad_drift_options_are_refused_before_anything_runs(e2e, scene, options, message):
     with pytest.raises(EdgeError) as e:
         edge.run(e2e.bundle, scene / "few" / "0", **options)
@@ -222,7 +253,9 @@ def test_bad_drift_options_are_refused_before_anything_runs(e2e, scene, options,
 
 
 def test_bad_drift_options_are_one_line_errors_from_the_cli(e2e, scene):
-    for args, message in ((["--drift-thresholds", "0.3,0.1"], "--drift-thresholds 0.3,0.1: give two PSI values"),
-                          (["--drift-min-frames", "-1"], "--drift-min-frames -1 must be a whole number")):
+    for args, message in (
+        (["--drift-thresholds", "0.3,0.1"], "--drift-thresholds 0.3,0.1: give two PSI values"),
+        (["--drift-min-frames", "-1"], "--drift-min-frames -1 must be a whole number"),
+    ):
         r = edge_cli("run", e2e.bundle, "--source", scene / "few" / "0", *args)
         assert r.returncode == 2 and r.stderr.count("\n") == 1 and message in r.stderr and not r.stdout, r.stderr

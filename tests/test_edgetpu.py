@@ -1,5 +1,6 @@
 """The Edge TPU compiler's summary, parsed from text in the format `edgetpu_compiler -s` prints, and
 a clear refusal where the compiler is not installed (it is not installable here)."""
+
 import shutil
 
 import pytest
@@ -91,7 +92,8 @@ def test_a_model_partly_on_the_cpu_and_too_big_for_the_chip():
 
 def test_custom_operators_and_unknown_sizes():
     text = PARTLY_ON_CPU.replace("DEQUANTIZE                     2 ", "TFLite_Detection_PostProcess   2 ").replace(
-        "Input size: 21.70MiB", "Input size: 21.70MB")
+        "Input size: 21.70MiB", "Input size: 21.70MB"
+    )
     summary = parse_log(text)
     assert [o["op"] for o in summary["not_mapped"]] == ["SOFTMAX", "TFLite_Detection_PostProcess"]
     assert summary["input_bytes"] is None and summary["output_bytes"] == round(22.41 * 2**20)

@@ -1,5 +1,6 @@
 """What a Python caller can catch by what it means (edge.errors): every user error is an EdgeError, and the
 option, model, source and host ones are their own kinds; the CLI says each in one line, exit 2."""
+
 import pytest
 
 import edge

@@ -1,5 +1,6 @@
 """`edge eval` on our bundles and on bare third-party .tflite files (float32, int8 and uint8 IO),
 with real digit scans; answers checked against the Keras model and a plain interpreter loop."""
+
 import json
 import shutil
 
@@ -29,13 +30,15 @@ def third_party(digits, tmp_path_factory):
     split = load_split(digits, SIZE, seed=0)
     scale = lambda x: x.astype(np.float32) / 127.5 - 1  # noqa: E731
     keras.utils.set_random_seed(0)
-    model = keras.Sequential([
-        keras.Input((SIZE, SIZE, 3)),
-        keras.layers.Conv2D(16, 3, strides=2, activation="relu"),
-        keras.layers.Conv2D(32, 3, strides=2, activation="relu"),
-        keras.layers.GlobalAveragePooling2D(),
-        keras.layers.Dense(4, activation="softmax"),
-    ])
+    model = keras.Sequential(
+        [
+            keras.Input((SIZE, SIZE, 3)),
+            keras.layers.Conv2D(16, 3, strides=2, activation="relu"),
+            keras.layers.Conv2D(32, 3, strides=2, activation="relu"),
+            keras.layers.GlobalAveragePooling2D(),
+            keras.layers.Dense(4, activation="softmax"),
+        ]
+    )
     model.compile(optimizer=keras.optimizers.Adam(3e-3), loss="sparse_categorical_crossentropy")
     model.fit(scale(split.train_x), split.train_y, epochs=25, batch_size=32, verbose=0)
     folder = scan(digits)
@@ -79,14 +82,18 @@ def test_bundle_matches_a_plain_interpreter_loop(e2e, digits):
     folder = scan(digits)
     interpreter = make_interpreter(e2e.bundle + "/model.tflite")
     size = e2e.input["shape"][1]
-    plain = [int(scores.argmax()) for scores, _ in classify_all(
-        interpreter, ((resize(read_rgb(p), size, size), p) for p in folder.paths))]  # one image an invoke
+    plain = [
+        int(scores.argmax())
+        for scores, _ in classify_all(interpreter, ((resize(read_rgb(p), size, size), p) for p in folder.paths))
+    ]  # one image an invoke
     r = evaluate(e2e.bundle, digits, warmup=2)
     assert r.y_pred.tolist() == plain
     assert r.report.n == len(folder.paths) == 680 and r.report.source == "bundle"
     assert r.report.latency_ms["runs"] == 679 and len(r.times_ms) == 1 + 2 + 679
-    assert r.report.confusion_matrix == np.bincount(folder.labels * 4 + np.array(plain), minlength=16) \
-        .reshape(4, 4).tolist()
+    assert (
+        r.report.confusion_matrix
+        == np.bincount(folder.labels * 4 + np.array(plain), minlength=16).reshape(4, 4).tolist()
+    )
     batched = evaluate(e2e.bundle, digits, batch=16, warmup=0)
     assert batched.y_pred.tolist() == plain and batched.report.latency_ms["runs"] == 42  # ceil(680/16) - 1
 
@@ -113,13 +120,36 @@ def test_labels_files(tmp_path):
 
 
 def test_cli_writes_json_and_plot(e2e, digits, tmp_path):
-    r = edge_cli("eval", e2e.bundle, "--data", digits, "--json", tmp_path / "r.json", "--plot", tmp_path / "p.png",
-                 "--threads", 1, "--top-k", 2)
+    r = edge_cli(
+        "eval",
+        e2e.bundle,
+        "--data",
+        digits,
+        "--json",
+        tmp_path / "r.json",
+        "--plot",
+        tmp_path / "p.png",
+        "--threads",
+        1,
+        "--top-k",
+        2,
+    )
     assert r.returncode == 0, r.stderr
     assert "macro avg" in r.stdout and "p50" in r.stdout and "top-2" in r.stdout
     report = json.loads((tmp_path / "r.json").read_text())
-    for key in ("n", "labels", "accuracy", "top_k_accuracy", "per_class", "macro", "weighted", "confusion_matrix",
-                "latency_ms", "fps", "model_bytes"):
+    for key in (
+        "n",
+        "labels",
+        "accuracy",
+        "top_k_accuracy",
+        "per_class",
+        "macro",
+        "weighted",
+        "confusion_matrix",
+        "latency_ms",
+        "fps",
+        "model_bytes",
+    ):
         assert key in report, key
     assert set(report["latency_ms"]) >= {"first", "mean", "p50", "p90", "p99"}
     assert set(report["top_k_accuracy"]) == {"1", "2"} and report["threads"] == 1
@@ -128,13 +158,16 @@ def test_cli_writes_json_and_plot(e2e, digits, tmp_path):
     assert plot is not None and plot.shape[1] > 2 * plot.shape[0]
 
 
-@pytest.mark.parametrize("args,message", [
-    (["--labels", "{labels}"], "is a bundle"),
-    (["--top-k", "9"], "between 1 and the 4 classes"),
-    (["--threads", "0"], "--threads 0"),
-    (["--plot", "{tmp}/p.jpg"], "ending in .png"),
-    (["--json", "{tmp}/missing/r.json"], "does not exist"),
-])
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["--labels", "{labels}"], "is a bundle"),
+        (["--top-k", "9"], "between 1 and the 4 classes"),
+        (["--threads", "0"], "--threads 0"),
+        (["--plot", "{tmp}/p.jpg"], "ending in .png"),
+        (["--json", "{tmp}/missing/r.json"], "does not exist"),
+    ],
+)
 def test_cli_bad_options(e2e, digits, tmp_path, args, message):
     (tmp_path / "labels.txt").write_text("a\n")
     args = [a.format(labels=tmp_path / "labels.txt", tmp=tmp_path) for a in args]
@@ -150,15 +183,41 @@ def test_cli_bad_models_and_data(third_party, e2e, digits, tmp_path):
     shutil.copytree(digits / "0", wrong_names / "zero")
     (tmp_path / "empty" / "0").mkdir(parents=True)
     cases = [
-        (["eval", tmp_path / "junk.tflite", "--data", digits, "--labels", third_party["labels"]],
-         "not a usable TFLite"),
+        (
+            ["eval", tmp_path / "junk.tflite", "--data", digits, "--labels", third_party["labels"]],
+            "not a usable TFLite",
+        ),
         (["eval", third_party["files"]["uint8"], "--data", digits], "give --labels"),
-        (["eval", third_party["files"]["uint8"], "--data", digits, "--labels", tmp_path / "three.txt"],
-         "3 class names"),
-        (["eval", third_party["files"]["uint8"], "--data", digits, "--labels", third_party["labels"],
-          "--input-range", "1,-1"], "low end"),
-        (["eval", third_party["files"]["uint8"], "--data", digits, "--labels", third_party["labels"],
-          "--input-range", "x"], "two numbers"),
+        (
+            ["eval", third_party["files"]["uint8"], "--data", digits, "--labels", tmp_path / "three.txt"],
+            "3 class names",
+        ),
+        (
+            [
+                "eval",
+                third_party["files"]["uint8"],
+                "--data",
+                digits,
+                "--labels",
+                third_party["labels"],
+                "--input-range",
+                "1,-1",
+            ],
+            "low end",
+        ),
+        (
+            [
+                "eval",
+                third_party["files"]["uint8"],
+                "--data",
+                digits,
+                "--labels",
+                third_party["labels"],
+                "--input-range",
+                "x",
+            ],
+            "two numbers",
+        ),
         (["eval", e2e.bundle, "--data", wrong_names], "does not know: zero"),
         (["eval", e2e.bundle, "--data", tmp_path / "nowhere"], "does not exist"),
         (["eval", e2e.bundle, "--data", tmp_path / "empty"], "has no images"),

@@ -3,11 +3,22 @@ import pytest
 from edge.converter.finetune import STEPS, choose_fine_tuning
 
 
-@pytest.mark.parametrize("images,probe,share", [
-    (10, None, 0.15), (19, 0.8, 0.15), (20, 0.8, 0.3), (99, None, 0.3), (100, 0.8, 0.5), (500, 0.8, 1.0),
-    (10, 0.99, 0.0),  # too few to fine-tune and nothing to gain: the head alone
-    (50, 0.96, 0.15), (50, 0.5, 0.5), (10, 0.3, 0.3), (2000, 0.2, 1.0),  # the probe moves one step, within the table
-])
+@pytest.mark.parametrize(
+    "images,probe,share",
+    [
+        (10, None, 0.15),
+        (19, 0.8, 0.15),
+        (20, 0.8, 0.3),
+        (99, None, 0.3),
+        (100, 0.8, 0.5),
+        (500, 0.8, 1.0),
+        (10, 0.99, 0.0),  # too few to fine-tune and nothing to gain: the head alone
+        (50, 0.96, 0.15),
+        (50, 0.5, 0.5),
+        (10, 0.3, 0.3),
+        (2000, 0.2, 1.0),  # the probe moves one step, within the table
+    ],
+)
 def test_images_per_class_choose_a_step_the_probe_moves(images, probe, share):
     chosen = choose_fine_tuning(images, probe, 150, 1e-3)
     step = next(s for s in STEPS if s.share == share)

@@ -1,4 +1,5 @@
 """The fingerprint's statistics on score rows whose answers are known by hand."""
+
 import math
 
 import numpy as np
@@ -24,8 +25,9 @@ def test_features_of_known_rows():
     assert top1.tolist() == pytest.approx([0.7, 0.25, 1.0, 0.6])
     assert margin.tolist() == pytest.approx([0.5, 0.0, 1.0, 0.3])
     h = -(0.7 * math.log(0.7) + 0.2 * math.log(0.2) + 0.1 * math.log(0.1)) / math.log(4)
-    assert entropy.tolist() == pytest.approx([h, 1.0, 0.0, -(0.1 * math.log(0.1) + 0.6 * math.log(0.6)
-                                                              + 0.3 * math.log(0.3)) / math.log(4)])
+    assert entropy.tolist() == pytest.approx(
+        [h, 1.0, 0.0, -(0.1 * math.log(0.1) + 0.6 * math.log(0.6) + 0.3 * math.log(0.3)) / math.log(4)]
+    )
 
 
 def test_quantized_scores_that_do_not_sum_to_one_are_normalized():
@@ -68,7 +70,7 @@ def views_of(bins) -> float | None:
     """A statistic's views from its bins, its agreement counted 64 frames at a time as a window counts it."""
     before, agreement = np.full((LAGS, 1), -1), np.zeros((LAGS, 1), dtype=np.int64)
     for start in range(0, len(bins), 64):
-        chunk = np.asarray(bins[start:start + 64]).reshape(-1, 1)
+        chunk = np.asarray(bins[start : start + 64]).reshape(-1, 1)
         agreement += lag_agreement(chunk, before)
         before = np.concatenate([before, chunk])[-LAGS:]
     return views(np.bincount(bins, minlength=5), agreement[:, 0])
@@ -83,7 +85,8 @@ def test_views_count_frames_drawn_apart_whole_and_frames_held_on_one_scene_once(
     assert views_of(np.full(300, 3)) is None  # one bin: nothing tells whether one scene or 300
     one = rng.integers(0, 5, 200)  # a statistic's agreement counts only frames of the window, not before
     assert lag_agreement(one[:, None], np.full((LAGS, 1), -1)).sum() == sum(
-        np.sum(one[k:] == one[:-k]) for k in range(1, LAGS + 1))
+        np.sum(one[k:] == one[:-k]) for k in range(1, LAGS + 1)
+    )
 
 
 def test_a_window_of_copies_weighs_as_its_views():

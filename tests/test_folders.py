@@ -31,12 +31,18 @@ def test_unknown_folder_names_the_closest_label(folder):
         scan(folder, ["0", "1", "Seven"])
 
 
-@pytest.mark.parametrize("make,message", [
-    (lambda root: None, "does not exist"),
-    (lambda root: root.write_bytes(b"\x89PNG\r\n\x1a\n"), "is a file, not a data folder: give a folder with one sub-"),
-    (lambda root: root.mkdir(), "no class sub-folders"),
-    (lambda root: (root / "only").mkdir(parents=True), "one class"),
-])
+@pytest.mark.parametrize(
+    "make,message",
+    [
+        (lambda root: None, "does not exist"),
+        (
+            lambda root: root.write_bytes(b"\x89PNG\r\n\x1a\n"),
+            "is a file, not a data folder: give a folder with one sub-",
+        ),
+        (lambda root: root.mkdir(), "no class sub-folders"),
+        (lambda root: (root / "only").mkdir(parents=True), "one class"),
+    ],
+)
 def test_bad_folders(tmp_path, make, message):
     make(tmp_path / "d")
     with pytest.raises(EdgeError, match=message):

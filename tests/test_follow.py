@@ -1,6 +1,7 @@
 """A device following the host's model versions (edge.follow): a release fetched from a real `edge serve`,
 verified with the trusted key, resumed after a cut, checked in a fresh interpreter; a kill -9 at any step
 leaves a whole model; a version that keeps failing to start is reverted by the device itself."""
+
 import json
 import shutil
 import signal
@@ -39,8 +40,15 @@ def host(e2e, tmp_path_factory):
     publisher = token(db, "ci", "--publisher")
     private, public = create_keys(tmp / "keys")
     server = Server(db).start()
-    found = {"server": server, "url": server.url, "tokens": {"publisher": publisher}, "key": private,
-             "public": public, "device": token(db, "pi-kitchen"), "tmp": tmp}
+    found = {
+        "server": server,
+        "url": server.url,
+        "tokens": {"publisher": publisher},
+        "key": private,
+        "public": public,
+        "device": token(db, "pi-kitchen"),
+        "tmp": tmp,
+    }
     assert push(found, Path(e2e.bundle))[1]["version"] == 1
     yield found
     server.stop()
@@ -89,8 +97,10 @@ def test_a_release_signed_by_an_untrusted_key_is_refused_and_nothing_is_kept(hos
 
 def test_a_withdrawn_version_is_not_fetched(host, tmp_path, e2e):
     version = push(host, padded_copy(e2e.bundle, tmp_path / "withdrawn"), "old")[1]["version"]
-    assert host["server"].request("POST", f"/api/v1/models/old/{version}/withdraw", b"",
-                                  host["tokens"]["publisher"])[0] == 200
+    assert (
+        host["server"].request("POST", f"/api/v1/models/old/{version}/withdraw", b"", host["tokens"]["publisher"])[0]
+        == 200
+    )
     opts = options(host, tmp_path)
     with pytest.raises(EdgeError, match=f"old@{version} is withdrawn on the host: it is not run"):
         fetch(opts, host["url"], host["device"], {"model": "old", "version": version})
@@ -124,8 +134,9 @@ def test_the_follower_fetches_what_the_host_names_and_hands_over_a_checked_model
         while follower.ready is None and time.time() < deadline:
             time.sleep(0.05)
         version, model = follower.take()
-        assert version == V1 and model.labels and said == ["digits@1 is verified and checked: it runs from the next "
-                                                            "frame"]
+        assert (
+            version == V1 and model.labels and said == ["digits@1 is verified and checked: it runs from the next frame"]
+        )
         assert follower.take() is None and read_state(tmp_path / "models")["active"] == V1
         follower.told({"model": "digits", "version": 7})
         deadline = time.time() + 10
@@ -140,11 +151,16 @@ def test_the_follower_hands_back_the_model_given_when_the_host_names_it(host, tm
     """A rollback to a device's own model: version None, loaded by the run's loader (it knows the labels and
     input range of a bare file); answers of another shape are no word of the host's."""
     given = check_bundle(Path(e2e.bundle), 1, None)
-    follower = Follower(options(host, tmp_path), host["url"], host["device"], log=print, given=lambda: given,
-                        running=V1)
+    follower = Follower(
+        options(host, tmp_path), host["url"], host["device"], log=print, given=lambda: given, running=V1
+    )
     try:
-        for hostile in ({"model": "../etc", "version": 1}, {"model": "digits", "version": 0}, ["digits", 1],
-                        {"model": "digits", "version": 1, "more": 1}):
+        for hostile in (
+            {"model": "../etc", "version": 1},
+            {"model": "digits", "version": 0},
+            ["digits", 1],
+            {"model": "digits", "version": 1, "more": 1},
+        ):
             follower.told(hostile)
         assert follower.wanted is None
         follower.told({"model": "digits", "version": None})
@@ -161,8 +177,12 @@ def test_a_full_disk_keeps_the_model_that_runs_and_leaves_no_half_version(host, 
     keeps its model; nothing half-written is ever taken for a version."""
     (small_disk / "filler").write_bytes(b"\0" * (4 * 2**20 - 64 * 1024))
     said = []
-    follower = Follower(FollowOptions(follow=True, trust=(host["public"],), models=small_disk / "models"),
-                        host["url"], host["device"], log=said.append)
+    follower = Follower(
+        FollowOptions(follow=True, trust=(host["public"],), models=small_disk / "models"),
+        host["url"],
+        host["device"],
+        log=said.append,
+    )
     try:
         follower.told(V1)
         deadline = time.time() + 15
@@ -171,12 +191,17 @@ def test_a_full_disk_keeps_the_model_that_runs_and_leaves_no_half_version(host, 
     finally:
         follower.close()
     assert follower.ready is None and len(said) == 1, said
-    assert said[0].startswith(f"fetching digits@1 into {small_disk / 'models'}: No space left on device; keeping "
-                              "the model that runs"), said
+    assert said[0].startswith(
+        f"fetching digits@1 into {small_disk / 'models'}: No space left on device; keeping the model that runs"
+    ), said
     assert not (small_disk / "models" / "digits@1").exists()
     (small_disk / "filler").unlink()  # space again: the next try finishes what was cut
-    assert fetch(FollowOptions(follow=True, trust=(host["public"],), models=small_disk / "models"), host["url"],
-                 host["device"], V1).is_dir()
+    assert fetch(
+        FollowOptions(follow=True, trust=(host["public"],), models=small_disk / "models"),
+        host["url"],
+        host["device"],
+        V1,
+    ).is_dir()
 
 
 KILLED = """
@@ -204,8 +229,11 @@ def test_a_kill_at_any_step_leaves_a_whole_model_old_or_new(host, tmp_path, e2e)
     seen = []
     for n, delay in enumerate((0, 0.002, 0.005, 0.01, 0.02, 0.03, 0.05, 0.08, 0.12, None)):
         models = tmp_path / f"models{n}"
-        process = subprocess.Popen([sys.executable, "-c", KILLED, str(host["public"]), str(models), host["url"],
-                                    host["device"]], stdout=subprocess.PIPE, text=True)
+        process = subprocess.Popen(
+            [sys.executable, "-c", KILLED, str(host["public"]), str(models), host["url"], host["device"]],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         assert process.stdout.readline() == "go\n"
         if delay is None:  # the last one runs to its end
             assert process.stdout.readline() == "done\n"

@@ -1,6 +1,7 @@
 """`edge run --follow-models` end to end: a real `edge serve`, a rollout naming a version, the device that swaps
 it in between two frames without closing its source, reports made under it, a restart that starts on it, and
 and an abort that sends it back to the version it ran before."""
+
 import json
 import shutil
 from pathlib import Path
@@ -30,18 +31,46 @@ def setup(e2e, digits, tmp_path_factory):
     second = padded_copy(e2e.bundle, tmp / "v2")
     assert push(host, Path(e2e.bundle))[1]["version"] == 1 and push(host, second)[1]["version"] == 2
     video = scan_video(tmp / "digit.avi", Path(digits) / "2", FRAMES)
-    yield {**host, "device": token(db, "pi-kitchen"), "public": public, "video": video, "tmp": tmp,
-           "bundle": e2e.bundle}
+    yield {
+        **host,
+        "device": token(db, "pi-kitchen"),
+        "public": public,
+        "video": video,
+        "tmp": tmp,
+        "bundle": e2e.bundle,
+    }
     server.stop()
 
 
 def run(setup, *more, model=None, device=("pi-kitchen", None)):
     """`edge run` following the host, on the bundle given (or `model`) as the device (name, token) given."""
     tmp, (name, device_token) = setup["tmp"], device
-    r = edge_cli("run", model or setup["bundle"], "--source", setup["video"], "--truth", "2", "--report-to",
-                 setup["server"].url, "--token", device_token or setup["device"], "--device-id", name,
-                 "--report-every", 0.2, "--outbox", tmp / f"outbox-{name}.db", "--follow-models", "--trust",
-                 setup["public"], "--models-dir", tmp / f"models-{name}", "--json", "-", *more)
+    r = edge_cli(
+        "run",
+        model or setup["bundle"],
+        "--source",
+        setup["video"],
+        "--truth",
+        "2",
+        "--report-to",
+        setup["server"].url,
+        "--token",
+        device_token or setup["device"],
+        "--device-id",
+        name,
+        "--report-every",
+        0.2,
+        "--outbox",
+        tmp / f"outbox-{name}.db",
+        "--follow-models",
+        "--trust",
+        setup["public"],
+        "--models-dir",
+        tmp / f"models-{name}",
+        "--json",
+        "-",
+        *more,
+    )
     assert r.returncode == 0, r.stderr
     return json.loads(r.stdout), r.stderr
 
@@ -49,10 +78,14 @@ def run(setup, *more, model=None, device=("pi-kitchen", None)):
 def test_the_device_runs_what_the_host_names_and_starts_on_it_again(setup):
     server, publisher = setup["server"], setup["tokens"]["publisher"]
     first, _ = run(setup, "--max-frames", 20)  # reported: now it can join a rollout
-    assert first["following"] == {"version": None, "swaps": [], "refused": {}, "restart_for": None,
-                                  "downloaded_bytes": 0}
-    status, _ = server.request("POST", "/api/v1/rollouts", {"model": "digits", "version": 2, "watch": 3600},
-                               publisher)
+    assert first["following"] == {
+        "version": None,
+        "swaps": [],
+        "refused": {},
+        "restart_for": None,
+        "downloaded_bytes": 0,
+    }
+    status, _ = server.request("POST", "/api/v1/rollouts", {"model": "digits", "version": 2, "watch": 3600}, publisher)
     assert status == 201
     summary, said = run(setup, "--realtime")
     swaps = summary["following"]["swaps"]
@@ -60,8 +93,11 @@ def test_the_device_runs_what_the_host_names_and_starts_on_it_again(setup):
     assert summary["frames"] + summary["dropped"] == FRAMES and summary["failures"] == 0  # the source ran on
     assert summary["source"] == first["source"] != "bundle"  # the frames' source, not the model's kind
     assert "digits@2 is verified and checked: it runs from the next frame" in said
-    bundle_bytes = sum(p.stat().st_size for p in (setup["tmp"] / "models-pi-kitchen" / "digits@2").iterdir()
-                       if p.name != "release.json")
+    bundle_bytes = sum(
+        p.stat().st_size
+        for p in (setup["tmp"] / "models-pi-kitchen" / "digits@2").iterdir()
+        if p.name != "release.json"
+    )
     assert summary["following"]["downloaded_bytes"] == bundle_bytes  # each file once
     _, found = server.get("/api/v1/devices/pi-kitchen/reports?limit=1000", publisher)
     versions = [r.get("model_version") for r in found["reports"] if r["run_id"] == summary["reporting"]["run_id"]]
@@ -84,15 +120,15 @@ def test_a_version_a_canary_refuses_ends_its_rollout_at_once(setup, e2e):
     server, publisher = setup["server"], setup["tokens"]["publisher"]
     stranger = {**setup, "key": create_keys(setup["tmp"] / "stranger")[0]}
     assert push(stranger, padded_copy(padded_copy(e2e.bundle, setup["tmp"] / "v3a"), setup["tmp"] / "v3"))[0] == 201
-    status, _ = server.request("POST", "/api/v1/rollouts", {"model": "digits", "version": 3, "watch": 3600},
-                               publisher)
+    status, _ = server.request("POST", "/api/v1/rollouts", {"model": "digits", "version": 3, "watch": 3600}, publisher)
     assert status == 201
     summary, said = run(setup, "--realtime")
     assert list(summary["following"]["refused"]) == ["digits@3"] and not summary["following"]["swaps"], said
     _, found = server.get("/api/v1/rollouts?model=digits", publisher)
     failed = found["rollouts"][0]
-    assert failed["state"] == "failed" and failed["reason"].startswith("pi-kitchen refused digits@3 (digits@3 from "
-                                                                      "the host is not signed by a trusted key")
+    assert failed["state"] == "failed" and failed["reason"].startswith(
+        "pi-kitchen refused digits@3 (digits@3 from the host is not signed by a trusted key"
+    )
 
 
 def test_following_needs_a_host_and_a_trusted_key(setup):
@@ -115,8 +151,9 @@ def test_a_run_on_a_model_without_a_fingerprint_swaps_in_one_with_it(setup):
     device = ("pi-hall", token(server.db, "pi-hall"))
     given = (bare / "model.tflite", "--labels", bare / "labels.txt", "--input-range", f"{lo},{hi}")
     run(setup, "--max-frames", 20, *given[1:], model=given[0], device=device)  # reported: it can join a rollout
-    status, _ = server.request("POST", "/api/v1/rollouts", {"model": "digits", "version": 2, "devices": ["pi-hall"],
-                                                            "watch": 3600}, publisher)
+    status, _ = server.request(
+        "POST", "/api/v1/rollouts", {"model": "digits", "version": 2, "devices": ["pi-hall"], "watch": 3600}, publisher
+    )
     assert status == 201
     try:
         summary, said = run(setup, "--realtime", *given[1:], model=given[0], device=device)

@@ -2,6 +2,7 @@
 that would cost more than a camera's frame (too many pixels, scans or segments), one whose frame header hides
 behind a misplaced marker, and codings a browser may not show are refused before any decode, with the limit
 named. The JPEGs are real: scikit-learn's scanned digits, encoded by OpenCV, then edited byte by byte."""
+
 import re
 
 import cv2
@@ -18,9 +19,24 @@ BROKEN = (422, "frame 0: 'jpeg' does not decode as a JPEG image")
 
 
 def record(jpeg: bytes) -> dict:
-    return make_record(jpeg, {"id": "f" * 32, "device_id": "pi-door", "run_id": "a" * 32, "model_sha256": "b" * 64,
-                              "time": 1.8e9, "frame": 7, "source": "0", "reason": "uncertain", "label": "2",
-                              "top_k": [["2", 0.6]], "scores": [0.4, 0.6], "labels": ["1", "2"], "truth": None})
+    return make_record(
+        jpeg,
+        {
+            "id": "f" * 32,
+            "device_id": "pi-door",
+            "run_id": "a" * 32,
+            "model_sha256": "b" * 64,
+            "time": 1.8e9,
+            "frame": 7,
+            "source": "0",
+            "reason": "uncertain",
+            "label": "2",
+            "top_k": [["2", 0.6]],
+            "scores": [0.4, 0.6],
+            "labels": ["1", "2"],
+            "truth": None,
+        },
+    )
 
 
 def frame_header(jpeg: bytes) -> tuple[int, int]:
@@ -28,12 +44,12 @@ def frame_header(jpeg: bytes) -> tuple[int, int]:
     found = re.search(rb"\xff[\xc0\xc2]", jpeg)
     assert found, "a JPEG without a frame header"
     at = found.start()
-    return at, at + 2 + int.from_bytes(jpeg[at + 2:at + 4], "big")
+    return at, at + 2 + int.from_bytes(jpeg[at + 2 : at + 4], "big")
 
 
 def with_size(jpeg: bytes, width: int, height: int) -> bytes:
     at, _ = frame_header(jpeg)
-    return jpeg[:at + 5] + height.to_bytes(2, "big") + width.to_bytes(2, "big") + jpeg[at + 9:]
+    return jpeg[: at + 5] + height.to_bytes(2, "big") + width.to_bytes(2, "big") + jpeg[at + 9 :]
 
 
 @pytest.fixture(scope="module")
@@ -55,8 +71,9 @@ def mjpg_packet(tmp_path_factory):
     return to_jpeg(frame)
 
 
-@pytest.mark.parametrize("width, height, progressive", [(640, 480, False), (1920, 1080, False), (640, 480, True),
-                                                        (4096, 4096, True)])
+@pytest.mark.parametrize(
+    "width, height, progressive", [(640, 480, False), (1920, 1080, False), (640, 480, True), (4096, 4096, True)]
+)
 def test_what_devices_send_passes(width, height, progressive):
     jpeg = to_jpeg(picture(width, height)) if not progressive else encoded(width, height, True)
     assert check_record(record(jpeg)) is None
@@ -74,7 +91,9 @@ def test_a_scan_repeated_is_refused_unread():
     hostile = repeated_scan(jpeg, 1000)
     assert check_record(record(hostile)) is None
     assert refusal([record(jpeg), record(hostile)]) == (
-        422, f"frame 1: the JPEG has more than {MAX_SCANS} scans (an encoder writes about 10): refused unread")
+        422,
+        f"frame 1: the JPEG has more than {MAX_SCANS} scans (an encoder writes about 10): refused unread",
+    )
 
 
 @pytest.mark.parametrize("width, height, progressive", [(8192, 8192, True), (8192, 8192, False), (4097, 4096, True)])
@@ -84,8 +103,10 @@ def test_a_frame_larger_than_a_camera_sends_is_refused_before_decoding(width, he
     assert check_record(record(hostile)) is None  # within the record's 8192 a side
     status, message = refusal([record(hostile)])
     assert status == 413
-    assert message == (f"frame 0: the JPEG is {width}x{height}, {width * height / 1e6:.1f} MP: the host takes at "
-                       f"most {MAX_PIXELS / 1e6:.1f} MP (4096x4096) a frame")
+    assert message == (
+        f"frame 0: the JPEG is {width}x{height}, {width * height / 1e6:.1f} MP: the host takes at "
+        f"most {MAX_PIXELS / 1e6:.1f} MP (4096x4096) a frame"
+    )
 
 
 def test_a_frame_header_hidden_from_the_record_check_is_refused(small):
@@ -100,32 +121,48 @@ def test_a_frame_header_hidden_from_the_record_check_is_refused(small):
     comment += bytes(0xFFFD - len(comment))
     hostile = head + b"\xff\xfe" + (len(comment) + 2).to_bytes(2, "big") + comment + small[2:at] + small[end:]
     assert jpeg_size(hostile) is None and check_record(record(hostile)) is not None  # the record check, too
-    assert refusal([record(hostile)]) == (422, ("frame 0: the JPEG has marker FFD0 out of place at byte 2: the host "
-                                                "reads a JPEG's segments in order and refuses one it cannot place"))
+    assert refusal([record(hostile)]) == (
+        422,
+        (
+            "frame 0: the JPEG has marker FFD0 out of place at byte 2: the host "
+            "reads a JPEG's segments in order and refuses one it cannot place"
+        ),
+    )
 
 
 def _sof(small: bytes, marker: int, precision: int = 8) -> bytes:
     at, _ = frame_header(small)
-    return small[:at + 1] + bytes([marker]) + small[at + 2:at + 4] + bytes([precision]) + small[at + 5:]
+    return small[: at + 1] + bytes([marker]) + small[at + 2 : at + 4] + bytes([precision]) + small[at + 5 :]
 
 
 def _four_components(small: bytes) -> bytes:
     at, end = frame_header(small)
     length = end - at - 2
-    return (small[:at + 2] + (length + 3).to_bytes(2, "big") + small[at + 4:at + 9] + b"\x04" + small[at + 10:end]
-            + b"\x04\x11\x00" + small[end:])
+    return (
+        small[: at + 2]
+        + (length + 3).to_bytes(2, "big")
+        + small[at + 4 : at + 9]
+        + b"\x04"
+        + small[at + 10 : end]
+        + b"\x04\x11\x00"
+        + small[end:]
+    )
 
 
 CODINGS = "the host takes baseline and progressive JPEGs, 8 bits, Huffman-coded: what every browser shows"
 
 
-@pytest.mark.parametrize("edit, message", [
-    (lambda j: _sof(j, 0xC9), f"frame 0: the JPEG is arithmetic-coded (SOF9): {CODINGS}"),
-    (lambda j: _sof(j, 0xC3), f"frame 0: the JPEG is lossless (SOF3): {CODINGS}"),
-    (lambda j: _sof(j, 0xC5), f"frame 0: the JPEG is hierarchical (SOF5): {CODINGS}"),
-    (lambda j: _sof(j, 0xC1, 12), f"frame 0: the JPEG has 12-bit samples: {CODINGS}"),
-    (_four_components, "frame 0: the JPEG has 4 colour components: the host takes 1 (grey) or 3 (colour)"),
-], ids=["arithmetic", "lossless", "hierarchical", "12-bit", "CMYK"])
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (lambda j: _sof(j, 0xC9), f"frame 0: the JPEG is arithmetic-coded (SOF9): {CODINGS}"),
+        (lambda j: _sof(j, 0xC3), f"frame 0: the JPEG is lossless (SOF3): {CODINGS}"),
+        (lambda j: _sof(j, 0xC5), f"frame 0: the JPEG is hierarchical (SOF5): {CODINGS}"),
+        (lambda j: _sof(j, 0xC1, 12), f"frame 0: the JPEG has 12-bit samples: {CODINGS}"),
+        (_four_components, "frame 0: the JPEG has 4 colour components: the host takes 1 (grey) or 3 (colour)"),
+    ],
+    ids=["arithmetic", "lossless", "hierarchical", "12-bit", "CMYK"],
+)
 def test_codings_a_browser_may_not_show_are_refused(small, edit, message):
     assert refusal([record(edit(small))]) == (422, message)
 
@@ -133,14 +170,20 @@ def test_codings_a_browser_may_not_show_are_refused(small, edit, message):
 def test_a_flood_of_segments_is_refused_unread(small):
     hostile = small[:2] + b"\xff\xfe\x00\x02" * MAX_SEGMENTS + small[2:]
     assert refusal([record(hostile)]) == (
-        422, f"frame 0: the JPEG has more than {MAX_SEGMENTS} segments (a camera writes about 10): refused unread")
+        422,
+        f"frame 0: the JPEG has more than {MAX_SEGMENTS} segments (a camera writes about 10): refused unread",
+    )
 
 
 def test_a_second_frame_header_is_refused(small):
     at, end = frame_header(small)
     assert refusal([record(small[:end] + small[at:end] + small[end:])]) == (
-        422, (f"frame 0: the JPEG has a second frame header at byte {end}: the host reads a JPEG's segments in "
-              "order and refuses one it cannot place"))
+        422,
+        (
+            f"frame 0: the JPEG has a second frame header at byte {end}: the host reads a JPEG's segments in "
+            "order and refuses one it cannot place"
+        ),
+    )
 
 
 @pytest.mark.parametrize("cut", [2, 30, 4000])

@@ -1,6 +1,7 @@
 """What collected frames may take of the host: a quota a device and one for all, the oldest unlabelled frames
 dropped first and counted, and a reserve of free disk only reports may use, so one device's frames never
 cost anyone's reports. Real sqlite files, a real 4 MB file system to fill and the real `edge serve`."""
+
 import asyncio
 import multiprocessing
 import shutil
@@ -27,17 +28,37 @@ def scan(digits):
 
 
 def frame(jpeg: bytes, device: str) -> dict:
-    return make_record(jpeg, {"id": new_id(), "device_id": device, "run_id": "a" * 32, "model_sha256": "b" * 64,
-                              "time": 1.8e9, "frame": 7, "source": "0", "reason": "uncertain", "label": "2",
-                              "top_k": [["2", 0.55]], "scores": [0.0, 0.0, 0.55, 0.45], "labels": LABELS,
-                              "truth": None})
+    return make_record(
+        jpeg,
+        {
+            "id": new_id(),
+            "device_id": device,
+            "run_id": "a" * 32,
+            "model_sha256": "b" * 64,
+            "time": 1.8e9,
+            "frame": 7,
+            "source": "0",
+            "reason": "uncertain",
+            "label": "2",
+            "top_k": [["2", 0.55]],
+            "scores": [0.0, 0.0, 0.55, 0.45],
+            "labels": LABELS,
+            "truth": None,
+        },
+    )
 
 
 def reports(device: str, n: int) -> list[dict]:
     summary = window_summary(LABELS, [(2, 2), (2, 3), (1, 1)])
-    return [orjson.loads(orjson.dumps(make_report(summary, device, "r" * 32, seq, "b" * 64, 1.8e9 + seq,
-                                                  1.8e9 + seq + 1), option=orjson.OPT_SERIALIZE_NUMPY))
-            for seq in range(n)]  # as the host reads them
+    return [
+        orjson.loads(
+            orjson.dumps(
+                make_report(summary, device, "r" * 32, seq, "b" * 64, 1.8e9 + seq, 1.8e9 + seq + 1),
+                option=orjson.OPT_SERIALIZE_NUMPY,
+            )
+        )
+        for seq in range(n)
+    ]  # as the host reads them
 
 
 def held(db, device: str) -> list[str]:
@@ -129,11 +150,18 @@ def test_edge_serve_keeps_reports_ahead_of_frames(small_disk, scan):
     try:
         frames = [frame(scan, "pi-door") for _ in range(2)]
         assert server.request("POST", "/api/v1/frames", {"frames": frames}, secret) == (
-            200, {"stored": 0, "duplicates": 0, "conflicts": [], "ids": []})
+            200,
+            {"stored": 0, "duplicates": 0, "conflicts": [], "ids": []},
+        )
         code, answer = server.post(reports("pi-door", 20), secret)
         assert code == 200 and answer["stored"] == 20
         assert server.get("/api/v1/devices/pi-door/frames")[1]["counts"] == {
-            "new": 0, "labelled": 0, "discarded": 0, "dropped": 0, "refused": 2}
+            "new": 0,
+            "labelled": 0,
+            "discarded": 0,
+            "dropped": 0,
+            "refused": 2,
+        }
     finally:
         server.stop()
 

@@ -1,4 +1,5 @@
 """A rollout's guard (edge.server.guard): each limit judged on reports, the reason in numbers."""
+
 import pytest
 
 from edge.errors import OptionError
@@ -20,13 +21,18 @@ def test_a_version_as_good_as_before_holds():
     assert verdict(Guard(), measure(reports()), measure(reports()), "m@2") == []
 
 
-@pytest.mark.parametrize("new,reason", [
-    (reports(top1=0.5), "mean top-1 score 0.500 under m@2 against 0.900 before (a drop over 0.1)"),
-    (reports(right=5), "field accuracy 0.500 on 160 frames under m@2 against 0.900 before (a drop over 0.05)"),
-    (reports(p50=8.0), "median inference p50 8.00 ms under m@2 against 4.00 ms before (over 1.5x)"),
-    (reports(levels=("drift", "drift", "ok", "too few")), "67% of the judged windows at drift under m@2 against 0% "
-                                                          "before"),
-])
+@pytest.mark.parametrize(
+    "new,reason",
+    [
+        (reports(top1=0.5), "mean top-1 score 0.500 under m@2 against 0.900 before (a drop over 0.1)"),
+        (reports(right=5), "field accuracy 0.500 on 160 frames under m@2 against 0.900 before (a drop over 0.05)"),
+        (reports(p50=8.0), "median inference p50 8.00 ms under m@2 against 4.00 ms before (over 1.5x)"),
+        (
+            reports(levels=("drift", "drift", "ok", "too few")),
+            "67% of the judged windows at drift under m@2 against 0% before",
+        ),
+    ],
+)
 def test_each_limit_fails_a_worse_version_with_its_numbers(new, reason):
     assert verdict(Guard(), measure(new), measure(reports()), "m@2") == [reason]
 
@@ -38,7 +44,8 @@ def test_a_drop_the_rest_of_the_fleet_saw_too_is_not_the_new_version_s():
     assert verdict(Guard(), measure(reports(top1=0.6)), measure(reports()), "m@2")  # without the rest: failed
     assert verdict(Guard(), measure(reports(top1=0.3)), before, "m@2") == [
         "mean top-1 score 0.300 under m@2 against 0.600 expected (0.900 before, as the rest of the fleet went from "
-        "0.900 to 0.600) (a drop over 0.1)"]
+        "0.900 to 0.600) (a drop over 0.1)"
+    ]
     slower = expected(measure(reports()), measure(reports()), measure(reports(p50=8.0)), 100)
     assert slower["latency_p50_ms"] == 8.0 and verdict(Guard(), measure(reports(p50=8.0)), slower, "m@2") == []
     assert expected(measure(reports()), measure(reports()), measure(reports(top1=0.1)), 1000) == measure(reports())

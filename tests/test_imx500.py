@@ -1,6 +1,7 @@
 """The Raspberry Pi AI Camera (IMX500): the profile, the model handed to Sony's toolchain, the manifest's record of
 the converter's report, the package for the Pi, and the refusals where the toolchain, picamera2 or the network
 file is missing. The conversion itself needs the imx500 toolchain (2.3 GB): that is the slow test at the end."""
+
 import json
 import shutil
 import subprocess
@@ -20,16 +21,32 @@ from edge.devices.profiles import IMX500_MEMORY_MB, PROFILES, get_profile
 from edge.devices.toolchains import ROOT_VARIABLE
 from edge.errors import EdgeError
 from edge.images import read_rgb
-from tests.bundles import rewritten
+from tests.bundles import E2E_OPTIONS, rewritten
 from tests.cli import edge_cli
 
 # What imxconv-tf 3.18.2 wrote for MobileNetV2 (alpha 0.35, 96 px, 4 classes) on this machine.
-MEMORY_REPORT = {"Memory Report": {
-    "Name": "network", "Runtime Memory Physical Size": "220.00KB", "Model Memory Physical Size": "566.41KB",
-    "Reserved Memory": "1.00KB", "Memory Usage": "787.41KB", "Total Memory Available On Chip": "8.00MB",
-    "Memory Utilization": "10%", "Fit In Chip": True, "Input Persistent": True,
-    "Networks": [{"Hash": "network", "Name": "network", "Runtime Memory Physical Size": "220.00KB",
-                  "Model Memory Physical Size": "566.41KB", "Input Persistence Cost": "31.00KB"}]}}
+MEMORY_REPORT = {
+    "Memory Report": {
+        "Name": "network",
+        "Runtime Memory Physical Size": "220.00KB",
+        "Model Memory Physical Size": "566.41KB",
+        "Reserved Memory": "1.00KB",
+        "Memory Usage": "787.41KB",
+        "Total Memory Available On Chip": "8.00MB",
+        "Memory Utilization": "10%",
+        "Fit In Chip": True,
+        "Input Persistent": True,
+        "Networks": [
+            {
+                "Hash": "network",
+                "Name": "network",
+                "Runtime Memory Physical Size": "220.00KB",
+                "Model Memory Physical Size": "566.41KB",
+                "Input Persistence Cost": "31.00KB",
+            }
+        ],
+    }
+}
 REPORT_ARGS = ("--report-to", "http://h:8765", "--device-id", "cam-1", "--token", "t")
 
 
@@ -44,9 +61,15 @@ def test_the_profile():
 
 def test_the_memory_report_as_numbers():
     memory = memory_report(MEMORY_REPORT)
-    assert memory == {"model_bytes": round(566.41 * 1024), "runtime_bytes": 220 * 1024,
-                      "used_bytes": round(787.41 * 1024), "chip_bytes": 8 * 2**20, "utilization": "10%", "fits": True,
-                      "input_persistent": True}
+    assert memory == {
+        "model_bytes": round(566.41 * 1024),
+        "runtime_bytes": 220 * 1024,
+        "used_bytes": round(787.41 * 1024),
+        "chip_bytes": 8 * 2**20,
+        "utilization": "10%",
+        "fits": True,
+        "input_persistent": True,
+    }
     assert size("3B") == 3 and size("lots") is None and memory_warnings(memory) == []
     full = memory_report({"Memory Report": {**MEMORY_REPORT["Memory Report"], "Fit In Chip": False}})
     assert "does not fit the sensor's memory" in memory_warnings(full)[0]
@@ -85,10 +108,16 @@ def camera_bundle(e2e, tmp_path_factory):
     with zipfile.ZipFile(buffer, "w") as packer:
         packer.writestr("dnnParams.xml", "<dnnParams/>")
     files = {PACKER: buffer.read_bytes(), "network_MemoryReport.json": json.dumps(MEMORY_REPORT).encode()}
-    record = {"converted": True, "packer": model_facts(files[PACKER], PACKER), "files": ["network_MemoryReport.json"],
-              "memory": memory_report(MEMORY_REPORT), "warnings": []}
-    return rewritten(e2e.bundle, tmp_path_factory.mktemp("cam") / "cam", files=files, device="rpi-ai-camera",
-                     imx500=record)
+    record = {
+        "converted": True,
+        "packer": model_facts(files[PACKER], PACKER),
+        "files": ["network_MemoryReport.json"],
+        "memory": memory_report(MEMORY_REPORT),
+        "warnings": [],
+    }
+    return rewritten(
+        e2e.bundle, tmp_path_factory.mktemp("cam") / "cam", files=files, device="rpi-ai-camera", imx500=record
+    )
 
 
 def test_the_bundle_keeps_and_checks_the_sensors_network(camera_bundle, tmp_path):
@@ -102,8 +131,9 @@ def test_the_bundle_keeps_and_checks_the_sensors_network(camera_bundle, tmp_path
 
 
 def test_the_package_makes_network_rpk_on_the_pi_and_runs_on_the_sensor(camera_bundle, tmp_path):
-    r = edge_cli("package", camera_bundle.path, "--device", "rpi-ai-camera", "--out", tmp_path / "cam.tar.gz",
-                 *REPORT_ARGS)
+    r = edge_cli(
+        "package", camera_bundle.path, "--device", "rpi-ai-camera", "--out", tmp_path / "cam.tar.gz", *REPORT_ARGS
+    )
     assert r.returncode == 0, r.stderr
     with tarfile.open(tmp_path / "cam.tar.gz") as tar:
         tar.extractall(tmp_path, filter="data")
@@ -124,8 +154,7 @@ def test_the_package_makes_network_rpk_on_the_pi_and_runs_on_the_sensor(camera_b
 
 
 def test_a_package_for_the_camera_needs_the_sensors_network(e2e, tmp_path):
-    r = edge_cli("package", e2e.bundle, "--device", "rpi-ai-camera", "--out", tmp_path / "cam.tar.gz",
-                 *REPORT_ARGS)
+    r = edge_cli("package", e2e.bundle, "--device", "rpi-ai-camera", "--out", tmp_path / "cam.tar.gz", *REPORT_ARGS)
     assert r.returncode == 2 and "no network for the AI Camera's sensor (packerOut.zip)" in r.stderr
     assert "edge convert ... --device rpi-ai-camera" in r.stderr and not list(tmp_path.iterdir())
 
@@ -149,11 +178,19 @@ def test_convert_for_the_camera_refuses_before_training(few_digits, tmp_path, mo
     r = edge_cli("convert", "--data", few_digits, "--out", tmp_path / "cam", "--device", "rpi-ai-camera")
     assert r.returncode == 2 and "imx500 toolchain is not installed" in r.stderr
     assert "edge devices toolchain install imx500" in r.stderr and "reading images" not in r.stderr
-    with pytest.raises(EdgeError, match="leave out --qat for --device rpi-ai-camera"):
+    with pytest.raises(EdgeError, match="leave out qat for device rpi-ai-camera"):
         edge.convert("mobilenetv2", few_digits, tmp_path / "cam", device="rpi-ai-camera", qat=True, **fast)
     assert not (tmp_path / "cam").exists()
-    r = edge_cli("quantize", tmp_path / "float.tflite", "--data", few_digits, "--out", tmp_path / "q",
-                 "--device", "rpi-ai-camera")
+    r = edge_cli(
+        "quantize",
+        tmp_path / "float.tflite",
+        "--data",
+        few_digits,
+        "--out",
+        tmp_path / "q",
+        "--device",
+        "rpi-ai-camera",
+    )
     assert r.returncode == 2 and "the AI Camera's converter takes a Keras model" in r.stderr, r.stderr
 
 
@@ -161,8 +198,13 @@ def test_convert_for_the_camera_refuses_before_training(few_digits, tmp_path, mo
 def test_convert_for_the_camera_end_to_end(digits, tmp_path):
     """The real toolchain: reused where $EDGE_TOOLCHAINS (or the default place) has it, else installed (2.3 GB)."""
     edge.install_toolchain("imx500")
-    s = edge.convert("mobilenetv2", digits, tmp_path / "cam", device="rpi-ai-camera", weights="none", input_size=48,
-                     alpha=0.35, epochs=10, fine_tune_epochs=0, augment=False, batch_size=16)
+    s = edge.convert(
+        "mobilenetv2",
+        digits,
+        tmp_path / "cam",
+        device="rpi-ai-camera",
+        **E2E_OPTIONS,
+    )
     bundle = read_bundle(s.bundle)
     sensor, m = s.imx500, s.metrics
     assert bundle.imx500_path.is_file() and bundle.imx500_path.stat().st_size == sensor["packer"]["bytes"] > 10_000

@@ -1,4 +1,5 @@
 """The interpreter functions: hardware delegates (the Edge TPU) chosen, detected and refused clearly."""
+
 import ctypes
 import shutil
 

@@ -1,6 +1,7 @@
 """Layers that only look down: every import statement in edge's source (top-level and inside functions)
 points to a module of the same layer or a lower one (edge.layers), and no modules import each other in
 a circle."""
+
 import ast
 from pathlib import Path
 
@@ -32,10 +33,16 @@ def imports(module: str, file: Path, known: set[str]) -> set[str]:
         elif isinstance(node, ast.ImportFrom):
             base = node.module or ""
             if node.level:
-                base = ".".join([*package.split(".")[:len(package.split(".")) - node.level + 1], *filter(None, [base])])
+                base = ".".join(
+                    [*package.split(".")[: len(package.split(".")) - node.level + 1], *filter(None, [base])]
+                )
             found |= {f"{base}.{a.name}" if f"{base}.{a.name}" in known else base for a in node.names}
-        elif (isinstance(node, ast.Call) and getattr(node.func, "attr", getattr(node.func, "id", None))
-              in ("import_module", "__import__") and node.args and isinstance(node.args[0], ast.Constant)):
+        elif (
+            isinstance(node, ast.Call)
+            and getattr(node.func, "attr", getattr(node.func, "id", None)) in ("import_module", "__import__")
+            and node.args
+            and isinstance(node.args[0], ast.Constant)
+        ):
             found.add(str(node.args[0].value))
     return {name for name in found if name.split(".")[0] in ("edge", *FOLDERS)}
 
@@ -57,8 +64,12 @@ def test_edge_is_the_only_top_level_name_imported():
 
 
 def test_imports_point_down_only():
-    upward = [f"{m} ({NAMES[layer_of(m)]}) imports {t} ({NAMES[layer_of(t)]})"
-              for m, targets in graph().items() for t in sorted(targets) if layer_of(t) > layer_of(m)]
+    upward = [
+        f"{m} ({NAMES[layer_of(m)]}) imports {t} ({NAMES[layer_of(t)]})"
+        for m, targets in graph().items()
+        for t in sorted(targets)
+        if layer_of(t) > layer_of(m)
+    ]
     assert upward == []
 
 
@@ -69,7 +80,7 @@ def test_no_import_cycles():
         state[module] = "open"
         for target in sorted(edges.get(module, ())):
             if state.get(target) == "open":
-                cycles.append(" -> ".join(path[path.index(target):] + [target]))
+                cycles.append(" -> ".join(path[path.index(target) :] + [target]))
             elif target not in state:
                 visit(target, path + [target])
         state[module] = "done"
@@ -80,10 +91,20 @@ def test_no_import_cycles():
     assert cycles == []
 
 
-@pytest.mark.parametrize("module,shipped", [("edge.runner", True), ("edge.eval.metrics", True), ("edge.bundle", True),
-                                            ("edge.devices.profiles", True), ("edge.cli", True),
-                                            ("edge.converter.train", False), ("edge.server.app", False),
-                                            ("edge.devices.edgetpu", False), ("edge.devices.package", False)])
+@pytest.mark.parametrize(
+    "module,shipped",
+    [
+        ("edge.runner", True),
+        ("edge.eval.metrics", True),
+        ("edge.bundle", True),
+        ("edge.devices.profiles", True),
+        ("edge.cli", True),
+        ("edge.converter.train", False),
+        ("edge.server.app", False),
+        ("edge.devices.edgetpu", False),
+        ("edge.devices.package", False),
+    ],
+)
 def test_a_device_gets_every_layer_but_the_host(module, shipped):
     assert on_device(module) is shipped
     assert layer_of(module) in ((set(NAMES) - {HOST}) if shipped else {HOST})

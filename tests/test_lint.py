@@ -1,5 +1,6 @@
 """ruff and mypy over the code, as pyproject.toml configures them: the README's test command runs them, and a finding
 fails the test with the tool's own lines."""
+
 import subprocess
 import sys
 from pathlib import Path
@@ -19,6 +20,11 @@ def test_ruff_finds_nothing():
     assert out.strip() == "All checks passed!", out
 
 
+def test_the_code_is_as_ruff_formats_it():
+    code, out = run("ruff", "format", "--check", "--no-cache", ".", cwd=ROOT)
+    assert code == 0, out  # `ruff format .` writes it so
+
+
 def package_tree(at: Path) -> Path:
     """The installed layout as links: edge/ holds edge's files and its sub-packages' folders; tests/, benchmarks/."""
     (at / "edge").mkdir(parents=True)
@@ -36,15 +42,25 @@ def source_path(line: str) -> str:
     """A line of mypy's about a file in the tree, about the file in the repository."""
     for name, folder in PACKAGE_DIRS.items():
         if line.startswith(f"edge/{name}/"):
-            return folder + line[len(f"edge/{name}"):]
+            return folder + line[len(f"edge/{name}") :]
     return line
 
 
 def test_mypy_finds_nothing(tmp_path):
     tree = package_tree(tmp_path / "tree")
     # The cache is kept between runs (it holds module names, not the tree's paths): a warm run takes seconds.
-    code, out = run("mypy", "--config-file", str(ROOT / "pyproject.toml"), "--cache-dir", str(ROOT / ".mypy_cache"),
-              "--no-error-summary", "edge", "tests", "benchmarks", cwd=tree)
+    code, out = run(
+        "mypy",
+        "--config-file",
+        str(ROOT / "pyproject.toml"),
+        "--cache-dir",
+        str(ROOT / ".mypy_cache"),
+        "--no-error-summary",
+        "edge",
+        "tests",
+        "benchmarks",
+        cwd=tree,
+    )
     assert code in (0, 1), out  # 2: mypy could not run (a bad option, a crash)
     found = [source_path(line) for line in out.splitlines() if ": error:" in line]
     assert not found, "\n".join(found)

@@ -1,6 +1,7 @@
 """edge.json as a hostile file: the one reader (edge.bundle.read_bundle) holds every field the device reads to the
 schema beside it, and refuses a tampered or absurd manifest in one line naming the field; what it lets through, the
 device can use (its input range, its fingerprint for drift and for collecting) without a traceback."""
+
 import copy
 import json
 import shutil
@@ -54,41 +55,50 @@ def write(bundle: Path, manifest) -> None:
     (bundle / MANIFEST).write_text(hostile_json(manifest))
 
 
-@pytest.mark.parametrize("path,value,message", [
-    # the ones the field reported
-    ("input.range", "abc", "input.range must be two numbers low < high, from -1e+06 to 1e+06, got 'abc'"),
-    ("input", DELETE, "input is missing (it must be an object)"),
-    ("model", ["model.tflite"], "model must be an object, got ['model.tflite']"),
-    ("fingerprint.histograms", 3, "fingerprint.histograms must be an object, got 3"),
-    ("input.range", [1, 1], "input.range must be two numbers low < high"),
-    ("input.resize.mode", "crop", "input.resize.mode must be 'stretch', got 'crop'"),
-    ("input.color", "BGR", "input.color must be 'RGB', got 'BGR'"),
-    ("input.shape", [1, 100000, 100000, 3], "input.shape must be [1, height, width, 3] with height and width 1 to "
-                                            "4096, got [1, 100000, 100000, 3]"),
-    # and their kin
-    ("input.range", [0, float("inf")], "input.range must be two numbers"),
-    ("input.range", [True, 2], "input.range must be two numbers"),
-    ("input.shape", [1, 48, 48], "input.shape must be [1, height, width, 3]"),
-    ("input.dtype", "complex128", "input.dtype must be 'uint8' or 'int8' or 'float32', got 'complex128'"),
-    ("input.resize", None, "input.resize is missing (it must be an object)"),
-    ("model.file", "../../../etc/passwd", "model.file must be a file name in the bundle folder"),
-    ("model.sha256", 7, "model.sha256 must be a sha256 (64 hex digits), got 7"),
-    ("labels", "0 1 2 3", "labels must be a list of class names, each one line of text"),
-    ("labels", ["0", "1\n2", "3"], "labels must be a list of class names, each one line of text"),
-    ("backbone", "mobilenetv2", "backbone must be an object"),
-    ("quantization", ["int8"], "quantization must be an object"),
-    ("edgetpu", "yes", "edgetpu must be an object"),
-    ("edgetpu.model", {"file": "/etc/shadow", "sha256": "0" * 64}, "edgetpu.model.file must be a file name"),
-    ("imx500.packer", {"file": "packerOut.zip"}, "imx500.packer.sha256 is missing"),
-    ("fingerprint", [], "fingerprint must be an object, got []"),
-    ("fingerprint.model_sha256", None, "fingerprint.model_sha256 is missing"),
-    ("fingerprint.classes", [1, 2], "fingerprint.classes must be a list of 4 counts (one a label), got [1, 2]"),
-    ("fingerprint.histograms.top1", {"edges": [0.9, 0.5], "counts": [1, 2, 3]},
-     "fingerprint.histograms.top1 must be {edges: ascending numbers, counts: one more count than edges}"),
-    ("fingerprint.histograms.margin.counts", [1], "fingerprint.histograms.margin must be {edges:"),
-    ("fingerprint.histograms.entropy.counts", [0, 10**400, 1], "fingerprint.histograms.entropy must be"),
-    ("fingerprint.histograms.entropy", DELETE, "fingerprint.histograms.entropy is missing"),
-])
+@pytest.mark.parametrize(
+    "path,value,message",
+    [
+        # the ones the field reported
+        ("input.range", "abc", "input.range must be two numbers low < high, from -1e+06 to 1e+06, got 'abc'"),
+        ("input", DELETE, "input is missing (it must be an object)"),
+        ("model", ["model.tflite"], "model must be an object, got ['model.tflite']"),
+        ("fingerprint.histograms", 3, "fingerprint.histograms must be an object, got 3"),
+        ("input.range", [1, 1], "input.range must be two numbers low < high"),
+        ("input.resize.mode", "crop", "input.resize.mode must be 'stretch', got 'crop'"),
+        ("input.color", "BGR", "input.color must be 'RGB', got 'BGR'"),
+        (
+            "input.shape",
+            [1, 100000, 100000, 3],
+            "input.shape must be [1, height, width, 3] with height and width 1 to 4096, got [1, 100000, 100000, 3]",
+        ),
+        # and their kin
+        ("input.range", [0, float("inf")], "input.range must be two numbers"),
+        ("input.range", [True, 2], "input.range must be two numbers"),
+        ("input.shape", [1, 48, 48], "input.shape must be [1, height, width, 3]"),
+        ("input.dtype", "complex128", "input.dtype must be 'uint8' or 'int8' or 'float32', got 'complex128'"),
+        ("input.resize", None, "input.resize is missing (it must be an object)"),
+        ("model.file", "../../../etc/passwd", "model.file must be a file name in the bundle folder"),
+        ("model.sha256", 7, "model.sha256 must be a sha256 (64 hex digits), got 7"),
+        ("labels", "0 1 2 3", "labels must be a list of class names, each one line of text"),
+        ("labels", ["0", "1\n2", "3"], "labels must be a list of class names, each one line of text"),
+        ("backbone", "mobilenetv2", "backbone must be an object"),
+        ("quantization", ["int8"], "quantization must be an object"),
+        ("edgetpu", "yes", "edgetpu must be an object"),
+        ("edgetpu.model", {"file": "/etc/shadow", "sha256": "0" * 64}, "edgetpu.model.file must be a file name"),
+        ("imx500.packer", {"file": "packerOut.zip"}, "imx500.packer.sha256 is missing"),
+        ("fingerprint", [], "fingerprint must be an object, got []"),
+        ("fingerprint.model_sha256", None, "fingerprint.model_sha256 is missing"),
+        ("fingerprint.classes", [1, 2], "fingerprint.classes must be a list of 4 counts (one a label), got [1, 2]"),
+        (
+            "fingerprint.histograms.top1",
+            {"edges": [0.9, 0.5], "counts": [1, 2, 3]},
+            "fingerprint.histograms.top1 must be {edges: ascending numbers, counts: one more count than edges}",
+        ),
+        ("fingerprint.histograms.margin.counts", [1], "fingerprint.histograms.margin must be {edges:"),
+        ("fingerprint.histograms.entropy.counts", [0, 10**400, 1], "fingerprint.histograms.entropy must be"),
+        ("fingerprint.histograms.entropy", DELETE, "fingerprint.histograms.entropy is missing"),
+    ],
+)
 def test_a_tampered_manifest_is_refused_in_one_line_naming_the_field(bundle, original, path, value, message):
     write(bundle, tampered(original, path, value))
     with pytest.raises(EdgeError) as e:
@@ -100,9 +110,11 @@ def test_a_tampered_manifest_is_refused_in_one_line_naming_the_field(bundle, ori
 
 
 def test_what_is_not_json_nor_an_object_is_refused(bundle, original):
-    for text, message in (("[" * 100_000, "is not valid JSON"), ('{"format_version": 1, "labels": ' + "[" * 5000,
-                                                                   "is not valid JSON"),
-                          ("[1]", "has format_version None")):
+    for text, message in (
+        ("[" * 100_000, "is not valid JSON"),
+        ('{"format_version": 1, "labels": ' + "[" * 5000, "is not valid JSON"),
+        ("[1]", "has format_version None"),
+    ):
         (bundle / MANIFEST).write_text(text)
         with pytest.raises(EdgeError, match=message):
             read_bundle(bundle)
@@ -126,9 +138,11 @@ def key_paths(manifest: dict, prefix: str = "") -> list[str]:
     return paths
 
 
-JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=6),
-                    lambda inner: st.lists(inner, max_size=5) | st.dictionaries(st.text(max_size=6), inner, max_size=4),
-                    max_leaves=12)
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=6),
+    lambda inner: st.lists(inner, max_size=5) | st.dictionaries(st.text(max_size=6), inner, max_size=4),
+    max_leaves=12,
+)
 NEAR = st.lists(st.integers(-2, 5000) | st.floats(-300, 300) | st.just("x"), min_size=0, max_size=5)
 # where the schema has entries that the real bundle leaves null, or has nothing at all
 EXTRA_PATHS = ["edgetpu.model", "edgetpu.model.file", "imx500.packer", "imx500.packer.sha256", "imx500.files"]
@@ -171,14 +185,18 @@ def scans(digits) -> Path:
     return Path(digits) / "1"
 
 
-@pytest.mark.parametrize("command,path,value", [
-    ("run", "input.range", "abc"),
-    ("run", "fingerprint.histograms", 3),
-    ("eval", "model", ["model.tflite"]),
-    ("eval", "input.shape", [1, 100000, 100000, 3]),
-])
-def test_edge_run_and_eval_refuse_a_tampered_manifest_in_one_line(e2e, digits, tmp_path, original, command, path,
-                                                                   value):
+@pytest.mark.parametrize(
+    "command,path,value",
+    [
+        ("run", "input.range", "abc"),
+        ("run", "fingerprint.histograms", 3),
+        ("eval", "model", ["model.tflite"]),
+        ("eval", "input.shape", [1, 100000, 100000, 3]),
+    ],
+)
+def test_edge_run_and_eval_refuse_a_tampered_manifest_in_one_line(
+    e2e, digits, tmp_path, original, command, path, value
+):
     bundle = Path(shutil.copytree(e2e.bundle, tmp_path / "b"))
     write(bundle, tampered(original, path, value))
     where = ["--source", Path(digits) / "1", "--max-frames", "2"] if command == "run" else ["--data", digits]

@@ -1,4 +1,5 @@
 """Every metric against scikit-learn, on many random label sets, including classes that are missing."""
+
 import numpy as np
 import pytest
 from sklearn import metrics as sk

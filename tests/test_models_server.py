@@ -1,5 +1,6 @@
 """Model versions on `edge serve` (edge.server.models): a publisher uploads files and a signed release, the host
 numbers it NAME@N and serves it back whole, to a device that verifies it, a cut download resumed by Range."""
+
 import hashlib
 import http.client
 import json
@@ -39,8 +40,13 @@ def push(host, folder, name="digits"):
     """Upload a bundle's files and push its signed release, as 'edge models push' does: (status, answer)."""
     signed = sign_bundle(folder, host["key"])
     for file, facts in signed["release"]["files"].items():
-        status, _, _ = raw(host["server"], "PUT", f"/api/v1/files/{facts['sha256']}", (folder / file).read_bytes(),
-                           host["tokens"]["publisher"])
+        status, _, _ = raw(
+            host["server"],
+            "PUT",
+            f"/api/v1/files/{facts['sha256']}",
+            (folder / file).read_bytes(),
+            host["tokens"]["publisher"],
+        )
         assert status == 200
     return host["server"].request("POST", f"/api/v1/models/{name}", signed, host["tokens"]["publisher"])
 
@@ -54,7 +60,9 @@ def test_a_pushed_release_is_numbered_once_and_served_back_whole(host, tmp_path)
     assert push(host, second)[1]["version"] == 2
     status, listed = server.get("/api/v1/models?name=digits", tokens["reader"])
     assert status == 200 and [(m["version"], m["files"], m["withdrawn"]) for m in listed["models"]] == [
-        (2, 3, None), (1, 3, None)]
+        (2, 3, None),
+        (1, 3, None),
+    ]
     status, signed = server.get("/api/v1/models/digits/1", tokens["device"])
     assert status == 200 and signed["version"] == 1
     release = verify(signed, host["trusted"])  # the host's number sits beside the signed words, not in them

@@ -12,31 +12,39 @@ def opts(**kw):
 
 def test_defaults_come_from_the_tables():
     o = opts().resolved()
-    assert (o.input_size, o.quantize, o.io_type, o.fine_tune_layers, o.fine_tune_lr) == (224, "int8", "uint8", "auto",
-                                                                                         None)
+    assert (o.input_size, o.quantize, o.io_type, o.fine_tune_layers, o.fine_tune_lr) == (
+        224,
+        "int8",
+        "uint8",
+        "auto",
+        None,
+    )
     assert (o.tuning_lr, opts(fine_tune_layers="12").resolved().fine_tune_layers) == (1e-4, 12)
     assert opts(model="Xception", quantize="float16").resolved().io_type == "float32"
     assert opts(model="xception").resolved().input_size == 299
 
 
-@pytest.mark.parametrize("kw,message", [
-    ({"model": "xceptoin"}, "did you mean xception"),
-    ({"model": "mobilenet"}, "did you mean mobilenetv2"),
-    ({"quantize": "int4"}, "unknown quantization 'int4'.*int8"),
-    ({"quantize": "float16", "io_type": "uint8"}, "does not go with"),
-    ({"io_type": "uint16"}, "unknown io type"),
-    ({"model": "inceptionv3", "input_size": 64}, "below inceptionv3's minimum of 75"),
-    ({"val_split": 1.5}, "between 0 and 1"),
-    ({"prune": 1.0}, "sparsity between 0 and 1"),
-    ({"prune": 0.5, "fine_tune_epochs": 0}, "needs --fine-tune-epochs"),
-    ({"qat": True, "quantize": "float16"}, "--qat"),
-    ({"alpha": 0.5, "model": "resnet50"}, "MobileNets only"),
-    ({"epochs": 0, "fine_tune_epochs": 0}, "nothing to train"),
-    ({"fine_tune_layers": "all"}, "give auto .*or a count"),
-    ({"fine_tune_layers": -3}, "give auto .*or a count"),
-    ({"weights": "/no/such/file.h5"}, "no such file"),
-    ({"lr": -1.0}, "--lr"),
-])
+@pytest.mark.parametrize(
+    "kw,message",
+    [
+        ({"model": "xceptoin"}, "did you mean xception"),
+        ({"model": "mobilenet"}, "did you mean mobilenetv2"),
+        ({"quantize": "int4"}, "unknown quantization 'int4'.*int8"),
+        ({"quantize": "float16", "io_type": "uint8"}, "does not go with"),
+        ({"io_type": "uint16"}, "unknown io type"),
+        ({"model": "inceptionv3", "input_size": 64}, "below inceptionv3's minimum of 75"),
+        ({"val_split": 1.5}, "between 0 and 1"),
+        ({"prune": 1.0}, "sparsity between 0 and 1"),
+        ({"prune": 0.5, "fine_tune_epochs": 0}, "needs --fine-tune-epochs"),
+        ({"qat": True, "quantize": "float16"}, "--qat"),
+        ({"alpha": 0.5, "model": "resnet50"}, "MobileNets only"),
+        ({"epochs": 0, "fine_tune_epochs": 0}, "nothing to train"),
+        ({"fine_tune_layers": "all"}, "give auto .*or a count"),
+        ({"fine_tune_layers": -3}, "give auto .*or a count"),
+        ({"weights": "/no/such/file.h5"}, "no such file"),
+        ({"lr": -1.0}, "--lr"),
+    ],
+)
 def test_nonsense_is_refused_with_a_hint(kw, message):
     with pytest.raises(EdgeError, match=message):
         opts(**kw).resolved()
@@ -59,6 +67,7 @@ def test_a_device_profile_sets_the_quantization():
 
 # edge run's options (issue 28, part 3): RunOptions, with ReportOptions and CollectOptions nested, are the one
 # place a default and a help text live; `edge run` and edge.run take them and refuse the same values alike.
+
 
 def run_help() -> str:
     from click.testing import CliRunner
@@ -112,16 +121,24 @@ REFUSED = [  # (edge run's flags, edge.run's keywords): refused before the model
     (["--drift-thresholds", "0.3,0.1"], dict(drift_thresholds="0.3,0.1")),
     (["--truth", "2", "--truth-schedule", "s.json"], dict(truth="2", truth_schedule="s.json")),
     (["--token", "t"], dict(token="t")),
-    (["--report-to", "http://pi:s3cret@127.0.0.1:1", "--token", "t", "--device-id", "pi"],
-     dict(report_to="http://pi:s3cret@127.0.0.1:1", token="t", device_id="pi")),
-    (["--report-to", "http://127.0.0.1:1", "--token", "t", "--device-id", "pi", "--report-every", "0"],
-     dict(report_to="http://127.0.0.1:1", token="t", device_id="pi", report_every=0.0)),
+    (
+        ["--report-to", "http://pi:s3cret@127.0.0.1:1", "--token", "t", "--device-id", "pi"],
+        dict(report_to="http://pi:s3cret@127.0.0.1:1", token="t", device_id="pi"),
+    ),
+    (
+        ["--report-to", "http://127.0.0.1:1", "--token", "t", "--device-id", "pi", "--report-every", "0"],
+        dict(report_to="http://127.0.0.1:1", token="t", device_id="pi", report_every=0.0),
+    ),
     (["--collect", "every:5"], dict(collect="every:5")),
     (["--collect-store-mb", "5"], dict(collect_store_mb=5.0)),
-    (["--report-to", "http://127.0.0.1:1", "--token", "t", "--device-id", "pi", "--collect", "every:0"],
-     dict(report_to="http://127.0.0.1:1", token="t", device_id="pi", collect="every:0")),
-    (["--report-to", "http://127.0.0.1:1", "--token", "t", "--device-id", "pi", "--collect", "wrong"],
-     dict(report_to="http://127.0.0.1:1", token="t", device_id="pi", collect="wrong")),
+    (
+        ["--report-to", "http://127.0.0.1:1", "--token", "t", "--device-id", "pi", "--collect", "every:0"],
+        dict(report_to="http://127.0.0.1:1", token="t", device_id="pi", collect="every:0"),
+    ),
+    (
+        ["--report-to", "http://127.0.0.1:1", "--token", "t", "--device-id", "pi", "--collect", "wrong"],
+        dict(report_to="http://127.0.0.1:1", token="t", device_id="pi", collect="wrong"),
+    ),
 ]
 
 
@@ -163,6 +180,7 @@ def test_edge_run_takes_options_or_keywords_not_both(tmp_path):
 # default and help text once; the commands' flags (bench's training flags too) are made from them, and the
 # CLI and the API refuse the same values with the same line.
 
+
 def test_convert_options_are_frozen_check_themselves_when_made_and_resolve_to_a_copy():
     from dataclasses import FrozenInstanceError
 
@@ -176,11 +194,14 @@ def test_convert_options_are_frozen_check_themselves_when_made_and_resolve_to_a_
         ConvertOptions()
 
 
-@pytest.mark.parametrize("command,path,names", [
-    ("convert", "edge.converter.options:ConvertOptions", None),
-    ("bench", "edge.converter.options:ConvertOptions", "training"),
-    ("quantize", "edge.converter.quantize_model:QuantizeOptions", None),
-])
+@pytest.mark.parametrize(
+    "command,path,names",
+    [
+        ("convert", "edge.converter.options:ConvertOptions", None),
+        ("bench", "edge.converter.options:ConvertOptions", "training"),
+        ("quantize", "edge.converter.quantize_model:QuantizeOptions", None),
+    ],
+)
 def test_convert_quantize_and_bench_show_the_help_and_defaults_of_their_dataclasses(command, path, names):
     """Each option made from a field shows the field's help and default: what the API applies. (--max-drop,
     --fallback, --calibration-images and --seed stated theirs as text of their own, [0.01], before.)"""
@@ -222,8 +243,7 @@ REFUSED_CONVERT = [  # (the command, its flags, the API's keywords): refused bef
 
 
 @pytest.mark.parametrize("command,flags,keywords", REFUSED_CONVERT)
-def test_edge_convert_quantize_and_the_api_refuse_the_same_values_each_in_its_words(command, flags, keywords,
-                                                                                   tmp_path):
+def test_edge_convert_quantize_and_the_api_refuse_the_same_values_each_in_its_words(command, flags, keywords, tmp_path):
     import edge
     from tests.cli import edge_cli
 
@@ -250,14 +270,19 @@ def test_convert_and_quantize_take_options_or_keywords_not_both(tmp_path):
         edge.quantize(options=QuantizeOptions(model=tmp_path / "float.tflite", data=tmp_path, out=tmp_path / "q"))
 
 
-@pytest.mark.parametrize("given,message", [
-    ({"max_frames": 0}, "max_frames=0 must be a whole number, at least 1"),
-    ({"token": "t"}, "token and device_id are for reporting: add report_to=URL"),
-    ({"collect": "uncertain:7"}, "collect=uncertain:7: give the margin as a number above 0 and up to 1, e.g. "
-                                 "uncertain:0.2"),
-    ({"report_to": "http://h", "token": "t", "device_id": "d", "report_every": -1}, "report_every=-1: give"),
-    ({"trust": ["k"]}, "trust is for follow_models: add it, or leave trust out"),
-])
+@pytest.mark.parametrize(
+    "given,message",
+    [
+        ({"max_frames": 0}, "max_frames=0 must be a whole number, at least 1"),
+        ({"token": "t"}, "token and device_id are for reporting: add report_to=URL"),
+        (
+            {"collect": "uncertain:7"},
+            "collect=uncertain:7: give the margin as a number above 0 and up to 1, e.g. uncertain:0.2",
+        ),
+        ({"report_to": "http://h", "token": "t", "device_id": "d", "report_every": -1}, "report_every=-1: give"),
+        ({"trust": ["k"]}, "trust is for follow_models: add it, or leave trust out"),
+    ],
+)
 def test_a_python_caller_reads_the_parameters_it_gave_not_the_flags(given, message):
     from edge.collect import CollectOptions
     from edge.follow import FollowOptions

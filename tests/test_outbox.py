@@ -1,6 +1,7 @@
 """The outbox as a file on a device in the field: a file damaged by a power cut is moved aside, whole, and the
 run goes on; a file that is not an outbox (a person's text, another program's database) is refused untouched;
 the store's bound holds for what is on disk, its log included."""
+
 import json
 import sqlite3
 import uuid
@@ -30,8 +31,9 @@ def host(tmp_path_factory):
 
 
 def report(seq: int, run_id: str) -> dict:
-    return make_report(window_summary(["a", "b"], [(1, 1), (0, 0)]), "pi-a", run_id, seq, "ab" * 32, 1.8e9 + seq,
-                       1.8e9 + seq + 1)
+    return make_report(
+        window_summary(["a", "b"], [(1, 1), (0, 0)]), "pi-a", run_id, seq, "ab" * 32, 1.8e9 + seq, 1.8e9 + seq + 1
+    )
 
 
 def garbage(n: int) -> bytes:
@@ -73,9 +75,26 @@ def test_a_damaged_collect_store_does_not_stop_the_device(e2e, digits, host, tmp
     server, secret = host
     store = tmp_path / "frames.db"
     store.write_bytes(garbage(8 * PAGE))
-    r = edge_cli("run", e2e.bundle, "--source", digits / "2", "--report-to", server.url, "--token", secret,
-                 "--device-id", "pi-a", "--outbox", tmp_path / "outbox.db", "--collect", "every:50",
-                 "--collect-store", store, "--json", tmp_path / "summary.json")
+    r = edge_cli(
+        "run",
+        e2e.bundle,
+        "--source",
+        digits / "2",
+        "--report-to",
+        server.url,
+        "--token",
+        secret,
+        "--device-id",
+        "pi-a",
+        "--outbox",
+        tmp_path / "outbox.db",
+        "--collect",
+        "every:50",
+        "--collect-store",
+        store,
+        "--json",
+        tmp_path / "summary.json",
+    )
     assert r.returncode == 0, r.stderr
     collecting = json.loads((tmp_path / "summary.json").read_text())["collecting"]
     assert collecting["sent"] == 4 and Path(collecting["moved_aside"]).read_bytes() == garbage(8 * PAGE)
@@ -105,8 +124,10 @@ def test_the_store_holds_its_size_on_disk_log_included(digits, tmp_path):
     """Frames of a 640x480 camera into a 1 MB store, some sent between: the database and its log together
     stay within 1 MB after every write (the log grew to 3.3 MB before its first checkpoint)."""
     scans = sorted((digits / "0").iterdir())[:20]
-    jpegs = [cv2.imencode(".jpg", cv2.resize(cv2.imread(str(p)), (640, 480), interpolation=cv2.INTER_CUBIC))[1]
-             for p in scans]
+    jpegs = [
+        cv2.imencode(".jpg", cv2.resize(cv2.imread(str(p)), (640, 480), interpolation=cv2.INTER_CUBIC))[1]
+        for p in scans
+    ]
     path = tmp_path / "frames.db"
     store = Outbox(path, "frames", "pi-a", LIMIT, 1_000_000)
     on_disk = []

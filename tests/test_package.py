@@ -1,6 +1,7 @@
 """`edge package`: what goes into the .tar.gz, that its script and unit pass their checkers, and that
 the device wheel inside it installs into a fresh venv as one import name and runs `edge eval` with no
 TensorFlow."""
+
 import json
 import os
 import re
@@ -30,9 +31,24 @@ WHEEL = f"edge_vision-{VERSION}-py3-none-any.whl"
 @pytest.fixture(scope="module")
 def packed(e2e, tmp_path_factory):
     out = tmp_path_factory.mktemp("package")
-    r = edge_cli("package", e2e.bundle, "--device", "rpi5", "--out", out / "pi-kitchen.tar.gz", "--report-to",
-                 "http://192.168.1.10:8765", "--device-id", "pi-kitchen", "--token", "secret-token", "--source",
-                 "libcamerasrc ! videoconvert ! appsink", "--args", "--truth 2")
+    r = edge_cli(
+        "package",
+        e2e.bundle,
+        "--device",
+        "rpi5",
+        "--out",
+        out / "pi-kitchen.tar.gz",
+        "--report-to",
+        "http://192.168.1.10:8765",
+        "--device-id",
+        "pi-kitchen",
+        "--token",
+        "secret-token",
+        "--source",
+        "libcamerasrc ! videoconvert ! appsink",
+        "--args",
+        "--truth 2",
+    )
     assert r.returncode == 0, r.stderr
     with tarfile.open(out / "pi-kitchen.tar.gz") as tar:
         tar.extractall(out, filter="data")
@@ -41,20 +57,36 @@ def packed(e2e, tmp_path_factory):
 
 def test_package_contents(packed, e2e):
     names = {str(p.relative_to(packed)) for p in packed.rglob("*") if p.is_file()}
-    assert names == {"setup.sh", "edge-run.service", "edge.conf", "README.txt", WHEEL, "bundle/model.tflite",
-                     "bundle/labels.txt", "bundle/edge.json", *(f"bundle/check-{n}.png" for n in range(4))}
+    assert names == {
+        "setup.sh",
+        "edge-run.service",
+        "edge.conf",
+        "README.txt",
+        WHEEL,
+        "bundle/model.tflite",
+        "bundle/labels.txt",
+        "bundle/edge.json",
+        *(f"bundle/check-{n}.png" for n in range(4)),
+    }
     with zipfile.ZipFile(packed / WHEEL) as wheel:
         inside = set(wheel.namelist())
         metadata = wheel.read(f"edge_vision-{VERSION}.dist-info/METADATA").decode()
         commands = wheel.read(f"edge_vision-{VERSION}.dist-info/entry_points.txt").decode()
     assert {"edge/runner.py", "edge/cli.py", "edge/eval/metrics.py", "edge/devices/profiles.py"} <= inside
     # the host side stays home: no convert, no server, no compiler wrapper, no packager
-    assert not [n for n in inside if n.startswith(("edge/convert", "edge/server", "edge/devices/edgetpu",
-                                                   "edge/devices/package")) or "__pycache__" in n]
+    assert not [
+        n
+        for n in inside
+        if n.startswith(("edge/convert", "edge/server", "edge/devices/edgetpu", "edge/devices/package"))
+        or "__pycache__" in n
+    ]
     assert "Name: edge-vision" in metadata and "Requires-Dist: ai-edge-litert" in metadata
     assert "tensorflow" not in metadata and "edge = edge.cli:main" in commands
-    conf = dict(line.split("=", 1) for line in (packed / "edge.conf").read_text().splitlines()
-                if line and not line.startswith("#"))
+    conf = dict(
+        line.split("=", 1)
+        for line in (packed / "edge.conf").read_text().splitlines()
+        if line and not line.startswith("#")
+    )
     assert conf["EDGE_SOURCE"] == '"libcamerasrc ! videoconvert ! appsink"'
     assert conf["EDGE_TOKEN"] == "secret-token" and conf["EDGE_DEVICE_ID"] == "pi-kitchen"
     assert conf["EDGE_ARGS"] == '"--threads 4 --truth 2"'
@@ -67,8 +99,18 @@ def test_a_following_device_s_package_carries_the_key_and_the_follow_extra(e2e, 
     """--trust: the public key ships beside a unit that follows the host's model versions; the wheel names the
     follow extra (cryptography), which setup.sh installs; a private key given by mistake is refused."""
     private, public = create_keys(tmp_path / "keys")
-    args = ("package", e2e.bundle, "--device", "rpi5", "--out", tmp_path / "pi.tar.gz", "--report-to",
-            "http://192.168.1.10:8765", "--device-id", "pi-kitchen")
+    args = (
+        "package",
+        e2e.bundle,
+        "--device",
+        "rpi5",
+        "--out",
+        tmp_path / "pi.tar.gz",
+        "--report-to",
+        "http://192.168.1.10:8765",
+        "--device-id",
+        "pi-kitchen",
+    )
     r = edge_cli(*args, "--trust", private)
     assert r.returncode == 2 and "--trust" in r.stderr and "is not a PEM public key" in r.stderr
     assert not (tmp_path / "pi.tar.gz").exists()
@@ -77,8 +119,10 @@ def test_a_following_device_s_package_carries_the_key_and_the_follow_extra(e2e, 
         tar.extractall(tmp_path, filter="data")
     packed = tmp_path / "pi"
     assert (packed / "edge-sign.pub").read_bytes() == public.read_bytes()
-    assert "--follow-models --trust /etc/edge/edge-sign.pub --models-dir /var/lib/edge/models" in (
-        packed / "edge.conf").read_text()
+    assert (
+        "--follow-models --trust /etc/edge/edge-sign.pub --models-dir /var/lib/edge/models"
+        in (packed / "edge.conf").read_text()
+    )
     assert "FOLLOW=yes" in (packed / "setup.sh").read_text()
     assert subprocess.run(["bash", "-n", packed / "setup.sh"], capture_output=True).returncode == 0
     with zipfile.ZipFile(packed / WHEEL) as wheel:
@@ -104,33 +148,47 @@ def test_service_unit_passes_systemd_analyze(packed, tmp_path):
     assert r.returncode == 0 and not r.stderr.strip() and not r.stdout.strip(), r.stderr
 
 
-def test_the_device_wheel_installs_one_name_and_evaluates_without_tensorflow(packed, device_site, digits, e2e,
-                                                                             tmp_path):
+def test_the_device_wheel_installs_one_name_and_evaluates_without_tensorflow(
+    packed, device_site, digits, e2e, tmp_path
+):
     """setup.sh's pip install, in a fresh venv (its dependencies come from the device site: no download)."""
     python, site = new_venv(tmp_path / "venv")
     before = top_level_names(site)
-    r = subprocess.run([python, "-m", "pip", "install", "--quiet", "--no-deps", "--no-index", packed / WHEEL],
-                       capture_output=True, text=True)
+    r = subprocess.run(
+        [python, "-m", "pip", "install", "--quiet", "--no-deps", "--no-index", packed / WHEEL],
+        capture_output=True,
+        text=True,
+    )
     assert r.returncode == 0, r.stderr
     assert top_level_names(site) - before == {"edge"}
     (site / "device-deps.pth").write_text(f"{device_site}\n")
-    r = subprocess.run([tmp_path / "venv" / "bin" / "edge", "eval", packed / "bundle", "--data", digits, "--json"],
-                       capture_output=True, text=True)
+    r = subprocess.run(
+        [tmp_path / "venv" / "bin" / "edge", "eval", packed / "bundle", "--data", digits, "--json"],
+        capture_output=True,
+        text=True,
+    )
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["confusion_matrix"] == evaluate(e2e.bundle, digits).report.confusion_matrix
-    r = subprocess.run([tmp_path / "venv" / "bin" / "edge", "convert", "--data", digits], capture_output=True,
-                       text=True)
+    r = subprocess.run(
+        [tmp_path / "venv" / "bin" / "edge", "convert", "--data", digits], capture_output=True, text=True
+    )
     assert r.returncode == 2 and "runs on a host, and this is a device install" in r.stderr, r.stderr
 
 
-@pytest.mark.parametrize("args,message", [
-    (["--device", "rpi5", "--report-to", "192.168.1.10"], "give the edge serve host's URL"),
-    (["--device", "rpi9"], "did you mean"),
-    (["--device", "rpi5", "--out", "pi.zip"], "give a file name ending in .tar.gz"),
-    (["--device", "rpi5", "--device-id", "pi kitchen"], "--device-id 'pi kitchen'"),
-    (["--device", "rpi5", "--source", 'rtsp://cam/"1"'], "--source: quotes, backslashes and newlines cannot go"),
-    (["--device", "rpi5", "--args", "--truth 2 --source=rtsp://u:p@cam/1"], "--args --source: give it as edge package"),
-])
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["--device", "rpi5", "--report-to", "192.168.1.10"], "give the edge serve host's URL"),
+        (["--device", "rpi9"], "did you mean"),
+        (["--device", "rpi5", "--out", "pi.zip"], "give a file name ending in .tar.gz"),
+        (["--device", "rpi5", "--device-id", "pi kitchen"], "--device-id 'pi kitchen'"),
+        (["--device", "rpi5", "--source", 'rtsp://cam/"1"'], "--source: quotes, backslashes and newlines cannot go"),
+        (
+            ["--device", "rpi5", "--args", "--truth 2 --source=rtsp://u:p@cam/1"],
+            "--args --source: give it as edge package",
+        ),
+    ],
+)
 def test_package_refuses_bad_options_and_writes_nothing(e2e, tmp_path, args, message):
     base = {"--out": str(tmp_path / "p.tar.gz"), "--report-to": "http://h:8765", "--device-id": "pi-kitchen"}
     given = dict(zip(args[::2], args[1::2], strict=True))
@@ -158,8 +216,9 @@ def test_a_coral_package_runs_on_the_edge_tpu_and_may_use_the_plugdev_device(e2e
 
     # a bundle with its compiled model (here the same bytes: no compiler here) packs it, and no warning
     bundle = read_bundle(e2e.bundle)
-    compiled = rewritten(bundle.path, tmp_path / "compiled", compiled=bundle.model_path.read_bytes(),
-                         edgetpu={"compiled": True})
+    compiled = rewritten(
+        bundle.path, tmp_path / "compiled", compiled=bundle.model_path.read_bytes(), edgetpu={"compiled": True}
+    )
     r = edge_cli("package", compiled.path, "--device", "coral-usb", "--out", tmp_path / "b" / "coral.tar.gz", *args)
     assert r.returncode == 0 and "no model compiled" not in r.stderr, r.stderr
     assert (unpack(tmp_path / "b" / "coral.tar.gz") / "bundle" / "model_edgetpu.tflite").is_file()
@@ -183,8 +242,22 @@ def secret_package(e2e, tmp_path_factory):
     out.chmod(0o644)
     umask = os.umask(0)
     try:
-        r = edge_cli("package", e2e.bundle, "--device", "rpi5", "--out", out, "--report-to", "http://127.0.0.1:1",
-                     "--device-id", "pi-door", "--token", TOKEN, "--source", STREAM)
+        r = edge_cli(
+            "package",
+            e2e.bundle,
+            "--device",
+            "rpi5",
+            "--out",
+            out,
+            "--report-to",
+            "http://127.0.0.1:1",
+            "--device-id",
+            "pi-door",
+            "--token",
+            TOKEN,
+            "--source",
+            STREAM,
+        )
     finally:
         os.umask(umask)
     assert r.returncode == 0, r.stderr
@@ -199,8 +272,9 @@ def test_the_package_is_0600_and_written_whole(secret_package):
     assert os.listdir(out.parent) == [out.name]  # the temporary file was renamed, not left
     assert f"wrote {out} (" in r.stdout
     assert "0600: it holds the device's token; copy it with scp and delete it" in r.stdout
-    assert "0600" in package_text({"package": "p.tar.gz", "bytes": 1, "device": "rpi5", "top": "p",
-                                   "holds_token": False})
+    assert "0600" in package_text(
+        {"package": "p.tar.gz", "bytes": 1, "device": "rpi5", "top": "p", "holds_token": False}
+    )
 
 
 def test_the_token_and_source_are_only_in_edge_conf(secret_package):
@@ -209,7 +283,8 @@ def test_the_token_and_source_are_only_in_edge_conf(secret_package):
     assert TOKEN.encode() in conf and PASSWORD.encode() in conf and mode == 0o600
     assert {"setup.sh", "edge-run.service", "README.txt", WHEEL} <= set(files)
     assert [name for name, (data, _) in files.items() if TOKEN.encode() in data or PASSWORD.encode() in data] == [
-        "edge.conf"]
+        "edge.conf"
+    ]
     assert TOKEN not in r.stdout + r.stderr and PASSWORD not in r.stdout + r.stderr
     readme = files["README.txt"][0].decode()
     assert "/etc/edge/edge.conf, root's and mode 0600" in readme and "pi-door.tar.gz and pi-door/edge.conf" in readme
@@ -218,8 +293,9 @@ def test_the_token_and_source_are_only_in_edge_conf(secret_package):
     # setup.sh only tests for a token (grep -q); it never echoes edge.conf's values
     assert [line for line in setup.splitlines() if "EDGE_TOKEN" in line or "EDGE_SOURCE" in line] == [
         "if grep -q '^EDGE_TOKEN=.\\+' /etc/edge/edge.conf; then",
-        '  echo "setup: put the device\'s token in /etc/edge/edge.conf (EDGE_TOKEN=...), then: systemctl enable --now '
-        'edge-run"']
+        "  echo \"setup: put the device's token in /etc/edge/edge.conf (EDGE_TOKEN=...), then: systemctl enable --now "
+        'edge-run"',
+    ]
 
 
 def systemd_conf(text: str) -> dict:
@@ -242,7 +318,8 @@ def systemd_argv(exec_start: str, env: dict) -> list[str]:
 
 
 def test_the_service_command_line_carries_no_secret_and_edge_run_takes_them_from_the_environment(
-        secret_package, e2e, tmp_path):
+    secret_package, e2e, tmp_path
+):
     """ps shows every process's command line to every user: the unit's ExecStart, as systemd expands it, holds
     neither the token nor the stream's password, and `edge run` started that way with edge.conf as its
     environment still gets both (it reaches the stream, which needs the source, after its reporting checks,
@@ -256,8 +333,11 @@ def test_the_service_command_line_carries_no_secret_and_edge_run_takes_them_from
     argv = systemd_argv(exec_start, conf)
     assert not [word for word in argv if TOKEN in word or PASSWORD in word]
     # this machine's edge, bundle and outbox for /opt/edge's and /var/lib/edge's
-    here = {"/opt/edge/venv/bin/edge": [sys.executable, "-m", "edge.cli"], "/opt/edge/bundle": [e2e.bundle],
-            "/var/lib/edge/outbox.db": [str(tmp_path / "outbox.db")]}
+    here = {
+        "/opt/edge/venv/bin/edge": [sys.executable, "-m", "edge.cli"],
+        "/opt/edge/bundle": [e2e.bundle],
+        "/var/lib/edge/outbox.db": [str(tmp_path / "outbox.db")],
+    }
     argv = [new for word in argv for new in here.get(word, [word])]
     env = {**{k: v for k, v in os.environ.items() if not k.startswith("EDGE_")}, **conf}
     r = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=120)
@@ -273,8 +353,18 @@ def test_a_package_holds_the_manifest_s_files_only_and_no_link_out_of_the_bundle
     (bundle / "notes.txt").write_text("stray")
     (bundle / "secrets.env").symlink_to(secret)
     out = tmp_path / "pi.tar.gz"
-    r = edge_cli("package", bundle, "--device", "rpi5", "--out", out, "--report-to", "http://10.0.0.2:8765",
-                 "--device-id", "pi-x")
+    r = edge_cli(
+        "package",
+        bundle,
+        "--device",
+        "rpi5",
+        "--out",
+        out,
+        "--report-to",
+        "http://10.0.0.2:8765",
+        "--device-id",
+        "pi-x",
+    )
     assert r.returncode == 0, r.stderr
     with tarfile.open(out) as tar:
         members = {m.name.split("/", 2)[-1]: m for m in tar.getmembers() if "/bundle/" in m.name}
@@ -285,9 +375,21 @@ def test_a_package_holds_the_manifest_s_files_only_and_no_link_out_of_the_bundle
     (bundle / "model.tflite").rename(moved)
     (bundle / "model.tflite").symlink_to(moved)
     out.unlink()
-    r = edge_cli("package", bundle, "--device", "rpi5", "--out", out, "--report-to", "http://10.0.0.2:8765",
-                 "--device-id", "pi-x")
-    assert r.returncode == 2 and r.stderr == (f"error: {bundle / 'model.tflite'} is a link to {moved}, outside the "
-                                              "bundle: copy the file into the bundle folder (edge package packs the "
-                                              "bundle's own files only)\n"), r.stderr
+    r = edge_cli(
+        "package",
+        bundle,
+        "--device",
+        "rpi5",
+        "--out",
+        out,
+        "--report-to",
+        "http://10.0.0.2:8765",
+        "--device-id",
+        "pi-x",
+    )
+    assert r.returncode == 2 and r.stderr == (
+        f"error: {bundle / 'model.tflite'} is a link to {moved}, outside the "
+        "bundle: copy the file into the bundle folder (edge package packs the "
+        "bundle's own files only)\n"
+    ), r.stderr
     assert not out.exists()

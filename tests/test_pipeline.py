@@ -1,4 +1,5 @@
 """End to end: real digit scans -> edge convert -> a bundle the device-side code reads and agrees with."""
+
 import json
 import os
 import shutil
@@ -43,8 +44,10 @@ def test_device_path_reproduces_the_manifest_accuracy(e2e, digits):
     _, val = stratified_split(folder.labels, 0.2, seed=0)
     interpreter = make_interpreter(bundle.model_path)
     size = bundle.manifest["input"]["shape"][1]
-    pred = [scores.argmax() for scores, _ in classify_all(
-        interpreter, ((resize(read_rgb(folder.paths[i]), size, size), i) for i in val))]
+    pred = [
+        scores.argmax()
+        for scores, _ in classify_all(interpreter, ((resize(read_rgb(folder.paths[i]), size, size), i) for i in val))
+    ]
     assert np.mean(np.array(pred) == folder.labels[val]) == pytest.approx(e2e.metrics["tflite"]["accuracy"])
 
 
@@ -61,8 +64,11 @@ def test_manifest_records_the_contract(e2e):
     assert budget["met"] and budget["drop"] <= 0.01 + 1e-9
     assert m["model"]["bytes"] == os.path.getsize(os.path.join(e2e.bundle, "model.tflite"))
     assert 0 < m["model"]["gzip_bytes"] < m["model"]["bytes"]
-    assert m["training"]["options"]["seed"] == 0 and m["training"]["images"] == {"train": 544, "validation": 136,
-                                                                                 "skipped": []}
+    assert m["training"]["options"]["seed"] == 0 and m["training"]["images"] == {
+        "train": 544,
+        "validation": 136,
+        "skipped": [],
+    }
 
 
 @pytest.mark.slow  # pruning and QAT on one model: 140 s on 2 cores
@@ -70,8 +76,14 @@ def test_qat_exports_int8(few_digits, tmp_path, fast):
     import edge
 
     # pruned too: the prune-preserving scheme is the one that needs every layer configured
-    s = edge.convert("mobilenetv2", few_digits, tmp_path / "q", qat=True, prune=0.5,
-                     **{**fast, "max_drop": 1.0, "fine_tune_epochs": 1})
+    s = edge.convert(
+        "mobilenetv2",
+        few_digits,
+        tmp_path / "q",
+        qat=True,
+        prune=0.5,
+        **{**fast, "max_drop": 1.0, "fine_tune_epochs": 1},
+    )
     assert s.quantization["qat"] and s.input["dtype"] == "uint8"
     assert s.quantization["tool"].startswith("TFLite converter")  # the one that reads the learned ranges
     assert s.training["phases"][-1]["phase"] == "qat"
@@ -107,10 +119,32 @@ def test_cli_convert_for_a_device_json(few_digits, digits, tmp_path):
         for path in sorted((digits / digit).iterdir())[:n]:
             shutil.copy(path, field / digit / path.name)
     out = tmp_path / "coral"
-    r = edge_cli("convert", "--model", "mobilenetv2", "--data", few_digits, "--data", field, "--out", out,
-                 "--weights", "none",
-                 "--input-size", 32, "--alpha", 0.35, "--epochs", 1, "--fine-tune-epochs", 0, "--no-augment",
-                 "--device", "coral-usb", "--json", "--allow-weak")  # one epoch: plumbing, not learning
+    r = edge_cli(
+        "convert",
+        "--model",
+        "mobilenetv2",
+        "--data",
+        few_digits,
+        "--data",
+        field,
+        "--out",
+        out,
+        "--weights",
+        "none",
+        "--input-size",
+        32,
+        "--alpha",
+        0.35,
+        "--epochs",
+        1,
+        "--fine-tune-epochs",
+        0,
+        "--no-augment",
+        "--device",
+        "coral-usb",
+        "--json",
+        "--allow-weak",
+    )  # one epoch: plumbing, not learning
     assert r.returncode == 0, r.stderr[-2000:]
     summary = json.loads(r.stdout)
     assert read_bundle(out).manifest["model"]["sha256"] == summary["model"]["sha256"]
@@ -156,15 +190,18 @@ def test_cli_bad_data_is_one_line_exit_2_and_writes_nothing(case, tmp_path, few_
     assert "Traceback" not in r.stderr and not (tmp_path / "out").exists()
 
 
-@pytest.mark.parametrize("args,message", [
-    (["--model", "xceptoin"], "did you mean xception"),
-    (["--val-split", "2"], "between 0 and 1"),
-    (["--epochs", "many"], "'many' is not a valid integer"),
-    (["--quantize", "float16", "--io-type", "uint8"], "does not go with"),
-    (["--model", "xception", "--input-size", "32"], "minimum of 71"),
-    (["--prune", "7"], "sparsity between 0 and 1"),
-    (["--weights", "missing.h5"], "no such file"),
-])
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["--model", "xceptoin"], "did you mean xception"),
+        (["--val-split", "2"], "between 0 and 1"),
+        (["--epochs", "many"], "'many' is not a valid integer"),
+        (["--quantize", "float16", "--io-type", "uint8"], "does not go with"),
+        (["--model", "xception", "--input-size", "32"], "minimum of 71"),
+        (["--prune", "7"], "sparsity between 0 and 1"),
+        (["--weights", "missing.h5"], "no such file"),
+    ],
+)
 def test_cli_nonsense_options_are_one_line_exit_2(args, message, tmp_path, few_digits):
     r = edge_cli("convert", "--data", few_digits, "--out", tmp_path / "out", *args)
     assert r.returncode == 2, r.stderr
@@ -184,8 +221,26 @@ def test_cli_refuses_a_model_no_better_than_guessing(few_digits, tmp_path):
     """Trained at a learning rate too small to move it, the model is no better than always answering one
     class: nothing written, one line saying so and what to try."""
     out = tmp_path / "weak"
-    r = edge_cli("convert", "--data", few_digits, "--out", out, "--weights", "none", "--input-size", 32, "--alpha",
-                 0.35, "--epochs", 1, "--fine-tune-epochs", 0, "--no-augment", "--lr", 1e-9)
+    r = edge_cli(
+        "convert",
+        "--data",
+        few_digits,
+        "--out",
+        out,
+        "--weights",
+        "none",
+        "--input-size",
+        32,
+        "--alpha",
+        0.35,
+        "--epochs",
+        1,
+        "--fine-tune-epochs",
+        0,
+        "--no-augment",
+        "--lr",
+        1e-9,
+    )
     assert r.returncode == 2 and not out.exists(), r.stderr[-2000:]
     line = r.stderr.strip().splitlines()[-1]
     assert line.startswith("error: the model is no better than guessing:") and "on 9 validation images" in line

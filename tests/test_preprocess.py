@@ -50,10 +50,19 @@ def photo():
     return cv2.resize(load_sample_image("china.jpg"), (640, 480), interpolation=cv2.INTER_AREA)
 
 
-@pytest.mark.parametrize("frame,size,scale", [
-    ((480, 640), (224, 224), 2), ((720, 1280), (224, 224), 2), ((480, 640), (96, 96), 4), ((480, 640), (48, 48), 8),
-    ((1080, 1920), (48, 48), 8), ((224, 224), (224, 224), 1), ((100, 100), (224, 224), 1), ((480, 640), (300, 300), 1),
-])
+@pytest.mark.parametrize(
+    "frame,size,scale",
+    [
+        ((480, 640), (224, 224), 2),
+        ((720, 1280), (224, 224), 2),
+        ((480, 640), (96, 96), 4),
+        ((480, 640), (48, 48), 8),
+        ((1080, 1920), (48, 48), 8),
+        ((224, 224), (224, 224), 1),
+        ((100, 100), (224, 224), 1),
+        ((480, 640), (300, 300), 1),
+    ],
+)
 def test_jpeg_scale_is_the_largest_that_still_covers_the_input(frame, size, scale):
     assert jpeg_scale(*frame, *size) == scale
 

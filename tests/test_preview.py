@@ -1,4 +1,5 @@
 """--preview: key presses, the overlay drawn on frames, and a clear refusal where no window can open."""
+
 import cv2
 import numpy as np
 import pytest
@@ -9,10 +10,19 @@ from edge.preview import check_display, has_gui, key_action, overlay
 LABELS = ["0", "1", "7"]
 
 
-@pytest.mark.parametrize("key,action", [
-    (ord("1"), ("truth", 0)), (ord("3"), ("truth", 2)), (ord("0"), ("truth", None)), (ord("4"), None),
-    (ord("q"), ("quit", None)), (27, ("quit", None)), (255, None), (ord("x"), None),
-])
+@pytest.mark.parametrize(
+    "key,action",
+    [
+        (ord("1"), ("truth", 0)),
+        (ord("3"), ("truth", 2)),
+        (ord("0"), ("truth", None)),
+        (ord("4"), None),
+        (ord("q"), ("quit", None)),
+        (27, ("quit", None)),
+        (255, None),
+        (ord("x"), None),
+    ],
+)
 def test_key_action(key, action):
     assert key_action(key, LABELS) == action
 

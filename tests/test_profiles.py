@@ -1,4 +1,5 @@
 """The device profile table: every entry names things edge knows, and the CLI shows it."""
+
 import json
 
 from edge.converter.quantize import IO_TYPES, QUANTIZATIONS

@@ -36,6 +36,10 @@ def test_prunable_layers_hold_nearly_all_weights():
     model = build_classifier(get_backbone("xception"), 3, 71, weights="none").model
     layers = prunable(model)
     assert any(type(layer).__name__ == "SeparableConv2D" for layer in layers)
-    kernels = sum(layer.weights[0].shape.num_elements() if type(layer).__name__ != "SeparableConv2D"
-                  else layer.pointwise_kernel.shape.num_elements() for layer in layers)
+    kernels = sum(
+        layer.weights[0].shape.num_elements()
+        if type(layer).__name__ != "SeparableConv2D"
+        else layer.pointwise_kernel.shape.num_elements()
+        for layer in layers
+    )
     assert kernels / model.count_params() > 0.9

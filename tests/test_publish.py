@@ -1,5 +1,6 @@
 """`edge models push` as an API (edge.publish): a bundle signed and pushed to a real `edge serve`, only the files
 the host lacks sent, and the host's refusals as one line that never holds the token."""
+
 import time
 
 import pytest
@@ -43,12 +44,21 @@ def test_a_push_sends_only_what_the_host_lacks_and_a_retry_keeps_the_number(host
 def test_the_host_s_refusals_are_one_line_without_the_token(host, tmp_path):
     folder = carried_bundle(tmp_path / "b")
     url, publisher, device, key = host["url"], host["publisher"], host["device"], host["key"]
-    cases = [((url, device), HostError, "answered HTTP 403: 'pi-kitchen' has a device token; pushing models needs a "
-                                        "publisher token (edge token create NAME --publisher)"),
-             ((url, "not-a-token"), HostError, "answered HTTP 401: unknown or revoked token"),
-             ((f"http://127.0.0.1:{free_port()}", publisher), HostError, "is edge serve running there, and the URL"),
-             ((f"http://ci:{publisher}@127.0.0.1:1", publisher), OptionError,
-              "--host: give the host's URL without a user name or password")]
+    cases = [
+        (
+            (url, device),
+            HostError,
+            "answered HTTP 403: 'pi-kitchen' has a device token; pushing models needs a "
+            "publisher token (edge token create NAME --publisher)",
+        ),
+        ((url, "not-a-token"), HostError, "answered HTTP 401: unknown or revoked token"),
+        ((f"http://127.0.0.1:{free_port()}", publisher), HostError, "is edge serve running there, and the URL"),
+        (
+            (f"http://ci:{publisher}@127.0.0.1:1", publisher),
+            OptionError,
+            "--host: give the host's URL without a user name or password",
+        ),
+    ]
     for (where, secret), kind, message in cases:
         with pytest.raises(kind) as e:
             push_model(folder, "digits", where, secret, key)
@@ -59,8 +69,9 @@ def test_the_host_s_refusals_are_one_line_without_the_token(host, tmp_path):
 
 
 def test_a_rollout_is_started_read_and_aborted_through_the_api(host, tmp_path):
-    pushed = push_model(carried_bundle(tmp_path / "b", b"TFL3 cams"), "cams", host["url"], host["publisher"],
-                        host["key"])
+    pushed = push_model(
+        carried_bundle(tmp_path / "b", b"TFL3 cams"), "cams", host["url"], host["publisher"], host["key"]
+    )
     summary = window_summary(["cat", "dog"], [(0, 0)] * 10)
     report = make_report(summary, "pi-kitchen", "run-00000001", 0, "a" * 64, time.time(), time.time() + 1)
     assert host["server"].post([report], host["device"])[0] == 200

@@ -38,8 +38,11 @@ def test_int8_io_types_carry_their_quantization(trained):
     model, split = trained
     calibration = calibration_images(split.train_x, 16, seed=0)
     scores = {}
-    for io_type, dtype, quant in [("uint8", np.uint8, (1.0, 0)), ("int8", np.int8, (1.0, -128)),
-                                  ("float32", np.float32, (0.0, 0))]:
+    for io_type, dtype, quant in [
+        ("uint8", np.uint8, (1.0, 0)),
+        ("int8", np.int8, (1.0, -128)),
+        ("float32", np.float32, (0.0, 0)),
+    ]:
         tflite = to_tflite(model, "int8", io_type, calibration)
         detail = input_detail(make_interpreter(tflite))
         assert detail["dtype"] == dtype and detail["quantization"] == quant

@@ -1,5 +1,6 @@
 """`edge quantize`: a float model brought by the user (a bare .tflite, or a float32 bundle) to an int8 bundle
 within --max-drop, on a device-like install without TensorFlow; and its refusals."""
+
 import json
 import shutil
 
@@ -15,16 +16,31 @@ from tests.cli import edge_cli, edge_cli_without_tensorflow
 
 def test_cli_quantizes_a_bare_tflite_within_budget_without_tensorflow(cnn_files, digits, tmp_path):
     out = tmp_path / "q"
-    r = edge_cli_without_tensorflow("quantize", cnn_files / "outlier.tflite", "--data", digits, "--labels",
-                                    cnn_files / "labels.txt", "--max-drop", "0.02", "--out", out,
-                                    "--json", tmp_path / "q.json", "--plot", tmp_path / "errors.png")
+    r = edge_cli_without_tensorflow(
+        "quantize",
+        cnn_files / "outlier.tflite",
+        "--data",
+        digits,
+        "--labels",
+        cnn_files / "labels.txt",
+        "--max-drop",
+        "0.02",
+        "--out",
+        out,
+        "--json",
+        tmp_path / "q.json",
+        "--plot",
+        tmp_path / "errors.png",
+    )
     assert r.returncode == 0, r.stderr[-2000:]
     summary = json.loads((tmp_path / "q.json").read_text())
     budget = read_bundle(out).manifest["quantization"]["budget"]
     assert budget == summary["quantization"]["budget"]
     assert budget["met"] and budget["drop"] <= 0.02 < budget["plain_int8"]["drop"]
-    assert [(k["index"], k["type"], k["as"]) for k in budget["kept"]] == [(0, "CONV_2D", "float"),
-                                                                        (1, "CONV_2D", "float")]
+    assert [(k["index"], k["type"], k["as"]) for k in budget["kept"]] == [
+        (0, "CONV_2D", "float"),
+        (1, "CONV_2D", "float"),
+    ]
     assert budget["extra_bytes"] > 0 and budget["latency_ms"]["plain_int8_p50"] > 0 and budget["seconds"] > 0
     assert [row["kept"] for row in summary["per_operation"]] == ["float", "float", None, None, None]
     assert summary["quantization"]["operations"] == {"float32": 2, "int8": 3}
@@ -38,15 +54,34 @@ def test_cli_quantizes_a_bare_tflite_within_budget_without_tensorflow(cnn_files,
 
 def test_over_budget_writes_nothing_unless_accepted(cnn_files, digits, tmp_path):
     out = tmp_path / "q"
-    args = ("quantize", cnn_files / "extreme.tflite", "--data", digits, "--labels", cnn_files / "labels.txt",
-            "--fallback", "int16", "--max-drop", "0.02", "--out", out)  # int16 cannot hold a 100,000x channel
+    args = (
+        "quantize",
+        cnn_files / "extreme.tflite",
+        "--data",
+        digits,
+        "--labels",
+        cnn_files / "labels.txt",
+        "--fallback",
+        "int16",
+        "--max-drop",
+        "0.02",
+        "--out",
+        out,
+    )  # int16 cannot hold a 100,000x channel
     r = edge_cli(*args)
     assert r.returncode == 2 and not out.exists()
     [line] = r.stderr.strip().splitlines()[-1:]
     assert "below the float model's" in line and "nothing written" in line and "--accept-drop" in line
     assert "Traceback" not in r.stderr
-    summary = edge.quantize(cnn_files / "extreme.tflite", digits, out, labels=cnn_files / "labels.txt",
-                            fallback="int16", max_drop=0.02, accept_drop=True)
+    summary = edge.quantize(
+        cnn_files / "extreme.tflite",
+        digits,
+        out,
+        labels=cnn_files / "labels.txt",
+        fallback="int16",
+        max_drop=0.02,
+        accept_drop=True,
+    )
     assert not summary.quantization["budget"]["met"] and read_bundle(out).manifest["metrics"]["drop_exceeded"]
     assert any("written because of --accept-drop" in w for w in summary.warnings)
 
@@ -92,18 +127,21 @@ def three_images(digits, tmp_path):
     return folder
 
 
-@pytest.mark.parametrize("case,message", [
-    ("quantized", "is already quantized"),
-    ("max_drop_high", "--max-drop 1.5 must be between 0 and 1"),
-    ("max_drop_low", "--max-drop -0.1 must be between 0 and 1"),
-    ("fallback", "did you mean int16"),
-    ("unknown_class", "class folders the model does not know: seven"),
-    ("few_calibration", "3 images are too few to calibrate int8"),
-    ("calibration_count", "--calibration-images 5 is too few"),
-    ("no_out", "--out is required"),
-    ("no_labels", "give --labels FILE"),
-    ("same_out", "would overwrite the model it quantizes"),
-])
+@pytest.mark.parametrize(
+    "case,message",
+    [
+        ("quantized", "is already quantized"),
+        ("max_drop_high", "max_drop=1.5 must be between 0 and 1"),
+        ("max_drop_low", "max_drop=-0.1 must be between 0 and 1"),
+        ("fallback", "did you mean int16"),
+        ("unknown_class", "class folders the model does not know: seven"),
+        ("few_calibration", "3 images are too few to calibrate int8"),
+        ("calibration_count", "calibration_images=5 is too few"),
+        ("no_out", "out is required"),
+        ("no_labels", "give --labels FILE"),
+        ("same_out", "would overwrite the model it quantizes"),
+    ],
+)
 def test_bad_input_is_refused_before_writing(case, message, cnn_files, digits, e2e, tmp_path, request):
     model, labels = cnn_files / "outlier.tflite", cnn_files / "labels.txt"
     args = {"out": tmp_path / "q", "labels": labels}
@@ -135,8 +173,20 @@ def test_bad_input_is_refused_before_writing(case, message, cnn_files, digits, e
 
 
 def test_cli_bad_input_is_one_line_exit_2(cnn_files, digits, tmp_path):
-    r = edge_cli("quantize", cnn_files / "outlier.tflite", "--data", digits, "--labels", cnn_files / "labels.txt",
-                 "--out", tmp_path / "q", "--max-drop", "2")
+    r = edge_cli(
+        "quantize",
+        cnn_files / "outlier.tflite",
+        "--data",
+        digits,
+        "--labels",
+        cnn_files / "labels.txt",
+        "--out",
+        tmp_path / "q",
+        "--max-drop",
+        "2",
+    )
     assert r.returncode == 2 and "Traceback" not in r.stderr
-    assert r.stderr.strip().splitlines()[-1] == "error: --max-drop 2.0 must be between 0 and 1: the accuracy int8 " \
-                                                "may lose, e.g. 0.01"
+    assert (
+        r.stderr.strip().splitlines()[-1] == "error: --max-drop 2.0 must be between 0 and 1: the accuracy int8 "
+        "may lose, e.g. 0.01"
+    )

@@ -1,4 +1,5 @@
 """The runtimes' start-up chatter is dropped from stderr; every other line gets through."""
+
 import subprocess
 import sys
 
@@ -23,4 +24,7 @@ def test_noise_is_dropped_and_real_lines_pass():
     assert r.returncode == 0
     assert r.stderr.splitlines() == [
         "E0000 00:00:1795614510.884383    8477 op_kernel.cc:1830] OP_REQUIRES failed: out of memory",
-        "a real warning", "", "after"]
+        "a real warning",
+        "",
+        "after",
+    ]

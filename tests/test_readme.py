@@ -1,5 +1,6 @@
 """The README and docs/ hold to the code: the layer table in docs/layout.md is edge/layers.py's LAYERS, and every
 relative link points at a file (and a heading) that exists. Both drifted once; these keep them from drifting again."""
+
 import re
 from pathlib import Path
 
@@ -52,7 +53,7 @@ def test_the_table_check_sees_a_missing_or_misplaced_module():
 def broken_links(page: Path) -> list[str]:
     broken = []
     for target in LINK.findall(prose(page.read_text())):
-        if re.match(r"[a-z]+:", target):                 # http:, https:, mailto: are not checked here
+        if re.match(r"[a-z]+:", target):  # http:, https:, mailto: are not checked here
             continue
         file, _, anchor = target.partition("#")
         where = (page.parent / file).resolve() if file else page
@@ -69,8 +70,9 @@ def test_every_relative_link_points_at_a_file_and_heading():
 
 
 def test_the_link_check_sees_a_broken_link(tmp_path):
-    (tmp_path / "a.md").write_text("# Title\n\n[ok](a.md#title) [gone](b.md) [wrong](a.md#nowhere)\n"
-                                   "```\n[code](not-a-link.md)\n```\n")
+    (tmp_path / "a.md").write_text(
+        "# Title\n\n[ok](a.md#title) [gone](b.md) [wrong](a.md#nowhere)\n```\n[code](not-a-link.md)\n```\n"
+    )
     assert broken_links(tmp_path / "a.md") == ["b.md: no such file", "a.md#nowhere: no such heading"]
 
 

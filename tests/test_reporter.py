@@ -1,6 +1,7 @@
 """Device reporting against the real `edge serve` process: the outbox keeps every report until the
 host has stored it, a host killed and restarted mid-run loses nothing and duplicates nothing, and a
 backlog left by an earlier run drains when the host is back."""
+
 import http.server
 import json
 import sqlite3
@@ -84,11 +85,35 @@ def test_host_killed_and_restarted_mid_run_loses_and_duplicates_nothing(e2e, dev
     db, token = device
     server = Server(db).start()
     summary_file = tmp_path / "summary.json"
-    runner = subprocess.Popen([
-        sys.executable, "-m", "edge.cli", "run", e2e.bundle, "--source", str(five_seconds), "--realtime",
-        "--truth", "2", "--report-to", server.url, "--token", token, "--device-id", "pi-kitchen",
-        "--report-every", "0.25", "--outbox", str(tmp_path / "outbox.db"), "--json", str(summary_file)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    runner = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "edge.cli",
+            "run",
+            e2e.bundle,
+            "--source",
+            str(five_seconds),
+            "--realtime",
+            "--truth",
+            "2",
+            "--report-to",
+            server.url,
+            "--token",
+            token,
+            "--device-id",
+            "pi-kitchen",
+            "--report-every",
+            "0.25",
+            "--outbox",
+            str(tmp_path / "outbox.db"),
+            "--json",
+            str(summary_file),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         time.sleep(1.5)
         server.kill()  # mid-run, maybe mid-request
@@ -107,15 +132,16 @@ def test_host_killed_and_restarted_mid_run_loses_and_duplicates_nothing(e2e, dev
 def test_backlog_of_an_earlier_run_drains_when_the_host_is_back(e2e, digits, device, tmp_path):
     db, token = device
     port = free_port()
-    options = dict(url=f"http://127.0.0.1:{port}", token=token, device_id="pi-kitchen", every=0.05,
-                   outbox=tmp_path / "outbox.db")
-    offline = run(e2e.bundle, digits / "1", RunOptions(truth="1", realtime=True,
-                                                          reporting=ReportOptions(**options, flush=0)))
+    options = dict(
+        url=f"http://127.0.0.1:{port}", token=token, device_id="pi-kitchen", every=0.05, outbox=tmp_path / "outbox.db"
+    )
+    offline = run(
+        e2e.bundle, digits / "1", RunOptions(truth="1", realtime=True, reporting=ReportOptions(**options, flush=0))
+    )
     assert offline.reporting["sent"] == 0 and offline.reporting["pending"] == offline.reporting["reports"]
     server = Server(db, port).start()
     try:
-        online = run(e2e.bundle, digits / "3", RunOptions(truth="3", max_frames=20,
-                                                             reporting=ReportOptions(**options)))
+        online = run(e2e.bundle, digits / "3", RunOptions(truth="3", max_frames=20, reporting=ReportOptions(**options)))
     finally:
         server.stop()
     assert online.reporting["sent"] == offline.reporting["reports"] + online.reporting["reports"]
@@ -123,18 +149,21 @@ def test_backlog_of_an_earlier_run_drains_when_the_host_is_back(e2e, digits, dev
     assert_all_arrived(db, online.to_json())
 
 
-@pytest.mark.parametrize("options,message", [
-    (dict(url="192.168.1.10:8765"), "give the host's URL"),
-    (dict(url="http://pi:s3cret@127.0.0.1:1"), "--report-to: give the host's URL without a user name or password"),
-    (dict(url="pi:s3cret@127.0.0.1:1"), "without a user name or password"),
-    (dict(url="http://127.0.0.1:s3cret"), "give the host's URL"),
-    (dict(url="http://127.0.0.1:1/?token=s3cret"), "give the host's URL"),
-    (dict(token=""), "needs --token"),
-    (dict(device_id="../x"), "--device-id"),
-    (dict(every=0), "--report-every"),
-    (dict(every=float("nan")), "--report-every nan: give a positive number"),
-    (dict(every=float("inf")), "--report-every inf: give a positive number"),
-])
+@pytest.mark.parametrize(
+    "options,message",
+    [
+        (dict(url="192.168.1.10:8765"), "give the host's URL"),
+        (dict(url="http://pi:s3cret@127.0.0.1:1"), "--report-to: give the host's URL without a user name or password"),
+        (dict(url="pi:s3cret@127.0.0.1:1"), "without a user name or password"),
+        (dict(url="http://127.0.0.1:s3cret"), "give the host's URL"),
+        (dict(url="http://127.0.0.1:1/?token=s3cret"), "give the host's URL"),
+        (dict(token=""), "needs --token"),
+        (dict(device_id="../x"), "--device-id"),
+        (dict(every=0), "--report-every"),
+        (dict(every=float("nan")), "--report-every nan: give a positive number"),
+        (dict(every=float("inf")), "--report-every inf: give a positive number"),
+    ],
+)
 def test_bad_report_options(options, message, tmp_path):
     good = dict(url="http://127.0.0.1:1", token="t", device_id="pi", outbox=tmp_path / "o.db")
     with pytest.raises(EdgeError, match=message) as e:
@@ -143,8 +172,18 @@ def test_bad_report_options(options, message, tmp_path):
 
 
 def test_a_url_s_password_is_refused_and_never_shown(e2e, digits):
-    r = edge_cli("run", e2e.bundle, "--source", digits / "2", "--report-to", "http://pi:s3cret@127.0.0.1:1",
-                 "--token", "t", "--device-id", "pi-kitchen")
+    r = edge_cli(
+        "run",
+        e2e.bundle,
+        "--source",
+        digits / "2",
+        "--report-to",
+        "http://pi:s3cret@127.0.0.1:1",
+        "--token",
+        "t",
+        "--device-id",
+        "pi-kitchen",
+    )
     assert r.returncode == 2 and "without a user name or password" in r.stderr
     assert "s3cret" not in r.stderr + r.stdout
 
@@ -152,8 +191,9 @@ def test_a_url_s_password_is_refused_and_never_shown(e2e, digits):
 def test_cli_reporting_options(e2e, digits):
     r = edge_cli("run", e2e.bundle, "--source", digits / "2", "--token", "abc")
     assert r.returncode == 2 and "add --report-to" in r.stderr
-    r = edge_cli("run", e2e.bundle, "--source", digits / "2", "--report-to", "http://127.0.0.1:1",
-                 "--device-id", "pi-kitchen")
+    r = edge_cli(
+        "run", e2e.bundle, "--source", digits / "2", "--report-to", "http://127.0.0.1:1", "--device-id", "pi-kitchen"
+    )
     assert r.returncode == 2 and "needs --token" in r.stderr
 
 
@@ -204,6 +244,7 @@ def test_only_the_host_s_own_word_lets_a_report_go(device, tmp_path):
 
 class Redirect(http.server.BaseHTTPRequestHandler):
     """A captive portal's redirect to its login page, on another server, which notes the requests' headers."""
+
     location = None
 
     def do_POST(self):
@@ -238,8 +279,15 @@ def test_a_redirect_is_not_followed_with_the_token(tmp_path):
     Redirect.location = f"http://127.0.0.1:{portal.server_address[1]}/login"
     redirect = serve(Redirect)
     try:
-        reporter = Reporter(ReportOptions(f"http://127.0.0.1:{redirect.server_address[1]}", "s3cret-token",
-                                          "pi-kitchen", outbox=tmp_path / "outbox.db", flush=1.0))
+        reporter = Reporter(
+            ReportOptions(
+                f"http://127.0.0.1:{redirect.server_address[1]}",
+                "s3cret-token",
+                "pi-kitchen",
+                outbox=tmp_path / "outbox.db",
+                flush=1.0,
+            )
+        )
         reporter.submit(window_report("pi-kitchen", 0, uuid.uuid4().hex))
         tally = reporter.close()
     finally:

@@ -1,5 +1,6 @@
 """edge.results: what the API returns is typed, and its to_json() is exactly what `--json` writes: the same keys in
 the same order, a group present only sometimes left out when absent, a key that is null kept as null."""
+
 import json
 from dataclasses import fields
 
@@ -23,7 +24,11 @@ def test_an_eval_result_is_what_eval_json_writes(e2e, digits):
     assert {k: v for k, v in made.items() if k not in TIMED} == {k: v for k, v in written.items() if k not in TIMED}
     assert "fingerprint" not in made  # only with --fingerprint
     assert (result.accuracy, result.n, result.per_class, result.source) == (
-        made["accuracy"], made["n"], made["per_class"], "bundle")
+        made["accuracy"],
+        made["n"],
+        made["per_class"],
+        "bundle",
+    )
     assert EvalResult(**json.loads(json.dumps(made))) == result  # nothing lost on the way through JSON
 
 

@@ -1,5 +1,6 @@
 """Rollouts on a real `edge serve` (edge.server.rollouts): canaries first, told through the answers to their
 reports; promoted when the guard holds on what they reported, rolled back without a person when it does not."""
+
 import hashlib
 import re
 import time
@@ -26,8 +27,11 @@ def fleet(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("rollouts")
     db = tmp / "edge.db"
     publisher = token(db, "ci", "--publisher")
-    tokens = {"publisher": publisher, "reader": token(db, "ops", "--reader"),
-              **{device: token(db, device) for device in DEVICES}}
+    tokens = {
+        "publisher": publisher,
+        "reader": token(db, "ops", "--reader"),
+        **{device: token(db, device) for device in DEVICES},
+    }
     server = Server(db, None, "--protect-reads").start()
     host = {"server": server, "tokens": tokens, "key": create_keys(tmp / "keys")[0]}
     shas = {}
@@ -53,8 +57,11 @@ def report(fleet, device, version, right, ago=0.0, windows=3):
     for i in range(windows):
         fleet["seq"][device] += 1
         start = now + i * 0.01
-        batch.append(make_report(summary, device, fleet["run"][device], fleet["seq"][device], fleet["shas"][version],
-                                 start, start + 0.01))
+        batch.append(
+            make_report(
+                summary, device, fleet["run"][device], fleet["seq"][device], fleet["shas"][version], start, start + 0.01
+            )
+        )
     status, answer = fleet["server"].post(batch, fleet["tokens"][device])
     assert status == 200, answer
     return answer
@@ -132,8 +139,9 @@ def test_the_dashboard_shows_each_rollout_its_devices_and_its_history(fleet, tmp
     finally:
         server.request("POST", "/api/v1/rollouts/digits/abort", b"", tokens["publisher"])
     assert 'data-loaded="yes"' in dom and '<section id="rollouts">' in dom
-    assert re.search(r'<div class="rollout" data-state="canary"><h3>digits@1: canary, started \d+ s ago by ci</h3>',
-                     dom), dom[:3000]
+    assert re.search(
+        r'<div class="rollout" data-state="canary"><h3>digits@1: canary, started \d+ s ago by ci</h3>', dom
+    ), dom[:3000]
     assert re.search(r"<tr><td>pi-1</td><td>canary</td><td>digits@1</td><td>digits@\d</td></tr>", dom)
     assert re.search(r"<li>[^<]*: started by ci: digits@1 to 1 canary\(ies\) of 1: pi-1</li>", dom)
 
@@ -155,8 +163,9 @@ def test_a_rollout_goes_on_after_the_host_restarts(fleet):
 def test_a_new_rollout_supersedes_one_that_waits_for_a_device(fleet):
     """Promoted, but a device has not reported since (switched off, say): the next rollout of the model is
     not held up; the one before ends as superseded."""
-    status, first = start(fleet, {"model": "digits", "version": 3, "canary": 1, "watch": 1.0,
-                                  "guard": {"min_frames": 40}})
+    status, first = start(
+        fleet, {"model": "digits", "version": 3, "canary": 1, "watch": 1.0, "guard": {"min_frames": 40}}
+    )
     assert status == 201
     report(fleet, first["canaries"][0], 3, right=9)
     wait_for(fleet, "digits", "promoted")  # the other devices never report under it
@@ -202,6 +211,9 @@ def test_the_rest_follow_in_waves_each_judged_allowing_for_what_the_whole_fleet_
     wait_for(fleet, "digits", "wave")
     report(fleet, first, 2, right=2)
     failed = wait_for(fleet, "digits", "failed")
-    assert re.fullmatch(r"field accuracy 0.200 on 120 frames under digits@2 against 0.[78]\d\d before \(a drop over "
-                        r"0.05\): the 2 devices moved were rolled back", failed["reason"]), failed["reason"]
+    assert re.fullmatch(
+        r"field accuracy 0.200 on 120 frames under digits@2 against 0.[78]\d\d before \(a drop over "
+        r"0.05\): the 2 devices moved were rolled back",
+        failed["reason"],
+    ), failed["reason"]
     assert all(report(fleet, d, 2, right=9)["run"] == {"model": "digits", "version": 3} for d in (canary, first))

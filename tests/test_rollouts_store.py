@@ -1,5 +1,6 @@
 """The rollouts' store (edge.server.rollouts_store) on a real SQLite file, where timing matters: the clock and a
 person acting on the same rollout at once."""
+
 import time
 import uuid
 
@@ -24,8 +25,10 @@ def test_an_abort_that_lands_while_the_clock_waits_for_the_lock_is_not_undone(tm
     summary = window_summary(["cat", "dog"], [(0, 0)] * 40)
 
     def post(device, version, start, first=1):
-        reports = [make_report(summary, device, runs[device], first + i, SHAS[version], start + i / 100,
-                               start + (i + 1) / 100) for i in range(3)]
+        reports = [
+            make_report(summary, device, runs[device], first + i, SHAS[version], start + i / 100, start + (i + 1) / 100)
+            for i in range(3)
+        ]
         plain = orjson.loads(orjson.dumps(reports, option=orjson.OPT_SERIALIZE_NUMPY))  # as a POST's body comes
         store.store_posts(db, [("reports", device, plain)])
 

@@ -1,5 +1,6 @@
 """`edge run` on real video files (FFV1, lossless) and folders, with a truth schedule: every frame
 accounted for, and field metrics equal to `edge eval` on the same frames."""
+
 import functools
 import http.server
 import json
@@ -50,8 +51,11 @@ def walk(digits, tmp_path_factory):
 
 
 def test_field_metrics_equal_edge_eval_on_the_same_frames(e2e, walk, tmp_path):
-    summary = run(e2e.bundle, walk / "walk.avi",
-                  RunOptions(truth_schedule=walk / "walk.json", log_file=tmp_path / "log.jsonl", threads=2))
+    summary = run(
+        e2e.bundle,
+        walk / "walk.avi",
+        RunOptions(truth_schedule=walk / "walk.json", log_file=tmp_path / "log.jsonl", threads=2),
+    )
     assert summary.frames == summary.evaluated == 4 * PER_CLASS
     assert summary.dropped == summary.failures == 0
     assert summary.source_mode.lower() == "48x48 ffv1 @30"  # what the source delivers, as OpenCV reports it
@@ -97,8 +101,11 @@ def test_camera_sized_mjpg_gives_the_predictions_of_a_full_decode(e2e, walk, tmp
     (tmp_path / "camera.json").write_text(json.dumps(schedule))
     summaries, top1 = {}, {}
     for decode in ("fast", "full"):
-        summaries[decode] = run(e2e.bundle, tmp_path / "camera.avi", RunOptions(
-            truth_schedule=tmp_path / "camera.json", log_file=tmp_path / f"{decode}.jsonl", decode=decode))
+        summaries[decode] = run(
+            e2e.bundle,
+            tmp_path / "camera.avi",
+            RunOptions(truth_schedule=tmp_path / "camera.json", log_file=tmp_path / f"{decode}.jsonl", decode=decode),
+        )
         top1[decode] = [json.loads(line)["label"] for line in (tmp_path / f"{decode}.jsonl").read_text().splitlines()]
     fast, full = summaries["fast"], summaries["full"]
     assert fast.frames == full.frames == frame == 4 * PER_CLASS * 3 and fast.failures == 0
@@ -132,16 +139,21 @@ def test_the_api_takes_run_options_or_their_keywords_alike(e2e, walk, tmp_path):
     assert (tmp_path / "a.jsonl").read_text().count("\n") == (tmp_path / "b.jsonl").read_text().count("\n") == 12
 
 
-@pytest.mark.parametrize("args,message", [
-    (["--truth", "seven"], "not one of the model's labels"),
-    (["--truth", "1", "--truth-schedule", "{walk}/walk.json"], "not both"),
-    (["--truth-schedule", "{walk}/frames"], "cannot read"),
-    (["--smooth", "0"], "--smooth 0"),
-    (["--source", "{walk}/missing.avi"], "not a camera index"),
-    (["--camera-mode", "640x480"], "--camera-mode is for cameras (0, /dev/videoN), not a file"),
-    (["--camera-mode", "640*480", "--source", "0"], "give WIDTHxHEIGHT[@FPS][/FOURCC]"),
-    pytest.param(["--preview"], "--preview needs", marks=pytest.mark.skipif(has_gui(), reason="this OpenCV has a GUI")),
-])
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["--truth", "seven"], "not one of the model's labels"),
+        (["--truth", "1", "--truth-schedule", "{walk}/walk.json"], "not both"),
+        (["--truth-schedule", "{walk}/frames"], "cannot read"),
+        (["--smooth", "0"], "--smooth 0"),
+        (["--source", "{walk}/missing.avi"], "not a camera index"),
+        (["--camera-mode", "640x480"], "--camera-mode is for cameras (0, /dev/videoN), not a file"),
+        (["--camera-mode", "640*480", "--source", "0"], "give WIDTHxHEIGHT[@FPS][/FOURCC]"),
+        pytest.param(
+            ["--preview"], "--preview needs", marks=pytest.mark.skipif(has_gui(), reason="this OpenCV has a GUI")
+        ),
+    ],
+)
 def test_cli_bad_options(e2e, walk, args, message):
     args = [a.format(walk=walk) for a in args]
     if "--source" not in args:
@@ -151,11 +163,13 @@ def test_cli_bad_options(e2e, walk, args, message):
 
 
 def test_bad_schedules(e2e, walk, tmp_path):
-    cases = {"[{\"start_frame\": 0, \"end_frame\": 5}]": "needs a label",
-             "[{\"start_frame\": 0, \"end_frame\": 5, \"label\": \"0\"}, "
-             "{\"start_frame\": 5, \"end_frame\": 9, \"label\": \"1\"}]": "overlap",
-             "[{\"start_frame\": 3, \"end_frame\": 1, \"label\": \"0\"}]": "0 <= start <= end",
-             "{nope": "not valid JSON"}
+    cases = {
+        '[{"start_frame": 0, "end_frame": 5}]': "needs a label",
+        '[{"start_frame": 0, "end_frame": 5, "label": "0"}, '
+        '{"start_frame": 5, "end_frame": 9, "label": "1"}]': "overlap",
+        '[{"start_frame": 3, "end_frame": 1, "label": "0"}]': "0 <= start <= end",
+        "{nope": "not valid JSON",
+    }
     for text, message in cases.items():
         (tmp_path / "s.json").write_text(text)
         r = edge_cli("run", e2e.bundle, "--source", walk / "walk.avi", "--truth-schedule", tmp_path / "s.json")
@@ -170,17 +184,23 @@ def test_run_works_where_tensorflow_cannot_be_imported(e2e, walk):
     assert summary["frames"] == summary["per_class"]["0"]["support"] == 4 * PER_CLASS
 
 
-@pytest.mark.parametrize("args,message", [
-    (["--duration", "nan"], "--duration nan: give a positive number of seconds"),
-    (["--duration", "inf"], "--duration inf: give a positive number of seconds"),
-    (["--truth", ""], "--truth is empty"),
-    (["--truth", "  "], "--truth is empty"),
-    (["--threads", "10000"], "--threads 10000 must be at least 1 and at most"),
-    (["--threshold", "nan"], "--threshold nan must be a number from 0 to 1"),
-    (["--smooth", "99999999999999999999"], "--smooth 99999999999999999999 must be at least 1 (1: no smoothing) and"),
-    (["--top-k", "100"], "--top-k 100: the model has 4 classes; give 1 to 4"),
-    (["--source", ""], "--source is empty"),
-])
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["--duration", "nan"], "--duration nan: give a positive number of seconds"),
+        (["--duration", "inf"], "--duration inf: give a positive number of seconds"),
+        (["--truth", ""], "--truth is empty"),
+        (["--truth", "  "], "--truth is empty"),
+        (["--threads", "10000"], "--threads 10000 must be at least 1 and at most"),
+        (["--threshold", "nan"], "--threshold nan must be a number from 0 to 1"),
+        (
+            ["--smooth", "99999999999999999999"],
+            "--smooth 99999999999999999999 must be at least 1 (1: no smoothing) and",
+        ),
+        (["--top-k", "100"], "--top-k 100: the model has 4 classes; give 1 to 4"),
+        (["--source", ""], "--source is empty"),
+    ],
+)
 def test_odd_option_values_are_one_line_errors(e2e, walk, args, message):
     if "--source" not in args:
         args = ["--source", walk / "walk.avi", *args]
@@ -205,11 +225,13 @@ def test_a_truncated_video_says_it_ended_early(e2e, digits, tmp_path):
         writer.write(image)
     writer.release()
     data = (tmp_path / "whole.avi").read_bytes()
-    (tmp_path / "cut.avi").write_bytes(data[:len(data) // 2])
+    (tmp_path / "cut.avi").write_bytes(data[: len(data) // 2])
     cut = run(e2e.bundle, tmp_path / "cut.avi", RunOptions(truth="3"))
     assert 0 < cut.frames < 40 and cut.failures <= 1  # the frame the cut went through does not decode
-    assert f"file {tmp_path / 'cut.avi'} ended early, after {cut.frames + cut.failures} of the 40 frames its " \
-           "container promised: the file may be truncated or damaged" in cut.notes
+    assert (
+        f"file {tmp_path / 'cut.avi'} ended early, after {cut.frames + cut.failures} of the 40 frames its "
+        "container promised: the file may be truncated or damaged" in cut.notes
+    )
     whole = run(e2e.bundle, tmp_path / "whole.avi", RunOptions(truth="3"))
     assert whole.frames == 40 and not [note for note in whole.notes if "ended early" in note]
 
@@ -247,11 +269,35 @@ def test_a_stream_that_dies_ends_at_the_duration_and_reports_no_empty_windows(e2
     host, stream = Server(db).start(), FilesOverHttp(walk)
     source = f"http://edge:hunter2@127.0.0.1:{stream.port}/walk.avi?password=hunter2&channel=1"
     env = {k: v for k, v in os.environ.items() if not k.startswith("EDGE_")}
-    runner = subprocess.Popen([
-        sys.executable, "-m", "edge.cli", "run", e2e.bundle, "--source", source, "--duration", "3",
-        "--report-to", host.url, "--token", token, "--device-id", "pi-door", "--report-every", "1",
-        "--outbox", tmp_path / "outbox.db", "--json", tmp_path / "summary.json"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    runner = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "edge.cli",
+            "run",
+            e2e.bundle,
+            "--source",
+            source,
+            "--duration",
+            "3",
+            "--report-to",
+            host.url,
+            "--token",
+            token,
+            "--device-id",
+            "pi-door",
+            "--report-every",
+            "1",
+            "--outbox",
+            tmp_path / "outbox.db",
+            "--json",
+            tmp_path / "summary.json",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
     try:
         while not stream.requests and runner.poll() is None:
             time.sleep(0.05)
@@ -300,10 +346,31 @@ def test_a_log_that_cannot_be_opened_is_one_line_at_once(e2e, digits, tmp_path, 
     exit 2, and the process ends."""
     log = make(tmp_path)
     try:
-        r = subprocess.run([sys.executable, "-m", "edge.cli", "run", e2e.bundle, "--source", digits / "3",
-                            "--log", log, "--report-to", f"http://127.0.0.1:{free_port()}", "--token", "t",
-                            "--device-id", "pi-door", "--outbox", tmp_path / "outbox.db"],
-                           capture_output=True, text=True, timeout=60, check=False)
+        r = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "edge.cli",
+                "run",
+                e2e.bundle,
+                "--source",
+                digits / "3",
+                "--log",
+                log,
+                "--report-to",
+                f"http://127.0.0.1:{free_port()}",
+                "--token",
+                "t",
+                "--device-id",
+                "pi-door",
+                "--outbox",
+                tmp_path / "outbox.db",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
     except subprocess.TimeoutExpired as e:
         pytest.fail(f"edge run did not end after an error at start: {e.stderr}")
     assert r.returncode == 2 and r.stderr.splitlines() == [r.stderr.strip()], r.stderr

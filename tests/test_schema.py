@@ -1,5 +1,6 @@
 """The host's schema (edge.server.schema): an older store brought up once, under the write lock, whoever opens
 it; a store of another version refused in one line."""
+
 import sqlite3
 import threading
 
@@ -14,8 +15,12 @@ def version_5(path):
     """A store as edge's store version 5 left it: rollouts without waves."""
     db = sqlite3.connect(path, isolation_level=None)
     table = next(t for t in schema.TABLES.split(";") if "TABLE IF NOT EXISTS rollouts " in t)
-    db.executescript(schema.TABLES.replace(table, table.replace(
-        ",\n    waves TEXT NOT NULL DEFAULT '[]', stage INTEGER NOT NULL DEFAULT 0", "")) + ";PRAGMA user_version = 5")
+    db.executescript(
+        schema.TABLES.replace(
+            table, table.replace(",\n    waves TEXT NOT NULL DEFAULT '[]', stage INTEGER NOT NULL DEFAULT 0", "")
+        )
+        + ";PRAGMA user_version = 5"
+    )
     db.close()
 
 

@@ -1,5 +1,6 @@
 """The accuracy budget kept by keeping operations higher: on a real CNN that plain int8 breaks (one outlier
 channel), the search finds the two operations around it; on the same CNN unchanged, it keeps nothing."""
+
 import numpy as np
 import pytest
 

@@ -2,6 +2,7 @@
 a time and bodies that stall are closed after their timeouts, with a 408 to those that began a request; and
 past the open-files limit of a default systemd unit (1024) the connections that have waited longest make
 room, so a device's report is still stored during a flood."""
+
 import json
 import resource
 import select
@@ -25,10 +26,26 @@ def serve(db: Path, header_timeout: float, body_timeout: float, files: tuple[int
     """The server, its open-files limit (soft, hard) set before it starts; up when /healthz answers."""
     server = Server(db, free_port())
     server.process = subprocess.Popen(
-        [sys.executable, "-m", "edge.cli", "serve", "--db", str(db), "--port", str(server.port), "--workers", "1",
-         "--header-timeout", str(header_timeout), "--body-timeout", str(body_timeout)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, files))
+        [
+            sys.executable,
+            "-m",
+            "edge.cli",
+            "serve",
+            "--db",
+            str(db),
+            "--port",
+            str(server.port),
+            "--workers",
+            "1",
+            "--header-timeout",
+            str(header_timeout),
+            "--body-timeout",
+            str(body_timeout),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, files),
+    )
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline and server.process.poll() is None:
         try:
@@ -42,8 +59,9 @@ def serve(db: Path, header_timeout: float, body_timeout: float, files: tuple[int
 
 def report_body(device: str, seq: int = 0) -> bytes:
     summary = window_summary(["cat", "dog"], [(0, 0), (1, 0)])
-    return json.dumps({"reports": [make_report(summary, device, "run-0001", seq, "a" * 64, 1.8e9 + seq,
-                                               1.8e9 + seq + 1)]}).encode()
+    return json.dumps(
+        {"reports": [make_report(summary, device, "run-0001", seq, "a" * 64, 1.8e9 + seq, 1.8e9 + seq + 1)]}
+    ).encode()
 
 
 def connect(port: int) -> socket.socket:
@@ -127,16 +145,21 @@ def test_requests_that_do_not_finish_are_closed_after_their_timeouts(quick, toke
     headers = connect(quick.port)
     headers.sendall(b"POST /api/v1/reports HTTP/1.1\r\nHost: edge\r\n")
     stalled = connect(quick.port)
-    stalled.sendall(f"POST /api/v1/reports HTTP/1.1\r\nHost: edge\r\nAuthorization: Bearer {tokens[1]}\r\n"
-                    "Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n{\"reports\"".encode())
+    stalled.sendall(
+        f"POST /api/v1/reports HTTP/1.1\r\nHost: edge\r\nAuthorization: Bearer {tokens[1]}\r\n"
+        'Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n{"reports"'.encode()
+    )
     trickle = connect(quick.port)  # a byte of headers every 0.2 s: a deadline, not a wait between bytes
     for byte in b"GET /healthz HTTP/1.1\r\nHost: edge\r\nX-Slow: " + b"a" * 30:
         if select.select([trickle], [], [], 0.2)[0]:
             break
         trickle.sendall(bytes([byte]))
     assert answer(silent) == b""
-    for sock, why in ((headers, b"headers took over 1 s"), (stalled, b"body stalled"),
-                      (trickle, b"headers took over 1 s")):
+    for sock, why in (
+        (headers, b"headers took over 1 s"),
+        (stalled, b"body stalled"),
+        (trickle, b"headers took over 1 s"),
+    ):
         got = answer(sock)
         assert got.startswith(b"HTTP/1.1 408 ") and why in got, got
     assert quick.alive()
@@ -146,12 +169,14 @@ def test_a_slow_body_that_keeps_coming_is_taken(quick, tokens):
     """The body timeout is between bytes: a body sent in pieces over 3 s (three times it) is stored."""
     body = report_body("pi-door", seq=1)
     sock = connect(quick.port)
-    sock.sendall(f"POST /api/v1/reports HTTP/1.1\r\nHost: edge\r\nAuthorization: Bearer {tokens[1]}\r\n"
-                 f"Content-Type: application/json\r\nConnection: close\r\nContent-Length: {len(body)}\r\n\r\n".encode())
+    sock.sendall(
+        f"POST /api/v1/reports HTTP/1.1\r\nHost: edge\r\nAuthorization: Bearer {tokens[1]}\r\n"
+        f"Content-Type: application/json\r\nConnection: close\r\nContent-Length: {len(body)}\r\n\r\n".encode()
+    )
     step = len(body) // 6 + 1
     for start in range(0, len(body), step):
         time.sleep(0.5)
-        sock.sendall(body[start:start + step])
+        sock.sendall(body[start : start + step])
     got = answer(sock)
     assert got.startswith(b"HTTP/1.1 200 ") and b'"stored":1' in got, got
 

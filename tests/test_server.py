@@ -1,5 +1,6 @@
 """`edge serve` as a real process on loopback: reports stored once and shown, tokens enforced, and
 bad, huge, malformed and hostile bodies refused with the right code while the server keeps serving."""
+
 import copy
 import csv
 import hashlib
@@ -55,10 +56,14 @@ def test_reports_are_stored_once_and_shown(host, summary):
     server, tokens = host
     batch = reports(summary, "pi-kitchen", 3)
     ids = [r["id"] for r in batch]
-    assert server.post(batch, tokens["pi-kitchen"]) == (200, {"stored": 3, "duplicates": 0, "conflicts": [],
-                                                               "ids": ids})
-    assert server.post(batch, tokens["pi-kitchen"]) == (200, {"stored": 0, "duplicates": 3, "conflicts": [],
-                                                               "ids": ids})  # a retry
+    assert server.post(batch, tokens["pi-kitchen"]) == (
+        200,
+        {"stored": 3, "duplicates": 0, "conflicts": [], "ids": ids},
+    )
+    assert server.post(batch, tokens["pi-kitchen"]) == (
+        200,
+        {"stored": 0, "duplicates": 3, "conflicts": [], "ids": ids},
+    )  # a retry
     status, body = server.get("/api/v1/devices")
     device = next(d for d in body["devices"] if d["device"] == "pi-kitchen")
     assert status == 200 and device["reports"] == 3 and device["latest"]["seq"] == 2 and device["conflicts"] == 0
@@ -82,19 +87,23 @@ def test_reports_are_stored_once_and_shown(host, summary):
 
 def test_tokens_are_stored_hashed(host):
     server, tokens = host
-    raw = server.db.read_bytes() + (server.db.with_name("edge.db-wal").read_bytes()
-                                    if server.db.with_name("edge.db-wal").exists() else b"")
+    raw = server.db.read_bytes() + (
+        server.db.with_name("edge.db-wal").read_bytes() if server.db.with_name("edge.db-wal").exists() else b""
+    )
     assert not any(t.encode() in raw for t in tokens.values())
     names = {n for (n,) in sqlite3.connect(server.db).execute("SELECT name FROM tokens")}
     assert names == {"pi-kitchen", "pi-garage", "alice"}
 
 
-@pytest.mark.parametrize("who,device,status,message", [
-    (None, "pi-kitchen", 401, "missing token"),
-    ("not-a-token", "pi-kitchen", 401, "unknown or revoked"),
-    ("pi-garage", "pi-kitchen", 403, "but the token is for 'pi-garage'"),
-    ("alice", "alice", 403, "reader token"),
-])
+@pytest.mark.parametrize(
+    "who,device,status,message",
+    [
+        (None, "pi-kitchen", 401, "missing token"),
+        ("not-a-token", "pi-kitchen", 401, "unknown or revoked"),
+        ("pi-garage", "pi-kitchen", 403, "but the token is for 'pi-garage'"),
+        ("alice", "alice", 403, "reader token"),
+    ],
+)
 def test_writes_need_the_device_s_own_token(host, summary, who, device, status, message):
     server, tokens = host
     code, body = server.post(reports(summary, device, 1), tokens.get(who, who))
@@ -159,13 +168,18 @@ def test_a_body_over_the_limit_is_cut_off_while_it_streams(host):
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
-@given(st.one_of(
-    st.binary(max_size=2000),
-    st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
-                 lambda children: st.lists(children, max_size=5) | st.dictionaries(st.text(max_size=10), children,
-                                                                                  max_size=5), max_leaves=30)
-    .map(lambda v: json.dumps({"reports": [v]}).encode()),
-))
+@given(
+    st.one_of(
+        st.binary(max_size=2000),
+        st.recursive(
+            st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+            lambda children: (
+                st.lists(children, max_size=5) | st.dictionaries(st.text(max_size=10), children, max_size=5)
+            ),
+            max_leaves=30,
+        ).map(lambda v: json.dumps({"reports": [v]}).encode()),
+    )
+)
 def test_fuzzed_bodies_are_refused_never_a_500(host, body):
     server, tokens = host
     code, answer = server.request("POST", "/api/v1/reports", body, tokens["pi-garage"])
@@ -178,10 +192,18 @@ def test_fuzzed_fields_of_a_real_report_are_refused_never_a_500(host, summary, d
     server, tokens = host
     report = reports(summary, "pi-garage", 1)[0]
     key = data.draw(st.sampled_from(sorted(report)))
-    report[key] = data.draw(st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=70)
-                            | st.lists(st.integers(), max_size=3) | st.dictionaries(st.text(max_size=5), st.integers()))
-    code, answer = server.request("POST", "/api/v1/reports", json.dumps({"reports": [report]}).encode(),
-                                  tokens["pi-garage"])
+    report[key] = data.draw(
+        st.none()
+        | st.booleans()
+        | st.integers()
+        | st.floats()
+        | st.text(max_size=70)
+        | st.lists(st.integers(), max_size=3)
+        | st.dictionaries(st.text(max_size=5), st.integers())
+    )
+    code, answer = server.request(
+        "POST", "/api/v1/reports", json.dumps({"reports": [report]}).encode(), tokens["pi-garage"]
+    )
     assert code in (200, 400, 403, 422), (key, report[key], code, answer)
     if code == 200:  # what was taken is stored as sent
         _, body = server.get("/api/v1/devices/pi-garage/reports?limit=10000")
@@ -212,10 +234,13 @@ def test_protected_reads_need_a_token_and_a_device_reads_only_its_own(tmp_path, 
         server.stop()
 
 
-@pytest.mark.parametrize("args,protected,warning", [
-    ((), True, None),  # beyond loopback, reads are protected unless asked otherwise
-    (("--open-reads",), False, "--open-reads: anyone who can reach this port reads every device's reports"),
-])
+@pytest.mark.parametrize(
+    "args,protected,warning",
+    [
+        ((), True, None),  # beyond loopback, reads are protected unless asked otherwise
+        (("--open-reads",), False, "--open-reads: anyone who can reach this port reads every device's reports"),
+    ],
+)
 def test_reads_beyond_loopback_are_protected_unless_opened(tmp_path, args, protected, warning):
     server = Server(tmp_path / "edge.db", None, "--host", "0.0.0.0", *args).start()
     try:
@@ -246,8 +271,10 @@ def test_an_id_sent_again_with_other_content_is_a_conflict_and_the_first_is_kept
         first = reports(summary, "pi-kitchen", 1)[0]
         assert server.post([first], kitchen)[0] == 200
         changed = {**first, "frames": first["frames"] + 1}
-        assert server.post([changed], kitchen) == (200, {"stored": 0, "duplicates": 0, "conflicts": [first["id"]],
-                                                         "ids": [first["id"]]})
+        assert server.post([changed], kitchen) == (
+            200,
+            {"stored": 0, "duplicates": 0, "conflicts": [first["id"]], "ids": [first["id"]]},
+        )
         stolen = {**first, "device_id": "pi-garage"}  # another device's id: not a retry either
         assert server.post([stolen], garage)[1]["conflicts"] == [first["id"]]
         assert server.get("/api/v1/devices/pi-kitchen/reports")[1]["reports"] == [first]
@@ -265,12 +292,18 @@ def test_a_retry_of_a_report_stored_by_another_json_writer_is_a_duplicate(tmp_pa
     kitchen = token(db, "pi-kitchen")
     report = {**reports(summary, "pi-kitchen", 1)[0], "source": "caméra 0"}
     with sqlite3.connect(db) as conn:
-        conn.execute("INSERT INTO reports VALUES (?, ?, ?, 0, 0, 1, ?, ?)", (
-            report["id"], "pi-kitchen", report["run_id"], report["evaluated"], json.dumps(report)))
+        conn.execute(
+            "INSERT INTO reports VALUES (?, ?, ?, 0, 0, 1, ?, ?)",
+            (report["id"], "pi-kitchen", report["run_id"], report["evaluated"], json.dumps(report)),
+        )
     server = Server(db).start()
     try:
-        assert server.post([report], kitchen)[1] == {"stored": 0, "duplicates": 1, "conflicts": [],
-                                                     "ids": [report["id"]]}
+        assert server.post([report], kitchen)[1] == {
+            "stored": 0,
+            "duplicates": 1,
+            "conflicts": [],
+            "ids": [report["id"]],
+        }
     finally:
         server.stop()
 
@@ -281,8 +314,13 @@ def test_workers_share_one_store(tmp_path, summary):
     db = tmp_path / "edge.db"
     kitchen = token(db, "pi-kitchen")
     run_id, sha = uuid.uuid4().hex, hashlib.sha256(open(summary["model"], "rb").read()).hexdigest()
-    batches = [[make_report(summary, "pi-kitchen", run_id, seq, sha, 1.8e9 + seq, 1.8e9 + seq + 1)
-                for seq in range(first, first + 5)] for first in range(0, 600, 5)]
+    batches = [
+        [
+            make_report(summary, "pi-kitchen", run_id, seq, sha, 1.8e9 + seq, 1.8e9 + seq + 1)
+            for seq in range(first, first + 5)
+        ]
+        for first in range(0, 600, 5)
+    ]
     server = Server(db, None, "--workers", "3").start()
     workers = server.workers()
     before = {pid: bytes_written(pid) for pid in workers}
@@ -290,8 +328,12 @@ def test_workers_share_one_store(tmp_path, summary):
     def device(mine):
         conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
         for batch in mine:
-            conn.request("POST", "/api/v1/reports", json.dumps({"reports": batch}),
-                         {"Authorization": f"Bearer {kitchen}", "Content-Type": "application/json"})
+            conn.request(
+                "POST",
+                "/api/v1/reports",
+                json.dumps({"reports": batch}),
+                {"Authorization": f"Bearer {kitchen}", "Content-Type": "application/json"},
+            )
             response = conn.getresponse()
             assert response.status == 200 and json.loads(response.read())["stored"] == 5
 
@@ -311,8 +353,12 @@ def test_workers_share_one_store(tmp_path, summary):
     assert len(workers) == 3 and len(busy) >= 2, busy  # the connections were spread over the workers
     device = body["devices"][0]
     assert status == 200 and device["reports"] == 600 and device["latest"]["seq"] == 599 == latest["reports"][0]["seq"]
-    assert device["field"] == {"run_id": run_id, "reports": 600, "n": 600 * summary["n"],
-                               "accuracy": pytest.approx(summary["accuracy"])}
+    assert device["field"] == {
+        "run_id": run_id,
+        "reports": 600,
+        "n": 600 * summary["n"],
+        "accuracy": pytest.approx(summary["accuracy"]),
+    }
     assert field["field"]["reports"] == 600 and np.sum(field["field"]["confusion_matrix"]) == 600 * summary["n"]
 
 
@@ -327,8 +373,13 @@ def test_a_dashboard_s_refresh_gets_what_came_since_across_a_restart(tmp_path, s
         server.stop()
         server = Server(db).start()
         assert server.post(batch[30:], kitchen)[0] == 200
-        for since in (None, batch[9]["window"]["end"], batch[29]["window"]["end"], batch[35]["window"]["end"],
-                      batch[39]["window"]["end"]):
+        for since in (
+            None,
+            batch[9]["window"]["end"],
+            batch[29]["window"]["end"],
+            batch[35]["window"]["end"],
+            batch[39]["window"]["end"],
+        ):
             for limit in (3, 500):
                 query = f"?limit={limit}" + (f"&since={since!r}" if since is not None else "")
                 status, body = server.get(f"/api/v1/devices/pi-kitchen/reports{query}")
@@ -380,10 +431,12 @@ def test_devices_posting_at_once_are_each_answered_for_their_own_and_the_log_sta
     finally:
         server.stop()
     first, again = [pair[0] for pair in answers], [pair[1] for pair in answers]
-    assert all(status == 200 and answer["ids"] == ids and answer["stored"] == len(ids)
-               for ids, status, answer in first), first[:3]
-    assert all(status == 200 and answer["ids"] == ids and answer["duplicates"] == len(ids)
-               for ids, status, answer in again), again[:3]
+    assert all(
+        status == 200 and answer["ids"] == ids and answer["stored"] == len(ids) for ids, status, answer in first
+    ), first[:3]
+    assert all(
+        status == 200 and answer["ids"] == ids and answer["duplicates"] == len(ids) for ids, status, answer in again
+    ), again[:3]
     with sqlite3.connect(db) as conn:
         assert conn.execute("SELECT COUNT(*) FROM reports").fetchone()[0] == 10 * len(first) >= 1000
     assert restarts >= 2
@@ -399,8 +452,12 @@ def test_the_log_starts_over_whichever_worker_writes(tmp_path, summary):
     started, posted, first = time.monotonic(), 0, None
     try:
         while time.monotonic() - started < 3.5:
-            conn.request("POST", "/api/v1/reports", json.dumps({"reports": reports(summary, "pi-kitchen", 10)}),
-                         {"Authorization": f"Bearer {kitchen}", "Content-Type": "application/json"})
+            conn.request(
+                "POST",
+                "/api/v1/reports",
+                json.dumps({"reports": reports(summary, "pi-kitchen", 10)}),
+                {"Authorization": f"Bearer {kitchen}", "Content-Type": "application/json"},
+            )
             response = conn.getresponse()
             assert response.status == 200 and json.loads(response.read())["stored"] == 10
             posted += 10
@@ -458,8 +515,13 @@ def test_a_full_disk_answers_503_and_devices_keep_their_reports(small_disk, summ
         filler.write_bytes(b"\0" * (shutil.disk_usage(small_disk).free - 20_000))
         code, body = server.post(reports(summary, "pi-kitchen", 40, run_id), secret)  # more than is free
         assert code == 503 and body["error"] == "the host's disk is full: keep the reports and retry later"
-        assert server.get("/healthz") == (503, {"status": "disk full", "error": "the disk of edge.db is full: devices "
-                                                "keep their reports until space is freed"})
+        assert server.get("/healthz") == (
+            503,
+            {
+                "status": "disk full",
+                "error": "the disk of edge.db is full: devices keep their reports until space is freed",
+            },
+        )
         assert server.get("/api/v1/devices")[0] == 200  # reads go on
         options = dict(url=server.url, token=secret, device_id="pi-kitchen", outbox=tmp_path / "outbox.db", flush=1.0)
         reporter = Reporter(ReportOptions(**options))
@@ -513,18 +575,21 @@ def test_workers_end_with_the_main_process(tmp_path, how):
         again.bind(("127.0.0.1", server.port))
 
 
-@pytest.mark.parametrize("args,message", [
-    (("--port", "99999"), "--port 99999: give a port from 1 to 65535"),
-    (("--port", "0"), "--port 0: give a port from 1 to 65535"),
-    (("--max-body", "-5"), "--max-body -5: give at least 16384 bytes"),
-    (("--host", "no-such-host.invalid"), "--host no-such-host.invalid: not an address of this machine"),
-    (("--workers", "0"), "--workers 0: give 1 to 64 processes"),
-    (("--frame-quota", "10", "--frame-quota-all", "5"), "--frame-quota 10, --frame-quota-all 5, --frame-reserve"),
-    (("--header-timeout", "0"), "--header-timeout 0.0: give 0.1 to 3600 seconds"),
-    (("--max-connections", "3"), "--max-connections 3: give 16 to 1000000"),
-    ("taken", "cannot listen on 127.0.0.1:"),
-    ("served", "cannot listen on 127.0.0.1:"),  # by another edge serve's workers
-])
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (("--port", "99999"), "--port 99999: give a port from 1 to 65535"),
+        (("--port", "0"), "--port 0: give a port from 1 to 65535"),
+        (("--max-body", "-5"), "--max-body -5: give at least 16384 bytes"),
+        (("--host", "no-such-host.invalid"), "--host no-such-host.invalid: not an address of this machine"),
+        (("--workers", "0"), "--workers 0: give 1 to 64 processes"),
+        (("--frame-quota", "10", "--frame-quota-all", "5"), "--frame-quota 10, --frame-quota-all 5, --frame-reserve"),
+        (("--header-timeout", "0"), "--header-timeout 0.0: give 0.1 to 3600 seconds"),
+        (("--max-connections", "3"), "--max-connections 3: give 16 to 1000000"),
+        ("taken", "cannot listen on 127.0.0.1:"),
+        ("served", "cannot listen on 127.0.0.1:"),  # by another edge serve's workers
+    ],
+)
 def test_serve_option_errors(tmp_path, args, message):
     served = Server(tmp_path / "other.db", None, "--workers", "2").start() if args == "served" else None
     with socket.socket() as taken:
@@ -557,9 +622,19 @@ def test_token_cli(tmp_path):
     assert r.returncode == 2 and "is a folder" in r.stderr
 
 
-PLACES = (("extra",), ("latency_ms", "inference", "p50"), ("latency_ms", "frame", "extra"), ("options", "smooth"),
-          ("labels", 0), ("per_class", "2", "f1"), ("top_k_accuracy", "1"), ("window", "start"), ("evaluated",),
-          ("model",), ("notes",))
+PLACES = (
+    ("extra",),
+    ("latency_ms", "inference", "p50"),
+    ("latency_ms", "frame", "extra"),
+    ("options", "smooth"),
+    ("labels", 0),
+    ("per_class", "2", "f1"),
+    ("top_k_accuracy", "1"),
+    ("window", "start"),
+    ("evaluated",),
+    ("model",),
+    ("notes",),
+)
 
 
 @pytest.fixture(scope="module")

@@ -1,5 +1,6 @@
 """Collected frames on the real `edge serve`: stored once by id, served back byte for byte, labelled or
 discarded; refused with the right code and a reason when hostile, and never a 500."""
+
 import copy
 import json
 import sqlite3
@@ -27,9 +28,21 @@ def scans(digits):
 
 
 def record(picture: bytes, device="pi-door", **changes) -> dict:
-    meta = {"id": new_id(), "device_id": device, "run_id": "a" * 32, "model_sha256": "b" * 64, "time": 1.8e9,
-            "frame": 7, "source": "0", "reason": "uncertain", "label": "2", "top_k": [["2", 0.55], ["3", 0.45]],
-            "scores": [0.0, 0.0, 0.55, 0.45], "labels": LABELS, "truth": None}
+    meta = {
+        "id": new_id(),
+        "device_id": device,
+        "run_id": "a" * 32,
+        "model_sha256": "b" * 64,
+        "time": 1.8e9,
+        "frame": 7,
+        "source": "0",
+        "reason": "uncertain",
+        "label": "2",
+        "top_k": [["2", 0.55], ["3", 0.45]],
+        "scores": [0.0, 0.0, 0.55, 0.45],
+        "labels": LABELS,
+        "truth": None,
+    }
     return {**make_record(picture, meta), **changes}
 
 
@@ -56,8 +69,7 @@ def test_frames_are_stored_once_and_served_back(host, scans):
     assert post(server, [other], tokens["pi-door"])[1]["conflicts"] == [frames[0]["id"]]
     status, listing = server.get("/api/v1/devices/pi-door/frames")
     assert status == 200 and [f["id"] for f in listing["frames"]] == ids
-    assert listing["counts"] == {"new": 2, "labelled": 0, "discarded": 0, "dropped": 0,
-                                 "refused": 0}
+    assert listing["counts"] == {"new": 2, "labelled": 0, "discarded": 0, "dropped": 0, "refused": 0}
     kept = listing["frames"][0]
     assert {k: kept[k] for k in frames[0] if k != "jpeg"} == {k: v for k, v in frames[0].items() if k != "jpeg"}
     assert (kept["labelled_as"], kept["discarded"]) == (None, False)
@@ -77,52 +89,72 @@ def test_labels_and_discards(host, scans):
     assert label(two, {"label": "a coffee mug"})[0] == 200  # a class the model does not know
     assert label(three, {"discard": True}) == (200, {"id": three, "labelled_as": None, "discarded": True})
     assert server.get("/api/v1/devices/pi-yard/frames")[1]["counts"] == {
-        "new": 0, "labelled": 2, "discarded": 1, "dropped": 0, "refused": 0}
+        "new": 0,
+        "labelled": 2,
+        "discarded": 1,
+        "dropped": 0,
+        "refused": 0,
+    }
     assert label(three, {"label": "3"})[0] == 200  # a label takes a frame back from the discarded
     assert label(two, {"label": None})[0] == 200  # and none makes it new again
     _, listing = server.get("/api/v1/devices/pi-yard/frames?state=all")
-    assert [(f["labelled_as"], f["discarded"]) for f in listing["frames"]] == [("2", False), (None, False),
-                                                                            ("3", False)]
-    assert listing["counts"] == {"new": 1, "labelled": 2, "discarded": 0, "dropped": 0,
-                                 "refused": 0}
+    assert [(f["labelled_as"], f["discarded"]) for f in listing["frames"]] == [
+        ("2", False),
+        (None, False),
+        ("3", False),
+    ]
+    assert listing["counts"] == {"new": 1, "labelled": 2, "discarded": 0, "dropped": 0, "refused": 0}
     for body, code, error in [
-        ({"label": "../../etc"}, 422, "a label names a folder of the exported data set on Linux, macOS and Windows "
-                                      "alike: it holds U+002F"),
-        ({"label": ".hidden"}, 422, "a label names"), ({"label": "x" * 101}, 422, "a label names"),
-        ({"label": "😀" * 100}, 422, "a label names"), ({"label": "CON"}, 422, "a label names"),
-        ({"label": "cat."}, 422, "a label names"), ({"label": "a\u202eb"}, 422, "a label names"),
-        ({"label": 7}, 422, "a label names"), ({"label": "ok", "discard": True}, 422, '"discard" is true or false'),
-        ({"discard": "yes"}, 422, '"discard" is true or false'), ({"colour": "red"}, 422, 'send {"label"'),
+        (
+            {"label": "../../etc"},
+            422,
+            "a label names a folder of the exported data set on Linux, macOS and Windows alike: it holds U+002F",
+        ),
+        ({"label": ".hidden"}, 422, "a label names"),
+        ({"label": "x" * 101}, 422, "a label names"),
+        ({"label": "😀" * 100}, 422, "a label names"),
+        ({"label": "CON"}, 422, "a label names"),
+        ({"label": "cat."}, 422, "a label names"),
+        ({"label": "a\u202eb"}, 422, "a label names"),
+        ({"label": 7}, 422, "a label names"),
+        ({"label": "ok", "discard": True}, 422, '"discard" is true or false'),
+        ({"discard": "yes"}, 422, '"discard" is true or false'),
+        ({"colour": "red"}, 422, 'send {"label"'),
         (b"not json", 400, "send JSON"),
     ]:
         status, answer = label(one, body)
-        assert (status, answer["error"][:len(error)]) == (code, error), body
+        assert (status, answer["error"][: len(error)]) == (code, error), body
     assert label("no-such-frame", {"label": "2"}) == (404, {"error": "no frame 'no-such-frame'"})
 
 
-@pytest.mark.parametrize("change, code, error", [
-    (dict(jpeg="not base64!"), 422, "frame 0: 'jpeg' must be a JPEG of at most 8 MB"),
-    (dict(jpeg="iVBORw0KGgo="), 422, "frame 0: 'jpeg' must be a JPEG"),  # a PNG's signature
-    (dict(scores=[0.5, 0.5]), 422, "frame 0: 'scores' must hold one score a label"),
-    (dict(scores=[0.1, 0.2, 1.5, 0.1]), 422, "frame 0: 'scores' must be 1-1000 scores from 0 to 1"),
-    (dict(reason="because"), 422, "frame 0: 'reason' must be one of uncertain, wrong, disagree, every"),
-    (dict(labels="0,1,2,3"), 422, "frame 0: 'labels' must be a list of 1-1000 class names"),
-    (dict(format_version=2), 422, "frame 0: 'format_version' must be 1"),
-    (dict(device_id="pi-yard"), 403, "frame 0 is for device 'pi-yard' but the token is for 'pi-door'"),
-])
+@pytest.mark.parametrize(
+    "change, code, error",
+    [
+        (dict(jpeg="not base64!"), 422, "frame 0: 'jpeg' must be a JPEG of at most 8 MB"),
+        (dict(jpeg="iVBORw0KGgo="), 422, "frame 0: 'jpeg' must be a JPEG"),  # a PNG's signature
+        (dict(scores=[0.5, 0.5]), 422, "frame 0: 'scores' must hold one score a label"),
+        (dict(scores=[0.1, 0.2, 1.5, 0.1]), 422, "frame 0: 'scores' must be 1-1000 scores from 0 to 1"),
+        (dict(reason="because"), 422, "frame 0: 'reason' must be one of uncertain, wrong, disagree, every"),
+        (dict(labels="0,1,2,3"), 422, "frame 0: 'labels' must be a list of 1-1000 class names"),
+        (dict(format_version=2), 422, "frame 0: 'format_version' must be 1"),
+        (dict(device_id="pi-yard"), 403, "frame 0 is for device 'pi-yard' but the token is for 'pi-door'"),
+    ],
+)
 def test_bad_frames_are_refused_with_the_reason(host, scans, change, code, error):
     server, tokens = host
     status, answer = post(server, [record(scans[0], **change)], tokens["pi-door"])
-    assert (status, answer["error"][:len(error)]) == (code, error)
+    assert (status, answer["error"][: len(error)]) == (code, error)
 
 
 def test_a_jpeg_that_does_not_decode_or_claims_a_huge_size_is_refused(host, scans):
     server, tokens = host
     broken = scans[0][:200] + bytes(len(scans[0]) - 200)  # headers whole, the picture zeroed
     assert post(server, [record(broken)], tokens["pi-door"]) == (
-        422, {"error": "frame 0: 'jpeg' does not decode as a JPEG image"})
+        422,
+        {"error": "frame 0: 'jpeg' does not decode as a JPEG image"},
+    )
     at = scans[0].index(b"\xff\xc0")  # the frame header: height and width follow its length and precision
-    huge = scans[0][:at + 5] + (20000).to_bytes(2, "big") * 2 + scans[0][at + 9:]
+    huge = scans[0][: at + 5] + (20000).to_bytes(2, "big") * 2 + scans[0][at + 9 :]
     status, answer = post(server, [record(huge)], tokens["pi-door"])
     assert status == 422 and answer["error"].startswith("frame 0: 'jpeg' must be a JPEG of at most 8 MB and 8192")
 
@@ -132,10 +164,14 @@ def test_who_may_post_and_how_much(host, scans):
     assert post(server, [record(scans[0])], None)[0] == 401
     assert post(server, [record(scans[0])], "nope") == (401, {"error": "unknown or revoked token"})
     assert post(server, [record(scans[0])], tokens["alice"]) == (
-        403, {"error": "'alice' has a reader token; frames need a device token"})
+        403,
+        {"error": "'alice' has a reader token; frames need a device token"},
+    )
     corner = cv2.imencode(".jpg", cv2.imdecode(np.frombuffer(scans[0], np.uint8), cv2.IMREAD_COLOR)[:8, :8])[1]
     assert post(server, [record(corner.tobytes())] * 17, tokens["pi-door"]) == (
-        422, {"error": "send 1 to 16 frames a batch, not 17"})
+        422,
+        {"error": "send 1 to 16 frames a batch, not 17"},
+    )
     big = [record(scans[0], source="x" * 900) for _ in range(16)]  # some 50 KB, over this host's 30000
     assert post(server, big, tokens["pi-door"]) == (413, {"error": "body over 30000 bytes: send fewer frames a batch"})
     assert server.post([], tokens["pi-door"])[0] == 422  # reports keep their own endpoint and limits
@@ -154,8 +190,10 @@ def test_protected_frames_are_read_by_readers_and_their_own_device(tmp_path, sca
         assert server.get("/api/v1/frames/no-such-frame.jpg", yard)[0] == 404
         assert server.get("/api/v1/devices/pi-door/frames", yard)[0] == 403
         label = f"/api/v1/frames/{frame['id']}/label"
-        assert server.request("POST", label, {"label": "2"}, door) == (403, {
-            "error": "'pi-door' has a device token: labelling needs a reader token (edge token create NAME --reader)"})
+        assert server.request("POST", label, {"label": "2"}, door) == (
+            403,
+            {"error": "'pi-door' has a device token: labelling needs a reader token (edge token create NAME --reader)"},
+        )
         assert server.request("POST", label, {"label": "2"})[0] == 401
         assert server.request("POST", label, {"label": "2"}, alice)[0] == 200
     finally:
@@ -177,8 +215,17 @@ def test_a_version_2_store_is_upgraded_in_place(tmp_path, scans):
     assert sqlite3.connect(db).execute("PRAGMA user_version").fetchone()[0] == schema.VERSION == 6
 
 
-PLACES = (("extra",), ("source",), ("label",), ("truth",), ("top_k", 0, 0), ("labels", 1), ("time",), ("frame",),
-          ("top_k",))
+PLACES = (
+    ("extra",),
+    ("source",),
+    ("label",),
+    ("truth",),
+    ("top_k", 0, 0),
+    ("labels", 1),
+    ("time",),
+    ("frame",),
+    ("top_k",),
+)
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
@@ -191,8 +238,9 @@ def test_whatever_frame_is_accepted_comes_back_out_of_every_read(host, scans, da
     for key in path:
         where = where[key]
     where[last] = data.draw(HOSTILE | st.text(max_size=30))
-    code, answer = server.request("POST", "/api/v1/frames", hostile_json({"frames": [frame]}).encode(),
-                                  tokens["pi-door"])
+    code, answer = server.request(
+        "POST", "/api/v1/frames", hostile_json({"frames": [frame]}).encode(), tokens["pi-door"]
+    )
     assert code in (200, 400, 422), (code, answer)
     status, listing = server.get("/api/v1/devices/pi-door/frames?state=all&limit=1000")
     assert status == 200
@@ -208,8 +256,9 @@ def test_an_integer_past_64_bits_is_refused_not_rounded(host, scans):
     server, tokens = host
     for number in (-(2**63) - 1, 10**40):
         frame = {**record(scans[1], "pi-door"), "extra": number}
-        code, answer = server.request("POST", "/api/v1/frames", json.dumps({"frames": [frame]}).encode(),
-                                      tokens["pi-door"])
+        code, answer = server.request(
+            "POST", "/api/v1/frames", json.dumps({"frames": [frame]}).encode(), tokens["pi-door"]
+        )
         assert code == 422 and "'extra' is not a finite number below +-2^63" in answer["error"], answer
 
 

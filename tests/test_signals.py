@@ -1,6 +1,7 @@
 """Stopping `edge run` from outside: SIGTERM (systemd's stop and restart), SIGHUP and SIGINT (Ctrl-C) each end
 the real command like the end of its source: the last window reported, the reporter flushed, the summary
 written, exit code 0."""
+
 import json
 import signal
 import subprocess
@@ -43,11 +44,36 @@ def default_signals():
 def test_a_signal_ends_the_run_with_every_report_on_the_host(e2e, host, long_video, tmp_path, name):
     server, tokens = host
     device = f"pi-{name.lower()}"
-    runner = subprocess.Popen([
-        sys.executable, "-m", "edge.cli", "run", e2e.bundle, "--source", str(long_video), "--realtime",
-        "--truth", "2", "--report-to", server.url, "--token", tokens[name], "--device-id", device,
-        "--report-every", "1", "--outbox", str(tmp_path / "outbox.db"), "--json", str(tmp_path / "summary.json")],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, preexec_fn=default_signals)
+    runner = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "edge.cli",
+            "run",
+            e2e.bundle,
+            "--source",
+            str(long_video),
+            "--realtime",
+            "--truth",
+            "2",
+            "--report-to",
+            server.url,
+            "--token",
+            tokens[name],
+            "--device-id",
+            device,
+            "--report-every",
+            "1",
+            "--outbox",
+            str(tmp_path / "outbox.db"),
+            "--json",
+            str(tmp_path / "summary.json"),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=default_signals,
+    )
     try:
         while server.get(f"/api/v1/devices/{device}/reports")[0] != 200:  # 404 until its first report
             assert runner.poll() is None, runner.stderr.read()
@@ -64,8 +90,11 @@ def test_a_signal_ends_the_run_with_every_report_on_the_host(e2e, host, long_vid
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert f"stopped by {name}" in summary["notes"] and summary["seconds"] < 15
     reporting = summary["reporting"]
-    reports = [r for r in server.get(f"/api/v1/devices/{device}/reports?limit=10000")[1]["reports"]
-               if r["run_id"] == reporting["run_id"]]
+    reports = [
+        r
+        for r in server.get(f"/api/v1/devices/{device}/reports?limit=10000")[1]["reports"]
+        if r["run_id"] == reporting["run_id"]
+    ]
     assert reporting["pending"] == 0 and reporting["sent"] == reporting["reports"] == len(reports) >= 2
     assert sorted(r["seq"] for r in reports) == list(range(len(reports)))
     # the summary is whole: every frame it counts is in a report, the last partial window's too

@@ -1,5 +1,6 @@
 """Signed releases (edge.signing): keys made once and kept, a release that names every file, and a device that
 takes a bundle only when a trusted key signed it and every byte is the one signed."""
+
 import copy
 import json
 import stat
@@ -80,17 +81,20 @@ def test_a_file_changed_or_cut_after_signing_is_named(keys, bundle):
         check_files(bundle, release)
 
 
-@pytest.mark.parametrize("files", [
-    {"../model.tflite": {"bytes": 1, "sha256": "0" * 64}},
-    {"sub/model.tflite": {"bytes": 1, "sha256": "0" * 64}},
-    {"model.tflite": {"bytes": -1, "sha256": "0" * 64}},
-    {"model.tflite": {"bytes": True, "sha256": "0" * 64}},
-    {"model.tflite": {"bytes": 1, "sha256": "short"}},
-    {"model.tflite": {"bytes": 1, "sha256": "../" + "0" * 61}},
-    {},
-    {f"f{i}": {"bytes": 1, "sha256": "0" * 64} for i in range(65)},
-    "not a list",
-])
+@pytest.mark.parametrize(
+    "files",
+    [
+        {"../model.tflite": {"bytes": 1, "sha256": "0" * 64}},
+        {"sub/model.tflite": {"bytes": 1, "sha256": "0" * 64}},
+        {"model.tflite": {"bytes": -1, "sha256": "0" * 64}},
+        {"model.tflite": {"bytes": True, "sha256": "0" * 64}},
+        {"model.tflite": {"bytes": 1, "sha256": "short"}},
+        {"model.tflite": {"bytes": 1, "sha256": "../" + "0" * 61}},
+        {},
+        {f"f{i}": {"bytes": 1, "sha256": "0" * 64} for i in range(65)},
+        "not a list",
+    ],
+)
 def test_a_release_whose_files_reach_out_or_do_not_parse_is_refused_before_its_signature(keys, files):
     _, public = keys
     hostile = {"release": {"format_version": 1, "labels": ["a"], "files": files}, "signature": ""}

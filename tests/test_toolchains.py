@@ -2,6 +2,7 @@
 them, and run with an environment that keeps edge's Python out. The mechanics run for real on a toolchain small
 enough for the default suite (pip itself, already in every venv); the imx500 one (2.3 GB) is tests/test_imx500.py's
 slow test."""
+
 import json
 import os
 import subprocess
@@ -76,8 +77,11 @@ def test_missing_imx500_names_the_command_that_installs_it(root):
 def test_java_is_checked_before_anything_is_built(root, monkeypatch):
     found = toolchains.java_version()
     monkeypatch.setitem(TOOLCHAINS, "tiny", Toolchain(**{**TINY.__dict__, "java": 99, "apt_java": "openjdk-99-jre"}))
-    with pytest.raises(EdgeError, match=f"runs on Java 99 and {'Java ' + str(found) if found else 'no java'} is on "
-                                        "PATH: sudo apt install openjdk-99-jre"):
+    with pytest.raises(
+        EdgeError,
+        match=f"runs on Java 99 and {'Java ' + str(found) if found else 'no java'} is on "
+        "PATH: sudo apt install openjdk-99-jre",
+    ):
         toolchains.install("tiny")
     assert not root.exists() or not any(root.iterdir())
 
@@ -94,9 +98,11 @@ def test_scripts_run_in_the_venv_without_the_hosts_python(installed, tmp_path, m
     monkeypatch.setenv("TF_USE_LEGACY_KERAS", "1")
     monkeypatch.setenv("PYTHONPATH", "/somewhere/of/the/host")
     script = tmp_path / "show.py"
-    script.write_text("import os, sys\nprint('progress: hello')\n"
-                      "print(sys.prefix, os.environ.get('TF_USE_LEGACY_KERAS'), os.environ.get('PYTHONPATH'))\n"
-                      "sys.exit(int(sys.argv[1]))\n")
+    script.write_text(
+        "import os, sys\nprint('progress: hello')\n"
+        "print(sys.prefix, os.environ.get('TF_USE_LEGACY_KERAS'), os.environ.get('PYTHONPATH'))\n"
+        "sys.exit(int(sys.argv[1]))\n"
+    )
     lines = []
     out = toolchains.run_script("tiny", script, ["0"], log=lines.append)
     assert lines == ["hello"] and f"{root / 'tiny'} None None" in out

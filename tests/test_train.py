@@ -22,8 +22,9 @@ def test_fine_tuning_unfreezes_the_top_layers_but_never_batchnorm():
     top = clf.backbone_layers[-20:]
     assert count == sum(not isinstance(layer, keras.layers.BatchNormalization) for layer in top) > 0
     assert all(not layer.trainable for layer in clf.backbone_layers[:-20])
-    assert all(not layer.trainable
-               for layer in clf.backbone_layers if isinstance(layer, keras.layers.BatchNormalization))
+    assert all(
+        not layer.trainable for layer in clf.backbone_layers if isinstance(layer, keras.layers.BatchNormalization)
+    )
 
 
 def test_frozen_backbone_features_do_not_depend_on_training_mode():
@@ -38,8 +39,12 @@ def test_frozen_backbone_features_do_not_depend_on_training_mode():
 def test_transfer_learning_runs_two_phases_with_cached_features(few_digits, tmp_path, pretrained_file, fast):
     import edge
 
-    s = edge.convert("mobilenetv2", few_digits, tmp_path / "b", **{**fast, "weights": str(pretrained_file),
-                                                                    "epochs": 2, "fine_tune_epochs": 1})
+    s = edge.convert(
+        "mobilenetv2",
+        few_digits,
+        tmp_path / "b",
+        **{**fast, "weights": str(pretrained_file), "epochs": 2, "fine_tune_epochs": 1},
+    )
     head, fine = s.training["phases"]  # the probe is never >= 0.95 here: 2 epochs of pretraining at 32 px
     assert head["phase"] == "head (cached features)" and head["feature_cache"]["extract_seconds"] > 0
     tuning = s.training["fine_tuning"]
@@ -54,8 +59,9 @@ def test_transfer_learning_runs_two_phases_with_cached_features(few_digits, tmp_
 def test_augmentation_trains_the_head_on_images(few_digits, tmp_path, pretrained_file, fast):
     import edge
 
-    s = edge.convert("mobilenetv2", few_digits, tmp_path / "b", **{**fast, "weights": str(pretrained_file),
-                                                                    "augment": True})
+    s = edge.convert(
+        "mobilenetv2", few_digits, tmp_path / "b", **{**fast, "weights": str(pretrained_file), "augment": True}
+    )
     assert [p["phase"] for p in s.training["phases"]] == ["head"]
 
 

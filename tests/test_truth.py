@@ -1,4 +1,5 @@
 """Ground truth over a session: the schedule a file gives, and what number keys set during --preview."""
+
 from edge.truth import KeyedTruth, whole_session
 
 

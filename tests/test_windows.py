@@ -1,4 +1,5 @@
 """A stretch of frames (edge.windows.Tally): what its summary says of the scores the model gave."""
+
 import numpy as np
 
 from edge.capture import CaptureStats

@@ -1,4 +1,5 @@
 """Videos of real scans, written the way a test needs them (FFV1: lossless, so every frame is known)."""
+
 from pathlib import Path
 
 import cv2

@@ -29,6 +29,7 @@ edge.server.workers'.
 Each resource's endpoints are a module of their own (reports, frames, devices, export, pages); who may call
 them is edge.server.auth's; what a worker holds while it serves is `app.state.host` (edge.server.state).
 """
+
 import asyncio
 import contextlib
 
@@ -76,14 +77,21 @@ def create_app(options: ServeOptions, log=print, shared: Shared | None = None, c
 
     @contextlib.asynccontextmanager
     async def lifespan(app):
-        tasks = [asyncio.create_task(host.writer.checkpoints()),
-                 asyncio.create_task(rollouts.clock(host.options.db, log))] if checkpoints else []
+        tasks = (
+            [asyncio.create_task(host.writer.checkpoints()), asyncio.create_task(rollouts.clock(host.options.db, log))]
+            if checkpoints
+            else []
+        )
         yield
         for task in tasks:
             task.cancel()
 
-    app = Starlette(routes=ROUTES, lifespan=lifespan, exception_handlers={HTTPException: _http_error},
-                    middleware=[Middleware(AuthenticationMiddleware, backend=TokenBackend(host))])
+    app = Starlette(
+        routes=ROUTES,
+        lifespan=lifespan,
+        exception_handlers={HTTPException: _http_error},
+        middleware=[Middleware(AuthenticationMiddleware, backend=TokenBackend(host))],
+    )
     app.state.host = host
     return app
 

@@ -6,6 +6,7 @@ reader token has `reader`, `read` (every device) and `label`; a publisher token 
 pushes model versions). Every token has `models` (it reads model versions and their files). Where reads are
 open (a loopback host, or --open-reads), every request has `read`, `label` and `models`, with or without a
 token."""
+
 import functools
 
 from starlette.authentication import AuthCredentials, AuthenticationBackend, BaseUser
@@ -15,8 +16,11 @@ from edge.server import store
 from edge.server.bodies import fail
 
 MISSING = "missing token: send 'Authorization: Bearer TOKEN' (edge token create NAME makes one)"
-ROLE_SCOPES = {"device": ("device", "own", "models"), "reader": ("reader", "read", "label", "models"),
-               "publisher": ("publisher", "publish", "models")}
+ROLE_SCOPES = {
+    "device": ("device", "own", "models"),
+    "reader": ("reader", "read", "label", "models"),
+    "publisher": ("publisher", "publish", "models"),
+}
 OPEN_SCOPES = ("read", "label", "models")
 
 
@@ -76,13 +80,16 @@ def refuse(request: Request, refusal: str):
 
 def requires(scope: str, refusal: str):
     """Guard an endpoint: a request without `scope` gets 401 or 403 (`refuse`)."""
+
     def guard(endpoint):
         @functools.wraps(endpoint)
         async def guarded(request: Request):
             if scope not in request.auth.scopes:
                 refuse(request, refusal)
             return await endpoint(request)
+
         return guarded
+
     return guard
 
 
@@ -94,6 +101,5 @@ def readable(request: Request, device: str | None = None) -> str | None:
     if "own" not in scopes:
         refuse(request, "'{name}' has a {role} token, which reads nothing")
     if device is not None and device != request.user.name:
-        fail(403, f"'{request.user.name}' has a device token: it reads its own reports only (a reader token reads "
-                  "all)")
+        fail(403, f"'{request.user.name}' has a device token: it reads its own reports only (a reader token reads all)")
     return request.user.name

@@ -1,4 +1,5 @@
 """Request bodies on `edge serve`: read within a limit, parsed as JSON, and the error that refuses one."""
+
 from typing import NoReturn
 
 import orjson

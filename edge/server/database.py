@@ -4,6 +4,7 @@ error means (busy, full, or any other), so that the endpoints, the writer and th
 SQLite (the default: one file, nothing to install) orders every writer of every worker by its one write lock:
 `transaction` takes it at BEGIN (IMMEDIATE), so what a transaction reads is still true when it writes.
 """
+
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager

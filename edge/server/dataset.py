@@ -10,6 +10,7 @@ over and named (`skipped`): one frame never stops the others.
 The folder is written beside OUT under a hidden name and renamed into place when whole: an export that
 fails (a full disk) leaves nothing half-written.
 """
+
 import errno
 import os
 import shutil
@@ -29,8 +30,10 @@ def export_frames(db_path, out, device: str | None = None) -> dict:
     if device is not None:
         check_name(device, "--device")
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise EdgeError(f"--out {out} exists and is not an empty folder: give a new one (an export is written whole, "
-                        "never mixed into another)")
+        raise EdgeError(
+            f"--out {out} exists and is not an empty folder: give a new one (an export is written whole, "
+            "never mixed into another)"
+        )
     db = store.open_db(db_path)  # checks (and upgrades) the store's version
     partial = out.parent / f".{out.name}.partial-{os.getpid()}"
     counts: dict[str, int] = {}
@@ -56,21 +59,32 @@ def export_frames(db_path, out, device: str | None = None) -> dict:
             devices.add(name)
             models.add(meta["model_sha256"])
         if skipped and not counts:
-            raise EdgeError(f"could not write any of the {len(skipped)} labelled frames to {out}: frame "
-                            f"{skipped[0]['id']} ({skipped[0]['error']})")
+            raise EdgeError(
+                f"could not write any of the {len(skipped)} labelled frames to {out}: frame "
+                f"{skipped[0]['id']} ({skipped[0]['error']})"
+            )
         if not counts:
             of = f" of '{device}'" if device else ""
-            raise EdgeError(f"no labelled frames{of}: label collected frames on the dashboard first (edge run "
-                            "--collect sends them)")
+            raise EdgeError(
+                f"no labelled frames{of}: label collected frames on the dashboard first (edge run --collect sends them)"
+            )
         if out.exists():
             out.rmdir()
         partial.rename(out)
     except OSError as e:
-        raise EdgeError(f"cannot write the export to {out} ({e.strerror or e}): free some space or give another "
-                        "--out") from None
+        raise EdgeError(
+            f"cannot write the export to {out} ({e.strerror or e}): free some space or give another --out"
+        ) from None
     finally:
         db.close()
         shutil.rmtree(partial, ignore_errors=True)
-    return {"out": str(out), "frames": sum(counts.values()), "classes": dict(sorted(counts.items())),
-            "new_classes": dict(sorted(new.items())), "devices": sorted(devices), "models": sorted(models),
-            "folders": folders, "skipped": skipped}
+    return {
+        "out": str(out),
+        "frames": sum(counts.values()),
+        "classes": dict(sorted(counts.items())),
+        "new_classes": dict(sorted(new.items())),
+        "devices": sorted(devices),
+        "models": sorted(models),
+        "folders": folders,
+        "skipped": skipped,
+    }

@@ -1,6 +1,7 @@
 """What the fleet reported, for reading: every device, a device's reports, its latest field evaluation.
 Reads of a row a device run on the event loop, on its connection (a millisecond for 100 devices); reads
 that may walk many rows run in a pool of threads."""
+
 import json
 
 import numpy as np
@@ -71,5 +72,9 @@ def _field_metrics(field: dict) -> dict:
     for (truth, predicted), count in field["cells"].items():
         cm[at[truth], at[predicted]] = count
     labels = [field["labels"][c] for c in seen]
-    return {"run_id": field["run_id"], "reports": field["reports"], "classes": len(field["labels"]),
-            **metrics_report(cm, labels)}
+    return {
+        "run_id": field["run_id"],
+        "reports": field["reports"],
+        "classes": len(field["labels"]),
+        **metrics_report(cm, labels),
+    }

@@ -1,4 +1,5 @@
 """GET /api/v1/export.csv: one row a report, for a spreadsheet."""
+
 import csv
 import io
 
@@ -8,9 +9,28 @@ from starlette.responses import StreamingResponse
 from edge.server import store
 from edge.server.auth import readable
 
-CSV_COLUMNS = ("device", "received", "id", "run_id", "seq", "window_start", "window_end", "frames", "evaluated",
-               "dropped", "fps", "inference_p50_ms", "inference_p99_ms", "frame_p50_ms", "accuracy", "macro_f1",
-               "drift_level", "drift_psi_max", "drift_frames", "model_sha256")
+CSV_COLUMNS = (
+    "device",
+    "received",
+    "id",
+    "run_id",
+    "seq",
+    "window_start",
+    "window_end",
+    "frames",
+    "evaluated",
+    "dropped",
+    "fps",
+    "inference_p50_ms",
+    "inference_p99_ms",
+    "frame_p50_ms",
+    "accuracy",
+    "macro_f1",
+    "drift_level",
+    "drift_psi_max",
+    "drift_frames",
+    "model_sha256",
+)
 FORMULA = ("=", "+", "-", "@", "\t", "\r")  # what a spreadsheet may take a cell starting with as a formula
 CHUNK = 65536  # characters of CSV sent at a time
 
@@ -34,19 +54,37 @@ async def export_csv(request: Request):
         finally:
             reader.close()
 
-    return StreamingResponse(rows(), media_type="text/csv",
-                             headers={"content-disposition": 'attachment; filename="edge-reports.csv"'})
+    return StreamingResponse(
+        rows(), media_type="text/csv", headers={"content-disposition": 'attachment; filename="edge-reports.csv"'}
+    )
 
 
 def _csv_row(device: str, received: float, r: dict) -> list:
     latency = r.get("latency_ms", {})
     macro = r.get("macro", {}) if isinstance(r.get("macro"), dict) else {}
     drift = r.get("drift") or {}  # checked at the door (edge.report): a level, four PSI, a frame count
-    cells = [device, received, r["id"], r["run_id"], r["seq"], r["window"]["start"], r["window"]["end"], r["frames"],
-             r["evaluated"], r["dropped"], r["fps"], latency.get("inference", {}).get("p50"),
-             latency.get("inference", {}).get("p99"), latency.get("frame", {}).get("p50"), r["accuracy"],
-             macro.get("f1"), drift.get("level"), max(drift["psi"].values()) if drift else None, drift.get("frames"),
-             r["model_sha256"]]
+    cells = [
+        device,
+        received,
+        r["id"],
+        r["run_id"],
+        r["seq"],
+        r["window"]["start"],
+        r["window"]["end"],
+        r["frames"],
+        r["evaluated"],
+        r["dropped"],
+        r["fps"],
+        latency.get("inference", {}).get("p50"),
+        latency.get("inference", {}).get("p99"),
+        latency.get("frame", {}).get("p50"),
+        r["accuracy"],
+        macro.get("f1"),
+        drift.get("level"),
+        max(drift["psi"].values()) if drift else None,
+        drift.get("frames"),
+        r["model_sha256"],
+    ]
     return [_inert(cell) for cell in cells]
 
 

@@ -15,6 +15,7 @@ coded data ends), and a frame is refused unread when:
 Only then is it decoded, at 1/8 of its size in grey, as before, and one decode at a time in a process: a
 worker's threads wait their turn, so its memory holds one decode, not one for each POST in flight.
 """
+
 import re
 import threading
 
@@ -31,9 +32,18 @@ MAX_SEGMENTS = 1000  # a camera's JPEG has about 10, a photo with Exif, an ICC p
 
 SOI, EOI, SOS = 0xD8, 0xD9, 0xDA
 TAKEN = (0xC0, 0xC1, 0xC2)  # baseline, extended sequential, progressive: Huffman-coded
-CODINGS = {0xC3: "lossless", 0xC5: "hierarchical", 0xC6: "hierarchical", 0xC7: "hierarchical",
-           0xC9: "arithmetic-coded", 0xCA: "arithmetic-coded", 0xCB: "arithmetic-coded", 0xCD: "hierarchical",
-           0xCE: "hierarchical", 0xCF: "hierarchical"}  # the other frame headers: SOF3 and SOF5-SOF15
+CODINGS = {
+    0xC3: "lossless",
+    0xC5: "hierarchical",
+    0xC6: "hierarchical",
+    0xC7: "hierarchical",
+    0xC9: "arithmetic-coded",
+    0xCA: "arithmetic-coded",
+    0xCB: "arithmetic-coded",
+    0xCD: "hierarchical",
+    0xCE: "hierarchical",
+    0xCF: "hierarchical",
+}  # the other frame headers: SOF3 and SOF5-SOF15
 # No length: TEM, SOI, RST0-7 (in place only within a scan), and FF00, a stuffed zero the decoder skips
 STANDALONE = {0x00, 0x01, SOI, *range(0xD0, 0xD8)}
 MARKER = re.compile(rb"\xff+([^\xff])", re.DOTALL)  # a marker, after any fill bytes (FF), however many
@@ -74,14 +84,14 @@ def _segments(data: bytes) -> tuple[int, str] | None:
         segments += 1
         if segments > MAX_SEGMENTS:
             return 422, f"the JPEG has more than {MAX_SEGMENTS} segments (a camera writes about 10): refused unread"
-        end = at + 2 + int.from_bytes(data[at + 2:at + 4], "big")
+        end = at + 2 + int.from_bytes(data[at + 2 : at + 4], "big")
         if end > len(data) or end < at + 4:
             return 422, BROKEN
         if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):  # a frame header: SOF0-SOF15
             if frame:
                 return 422, f"the JPEG has a second frame header at byte {at}: {OUT_OF_PLACE}"
             frame = True
-            refused = _frame(marker, data[at + 4:end])
+            refused = _frame(marker, data[at + 4 : end])
             if refused:
                 return refused
         elif marker == SOS:
@@ -109,8 +119,10 @@ def _frame(marker: int, header: bytes) -> tuple[int, str] | None:
     if components not in (1, 3):
         return 422, f"the JPEG has {components} colour components: the host takes 1 (grey) or 3 (colour)"
     if width * height > MAX_PIXELS:
-        return 413, (f"the JPEG is {width}x{height}, {width * height / 1e6:.1f} MP: the host takes at most "
-                     f"{MAX_PIXELS / 1e6:.1f} MP (4096x4096) a frame")
+        return 413, (
+            f"the JPEG is {width}x{height}, {width * height / 1e6:.1f} MP: the host takes at most "
+            f"{MAX_PIXELS / 1e6:.1f} MP (4096x4096) a frame"
+        )
     return None
 
 

@@ -1,5 +1,6 @@
 """Collected frames: POST /api/v1/frames from a device ({"frames": [...]}, edge.frame_record's schema), the
 frames of a device and one frame's JPEG for reading, and POST /api/v1/frames/{id}/label from the dashboard."""
+
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -39,7 +40,8 @@ async def get_device_frames(request: Request):
         fail(400, "limit must be a whole number from 1 to 1000")
     db = request.app.state.host.db
     frames, counts = await run_in_threadpool(
-        lambda: (store.device_frames(db(), device, state, limit), store.frame_counts(db(), device)))
+        lambda: (store.device_frames(db(), device, state, limit), store.frame_counts(db(), device))
+    )
     return JSONResponse({"device": device, "counts": counts, "frames": frames})
 
 
@@ -52,16 +54,20 @@ async def get_frame_jpeg(request: Request):
         fail(404, "no such frame")
     if only is not None:
         readable(request, found[0])  # 403 for another device's
-    return Response(found[1], media_type="image/jpeg", headers={"X-Content-Type-Options": "nosniff",
-                                                                 "Cache-Control": "private, max-age=86400"})
+    return Response(
+        found[1],
+        media_type="image/jpeg",
+        headers={"X-Content-Type-Options": "nosniff", "Cache-Control": "private, max-age=86400"},
+    )
 
 
 @requires("label", "'{name}' has a device token: labelling needs a reader token (edge token create NAME --reader)")
 async def post_label(request: Request):
     """{"label": "cat"}, {"discard": true}, or {"label": null} to make a frame new again."""
     frame_id = request.path_params["frame"]
-    given = bodies.parse(await bodies.read(request, MIN_BODY, "labels"),
-                         'send JSON: {"label": "cat"} or {"discard": true}')
+    given = bodies.parse(
+        await bodies.read(request, MIN_BODY, "labels"), 'send JSON: {"label": "cat"} or {"discard": true}'
+    )
     if not isinstance(given, dict) or set(given) - {"label", "discard"}:
         fail(422, 'send {"label": "cat"}, {"discard": true}, or {"label": null} to make it new again')
     label, discard = given.get("label"), given.get("discard", False)

@@ -50,8 +50,13 @@ async def stored(request: Request, kind: str, device: str | None, items: list) -
 def answer(request: Request, kind: str, device: str, outcome: store.Stored, **more) -> JSONResponse:
     """The POST's answer: what was stored now, what was held already, the ids the host now holds, and `more`."""
     for item_id in outcome.conflicts:
-        request.app.state.host.log(f"'{device}' sent {kind[:-1]} {item_id} again with other content: the first "
-                                   "is kept")
-    return JSONResponse({"stored": len(outcome.stored), "duplicates": len(outcome.duplicates),
-                         "conflicts": outcome.conflicts, "ids": outcome.stored + outcome.duplicates + outcome.conflicts,
-                         **more})
+        request.app.state.host.log(f"'{device}' sent {kind[:-1]} {item_id} again with other content: the first is kept")
+    return JSONResponse(
+        {
+            "stored": len(outcome.stored),
+            "duplicates": len(outcome.duplicates),
+            "conflicts": outcome.conflicts,
+            "ids": outcome.stored + outcome.duplicates + outcome.conflicts,
+            **more,
+        }
+    )

@@ -11,6 +11,7 @@ readers fetch them.
 Uploads and pushes are rare and large: each runs on a thread with a connection of its own, which may wait for
 SQLite's write lock, not on the event loop's writer, which never waits.
 """
+
 import re
 
 from starlette.concurrency import run_in_threadpool
@@ -32,8 +33,9 @@ READERS = "'{name}' has a {role} token, which reads no models"
 async def put_file(request: Request):
     host = request.app.state.host
     sha256 = _sha256(request)
-    data = await bodies.read(request, host.options.max_model_file, "bytes (a model file over the limit: raise "
-                                                                   "edge serve --max-model-file)")
+    data = await bodies.read(
+        request, host.options.max_model_file, "bytes (a model file over the limit: raise edge serve --max-model-file)"
+    )
     new = await write(host, releases.store_file, sha256, data)
     return JSONResponse({"sha256": sha256, "bytes": len(data), "stored": new})
 
@@ -50,8 +52,12 @@ async def get_file(request: Request):
     headers = {"Accept-Ranges": "bytes", "Content-Length": str(end - start), "ETag": f'"{sha256}"'}
     if (start, end) != (0, size):
         headers["Content-Range"] = f"bytes {start}-{end - 1}/{size}"
-    return StreamingResponse(_chunks(host.options.db, rowid, start, end), 206 if "Content-Range" in headers else 200,
-                             headers, media_type="application/octet-stream")
+    return StreamingResponse(
+        _chunks(host.options.db, rowid, start, end),
+        206 if "Content-Range" in headers else 200,
+        headers,
+        media_type="application/octet-stream",
+    )
 
 
 def _range(header: str | None, size: int) -> tuple[int, int]:
@@ -81,8 +87,10 @@ def _chunks(db_path, rowid: int, start: int, end: int):
 @requires("publish", PUBLISHERS)
 async def post_model(request: Request):
     host = request.app.state.host
-    signed = bodies.parse(await bodies.read(request, host.options.max_body, "release"),
-                          'send the signed release as JSON: {"release": ..., "key_id": ..., "signature": ...}')
+    signed = bodies.parse(
+        await bodies.read(request, host.options.max_body, "release"),
+        'send the signed release as JSON: {"release": ..., "key_id": ..., "signature": ...}',
+    )
     if not isinstance(signed, dict):
         fail(422, 'send {"release": ..., "key_id": ..., "signature": ...}')
     pushed = await write(host, releases.push, request.path_params["name"], signed, request.user.name)
@@ -130,16 +138,23 @@ def _version(request: Request) -> int:
 async def write(host, action, *args):
     """`action(db, *args)` on a thread, with a connection of its own; a refusal or a full disk is the client's
     answer, never a 500."""
+
     def run():
         db = store.open_db(host.options.db)
         try:
             return action(db, *args)
         finally:
             db.close()
+
     try:
         return await run_in_threadpool(run)
     except releases.Refused as e:
         fail(e.status, str(e))
     except database.OperationalError as e:
-        fail(503, "the host's disk is full: free space and push again" if database.full(e) else
-             f"the host's database is busy ({e}): push again", {"Retry-After": RETRY_AFTER})
+        fail(
+            503,
+            "the host's disk is full: free space and push again"
+            if database.full(e)
+            else f"the host's database is busy ({e}): push again",
+            {"Retry-After": RETRY_AFTER},
+        )

@@ -1,4 +1,5 @@
 """The options of `edge serve`, stated once: the command line's flags are made from these fields."""
+
 import os
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -16,31 +17,43 @@ MAX_WORKERS = 4  # by default: one a CPU up to this many
 
 @dataclass(frozen=True)
 class ServeOptions:
-    db: Path = option(Path("edge.db"), "SQLite file the reports go into (created if new).",
-                      type=click.Path(path_type=Path))
+    db: Path = option(
+        Path("edge.db"), "SQLite file the reports go into (created if new).", type=click.Path(path_type=Path)
+    )
     host: str = option("127.0.0.1", "Address to listen on (0.0.0.0: every interface).")
     port: int = option(8765, "Port to listen on.")
     max_body: int = option(1_000_000, "Largest request body taken, in bytes.")
     max_frame_body: int = option(8_000_000, "Largest body of collected frames taken (edge run --collect), in bytes.")
-    max_model_file: int = option(512 << 20, "Largest model file a publisher may upload (edge models push), in "
-                                 "bytes.")
+    max_model_file: int = option(512 << 20, "Largest model file a publisher may upload (edge models push), in bytes.")
     # Reads need a reader token (or a device token, for that device's own): None protects them unless
     # the server listens on loopback only.
-    protect_reads: bool | None = option(None, "Whether the dashboard and read API need a token (edge token create "
-                                        "NAME --reader; a device token reads its own reports) [protected unless "
-                                        "--host is loopback].", flag="--protect-reads/--open-reads")
-    workers: int | None = option(None, "Processes serving, each on its own core [one a CPU core, up to 4].",
-                                 type=int)
-    frame_quota: int = option(DEVICE_FRAMES, "Bytes of JPEG one device's collected frames may hold; past it its "
-                              "oldest unlabelled frames are dropped, counted.")
-    frame_quota_all: int = option(ALL_FRAMES, "Bytes of JPEG all collected frames may hold; past it the largest "
-                                  "holder's oldest unlabelled frames are dropped, counted.")
+    protect_reads: bool | None = option(
+        None,
+        "Whether the dashboard and read API need a token (edge token create "
+        "NAME --reader; a device token reads its own reports) [protected unless "
+        "--host is loopback].",
+        flag="--protect-reads/--open-reads",
+    )
+    workers: int | None = option(None, "Processes serving, each on its own core [one a CPU core, up to 4].", type=int)
+    frame_quota: int = option(
+        DEVICE_FRAMES,
+        "Bytes of JPEG one device's collected frames may hold; past it its "
+        "oldest unlabelled frames are dropped, counted.",
+    )
+    frame_quota_all: int = option(
+        ALL_FRAMES,
+        "Bytes of JPEG all collected frames may hold; past it the largest "
+        "holder's oldest unlabelled frames are dropped, counted.",
+    )
     frame_reserve: int = option(FRAME_RESERVE, "Bytes of free disk collected frames leave to reports.")
     # A device sends its request as soon as it connects, and gives up on a POST after 10 s in all.
     header_timeout: float = option(10.0, "Seconds a client has for a request's headers; then it is closed.")
     body_timeout: float = option(10.0, "Seconds a request's body may go without a byte; then it is closed.")
-    max_connections: int = option(1000, "Connections a worker keeps open; past it, those that have waited longest "
-                                  "for a request are closed (fewer where open files are short: ulimit -n).")
+    max_connections: int = option(
+        1000,
+        "Connections a worker keeps open; past it, those that have waited longest "
+        "for a request are closed (fewer where open files are short: ulimit -n).",
+    )
 
     def __post_init__(self):
         if not 1 <= self.port <= 65535:
@@ -49,24 +62,33 @@ class ServeOptions:
             raise OptionError(f"--workers {self.workers}: give 1 to 64 processes (one a CPU core is enough)")
         for name in ("header_timeout", "body_timeout"):
             if not 0.1 <= getattr(self, name) <= 3600:
-                raise OptionError(f"--{name.replace('_', '-')} {getattr(self, name)}: give 0.1 to 3600 seconds, "
-                                  "e.g. 10")
+                raise OptionError(
+                    f"--{name.replace('_', '-')} {getattr(self, name)}: give 0.1 to 3600 seconds, e.g. 10"
+                )
         if not 16 <= self.max_connections <= 1_000_000:
             raise OptionError(f"--max-connections {self.max_connections}: give 16 to 1000000, e.g. 1000")
         if not 0 <= self.frame_quota <= self.frame_quota_all or self.frame_reserve < 0:
-            raise OptionError(f"--frame-quota {self.frame_quota}, --frame-quota-all {self.frame_quota_all}, "
-                              f"--frame-reserve {self.frame_reserve}: give bytes, at least 0, a device's quota at "
-                              "most the quota for all")
+            raise OptionError(
+                f"--frame-quota {self.frame_quota}, --frame-quota-all {self.frame_quota_all}, "
+                f"--frame-reserve {self.frame_reserve}: give bytes, at least 0, a device's quota at "
+                "most the quota for all"
+            )
         if self.max_body < MIN_BODY:
-            raise OptionError(f"--max-body {self.max_body}: give at least {MIN_BODY} bytes (one report of a "
-                              "1000-class model is about 60 KB; the default is 1000000)")
+            raise OptionError(
+                f"--max-body {self.max_body}: give at least {MIN_BODY} bytes (one report of a "
+                "1000-class model is about 60 KB; the default is 1000000)"
+            )
         if self.max_frame_body < MIN_BODY:
-            raise OptionError(f"--max-frame-body {self.max_frame_body}: give at least {MIN_BODY} bytes (a collected "
-                              "640x480 frame is about 100 KB; the default is 8000000)")
+            raise OptionError(
+                f"--max-frame-body {self.max_frame_body}: give at least {MIN_BODY} bytes (a collected "
+                "640x480 frame is about 100 KB; the default is 8000000)"
+            )
 
         if self.max_model_file < MIN_BODY:
-            raise OptionError(f"--max-model-file {self.max_model_file}: give at least {MIN_BODY} bytes (a "
-                              "MobileNetV2 bundle's model is about 3-14 MB)")
+            raise OptionError(
+                f"--max-model-file {self.max_model_file}: give at least {MIN_BODY} bytes (a "
+                "MobileNetV2 bundle's model is about 3-14 MB)"
+            )
 
     def resolved(self) -> "ServeOptions":
         """A copy with what was left to the machine decided: the workers, whether reads are protected."""

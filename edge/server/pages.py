@@ -1,5 +1,6 @@
 """GET /healthz (no token: what a load balancer or systemd watchdog asks) and GET / (the dashboard, whose
 data comes from the API)."""
+
 from pathlib import Path
 
 from starlette.requests import Request
@@ -17,8 +18,13 @@ async def healthz(request: Request):
     except database.Error as e:
         return JSONResponse({"status": "error", "error": str(e)}, status_code=503)
     if host.disk_full():
-        return JSONResponse({"status": "disk full", "error": f"the disk of {host.options.db.name} is full: devices "
-                             "keep their reports until space is freed"}, status_code=503)
+        return JSONResponse(
+            {
+                "status": "disk full",
+                "error": f"the disk of {host.options.db.name} is full: devices keep their reports until space is freed",
+            },
+            status_code=503,
+        )
     return JSONResponse({"status": "ok"})
 
 

@@ -6,6 +6,7 @@ the host numbers a release only when it holds every file it names at the size it
 numbered it can serve back whole. The host does not hold the signing key and need not trust anyone's: the
 device verifies. The same release pushed again (a retry after a lost answer) keeps its number.
 """
+
 import hashlib
 import json
 import time
@@ -28,10 +29,15 @@ class Refused(ValueError):
 def store_file(db, sha256: str, data: bytes) -> bool:
     """Keep an uploaded file under its sha256; False if it was held already."""
     if hashlib.sha256(data).hexdigest() != sha256:
-        raise Refused(422, f"the body's sha256 is {hashlib.sha256(data).hexdigest()}, not {sha256}: it was cut "
-                           "or changed on the way; upload it again")
-    cursor = db.execute("INSERT INTO model_files (sha256, bytes, received, data) VALUES (?, ?, ?, ?) "
-                        "ON CONFLICT (sha256) DO NOTHING", (sha256, len(data), time.time(), data))
+        raise Refused(
+            422,
+            f"the body's sha256 is {hashlib.sha256(data).hexdigest()}, not {sha256}: it was cut "
+            "or changed on the way; upload it again",
+        )
+    cursor = db.execute(
+        "INSERT INTO model_files (sha256, bytes, received, data) VALUES (?, ?, ?, ?) ON CONFLICT (sha256) DO NOTHING",
+        (sha256, len(data), time.time(), data),
+    )
     return cursor.rowcount == 1
 
 
@@ -46,8 +52,11 @@ def push(db, name: str, signed, by: str) -> dict:
         raise Refused(422, "the release has no signature: sign it with 'edge models push --key KEYDIR/edge-sign.key'")
     missing = _missing(db, release["files"])
     if missing:
-        raise Refused(409, f"the host lacks {len(missing)} file(s) of the release ({', '.join(missing[:4])}): upload "
-                           "them first (PUT /api/v1/files/SHA256), as 'edge models push' does")
+        raise Refused(
+            409,
+            f"the host lacks {len(missing)} file(s) of the release ({', '.join(missing[:4])}): upload "
+            "them first (PUT /api/v1/files/SHA256), as 'edge models push' does",
+        )
     digest = hashlib.sha256(canonical(release)).hexdigest()
     text = json.dumps({"release": release, "key_id": str(signed.get("key_id"))[:64], "signature": signed["signature"]})
     with transaction(db):  # the next number is read and taken in one transaction
@@ -56,9 +65,11 @@ def push(db, name: str, signed, by: str) -> dict:
             return {"name": name, "version": held[0], "new": False}
         version = db.execute("SELECT COALESCE(MAX(version), 0) + 1 FROM models WHERE name = ?", (name,)).fetchone()[0]
         model = release["files"].get(MODEL, {}).get("sha256")  # what a device's reports name it by
-        db.execute("INSERT INTO models (name, version, release_sha256, signed, key_id, pushed_by, pushed, "
-                   "model_sha256) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                   (name, version, digest, text, str(signed.get("key_id"))[:64], by, time.time(), model))
+        db.execute(
+            "INSERT INTO models (name, version, release_sha256, signed, key_id, pushed_by, pushed, "
+            "model_sha256) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (name, version, digest, text, str(signed.get("key_id"))[:64], by, time.time(), model),
+        )
     return {"name": name, "version": version, "new": True}
 
 
@@ -74,20 +85,35 @@ def _missing(db, files: dict) -> list[str]:
 
 def withdraw(db, name: str, version: int) -> bool:
     """Mark a version withdrawn (no device is told to run it again); False if there is no such version."""
-    cursor = db.execute("UPDATE models SET withdrawn = COALESCE(withdrawn, ?) WHERE name = ? AND version = ?",
-                        (time.time(), name, version))
+    cursor = db.execute(
+        "UPDATE models SET withdrawn = COALESCE(withdrawn, ?) WHERE name = ? AND version = ?",
+        (time.time(), name, version),
+    )
     return cursor.rowcount == 1
 
 
 def versions(db, name: str | None = None) -> list[dict]:
     """Every version (of `name`), newest first: what a list shows, without the signature."""
-    rows = db.execute("SELECT name, version, signed, key_id, pushed_by, pushed, withdrawn FROM models "
-                      "WHERE CAST(? AS TEXT) IS NULL OR name = ? ORDER BY name, version DESC", (name, name)).fetchall()
+    rows = db.execute(
+        "SELECT name, version, signed, key_id, pushed_by, pushed, withdrawn FROM models "
+        "WHERE CAST(? AS TEXT) IS NULL OR name = ? ORDER BY name, version DESC",
+        (name, name),
+    ).fetchall()
     out = []
     for model, version, signed, key, by, pushed, withdrawn in rows:
         files = json.loads(signed)["release"]["files"]
-        out.append({"name": model, "version": version, "key_id": key, "pushed_by": by, "pushed": pushed,
-                    "withdrawn": withdrawn, "files": len(files), "bytes": sum(f["bytes"] for f in files.values())})
+        out.append(
+            {
+                "name": model,
+                "version": version,
+                "key_id": key,
+                "pushed_by": by,
+                "pushed": pushed,
+                "withdrawn": withdrawn,
+                "files": len(files),
+                "bytes": sum(f["bytes"] for f in files.values()),
+            }
+        )
     return out
 
 
@@ -109,4 +135,3 @@ def read_range(db, rowid: int, start: int, end: int) -> bytes:
     with db.blobopen("model_files", "data", rowid, readonly=True) as blob:
         blob.seek(start)
         return blob.read(end - start)
-

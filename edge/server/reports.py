@@ -1,6 +1,7 @@
 """POST /api/v1/reports: a device's batch {"reports": [...]} (edge.report's schema). The answer says which model
 version the device is to run (`run`, edge.server.rollouts_store), when a rollout has named one: following costs
 a device no request of its own."""
+
 from starlette.requests import Request
 
 from edge.report import check_report

@@ -7,6 +7,7 @@ publisher or a reader, moved on by one worker's clock.
     GET  /api/v1/rollouts                    ?model=NAME: every rollout, newest first, with its devices and history
     POST /api/v1/rollouts/{model}/abort      (publisher)
 """
+
 import asyncio
 
 from starlette.concurrency import run_in_threadpool
@@ -27,8 +28,9 @@ KEYS = {"model", "version", "devices", "canary", "waves", "watch", "guard"}  # w
 @requires("publish", PUBLISHERS)
 async def post_rollout(request: Request):
     host = request.app.state.host
-    asked = bodies.parse(await bodies.read(request, host.options.max_body, "rollout"),
-                         'send JSON: {"model": NAME, "version": N}')
+    asked = bodies.parse(
+        await bodies.read(request, host.options.max_body, "rollout"), 'send JSON: {"model": NAME, "version": N}'
+    )
     if not isinstance(asked, dict) or not {"model", "version"} <= set(asked) or set(asked) - KEYS:
         fail(422, 'send {"model": NAME, "version": N} and any of "devices", "canary", "waves", "watch", "guard"')
     model, version, devices = asked["model"], asked["version"], asked.get("devices")
@@ -46,8 +48,9 @@ async def post_rollout(request: Request):
         guard = Guard(**(asked.get("guard") or {}))
     except (TypeError, EdgeError) as e:
         fail(422, f"guard: {e}")
-    started = await write(host, rollouts_store.start, model, version, devices, canary, waves, watch, guard,
-                          request.user.name)
+    started = await write(
+        host, rollouts_store.start, model, version, devices, canary, waves, watch, guard, request.user.name
+    )
     return JSONResponse(started, status_code=201)
 
 
@@ -61,8 +64,7 @@ async def get_rollouts(request: Request):
 
 @requires("publish", PUBLISHERS)
 async def post_abort(request: Request):
-    ended = await write(request.app.state.host, rollouts_store.abort, request.path_params["model"],
-                        request.user.name)
+    ended = await write(request.app.state.host, rollouts_store.abort, request.path_params["model"], request.user.name)
     return JSONResponse(ended)
 
 

@@ -14,6 +14,7 @@ A device is told through the answer to its reports (`assignment`): the host's wo
 version NULL meaning "the model you were started with". A device runs NAME@V when its latest report names
 it (`model_version`: {"model", "version"}) or carries the sha256 of that version's model file.
 """
+
 import json
 import math
 import time
@@ -28,8 +29,18 @@ CANARY_SHARE = 0.1  # of the targets, at least one
 BEFORE = 50  # a canary's latest reports under the version before: what the new one is compared with
 
 
-def start(db, model: str, version: int, devices: list | None, canary: int | None, waves: int | None,
-          watch: float | None, guard: guards.Guard, by: str, now: float | None = None) -> dict:
+def start(
+    db,
+    model: str,
+    version: int,
+    devices: list | None,
+    canary: int | None,
+    waves: int | None,
+    watch: float | None,
+    guard: guards.Guard,
+    by: str,
+    now: float | None = None,
+) -> dict:
     """Begin a rollout; refused (Refused) for a version that does not exist or is withdrawn, a model already
     rolling out, or no target device."""
     now = time.time() if now is None else now
@@ -42,8 +53,11 @@ def start(db, model: str, version: int, devices: list | None, canary: int | None
     targets = known if devices is None else list(devices)
     unknown = sorted(set(targets) - set(known))
     if unknown:
-        raise Refused(422, f"no reports from {', '.join(unknown[:5])}: a device joins a rollout once it has "
-                           "reported (edge run --report-to)")
+        raise Refused(
+            422,
+            f"no reports from {', '.join(unknown[:5])}: a device joins a rollout once it has "
+            "reported (edge run --report-to)",
+        )
     if not targets:
         raise Refused(422, "no devices to roll out to: none has reported yet")
     count = canary if canary is not None else max(1, math.ceil(CANARY_SHARE * len(targets)))
@@ -54,27 +68,46 @@ def start(db, model: str, version: int, devices: list | None, canary: int | None
     waves = 1 if waves is None else waves
     if not 1 <= waves <= max(1, len(rest)):
         raise Refused(422, f"--waves {waves}: give 1 to {max(1, len(rest))} (the targets after the canaries)")
-    planned = [rest[i * len(rest) // waves:(i + 1) * len(rest) // waves] for i in range(waves)] if rest else []
+    planned = [rest[i * len(rest) // waves : (i + 1) * len(rest) // waves] for i in range(waves)] if rest else []
     watch = WATCH if watch is None else watch
     if not (math.isfinite(watch) and 0 < watch <= 30 * 86400):
         raise Refused(422, f"--watch {watch}: give seconds, more than 0 and at most 30 days, e.g. {WATCH:g}")
     previous = {d: running(db, d) for d in targets}
     with transaction(db):
-        active = db.execute(f"SELECT id, state FROM rollouts WHERE model = ? AND state IN {ACTIVE}",
-                            (model,)).fetchone()
+        active = db.execute(
+            f"SELECT id, state FROM rollouts WHERE model = ? AND state IN {ACTIVE}", (model,)
+        ).fetchone()
         if active and active[1] != "promoted":  # its canaries or a wave are being judged
-            raise Refused(409, f"a rollout of {model} is under way: wait for it, or abort it (edge rollout abort "
-                               f"{model})")
+            raise Refused(
+                409, f"a rollout of {model} is under way: wait for it, or abort it (edge rollout abort {model})"
+            )
         if active:  # promoted, waiting for devices to report under it: the new rollout takes over
             _end(db, {"id": active[0]}, "superseded", now, f"{model}@{version} rolled out after it")
         (rollout,) = db.execute(
             "INSERT INTO rollouts (model, version, state, targets, canaries, previous, watch, guard, started, "
             "stage_started, started_by, waves) VALUES (?, ?, 'canary', ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
-            (model, version, json.dumps(targets), json.dumps(canaries), json.dumps(previous), watch,
-             json.dumps(guard.to_json()), now, now, by, json.dumps(planned))).fetchone()
+            (
+                model,
+                version,
+                json.dumps(targets),
+                json.dumps(canaries),
+                json.dumps(previous),
+                watch,
+                json.dumps(guard.to_json()),
+                now,
+                now,
+                by,
+                json.dumps(planned),
+            ),
+        ).fetchone()
         _assign(db, canaries, model, version, rollout, now)
-        _event(db, rollout, now, f"started by {by}: {model}@{version} to {len(canaries)} canary(ies) of "
-                                 f"{len(targets)}: {', '.join(canaries)}")
+        _event(
+            db,
+            rollout,
+            now,
+            f"started by {by}: {model}@{version} to {len(canaries)} canary(ies) of "
+            f"{len(targets)}: {', '.join(canaries)}",
+        )
     return status(db, rollout)
 
 
@@ -90,8 +123,9 @@ def _version_of(db, report: dict) -> list | None:
     named = report.get("model_version")  # {"model", "version"}, as a following device says (edge.follow)
     if isinstance(named, dict) and isinstance(named.get("model"), str) and isinstance(named.get("version"), int):
         return [named["model"], named["version"]]
-    found = db.execute("SELECT name, version FROM models WHERE model_sha256 = ? ORDER BY version DESC",
-                       (report["model_sha256"],)).fetchone()
+    found = db.execute(
+        "SELECT name, version FROM models WHERE model_sha256 = ? ORDER BY version DESC", (report["model_sha256"],)
+    ).fetchone()
     return list(found) if found else None
 
 
@@ -109,8 +143,9 @@ def _advance(db, r: dict, now: float) -> None:
     version = [r["model"], r["version"]]
     label = f"{r['model']}@{r['version']}"
     judged = _stage(r) if r["state"] != "promoted" else []
-    refusals = [f"{device} refused {label} ({why})" for device in judged
-                for why in [_refusal(db, device, label)] if why]
+    refusals = [
+        f"{device} refused {label} ({why})" for device in judged for why in [_refusal(db, device, label)] if why
+    ]
     if refusals:  # no need to wait out the watch: it will not run there
         _fail(db, r, now, "; ".join(refusals))
     elif judged and now - r["stage_started"] >= r["watch"]:
@@ -125,12 +160,18 @@ def _advance(db, r: dict, now: float) -> None:
         wave = r["waves"][stage - 1] if stage <= len(r["waves"]) else []  # none: the canaries were every target
         last = stage >= len(r["waves"])
         _assign(db, wave, r["model"], r["version"], r["id"], now)
-        db.execute("UPDATE rollouts SET state = ?, stage = ?, stage_started = ? WHERE id = ?",
-                   ("promoted" if last else "wave", stage, now, r["id"]))
+        db.execute(
+            "UPDATE rollouts SET state = ?, stage = ?, stage_started = ? WHERE id = ?",
+            ("promoted" if last else "wave", stage, now, r["id"]),
+        )
         told = f"wave {stage} of {len(r['waves'])}" if len(r["waves"]) > 1 else "the rest"
-        _event(db, r["id"], now, f"the guard held on {_who(r)} ({_numbers(new)}; expected: {_numbers(before)}): "
-                                 + (f"promoted to all {len(r['targets'])}" if last else
-                                    f"{told}: {', '.join(wave)}"))
+        _event(
+            db,
+            r["id"],
+            now,
+            f"the guard held on {_who(r)} ({_numbers(new)}; expected: {_numbers(before)}): "
+            + (f"promoted to all {len(r['targets'])}" if last else f"{told}: {', '.join(wave)}"),
+        )
     elif r["state"] == "promoted" and all(running(db, d) == version for d in r["targets"]):
         _end(db, r, "done", now, f"every target runs {label}")
 
@@ -142,7 +183,7 @@ def _stage(r: dict) -> list:
 
 def _moved(r: dict) -> list:
     """Every device the rollout has told to run its version so far."""
-    return r["canaries"] + [d for wave in r["waves"][:r["stage"]] for d in wave]
+    return r["canaries"] + [d for wave in r["waves"][: r["stage"]] for d in wave]
 
 
 def _who(r: dict) -> str:
@@ -152,8 +193,14 @@ def _who(r: dict) -> str:
 def _fail(db, r: dict, now: float, why: str) -> None:
     moved = _moved(r)
     _back(db, r, moved, now)
-    _end(db, r, "failed", now, f"{why}: " + ("the canaries were rolled back" if r["stage"] == 0 else
-                                             f"the {len(moved)} devices moved were rolled back"))
+    _end(
+        db,
+        r,
+        "failed",
+        now,
+        f"{why}: "
+        + ("the canaries were rolled back" if r["stage"] == 0 else f"the {len(moved)} devices moved were rolled back"),
+    )
 
 
 def _refusal(db, device: str, label: str) -> str | None:
@@ -176,8 +223,10 @@ def _reports(db, devices: list, version: list | None, since: float, until: float
     by `until`)."""
     found = []
     for device in devices:
-        for (body,) in db.execute("SELECT body FROM reports WHERE device = ? AND window_start >= ? AND window_end <= ?",
-                                  (device, since, math.inf if until is None else until)):
+        for (body,) in db.execute(
+            "SELECT body FROM reports WHERE device = ? AND window_start >= ? AND window_end <= ?",
+            (device, since, math.inf if until is None else until),
+        ):
             report = json.loads(body)
             if version is None or _version_of(db, report) == version:
                 found.append(report)
@@ -190,25 +239,43 @@ def _baseline(db, r: dict, judged: list, guard: guards.Guard) -> dict:
     has none, those targets' reports over the stage, as they are."""
     waiting = [d for d in r["targets"] if d not in _moved(r)]
     during = _reports(db, waiting, None, r["stage_started"], None)
-    own = {device: [report for report in _latest(db, [device], r["started"]) if r["previous"].get(device) is None
-                    or _version_of(db, report) == r["previous"][device]] for device in judged}
+    own = {
+        device: [
+            report
+            for report in _latest(db, [device], r["started"])
+            if r["previous"].get(device) is None or _version_of(db, report) == r["previous"][device]
+        ]
+        for device in judged
+    }
     if not all(own.values()):
         return guards.measure([report for reports in own.values() for report in reports] + during)
-    return guards.expected(guards.measure([report for reports in own.values() for report in reports]),
-                           guards.measure(_latest(db, waiting, r["started"])), guards.measure(during),
-                           guard.min_frames)
+    return guards.expected(
+        guards.measure([report for reports in own.values() for report in reports]),
+        guards.measure(_latest(db, waiting, r["started"])),
+        guards.measure(during),
+        guard.min_frames,
+    )
 
 
 def _latest(db, devices: list, until: float) -> list[dict]:
     """Each device's latest BEFORE reports that ended by `until`."""
-    return [json.loads(body) for device in devices for (body,) in db.execute(
-        "SELECT body FROM reports WHERE device = ? AND window_end <= ? ORDER BY window_end DESC LIMIT ?",
-        (device, until, BEFORE))]
+    return [
+        json.loads(body)
+        for device in devices
+        for (body,) in db.execute(
+            "SELECT body FROM reports WHERE device = ? AND window_end <= ? ORDER BY window_end DESC LIMIT ?",
+            (device, until, BEFORE),
+        )
+    ]
 
 
 def _numbers(m: dict) -> str:
-    shown = {"top1_mean": "top-1 {:.3f}", "accuracy": "accuracy {:.3f}", "latency_p50_ms": "p50 {:.2f} ms",
-             "drift_share": "{:.0%} at drift"}
+    shown = {
+        "top1_mean": "top-1 {:.3f}",
+        "accuracy": "accuracy {:.3f}",
+        "latency_p50_ms": "p50 {:.2f} ms",
+        "drift_share": "{:.0%} at drift",
+    }
     return ", ".join([f"{m['frames']} frames"] + [form.format(m[k]) for k, form in shown.items() if m[k] is not None])
 
 
@@ -241,18 +308,32 @@ def status(db, rollout: int) -> dict:
     for device in r["targets"]:
         told = assignment(db, device)
         wave = next((i + 1 for i, devices_of in enumerate(r["waves"]) if device in devices_of), None)
-        devices.append({"device": device, "canary": device in r["canaries"], "wave": wave, "told": told,
-                        "running": running(db, device)})
-    history = [{"at": at, "event": event} for at, event in db.execute(
-        "SELECT at, event FROM rollout_events WHERE rollout = ? ORDER BY at, rowid", (rollout,))]
+        devices.append(
+            {
+                "device": device,
+                "canary": device in r["canaries"],
+                "wave": wave,
+                "told": told,
+                "running": running(db, device),
+            }
+        )
+    history = [
+        {"at": at, "event": event}
+        for at, event in db.execute(
+            "SELECT at, event FROM rollout_events WHERE rollout = ? ORDER BY at, rowid", (rollout,)
+        )
+    ]
     return {**{k: v for k, v in r.items() if k != "targets"}, "devices": devices, "history": history}
 
 
 def rollouts(db, model: str | None = None) -> list[dict]:
     """Every rollout (of `model`), newest first."""
-    return [status(db, rollout) for (rollout,) in db.execute(
-        "SELECT id FROM rollouts WHERE CAST(? AS TEXT) IS NULL OR model = ? ORDER BY id DESC",
-        (model, model)).fetchall()]
+    return [
+        status(db, rollout)
+        for (rollout,) in db.execute(
+            "SELECT id FROM rollouts WHERE CAST(? AS TEXT) IS NULL OR model = ? ORDER BY id DESC", (model, model)
+        ).fetchall()
+    ]
 
 
 def _row(db, rollout: int) -> dict:
@@ -262,10 +343,12 @@ def _row(db, rollout: int) -> dict:
 
 
 def _assign(db, devices: list, model: str, version: int | None, rollout: int, now: float) -> None:
-    db.executemany("INSERT INTO assignments (device, model, version, rollout, since) VALUES (?, ?, ?, ?, ?) "
-                   "ON CONFLICT (device) DO UPDATE SET model = excluded.model, version = excluded.version, "
-                   "rollout = excluded.rollout, since = excluded.since",
-                   [(d, model, version, rollout, now) for d in devices])
+    db.executemany(
+        "INSERT INTO assignments (device, model, version, rollout, since) VALUES (?, ?, ?, ?, ?) "
+        "ON CONFLICT (device) DO UPDATE SET model = excluded.model, version = excluded.version, "
+        "rollout = excluded.rollout, since = excluded.since",
+        [(d, model, version, rollout, now) for d in devices],
+    )
 
 
 def _end(db, r: dict, state: str, now: float, reason: str) -> None:

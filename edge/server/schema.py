@@ -5,6 +5,7 @@ once between them.
 Versions: 1 kept no `devices` table and dense matrices (refused), 2 no frames, 3 no frame tally, 4 no models,
 5 no rollout waves. A store of another version than these is refused in one line.
 """
+
 from edge.errors import EdgeError
 from edge.server.database import transaction
 
@@ -46,8 +47,10 @@ CREATE TABLE IF NOT EXISTS rollout_events (rollout INTEGER NOT NULL, at REAL NOT
 """
 # The JPEG is the last column: reading the others never walks its pages. `frame_tally` keeps what each
 # device's frames hold in bytes, so a quota costs a row, not a walk over the frames.
-TALLY = ("INSERT INTO frame_tally (device, bytes, dropped, refused) SELECT device, SUM(length(jpeg)), 0, 0 "
-         "FROM frames WHERE TRUE GROUP BY device ON CONFLICT (device) DO NOTHING")  # for a store that kept none
+TALLY = (
+    "INSERT INTO frame_tally (device, bytes, dropped, refused) SELECT device, SUM(length(jpeg)), 0, 0 "
+    "FROM frames WHERE TRUE GROUP BY device ON CONFLICT (device) DO NOTHING"
+)  # for a store that kept none
 ROLLOUT_COLUMNS = {"waves": "TEXT NOT NULL DEFAULT '[]'", "stage": "INTEGER NOT NULL DEFAULT 0"}  # since 6
 
 
@@ -62,8 +65,10 @@ def migrate(db, named: str) -> None:
             return
         used = db.execute("SELECT 1 FROM sqlite_master WHERE name = 'reports'").fetchone()
         if version not in UPGRADES and (used or version):
-            raise EdgeError(f"--db {named} was written by another version of edge (store version {version}, this "
-                            f"edge keeps {VERSION}): give a new file, or serve it with the edge that wrote it")
+            raise EdgeError(
+                f"--db {named} was written by another version of edge (store version {version}, this "
+                f"edge keeps {VERSION}): give a new file, or serve it with the edge that wrote it"
+            )
         for statement in TABLES.split(";"):
             db.execute(statement)
         have = {row[1] for row in db.execute("PRAGMA table_info(rollouts)")}  # a table of version 5 lacks them

@@ -1,4 +1,5 @@
 """What one worker of `edge serve` holds while it serves (on `app.state.host`), and what the workers share."""
+
 import ctypes
 import multiprocessing
 import shutil
@@ -18,6 +19,7 @@ MIN_FREE = 1 << 20  # bytes to be freed on a full disk before reports are taken 
 @dataclass
 class Shared:
     """What the workers share besides the database: memory every one of them maps, made before they fork."""
+
     # the free bytes when a write last failed for a full disk; -1 once writes succeed
     full: ctypes.c_double = field(default_factory=lambda: multiprocessing.RawValue("d", -1.0))
     # 1 while a checkpoint finishes: every worker's writes wait (edge.server.writer)
@@ -32,8 +34,9 @@ class Host:
         self._local = threading.local()
         # the writer's connection: this opens (or creates) the store and checks its version
         quota = store.FrameQuota(options.frame_quota, options.frame_quota_all, options.frame_reserve)
-        self.writer = Writer(store.open_db(options.db), shared.hold,
-                             store.open_reader(options.db) if checkpoints else None, quota)
+        self.writer = Writer(
+            store.open_db(options.db), shared.hold, store.open_reader(options.db) if checkpoints else None, quota
+        )
 
     def db(self) -> sqlite3.Connection:
         """This thread's read-only connection: the event loop's, or a reading thread's (sqlite3 connections

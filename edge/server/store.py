@@ -16,6 +16,7 @@ unlabelled frames go first (the discarded, then the new; a labelled frame is a p
 a device's own when it is over its quota, the largest holder's when all are over theirs; a frame with no
 room left is not taken: the device keeps it and tries again. Both are counted a device (`frame_counts`).
 """
+
 import hashlib
 import hmac
 import json
@@ -40,15 +41,29 @@ DEVICE_FRAMES = 1 << 30  # bytes of JPEG one device's collected frames may hold
 ALL_FRAMES = 8 << 30  # bytes of JPEG all collected frames may hold
 FRAME_RESERVE = 256 << 20  # bytes of free disk frames leave to reports
 
-DEVICE_COLUMNS = ("device", "last_seen", "reports", "conflicts", "latest_end", "latest", "field_run", "field_end",
-                  "field_reports", "field_labels", "field_cells")
-SAVE_DEVICE = (f"INSERT INTO devices ({', '.join(DEVICE_COLUMNS)}) VALUES ({', '.join('?' * len(DEVICE_COLUMNS))}) "
-               "ON CONFLICT (device) DO UPDATE SET " + ", ".join(f"{c} = excluded.{c}" for c in DEVICE_COLUMNS[1:]))
+DEVICE_COLUMNS = (
+    "device",
+    "last_seen",
+    "reports",
+    "conflicts",
+    "latest_end",
+    "latest",
+    "field_run",
+    "field_end",
+    "field_reports",
+    "field_labels",
+    "field_cells",
+)
+SAVE_DEVICE = (
+    f"INSERT INTO devices ({', '.join(DEVICE_COLUMNS)}) VALUES ({', '.join('?' * len(DEVICE_COLUMNS))}) "
+    "ON CONFLICT (device) DO UPDATE SET " + ", ".join(f"{c} = excluded.{c}" for c in DEVICE_COLUMNS[1:])
+)
 
 
 @dataclass(frozen=True)
 class FrameQuota:
     """Bytes of JPEG a device's frames and all frames may hold, and free bytes of disk left to reports."""
+
     device: int = DEVICE_FRAMES
     total: int = ALL_FRAMES
     reserve: int = FRAME_RESERVE
@@ -93,8 +108,10 @@ def create_token(db, name: str, role: str = "device") -> str:
         raise EdgeError(f"unknown role '{role}': choose one of {', '.join(ROLES)}")
     token = secrets.token_urlsafe(32)
     try:
-        db.execute("INSERT INTO tokens (name, role, hash, created) VALUES (?, ?, ?, ?)",
-                   (name, role, hash_token(token), time.time()))
+        db.execute(
+            "INSERT INTO tokens (name, role, hash, created) VALUES (?, ?, ?, ?)",
+            (name, role, hash_token(token), time.time()),
+        )
     except sqlite3.IntegrityError:
         raise EdgeError(f"'{name}' already has a token: revoke it first (edge token revoke {name})") from None
     return token
@@ -123,13 +140,13 @@ def who(db, token: str) -> tuple[str, str] | None:
 class Stored:
     """What became of a batch: ids stored now, ids held already with the same content, and ids held already
     with other content (or for another device): conflicts, of which the first is kept."""
+
     stored: list
     duplicates: list
     conflicts: list
 
 
-def store_posts(db, posts: list[tuple[str, str | None, list[dict]]], quota: FrameQuota = FrameQuota()
-                ) -> list[Stored]:
+def store_posts(db, posts: list[tuple[str, str | None, list[dict]]], quota: FrameQuota = FrameQuota()) -> list[Stored]:
     """Store what POSTs brought, [(kind, device, checked items)], kind "reports", "frames" (within `quota`) or
     "labels" (for frames, as `label_frames` takes them), folding reports into what the reads need (each
     device's row of `devices`, read under the write lock: whatever process wrote it last), all in one
@@ -138,9 +155,11 @@ def store_posts(db, posts: list[tuple[str, str | None, list[dict]]], quota: Fram
     Any other kind is the caller's mistake: ValueError, and nothing is stored."""
     now = time.time()
     changed: dict[str, _Summary] = {}  # device -> its row of `devices`, as this group's reports change it
-    kinds = {"reports": lambda device, items: _store_reports(db, device, items, now, changed),
-             "frames": lambda device, items: _store_frames(db, device, items, now, quota),
-             "labels": lambda device, items: _label_frames(db, device, items, now)}
+    kinds = {
+        "reports": lambda device, items: _store_reports(db, device, items, now, changed),
+        "frames": lambda device, items: _store_frames(db, device, items, now, quota),
+        "labels": lambda device, items: _label_frames(db, device, items, now),
+    }
     unknown = next((kind for kind, _, _ in posts if kind not in kinds), None)
     if unknown is not None:
         raise ValueError(f"store_posts: no kind {unknown!r}; the kinds are {', '.join(kinds)}")
@@ -158,14 +177,14 @@ def _store_reports(db, device: str, reports: list[dict], now: float, changed: di
     outcome = Stored([], [], [])
     for r in reports:
         body = orjson.dumps(r).decode()
-        if db.execute("INSERT INTO reports (id, device, run, received, window_start, window_end, evaluated, body) "
-                      "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
-                      (r["id"], device, r["run_id"], now, r["window"]["start"], r["window"]["end"],
-                       r["evaluated"], body)).rowcount:
+        if db.execute(
+            "INSERT INTO reports (id, device, run, received, window_start, window_end, evaluated, body) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
+            (r["id"], device, r["run_id"], now, r["window"]["start"], r["window"]["end"], r["evaluated"], body),
+        ).rowcount:
             outcome.stored.append(r["id"])
             summary.add(r, body, now)
-        elif _same(db.execute("SELECT device, body FROM reports WHERE id = ?", (r["id"],)).fetchone(),
-                   device, body, r):
+        elif _same(db.execute("SELECT device, body FROM reports WHERE id = ?", (r["id"],)).fetchone(), device, body, r):
             outcome.duplicates.append(r["id"])
         else:
             outcome.conflicts.append(r["id"])
@@ -181,8 +200,9 @@ def _store_frames(db, device: str, records: list[dict], now: float, quota: Frame
     free = None  # of the disk, read once a POST
     for r in records:
         jpeg, meta = jpeg_bytes(r), orjson.dumps({k: v for k, v in r.items() if k != "jpeg"}).decode()
-        found = db.execute("SELECT device = ? AND meta = ? AND jpeg = ? FROM frames WHERE id = ?",
-                           (device, meta, jpeg, r["id"])).fetchone()
+        found = db.execute(
+            "SELECT device = ? AND meta = ? AND jpeg = ? FROM frames WHERE id = ?", (device, meta, jpeg, r["id"])
+        ).fetchone()
         if found:
             (outcome.duplicates if found[0] else outcome.conflicts).append(r["id"])
             continue
@@ -191,8 +211,10 @@ def _store_frames(db, device: str, records: list[dict], now: float, quota: Frame
         if free < quota.reserve or not _room(db, device, len(jpeg), quota):
             _count(db, device, 0, refused=1)
             continue
-        db.execute("INSERT INTO frames (id, device, received, meta, jpeg) VALUES (?, ?, ?, ?, ?)",
-                   (r["id"], device, now, meta, jpeg))
+        db.execute(
+            "INSERT INTO frames (id, device, received, meta, jpeg) VALUES (?, ?, ?, ?, ?)",
+            (r["id"], device, now, meta, jpeg),
+        )
         _count(db, device, len(jpeg))
         outcome.stored.append(r["id"])
     return outcome
@@ -235,8 +257,10 @@ def _drop(db, device: str, need: int) -> int:
     """Drop `device`'s oldest unlabelled frames, the discarded first, until `need` bytes are freed: the bytes
     freed, fewer if it has no more."""
     gone, freed = [], 0
-    rows = db.execute("SELECT rowid, length(jpeg) FROM frames WHERE device = ? AND label IS NULL "
-                      "ORDER BY discarded DESC, rowid", (device,))
+    rows = db.execute(
+        "SELECT rowid, length(jpeg) FROM frames WHERE device = ? AND label IS NULL ORDER BY discarded DESC, rowid",
+        (device,),
+    )
     for rowid, size in rows:
         if freed >= need:
             break
@@ -249,16 +273,19 @@ def _drop(db, device: str, need: int) -> int:
 
 
 def _count(db, device: str, size: int, dropped: int = 0, refused: int = 0) -> None:
-    db.execute("INSERT INTO frame_tally (device, bytes, dropped, refused) VALUES (?, ?, ?, ?) ON CONFLICT (device) "
-               "DO UPDATE SET bytes = frame_tally.bytes + excluded.bytes, dropped = frame_tally.dropped + "
-               "excluded.dropped, refused = frame_tally.refused + excluded.refused",
-               (device, size, dropped, refused))
+    db.execute(
+        "INSERT INTO frame_tally (device, bytes, dropped, refused) VALUES (?, ?, ?, ?) ON CONFLICT (device) "
+        "DO UPDATE SET bytes = frame_tally.bytes + excluded.bytes, dropped = frame_tally.dropped + "
+        "excluded.dropped, refused = frame_tally.refused + excluded.refused",
+        (device, size, dropped, refused),
+    )
 
 
 @dataclass
 class _Summary:
     """A row of `devices`. The field evaluation is the latest run with ground truth: its reports' confusion
     cells summed (Python ints: no sum overflows), {(truth, predicted): count}, kept flat like a report's."""
+
     last_seen: float = 0.0
     reports: int = 0
     conflicts: int = 0
@@ -294,11 +321,25 @@ class _Summary:
 
     def save(self, db, device: str) -> None:
         self.labels_text = self.labels_text or _json(self.field_labels)
-        db.execute(SAVE_DEVICE, (
-            device, self.last_seen, self.reports, self.conflicts, self.latest_end, self.latest, self.field_run,
-            self.field_end, self.field_reports, self.labels_text,
-            _json(self.field_cells and [x for (truth, predicted), count in self.field_cells.items()
-                                        for x in (truth, predicted, count)])))
+        db.execute(
+            SAVE_DEVICE,
+            (
+                device,
+                self.last_seen,
+                self.reports,
+                self.conflicts,
+                self.latest_end,
+                self.latest,
+                self.field_run,
+                self.field_end,
+                self.field_reports,
+                self.labels_text,
+                _json(
+                    self.field_cells
+                    and [x for (truth, predicted), count in self.field_cells.items() for x in (truth, predicted, count)]
+                ),
+            ),
+        )
 
 
 def _same(held: tuple, device: str, body: str, report: dict) -> bool:
@@ -311,15 +352,26 @@ def _json(value) -> str | None:
     return None if value is None else orjson.dumps(value).decode()
 
 
-_COLUMNS = ("last_seen, reports, conflicts, latest_end, latest, field_run, field_end, field_reports, field_labels, "
-            "field_cells")
+_COLUMNS = (
+    "last_seen, reports, conflicts, latest_end, latest, field_run, field_end, field_reports, field_labels, field_cells"
+)
 
 
 def _from_row(row) -> _Summary:
     last_seen, reports, conflicts, latest_end, latest, field_run, field_end, field_reports, labels, flat = row
-    return _Summary(last_seen, reports, conflicts, latest_end, latest, field_run, field_end, field_reports,
-                    orjson.loads(labels) if labels else None,
-                    {cell[:2]: cell[2] for cell in cells(orjson.loads(flat))} if flat else None, labels)
+    return _Summary(
+        last_seen,
+        reports,
+        conflicts,
+        latest_end,
+        latest,
+        field_run,
+        field_end,
+        field_reports,
+        orjson.loads(labels) if labels else None,
+        {cell[:2]: cell[2] for cell in cells(orjson.loads(flat))} if flat else None,
+        labels,
+    )
 
 
 def _summary(db, device: str) -> _Summary:
@@ -338,15 +390,25 @@ def devices(db, only: str | None = None) -> list[dict]:
     device list shows, whatever the number of classes."""
     found = []
     for device, last_seen, count, conflicts, latest, run, run_reports, flat in db.execute(
-            "SELECT device, last_seen, reports, conflicts, latest, field_run, field_reports, field_cells FROM devices "
-            "WHERE CAST(? AS TEXT) IS NULL OR device = ? ORDER BY device", (only, only)):
+        "SELECT device, last_seen, reports, conflicts, latest, field_run, field_reports, field_cells FROM devices "
+        "WHERE CAST(? AS TEXT) IS NULL OR device = ? ORDER BY device",
+        (only, only),
+    ):
         field = None
         if run is not None:
             flat = orjson.loads(flat)
             n, right = sum(flat[2::3]), sum(c for truth, predicted, c in cells(flat) if truth == predicted)
             field = {"run_id": run, "reports": run_reports, "n": n, "accuracy": right / n if n else 0.0}
-        found.append({"device": device, "last_seen": last_seen, "reports": count, "conflicts": conflicts,
-                      "latest": latest, "field": field})
+        found.append(
+            {
+                "device": device,
+                "last_seen": last_seen,
+                "reports": count,
+                "conflicts": conflicts,
+                "latest": latest,
+                "field": field,
+            }
+        )
     return found
 
 
@@ -354,17 +416,22 @@ def field(db, device: str) -> dict | None:
     """A device's latest field evaluation, {"run_id", "reports", "labels", "cells": {(truth, predicted): count}},
     or None."""
     s = _summary(db, device)
-    return None if s.field_run is None else {"run_id": s.field_run, "reports": s.field_reports,
-                                             "labels": s.field_labels, "cells": s.field_cells}
+    return (
+        None
+        if s.field_run is None
+        else {"run_id": s.field_run, "reports": s.field_reports, "labels": s.field_labels, "cells": s.field_cells}
+    )
 
 
 def device_reports(db, device: str, limit: int = 500, since: float | None = None) -> list[str]:
     """A device's reports as stored (JSON text), oldest first: the newest `limit` of them, or those ending
     after `since`."""
-    rows = db.execute("""
+    rows = db.execute(
+        """
         SELECT body FROM (SELECT body, window_end FROM reports WHERE device = ? AND window_end > ?
                           ORDER BY window_end DESC LIMIT ?) ORDER BY window_end""",
-                      (device, since if since is not None else float("-inf"), limit)).fetchall()
+        (device, since if since is not None else float("-inf"), limit),
+    ).fetchall()
     return [body for (body,) in rows]
 
 
@@ -372,13 +439,18 @@ def all_reports(db, only: str | None = None):
     """Every report (or `only` that device's) in the order they arrived, for the CSV export (streamed: the
     table may be large)."""
     for device, received, body in db.execute(
-            "SELECT device, received, body FROM reports WHERE CAST(? AS TEXT) IS NULL OR device = ? ORDER BY rowid",
-            (only, only)):
+        "SELECT device, received, body FROM reports WHERE CAST(? AS TEXT) IS NULL OR device = ? ORDER BY rowid",
+        (only, only),
+    ):
         yield device, received, json.loads(body)
 
 
 FRAME_STATES = {  # which frames a listing holds
-    "new": "label IS NULL AND NOT discarded", "labelled": "label IS NOT NULL", "discarded": "discarded", "all": "TRUE"}
+    "new": "label IS NULL AND NOT discarded",
+    "labelled": "label IS NOT NULL",
+    "discarded": "discarded",
+    "all": "TRUE",
+}
 
 
 def _label_frames(db, device, labels: list[dict], now: float) -> Stored:
@@ -388,9 +460,10 @@ def _label_frames(db, device, labels: list[dict], now: float) -> Stored:
     outcome = Stored([], [], [])
     for given in labels:
         label, discard = given["label"], given["discard"]
-        if db.execute("UPDATE frames SET label = ?, labelled = ?, discarded = ? WHERE id = ?",
-                      (None if discard else label, now if label or discard else None, bool(discard),
-                       given["id"])).rowcount:
+        if db.execute(
+            "UPDATE frames SET label = ?, labelled = ?, discarded = ? WHERE id = ?",
+            (None if discard else label, now if label or discard else None, bool(discard), given["id"]),
+        ).rowcount:
             outcome.stored.append(given["id"])
         else:
             outcome.conflicts.append(given["id"])
@@ -400,8 +473,11 @@ def _label_frames(db, device, labels: list[dict], now: float) -> Stored:
 def frame_counts(db, device: str) -> dict:
     """How many of a device's frames are new, labelled and discarded, how many were dropped for newer ones
     (`FrameQuota`), and how many times one was refused for want of room."""
-    counts = {state: db.execute(f"SELECT COUNT(*) FROM frames WHERE device = ? AND {where}",
-                                (device,)).fetchone()[0] for state, where in FRAME_STATES.items() if state != "all"}
+    counts = {
+        state: db.execute(f"SELECT COUNT(*) FROM frames WHERE device = ? AND {where}", (device,)).fetchone()[0]
+        for state, where in FRAME_STATES.items()
+        if state != "all"
+    }
     row = db.execute("SELECT dropped, refused FROM frame_tally WHERE device = ?", (device,)).fetchone()
     return {**counts, "dropped": row[0] if row else 0, "refused": row[1] if row else 0}
 
@@ -409,10 +485,15 @@ def frame_counts(db, device: str) -> dict:
 def device_frames(db, device: str, state: str = "new", limit: int = 100) -> list[dict]:
     """A device's collected frames in `state` (FRAME_STATES), in the order they came: what the device sent but the
     JPEG, with when it came and what a person made of it (`labelled_as`, `discarded`)."""
-    rows = db.execute(f"SELECT received, label, discarded, meta FROM frames WHERE device = ? AND "
-                      f"{FRAME_STATES[state]} ORDER BY rowid LIMIT ?", (device, limit))
-    return [{**json.loads(meta), "received": received, "labelled_as": label, "discarded": bool(discarded)}
-            for received, label, discarded, meta in rows]
+    rows = db.execute(
+        f"SELECT received, label, discarded, meta FROM frames WHERE device = ? AND "
+        f"{FRAME_STATES[state]} ORDER BY rowid LIMIT ?",
+        (device, limit),
+    )
+    return [
+        {**json.loads(meta), "received": received, "labelled_as": label, "discarded": bool(discarded)}
+        for received, label, discarded, meta in rows
+    ]
 
 
 def frame_classes(db, frame_id: str) -> list[str]:
@@ -429,7 +510,9 @@ def frame_jpeg(db, frame_id: str) -> tuple[str, bytes] | None:
 def labelled_frames(db, device: str | None = None):
     """(id, device, label, meta, JPEG) of every labelled frame (or `device`'s), in the order they came."""
     for frame_id, name, label, meta, jpeg in db.execute(
-            "SELECT id, device, label, meta, jpeg FROM frames WHERE label IS NOT NULL AND (CAST(? AS TEXT) IS NULL OR "
-            "device = ?) "
-            "ORDER BY rowid", (device, device)):
+        "SELECT id, device, label, meta, jpeg FROM frames WHERE label IS NOT NULL AND (CAST(? AS TEXT) IS NULL OR "
+        "device = ?) "
+        "ORDER BY rowid",
+        (device, device),
+    ):
         yield frame_id, name, label, json.loads(meta), jpeg

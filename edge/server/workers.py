@@ -3,6 +3,7 @@ edge.server.app) and the main process that watches them, and what a worker does 
 finish a request: silent sockets, headers sent a byte at a time (slowloris), bodies that stall. Each would
 hold its connection, and a file, forever; past the open-files limit (1024 in a default systemd unit) the
 server could take no connection at all, devices' included."""
+
 import asyncio
 import gc
 import json
@@ -43,8 +44,10 @@ def listen(host: str, port: int, count: int = 1) -> list[socket.socket]:
             sock.bind((host, port))
         except OSError as e:
             sock.close()
-            raise EdgeError(f"cannot listen on {host}:{port} ({e.strerror}): another program (an edge serve "
-                            "already running?) has it, or choose another --port or --host") from None
+            raise EdgeError(
+                f"cannot listen on {host}:{port} ({e.strerror}): another program (an edge serve "
+                "already running?) has it, or choose another --port or --host"
+            ) from None
         sock.listen(2048)
         return sock
 
@@ -76,8 +79,10 @@ def connection_cap(options: ServeOptions, files: int) -> int:
 def _refusal(message: str) -> bytes:
     """A 408 with {"error": message}, the connection closed after it."""
     body = json.dumps({"error": message}).encode()
-    return (b"HTTP/1.1 408 Request Timeout\r\ncontent-type: application/json\r\nconnection: close\r\n"
-            b"content-length: %d\r\n\r\n%s" % (len(body), body))
+    return (
+        b"HTTP/1.1 408 Request Timeout\r\ncontent-type: application/json\r\nconnection: close\r\n"
+        b"content-length: %d\r\n\r\n%s" % (len(body), body)
+    )
 
 
 def guarded_protocol(options: ServeOptions, cap: int, log) -> type:
@@ -106,8 +111,10 @@ def guarded_protocol(options: ServeOptions, cap: int, log) -> type:
                 oldest.transport.close()
                 if self.loop.time() - logged[0] > EVICTIONS_LOGGED:
                     logged[0] = self.loop.time()
-                    log(f"edge serve: over {cap} connections in a worker: closing those that have waited longest "
-                        "without sending a request (a flood of them?)")
+                    log(
+                        f"edge serve: over {cap} connections in a worker: closing those that have waited longest "
+                        "without sending a request (a flood of them?)"
+                    )
 
         def connection_lost(self, exc) -> None:
             self._stop_timer()
@@ -165,8 +172,9 @@ def guarded_protocol(options: ServeOptions, cap: int, log) -> type:
                 return
             self.timer = None
             if not self.cycle.response_started:
-                self.transport.write(_refusal(f"the request's body stalled: nothing came for "
-                                              f"{options.body_timeout:g} s"))
+                self.transport.write(
+                    _refusal(f"the request's body stalled: nothing came for {options.body_timeout:g} s")
+                )
             self.transport.close()
 
     return Guarded
@@ -191,17 +199,23 @@ def run_server(options: ServeOptions, log=print) -> None:
     files = open_files()
     cap = connection_cap(options, files)
     if cap < options.max_connections:
-        log(f"edge serve: {files} open files allowed (ulimit -n; in a systemd unit LimitNOFILE=): each worker keeps "
+        log(
+            f"edge serve: {files} open files allowed (ulimit -n; in a systemd unit LimitNOFILE=): each worker keeps "
             f"{cap} connections, not {options.max_connections}; allow at least "
-            f"{options.max_connections + RESERVED_FILES} for all of them")
+            f"{options.max_connections + RESERVED_FILES} for all of them"
+        )
     if options.host not in LOOPBACK:
-        log(f"listening on {options.host}: tokens cross the network in the clear unless a TLS proxy (nginx, "
-            "Caddy) is in front")
+        log(
+            f"listening on {options.host}: tokens cross the network in the clear unless a TLS proxy (nginx, "
+            "Caddy) is in front"
+        )
         if not options.protect_reads:
             log("--open-reads: anyone who can reach this port reads every device's reports")
     reads = "reads need a token" if options.protect_reads else "reads are open"
-    log(f"edge serve: dashboard at http://{options.host}:{options.port}/ ({reads}), storing into {options.db}, "
-        f"{options.workers} worker{'s' * (options.workers > 1)}")
+    log(
+        f"edge serve: dashboard at http://{options.host}:{options.port}/ ({reads}), storing into {options.db}, "
+        f"{options.workers} worker{'s' * (options.workers > 1)}"
+    )
     shared = Shared()
     alive, parent = os.pipe()  # a worker stops when this process's end closes
     signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)  # until a worker has its own handlers
@@ -227,15 +241,18 @@ def run_server(options: ServeOptions, log=print) -> None:
         workers.remove(pid)
         if not stopping:
             crashed = os.waitstatus_to_exitcode(status)
-            log(f"edge serve: a worker ended ({'signal ' + str(-crashed) if crashed < 0 else 'exit ' + str(crashed)})"
-                ": stopping the others")
+            log(
+                f"edge serve: a worker ended ({'signal ' + str(-crashed) if crashed < 0 else 'exit ' + str(crashed)})"
+                ": stopping the others"
+            )
             stop()
     if crashed is not None:
         sys.exit(1)
 
 
-def _worker(options: ServeOptions, protocol: type, sockets: list, n: int, shared: Shared, alive: int, parent: int,
-            log) -> int:
+def _worker(
+    options: ServeOptions, protocol: type, sockets: list, n: int, shared: Shared, alive: int, parent: int, log
+) -> int:
     """Fork worker `n`: its pid, here; there, serve on sockets[n] until told to stop (by a signal or by
     `alive` ending), speaking HTTP with `protocol` (guarded_protocol). Worker 0 makes the checkpoints."""
     pid = os.fork()
@@ -255,8 +272,9 @@ def _worker(options: ServeOptions, protocol: type, sockets: list, n: int, shared
         gc.freeze()  # what start-up made lives as long as the worker: the collector need not walk it again
         # proxy_headers off: a client's address is never used, and reading forwarded ones cost every request
         # ws off: the app has no WebSocket, and an upgrade would leave guarded_protocol
-        server = uvicorn.Server(uvicorn.Config(app, http=protocol, ws="none", log_level="warning",
-                                               access_log=False, proxy_headers=False))
+        server = uvicorn.Server(
+            uvicorn.Config(app, http=protocol, ws="none", log_level="warning", access_log=False, proxy_headers=False)
+        )
 
         def watch():
             os.read(alive, 1)  # returns when the parent's end closes: a stop, or the parent's death

@@ -19,6 +19,7 @@ never start over and would grow without end; the first step keeps the second sho
 done. The second waits for no reader longer than READER_WAIT: a long CSV export keeps the log from starting
 over until it ends, and holds writes up that long once a second meanwhile.
 """
+
 import asyncio
 
 from edge.server import database, store
@@ -58,8 +59,9 @@ class Writer:
             return self._retry()
         group = self._group[:MAX_GROUP]
         try:
-            outcomes: list[store.Stored | Exception] = list(store.store_posts(self._db, [post[:3] for post in group],
-                                                                             self._quota))
+            outcomes: list[store.Stored | Exception] = list(
+                store.store_posts(self._db, [post[:3] for post in group], self._quota)
+            )
         except database.OperationalError as e:
             if database.busy(e):  # another worker writes: nothing was done
                 return self._retry()
