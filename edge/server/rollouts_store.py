@@ -42,73 +42,66 @@ def start(
     now: float | None = None,
 ) -> dict:
     """Begin a rollout; refused (Refused) for a version that does not exist or is withdrawn, a model already
-    rolling out, or no target device."""
+    rolling out, or no target device. What it reads, it reads under the write lock."""
     now = time.time() if now is None else now
-    row = db.execute("SELECT withdrawn FROM models WHERE name = ? AND version = ?", (model, version)).fetchone()
-    if row is None:
-        raise Refused(404, f"no model {model}@{version}: push it first (edge models push)")
-    if row[0] is not None:
-        raise Refused(409, f"{model}@{version} is withdrawn: roll out another version")
+    watch = WATCH if watch is None else watch
+    if not (math.isfinite(watch) and 0 < watch <= 30 * 86400):
+        raise Refused(422, f"--watch {watch}: give seconds, more than 0 and at most 30 days, e.g. {WATCH:g}")
+    with transaction(db):
+        row = db.execute("SELECT withdrawn FROM models WHERE name = ? AND version = ?", (model, version)).fetchone()
+        if row is None:
+            raise Refused(404, f"no model {model}@{version}: push it first (edge models push)")
+        if row[0] is not None:
+            raise Refused(409, f"{model}@{version} is withdrawn: roll out another version")
+        targets, canaries, planned = _stages(db, devices, canary, waves)
+        previous = json.dumps({d: running(db, d) for d in targets})
+        _take_over(db, model, version, now)
+        (rollout,) = db.execute(
+            "INSERT INTO rollouts (model, version, state, targets, canaries, previous, watch, guard, started, "
+            "stage_started, started_by, waves) VALUES (?, ?, 'canary', ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+            (model, version, json.dumps(targets), json.dumps(canaries), previous, watch, json.dumps(guard.to_json()))
+            + (now, now, by, json.dumps(planned)),
+        ).fetchone()
+        _assign(db, canaries, model, version, rollout, now)
+        told = f"{model}@{version} to {len(canaries)} canary(ies) of {len(targets)}: {', '.join(canaries)}"
+        _event(db, rollout, now, f"started by {by}: {told}")
+    return status(db, rollout)
+
+
+def _stages(db, devices: list | None, canary: int | None, waves: int | None) -> tuple[list, list, list]:
+    """The targets (`devices`, None: every device that has reported), the canaries among them (the ones heard
+    from last: they are up) and the waves the rest are split into, in the same order."""
     known = [name for (name,) in db.execute("SELECT device FROM devices ORDER BY last_seen DESC")]
     targets = known if devices is None else list(devices)
     unknown = sorted(set(targets) - set(known))
     if unknown:
         raise Refused(
             422,
-            f"no reports from {', '.join(unknown[:5])}: a device joins a rollout once it has "
-            "reported (edge run --report-to)",
+            f"no reports from {', '.join(unknown[:5])}: a device joins a rollout once it has reported (edge run "
+            "--report-to)",
         )
     if not targets:
         raise Refused(422, "no devices to roll out to: none has reported yet")
     count = canary if canary is not None else max(1, math.ceil(CANARY_SHARE * len(targets)))
     if not 1 <= count <= len(targets):
         raise Refused(422, f"--canary {count}: give 1 to {len(targets)} (the targets)")
-    heard = [d for d in known if d in set(targets)]  # the ones heard from last first
+    heard = [d for d in known if d in set(targets)]
     canaries, rest = heard[:count], heard[count:]
     waves = 1 if waves is None else waves
     if not 1 <= waves <= max(1, len(rest)):
         raise Refused(422, f"--waves {waves}: give 1 to {max(1, len(rest))} (the targets after the canaries)")
     planned = [rest[i * len(rest) // waves : (i + 1) * len(rest) // waves] for i in range(waves)] if rest else []
-    watch = WATCH if watch is None else watch
-    if not (math.isfinite(watch) and 0 < watch <= 30 * 86400):
-        raise Refused(422, f"--watch {watch}: give seconds, more than 0 and at most 30 days, e.g. {WATCH:g}")
-    previous = {d: running(db, d) for d in targets}
-    with transaction(db):
-        active = db.execute(
-            f"SELECT id, state FROM rollouts WHERE model = ? AND state IN {ACTIVE}", (model,)
-        ).fetchone()
-        if active and active[1] != "promoted":  # its canaries or a wave are being judged
-            raise Refused(
-                409, f"a rollout of {model} is under way: wait for it, or abort it (edge rollout abort {model})"
-            )
-        if active:  # promoted, waiting for devices to report under it: the new rollout takes over
-            _end(db, {"id": active[0]}, "superseded", now, f"{model}@{version} rolled out after it")
-        (rollout,) = db.execute(
-            "INSERT INTO rollouts (model, version, state, targets, canaries, previous, watch, guard, started, "
-            "stage_started, started_by, waves) VALUES (?, ?, 'canary', ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
-            (
-                model,
-                version,
-                json.dumps(targets),
-                json.dumps(canaries),
-                json.dumps(previous),
-                watch,
-                json.dumps(guard.to_json()),
-                now,
-                now,
-                by,
-                json.dumps(planned),
-            ),
-        ).fetchone()
-        _assign(db, canaries, model, version, rollout, now)
-        _event(
-            db,
-            rollout,
-            now,
-            f"started by {by}: {model}@{version} to {len(canaries)} canary(ies) of "
-            f"{len(targets)}: {', '.join(canaries)}",
-        )
-    return status(db, rollout)
+    return targets, canaries, planned
+
+
+def _take_over(db, model: str, version: int, now: float) -> None:
+    """Refuse a rollout while another of the model is judged; end one that is promoted, waiting for devices to
+    report under it (one switched off would hold the model's rollouts up for good)."""
+    active = db.execute(f"SELECT id, state FROM rollouts WHERE model = ? AND state IN {ACTIVE}", (model,)).fetchone()
+    if active and active[1] != "promoted":  # its canaries or a wave are being judged
+        raise Refused(409, f"a rollout of {model} is under way: wait for it, or abort it (edge rollout abort {model})")
+    if active:
+        _end(db, {"id": active[0]}, "superseded", now, f"{model}@{version} rolled out after it")
 
 
 def running(db, device: str) -> list | None:
