@@ -1,24 +1,95 @@
-"""The one place the host meets its database driver: how a write transaction is taken, and what a driver's
-error means (busy, full, or any other), so that the endpoints, the writer and the stores never name sqlite3.
+"""The one place the host meets its database driver: connecting (a file is SQLite, a postgresql:// URL is
+PostgreSQL), how a write transaction is taken, and what a driver's error means (busy, full, or any other), so
+that the endpoints, the writer and the stores never name a driver.
 
 SQLite (the default: one file, nothing to install) orders every writer of every worker by its one write lock:
 `transaction` takes it at BEGIN (IMMEDIATE), so what a transaction reads is still true when it writes.
+PostgreSQL (psycopg, the `postgres` extra) takes the stores' SQL as it is written for SQLite (`?` placeholders,
+ON CONFLICT, RETURNING): `Postgres` translates the placeholders, once a statement.
 """
 
+import functools
 import sqlite3
+import urllib.parse
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-Error = sqlite3.Error  # any error of the database's
-OperationalError = sqlite3.OperationalError  # busy, full, unreadable: the database's state, not the request's
-IntegrityError = sqlite3.IntegrityError  # a unique key refused a row
+from edge.errors import EdgeError
+
+try:
+    import psycopg
+except ImportError:  # SQLite only: nothing to install
+    psycopg = None  # type: ignore[assignment]
+
+_PG = () if psycopg is None else (psycopg,)
+Error = (sqlite3.Error, *(m.Error for m in _PG))  # any error of the database's
+# busy, full, unreachable: the database's state, not the request's
+OperationalError = (sqlite3.OperationalError, *(m.OperationalError for m in _PG))
+IntegrityError = (sqlite3.IntegrityError, *(m.IntegrityError for m in _PG))  # a unique key refused a row
+SCHEMES = ("postgresql://", "postgres://")
+
+
+def is_url(target) -> bool:
+    """Whether `--db` names a PostgreSQL database rather than a SQLite file."""
+    return str(target).startswith(SCHEMES)
+
+
+def redacted(url: str) -> str:
+    """The URL as logs and errors may show it: without its password."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.netloc.rpartition("@")[2]
+    return urllib.parse.urlunsplit(parts._replace(netloc=f"{parts.username}:***@{host}"))
+
+
+class Postgres:
+    """A psycopg connection that takes the stores' SQL as sqlite3 does: `?` placeholders, `execute` returning a
+    cursor, each statement its own transaction outside `transaction`."""
+
+    def __init__(self, url: str):
+        if psycopg is None:
+            raise EdgeError(f"--db {redacted(url)}: PostgreSQL needs psycopg: pip install '.[postgres]'")
+        try:
+            self.conn = psycopg.connect(url, autocommit=True, connect_timeout=5)
+        except psycopg.Error as e:
+            raise EdgeError(
+                f"--db {redacted(url)}: cannot connect ({_first_line(e, url)}): check the server, the "
+                "URL and the password (PGPASSWORD or ~/.pgpass)"
+            ) from None
+
+    def execute(self, sql: str, params=()):
+        return self.conn.execute(_placeholders(sql), params)
+
+    def executemany(self, sql: str, rows) -> None:
+        with self.conn.cursor() as cursor:
+            cursor.executemany(_placeholders(sql), rows)
+
+    @property
+    def in_transaction(self) -> bool:
+        return self.conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+@functools.lru_cache(maxsize=1024)
+def _placeholders(sql: str) -> str:
+    return sql.replace("%", "%%").replace("?", "%s")
+
+
+def _first_line(error: Exception, url: str) -> str:
+    """The driver's reason, on one line, without the password if it quotes the URL."""
+    password = urllib.parse.urlsplit(url).password
+    text = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    return text.replace(password, "***") if password else text
 
 
 @contextmanager
 def transaction(db) -> Iterator[None]:
     """A write transaction: committed when the block ends, rolled back when it raises (unless the database has
     rolled it back already, as SQLite does on a full disk)."""
-    db.execute("BEGIN IMMEDIATE")
+    db.execute("BEGIN" if isinstance(db, Postgres) else "BEGIN IMMEDIATE")
     try:
         yield
         db.execute("COMMIT")
@@ -30,9 +101,15 @@ def transaction(db) -> Iterator[None]:
 
 def busy(error: Exception) -> bool:
     """Whether another writer held the database: nothing was done, and trying again will do."""
-    return isinstance(error, sqlite3.OperationalError) and error.sqlite_errorcode & 0xFF == sqlite3.SQLITE_BUSY
+    if isinstance(error, sqlite3.OperationalError):
+        return error.sqlite_errorcode & 0xFF == sqlite3.SQLITE_BUSY
+    return psycopg is not None and isinstance(
+        error, (psycopg.errors.SerializationFailure, psycopg.errors.DeadlockDetected)
+    )
 
 
 def full(error: Exception) -> bool:
     """Whether the database's disk is full: nothing was written."""
-    return isinstance(error, sqlite3.OperationalError) and error.sqlite_errorcode & 0xFF == sqlite3.SQLITE_FULL
+    if isinstance(error, sqlite3.OperationalError):
+        return error.sqlite_errorcode & 0xFF == sqlite3.SQLITE_FULL
+    return psycopg is not None and isinstance(error, psycopg.errors.DiskFull)

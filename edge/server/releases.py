@@ -14,7 +14,7 @@ import time
 from edge.bundle import MODEL
 from edge.errors import EdgeError
 from edge.report import check_name
-from edge.server.database import transaction
+from edge.server.database import Postgres, transaction
 from edge.signing import canonical, check_release
 
 
@@ -131,7 +131,14 @@ def file_blob(db, sha256: str) -> tuple[int, int] | None:
 
 
 def read_range(db, rowid: int, start: int, end: int) -> bytes:
-    """Bytes [start, end) of a held file, read from SQLite's blob without loading the rest."""
+    """Bytes [start, end) of a held file, read without loading the rest: SQLite's blob, or PostgreSQL's
+    substring of a column it stores uncompressed (its rows are read in slices)."""
+    if isinstance(db, Postgres):
+        return bytes(
+            db.execute(
+                "SELECT substr(data, ?, ?) FROM model_files WHERE rowid = ?", (start + 1, end - start, rowid)
+            ).fetchone()[0]
+        )
     with db.blobopen("model_files", "data", rowid, readonly=True) as blob:
         blob.seek(start)
         return blob.read(end - start)

@@ -33,7 +33,7 @@ from edge.errors import EdgeError
 from edge.files import check_writable
 from edge.frame_record import jpeg_bytes
 from edge.report import cells, check_name
-from edge.server import schema
+from edge.server import database, schema
 from edge.server.database import transaction
 
 ROLES = ("device", "reader", "publisher")
@@ -69,8 +69,17 @@ class FrameQuota:
     reserve: int = FRAME_RESERVE
 
 
-def open_db(path) -> sqlite3.Connection:
-    """The store, created if new. One connection per thread (sqlite3's rule)."""
+def open_db(path):
+    """The store, created if new: a SQLite file, or a PostgreSQL database (a postgresql:// URL). One connection
+    per thread (sqlite3's rule)."""
+    if database.is_url(path):
+        server = database.Postgres(str(path))
+        try:
+            schema.migrate_postgres(server, str(path))
+        except BaseException:
+            server.close()
+            raise
+        return server
     path = check_writable(path, "--db")
     try:
         db = _connect(path)
@@ -112,7 +121,7 @@ def create_token(db, name: str, role: str = "device") -> str:
             "INSERT INTO tokens (name, role, hash, created) VALUES (?, ?, ?, ?)",
             (name, role, hash_token(token), time.time()),
         )
-    except sqlite3.IntegrityError:
+    except database.IntegrityError:
         raise EdgeError(f"'{name}' already has a token: revoke it first (edge token revoke {name})") from None
     return token
 
@@ -220,7 +229,11 @@ def _store_frames(db, device: str, records: list[dict], now: float, quota: Frame
     return outcome
 
 
-def _free_bytes(db) -> int:
+def _free_bytes(db) -> float:
+    """Free bytes on the store's disk: a SQLite file's; PostgreSQL's disk is its server's (a full one is refused
+    by the database, 503)."""
+    if isinstance(db, database.Postgres):
+        return float("inf")
     return shutil.disk_usage(Path(db.execute("PRAGMA database_list").fetchone()[2]).parent).free
 
 
@@ -429,7 +442,7 @@ def device_reports(db, device: str, limit: int = 500, since: float | None = None
     rows = db.execute(
         """
         SELECT body FROM (SELECT body, window_end FROM reports WHERE device = ? AND window_end > ?
-                          ORDER BY window_end DESC LIMIT ?) ORDER BY window_end""",
+                          ORDER BY window_end DESC LIMIT ?) AS newest ORDER BY window_end""",
         (device, since if since is not None else float("-inf"), limit),
     ).fetchall()
     return [body for (body,) in rows]

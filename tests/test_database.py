@@ -1,0 +1,128 @@
+"""The host's stores through edge.server.database on both backends: a SQLite file and a real PostgreSQL
+(a throwaway cluster, tests/postgres.py). The same calls give the same answers."""
+
+import hashlib
+import time
+import uuid
+
+import cv2
+import orjson
+import pytest
+
+from edge.errors import EdgeError
+from edge.report import make_report
+from edge.server import releases, rollouts_store, store
+from edge.server.database import redacted
+from edge.server.guard import Guard
+from edge.signing import create_keys, sign_bundle
+from tests.bundles import carried_bundle
+from tests.postgres import Cluster
+from tests.reports import window_summary
+from tests.test_server_frames import record
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    cluster = Cluster()
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def db(request, tmp_path):
+    target = tmp_path / "edge.db" if request.param == "sqlite" else request.getfixturevalue("cluster").url()
+    db = store.open_db(target)
+    yield db
+    db.close()
+
+
+def reports(device, n, right=10, start=1.8e9):
+    summary = window_summary(["cat", "dog"], [(0, 0)] * right + [(0, 1)] * (10 - right))
+    run = uuid.uuid4().hex
+    made = [make_report(summary, device, run, i, "a" * 64, start + i, start + i + 0.5) for i in range(n)]
+    return orjson.loads(orjson.dumps(made, option=orjson.OPT_SERIALIZE_NUMPY))  # as a POST's body comes
+
+
+def test_reports_are_stored_once_and_read_back_as_they_came(db):
+    sent = reports("pi-1", 3)
+    stored = store.store_posts(db, [("reports", "pi-1", sent), ("reports", "pi-2", reports("pi-2", 2))])
+    assert [s.stored for s in stored] == [[r["id"] for r in sent], stored[1].stored] and len(stored[1].stored) == 2
+    changed = {**sent[0], "frames": sent[0]["frames"] + 1}
+    again = store.store_posts(db, [("reports", "pi-1", [sent[1], changed])])[0]
+    assert (again.stored, again.duplicates, again.conflicts) == ([], [sent[1]["id"]], [sent[0]["id"]])
+    listed = {d["device"]: d for d in store.devices(db)}
+    assert (listed["pi-1"]["reports"], listed["pi-1"]["conflicts"], listed["pi-2"]["reports"]) == (3, 1, 2)
+    assert [orjson.loads(body)["id"] for body in store.device_reports(db, "pi-1", limit=2)] == [
+        r["id"] for r in sent[1:]
+    ]
+    assert [orjson.loads(body) for body in store.device_reports(db, "pi-1", since=1.8e9 + 1.6)] == sent[2:]
+    assert [d["device"] for d in store.devices(db, "pi-2")] == ["pi-2"]
+    assert [device for device, _, _ in store.all_reports(db)] == ["pi-1"] * 3 + ["pi-2"] * 2
+
+
+def test_tokens_are_made_found_and_revoked(db):
+    secret = store.create_token(db, "ops", "reader")
+    assert store.who(db, secret) == ("ops", "reader")
+    with pytest.raises(EdgeError, match="already"):
+        store.create_token(db, "ops")
+    store.revoke_token(db, "ops")
+    assert store.who(db, secret) is None
+
+
+def test_frames_are_kept_labelled_and_dropped_oldest_first(db, digits):
+    scan = sorted((digits / "2").iterdir())[0]
+    jpeg = cv2.imencode(".jpg", cv2.imread(str(scan)))[1].tobytes()  # a real scan, as the JPEG a device sends
+    frames = [record(jpeg, "pi-1") for _ in range(3)]
+    quota = store.FrameQuota(device=2 * len(jpeg), total=10 * len(jpeg), reserve=0)
+    for frame in frames:
+        assert store.store_posts(db, [("frames", "pi-1", [frame])], quota)[0].stored == [frame["id"]]
+    assert [f["id"] for f in store.device_frames(db, "pi-1", "all")] == [f["id"] for f in frames[1:]]
+    label = [{"id": frames[1]["id"], "label": "2", "discard": False}]
+    label += [{"id": frames[2]["id"], "label": None, "discard": True}]
+    assert store.store_posts(db, [("labels", None, label)])[0].stored == [frames[1]["id"], frames[2]["id"]]
+    assert store.frame_counts(db, "pi-1") == {"new": 0, "labelled": 1, "discarded": 1, "dropped": 1, "refused": 0}
+    assert [f["discarded"] for f in store.device_frames(db, "pi-1", "discarded")] == [True]
+
+
+def test_model_files_are_read_in_ranges_and_versions_numbered_once(db, tmp_path):
+    bundle = carried_bundle(tmp_path / "b", b"TFL3" + bytes(range(256)) * 40)
+    signed = sign_bundle(bundle, create_keys(tmp_path / "keys")[0])
+    for file, facts in signed["release"]["files"].items():
+        assert releases.store_file(db, facts["sha256"], (bundle / file).read_bytes())
+    model = (bundle / "model.tflite").read_bytes()
+    rowid, size = releases.file_blob(db, hashlib.sha256(model).hexdigest())
+    assert size == len(model) and releases.read_range(db, rowid, 100, 612) == model[100:612]
+    assert releases.push(db, "cams", signed, "ci") == {"name": "cams", "version": 1, "new": True}
+    assert releases.push(db, "cams", signed, "ci") == {"name": "cams", "version": 1, "new": False}
+    assert releases.withdraw(db, "cams", 1) and [v["withdrawn"] is not None for v in releases.versions(db)] == [True]
+
+
+def test_a_rollout_starts_moves_on_and_is_aborted(db, tmp_path):
+    bundle = carried_bundle(tmp_path / "b")
+    signed = sign_bundle(bundle, create_keys(tmp_path / "keys")[0])
+    for file, facts in signed["release"]["files"].items():
+        releases.store_file(db, facts["sha256"], (bundle / file).read_bytes())
+    releases.push(db, "cams", signed, "ci")
+    for device in ("pi-1", "pi-2", "pi-3"):
+        store.store_posts(db, [("reports", device, reports(device, 2, start=time.time() - 100))])
+    started = rollouts_store.start(db, "cams", 1, None, 1, 2, 0.5, Guard(), "ci")
+    assert (started["state"], started["waves"]) == ("canary", [["pi-2"], ["pi-1"]]) and started["canaries"] == ["pi-3"]
+    rollouts_store.advance(db, now=time.time() + 1)  # the canary reported nothing under it: too few frames
+    failed = rollouts_store.rollouts(db, "cams")[0]
+    assert failed["state"] == "failed" and "fewer than the 100 needed" in failed["reason"]
+    assert [h["event"].split(":")[0] for h in failed["history"]] == ["started by ci", "failed"]
+    assert rollouts_store.assignment(db, "pi-3") == {"model": "cams", "version": None}
+
+
+def test_an_unreachable_or_newer_database_is_one_line_without_the_password(cluster):
+    url = cluster.url()
+    unreachable = url.replace(f":{cluster.port}/", ":1/").replace("edge@", "edge:s3cret@")
+    with pytest.raises(EdgeError) as refused:
+        store.open_db(unreachable)
+    assert "cannot connect" in str(refused.value) and "s3cret" not in str(refused.value)
+    assert redacted(unreachable) in str(refused.value) and "\n" not in str(refused.value)
+    db = store.open_db(url)
+    db.execute("UPDATE edge_schema SET version = 99")
+    db.close()
+    with pytest.raises(EdgeError, match="store version 99, this edge keeps 6"):
+        store.open_db(url)
