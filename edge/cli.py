@@ -189,8 +189,7 @@ DB = click.option(
     "--db",
     default="edge.db",
     show_default=True,
-    type=click.Path(path_type=Path),
-    help="The database edge serve stores into.",
+    help="The database edge serve stores into: its SQLite file, or its postgresql:// URL.",
 )
 
 

@@ -64,7 +64,7 @@ def test_shared_options_are_declared_once():
     assert option_lines("bench", "--labels", "--input-range", "--threads") == model[:3]
     assert option_lines("quantize", "--labels", "--input-range") == model[:2]
     db = option_lines("frames export", "--db")
-    assert db == ["The database edge serve stores into.  [default: edge.db]"]
+    assert db == ["The database edge serve stores into: its SQLite file, or its postgresql:// URL.  [default: edge.db]"]
     assert all(option_lines(f"token {c}", "--db") == db for c in ("create", "revoke", "list"))
 
 

@@ -2,6 +2,7 @@
 (a throwaway cluster, tests/postgres.py). The same calls give the same answers."""
 
 import hashlib
+import threading
 import time
 import uuid
 
@@ -16,8 +17,10 @@ from edge.server.database import redacted
 from edge.server.guard import Guard
 from edge.signing import create_keys, sign_bundle
 from tests.bundles import carried_bundle
+from tests.cli import edge_cli
 from tests.postgres import Cluster
 from tests.reports import window_summary
+from tests.server import Server, token
 from tests.test_server_frames import record
 
 
@@ -126,3 +129,50 @@ def test_an_unreachable_or_newer_database_is_one_line_without_the_password(clust
     db.close()
     with pytest.raises(EdgeError, match="store version 99, this edge keeps 6"):
         store.open_db(url)
+
+
+def test_edge_serve_on_postgres_takes_reports_and_serves_them_back(cluster):
+    url = cluster.url()
+    secret, reader = token(url, "pi-1"), token(url, "ops", "--reader")
+    sent = reports("pi-1", 3)
+    with Server(url, None, "--workers", "2").start() as server:
+        status, answer = server.post(sent, secret)
+        assert status == 200 and answer["ids"] == [r["id"] for r in sent], answer
+        assert server.post(sent[:1], secret)[1]["duplicates"] == 1
+        status, listed = server.get("/api/v1/devices", reader)
+        assert status == 200 and [(d["device"], d["reports"]) for d in listed["devices"]] == [("pi-1", 3)]
+        status, read = server.get("/api/v1/devices/pi-1/reports", reader)
+        assert status == 200 and read["reports"] == sent
+        assert server.get("/healthz")[0] == 200
+    r = edge_cli("token", "list", "--db", url)
+    assert r.returncode == 0 and "pi-1" in r.stdout and "ops" in r.stdout, r.stderr
+
+
+def test_a_password_in_the_url_is_refused_before_it_is_used():
+    r = edge_cli("serve", "--db", "postgresql://edge:s3cret@127.0.0.1:1/edge")
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "s3cret" not in r.stderr, r.stderr
+    assert "give the password in PGPASSWORD or ~/.pgpass, not in the URL" in r.stderr
+
+
+def test_two_hosts_on_one_database_count_every_report_of_a_device_once(cluster):
+    """Two `edge serve` on one PostgreSQL, each taking batches of one device's reports at once: the device's
+    row counts each report once (without a lock per device, each host folds into the row it read: 80-85 of
+    120); a token revoked through the database is refused by both at once."""
+    url = cluster.url()
+    secret = token(url, "pi-1")
+    batches = [reports("pi-1", 5, start=1.8e9 + 100 * i) for i in range(24)]
+    with Server(url).start() as one, Server(url).start() as two:
+
+        def send(server, mine):
+            for batch in mine:
+                assert server.post(batch, secret)[0] == 200
+
+        threads = [threading.Thread(target=send, args=(s, batches[i::2])) for i, s in enumerate((one, two))]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        listed = two.get("/api/v1/devices", token(url, "ops", "--reader"))[1]["devices"]
+        assert edge_cli("token", "revoke", "pi-1", "--db", url).returncode == 0
+        assert [server.post(batches[0], secret)[0] for server in (one, two)] == [401, 401]  # at once, on both
+    assert [(d["device"], d["reports"]) for d in listed] == [("pi-1", 120)]

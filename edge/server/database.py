@@ -99,6 +99,15 @@ def transaction(db) -> Iterator[None]:
         raise
 
 
+def lock(db, *keys: str) -> None:
+    """Within a transaction, take `keys` in turn (sorted: two transactions never wait on each other in a circle),
+    held until it ends: what SQLite's one write lock gives every transaction, PostgreSQL gives only to those
+    that take the same key (two hosts or workers folding one device's reports into its row)."""
+    if isinstance(db, Postgres):
+        for key in sorted(set(keys)):
+            db.execute("SELECT pg_advisory_xact_lock(hashtextextended(?, 0))", (key,))
+
+
 def busy(error: Exception) -> bool:
     """Whether another writer held the database: nothing was done, and trying again will do."""
     if isinstance(error, sqlite3.OperationalError):

@@ -20,12 +20,13 @@ from edge.errors import EdgeError
 from edge.frame_record import folder_name
 from edge.report import check_name
 from edge.server import store
+from edge.server.database import is_url
 
 
 def export_frames(db_path, out, device: str | None = None) -> dict:
     """Write every labelled frame (or `device`'s) under `out`; returns what was written."""
-    db_path, out = Path(db_path), Path(out)
-    if not db_path.is_file():
+    out = Path(out)
+    if not is_url(db_path) and not Path(db_path).is_file():
         raise EdgeError(f"--db {db_path}: no such database; give the file edge serve stores into")
     if device is not None:
         check_name(device, "--device")

@@ -7,6 +7,7 @@ from starlette.responses import JSONResponse
 
 from edge.server import bodies, database, store
 from edge.server.bodies import fail
+from edge.server.database import redacted
 
 RETRY_AFTER = "60"  # seconds, with a 503
 
@@ -41,7 +42,10 @@ async def stored(request: Request, kind: str, device: str | None, items: list) -
         if not database.full(e):
             fail(503, f"the host's database cannot take {kind} now ({e}): retry later", {"Retry-After": RETRY_AFTER})
         host.wrote(disk_full=True)
-        host.log(f"the disk of {host.options.db} is full: reports and frames are refused (503) until space is freed")
+        host.log(
+            f"the disk of {redacted(str(host.options.db))} is full: reports and frames are refused (503) until "
+            "space is freed"
+        )
         fail(*refused)
     host.wrote(disk_full=False)
     return outcome

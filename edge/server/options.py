@@ -1,13 +1,13 @@
 """The options of `edge serve`, stated once: the command line's flags are made from these fields."""
 
 import os
+import urllib.parse
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-import click
-
 from edge.errors import OptionError
 from edge.options import option
+from edge.server.database import is_url, redacted
 from edge.server.store import ALL_FRAMES, DEVICE_FRAMES, FRAME_RESERVE
 
 MIN_BODY = 16_384  # bytes: one report of a many-class model must fit
@@ -17,8 +17,11 @@ MAX_WORKERS = 4  # by default: one a CPU up to this many
 
 @dataclass(frozen=True)
 class ServeOptions:
-    db: Path = option(
-        Path("edge.db"), "SQLite file the reports go into (created if new).", type=click.Path(path_type=Path)
+    db: Path | str = option(
+        Path("edge.db"),
+        "SQLite file the reports go into (created if new), or a PostgreSQL database: postgresql://USER@HOST:PORT/DB "
+        "(its password in PGPASSWORD or ~/.pgpass, never on the command line).",
+        type=str,
     )
     host: str = option("127.0.0.1", "Address to listen on (0.0.0.0: every interface).")
     port: int = option(8765, "Port to listen on.")
@@ -56,6 +59,11 @@ class ServeOptions:
     )
 
     def __post_init__(self):
+        if is_url(self.db) and urllib.parse.urlsplit(str(self.db)).password is not None:
+            raise OptionError(
+                f"--db {redacted(str(self.db))}: give the password in PGPASSWORD or ~/.pgpass, not in the URL (a "
+                "command line shows in ps)"
+            )
         if not 1 <= self.port <= 65535:
             raise OptionError(f"--port {self.port}: give a port from 1 to 65535, e.g. 8765")
         if self.workers is not None and not 1 <= self.workers <= 64:
@@ -94,4 +102,5 @@ class ServeOptions:
         """A copy with what was left to the machine decided: the workers, whether reads are protected."""
         workers = self.workers or min(os.cpu_count() or 1, MAX_WORKERS)
         protect = self.host not in LOOPBACK if self.protect_reads is None else self.protect_reads
-        return replace(self, db=Path(self.db), workers=workers, protect_reads=protect)
+        db = self.db if is_url(self.db) else Path(self.db)
+        return replace(self, db=db, workers=workers, protect_reads=protect)

@@ -21,7 +21,8 @@ async def healthz(request: Request):
         return JSONResponse(
             {
                 "status": "disk full",
-                "error": f"the disk of {host.options.db.name} is full: devices keep their reports until space is freed",
+                "error": f"the disk of {Path(host.options.db).name} is full: devices keep their reports until space "
+                "is freed",
             },
             status_code=503,
         )

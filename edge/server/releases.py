@@ -14,7 +14,7 @@ import time
 from edge.bundle import MODEL
 from edge.errors import EdgeError
 from edge.report import check_name
-from edge.server.database import Postgres, transaction
+from edge.server.database import Postgres, lock, transaction
 from edge.signing import canonical, check_release
 
 
@@ -60,6 +60,7 @@ def push(db, name: str, signed, by: str) -> dict:
     digest = hashlib.sha256(canonical(release)).hexdigest()
     text = json.dumps({"release": release, "key_id": str(signed.get("key_id"))[:64], "signature": signed["signature"]})
     with transaction(db):  # the next number is read and taken in one transaction
+        lock(db, f"model:{name}")
         held = db.execute("SELECT version FROM models WHERE name = ? AND release_sha256 = ?", (name, digest)).fetchone()
         if held:
             return {"name": name, "version": held[0], "new": False}

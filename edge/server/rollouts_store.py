@@ -20,10 +20,11 @@ import math
 import time
 
 from edge.server import guard as guards
-from edge.server.database import transaction
+from edge.server.database import lock, transaction
 from edge.server.releases import Refused
 
 ACTIVE = ("canary", "wave", "promoted")
+ROLLOUTS = "rollouts"  # the lock every change of a rollout takes: they are few, and read each other's state
 WATCH = 600.0  # seconds the canaries run the new version before it is judged
 CANARY_SHARE = 0.1  # of the targets, at least one
 BEFORE = 50  # a canary's latest reports under the version before: what the new one is compared with
@@ -48,6 +49,7 @@ def start(
     if not (math.isfinite(watch) and 0 < watch <= 30 * 86400):
         raise Refused(422, f"--watch {watch}: give seconds, more than 0 and at most 30 days, e.g. {WATCH:g}")
     with transaction(db):
+        lock(db, ROLLOUTS)
         row = db.execute("SELECT withdrawn FROM models WHERE name = ? AND version = ?", (model, version)).fetchone()
         if row is None:
             raise Refused(404, f"no model {model}@{version}: push it first (edge models push)")
@@ -127,6 +129,7 @@ def advance(db, now: float | None = None) -> None:
     now = time.time() if now is None else now
     for (rollout,) in db.execute(f"SELECT id FROM rollouts WHERE state IN {ACTIVE}").fetchall():
         with transaction(db):
+            lock(db, ROLLOUTS)
             r = _row(db, rollout)
             if r["state"] in ACTIVE:  # read again under the lock: an abort may have ended it since the listing
                 _advance(db, r, now)
@@ -276,6 +279,7 @@ def abort(db, model: str, by: str, now: float | None = None) -> dict:
     """Stop the model's active rollout and move every device it moved back to what it ran before."""
     now = time.time() if now is None else now
     with transaction(db):
+        lock(db, ROLLOUTS)
         row = db.execute(f"SELECT id FROM rollouts WHERE model = ? AND state IN {ACTIVE}", (model,)).fetchone()
         if row is None:
             raise Refused(404, f"no rollout of {model} is under way: see them with edge rollout status {model}")

@@ -3,13 +3,13 @@
 import ctypes
 import multiprocessing
 import shutil
-import sqlite3
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from edge.server import store
+from edge.server.database import is_url
 from edge.server.options import ServeOptions
 from edge.server.writer import Writer
 
@@ -38,14 +38,17 @@ class Host:
             store.open_db(options.db), shared.hold, store.open_reader(options.db) if checkpoints else None, quota
         )
 
-    def db(self) -> sqlite3.Connection:
+    def db(self):
         """This thread's read-only connection: the event loop's, or a reading thread's (sqlite3 connections
         are not for sharing between threads)."""
         if not hasattr(self._local, "db"):
             self._local.db = store.open_reader(self.options.db)
         return self._local.db
 
-    def free_bytes(self) -> int:
+    def free_bytes(self) -> float:
+        """Free bytes beside a SQLite file; PostgreSQL's disk is its server's (a full one refuses, 503)."""
+        if is_url(self.options.db):
+            return float("inf")
         return shutil.disk_usage(Path(self.options.db).resolve().parent).free
 
     def disk_full(self) -> bool:

@@ -94,9 +94,11 @@ def open_db(path):
     return db
 
 
-def open_reader(path) -> sqlite3.Connection:
+def open_reader(path):
     """A connection that only reads, to a store `open_db` has opened: it neither writes the schema nor waits
-    for the writer (in WAL, readers see the last commit and never block it)."""
+    for the writer (in WAL, readers see the last commit and never block it; PostgreSQL's readers never wait)."""
+    if database.is_url(path):
+        return database.Postgres(str(path))
     db = _connect(path)
     db.execute("PRAGMA query_only = ON")
     return db
@@ -173,6 +175,12 @@ def store_posts(db, posts: list[tuple[str, str | None, list[dict]]], quota: Fram
     if unknown is not None:
         raise ValueError(f"store_posts: no kind {unknown!r}; the kinds are {', '.join(kinds)}")
     with transaction(db):
+        # a device's row is read, changed and written whole; frames are held to quotas over every device
+        database.lock(
+            db,
+            *(f"device:{device}" for kind, device, _ in posts if kind == "reports"),
+            *(["frames"] if any(kind != "reports" for kind, _, _ in posts) else []),
+        )
         outcomes = [kinds[kind](device, items) for kind, device, items in posts]
         for device, summary in changed.items():
             if summary.reports:  # a device is listed once it has a report stored

@@ -18,6 +18,7 @@ import traceback
 from edge.errors import EdgeError
 from edge.server import store
 from edge.server.app import create_app
+from edge.server.database import redacted
 from edge.server.options import LOOPBACK, ServeOptions
 from edge.server.state import Shared
 
@@ -213,7 +214,8 @@ def run_server(options: ServeOptions, log=print) -> None:
             log("--open-reads: anyone who can reach this port reads every device's reports")
     reads = "reads need a token" if options.protect_reads else "reads are open"
     log(
-        f"edge serve: dashboard at http://{options.host}:{options.port}/ ({reads}), storing into {options.db}, "
+        f"edge serve: dashboard at http://{options.host}:{options.port}/ ({reads}), storing into "
+        f"{redacted(str(options.db))}, "
         f"{options.workers} worker{'s' * (options.workers > 1)}"
     )
     shared = Shared()

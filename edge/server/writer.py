@@ -38,6 +38,9 @@ class Writer:
         self._db, self._hold, self._checkpointer, self._quota = db, hold, checkpointer, quota
         self._group: list[tuple] = []  # (kind, device, items, future) of each POST waiting
         self._waiting = False  # for the write lock: a commit is due after RETRY
+        if isinstance(db, database.Postgres):  # its server checkpoints; a writer waits for another's row locks
+            self._checkpointer = None
+            return
         db.execute("PRAGMA wal_autocheckpoint = 0")  # no commit checkpoints on the loop: see above
         db.execute("PRAGMA busy_timeout = 0")  # never wait on the loop: see above
         if checkpointer:
@@ -87,7 +90,7 @@ class Writer:
         """Checkpoint every CHECKPOINT_EVERY seconds until cancelled, whichever worker wrote (a small
         fleet's few connections may all be another worker's)."""
         loop = asyncio.get_running_loop()
-        while True:
+        while self._checkpointer is not None:  # SQLite's
             await asyncio.sleep(CHECKPOINT_EVERY)
             await loop.run_in_executor(None, _checkpoint, self._checkpointer, self._hold)
 
