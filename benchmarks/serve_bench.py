@@ -3,6 +3,7 @@ for a fixed time; then the database is counted.
 
     python benchmarks/serve_bench.py                     # 20 devices, batches of 1 and 50, 10 s each
     python benchmarks/serve_bench.py --devices 50 --seconds 30
+    python benchmarks/serve_bench.py --postgres          # and the same against a throwaway PostgreSQL
 
 Each device is a thread with its own token and keep-alive connection, spread over client processes.
 Reported: reports stored per second, requests per second, POST latency p50/p99, and lost = reports
@@ -16,7 +17,6 @@ import hashlib
 import http.client
 import json
 import multiprocessing
-import sqlite3
 import sys
 import tempfile
 import threading
@@ -157,28 +157,18 @@ def load(port, tokens, batch, seconds, path, processes) -> dict:
     }
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--devices", type=int, default=20)
-    parser.add_argument("--seconds", type=float, default=10.0)
-    parser.add_argument("--batches", default="1,50")
-    parser.add_argument("--processes", type=int, default=2, help="client processes the devices are spread over")
-    parser.add_argument("--workers", type=int, default=multiprocessing.cpu_count(), help="edge serve --workers")
-    parser.add_argument("--json", type=Path)
-    args = parser.parse_args()
-    work = Path(tempfile.mkdtemp())
-    db_path = work / "edge.db"
-    db = open_db(db_path)
+def measure(target, args) -> tuple[dict, list[dict]]:
+    """The baseline and a row a batch size, for a store at `target` (a SQLite file or a PostgreSQL URL)."""
+    db = open_db(target)
     tokens = [(f"dev{i:03d}", create_token(db, f"dev{i:03d}")) for i in range(args.devices)]
-    db.close()
-    server = Server(db_path, None, "--workers", str(args.workers)).start()
+    server = Server(target, None, "--workers", str(args.workers)).start()
     rows = []
     try:
         baseline = load(server.port, tokens, 0, args.seconds, "/healthz", args.processes)
         for batch in map(int, args.batches.split(",")):
-            before = sqlite3.connect(db_path).execute("SELECT COUNT(*) FROM reports").fetchone()[0]
+            before = db.execute("SELECT COUNT(*) FROM reports").fetchone()[0]
             r = load(server.port, tokens, batch, args.seconds, "/api/v1/reports", args.processes)
-            stored = sqlite3.connect(db_path).execute("SELECT COUNT(*) FROM reports").fetchone()[0] - before
+            stored = db.execute("SELECT COUNT(*) FROM reports").fetchone()[0] - before
             rows.append(
                 {
                     "batch": batch,
@@ -192,26 +182,56 @@ def main():
             )
     finally:
         server.stop()
+        db.close()
+    return baseline, rows
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--devices", type=int, default=20)
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--batches", default="1,50")
+    parser.add_argument("--processes", type=int, default=2, help="client processes the devices are spread over")
+    parser.add_argument("--workers", type=int, default=multiprocessing.cpu_count(), help="edge serve --workers")
+    parser.add_argument("--postgres", action="store_true", help="also a throwaway PostgreSQL (tests/postgres.py)")
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+    results = {"sqlite": measure(Path(tempfile.mkdtemp()) / "edge.db", args)}
+    if args.postgres:
+        from tests.postgres import Cluster
+
+        cluster = Cluster()
+        try:
+            results["postgres"] = measure(cluster.url(), args)
+        finally:
+            cluster.stop()
     print(
         f"\n{args.devices} devices, {args.seconds:g} s each, {args.processes} client processes, edge serve --workers "
         f"{args.workers}, loopback, {multiprocessing.cpu_count()} CPUs ({cpu_name()})"
     )
-    print(
-        f"baseline GET /healthz: {baseline['requests'] / args.seconds:,.0f} requests/s, "
-        f"p50 {baseline['p50_ms']:.2f} ms, p99 {baseline['p99_ms']:.2f} ms"
-    )
-    print(
-        f"{'batch':>6}{'reports/s':>12}{'requests/s':>12}{'vs healthz':>12}{'p50 ms':>9}{'p99 ms':>9}"
-        f"{'errors':>8}{'lost':>6}{'target':>8}"
-    )
-    for r in rows:
+    for backend, (baseline, rows) in results.items():
         print(
-            f"{r['batch']:>6}{r['reports_per_s']:>12,.0f}{r['requests_per_s']:>12,.0f}{r['vs_healthz']:>12.2f}"
-            f"{r['p50_ms']:>9.2f}{r['p99_ms']:>9.2f}{r['errors']:>8}{r['lost']:>6}"
-            f"{'PASS' if r['reports_per_s'] >= 2000 and r['lost'] == 0 else 'FAIL':>8}"
+            f"\n{backend}: baseline GET /healthz: {baseline['requests'] / args.seconds:,.0f} requests/s, "
+            f"p50 {baseline['p50_ms']:.2f} ms, p99 {baseline['p99_ms']:.2f} ms"
         )
+        print(
+            f"{'batch':>6}{'reports/s':>12}{'requests/s':>12}{'vs healthz':>12}{'p50 ms':>9}{'p99 ms':>9}"
+            f"{'errors':>8}{'lost':>6}{'target':>8}"
+        )
+        for r in rows:
+            print(
+                f"{r['batch']:>6}{r['reports_per_s']:>12,.0f}{r['requests_per_s']:>12,.0f}{r['vs_healthz']:>12.2f}"
+                f"{r['p50_ms']:>9.2f}{r['p99_ms']:>9.2f}{r['errors']:>8}{r['lost']:>6}"
+                f"{'PASS' if r['reports_per_s'] >= 2000 and r['lost'] == 0 else 'FAIL':>8}"
+            )
+    if "postgres" in results:
+        ratios = [
+            f"batch {pg['batch']}: {pg['reports_per_s'] / lite['reports_per_s']:.2f}"
+            for pg, lite in zip(results["postgres"][1], results["sqlite"][1], strict=True)
+        ]
+        print(f"\nPostgreSQL's reports/s against SQLite's (target >= 0.7): {', '.join(ratios)}")
     if args.json:
-        args.json.write_text(json.dumps({"baseline": baseline, "rows": rows}, indent=2))
+        args.json.write_text(json.dumps({k: {"baseline": b, "rows": r} for k, (b, r) in results.items()}, indent=2))
 
 
 if __name__ == "__main__":
