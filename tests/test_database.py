@@ -47,9 +47,9 @@ def reports(device, n, right=10, start=1.8e9):
 
 
 def test_reports_are_stored_once_and_read_back_as_they_came(db):
-    sent = reports("pi-1", 3)
-    stored = store.store_posts(db, [("reports", "pi-1", sent), ("reports", "pi-2", reports("pi-2", 2))])
-    assert [s.stored for s in stored] == [[r["id"] for r in sent], stored[1].stored] and len(stored[1].stored) == 2
+    sent, other = reports("pi-1", 3), reports("pi-2", 2)
+    stored = store.store_posts(db, [("reports", "pi-1", sent), ("reports", "pi-2", other)])
+    assert [s.stored for s in stored] == [[r["id"] for r in sent], [r["id"] for r in other]]
     changed = {**sent[0], "frames": sent[0]["frames"] + 1}
     again = store.store_posts(db, [("reports", "pi-1", [sent[1], changed])])[0]
     assert (again.stored, again.duplicates, again.conflicts) == ([], [sent[1]["id"]], [sent[0]["id"]])

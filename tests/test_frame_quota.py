@@ -10,12 +10,12 @@ import cv2
 import orjson
 import pytest
 
-from edge.frame_record import make_record
-from edge.report import make_report, new_id
+from edge.report import make_report
 from edge.server import schema, store
 from edge.server.writer import Writer
 from tests.reports import window_summary
 from tests.server import Server, token
+from tests.test_server_frames import record
 
 LABELS = ["0", "1", "2", "3"]
 
@@ -25,27 +25,6 @@ def scan(digits):
     """A real scan of a 2 as a JPEG, at 160x160 (some 5 KB): every frame here is this size."""
     picture = cv2.resize(cv2.imread(str(next((digits / "2").iterdir()))), (160, 160))
     return cv2.imencode(".jpg", picture)[1].tobytes()
-
-
-def frame(jpeg: bytes, device: str) -> dict:
-    return make_record(
-        jpeg,
-        {
-            "id": new_id(),
-            "device_id": device,
-            "run_id": "a" * 32,
-            "model_sha256": "b" * 64,
-            "time": 1.8e9,
-            "frame": 7,
-            "source": "0",
-            "reason": "uncertain",
-            "label": "2",
-            "top_k": [["2", 0.55]],
-            "scores": [0.0, 0.0, 0.55, 0.45],
-            "labels": LABELS,
-            "truth": None,
-        },
-    )
 
 
 def reports(device: str, n: int) -> list[dict]:
@@ -73,22 +52,22 @@ def test_a_device_over_its_quota_drops_its_oldest_unlabelled_frames_discarded_fi
     db = store.open_db(tmp_path / "edge.db")
     quota = store.FrameQuota(device=5 * len(scan), total=100 * len(scan))
     writer = Writer(db, multiprocessing.RawValue("b", 0), quota=quota)  # as a worker of edge serve stores
-    door = [frame(scan, "pi-door") for _ in range(4)]
+    door = [record(scan, "pi-door") for _ in range(4)]
     assert asyncio.run(writer.store("frames", "pi-door", door)).stored == [f["id"] for f in door]
     label(db, door[0]["id"], "2")
     label(db, door[2]["id"], discard=True)
-    later = [frame(scan, "pi-door") for _ in range(3)]  # room for 1: 2 must go
+    later = [record(scan, "pi-door") for _ in range(3)]  # room for 1: 2 must go
     assert asyncio.run(writer.store("frames", "pi-door", later)).stored == [f["id"] for f in later]
     assert held(db, "pi-door") == [door[0]["id"], door[3]["id"]] + [f["id"] for f in later]
     assert store.frame_counts(db, "pi-door") == {"new": 4, "labelled": 1, "discarded": 0, "dropped": 2, "refused": 0}
-    store.store_posts(db, [("frames", "pi-yard", [frame(scan, "pi-yard")])], quota)  # another device's own room
+    store.store_posts(db, [("frames", "pi-yard", [record(scan, "pi-yard")])], quota)  # another device's own room
     assert len(held(db, "pi-door")) == 5 and len(held(db, "pi-yard")) == 1
 
 
 def test_over_the_quota_for_all_the_largest_holder_gives_first(tmp_path, scan):
     db = store.open_db(tmp_path / "edge.db")
     quota = store.FrameQuota(device=4 * len(scan), total=5 * len(scan))
-    door, yard = [frame(scan, "pi-door") for _ in range(4)], [frame(scan, "pi-yard") for _ in range(2)]
+    door, yard = [record(scan, "pi-door") for _ in range(4)], [record(scan, "pi-yard") for _ in range(2)]
     store.store_posts(db, [("frames", "pi-door", door), ("frames", "pi-yard", yard)], quota)
     assert held(db, "pi-door") == [f["id"] for f in door[1:]] and held(db, "pi-yard") == [f["id"] for f in yard]
     assert store.frame_counts(db, "pi-door")["dropped"] == 1 and store.frame_counts(db, "pi-yard")["dropped"] == 0
@@ -100,24 +79,24 @@ def test_a_frame_with_no_room_is_not_taken_and_counted(tmp_path, scan, digits):
     dropped for it."""
     db = store.open_db(tmp_path / "edge.db")
     quota = store.FrameQuota(device=2 * len(scan), total=100 * len(scan))
-    two = [frame(scan, "pi-door") for _ in range(2)]
+    two = [record(scan, "pi-door") for _ in range(2)]
     store.store_posts(db, [("frames", "pi-door", two)], quota)
     for f in two:
         label(db, f["id"], "2")
-    late = frame(scan, "pi-door")
+    late = record(scan, "pi-door")
     [outcome] = store.store_posts(db, [("frames", "pi-door", [late])], quota)
     assert (outcome.stored, outcome.duplicates, outcome.conflicts) == ([], [], [])
     tiny = store.FrameQuota(device=len(scan) - 1, total=100 * len(scan))
-    assert store.store_posts(db, [("frames", "pi-yard", [frame(scan, "pi-yard")])], tiny)[0].stored == []
+    assert store.store_posts(db, [("frames", "pi-yard", [record(scan, "pi-yard")])], tiny)[0].stored == []
     assert held(db, "pi-door") == [f["id"] for f in two] and held(db, "pi-yard") == []
     assert store.frame_counts(db, "pi-door")["refused"] == store.frame_counts(db, "pi-yard")["refused"] == 1
     big = cv2.imencode(".jpg", cv2.resize(cv2.imread(str(next((digits / "2").iterdir()))), (320, 320)))[1].tobytes()
-    kept = [frame(scan, "pi-gate") for _ in range(2)]
+    kept = [record(scan, "pi-gate") for _ in range(2)]
     store.store_posts(db, [("frames", "pi-gate", kept)], quota)
     label(db, kept[0]["id"], "2")
     # dropping the one new frame frees one byte too few for the big one
     short = store.FrameQuota(device=len(scan) + len(big) - 1, total=100 * len(scan))
-    assert store.store_posts(db, [("frames", "pi-gate", [frame(big, "pi-gate")])], short)[0].stored == []
+    assert store.store_posts(db, [("frames", "pi-gate", [record(big, "pi-gate")])], short)[0].stored == []
     assert held(db, "pi-gate") == [f["id"] for f in kept]
     assert store.frame_counts(db, "pi-gate") == {"new": 1, "labelled": 1, "discarded": 0, "dropped": 0, "refused": 1}
 
@@ -130,7 +109,7 @@ def test_frames_stop_short_of_the_reserve_and_reports_go_on(small_disk, digits):
     big = cv2.imencode(".jpg", cv2.resize(cv2.imread(str(next((digits / "3").iterdir()))), (640, 480)))[1].tobytes()
     taken = 0
     for _ in range(200):
-        [outcome] = store.store_posts(db, [("frames", "pi-door", [frame(big, "pi-door") for _ in range(4)])], quota)
+        [outcome] = store.store_posts(db, [("frames", "pi-door", [record(big, "pi-door") for _ in range(4)])], quota)
         db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         taken += len(outcome.stored)
         if len(outcome.stored) < 4:
@@ -148,7 +127,7 @@ def test_edge_serve_keeps_reports_ahead_of_frames(small_disk, scan):
     secret = token(db, "pi-door")
     server = Server(db, None, "--workers", "1").start()
     try:
-        frames = [frame(scan, "pi-door") for _ in range(2)]
+        frames = [record(scan, "pi-door") for _ in range(2)]
         assert server.request("POST", "/api/v1/frames", {"frames": frames}, secret) == (
             200,
             {"stored": 0, "duplicates": 0, "conflicts": [], "ids": []},
@@ -169,12 +148,12 @@ def test_edge_serve_keeps_reports_ahead_of_frames(small_disk, scan):
 def test_a_version_3_store_s_frames_count_against_the_quota(tmp_path, scan):
     path = tmp_path / "edge.db"
     db = store.open_db(path)
-    door = [frame(scan, "pi-door") for _ in range(3)]
+    door = [record(scan, "pi-door") for _ in range(3)]
     store.store_posts(db, [("frames", "pi-door", door)])
     db.execute("DROP TABLE frame_tally")  # as an edge that kept no tally left it
     db.execute("PRAGMA user_version = 3")
     db.close()
     db = store.open_db(path)
     assert db.execute("PRAGMA user_version").fetchone()[0] == schema.VERSION == 6
-    store.store_posts(db, [("frames", "pi-door", [frame(scan, "pi-door")])], store.FrameQuota(device=3 * len(scan)))
+    store.store_posts(db, [("frames", "pi-door", [record(scan, "pi-door")])], store.FrameQuota(device=3 * len(scan)))
     assert held(db, "pi-door")[0] == door[1]["id"] and store.frame_counts(db, "pi-door")["dropped"] == 1

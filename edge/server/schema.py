@@ -13,7 +13,7 @@ it has no older versions to upgrade.
 import re
 
 from edge.errors import EdgeError
-from edge.server.database import redacted, transaction
+from edge.server.database import lock, redacted, transaction
 
 VERSION = 6  # PRAGMA user_version
 UPGRADES = (2, 3, 4, 5)  # versions opened as they are and given what this one adds
@@ -98,7 +98,6 @@ POSTGRES_TYPES = {
     "BLOB": "BYTEA",
 }
 ROW_ORDERED = ("reports", "frames", "model_files", "rollout_events")  # read or dropped in the order they came
-POSTGRES_LOCK = 0x65646765  # "edge": the advisory lock two hosts migrating at once take in turn
 
 
 def for_postgres(tables: str) -> str:
@@ -117,8 +116,11 @@ def migrate_postgres(db, url: str) -> None:
     """Make the tables of an empty PostgreSQL database, or check that it holds this VERSION; two hosts starting
     at once take turns (an advisory lock), and a migration cut short leaves nothing (PostgreSQL's DDL is
     transactional)."""
+    made = db.execute("SELECT to_regclass('edge_schema') IS NOT NULL").fetchone()[0]
+    if made and db.execute("SELECT version FROM edge_schema").fetchone() == (VERSION,):
+        return  # current: no lock taken (every write of a host's models and rollouts opens the store)
     with transaction(db):
-        db.execute("SELECT pg_advisory_xact_lock(?)", (POSTGRES_LOCK,))
+        lock(db, "schema")
         db.execute("CREATE TABLE IF NOT EXISTS edge_schema (version INTEGER NOT NULL)")
         held = db.execute("SELECT version FROM edge_schema").fetchone()
         if held and held[0] != VERSION:

@@ -73,13 +73,13 @@ def open_db(path):
     """The store, created if new: a SQLite file, or a PostgreSQL database (a postgresql:// URL). One connection
     per thread (sqlite3's rule)."""
     if database.is_url(path):
-        server = database.Postgres(str(path))
+        pg = database.Postgres(str(path))
         try:
-            schema.migrate_postgres(server, str(path))
+            schema.migrate_postgres(pg, str(path))
         except BaseException:
-            server.close()
+            pg.close()
             raise
-        return server
+        return pg
     path = check_writable(path, "--db")
     try:
         db = _connect(path)
