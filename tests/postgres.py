@@ -24,8 +24,8 @@ def tool(name: str) -> str:
 
 
 class Cluster:
-    """initdb, start, a database a test, stop. `url()`: a new empty database's URL. Its folder is one of its
-    own under /tmp: the `postgres` user cannot reach into pytest's (mode 0700, root's)."""
+    """initdb, start, a database a test, stop (`down`, `up`: a restart). `url()`: a new empty database's URL.
+    Its folder is one of its own under /tmp: the `postgres` user cannot reach into pytest's (mode 0700, root's)."""
 
     def __init__(self):
         self.folder, self.port = Path(tempfile.mkdtemp(prefix="edge-postgres-")), _free_port()
@@ -34,6 +34,10 @@ class Cluster:
             entry = pwd.getpwnam(self.user)
             os.chown(self.folder, entry.pw_uid, entry.pw_gid)
         self._run(tool("initdb"), "--no-sync", "-U", "edge", "--auth=trust", "-D", str(self.folder / "data"))
+        self.up()
+
+    def up(self) -> None:
+        """Start the server (again, after `down`), on the same port."""
         options = f"-p {self.port} -k {self.folder} -c listen_addresses=127.0.0.1 -c fsync=off -c full_page_writes=off"
         self._run(
             tool("pg_ctl"),
@@ -47,6 +51,10 @@ class Cluster:
             "start",
         )
 
+    def down(self) -> None:
+        """Stop the server as an administrator's restart would: its connections are cut."""
+        self._run(tool("pg_ctl"), "-D", str(self.folder / "data"), "-m", "fast", "stop")
+
     def url(self, name: str | None = None) -> str:
         name = name or f"t{uuid.uuid4().hex[:12]}"
         with psycopg.connect(self._url("postgres"), autocommit=True) as admin:
@@ -54,7 +62,8 @@ class Cluster:
         return self._url(name)
 
     def stop(self) -> None:
-        self._run(tool("pg_ctl"), "-D", str(self.folder / "data"), "-m", "fast", "stop")
+        if (self.folder / "data" / "postmaster.pid").exists():  # up
+            self.down()
         shutil.rmtree(self.folder, ignore_errors=True)
 
     def _url(self, name: str) -> str:

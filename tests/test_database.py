@@ -176,3 +176,33 @@ def test_two_hosts_on_one_database_count_every_report_of_a_device_once(cluster):
         assert edge_cli("token", "revoke", "pi-1", "--db", url).returncode == 0
         assert [server.post(batches[0], secret)[0] for server in (one, two)] == [401, 401]  # at once, on both
     assert [(d["device"], d["reports"]) for d in listed] == [("pi-1", 120)]
+
+
+def test_a_host_that_loses_its_database_answers_503_and_recovers_by_itself():
+    """PostgreSQL restarted under a serving host (its connections cut): every request is a 503 that says so
+    (the token lookup's too, which runs before any endpoint), the host stays up, and once the database is
+    back it takes and serves reports again without a restart; nothing it acknowledged is lost."""
+    cluster = Cluster()
+    try:
+        url = cluster.url()
+        secret, reader = token(url, "pi-1"), token(url, "ops", "--reader")
+        before, during = reports("pi-1", 3), reports("pi-1", 2, start=1.9e9)
+        with Server(url, None, "--workers", "2").start() as server:
+            assert server.post(before, secret)[0] == 200
+            cluster.down()
+            for _ in range(4):  # both workers, each request on a connection found cut or still away
+                status, answer = server.post(during, secret)
+                assert status == 503 and "retry later" in answer["error"], answer
+                status, answer = server.get("/api/v1/devices", reader)
+                assert status == 503 and "database cannot answer now" in answer["error"], answer
+                assert server.get("/healthz")[0] == 503
+            assert server.process.poll() is None
+            cluster.up()
+            deadline = time.monotonic() + 30
+            while server.post(during, secret)[0] != 200:
+                assert time.monotonic() < deadline, "the host did not reconnect within 30 s"
+                time.sleep(0.2)
+            status, read = server.get("/api/v1/devices/pi-1/reports", reader)
+            assert status == 200 and read["reports"] == before + during
+    finally:
+        cluster.stop()

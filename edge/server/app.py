@@ -16,7 +16,8 @@
 
 Bad input never gets a 500: 400 bad JSON, 401 no or unknown token, 403 a token writing for another device
 (or reading another's, where reads are protected), 404, 413 body over the limit, 422 a report that breaks the
-schema or could not be served back, 503 a full disk, with a JSON {"error": "..."} that says what.
+schema or could not be served back, 503 a full disk or a database that cannot answer now (unreachable,
+busy), with a JSON {"error": "..."} that says what.
 A POST's answer names the ids the host now holds (`ids`): a device lets a report go only on that word.
 Labelling is a read token's right where reads are protected (a device token cannot label), else open like
 the reads.
@@ -37,12 +38,13 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.authentication import AuthenticationMiddleware
-from starlette.requests import Request
+from starlette.requests import HTTPConnection, Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from edge.server import devices, export, frames, models, pages, reports, rollouts
-from edge.server.auth import TokenBackend
+from edge.server import database, devices, export, frames, models, pages, reports, rollouts
+from edge.server.auth import DatabaseUnavailable, TokenBackend
+from edge.server.ingest import RETRY_AFTER
 from edge.server.options import ServeOptions
 from edge.server.state import Host, Shared
 
@@ -89,11 +91,25 @@ def create_app(options: ServeOptions, log=print, shared: Shared | None = None, c
     app = Starlette(
         routes=ROUTES,
         lifespan=lifespan,
-        exception_handlers={HTTPException: _http_error},
-        middleware=[Middleware(AuthenticationMiddleware, backend=TokenBackend(host))],
+        exception_handlers={HTTPException: _http_error, **dict.fromkeys(database.OperationalError, _unavailable)},
+        middleware=[Middleware(AuthenticationMiddleware, backend=TokenBackend(host), on_error=_unavailable)],
     )
     app.state.host = host
     return app
+
+
+def _unavailable(request: HTTPConnection, exc: Exception) -> JSONResponse:
+    """503 for a database that is unreachable, busy or full: the request's own error is not the caller's."""
+    reason = (
+        exc.args[0]
+        if isinstance(exc, DatabaseUnavailable)
+        else database.describe(exc, request.app.state.host.options.db)
+    )
+    return JSONResponse(
+        {"error": f"the host's database cannot answer now ({reason}): retry later"},
+        status_code=503,
+        headers={"Retry-After": RETRY_AFTER},
+    )
 
 
 async def _http_error(request: Request, exc: Exception):

@@ -9,10 +9,10 @@ token."""
 
 import functools
 
-from starlette.authentication import AuthCredentials, AuthenticationBackend, BaseUser
+from starlette.authentication import AuthCredentials, AuthenticationBackend, AuthenticationError, BaseUser
 from starlette.requests import HTTPConnection, Request
 
-from edge.server import store
+from edge.server import database, store
 from edge.server.bodies import fail
 
 MISSING = "missing token: send 'Authorization: Bearer TOKEN' (edge token create NAME makes one)"
@@ -54,6 +54,10 @@ class Stranger(BaseUser):
         return ""
 
 
+class DatabaseUnavailable(AuthenticationError):
+    """The database could not look the token up: the request is answered 503 (edge.server.app), not 401."""
+
+
 class TokenBackend(AuthenticationBackend):
     def __init__(self, host):
         self.host = host
@@ -63,7 +67,10 @@ class TokenBackend(AuthenticationBackend):
         scheme, _, token = conn.headers.get("authorization", "").partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             return AuthCredentials(list(self.open)), Stranger(MISSING)
-        found = store.who(self.host.db(), token.strip())
+        try:
+            found = store.who(self.host.db(), token.strip())
+        except database.OperationalError as e:  # raised here it would pass Starlette's handlers by: a 500
+            raise DatabaseUnavailable(database.describe(e, self.host.options.db)) from None
         if found is None:
             return AuthCredentials(list(self.open)), Stranger("unknown or revoked token")
         name, role = found

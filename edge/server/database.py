@@ -10,6 +10,7 @@ ON CONFLICT, RETURNING): `Postgres` translates the placeholders, once a statemen
 
 import functools
 import sqlite3
+import time
 import urllib.parse
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -27,6 +28,8 @@ Error = (sqlite3.Error, *(m.Error for m in _PG))  # any error of the database's
 OperationalError = (sqlite3.OperationalError, *(m.OperationalError for m in _PG))
 IntegrityError = (sqlite3.IntegrityError, *(m.IntegrityError for m in _PG))  # a unique key refused a row
 SCHEMES = ("postgresql://", "postgres://")
+CONNECT_TIMEOUT = 5  # seconds
+RECONNECT_FIRST, RECONNECT_MOST = 0.5, 16.0  # seconds between attempts to reach a database that went away
 
 
 def is_url(target) -> bool:
@@ -45,32 +48,70 @@ def redacted(url: str) -> str:
 
 class Postgres:
     """A psycopg connection that takes the stores' SQL as sqlite3 does: `?` placeholders, `execute` returning a
-    cursor, each statement its own transaction outside `transaction`."""
+    cursor, each statement its own transaction outside `transaction`. A connection the server dropped (a
+    restart, a failover) is made again by the next statement outside a transaction; while the server stays
+    away, statements fail at once (OperationalError: 503) between attempts RECONNECT_FIRST, then twice as far
+    apart up to RECONNECT_MOST seconds, so a request never waits out a connect timeout on every call."""
 
     def __init__(self, url: str):
+        """Connected, or the driver's OperationalError (a 503 while serving; `connect` words it for a start)."""
         if psycopg is None:
             raise EdgeError(f"--db {redacted(url)}: PostgreSQL needs psycopg: pip install '.[postgres]'")
-        try:
-            self.conn = psycopg.connect(url, autocommit=True, connect_timeout=5)
-        except psycopg.Error as e:
-            raise EdgeError(
-                f"--db {redacted(url)}: cannot connect ({_first_line(e, url)}): check the server, the "
-                "URL and the password (PGPASSWORD or ~/.pgpass)"
-            ) from None
+        self.url, self._in_transaction, self._wait, self._next = url, False, RECONNECT_FIRST, 0.0
+        self.conn = self._connect()
 
     def execute(self, sql: str, params=()):
+        self._connected()
         return self.conn.execute(_placeholders(sql), params)
 
     def executemany(self, sql: str, rows) -> None:
+        self._connected()
         with self.conn.cursor() as cursor:
             cursor.executemany(_placeholders(sql), rows)
 
-    @property
-    def in_transaction(self) -> bool:
-        return self.conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        self.execute("BEGIN")
+        self._in_transaction = True
+        try:
+            yield
+            self.conn.execute("COMMIT")
+        except BaseException:
+            if not self.conn.broken:
+                self.conn.execute("ROLLBACK")
+            raise
+        finally:
+            self._in_transaction = False
 
     def close(self) -> None:
         self.conn.close()
+
+    def _connect(self):
+        return psycopg.connect(self.url, autocommit=True, connect_timeout=CONNECT_TIMEOUT)
+
+    def _connected(self) -> None:
+        if not self.conn.broken:
+            return
+        if self._in_transaction:  # its statements so far are gone with the connection: the caller's error
+            raise psycopg.OperationalError("the connection to the database was lost in a transaction")
+        now = time.monotonic()
+        if now < self._next:
+            raise psycopg.OperationalError(f"the database at {redacted(self.url)} is unreachable; trying again")
+        self._next = now + self._wait
+        self._wait = min(self._wait * 2, RECONNECT_MOST)
+        self.conn = self._connect()
+        self._wait = RECONNECT_FIRST
+
+
+def connect(url: str) -> Postgres:
+    """A connection to start with: a database that cannot be reached is a one-line EdgeError (exit 2)."""
+    try:
+        return Postgres(url)
+    except OperationalError as e:
+        raise EdgeError(
+            f"--db {redacted(url)}: cannot connect ({describe(e, url)}): check the server, the URL and the "
+            "password (PGPASSWORD or ~/.pgpass)"
+        ) from None
 
 
 @functools.lru_cache(maxsize=1024)
@@ -78,9 +119,9 @@ def _placeholders(sql: str) -> str:
     return sql.replace("%", "%%").replace("?", "%s")
 
 
-def _first_line(error: Exception, url: str) -> str:
-    """The driver's reason, on one line, without the password if it quotes the URL."""
-    password = urllib.parse.urlsplit(url).password
+def describe(error: Exception, target) -> str:
+    """A database error's reason, on one line, without the password if it quotes the URL `target`."""
+    password = urllib.parse.urlsplit(str(target)).password
     text = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
     return text.replace(password, "***") if password else text
 
@@ -89,7 +130,11 @@ def _first_line(error: Exception, url: str) -> str:
 def transaction(db) -> Iterator[None]:
     """A write transaction: committed when the block ends, rolled back when it raises (unless the database has
     rolled it back already, as SQLite does on a full disk)."""
-    db.execute("BEGIN" if isinstance(db, Postgres) else "BEGIN IMMEDIATE")
+    if isinstance(db, Postgres):
+        with db.transaction():
+            yield
+        return
+    db.execute("BEGIN IMMEDIATE")
     try:
         yield
         db.execute("COMMIT")

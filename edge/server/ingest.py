@@ -40,7 +40,10 @@ async def stored(request: Request, kind: str, device: str | None, items: list) -
         outcome = await host.writer.store(kind, device, items)
     except database.OperationalError as e:
         if not database.full(e):
-            fail(503, f"the host's database cannot take {kind} now ({e}): retry later", {"Retry-After": RETRY_AFTER})
+            reason = database.describe(e, host.options.db)
+            fail(
+                503, f"the host's database cannot take {kind} now ({reason}): retry later", {"Retry-After": RETRY_AFTER}
+            )
         host.wrote(disk_full=True)
         host.log(
             f"the disk of {redacted(str(host.options.db))} is full: reports and frames are refused (503) until "

@@ -155,6 +155,6 @@ async def write(host, action, *args):
             503,
             "the host's disk is full: free space and push again"
             if database.full(e)
-            else f"the host's database is busy ({e}): push again",
+            else f"the host's database cannot answer now ({database.describe(e, host.options.db)}): push again",
             {"Retry-After": RETRY_AFTER},
         )

@@ -16,7 +16,7 @@ async def healthz(request: Request):
     try:
         host.db().execute("SELECT 1").fetchone()
     except database.Error as e:
-        return JSONResponse({"status": "error", "error": str(e)}, status_code=503)
+        return JSONResponse({"status": "error", "error": database.describe(e, host.options.db)}, status_code=503)
     if host.disk_full():
         return JSONResponse(
             {

@@ -73,7 +73,7 @@ def open_db(path):
     """The store, created if new: a SQLite file, or a PostgreSQL database (a postgresql:// URL). One connection
     per thread (sqlite3's rule)."""
     if database.is_url(path):
-        pg = database.Postgres(str(path))
+        pg = database.connect(str(path))
         try:
             schema.migrate_postgres(pg, str(path))
         except BaseException:
