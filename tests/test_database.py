@@ -15,6 +15,7 @@ from edge.report import make_report
 from edge.server import releases, rollouts_store, store
 from edge.server.database import redacted
 from edge.server.guard import Guard
+from edge.server.urls import REFUSAL
 from edge.signing import create_keys, sign_bundle
 from tests.bundles import carried_bundle
 from tests.cli import edge_cli
@@ -206,3 +207,31 @@ def test_a_host_that_loses_its_database_answers_503_and_recovers_by_itself():
             assert status == 200 and read["reports"] == before + during
     finally:
         cluster.stop()
+
+
+NUL_URLS = [
+    ("GET", "/api/v1/devices/a%00b/reports"),
+    ("GET", "/api/v1/devices/a%00b/field"),
+    ("GET", "/api/v1/devices/a%00b/frames"),
+    ("GET", "/api/v1/frames/x%00.jpg"),
+    ("GET", "/api/v1/models/m%00/1"),
+    ("GET", "/api/v1/rollouts?model=m%00"),
+    ("GET", "/api/v1/devices?name=a%00"),
+    ("POST", "/api/v1/frames/x%00/label"),
+    ("POST", "/api/v1/rollouts/m%00/abort"),
+]
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_a_nul_in_a_url_is_refused_alike_on_both_backends(backend, request, tmp_path):
+    """PostgreSQL refuses text holding a NUL (a 500 from every endpoint that looked one up); SQLite found
+    nothing. Both now answer 400 before any endpoint."""
+    target = tmp_path / "edge.db" if backend == "sqlite" else request.getfixturevalue("cluster").url()
+    reader, publisher = token(target, "ops", "--reader"), token(target, "pub", "--publisher")
+    with Server(target).start() as server:
+        for method, path in NUL_URLS:
+            status, answer = server.request(method, path, {} if method == "POST" else None, reader)
+            assert (status, answer["error"]) == (400, REFUSAL), (path, answer)
+        status, answer = server.request("POST", "/api/v1/rollouts/m%00/abort", {}, publisher)
+        assert status == 400, answer
+        assert server.get("/api/v1/devices", reader)[0] == 200

@@ -47,6 +47,7 @@ from edge.server.auth import DatabaseUnavailable, TokenBackend
 from edge.server.ingest import RETRY_AFTER
 from edge.server.options import ServeOptions
 from edge.server.state import Host, Shared
+from edge.server.urls import RefuseNul
 
 ROUTES = [
     Route("/", pages.dashboard),
@@ -92,7 +93,10 @@ def create_app(options: ServeOptions, log=print, shared: Shared | None = None, c
         routes=ROUTES,
         lifespan=lifespan,
         exception_handlers={HTTPException: _http_error, **dict.fromkeys(database.OperationalError, _unavailable)},
-        middleware=[Middleware(AuthenticationMiddleware, backend=TokenBackend(host), on_error=_unavailable)],
+        middleware=[
+            Middleware(RefuseNul),
+            Middleware(AuthenticationMiddleware, backend=TokenBackend(host), on_error=_unavailable),
+        ],
     )
     app.state.host = host
     return app
