@@ -12,7 +12,7 @@ import pytest
 
 from edge.errors import EdgeError
 from edge.report import make_report
-from edge.server import releases, rollouts_store, store
+from edge.server import database, releases, rollouts_store, store
 from edge.server.database import redacted
 from edge.server.guard import Guard
 from edge.server.urls import REFUSAL
@@ -62,6 +62,21 @@ def test_reports_are_stored_once_and_read_back_as_they_came(db):
     assert [orjson.loads(body) for body in store.device_reports(db, "pi-1", since=1.8e9 + 1.6)] == sent[2:]
     assert [d["device"] for d in store.devices(db, "pi-2")] == ["pi-2"]
     assert [device for device, _, _ in store.all_reports(db)] == ["pi-1"] * 3 + ["pi-2"] * 2
+
+
+def test_an_export_reads_a_batch_at_a_time_and_may_stop_early(db, monkeypatch):
+    """A CSV export of a million reports must not hold them all in memory: on PostgreSQL the rows come from a
+    cursor on the server, STREAM_ROWS at a time (psycopg's own cursor fetches the whole result first)."""
+    monkeypatch.setattr(database, "STREAM_ROWS", 2)
+    sent = reports("pi-1", 5)
+    store.store_posts(db, [("reports", "pi-1", sent)])
+    rows = store.all_reports(db)
+    assert next(rows)[2] == sent[0]
+    if isinstance(db, database.Postgres):
+        assert db.execute("SELECT name FROM pg_cursors").fetchall() == [("stream",)]
+    rows.close()  # the client went away: the read ends, the connection serves on
+    assert [r for _, _, r in store.all_reports(db)] == sent
+    assert [r for _, _, r in store.all_reports(db, "pi-2")] == []
 
 
 def test_tokens_are_made_found_and_revoked(db):

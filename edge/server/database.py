@@ -29,6 +29,7 @@ OperationalError = (sqlite3.OperationalError, *(m.OperationalError for m in _PG)
 IntegrityError = (sqlite3.IntegrityError, *(m.IntegrityError for m in _PG))  # a unique key refused a row
 SCHEMES = ("postgresql://", "postgres://")
 CONNECT_TIMEOUT = 5  # seconds
+STREAM_ROWS = 2000  # rows a long read fetches from PostgreSQL at a time
 RECONNECT_FIRST, RECONNECT_MOST = 0.5, 16.0  # seconds between attempts to reach a database that went away
 
 
@@ -68,6 +69,15 @@ class Postgres:
         self._connected()
         with self.conn.cursor() as cursor:
             cursor.executemany(_placeholders(sql), rows)
+
+    def stream(self, sql: str, params=()) -> Iterator[tuple]:
+        """The rows of a long read a batch at a time, from a cursor on the server (psycopg's own would load them
+        all into memory first): in a transaction, which a generator closed early rolls back."""
+        self._connected()
+        with self.conn.transaction(), self.conn.cursor(name="stream") as cursor:
+            cursor.itersize = STREAM_ROWS
+            cursor.execute(_placeholders(sql), params)
+            yield from cursor
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
@@ -142,6 +152,15 @@ def transaction(db) -> Iterator[None]:
         if db.in_transaction:
             db.execute("ROLLBACK")
         raise
+
+
+def stream(db, sql: str, params=()) -> Iterator[tuple]:
+    """The rows of a long read (an export) without holding them all in memory: SQLite's cursor reads as it
+    goes; PostgreSQL's reads from a cursor on the server. `db` is the read's own connection."""
+    if isinstance(db, Postgres):
+        yield from db.stream(sql, params)
+    else:
+        yield from db.execute(sql, params)
 
 
 def lock(db, *keys: str) -> None:

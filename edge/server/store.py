@@ -459,7 +459,8 @@ def device_reports(db, device: str, limit: int = 500, since: float | None = None
 def all_reports(db, only: str | None = None):
     """Every report (or `only` that device's) in the order they arrived, for the CSV export (streamed: the
     table may be large)."""
-    for device, received, body in db.execute(
+    for device, received, body in database.stream(
+        db,
         "SELECT device, received, body FROM reports WHERE CAST(? AS TEXT) IS NULL OR device = ? ORDER BY rowid",
         (only, only),
     ):
@@ -530,7 +531,8 @@ def frame_jpeg(db, frame_id: str) -> tuple[str, bytes] | None:
 
 def labelled_frames(db, device: str | None = None):
     """(id, device, label, meta, JPEG) of every labelled frame (or `device`'s), in the order they came."""
-    for frame_id, name, label, meta, jpeg in db.execute(
+    for frame_id, name, label, meta, jpeg in database.stream(
+        db,
         "SELECT id, device, label, meta, jpeg FROM frames WHERE label IS NOT NULL AND (CAST(? AS TEXT) IS NULL OR "
         "device = ?) "
         "ORDER BY rowid",
