@@ -127,3 +127,44 @@ def small_disk(tmp_path):
         pytest.skip("mounting a small tmpfs (a disk to fill) needs root")
     yield disk
     subprocess.run(["umount", "-l", str(disk)], check=True)
+
+
+@pytest.fixture(scope="session")
+def cluster():
+    """One throwaway PostgreSQL for the run (a worker's, under xdist), started when a test first asks for it."""
+    from tests.postgres import Cluster
+
+    cluster = Cluster()
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+def backend(request):
+    """The host's database for a module's tests, each module run on both: "sqlite" or "postgres"."""
+    return request.param
+
+
+@pytest.fixture(scope="module")
+def new_db(backend, request, tmp_path_factory):
+    """A maker of new empty stores on the module's backend: a SQLite file's path, or a new database's URL on
+    the run's cluster; either is what `edge serve --db` and `edge token create --db` take."""
+
+    def make():
+        if backend == "sqlite":
+            return tmp_path_factory.mktemp("db") / "edge.db"
+        return request.getfixturevalue("cluster").url()
+
+    return make
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "postgres_bug(reason): a known failure of the PostgreSQL variant only")
+
+
+def pytest_collection_modifyitems(items):
+    """A test marked postgres_bug is expected to fail (strictly: fixed, it must lose the mark) on PostgreSQL."""
+    for item in items:
+        bug = item.get_closest_marker("postgres_bug")
+        if bug and getattr(item, "callspec", None) and item.callspec.params.get("backend") == "postgres":
+            item.add_marker(pytest.mark.xfail(reason=bug.args[0], strict=True))

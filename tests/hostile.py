@@ -45,3 +45,7 @@ HOSTILE = st.one_of(
     st.builds(nested, st.integers(1, 300), st.integers()),
     st.dictionaries(st.text(alphabet=st.characters(categories=["Cs", "Ll"]), max_size=3), st.integers(), max_size=2),
 )
+
+# Text holding a NUL, as JSON carries it (\u0000): SQLite keeps it, PostgreSQL's text type refuses it outright (a
+# DataError), so wherever a host stores such text as it came, only its PostgreSQL variant fails.
+NUL_TEXT = "a\x00b"

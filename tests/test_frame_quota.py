@@ -48,8 +48,8 @@ def label(db, frame_id: str, label=None, discard=False) -> None:
     store.store_posts(db, [("labels", None, [{"id": frame_id, "label": label, "discard": discard}])])
 
 
-def test_a_device_over_its_quota_drops_its_oldest_unlabelled_frames_discarded_first(tmp_path, scan):
-    db = store.open_db(tmp_path / "edge.db")
+def test_a_device_over_its_quota_drops_its_oldest_unlabelled_frames_discarded_first(new_db, scan):
+    db = store.open_db(new_db())
     quota = store.FrameQuota(device=5 * len(scan), total=100 * len(scan))
     writer = Writer(db, multiprocessing.RawValue("b", 0), quota=quota)  # as a worker of edge serve stores
     door = [record(scan, "pi-door") for _ in range(4)]
@@ -64,8 +64,8 @@ def test_a_device_over_its_quota_drops_its_oldest_unlabelled_frames_discarded_fi
     assert len(held(db, "pi-door")) == 5 and len(held(db, "pi-yard")) == 1
 
 
-def test_over_the_quota_for_all_the_largest_holder_gives_first(tmp_path, scan):
-    db = store.open_db(tmp_path / "edge.db")
+def test_over_the_quota_for_all_the_largest_holder_gives_first(new_db, scan):
+    db = store.open_db(new_db())
     quota = store.FrameQuota(device=4 * len(scan), total=5 * len(scan))
     door, yard = [record(scan, "pi-door") for _ in range(4)], [record(scan, "pi-yard") for _ in range(2)]
     store.store_posts(db, [("frames", "pi-door", door), ("frames", "pi-yard", yard)], quota)
@@ -73,11 +73,11 @@ def test_over_the_quota_for_all_the_largest_holder_gives_first(tmp_path, scan):
     assert store.frame_counts(db, "pi-door")["dropped"] == 1 and store.frame_counts(db, "pi-yard")["dropped"] == 0
 
 
-def test_a_frame_with_no_room_is_not_taken_and_counted(tmp_path, scan, digits):
+def test_a_frame_with_no_room_is_not_taken_and_counted(new_db, scan, digits):
     """A quota full of labelled frames (a person's work, never dropped), or a frame bigger than the quota: the
     frame is not among the ids the host holds, so the device keeps it and tries again later, and no frame is
     dropped for it."""
-    db = store.open_db(tmp_path / "edge.db")
+    db = store.open_db(new_db())
     quota = store.FrameQuota(device=2 * len(scan), total=100 * len(scan))
     two = [record(scan, "pi-door") for _ in range(2)]
     store.store_posts(db, [("frames", "pi-door", two)], quota)

@@ -12,14 +12,15 @@ from edge.server.store import open_db
 from edge.signing import check_files, create_keys, load_public_key, sign_bundle, verify
 from tests.bundles import carried_bundle
 from tests.cli import edge_cli
+from tests.hostile import NUL_TEXT
 from tests.server import Server, token
 
 
 @pytest.fixture(scope="module")
-def host(tmp_path_factory):
+def host(tmp_path_factory, new_db):
     """A real server, a publisher, a device and a reader, and a key pair."""
     tmp = tmp_path_factory.mktemp("models")
-    db = tmp / "edge.db"
+    db = new_db()
     publisher = token(db, "ci", "--publisher")
     tokens = {"publisher": publisher, "device": token(db, "pi-kitchen"), "reader": token(db, "ops", "--reader")}
     private, public = create_keys(tmp / "keys")
@@ -134,6 +135,19 @@ def test_a_withdrawn_version_is_listed_as_such(host, tmp_path):
     status, listed = server.get("/api/v1/models?name=old", publisher)
     assert status == 200 and listed["models"][0]["withdrawn"] is not None
     assert server.request("POST", "/api/v1/models/old/99/withdraw", b"", publisher)[0] == 404
+
+
+@pytest.mark.postgres_bug(
+    "releases.push stores the release's key_id as it came (models.key_id, text), a NUL too: PostgreSQL refuses "
+    "it (DataError: a 500)"
+)
+def test_a_key_id_holding_a_nul_is_never_a_500(host, tmp_path):
+    server, publisher = host["server"], host["tokens"]["publisher"]
+    folder = carried_bundle(tmp_path / "b", b"TFL3 a key named oddly")
+    push(host, folder, "keyed")  # its files uploaded
+    signed = {**sign_bundle(folder, host["key"]), "key_id": NUL_TEXT}
+    status, answer = server.request("POST", "/api/v1/models/oddly", signed, publisher)
+    assert status in (201, 422), (status, answer)
 
 
 def test_a_store_of_version_4_gains_the_model_tables_when_opened(tmp_path):

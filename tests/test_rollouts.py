@@ -12,6 +12,7 @@ from edge.report import make_report
 from edge.signing import create_keys
 from tests.browser import CHROMIUM
 from tests.bundles import carried_bundle
+from tests.hostile import NUL_TEXT
 from tests.reports import window_summary
 from tests.server import Server, token
 from tests.test_dashboard import render
@@ -22,10 +23,10 @@ DEVICES = ("pi-1", "pi-2", "pi-3")
 
 
 @pytest.fixture(scope="module")
-def fleet(tmp_path_factory):
+def fleet(tmp_path_factory, new_db):
     """A host with digits@1 and @2 pushed, and three devices that have reported under @1 (pi-3 last)."""
     tmp = tmp_path_factory.mktemp("rollouts")
-    db = tmp / "edge.db"
+    db = new_db()
     publisher = token(db, "ci", "--publisher")
     tokens = {
         "publisher": publisher,
@@ -217,3 +218,14 @@ def test_the_rest_follow_in_waves_each_judged_allowing_for_what_the_whole_fleet_
         failed["reason"],
     ), failed["reason"]
     assert all(report(fleet, d, 2, right=9)["run"] == {"model": "digits", "version": 3} for d in (canary, first))
+
+
+@pytest.mark.postgres_bug(
+    "a rollout's model name is looked up as it came (rollouts_store.start: SELECT ... WHERE name = ?), a NUL "
+    "too: PostgreSQL refuses such text (DataError: a 500), where SQLite finds nothing (404)"
+)
+def test_names_holding_a_nul_are_refused_never_a_500(fleet):
+    status, answer = start(fleet, {"model": "digits", "version": 1, "devices": [NUL_TEXT]})
+    assert status == 422, answer
+    status, answer = start(fleet, {"model": NUL_TEXT, "version": 1})
+    assert status in (404, 422), (status, answer)
