@@ -4,12 +4,19 @@ for a fixed time; then the database is counted.
     python benchmarks/serve_bench.py                     # 20 devices, batches of 1 and 50, 10 s each
     python benchmarks/serve_bench.py --devices 50 --seconds 30
     python benchmarks/serve_bench.py --postgres          # and the same against a throwaway PostgreSQL
+    python benchmarks/serve_bench.py --postgres --hosts 1,2   # and two hosts on that one PostgreSQL
 
 Each device is a thread with its own token and keep-alive connection, spread over client processes.
 Reported: reports stored per second, requests per second, POST latency p50/p99, and lost = reports
 the server answered 200 for that are not in the database (must be 0). Baseline, same run, same
 clients: GET /healthz, the HTTP stack with nothing behind it; the ratio is POSTs/s against it.
 Target: >= 2000 reports/s on a 2-core machine.
+
+--hosts 1,2 (with --postgres): PostgreSQL is measured with one `edge serve`, then with two on other ports
+sharing its database, the devices split between them (lost counted over both). Beside each row, the CPU
+each part took as a share of one core: the hosts' processes, the PostgreSQL server's (every backend), the
+clients'; and from the batch-1 rows, the CPU a report costs the hosts and PostgreSQL, and so what a fleet of
+10,000 devices reporting every 30 s would need.
 """
 
 import argparse
@@ -17,6 +24,7 @@ import hashlib
 import http.client
 import json
 import multiprocessing
+import os
 import sys
 import tempfile
 import threading
@@ -31,9 +39,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from edge.report import make_report, new_id  # noqa: E402
 from edge.server.store import create_token, open_db  # noqa: E402
 from edge.version import cpu_name  # noqa: E402
-from tests.server import Server  # noqa: E402  (the real server process, as the tests start it)
+from tests.server import Server, cpu_seconds  # noqa: E402  (the real server process, as the tests start it)
 
 LABELS = [f"class{i}" for i in range(10)]
+FLEET = 10_000 / 30  # reports/s of 10,000 devices reporting every 30 s, one report a POST
 
 
 def summary() -> dict:
@@ -123,30 +132,49 @@ def device(port, name, token, batch, seconds, path, results, start_at):
     results.append((acked, latencies, errors))
 
 
-def client_process(port, devices, batch, seconds, path, start_at, queue):
-    results, threads = [], []
-    for name, token in devices:
+def client_process(devices, batch, seconds, path, start_at, queue):
+    results, threads, cpu = [], [], cpu_seconds(os.getpid())
+    for port, name, token in devices:
         t = threading.Thread(target=device, args=(port, name, token, batch, seconds, path, results, start_at))
         t.start()
         threads.append(t)
     for t in threads:
         t.join()
-    queue.put(results)
+    queue.put((results, cpu_seconds(os.getpid()) - cpu))
 
 
-def load(port, tokens, batch, seconds, path, processes) -> dict:
+def process_cpu(pid: int) -> float:
+    """CPU seconds of a process and of its children, those running and those it has reaped (a PostgreSQL
+    server's backends: one a connection)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    reaped = (int(fields[13]) + int(fields[14])) / os.sysconf("SC_CLK_TCK")
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    return cpu_seconds(pid) + reaped + sum(cpu_seconds(int(child)) for child in children)
+
+
+def postgres_pid(cluster) -> int:
+    """The PostgreSQL server's first process (its postmaster) of a tests/postgres.py Cluster."""
+    return int((cluster.folder / "data" / "postmaster.pid").read_text().split()[0])
+
+
+def load(devices, batch, seconds, path, processes, pids=(), database_pid=None) -> dict:
+    """`devices` [(port, name, token)] spread over `processes` clients for `seconds`; with the CPU seconds the
+    hosts' processes (`pids`), the database server's and the clients' took meanwhile."""
     queue: multiprocessing.Queue = multiprocessing.Queue()
     start_at = time.time() + 1.0
-    groups = [tokens[i::processes] for i in range(processes)]
+    groups = [devices[i::processes] for i in range(processes)]
     workers = [
-        multiprocessing.Process(target=client_process, args=(port, g, batch, seconds, path, start_at, queue))
-        for g in groups
+        multiprocessing.Process(target=client_process, args=(g, batch, seconds, path, start_at, queue)) for g in groups
     ]
+    meter = lambda: (sum(map(cpu_seconds, pids)), process_cpu(database_pid) if database_pid else 0.0)  # noqa: E731
+    cpu = meter()
     for w in workers:
         w.start()
-    results = [r for _ in workers for r in queue.get()]
+    outputs = [queue.get() for _ in workers]
     for w in workers:
         w.join()
+    hosts_cpu, database_cpu = (after - before for after, before in zip(meter(), cpu, strict=True))
+    results = [r for rs, _ in outputs for r in rs]
     latencies = np.concatenate([r[1] for r in results]) if results else np.array([])
     return {
         "acked": sum(r[0] for r in results),
@@ -154,20 +182,29 @@ def load(port, tokens, batch, seconds, path, processes) -> dict:
         "errors": sum(r[2] for r in results),
         "p50_ms": float(np.percentile(latencies, 50)),
         "p99_ms": float(np.percentile(latencies, 99)),
+        "hosts_cpu_s": hosts_cpu,
+        "database_cpu_s": database_cpu,
+        "clients_cpu_s": sum(c for _, c in outputs),
     }
 
 
-def measure(target, args) -> tuple[dict, list[dict]]:
-    """The baseline and a row a batch size, for a store at `target` (a SQLite file or a PostgreSQL URL)."""
+def measure(target, args, hosts: int = 1, database_pid: int | None = None) -> tuple[dict, list[dict]]:
+    """The baseline and a row a batch size, for a store at `target` (a SQLite file or a PostgreSQL URL) served
+    by `hosts` processes of `edge serve`, the devices split between them; `database_pid`: its server's."""
     db = open_db(target)
-    tokens = [(f"dev{i:03d}", create_token(db, f"dev{i:03d}")) for i in range(args.devices)]
-    server = Server(target, None, "--workers", str(args.workers)).start()
-    rows = []
+    servers = []
     try:
-        baseline = load(server.port, tokens, 0, args.seconds, "/healthz", args.processes)
+        for _ in range(hosts):
+            servers.append(Server(target, None, "--workers", str(args.workers)).start())
+        pids = [pid for s in servers for pid in (s.process.pid, *s.workers())]
+        devices = [
+            (servers[i % hosts].port, f"dev{i:03d}", create_token(db, f"dev{i:03d}")) for i in range(args.devices)
+        ]
+        baseline = load(devices, 0, args.seconds, "/healthz", args.processes, pids, database_pid)
+        rows = []
         for batch in map(int, args.batches.split(",")):
             before = db.execute("SELECT COUNT(*) FROM reports").fetchone()[0]
-            r = load(server.port, tokens, batch, args.seconds, "/api/v1/reports", args.processes)
+            r = load(devices, batch, args.seconds, "/api/v1/reports", args.processes, pids, database_pid)
             stored = db.execute("SELECT COUNT(*) FROM reports").fetchone()[0] - before
             rows.append(
                 {
@@ -181,9 +218,43 @@ def measure(target, args) -> tuple[dict, list[dict]]:
                 }
             )
     finally:
-        server.stop()
+        for s in servers:
+            s.stop()
         db.close()
     return baseline, rows
+
+
+def report(label: str, baseline: dict, rows: list[dict], seconds: float) -> None:
+    """A store's table; CPU as a share of one core over the load."""
+    print(
+        f"\n{label}: baseline GET /healthz: {baseline['requests'] / seconds:,.0f} requests/s, "
+        f"p50 {baseline['p50_ms']:.2f} ms, p99 {baseline['p99_ms']:.2f} ms"
+    )
+    print(
+        f"{'batch':>6}{'reports/s':>12}{'requests/s':>12}{'vs healthz':>12}{'p50 ms':>9}{'p99 ms':>9}"
+        f"{'errors':>8}{'lost':>6}{'hosts CPU':>11}{'database CPU':>14}{'clients CPU':>13}{'target':>8}"
+    )
+    for r in rows:
+        print(
+            f"{r['batch']:>6}{r['reports_per_s']:>12,.0f}{r['requests_per_s']:>12,.0f}{r['vs_healthz']:>12.2f}"
+            f"{r['p50_ms']:>9.2f}{r['p99_ms']:>9.2f}{r['errors']:>8}{r['lost']:>6}"
+            f"{r['hosts_cpu_s'] / seconds:>11.0%}{r['database_cpu_s'] / seconds:>14.0%}"
+            f"{r['clients_cpu_s'] / seconds:>13.0%}"
+            f"{'PASS' if r['reports_per_s'] >= 2000 and r['lost'] == 0 else 'FAIL':>8}"
+        )
+
+
+def fleet(label: str, rows: list[dict]) -> None:
+    """What 10,000 devices reporting every 30 s, one report a POST, would take of CPU, at this run's cost."""
+    one = next((r for r in rows if r["batch"] == 1), None)
+    if one is None or not one["stored"]:
+        return
+    host_ms, database_ms = (1000 * one[key] / one["stored"] for key in ("hosts_cpu_s", "database_cpu_s"))
+    print(
+        f"{label}: a report at batch 1 costs {host_ms:.2f} ms of host CPU and {database_ms:.2f} ms of the database "
+        f"server's; 10,000 devices every 30 s ({FLEET:.0f} reports/s) take {FLEET * host_ms / 1000:.2f} + "
+        f"{FLEET * database_ms / 1000:.2f} = {FLEET * (host_ms + database_ms) / 1000:.2f} cores"
+    )
 
 
 def main():
@@ -192,44 +263,45 @@ def main():
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--batches", default="1,50")
     parser.add_argument("--processes", type=int, default=2, help="client processes the devices are spread over")
-    parser.add_argument("--workers", type=int, default=multiprocessing.cpu_count(), help="edge serve --workers")
+    parser.add_argument("--workers", type=int, default=multiprocessing.cpu_count(), help="edge serve --workers (each)")
     parser.add_argument("--postgres", action="store_true", help="also a throwaway PostgreSQL (tests/postgres.py)")
+    parser.add_argument("--hosts", default="1", help="hosts sharing the PostgreSQL database, in turns: 1,2")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
+    hosts = [int(h) for h in args.hosts.split(",")]
+    if hosts != [1] and not args.postgres:
+        parser.error("--hosts is for --postgres: hosts share a PostgreSQL database")
+    load_before = os.getloadavg()
     results = {"sqlite": measure(Path(tempfile.mkdtemp()) / "edge.db", args)}
     if args.postgres:
         from tests.postgres import Cluster
 
         cluster = Cluster()
         try:
-            results["postgres"] = measure(cluster.url(), args)
+            for n in hosts:
+                label = "postgres" if n == 1 else f"postgres, {n} hosts"
+                results[label] = measure(cluster.url(), args, n, postgres_pid(cluster))
         finally:
             cluster.stop()
     print(
         f"\n{args.devices} devices, {args.seconds:g} s each, {args.processes} client processes, edge serve --workers "
-        f"{args.workers}, loopback, {multiprocessing.cpu_count()} CPUs ({cpu_name()})"
+        f"{args.workers}, loopback, {multiprocessing.cpu_count()} CPUs ({cpu_name()}); load average "
+        f"{load_before[0]:.2f} before, {os.getloadavg()[0]:.2f} after"
     )
-    for backend, (baseline, rows) in results.items():
-        print(
-            f"\n{backend}: baseline GET /healthz: {baseline['requests'] / args.seconds:,.0f} requests/s, "
-            f"p50 {baseline['p50_ms']:.2f} ms, p99 {baseline['p99_ms']:.2f} ms"
-        )
-        print(
-            f"{'batch':>6}{'reports/s':>12}{'requests/s':>12}{'vs healthz':>12}{'p50 ms':>9}{'p99 ms':>9}"
-            f"{'errors':>8}{'lost':>6}{'target':>8}"
-        )
-        for r in rows:
-            print(
-                f"{r['batch']:>6}{r['reports_per_s']:>12,.0f}{r['requests_per_s']:>12,.0f}{r['vs_healthz']:>12.2f}"
-                f"{r['p50_ms']:>9.2f}{r['p99_ms']:>9.2f}{r['errors']:>8}{r['lost']:>6}"
-                f"{'PASS' if r['reports_per_s'] >= 2000 and r['lost'] == 0 else 'FAIL':>8}"
-            )
+    for label, (baseline, rows) in results.items():
+        report(label, baseline, rows, args.seconds)
+    print()
+    for label, (_, rows) in results.items():
+        fleet(label, rows)
+    ratio = lambda a, b: ", ".join(  # noqa: E731
+        f"batch {x['batch']}: {x['reports_per_s'] / y['reports_per_s']:.2f}"
+        for x, y in zip(results[a][1], results[b][1], strict=True)
+    )
     if "postgres" in results:
-        ratios = [
-            f"batch {pg['batch']}: {pg['reports_per_s'] / lite['reports_per_s']:.2f}"
-            for pg, lite in zip(results["postgres"][1], results["sqlite"][1], strict=True)
-        ]
-        print(f"\nPostgreSQL's reports/s against SQLite's (target >= 0.7): {', '.join(ratios)}")
+        print(f"\nPostgreSQL's reports/s against SQLite's (target >= 0.7): {ratio('postgres', 'sqlite')}")
+    for label in results:
+        if label.startswith("postgres, "):
+            print(f"{label.removeprefix('postgres, ')} on PostgreSQL against one: {ratio(label, 'postgres')}")
     if args.json:
         args.json.write_text(json.dumps({k: {"baseline": b, "rows": r} for k, (b, r) in results.items()}, indent=2))
 
