@@ -5,6 +5,7 @@ same run), then on one holding 1,000,000 reports.
     python benchmarks/serve_read_bench.py                         # 1,000,000 reports, 100 devices, 30 s a phase
     python benchmarks/serve_read_bench.py --reports 200000 --seconds 10
     python benchmarks/serve_read_bench.py --db /tmp/read-bench --rounds 3   # keep the 4 GB fill for the next run
+    python benchmarks/serve_read_bench.py --postgres              # and the same against a throwaway PostgreSQL
 
 Devices are open-loop: each sends a batch on a fixed schedule, from its own point in that schedule (as
 devices started at different times), and latency counts from when it was due, so a stalled server shows
@@ -21,6 +22,12 @@ shared machine vary 2-3x. With --db the filled database is kept and reused (each
 reports to it: the count is printed). The server runs one worker a CPU (--workers 1: as it was, one
 process for everything, the baseline of that change). Targets: GET /api/v1/devices p99 <= 50 ms with 1,000,000 reports,
 and POST p99 within 1.5x of the empty database's.
+
+--postgres: the same phases, in the same run, against two databases of a throwaway PostgreSQL (tests/postgres.py)
+on the same cores, one empty, one filled with as many reports as the SQLite one (filled anew each run: --db
+keeps SQLite's only); the table gives the PostgreSQL server's CPU beside the host's, and the ratios of
+PostgreSQL's p99s to SQLite's. The fill stores reports as the server does (store_posts, 500 a transaction),
+from --processes processes at once.
 """
 
 import argparse
@@ -30,7 +37,6 @@ import json
 import multiprocessing
 import os
 import shutil
-import sqlite3
 import sys
 import tempfile
 import threading
@@ -42,17 +48,32 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.serve_bench import report_texts, summary  # noqa: E402
+from benchmarks.serve_bench import postgres_pid, process_cpu, report_texts, summary  # noqa: E402
 from edge.report import make_report  # noqa: E402
-from edge.server.store import create_token, open_db, store_posts  # noqa: E402
+from edge.server.store import create_token, open_db, open_reader, store_posts  # noqa: E402
 from edge.version import cpu_name  # noqa: E402
 from tests.server import Server, cpu_seconds  # noqa: E402  (the real server process, as the tests start it)
 
 
-def fill(db_path: Path, devices: list[str], total: int) -> float:
-    """`total` reports spread over the devices, stored as the server stores them; seconds it took."""
-    db, base, started = open_db(db_path), summary(), time.perf_counter()
-    per_device, t = total // len(devices), 1.7e9
+def fill(target, devices: list[str], total: int, processes: int) -> float:
+    """`total` reports spread over the devices, stored as the server stores them, from `processes` processes
+    (a device's reports all from one); seconds it took."""
+    open_db(target).close()  # the tables, made once
+    started = time.perf_counter()
+    fillers = [
+        multiprocessing.Process(target=fill_devices, args=(target, devices[i::processes], total // len(devices)))
+        for i in range(processes)
+    ]
+    for f in fillers:
+        f.start()
+    for f in fillers:
+        f.join()
+        assert f.exitcode == 0, f"a fill process failed ({f.exitcode})"
+    return time.perf_counter() - started
+
+
+def fill_devices(target, devices: list[str], per_device: int) -> None:
+    db, base, t = open_db(target), summary(), 1.7e9
     for name in devices:
         sha, run_id = hashlib.sha256(name.encode()).hexdigest(), uuid.uuid4().hex
         for first in range(0, per_device, 500):
@@ -62,7 +83,15 @@ def fill(db_path: Path, devices: list[str], total: int) -> float:
             ]
             store_posts(db, [("reports", name, batch)])
     db.close()
-    return time.perf_counter() - started
+
+
+def scalar(target, sql: str):
+    """The one value a query of the store at `target` (a SQLite file or a PostgreSQL URL) reads."""
+    db = open_reader(target)
+    try:
+        return db.execute(sql).fetchone()[0]
+    finally:
+        db.close()
 
 
 def server_cpu(server: Server) -> dict:
@@ -181,15 +210,16 @@ def client_process(port, posters, pollers, args, start_at, first, queue):
     queue.put(out + [("cpu", cpu_seconds(os.getpid()) - cpu)])
 
 
-def phase(db_path: Path, posters, reader, args) -> dict:
-    """One load phase against a fresh server process on `db_path`."""
-    count = lambda: sqlite3.connect(db_path).execute("SELECT COUNT(*) FROM reports").fetchone()[0]  # noqa: E731
+def phase(target, posters, reader, args, database_pid: int | None = None) -> dict:
+    """One load phase against a fresh server process on `target` (a SQLite file or a PostgreSQL URL, whose
+    server's first process is `database_pid`)."""
+    count = lambda: scalar(target, "SELECT COUNT(*) FROM reports")  # noqa: E731
     before = count()
     # windows after every one held (as devices reporting on): a dashboard's `since` then means what it would
-    latest = sqlite3.connect(db_path).execute("SELECT MAX(latest_end) FROM devices").fetchone()[0]
-    first = (latest or 1.8e9) + 1
-    server = Server(db_path, None, "--workers", str(args.workers)).start()
-    cpu = server_cpu(server)  # its start-up is not the load's
+    first = (scalar(target, "SELECT MAX(latest_end) FROM devices") or 1.8e9) + 1
+    server = Server(target, None, "--workers", str(args.workers)).start()
+    database_cpu = lambda: process_cpu(database_pid) if database_pid else 0.0  # noqa: E731
+    cpu, database_before = server_cpu(server), database_cpu()  # its start-up is not the load's
     queue: multiprocessing.Queue = multiprocessing.Queue()
     start_at = time.time() + 1.5
     pollers = [(reader, posters[i % len(posters)][0], i / args.dashboards) for i in range(args.dashboards)]
@@ -209,6 +239,7 @@ def phase(db_path: Path, posters, reader, args) -> dict:
         for c in clients:
             c.join()
         cpu = {pid: seconds - cpu[pid] for pid, seconds in server_cpu(server).items()}
+        database_seconds = database_cpu() - database_before
     finally:
         server.stop()
     posts = np.concatenate([r[1] for r in results if r[0] == "post"])
@@ -219,6 +250,7 @@ def phase(db_path: Path, posters, reader, args) -> dict:
         "reports_before": before,
         "server_cpu": sum(cpu.values()) / args.seconds,
         "busiest_worker_cpu": max(cpu.values()) / args.seconds,
+        "database_cpu": database_seconds / args.seconds,
         "clients_cpu": sum(r[1] for r in results if r[0] == "cpu") / args.seconds,
         "reports_per_s": stored / args.seconds,
         "acked": acked,
@@ -231,6 +263,77 @@ def phase(db_path: Path, posters, reader, args) -> dict:
         times = np.concatenate([r[1][key] for r in results if r[0] == "poll"])
         row[f"get_{key}_p50_ms"], row[f"get_{key}_p99_ms"] = (float(np.percentile(times, q)) for q in (50, 99))
     return row
+
+
+def sessions(target, names: list[str]) -> tuple[list, str]:
+    """New tokens for the devices and a dashboard (a kept database's went with the run that made them)."""
+    db = open_db(target)
+    try:
+        db.execute("DELETE FROM tokens")
+        return [(n, create_token(db, n)) for n in names], create_token(db, "dashboard", "reader")
+    finally:
+        db.close()
+
+
+def fill_sqlite(work: Path, names: list[str], args) -> str:
+    """The SQLite databases in `work`: the empty one made anew, the full one filled unless kept; what was done."""
+    for old in work.glob("empty.db*"):  # the baseline starts empty every run
+        old.unlink()
+    filled = None if (work / "full.db").exists() else fill(work / "full.db", names, args.reports, args.processes)
+    size = sum(f.stat().st_size for f in work.glob("full.db*")) / 1e9
+    return f"filled in {filled:.0f} s ({size:.2f} GB)" if filled is not None else f"reused ({size:.2f} GB)"
+
+
+def fill_postgres(target: str, names: list[str], args) -> str:
+    """The full PostgreSQL database filled, then vacuumed and analysed (as autovacuum would have done over the
+    months a fleet took to send it, rather than during the first phase); what it took."""
+    filled = fill(target, names, args.reports, args.processes)
+    db, started = open_db(target), time.perf_counter()
+    try:
+        db.execute("VACUUM ANALYZE")
+        vacuumed = time.perf_counter() - started
+        size = db.execute("SELECT pg_database_size(current_database())").fetchone()[0] / 1e9
+    finally:
+        db.close()
+    return f"filled in {filled:.0f} s, VACUUM ANALYZE {vacuumed:.0f} s ({size:.2f} GB)"
+
+
+def print_phases(backend: str, fill_note: str, rows: list, rounds: int) -> dict:
+    """A store's phases, and its verdicts on the targets: the medians they were judged by."""
+    fills = next(r["reports_before"] for _, x, r in rows if x == "full")
+    print(f"\n{backend}: {fills:,} reports {fill_note}")
+    print(
+        f"{'database':>18}{'reports/s':>11}{'lost':>6}{'POST p50':>10}{'POST p99':>10}{'devices p50':>13}"
+        f"{'devices p99':>13}{'reports p99':>13}{'field p99':>11}{'server CPU':>12}{'busiest worker':>16}"
+        f"{'database CPU':>14}{'clients CPU':>13}"
+    )
+    for _, label, r in rows:
+        label = "empty" if label == "empty" else f"{r['reports_before']:,} reports"
+        print(
+            f"{label:>18}{r['reports_per_s']:>11,.0f}{r['lost']:>6}{r['post_p50_ms']:>10.2f}{r['post_p99_ms']:>10.2f}"
+            f"{r['get_devices_p50_ms']:>13.2f}{r['get_devices_p99_ms']:>13.2f}{r['get_reports_p99_ms']:>13.2f}"
+            f"{r['get_field_p99_ms']:>11.2f}{r['server_cpu']:>12.0%}{r['busiest_worker_cpu']:>16.0%}"
+            f"{r['database_cpu']:>14.0%}{r['clients_cpu']:>13.0%}"
+        )
+    median = lambda label, key: float(np.median([r[key] for _, x, r in rows if x == label]))  # noqa: E731
+    judged = {
+        "devices_p99": median("full", "get_devices_p99_ms"),
+        "post_p99_full": median("full", "post_p99_ms"),
+        "post_p99_empty": median("empty", "post_p99_ms"),
+        "lost": sum(r["lost"] for *_, r in rows),
+    }
+    ratio = judged["post_p99_full"] / judged["post_p99_empty"]
+    verdict = lambda ok: "PASS" if ok else "FAIL"  # noqa: E731
+    of = f"the median of {rounds} phases" if rounds > 1 else "one phase"
+    print(
+        f"GET /api/v1/devices p99 at {fills:,}+ reports, {of}: {judged['devices_p99']:.1f} ms (target <= 50): "
+        f"{verdict(judged['devices_p99'] <= 50)}"
+    )
+    print(
+        f"POST p99 full / empty, {of} each: {ratio:.2f} (target <= 1.5): {verdict(ratio <= 1.5)}; lost: "
+        f"{judged['lost']} (must be 0)"
+    )
+    return {**judged, "post_p99_ratio": ratio}
 
 
 def main():
@@ -250,7 +353,7 @@ def main():
     parser.add_argument("--probe-every", type=float, default=0.25, help="seconds between the probe's reads")
     parser.add_argument("--seconds", type=float, default=30.0, help="a phase")
     parser.add_argument("--rounds", type=int, default=1, help="phases on each database, in turns; medians judge")
-    parser.add_argument("--processes", type=int, default=2, help="client processes posting")
+    parser.add_argument("--processes", type=int, default=2, help="client processes posting, and filling")
     parser.add_argument("--workers", type=int, default=multiprocessing.cpu_count(), help="edge serve --workers")
     parser.add_argument("--warmup", type=float, default=2.0, help="seconds at the start of a phase not counted")
     parser.add_argument(
@@ -259,74 +362,54 @@ def main():
         help="a folder to keep the filled database in, reused by the next run "
         "with the same --db (it grows by what each full phase stores)",
     )
+    parser.add_argument("--postgres", action="store_true", help="also a throwaway PostgreSQL (tests/postgres.py)")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     work = args.db or Path(tempfile.mkdtemp())
     work.mkdir(parents=True, exist_ok=True)
+    names, load_before, cluster = [f"dev{i:03d}" for i in range(args.devices)], os.getloadavg(), None
+    stores = {"sqlite": {"empty": work / "empty.db", "full": work / "full.db"}}
+    database_pids: dict[str, int | None] = {"sqlite": None}
     try:
-        names = [f"dev{i:03d}" for i in range(args.devices)]
-        for old in work.glob("empty.db*"):  # the baseline starts empty every run
-            old.unlink()
-        filled = None if (work / "full.db").exists() else fill(work / "full.db", names, args.reports)
-        size = sum(f.stat().st_size for f in work.glob("full.db*")) / 1e9
-        tokens = {}
-        for label in ("empty", "full"):
-            db = open_db(work / f"{label}.db")
-            db.execute("DELETE FROM tokens")  # a kept database's tokens went with the run that made them
-            tokens[label] = ([(n, create_token(db, n)) for n in names], create_token(db, "dashboard", "reader"))
-            db.close()
+        notes = {"sqlite": fill_sqlite(work, names, args)}
+        if args.postgres:
+            from tests.postgres import Cluster
+
+            cluster = Cluster()
+            stores["postgres"] = {"empty": cluster.url(), "full": cluster.url()}
+            database_pids["postgres"] = postgres_pid(cluster)
+            notes["postgres"] = fill_postgres(stores["postgres"]["full"], names, args)
+        tokens = {(backend, label): sessions(t, names) for backend, ts in stores.items() for label, t in ts.items()}
         rows = []
         for _ in range(args.rounds):
-            for label in ("empty", "full"):
-                rows.append((label, phase(work / f"{label}.db", *tokens[label], args)))
+            for backend, targets in stores.items():
+                for label, target in targets.items():
+                    row = phase(target, *tokens[backend, label], args, database_pids[backend])
+                    rows.append((backend, label, row))
     finally:
+        if cluster is not None:
+            cluster.stop()
         if args.db is None:
             shutil.rmtree(work)  # the full database is gigabytes
     print(
         f"\n{args.devices} devices posting {args.rate:,.0f} reports/s in batches of {args.batch}; {args.dashboards} "
         f"dashboards polling every {args.poll_every:g} s, a probe reading the device list every "
         f"{args.probe_every:g} s; edge serve --workers {args.workers}; {args.seconds:g} s a phase "
-        f"(the first {args.warmup:g} not counted), loopback, "
-        f"{multiprocessing.cpu_count()} CPUs "
-        f"({cpu_name()})"
+        f"(the first {args.warmup:g} not counted), loopback, {multiprocessing.cpu_count()} CPUs ({cpu_name()}); "
+        f"load average {load_before[0]:.2f} before, {os.getloadavg()[0]:.2f} after"
     )
-    fills = rows[1][1]["reports_before"]
-    print(
-        f"filled {fills:,} reports in {filled:.0f} s ({size:.2f} GB)"
-        if filled is not None
-        else f"reused {args.db / 'full.db'} ({size:.2f} GB)"
-    )
-    print(
-        f"{'database':>18}{'reports/s':>11}{'lost':>6}{'POST p50':>10}{'POST p99':>10}{'devices p50':>13}"
-        f"{'devices p99':>13}{'reports p99':>13}{'field p99':>11}{'server CPU':>12}{'busiest worker':>16}"
-        f"{'clients CPU':>13}"
-    )
-    for label, r in rows:
-        label = "empty" if label == "empty" else f"{r['reports_before']:,} reports"
+    judged = {
+        backend: print_phases(backend, notes[backend], [r for r in rows if r[0] == backend], args.rounds)
+        for backend in stores
+    }
+    if args.postgres:
+        ratio = lambda key: judged["postgres"][key] / judged["sqlite"][key]  # noqa: E731
         print(
-            f"{label:>18}{r['reports_per_s']:>11,.0f}{r['lost']:>6}{r['post_p50_ms']:>10.2f}{r['post_p99_ms']:>10.2f}"
-            f"{r['get_devices_p50_ms']:>13.2f}{r['get_devices_p99_ms']:>13.2f}{r['get_reports_p99_ms']:>13.2f}"
-            f"{r['get_field_p99_ms']:>11.2f}{r['server_cpu']:>12.0%}{r['busiest_worker_cpu']:>16.0%}"
-            f"{r['clients_cpu']:>13.0%}"
+            f"\nPostgreSQL against SQLite, full: GET /api/v1/devices p99 {ratio('devices_p99'):.2f}, POST p99 "
+            f"{ratio('post_p99_full'):.2f}; empty: POST p99 {ratio('post_p99_empty'):.2f}"
         )
-    median = lambda label, key: float(np.median([r[key] for x, r in rows if x == label]))  # noqa: E731
-    devices_p99, ratio = (
-        median("full", "get_devices_p99_ms"),
-        median("full", "post_p99_ms") / median("empty", "post_p99_ms"),
-    )
-    lost = sum(r["lost"] for _, r in rows)
-    verdict = lambda ok: "PASS" if ok else "FAIL"  # noqa: E731
-    of = f"the median of {args.rounds} phases" if args.rounds > 1 else "one phase"
-    print(
-        f"GET /api/v1/devices p99 at {fills:,}+ reports, {of}: {devices_p99:.1f} ms (target <= 50): "
-        f"{verdict(devices_p99 <= 50)}"
-    )
-    print(
-        f"POST p99 full / empty, {of} each: {ratio:.2f} (target <= 1.5): {verdict(ratio <= 1.5)}; lost: {lost} "
-        "(must be 0)"
-    )
     if args.json:
-        args.json.write_text(json.dumps({"phases": rows, "post_p99_ratio": ratio}, indent=2))
+        args.json.write_text(json.dumps({"phases": rows, "judged": judged}, indent=2))
 
 
 if __name__ == "__main__":
