@@ -373,16 +373,55 @@ def run_command(ctx, model, source, json_to, **options):
     emit(edge.run(model, source, log=Log(), **given(ctx, options)), json_to, render.run_text)
 
 
-@cli.command()
+class CommandGroup(Command, Group):
+    """A group that is a command too: its own options (`options_of`), run when no subcommand is given."""
+
+
+@cli.group(cls=CommandGroup, invoke_without_command=True)
 @options_of("edge.server.options:ServeOptions")
-def serve(**options):
+@click.pass_context
+def serve(ctx, **options):
     """Collect device reports and frames, and show them: the HTTP API and dashboard, where collected frames are
     labelled."""
+    if ctx.invoked_subcommand:
+        if given(ctx, options):
+            raise EdgeError(f"edge serve {ctx.invoked_subcommand} takes its own options, after its name")
+        return
     with host_only("edge serve", extra="serve"):
         from edge.server.options import ServeOptions
         from edge.server.workers import run_server
 
     run_server(ServeOptions(**options), log=lambda m: click.echo(m, err=True))
+
+
+@serve.command("migrate")
+@click.option("--from", "source", required=True, help="The SQLite file the host served (edge serve --db FILE).")
+@click.option(
+    "--to",
+    "target",
+    required=True,
+    help="The PostgreSQL database: postgresql://USER@HOST:PORT/DB (its password in PGPASSWORD or ~/.pgpass).",
+)
+@click.option(
+    "--batch",
+    cls=Imported,
+    default="edge.server.migrate:BATCH",
+    type=int,
+    show_default=True,
+    help="Rows a transaction.",
+)
+@JSON
+def serve_migrate(source, target, batch, json_to):
+    """Copy a host's SQLite store into PostgreSQL: every table (reports, frames and labels, devices, tokens,
+    models, rollouts), then each table's rows counted on both sides. Stop the host first. Cut short (Ctrl-C,
+    a lost connection), the same command carries on where it stopped, copying nothing twice. A store of an
+    older edge is brought to this one's version first, in its file. A database holding another host's data is
+    refused."""
+    with host_only("edge serve migrate", extra="serve"):
+        from edge.server import migrate
+
+    json_destination(json_to)
+    emit(migrate.migrate(source, target, Log(sys.stderr.isatty()), batch), json_to, migrate.text)  # a bar on a terminal
 
 
 @cli.group("frames")
