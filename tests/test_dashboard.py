@@ -49,8 +49,8 @@ def render(url: str, profile, *args: str) -> str:
     return r.stdout
 
 
-def test_dashboard_shows_what_the_device_reported(e2e, digits, tmp_path):
-    db = tmp_path / "edge.db"
+def test_dashboard_shows_what_the_device_reported(e2e, digits, tmp_path, new_db):
+    db = new_db()
     token = edge_cli("token", "create", "pi-kitchen", "--db", db).stdout.strip()
     server = Server(db).start()
     try:
@@ -107,10 +107,11 @@ SHOWN = "document.querySelector('#frame-card').getAttribute('data-frame')"  # th
 
 
 @contextlib.contextmanager
-def labelling(e2e, digits, tmp_path, device: str, every: int, latency: float = 0):
-    """A run over the scans of 2 that sends every `every`th frame to a real host, and a browser (each request
-    `latency` ms late) on the dashboard, its first frame on screen: (server, browser, run summary, frame id)."""
-    db = tmp_path / "edge.db"
+def labelling(e2e, digits, tmp_path, device: str, every: int, latency: float = 0, db=None):
+    """A run over the scans of 2 that sends every `every`th frame to a real host (on the store `db`, a new
+    SQLite file if none), and a browser (each request `latency` ms late) on the dashboard, its first frame on
+    screen: (server, browser, run summary, frame id)."""
+    db = db or tmp_path / "edge.db"
     token = edge_cli("token", "create", device, "--db", db).stdout.strip()
     server = Server(db).start()
     browser = None
@@ -145,10 +146,11 @@ def next_frame(browser, before: str) -> str:
     )
 
 
-def test_collected_frames_are_labelled_with_keys_and_clicks_then_exported(e2e, digits, tmp_path):
+def test_collected_frames_are_labelled_with_keys_and_clicks_then_exported(e2e, digits, tmp_path, new_db):
     """A person labels what a device collected, in a real browser: a number key, a click, a new class typed,
     a discard; `edge frames export` then writes the labelled frames as image folders."""
-    with labelling(e2e, digits, tmp_path, "pi-door", 40) as (server, browser, _, first):
+    db = new_db()
+    with labelling(e2e, digits, tmp_path, "pi-door", 40, db=db) as (server, browser, _, first):
         seen = [first]
         about = browser.eval("document.getElementById('frame-about').textContent")
         assert about.startswith("every: called ") and ", truth 2; frame 0," in about
@@ -172,7 +174,7 @@ def test_collected_frames_are_labelled_with_keys_and_clicks_then_exported(e2e, d
         (seen[3], 120, None, True),
         (seen[4], 160, None, False),
     ]
-    r = edge_cli("frames", "export", "--db", tmp_path / "edge.db", "--out", tmp_path / "field")
+    r = edge_cli("frames", "export", "--db", db, "--out", tmp_path / "field")
     assert r.returncode == 0, r.stderr
     assert "new class  seven: 1 frames labelled with a class the model did not know" in r.stdout
     written = {
