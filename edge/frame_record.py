@@ -137,8 +137,9 @@ def check_label(value, classes=()) -> str | None:
     forbids, '%', controls or invisible formatting, a '.' or space at either end, or a Windows device name.
     A label the model does not know is allowed: it starts a new class. One of the model's own `classes`
     (the frame's "labels") is allowed whatever it holds (a bare .tflite's class may be "a/b"): the export
-    writes it into `folder_name`'s folder."""
-    if isinstance(value, str) and value in classes:
+    writes it into `folder_name`'s folder; one holding a NUL is held to a person's rules (a database's text
+    holds none)."""
+    if isinstance(value, str) and value in classes and "\x00" not in value:
         return None
     problem = _name_problem(value) if isinstance(value, str) else "it is not text"
     return problem and f"a label names a folder of the exported data set on Linux, macOS and Windows alike: {problem}"

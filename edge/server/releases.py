@@ -9,6 +9,7 @@ device verifies. The same release pushed again (a retry after a lost answer) kee
 
 import hashlib
 import json
+import re
 import time
 
 from edge.bundle import MODEL
@@ -16,6 +17,8 @@ from edge.errors import EdgeError
 from edge.report import check_name
 from edge.server.database import Postgres, lock, transaction
 from edge.signing import canonical, check_release
+
+KEY_ID = re.compile(r"[0-9a-f]{16}")  # edge.signing.key_id
 
 
 class Refused(ValueError):
@@ -50,6 +53,8 @@ def push(db, name: str, signed, by: str) -> dict:
         raise Refused(422, str(e)) from None
     if not isinstance(signed.get("signature"), str) or len(signed["signature"]) > 200:
         raise Refused(422, "the release has no signature: sign it with 'edge models push --key KEYDIR/edge-sign.key'")
+    if not isinstance(signed.get("key_id"), str) or not KEY_ID.fullmatch(signed["key_id"]):
+        raise Refused(422, "the release's key_id is not a key's name (16 hex digits): sign it with 'edge models push'")
     missing = _missing(db, release["files"])
     if missing:
         raise Refused(
@@ -58,7 +63,7 @@ def push(db, name: str, signed, by: str) -> dict:
             "them first (PUT /api/v1/files/SHA256), as 'edge models push' does",
         )
     digest = hashlib.sha256(canonical(release)).hexdigest()
-    text = json.dumps({"release": release, "key_id": str(signed.get("key_id"))[:64], "signature": signed["signature"]})
+    text = json.dumps({"release": release, "key_id": signed["key_id"], "signature": signed["signature"]})
     with transaction(db):  # the next number is read and taken in one transaction
         lock(db, f"model:{name}")
         held = db.execute("SELECT version FROM models WHERE name = ? AND release_sha256 = ?", (name, digest)).fetchone()
@@ -69,7 +74,7 @@ def push(db, name: str, signed, by: str) -> dict:
         db.execute(
             "INSERT INTO models (name, version, release_sha256, signed, key_id, pushed_by, pushed, "
             "model_sha256) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (name, version, digest, text, str(signed.get("key_id"))[:64], by, time.time(), model),
+            (name, version, digest, text, signed["key_id"], by, time.time(), model),
         )
     return {"name": name, "version": version, "new": True}
 

@@ -19,6 +19,8 @@ import json
 import math
 import time
 
+from edge.errors import EdgeError
+from edge.report import check_name
 from edge.server import guard as guards
 from edge.server.database import lock, transaction
 from edge.server.releases import Refused
@@ -46,6 +48,12 @@ def start(
     rolling out, or no target device. What it reads, it reads under the write lock."""
     now = time.time() if now is None else now
     watch = WATCH if watch is None else watch
+    try:  # names a database's text can hold, looked up as they are
+        check_name(model, "model name")
+        for device in devices or []:
+            check_name(device, "device")
+    except EdgeError as e:
+        raise Refused(422, str(e)) from None
     if not (math.isfinite(watch) and 0 < watch <= 30 * 86400):
         raise Refused(422, f"--watch {watch}: give seconds, more than 0 and at most 30 days, e.g. {WATCH:g}")
     with transaction(db):
