@@ -17,7 +17,7 @@ import pytest
 from click.testing import CliRunner
 
 from edge.cli import cli
-from edge.server import migrate, releases, rollouts_store, store
+from edge.server import migrate, releases, rollouts_store, schema, store
 from edge.server.guard import Guard
 from edge.signing import create_keys, sign_bundle
 from tests.bundles import carried_bundle
@@ -26,6 +26,7 @@ from tests.jpegs import encoded
 from tests.postgres import Cluster
 from tests.server import Server
 from tests.test_database import reports
+from tests.test_schema import version_5
 from tests.test_server_frames import record
 
 
@@ -238,6 +239,7 @@ def test_bad_input_is_one_line(cluster, host, tmp_path):
         (("--from", path, "--to", tmp_path / "new.db"), "give the PostgreSQL database to copy into"),
         (("--from", path, "--to", url.replace("edge@", "edge:s3cret@")), "PGPASSWORD or ~/.pgpass, not in the URL"),
         (("--from", path, "--to", unreachable), f"--to {unreachable}: cannot connect"),
+        (("--from", path, "--to", url, "--batch", "0"), "--batch 0: give at least 1 row"),
     ]
     runs = [  # at once: each is a process of its own
         subprocess.Popen(
@@ -252,6 +254,18 @@ def test_bad_input_is_one_line(cluster, host, tmp_path):
     assert [t for (t,) in sqlite3.connect(other).execute("SELECT name FROM sqlite_master")] == ["things"]
     r = edge_cli("serve", "--port", "9000", "migrate", "--from", path, "--to", url)
     assert r.returncode == 2 and "takes its own options" in r.stderr, r.stderr
+
+
+def test_a_store_of_an_older_edge_is_brought_up_and_copied(cluster, tmp_path):
+    path = tmp_path / "edge.db"
+    version_5(path)
+    with closing(sqlite3.connect(path)) as db:
+        db.execute("INSERT INTO tokens (name, role, hash, created) VALUES ('pi-1', 'device', 'h', 1.0)")
+        db.commit()
+    result = migrate.migrate(path, cluster.url())
+    assert result.tables["tokens"] == {"source": 1, "target": 1, "copied": 1}
+    with closing(sqlite3.connect(path)) as db:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == schema.VERSION
 
 
 def test_edge_serve_lists_migrate():

@@ -189,22 +189,42 @@ def store_posts(db, posts: list[tuple[str, str | None, list[dict]]], quota: Fram
 
 
 def _store_reports(db, device: str, reports: list[dict], now: float, changed: dict) -> Stored:
-    """Reports, each kept once by its id, folded into `device`'s row of `devices` in `changed`."""
+    """Reports, each kept once by its id, folded into `device`'s row of `devices` in `changed`. One statement
+    inserts them all, one reads those held already: two round trips to a database server, not one a report."""
     summary = changed.get(device) or _summary(db, device)
+    bodies = [orjson.dumps(r).decode() for r in reports]
+    rows = [
+        (r["id"], device, r["run_id"], now, r["window"]["start"], r["window"]["end"], r["evaluated"], body)
+        for r, body in zip(reports, bodies, strict=True)
+    ]
+    new = {
+        found
+        for (found,) in db.execute(
+            "INSERT INTO reports (id, device, run, received, window_start, window_end, evaluated, body) VALUES "
+            + ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?)"] * len(rows))
+            + " ON CONFLICT (id) DO NOTHING RETURNING id",
+            [value for row in rows for value in row],
+        )
+    }
     outcome = Stored([], [], [])
-    for r in reports:
-        body = orjson.dumps(r).decode()
-        if db.execute(
-            "INSERT INTO reports (id, device, run, received, window_start, window_end, evaluated, body) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
-            (r["id"], device, r["run_id"], now, r["window"]["start"], r["window"]["end"], r["evaluated"], body),
-        ).rowcount:
+    again = []  # (report, body) whose id was held already: by an earlier POST, or earlier in this one
+    for r, body in zip(reports, bodies, strict=True):
+        if r["id"] in new:
+            new.discard(r["id"])
             outcome.stored.append(r["id"])
             summary.add(r, body, now)
-        elif _same(db.execute("SELECT device, body FROM reports WHERE id = ?", (r["id"],)).fetchone(), device, body, r):
-            outcome.duplicates.append(r["id"])
         else:
-            outcome.conflicts.append(r["id"])
+            again.append((r, body))
+    if again:
+        ids = [r["id"] for r, _ in again]
+        held = {
+            found: (held_device, held_body)
+            for found, held_device, held_body in db.execute(
+                f"SELECT id, device, body FROM reports WHERE id IN ({', '.join('?' * len(ids))})", ids
+            )
+        }
+        for r, body in again:
+            (outcome.duplicates if _same(held[r["id"]], device, body, r) else outcome.conflicts).append(r["id"])
     summary.conflicts += len(outcome.conflicts)
     changed[device] = summary
     return outcome
