@@ -42,7 +42,7 @@ from starlette.requests import HTTPConnection, Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from edge.server import database, devices, export, frames, models, pages, reports, rollouts
+from edge.server import database, devices, export, frames, models, pages, reports, retention, rollouts
 from edge.server.auth import DatabaseUnavailable, TokenBackend
 from edge.server.ingest import RETRY_AFTER
 from edge.server.options import ServeOptions
@@ -80,11 +80,12 @@ def create_app(options: ServeOptions, log=print, shared: Shared | None = None, c
 
     @contextlib.asynccontextmanager
     async def lifespan(app):
-        tasks = (
-            [asyncio.create_task(host.writer.checkpoints()), asyncio.create_task(rollouts.clock(host.options.db, log))]
-            if checkpoints
-            else []
-        )
+        tasks = []
+        if checkpoints:  # the one worker's clocks
+            db, days = host.options.db, host.options.keep_days
+            tasks = [asyncio.create_task(host.writer.checkpoints()), asyncio.create_task(rollouts.clock(db, log))]
+            if days:
+                tasks.append(asyncio.create_task(retention.keep(db, days, log)))
         yield
         for task in tasks:
             task.cancel()

@@ -13,6 +13,7 @@ from edge.server.store import ALL_FRAMES, DEVICE_FRAMES, FRAME_RESERVE
 MIN_BODY = 16_384  # bytes: one report of a many-class model must fit
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 MAX_WORKERS = 4  # by default: one a CPU up to this many
+MAX_KEEP_DAYS = 36_500  # a hundred years: past it, a typo
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,12 @@ class ServeOptions:
         "Connections a worker keeps open; past it, those that have waited longest "
         "for a request are closed (fewer where open files are short: ulimit -n).",
     )
+    keep_days: int | None = option(
+        None,
+        "Days reports and unlabelled collected frames are kept once received; older ones are removed at start and "
+        "hourly, a little at a time (labelled frames stay) [keep everything].",
+        type=int,
+    )
 
     def __post_init__(self):
         if is_url(self.db) and urllib.parse.urlsplit(str(self.db)).password is not None:
@@ -80,6 +87,11 @@ class ServeOptions:
                 f"--frame-quota {self.frame_quota}, --frame-quota-all {self.frame_quota_all}, "
                 f"--frame-reserve {self.frame_reserve}: give bytes, at least 0, a device's quota at "
                 "most the quota for all"
+            )
+        if self.keep_days is not None and not 1 <= self.keep_days <= MAX_KEEP_DAYS:
+            raise OptionError(
+                f"--keep-days {self.keep_days}: give 1 to {MAX_KEEP_DAYS} days, e.g. 90 (leave it out to keep "
+                "everything)"
             )
         if self.max_body < MIN_BODY:
             raise OptionError(
