@@ -158,6 +158,17 @@ def new_db(backend, request, tmp_path_factory):
     return make
 
 
+@pytest.fixture(params=["sqlite", "postgres"])
+def db(request, tmp_path):
+    """An open empty store on each backend, for tests of edge.server's stores called directly."""
+    from edge.server import store
+
+    target = tmp_path / "edge.db" if request.param == "sqlite" else request.getfixturevalue("cluster").url()
+    db = store.open_db(target)
+    yield db
+    db.close()
+
+
 def pytest_configure(config):
     config.addinivalue_line("markers", "postgres_bug(reason): a known failure of the PostgreSQL variant only")
 

@@ -25,21 +25,6 @@ from tests.server import Server, token
 from tests.test_server_frames import record
 
 
-@pytest.fixture(scope="module")
-def cluster():
-    cluster = Cluster()
-    yield cluster
-    cluster.stop()
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def db(request, tmp_path):
-    target = tmp_path / "edge.db" if request.param == "sqlite" else request.getfixturevalue("cluster").url()
-    db = store.open_db(target)
-    yield db
-    db.close()
-
-
 def reports(device, n, right=10, start=1.8e9):
     summary = window_summary(["cat", "dog"], [(0, 0)] * right + [(0, 1)] * (10 - right))
     run = uuid.uuid4().hex

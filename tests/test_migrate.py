@@ -23,18 +23,10 @@ from edge.signing import create_keys, sign_bundle
 from tests.bundles import carried_bundle
 from tests.cli import edge_cli
 from tests.jpegs import encoded
-from tests.postgres import Cluster
 from tests.server import Server
 from tests.test_database import reports
 from tests.test_schema import version_5
 from tests.test_server_frames import record
-
-
-@pytest.fixture(scope="module")
-def cluster():
-    cluster = Cluster()
-    yield cluster
-    cluster.stop()
 
 
 @pytest.fixture(scope="module")
@@ -127,11 +119,12 @@ def test_a_real_host_serves_the_copy(cluster, host):
 
 
 def blocked_at(url: str, report_id: str):
-    """A transaction holding a report `report_id` not yet committed: a copy inserting that id waits on it."""
+    """A transaction holding a report `report_id` not yet committed: a copy inserting that id waits on it (on
+    no other: its rowid is one no copied row takes)."""
     conn = psycopg.connect(url)
     conn.execute(
-        "INSERT INTO reports (id, device, run, received, window_start, window_end, evaluated, body) "
-        "VALUES (%s, 'x', 'x', 0, 0, 0, 0, 'x')",
+        "INSERT INTO reports (id, device, run, received, window_start, window_end, evaluated, body, rowid) "
+        "OVERRIDING SYSTEM VALUE VALUES (%s, 'x', 'x', 0, 0, 0, 0, 'x', -1)",
         (report_id,),
     )
     return conn
@@ -141,7 +134,9 @@ def wait_for_lock(url: str) -> int:
     """The pid of the copy's connection once it waits on a lock."""
     with psycopg.connect(url, autocommit=True) as conn:
         for _ in range(600):
-            row = conn.execute("SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock'").fetchone()
+            row = conn.execute(
+                "SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()"
+            ).fetchone()
             if row:
                 return row[0]
             time.sleep(0.05)

@@ -14,18 +14,11 @@ from edge.server import retention, store
 from edge.server.options import ServeOptions
 from tests.cli import edge_cli
 from tests.server import Server, token
-from tests.test_database import cluster, reports  # noqa: F401 (cluster: a module's PostgreSQL, a fixture)
+from tests.test_database import reports
 from tests.test_server_frames import record
 
 DAYS = 30
 OLD = 40 * retention.DAY  # seconds before now the old rows were received
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def db(request, tmp_path):
-    db = store.open_db(tmp_path / "edge.db" if request.param == "sqlite" else request.getfixturevalue("cluster").url())
-    yield db
-    db.close()
 
 
 def age(db, table: str, ids: list[str]) -> None:
