@@ -79,7 +79,7 @@ def test_a_good_version_reaches_the_fleet_and_a_bad_one_is_rolled_back(e2e, digi
     assert all(not summary["following"]["refused"] for summary, _ in runs)
 
 
-def wait_reported(server, publisher: str, devices: int, most: float = 30.0) -> bool:
+def wait_reported(server, publisher: str, devices: int, most: float = 60.0) -> bool:
     """Whether `devices` have reported within `most` seconds: a device joins a rollout once it has."""
     deadline = time.time() + most
     while time.time() < deadline:
