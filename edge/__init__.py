@@ -140,7 +140,8 @@ def bench(
 def run(model, source="0", log=None, options=None, **keywords) -> RunResult:
     """Classify frames from `source` (camera, file, stream, folder, GStreamer pipeline) with `model`, and
     evaluate live against the truth given; with `report_to`, report to an `edge serve` host, and with
-    `collect` (a rule of `edge.collect.RULES`), send it the frames that matter. `options`: an
+    `collect` (a rule of `edge.collect.RULES`), send it the frames that matter; with `publish` (an MQTT
+    broker) or `webhook`, send the calls where people act on them (edge.calls). `options`: an
     `edge.runner.RunOptions`, or else its options as keywords, as `edge run` names them (its nested
     ReportOptions' and CollectOptions' too: report_to, collect, ...); None is the default. Returns the summary, a
     RunResult."""

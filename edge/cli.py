@@ -366,6 +366,7 @@ def bench(ctx, models, data, variants, labels, input_range, threads, rounds, out
 @options_of("edge.reporter:ReportOptions")
 @options_of("edge.collect:CollectOptions")
 @options_of("edge.follow:FollowOptions")
+@options_of("edge.calls:CallOptions")
 @click.pass_context
 def run_command(ctx, model, source, json_to, **options):
     """Classify camera frames on the device, and evaluate live against ground truth."""

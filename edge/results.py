@@ -98,6 +98,7 @@ class RunResult(Metrics):
     collecting: dict | None = sometimes()
     following: dict | None = sometimes()
     reporting: dict | None = sometimes()
+    calling: dict | None = sometimes()  # --publish, --webhook: calls made, what each outlet sent
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edge.calls import HOLD, Caller, CallOptions, device_name
 from edge.capture import FrameReader, parse_camera_mode, parse_source, redact
 from edge.collect import CollectOptions, Collector, parse_rule
 from edge.drift import HOW, MIN_FRAMES, THRESHOLDS, Drift, check_min_frames, parse_thresholds
@@ -49,7 +50,7 @@ MAX_SMOOTH = 1000  # frames averaged: each frame averages them all, and a longer
 class RunOptions:
     """The options of `edge run` (and edge.run), with the report and collect options nested, as MediaPipe
     Model Maker nests its groups: `reporting` sends a report a window to a host, `collecting` (with
-    `reporting`) the frames its rule chooses."""
+    `reporting`) the frames its rule chooses, `calling` the calls to an MQTT broker or a web hook."""
 
     camera_mode: str | None = option(
         None,
@@ -97,6 +98,7 @@ class RunOptions:
     reporting: ReportOptions | None = None
     collecting: CollectOptions | None = None
     following: FollowOptions | None = None
+    calling: CallOptions | None = None
 
     def __post_init__(self):
         choose("--decode", self.decode, DECODES)
@@ -149,7 +151,7 @@ class RunOptions:
                 raise OptionError(message)
 
 
-OPTION_GROUPS = (RunOptions, ReportOptions, CollectOptions, FollowOptions)  # what edge run's options make
+OPTION_GROUPS = (RunOptions, ReportOptions, CollectOptions, FollowOptions, CallOptions)  # what edge run's options make
 
 
 def run_options(given: dict) -> RunOptions:
@@ -157,12 +159,18 @@ def run_options(given: dict) -> RunOptions:
     keywords: report_to, collect, ...); reporting with report_to, collecting with collect as well."""
     given = dict(given)
     check_keywords(given, [keyword for cls in OPTION_GROUPS for keyword in options(cls)], "edge run")
-    report, collect, follow = (
+    report, collect, follow, call = (
         take(ReportOptions, given),
         take(CollectOptions, given),
         FollowOptions(**take(FollowOptions, given)),
+        take(CallOptions, given),
     )
-    if "url" not in report and {"token", "device_id"} & report.keys():
+    outlet = call.get("publish") or call.get("webhook")
+    if not outlet and (call.get("hold", HOLD) != HOLD or call.get("required")):
+        raise OptionError(
+            "--hold and --calls-required are for calls: add --publish mqtt://HOST/PREFIX or --webhook URL"
+        )
+    if "url" not in report and ("token" in report or ("device_id" in report and not outlet)):
         raise OptionError("--token and --device-id are for reporting: add --report-to URL")
     if "rule" not in collect and collect:
         raise OptionError(
@@ -174,6 +182,7 @@ def run_options(given: dict) -> RunOptions:
         reporting=ReportOptions(**report) if "url" in report else None,
         collecting=CollectOptions(**collect) if "rule" in collect else None,
         following=follow if follow.follow else None,
+        calling=CallOptions(**call, device=report.get("device_id")) if outlet else None,
     )
 
 
@@ -231,13 +240,17 @@ class Runner:
             **({"model_version": self.version} if self.version else {}),
         }
         self.run_id = uuid.uuid4().hex
-        self.model_sha256 = hashlib.sha256(target.path.read_bytes()).hexdigest() if opts.reporting else None
+        self.model_sha256 = (
+            hashlib.sha256(target.path.read_bytes()).hexdigest() if opts.reporting or opts.calling else None
+        )
+        self.caller_name = device_name(opts.calling.device) if opts.calling else None
         self.recent: deque[np.ndarray] = deque(maxlen=opts.smooth)
         self.live = _LiveLine(log)
         self.preview: Preview | None = None
         self.records: _Records | None = None
         self.reporter: Reporter | None = None
         self.collector: Collector | None = None
+        self.caller: Caller | None = None
         self.reports: Windows | None = None
         self.follower: Follower | None = None
         self.swaps: list[dict] = []
@@ -245,6 +258,7 @@ class Runner:
         self.restart_for: str | None = None
         self.reported: dict | None = None  # the senders' tallies, once closed
         self.collected: dict | None = None
+        self.called: dict | None = None
         self.stop: Stop | None = None
         self.ended: float | None = None
         self._stack = ExitStack()
@@ -281,6 +295,10 @@ class Runner:
                 prepare=self._prepared,
             )
             stack.callback(self.follower.close)
+        if opts.calling:
+            assert self.caller_name  # named with the options
+            self.caller = Caller(opts.calling, self.caller_name, self.log)
+            stack.callback(self._close_calling, self.caller)
         if reporting:
             self.reporter = Reporter(reporting, self.log, self.follower.told if self.follower else None)
             stack.callback(self._close_reporting, self.reporter)  # starts draining an old backlog now
@@ -313,6 +331,7 @@ class Runner:
                 self.run_id,
                 self.model_sha256,
                 self.drift,
+                self.caller.window if self.caller else None,
             )
 
     def _load(self, model):
@@ -357,6 +376,9 @@ class Runner:
     def _close_collecting(self, collector: Collector) -> None:
         self.collected = collector.close()
 
+    def _close_calling(self, caller: Caller) -> None:
+        self.called = caller.close()
+
     def loop(self) -> None:
         """Classify frames until the source ends, --max-frames, --duration or a stop signal."""
         opts, reader, reports = self.opts, self.reader, self.reports
@@ -368,6 +390,8 @@ class Runner:
                     break
                 if self.follower and len(self.follower.failed) != len(self.about.get("model_refused", ())):
                     self._refused(self.follower)
+                if self.caller and (refused := self.caller.refused()):
+                    raise EdgeError(f"--calls-required: {refused}")
                 if frame is not None:
                     if self.classify(frame):
                         break
@@ -399,6 +423,8 @@ class Runner:
             self.reports.add(true, scores, inference_ms, frame_ms, done, self.reader.stats, own)
         if self.collector:
             self.collector.offer(frame, scores, recent[-1], label, true)
+        if self.caller:
+            self.caller.frame(label, float(scores[top[0]]), frame.index, time.time(), self._model_named())
         if self.records:
             self.records.write(
                 {
@@ -420,6 +446,10 @@ class Runner:
         if self.preview and self._show(self.preview, frame, label, float(scores[top[0]]), true, done):
             return True
         return bool(opts.max_frames and self.tally.frames >= opts.max_frames)
+
+    def _model_named(self) -> dict:
+        """The model a call was made by, as events name it."""
+        return {"version": name_of(self.version), "sha256": self.model_sha256}
 
     def _prepared(self, model) -> tuple:
         """On the follower's thread: a checked model with its fingerprint and its file's sha256."""
@@ -514,6 +544,8 @@ class Runner:
             notes.append(f"stopped by {stop.signal}")
         if not self.drift:
             notes.append(f"the model has no fingerprint, so drift is not watched: {HOW}")
+        if self.called:
+            summary["calling"] = self.called
         if self.collected:
             summary["collecting"] = collecting = self.collected
             if collecting["stopped"]:

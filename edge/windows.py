@@ -97,8 +97,11 @@ class Windows:
         run_id: str,
         model_sha256: str,
         drift: Drift | None = None,
+        also=None,
     ):
+        """`also`: called with each report as it goes to the reporter (edge.calls: its window's metrics)."""
         assert options.device_id, "ReportOptions checked it"
+        self.also = also
         self.reporter, self.options, self.about, self.device_id = reporter, options, about, options.device_id
         self.labels, self.top_ks, self.drift = labels, top_ks, drift
         self.levels: dict[str, int] = {}  # windows sent, by drift level
@@ -124,11 +127,12 @@ class Windows:
         if self.drift:
             level = summary["drift"]["level"]
             self.levels[level] = self.levels.get(level, 0) + 1
-        self.reporter.submit(
-            make_report(
-                summary, self.device_id, self.run_id, self.seq, self.model_sha256, window.wall_start, time.time()
-            )
+        report = make_report(
+            summary, self.device_id, self.run_id, self.seq, self.model_sha256, window.wall_start, time.time()
         )
+        self.reporter.submit(report)
+        if self.also:
+            self.also(report)
         self.seq += 1
         self.current = Tally(self.labels, self.top_ks, stats, 0, self.drift)
 

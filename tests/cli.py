@@ -6,9 +6,13 @@ import sys
 
 
 def edge_cli(*args, cwd=None):
-    """`edge ARGS` as its own process; EDGE_TOKEN, EDGE_DEVICE_ID and EDGE_SOURCE from this environment are not
-    passed on."""
-    env = {k: v for k, v in os.environ.items() if k not in ("EDGE_TOKEN", "EDGE_DEVICE_ID", "EDGE_SOURCE")}
+    """`edge ARGS` as its own process; the EDGE_* settings of this environment (a token, a device name, a
+    source, a broker's password, a web hook) are not passed on."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("EDGE_TOKEN", "EDGE_DEVICE_ID", "EDGE_SOURCE", "EDGE_MQTT_PASSWORD", "EDGE_WEBHOOK")
+    }
     return subprocess.run(
         [sys.executable, "-m", "edge.cli", *map(str, args)],
         capture_output=True,
