@@ -129,6 +129,7 @@ def window_event(report: dict) -> dict:
         "latency_ms": report["latency_ms"]["inference"]["p50"],
         "accuracy": report.get("accuracy") if report["evaluated"] else None,
         "drift": (report.get("drift") or {}).get("level"),
+        **({"health": report["health"]} if "health" in report else {}),
     }
 
 

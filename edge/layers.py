@@ -58,6 +58,7 @@ LAYERS = {
         "edge.collect",
         "edge.checks",
         "edge.host_client",
+        "edge.health",
         "edge.mqtt",
         "edge.webhook",
         "edge.calls",

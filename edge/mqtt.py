@@ -178,7 +178,7 @@ class Publisher:
 
 def discovery(device: str, base: str) -> dict:
     """Home Assistant's MQTT discovery: {topic: config} of the device's sensors (its call, how sure, its
-    frame rate and drift level), each unavailable while the device is offline."""
+    frame rate, drift level and CPU temperature), each unavailable while the device is offline."""
     node = f"edge_{topic_safe(device)}"
     about = {
         "availability_topic": f"{base}/status",
@@ -189,6 +189,12 @@ def discovery(device: str, base: str) -> dict:
         "score": ("Call score", "call", "{{ value_json.score }}", {"state_class": "measurement"}),
         "fps": ("Frame rate", "window", "{{ value_json.fps }}", {"unit_of_measurement": "fps"}),
         "drift": ("Drift", "window", "{{ value_json.drift }}", {"icon": "mdi:chart-bell-curve"}),
+        "temperature": (
+            "CPU temperature",
+            "window",
+            "{{ value_json.health.cpu_temp_c }}",
+            {"device_class": "temperature", "unit_of_measurement": "°C", "state_class": "measurement"},
+        ),
     }
     return {
         f"{DISCOVERY}/sensor/{node}/{key}/config": {

@@ -193,8 +193,35 @@ def _drift(value) -> bool:
     )
 
 
+HEALTH_KEY = re.compile(r"[a-z][a-z0-9_]{0,39}")
+HEALTH_WORD = re.compile(r"[a-z][a-z-]{0,39}")
+
+
+def _health(value) -> bool:
+    """edge.health's figures: numbers, or lists of a few words (the firmware's throttled flags); a device
+    leaves out what its board does not keep, and a newer device may send figures an older host does not know."""
+    return (
+        isinstance(value, dict)
+        and len(value) <= 32
+        and all(
+            isinstance(key, str)
+            and HEALTH_KEY.fullmatch(key) is not None
+            and (
+                _number(figure)
+                or (
+                    isinstance(figure, list)
+                    and len(figure) <= 8
+                    and all(isinstance(w, str) and HEALTH_WORD.fullmatch(w) for w in figure)
+                )
+            )
+            for key, figure in value.items()
+        )
+    )
+
+
 # key -> (check, what it must be) of keys a report may leave out
 OPTIONAL = {
+    "health": (_health, "{figure: number or [word, ...]}, up to 32 figures (edge.health)"),
     "top1_mean": (lambda v: _number(v, 0, 1, null=True), "a number from 0 to 1 (the mean top-1 score) or null"),
     "model_refused": (
         lambda v: (

@@ -28,6 +28,7 @@ from edge.eval.evaluate import WARMUP, default_top_k
 from edge.eval.metrics import accuracy
 from edge.files import check_writable
 from edge.follow import HEALTHY, Follower, FollowOptions, healthy, name_of, read_state, starting
+from edge.health import Health
 from edge.interpreter import input_detail, input_size, invoker, output_detail
 from edge.model import load_model
 from edge.options import option, options, take
@@ -332,7 +333,15 @@ class Runner:
                 self.model_sha256,
                 self.drift,
                 self.caller.window if self.caller else None,
+                Health(Path(reporting.outbox).expanduser().parent, self._asked_fps()),
             )
+
+    def _asked_fps(self) -> float | None:
+        """The frame rate asked of a camera (--camera-mode), or the one a live source announces."""
+        mode, delivers = self.frames_from.mode, self.reader.delivers
+        if mode and mode.fps:
+            return mode.fps
+        return delivers.fps if self.frames_from.live and delivers and delivers.fps else None
 
     def _load(self, model):
         """The model given (with its labels and input range, for a bare .tflite), or a followed bundle."""

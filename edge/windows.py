@@ -13,6 +13,7 @@ from edge.drift import Drift
 from edge.eval.accumulator import Accumulator
 from edge.eval.evaluate import WARMUP
 from edge.eval.latency import latency_stats
+from edge.health import Health
 from edge.report import make_report
 from edge.reporter import Reporter, ReportOptions
 
@@ -98,10 +99,12 @@ class Windows:
         model_sha256: str,
         drift: Drift | None = None,
         also=None,
+        health: Health | None = None,
     ):
-        """`also`: called with each report as it goes to the reporter (edge.calls: its window's metrics)."""
+        """`also`: called with each report as it goes to the reporter (edge.calls: its window's metrics);
+        `health`: read into each report."""
         assert options.device_id, "ReportOptions checked it"
-        self.also = also
+        self.also, self.health = also, health
         self.reporter, self.options, self.about, self.device_id = reporter, options, about, options.device_id
         self.labels, self.top_ks, self.drift = labels, top_ks, drift
         self.levels: dict[str, int] = {}  # windows sent, by drift level
@@ -124,6 +127,8 @@ class Windows:
     def _send(self, stats) -> None:
         window = self.current
         summary = window.summary(stats, self.about)
+        if self.health:
+            summary["health"] = self.health.read(stats.read)
         if self.drift:
             level = summary["drift"]["level"]
             self.levels[level] = self.levels.get(level, 0) + 1

@@ -131,7 +131,7 @@ def test_edge_run_sends_its_calls_and_windows_to_mqtt_and_a_web_hook(e2e, digits
     config = watcher.on("homeassistant/sensor/edge_pi-yard/call/config")[0]
     assert config["state_topic"] == "site/cams/pi-yard/call" and config["availability_topic"].endswith("/status")
     calling = summary["calling"]
-    sent = 1 + 4 + len(called) + len(windows) + 1  # online, discovery, calls, windows, offline
+    sent = 1 + 5 + len(called) + len(windows) + 1  # online, discovery, calls, windows, offline
     assert calling["mqtt"] == {
         "broker": f"mqtt://127.0.0.1:{broker.port}/site/cams",
         "published": sent,

@@ -32,7 +32,7 @@ from edge.server import database, store
 from edge.server.database import transaction
 
 DAY = 86_400  # seconds
-BATCH = 500  # rows a transaction: one of 2000 held SQLite's write lock ~35 ms, POST p99 9.9x (benchmarks/retention_bench.py)
+BATCH = 500  # rows a transaction: 2000 held SQLite's write lock ~35 ms, POST p99 9.9x (retention_bench.py)
 PAUSE = 0.01  # seconds at least between batches
 EVERY = 3600.0  # seconds between sweeps
 
