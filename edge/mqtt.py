@@ -108,6 +108,7 @@ class Publisher:
         client.reconnect_delay_set(RECONNECT_FIRST, RECONNECT_MOST)  # type: ignore[arg-type]  # paho takes floats
         client.max_queued_messages_set(QUEUE + ROOM)
         client.on_connect, client.on_disconnect, client.on_publish = self._connected, self._disconnected, self._acked
+        client.on_connect_fail = self._unreachable
         self.client, self._full = client, mqtt.MQTT_ERR_QUEUE_SIZE
         client.connect_async(broker.host, broker.port, KEEPALIVE)
         client.loop_start()
@@ -164,6 +165,11 @@ class Publisher:
         self.connected.clear()
         if reason.is_failure and self.refused is None:
             self._once(f"--publish: lost {self.broker.shown()}; events wait (up to {QUEUE}) meanwhile, trying again")
+
+    def _unreachable(self, client, userdata) -> None:
+        self._once(
+            f"--publish: cannot reach {self.broker.shown()}; events wait (up to {QUEUE}) meanwhile, trying again"
+        )
 
     def _acked(self, client, userdata, mid, reason, properties) -> None:
         with self._lock:

@@ -46,6 +46,7 @@ def test_a_broker_down_at_start_gets_the_events_once_it_is_up():
         done = sender.close(3.0)
     assert (done["published"], done["acknowledged"], done["unsent"], done["dropped"]) == (7, 7, 0, 0)
     assert done["refused"] is None
+    assert log == [f"--publish: cannot reach {done['broker']}; events wait (up to 1000) meanwhile, trying again"]
 
 
 def test_a_broker_gone_mid_run_drops_past_the_bound_and_recovers(monkeypatch):
