@@ -8,7 +8,7 @@ and how late a call reaches a subscriber.
 The video: real images (scikit-learn's two sample photographs, several views of each, and its scanned digits
 enlarged) held --segment frames each, one after another so that the model's label changes from one to the next:
 the images are first labelled by the model itself (one `edge run` with --log; an image whose frames disagree is
-left out), then dealt round the labels. With --hold 1 every change is a call: ~1 call every 3 frames, ~55 calls/s
+left out), then dealt round the labels. With --hold 1 every change is a call: ~1 call every 3 frames, ~110 calls/s
 read as fast as it goes, far more than a camera that dwells. The broker is Debian's mosquitto on loopback
 (tests/mosquitto.py), the hook a local HTTP server (tests/webhooks.py), the host a real `edge serve`
 (tests/server.py): all on the same cores as `edge run`, which a device's broker and hook are not.
