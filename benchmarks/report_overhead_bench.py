@@ -65,7 +65,7 @@ def main():
     scans = (load_digits().images[:100] * (255 / 16)).astype(np.uint8)
     images = np.stack([np.dstack([cv2.resize(s, (224, 224), interpolation=cv2.INTER_CUBIC)] * 3) for s in scans])
     model = build("mobilenetv2", 224, images, work)
-    video = write_video(work / "v.avi", images, args.frames, "mjpg")
+    video = write_video(work / "v.avi", "MJPG", (224, 224), (images[i % len(images)] for i in range(args.frames)))
     db = open_db(work / "edge.db")
     token = create_token(db, "bench-pi")
     db.close()
