@@ -8,6 +8,7 @@ web server, and what is past the bound is dropped and counted.
 """
 
 import socket
+import time
 from dataclasses import dataclass
 
 from edge.errors import EdgeError, OptionError, whole
@@ -149,11 +150,11 @@ class Caller:
         if options.webhook:
             self.outlets["webhook"] = Hook(options.webhook, log)
 
-    def frame(self, label: str, score: float, frame: int, at: float, model: dict) -> None:
-        """A frame's label: an event when it makes a new call."""
+    def frame(self, label: str, score: float, frame: int, model) -> None:
+        """A frame's label: an event when it makes a new call (`model()`: the model that made it, asked then)."""
         if self.tracker.see(label):
             self.calls += 1
-            self.send("call", call_event(self.device, label, score, frame, at, model))
+            self.send("call", call_event(self.device, label, score, frame, time.time(), model()))
 
     def window(self, report: dict) -> None:
         self.send("window", window_event(report))

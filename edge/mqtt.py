@@ -98,7 +98,7 @@ class Publisher:
         self.refused: str | None = None  # the broker's word, once it refused the credentials
         self.connected = threading.Event()
         self._lock = threading.Lock()
-        self._said: set[str] = set()  # what has been logged once
+        self._troubled = False  # said so since the last connection
         client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"edge-{device}", protocol=mqtt.MQTTv311)
         if broker.user:
             client.username_pw_set(broker.user, password)
@@ -155,7 +155,7 @@ class Publisher:
             return
         self.refused = None
         self.connected.set()
-        self._said.discard("lost")
+        self._troubled = False
         self._send(f"{self.base}/status", "online")
         if self.discovery:
             for topic, config in discovery(self.device, self.base).items():
@@ -177,8 +177,8 @@ class Publisher:
 
     def _once(self, message: str) -> None:
         """Log a connection trouble once until the next connection."""
-        if "lost" not in self._said:
-            self._said.add("lost")
+        if not self._troubled:
+            self._troubled = True
             self.log(message)
 
 

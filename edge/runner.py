@@ -433,7 +433,7 @@ class Runner:
         if self.collector:
             self.collector.offer(frame, scores, recent[-1], label, true)
         if self.caller:
-            self.caller.frame(label, float(scores[top[0]]), frame.index, time.time(), self._model_named())
+            self.caller.frame(label, float(scores[top[0]]), frame.index, self._model_named)
         if self.records:
             self.records.write(
                 {

@@ -13,11 +13,11 @@ What the reads need is each device's row of `devices` (its latest report, its co
 evaluation), which nothing here touches: the device list counts every report received, removed or not,
 and a device whose every report is old still shows its latest.
 
-Removing never holds ingestion: one worker (the one that checkpoints) sweeps at start and every EVERY
-seconds, from a thread, on a connection of its own, in batches, each its own short transaction of the
-oldest BATCH rows (in the order they came, which is the order of `received` give or take one group
-commit), pausing between them at least as long as the batch took, so the workers' writes take turns
-with it. A sweep ends at the first row not old enough: it reads one batch when there is nothing to do.
+Removing holds no write for long (it is not free: benchmarks/README.md): one worker (the one that checkpoints)
+sweeps at start and every EVERY seconds, from a thread, on a connection of its own, in batches, each its own short
+transaction of the oldest BATCH rows (in the order they came, which is the order of `received` give or take one
+group commit), pausing between them at least as long as the batch took, so the workers' writes take turns with it. A
+sweep ends at the first row not old enough: it reads one batch when there is nothing to do.
 """
 
 import asyncio
