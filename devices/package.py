@@ -15,6 +15,7 @@ from importlib.util import find_spec
 from pathlib import Path
 
 from edge.bundle import read_bundle
+from edge.calls import CallOptions
 from edge.devices.profiles import IMX500_CONVERTER, check_model, get_profile
 from edge.errors import EdgeError
 from edge.files import check_writable, write_atomic
@@ -25,7 +26,17 @@ from edge.version import DISTRIBUTION
 TEMPLATES = Path(__file__).with_name("templates")
 
 
-FOLLOW = "follow"  # the one extra a device may need: cryptography, to verify the model versions it follows
+# edge's extras a device may need, each by the `edge run` option that needs it: the wheel names their requirements,
+# and setup.sh installs those of the extras whose option is in the packaged run's arguments.
+EXTRAS = {
+    "follow": "--follow-models",  # cryptography, to verify the model versions it follows
+    "mqtt": "--publish",  # paho-mqtt, to publish its calls to a broker
+}
+# What edge run takes from its environment, edge.conf, and never from --args, which lands on the service's command
+# line, which ps shows to every user: the source (a stream URL may carry a password), the token, the broker's password
+# and a webhook's URL (often its own secret). Each is edge package's own option; the value: the environment variable
+# edge package also reads it from, if any.
+SECRETS = {"--source": None, "--token": None, "--mqtt-password": "EDGE_MQTT_PASSWORD", "--webhook": "EDGE_WEBHOOK"}
 
 
 def device_requirements() -> list[str]:
@@ -33,9 +44,9 @@ def device_requirements() -> list[str]:
     return [r for r in _distribution().requires or [] if "extra ==" not in r]
 
 
-def follow_requirements() -> list[str]:
-    """The requirements of the follow extra, as the wheel names them (`pip install WHEEL[follow]`)."""
-    return [r for r in _distribution().requires or [] if f'extra == "{FOLLOW}"' in r]
+def extra_requirements(extra: str) -> list[str]:
+    """The requirements of one of edge's extras, as the wheel names them (`pip install WHEEL[mqtt]`)."""
+    return [r for r in _distribution().requires or [] if f'extra == "{extra}"' in r]
 
 
 def _distribution():
@@ -79,8 +90,10 @@ def device_wheel() -> tuple[str, bytes]:
             "Metadata-Version: 2.1\n"
             + metadata
             + "".join(f"Requires-Dist: {r}\n" for r in device_requirements())
-            + f"Provides-Extra: {FOLLOW}\n"
-            + "".join(f"Requires-Dist: {r}\n" for r in follow_requirements())
+            + "".join(
+                f"Provides-Extra: {extra}\n" + "".join(f"Requires-Dist: {r}\n" for r in extra_requirements(extra))
+                for extra in EXTRAS
+            )
         ).encode(),
         f"{tag}.dist-info/WHEEL": b"Wheel-Version: 1.0\nGenerator: edge package\nRoot-Is-Purelib: true\n"
         b"Tag: py3-none-any\n",
@@ -132,10 +145,14 @@ def package(
     args: str = "",
     log=None,
     trust=None,
+    mqtt_password: str = "",
+    webhook: str = "",
 ) -> dict:
     """Write the package; returns what went into it. `source`: what edge run reads [the AI Camera's sensor for
     rpi-ai-camera, else camera 0]; `trust`: a public key (edge-sign.pub): the device follows the model
-    versions the host names, signed with it (edge run --follow-models)."""
+    versions the host names, signed with it (edge run --follow-models); `mqtt_password`: the password of the
+    user of `--publish mqtt://USER@HOST/PREFIX` in `args`; `webhook`: a URL the calls are POSTed to. Like the
+    token and the source, both go into edge.conf only."""
     log = log or (lambda message: None)
     profile = get_profile(device)
     bundle = read_bundle(bundle_path)
@@ -151,6 +168,7 @@ def package(
         raise EdgeError("--report-to: give the edge serve host's URL, e.g. http://192.168.1.10:8765")
     check_name(device_id)
     _check_args(args)
+    _check_calls(args, mqtt_password, webhook)
     top = out.name.removesuffix(".tar.gz").removesuffix(".tgz")
     warnings = []
     quantization = bundle.manifest.get("quantization", {})
@@ -170,6 +188,7 @@ def package(
     if key:
         args = f"{args} --follow-models --trust {TRUSTED} --models-dir /var/lib/edge/models".strip()
 
+    extras = [extra for extra, option in EXTRAS.items() if option in _options(args)]
     wheel_name, wheel = device_wheel()
     files: dict[str, tuple[str | bytes, int]] = {
         "setup.sh": (
@@ -182,7 +201,7 @@ def package(
                     "APT": " ".join(profile.apt),
                     "GROUPS": " ".join(profile.groups),
                     "EDGETPU": "yes" if profile.delegate == "edgetpu" else "no",
-                    "FOLLOW": "yes" if key else "no",
+                    "EXTRAS": f"[{','.join(extras)}]" if extras else "",
                     "IMX500": "yes" if sensor else "no",
                 },
             ),
@@ -198,6 +217,8 @@ def package(
                     "TOKEN": _conf_value(token, "--token"),
                     "DEVICE_ID": device_id,
                     "ARGS": _conf_value(args, "--args"),
+                    "MQTT_PASSWORD": _conf_value(mqtt_password, "--mqtt-password"),
+                    "WEBHOOK": _conf_value(webhook, "--webhook"),
                 },
             ),
             0o600,
@@ -221,6 +242,7 @@ def package(
         "device": profile.name,
         "bundle": str(bundle.path),
         "wheel": wheel_name,
+        "extras": extras,
         "top": top,
         "holds_token": bool(token),
         "warnings": warnings,
@@ -238,13 +260,42 @@ def _public_key(path) -> bytes:
     return Path(path).read_bytes()
 
 
+def _options(args: str) -> list[str]:
+    """The options in edge run's arguments, `--publish=URL` as `--publish`: systemd splits $EDGE_ARGS at
+    whitespace, quotes or not."""
+    return [word.split("=", 1)[0] for word in args.split() if word.startswith("--")]
+
+
 def _check_args(args: str) -> None:
-    """EDGE_ARGS lands on the service's command line, which ps shows to every user: the source (a stream URL
-    may carry a password) and the token go into edge.conf on their own."""
-    for word in args.split():  # systemd splits $EDGE_ARGS at whitespace, quotes or not
-        option = word.split("=", 1)[0]
-        if option in ("--source", "--token"):
-            raise EdgeError(f"--args {option}: give it as edge package {option}, which keeps it out of ps")
+    """EDGE_ARGS lands on the service's command line, which ps shows to every user: the secrets go into
+    edge.conf on their own."""
+    for option in _options(args):
+        if option in SECRETS:
+            env = f" (or ${SECRETS[option]})" if SECRETS[option] else ""
+            raise EdgeError(f"--args {option}: give it as edge package {option}{env}, which keeps it out of ps")
+
+
+def _value(args: str, option: str) -> str | None:
+    """The value of `option` in edge run's arguments (`--publish URL` or `--publish=URL`), or None."""
+    words = args.split()
+    for i, word in enumerate(words):
+        name, equals, value = word.partition("=")
+        if name == option:
+            return value if equals else (words[i + 1] if i + 1 < len(words) else None)
+    return None
+
+
+def _check_calls(args: str, mqtt_password: str, webhook: str) -> None:
+    """edge run's own checks of where its calls go, here: on the device a mistake would only restart the
+    service again and again. Neither the password nor the webhook's URL is ever named in a message."""
+    publish = _value(args, "--publish")
+    if mqtt_password and not publish:
+        raise EdgeError(
+            "--mqtt-password ($EDGE_MQTT_PASSWORD) is the password of --publish's user: add "
+            "--args '--publish mqtt://USER@HOST/PREFIX', or leave the password out"
+        )
+    if publish or webhook:
+        CallOptions(publish=publish, mqtt_password=mqtt_password or None, webhook=webhook or None)
 
 
 def _bundle_file(folder: Path, name: str) -> bytes:
@@ -279,8 +330,8 @@ Then: journalctl -u edge-run -f          (what it sees)
 Camera: {profile.camera}
 {profile.notes}
 
-Secrets: the device's token and the source (a stream URL may carry a password) live only in
-/etc/edge/edge.conf, root's and mode 0600; the service hands them to edge run in its environment, never
-on its command line, which ps shows to every user. {archive} and {top}/edge.conf carry them too
-(both 0600): delete them once setup.sh has run.
+Secrets: the device's token, the source (a stream URL may carry a password), the MQTT broker's password
+and the webhook's URL live only in /etc/edge/edge.conf, root's and mode 0600; the service hands them to
+edge run in its environment, never on its command line, which ps shows to every user.
+{archive} and {top}/edge.conf carry them too (both 0600): delete them once setup.sh has run.
 """

@@ -528,7 +528,21 @@ def toolchain_list(json_to):
     help="A public key (edge keys create's edge-sign.pub): "
     "the device follows the model versions the host names, signed with it (edge rollout).",
 )
-def package_command(bundle, device, out, report_to, device_id, token, source, extra, trust):
+@click.option(
+    "--mqtt-password",
+    default="",
+    envvar="EDGE_MQTT_PASSWORD",
+    help="The password of the broker's user in --args '--publish mqtt://USER@HOST/PREFIX', for edge.conf only "
+    "[$EDGE_MQTT_PASSWORD: set it there, since other users see a command line in ps].",
+)
+@click.option(
+    "--webhook",
+    default="",
+    envvar="EDGE_WEBHOOK",
+    help="A URL the device POSTs its calls to (edge run --webhook), for edge.conf only "
+    "[$EDGE_WEBHOOK: a webhook's URL is often its secret].",
+)
+def package_command(bundle, device, out, report_to, device_id, token, source, extra, trust, mqtt_password, webhook):
     """One .tar.gz that sets a device up: bundle, device install, setup script, systemd unit, config."""
     with host_only("edge package"):
         from edge.devices.package import package
@@ -544,6 +558,8 @@ def package_command(bundle, device, out, report_to, device_id, token, source, ex
         extra,
         log=lambda m: click.echo(m, err=True),
         trust=trust,
+        mqtt_password=mqtt_password,
+        webhook=webhook,
     )
     click.echo(render.package_text(result))
 

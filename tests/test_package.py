@@ -14,6 +14,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from packaging.requirements import Requirement
 
 from edge.bundle import read_bundle
 from edge.eval.evaluate import evaluate
@@ -123,12 +124,38 @@ def test_a_following_device_s_package_carries_the_key_and_the_follow_extra(e2e, 
         "--follow-models --trust /etc/edge/edge-sign.pub --models-dir /var/lib/edge/models"
         in (packed / "edge.conf").read_text()
     )
-    assert "FOLLOW=yes" in (packed / "setup.sh").read_text()
+    assert {"cryptography"} <= setup_installs(packed) and "paho-mqtt" not in setup_installs(packed)
     assert subprocess.run(["bash", "-n", packed / "setup.sh"], capture_output=True).returncode == 0
     with zipfile.ZipFile(packed / WHEEL) as wheel:
         metadata = wheel.read(f"edge_vision-{VERSION}.dist-info/METADATA").decode()
         assert "edge/follow.py" in wheel.namelist() and "edge/signing.py" in wheel.namelist()
     assert "Provides-Extra: follow" in metadata and 'Requires-Dist: cryptography>=41; extra == "follow"' in metadata
+
+
+def setup_installs(packed: Path) -> set[str]:
+    """The distributions setup.sh's pip install asks for: the wheel's requirements, those of the extras in its
+    EXTRAS as well, read the way pip reads them (each requirement's marker, with `extra` set to each)."""
+    setup = (packed / "setup.sh").read_text()
+    assert f'"$PREFIX/venv/bin/pip" install --quiet "./{WHEEL}$EXTRAS"' in setup
+    line = re.search(r'^EXTRAS="(?:\[([\w,]+)\])?"', setup, re.M)
+    assert line, "setup.sh sets no EXTRAS"
+    extras = line[1] or ""
+    with zipfile.ZipFile(packed / WHEEL) as wheel:
+        metadata = wheel.read(f"edge_vision-{VERSION}.dist-info/METADATA").decode()
+    wanted = [Requirement(line.split(": ", 1)[1]) for line in metadata.splitlines() if line.startswith("Requires-Dist")]
+    return {
+        r.name for r in wanted if not r.marker or any(r.marker.evaluate({"extra": e}) for e in ["", *extras.split(",")])
+    }
+
+
+def test_a_run_that_calls_nothing_brings_no_extra(packed):
+    """The packed run neither follows model versions nor publishes: no cryptography, no paho-mqtt, and edge.conf's
+    lines for the calls' secrets are empty (edge run takes an empty variable for none)."""
+    assert 'EXTRAS=""' in (packed / "setup.sh").read_text()
+    assert {"numpy", "click"} <= setup_installs(packed)
+    assert not setup_installs(packed) & {"cryptography", "paho-mqtt"}
+    conf = systemd_conf((packed / "edge.conf").read_text())
+    assert conf["EDGE_MQTT_PASSWORD"] == "" and conf["EDGE_WEBHOOK"] == ""
 
 
 def test_setup_script_passes_bash_and_shellcheck(packed):
@@ -187,6 +214,21 @@ def test_the_device_wheel_installs_one_name_and_evaluates_without_tensorflow(
             ["--device", "rpi5", "--args", "--truth 2 --source=rtsp://u:p@cam/1"],
             "--args --source: give it as edge package",
         ),
+        (
+            ["--device", "rpi5", "--args", "--publish mqtt://edge@h/edge --mqtt-password hunter2"],
+            "--args --mqtt-password: give it as edge package --mqtt-password (or $EDGE_MQTT_PASSWORD), which keeps",
+        ),
+        (
+            ["--device", "rpi5", "--args", "--webhook=https://hooks.example/hunter2"],
+            "--args --webhook: give it as edge package --webhook (or $EDGE_WEBHOOK), which keeps it out of ps",
+        ),
+        (["--device", "rpi5", "--args", "--publish mqtt://edge:hunter2@h/edge"], "leave the password out of the URL"),
+        (["--device", "rpi5", "--mqtt-password", "hunter2"], "add --args '--publish mqtt://USER@HOST/PREFIX'"),
+        (
+            ["--device", "rpi5", "--mqtt-password", "hunter2", "--args", "--publish mqtt://h/edge"],
+            "is the password of --publish's user",
+        ),
+        (["--device", "rpi5", "--webhook", "ftp://h/hunter2"], "--webhook: give an http(s):// URL"),
     ],
 )
 def test_package_refuses_bad_options_and_writes_nothing(e2e, tmp_path, args, message):
@@ -194,6 +236,7 @@ def test_package_refuses_bad_options_and_writes_nothing(e2e, tmp_path, args, mes
     given = dict(zip(args[::2], args[1::2], strict=True))
     r = edge_cli("package", e2e.bundle, *[x for k, v in {**base, **given}.items() for x in (k, v)], cwd=tmp_path)
     assert r.returncode == 2 and message in r.stderr and "Traceback" not in r.stderr, r.stderr
+    assert len(r.stderr.splitlines()) == 1 and "hunter2" not in r.stdout + r.stderr  # a secret is never echoed
     assert list(tmp_path.iterdir()) == []
 
 
@@ -291,7 +334,7 @@ def test_the_token_and_source_are_only_in_edge_conf(secret_package):
     setup = files["setup.sh"][0].decode()
     assert "install -o root -g root -m 600 edge.conf /etc/edge/edge.conf" in setup
     # setup.sh only tests for a token (grep -q); it never echoes edge.conf's values
-    assert [line for line in setup.splitlines() if "EDGE_TOKEN" in line or "EDGE_SOURCE" in line] == [
+    assert [line for line in setup.splitlines() if re.search("EDGE_(TOKEN|SOURCE|MQTT_PASSWORD|WEBHOOK)", line)] == [
         "if grep -q '^EDGE_TOKEN=.\\+' /etc/edge/edge.conf; then",
         "  echo \"setup: put the device's token in /etc/edge/edge.conf (EDGE_TOKEN=...), then: systemctl enable --now "
         'edge-run"',
@@ -393,3 +436,62 @@ def test_a_package_holds_the_manifest_s_files_only_and_no_link_out_of_the_bundle
         "bundle's own files only)\n"
     ), r.stderr
     assert not out.exists()
+
+
+BROKER_PASSWORD, HOOK = "mqtt-pass-7d2e", "https://hooks.example/api/webhook/kitchen-8c41"
+
+
+@pytest.fixture(scope="module")
+def publishing(e2e, tmp_path_factory):
+    """A package whose run publishes its calls to a broker, the broker's password from edge package's environment
+    (as edge run's own, $EDGE_MQTT_PASSWORD) and a webhook as edge package's option."""
+    out = tmp_path_factory.mktemp("publishing") / "pi-hall.tar.gz"
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("EDGE_")}, "EDGE_MQTT_PASSWORD": BROKER_PASSWORD}
+    r = subprocess.run(
+        [sys.executable, "-m", "edge.cli", "package", e2e.bundle, "--device", "rpi5", "--out", out]
+        + ["--report-to", "http://127.0.0.1:1", "--device-id", "pi-hall", "--token", TOKEN, "--webhook", HOOK]
+        + ["--args", "--truth 2 --publish mqtt://edge@homeassistant.local/edge"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
+    assert r.returncode == 0, r.stderr
+    return unpack(out), r
+
+
+def test_a_publishing_run_brings_paho_mqtt(publishing):
+    """--publish in the packed run's arguments: setup.sh installs the wheel with its mqtt extra, which the wheel
+    names as pyproject does (paho-mqtt)."""
+    packed, _ = publishing
+    assert 'EXTRAS="[mqtt]"' in (packed / "setup.sh").read_text()
+    assert "paho-mqtt" in setup_installs(packed) and "cryptography" not in setup_installs(packed)
+    with zipfile.ZipFile(packed / WHEEL) as wheel:
+        metadata = wheel.read(f"edge_vision-{VERSION}.dist-info/METADATA").decode()
+        assert "edge/mqtt.py" in wheel.namelist()
+    assert "Provides-Extra: mqtt" in metadata and 'Requires-Dist: paho-mqtt>=2.0; extra == "mqtt"' in metadata
+    assert subprocess.run(["bash", "-n", packed / "setup.sh"], capture_output=True).returncode == 0
+
+
+def test_the_broker_s_password_and_the_webhook_are_only_in_edge_conf(publishing):
+    """Like the token: in edge.conf (0600) and nowhere else in the package, not on the service's command line as
+    systemd expands it, and never printed."""
+    packed, r = publishing
+    conf = systemd_conf((packed / "edge.conf").read_text())
+    assert conf["EDGE_MQTT_PASSWORD"] == BROKER_PASSWORD and conf["EDGE_WEBHOOK"] == HOOK
+    assert conf["EDGE_ARGS"] == "--threads 4 --truth 2 --publish mqtt://edge@homeassistant.local/edge"
+    assert (packed / "edge.conf").stat().st_mode & 0o077 == 0
+    holding = [
+        str(f.relative_to(packed))
+        for f in packed.rglob("*")
+        if f.is_file() and (BROKER_PASSWORD.encode() in f.read_bytes() or HOOK.encode() in f.read_bytes())
+    ]
+    assert holding == ["edge.conf"]
+    unit = (packed / "edge-run.service").read_text()
+    exec_start = next(line.removeprefix("ExecStart=") for line in unit.splitlines() if line.startswith("ExecStart="))
+    assert not [word for word in systemd_argv(exec_start, conf) if BROKER_PASSWORD in word or HOOK in word]
+    assert BROKER_PASSWORD not in r.stdout + r.stderr and "hooks.example" not in r.stdout + r.stderr
+    assert (
+        "the MQTT broker's password\nand the webhook's URL live only in /etc/edge/edge.conf"
+        in (packed / "README.txt").read_text()
+    )

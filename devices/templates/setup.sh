@@ -10,7 +10,9 @@ PYTHON=${PYTHON:-python3}
 ARCHES="@ARCH@"  # what this package was made for
 EDGETPU=@EDGETPU@  # yes: install Coral's Edge TPU runtime
 IMX500=@IMX500@  # yes: the AI Camera: picamera2 from Pi OS, and network.rpk made from the bundle's packerOut.zip
-FOLLOW=@FOLLOW@  # yes: edge run follows the model versions the host names, signed with edge-sign.pub
+# edge's extras the service's edge run needs, e.g. [follow,mqtt]: follow (cryptography) to verify the model
+# versions it follows, signed with edge-sign.pub; mqtt (paho-mqtt) to publish its calls to a broker.
+EXTRAS="@EXTRAS@"
 GROUPS_NEEDED="@GROUPS@"  # the service's groups: cameras, and the Edge TPU's device node
 
 fail() { echo "setup: $*" >&2; exit 2; }
@@ -48,13 +50,9 @@ else
   "$PYTHON" -m venv "$PREFIX/venv"
 fi
 "$PREFIX/venv/bin/pip" install --quiet --upgrade pip
-# edge's device install and what it requires (numpy, OpenCV, click, LiteRT); then its code again, for a
-# package of the same version with newer code, which pip would otherwise take as already installed.
-if [ "$FOLLOW" = yes ]; then
-  "$PREFIX/venv/bin/pip" install --quiet "./@WHEEL@[follow]"  # cryptography: the signatures are checked with it
-else
-  "$PREFIX/venv/bin/pip" install --quiet ./@WHEEL@
-fi
+# edge's device install and what it and its EXTRAS require (numpy, OpenCV, click, LiteRT, ...); then its code
+# again, for a package of the same version with newer code, which pip would otherwise take as already installed.
+"$PREFIX/venv/bin/pip" install --quiet "./@WHEEL@$EXTRAS"
 "$PREFIX/venv/bin/pip" install --quiet --force-reinstall --no-deps ./@WHEEL@
 # Check the new bundle, then swap it in whole: the running one stays until its successor is known good.
 rm -rf "$PREFIX/bundle.new"
@@ -77,10 +75,11 @@ rm -rf "$PREFIX/bundle"
 mv "$PREFIX/bundle.new" "$PREFIX/bundle"
 
 install -d -m 755 /etc/edge
-if [ "$FOLLOW" = yes ]; then
+if [ -f edge-sign.pub ]; then  # packed for a device that follows the model versions the host names
   install -o root -g root -m 644 edge-sign.pub /etc/edge/edge-sign.pub  # the key model versions must be signed with
 fi
-# edge.conf holds the token and the source (which may carry a password): root's, and no one else may read it.
+# edge.conf holds the token, the source (which may carry a password), the broker's password and the webhook's
+# URL: root's, and no one else may read it.
 if [ -f /etc/edge/edge.conf ]; then
   echo "setup: keeping the existing /etc/edge/edge.conf (the new one is edge.conf here)"
   chown root:root /etc/edge/edge.conf
