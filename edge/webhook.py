@@ -25,8 +25,8 @@ RETRIED = {408, 429}  # 4xx answers that say "later", not "no"
 REFUSED = {401, 403, 404}  # the URL or its secret is wrong: a retry will not mend it
 
 
-def webhook_url(url: str) -> str:
-    """An http(s) URL to POST events to. Its path and query may be its secret: never echoed."""
+def webhook_url(url: str, flag: str = "--webhook") -> str:
+    """An http(s) URL to POST events to (given as `flag`). Its path and query may be its secret: never echoed."""
     try:
         parts = urllib.parse.urlsplit(url)
         parts.port  # noqa: B018 -- raises on a port that is not a number
@@ -34,7 +34,7 @@ def webhook_url(url: str) -> str:
     except ValueError:
         good = False
     if not good:
-        raise OptionError("--webhook: give an http(s):// URL to POST events to, e.g. http://192.168.1.20:1880/edge")
+        raise OptionError(f"{flag}: give an http(s):// URL to POST events to, e.g. http://192.168.1.20:1880/edge")
     return url
 
 
@@ -45,10 +45,13 @@ def shown_webhook(url: str) -> str:
 
 
 class Hook:
-    """One web hook; `send` never blocks, `close` sends what it can in time and counts."""
+    """One web hook; `send` never blocks, `close` sends what it can in time and counts. `flag`: the option that
+    gave the URL, as the log names it; `announce`: a status event "online" first and "offline" last (a device's;
+    the host's alerts have none)."""
 
-    def __init__(self, url: str, log):
-        self.url, self.shown, self.log = url, shown_webhook(url), log
+    def __init__(self, url: str, log, flag: str = "--webhook", announce: bool = True):
+        self.url, self.shown, self.log, self.flag, self.announce = url, shown_webhook(url), log, flag, announce
+        self.envvar = "EDGE_" + flag.removeprefix("--").upper().replace("-", "_")  # where the URL is kept secret
         self.counts = {"delivered": 0, "rejected": 0, "dropped": 0, "failures": 0}
         self.refused: str | None = None  # the hook's answer, once it refused the URL
         self._queue: deque = deque()
@@ -57,7 +60,8 @@ class Hook:
         self._said = False
         self._thread = threading.Thread(target=self._run, name="edge-webhook", daemon=True)
         self._thread.start()
-        self.send("status", "online")
+        if announce:
+            self.send("status", "online")
 
     def send(self, kind: str, event: dict | str) -> None:
         """Queue `event` (a dict, or a word such as a status) as {"event": KIND, ...}."""
@@ -72,7 +76,8 @@ class Hook:
     def close(self, wait: float) -> dict:
         """Send what is queued for up to `wait` seconds (a hung hook takes at most TIMEOUT more), then stop;
         the counts, with what was left unsent."""
-        self.send("status", "offline")
+        if self.announce:
+            self.send("status", "offline")
         with self._wake:
             self._closing = time.monotonic() + wait
             self._wake.notify()
@@ -113,7 +118,7 @@ class Hook:
                 self.counts["rejected"] += 1
                 if e.code in REFUSED and self.refused is None:
                     self.refused = f"the web hook {self.shown} answered {e.code} {e.reason}"
-                    self.log(f"--webhook: {self.refused}; check its URL ($EDGE_WEBHOOK)")
+                    self.log(f"{self.flag}: {self.refused}; check its URL (${self.envvar})")
                 return True
             why = f"{e.code} {e.reason}"
         except (urllib.error.URLError, OSError, ValueError) as e:
@@ -121,5 +126,5 @@ class Hook:
         self.counts["failures"] += 1
         if not self._said:
             self._said = True
-            self.log(f"--webhook: {self.shown} failed ({why}); trying again, events wait (up to {QUEUE})")
+            self.log(f"{self.flag}: {self.shown} failed ({why}); trying again, events wait (up to {QUEUE})")
         return False

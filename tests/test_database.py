@@ -128,7 +128,7 @@ def test_an_unreachable_or_newer_database_is_one_line_without_the_password(clust
     db = store.open_db(url)
     db.execute("UPDATE edge_schema SET version = 99")
     db.close()
-    with pytest.raises(EdgeError, match="store version 99, this edge keeps 6"):
+    with pytest.raises(EdgeError, match="store version 99, this edge keeps 7"):
         store.open_db(url)
 
 

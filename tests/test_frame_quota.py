@@ -154,6 +154,6 @@ def test_a_version_3_store_s_frames_count_against_the_quota(tmp_path, scan):
     db.execute("PRAGMA user_version = 3")
     db.close()
     db = store.open_db(path)
-    assert db.execute("PRAGMA user_version").fetchone()[0] == schema.VERSION == 6
+    assert db.execute("PRAGMA user_version").fetchone()[0] == schema.VERSION == 7
     store.store_posts(db, [("frames", "pi-door", [record(scan, "pi-door")])], store.FrameQuota(device=3 * len(scan)))
     assert held(db, "pi-door")[0] == door[1]["id"] and store.frame_counts(db, "pi-door")["dropped"] == 1

@@ -17,7 +17,7 @@ import pytest
 from click.testing import CliRunner
 
 from edge.cli import cli
-from edge.server import migrate, releases, rollouts_store, schema, store
+from edge.server import alerts, migrate, releases, rollouts_store, schema, store
 from edge.server.guard import Guard
 from edge.signing import create_keys, sign_bundle
 from tests.bundles import carried_bundle
@@ -48,6 +48,7 @@ def host(tmp_path_factory):
         releases.store_file(db, facts["sha256"], (bundle / file).read_bytes())
     releases.push(db, "cams", signed, "ci")
     rollouts_store.start(db, "cams", 1, None, 1, 1, 60, Guard(), "ci")
+    assert len(alerts.check(db, time.time() + 3600)) == 2  # an hour on, both devices are offline
     db.close()
     return path, secret
 
@@ -79,6 +80,7 @@ def held(db) -> dict:
         "model": releases.read_range(db, blob[0], 0, blob[1]),
         "rollouts": rollouts_store.rollouts(db),
         "assigned": [rollouts_store.assignment(db, d) for d in ("pi-1", "pi-2")],
+        "alerts": alerts.active(db),
     }
 
 

@@ -151,7 +151,7 @@ def test_a_store_of_version_4_gains_the_model_tables_when_opened(tmp_path):
     with open_db(db) as conn:
         conn.executescript("DROP TABLE models; DROP TABLE model_files; PRAGMA user_version = 4")
     with open_db(db) as conn:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == 6
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == schema.VERSION
         assert conn.execute("SELECT count(*) FROM models").fetchone()[0] == 0
 
 
@@ -164,7 +164,7 @@ def test_a_store_of_version_5_gains_rollout_waves_when_opened(tmp_path):
         conn.executescript(f"DROP TABLE rollouts; {old}; PRAGMA user_version = 5")
         assert "waves" not in {row[1] for row in conn.execute("PRAGMA table_info(rollouts)")}
     with open_db(db) as conn:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == 6
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == schema.VERSION
         assert {"waves", "stage"} <= {row[1] for row in conn.execute("PRAGMA table_info(rollouts)")}
 
 

@@ -11,6 +11,7 @@
     GET  /api/v1/export.csv              one row a report
     PUT/GET /api/v1/files/{sha256}, POST/GET /api/v1/models/...   model versions (edge.server.models)
     POST/GET /api/v1/rollouts, POST /api/v1/rollouts/{model}/abort   rollouts (edge.server.rollouts)
+    GET  /metrics                        the fleet's health and the host's own, in Prometheus' format
     GET  /healthz                        no token
     GET  /                               the dashboard (its data comes from the API)
 
@@ -42,11 +43,24 @@ from starlette.requests import HTTPConnection, Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from edge.server import database, devices, export, frames, models, pages, reports, retention, rollouts
+from edge.server import (
+    alerts,
+    database,
+    devices,
+    export,
+    frames,
+    metrics,
+    models,
+    pages,
+    reports,
+    retention,
+    rollouts,
+)
 from edge.server.auth import DatabaseUnavailable, TokenBackend
 from edge.server.ingest import RETRY_AFTER
 from edge.server.options import ServeOptions
 from edge.server.state import Host, Shared
+from edge.server.timing import Timed
 from edge.server.urls import RefuseNul
 
 ROUTES = [
@@ -70,7 +84,10 @@ ROUTES = [
     Route("/api/v1/rollouts", rollouts.post_rollout, methods=["POST"]),
     Route("/api/v1/rollouts", rollouts.get_rollouts),
     Route("/api/v1/rollouts/{model}/abort", rollouts.post_abort, methods=["POST"]),
+    Route("/metrics", metrics.get_metrics),
 ]
+# What /metrics times each route's requests under (edge.server.timing), and any other request (a 404) last
+TIMED = [f"{sorted((route.methods or set()) - {'HEAD'})[0]} {route.path}" for route in ROUTES] + ["other"]
 
 
 def create_app(options: ServeOptions, log=print, shared: Shared | None = None, checkpoints=True) -> Starlette:
@@ -83,7 +100,11 @@ def create_app(options: ServeOptions, log=print, shared: Shared | None = None, c
         tasks = []
         if checkpoints:  # the one worker's clocks
             db, days = host.options.db, host.options.keep_days
-            tasks = [asyncio.create_task(host.writer.checkpoints()), asyncio.create_task(rollouts.clock(db, log))]
+            tasks = [
+                asyncio.create_task(host.writer.checkpoints()),
+                asyncio.create_task(rollouts.clock(db, log)),
+                asyncio.create_task(alerts.watch(db, host.options.alert_webhook, log)),
+            ]
             if days:
                 tasks.append(asyncio.create_task(retention.keep(db, days, log)))
         yield
@@ -95,11 +116,12 @@ def create_app(options: ServeOptions, log=print, shared: Shared | None = None, c
         lifespan=lifespan,
         exception_handlers={HTTPException: _http_error, **dict.fromkeys(database.OperationalError, _unavailable)},
         middleware=[
+            Middleware(Timed, host.shared.timings, {route.endpoint: n for n, route in enumerate(ROUTES)}, len(ROUTES)),
             Middleware(RefuseNul),
             Middleware(AuthenticationMiddleware, backend=TokenBackend(host), on_error=_unavailable),
         ],
     )
-    app.state.host = host
+    app.state.host, app.state.timed = host, TIMED
     return app
 
 

@@ -3,6 +3,7 @@ Reads of a row a device run on the event loop, on its connection (a millisecond 
 that may walk many rows run in a pool of threads."""
 
 import json
+import time
 
 import numpy as np
 from starlette.concurrency import run_in_threadpool
@@ -10,13 +11,18 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from edge.eval.metrics import report as metrics_report
-from edge.server import store
+from edge.server import alerts, store, vitals
 from edge.server.auth import readable
 from edge.server.bodies import fail
 
 
 async def get_devices(request: Request):
-    found = store.devices(request.app.state.host.db(), readable(request))
+    """Every device (or the caller's own): its latest report, counts, field accuracy, vitals, whether it is
+    online, late or offline now, and the alerts it is in."""
+    db, now = request.app.state.host.db(), time.time()
+    found, raised = store.devices(db, readable(request)), alerts.active(db)
+    for d in found:
+        d["state"], d["alerts"] = vitals.state(d["vitals"], d["last_seen"], now), raised.get(d["device"], [])
     return _json_response('{"devices":[' + ",".join(_with_raw(d, "latest") for d in found) + "]}")
 
 

@@ -9,6 +9,7 @@ from edge.errors import OptionError
 from edge.options import option
 from edge.server.database import is_url, redacted
 from edge.server.store import ALL_FRAMES, DEVICE_FRAMES, FRAME_RESERVE
+from edge.webhook import webhook_url
 
 MIN_BODY = 16_384  # bytes: one report of a many-class model must fit
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
@@ -64,6 +65,13 @@ class ServeOptions:
         "hourly, a little at a time (labelled frames stay) [keep everything].",
         type=int,
     )
+    alert_webhook: str | None = option(
+        None,
+        "POST an alert as JSON to this URL when a device goes offline, overheats or drifts, and when it clears "
+        "(edge.server.alerts) [$EDGE_ALERT_WEBHOOK: a webhook's URL is often its secret].",
+        secret=True,
+        envvar="EDGE_ALERT_WEBHOOK",
+    )
 
     def __post_init__(self):
         if is_url(self.db) and urllib.parse.urlsplit(str(self.db)).password is not None:
@@ -93,6 +101,8 @@ class ServeOptions:
                 f"--keep-days {self.keep_days}: give 1 to {MAX_KEEP_DAYS} days, e.g. 90 (leave it out to keep "
                 "everything)"
             )
+        if self.alert_webhook is not None:
+            webhook_url(self.alert_webhook, "--alert-webhook")
         if self.max_body < MIN_BODY:
             raise OptionError(
                 f"--max-body {self.max_body}: give at least {MIN_BODY} bytes (one report of a "

@@ -3,20 +3,24 @@ lock: two processes opening one old store at once (the workers of a host, a `edg
 once between them.
 
 Versions: 1 kept no `devices` table and dense matrices (refused), 2 no frames, 3 no frame tally, 4 no models,
-5 no rollout waves. A store of another version than these is refused in one line.
+5 no rollout waves, 6 no devices' vitals nor alerts. A store of another version than these is refused in one line.
 
 The tables are written for SQLite; PostgreSQL gets them in its types (`for_postgres`), with a `rowid` where the
 stores read rows in the order they came, and keeps its version in a table of its own. It is new at version 6:
-it has no older versions to upgrade.
+its one older version is 6.
 """
 
 import re
 
+import orjson
+
 from edge.errors import EdgeError
+from edge.server import vitals
 from edge.server.database import lock, redacted, transaction
 
-VERSION = 6  # PRAGMA user_version
-UPGRADES = (2, 3, 4, 5)  # versions opened as they are and given what this one adds
+VERSION = 7  # PRAGMA user_version
+UPGRADES = (2, 3, 4, 5, 6)  # versions opened as they are and given what this one adds
+POSTGRES_UPGRADES = (6,)  # PostgreSQL's: the backend came at 6
 TABLES = """
 CREATE TABLE IF NOT EXISTS tokens (
     name TEXT PRIMARY KEY, role TEXT NOT NULL, hash TEXT NOT NULL UNIQUE, created REAL NOT NULL);
@@ -27,7 +31,7 @@ CREATE INDEX IF NOT EXISTS reports_by_device ON reports (device, window_end);
 CREATE TABLE IF NOT EXISTS devices (
     device TEXT PRIMARY KEY, last_seen REAL NOT NULL, reports INTEGER NOT NULL, conflicts INTEGER NOT NULL,
     latest_end REAL NOT NULL, latest TEXT NOT NULL,
-    field_run TEXT, field_end REAL, field_reports INTEGER, field_labels TEXT, field_cells TEXT);
+    field_run TEXT, field_end REAL, field_reports INTEGER, field_labels TEXT, field_cells TEXT, vitals TEXT);
 CREATE TABLE IF NOT EXISTS frames (
     id TEXT PRIMARY KEY, device TEXT NOT NULL, received REAL NOT NULL, label TEXT, labelled REAL,
     discarded BOOLEAN NOT NULL DEFAULT FALSE, meta TEXT NOT NULL, jpeg BLOB NOT NULL);
@@ -49,7 +53,9 @@ CREATE TABLE IF NOT EXISTS rollouts (
     waves TEXT NOT NULL DEFAULT '[]', stage INTEGER NOT NULL DEFAULT 0);
 CREATE TABLE IF NOT EXISTS assignments (
     device TEXT PRIMARY KEY, model TEXT NOT NULL, version INTEGER, rollout INTEGER NOT NULL, since REAL NOT NULL);
-CREATE TABLE IF NOT EXISTS rollout_events (rollout INTEGER NOT NULL, at REAL NOT NULL, event TEXT NOT NULL)
+CREATE TABLE IF NOT EXISTS rollout_events (rollout INTEGER NOT NULL, at REAL NOT NULL, event TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS alerts (
+    device TEXT NOT NULL, kind TEXT NOT NULL, since REAL NOT NULL, detail TEXT NOT NULL, PRIMARY KEY (device, kind))
 """
 # The JPEG is the last column: reading the others never walks its pages. `frame_tally` keeps what each
 # device's frames hold in bytes, so a quota costs a row, not a walk over the frames.
@@ -57,7 +63,11 @@ TALLY = (
     "INSERT INTO frame_tally (device, bytes, dropped, refused) SELECT device, SUM(length(jpeg)), 0, 0 "
     "FROM frames WHERE TRUE GROUP BY device ON CONFLICT (device) DO NOTHING"
 )  # for a store that kept none
-ROLLOUT_COLUMNS = {"waves": "TEXT NOT NULL DEFAULT '[]'", "stage": "INTEGER NOT NULL DEFAULT 0"}  # since 6
+# table -> {column: type} of columns added to a table an older version made
+ADDED = {
+    "rollouts": {"waves": "TEXT NOT NULL DEFAULT '[]'", "stage": "INTEGER NOT NULL DEFAULT 0"},  # since 6
+    "devices": {"vitals": "TEXT"},  # since 7
+}
 
 
 def migrate(db, named: str) -> None:
@@ -77,12 +87,24 @@ def migrate(db, named: str) -> None:
             )
         for statement in TABLES.split(";"):
             db.execute(statement)
-        have = {row[1] for row in db.execute("PRAGMA table_info(rollouts)")}  # a table of version 5 lacks them
-        for column, kind in ROLLOUT_COLUMNS.items():
-            if column not in have:
-                db.execute(f"ALTER TABLE rollouts ADD COLUMN {column} {kind}")
+        for table, columns in ADDED.items():
+            have = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
+            for column, kind in columns.items():
+                if column not in have:
+                    db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
         db.execute(TALLY)
+        _fill_vitals(db)
         db.execute(f"PRAGMA user_version = {VERSION}")
+
+
+def _fill_vitals(db) -> None:
+    """Each device's vitals from its latest report, for a store an older version kept without them."""
+    rows = db.execute("SELECT device, latest FROM devices WHERE vitals IS NULL").fetchall()
+    for device, latest in rows:
+        db.execute(
+            "UPDATE devices SET vitals = ? WHERE device = ?",
+            (orjson.dumps(vitals.from_report(orjson.loads(latest))).decode(), device),
+        )
 
 
 def _version(db) -> int:
@@ -114,9 +136,9 @@ def for_postgres(tables: str) -> str:
 
 
 def migrate_postgres(db, url: str) -> None:
-    """Make the tables of an empty PostgreSQL database, or check that it holds this VERSION; two hosts starting
-    at once take turns (an advisory lock), and a migration cut short leaves nothing (PostgreSQL's DDL is
-    transactional)."""
+    """Make the tables of an empty PostgreSQL database, bring one of version 6 to this VERSION, or check that it
+    holds this VERSION; two hosts starting at once take turns (an advisory lock), and a migration cut short leaves
+    nothing (PostgreSQL's DDL is transactional)."""
     made = db.execute("SELECT to_regclass('edge_schema') IS NOT NULL").fetchone()[0]
     if made and db.execute("SELECT version FROM edge_schema").fetchone() == (VERSION,):
         return  # current: no lock taken (every write of a host's models and rollouts opens the store)
@@ -124,7 +146,7 @@ def migrate_postgres(db, url: str) -> None:
         lock(db, "schema")
         db.execute("CREATE TABLE IF NOT EXISTS edge_schema (version INTEGER NOT NULL)")
         held = db.execute("SELECT version FROM edge_schema").fetchone()
-        if held and held[0] != VERSION:
+        if held and held[0] not in (VERSION, *POSTGRES_UPGRADES):
             raise EdgeError(
                 f"--db {redacted(url)} was written by another version of edge (store version {held[0]}, this edge "
                 f"keeps {VERSION}): serve it with the edge that wrote it"
@@ -135,3 +157,8 @@ def migrate_postgres(db, url: str) -> None:
             # Not compressed: a Range request reads its slice, not the whole file (model files hardly compress)
             db.execute("ALTER TABLE model_files ALTER COLUMN data SET STORAGE EXTERNAL")
             db.execute("INSERT INTO edge_schema (version) VALUES (?)", (VERSION,))
+        elif held[0] != VERSION:
+            db.execute("ALTER TABLE devices ADD COLUMN IF NOT EXISTS vitals TEXT")
+            db.execute(for_postgres(TABLES).split(";")[-1])  # alerts
+            _fill_vitals(db)
+            db.execute("UPDATE edge_schema SET version = ?", (VERSION,))

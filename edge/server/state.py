@@ -11,6 +11,7 @@ from pathlib import Path
 from edge.server import store
 from edge.server.database import is_url
 from edge.server.options import ServeOptions
+from edge.server.timing import Timings
 from edge.server.writer import Writer
 
 MIN_FREE = 1 << 20  # bytes to be freed on a full disk before reports are taken again
@@ -24,6 +25,8 @@ class Shared:
     full: ctypes.c_double = field(default_factory=lambda: multiprocessing.RawValue("d", -1.0))
     # 1 while a checkpoint finishes: every worker's writes wait (edge.server.writer)
     hold: ctypes.c_byte = field(default_factory=lambda: multiprocessing.RawValue("b", 0))
+    # how long requests took, by endpoint, over every worker (GET /metrics)
+    timings: Timings = field(default_factory=Timings)
 
 
 class Host:

@@ -33,7 +33,7 @@ from edge.errors import EdgeError
 from edge.files import check_writable
 from edge.frame_record import jpeg_bytes
 from edge.report import cells, check_name
-from edge.server import database, schema
+from edge.server import database, schema, vitals
 from edge.server.database import transaction
 
 ROLES = ("device", "reader", "publisher")
@@ -53,6 +53,7 @@ DEVICE_COLUMNS = (
     "field_reports",
     "field_labels",
     "field_cells",
+    "vitals",
 )
 SAVE_DEVICE = (
     f"INSERT INTO devices ({', '.join(DEVICE_COLUMNS)}) VALUES ({', '.join('?' * len(DEVICE_COLUMNS))}) "
@@ -338,12 +339,14 @@ class _Summary:
     field_labels: list | None = None
     field_cells: dict | None = None
     labels_text: str | None = None  # field_labels as stored: written again only when they change
+    vitals: str | None = None  # the latest report's figures the host watches (edge.server.vitals), as JSON
 
     def add(self, report: dict, body: str, now: float) -> None:
         self.last_seen, self.reports = now, self.reports + 1
         end = report["window"]["end"]
         if end >= self.latest_end:
             self.latest_end, self.latest = end, body
+            self.vitals = orjson.dumps(vitals.from_report(report)).decode()
         if not report["evaluated"]:
             return
         if report["run_id"] != self.field_run:
@@ -379,6 +382,7 @@ class _Summary:
                     self.field_cells
                     and [x for (truth, predicted), count in self.field_cells.items() for x in (truth, predicted, count)]
                 ),
+                self.vitals,
             ),
         )
 
@@ -393,13 +397,11 @@ def _json(value) -> str | None:
     return None if value is None else orjson.dumps(value).decode()
 
 
-_COLUMNS = (
-    "last_seen, reports, conflicts, latest_end, latest, field_run, field_end, field_reports, field_labels, field_cells"
-)
+_COLUMNS = ", ".join(DEVICE_COLUMNS[1:])
 
 
 def _from_row(row) -> _Summary:
-    last_seen, reports, conflicts, latest_end, latest, field_run, field_end, field_reports, labels, flat = row
+    last_seen, reports, conflicts, latest_end, latest, field_run, field_end, field_reports, labels, flat, kept = row
     return _Summary(
         last_seen,
         reports,
@@ -412,6 +414,7 @@ def _from_row(row) -> _Summary:
         orjson.loads(labels) if labels else None,
         {cell[:2]: cell[2] for cell in cells(orjson.loads(flat))} if flat else None,
         labels,
+        kept,
     )
 
 
@@ -427,12 +430,12 @@ def reported(db, device: str) -> bool:
 
 def devices(db, only: str | None = None) -> list[dict]:
     """Every device that has reported (or just `only`), by name: its latest report (JSON text, as stored),
-    counts, and where its latest field evaluation stands, {"run_id", "reports", "n", "accuracy"}: what the
-    device list shows, whatever the number of classes."""
+    counts, vitals (edge.server.vitals), and where its latest field evaluation stands, {"run_id", "reports",
+    "n", "accuracy"}: what the device list shows, whatever the number of classes."""
     found = []
-    for device, last_seen, count, conflicts, latest, run, run_reports, flat in db.execute(
-        "SELECT device, last_seen, reports, conflicts, latest, field_run, field_reports, field_cells FROM devices "
-        "WHERE CAST(? AS TEXT) IS NULL OR device = ? ORDER BY device",
+    for device, last_seen, count, conflicts, latest, run, run_reports, flat, kept in db.execute(
+        "SELECT device, last_seen, reports, conflicts, latest, field_run, field_reports, field_cells, vitals "
+        "FROM devices WHERE CAST(? AS TEXT) IS NULL OR device = ? ORDER BY device",
         (only, only),
     ):
         field = None
@@ -446,11 +449,26 @@ def devices(db, only: str | None = None) -> list[dict]:
                 "last_seen": last_seen,
                 "reports": count,
                 "conflicts": conflicts,
+                "vitals": orjson.loads(kept) if kept else None,
                 "latest": latest,
                 "field": field,
             }
         )
     return found
+
+
+def watched(db) -> list[tuple[str, float, int, str | None]]:
+    """(device, last_seen, reports, vitals as JSON) of every device: what watching them needs (edge.server.alerts,
+    edge.server.metrics), never their latest report."""
+    return db.execute("SELECT device, last_seen, reports, vitals FROM devices ORDER BY device").fetchall()
+
+
+def size_bytes(db) -> int:
+    """Bytes the store holds on disk: a PostgreSQL database's, or a SQLite file's with its log."""
+    if isinstance(db, database.Postgres):
+        return db.execute("SELECT pg_database_size(current_database())").fetchone()[0]
+    path = Path(db.execute("PRAGMA database_list").fetchone()[2])
+    return sum(f.stat().st_size for f in (path, path.with_name(path.name + "-wal")) if f.exists())
 
 
 def field(db, device: str) -> dict | None:
