@@ -1,5 +1,6 @@
 """The dashboard in a real headless browser (Debian's chromium): after a device has reported, the page
-shows the device, its latency, FPS and drift over time, and the confusion matrix of its field evaluation."""
+shows the device, its latency, FPS and drift over time, and the confusion matrix of its field evaluation; each
+device's state, alerts and health figures, charted over time; labelling the frames a device collected."""
 
 import contextlib
 import csv
@@ -7,15 +8,20 @@ import io
 import re
 import subprocess
 import time
+import uuid
 
 import numpy as np
+import orjson
 import pytest
 
 from edge.collect import CollectOptions
+from edge.report import make_report
 from edge.reporter import ReportOptions
 from edge.runner import RunOptions, run
+from edge.server import alerts, store, vitals
 from tests.browser import CHROMIUM, Browser
 from tests.cli import edge_cli
+from tests.reports import window_summary
 from tests.server import Server
 
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="needs chromium (apt install chromium)")
@@ -78,13 +84,17 @@ def test_dashboard_shows_what_the_device_reported(e2e, digits, tmp_path, new_db)
     reports = summary.reporting["reports"]
     assert reports == len(held) >= 2 and 'data-loaded="yes"' in dom
     assert re.search(r'<tr data-device="pi-kitchen"[^>]*>', dom)
-    # latency p50 and p99, and FPS: one point a report that has them (a first window shorter than the warm-up,
-    # or one with a single frame, has none)
+    # latency p50 and p99, FPS, and the health figures this machine keeps: one point a report that has them (a
+    # first window shorter than the warm-up, or one with a single frame, has no latency; a series with no point,
+    # such as the CPU temperature in a container without a thermal zone, draws no line)
     points = [int(n) for n in re.findall(r'data-points="(\d+)"', dom)]
     timed = sum(r["latency_ms"]["inference"]["p50"] is not None for r in held)
+    health = [sum(key in r["health"] for r in held) for key in ("camera_fps", "camera_fps_asked", "cpu_temp_c")]
     levels = [r["drift"]["level"] for r in held]
     assert set(levels) <= {"ok", "watch", "drift"} and "drift" in levels  # one class where four were seen
-    assert points == [timed, timed, sum(r["fps"] is not None for r in held), len(held)] and timed >= reports - 1
+    fps = sum(r["fps"] is not None for r in held)
+    assert points == [timed, timed, fps, *[n for n in health if n], len(held)] and timed >= reports - 1
+    assert health[0] == len(held)  # frames read: every report has them
     latest = max(held, key=lambda r: r["window"]["end"])["drift"]["level"]
     assert re.search(rf'<tr data-device="pi-kitchen"[^>]*>.*<td data-drift="{latest}">{latest}</td>', dom)
     by_id = {row["id"]: row for row in exported}
@@ -262,3 +272,150 @@ def test_quick_keys_over_a_slow_network_label_only_the_frame_on_screen(e2e, digi
     counts = listing["counts"]
     assert counter == f"({counts['new']} new, {counts['labelled']} labelled, {counts['discarded']} discarded)"
     assert ignored.startswith("1 press ignored")
+
+
+WINDOW = 60.0  # seconds a report covers: a device is online for two windows (+5 s), longer than the test
+HOSTILE = '<img src=x onerror="window.injected = 1">'  # a runtime and a class name, kept by the host as sent
+HOT = {
+    "throttled_now": ["under-voltage", "throttled"],
+    "throttled_since_boot": ["under-voltage"],
+    "cpu_percent": 45.6,
+    "memory_percent": 30.5,
+    "disk_free_mb": 2048.0,
+    "disk_percent": 61.0,
+    "camera_fps": 29.5,
+    "camera_fps_asked": 30.0,
+    "uptime_s": 93784.0,  # 1 d 2 h 3 min
+    "run_s": 3725.0,
+    "restarts": 2,
+    "gpu_temp_c": 61.5,  # a figure of a newer device, shown as it came
+}
+
+
+def field_reports(device: str, healths: list, labels=("cat", "dog")) -> list[dict]:
+    """A device's reports as `edge run` sends them, one a health (None: none, as an edge before health sent),
+    each WINDOW s, the last ending now."""
+    summary = window_summary(list(labels), [(0, 0)] * 9 + [(0, 1)])
+    run_id, now = uuid.uuid4().hex, time.time()
+    made = []
+    for i, health in enumerate(healths):
+        start = now - WINDOW * (len(healths) - i)
+        report = make_report(summary, device, run_id, i, "a" * 64, start, start + WINDOW)
+        made.append({**report, **({"health": health} if health is not None else {}), "runtime": HOSTILE})
+    return orjson.loads(orjson.dumps(made, option=orjson.OPT_SERIALIZE_NUMPY))
+
+
+ROWS = """Object.fromEntries([...document.querySelectorAll('#devices tr[data-device]')].map(row => [row.dataset.device,
+  Object.fromEntries([...row.cells].map((cell, i) =>
+    [document.querySelectorAll('#devices thead th')[i].textContent, cell.textContent]))]))"""
+PANEL = """Object.fromEntries([...document.querySelectorAll('#health dd')].map(dd =>
+  [dd.dataset.figure, [dd.previousElementSibling.textContent, dd.textContent]]))"""
+POINTS = """[...document.querySelectorAll('#camera-chart path, #temperature-chart path')].map(p =>
+  [p.closest('[id]').id, p.getAttribute('stroke'), Number(p.dataset.points)])"""
+
+
+def test_each_device_s_state_alerts_and_health_are_shown_and_charted(tmp_path):
+    """Three devices: pi-kitchen online and hot (an overheating alert), its health charted from its reports;
+    pi-shed offline (an alert) on a board without a thermal zone; pi-attic late, on an edge that sends no health.
+    Figures not sent show as a dash, never 0; what a device sends is shown as text, never read as HTML."""
+    db_path = tmp_path / "edge.db"
+    db = store.open_db(db_path)
+    tokens = {name: store.create_token(db, name) for name in ("pi-attic", "pi-kitchen", "pi-shed")}
+    kitchen = [None] + [{**HOT, "cpu_temp_c": c} for c in (70.0, 76.5, 80.5, 83.0)]  # the first from an older edge
+    sent = {
+        "pi-kitchen": field_reports("pi-kitchen", kitchen, labels=(HOSTILE, "dog")),
+        # no thermal zone, no firmware, no camera rate asked; a figure of the wrong kind reads as absent
+        "pi-shed": field_reports(
+            "pi-shed",
+            [{"cpu_percent": ["busy"], "memory_percent": 80.2, "camera_fps": 12.0, "disk_free_mb": 300.4}] * 2,
+        ),
+        "pi-attic": field_reports("pi-attic", [None]),
+    }
+    server = Server(db_path).start()
+    browser = None
+    try:
+        for device, made in sent.items():
+            assert server.post(made, tokens[device])[0] == 200
+        # As if heard from last 200 s ago (past two windows: late) and an hour ago (past five: offline)
+        for device, silent in (("pi-attic", 200), ("pi-shed", 3600)):
+            db.execute("UPDATE devices SET last_seen = last_seen - ? WHERE device = ?", (silent, device))
+        deadline = time.monotonic() + 2 * alerts.TICK + 5
+        while time.monotonic() < deadline:  # the host's watcher looks every TICK s
+            listed = {d["device"]: d for d in server.get("/api/v1/devices")[1]["devices"]}
+            raised = {device: [a["alert"] for a in d["alerts"]] for device, d in listed.items()}
+            if raised == {"pi-attic": [], "pi-kitchen": ["overheating"], "pi-shed": ["offline"]}:
+                break
+            time.sleep(0.2)
+        assert raised == {"pi-attic": [], "pi-kitchen": ["overheating"], "pi-shed": ["offline"]}
+        assert {device: d["state"] for device, d in listed.items()} == {
+            "pi-attic": "late",
+            "pi-kitchen": "online",
+            "pi-shed": "offline",
+        }
+
+        browser = Browser(tmp_path / "profile")
+        browser.open(server.url + "/")
+        browser.wait("document.body.dataset.loaded && document.querySelectorAll('#devices tr[data-device]').length")
+        rows = browser.eval(ROWS)
+        browser.click('tr[data-device="pi-kitchen"]')
+        browser.wait("document.getElementById('detail-title').textContent.startsWith('pi-kitchen: 5 reports')")
+        panel = browser.eval(PANEL)
+        points = browser.eval(POINTS)
+        colours = browser.eval(
+            "[...document.querySelectorAll('#devices tr[data-device] td:nth-child(2)')]"
+            ".map(td => getComputedStyle(td).color)"
+        )
+        hostile = browser.eval(
+            "[window.injected, document.querySelectorAll('img:not(#frame-image)').length, "
+            "document.querySelector('#per-class tbody td').textContent]"
+        )
+
+        # A new report: the next refresh (every 5 s) adds its point and shows its figures; pi-attic is back
+        assert server.post(field_reports("pi-kitchen", [{**HOT, "cpu_temp_c": 84.2}]), tokens["pi-kitchen"])[0] == 200
+        assert server.post(field_reports("pi-attic", [None]), tokens["pi-attic"])[0] == 200
+        browser.wait(
+            "document.querySelector('#temperature-chart path').dataset.points === '5' && "
+            "document.querySelector('#health [data-figure=cpu_temp_c]').textContent === '84.2 °C' && "
+            "document.querySelector('tr[data-device=pi-attic] td[data-state]').textContent === 'online'",
+            timeout=15,
+        )
+    finally:
+        if browser:
+            browser.close()
+        server.stop()
+        db.close()
+
+    health = ["state", "alerts", "CPU °C", "camera fps (delivered / asked)", "CPU %", "memory %", "disk free"]
+    assert [[rows[d][column] for column in health] for d in ("pi-attic", "pi-kitchen", "pi-shed")] == [
+        ["late", "", "—", "—", "—", "—", "—"],
+        ["online", "overheating", "83.0", "29.5 / 30.0", "46", "31", "2.0 GB"],
+        ["offline", "offline", "—", "12.0 / —", "—", "80", "300 MB"],
+    ]
+    assert rows["pi-kitchen"]["runtime"] == HOSTILE and rows["pi-kitchen"]["reports"] == "5"
+    assert len(set(colours)) == 3  # one colour a state, beside its word
+    assert panel.pop("state") == ["state", f"online, reports every {WINDOW:.0f} s"]
+    since = panel.pop("alerts")
+    assert re.fullmatch(r"overheating since \d+ s ago", since[1]), since
+    assert panel == {
+        "cpu_temp_c": ["CPU temperature", "83.0 °C"],
+        "throttled_now": ["throttled now", "under-voltage, throttled"],
+        "throttled_since_boot": ["throttled since boot", "under-voltage"],
+        "cpu_percent": ["CPU use", "45.6 %"],
+        "memory_percent": ["memory use", "30.5 %"],
+        "disk_free_mb": ["disk free", "2.0 GB"],
+        "disk_percent": ["disk used", "61.0 %"],
+        "camera_fps": ["camera fps delivered", "29.5"],
+        "camera_fps_asked": ["camera fps asked", "30.0"],
+        "uptime_s": ["up for", "1 d 2 h"],
+        "run_s": ["running for", "1 h 2 min"],
+        "restarts": ["restarts since boot", "2"],
+        "gpu_temp_c": ["gpu_temp_c", "61.50"],
+    }
+    # One point a report with health (the first, from the older edge, has none): delivered and asked, temperature
+    assert points == [
+        ["camera-chart", "#2ca02c", 4],
+        ["camera-chart", "#7f7f7f", 4],
+        ["temperature-chart", "#ff7f0e", 4],
+    ]
+    assert hostile == [None, 0, HOSTILE]
+    assert vitals.LATE * WINDOW + vitals.SLACK < 200 < vitals.OFFLINE * WINDOW + vitals.SLACK < 3600
