@@ -4,19 +4,18 @@ hook), one a request, {"event": KIND, ...}, from a thread of their own.
 A hook that is down, answers 5xx, 408 or 429, or hangs (TIMEOUT) is tried again, waiting 0.5 s doubling to
 30 s, the event kept; one that refuses it otherwise (4xx) drops it, counted `rejected`. Events wait in a
 queue of QUEUE; past it the oldest goes, counted `dropped`: the newest call is the one worth sending.
-Redirects are not followed (a hook's URL is often its secret, and would go along).
+Redirects are not followed (a hook's URL is often its secret, and would go along), nor proxy settings: a hook
+is on the network the device or host is on. One connection is kept open while the hook keeps it.
 """
 
+import http.client
 import json
 import threading
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
 from collections import deque
 
 from edge.errors import OptionError
-from edge.host_client import OPENER
 
 QUEUE = 1000  # events waiting
 TIMEOUT = 5.0  # seconds for one POST
@@ -58,6 +57,9 @@ class Hook:
         self._wake = threading.Condition()
         self._closing: float | None = None  # the monotonic time past which nothing more is tried
         self._said = False
+        self._connection: http.client.HTTPConnection | None = None  # kept open between events (its thread's)
+        parts = urllib.parse.urlsplit(url)
+        self._path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
         self._thread = threading.Thread(target=self._run, name="edge-webhook", daemon=True)
         self._thread.start()
         if announce:
@@ -92,6 +94,7 @@ class Hook:
                 while not self._queue and self._closing is None:
                     self._wake.wait()
                 if not self._queue or (self._closing is not None and time.monotonic() >= self._closing):
+                    self._close_connection()
                     return
                 body = self._queue[0]
             done = self._send(body)
@@ -106,25 +109,56 @@ class Hook:
 
     def _send(self, body: bytes) -> bool:
         """POST one event: True when it is done with (taken, or refused for good), False to try again."""
-        request = urllib.request.Request(self.url, body, {"Content-Type": "application/json"}, method="POST")
         try:
-            with OPENER.open(request, timeout=TIMEOUT) as answer:
-                answer.read()
-            self.counts["delivered"] += 1
-            self._said = False
-            return True
-        except urllib.error.HTTPError as e:
-            if e.code < 500 and e.code not in RETRIED:  # a redirect too: not followed
+            status, reason = self._post(body)
+        except (OSError, http.client.HTTPException) as e:
+            why = str(e) or type(e).__name__
+        else:
+            if 200 <= status < 300:
+                self.counts["delivered"] += 1
+                self._said = False
+                return True
+            if status < 500 and status not in RETRIED:  # a redirect too: not followed
                 self.counts["rejected"] += 1
-                if e.code in REFUSED and self.refused is None:
-                    self.refused = f"the web hook {self.shown} answered {e.code} {e.reason}"
+                if status in REFUSED and self.refused is None:
+                    self.refused = f"the web hook {self.shown} answered {status} {reason}"
                     self.log(f"{self.flag}: {self.refused}; check its URL (${self.envvar})")
                 return True
-            why = f"{e.code} {e.reason}"
-        except (urllib.error.URLError, OSError, ValueError) as e:
-            why = str(getattr(e, "reason", None) or e)
+            why = f"{status} {reason}"
         self.counts["failures"] += 1
         if not self._said:
             self._said = True
             self.log(f"{self.flag}: {self.shown} failed ({why}); trying again, events wait (up to {QUEUE})")
         return False
+
+    def _post(self, body: bytes) -> tuple[int, str]:
+        """(status, reason) of one POST, on the connection kept open between events: a new one a POST cost the
+        hook's thread, beside the frame loop, a TCP (and perhaps a TLS) handshake an event."""
+        reused = self._connection is not None
+        try:
+            return self._exchange(body)
+        except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
+            if not reused:
+                raise
+            return self._exchange(body)  # the hook closed the kept connection meanwhile: once more, on a new one
+
+    def _exchange(self, body: bytes) -> tuple[int, str]:
+        if self._connection is None:
+            parts = urllib.parse.urlsplit(self.url)
+            kind = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
+            self._connection = kind(parts.hostname or "", parts.port, timeout=TIMEOUT)
+        try:
+            self._connection.request("POST", self._path, body, {"Content-Type": "application/json"})
+            answer = self._connection.getresponse()
+            answer.read()
+        except BaseException:
+            self._close_connection()
+            raise
+        if answer.will_close:
+            self._close_connection()
+        return answer.status, answer.reason
+
+    def _close_connection(self) -> None:
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None

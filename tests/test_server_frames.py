@@ -212,7 +212,7 @@ def test_a_version_2_store_is_upgraded_in_place(tmp_path, scans):
         assert post(server, [record(scans[0])], secret)[0] == 200
     finally:
         server.stop()
-    assert sqlite3.connect(db).execute("PRAGMA user_version").fetchone()[0] == schema.VERSION == 6
+    assert sqlite3.connect(db).execute("PRAGMA user_version").fetchone()[0] == schema.VERSION == 7
 
 
 PLACES = (

@@ -39,6 +39,14 @@ def test_the_latest_window_s_figures_are_kept_beside_the_device(db):
     }
 
 
+def test_a_figure_of_the_wrong_kind_is_left_out_of_the_vitals():
+    """The report schema takes a number or a list of words for any figure (a newer device may send new ones);
+    what the host watches by, alerts and /metrics, reads only figures of their own kind."""
+    made = reports("pi-1", 1)
+    made[0]["health"] = {"cpu_temp_c": ["hot"], "throttled_now": 5, "memory_percent": 40.0, "new_flags": ["x"]}
+    assert vitals.from_report(made[0])["health"] == {"memory_percent": 40.0}
+
+
 def test_a_store_of_version_6_gets_its_devices_vitals_from_their_latest_reports(db):
     store.store_posts(db, [("reports", "pi-1", with_figures(reports("pi-1", 2)))])
     store.store_posts(db, [("reports", "pi-2", reports("pi-2", 1))])  # no health, no drift

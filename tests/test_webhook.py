@@ -94,3 +94,24 @@ def test_edge_run_with_calls_required_stops_on_a_refused_hook(e2e, digits, tmp_p
         f"error: --calls-required: the web hook http://127.0.0.1:{hook.port}/*** answered 404 Not Found"
     )
     assert "s3cret" not in r.stderr
+
+
+def test_one_connection_carries_every_event_and_one_closed_while_idle_is_opened_again():
+    """Kept open: 20 events, one connection. A hook that closes an idle connection (as web servers do): the next
+    event goes on a new one at once, no failure counted, nothing lost."""
+    with Receiver() as hook:
+        sender = webhook.Hook(hook.url, lambda line: None, announce=False)
+        for n in range(20):
+            sender.send("call", {"label": str(n)})
+        wait(lambda: len(hook.events()) == 20)
+        assert hook.connections == 1
+        sender.close(5)
+    with Receiver(idle=0.2) as hook:
+        sender = webhook.Hook(hook.url, lambda line: None, announce=False)
+        sender.send("call", {"label": "0"})
+        wait(lambda: len(hook.events()) == 1)
+        time.sleep(0.5)  # the hook has closed it meanwhile
+        sender.send("call", {"label": "1"})
+        done = sender.close(5)
+        assert [e["label"] for e in hook.events()] == ["0", "1"] and hook.connections == 2
+    assert done["delivered"] == 2 and done["failures"] == 0

@@ -11,16 +11,25 @@ from tests.server import free_port
 
 class Receiver:
     """Answers each POST with the next of `statuses` (the last one again once they run out), after `delay`
-    seconds; keeps the bodies of those it answered 2xx."""
+    seconds; keeps the bodies of those it answered 2xx. Connections are kept open (HTTP/1.1) until `idle`
+    seconds pass without a request, as web servers close them; `connections` counts those made."""
 
-    def __init__(self, statuses=(200,), delay: float = 0.0):
+    def __init__(self, statuses=(200,), delay: float = 0.0, idle: float | None = None):
         self.statuses, self.delay = list(statuses), delay
         self.bodies: list[dict] = []
-        self.requests = 0
+        self.requests = self.connections = 0
         self.lock = threading.Lock()
         receiver = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+            timeout = idle
+
+            def setup(self):
+                super().setup()
+                with receiver.lock:
+                    receiver.connections += 1
+
             def do_POST(self):  # noqa: N802 (http.server's name)
                 body = self.rfile.read(int(self.headers["Content-Length"]))
                 with receiver.lock:

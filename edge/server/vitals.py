@@ -11,6 +11,7 @@ DRIFT_LEVELS = {"ok": 0, "watch": 1, "drift": 2}  # as numbers, for /metrics; "t
 LATE, OFFLINE = 2, 5  # report windows without a report
 SLACK = 5.0  # seconds
 STATES = ("online", "late", "offline")
+WORDS = ("throttled_now", "throttled_since_boot")  # edge.health's figures that are lists of words; the rest, numbers
 
 
 def from_report(report: dict) -> dict:
@@ -24,7 +25,12 @@ def from_report(report: dict) -> dict:
         "fps": report.get("fps"),
         "latency_ms": inference.get("p50"),
         "drift": report.get("drift", {}).get("level"),
-        "health": report.get("health", {}),
+        "health": {
+            key: figure
+            for key, figure in report.get("health", {}).items()
+            if isinstance(figure, list)
+            == (key in WORDS)  # a figure of another kind (the schema allows both) is left out
+        },
     }
 
 
