@@ -3,10 +3,11 @@ interval, frame rate, latency, drift level and health, kept as reports arrive an
 version 6; a device online, late or offline by its own report interval."""
 
 import sqlite3
+import time
 
 import pytest
 
-from edge.server import database, schema, store, vitals
+from edge.server import alerts, database, schema, store, vitals
 from tests.test_database import reports
 
 HEALTH = {"cpu_temp_c": 71.5, "throttled_now": ["soft-temperature-limit"], "camera_fps": 12.0}
@@ -50,6 +51,7 @@ def test_a_figure_of_the_wrong_kind_is_left_out_of_the_vitals():
 def test_a_store_of_version_6_gets_its_devices_vitals_from_their_latest_reports(db):
     store.store_posts(db, [("reports", "pi-1", with_figures(reports("pi-1", 2)))])
     store.store_posts(db, [("reports", "pi-2", reports("pi-2", 1))])  # no health, no drift
+    db.execute("UPDATE devices SET last_seen = last_seen - 3600 WHERE device = 'pi-2'")  # retired an hour ago
     if isinstance(db, database.Postgres):
         db.execute("ALTER TABLE devices DROP COLUMN vitals")
         db.execute("DROP TABLE alerts")
@@ -63,7 +65,9 @@ def test_a_store_of_version_6_gets_its_devices_vitals_from_their_latest_reports(
     found = {d["device"]: d["vitals"] for d in store.devices(db)}
     assert found["pi-1"]["health"]["uptime_s"] == 101.0 and found["pi-1"]["drift"] == "watch"
     assert found["pi-2"] == {"interval": 0.5, "fps": 30.0, "latency_ms": 4.0, "drift": None, "health": {}}
-    assert db.execute("SELECT COUNT(*) FROM alerts").fetchone()[0] == 0
+    assert [a["alert"] for a in alerts.active(db)["pi-2"]] == ["offline"]  # marked: no news at the first look
+    first = alerts.check(db, time.time())  # pi-1's firmware caps its clock: that is news
+    assert [(e["device"], e["alert"]) for e in first] == [("pi-1", "overheating")]
 
 
 def test_a_sqlite_store_of_version_6_opened_by_a_host_is_upgraded(tmp_path):

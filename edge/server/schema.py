@@ -11,6 +11,7 @@ its one older version is 6.
 """
 
 import re
+import time
 
 import orjson
 
@@ -98,13 +99,19 @@ def migrate(db, named: str) -> None:
 
 
 def _fill_vitals(db) -> None:
-    """Each device's vitals from its latest report, for a store an older version kept without them."""
-    rows = db.execute("SELECT device, latest FROM devices WHERE vitals IS NULL").fetchall()
-    for device, latest in rows:
-        db.execute(
-            "UPDATE devices SET vitals = ? WHERE device = ?",
-            (orjson.dumps(vitals.from_report(orjson.loads(latest))).decode(), device),
-        )
+    """Each device's vitals from its latest report, for a store an older version kept without them; a device
+    offline already is marked so without a word (edge.server.alerts): what was so before is no news, and a host
+    upgraded beside a hundred retired devices would otherwise send a hundred alerts at its first look."""
+    now = time.time()
+    rows = db.execute("SELECT device, last_seen, latest FROM devices WHERE vitals IS NULL").fetchall()
+    for device, last_seen, latest in rows:
+        kept = vitals.from_report(orjson.loads(latest))
+        db.execute("UPDATE devices SET vitals = ? WHERE device = ?", (orjson.dumps(kept).decode(), device))
+        if vitals.state(kept, last_seen, now) == "offline":
+            db.execute(
+                "INSERT INTO alerts (device, kind, since, detail) VALUES (?, 'offline', ?, ?) ON CONFLICT DO NOTHING",
+                (device, now, orjson.dumps({"interval": vitals.interval(kept)}).decode()),
+            )
 
 
 def _version(db) -> int:
