@@ -23,6 +23,15 @@ def max_drop_option():
     )
 
 
+def mcnemar_option():
+    return option(
+        True,
+        "Count a drop over --max-drop only where the validation images show it (McNemar's exact test, p < 0.05): "
+        "on a small set, one image's difference is chance [--measured-drop: count every image as measured].",
+        flag="--mcnemar/--measured-drop",
+    )
+
+
 def fallback_option():
     return option("float", "What int8 keeps those operations in: float (fast on a CPU) or int16 (smaller, slower).")
 
@@ -85,6 +94,7 @@ class ConvertOptions:
     )
     qat: bool = option(False, "Quantization-aware training instead of post-training quantization.")
     max_drop: float = max_drop_option()  # below the Keras model's validation accuracy
+    mcnemar: bool = mcnemar_option()
     accept_drop: bool = accept_drop_option()
     allow_weak: bool = option(
         False,

@@ -26,7 +26,7 @@ from edge.converter.quantize import (
     to_tflite,
     tool,
 )
-from edge.converter.selective import Search, holds, keep_budget, latency_cost, off_edgetpu, record
+from edge.converter.selective import Search, keep_budget, latency_cost, off_edgetpu, record
 from edge.devices.profiles import EDGETPU_CACHE_MIB, EDGETPU_SRAM_MB, IMX500_CONVERTER, IMX500_MEMORY_MB, get_profile
 from edge.errors import EdgeError
 from edge.eval.baseline import against_guessing
@@ -34,6 +34,7 @@ from edge.eval.evaluate import WARMUP, classify_all
 from edge.eval.fingerprint import fingerprint
 from edge.eval.latency import latency_stats
 from edge.eval.metrics import accuracy, confusion_matrix, macro_f1
+from edge.eval.paired import SLACK, judge
 from edge.interpreter import io_facts, make_interpreter, op_precisions
 from edge.progress import Log
 from edge.results import ConvertResult
@@ -63,7 +64,7 @@ def convert(options: ConvertOptions, log: Log | None = None) -> ConvertResult:
     exported = export(model, split, opts.quantize, opts.io_type, opts, log)
     tflite, search = exported.model, exported.search
     interpreter = make_interpreter(tflite)
-    metrics, tflite_scores = check(interpreter, exported.keras_scores, split, opts.max_drop, log)
+    metrics, tflite_scores = check(interpreter, exported.keras_scores, split, opts, log)
     if metrics["baseline"]["weak"] and not opts.allow_weak:
         raise EdgeError(
             f"{weak_model(metrics, split.classes)}; nothing written: use pretrained weights (--weights "
@@ -186,7 +187,9 @@ def for_sensor(profile, model, split: Split, keras_scores, opts: ConvertOptions,
     log(f"converting for {profile.name} in the imx500 toolchain")
     calibration = calibration_images(split.train_x, opts.calibration_images, opts.seed)  # the TFLite export's
     converted = convert_for_imx500(model, calibration, split.val_x, keras_scores, log)
-    metrics = sensor_metrics(compare(split.val_y, keras_scores, converted.scores, len(split.classes), opts.max_drop))
+    metrics = sensor_metrics(
+        compare(split.val_y, keras_scores, converted.scores, len(split.classes), opts.max_drop, tested=opts.mcnemar)
+    )
     log(f"on the sensor (MCT, simulated): accuracy {metrics['accuracy']:.4f}, {metrics['drop']:+.4f} below Keras")
     if metrics["drop_exceeded"]:
         below = (
@@ -271,18 +274,21 @@ def export(model, split: Split, quantize: str, io_type: str, opts: ConvertOption
         opts.fallback,
         log,
         keras_scores,
+        opts.mcnemar,
     )
     return Exported(search.model, keras_scores, len(calibration), float_model, search)
 
 
-def check(interpreter, keras_scores: np.ndarray, split: Split, max_drop: float, log: Log) -> tuple[dict, np.ndarray]:
+def check(
+    interpreter, keras_scores: np.ndarray, split: Split, opts: ConvertOptions, log: Log
+) -> tuple[dict, np.ndarray]:
     """Run the exported file (loaded in the interpreter the device uses) on the validation images: its
     accuracy against the Keras model's, and its latency on this host; and its scores."""
     log("checking the exported model on the validation images")
     times: list[float] = []
     rows = classify_all(interpreter, ((x, None) for x in split.val_x), warmup=WARMUP, times=times)
     tflite_scores = np.stack([scores for scores, _ in rows])
-    metrics = compare(split.val_y, keras_scores, tflite_scores, len(split.classes), max_drop)
+    metrics = compare(split.val_y, keras_scores, tflite_scores, len(split.classes), opts.max_drop, tested=opts.mcnemar)
     metrics["host_latency_ms"] = latency_stats(times, WARMUP)
     return metrics, tflite_scores
 
@@ -290,9 +296,17 @@ def check(interpreter, keras_scores: np.ndarray, split: Split, max_drop: float, 
 REFERENCES = {"keras": "the Keras model's", "float32": "the float model's"}  # what a file's accuracy is held to
 
 
-def compare(y_true, reference_scores, tflite_scores, n_classes: int, max_drop: float, reference: str = "keras") -> dict:
+def compare(
+    y_true,
+    reference_scores,
+    tflite_scores,
+    n_classes: int,
+    max_drop: float,
+    reference: str = "keras",
+    tested: bool = True,
+) -> dict:
     """Accuracy and macro F1 of the reference model (a REFERENCES name) and the file, how often they agree,
-    and the accuracy drop."""
+    and the accuracy drop, judged against `max_drop` (`tested`: by McNemar's exact test, edge.eval.paired)."""
 
     def scores(pred):
         cm = confusion_matrix(y_true, pred, n_classes)
@@ -301,6 +315,7 @@ def compare(y_true, reference_scores, tflite_scores, n_classes: int, max_drop: f
     reference_pred, tflite_pred = reference_scores.argmax(1), tflite_scores.argmax(1)
     r, t = scores(reference_pred), scores(tflite_pred)
     drop = r["accuracy"] - t["accuracy"]
+    verdict = judge(y_true, reference_pred, tflite_pred, max_drop, tested, drop)
     return {
         "split": "validation",
         "n": int(len(y_true)),
@@ -310,7 +325,8 @@ def compare(y_true, reference_scores, tflite_scores, n_classes: int, max_drop: f
         "agreement": float(np.mean(reference_pred == tflite_pred)),
         "drop": drop,
         "max_drop": max_drop,
-        "drop_exceeded": not holds(drop, max_drop),
+        "drop_exceeded": verdict.over,
+        "paired": verdict.to_json(),
         "baseline": against_guessing(y_true, tflite_pred == y_true, n_classes),
     }
 
@@ -351,16 +367,33 @@ def over_budget(metrics: dict, quantize: str, qat: bool, search: Search | None) 
         "or give --accept-drop to write it anyway",
     ]
     return (
-        f"{_below(metrics, quantize)}, more than --max-drop {metrics['max_drop']}{kept}; nothing written: "
-        + ", ".join(steps)
+        f"{_below(metrics, quantize)}, more than --max-drop {metrics['max_drop']}{_shown(metrics)}{kept}; nothing "
+        "written: " + ", ".join(steps)
     )
 
 
+def _shown(metrics: dict) -> str:
+    """What the validation images show of a drop over the budget, when the test judged it."""
+    p = metrics["paired"]
+    return f", as {p['n']} validation images show (p = {p['p_value']:.2g})" if p["tested"] else ""
+
+
 def drop_warning(metrics: dict, quantize: str) -> str | None:
-    """Over the budget, written because --accept-drop said so."""
-    if not metrics["drop_exceeded"]:
-        return None
-    return f"{_below(metrics, quantize)} (more than --max-drop {metrics['max_drop']}; written because of --accept-drop)"
+    """Over the budget, written because --accept-drop said so; or over it as measured, on too few images to
+    show it is (written: the test judged it chance)."""
+    p = metrics["paired"]
+    if metrics["drop_exceeded"]:
+        return (
+            f"{_below(metrics, quantize)} (more than --max-drop {metrics['max_drop']}{_shown(metrics)}; written "
+            "because of --accept-drop)"
+        )
+    if p["drop"] > p["max_drop"] + SLACK:
+        return (
+            f"{_below(metrics, quantize)}, more than --max-drop {p['max_drop']} as measured, but {p['n']} validation "
+            f"images cannot show it is (p = {p['p_value']:.2g}; the drop may be up to {p['high']:.4f}): written; "
+            "more validation images judge it closer, --measured-drop counts every image"
+        )
+    return None
 
 
 def edgetpu_warning(search: Search, profile, fallback: str) -> str | None:

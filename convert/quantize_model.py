@@ -20,6 +20,7 @@ from edge.converter.options import (
     calibration_images_option,
     fallback_option,
     max_drop_option,
+    mcnemar_option,
 )
 from edge.converter.pipeline import compare, compile_for, drop_warning, edgetpu_warning, over_budget, settings
 from edge.converter.quantize import (
@@ -67,6 +68,7 @@ class QuantizeOptions:
         None, "Quantize for this device profile (edge devices list); Coral: compile for the Edge TPU."
     )
     max_drop: float = max_drop_option()  # below the float model's accuracy on data
+    mcnemar: bool = mcnemar_option()
     fallback: str = fallback_option()
     accept_drop: bool = accept_drop_option()
     seed: int = option(0, "Seed of the calibration sample.")
@@ -166,8 +168,9 @@ def quantize_model(options: QuantizeOptions, log: Log | None = None) -> Quantize
         opts.fallback,
         log,
         float_scores,
+        opts.mcnemar,
     )
-    metrics = compare(labels, float_scores, search.scores, len(source.labels), opts.max_drop, reference="float32")
+    metrics = compare(labels, float_scores, search.scores, len(source.labels), opts.max_drop, "float32", opts.mcnemar)
     if metrics["drop_exceeded"] and not opts.accept_drop:
         raise EdgeError(over_budget(metrics, "int8", False, search))
     latency = latency_cost(search, float_model, images, source.input_range, log=log)

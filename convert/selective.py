@@ -1,7 +1,8 @@
 """Selective quantization: the accuracy budget (`--max-drop`) kept, not just reported.
 
-Plain int8 first. If it falls more than the budget below the float model on the validation images,
-the operations that hurt most stay in higher precision (a `FALLBACKS` choice) until the drop holds:
+Plain int8 first. If it falls more than the budget below the float model on the validation images (and,
+by default, the images show it: McNemar's exact test, edge.eval.paired), the operations that hurt most stay
+in higher precision (a `FALLBACKS` choice) until the drop holds:
 
 1. Rank. The LiteRT Quantizer's per-tensor error (cosine similarity against the float model's tensors,
    on a few validation images) gives each operation the error it adds to what its inputs carry.
@@ -22,6 +23,7 @@ import numpy as np
 from edge.converter.quantize import FALLBACKS, Calibrated, quantize_int8, quantizer_errors, signature_input
 from edge.errors import EdgeError, choose
 from edge.eval.evaluate import classify_all
+from edge.eval.paired import Paired, judge
 from edge.interpreter import input_detail, make_interpreter, resolve_threads
 from edge.preprocess import pixels_to_input
 from edge.progress import Log
@@ -62,6 +64,7 @@ class Search:
     plain: dict  # plain int8's accuracy, drop and bytes
     plain_model: bytes
     scores: np.ndarray  # the chosen file's, on the images
+    verdict: Paired  # the chosen file's drop judged against the budget
     tried: list[dict] = field(default_factory=list)  # each candidate measured
     seconds: float = 0.0
 
@@ -137,11 +140,6 @@ def scores_of(model: bytes, images: np.ndarray, input_range) -> np.ndarray:
     return np.stack([s for s, _ in classify_all(interpreter, ((x, None) for x in images), input_range)])
 
 
-def holds(drop: float, max_drop: float) -> bool:
-    """Accuracies are counts over a total: a drop of exactly the budget holds, whatever float rounding says."""
-    return drop <= max_drop + 1e-9
-
-
 def spread(labels: np.ndarray, seed: int = 0) -> np.ndarray:
     """Every index once, the classes taking turns (seeded within each): any first few are balanced."""
     rng = np.random.default_rng(seed)
@@ -164,9 +162,15 @@ class Task:
     max_drop: float
     fallback: str
     log: Log
+    tested: bool  # a drop over the budget counts only where the images show it (edge.eval.paired)
 
     def accuracy(self, scores: np.ndarray) -> float:
         return float(np.mean(scores.argmax(1) == self.labels))
+
+    def verdict(self, scores: np.ndarray) -> Paired:
+        """The drop of a file scoring `scores`, judged against the budget."""
+        drop = self.reference - self.accuracy(scores)
+        return judge(self.labels, self.float_scores.argmax(1), scores.argmax(1), self.max_drop, self.tested, drop)
 
 
 @dataclass(frozen=True)
@@ -189,10 +193,11 @@ def keep_budget(
     fallback: str = "float",
     log: Log | None = None,
     float_scores: np.ndarray | None = None,
+    tested: bool = True,
 ) -> Search:
     """Quantize `calibrated` to int8, keeping the fewest operations higher that hold its accuracy on
     (images, labels) within `max_drop` of `reference` (the float model's; its scores, if known, in
-    `float_scores`)."""
+    `float_scores`); `tested`: a drop over it counts only where the images show it (McNemar's exact test)."""
     started = time.perf_counter()
     if float_scores is None:
         float_scores = scores_of(calibrated.model, images, input_range)
@@ -207,13 +212,12 @@ def keep_budget(
         max_drop,
         fallback,
         log or Log(enabled=False),
+        tested,
     )
     search, quantized = _plain_int8(task)
+    task.log(f"plain int8: {search.verdict.says()}")
     if not search.met:
-        task.log(
-            f"plain int8 is {search.drop:.4f} below float, more than --max-drop {max_drop}: finding the "
-            f"operations to keep {fallback}"
-        )
+        task.log(f"finding the operations to keep {fallback}")
         _keep_shortest(task, search, _check(task, search, quantized))
     search.seconds = time.perf_counter() - started
     return search
@@ -262,18 +266,18 @@ def _plain_int8(task: Task) -> tuple[Search, set[int]]:
             task.images[spread(task.labels)[:RANK_IMAGES]], detail["dtype"], detail["quantization"], task.input_range
         ),
     )
-    accuracy = task.accuracy(plain.scores)
-    drop = task.reference - accuracy
+    accuracy, verdict = task.accuracy(plain.scores), task.verdict(plain.scores)
     search = Search(
         plain.model,
         accuracy,
-        drop,
-        holds(drop, task.max_drop),
+        verdict.drop,
+        not verdict.over,
         {},
         ops,
-        {"accuracy": accuracy, "drop": drop, "bytes": len(plain.model)},
+        {"accuracy": accuracy, "drop": verdict.drop, "bytes": len(plain.model)},
         plain.model,
         plain.scores,
+        verdict,
     )
     return search, quantized
 
@@ -327,19 +331,18 @@ def _attempt(task: Task, search: Search, indices: list[int]) -> Candidate | None
     """Keep `indices` higher, recorded in `search.tried`: the candidate, if it holds the budget. The nearest
     yet becomes the search's choice, should nothing hold the budget."""
     candidate = _quantize(task, search.operations, _higher(task, search.operations, indices))
-    accuracy = task.accuracy(candidate.scores)
-    drop = task.reference - accuracy
+    accuracy, verdict = task.accuracy(candidate.scores), task.verdict(candidate.scores)
     search.tried.append({"kept": list(candidate.kept), "accuracy": accuracy})
-    task.log(f"  {len(indices)} operation(s) kept {task.fallback}: accuracy {accuracy:.4f}, drop {drop:.4f}")
-    if drop < search.drop:
+    task.log(f"  {len(indices)} operation(s) kept {task.fallback}: accuracy {accuracy:.4f}, {verdict.says()}")
+    if verdict.drop < search.drop:
         _choose(task, search, candidate)
-    return candidate if holds(drop, task.max_drop) else None
+    return None if verdict.over else candidate
 
 
 def _choose(task: Task, search: Search, candidate: Candidate) -> None:
     """Make `candidate`, measured on every image, the search's answer."""
-    accuracy = task.accuracy(candidate.scores)
-    search.model, search.accuracy, search.drop = candidate.model, accuracy, task.reference - accuracy
+    search.verdict = task.verdict(candidate.scores)
+    search.model, search.accuracy, search.drop = candidate.model, task.accuracy(candidate.scores), search.verdict.drop
     search.kept, search.scores = candidate.kept, candidate.scores
 
 
@@ -401,6 +404,7 @@ def record(search: Search, fallback: str, max_drop: float, latency: dict | None)
         "plain_int8": search.plain,
         "accuracy": search.accuracy,
         "drop": search.drop,
+        "verdict": search.verdict.to_json(),
         "kept": [
             {"index": i, "type": search.operations[i].type, "scope": search.operations[i].scope.rstrip(";"), "as": how}
             for i, how in sorted(search.kept.items())

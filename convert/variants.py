@@ -96,7 +96,7 @@ def bench_variants(
     for name, result in exported.items():
         tflite = result.model
         interpreter = make_interpreter(tflite, threads)
-        metrics, _ = check(interpreter, result.keras_scores, split, opts.max_drop, log)
+        metrics, _ = check(interpreter, result.keras_scores, split, opts, log)
         turns[name] = (interpreter, split.val_x[:PER_ROUND], (0.0, 255.0))
         rows[name] = {
             **row(

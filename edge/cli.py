@@ -180,7 +180,7 @@ TRAINING = (
     "flip",
     "prune",
 )
-BUDGET = ("max_drop", "fallback", "accept_drop")  # fields of ConvertOptions and QuantizeOptions both
+BUDGET = ("max_drop", "mcnemar", "fallback", "accept_drop")  # fields of ConvertOptions and QuantizeOptions both
 # A model file's options, as edge run declares them; edge eval, bench and quantize take them too.
 BARE_MODEL = options_of("edge.runner:RunOptions", "labels", "input_range")
 MODEL_FILE = options_of("edge.runner:RunOptions", "labels", "input_range", "threads")

@@ -38,6 +38,7 @@ LAYERS = {
         "edge.eval.metrics",
         "edge.eval.accumulator",
         "edge.eval.latency",
+        "edge.eval.paired",
         "edge.eval.plots",
         "edge.eval.fingerprint",
     ),

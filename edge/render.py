@@ -290,8 +290,8 @@ def budget_lines(b: dict | None) -> list[str]:
         return []
     plain = b["plain_int8"]
     lines = [
-        f"budget     --max-drop {b['max_drop']} {'held' if b['met'] else 'MISSED'}: drop {b['drop']:.4f} "
-        f"(plain int8 {plain['accuracy']:.4f}, drop {plain['drop']:.4f})"
+        f"budget     --max-drop {b['max_drop']} {'held' if b['met'] else 'MISSED'}: {b['verdict']['says']}",
+        f"plain int8 accuracy {plain['accuracy']:.4f}, drop {plain['drop']:.4f}",
     ]
     if b["kept"]:
         shown = ", ".join(f"{k['index']} {k['type']}" for k in b["kept"][:6])

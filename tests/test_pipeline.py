@@ -61,7 +61,9 @@ def test_manifest_records_the_contract(e2e):
     ops, budget = m["quantization"]["operations"], m["quantization"]["budget"]
     assert ops["int8"] > 0 and ops.get("float32", 0) == len(budget["kept"]) and set(ops) <= {"int8", "float32"}
     assert sum(ops.values()) > 60  # every operation of the MobileNetV2 counted
-    assert budget["met"] and budget["drop"] <= 0.01 + 1e-9
+    verdict = budget["verdict"]  # within the budget, or over it by what chance gives on these images
+    assert budget["met"] and (budget["drop"] <= 0.01 + 1e-9 or verdict["p_value"] >= 0.05) and not verdict["over"]
+    assert verdict["tested"] and verdict["n"] == m["metrics"]["n"] and verdict["says"].startswith("drop ")
     assert m["model"]["bytes"] == os.path.getsize(os.path.join(e2e.bundle, "model.tflite"))
     assert 0 < m["model"]["gzip_bytes"] < m["model"]["bytes"]
     assert m["training"]["options"]["seed"] == 0 and m["training"]["images"] == {
@@ -96,9 +98,18 @@ def test_over_budget_says_what_to_do():
 
     y = np.array([0, 1, 2, 0])
     keras_scores, tflite_scores = np.eye(3)[y], np.eye(3)[[0, 1, 2, 1]]
-    m = compare(y, keras_scores, tflite_scores, 3, max_drop=0.01)
+    m = compare(y, keras_scores, tflite_scores, 3, max_drop=0.01, tested=False)
     assert m["keras"]["accuracy"] == 1.0 and m["tflite"]["accuracy"] == 0.75 and m["agreement"] == 0.75
     assert m["drop_exceeded"]
+    chance = compare(y, keras_scores, tflite_scores, 3, max_drop=0.01)  # one image of four: what chance does
+    assert not chance["drop_exceeded"] and chance["paired"]["p_value"] > 0.05
+    assert "cannot show it is (p = 0.5" in drop_warning(chance, "int8") and "--measured-drop" in drop_warning(
+        chance, "int8"
+    )
+    shown = compare(  # ten of forty: not chance
+        np.repeat(y, 10), np.repeat(keras_scores, 10, axis=0), np.repeat(tflite_scores, 10, axis=0), 3, max_drop=0.01
+    )
+    assert shown["drop_exceeded"] and "as 40 validation images show (p = 0.0" in over_budget(shown, "int8", False, None)
     message = over_budget(m, "int8", qat=False, search=None)
     assert "0.2500 below the Keras model's 1.0000" in message and "nothing written" in message
     assert "--qat" in message and "--accept-drop" in message
