@@ -133,7 +133,11 @@ class Calibrated:
 
     model: bytes
     ranges: dict
-    images: int
+    inputs: np.ndarray  # the calibration images, as the model takes them
+
+    @property
+    def images(self) -> int:
+        return len(self.inputs)
 
 
 @contextlib.contextmanager
@@ -173,7 +177,7 @@ def calibrate(float_model: bytes, calibration: np.ndarray) -> Calibrated:
     ranges[tensor] = {
         bound: np.full((1, 1, 1, 1), f(calibration), np.float32) for bound, f in (("min", np.min), ("max", np.max))
     }
-    return Calibrated(bytes(float_model), ranges, len(calibration))
+    return Calibrated(bytes(float_model), ranges, calibration)
 
 
 def quantize_int8(calibrated: Calibrated, io_type: str, keep: dict[str, str] | None = None) -> bytes:

@@ -1,8 +1,9 @@
 """Selective quantization: the accuracy budget (`--max-drop`) kept, not just reported.
 
-Plain int8 first. If it falls more than the budget below the float model on the validation images (and,
-by default, the images show it: McNemar's exact test, edge.eval.paired), the operations that hurt most stay
-in higher precision (a `FALLBACKS` choice) until the drop holds:
+Plain int8 first. Where it loses images, equalization and bias correction (edge.converter.equalize) are
+tried, each kept only where it lowers the drop. If what is left falls more than the budget below the float
+model on the validation images (and, by default, the images show it: McNemar's exact test, edge.eval.paired),
+the operations that hurt most stay in higher precision (a `FALLBACKS` choice) until the drop holds:
 
 1. Rank. The LiteRT Quantizer's per-tensor error (cosine similarity against the float model's tensors,
    on a few validation images) gives each operation the error it adds to what its inputs carry.
@@ -17,10 +18,19 @@ in higher precision (a `FALLBACKS` choice) until the drop holds:
 import time
 from dataclasses import dataclass, field, replace
 from itertools import zip_longest
+from typing import Any
 
 import numpy as np
 
-from edge.converter.quantize import FALLBACKS, Calibrated, quantize_int8, quantizer_errors, signature_input
+from edge.converter.equalize import correct_bias, equalize
+from edge.converter.quantize import (
+    FALLBACKS,
+    Calibrated,
+    calibrate,
+    quantize_int8,
+    quantizer_errors,
+    signature_input,
+)
 from edge.errors import EdgeError, choose
 from edge.eval.evaluate import classify_all
 from edge.eval.paired import Paired, judge
@@ -39,6 +49,7 @@ MIN_GAIN = 0.05  # a checked set goes first if it takes this share off the check
 # preprocessing gives it ("input1_shift <= 0")
 NO_INT16 = {"HARD_SWISH", "SQUARED_DIFFERENCE", "SPACE_TO_DEPTH", "SUB"}
 CONVERSIONS = {"QUANTIZE", "DEQUANTIZE"}  # already converting between precisions: nothing to keep higher
+FLOAT_TOLERANCE = 1e-4  # an equalized float model's scores from the model's own, at most
 
 
 @dataclass(frozen=True)
@@ -66,6 +77,7 @@ class Search:
     scores: np.ndarray  # the chosen file's, on the images
     verdict: Paired  # the chosen file's drop judged against the budget
     tried: list[dict] = field(default_factory=list)  # each candidate measured
+    prepared: dict = field(default_factory=dict)  # equalization and bias correction: what was tried and kept
     seconds: float = 0.0
 
 
@@ -194,10 +206,12 @@ def keep_budget(
     log: Log | None = None,
     float_scores: np.ndarray | None = None,
     tested: bool = True,
+    prepare: bool = True,
 ) -> Search:
     """Quantize `calibrated` to int8, keeping the fewest operations higher that hold its accuracy on
     (images, labels) within `max_drop` of `reference` (the float model's; its scores, if known, in
-    `float_scores`); `tested`: a drop over it counts only where the images show it (McNemar's exact test)."""
+    `float_scores`); `tested`: a drop over it counts only where the images show it (McNemar's exact test);
+    `prepare`: equalization and bias correction tried first (off: the search alone, as benchmarks compare)."""
     started = time.perf_counter()
     if float_scores is None:
         float_scores = scores_of(calibrated.model, images, input_range)
@@ -216,11 +230,68 @@ def keep_budget(
     )
     search, quantized = _plain_int8(task)
     task.log(f"plain int8: {search.verdict.says()}")
+    if prepare and search.verdict.lost > search.verdict.gained:  # what plain int8 loses, equalizing may win back
+        task, search, quantized = _prepare(task, search, quantized)
     if not search.met:
         task.log(f"finding the operations to keep {fallback}")
         _keep_shortest(task, search, _check(task, search, quantized))
     search.seconds = time.perf_counter() - started
     return search
+
+
+def _prepare(task: Task, search: Search, quantized: set[int]) -> tuple[Task, Search, set[int]]:
+    """Equalized, bias corrected, or both: the start among them and plain int8 whose int8 file loses least on
+    the images (of equals, the plainer), with what each did in its search's `prepared`."""
+    calibrated, inputs = task.calibrated, task.calibrated.inputs
+    tried: list[dict[str, Any]] = [{"start": "plain int8", "drop": search.verdict.drop}]
+    starts: dict[str, Calibrated] = {}
+
+    def measure(name: str, model: bytes) -> bytes | None:
+        """`model`'s plain int8 file, its drop noted in `tried`; None if it cannot run (its int8 scales out of
+        what the kernels take: then it is no start)."""
+        try:
+            calibrated_start = calibrate(model, inputs)
+            plain = quantize_int8(calibrated_start, task.io_type)
+            drop = task.verdict(scores_of(plain, task.images, task.input_range)).drop
+        except EdgeError as e:
+            tried.append({"start": name, "drop": None, "error": str(e)})
+            return None
+        starts[name] = calibrated_start
+        tried.append({"start": name, "drop": drop})
+        task.log(f"  {name}: plain int8 drop {drop:.4f}")
+        return plain
+
+    corrected, fixed = correct_bias(calibrated.model, search.plain_model, inputs)
+    if fixed:
+        measure("bias corrected", corrected)
+    equalized, pairs = equalize(calibrated.model, inputs)
+    why = None if pairs else "no pair of operations to equalize (weighted operations in a row, through ReLU or nothing)"
+    if pairs:
+        own = scores_of(calibrated.model, task.images, task.input_range)
+        moved = float(np.abs(scores_of(equalized, task.images, task.input_range) - own).max())
+        if moved > FLOAT_TOLERANCE:
+            why = f"equalizing moved the float scores {moved:.2g}, more than {FLOAT_TOLERANCE:g}: not used"
+        elif (plain := measure("equalized", equalized)) is not None:
+            both, fixed_both = correct_bias(equalized, plain, inputs)
+            if fixed_both:
+                measure("equalized + bias corrected", both)
+    usable = [t for t in tried if t["drop"] is not None]
+    best = min(usable, key=lambda t: t["drop"])  # the first of equals: plain int8, then the fewer changes
+    search.prepared = {
+        "equalized_pairs": pairs,
+        "bias_corrected_operations": len(fixed),
+        "tried": tried,
+        "chosen": None if best is tried[0] else best["start"],
+        **({"note": why} if why else {}),
+    }
+    if best is tried[0]:
+        return task, search, quantized
+    task.log(f"starting from {best['start']}: plain int8 drop {tried[0]['drop']:.4f} -> {best['drop']:.4f}")
+    task = replace(task, calibrated=starts[best["start"]])
+    prepared = search.prepared
+    search, quantized = _plain_int8(task)
+    search.prepared = prepared
+    return task, search, quantized
 
 
 def _quantize(task: Task, ops: list[Operation], kept: dict[int, str], subset=slice(None)) -> Candidate:
@@ -405,6 +476,7 @@ def record(search: Search, fallback: str, max_drop: float, latency: dict | None)
         "accuracy": search.accuracy,
         "drop": search.drop,
         "verdict": search.verdict.to_json(),
+        "prepared": search.prepared,
         "kept": [
             {"index": i, "type": search.operations[i].type, "scope": search.operations[i].scope.rstrip(";"), "as": how}
             for i, how in sorted(search.kept.items())

@@ -284,6 +284,22 @@ def sensor_lines(s: ConvertResult) -> list[str]:
     ]
 
 
+def prepared_lines(p: dict) -> list[str]:
+    """What equalization and bias correction did before the search (nothing where plain int8 lost nothing)."""
+    if not p:
+        return []
+    pairs = p["equalized_pairs"]
+    widest = max((pair["widest_before"] for pair in pairs), default=None)
+    did = (
+        f"{len(pairs)} pair(s) equalized" + (f" (widest channel {widest:g}x the median)" if widest else "")
+        if pairs
+        else p.get("note", "nothing equalized")
+    )
+    tried = ", ".join(f"{t['start']} {t['drop']:.4f}" for t in p["tried"])
+    chosen = f"started from {p['chosen']}" if p["chosen"] else "none lowered the drop: started from plain int8"
+    return [f"prepared   {did}; {p['bias_corrected_operations']} biases correctable; drops {tried}: {chosen}"]
+
+
 def budget_lines(b: dict | None) -> list[str]:
     """How int8 kept --max-drop: plain int8's drop, what was kept higher, its cost, the search's time."""
     if not b:
@@ -292,6 +308,7 @@ def budget_lines(b: dict | None) -> list[str]:
     lines = [
         f"budget     --max-drop {b['max_drop']} {'held' if b['met'] else 'MISSED'}: {b['verdict']['says']}",
         f"plain int8 accuracy {plain['accuracy']:.4f}, drop {plain['drop']:.4f}",
+        *prepared_lines(b.get("prepared") or {}),
     ]
     if b["kept"]:
         shown = ", ".join(f"{k['index']} {k['type']}" for k in b["kept"][:6])

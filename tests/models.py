@@ -31,6 +31,21 @@ def train_cnn(train: Path, size: int = 48, epochs: int = 40, seed: int = 0):
     return model, split
 
 
+def add_pooled_outlier(model, scale: float = SCALE) -> int:
+    """Scale one channel of the second convolution's output by `scale`, undone by the dense layer after the
+    pooling: the same function in float, and no pair equalization joins (a MEAN between). Returns the channel."""
+    second = [layer for layer in model.layers if layer.__class__.__name__ == "Conv2D"][1]
+    dense = next(layer for layer in model.layers if layer.__class__.__name__ == "Dense")
+    (w2, b2), (w3, b3) = second.get_weights(), dense.get_weights()
+    channel = int(np.argmin(np.abs(w3).sum(axis=1)))
+    w2[..., channel] *= scale
+    b2[channel] *= scale
+    w3[channel, :] /= scale
+    second.set_weights([w2, b2])
+    dense.set_weights([w3, b3])
+    return channel
+
+
 def add_outlier(model, scale: float = SCALE) -> int:
     """Scale one channel of the first convolution's output by `scale`, undone by the second convolution:
     the same function in float. The channel the second convolution weighs least, so what int8 loses is

@@ -1,0 +1,68 @@
+"""Equalization and bias correction before int8 (edge.converter.equalize), on a real CNN trained on the digits:
+the outlier channel plain int8 breaks is equalized away in float (the same scores to 1e-4), and the int8 file
+keeps every operation int8 within the budget, where the search alone kept two float; a model plain int8 already
+holds is left as it is; a ReLU6 join is not equalized."""
+
+import numpy as np
+
+from edge.converter import equalize
+from edge.converter.quantize import calibrate, quantize_int8, to_tflite
+from edge.converter.selective import scores_of
+from edge.interpreter import make_interpreter, op_precisions
+from tests.test_selective import images, search  # noqa: F401 -- images: the fixture, used by name
+
+
+def test_the_outlier_pair_is_equalized_and_computes_the_same(cnn_files, images):  # noqa: F811
+    x, _, calibration = images
+    model = (cnn_files / "outlier.tflite").read_bytes()
+    equalized, pairs = equalize.equalize(model, calibration)
+    assert [(p["first"], p["second"], p["types"], p["join"]) for p in pairs] == [(0, 1, ["CONV_2D", "CONV_2D"], "relu")]
+    assert pairs[0]["widest_before"] > 100 and pairs[0]["largest_scale"] > 100  # the 1000x channel, undone
+    assert np.abs(scores_of(equalized, x, (0, 255)) - scores_of(model, x, (0, 255))).max() <= 1e-4
+    out = equalize._Graph(model).ops[0].outputs[0]
+    before = equalize.channel_stats(model, calibration, {out})[out][0]
+    after = equalize.channel_stats(equalized, calibration, {out})[out][0]
+    assert before.max() / np.median(before) > 100 > 10 > after.max() / np.median(after)
+
+
+def test_the_search_starts_from_the_equalized_model_and_keeps_nothing_float(cnn_files, images):  # noqa: F811
+    alone = search(cnn_files / "outlier.tflite", images)
+    s = search(cnn_files / "outlier.tflite", images, prepare=True)
+    assert alone.kept and s.met and s.kept == {} and s.drop <= 0.02
+    assert op_precisions(make_interpreter(s.model)) == {"int8": 5}
+    assert len(s.model) <= 1.1 * len(
+        quantize_int8(calibrate((cnn_files / "outlier.tflite").read_bytes(), images[2]), "uint8")
+    )
+    tried = {t["start"]: t["drop"] for t in s.prepared["tried"]}
+    assert tried["plain int8"] >= 0.2 > 0.02 >= tried["equalized"] >= tried[s.prepared["chosen"]]
+    assert s.prepared["chosen"].startswith("equalized") and s.prepared["bias_corrected_operations"] == 3
+
+
+def test_bias_correction_takes_the_int8_weights_mean_error_off(cnn_files, images):  # noqa: F811
+    """The int8 file's mean scores come closer to float's once the float biases carry the mean error the int8
+    weights add (read from the quantizer's own plain int8 file)."""
+    x, _, calibration = images
+    model = (cnn_files / "outlier.tflite").read_bytes()
+    plain = quantize_int8(calibrate(model, calibration), "uint8")
+    corrected, fixed = equalize.correct_bias(model, plain, calibration)
+    assert fixed == [0, 1, 3]  # both convolutions and the dense layer
+    again = quantize_int8(calibrate(corrected, calibration), "uint8")
+    reference = scores_of(model, x, (0, 255)).mean(0)
+    before, after = (np.abs(scores_of(m, x, (0, 255)).mean(0) - reference).sum() for m in (plain, again))
+    assert after < before
+
+
+def test_a_model_plain_int8_holds_is_left_as_it_is(cnn_files, images):  # noqa: F811
+    s = search(cnn_files / "control.tflite", images, prepare=True)
+    assert s.met and s.prepared == {} and s.kept == {}  # nothing lost: nothing tried
+
+
+def test_relu6_is_no_join(tmp_path, images):  # noqa: F811
+    from edge.converter.tfkeras import keras
+
+    inputs = keras.Input((32, 32, 3))
+    x = keras.layers.Conv2D(8, 3, activation="relu6")(inputs)
+    x = keras.layers.Conv2D(8, 3, activation="relu")(x)
+    relu6 = to_tflite(keras.Model(inputs, keras.layers.Dense(4)(keras.layers.Flatten()(x))), "float32")
+    assert list(equalize._pairs(equalize._Graph(relu6))) == []
+    assert equalize.equalize(relu6, images[2]) == (relu6, [])
