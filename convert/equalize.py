@@ -168,6 +168,8 @@ def _pairs(g: _Graph):
         wa, wb = g.constant(first.inputs[1]), g.constant(second.inputs[1])
         if wa is None or wb is None:
             continue
+        if len(first.inputs) > 2 and first.inputs[2] >= 0 and g.constant(first.inputs[2]) is None:
+            continue  # a bias not its own float constant could not be scaled with the weights
         channels = wa.shape[WEIGHTED[first.kind][1]]
         if wb.shape[WEIGHTED[second.kind][2]] != channels:
             continue  # a depthwise second with a channel multiplier, or a reshape between
@@ -197,6 +199,7 @@ def correct_bias(model: bytes, plain_int8: bytes, inputs: np.ndarray) -> tuple[b
     if not ops:
         return model, []
     means = channel_stats(model, inputs, {int(op.inputs[0]) for op in ops})
+    corrected = []
     for op in ops:
         weights, bias = g.constant(op.inputs[1]), g.constant(op.inputs[2])
         assert weights is not None and bias is not None
@@ -206,10 +209,13 @@ def correct_bias(model: bytes, plain_int8: bytes, inputs: np.ndarray) -> tuple[b
             shift = error.sum(axis=(0, 1, 2)) * np.repeat(mean, error.shape[3] // mean.size)
         elif op.kind == "CONV_2D":
             shift = error.sum(axis=(1, 2)) @ mean
-        else:
+        elif error.shape[1] == mean.size:
             shift = error @ mean
+        else:
+            continue  # a fully connected layer reading a 4-D input: its weights are not per channel
         bias -= shift.astype(np.float32)
-    return g.bytes(), [op.index for op in ops]
+        corrected.append(op.index)
+    return g.bytes(), corrected
 
 
 def _int8_weights(plain_int8: bytes) -> dict[str, np.ndarray]:

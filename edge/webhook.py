@@ -4,7 +4,8 @@ hook), one a request, {"event": KIND, ...}, from a thread of their own.
 A hook that is down, answers 5xx, 408 or 429, or hangs (TIMEOUT) is tried again, waiting 0.5 s doubling to
 30 s, the event kept; one that refuses it otherwise (4xx) drops it, counted `rejected`. Events wait in a
 queue of QUEUE; past it the oldest goes, counted `dropped`: the newest call is the one worth sending.
-Redirects are not followed (a hook's URL is often its secret, and would go along), nor proxy settings: a hook
+Delivery is at least once: a hook that took an event and then dropped the connection before its answer gets it
+again. Redirects are not followed (a hook's URL is often its secret, and would go along), nor proxy settings: a hook
 is on the network the device or host is on. One connection is kept open while the hook keeps it.
 """
 

@@ -61,27 +61,52 @@ def test_each_alert_is_raised_once_and_cleared_once(db):
     store.store_posts(db, [("reports", "pi-1", hot(reports("pi-1", 1), 83.2, "drift"))])
     store.store_posts(db, [("reports", "pi-2", hot(reports("pi-2", 1), 50.0))])
     seen = store.watched(db)[0][1]
-    raised = alerts.check(db, seen + 1)
+    raised = list(alerts.check(db, seen + 1))
     assert [(e["device"], e["alert"], e["state"]) for e in raised] == [
         ("pi-1", "overheating", "raised"),
         ("pi-1", "drift", "raised"),
     ]
     assert raised[0]["text"] == "edge: pi-1 is overheating: CPU at 83.2 °C"
-    assert alerts.check(db, seen + 2) == []  # held: nothing new to say, however often the host looks
+    assert list(alerts.check(db, seen + 2)) == []  # held: nothing new to say, however often the host looks
     assert [a["alert"] for a in alerts.active(db)["pi-1"]] == ["overheating", "drift"]
     silent = vitals.OFFLINE * 1 + vitals.SLACK + 1  # windows of 0.5 s count as 1 s
     db.execute("UPDATE devices SET last_seen = last_seen - ?", (silent,))
-    gone = alerts.check(db, seen)
+    gone = list(alerts.check(db, seen))
     assert {(e["device"], e["alert"]) for e in gone} == {("pi-1", "offline"), ("pi-2", "offline")}
     assert gone[0]["text"].startswith("edge: pi-1 is offline: no report for 11 s (it reports every 1 s)")
     store.store_posts(db, [("reports", "pi-1", hot(reports("pi-1", 1, start=1.9e9), 74.0, "watch"))])
-    back = alerts.check(db, time.time())
+    back = list(alerts.check(db, time.time()))
     assert [(e["device"], e["alert"], e["state"]) for e in back] == [
         ("pi-1", "offline", "cleared"),
         ("pi-1", "overheating", "cleared"),  # 74 °C: below the line back; drift at watch is still held
     ]
     assert back[1]["cpu_temp_c"] == 74.0 and back[1]["text"] == "edge: pi-1 has cooled down: CPU at 74.0 °C"
     assert [a["alert"] for a in alerts.active(db)["pi-1"]] == ["drift"]
+
+
+def test_an_offline_alert_clears_only_once_a_report_came_since(db):
+    """Two hosts whose clocks differ: the one ahead raises offline; the one behind, to which the device still
+    looks online, does not clear it. Each change is committed before its event is handed out."""
+    store.store_posts(db, [("reports", "pi-1", reports("pi-1", 1))])
+    silent = vitals.OFFLINE * 1 + vitals.SLACK + 1
+    db.execute("UPDATE devices SET last_seen = last_seen - ?", (silent,))
+    now = time.time()
+    ahead = alerts.check(db, now)
+    first = next(ahead)
+    assert (first["alert"], first["state"]) == ("offline", "raised")
+    assert [a["alert"] for a in alerts.active(db)["pi-1"]] == ["offline"]  # committed before it was told
+    assert list(ahead) == []
+    assert list(alerts.check(db, now - silent)) == []  # behind: online by its clock, but no report has come
+    store.store_posts(db, [("reports", "pi-1", reports("pi-1", 1, start=1.9e9))])
+    [back] = alerts.check(db, time.time())  # a report came since: cleared
+    assert (back["alert"], back["state"]) == ("offline", "cleared")
+
+
+def test_an_alert_without_a_temperature_says_none():
+    line = alerts.event(
+        "pi-1", "overheating", "raised", 0.0, {"cpu_temp_c": None, "throttled_now": ["soft-temperature-limit"]}
+    )
+    assert line["text"] == "edge: pi-1 is overheating, its firmware caps the clock"
 
 
 @pytest.fixture(scope="module")

@@ -66,3 +66,18 @@ def test_relu6_is_no_join(tmp_path, images):  # noqa: F811
     relu6 = to_tflite(keras.Model(inputs, keras.layers.Dense(4)(keras.layers.Flatten()(x))), "float32")
     assert list(equalize._pairs(equalize._Graph(relu6))) == []
     assert equalize.equalize(relu6, images[2]) == (relu6, [])
+
+
+def test_a_start_that_could_not_run_is_said_so_in_the_summary():
+    from edge.render import prepared_lines
+
+    [line] = prepared_lines(
+        {
+            "equalized_pairs": [],
+            "note": "no pair of operations to equalize",
+            "bias_corrected_operations": 2,
+            "tried": [{"start": "plain int8", "drop": 0.3}, {"start": "bias corrected", "drop": None, "error": "x"}],
+            "chosen": None,
+        }
+    )
+    assert "bias corrected failed" in line and "plain int8 0.3000" in line and "started from plain int8" in line

@@ -48,7 +48,7 @@ def host(tmp_path_factory):
         releases.store_file(db, facts["sha256"], (bundle / file).read_bytes())
     releases.push(db, "cams", signed, "ci")
     rollouts_store.start(db, "cams", 1, None, 1, 1, 60, Guard(), "ci")
-    assert len(alerts.check(db, time.time() + 3600)) == 2  # an hour on, both devices are offline
+    assert len(list(alerts.check(db, time.time() + 3600))) == 2  # an hour on, both devices are offline
     db.close()
     return path, secret
 

@@ -39,7 +39,8 @@ def test_each_device_s_latest_figures_and_the_host_s_own(fleet):
     posts = 0
     for n in range(6):  # six POSTs, spread over both workers by the kernel
         made = hot(reports("pi-1", 2, start=1.8e9 + 10 * n), 70.0 + n, "watch")
-        made[-1]["health"].update(throttled_now=["under-voltage"], disk_free_mb=512.0, restarts=2)
+        # a word twice (the schema takes it): one series, not two, which Prometheus would refuse
+        made[-1]["health"].update(throttled_now=["under-voltage"] * 2, disk_free_mb=512.0, restarts=2)
         assert server.post(made, tokens["pi-1"])[0] == 200
         posts += 1
     assert server.post(reports("pi-2", 1), tokens["pi-2"])[0] == 200  # no health: none made up
@@ -68,6 +69,12 @@ def test_each_device_s_latest_figures_and_the_host_s_own(fleet):
         value(found, "edge_http_request_duration_seconds_bucket", endpoint="POST /api/v1/reports", le="+Inf") == posts
     )
     assert value(found, "edge_database_size_bytes") > 0
+
+
+def test_every_route_has_a_slot_of_the_shared_timings():
+    from edge.server import app, timing
+
+    assert len(app.TIMED) <= timing.SLOTS
 
 
 def test_metrics_are_read_like_every_device_s_reports(fleet):

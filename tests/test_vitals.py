@@ -50,7 +50,9 @@ def test_a_figure_of_the_wrong_kind_is_left_out_of_the_vitals():
 
 def test_a_store_of_version_6_gets_its_devices_vitals_from_their_latest_reports(db):
     store.store_posts(db, [("reports", "pi-1", with_figures(reports("pi-1", 2)))])
-    store.store_posts(db, [("reports", "pi-2", reports("pi-2", 1))])  # no health, no drift
+    odd = reports("pi-2", 1)
+    odd[0]["health"] = "x"  # as a version 6 host took it, unchecked: no health
+    store.store_posts(db, [("reports", "pi-2", odd)])  # no health, no drift
     db.execute("UPDATE devices SET last_seen = last_seen - 3600 WHERE device = 'pi-2'")  # retired an hour ago
     if isinstance(db, database.Postgres):
         db.execute("ALTER TABLE devices DROP COLUMN vitals")
@@ -66,7 +68,7 @@ def test_a_store_of_version_6_gets_its_devices_vitals_from_their_latest_reports(
     assert found["pi-1"]["health"]["uptime_s"] == 101.0 and found["pi-1"]["drift"] == "watch"
     assert found["pi-2"] == {"interval": 0.5, "fps": 30.0, "latency_ms": 4.0, "drift": None, "health": {}}
     assert [a["alert"] for a in alerts.active(db)["pi-2"]] == ["offline"]  # marked: no news at the first look
-    first = alerts.check(db, time.time())  # pi-1's firmware caps its clock: that is news
+    first = list(alerts.check(db, time.time()))  # pi-1's firmware caps its clock: that is news
     assert [(e["device"], e["alert"]) for e in first] == [("pi-1", "overheating")]
 
 

@@ -13,6 +13,7 @@ figure hovering at a line does not send an alert every window.
 
 import asyncio
 import time
+from collections.abc import Iterator
 
 import orjson
 from starlette.concurrency import run_in_threadpool
@@ -46,17 +47,20 @@ def conditions(vitals_now: dict | None, state: str, held: set[str]) -> dict[str,
     return found
 
 
-def check(db, now: float) -> list[dict]:
-    """Raise and clear every device's alerts as they stand at `now` (Unix time): the events of the changes this
-    call made (another host's call may have made some first: those are its own to send)."""
-    held: dict[str, set[str]] = {}
-    for device, kind in db.execute("SELECT device, kind FROM alerts").fetchall():
-        held.setdefault(device, set()).add(kind)
-    events = []
+def check(db, now: float) -> Iterator[dict]:
+    """Raise and clear every device's alerts as they stand at `now` (Unix time): the event of each change this
+    call makes, as soon as it is committed (a later failure loses none of them; another host's call may have
+    made some first: those are its own to send). An offline alert clears only once a report has come since
+    it was raised: hosts whose clocks differ by a few seconds would otherwise raise and clear it in turn."""
+    held: dict[str, dict[str, float]] = {}
+    for device, kind, since in db.execute("SELECT device, kind, since FROM alerts").fetchall():
+        held.setdefault(device, {})[kind] = since
     for device, last_seen, _, kept in store.watched(db):
         figures = orjson.loads(kept) if kept else None
-        mine = held.get(device, set())
-        found = conditions(figures, vitals.state(figures, last_seen, now), mine)
+        mine = held.get(device, {})
+        found = conditions(figures, vitals.state(figures, last_seen, now), set(mine))
+        if "offline" in mine and last_seen <= mine["offline"]:
+            found.setdefault("offline", {"interval": vitals.interval(figures)})
         for kind in [k for k in KINDS if k in found and k not in mine]:
             with transaction(db):
                 made = db.execute(
@@ -65,14 +69,13 @@ def check(db, now: float) -> list[dict]:
                     (device, kind, now, orjson.dumps(found[kind]).decode()),
                 ).fetchone()
             if made:
-                events.append(event(device, kind, "raised", now, {"last_seen": last_seen, **found[kind]}))
+                yield event(device, kind, "raised", now, {"last_seen": last_seen, **found[kind]})
         for kind in [k for k in KINDS if k in mine and k not in found]:
             with transaction(db):
                 gone = db.execute("DELETE FROM alerts WHERE device = ? AND kind = ? RETURNING since", (device, kind))
                 since = gone.fetchone()
             if since:
-                events.append(event(device, kind, "cleared", now, {"since": since[0], **_now(kind, figures)}))
-    return events
+                yield event(device, kind, "cleared", now, {"since": since[0], **_now(kind, figures)})
 
 
 def _now(kind: str, figures: dict | None) -> dict:
@@ -96,10 +99,13 @@ TEXTS = {
     ),
     ("offline", "cleared"): lambda e: "is reporting again",
     ("overheating", "raised"): lambda e: (
-        f"is overheating: CPU at {e['cpu_temp_c']} °C"
+        "is overheating"
+        + (f": CPU at {e['cpu_temp_c']} °C" if e["cpu_temp_c"] is not None else "")
         + (", its firmware caps the clock" if HOT_FLAG in e["throttled_now"] else "")
     ),
-    ("overheating", "cleared"): lambda e: f"has cooled down: CPU at {e['cpu_temp_c']} °C",
+    ("overheating", "cleared"): lambda e: (
+        "has cooled down" + (f": CPU at {e['cpu_temp_c']} °C" if e["cpu_temp_c"] is not None else "")
+    ),
     ("drift", "raised"): lambda e: "sees what its model was not trained on (drift)",
     ("drift", "cleared"): lambda e: f"drifts no more (level {e['level']})",
 }
@@ -113,6 +119,14 @@ def active(db) -> dict[str, list[dict]]:
     return found
 
 
+def _look(db, hook: Hook | None, log) -> None:
+    """One look: each change logged, and handed to the hook, as it is committed."""
+    for change in check(db, time.time()):
+        log(change["text"])
+        if hook:
+            hook.send("alert", change)
+
+
 async def watch(db_path, hook_url: str | None, log) -> None:
     """Check the alerts every TICK until cancelled, on a connection of its own, off the event loop; each change
     logged, and POSTed to `hook_url` if given."""
@@ -121,14 +135,9 @@ async def watch(db_path, hook_url: str | None, log) -> None:
     try:
         while True:
             try:
-                changes = await run_in_threadpool(check, db, time.time())
+                await run_in_threadpool(_look, db, hook, log)
             except Exception as e:  # noqa: BLE001 (a busy or unreachable database: the next look tries again)
                 log(f"alerts could not be checked ({e}); trying again in {TICK:g} s")
-                changes = []
-            for change in changes:
-                log(change["text"])
-                if hook:
-                    hook.send("alert", change)
             await asyncio.sleep(TICK)
     finally:
         db.close()

@@ -48,7 +48,10 @@ READERS = "'{name}' has a {role} token: /metrics needs a reader token (edge toke
 @requires("read", READERS)
 async def get_metrics(request: Request):
     host = request.app.state.host
-    text = await run_in_threadpool(exposition, host.db(), host.shared.timings, request.app.state.timed, time.time())
+    # the pool thread's own connection (host.db() there): the loop's serves other requests meanwhile
+    text = await run_in_threadpool(
+        lambda: exposition(host.db(), host.shared.timings, request.app.state.timed, time.time())
+    )
     return Response(text, media_type=CONTENT_TYPE_LATEST)
 
 
@@ -116,7 +119,7 @@ def _devices(rows: list, raised: dict, now: float):
                     gauge[name].add_metric([device], source[key] * factor)
         if figures.get("drift") in vitals.DRIFT_LEVELS:
             drift.add_metric([device], vitals.DRIFT_LEVELS[figures["drift"]])
-        for limit in health.get("throttled_now") or []:
+        for limit in dict.fromkeys(health.get("throttled_now") or []):  # a word twice would be a series twice
             throttled.add_metric([device, limit], 1)
         for a in raised.get(device, []):
             alert.add_metric([device, a["alert"]], 1)

@@ -166,6 +166,7 @@ def migrate_postgres(db, url: str) -> None:
             db.execute("INSERT INTO edge_schema (version) VALUES (?)", (VERSION,))
         elif held[0] != VERSION:
             db.execute("ALTER TABLE devices ADD COLUMN IF NOT EXISTS vitals TEXT")
-            db.execute(for_postgres(TABLES).split(";")[-1])  # alerts
+            for statement in for_postgres(TABLES).split(";"):  # the tables it lacks (alerts): each IF NOT EXISTS
+                db.execute(statement)
             _fill_vitals(db)
             db.execute("UPDATE edge_schema SET version = ?", (VERSION,))

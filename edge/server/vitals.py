@@ -19,19 +19,22 @@ def from_report(report: dict) -> dict:
     inference latency, drift level and health figures (edge.health). Small: the device list and /metrics read
     every device's."""
     window = report["window"]
-    inference = report.get("latency_ms", {}).get("inference", {})
+    # a figure of another kind than its own (the schema allows both) is left out
+    health = {key: v for key, v in _part(report, "health").items() if isinstance(v, list) == (key in WORDS)}
     return {
         "interval": window["end"] - window["start"],
         "fps": report.get("fps"),
-        "latency_ms": inference.get("p50"),
-        "drift": report.get("drift", {}).get("level"),
-        "health": {
-            key: figure
-            for key, figure in report.get("health", {}).items()
-            if isinstance(figure, list)
-            == (key in WORDS)  # a figure of another kind (the schema allows both) is left out
-        },
+        "latency_ms": _part(_part(report, "latency_ms"), "inference").get("p50"),
+        "drift": _part(report, "drift").get("level"),
+        "health": health,
     }
+
+
+def _part(value: dict, key: str) -> dict:
+    """value[key] where it is a dict, else {}: a store's older reports were taken before some parts were
+    checked (a version 6 host took any "health")."""
+    part = value.get(key)
+    return part if isinstance(part, dict) else {}
 
 
 def interval(kept: dict | None) -> float:
