@@ -81,3 +81,42 @@ def test_a_start_that_could_not_run_is_said_so_in_the_summary():
         }
     )
     assert "bias corrected failed" in line and "plain int8 0.3000" in line and "started from plain int8" in line
+
+
+def test_depthwise_and_dense_pairs_are_equalized_and_compute_the_same(tmp_path, images):  # noqa: F811
+    """Each kind of pair, a 300x channel in the first of each: conv -> depthwise, depthwise -> 1x1 conv (no
+    activation between), dense -> dense: each found and equalized, the same scores after."""
+    from edge.converter.tfkeras import keras
+
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((32, 32, 3))
+    x = keras.layers.Conv2D(8, 3, activation="relu")(keras.layers.Rescaling(1 / 255)(inputs))
+    x = keras.layers.DepthwiseConv2D(3)(x)
+    x = keras.layers.Conv2D(8, 1, activation="relu")(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    x = keras.layers.Dense(8, activation="relu")(x)
+    model = keras.Model(inputs, keras.layers.Dense(4, activation="softmax")(x))
+    conv, depthwise, pointwise, dense, _ = (layer for layer in model.layers if layer.get_weights())
+    # (first, its output channel axis in Keras, second, its input channel axis)
+    for first, out, second, take in (
+        (conv, 3, depthwise, 2),
+        (depthwise, 2, pointwise, 2),
+        (dense, 1, model.layers[-1], 0),
+    ):
+        (w1, b1), (w2, *rest) = first.get_weights(), second.get_weights()
+        np.moveaxis(w1, out, 0)[0] *= 300.0
+        b1[0] *= 300.0
+        np.moveaxis(w2, take, 0)[0] /= 300.0  # the second's weights from that channel
+        first.set_weights([w1, b1])
+        second.set_weights([w2, *rest])
+    tflite = to_tflite(model, "float32")
+    x_val, _, calibration = images
+    equalized, pairs = equalize.equalize(tflite, calibration)
+    assert [p["types"] for p in pairs] == [
+        ["CONV_2D", "DEPTHWISE_CONV_2D"],
+        ["DEPTHWISE_CONV_2D", "CONV_2D"],
+        ["FULLY_CONNECTED", "FULLY_CONNECTED"],
+    ]
+    assert [p["join"] for p in pairs] == ["relu", "none", "relu"], [p["widest_before"] for p in pairs]
+    assert all(p["widest_before"] > 10 for p in pairs), [p["widest_before"] for p in pairs]  # the 300x channel
+    assert np.abs(scores_of(equalized, x_val, (0, 255)) - scores_of(tflite, x_val, (0, 255))).max() <= 1e-4
