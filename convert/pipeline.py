@@ -224,15 +224,21 @@ def fit(opts: ConvertOptions, split: Split, log: Log) -> tuple[Any, dict]:
     """Build the classifier and train it (then quantization-aware, with --qat)."""
     # TensorFlow is imported from here on.
     from edge.converter.backbones import build_classifier
+    from edge.converter.distribute import training_devices
+    from edge.converter.tfkeras import keras
     from edge.converter.train import train, train_qat
 
     assert opts.input_size  # resolved() decided it
-    clf = build_classifier(get_backbone(opts.model), len(split.classes), opts.input_size, opts.weights, opts.alpha)
-    model, training = train(clf, split, opts, log)
-    if opts.qat:
-        model, phase = train_qat(model, split, opts, log)
-        training["phases"].append(phase)
-    return model, training
+    devices = training_devices()
+    log(devices.describe(opts.batch_size))
+    keras.utils.set_random_seed(opts.seed)  # the initial weights too: the same on one device or several
+    with devices.strategy.scope():  # variables made, compiled and fitted on every device
+        clf = build_classifier(get_backbone(opts.model), len(split.classes), opts.input_size, opts.weights, opts.alpha)
+        model, training = train(clf, split, opts, log)
+        if opts.qat:
+            model, phase = train_qat(model, split, opts, log)
+            training["phases"].append(phase)
+    return model, {**training, "devices": devices.record(opts.batch_size)}
 
 
 @dataclass

@@ -10,6 +10,7 @@ import numpy as np
 
 from edge.converter import prune as pruning
 from edge.converter.augment import augmenter
+from edge.converter.distribute import lr_scale
 from edge.converter.finetune import FineTuning, choose_fine_tuning
 from edge.converter.tfkeras import keras, tf
 
@@ -104,13 +105,16 @@ class Fitter:
 
     def __init__(self, split, opts, class_weight, log):
         self.split, self.opts, self.class_weight, self.log = split, opts, class_weight, log
-        self.steps = math.ceil(len(split.train_y) / opts.batch_size)  # per epoch, images or cached features
+        # --batch-size is each device's: a step of the strategy in scope takes it on every one of them
+        replicas = tf.distribute.get_strategy().num_replicas_in_sync
+        self.batch, self.lr_scale = opts.batch_size * replicas, lr_scale(replicas)
+        self.steps = math.ceil(len(split.train_y) / self.batch)  # per epoch, images or cached features
 
     def _dataset(self, x, y, training: bool):
         ds = tf.data.Dataset.from_tensor_slices((x, y))
         if training:
             ds = ds.shuffle(len(x), seed=self.opts.seed, reshuffle_each_iteration=True)
-        ds = ds.batch(self.opts.batch_size).map(lambda a, b: (tf.cast(a, tf.float32), b))
+        ds = ds.batch(self.batch).map(lambda a, b: (tf.cast(a, tf.float32), b))
         if training and self.opts.augment and x.ndim == 4:
             augment = augmenter(self.opts.seed, self.opts.flip)
             ds = ds.map(lambda a, b: (augment(a, training=True), b), num_parallel_calls=tf.data.AUTOTUNE)
@@ -133,6 +137,7 @@ class Fitter:
         if enough_steps:
             epochs = max(epochs, math.ceil(MIN_STEPS / self.steps))
             patience = max(PATIENCE, math.ceil(PATIENCE_STEPS / self.steps))
+        lr = lr * self.lr_scale
         model.compile(optimizer=keras.optimizers.Adam(lr), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
         stop = _EarlyStopping(
             monitor="val_loss", patience=patience, restore_best_weights=True, start_from_epoch=start_from_epoch
@@ -192,8 +197,8 @@ class Fitter:
         compute them once and train the head on them instead of re-running the backbone each epoch."""
         s = self.split
         start = time.perf_counter()
-        train_f = clf.features.predict(s.train_x.astype(np.float32), batch_size=self.opts.batch_size, verbose=0)
-        val_f = clf.features.predict(s.val_x.astype(np.float32), batch_size=self.opts.batch_size, verbose=0)
+        train_f = clf.features.predict(s.train_x.astype(np.float32), batch_size=self.batch, verbose=0)
+        val_f = clf.features.predict(s.val_x.astype(np.float32), batch_size=self.batch, verbose=0)
         extract = time.perf_counter() - start
         phase = self._fit(
             "head (cached features)", clf.head, (train_f, s.train_y), (val_f, s.val_y), epochs, lr, enough_steps=True
