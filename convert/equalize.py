@@ -7,8 +7,9 @@ another), the first's output read by the second alone, joined by ReLU or no acti
 output channel c by s and multiplying the second's input channel c by s computes the same function (relu(x / s)
 = relu(x) / s for s > 0). int8 gives an activation one scale for all its channels, so one channel a thousand times
 wider than the rest leaves the rest a level or two; s = sqrt(the channel's range on the calibration images / the
-second's weight range on it) gives both the same range. ReLU6 is no such join (it clamps at 6, not at 6 / s):
-those pairs are left as they are.
+second's weight range on it) gives both the same range. A pooling between (max, average, or a mean over height
+and width) takes each channel alone and scales with it: such pairs are joined too. ReLU6 is no such join (it
+clamps at 6, not at 6 / s): those pairs are left as they are.
 
 Bias correction. int8 rounds each weight; over inputs whose channels average above zero (after a ReLU) the
 rounding adds a mean error to every output channel, (W_int8 - W) . E[x], which is taken off the float bias: the
@@ -32,8 +33,9 @@ WEIGHTED = {  # operation -> (its options' type, the weights' output channel axi
     "FULLY_CONNECTED": ("FullyConnectedOptions", 0, 1),
 }
 JOINS = {0: "none", 1: "relu"}  # fused activations that commute with a positive scale (ActivationFunctionType)
-FLOAT32, INT8 = 0, 9  # TensorType
-TYPES = {FLOAT32: np.float32, INT8: np.int8}
+FLOAT32, INT32, INT8 = 0, 2, 9  # TensorType
+TYPES = {FLOAT32: np.float32, INT32: np.int32, INT8: np.int8}
+POOLS = {"MAX_POOL_2D", "AVERAGE_POOL_2D"}  # besides a MEAN over height and width
 
 
 @dataclass(frozen=True)
@@ -122,9 +124,9 @@ def equalize(model: bytes, inputs: np.ndarray) -> tuple[bytes, list[dict]]:
     pairs = list(_pairs(g))
     if not pairs:
         return model, []
-    stats = channel_stats(model, inputs, {first.outputs[0] for first, _ in pairs})
+    stats = channel_stats(model, inputs, {first.outputs[0] for first, _, _ in pairs})
     done = []
-    for first, second in pairs:
+    for first, second, join in pairs:
         wa, wb = g.constant(first.inputs[1]), g.constant(second.inputs[1])
         assert wa is not None and wb is not None  # _pairs took only such pairs
         out_axis, in_axis = WEIGHTED[first.kind][1], WEIGHTED[second.kind][2]
@@ -142,7 +144,7 @@ def equalize(model: bytes, inputs: np.ndarray) -> tuple[bytes, list[dict]]:
                 "first": first.index,
                 "second": second.index,
                 "types": [first.kind, second.kind],
-                "join": JOINS[first.activation or 0],
+                "join": join,
                 "channels": int(scale.size),
                 "widest_before": round(float(width.max() / max(np.median(width), 1e-12)), 2),
                 "largest_scale": round(float(scale.max() / scale.min()), 2),
@@ -152,18 +154,19 @@ def equalize(model: bytes, inputs: np.ndarray) -> tuple[bytes, list[dict]]:
 
 
 def _pairs(g: _Graph):
-    """(first, second) of each pair equalization can join: weighted operations in a row, the first's only
-    reader the second (its input, not its weights), joined by ReLU or nothing, both weights float constants
-    of their own, a depthwise second one channel out per channel in."""
+    """(first, second, what joins them) of each pair equalization can join: weighted operations in a row, or
+    with a pooling between (a channel's mean or maximum scales with it), each one's only reader the next, into
+    the second's input (not its weights); the first's activation ReLU or none; both weights float constants of
+    their own; a depthwise second one channel out per channel in."""
     for first in g.ops:
         if first.kind not in WEIGHTED or first.activation not in JOINS or len(first.inputs) < 2:
             continue
-        out = int(first.outputs[0])
-        readers = g.readers.get(out, [])
-        if out in g.outputs or len(readers) != 1:
-            continue
-        second = g.ops[readers[0]]
-        if second.kind not in WEIGHTED or int(second.inputs[0]) != out:
+        between, second = _next(g, first), None
+        if between is not None and between.kind in WEIGHTED:
+            between, second = None, between
+        elif between is not None and _pools(g, between):
+            second = _next(g, between)
+        if second is None or second.kind not in WEIGHTED:
             continue
         wa, wb = g.constant(first.inputs[1]), g.constant(second.inputs[1])
         if wa is None or wb is None:
@@ -173,7 +176,25 @@ def _pairs(g: _Graph):
         channels = wa.shape[WEIGHTED[first.kind][1]]
         if wb.shape[WEIGHTED[second.kind][2]] != channels:
             continue  # a depthwise second with a channel multiplier, or a reshape between
-        yield first, second
+        yield first, second, JOINS[first.activation or 0] + (f" + {between.kind}" if between else "")
+
+
+def _next(g: _Graph, op: _Op) -> _Op | None:
+    """The one operation reading `op`'s output, as its first input; None where none or several do."""
+    out = int(op.outputs[0])
+    readers = g.readers.get(out, [])
+    if out in g.outputs or len(readers) != 1 or int(g.ops[readers[0]].inputs[0]) != out:
+        return None
+    return g.ops[readers[0]]
+
+
+def _pools(g: _Graph, op: _Op) -> bool:
+    """Whether `op` takes each channel alone, commuting with a positive scale: a max or average pooling, or a
+    mean over the image's height and width."""
+    if op.kind in POOLS:
+        return True
+    axes = g.constant(op.inputs[1], INT32) if op.kind == "MEAN" and len(op.inputs) > 1 else None
+    return axes is not None and set(axes.ravel().tolist()) <= {1, 2}
 
 
 def _along(values: np.ndarray, ndim: int, axis: int) -> np.ndarray:

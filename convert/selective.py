@@ -265,7 +265,11 @@ def _prepare(task: Task, search: Search, quantized: set[int]) -> tuple[Task, Sea
     if fixed:
         measure("bias corrected", corrected)
     equalized, pairs = equalize(calibrated.model, inputs)
-    why = None if pairs else "no pair of operations to equalize (weighted operations in a row, through ReLU or nothing)"
+    why = (
+        None
+        if pairs
+        else "no pair of operations to equalize (weighted ones in a row, through ReLU, nothing or a pooling)"
+    )
     if pairs:
         own = scores_of(calibrated.model, task.images, task.input_range)
         moved = float(np.abs(scores_of(equalized, task.images, task.input_range) - own).max())

@@ -104,20 +104,16 @@ def device_code(tmp_path_factory):
 def cnn_files(digits, tmp_path_factory):
     """Float .tflite files of a small CNN trained on the digits at 32 px, with labels.txt beside them: as
     trained (control.tflite), with one channel scaled 1000x that plain int8 breaks (outlier.tflite), and
-    100x more, past what int16 holds too (extreme.tflite); and the control with a 1000x channel before the
-    pooling, where equalization cannot reach it and int16 cannot hold it (pooled.tflite). In float all four
+    100x more, past what int16 holds too (extreme.tflite); and the control with its second convolution in two
+    halves, both reading a 1000x channel, which equalization cannot join (branched.tflite). In float all four
     compute the same."""
     from edge.converter.quantize import to_tflite
-    from edge.converter.tfkeras import keras
-    from tests.models import add_outlier, add_pooled_outlier, train_cnn
+    from tests.models import add_outlier, branched_outlier, train_cnn
 
     out = tmp_path_factory.mktemp("cnn")
     model, _ = train_cnn(digits, size=32, epochs=20)
     (out / "control.tflite").write_bytes(to_tflite(model, "float32"))
-    pooled = keras.models.clone_model(model)
-    pooled.set_weights(model.get_weights())
-    add_pooled_outlier(pooled, 1000.0)
-    (out / "pooled.tflite").write_bytes(to_tflite(pooled, "float32"))
+    (out / "branched.tflite").write_bytes(to_tflite(branched_outlier(model, 1000.0), "float32"))
     for name, scale in (("outlier", 1000.0), ("extreme", 100.0)):  # the second on top of the first
         add_outlier(model, scale)
         (out / f"{name}.tflite").write_bytes(to_tflite(model, "float32"))

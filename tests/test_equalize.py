@@ -16,7 +16,10 @@ def test_the_outlier_pair_is_equalized_and_computes_the_same(cnn_files, images):
     x, _, calibration = images
     model = (cnn_files / "outlier.tflite").read_bytes()
     equalized, pairs = equalize.equalize(model, calibration)
-    assert [(p["first"], p["second"], p["types"], p["join"]) for p in pairs] == [(0, 1, ["CONV_2D", "CONV_2D"], "relu")]
+    assert [(p["first"], p["second"], p["types"], p["join"]) for p in pairs] == [
+        (0, 1, ["CONV_2D", "CONV_2D"], "relu"),
+        (1, 3, ["CONV_2D", "FULLY_CONNECTED"], "relu + MEAN"),  # across the pooling: a channel's mean scales with it
+    ]
     assert pairs[0]["widest_before"] > 100 and pairs[0]["largest_scale"] > 100  # the 1000x channel, undone
     assert np.abs(scores_of(equalized, x, (0, 255)) - scores_of(model, x, (0, 255))).max() <= 1e-4
     out = equalize._Graph(model).ops[0].outputs[0]
@@ -84,8 +87,9 @@ def test_a_start_that_could_not_run_is_said_so_in_the_summary():
 
 
 def test_depthwise_and_dense_pairs_are_equalized_and_compute_the_same(tmp_path, images):  # noqa: F811
-    """Each kind of pair, a 300x channel in the first of each: conv -> depthwise, depthwise -> 1x1 conv (no
-    activation between), dense -> dense: each found and equalized, the same scores after."""
+    """Each kind of pair, a 300x channel in the first of three: conv -> depthwise, depthwise -> 1x1 conv (no
+    activation between), 1x1 conv -> pooling -> dense, dense -> dense: each found and equalized, the same scores
+    after."""
     from edge.converter.tfkeras import keras
 
     keras.utils.set_random_seed(0)
@@ -112,11 +116,12 @@ def test_depthwise_and_dense_pairs_are_equalized_and_compute_the_same(tmp_path, 
     tflite = to_tflite(model, "float32")
     x_val, _, calibration = images
     equalized, pairs = equalize.equalize(tflite, calibration)
-    assert [p["types"] for p in pairs] == [
-        ["CONV_2D", "DEPTHWISE_CONV_2D"],
-        ["DEPTHWISE_CONV_2D", "CONV_2D"],
-        ["FULLY_CONNECTED", "FULLY_CONNECTED"],
+    assert [(p["types"], p["join"]) for p in pairs] == [
+        (["CONV_2D", "DEPTHWISE_CONV_2D"], "relu"),
+        (["DEPTHWISE_CONV_2D", "CONV_2D"], "none"),
+        (["CONV_2D", "FULLY_CONNECTED"], "relu + MEAN"),
+        (["FULLY_CONNECTED", "FULLY_CONNECTED"], "relu"),
     ]
-    assert [p["join"] for p in pairs] == ["relu", "none", "relu"], [p["widest_before"] for p in pairs]
-    assert all(p["widest_before"] > 10 for p in pairs), [p["widest_before"] for p in pairs]  # the 300x channel
+    scaled = [pairs[i]["widest_before"] for i in (0, 1, 3)]  # the pairs given a 300x channel
+    assert all(w > 10 for w in scaled), scaled
     assert np.abs(scores_of(equalized, x_val, (0, 255)) - scores_of(tflite, x_val, (0, 255))).max() <= 1e-4
