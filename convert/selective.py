@@ -1,7 +1,7 @@
 """Selective quantization: the accuracy budget (`--max-drop`) kept, not just reported.
 
-Plain int8 first. Where it loses images, equalization and bias correction (edge.converter.equalize) are
-tried, each kept only where it lowers the drop. If what is left falls more than the budget below the float
+Plain int8 first. Where it is shown to lose images, equalization and bias correction (edge.converter.equalize)
+are tried, each kept only where it is shown to call better. If what is left falls more than the budget below the float
 model on the validation images (and, by default, the images show it: McNemar's exact test, edge.eval.paired),
 the operations that hurt most stay in higher precision (a `FALLBACKS` choice) until the drop holds:
 
@@ -230,7 +230,10 @@ def keep_budget(
     )
     search, quantized = _plain_int8(task)
     task.log(f"plain int8: {search.verdict.says()}")
-    if prepare and search.verdict.lost > search.verdict.gained:  # what plain int8 loses, equalizing may win back
+    # where plain int8 loses images (shown so, by default: a start is taken only where shown better), equalizing
+    # may win them back
+    loses = judge(labels, task.float_scores.argmax(1), search.scores.argmax(1), 0.0, tested).over
+    if prepare and loses:
         task, search, quantized = _prepare(task, search, quantized)
     if not search.met:
         task.log(f"finding the operations to keep {fallback}")
@@ -241,10 +244,11 @@ def keep_budget(
 
 def _prepare(task: Task, search: Search, quantized: set[int]) -> tuple[Task, Search, set[int]]:
     """Equalized, bias corrected, or both: the start among them and plain int8 whose int8 file loses least on
-    the images (of equals, the plainer), with what each did in its search's `prepared`."""
+    the images (`_better`), with what each did in its search's `prepared`."""
     calibrated, inputs = task.calibrated, task.calibrated.inputs
     tried: list[dict[str, Any]] = [{"start": "plain int8", "drop": search.verdict.drop}]
     starts: dict[str, Calibrated] = {}
+    calls = {"plain int8": search.scores.argmax(1)}  # each start's int8 calls on the images
 
     def measure(name: str, model: bytes) -> bytes | None:
         """`model`'s plain int8 file, its drop noted in `tried`; None if it cannot run (its int8 scales out of
@@ -252,11 +256,12 @@ def _prepare(task: Task, search: Search, quantized: set[int]) -> tuple[Task, Sea
         try:
             calibrated_start = calibrate(model, inputs)
             plain = quantize_int8(calibrated_start, task.io_type)
-            drop = task.verdict(scores_of(plain, task.images, task.input_range)).drop
+            scores = scores_of(plain, task.images, task.input_range)
         except EdgeError as e:
             tried.append({"start": name, "drop": None, "error": str(e)})
             return None
-        starts[name] = calibrated_start
+        drop = task.verdict(scores).drop
+        starts[name], calls[name] = calibrated_start, scores.argmax(1)
         tried.append({"start": name, "drop": drop})
         task.log(f"  {name}: plain int8 drop {drop:.4f}")
         return plain
@@ -279,14 +284,14 @@ def _prepare(task: Task, search: Search, quantized: set[int]) -> tuple[Task, Sea
             both, fixed_both = correct_bias(equalized, plain, inputs)
             if fixed_both:
                 measure("equalized + bias corrected", both)
-    usable = [t for t in tried if t["drop"] is not None]
-    best = min(usable, key=lambda t: t["drop"])  # the first of equals: plain int8, then the fewer changes
+    best, unproven = _better(task, tried, calls)
     search.prepared = {
         "equalized_pairs": pairs,
         "bias_corrected_operations": len(fixed),
         "tried": tried,
         "chosen": None if best is tried[0] else best["start"],
         **({"note": why} if why else {}),
+        **({"unproven": unproven} if unproven else {}),
     }
     if best is tried[0]:
         return task, search, quantized
@@ -296,6 +301,22 @@ def _prepare(task: Task, search: Search, quantized: set[int]) -> tuple[Task, Sea
     search, quantized = _plain_int8(task)
     search.prepared = prepared
     return task, search, quantized
+
+
+def _better(task: Task, tried: list[dict], calls: dict[str, np.ndarray]) -> tuple[dict, str | None]:
+    """The start whose int8 file loses least (of equals, the plainer: plain int8 first); by default only where
+    the images show it calls better than plain int8 (McNemar's test, as the budget is judged: one image on a
+    small set is chance, and a change made for it may lose elsewhere), else plain int8, and why."""
+    best = min((t for t in tried if t["drop"] is not None), key=lambda t: t["drop"])
+    if best is tried[0] or not task.tested:
+        return best, None
+    gain = judge(task.labels, calls[best["start"]], calls["plain int8"], 0.0)
+    if gain.over:
+        return best, None
+    return tried[0], (
+        f"{best['start']} lost {best['drop']:.4f} against plain int8's {tried[0]['drop']:.4f}, "
+        f"{gain.lost - gain.gained} image(s) fewer: not shown better by {gain.n} images (p = {gain.p_value:.2g})"
+    )
 
 
 def _quantize(task: Task, ops: list[Operation], kept: dict[int, str], subset=slice(None)) -> Candidate:

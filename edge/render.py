@@ -296,7 +296,11 @@ def prepared_lines(p: dict) -> list[str]:
         else p.get("note", "nothing equalized")
     )
     tried = ", ".join(f"{t['start']} {'failed' if t['drop'] is None else format(t['drop'], '.4f')}" for t in p["tried"])
-    chosen = f"started from {p['chosen']}" if p["chosen"] else "none lowered the drop: started from plain int8"
+    chosen = (
+        f"started from {p['chosen']}"
+        if p["chosen"]
+        else f"started from plain int8 ({p.get('unproven') or 'none lowered the drop'})"
+    )
     return [f"prepared   {did}; {p['bias_corrected_operations']} biases correctable; drops {tried}: {chosen}"]
 
 

@@ -108,3 +108,23 @@ def test_next_count_doubles_then_halves_to_the_fewest_that_hold():
     assert counts(10, 3) == ([1, 2, 4, 3], 3)
     assert counts(10, 11) == ([1, 2, 4, 8, 10], None)  # nothing holds: up to every operation, then stop
     assert all(counts(total, fewest)[1] == fewest for total in range(1, 13) for fewest in range(1, total + 1))
+
+
+def test_a_start_is_taken_only_where_the_images_show_it_calls_better():
+    """One image fewer lost on 120 is chance: plain int8 stays the start (by default); fifty fewer is shown."""
+    from types import SimpleNamespace
+
+    from edge.converter.selective import _better
+
+    labels = np.zeros(120, dtype=np.int64)
+    plain, one, fifty = (np.where(np.arange(120) < wrong, 1, 0) for wrong in (60, 59, 10))
+    for tested in (True, False):
+        task = SimpleNamespace(labels=labels, tested=tested)
+        tried = [{"start": "plain int8", "drop": 60 / 120}, {"start": "equalized", "drop": 59 / 120}]
+        start, why = _better(task, tried, {"plain int8": plain, "equalized": one})
+        assert (start["start"], why is None) == (("equalized", True) if not tested else ("plain int8", False))
+        if tested:
+            assert why.startswith("equalized lost 0.4917 against plain int8's 0.5000, 1 image(s) fewer: not shown")
+        tried[1]["drop"] = 10 / 120
+        start, why = _better(task, tried, {"plain int8": plain, "equalized": fifty})
+        assert start["start"] == "equalized" and why is None
