@@ -61,15 +61,17 @@ def convert(options: ConvertOptions, log: Log | None = None) -> ConvertResult:
     warnings = [w for w in [sram_warning(model.count_params(), profile)] if w]
     for warning in warnings:  # before the export: the user may rather stop here
         log(f"warning: {warning}")
-    exported = export(model, split, opts.quantize, opts.io_type, opts, log)
+    keras_scores = model.predict(split.val_x.astype(np.float32), batch_size=opts.batch_size, verbose=0)
+    right = keras_scores.argmax(1) == split.val_y
+    baseline = against_guessing(split.val_y, right, len(split.classes))
+    if baseline["weak"] and not opts.allow_weak:
+        raise EdgeError(weak_refusal(float(right.mean()), baseline, split))  # before the export: no int8 search
+    exported = export(model, split, opts.quantize, opts.io_type, opts, log, keras_scores)
     tflite, search = exported.model, exported.search
     interpreter = make_interpreter(tflite)
     metrics, tflite_scores = check(interpreter, exported.keras_scores, split, opts, log)
     if metrics["baseline"]["weak"] and not opts.allow_weak:
-        raise EdgeError(
-            f"{weak_model(metrics, split.classes)}; nothing written: use pretrained weights (--weights "
-            "imagenet), more images a class, or more --epochs; --allow-weak writes it anyway"
-        )
+        raise EdgeError(weak_refusal(metrics["tflite"]["accuracy"], metrics["baseline"], split))
     if metrics["drop_exceeded"] and not opts.accept_drop:
         raise EdgeError(over_budget(metrics, opts.quantize, opts.qat, search))
     budget = None
@@ -79,7 +81,8 @@ def convert(options: ConvertOptions, log: Log | None = None) -> ConvertResult:
         warnings += [w for w in [edgetpu_warning(search, profile, opts.fallback)] if w]
     warnings += [w for w in [drop_warning(metrics, opts.quantize)] if w]
     if metrics["baseline"]["weak"]:
-        warnings.append(f"{weak_model(metrics, split.classes)} (written because of --allow-weak)")
+        weak = weak_model(metrics["tflite"]["accuracy"], metrics["baseline"], split)
+        warnings.append(f"{weak} (written because of --allow-weak)")
     edgetpu, compiled = compile_for(profile, tflite, opts.out, log)
     imx500, sensor_files = for_sensor(profile, model, split, exported.keras_scores, opts, log)
     if imx500:
@@ -250,12 +253,16 @@ class Exported:
     search: Search | None = None  # and how it kept the accuracy budget
 
 
-def export(model, split: Split, quantize: str, io_type: str, opts: ConvertOptions, log: Log) -> Exported:
+def export(
+    model, split: Split, quantize: str, io_type: str, opts: ConvertOptions, log: Log, keras_scores=None
+) -> Exported:
     """Convert to TFLite. int8 (unless quantization-aware) goes through the LiteRT Quantizer, keeping
-    operations higher while its validation accuracy falls more than opts.max_drop below Keras'."""
+    operations higher while its validation accuracy falls more than opts.max_drop below Keras' (its scores on
+    the validation images: `keras_scores` where the caller has them)."""
     log(f"exporting {quantize} TFLite (io {io_type})")
     quant = QUANTIZATIONS[quantize]
-    keras_scores = model.predict(split.val_x.astype(np.float32), batch_size=opts.batch_size, verbose=0)
+    if keras_scores is None:
+        keras_scores = model.predict(split.val_x.astype(np.float32), batch_size=opts.batch_size, verbose=0)
     if not quant.calibrate:
         return Exported(to_tflite(model, quantize, io_type), keras_scores, 0)
     calibration = calibration_images(split.train_x, opts.calibration_images, opts.seed)
@@ -337,13 +344,21 @@ def compare(
     }
 
 
-def weak_model(metrics: dict, classes: list[str]) -> str:
-    """A model no better than guessing: its accuracy against always answering the most common class."""
-    b = metrics["baseline"]
+def weak_model(accuracy: float, baseline: dict, split: Split) -> str:
+    """A model no better than guessing: its `accuracy` on the validation images against always answering the most
+    common class (`baseline`: edge.eval.baseline.against_guessing's)."""
+    b = baseline
     return (
-        f"the model is no better than guessing: {metrics['tflite']['accuracy']:.4f} on {metrics['n']} validation "
-        f"images, where always answering '{classes[b['majority_class']]}' gets {b['majority_accuracy']:.4f} "
-        f"(chance {b['chance']:.4f}; p = {b['p_value']:.2g})"
+        f"the model is no better than guessing: {accuracy:.4f} on {len(split.val_y)} validation images, where "
+        f"always answering '{split.classes[b['majority_class']]}' gets {b['majority_accuracy']:.4f} (chance "
+        f"{b['chance']:.4f}; p = {b['p_value']:.2g})"
+    )
+
+
+def weak_refusal(accuracy: float, baseline: dict, split: Split) -> str:
+    return (
+        f"{weak_model(accuracy, baseline, split)}; nothing written: use pretrained weights (--weights imagenet), more "
+        "images a class, or more --epochs; --allow-weak writes it anyway"
     )
 
 
