@@ -221,6 +221,7 @@ RECORDER = """(() => {
 })()"""
 
 
+@pytest.mark.slow  # labelling's network variant: the labelling test runs it on loopback
 def test_quick_keys_over_a_slow_network_label_only_the_frame_on_screen(e2e, digits, tmp_path):
     """Keys pressed faster than the host answers: each labels the frame on screen as it goes down, or, while a
     label or the next frame is on its way, nothing (the dashboard says it ignored them); the host then holds

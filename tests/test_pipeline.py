@@ -120,6 +120,7 @@ def test_over_budget_says_what_to_do():
     assert not within["drop_exceeded"] and drop_warning(within, "int8") is None
 
 
+@pytest.mark.slow  # a device's variant of edge convert: the e2e fixture runs it end to end
 def test_cli_convert_for_a_device_json(few_digits, digits, tmp_path):
     """`edge convert --device coral-usb --json`: the device's quantization, the bundle written without the
     compiler (not installable here) and how to compile it later; JSON alone on stdout. Trained on two

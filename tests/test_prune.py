@@ -13,6 +13,7 @@ def test_schedule_ends_on_a_pruning_step_before_the_last_epoch(steps, epochs):
     assert args["final_sparsity"] == 0.5
 
 
+@pytest.mark.slow  # an option's heavier variant (a second training): edge convert runs end to end without it
 def test_pruning_reaches_the_asked_sparsity_in_the_exported_file(few_digits, tmp_path, fast, e2e):
     import edge
 

@@ -104,6 +104,7 @@ def test_a_bare_file_without_a_signature_is_quantized(cnn_files, digits, tmp_pat
     assert s.quantization["budget"]["met"] and s.quantization["operations"].get("int8", 0) >= 4
 
 
+@pytest.mark.slow  # a bundle's variant of edge quantize: the bare file's test runs it end to end
 def test_quantizes_a_float32_bundle(few_digits, tmp_path, fast):
     float_bundle = tmp_path / "float"
     edge.convert("mobilenetv2", few_digits, float_bundle, quantize="float32", **fast)
