@@ -20,6 +20,7 @@ Whether either is used is the search's to decide (edge.converter.selective): onl
 """
 
 import warnings
+from collections import Counter
 from dataclasses import dataclass
 
 import numpy as np
@@ -74,8 +75,8 @@ class _Graph:
             for t in op.inputs:
                 self.readers.setdefault(int(t), []).append(op.index)
         self.outputs = set(self.graph.OutputsAsNumpy().tolist())
-        buffers = [self.graph.Tensors(t).Buffer() for t in range(self.graph.TensorsLength())]
-        self.shared = {b for b in buffers if buffers.count(b) > 1 and b}
+        uses = Counter(self.graph.Tensors(t).Buffer() for t in range(self.graph.TensorsLength()))
+        self.shared = {b for b, n in uses.items() if n > 1 and b}  # buffer 0 is every activation's: no data
 
     def name(self, tensor: int) -> str:
         return self.graph.Tensors(tensor).Name().decode()

@@ -46,7 +46,9 @@ def hot(made: list[dict], temperature: float, level: str = "ok") -> list[dict]:
 )
 def test_overheating_is_raised_at_80_and_cleared_below_75(temperature, flags, held, overheating):
     health = {"throttled_now": flags, **({"cpu_temp_c": temperature} if temperature is not None else {})}
-    assert ("overheating" in alerts.conditions({"health": health}, "online", held)) is overheating
+    assert (
+        "overheating" in alerts.conditions({"health": health}, "online", dict.fromkeys(held, 0.0), 1.0)
+    ) is overheating
 
 
 @pytest.mark.parametrize(
@@ -54,7 +56,7 @@ def test_overheating_is_raised_at_80_and_cleared_below_75(temperature, flags, he
     [("drift", set(), True), ("watch", set(), False), ("watch", {"drift"}, True), ("ok", {"drift"}, False)],
 )
 def test_drift_is_raised_at_drift_and_cleared_at_ok(level, held, drift):
-    assert ("drift" in alerts.conditions({"drift": level}, "online", held)) is drift
+    assert ("drift" in alerts.conditions({"drift": level}, "online", dict.fromkeys(held, 0.0), 1.0)) is drift
 
 
 def test_each_alert_is_raised_once_and_cleared_once(db):

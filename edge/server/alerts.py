@@ -29,12 +29,13 @@ TICK = 5.0  # seconds between looks
 FLUSH = 3.0  # seconds to send the alerts still queued when the host stops
 
 
-def conditions(vitals_now: dict | None, state: str, held: set[str]) -> dict[str, dict]:
+def conditions(vitals_now: dict | None, state: str, held: dict[str, float], last_seen: float) -> dict[str, dict]:
     """{kind: detail} of the alerts a device is in: its vitals, its state (edge.server.vitals), and the alerts it
-    is in already (`held`: they clear only past the line back)."""
+    is in already, {kind: since} (`held`: they clear only past the line back; offline only once a report came
+    after it was raised: hosts whose clocks differ by a few seconds would otherwise raise and clear it in turn)."""
     found: dict[str, dict] = {}
     kept = vitals_now or {}
-    if state == "offline":
+    if state == "offline" or last_seen <= held.get("offline", float("-inf")):
         found["offline"] = {"interval": vitals.interval(vitals_now)}
     health = kept.get("health") or {}
     temperature, flags = health.get("cpu_temp_c"), health.get("throttled_now") or []
@@ -50,17 +51,14 @@ def conditions(vitals_now: dict | None, state: str, held: set[str]) -> dict[str,
 def check(db, now: float) -> Iterator[dict]:
     """Raise and clear every device's alerts as they stand at `now` (Unix time): the event of each change this
     call makes, as soon as it is committed (a later failure loses none of them; another host's call may have
-    made some first: those are its own to send). An offline alert clears only once a report has come since
-    it was raised: hosts whose clocks differ by a few seconds would otherwise raise and clear it in turn."""
+    made some first: those are its own to send)."""
     held: dict[str, dict[str, float]] = {}
     for device, kind, since in db.execute("SELECT device, kind, since FROM alerts").fetchall():
         held.setdefault(device, {})[kind] = since
     for device, last_seen, _, kept in store.watched(db):
         figures = orjson.loads(kept) if kept else None
         mine = held.get(device, {})
-        found = conditions(figures, vitals.state(figures, last_seen, now), set(mine))
-        if "offline" in mine and last_seen <= mine["offline"]:
-            found.setdefault("offline", {"interval": vitals.interval(figures)})
+        found = conditions(figures, vitals.state(figures, last_seen, now), mine, last_seen)
         for kind in [k for k in KINDS if k in found and k not in mine]:
             with transaction(db):
                 made = db.execute(
