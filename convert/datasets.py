@@ -2,6 +2,7 @@
 stratified, seeded validation split. Bad files are skipped and reported; bad folders are errors."""
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -24,6 +25,9 @@ class Split:
     val_x: np.ndarray
     val_y: np.ndarray
     skipped: list[tuple[str, str]]
+    train_paths: list[Path]  # the files of train_x and val_x, row for row
+    val_paths: list[Path]
+    unlabelled: list[Path]  # the training folders' images of no class (edge.folders.UNLABELLED): a teacher's to label
 
 
 def stratified_split(labels: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -79,13 +83,15 @@ def load_split(data, size: int, val=None, val_split: float = 0.2, seed: int = 0,
     for paths, labels in parts:
         images, kept, bad = load_images(paths, size, bar.update)
         skipped += bad
-        loaded.append((images, labels[kept]))
+        loaded.append((images, labels[kept], [paths[i] for i in kept]))
     bar.finish()
-    (train_x, train_y), (val_x, val_y) = loaded
+    (train_x, train_y, train_paths), (val_x, val_y, val_paths) = loaded
     note = f" ({len(skipped)} unreadable files skipped, e.g. {skipped[0][0]})" if skipped else ""
     _check_counts(train_folder.classes, train_y, f"the training images{note}", minimum=1)
     _check_counts(train_folder.classes, val_y, f"the validation images{note}", minimum=1)
-    return Split(train_folder.classes, train_x, train_y, val_x, val_y, skipped)
+    return Split(
+        train_folder.classes, train_x, train_y, val_x, val_y, skipped, train_paths, val_paths, train_folder.unlabelled
+    )
 
 
 def _check_counts(classes, labels, where: str, minimum: int = MIN_IMAGES_PER_CLASS) -> None:

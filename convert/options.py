@@ -6,6 +6,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from edge.converter.backbones import get_backbone
+from edge.converter.distill import DISTILL_TEMPERATURE, DISTILL_WEIGHT
 from edge.converter.quantize import IO_TYPES, MIN_CALIBRATION_IMAGES, QUANTIZATIONS
 from edge.converter.selective import check_fallback, check_max_drop
 from edge.devices.profiles import check_model, get_profile
@@ -93,6 +94,24 @@ class ConvertOptions:
         "Convert for this device profile (edge devices list): its quantization, and for Coral the Edge TPU compiler.",
     )
     qat: bool = option(False, "Quantization-aware training instead of post-training quantization.")
+    teacher: Path | None = option(
+        None,
+        "Distil from this model: a bundle folder (a bigger backbone's, trained on the same folders) or a Keras model "
+        "over the same classes. The student learns from its softened scores beside the labels, and from the images "
+        "in a _unlabelled/ folder beside the class folders.",
+    )
+    distill_temperature: float | None = option(
+        None, f"How far the teacher's scores are softened: above 0, 1 as they are [{DISTILL_TEMPERATURE:g}]."
+    )
+    distill_weight: float | None = option(
+        None, f"The teacher's share of the loss, 0 to 1; the labels have the rest [{DISTILL_WEIGHT:g}]."
+    )
+    gain: bool = option(
+        True,
+        "With --teacher, train the student without it too (same seed) and record what the teacher gained: twice "
+        "the training [--no-gain: the student once].",
+        flag="--gain/--no-gain",
+    )
     max_drop: float = max_drop_option()  # below the Keras model's validation accuracy
     mcnemar: bool = mcnemar_option()
     accept_drop: bool = accept_drop_option()
@@ -180,6 +199,7 @@ def decided(opts: ConvertOptions) -> dict:
         f"is too few: int8 ranges from under {MIN_CALIBRATION_IMAGES} images do not hold (100-500 is usual)",
     )
     return {
+        **distillation(opts),
         "model": spec.name,
         "data": data[0] if len(data) == 1 else tuple(data),
         "out": Path(opts.out) if opts.out is not None else None,
@@ -192,6 +212,34 @@ def decided(opts: ConvertOptions) -> dict:
         "device": profile.name if profile else None,
         "fine_tune_layers": layers,
     }
+
+
+def distillation(opts: ConvertOptions) -> dict:
+    """The teacher's options, checked; their defaults where a teacher is given."""
+    temperature, weight = opts.distill_temperature, opts.distill_weight
+    if opts.teacher is None:
+        given = [
+            flag
+            for flag, value in (("--distill-temperature", temperature), ("--distill-weight", weight))
+            if value is not None
+        ]
+        _check(not given, f"{' and '.join(given)} without --teacher: give the model to distil from with --teacher")
+        return {}
+    teacher = Path(opts.teacher)
+    _check(
+        teacher.suffix.lower() != ".tflite",
+        f"--teacher {teacher} is a bare .tflite file, which does not say its classes: give its bundle folder or a "
+        "Keras model",
+    )
+    _check(teacher.exists(), f"--teacher {teacher}: no such file or folder; give a bundle folder or a Keras model file")
+    temperature = DISTILL_TEMPERATURE if temperature is None else temperature
+    weight = DISTILL_WEIGHT if weight is None else weight
+    _check(
+        temperature > 0 and math.isfinite(temperature),
+        f"--distill-temperature {temperature} must be above 0 (1: the teacher's scores as they are; 2-4 is usual)",
+    )
+    _check(0 <= weight <= 1, f"--distill-weight {weight} must be between 0 (labels only) and 1 (the teacher only)")
+    return {"teacher": teacher, "distill_temperature": float(temperature), "distill_weight": float(weight)}
 
 
 def fine_tune_layers(value) -> int | str:

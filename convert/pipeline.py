@@ -58,7 +58,7 @@ def convert(options: ConvertOptions, log: Log | None = None) -> ConvertResult:
         check_ready(opts.qat)
     split = read_images(opts, log)
     model, training = fit(opts, split, log)
-    warnings = [w for w in [sram_warning(model.count_params(), profile)] if w]
+    warnings = [w for w in [sram_warning(model.count_params(), profile), taught_warning(training)] if w]
     for warning in warnings:  # before the export: the user may rather stop here
         log(f"warning: {warning}")
     keras_scores = model.predict(split.val_x.astype(np.float32), batch_size=opts.batch_size, verbose=0)
@@ -161,6 +161,18 @@ def sram_warning(parameters: int, profile) -> str | None:
     )
 
 
+def taught_warning(training: dict) -> str | None:
+    """A student the teacher made worse, as the validation images show."""
+    gain = (training.get("distillation") or {}).get("gain")
+    if not gain or gain["shown"] != "worse":
+        return None
+    return (
+        f"the teacher made the student worse: {gain['taught']:.4f} taught against {gain['alone']:.4f} alone on the "
+        f"validation images (p = {gain['p_value']:.2g}); a lower --distill-weight or --distill-temperature, or a "
+        "better teacher, may help"
+    )
+
+
 def compile_for(profile, tflite: bytes, out: Path, log: Log) -> tuple[dict, bytes | None]:
     """Run the device's compiler if it needs one: (the manifest's record, the compiled model or None).
     Without the compiler the bundle is still written, with how to compile it later."""
@@ -224,24 +236,47 @@ def read_images(opts: ConvertOptions, log: Log) -> Split:
 
 
 def fit(opts: ConvertOptions, split: Split, log: Log) -> tuple[Any, dict]:
-    """Build the classifier and train it (then quantization-aware, with --qat)."""
+    """Build the classifier and train it (from a teacher too, with --teacher; then quantization-aware, with
+    --qat)."""
     # TensorFlow is imported from here on.
-    from edge.converter.backbones import build_classifier
+    from edge.converter.distill import gain, load_teacher, teach
     from edge.converter.distribute import training_devices
-    from edge.converter.tfkeras import keras
-    from edge.converter.train import train, train_qat
+    from edge.converter.train import train_qat
 
-    assert opts.input_size  # resolved() decided it
     devices = training_devices()
     log(devices.describe(opts.batch_size))
-    keras.utils.set_random_seed(opts.seed)  # the initial weights too: the same on one device or several
+    teaching = None
+    if opts.teacher:
+        teacher = load_teacher(opts.teacher, split.classes)
+        assert opts.distill_temperature and opts.distill_weight is not None  # resolved() decided them
+        teaching = teach(teacher, split, opts.distill_temperature, opts.distill_weight, log)
+    elif split.unlabelled:
+        log(f"{len(split.unlabelled)} image(s) in _unlabelled/ left out: only a --teacher labels them")
     with devices.strategy.scope():  # variables made, compiled and fitted on every device
-        clf = build_classifier(get_backbone(opts.model), len(split.classes), opts.input_size, opts.weights, opts.alpha)
-        model, training = train(clf, split, opts, log)
+        model, training = build_and_train(opts, split, log, teaching)
+        if teaching:
+            training["distillation"] = teaching.record
+            if opts.gain:
+                log("training the student without the teacher too, to measure what the teacher gains")
+                alone, _ = build_and_train(opts, split, log)
+                taught, plain = (m.predict(split.val_x.astype(np.float32), verbose=0).argmax(1) for m in (model, alone))
+                training["distillation"]["gain"] = gain(split.val_y, taught, plain)
         if opts.qat:
-            model, phase = train_qat(model, split, opts, log)
+            model, phase = train_qat(model, split, opts, log, teaching)
             training["phases"].append(phase)
     return model, {**training, "devices": devices.record(opts.batch_size)}
+
+
+def build_and_train(opts: ConvertOptions, split: Split, log: Log, teaching=None) -> tuple[Any, dict]:
+    """A new classifier, trained: from the same initial weights on one device or several, taught or not."""
+    from edge.converter.backbones import build_classifier
+    from edge.converter.tfkeras import keras
+    from edge.converter.train import train
+
+    assert opts.input_size  # resolved() decided it
+    keras.utils.set_random_seed(opts.seed)
+    clf = build_classifier(get_backbone(opts.model), len(split.classes), opts.input_size, opts.weights, opts.alpha)
+    return train(clf, split, opts, log, teaching)
 
 
 @dataclass

@@ -30,12 +30,13 @@ def class_weights(labels: np.ndarray, n_classes: int) -> dict[int, float] | None
     return {c: float(len(labels) / (n_classes * counts[c])) for c in range(n_classes)}
 
 
-def train(clf, split, opts, log=None) -> tuple[object, dict]:
-    """Train `clf` on `split` as `opts` say; returns (the trained Keras model, a report)."""
+def train(clf, split, opts, log=None, teaching=None) -> tuple[object, dict]:
+    """Train `clf` on `split` as `opts` say, from a teacher's scores too with `teaching`
+    (edge.converter.distill); returns (the trained Keras model, a report)."""
     keras.utils.set_random_seed(opts.seed)
     weights = class_weights(split.train_y, len(split.classes))
     report: dict = {"class_weight": weights, "phases": []}
-    fit = Fitter(split, opts, weights, log)
+    fit = Fitter(split, opts, weights, log, teaching)
     if opts.weights == "none":
         shorten_batchnorm_memory(clf.model)
         epochs = opts.epochs + opts.fine_tune_epochs
@@ -101,23 +102,36 @@ def set_trainable(layers: list, top: int, batchnorm: bool = False) -> int:
 
 
 class Fitter:
-    """Compiles and fits one phase; holds what every phase shares (data, options, progress)."""
+    """Compiles and fits one phase; holds what every phase shares (data, targets, loss, options, progress)."""
 
-    def __init__(self, split, opts, class_weight, log):
-        self.split, self.opts, self.class_weight, self.log = split, opts, class_weight, log
+    def __init__(self, split, opts, class_weight, log, teaching=None):
+        self.opts, self.class_weight, self.log, self.teaching = opts, class_weight, log, teaching
+        if teaching:  # targets: the label, then the teacher's scores; unlabelled images after the labelled
+            self.train_xy = teaching.training(split)
+            self.val_xy = (split.val_x, teaching.targets(split.val_y, teaching.val_soft))
+        else:
+            self.train_xy, self.val_xy = (split.train_x, split.train_y), (split.val_x, split.val_y)
         # --batch-size is each device's: a step of the strategy in scope takes it on every one of them
         replicas = tf.distribute.get_strategy().num_replicas_in_sync
         self.batch, self.lr_scale = opts.batch_size * replicas, lr_scale(replicas)
-        self.steps = math.ceil(len(split.train_y) / self.batch)  # per epoch, images or cached features
+        self.steps = math.ceil(len(self.train_xy[0]) / self.batch)  # per epoch, images or cached features
+
+    def _weights(self, y: np.ndarray) -> np.ndarray:
+        """Each image's weight in the loss: its class's (an unlabelled image's 1)."""
+        labels = (y[:, 0] if y.ndim == 2 else y).astype(np.int64)
+        table = self.class_weight or {}
+        return np.array([table.get(int(label), 1.0) for label in labels], np.float32)
 
     def _dataset(self, x, y, training: bool):
-        ds = tf.data.Dataset.from_tensor_slices((x, y))
-        if training:
+        if training:  # class weights as sample weights: Keras' class_weight reads a row of targets as one-hot
+            ds = tf.data.Dataset.from_tensor_slices((x, y, self._weights(y)))
             ds = ds.shuffle(len(x), seed=self.opts.seed, reshuffle_each_iteration=True)
-        ds = ds.batch(self.batch).map(lambda a, b: (tf.cast(a, tf.float32), b))
+        else:
+            ds = tf.data.Dataset.from_tensor_slices((x, y))
+        ds = ds.batch(self.batch).map(lambda a, *rest: (tf.cast(a, tf.float32), *rest))
         if training and self.opts.augment and x.ndim == 4:
             augment = augmenter(self.opts.seed, self.opts.flip)
-            ds = ds.map(lambda a, b: (augment(a, training=True), b), num_parallel_calls=tf.data.AUTOTUNE)
+            ds = ds.map(lambda a, *rest: (augment(a, training=True), *rest), num_parallel_calls=tf.data.AUTOTUNE)
         return ds.prefetch(tf.data.AUTOTUNE)
 
     def _fit(
@@ -138,7 +152,12 @@ class Fitter:
             epochs = max(epochs, math.ceil(MIN_STEPS / self.steps))
             patience = max(PATIENCE, math.ceil(PATIENCE_STEPS / self.steps))
         lr = lr * self.lr_scale
-        model.compile(optimizer=keras.optimizers.Adam(lr), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+        t = self.teaching
+        model.compile(
+            optimizer=keras.optimizers.Adam(lr),
+            loss=t.loss() if t else "sparse_categorical_crossentropy",
+            metrics=[t.metric() if t else "accuracy"],
+        )
         stop = _EarlyStopping(
             monitor="val_loss", patience=patience, restore_best_weights=True, start_from_epoch=start_from_epoch
         )
@@ -147,7 +166,6 @@ class Fitter:
             self._dataset(*train_xy, training=True),
             validation_data=self._dataset(*val_xy, False),
             epochs=epochs,
-            class_weight=self.class_weight,
             verbose=0,
             callbacks=[stop, *extra_callbacks, _Progress(name, epochs, self.steps, self.log)],
         )
@@ -166,13 +184,12 @@ class Fitter:
 
     def full(self, name, model, epochs, lr, sparsity=None, patient_until=0, enough_steps=False):
         """Fit the whole model (trainable layers as set), pruning it on the way if asked."""
-        s = self.split
         if not sparsity:
             return model, self._fit(
                 name,
                 model,
-                (s.train_x, s.train_y),
-                (s.val_x, s.val_y),
+                self.train_xy,
+                self.val_xy,
                 epochs,
                 lr,
                 start_from_epoch=patient_until,
@@ -183,8 +200,8 @@ class Fitter:
         phase = self._fit(
             name,
             wrapped,
-            (s.train_x, s.train_y),
-            (s.val_x, s.val_y),
+            self.train_xy,
+            self.val_xy,
             epochs,
             lr,
             callbacks,
@@ -195,13 +212,13 @@ class Fitter:
     def head_on_features(self, clf, epochs, lr) -> dict:
         """The backbone is frozen and inputs are not augmented, so its features never change:
         compute them once and train the head on them instead of re-running the backbone each epoch."""
-        s = self.split
+        (train_x, train_y), (val_x, val_y) = self.train_xy, self.val_xy
         start = time.perf_counter()
-        train_f = clf.features.predict(s.train_x.astype(np.float32), batch_size=self.batch, verbose=0)
-        val_f = clf.features.predict(s.val_x.astype(np.float32), batch_size=self.batch, verbose=0)
+        train_f = clf.features.predict(train_x.astype(np.float32), batch_size=self.batch, verbose=0)
+        val_f = clf.features.predict(val_x.astype(np.float32), batch_size=self.batch, verbose=0)
         extract = time.perf_counter() - start
         phase = self._fit(
-            "head (cached features)", clf.head, (train_f, s.train_y), (val_f, s.val_y), epochs, lr, enough_steps=True
+            "head (cached features)", clf.head, (train_f, train_y), (val_f, val_y), epochs, lr, enough_steps=True
         )
         # Recomputing would cost one extraction per epoch run; the head's own time is the same either way.
         estimate = phase["epochs"] * extract + phase["seconds"]
@@ -259,12 +276,12 @@ def prune_tune(model, split, opts, log=None) -> tuple[object, dict]:
     return fit.full("prune", model, max(1, opts.fine_tune_epochs), opts.tuning_lr, opts.prune)
 
 
-def train_qat(model, split, opts, log=None) -> tuple[object, dict]:
+def train_qat(model, split, opts, log=None, teaching=None) -> tuple[object, dict]:
     """Quantization-aware training: fine-tune with fake-quantized weights and activations so the int8
-    model loses less accuracy than with post-training quantization."""
+    model loses less accuracy than with post-training quantization (from the teacher too, with `teaching`)."""
     from edge.converter.qat import quantization_aware
 
     qat_model = quantization_aware(model, preserve_sparsity=bool(opts.prune))
-    fit = Fitter(split, opts, class_weights(split.train_y, len(split.classes)), log)
+    fit = Fitter(split, opts, class_weights(split.train_y, len(split.classes)), log, teaching)
     _, phase = fit.full("qat", qat_model, max(1, opts.fine_tune_epochs), opts.tuning_lr)
     return qat_model, phase

@@ -153,15 +153,16 @@ def run(model, source="0", log=None, options=None, **keywords) -> RunResult:
         return run_frames(model, source, made(RunOptions, options, keywords, "edge.run", build=run_options), log)
 
 
-def export_frames(db="edge.db", out=None, device=None) -> dict:
+def export_frames(db="edge.db", out=None, device=None, unlabelled=False) -> dict:
     """Write the frames labelled on `edge serve`'s dashboard (or `device`'s) from its database `db` as an
-    image-folder data set at `out` (a new folder), to train on beside the original data; returns what it
-    wrote, with the labels that are new classes."""
+    image-folder data set at `out` (a new folder), to train on beside the original data; with `unlabelled`, the
+    frames not yet labelled or discarded into its _unlabelled/ folder too (edge convert --teacher labels them).
+    Returns what it wrote, with the labels that are new classes."""
     with host_only("edge frames export", extra="serve"):
         from edge.server.dataset import export_frames as run
     if out is None:
         raise EdgeError("--out is required: the new folder the labelled frames go into")
-    return run(db, out, device)
+    return run(db, out, device, unlabelled)
 
 
 def install_toolchain(name: str, log=None) -> dict:

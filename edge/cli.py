@@ -180,6 +180,7 @@ TRAINING = (
     "flip",
     "prune",
 )
+DISTILLATION = ("teacher", "distill_temperature", "distill_weight", "gain")  # ConvertOptions' too
 BUDGET = ("max_drop", "mcnemar", "fallback", "accept_drop")  # fields of ConvertOptions and QuantizeOptions both
 # A model file's options, as edge run declares them; edge eval, bench and quantize take them too.
 BARE_MODEL = options_of("edge.runner:RunOptions", "labels", "input_range")
@@ -208,7 +209,9 @@ def emit(result, json_to: str | None, as_text) -> None:
 
 
 @cli.command()
-@options_of(CONVERT, "data", *TRAINING, "out", "quantize", "device", "io_type", "qat", *BUDGET, "allow_weak")
+@options_of(
+    CONVERT, "data", *TRAINING, "out", "quantize", "device", "io_type", "qat", *DISTILLATION, *BUDGET, "allow_weak"
+)
 @JSON
 @click.option("--list-models", is_flag=True, help="List the backbones and exit.")
 @click.pass_context
@@ -436,11 +439,16 @@ def frames_group():
     "--out", required=True, type=click.Path(path_type=Path), help="A new folder: one sub-folder of JPEGs a label."
 )
 @click.option("--device", help="Only this device's frames [every device's].")
+@click.option(
+    "--unlabelled",
+    is_flag=True,
+    help="Also the frames not yet labelled or discarded, into OUT/_unlabelled/: edge convert --teacher labels them.",
+)
 @JSON
-def frames_export(db, out, device, json_to):
+def frames_export(db, out, device, unlabelled, json_to):
     """Write the labelled frames as an image-folder data set, for edge convert --data ORIGINAL --data OUT."""
     json_destination(json_to)
-    emit(edge.export_frames(db, out, device), json_to, render.frames_export_text)
+    emit(edge.export_frames(db, out, device, unlabelled), json_to, render.frames_export_text)
 
 
 @cli.group("devices")

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from edge.errors import OptionError, SourceError, close_matches
+from edge.frame_record import UNLABELLED
 from edge.images import is_image_file
 
 DATA_REQUIRED = "--data is required: a folder with one sub-folder of images per class"
@@ -21,6 +22,7 @@ class ImageFolder:
     paths: list[Path]
     labels: np.ndarray  # index into classes, one per path
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (path, why)
+    unlabelled: list[Path] = field(default_factory=list)  # the images under each root's UNLABELLED folder
 
 
 def scan(roots, classes: list[str] | None = None) -> ImageFolder:
@@ -28,13 +30,14 @@ def scan(roots, classes: list[str] | None = None) -> ImageFolder:
     the frames labelled in the field, say): classes of the same name are one class.
 
     Without `classes`, the sorted sub-folder names are the classes. With `classes` (a model's labels),
-    every sub-folder must be one of them and labels index into them; classes may lack a folder.
+    every sub-folder must be one of them and labels index into them; classes may lack a folder. A sub-folder
+    named UNLABELLED is no class: its images (at any depth) are listed apart.
     """
     roots = [check_data(root) for root in (roots if isinstance(roots, (list, tuple)) else [roots])]
     found = set()
     for root in roots:
-        names = {p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")}
-        if not names:
+        names = {p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith(".") and p.name != UNLABELLED}
+        if not names and not (root / UNLABELLED).is_dir():  # images of no class alone: beside another root's
             raise SourceError(f"{root} has no class sub-folders: put each class's images in {root}/<class name>/")
         if classes is not None:
             unknown = sorted(names - set(classes))
@@ -51,6 +54,11 @@ def scan(roots, classes: list[str] | None = None) -> ImageFolder:
                 )
         found |= names
     if classes is None:
+        if not found:
+            raise SourceError(
+                f"{' + '.join(map(str, roots))} has no class sub-folders, only {UNLABELLED}/: put each class's "
+                "images in <class name>/ beside it, or give the labelled images with another --data"
+            )
         if len(found) == 1:
             raise SourceError(
                 f"{' + '.join(map(str, roots))} has one class ({found.pop()}): a classifier needs at "
@@ -69,7 +77,15 @@ def scan(roots, classes: list[str] | None = None) -> ImageFolder:
                     labels.append(index)
                 elif path.is_file():
                     skipped.append((str(path), "not an image file"))
-    return ImageFolder(" + ".join(map(str, roots)), list(classes), paths, np.array(labels, dtype=np.int64), skipped)
+    unlabelled = [
+        path
+        for root in roots
+        for path in sorted((root / UNLABELLED).rglob("*"))
+        if path.is_file() and is_image_file(path) and not path.name.startswith(".")
+    ]
+    return ImageFolder(
+        " + ".join(map(str, roots)), list(classes), paths, np.array(labels, dtype=np.int64), skipped, unlabelled
+    )
 
 
 def check_data(root) -> Path:

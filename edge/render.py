@@ -256,10 +256,29 @@ def convert_text(s: ConvertResult) -> str:
         lines.append(
             f"fine-tuned {tuning['layers']} of {tuning['of']} backbone layers at lr {tuning['lr']:g}: {tuning['why']}"
         )
+    lines += teacher_lines(s.training.get("distillation"))
     lines += sensor_lines(s)
     lines.append(f"time       {s.training['seconds']} s")
     lines += warning_lines(s)
     return "\n".join(lines)
+
+
+def teacher_lines(d: dict | None) -> list[str]:
+    """What the student was distilled from, and what the teacher gained against the student trained alone."""
+    if not d:
+        return []
+    t = d["teacher"]
+    lines = [
+        f"teacher    {t.get('backbone') or t['path']} ({t['kind']}, {t['bytes']:,} bytes): {t['accuracy']:.4f} on the "
+        f"validation images; T {d['temperature']:g}, weight {d['weight']:g}, {d['unlabelled_images']} unlabelled images"
+    ]
+    g = d.get("gain")
+    if g:
+        lines.append(
+            f"distilled  {g['taught']:.4f} against {g['alone']:.4f} trained alone: gain {g['gain']:+.4f} (95% interval "
+            f"{g['low']:+.4f} to {g['high']:+.4f}, {g['won']} images won, {g['lost']} lost; {g['shown']})"
+        )
+    return lines
 
 
 def warning_lines(s: BundleResult) -> list[str]:
@@ -451,7 +470,10 @@ def frames_export_text(r: dict) -> str:
         f"new class  {label}: {n} frames labelled with a class the model did not know; training on this export adds it"
         for label, n in r["new_classes"].items()
     ]
-    lines.append(f"next: edge convert --data ORIGINAL --data {r['out']} (classes merge by name)")
+    if r.get("unlabelled") is not None:
+        lines.append(f"unlabelled {r['unlabelled']} frames no one labelled yet, in {r['out']}/_unlabelled/")
+    teacher = " --teacher BUNDLE (it labels _unlabelled/)" if r.get("unlabelled") else ""
+    lines.append(f"next: edge convert --data ORIGINAL --data {r['out']}{teacher} (classes merge by name)")
     return "\n".join(lines)
 
 

@@ -92,6 +92,26 @@ def test_export_writes_each_labelled_frame_under_its_label(labelled, tmp_path):
     assert only["classes"] == {"3": 1} and only["new_classes"] == {}
 
 
+def test_unlabelled_frames_go_to_the_folder_a_teacher_labels(labelled, tmp_path):
+    """The new frame (neither labelled nor discarded) goes to _unlabelled/, the discarded one nowhere; a frame
+    labelled "_unlabelled" by a person keeps a class folder of its own; edge convert reads it all back."""
+    from edge.folders import scan
+
+    db, frames = labelled
+    label(store.open_db(db), frames[4:5], ["_unlabelled"])
+    r = edge_cli("frames", "export", "--db", db, "--out", tmp_path / "out", "--unlabelled")
+    assert r.returncode == 0, r.stderr
+    assert f"unlabelled 1 frames no one labelled yet, in {tmp_path / 'out'}/_unlabelled/" in r.stdout
+    assert "--teacher BUNDLE (it labels _unlabelled/)" in r.stdout
+    found = scan(tmp_path / "out")
+    assert found.classes == ["%5Funlabelled", "3", "eight"] and len(found.paths) == 4
+    assert [p.name for p in found.unlabelled] == [f"{frames[5]['id']}.jpg"]
+    plain = edge.export_frames(db, tmp_path / "plain")
+    assert plain["unlabelled"] is None and not (tmp_path / "plain" / "_unlabelled").exists()
+    only_new = edge.export_frames(db, tmp_path / "yard", device="pi-yard", unlabelled=True)
+    assert (only_new["frames"], only_new["unlabelled"]) == (1, 1)
+
+
 def test_export_refusals(labelled, tmp_path):
     db, _ = labelled
     (tmp_path / "full").mkdir()
@@ -155,6 +175,6 @@ def test_a_frame_that_cannot_be_written_is_skipped_and_named(digits, tmp_path):
     with pytest.raises(EdgeError) as e:  # nothing written at all: an error, and nothing left behind
         edge.export_frames(tmp_path / "edge.db", tmp_path / "none")
     assert str(e.value) == (
-        f"could not write any of the 1 labelled frames to {tmp_path / 'none'}: frame {'x' * 300} (File name too long)"
+        f"could not write any of the 1 frames to {tmp_path / 'none'}: frame {'x' * 300} (File name too long)"
     )
     assert not (tmp_path / "none").exists()

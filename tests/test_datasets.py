@@ -47,3 +47,14 @@ def test_class_of_only_corrupt_files(folder):
         path.write_bytes(b"corrupt")
     with pytest.raises(EdgeError, match="too few readable images.*7"):
         load_split(folder, 24)
+
+
+def test_the_split_keeps_each_images_file_and_the_unlabelled_files(folder):
+    (folder / "_unlabelled").mkdir()
+    shutil.copy(next((folder / "1").iterdir()), folder / "_unlabelled" / "frame.png")
+    (folder / "7" / "broken.png").write_bytes(b"garbage")
+    split = load_split(folder, 24, val_split=0.25, seed=0)
+    assert len(split.train_paths) == len(split.train_y) and len(split.val_paths) == len(split.val_y)
+    assert all(p.parent.name == split.classes[y] for p, y in zip(split.train_paths, split.train_y, strict=True))
+    assert all(p.name != "broken.png" for p in split.train_paths + split.val_paths)
+    assert [p.name for p in split.unlabelled] == ["frame.png"]

@@ -60,3 +60,26 @@ def test_several_roots_merge_their_classes_by_name(folder, tmp_path):
     assert np.array_equal(np.bincount(found.labels), [16, 16, 19, 1])
     with pytest.raises(EdgeError, match=f"^{tmp_path / 'field'} has class folders the model does not know: new"):
         scan([folder, tmp_path / "field"], ["0", "1", "7"])
+
+
+def test_an_unlabelled_folder_is_no_class_and_its_images_are_listed_apart(folder):
+    frames = folder / "_unlabelled" / "camera-2"
+    frames.mkdir(parents=True)
+    for i, path in enumerate(sorted((folder / "0").iterdir())[:3]):
+        shutil.copy(path, frames / f"frame-{i}.png")
+    (frames / ".frame-9.png").write_bytes(b"")  # hidden: a copy tool's leftover
+    (frames / "notes.txt").write_text("not an image")
+    found = scan(folder)
+    assert found.classes == ["0", "1", "7"] and len(found.paths) == 48
+    assert [p.name for p in found.unlabelled] == ["frame-0.png", "frame-1.png", "frame-2.png"]
+    assert scan(folder, ["7", "1", "0"]).classes == ["7", "1", "0"]  # a model's labels need no such class
+
+
+def test_a_folder_of_unlabelled_images_alone_goes_beside_labelled_ones(folder, tmp_path):
+    field = tmp_path / "field"
+    (field / "_unlabelled").mkdir(parents=True)
+    shutil.copy(next((folder / "1").iterdir()), field / "_unlabelled" / "frame.png")
+    found = scan([folder, field])
+    assert found.classes == ["0", "1", "7"] and [p.name for p in found.unlabelled] == ["frame.png"]
+    with pytest.raises(EdgeError, match="has no class sub-folders, only _unlabelled/: put each class's images"):
+        scan(field)

@@ -43,6 +43,11 @@ def test_defaults_come_from_the_tables():
         ({"fine_tune_layers": -3}, "give auto .*or a count"),
         ({"weights": "/no/such/file.h5"}, "no such file"),
         ({"lr": -1.0}, "--lr"),
+        ({"teacher": ".", "distill_temperature": 0.0}, "--distill-temperature 0.0 must be above 0"),
+        ({"teacher": ".", "distill_weight": 1.5}, "--distill-weight 1.5 must be between 0"),
+        ({"distill_weight": 0.0}, "--distill-weight without --teacher"),
+        ({"teacher": "/no/such/teacher"}, "no such file or folder"),
+        ({"teacher": "/no/such/model.tflite"}, "bare .tflite file, which does not say its classes"),
     ],
 )
 def test_nonsense_is_refused_with_a_hint(kw, message):
@@ -237,6 +242,7 @@ REFUSED_CONVERT = [  # (the command, its flags, the API's keywords): refused bef
     ("convert", ["--quantize", "int4"], dict(quantize="int4")),
     ("convert", ["--device", "coral-usb", "--quantize", "float16"], dict(device="coral-usb", quantize="float16")),
     ("convert", ["--max-drop", "2"], dict(max_drop=2.0)),
+    ("convert", ["--teacher", ".", "--distill-temperature", "-1"], dict(teacher=".", distill_temperature=-1.0)),
     ("quantize", ["--calibration-images", "5"], dict(calibration_images=5)),
     ("quantize", ["--fallback", "int61"], dict(fallback="int61")),
 ]

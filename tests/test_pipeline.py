@@ -229,14 +229,17 @@ def test_cli_refuses_to_overwrite_a_folder_that_is_not_a_bundle(tmp_path, few_di
     assert (tmp_path / "mine" / "thesis.txt").read_text() == "keep me"
 
 
-def test_cli_refuses_a_model_no_better_than_guessing(few_digits, tmp_path):
+def test_cli_refuses_a_model_no_better_than_guessing(folder, tmp_path):
     """Trained at a learning rate too small to move it, the model is no better than always answering one
-    class: nothing written, one line saying so and what to try."""
+    class: nothing written, one line saying so and what to try. (Images of no class without a --teacher are
+    left out, and the log says so.)"""
+    (folder / "_unlabelled").mkdir()
+    shutil.copy(next((folder / "0").iterdir()), folder / "_unlabelled" / "frame.png")
     out = tmp_path / "weak"
     r = edge_cli(
         "convert",
         "--data",
-        few_digits,
+        folder,
         "--out",
         out,
         "--weights",
@@ -257,6 +260,7 @@ def test_cli_refuses_a_model_no_better_than_guessing(few_digits, tmp_path):
     line = r.stderr.strip().splitlines()[-1]
     assert line.startswith("error: the model is no better than guessing:") and "on 9 validation images" in line
     assert "--weights imagenet" in line and "--allow-weak" in line
+    assert "1 image(s) in _unlabelled/ left out: only a --teacher labels them" in r.stderr
 
 
 def test_guessing_baseline_accounts_for_the_number_of_images():
