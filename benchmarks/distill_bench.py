@@ -57,7 +57,7 @@ def convert(model: str, data: Path, out: Path, options: dict, seed: int, teacher
 def on_test(bundle: str, test: Path) -> float:
     import edge
 
-    return edge.evaluate(bundle, test).accuracy
+    return edge.evaluate(bundle, test).report.accuracy
 
 
 def main() -> None:

@@ -260,7 +260,7 @@ def fit(opts: ConvertOptions, split: Split, log: Log) -> tuple[Any, dict]:
                 log("training the student without the teacher too, to measure what the teacher gains")
                 alone, _ = build_and_train(opts, split, log)
                 taught, plain = (m.predict(split.val_x.astype(np.float32), verbose=0).argmax(1) for m in (model, alone))
-                training["distillation"]["gain"] = gain(split.val_y, taught, plain)
+                training["distillation"] = {**teaching.record, "gain": gain(split.val_y, taught, plain)}
         if opts.qat:
             model, phase = train_qat(model, split, opts, log, teaching)
             training["phases"].append(phase)

@@ -146,6 +146,11 @@ def rank(float_model: bytes, plain: bytes, ops: list[Operation], inputs: np.ndar
     return [replace(op, error=error(op.outputs), added=max(0.0, error(op.outputs) - error(op.inputs))) for op in ops]
 
 
+class Unrunnable(EdgeError):
+    """An int8 file made here that LiteRT's kernels refuse to prepare (an operation's int8 scales out of what
+    they take, as an outlier channel's are): the model given is fine, this start of it is not."""
+
+
 def scores_of(model: bytes, images: np.ndarray, input_range) -> np.ndarray:
     """Scores of every image (uint8 RGB at the input size), as the device computes them."""
     interpreter = make_interpreter(model)
@@ -228,7 +233,11 @@ def keep_budget(
         log or Log(enabled=False),
         tested,
     )
-    search, quantized = _plain_int8(task)
+    try:
+        search, quantized = _plain_int8(task)
+    except Unrunnable as e:
+        task, search, quantized = _rescued(task, str(e), prepare)
+        prepare = False  # the start is equalized already
     task.log(f"plain int8: {search.verdict.says()}")
     # where plain int8 loses images (shown so, by default: a start is taken only where shown better), equalizing
     # may win them back
@@ -269,21 +278,11 @@ def _prepare(task: Task, search: Search, quantized: set[int]) -> tuple[Task, Sea
     corrected, fixed = correct_bias(calibrated.model, search.plain_model, inputs)
     if fixed:
         measure("bias corrected", corrected)
-    equalized, pairs = equalize(calibrated.model, inputs)
-    why = (
-        None
-        if pairs
-        else "no pair of operations to equalize (weighted ones in a row, through ReLU, nothing or a pooling)"
-    )
-    if pairs:
-        own = scores_of(calibrated.model, task.images, task.input_range)
-        moved = float(np.abs(scores_of(equalized, task.images, task.input_range) - own).max())
-        if moved > FLOAT_TOLERANCE:
-            why = f"equalizing moved the float scores {moved:.2g}, more than {FLOAT_TOLERANCE:g}: not used"
-        elif (plain := measure("equalized", equalized)) is not None:
-            both, fixed_both = correct_bias(equalized, plain, inputs)
-            if fixed_both:
-                measure("equalized + bias corrected", both)
+    equalized, pairs, why = _equalized(task)
+    if equalized and (plain := measure("equalized", equalized)) is not None:
+        both, fixed_both = correct_bias(equalized, plain, inputs)
+        if fixed_both:
+            measure("equalized + bias corrected", both)
     best, unproven = _better(task, tried, calls)
     search.prepared = {
         "equalized_pairs": pairs,
@@ -301,6 +300,53 @@ def _prepare(task: Task, search: Search, quantized: set[int]) -> tuple[Task, Sea
     search, quantized = _plain_int8(task)
     search.prepared = prepared
     return task, search, quantized
+
+
+def _equalized(task: Task) -> tuple[bytes | None, list, str | None]:
+    """The float model equalized, its pairs, and why not where it is not (None): no pairs, or float scores
+    moved more than FLOAT_TOLERANCE on the images."""
+    model = task.calibrated.model
+    equalized, pairs = equalize(model, task.calibrated.inputs)
+    if not pairs:
+        return (
+            None,
+            pairs,
+            "no pair of operations to equalize (weighted ones in a row, through ReLU, nothing or a pooling)",
+        )
+    own = scores_of(model, task.images, task.input_range)
+    moved = float(np.abs(scores_of(equalized, task.images, task.input_range) - own).max())
+    if moved > FLOAT_TOLERANCE:
+        return None, pairs, f"equalizing moved the float scores {moved:.2g}, more than {FLOAT_TOLERANCE:g}: not used"
+    return equalized, pairs, None
+
+
+def _rescued(task: Task, refused: str, prepare: bool) -> tuple[Task, Search, set[int]]:
+    """Plain int8 that LiteRT's kernels refuse (`refused`: their words): the equalized model's, where that runs;
+    else no int8, said as it is."""
+    equalized, pairs, why = _equalized(task) if prepare else (None, [], "equalization off")
+    if equalized:
+        task.log(f"plain int8 cannot run ({refused}): starting from the equalized model")
+        task = replace(task, calibrated=calibrate(equalized, task.calibrated.inputs))
+        try:
+            search, quantized = _plain_int8(task)
+        except Unrunnable:
+            why = "equalized, it cannot run either"
+        else:
+            search.prepared = {
+                "equalized_pairs": pairs,
+                "bias_corrected_operations": 0,
+                "tried": [
+                    {"start": "plain int8", "drop": None, "error": refused},
+                    {"start": "equalized", "drop": search.verdict.drop},
+                ],
+                "chosen": "equalized",
+            }
+            return task, search, quantized
+    raise EdgeError(
+        f"int8 of this model cannot run: LiteRT's int8 kernels refuse it ({refused}), as they do scales far apart "
+        f"such as an outlier channel's, and {why}; nothing written: keep the float model (edge convert: "
+        "--quantize float16 or float32)"
+    )
 
 
 def _better(task: Task, tried: list[dict], calls: dict[str, np.ndarray]) -> tuple[dict, str | None]:
@@ -324,7 +370,11 @@ def _quantize(task: Task, ops: list[Operation], kept: dict[int, str], subset=sli
     (SUB refuses some scales) has the candidate kept in float instead."""
     try:
         model = quantize_int8(task.calibrated, task.io_type, {ops[i].scope: how for i, how in kept.items()})
-        return Candidate(model, scores_of(model, task.images[subset], task.input_range), kept)
+        try:
+            scores = scores_of(model, task.images[subset], task.input_range)
+        except EdgeError as e:
+            raise Unrunnable(str(e).split("(", 1)[-1].rsplit(")", 1)[0]) from None  # the interpreter's words
+        return Candidate(model, scores, kept)
     except (EdgeError, RuntimeError, ValueError):
         if "int16" not in kept.values():
             raise

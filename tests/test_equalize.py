@@ -4,10 +4,12 @@ keeps every operation int8 within the budget, where the search alone kept two fl
 holds is left as it is; a ReLU6 join is not equalized."""
 
 import numpy as np
+import pytest
 
 from edge.converter import equalize
 from edge.converter.quantize import calibrate, quantize_int8, to_tflite
 from edge.converter.selective import scores_of
+from edge.errors import EdgeError
 from edge.interpreter import make_interpreter, op_precisions
 from tests.test_selective import images, search  # noqa: F401 -- images: the fixture, used by name
 
@@ -125,3 +127,39 @@ def test_depthwise_and_dense_pairs_are_equalized_and_compute_the_same(tmp_path, 
     scaled = [pairs[i]["widest_before"] for i in (0, 1, 3)]  # the pairs given a 300x channel
     assert all(w > 10 for w in scaled), scaled
     assert np.abs(scores_of(equalized, x_val, (0, 255)) - scores_of(tflite, x_val, (0, 255))).max() <= 1e-4
+
+
+def pooled_outlier(model: bytes, inputs, scale: float = 1e5) -> bytes:
+    """The control CNN with its second convolution's busiest channel scaled by `scale` and the dense layer after
+    the pooling undoing it: the same function in float, and an int8 file XNNPACK refuses to prepare."""
+    g = equalize._Graph(model)
+    second = [op for op in g.ops if op.kind == "CONV_2D"][1]
+    dense = next(op for op in g.ops if op.kind == "FULLY_CONNECTED")
+    channel = int(np.argmax(equalize.channel_stats(model, inputs, {second.outputs[0]})[second.outputs[0]][1]))
+    kernel, bias, weights = (g.constant(t) for t in (second.inputs[1], second.inputs[2], dense.inputs[1]))
+    assert kernel is not None and bias is not None and weights is not None
+    kernel[channel] *= scale
+    bias[channel] *= scale
+    weights[:, channel] /= scale
+    return g.bytes()
+
+
+def test_an_int8_file_litert_cannot_run_starts_from_the_equalized_model_or_is_refused_saying_why(
+    cnn_files,
+    images,  # noqa: F811
+    tmp_path,
+):
+    """Not "re-export it": the float file is fine; its plain int8 is what LiteRT's kernels refuse."""
+    x, y, calibration = images
+    path = tmp_path / "pooled.tflite"
+    path.write_bytes(pooled_outlier((cnn_files / "control.tflite").read_bytes(), calibration))
+    control = scores_of((cnn_files / "control.tflite").read_bytes(), x, (0, 255))
+    assert np.abs(scores_of(path.read_bytes(), x, (0, 255)) - control).max() <= 1e-4
+    s = search(path, images, prepare=True)
+    first, equalized = s.prepared["tried"]
+    assert (first["start"], first["drop"], s.prepared["chosen"]) == ("plain int8", None, "equalized")
+    assert "XNNPACK" in first["error"] and s.met and equalized["drop"] <= 0.02
+    with pytest.raises(EdgeError) as e:
+        search(path, images, prepare=False)
+    assert str(e.value).startswith("int8 of this model cannot run: LiteRT's int8 kernels refuse it (")
+    assert "equalization off; nothing written: keep the float model" in str(e.value)
