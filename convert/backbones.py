@@ -185,23 +185,6 @@ def _trunk_of(saved, x, input_size: int):
     if not spatial:
         raise EdgeError("--weights model has no convolutional feature map to use as a backbone")
     trunk = keras.Model(saved.inputs, spatial[-1].output)
-    return keras.Model(keras.utils.get_source_inputs(x), _called_again(trunk, x))  # from the pixels, as applications
-
-
-def _called_again(model, x):
-    """`model`'s output with its layers called again, in its order, on `x` in its input's place: the same layer
-    objects (weights) on new nodes, nothing nested. (keras.models.clone_model with the layers kept loops forever
-    when `x` is not an Input, e.g. behind edge's Preprocess.)"""
-    from edge.converter.tfkeras import tf
-
-    config = model.get_config()
-    ((source, _, _),) = config["input_layers"]
-    tensors = {(source, 0, 0): x}  # (layer name, node index, tensor index) -> the tensor made now
-    for entry in config["layers"]:
-        name, layer = entry["name"], model.get_layer(entry["name"])
-        for node, inbound in enumerate(entry["inbound_nodes"] if name != source else []):
-            inputs = [tensors[(ref[0], ref[1], ref[2])] for ref in inbound]
-            output = layer(inputs[0] if len(inputs) == 1 else inputs, **(inbound[0][3] if inbound else {}))
-            tensors.update({(name, node, i): t for i, t in enumerate(tf.nest.flatten(output))})
-    ((last, node, index),) = config["output_layers"]
-    return tensors[(last, node, index)]
+    # trunk.call replays its graph with the same layer objects on x: flat, where calling trunk(x) would nest it and
+    # keras.models.clone_model with the layers kept loops forever when x is not an Input (behind edge's Preprocess)
+    return keras.Model(keras.utils.get_source_inputs(x), trunk.call(x))  # from the pixels, as applications

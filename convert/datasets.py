@@ -69,6 +69,11 @@ def load_split(data, size: int, val=None, val_split: float = 0.2, seed: int = 0,
         val_folder = scan(val, train_folder.classes)
         parts = [(train_folder.paths, train_folder.labels), (val_folder.paths, val_folder.labels)]
         skipped = train_folder.skipped + val_folder.skipped
+        if val_folder.unlabelled and log:
+            log(
+                f"{len(val_folder.unlabelled)} image(s) in the --val folder's _unlabelled/ left out: a teacher labels "
+                "the training folders' only"
+            )
     else:
         _check_counts(train_folder.classes, train_folder.labels, f"{train_folder.root}")
         train_idx, val_idx = stratified_split(train_folder.labels, val_split, seed)

@@ -18,7 +18,7 @@ from edge.bundle import MANIFEST, read_bundle
 from edge.converter.datasets import Split, load_images
 from edge.errors import EdgeError, ModelError
 from edge.eval.baseline import against_guessing
-from edge.eval.paired import judge
+from edge.eval.paired import ALPHA, judge
 from edge.progress import Log
 
 DISTILL_TEMPERATURE = 2.0
@@ -122,15 +122,17 @@ def _bundle_teacher(path: Path, classes: list[str]) -> Teacher:
         )
     model = bundle.model_path.read_bytes()
     interpreter = make_interpreter(model)
+    pixels = tuple(bundle.manifest["input"]["range"])  # what the file takes pixels 0..255 as (edge quantize: any)
 
     def score(images: np.ndarray) -> np.ndarray:
-        return np.stack([row for row, _ in classify_all(interpreter, ((image, None) for image in images))])
+        rows = classify_all(interpreter, ((image, None) for image in images), pixels)
+        return probabilities(np.stack([row for row, _ in rows]))
 
     facts = {
         "path": str(path),
         "kind": "bundle",
         "backbone": bundle.manifest["backbone"]["name"],
-        "quantization": bundle.manifest["quantization"]["mode"],
+        "quantization": (bundle.manifest.get("quantization") or {}).get("mode"),
         "bytes": len(model),
         "sha256": hashlib.sha256(model).hexdigest(),
     }
@@ -139,6 +141,7 @@ def _bundle_teacher(path: Path, classes: list[str]) -> Teacher:
 
 
 def _keras_teacher(path: Path, classes: list[str]) -> Teacher:
+    import edge.converter.layers  # noqa: F401 -- registers edge's Preprocess, which edge's own models hold
     from edge.converter.tfkeras import keras
 
     try:
@@ -158,17 +161,21 @@ def _keras_teacher(path: Path, classes: list[str]) -> Teacher:
         )
 
     def score(images: np.ndarray) -> np.ndarray:
-        p = model.predict(images.astype(np.float32), batch_size=32, verbose=0)
-        sums = p.sum(axis=1)
-        if p.min() < 0 or np.abs(sums - 1).max() > 1e-3:  # logits, not probabilities
-            p = np.exp(p - p.max(axis=1, keepdims=True))
-            p /= p.sum(axis=1, keepdims=True)
-        return p
+        return probabilities(model.predict(images.astype(np.float32), batch_size=32, verbose=0))
 
     files = [path] if path.is_file() else [f for f in path.rglob("*") if f.is_file()]
     facts = {"path": str(path), "kind": "keras", "parameters": int(model.count_params())}
     facts["bytes"] = sum(f.stat().st_size for f in files)
     return Teacher(str(path), "keras", (int(shape[1]), int(shape[2])), np.arange(len(classes)), score, facts)
+
+
+def probabilities(scores: np.ndarray) -> np.ndarray:
+    """A model's scores as probabilities: as they are where they are some (an int8 softmax's sum is 1 to within
+    its steps), else taken for logits and put through a softmax."""
+    if scores.min() >= 0 and np.abs(scores.sum(axis=1) - 1).max() <= 0.05:
+        return scores
+    z = np.exp(scores - scores.max(axis=1, keepdims=True))
+    return z / z.sum(axis=1, keepdims=True)
 
 
 def softened(p: np.ndarray, temperature: float) -> np.ndarray:
@@ -238,9 +245,11 @@ def _scores(teacher: Teacher, images: np.ndarray, paths: list, log: Log, what: s
 
 def gain(truth: np.ndarray, taught: np.ndarray, alone: np.ndarray) -> dict:
     """The taught student's validation accuracy against the same student trained alone (same seed), and whether
-    the images show a difference either way (McNemar's exact test, edge.eval.paired)."""
+    the images show a difference either way (McNemar's exact test, two-sided, edge.eval.paired)."""
     better = judge(truth, taught, alone, 0.0)  # a "drop" from taught to alone is the teacher's gain
     worse = judge(truth, alone, taught, 0.0)
+    p_value = min(1.0, 2 * min(better.p_value, worse.p_value))  # two-sided: either way counts
+    shown = p_value < ALPHA and better.drop != 0
     return {
         "alone": float(np.mean(alone == truth)),
         "taught": float(np.mean(taught == truth)),
@@ -249,6 +258,6 @@ def gain(truth: np.ndarray, taught: np.ndarray, alone: np.ndarray) -> dict:
         "high": better.high,
         "won": better.lost,  # images the taught student gets right and the student alone wrong
         "lost": better.gained,
-        "shown": "better" if better.over else "worse" if worse.over else "no difference shown",
-        "p_value": min(better.p_value, worse.p_value),
+        "shown": ("better" if better.drop > 0 else "worse") if shown else "no difference shown",
+        "p_value": p_value,
     }

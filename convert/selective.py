@@ -246,7 +246,13 @@ def keep_budget(
         task, search, quantized = _prepare(task, search, quantized)
     if not search.met:
         task.log(f"finding the operations to keep {fallback}")
-        _keep_shortest(task, search, _check(task, search, quantized))
+        try:
+            _keep_shortest(task, search, _check(task, search, quantized))
+        except Unrunnable as e:
+            raise EdgeError(
+                f"int8 of this model cannot run with some operations kept {fallback}: LiteRT's int8 kernels refuse "
+                f"it ({e}); nothing written: keep the float model (edge convert: --quantize float16 or float32)"
+            ) from None
     search.seconds = time.perf_counter() - started
     return search
 

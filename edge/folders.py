@@ -36,8 +36,8 @@ def scan(roots, classes: list[str] | None = None) -> ImageFolder:
     roots = [check_data(root) for root in (roots if isinstance(roots, (list, tuple)) else [roots])]
     found = set()
     for root in roots:
-        names = {p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith(".") and p.name != UNLABELLED}
-        if not names and not (root / UNLABELLED).is_dir():  # images of no class alone: beside another root's
+        names = {p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith(".") and not _unlabelled(p)}
+        if not names and not any(_unlabelled(p) for p in root.iterdir()):  # images of no class go beside others
             raise SourceError(f"{root} has no class sub-folders: put each class's images in {root}/<class name>/")
         if classes is not None:
             unknown = sorted(names - set(classes))
@@ -77,15 +77,23 @@ def scan(roots, classes: list[str] | None = None) -> ImageFolder:
                     labels.append(index)
                 elif path.is_file():
                     skipped.append((str(path), "not an image file"))
-    unlabelled = [
-        path
-        for root in roots
-        for path in sorted((root / UNLABELLED).rglob("*"))
-        if path.is_file() and is_image_file(path) and not path.name.startswith(".")
-    ]
+    unlabelled = []
+    for folder in (p for root in roots for p in sorted(root.iterdir()) if _unlabelled(p)):
+        for path in sorted(folder.rglob("*")):
+            if not path.is_file() or any(part.startswith(".") for part in path.relative_to(folder).parts):
+                continue
+            if is_image_file(path):
+                unlabelled.append(path)
+            else:
+                skipped.append((str(path), "not an image file"))
     return ImageFolder(
         " + ".join(map(str, roots)), list(classes), paths, np.array(labels, dtype=np.int64), skipped, unlabelled
     )
+
+
+def _unlabelled(path: Path) -> bool:
+    """A folder of images of no class (UNLABELLED, in any case: one folder on macOS and Windows)."""
+    return path.is_dir() and path.name.casefold() == UNLABELLED
 
 
 def check_data(root) -> Path:

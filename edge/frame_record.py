@@ -177,14 +177,14 @@ def folder_name(label: str) -> str:
     person's, else (a model's own class such as "a/b", or a label an older host took) the label
     percent-encoded as in a URL, ASCII only: every character but letters, digits, space and
     -_.,;+=()[]{}!@#$&'~^` as its UTF-8 bytes (%2F), and so the first character of a Windows device name
-    and a '.' or space at either end, and the '_' of a label named as the folder of frames of no label
+    and a '.' or space at either end, and the '_' of a label named as the folder of frames of no label (in any case)
     (UNLABELLED); `urllib.parse.unquote` gives the label back. One that would be longer
     than MAX_LABEL is cut, and ends in '%%' and 16 hex digits of the label's SHA-256 (an escape never holds
     '%%'). A label never holds '%', so no label's folder is another's."""
-    if check_label(label) is None and label != UNLABELLED:
+    if check_label(label) is None and label.casefold() != UNLABELLED:  # one folder on macOS and Windows
         return label
     pieces = [c if c in _PLAIN else _escape(c) for c in label]
-    if pieces[0] in ". " or _device(label) or label == UNLABELLED:  # UNLABELLED's folder holds frames of no label
+    if pieces[0] in ". " or _device(label) or label.casefold() == UNLABELLED:  # UNLABELLED holds frames of no label
         pieces[0] = _escape(label[0])
     if pieces[-1] in ". ":
         pieces[-1] = _escape(label[-1])

@@ -142,19 +142,22 @@ def test_saved_model_is_used_as_backbone_with_its_head_cut_off(tmp_path):
         build_classifier(spec, 2, 48, weights=str(tmp_path / "mine.keras"))
 
 
-def test_a_saved_model_without_edges_preprocessing_gets_it_in_front_and_computes_what_it_did(tmp_path, few_digits):
-    """A plain Keras application saved elsewhere (it hung in keras.models.clone_model): Preprocess goes in front,
-    and its feature map is the saved model's own on the preprocessed pixels."""
+@pytest.mark.parametrize("model,builder", [("mobilenetv2", "MobileNetV2"), ("mobilenetv3small", "MobileNetV3Small")])
+def test_a_saved_model_without_edges_preprocessing_computes_what_it_did(model, builder, tmp_path, few_digits):
+    """A plain Keras backbone saved elsewhere (it hung in keras.models.clone_model), MobileNetV3's TensorFlow
+    operations (x + 3, x * c) among its layers: its own feature map, flat, behind Preprocess where it has no
+    preprocessing of its own."""
     from edge.converter.datasets import load_images
     from edge.converter.layers import Preprocess
     from edge.converter.tfkeras import keras
 
-    saved = keras.applications.MobileNetV2(input_shape=(32, 32, 3), alpha=0.35, weights=None, classes=5)
+    saved = getattr(keras.applications, builder)(input_shape=(32, 32, 3), alpha=0.75, weights=None, include_top=False)
     saved.save(tmp_path / "plain.keras")
-    clf = build_classifier(get_backbone("mobilenetv2"), 3, 32, weights=str(tmp_path / "plain.keras"))
-    assert [type(layer).__name__ for layer in clf.model.layers[:3]] == ["InputLayer", "Preprocess", "Conv2D"]
+    spec = get_backbone(model)
+    clf = build_classifier(spec, 3, 32, weights=str(tmp_path / "plain.keras"), alpha=0.75)
+    own = spec.preprocessing == "built-in"
+    assert sum(type(layer).__name__ == "Preprocess" for layer in clf.model.layers) == (0 if own else 1)
     assert not any(hasattr(layer, "layers") for layer in clf.model.layers)
     pixels = load_images(sorted((few_digits / "7").iterdir())[:4], 32)[0].astype(np.float32)
-    cut = keras.Model(saved.input, saved.get_layer("out_relu").output)
-    expected = cut.predict(Preprocess("tf")(pixels), verbose=0).mean(axis=(1, 2))
+    expected = saved.predict(pixels if own else Preprocess("tf")(pixels), verbose=0).mean(axis=(1, 2))
     assert np.allclose(clf.features.predict(pixels, verbose=0), expected, atol=1e-5)

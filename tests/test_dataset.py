@@ -105,6 +105,7 @@ def test_unlabelled_frames_go_to_the_folder_a_teacher_labels(labelled, tmp_path)
     assert "--teacher BUNDLE (it labels _unlabelled/)" in r.stdout
     found = scan(tmp_path / "out")
     assert found.classes == ["%5Funlabelled", "3", "eight"] and len(found.paths) == 4
+    assert folder_name("_Unlabelled") == "%5FUnlabelled"  # the same folder as _unlabelled/ on macOS and Windows
     assert [p.name for p in found.unlabelled] == [f"{frames[5]['id']}.jpg"]
     plain = edge.export_frames(db, tmp_path / "plain")
     assert plain["unlabelled"] is None and not (tmp_path / "plain" / "_unlabelled").exists()

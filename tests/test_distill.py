@@ -8,8 +8,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from scipy.stats import binomtest
 
-from edge.converter.distill import FLOOR, NO_LABEL, Teaching, gain, softened
+from edge.converter.distill import FLOOR, NO_LABEL, Teaching, gain, probabilities, softened
 from tests.cli import edge_cli
 
 
@@ -60,8 +61,16 @@ def test_the_gain_counts_the_images_each_student_wins():
     g = gain(truth, taught, alone)
     assert (g["won"], g["lost"], g["taught"], g["alone"], g["shown"]) == (20, 2, 0.98, 0.8, "better")
     assert g["gain"] == pytest.approx(0.18) and g["low"] < 0.18 < g["high"] and g["p_value"] < 1e-3
+    assert g["p_value"] == pytest.approx(2 * binomtest(20, 22, 0.5, alternative="greater").pvalue)  # two-sided
     assert gain(truth, alone, taught)["shown"] == "worse"
     assert gain(truth, taught, taught)["shown"] == "no difference shown"
+
+
+def test_scores_are_taken_as_probabilities_or_else_as_logits():
+    int8_softmax = np.array([[0.5, 0.4961, 0.0]])  # steps of 1/256: sums to 1 only roughly
+    assert np.array_equal(probabilities(int8_softmax), int8_softmax)
+    logits = np.array([[2.0, 0.0, -1.0]])
+    assert np.allclose(probabilities(logits), np.exp(logits) / np.exp(logits).sum())
 
 
 def half_unlabelled(digits, out):
@@ -103,11 +112,13 @@ def test_a_teacher_of_other_classes_is_refused_before_training(few_digits, e2e, 
 
 
 def keras_teacher(path, classes: int, size: int = 32):
-    """A Keras model that scores every image alike: always the first class, no better than guessing."""
+    """A Keras model that scores every image alike: always the first class, no better than guessing. It holds
+    edge's Preprocess layer, as edge's own models do (Keras must know it to load the file)."""
+    from edge.converter.layers import Preprocess
     from edge.converter.tfkeras import keras
 
     pixels = keras.Input((size, size, 3))
-    pooled = keras.layers.GlobalAveragePooling2D()(pixels)
+    pooled = keras.layers.GlobalAveragePooling2D()(Preprocess("tf")(pixels))
     model = keras.Model(pixels, keras.layers.Dense(classes, activation="softmax", kernel_initializer="zeros")(pooled))
     model.save(path)
     return path

@@ -68,10 +68,13 @@ def test_an_unlabelled_folder_is_no_class_and_its_images_are_listed_apart(folder
     for i, path in enumerate(sorted((folder / "0").iterdir())[:3]):
         shutil.copy(path, frames / f"frame-{i}.png")
     (frames / ".frame-9.png").write_bytes(b"")  # hidden: a copy tool's leftover
+    (frames / ".thumbnails").mkdir()
+    shutil.copy(frames / "frame-0.png", frames / ".thumbnails" / "frame-0.png")
     (frames / "notes.txt").write_text("not an image")
     found = scan(folder)
     assert found.classes == ["0", "1", "7"] and len(found.paths) == 48
     assert [p.name for p in found.unlabelled] == ["frame-0.png", "frame-1.png", "frame-2.png"]
+    assert found.skipped == [(str(frames / "notes.txt"), "not an image file")]
     assert scan(folder, ["7", "1", "0"]).classes == ["7", "1", "0"]  # a model's labels need no such class
 
 
