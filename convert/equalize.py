@@ -240,6 +240,19 @@ def correct_bias(model: bytes, plain_int8: bytes, inputs: np.ndarray) -> tuple[b
     return g.bytes(), corrected
 
 
+def restore_biases(model: bytes, original: bytes, ops: list[int]) -> bytes:
+    """`model` with the biases of the operations `ops` (indices) as `original` has them: operations kept float
+    after a correction made for int8 weights they do not have."""
+    g, before = _Graph(model), _Graph(original)
+    for i in ops:
+        op = g.ops[i]
+        bias = g.constant(op.inputs[2]) if op.kind in WEIGHTED and len(op.inputs) > 2 else None
+        was = before.constant(before.ops[i].inputs[2]) if bias is not None else None
+        if bias is not None and was is not None:
+            bias[:] = was
+    return g.bytes()
+
+
 def _int8_weights(plain_int8: bytes) -> dict[str, np.ndarray]:
     """{output tensor's name: the dequantized int8 weights of the operation making it} of a quantized file."""
     g = _Graph(plain_int8)

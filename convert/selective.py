@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from edge.converter.equalize import correct_bias, equalize
+from edge.converter.equalize import correct_bias, equalize, restore_biases
 from edge.converter.quantize import (
     FALLBACKS,
     Calibrated,
@@ -180,6 +180,8 @@ class Task:
     fallback: str
     log: Log
     tested: bool  # a drop over the budget counts only where the images show it (edge.eval.paired)
+    # a bias-corrected start's float model before the correction: operations kept float take their biases back
+    uncorrected: bytes | None = None
 
     def accuracy(self, scores: np.ndarray) -> float:
         return float(np.mean(scores.argmax(1) == self.labels))
@@ -301,7 +303,8 @@ def _prepare(task: Task, search: Search, quantized: set[int]) -> tuple[Task, Sea
     if best is tried[0]:
         return task, search, quantized
     task.log(f"starting from {best['start']}: plain int8 drop {tried[0]['drop']:.4f} -> {best['drop']:.4f}")
-    task = replace(task, calibrated=starts[best["start"]])
+    uncorrected = {"bias corrected": calibrated.model, "equalized + bias corrected": equalized}.get(best["start"])
+    task = replace(task, calibrated=starts[best["start"]], uncorrected=uncorrected)
     prepared = search.prepared
     search, quantized = _plain_int8(task)
     search.prepared = prepared
@@ -374,8 +377,12 @@ def _better(task: Task, tried: list[dict], calls: dict[str, np.ndarray]) -> tupl
 def _quantize(task: Task, ops: list[Operation], kept: dict[int, str], subset=slice(None)) -> Candidate:
     """Quantize keeping `kept` higher, and score `subset` of the images. An int16 kernel LiteRT refuses
     (SUB refuses some scales) has the candidate kept in float instead."""
+    calibrated = task.calibrated
+    floats = [ops[i].index for i, how in kept.items() if how == "float"]
+    if task.uncorrected and floats:  # a correction for int8 weights an operation kept float does not have
+        calibrated = replace(calibrated, model=restore_biases(calibrated.model, task.uncorrected, floats))
     try:
-        model = quantize_int8(task.calibrated, task.io_type, {ops[i].scope: how for i, how in kept.items()})
+        model = quantize_int8(calibrated, task.io_type, {ops[i].scope: how for i, how in kept.items()})
         try:
             scores = scores_of(model, task.images[subset], task.input_range)
         except EdgeError as e:

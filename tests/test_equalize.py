@@ -163,3 +163,28 @@ def test_an_int8_file_litert_cannot_run_starts_from_the_equalized_model_or_is_re
         search(path, images, prepare=False)
     assert str(e.value).startswith("int8 of this model cannot run: LiteRT's int8 kernels refuse it (")
     assert "equalization off; nothing written: keep the float model" in str(e.value)
+
+
+def test_an_operation_kept_float_takes_back_the_bias_corrected_for_int8_weights(cnn_files, images):  # noqa: F811
+    """Bias correction answers the int8 weights' rounding: an operation the search keeps float has no such weights,
+    and computes with the bias it had."""
+    from edge.converter.selective import Task, _quantize, operations
+    from edge.progress import Log
+
+    x, y, calibration = images
+    model = (cnn_files / "outlier.tflite").read_bytes()
+    plain = quantize_int8(calibrate(model, calibration), "uint8")
+    corrected, fixed = equalize.correct_bias(model, plain, calibration)
+    first = equalize._Graph(model).ops[0]
+    assert 0 in fixed and equalize.restore_biases(corrected, model, [0]) != corrected
+
+    def float_bias(uncorrected) -> np.ndarray:
+        task = Task(calibrate(corrected, calibration), "uint8", x, y, (0, 255), 1.0, np.eye(4)[y], 0.02, "float",
+                    Log(enabled=False), True, uncorrected)  # fmt: skip
+        g = equalize._Graph(_quantize(task, operations(corrected), {0: "float"}).model)
+        [bias] = [b for op in g.ops if op.kind == "CONV_2D" and (b := g.constant(op.inputs[2])) is not None]
+        return bias  # the one float convolution's
+
+    original = equalize._Graph(model).constant(first.inputs[2])
+    assert np.array_equal(float_bias(model), original)
+    assert not np.array_equal(float_bias(None), original)  # as it was: the corrected bias, in float
