@@ -38,6 +38,7 @@ class Teacher:
     columns: np.ndarray  # the student's class c is the teacher's output column columns[c]
     score: Callable[[np.ndarray], np.ndarray]  # uint8 RGB images at `size` -> probabilities, its own columns
     facts: dict  # what edge.json says of it
+    trained_on: frozenset[Path] = frozenset()  # the images it trained on, where its bundle says and they are here
 
 
 @dataclass(frozen=True)
@@ -137,7 +138,30 @@ def _bundle_teacher(path: Path, classes: list[str]) -> Teacher:
         "sha256": hashlib.sha256(model).hexdigest(),
     }
     columns = np.array([bundle.labels.index(name) for name in classes])
-    return Teacher(str(path), "bundle", input_size(interpreter), columns, score, facts)
+    trained_on = _trained_on(bundle.manifest.get("training", {}).get("options", {}))
+    return Teacher(str(path), "bundle", input_size(interpreter), columns, score, facts, trained_on)
+
+
+def _trained_on(options: dict) -> frozenset[Path]:
+    """The images a bundle's model trained on, as its recorded options split its folders again (empty where they
+    are not on this machine, or not as they were)."""
+    from edge.converter.datasets import stratified_split
+    from edge.folders import scan
+
+    data = options.get("data")
+    try:
+        folder = scan(data if isinstance(data, str) else list(data or []))
+    except (EdgeError, TypeError, OSError):
+        return frozenset()
+    if options.get("val") is None:
+        try:
+            train, _ = stratified_split(folder.labels, float(options["val_split"]), int(options["seed"]))
+        except (KeyError, TypeError, ValueError):
+            return frozenset()
+        paths = [folder.paths[i] for i in train]
+    else:
+        paths = folder.paths
+    return frozenset(path.resolve() for path in paths)
 
 
 def _keras_teacher(path: Path, classes: list[str]) -> Teacher:
@@ -197,6 +221,7 @@ def teach(teacher: Teacher, split: Split, temperature: float, weight: float, log
             f"({right.mean():.4f}, where always answering '{split.classes[baseline['majority_class']]}' gets "
             f"{baseline['majority_accuracy']:.4f}): it has nothing to teach; give a teacher trained on these classes"
         )
+    seen = sum(path.resolve() in teacher.trained_on for path in split.val_paths)
     log(f"teacher {teacher.path}: accuracy {right.mean():.4f} on the validation images")
     train = _scores(teacher, split.train_x, split.train_paths, log, "the teacher on the training images")
     unlabelled_x, kept, skipped = load_images(split.unlabelled, int(size[0]), width=int(size[1]))
@@ -206,7 +231,12 @@ def teach(teacher: Teacher, split: Split, temperature: float, weight: float, log
         teacher, unlabelled_x, [split.unlabelled[i] for i in kept], log, "the teacher on the unlabelled images"
     )
     record = {
-        "teacher": {**teacher.facts, "input_size": list(teacher.size), "accuracy": float(right.mean())},
+        "teacher": {
+            **teacher.facts,
+            "input_size": list(teacher.size),
+            "accuracy": float(right.mean()),
+            "trained_on_validation_images": seen,
+        },
         "temperature": temperature,
         "weight": weight,
         "unlabelled_images": len(unlabelled_x),

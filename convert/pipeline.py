@@ -58,7 +58,7 @@ def convert(options: ConvertOptions, log: Log | None = None) -> ConvertResult:
         check_ready(opts.qat)
     split = read_images(opts, log)
     model, training = fit(opts, split, log)
-    warnings = [w for w in [sram_warning(model.count_params(), profile), taught_warning(training)] if w]
+    warnings = [w for w in [sram_warning(model.count_params(), profile)] if w] + taught_warnings(training)
     for warning in warnings:  # before the export: the user may rather stop here
         log(f"warning: {warning}")
     keras_scores = model.predict(split.val_x.astype(np.float32), batch_size=opts.batch_size, verbose=0)
@@ -161,16 +161,24 @@ def sram_warning(parameters: int, profile) -> str | None:
     )
 
 
-def taught_warning(training: dict) -> str | None:
-    """A student the teacher made worse, as the validation images show."""
-    gain = (training.get("distillation") or {}).get("gain")
-    if not gain or gain["shown"] != "worse":
-        return None
-    return (
-        f"the teacher made the student worse: {gain['taught']:.4f} taught against {gain['alone']:.4f} alone on the "
-        f"validation images (p = {gain['p_value']:.2g}); a lower --distill-weight or --distill-temperature, or a "
-        "better teacher, may help"
-    )
+def taught_warnings(training: dict) -> list[str]:
+    """A teacher that trained on the validation images; a student the teacher made worse, as they show."""
+    distillation = training.get("distillation") or {}
+    seen, gain = (distillation.get("teacher") or {}).get("trained_on_validation_images"), distillation.get("gain")
+    warnings = []
+    if seen:
+        warnings.append(
+            f"the teacher trained on {seen} of the validation images, as its bundle's options split its folders: it "
+            "scores them too well, and the student's early stopping follows it there; train the teacher with the "
+            "same --data, --val-split and --seed as the student"
+        )
+    if gain and gain["shown"] == "worse":
+        warnings.append(
+            f"the teacher made the student worse: {gain['taught']:.4f} taught against {gain['alone']:.4f} alone on "
+            f"the validation images (p = {gain['p_value']:.2g}); a lower --distill-weight or --distill-temperature, "
+            "or a better teacher, may help"
+        )
+    return warnings
 
 
 def compile_for(profile, tflite: bytes, out: Path, log: Log) -> tuple[dict, bytes | None]:

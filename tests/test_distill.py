@@ -104,6 +104,21 @@ def test_a_student_learns_from_the_teachers_scores_alone(digits, e2e, tmp_path):
     assert f"teacher    mobilenetv2 (bundle, {len(teacher_model):,} bytes)" in r.stdout and "340 unlabelled" in r.stdout
 
 
+def test_the_images_a_bundle_teacher_trained_on_are_found_again_from_its_options(e2e):
+    """Split again as its edge.json says (--data, --val-split, --seed): a student split the same way validates
+    on images the teacher never saw; split with another seed, on some it trained on."""
+    from edge.converter.datasets import stratified_split
+    from edge.converter.distill import load_teacher
+    from edge.folders import scan
+
+    teacher = load_teacher(e2e.bundle, ["0", "1", "2", "3"])
+    folder = scan(e2e.training["options"]["data"])  # under xdist, the digits of the worker that trained it
+    assert len(teacher.trained_on) == 544  # 680 scans, 0.2 held out
+    for seed, seen in ((0, False), (1, True)):
+        _, val = stratified_split(folder.labels, 0.2, seed)
+        assert any(folder.paths[i].resolve() in teacher.trained_on for i in val) == seen
+
+
 def test_a_teacher_of_other_classes_is_refused_before_training(few_digits, e2e, tmp_path):
     r = edge_cli("convert", "--data", few_digits, "--out", tmp_path / "out", "--teacher", e2e.bundle)
     line = r.stderr.strip().splitlines()[-1]
