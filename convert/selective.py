@@ -264,7 +264,7 @@ def _prepare(task: Task, search: Search, quantized: set[int]) -> tuple[Task, Sea
     the images (`_better`), with what each did in its search's `prepared`."""
     calibrated, inputs = task.calibrated, task.calibrated.inputs
     tried: list[dict[str, Any]] = [{"start": "plain int8", "drop": search.verdict.drop}]
-    starts: dict[str, Calibrated] = {}
+    starts: dict[str, tuple[Calibrated, Candidate]] = {}  # each start, and its plain int8 file and scores
     calls = {"plain int8": search.scores.argmax(1)}  # each start's int8 calls on the images
 
     def measure(name: str, model: bytes) -> bytes | None:
@@ -278,7 +278,7 @@ def _prepare(task: Task, search: Search, quantized: set[int]) -> tuple[Task, Sea
             tried.append({"start": name, "drop": None, "error": str(e)})
             return None
         drop = task.verdict(scores).drop
-        starts[name], calls[name] = calibrated_start, scores.argmax(1)
+        starts[name], calls[name] = (calibrated_start, Candidate(plain, scores, {})), scores.argmax(1)
         tried.append({"start": name, "drop": drop})
         task.log(f"  {name}: plain int8 drop {drop:.4f}")
         return plain
@@ -304,9 +304,10 @@ def _prepare(task: Task, search: Search, quantized: set[int]) -> tuple[Task, Sea
         return task, search, quantized
     task.log(f"starting from {best['start']}: plain int8 drop {tried[0]['drop']:.4f} -> {best['drop']:.4f}")
     uncorrected = {"bias corrected": calibrated.model, "equalized + bias corrected": equalized}.get(best["start"])
-    task = replace(task, calibrated=starts[best["start"]], uncorrected=uncorrected)
+    calibrated_start, plain_start = starts[best["start"]]
+    task = replace(task, calibrated=calibrated_start, uncorrected=uncorrected)
     prepared = search.prepared
-    search, quantized = _plain_int8(task)
+    search, quantized = _plain_int8(task, plain_start)
     search.prepared = prepared
     return task, search, quantized
 
@@ -399,11 +400,11 @@ def _higher(task: Task, ops: list[Operation], indices) -> dict[int, str]:
     return {i: "float" if task.fallback == "int16" and ops[i].type in NO_INT16 else task.fallback for i in indices}
 
 
-def _plain_int8(task: Task) -> tuple[Search, set[int]]:
+def _plain_int8(task: Task, plain: Candidate | None = None) -> tuple[Search, set[int]]:
     """Plain int8 on every image, with the quantizer's per-operation error; and the candidates: what it
     computes in integers (what the quantizer has no int8 for stays float)."""
     ops = operations(task.calibrated.model)
-    plain = _quantize(task, ops, {})
+    plain = plain or _quantize(task, ops, {})  # a start's, where it was measured already
     dtypes = {d["name"]: np.dtype(d["dtype"]) for d in make_interpreter(plain.model).get_tensor_details()}
     quantized = {
         op.index
