@@ -188,8 +188,12 @@ def _keras_teacher(path: Path, classes: list[str]) -> Teacher:
         return probabilities(model.predict(images.astype(np.float32), batch_size=32, verbose=0))
 
     files = [path] if path.is_file() else [f for f in path.rglob("*") if f.is_file()]
-    facts = {"path": str(path), "kind": "keras", "parameters": int(model.count_params())}
-    facts["bytes"] = sum(f.stat().st_size for f in files)
+    facts = {
+        "path": str(path),
+        "kind": "keras",
+        "parameters": int(model.count_params()),
+        "bytes": sum(f.stat().st_size for f in files),
+    }
     return Teacher(str(path), "keras", (int(shape[1]), int(shape[2])), np.arange(len(classes)), score, facts)
 
 
@@ -260,8 +264,9 @@ def _scores(teacher: Teacher, images: np.ndarray, paths: list, log: Log, what: s
         return np.zeros((0, len(teacher.columns)), np.float32)
     bar = log.bar(len(paths), what)
     rows = []
+    same_size = tuple(images.shape[1:3]) == teacher.size
     for start in range(0, len(paths), CHUNK):
-        if tuple(images.shape[1:3]) == teacher.size:
+        if same_size:
             chunk = images[start : start + CHUNK]
         else:
             chunk, kept, skipped = load_images(paths[start : start + CHUNK], teacher.size[0], width=teacher.size[1])

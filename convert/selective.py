@@ -34,7 +34,7 @@ from edge.converter.quantize import (
 from edge.errors import EdgeError, choose
 from edge.eval.evaluate import classify_all
 from edge.eval.paired import Paired, judge
-from edge.interpreter import input_detail, make_interpreter, resolve_threads
+from edge.interpreter import UnusableModel, input_detail, make_interpreter, resolve_threads
 from edge.preprocess import pixels_to_input
 from edge.progress import Log
 from edge.quiet import quiet_stderr
@@ -386,8 +386,8 @@ def _quantize(task: Task, ops: list[Operation], kept: dict[int, str], subset=sli
         model = quantize_int8(calibrated, task.io_type, {ops[i].scope: how for i, how in kept.items()})
         try:
             scores = scores_of(model, task.images[subset], task.input_range)
-        except EdgeError as e:
-            raise Unrunnable(str(e).split("(", 1)[-1].rsplit(")", 1)[0]) from None  # the interpreter's words
+        except UnusableModel as e:
+            raise Unrunnable(e.reason) from None
         return Candidate(model, scores, kept)
     except (EdgeError, RuntimeError, ValueError):
         if "int16" not in kept.values():

@@ -34,10 +34,13 @@ def scan(roots, classes: list[str] | None = None) -> ImageFolder:
     named UNLABELLED is no class: its images (at any depth) are listed apart.
     """
     roots = [check_data(root) for root in (roots if isinstance(roots, (list, tuple)) else [roots])]
-    found = set()
+    found, unlabelled_folders = set(), []
     for root in roots:
-        names = {p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith(".") and not _unlabelled(p)}
-        if not names and not any(_unlabelled(p) for p in root.iterdir()):  # images of no class go beside others
+        folders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+        no_class = [p for p in folders if p.name.casefold() == UNLABELLED]  # one folder on macOS and Windows
+        unlabelled_folders += no_class
+        names = {p.name for p in folders} - {p.name for p in no_class}
+        if not names and not no_class:  # images of no class go beside another root's classes
             raise SourceError(f"{root} has no class sub-folders: put each class's images in {root}/<class name>/")
         if classes is not None:
             unknown = sorted(names - set(classes))
@@ -78,7 +81,7 @@ def scan(roots, classes: list[str] | None = None) -> ImageFolder:
                 elif path.is_file():
                     skipped.append((str(path), "not an image file"))
     unlabelled = []
-    for folder in (p for root in roots for p in sorted(root.iterdir()) if _unlabelled(p)):
+    for folder in unlabelled_folders:
         for path in sorted(folder.rglob("*")):
             if not path.is_file() or any(part.startswith(".") for part in path.relative_to(folder).parts):
                 continue
@@ -89,11 +92,6 @@ def scan(roots, classes: list[str] | None = None) -> ImageFolder:
     return ImageFolder(
         " + ".join(map(str, roots)), list(classes), paths, np.array(labels, dtype=np.int64), skipped, unlabelled
     )
-
-
-def _unlabelled(path: Path) -> bool:
-    """A folder of images of no class (UNLABELLED, in any case: one folder on macOS and Windows)."""
-    return path.is_dir() and path.name.casefold() == UNLABELLED
 
 
 def check_data(root) -> Path:

@@ -181,10 +181,11 @@ def folder_name(label: str) -> str:
     (UNLABELLED); `urllib.parse.unquote` gives the label back. One that would be longer
     than MAX_LABEL is cut, and ends in '%%' and 16 hex digits of the label's SHA-256 (an escape never holds
     '%%'). A label never holds '%', so no label's folder is another's."""
-    if check_label(label) is None and label.casefold() != UNLABELLED:  # one folder on macOS and Windows
+    reserved = label.casefold() == UNLABELLED  # the frames of no label's folder (one folder on macOS and Windows)
+    if check_label(label) is None and not reserved:
         return label
     pieces = [c if c in _PLAIN else _escape(c) for c in label]
-    if pieces[0] in ". " or _device(label) or label.casefold() == UNLABELLED:  # UNLABELLED holds frames of no label
+    if pieces[0] in ". " or _device(label) or reserved:
         pieces[0] = _escape(label[0])
     if pieces[-1] in ". ":
         pieces[-1] = _escape(label[-1])

@@ -66,8 +66,16 @@ def make_interpreter(model, threads: int | None = None, delegate: str | None = N
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         if "edgetpu-custom-op" in str(e):
             raise EdgeError(f"{name} is compiled for the Edge TPU: run it with --delegate edgetpu") from None
-        raise EdgeError(f"{name} is not a usable TFLite model ({first}): re-export it or check the file") from None
+        raise UnusableModel(name, first) from None
     return interpreter
+
+
+class UnusableModel(EdgeError):
+    """A model the interpreter will not prepare; `reason`: the interpreter's own words."""
+
+    def __init__(self, name: str, reason: str):
+        super().__init__(f"{name} is not a usable TFLite model ({reason}): re-export it or check the file")
+        self.reason = reason
 
 
 def pick_delegate(model_name: str, delegate: str | None) -> str | None:

@@ -75,7 +75,7 @@ def held(db) -> dict:
         "all": list(store.all_reports(db)),
         "frames": [store.device_frames(db, "pi-1", state) for state in store.FRAME_STATES],
         "counts": store.frame_counts(db, "pi-1"),
-        "labelled": list(store.labelled_frames(db)),
+        "labelled": list(store.frame_files(db)),
         "versions": releases.versions(db),
         "model": releases.read_range(db, blob[0], 0, blob[1]),
         "rollouts": rollouts_store.rollouts(db),

@@ -47,7 +47,7 @@ def export_frames(db_path, out, device: str | None = None, unlabelled: bool = Fa
     skipped: list[dict] = []
     try:
         partial.mkdir(parents=True)
-        for frame_id, name, label, meta, jpeg in store.labelled_frames(db, device):
+        for frame_id, name, label, meta, jpeg in store.frame_files(db, device):
             folder = folder_name(label)
             if not _write(partial / folder, frame_id, jpeg, label, skipped):
                 continue
@@ -59,7 +59,7 @@ def export_frames(db_path, out, device: str | None = None, unlabelled: bool = Fa
             devices.add(name)
             models.add(meta["model_sha256"])
         new_frames = 0
-        for frame_id, name, _, _, jpeg in store.labelled_frames(db, device, "new") if unlabelled else ():
+        for frame_id, name, _, _, jpeg in store.frame_files(db, device, "new") if unlabelled else ():
             if _write(partial / UNLABELLED, frame_id, jpeg, None, skipped):
                 new_frames += 1
                 devices.add(name)

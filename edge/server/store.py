@@ -567,9 +567,9 @@ def frame_jpeg(db, frame_id: str) -> tuple[str, bytes] | None:
     return db.execute("SELECT device, jpeg FROM frames WHERE id = ?", (frame_id,)).fetchone()
 
 
-def labelled_frames(db, device: str | None = None, state: str = "labelled"):
-    """(id, device, label, meta, JPEG) of every labelled frame (or `device`'s), in the order they came; or of
-    another FRAME_STATES state's ("new": neither labelled nor discarded, label None)."""
+def frame_files(db, device: str | None = None, state: str = "labelled"):
+    """(id, device, label, meta, JPEG) of every frame in `state` (FRAME_STATES: "labelled", or "new", neither
+    labelled nor discarded, label None), or `device`'s, in the order they came."""
     for frame_id, name, label, meta, jpeg in database.stream(
         db,
         f"SELECT id, device, label, meta, jpeg FROM frames WHERE {FRAME_STATES[state]} AND (CAST(? AS TEXT) IS NULL "
