@@ -349,7 +349,11 @@ def check(
     return metrics, tflite_scores
 
 
-REFERENCES = {"keras": "the Keras model's", "float32": "the float model's"}  # what a file's accuracy is held to
+REFERENCES = {
+    "keras": "the Keras model's",
+    "float32": "the float model's",
+    "pytorch": "PyTorch's",
+}  # what a file's accuracy is held to
 
 
 def compare(

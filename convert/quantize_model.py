@@ -5,6 +5,7 @@ The budget is measured on --data against the float model itself. Calibration tak
 --data, or of the images under --calibration.
 """
 
+import hashlib
 import time
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
@@ -42,6 +43,7 @@ from edge.converter.selective import (
 )
 from edge.devices.profiles import IMX500_CONVERTER, check_model, get_profile
 from edge.errors import EdgeError, OptionError, choose, whole
+from edge.eval.fingerprint import fingerprint
 from edge.folders import DATA_REQUIRED, scan
 from edge.images import is_image_file
 from edge.interpreter import input_size, io_facts, make_interpreter, op_precisions
@@ -200,6 +202,7 @@ def quantize_model(options: QuantizeOptions, log: Log | None = None) -> Quantize
         "device": opts.device,
         "edgetpu": edgetpu or None,
         "metrics": metrics,
+        "fingerprint": fingerprint(search.scores, source.labels, hashlib.sha256(search.model).hexdigest()),  # drift
         "warnings": warnings,
         "quantized_from": {
             "model": str(source.path),

@@ -13,7 +13,7 @@ install has them. Each command's result is typed (edge.results), and its to_json
 from edge.errors import EdgeError, OptionError
 from edge.layers import host_only
 from edge.options import python_names
-from edge.results import BenchResult, ConvertResult, DemoResult, QuantizeResult, RunResult
+from edge.results import BenchResult, ConvertResult, DemoResult, ImportResult, QuantizeResult, RunResult
 from edge.version import VERSION as __version__
 
 
@@ -58,6 +58,27 @@ def quantize(model=None, data=None, out=None, log=None, options=None, **keywords
         return quantize_model(
             made(QuantizeOptions, options, {"model": model, "data": data, "out": out, **keywords}, "edge quantize"), log
         )
+
+
+def import_model(model=None, labels=None, data=None, out=None, log=None, options=None, **keywords) -> ImportResult:
+    """Bring a classifier trained in PyTorch (an exported program .pt2, or TorchScript) into a bundle at `out`:
+    its preprocessing inside the graph, checked against PyTorch on the labelled images in `data` (class names in
+    output order in `labels`); with quantize="int8", quantized within `max_drop`. `options`: an
+    `edge.converter.import_model.ImportOptions`, or else its fields as keywords, as `edge import` names them.
+    Returns the summary, an ImportResult."""
+    from importlib.util import find_spec
+
+    from edge.options import made
+
+    with host_only("edge import", "import"):
+        for package in ("torch", "litert_torch"):  # named now, with the extra that brings them; imported when used
+            if find_spec(package) is None:
+                raise ModuleNotFoundError(name=package)
+        from edge.converter.import_model import ImportOptions
+        from edge.converter.import_model import import_model as run
+    given = {"model": model, "labels": labels, "data": data, "out": out, **keywords}
+    with python_names(ImportOptions, "model", "labels", "data", "out"):
+        return run(made(ImportOptions, options, given, "edge import"), log)
 
 
 def demo(out="edge-demo", log=None) -> DemoResult:

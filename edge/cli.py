@@ -161,6 +161,7 @@ JSON = click.option(
 DATA = click.option("--data", type=click.Path(path_type=Path), help="Folder with one sub-folder of images per class.")
 CONVERT = "edge.converter.options:ConvertOptions"
 QUANTIZE = "edge.converter.quantize_model:QuantizeOptions"
+IMPORT = "edge.converter.import_model:ImportOptions"
 # ConvertOptions' fields that train a model: edge convert's, and edge bench's for --model.
 TRAINING = (
     "model",
@@ -251,6 +252,20 @@ def quantize(ctx, model, json_to, plot, **options):
     if plot:
         save_error_plot(result, plot)
     emit(result, json_to, render.quantize_text)
+
+
+@cli.command("import")
+@click.argument("model", type=click.Path(path_type=Path))
+@DATA
+@options_of(IMPORT)
+@JSON
+@click.pass_context
+def import_command(ctx, model, json_to, **options):
+    """Bring a classifier trained in PyTorch (an exported program .pt2, or TorchScript) into a bundle: its
+    preprocessing inside the graph, checked against PyTorch on --data; with --quantize int8, quantized within
+    --max-drop as edge quantize does."""
+    json_destination(json_to)
+    emit(edge.import_model(model, log=Log(), **given(ctx, options)), json_to, render.import_text)
 
 
 @cli.command()

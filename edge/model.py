@@ -78,7 +78,7 @@ def _locate(path: Path, labels, input_range, delegate) -> tuple[Path, list[str] 
     if not path.is_file():
         raise ModelError(f"model {path} does not exist: give a bundle folder (with {MANIFEST}) or a .tflite file")
     _check_tflite_file(path)
-    lo, hi = _range(input_range) if input_range is not None else (0.0, 255.0)
+    lo, hi = parse_range(input_range) if input_range is not None else (0.0, 255.0)
     if not lo < hi:
         raise OptionError(f"--input-range {lo},{hi}: the low end must be below the high end (e.g. -1,1 or 0,1)")
     return path, read_labels(labels) if labels is not None else None, (float(lo), float(hi)), "tflite"
@@ -142,7 +142,7 @@ def read_labels(path) -> list[str]:
     return lines
 
 
-def _range(value) -> tuple[float, float]:
+def parse_range(value) -> tuple[float, float]:
     """--input-range as two finite numbers, from "LO,HI" or a pair."""
     try:
         lo, hi = (float(part) for part in (value.split(",") if isinstance(value, str) else value))

@@ -10,6 +10,7 @@ from edge.results import (
     ConvertResult,
     DemoResult,
     EvalResult,
+    ImportResult,
     Metrics,
     QuantizeResult,
     RunResult,
@@ -365,6 +366,35 @@ def quantize_text(s: QuantizeResult) -> str:
     ]
     lines += warning_lines(s)
     return "\n".join(lines)
+
+
+def import_text(s: ImportResult) -> str:
+    """`edge import`: the bundle, what was put in its graph, how closely it follows PyTorch; for int8, its
+    accuracy against the float file's and how the budget was kept."""
+    m, q, b, i = s.metrics, s.quantization, s.backbone, s.imported_from
+    p, a = i["preprocessing"], i["agreement"]
+    size = b["input_size"] if isinstance(b["input_size"], int) else "x".join(map(str, b["input_size"]))
+    converted = f"{i['converter']['name']} {i['converter']['litert_torch']}, torch {i['converter']['torch']}"
+    lines = [
+        f"bundle     {s.bundle}",
+        f"model      {b['name']} {size}px, {q['mode']} (io {q['io_type']}), {s.model['bytes']:,} bytes, "
+        f"from {i['model']} ({i['form']}, {i['layout']}; {converted})",
+        f"inside     {b['preprocessing'].removeprefix('inside the model: ')}"
+        + ("; softmax added (it gives logits)" if p["softmax_added"] else ""),
+        f"pytorch    top-1 agreement {a['top1']:.4f} on {a['images']} images, largest score difference "
+        f"{a['max_difference']:.2g}",
+        "",
+    ]
+    if s.quantized_from:
+        lines += [
+            against(m, f"{m['n']} images", "float32", "int8"),
+            f"agreement  {m['agreement']:.4f} with the float file",
+            *budget_lines(q["budget"]),
+        ]
+    else:
+        lines.append(against(m, f"{m['n']} images", "pytorch", "tflite float32"))
+    lines.append(f"time       {i['seconds'] + (s.quantized_from or {}).get('seconds', 0):.1f} s")
+    return "\n".join(lines + warning_lines(s))
 
 
 def demo_text(r: DemoResult) -> str:

@@ -136,8 +136,20 @@ class ConvertResult(BundleResult):
 class QuantizeResult(BundleResult):
     """`edge quantize`: the bundle quantized from a float model, and the error of each operation."""
 
+    fingerprint: dict
     quantized_from: dict
     per_operation: list[dict]
+
+
+@dataclass(frozen=True, kw_only=True)
+class ImportResult(BundleResult):
+    """`edge import`: a model trained elsewhere (PyTorch), converted and checked against it; with --quantize int8,
+    then quantized as `edge quantize` does."""
+
+    fingerprint: dict
+    imported_from: dict  # the source file, its converter, the preprocessing put in the graph, the agreement
+    quantized_from: dict | None = sometimes()
+    per_operation: list[dict] | None = sometimes()
 
 
 @dataclass(frozen=True, kw_only=True)

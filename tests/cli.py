@@ -26,12 +26,19 @@ def edge_cli(*args, cwd=None):
 
 def edge_cli_without_tensorflow(*args):
     """`edge ...` in a process where importing TensorFlow, Keras or tfmot fails, as on a device install."""
+    # Found, as a module with no file that fails to load: importing it fails as a missing one does, and a probe
+    # by importlib.util.find_spec (PyTorch's, listing libraries) gets no origin, as where it is absent.
     code = (
-        "import importlib.abc, sys\n"
+        "import importlib.abc, importlib.machinery, sys\n"
+        "class Absent(importlib.abc.Loader):\n"
+        "    def create_module(self, spec):\n"
+        "        raise ModuleNotFoundError(f'No module named {spec.name!r}', name=spec.name)\n"
+        "    def exec_module(self, module):\n"
+        "        pass\n"
         "class NoTensorFlow(importlib.abc.MetaPathFinder):\n"
         "    def find_spec(self, name, path=None, target=None):\n"
         "        if name.split('.')[0] in ('tensorflow', 'tf_keras', 'keras', 'tensorflow_model_optimization'):\n"
-        "            raise ImportError('no TensorFlow on this device')\n"
+        "            return importlib.machinery.ModuleSpec(name, Absent())\n"
         "sys.meta_path.insert(0, NoTensorFlow())\n"
         f"sys.argv = ['edge', *{[str(a) for a in args]!r}]\n"
         "from edge.cli import main\n"

@@ -54,6 +54,9 @@ def test_cli_quantizes_a_bare_tflite_within_budget_without_tensorflow(cnn_files,
     # the bundle runs as any other: edge eval on the device path gets the accuracy the manifest records
     report = edge.evaluate(out, digits).report
     assert report.accuracy == pytest.approx(summary["metrics"]["tflite"]["accuracy"])
+    # and it carries the fingerprint of its own scores on --data, for drift on a device
+    fingerprint = read_bundle(out).manifest["fingerprint"]
+    assert fingerprint["model_sha256"] == summary["model"]["sha256"] and fingerprint["n"] == summary["metrics"]["n"]
 
 
 def test_over_budget_writes_nothing_unless_accepted(cnn_files, digits, tmp_path):
