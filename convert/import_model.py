@@ -29,7 +29,7 @@ from edge.converter.options import (
 from edge.converter.pipeline import compare, settings
 from edge.converter.quantize_model import QuantizeOptions, quantize_model, read_images
 from edge.converter.selective import scores_of
-from edge.devices.profiles import check_model, get_profile
+from edge.devices.profiles import IMX500_CONVERTER, check_model, get_profile
 from edge.errors import EdgeError, ModelError, OptionError, choose
 from edge.eval.fingerprint import fingerprint
 from edge.folders import DATA_REQUIRED, scan
@@ -111,6 +111,12 @@ def decided(opts: ImportOptions) -> dict:
     if opts.out is None:
         raise OptionError("--out is required: the bundle folder to write")
     quantize = choose("--quantize", opts.quantize, QUANTIZE)
+    if opts.device and get_profile(opts.device).compiler == IMX500_CONVERTER:
+        raise OptionError(
+            f"--device {opts.device}: the AI Camera's converter (Sony's) takes Keras models only, not a PyTorch one; "
+            "run it on the Pi's CPU (--device rpi5) or train a Keras backbone with edge convert --device "
+            f"{opts.device}"
+        )
     if quantize == "int8":
         opts.int8(Path(opts.out))  # edge quantize's own checks of the options it is given
     elif opts.device:

@@ -80,6 +80,10 @@ def test_cli_imports_quantizes_within_budget_and_eval_agrees_on_unseen_scans(tra
     assert r.returncode == 0, r.stderr
     int8 = json.loads(r.stdout)["accuracy"]
     assert torch_accuracy(trained["model"], scans["test"]) - int8 <= 0.02
+    # and a device runs it as any bundle: frames of one class, scored against their truth, drift watched
+    run = edge.run(out, scans["test"] / "3", truth="3")
+    assert run.frames == len(list((scans["test"] / "3").iterdir())) and run.accuracy > 0.8
+    assert run.drift is not None
 
 
 def test_torchscript_needs_its_size_and_its_bundle_takes_pixels_as_pytorch_after_the_preprocessing(
@@ -134,6 +138,7 @@ def test_a_dynamic_size_takes_input_size(trained, scans, tmp_path):
         ("quantize", "unknown quantize 'int9': did you mean int8"),
         ("coral_float", "coral-usb runs only full int8 with uint8 IO: add quantize int8"),
         ("io_type", "io_type is for quantize=int8"),
+        ("ai_camera", "the AI Camera's converter \\(Sony's\\) takes Keras models only, not a PyTorch one"),
         ("no_labels", "labels is required"),
     ],
 )
@@ -158,6 +163,8 @@ def test_bad_input_is_refused_before_anything_is_written(case, message, trained,
         args["quantize"] = "int9"
     elif case == "coral_float":
         args["device"] = "coral-usb"
+    elif case == "ai_camera":
+        args.update(device="rpi-ai-camera", quantize="int8")
     elif case == "io_type":
         args["io_type"] = "uint8"
     elif case == "no_labels":
