@@ -124,6 +124,15 @@ def test_a_dynamic_size_takes_input_size(trained, scans, tmp_path):
         edge.import_model(trained["program"], trained["labels"], scans["val"], tmp_path / "no", input_size=40)
 
 
+def test_a_model_giving_probabilities_gets_no_second_softmax(trained, scans, tmp_path):
+    probabilities = torch.nn.Sequential(trained["model"], torch.nn.Softmax(1)).eval()
+    model = torch_models.save_program(probabilities, tmp_path / "softmax.pt2")
+    result = edge.import_model(model, trained["labels"], scans["val"], tmp_path / "b")
+    assert not result.imported_from["preprocessing"]["softmax_added"]
+    assert result.imported_from["agreement"]["max_difference"] < 1e-4  # a second softmax would flatten the scores
+    assert result.metrics["pytorch"]["accuracy"] == result.metrics["tflite"]["accuracy"] > 0.9
+
+
 @pytest.mark.parametrize(
     "case, message",
     [

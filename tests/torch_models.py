@@ -32,19 +32,23 @@ def classifier(classes: int):
     ).to(torch.float32)
 
 
-def train(folder: Path, size: int = 32, epochs: int = 12, seed: int = 0):
-    """A classifier trained in PyTorch on `folder` (one sub-folder a class) at size x size, normalised with ImageNet's
-    mean and std on 0..1, NCHW as PyTorch has it; returns (the model in eval mode, its class names)."""
+def tensors(folder: Path, size: int = 32):
+    """Every image of `folder` (one sub-folder a class) as PyTorch takes it here: 0..1, normalised with ImageNet's
+    mean and std, NCHW; their labels; the class names."""
     import torch
 
-    torch.manual_seed(seed)
-    torch.set_num_threads(1)  # the suite's other worker times latencies on the second core
     found = scan(folder)
     images, kept, _ = load_images(found.paths, size)
     x = (torch.from_numpy(images).float() / 255 - torch.tensor(MEAN)) / torch.tensor(STD)
-    x = x.permute(0, 3, 1, 2).contiguous()
     y = torch.from_numpy(np.asarray(found.labels)[kept]).long()
-    model = classifier(len(found.classes))
+    return x.permute(0, 3, 1, 2).contiguous(), y, found.classes
+
+
+def fit(model, x, y, epochs: int, seed: int = 0):
+    """`model` trained on (x, y) with Adam, batches of 32; returned in eval mode."""
+    import torch
+
+    torch.manual_seed(seed)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     for _ in range(epochs):
         model.train()
@@ -52,7 +56,18 @@ def train(folder: Path, size: int = 32, epochs: int = 12, seed: int = 0):
             optimizer.zero_grad()
             torch.nn.functional.cross_entropy(model(x[batch]), y[batch]).backward()
             optimizer.step()
-    return model.eval(), found.classes
+    return model.eval()
+
+
+def train(folder: Path, size: int = 32, epochs: int = 12, seed: int = 0):
+    """The classifier trained in PyTorch on `folder` at size x size; returns (the model in eval mode, its class
+    names)."""
+    import torch
+
+    torch.set_num_threads(1)  # the suite's other worker times latencies on the second core
+    x, y, classes = tensors(folder, size)
+    torch.manual_seed(seed)
+    return fit(classifier(len(classes)), x, y, epochs, seed), classes
 
 
 def save_program(model, path: Path, size: int = 32, dynamic: bool = False) -> Path:
