@@ -1,12 +1,13 @@
-"""`edge import`: a classifier trained elsewhere (PyTorch) to an edge bundle.
+"""`edge import`: a classifier trained elsewhere (PyTorch, or any as ONNX) to an edge bundle.
 
 Its preprocessing (size, --input-range, --mean, --std, colour order, layout) goes inside the exported graph, so
-the bundle takes RGB pixels 0..255 as every edge bundle does; the float file is checked against PyTorch on the
---data images (top-1 agreement and the largest score difference, refused under AGREEMENT); with --quantize int8
+the bundle takes RGB pixels 0..255 as every edge bundle does; the float file is checked against its own framework
+on the --data images (top-1 agreement and the largest score difference, refused under AGREEMENT); with --quantize int8
 the float file is the start of the accuracy budget `edge quantize` keeps.
 """
 
 import hashlib
+import importlib
 import math
 import shutil
 import tempfile
@@ -40,7 +41,7 @@ from edge.progress import Log
 from edge.results import ImportResult
 from edge.version import made_by
 
-AGREEMENT = 0.995  # top-1 agreement with PyTorch on --data below which the converted file is refused
+AGREEMENT = 0.995  # top-1 agreement with the source framework on --data below which the file is refused
 QUANTIZE = ("float32", "int8")
 IMAGENET_MEAN, IMAGENET_STD = "0.485,0.456,0.406", "0.229,0.224,0.225"  # timm's and torchvision's, on 0..1
 SUM_SLACK = 1e-3  # outputs in [0, 1] summing to 1 within this are probabilities already: no softmax added
@@ -50,7 +51,7 @@ SUM_SLACK = 1e-3  # outputs in [0, 1] summing to 1 within this are probabilities
 class ImportOptions:
     """The options of `edge import` (and edge.import_model); `resolved()` parses them."""
 
-    model: Path | None = None  # an exported program (.pt2) or TorchScript file: edge import's argument
+    model: Path | None = None  # an exported program (.pt2), TorchScript or ONNX file: edge import's argument
     data: Path | None = None  # one sub-folder of images per class, named as --labels: the images it is checked on
     labels: Path | None = option(None, "Class names, one a line, in the order of the model's outputs (required).")
     out: Path | None = option(None, "Bundle folder to write (required).")
@@ -103,7 +104,7 @@ class ImportOptions:
 def decided(opts: ImportOptions) -> dict:
     """Each option checked and parsed; raises OptionError on nonsense, before any work."""
     if opts.model is None:
-        raise OptionError("give the model: an exported program (.pt2) or a TorchScript file")
+        raise OptionError("give the model: an exported program (.pt2), a TorchScript file or an ONNX file")
     if opts.labels is None:
         raise OptionError("--labels is required: a text file of the class names, one a line, in output order")
     if opts.data is None:
@@ -113,7 +114,7 @@ def decided(opts: ImportOptions) -> dict:
     quantize = choose("--quantize", opts.quantize, QUANTIZE)
     if opts.device and get_profile(opts.device).compiler == IMX500_CONVERTER:
         raise OptionError(
-            f"--device {opts.device}: the AI Camera's converter (Sony's) takes Keras models only, not a PyTorch one; "
+            f"--device {opts.device}: the AI Camera's converter (Sony's) takes Keras models only, not an imported one; "
             "run it on the Pi's CPU (--device rpi5) or train a Keras backbone with edge convert --device "
             f"{opts.device}"
         )
@@ -169,57 +170,70 @@ def _per_channel(value, flag: str) -> tuple[float, float, float]:
     return (numbers[0], numbers[1 % len(numbers)], numbers[-1])
 
 
+@dataclass(frozen=True)
+class Route:
+    """How a kind of model file comes in: the module that loads, scores and converts it (edge.converter.torch_model
+    or onnx_model, the same functions), the framework its reference scores come from, the converter."""
+
+    module: str
+    reference: str  # a pipeline.REFERENCES name
+    title: str
+    converter: str
+
+
+ROUTES = {
+    "pytorch": Route("edge.converter.torch_model", "pytorch", "PyTorch", "litert-torch"),
+    "onnx": Route("edge.converter.onnx_model", "onnxruntime", "ONNX Runtime", "onnx2tf"),
+}
+
+
+def route_of(path: Path) -> Route:
+    """ONNX by its suffix (a protobuf has no magic number to tell it by), else PyTorch's two zip formats."""
+    return ROUTES["onnx" if path.suffix.lower() == ".onnx" else "pytorch"]
+
+
 def import_model(options: ImportOptions, log: Log | None = None) -> ImportResult:
-    """Load, wrap in the preprocessing, convert, check against PyTorch, write the bundle (quantized to int8
-    within the budget, with --quantize int8); returns its summary."""
+    """Load, wrap in the preprocessing, convert, check against the source framework, write the bundle
+    (quantized to int8 within the budget, with --quantize int8); returns its summary."""
     log = log or Log(enabled=False)
     started = time.perf_counter()
     opts = options.resolved()
     assert opts.model and opts.data and opts.out  # resolved() checked them
-    from edge.converter import torch_model
-
     labels = read_labels(opts.labels)
     if not opts.model.is_file():
-        raise ModelError(f"model {opts.model} does not exist: give an exported program (.pt2) or a TorchScript file")
+        raise ModelError(f"model {opts.model} does not exist: give an exported program (.pt2), TorchScript or .onnx")
     if opts.out.resolve() == opts.model.resolve().parent:
         raise EdgeError(f"--out {opts.out} is the folder of the model it imports: give another folder")
+    route = route_of(opts.model)
+    framework = importlib.import_module(route.module)
     log(f"loading {opts.model}")
     given_size = _size(opts.input_size)
-    source = torch_model.load(opts.model, given_size)
+    source = framework.load(opts.model, given_size)
     size = _input_size(source.size, given_size, opts.model)
-    scale, shift = _affine(opts.input_range, opts.mean, opts.std)
-    plain = torch_model.wrapped(source, scale, shift, opts.bgr, False)
-    _scores(plain, np.zeros((*size, 3), np.uint8), labels, opts.model)  # its outputs, before reading any image
+    pixels = (*_affine(opts.input_range, opts.mean, opts.std), opts.bgr)
+    _scores(framework.score(source, np.zeros((1, *size, 3), np.uint8), *pixels), labels, opts.model)  # no image yet
     folder = scan(opts.data, labels)
     images, truth, skipped = read_images(folder.paths, *size, log, folder.labels)
     if not len(images):
         raise EdgeError(
             f"{opts.data} has no readable images in its class folders: put .jpg/.png files in {opts.data}/<class name>/"
         )
-    raw = _reference(plain, images, labels, opts.model, log)
+    log(f"scoring {len(images)} images with {route.title}")
+    raw = _scores(framework.score(source, images, *pixels), labels, opts.model)
     logits = not _are_probabilities(raw)
     reference = _softmax(raw) if logits else raw
-    log("converting with litert-torch")
-    tflite = torch_model.to_tflite(torch_model.wrapped(source, scale, shift, opts.bgr, logits), size, opts.model)
+    log(f"converting with {route.converter}")
+    tflite = framework.to_tflite(source, size, *pixels, logits, images, log)
     interpreter = _runnable(tflite, opts.model)
     scores = scores_of(tflite, images, (0.0, 255.0))
-    faithful = _faithfulness(reference, scores, opts.model)
-    metrics = compare(truth, reference, scores, len(labels), opts.max_drop, "pytorch", opts.mcnemar)
-    warnings = [w for w in [_weak(metrics, labels)] if w]
     imported = {
         "model": str(opts.model),
         "sha256": hashlib.sha256(opts.model.read_bytes()).hexdigest(),
         "form": source.form,
         "layout": source.layout,
-        "converter": {"name": "litert-torch", **torch_model.versions()},
-        "preprocessing": {
-            "input_range": list(opts.input_range),
-            "mean": list(opts.mean),
-            "std": list(opts.std),
-            "order": "BGR" if opts.bgr else "RGB",
-            "softmax_added": logits,
-        },
-        "agreement": faithful,
+        "converter": {"name": route.converter, **framework.versions(source)},
+        "preprocessing": _preprocessing(opts, logits),
+        "agreement": _faithfulness(reference, scores, opts.model, route),
         "data": str(opts.data),
         "options": settings(opts),
         "images": len(truth),
@@ -227,12 +241,23 @@ def import_model(options: ImportOptions, log: Log | None = None) -> ImportResult
         "seconds": round(time.perf_counter() - started, 1),
         "host": made_by()["host"],
     }
-    manifest = _manifest(opts, labels, size, interpreter, tflite, metrics, scores, warnings, imported)
+    metrics = compare(truth, reference, scores, len(labels), opts.max_drop, route.reference, opts.mcnemar)
+    manifest = _manifest(opts, labels, size, interpreter, tflite, metrics, scores, imported)
     check_files, manifest["checks"] = make_checks(images, truth, scores)
     if opts.quantize == "float32":
         bundle = write_bundle(opts.out, tflite, manifest, files=check_files)
         return ImportResult(bundle=str(bundle.path), **bundle.manifest)
     return _quantized(opts, tflite, manifest, check_files, log)
+
+
+def _preprocessing(opts: ImportOptions, logits: bool) -> dict:
+    return {
+        "input_range": list(opts.input_range),
+        "mean": list(opts.mean),
+        "std": list(opts.std),
+        "order": "BGR" if opts.bgr else "RGB",
+        "softmax_added": logits,
+    }
 
 
 def _quantized(opts: ImportOptions, tflite: bytes, manifest: dict, check_files: dict, log: Log) -> ImportResult:
@@ -253,7 +278,7 @@ def _quantized(opts: ImportOptions, tflite: bytes, manifest: dict, check_files: 
     return ImportResult(bundle=str(bundle.path), **bundle.manifest, per_operation=result.per_operation)
 
 
-def _manifest(opts, labels, size, interpreter, tflite, metrics, scores, warnings, imported) -> dict:
+def _manifest(opts, labels, size, interpreter, tflite, metrics, scores, imported) -> dict:
     about = made_by()
     io = io_facts(interpreter)
     lo, hi = opts.input_range
@@ -287,7 +312,7 @@ def _manifest(opts, labels, size, interpreter, tflite, metrics, scores, warnings
         "edgetpu": None,
         "metrics": metrics,
         "fingerprint": fingerprint(scores, labels, hashlib.sha256(tflite).hexdigest()),  # for drift
-        "warnings": warnings,
+        "warnings": [w for w in [_weak(metrics, labels)] if w],
         "imported_from": imported,
     }
 
@@ -312,41 +337,25 @@ def _affine(input_range, mean, std) -> tuple[np.ndarray, np.ndarray]:
     return (np.float32((hi - lo) / 255.0) / std).astype(np.float32), ((np.float32(lo) - mean) / std).astype(np.float32)
 
 
-def _reference(module, images: np.ndarray, labels: list[str], path: Path, log: Log) -> np.ndarray:
-    """PyTorch's scores on every image, one at a time (an exported program may fix its batch at 1)."""
-    bar = log.bar(len(images), "scoring in PyTorch")
-    rows = []
-    for image in images:
-        rows.append(_scores(module, image, labels, path))
-        bar.update()
-    bar.finish()
-    return np.stack(rows)
-
-
-def _scores(module, image: np.ndarray, labels: list[str], path: Path) -> np.ndarray:
-    """The model's scores for one image; refuses a model whose outputs are not one score a label."""
-    from edge.converter.torch_model import outputs
-
-    try:
-        found = outputs(module, image)
-    except Exception as e:  # the model's own code failing on our input: its size, layout or dtype
-        raise ModelError(f"{path} fails on a {list(image.shape)} image in PyTorch ({str(e)[:200]})") from None
-    if len(found) != 1:
+def _scores(outputs: list[np.ndarray], labels: list[str], path: Path) -> np.ndarray:
+    """The model's scores (its outputs, images stacked); refuses a model whose outputs are not one score a label."""
+    if len(outputs) != 1:
         raise ModelError(
-            f"{path} gives {len(found)} outputs: edge imports a classifier, with one output of a score per class"
+            f"{path} gives {len(outputs)} outputs: edge imports a classifier, with one output of a score per class"
         )
-    scores = found[0]
-    if scores.ndim == 2 and scores.shape[0] == 1 and scores.shape[1] != len(labels):
+    scores = outputs[0]
+    shape = [1, *scores.shape[1:]]
+    if len(shape) == 2 and shape[1] != len(labels):
         raise ModelError(
-            f"{path} gives {scores.shape[1]} scores and --labels names {len(labels)} classes: give the labels "
+            f"{path} gives {shape[1]} scores and --labels names {len(labels)} classes: give the labels "
             "file of this model, one class a line in the order of its outputs"
         )
-    if scores.shape != (1, len(labels)):
+    if len(shape) != 2:
         raise ModelError(
-            f"{path} gives an output of shape {list(scores.shape)}: edge imports a classifier, whose output is "
+            f"{path} gives an output of shape {shape}: edge imports a classifier, whose output is "
             "[1, classes] (one score a class); a detector or segmenter is not one"
         )
-    return scores[0]
+    return scores
 
 
 def _are_probabilities(scores: np.ndarray) -> bool:
@@ -389,19 +398,20 @@ def _weak(metrics: dict, labels: list[str]) -> str | None:
     )
 
 
-def _faithfulness(reference: np.ndarray, scores: np.ndarray, path: Path) -> dict:
-    """How closely the float file follows PyTorch: refused under AGREEMENT top-1."""
+def _faithfulness(reference: np.ndarray, scores: np.ndarray, path: Path, route: Route) -> dict:
+    """How closely the float file follows the source framework: refused under AGREEMENT top-1."""
     agree = reference.argmax(1) == scores.argmax(1)
-    found = {
-        "images": int(len(agree)),
-        "top1": float(agree.mean()),
-        "max_difference": float(np.abs(reference - scores).max()),
+    top1, difference = float(agree.mean()), float(np.abs(reference - scores).max())
+    if top1 < AGREEMENT:
+        raise EdgeError(
+            f"the converted file disagrees with {route.title} on {int((~agree).sum())} of {len(agree)} images "
+            f"(top-1 agreement {top1:.4f}, under {AGREEMENT}; largest score difference "
+            f"{difference:.3g}): {route.converter} did not convert {path} faithfully; nothing written"
+        )
+    return {
+        "with": route.title,
+        "images": len(agree),
+        "top1": top1,
+        "max_difference": difference,
         "required": AGREEMENT,
     }
-    if found["top1"] < AGREEMENT:
-        raise EdgeError(
-            f"the converted file disagrees with PyTorch on {int((~agree).sum())} of {len(agree)} images (top-1 "
-            f"agreement {found['top1']:.4f}, under {AGREEMENT}; largest score difference "
-            f"{found['max_difference']:.3g}): litert-torch did not convert {path} faithfully; nothing written"
-        )
-    return found

@@ -133,22 +133,33 @@ def wrapped(source: TorchSource, scale: np.ndarray, shift: np.ndarray, bgr: bool
     return Preprocessed()
 
 
-def outputs(module, image: np.ndarray) -> list[np.ndarray]:
-    """What `module` (a `wrapped` one) gives for one uint8 RGB image: its outputs, as many as it has."""
+def score(source: TorchSource, images: np.ndarray, scale, shift, bgr: bool) -> list[np.ndarray]:
+    """PyTorch's outputs for `images` (uint8 RGB) behind the preprocessing, one image at a time (an exported
+    program may fix its batch at 1): one array per output, images stacked."""
     import torch
 
+    module = wrapped(source, scale, shift, bgr, False)
+    rows = []
     with torch.no_grad():
-        found = module(torch.from_numpy(image[None].astype(np.float32)))
-    if isinstance(found, dict):
-        found = list(found.values())
-    found = found if isinstance(found, (list, tuple)) else [found]
-    return [np.asarray(o.detach().numpy() if hasattr(o, "detach") else o, dtype=np.float32) for o in found]
+        for image in images:
+            try:
+                found = module(torch.from_numpy(image[None].astype(np.float32)))
+            except Exception as e:  # the model's own code failing on our input: its size, layout or dtype
+                raise ModelError(
+                    f"PyTorch cannot run the model on a {list(image.shape)} image ({_first_line(e)})"
+                ) from None
+            found = list(found.values()) if isinstance(found, dict) else found
+            found = found if isinstance(found, (list, tuple)) else [found]
+            rows.append([np.asarray(o.detach().numpy() if hasattr(o, "detach") else o, np.float32)[0] for o in found])
+    return [np.stack(column) for column in zip(*rows, strict=True)]
 
 
-def to_tflite(module, size: tuple[int, int], path: Path) -> bytes:
-    """A float TFLite file of `module` (a `wrapped` one) at `size`, by litert-torch."""
+def to_tflite(source: TorchSource, size, scale, shift, bgr: bool, softmax: bool, images: np.ndarray, log) -> bytes:
+    """A float TFLite file of the model behind the preprocessing (and a softmax) at `size`, by litert-torch (which
+    needs no `images`: onnx2tf does)."""
     import torch
 
+    module = wrapped(source, scale, shift, bgr, softmax)
     with hushed():
         import litert_torch
 
@@ -160,11 +171,11 @@ def to_tflite(module, size: tuple[int, int], path: Path) -> bytes:
                 return file.read_bytes()
         except Exception as e:
             raise EdgeError(
-                f"litert-torch cannot convert {path} ({_first_line(e)}): its operations are not all ones LiteRT has"
+                f"litert-torch cannot convert the model ({_first_line(e)}): its operations are not all ones LiteRT has"
             ) from None
 
 
-def versions() -> dict:
+def versions(source: TorchSource) -> dict:
     """The converter's and PyTorch's versions, for the manifest."""
     from importlib.metadata import version
 

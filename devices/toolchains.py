@@ -1,8 +1,10 @@
-"""Toolchains: a device's converter that cannot share edge's host environment, each in its own venv.
+"""Toolchains: a converter that cannot share edge's host environment, each in its own venv.
 
 Sony's IMX500 converter pins TensorFlow < 2.16, numpy < 2 and Python < 3.12, where edge's host runs TensorFlow
-2.16+ and numpy 2. So it gets a venv of its own (`edge devices toolchain install imx500`), and edge runs scripts
-in it as subprocesses, exchanging files: nothing of it is imported into edge's process, nothing of edge's into it.
+2.16+ and numpy 2; onnx2tf (`edge import` of an ONNX file) pins TensorFlow 2.19 and numpy 1.26, and every other
+package it needs, exactly. So each gets a venv of its own (`edge devices toolchain install imx500`), and edge runs
+scripts in it as subprocesses, exchanging files: nothing of it is imported into edge's process, nothing of edge's
+into it.
 
 A venv is built in a hidden folder beside its place, and renamed there once pip has finished and the marker file
 is written: a half-built one is never taken for installed. Venvs are not relocatable, so before the rename the
@@ -54,6 +56,17 @@ TOOLCHAINS = {
             ("model_compression_toolkit", "edgemdt_tpc", "tensorflow"),
             ("imxconv-tf",),
             2.3,
+        ),
+        Toolchain(
+            "onnx2tf",
+            "ONNX to TFLite (edge import of .onnx files): onnx2tf, ONNX Runtime, TensorFlow 2.19",
+            "onnx2tf==1.29.24",
+            "3.11",
+            None,
+            "",
+            ("onnx2tf", "onnxruntime", "onnx", "tensorflow"),
+            ("onnx2tf",),
+            2.4,
         ),
     )
 }
@@ -244,7 +257,10 @@ def _versions(venv: Path) -> dict:
         listed = {p["name"].lower().replace("_", "-"): p["version"] for p in json.loads(r.stdout)}
     except ValueError:
         return {}
-    wanted = ("tensorflow", "numpy", "model-compression-toolkit", "imx500-converter", "edge-mdt-tpc", "edge-mdt")
+    wanted = (
+        *("tensorflow", "numpy", "model-compression-toolkit", "imx500-converter", "edge-mdt-tpc", "edge-mdt"),
+        *("onnx2tf", "onnx", "onnxruntime"),
+    )
     return {name: listed[name] for name in wanted if name in listed}
 
 

@@ -61,8 +61,9 @@ def quantize(model=None, data=None, out=None, log=None, options=None, **keywords
 
 
 def import_model(model=None, labels=None, data=None, out=None, log=None, options=None, **keywords) -> ImportResult:
-    """Bring a classifier trained in PyTorch (an exported program .pt2, or TorchScript) into a bundle at `out`:
-    its preprocessing inside the graph, checked against PyTorch on the labelled images in `data` (class names in
+    """Bring a classifier trained in PyTorch (an exported program .pt2, or TorchScript) or an ONNX file into a
+    bundle at `out`: its preprocessing inside the graph, checked against PyTorch (ONNX Runtime) on the labelled
+    images in `data` (class names in
     output order in `labels`); with quantize="int8", quantized within `max_drop`. `options`: an
     `edge.converter.import_model.ImportOptions`, or else its fields as keywords, as `edge import` names them.
     Returns the summary, an ImportResult."""

@@ -261,9 +261,9 @@ def quantize(ctx, model, json_to, plot, **options):
 @JSON
 @click.pass_context
 def import_command(ctx, model, json_to, **options):
-    """Bring a classifier trained in PyTorch (an exported program .pt2, or TorchScript) into a bundle: its
-    preprocessing inside the graph, checked against PyTorch on --data; with --quantize int8, quantized within
-    --max-drop as edge quantize does."""
+    """Bring a classifier trained in PyTorch (an exported program .pt2, or TorchScript) or an ONNX file into a
+    bundle: its preprocessing inside the graph, checked against PyTorch (ONNX Runtime) on --data; with --quantize
+    int8, quantized within --max-drop as edge quantize does."""
     json_destination(json_to)
     emit(edge.import_model(model, log=Log(), **given(ctx, options)), json_to, render.import_text)
 

@@ -374,14 +374,14 @@ def import_text(s: ImportResult) -> str:
     m, q, b, i = s.metrics, s.quantization, s.backbone, s.imported_from
     p, a = i["preprocessing"], i["agreement"]
     size = b["input_size"] if isinstance(b["input_size"], int) else "x".join(map(str, b["input_size"]))
-    converted = f"{i['converter']['name']} {i['converter']['litert_torch']}, torch {i['converter']['torch']}"
+    converted = ", ".join(f"{name} {v}" for name, v in i["converter"].items() if name != "name")
     lines = [
         f"bundle     {s.bundle}",
         f"model      {b['name']} {size}px, {q['mode']} (io {q['io_type']}), {s.model['bytes']:,} bytes, "
         f"from {i['model']} ({i['form']}, {i['layout']}; {converted})",
         f"inside     {b['preprocessing'].removeprefix('inside the model: ')}"
         + ("; softmax added (it gives logits)" if p["softmax_added"] else ""),
-        f"pytorch    top-1 agreement {a['top1']:.4f} on {a['images']} images, largest score difference "
+        f"agreement  top-1 {a['top1']:.4f} with {a['with']} on {a['images']} images, largest score difference "
         f"{a['max_difference']:.2g}",
         "",
     ]
@@ -392,7 +392,7 @@ def import_text(s: ImportResult) -> str:
             *budget_lines(q["budget"]),
         ]
     else:
-        lines.append(against(m, f"{m['n']} images", "pytorch", "tflite float32"))
+        lines.append(against(m, f"{m['n']} images", m["reference"], "tflite float32"))
     lines.append(f"time       {i['seconds'] + (s.quantized_from or {}).get('seconds', 0):.1f} s")
     return "\n".join(lines + warning_lines(s))
 

@@ -143,7 +143,7 @@ class QuantizeResult(BundleResult):
 
 @dataclass(frozen=True, kw_only=True)
 class ImportResult(BundleResult):
-    """`edge import`: a model trained elsewhere (PyTorch), converted and checked against it; with --quantize int8,
+    """`edge import`: a model trained elsewhere (PyTorch, ONNX), converted and checked against it; with --quantize int8,
     then quantized as `edge quantize` does."""
 
     fingerprint: dict

@@ -11,6 +11,7 @@ import edge
 from edge.bundle import read_bundle
 from edge.converter.datasets import load_images
 from edge.converter.demo import write_digits
+from edge.devices.toolchains import ROOT_VARIABLE
 from edge.errors import EdgeError
 from edge.folders import scan
 from edge.model import load_model
@@ -147,7 +148,7 @@ def test_a_model_giving_probabilities_gets_no_second_softmax(trained, scans, tmp
         ("quantize", "unknown quantize 'int9': did you mean int8"),
         ("coral_float", "coral-usb runs only full int8 with uint8 IO: add quantize int8"),
         ("io_type", "io_type is for quantize=int8"),
-        ("ai_camera", "the AI Camera's converter \\(Sony's\\) takes Keras models only, not a PyTorch one"),
+        ("ai_camera", "the AI Camera's converter \\(Sony's\\) takes Keras models only, not an imported one"),
         ("no_labels", "labels is required"),
     ],
 )
@@ -189,3 +190,36 @@ def test_cli_refusal_is_one_line_exit_2(trained, scans, tmp_path):
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert r.stderr.strip().splitlines()[-1].startswith("error: ") and "detector" in r.stderr
     assert not (tmp_path / "b").exists()
+
+
+def test_an_onnx_file_without_its_toolchain_says_how_to_install_it(trained, scans, tmp_path, monkeypatch):
+    monkeypatch.setenv(ROOT_VARIABLE, str(tmp_path / "no-toolchains"))
+    model = tmp_path / "digits.onnx"
+    model.write_bytes(b"\x08\x07")  # its contents are not read: the toolchain that reads them is missing
+    r = edge_cli("import", model, "--labels", trained["labels"], "--data", scans["val"], "--out", tmp_path / "b")
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert "onnx2tf toolchain is not installed" in r.stderr and "edge devices toolchain install onnx2tf" in r.stderr
+    assert not (tmp_path / "b").exists()
+
+
+@pytest.mark.slow
+def test_onnx_exported_from_pytorch_imports_through_onnx2tf_and_agrees_with_onnx_runtime(trained, scans, tmp_path):
+    """The real toolchain: reused where $EDGE_TOOLCHAINS (or the default place) has it, else installed (2.4 GB)."""
+    pytest.importorskip("onnxscript")  # PyTorch's ONNX exporter
+    edge.install_toolchain("onnx2tf")
+    model = tmp_path / "digits.onnx"
+    torch.onnx.export(trained["model"], (torch.zeros(1, 3, 32, 32),), str(model), dynamo=True, opset_version=18)
+    result = edge.import_model(model, trained["labels"], scans["val"], tmp_path / "int8", quantize="int8",
+                               max_drop=0.02)  # fmt: skip
+    imported = result.imported_from
+    assert imported["form"] == "ONNX opset 18" and imported["converter"]["name"] == "onnx2tf"
+    assert imported["agreement"]["with"] == "ONNX Runtime" and imported["agreement"]["top1"] >= 0.995
+    assert result.quantization["mode"] == "int8" and result.quantization["budget"]["met"]
+    int8 = edge.evaluate(tmp_path / "int8", scans["test"]).report.accuracy
+    assert torch_accuracy(trained["model"], scans["test"]) - int8 <= 0.02
+
+    newer = tmp_path / "newer.onnx"  # an opset onnx2tf does not take
+    torch.onnx.export(trained["model"], (torch.zeros(1, 3, 32, 32),), str(newer), dynamo=True, opset_version=23)
+    with pytest.raises(EdgeError, match="is ONNX opset 23; onnx2tf converts opsets 7 to 22"):
+        edge.import_model(newer, trained["labels"], scans["val"], tmp_path / "no")
+    assert not (tmp_path / "no").exists()
