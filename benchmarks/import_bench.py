@@ -3,9 +3,11 @@ here in PyTorch (no pretrained weights: torchvision and timm do not import besid
 exported with torch.export and imported twice through the CLI, float32 and int8 within a 0.02 budget. For each:
 which TFLite operations the float file holds, its size, its agreement with PyTorch, the int8 search's verdict,
 accuracy on unseen scans, and p50 latency against our own MobileNetV2 (`edge convert`, int8) at the same input
-size, all timed in one `edge bench` run on this CPU.
+size, all timed in one `edge bench` run on this CPU. With --onnx, each is also exported to ONNX (opset 18) and
+imported through onnx2tf (its toolchain: `edge devices toolchain install onnx2tf`): the two routes side by side.
 
     python benchmarks/import_bench.py                 # ~5 min on 2 idle cores (12 beside the test suite)
+    python benchmarks/import_bench.py --onnx          # and the ONNX route, against ONNX Runtime
     python benchmarks/import_bench.py --epochs 2      # quicker, weaker models
 
 Data: scikit-learn's real digit scans (0-3) at 96 px: 100 a digit train (PyTorch, and MobileNetV2), the next
@@ -204,9 +206,14 @@ def train(name: str, train_dir: Path, test_dir: Path, epochs: int, seed: int = 0
 
 
 def export(model, path: Path) -> Path:
+    """An exported program (.pt2: litert-torch's route) or an ONNX file (.onnx, opset 18: onnx2tf's)."""
     import torch
 
-    torch.export.save(torch.export.export(model.eval(), (torch.zeros(1, 3, SIZE, SIZE),)), str(path))
+    sample = (torch.zeros(1, 3, SIZE, SIZE),)
+    if path.suffix == ".onnx":
+        torch.onnx.export(model.eval(), sample, str(path), dynamo=True, opset_version=18)
+    else:
+        torch.export.save(torch.export.export(model.eval(), sample), str(path))
     return path
 
 
@@ -330,6 +337,11 @@ def main() -> None:
     parser.add_argument("--models", default=",".join(MODELS))
     parser.add_argument("--keep", type=Path, help="work in this folder and keep it (bundles, .pt2 files)")
     parser.add_argument("--json", type=Path, help="also write the numbers here")
+    parser.add_argument(
+        "--onnx",
+        action="store_true",
+        help="also export each model to ONNX and import it through onnx2tf (its toolchain)",
+    )
     args = parser.parse_args()
 
     from edge.converter.demo import write_digits
@@ -356,8 +368,11 @@ def main() -> None:
             f"{trained['torch_test_accuracy']:.4f}",
             flush=True,
         )
-        program = export(trained.pop("model"), work / f"{name}.pt2")
-        rows.append({"name": name, "base": False, **trained, **imported(name, program, labels, val_dir, work)})
+        model = trained.pop("model")
+        for suffix, route in ((".pt2", "litert-torch"), (".onnx", "onnx2tf"))[: 2 if args.onnx else 1]:
+            program = export(model, work / f"{name}{suffix}")
+            found = imported(f"{name}{suffix.replace('.', '-')}", program, labels, val_dir, work)
+            rows.append({"name": f"{name} ({suffix}, {route})", "base": False, **trained, **found})
 
     print(f"mobilenetv2 (baseline): edge convert, {args.epochs} epochs, int8", flush=True)
     base_bundle = work / "mobilenetv2-int8"
