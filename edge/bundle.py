@@ -189,8 +189,10 @@ MAX_COUNT = 10**12  # a fingerprint's counts are of images: far below, and withi
 
 
 def _is_name(value) -> bool:
-    """A file name in the bundle folder itself: no path, so a manifest cannot point the device elsewhere."""
-    return isinstance(value, str) and value not in ("", ".", "..") and not re.search(r"[/\\\x00]", value)
+    """A file name in the bundle folder itself: no path, so a manifest cannot point the device elsewhere; one line of
+    text (no control characters: a newline would split the one-line error naming it; no lone surrogates, which no
+    file system encodes)."""
+    return _is_label(value) and value not in (".", "..") and not re.search(r"[/\\]", value)
 
 
 def _is_label(value) -> bool:

@@ -78,6 +78,8 @@ def write(bundle: Path, manifest) -> None:
         ("input.dtype", "complex128", "input.dtype must be 'uint8' or 'int8' or 'float32', got 'complex128'"),
         ("input.resize", None, "input.resize is missing (it must be an object)"),
         ("model.file", "../../../etc/passwd", "model.file must be a file name in the bundle folder"),
+        ("model.file", "\n", "model.file must be a file name in the bundle folder"),  # one line, as errors are
+        ("model.file", "\ud800", "model.file must be a file name in the bundle folder"),  # no file system holds it
         ("model.sha256", 7, "model.sha256 must be a sha256 (64 hex digits), got 7"),
         ("labels", "0 1 2 3", "labels must be a list of class names, each one line of text"),
         ("labels", ["0", "1\n2", "3"], "labels must be a list of class names, each one line of text"),
