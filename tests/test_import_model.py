@@ -85,6 +85,7 @@ def test_cli_imports_quantizes_within_budget_and_eval_agrees_on_unseen_scans(tra
     assert run.drift is not None
 
 
+@pytest.mark.slow  # the suite's 8 minutes: the end-to-end test above is the default one
 def test_torchscript_needs_its_size_and_its_bundle_takes_pixels_as_pytorch_after_the_preprocessing(
     trained, scans, tmp_path
 ):
@@ -112,6 +113,7 @@ def test_torchscript_needs_its_size_and_its_bundle_takes_pixels_as_pytorch_after
         np.testing.assert_allclose(found, scores, atol=1e-4)
 
 
+@pytest.mark.slow  # the suite's 8 minutes: the end-to-end test above is the default one
 def test_a_dynamic_size_takes_input_size(trained, scans, tmp_path):
     dynamic = torch_models.save_program(trained["model"], tmp_path / "any.pt2", dynamic=True)
     with pytest.raises(EdgeError, match="takes images of any size: give the one it was trained at with input_size"):
@@ -123,6 +125,7 @@ def test_a_dynamic_size_takes_input_size(trained, scans, tmp_path):
         edge.import_model(trained["program"], trained["labels"], scans["val"], tmp_path / "no", input_size=40)
 
 
+@pytest.mark.slow  # the suite's 8 minutes: the end-to-end test above is the default one
 def test_a_model_giving_probabilities_gets_no_second_softmax(trained, scans, tmp_path):
     probabilities = torch.nn.Sequential(trained["model"], torch.nn.Softmax(1)).eval()
     model = torch_models.save_program(probabilities, tmp_path / "softmax.pt2")
