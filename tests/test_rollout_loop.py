@@ -54,7 +54,9 @@ def test_a_good_version_reaches_the_fleet_and_a_bad_one_is_rolled_back(e2e, digi
             )
             services[-1].start()
         assert wait_reported(server, publisher, 2)
-        quick = {"canary": 1, "watch": 4, "guard": {"min_frames": 50}}  # judged on ~100 frames, not 10 minutes
+        # judged on ~100 frames, not 10 minutes; on accuracy: two devices' sub-millisecond p50 on a CI machine's two
+        # shared cores moves 1.5x with what the other worker runs (0.64 ms before, 0.97 ms under a good version)
+        quick = {"canary": 1, "watch": 4, "guard": {"min_frames": 50, "latency_ratio": 10}}
         started = server.request("POST", "/api/v1/rollouts", {"model": "digits", "version": 2, **quick}, publisher)
         assert started[0] == 201, started
         done = wait(server, publisher, "digits", 30)
