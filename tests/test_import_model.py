@@ -35,7 +35,8 @@ def scans(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def trained(scans, tmp_path_factory):
-    """The classifier (0.94-0.95 on the test scans, seeds 0-1, as measured before the training helper was shared), saved both ways, and its labels file."""
+    """The classifier (0.94-0.95 on the test scans, seeds 0-1, measured before the training helper was shared),
+    saved both ways, and its labels file."""
     model, classes = torch_models.train(scans["train"])
     root = tmp_path_factory.mktemp("torch")
     return {
